@@ -1,0 +1,5 @@
+import sys
+
+from wfsearch.cli import main
+
+sys.exit(main())

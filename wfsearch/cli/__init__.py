@@ -1,0 +1,62 @@
+"""The ``wfsearch`` command line: one module per subcommand, each with ``register(subparsers)``.
+
+A user's mistake (`UserError`, or a `ValueError` from validating their input) prints one line and
+exits with status 2; ``--debug`` shows the traceback instead.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+# subcommand modules, in the order `wfsearch --help` lists them
+COMMANDS = [
+    "bench",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from wfsearch import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="wfsearch", description="Design-space exploration for WeightFormer-style vision backbones.")
+    parser.add_argument("--version", action="version", version=f"wfsearch {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"wfsearch.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                            format="%(levelname)s %(name)s: %(message)s")
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("wfsearch: interrupted", file=sys.stderr)
+        return 130
+    except ValueError as e:  # UserError and validation errors of user input
+        if debug:
+            raise
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"wfsearch: error: {msg}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as e:
+        if debug:
+            raise
+        print(f"wfsearch: error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

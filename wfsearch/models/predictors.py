@@ -1,0 +1,270 @@
+"""Dynamic-weight predictors: each maps the input to a weight perturbation ΔW(X) in O(N) tokens.
+
+fc1 predictors return low-rank factors ``(Φa, Φb, scale)`` with ``ΔW = scale * Φaᵀ Φb``
+(shape ``B x C_in x C_out``); dwconv predictors return a raw kernel ``ΔK`` (``B x C x k x k``).
+Normalization (`delta_norm`) and the static base ``W0`` are added by the layers in `layers.py`.
+
+Every class carries its math in its docstring and its cost in ``cost(...) -> (params, macs)``
+(multiply-accumulates of its linear maps for one image; pooling and activations are O(N·C) adds
+and are not counted, as in `torch.utils.flop_counter`).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from timm.layers import get_act_layer, trunc_normal_
+
+from .config import PREDICTORS
+
+
+# --------------------------------------------------------------------------- spatial compression
+def pool_tokens(x_BHWC: torch.Tensor, pool: int | str) -> torch.Tensor:
+    """Compress the token grid: ``s x s`` average pool (floor, as ``nn.AvgPool2d(s)``) or global mean.
+
+    Returns ``(B, M, C)`` with ``M = floor(H/s) * floor(W/s)`` (1 for ``"global"``).
+    """
+    B, H, W, C = x_BHWC.shape
+    if pool == "global":
+        return x_BHWC.mean(dim=(1, 2)).unsqueeze(1)  # (B, 1, C)
+    if pool == 1:
+        return x_BHWC.reshape(B, H * W, C)
+    x_BCHW = x_BHWC.permute(0, 3, 1, 2)
+    p_BCHW = F.avg_pool2d(x_BCHW, kernel_size=pool, stride=pool)
+    return p_BCHW.flatten(2).transpose(1, 2)  # (B, M, C)
+
+
+def pooled_count(grid: tuple[int, int], pool: int | str) -> int:
+    """M, the number of pooled tokens for a grid ``(H, W)``."""
+    if pool == "global":
+        return 1
+    return (grid[0] // pool) * (grid[1] // pool)
+
+
+def _act(name: str) -> nn.Module:
+    return get_act_layer(name)()
+
+
+# --------------------------------------------------------------------------- fc1 predictors
+class LowRankPredictor(nn.Module):
+    """Shared shape of the fc1 predictors: pooled tokens -> a fused down-projection -> two factors.
+
+    ``U = down(P)`` with ``P`` the ``M`` pooled tokens (``C_in -> C_in/r + C_out/r``, bias), split
+    into ``U_a`` (``C_in/r``) and ``U_b`` (``C_out/r``); ``Φa = f_a(U_a) @ W1`` (``W1: C_in/r x C_in``),
+    ``Φb = f_b(U_b) @ W2`` (``W2: C_out/r x C_out``); ``ΔW = Φaᵀ Φb * C_in^-0.5 / N`` with ``N`` the
+    un-pooled token count. Subclasses choose ``f_a``, ``f_b`` and the pooling.
+    """
+
+    act_a = True
+    act_b = True
+    deep = False
+
+    def __init__(self, in_features: int, out_features: int, rank_ratio: int = 4,
+                 pool: int | str = 2, act: str = "silu"):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.rank_a, self.rank_b = in_features // rank_ratio, out_features // rank_ratio
+        self.pool = pool
+        self.scale = in_features ** -0.5
+        self.down = nn.Linear(in_features, self.rank_a + self.rank_b)
+        self.act_fn = _act(act)
+        if self.deep:
+            self.hidden_a = nn.Linear(self.rank_a, self.rank_a)
+            self.hidden_b = nn.Linear(self.rank_b, self.rank_b)
+        self.w1 = nn.Parameter(torch.empty(self.rank_a, in_features))
+        self.w2 = nn.Parameter(torch.empty(self.rank_b, out_features))
+        trunc_normal_(self.w1, std=0.02)
+        trunc_normal_(self.w2, std=0.02)
+
+    def side(self, u: torch.Tensor, use_act: bool, hidden: nn.Module | None) -> torch.Tensor:
+        if use_act:
+            u = self.act_fn(u)
+        if hidden is not None:
+            u = self.act_fn(hidden(u))
+        return u
+
+    def forward(self, x_BHWC: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
+        B, H, W, _ = x_BHWC.shape
+        p_BMC = pool_tokens(x_BHWC, self.pool)
+        u_a, u_b = torch.split(self.down(p_BMC), [self.rank_a, self.rank_b], dim=-1)
+        phi_a = self.side(u_a, self.act_a, getattr(self, "hidden_a", None)) @ self.w1  # (B, M, C_in)
+        phi_b = self.side(u_b, self.act_b, getattr(self, "hidden_b", None)) @ self.w2  # (B, M, C_out)
+        return phi_a, phi_b, self.factor_scale(H * W)
+
+    def factor_scale(self, n_tokens: int) -> float:
+        return self.scale / n_tokens
+
+    @classmethod
+    def cost(cls, c_in: int, c_out: int, rank_ratio: int, n_tokens: int, m_tokens: int) -> tuple[int, int]:
+        """(params, MACs): down M·C_in·(C_in/r + C_out/r), factors M·(C_in²/r + C_out²/r), ΔW M·C_in·C_out."""
+        ra, rb = c_in // rank_ratio, c_out // rank_ratio
+        params = c_in * (ra + rb) + (ra + rb) + ra * c_in + rb * c_out
+        macs = m_tokens * (c_in * (ra + rb) + ra * c_in + rb * c_out + c_in * c_out)
+        if cls.deep:
+            params += ra * ra + ra + rb * rb + rb
+            macs += m_tokens * (ra * ra + rb * rb)
+        return params, macs
+
+
+class BilateralPredictor(LowRankPredictor):
+    """bilateral (released): ``Φa = silu(U_a) W1``, ``Φb = silu(U_b) W2``, ``ΔW = Φaᵀ Φb · C_in^-½ / N``.
+
+    Pooled ``s x s`` (released: 2x2, ``M ≈ N/4``). Cost: ``M·(C_in(C_in+C_out)/r + C_in²/r + C_out²/r
+    + C_in·C_out)`` MACs, linear in N.
+    """
+
+
+class LinearPredictor(LowRankPredictor):
+    """linear: the bilateral correlation without activations, ``ΔW = (P A)ᵀ (P B) · C_in^-½ / N``
+    with ``A = down_a W1`` and ``B = down_b W2`` low-rank linear maps. Cost as bilateral."""
+
+    act_a = False
+    act_b = False
+
+
+class NonlinearPredictor(LowRankPredictor):
+    """nonlinear: an activation on one side only, ``Φa = σ(U_a) W1``, ``Φb = U_b W2``. Cost as bilateral."""
+
+    act_b = False
+
+
+class DeepPredictor(LowRankPredictor):
+    """deep: a two-layer predictor on each side before the correlation,
+    ``Φa = σ(H_a σ(U_a) + h_a) W1``, ``Φb = σ(H_b σ(U_b) + h_b) W2`` (``H_a: C_in/r x C_in/r``).
+    Cost: bilateral + ``M·((C_in/r)² + (C_out/r)²)``."""
+
+    deep = True
+
+
+class GapPredictor(LowRankPredictor):
+    """gap: ΔW from the global-average token ``m`` through a low-rank map, a rank-1 outer product
+    ``ΔW = (σ(U_a(m)) W1)ᵀ (σ(U_b(m)) W2) · C_in^-½``. ``M = 1`` (the N-token mean costs N·C adds).
+    Cost: bilateral with ``M = 1``."""
+
+    def __init__(self, in_features: int, out_features: int, rank_ratio: int = 4,
+                 pool: int | str = "global", act: str = "silu"):
+        super().__init__(in_features, out_features, rank_ratio, "global", act)
+
+    def factor_scale(self, n_tokens: int) -> float:
+        return self.scale
+
+
+FC1_PREDICTORS: dict[str, type[LowRankPredictor] | None] = {
+    "none": None,
+    "gap": GapPredictor,
+    "linear": LinearPredictor,
+    "nonlinear": NonlinearPredictor,
+    "deep": DeepPredictor,
+    "bilateral": BilateralPredictor,
+}
+
+
+# --------------------------------------------------------------------------- dwconv predictors
+def _resample_kernel(k_BCgg: torch.Tensor, k: int) -> torch.Tensor:
+    """Map a ``g x g`` map of per-tap summaries onto the ``k x k`` kernel taps (identity when g == k)."""
+    g = k_BCgg.shape[-1]
+    if g == k:
+        return k_BCgg
+    if g > k:
+        return F.adaptive_avg_pool2d(k_BCgg, k)
+    return F.interpolate(k_BCgg, size=(k, k), mode="bilinear", align_corners=True)
+
+
+class AdaptivePredictor(nn.Module):
+    """adaptive (released): adaptive-average-pool the map to ``g x g`` (one summary per tap when
+    ``g = k``), then a channel MLP ``conv1x1(C->C, bias) -> σ -> conv1x1(C->C, no bias)`` gives
+    ``ΔK`` (``B x C x k x k``; resampled to ``k x k`` when ``g != k``).
+    Cost: ``2·g²·C²`` MACs, constant in N (pooling N·C adds)."""
+
+    def __init__(self, dim: int, kernel_size: int = 3, pool: int = 3, act: str = "gelu"):
+        super().__init__()
+        self.kernel_size, self.pool = kernel_size, pool
+        self.fc1 = nn.Conv2d(dim, dim, kernel_size=1)
+        self.act = _act(act)
+        self.fc2 = nn.Conv2d(dim, dim, kernel_size=1, bias=False)
+
+    def forward(self, x_BCHW: torch.Tensor) -> torch.Tensor:
+        p_BCgg = F.adaptive_avg_pool2d(x_BCHW, self.pool)
+        return _resample_kernel(self.fc2(self.act(self.fc1(p_BCgg))), self.kernel_size)
+
+    @staticmethod
+    def cost(dim: int, kernel_size: int, pool: int) -> tuple[int, int]:
+        return 2 * dim * dim + dim, 2 * pool * pool * dim * dim
+
+
+class GapDWPredictor(nn.Module):
+    """gap: the kernel from the global-average vector through a channel MLP,
+    ``ΔK = reshape(W_2 σ(W_1 m + b_1))`` with ``W_1: C x C``, ``W_2: k²C x C``.
+    Cost: ``C² + k²·C²`` MACs, constant in N."""
+
+    def __init__(self, dim: int, kernel_size: int = 3, pool: int = 1, act: str = "gelu"):
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.fc1 = nn.Conv2d(dim, dim, kernel_size=1)
+        self.act = _act(act)
+        self.fc2 = nn.Conv2d(dim, dim * kernel_size * kernel_size, kernel_size=1, bias=False)
+
+    def forward(self, x_BCHW: torch.Tensor) -> torch.Tensor:
+        B, C = x_BCHW.shape[:2]
+        m_BC11 = x_BCHW.mean(dim=(2, 3), keepdim=True)
+        k = self.kernel_size
+        return self.fc2(self.act(self.fc1(m_BC11))).reshape(B, C, k, k)
+
+    @staticmethod
+    def cost(dim: int, kernel_size: int, pool: int) -> tuple[int, int]:
+        kk = kernel_size * kernel_size
+        return dim * dim + dim + kk * dim * dim, dim * dim + kk * dim * dim
+
+
+class AmpDirPredictor(nn.Module):
+    """ampdir: amplitude and direction predicted separately, ``ΔK_c = a_c(X) · d_c(X) / ||d_c(X)||``.
+
+    ``d`` comes from the adaptive path (``g x g`` pool, ``conv1x1 -> σ -> conv1x1``), ``a = W_a m + b_a``
+    from the global mean ``m``. Cost: ``2·g²·C² + C²`` MACs, constant in N."""
+
+    def __init__(self, dim: int, kernel_size: int = 3, pool: int = 3, act: str = "gelu"):
+        super().__init__()
+        self.direction = AdaptivePredictor(dim, kernel_size, pool, act)
+        self.amplitude = nn.Conv2d(dim, dim, kernel_size=1)
+
+    def forward(self, x_BCHW: torch.Tensor) -> torch.Tensor:
+        d_BCkk = self.direction(x_BCHW)
+        a_BC11 = self.amplitude(x_BCHW.mean(dim=(2, 3), keepdim=True))
+        unit = d_BCkk / (d_BCkk.flatten(2).norm(dim=-1)[..., None, None] + 1e-6)
+        return a_BC11 * unit
+
+    @staticmethod
+    def cost(dim: int, kernel_size: int, pool: int) -> tuple[int, int]:
+        p, m = AdaptivePredictor.cost(dim, kernel_size, pool)
+        return p + dim * dim + dim, m + dim * dim
+
+
+class ConvPredictor(nn.Module):
+    """conv: the kernel predicted by a 3x3 conv over the pooled ``g x g`` map instead of a 1x1 MLP,
+    ``ΔK = conv1x1(σ(conv3x3(pool_g(X))))``. Cost: ``9·g²·C² + g²·C²`` MACs, constant in N."""
+
+    def __init__(self, dim: int, kernel_size: int = 3, pool: int = 3, act: str = "gelu"):
+        super().__init__()
+        self.kernel_size, self.pool = kernel_size, pool
+        self.fc1 = nn.Conv2d(dim, dim, kernel_size=3, padding=1)
+        self.act = _act(act)
+        self.fc2 = nn.Conv2d(dim, dim, kernel_size=1, bias=False)
+
+    def forward(self, x_BCHW: torch.Tensor) -> torch.Tensor:
+        p_BCgg = F.adaptive_avg_pool2d(x_BCHW, self.pool)
+        return _resample_kernel(self.fc2(self.act(self.fc1(p_BCgg))), self.kernel_size)
+
+    @staticmethod
+    def cost(dim: int, kernel_size: int, pool: int) -> tuple[int, int]:
+        return 9 * dim * dim + dim + dim * dim, 10 * pool * pool * dim * dim
+
+
+DWCONV_PREDICTORS: dict[str, type[nn.Module] | None] = {
+    "none": None,
+    "gap": GapDWPredictor,
+    "adaptive": AdaptivePredictor,
+    "ampdir": AmpDirPredictor,
+    "conv": ConvPredictor,
+}
+
+assert list(FC1_PREDICTORS) == PREDICTORS["fc1"] and list(DWCONV_PREDICTORS) == PREDICTORS["dwconv"]

@@ -1,0 +1,1 @@
+"""Proxy evaluation: data sources, the proxy trainer, cost and throughput measurement."""
