@@ -36,8 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
-        logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                            format="%(levelname)s %(name)s: %(message)s")
+        level = logging.INFO if args.verbose else logging.WARNING
+        logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+        for handler in logging.getLogger().handlers:  # library loggers may log more to files, not here
+            handler.setLevel(level)
         if not getattr(args, "func", None):
             parser.print_help()
             return 2

@@ -1,0 +1,92 @@
+"""Search building blocks without Ray running: Pareto ranking, the scheduler, constraints, outcomes."""
+from __future__ import annotations
+
+import math
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from wfsearch.search.pareto import crowding_distances, hypervolume, nondominated_ranks, pareto_order
+from wfsearch.search.scheduler import ParetoSuccessiveHalving
+from wfsearch.search.searcher import StudySearcher
+from wfsearch.search.trainable import check_constraints
+
+MAXMAX = ["maximize", "maximize"]
+
+
+def test_front_matches_optuna_best_trials():
+    import random
+    rng = random.Random(0)
+    pts = [[rng.random(), rng.random() * 100] for _ in range(40)]
+    study = optuna.create_study(directions=MAXMAX)
+    for p in pts:
+        study.add_trial(optuna.trial.create_trial(values=p))
+    ours = {i for i, r in enumerate(nondominated_ranks(pts, MAXMAX)) if r == 0}
+    assert ours == {t.number for t in study.best_trials}
+
+
+def test_ranks_crowding_and_order():
+    pts = [[0.9, 10], [0.5, 50], [0.1, 90], [0.4, 40], [0.05, 5]]
+    ranks = nondominated_ranks(pts, MAXMAX)
+    assert list(ranks) == [0, 0, 0, 1, 2]
+    crowd = crowding_distances(pts[:3], MAXMAX)
+    assert math.isinf(crowd[0]) and math.isinf(crowd[2]) and 0 < crowd[1] < math.inf
+    assert pareto_order(pts, MAXMAX)[-2:] == [3, 4]
+    # minimization flips the picture
+    assert list(nondominated_ranks(pts, ["minimize", "minimize"]))[4] == 0
+
+
+def test_hypervolume_2d():
+    assert hypervolume([[1.0, 1.0]], MAXMAX, [0.0, 0.0]) == pytest.approx(1.0)
+    assert hypervolume([[1.0, 2.0], [2.0, 1.0]], MAXMAX, [0.0, 0.0]) == pytest.approx(3.0)
+    assert hypervolume([[1.0, 2.0], [0.5, 0.5]], MAXMAX, [0.0, 0.0]) == pytest.approx(2.0)
+    assert hypervolume([], MAXMAX, [0.0, 0.0]) == 0.0
+
+
+def test_scheduler_promotes_by_pareto_rank():
+    s = ParetoSuccessiveHalving(rungs=[1, 3], objectives=["accuracy", "throughput"], directions=MAXMAX,
+                                reduction_factor=2)
+    assert s.decide("a", 1, [0.5, 100])  # first at the rung always goes on
+    assert not s.decide("b", 1, [0.4, 90])  # dominated by a: bottom half
+    assert s.decide("c", 1, [0.9, 200])  # dominates everything
+    assert s.decide("d", 3, [0.1, 1])  # the last rung is the end: nothing to stop
+    assert s.stopped == {"b": 1}
+    # a non-dominated but crowded trial is kept only if the rung is large enough
+    assert s.decide("e", 1, [0.95, 50])
+
+
+def test_check_constraints():
+    cons = [{"metric": "params", "op": "<=", "value": 1e6}, {"metric": "throughput_ratio", "op": ">=", "value": 1.2}]
+    values, why = check_constraints(cons, {"params": 5e5})
+    assert values == [-0.5, 0.0] and why is None
+    values, why = check_constraints(cons, {"params": 2e6, "throughput_ratio": 1.0})
+    assert values[0] == pytest.approx(1.0) and values[1] > 0
+    assert why.startswith("params=2e+06 violates params <= 1e+06")
+    values, why = check_constraints([{"metric": "macs", "op": "<", "value": 10}], {"macs": 10})
+    assert values[0] > 0 and why
+
+
+@pytest.mark.parametrize("result,error,state,reason", [
+    ({"status": "ok", "final": True, "metrics": {"accuracy": 0.5, "throughput": 10.0}}, False, TrialState.COMPLETE, "ok"),
+    ({"status": "running", "final": False, "epoch": 1, "metrics": {"accuracy": 0.2}}, False, TrialState.PRUNED,
+     "pruned at epoch 1"),
+    ({"status": "diverged", "final": True, "status_reason": "diverged"}, False, TrialState.FAIL, "diverged"),
+    ({"status": "oom", "final": True, "status_reason": "oom: CUDA out of memory"}, False, TrialState.FAIL, "oom"),
+    ({"status": "infeasible", "final": True, "status_reason": "infeasible: params=3e7 violates params <= 1e7",
+      "metrics": {"params": 3e7}}, False, TrialState.COMPLETE, "infeasible"),
+    (None, True, TrialState.FAIL, "error"),
+])
+def test_searcher_records_state_values_and_reason(result, error, state, reason):
+    study = optuna.create_study(directions=MAXMAX)
+    searcher = StudySearcher(space=lambda t: {"x": t.suggest_float("x", 0, 1)}, objectives=["accuracy", "throughput"],
+                             directions=MAXMAX, max_epochs=3)
+    searcher._ot_study = study
+    searcher.suggest("t1")
+    searcher.on_trial_complete("t1", result, error=error)
+    t = study.trials[0]
+    assert t.state == state
+    assert t.user_attrs["status_reason"].startswith(reason)
+    assert t.user_attrs["kind"] == "search"
+    if state == TrialState.COMPLETE and reason == "infeasible":
+        assert t.values == [0.0, 0.0]

@@ -1,0 +1,69 @@
+"""``wfsearch run SPEC``: search the design space; re-running continues the same study."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="search a design space (Ray Tune trials, Optuna study)",
+                       description="Explore the design space of SPEC: Ray Tune runs one proxy training per "
+                                   "sampled architecture, Optuna stores every trial and the Pareto front. "
+                                   "Re-running the same command continues the same study.")
+    p.add_argument("spec", help="design-space YAML, e.g. spaces/predictors.yaml")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                   help="override a spec value, e.g. --set study.trials=8 (repeatable)")
+    p.add_argument("--address", default=None,
+                   help="join an existing Ray cluster: auto or HOST:PORT (default: start Ray locally)")
+    p.add_argument("--fresh", action="store_true",
+                   help="start a new study; the old one is kept as <name>-<timestamp>")
+    p.add_argument("--no-progress", action="store_true", help="no live progress line")
+    p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
+                   help="stop starting new trials after this many seconds")
+    p.add_argument("--noop", action="store_true", help=argparse.SUPPRESS)  # orchestration benchmark
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from wfsearch.search.engine import run_search
+    from wfsearch.space import load_spec
+
+    spec = load_spec(args.spec, args.overrides)
+    summary = run_search(spec, address=args.address, fresh=args.fresh, progress=not args.no_progress,
+                         noop=args.noop, time_budget_s=args.time_budget)
+    print_summary(summary)
+    return 0
+
+
+def print_summary(summary) -> None:
+    from wfsearch.search.engine import objective_names  # noqa: F401
+
+    out = sys.stdout
+    if summary.archived_as:
+        print(f"previous study kept as {summary.archived_as!r}", file=out)
+    print(f"\nstudy {summary.study_name!r}: {summary.finished} finished ({summary.pruned} pruned), "
+          f"{summary.failed} failed, {len(summary.front)} on the front, hypervolume {summary.hypervolume:.4g}, "
+          f"{summary.seconds:.0f}s", file=out)
+    rows = [("front", t) for t in sorted(summary.front, key=lambda t: -t.values[0])]
+    rows += [("reference", t) for t in summary.references]
+    if rows:
+        header = f"{'':10} {'trial':>6} {'accuracy':>9} {'img/s':>9} {'ratio':>6} {'params(M)':>10} {'GMACs':>7}  architecture"
+        print(header, file=out)
+        print("-" * len(header), file=out)
+        for kind, t in rows:
+            m = t.user_attrs.get("metrics", {})
+            name = t.user_attrs.get("reference_name") or ""
+            print(f"{kind:10} {t.number if kind == 'front' else '':>6} {m.get('accuracy', float('nan')):>9.4f} "
+                  f"{m.get('throughput', float('nan')):>9.1f} {m.get('throughput_ratio', float('nan')):>6.2f} "
+                  f"{m.get('params', 0) / 1e6:>10.3f} {m.get('macs', 0) / 1e9:>7.3f}  {name or describe(t.user_attrs.get('arch'))}",
+                  file=out)
+    print(f"\nstorage: {summary.storage}", file=out)
+    print(f"logs:    {summary.study_dir / 'run.log'}", file=out)
+    print(f"next:    wfsearch show {summary.study_dir}   |   wfsearch report {summary.study_dir}", file=out)
+
+
+def describe(arch: dict | None) -> str:
+    if not arch:
+        return ""
+    keys = ("fc1_predictor", "dwconv_predictor", "dynamic_blocks", "fc1_pool", "dwconv_pool", "rank_ratio")
+    return " ".join(f"{k.replace('_predictor', '')}={arch[k]}" for k in keys if k in arch)

@@ -1,0 +1,398 @@
+"""`run_search`: a multi-objective search on Ray Tune, every trial stored in an Optuna study.
+
+Optuna samples through Ray's `OptunaSearch` (define-by-run over the spec), Ray runs one proxy
+evaluation per trial on a CPU/GPU slot, the Pareto-aware successive-halving scheduler stops
+trials that fall behind at a rung, and the study in RDB storage holds states, values and every
+attribute needed to rebuild and export a trial. Re-running continues the same study.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+import wfsearch
+from wfsearch.errors import UserError
+
+from .pareto import hypervolume, nondominated_ranks
+from .progress import ProgressPrinter, SearchProgress
+from .searcher import CONSTRAINTS_ATTR, StudySearcher
+from .storage import archive_study, fail_stale_trials, open_storage, sqlite_path
+from .trainable import check_constraints, run_trial
+
+log = logging.getLogger(__name__)
+
+MAX_ROUNDS = 5  # Tuner rounds to top up the budget after failed or infeasible trials
+
+
+@dataclass
+class RunSummary:
+    study_name: str
+    storage: str
+    study_dir: Path
+    finished: int
+    pruned: int
+    failed: int
+    front: list[optuna.trial.FrozenTrial] = field(default_factory=list)
+    references: list[optuna.trial.FrozenTrial] = field(default_factory=list)
+    hypervolume: float = 0.0
+    archived_as: str | None = None
+    seconds: float = 0.0
+
+
+# --------------------------------------------------------------------------- study helpers
+def study_dir_for(spec: Any) -> Path:
+    """Where a study writes its logs and outputs: the SQLite file's folder or ``studies/<name>``."""
+    path = sqlite_path(spec.study.storage)
+    return path.parent if path is not None else Path("studies") / spec.study.name
+
+
+def objective_names(spec: Any) -> tuple[list[str], list[str]]:
+    objs = spec.study.objectives
+    return [o.name for o in objs], [o.direction for o in objs]
+
+
+def constraint_dicts(spec: Any) -> list[dict]:
+    out = []
+    for c in spec.study.constraints or []:
+        if isinstance(c, dict):
+            out.append(dict(c))
+        elif hasattr(c, "metric"):
+            out.append({"metric": c.metric, "op": c.op, "value": float(c.value)})
+        else:
+            raise AssertionError(f"unexpected constraint {c!r}")
+    return out
+
+
+def search_trials(study: optuna.Study, states: tuple = (TrialState.COMPLETE,)) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in study.get_trials(deepcopy=False, states=states) if t.user_attrs.get("kind", "search") == "search"]
+
+
+def feasible_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """COMPLETE search trials that were trained (not infeasible)."""
+    return [t for t in search_trials(study) if not str(t.user_attrs.get("status_reason", "ok")).startswith("infeasible")]
+
+
+def pareto_front(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """The non-dominated trained trials (Optuna's `best_trials` restricted to feasible trials)."""
+    trials = feasible_trials(study)
+    if not trials:
+        return []
+    ranks = nondominated_ranks([t.values for t in trials], [d.name.lower() for d in study.directions])
+    return [t for t, r in zip(trials, ranks) if r == 0]
+
+
+def references_study_name(name: str) -> str:
+    return f"{name}:references"
+
+
+def hardware_info() -> dict[str, Any]:
+    import torch
+
+    info = {"hostname": platform.node(), "cpu": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
+            "cuda": torch.cuda.is_available()}
+    if torch.cuda.is_available():
+        info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    try:
+        import ray
+        info["ray"] = ray.__version__
+    except ImportError:  # pragma: no cover
+        pass
+    return info
+
+
+def make_sampler(spec: Any, n_constraints: int) -> optuna.samplers.BaseSampler:
+    name, seed, trials = spec.study.sampler, spec.study.seed, spec.study.trials
+
+    def constraints_func(trial: optuna.trial.FrozenTrial) -> list[float]:
+        return list(trial.user_attrs.get(CONSTRAINTS_ATTR) or [0.0] * n_constraints)
+
+    if name == "auto":
+        name = "tpe" if trials < 100 else "nsga2"
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, constraints_func=constraints_func,
+                                             population_size=max(4, min(50, trials // 3)))
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, constraints_func=constraints_func, multivariate=True,
+                                          n_startup_trials=max(4, min(10, trials // 3)))
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed, constraints_func=constraints_func)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "grid":
+        from wfsearch.space import grid_search_space
+        return optuna.samplers.GridSampler(grid_search_space(spec), seed=seed)
+    raise AssertionError(f"unknown sampler {name!r}")  # the spec validates names
+
+
+# --------------------------------------------------------------------------- define-by-run
+class SpaceFunction:
+    """The define-by-run function Ray's `OptunaSearch` calls on the driver for every new trial."""
+
+    def __init__(self, spec: Any, constraints: list[dict], known: dict[str, dict]):
+        self.spec, self.constraints, self.known = spec, constraints, known
+
+    def __call__(self, trial: Any) -> dict[str, Any]:
+        from wfsearch.models import cost
+        from wfsearch.space import sample_arch
+
+        n = max(1, len(self.constraints))
+        sample = sample_arch(self.spec, trial)
+        if sample.arch is None:
+            trial.set_user_attr(CONSTRAINTS_ATTR, [1.0] * n)
+            return {"infeasible": f"infeasible: {sample.infeasible}", "arch": None}
+        arch = sample.arch
+        c = cost(arch)
+        metrics = {"params": c["params"], "macs": c["macs"],
+                   "memory": c["activation_bytes"] * self.spec.proxy.batch_size + 16 * c["params"]}
+        values, violated = check_constraints(self.constraints, metrics)
+        trial.set_user_attr(CONSTRAINTS_ATTR, values or [0.0])
+        out = {"arch": arch.to_dict(), "arch_hash": arch.hash}
+        if violated:
+            return {**out, "infeasible": f"infeasible: {violated}", "cost_metrics": metrics}
+        if arch.hash in self.known:
+            out["cached_result"] = self.known[arch.hash]
+        return out
+
+
+def known_results(study: optuna.Study, max_epochs: int) -> dict[str, dict]:
+    """Results of architectures already trained in this study, by arch hash."""
+    known = {}
+    for t in feasible_trials(study):
+        h = t.user_attrs.get("arch_hash")
+        if h and h not in known:
+            known[h] = cached_result(t, max_epochs)
+    return known
+
+
+def cached_result(t: optuna.trial.FrozenTrial, max_epochs: int) -> dict:
+    a = t.user_attrs
+    metrics = dict(a.get("metrics") or {})
+    return {"status": "ok", "status_reason": f"ok (same architecture as trial {t.number}, not trained again)",
+            "metrics": metrics, "costs": a.get("costs"), "curve": a.get("curve"), "epoch": max_epochs,
+            **{k: v for k, v in metrics.items() if isinstance(v, (int, float))}}
+
+
+# --------------------------------------------------------------------------- the run
+def prepare_study(spec: Any, fresh: bool = False) -> tuple[optuna.Study, optuna.storages.RDBStorage, str | None]:
+    """Open (or create) the study with its objectives and attributes; with ``fresh``, archive the old one."""
+    storage = open_storage(spec.study.storage)
+    archived = archive_study(storage, spec.study.name) if fresh else None
+    names, directions = objective_names(spec)
+    n_constraints = max(1, len(constraint_dicts(spec)))
+    existing = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+    sampler = make_sampler(spec, n_constraints)
+    if spec.study.name in existing:
+        study = optuna.load_study(study_name=spec.study.name, storage=storage, sampler=sampler)
+        old = [o["name"] for o in study.user_attrs.get("objectives", [])]
+        if old and old != names:
+            raise UserError(f"study {spec.study.name!r} in {spec.study.storage}: it was run with objectives {old}, "
+                            f"the spec now says {names}; use --fresh to start a new study (the old one is kept)")
+        if study.user_attrs.get("spec_hash") not in (None, spec.hash):
+            log.warning("study %s: the spec changed since the study started; continuing with the new one",
+                        spec.study.name)
+    else:
+        study = optuna.create_study(study_name=spec.study.name, storage=storage, sampler=sampler,
+                                    directions=directions)
+    study.set_metric_names(names)
+    study.set_user_attr("spec", spec.to_dict())
+    study.set_user_attr("spec_hash", spec.hash)
+    study.set_user_attr("spec_path", str(getattr(spec, "path", "") or ""))
+    study.set_user_attr("wfsearch_version", wfsearch.__version__)
+    study.set_user_attr("hardware", hardware_info())
+    study.set_user_attr("objectives", [{"name": n, "direction": d} for n, d in zip(names, directions)])
+    fail_stale_trials(study)
+    return study, storage, archived
+
+
+def init_ray(address: str | None, log_dir: Path) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, configure_logging=True,
+                                  logging_level=logging.WARNING)
+    if address:
+        try:
+            ray.init(address=address, **kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            raise UserError(f"--address {address}: cannot join the Ray cluster ({str(e).splitlines()[0]}); "
+                            "start one with `ray start --head`") from e
+    else:
+        import torch
+        ray.init(num_cpus=os.cpu_count(), num_gpus=torch.cuda.device_count(), **kwargs)
+
+
+def _concurrency(spec: Any) -> int:
+    import ray
+
+    res = ray.cluster_resources()
+    cpus = spec.resources.cpus_per_trial
+    gpus = spec.resources.gpus_per_trial
+    fit = int(res.get("CPU", 1) // cpus) if cpus else 1_000_000
+    if gpus:
+        fit = min(fit, int(res.get("GPU", 0) // gpus))
+    if fit < 1:
+        raise UserError(f"resources: a trial needs {cpus} CPU and {gpus} GPU but the Ray cluster has "
+                        f"{res.get('CPU', 0)} CPU and {res.get('GPU', 0)} GPU; lower resources.cpus_per_trial/gpus_per_trial")
+    if spec.resources.max_concurrent:
+        fit = min(fit, spec.resources.max_concurrent)
+    return max(1, fit)
+
+
+def evaluate_references(spec: Any, storage: optuna.storages.RDBStorage, settings: dict) -> list[optuna.trial.FrozenTrial]:
+    """Evaluate the spec's references once per study (Ray tasks), stored in ``<name>:references``."""
+    import ray
+
+    names, directions = objective_names(spec)
+    ref_study = optuna.create_study(study_name=references_study_name(spec.study.name), storage=storage,
+                                    directions=directions, load_if_exists=True)
+    ref_study.set_metric_names(names)
+    done = {t.user_attrs.get("reference_name") for t in ref_study.get_trials(states=(TrialState.COMPLETE,))}
+    todo = [r for r in spec.references if r.name not in done]
+    if todo:
+        remote = ray.remote(num_cpus=spec.resources.cpus_per_trial, num_gpus=spec.resources.gpus_per_trial,
+                            max_retries=2)(_evaluate_reference)
+        futures = [(r, remote.remote(_reference_target(spec, r), settings)) for r in todo]
+        for ref, fut in futures:
+            result = ray.get(fut)
+            attrs = {"kind": "reference", "reference_name": ref.name, **{k: v for k, v in result.items()
+                     if k in ("arch", "arch_hash", "timm_model", "costs", "metrics", "curve", "status_reason", "proxy")}}
+            if result["status"] == "ok":
+                values = [float(result["metrics"][m]) for m in names]
+                ref_study.add_trial(optuna.trial.create_trial(values=values, user_attrs=attrs))
+            else:
+                log.warning("reference %s: %s", ref.name, result.get("status_reason"))
+                ref_study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL, user_attrs=attrs))
+    return ref_study.get_trials(states=(TrialState.COMPLETE,))
+
+
+def _reference_target(spec: Any, ref: Any) -> dict:
+    from wfsearch.space import reference_target
+    return reference_target(spec, ref)
+
+
+def _evaluate_reference(target: dict, settings: dict) -> dict:
+    """A Ray task: evaluate one reference (``{"arch": dict}`` or ``{"timm_model": name}``)."""
+    from wfsearch.models import ArchConfig
+    from wfsearch.proxy.evaluate import evaluate_arch
+
+    if settings.get("noop"):
+        metrics = {m: 1.0 for m in settings["objectives"]}
+        return {**target, "status": "ok", "status_reason": "ok", "metrics": metrics}
+    what = ArchConfig.from_dict(target["arch"]) if target.get("arch") else target["timm_model"]
+    res = evaluate_arch(what, settings["proxy"], settings["throughput"], cache_dir=settings.get("cache_dir"))
+    return {**target, "arch_hash": what.hash if target.get("arch") else None, "status": res.status,
+            "status_reason": res.reason, "metrics": res.metrics, "costs": res.costs, "curve": res.curve,
+            "proxy": settings["proxy"]}
+
+
+def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, progress: bool = True,
+               noop: bool = False, time_budget_s: float | None = None, stream: Any = None) -> RunSummary:
+    """Run (or continue) the study of ``spec`` until ``spec.study.trials`` trials have finished."""
+    import ray
+    from ray import tune
+
+    t0 = time.monotonic()
+    study, storage, archived = prepare_study(spec, fresh)
+    sdir = study_dir_for(spec)
+    sdir.mkdir(parents=True, exist_ok=True)
+    _log_to_file(sdir / "run.log")
+    names, directions = objective_names(spec)
+    constraints = constraint_dicts(spec)
+    max_epochs = spec.proxy.max_epochs
+    settings = {"proxy": spec.proxy_settings(), "throughput": spec.throughput_settings(),
+                "constraints": constraints, "objectives": names, "noop": noop,
+                "cache_dir": str((sdir / "cache").resolve())}
+    init_ray(address, sdir)
+    references = evaluate_references(spec, storage, settings) if spec.references else []
+
+    finished_states = (TrialState.COMPLETE, TrialState.PRUNED)
+    prog = SearchProgress(total=spec.study.trials, objectives=names, directions=directions)
+    prog.finished = len(search_trials(study, finished_states))
+    for t in feasible_trials(study):
+        prog.add_point(t.values)
+    printer = ProgressPrinter(prog, stream=stream, enabled=progress)
+    known = known_results(study, max_epochs)
+
+    def on_told(frozen: optuna.trial.FrozenTrial) -> None:
+        if frozen.state == TrialState.COMPLETE:
+            prog.finished += 1
+            if not str(frozen.user_attrs.get("status_reason", "")).startswith("infeasible"):
+                prog.add_point(frozen.values)
+                h = frozen.user_attrs.get("arch_hash")
+                if h and h not in known:
+                    known[h] = cached_result(frozen, max_epochs)
+        elif frozen.state == TrialState.PRUNED:
+            prog.finished += 1
+            prog.pruned += 1
+        else:
+            prog.failed += 1
+
+    concurrency = _concurrency(spec)
+    prog.concurrency = concurrency
+    trainable = tune.with_resources(tune.with_parameters(run_trial, settings=settings),
+                                    {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial})
+    for round_ in range(MAX_ROUNDS):
+        remaining = spec.study.trials - len(search_trials(study, finished_states))
+        if remaining <= 0:
+            break
+        if time_budget_s is not None and time.monotonic() - t0 >= time_budget_s:
+            break
+        searcher = StudySearcher(SpaceFunction(spec, constraints, known), names, directions, max_epochs,
+                                 on_told=on_told, sampler=study.sampler, study_name=spec.study.name,
+                                 storage=storage)
+        scheduler = None
+        if spec.study.scheduler.type == "mo_asha" and len(spec.proxy.epochs) > 1:
+            from .scheduler import ParetoSuccessiveHalving
+            scheduler = ParetoSuccessiveHalving(spec.proxy.epochs, names, directions,
+                                                spec.study.scheduler.reduction_factor)
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=remaining,
+                                        max_concurrent_trials=concurrency, reuse_actors=True,
+                                        time_budget_s=None if time_budget_s is None
+                                        else max(1.0, time_budget_s - (time.monotonic() - t0))),
+            run_config=tune.RunConfig(name=f"round-{int(time.time())}-{round_}",
+                                      storage_path=str((sdir / "ray").resolve()), verbose=0,
+                                      callbacks=[printer], log_to_file=True,
+                                      failure_config=tune.FailureConfig(max_failures=2)),
+        )
+        before = len(search_trials(study, finished_states))
+        tuner.fit()
+        if len(search_trials(study, finished_states)) == before:
+            log.warning("a round of %d trial(s) finished none; stopping (see %s)", remaining, sdir / "run.log")
+            break
+    printer.emit(final=True)
+    study = optuna.load_study(study_name=spec.study.name, storage=storage)
+    front = pareto_front(study)
+    hv = hypervolume([t.values for t in front], directions, prog.reference_point()) if front else 0.0
+    return RunSummary(study_name=spec.study.name, storage=spec.study.storage, study_dir=sdir,
+                      finished=len(search_trials(study, finished_states)),
+                      pruned=len(search_trials(study, (TrialState.PRUNED,))),
+                      failed=len(search_trials(study, (TrialState.FAIL,))), front=front, references=references,
+                      hypervolume=hv, archived_as=archived, seconds=time.monotonic() - t0)
+
+
+def _log_to_file(path: Path) -> None:
+    root = logging.getLogger("wfsearch")
+    if any(isinstance(h, logging.FileHandler) and h.baseFilename == str(path.resolve()) for h in root.handlers):
+        return
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    root.addHandler(handler)
+    if root.level == logging.NOTSET or root.level > logging.INFO:
+        root.setLevel(logging.INFO)

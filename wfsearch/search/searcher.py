@@ -1,0 +1,90 @@
+"""Ray's `OptunaSearch`, telling Optuna everything a trial produced: state, values and attributes.
+
+Ray's searcher knows only "complete" and "error". Here a trial stopped at a rung is PRUNED with its
+partial curve, a trial that diverged, ran out of memory or raised is FAIL with its reason, and an
+infeasible architecture (unbuildable, or over a cost constraint) is recorded without training:
+COMPLETE with the worst objective values and positive constraint values, so the sampler learns
+where the feasible region is and Optuna's fronts (which honour constraints) never include it.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any, Callable
+
+import optuna
+from optuna.trial import TrialState
+from ray.tune.search.optuna import OptunaSearch
+
+log = logging.getLogger(__name__)
+
+CONSTRAINTS_ATTR = "constraints"
+# result keys copied into trial user attributes
+ATTR_KEYS = ("arch", "arch_hash", "costs", "metrics", "curve", "status_reason", "proxy", "timm_model")
+
+
+def worst_value(metric: str, direction: str, metrics: dict[str, float]) -> float:
+    """A value that no real trial beats, for trials that were not trained."""
+    if direction == "maximize":
+        return 0.0
+    known = metrics.get(metric)
+    return float(known) if known is not None and math.isfinite(known) else 1e30
+
+
+class StudySearcher(OptunaSearch):
+    """`OptunaSearch` over a define-by-run space that records states and attributes in the study."""
+
+    def __init__(self, space: Callable, objectives: list[str], directions: list[str], max_epochs: int,
+                 on_told: Callable[[optuna.trial.FrozenTrial], None] | None = None, **kwargs: Any):
+        super().__init__(space=space, metric=objectives,
+                         mode=["max" if d == "maximize" else "min" for d in directions], **kwargs)
+        self.objectives, self.directions = objectives, directions
+        self.max_epochs = max_epochs
+        self.on_told = on_told
+
+    @property
+    def study(self) -> optuna.Study:
+        return self._ot_study
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        return  # multi-objective: nothing to report step by step
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return
+        ot_trial = self._ot_trials[trial_id]
+        result = result or {}
+        state, values, reason = self._outcome(result, error)
+        for key in ATTR_KEYS:
+            if key in result and result[key] is not None:
+                ot_trial.set_user_attr(key, result[key])
+        ot_trial.set_user_attr("status_reason", reason)
+        ot_trial.set_user_attr("kind", "search")
+        try:
+            frozen = self._ot_study.tell(ot_trial, values, state=state)
+        except (ValueError, RuntimeError) as e:  # e.g. a NaN value slipped through
+            log.warning("trial %s: could not record (%s); recording it as failed", trial_id, e)
+            frozen = self._ot_study.tell(ot_trial, None, state=TrialState.FAIL)
+        self._completed_trials.add(trial_id)
+        if self.on_told is not None:
+            self.on_told(frozen)
+
+    def _outcome(self, result: dict, error: bool) -> tuple[TrialState, list[float] | None, str]:
+        status = result.get("status")
+        metrics = result.get("metrics") or {}
+        if error and not result.get("final"):
+            return TrialState.FAIL, None, result.get("status_reason") or "error: the trial's worker failed"
+        if status == "infeasible":
+            values = [worst_value(m, d, metrics) for m, d in zip(self.objectives, self.directions)]
+            return TrialState.COMPLETE, values, result.get("status_reason", "infeasible")
+        if status in ("diverged", "oom", "error"):
+            return TrialState.FAIL, None, result.get("status_reason", status)
+        if status == "ok" and result.get("final"):
+            values = [float(metrics[m]) for m in self.objectives]
+            if all(math.isfinite(v) for v in values):
+                return TrialState.COMPLETE, values, result.get("status_reason", "ok")
+            return TrialState.FAIL, None, "error: non-finite objective values"
+        epoch = result.get("epoch")
+        if epoch is not None:
+            return TrialState.PRUNED, None, f"pruned at epoch {epoch}"
+        return TrialState.FAIL, None, "error: the trial stopped before reporting"

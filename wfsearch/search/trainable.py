@@ -1,0 +1,91 @@
+"""The Ray Tune function trainable: one proxy evaluation of one sampled architecture.
+
+Runs in a Ray worker. Reports one result per epoch (``epoch``, ``accuracy``, ``loss`` and every
+objective, so the scheduler can rank trials at a rung) and a last result with ``final=True``,
+``status`` and everything the searcher stores in the study.
+"""
+from __future__ import annotations
+
+import logging
+import traceback
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def check_constraints(constraints: list[dict], metrics: dict[str, float]) -> tuple[list[float], str | None]:
+    """Optuna-style constraint values (<= 0 is satisfied) and the first violation's description.
+
+    ``constraints`` are ``{"metric", "op", "value"}``; one on a metric not known yet counts as satisfied.
+    """
+    values, violated = [], None
+    for c in constraints:
+        metric, op, bound = c["metric"], c["op"], float(c["value"])
+        v = metrics.get(metric)
+        if v is None:
+            values.append(0.0)
+            continue
+        excess = (v - bound) if op in ("<=", "<") else (bound - v)
+        value = excess / (abs(bound) or 1.0)
+        if op in ("<", ">") and excess == 0:
+            value = 1e-12  # equality violates a strict bound
+        values.append(value)
+        if value > 0 and violated is None:
+            violated = f"{metric}={v:.4g} violates {metric} {op} {bound:.4g}"
+    return values, violated
+
+
+def run_trial(config: dict, settings: dict) -> None:
+    """Ray function trainable. ``settings``: proxy, throughput, constraints, objectives, cache_dir."""
+    from ray import tune
+
+    objectives = settings["objectives"]
+    base = {"arch": config.get("arch"), "arch_hash": config.get("arch_hash"),
+            "timm_model": config.get("timm_model"), "proxy": settings["proxy"]}
+    if config.get("infeasible"):
+        tune.report({**base, "final": True, "status": "infeasible", "status_reason": config["infeasible"],
+                     "metrics": config.get("cost_metrics", {}), **_flat(objectives, config.get("cost_metrics", {}))})
+        return
+    if config.get("cached_result"):
+        cached = dict(config["cached_result"])
+        tune.report({**cached, **base, "final": True})
+        return
+    if settings.get("noop"):  # orchestration-overhead benchmark: no evaluation at all
+        metrics = {m: 1.0 for m in objectives}
+        tune.report({**base, "final": True, "status": "ok", "status_reason": "ok", "metrics": metrics,
+                     "epoch": 1, **metrics})
+        return
+    try:
+        from wfsearch.models import ArchConfig
+        from wfsearch.proxy.evaluate import evaluate_arch
+
+        target = ArchConfig.from_dict(config["arch"]) if config.get("arch") else config["timm_model"]
+        curve: list[dict] = []
+
+        def report(epoch: int, metrics: dict[str, Any]) -> bool:
+            curve.append({"epoch": epoch, "accuracy": metrics.get("accuracy"), "loss": metrics.get("loss")})
+            tune.report({**base, "final": False, "status": "running", "epoch": epoch, "curve": list(curve),
+                         "metrics": dict(metrics), **_flat(objectives, metrics)})
+            return False
+
+        result = evaluate_arch(target, settings["proxy"], settings["throughput"], report=report,
+                               constraints=settings.get("constraints", []),
+                               cache_dir=settings.get("cache_dir"))
+        tune.report({**base, "final": True, "status": result.status, "status_reason": result.reason,
+                     "metrics": result.metrics, "costs": result.costs, "curve": result.curve,
+                     "epoch": result.curve[-1]["epoch"] if result.curve else 0,
+                     **_flat(objectives, result.metrics)})
+    except Exception as e:  # a broken trial is recorded, never takes the search down
+        if type(e).__name__ in ("StopTrial", "TuneError"):
+            raise
+        log.error("trial failed: %s", traceback.format_exc())
+        tune.report({**base, "final": True, "status": "error", "status_reason": f"error: {type(e).__name__}: {e}"})
+
+
+def _flat(objectives: list[str], metrics: dict[str, Any]) -> dict[str, float]:
+    out = {}
+    for m in objectives:
+        v = metrics.get(m)
+        if isinstance(v, (int, float)):
+            out[m] = float(v)
+    return out
