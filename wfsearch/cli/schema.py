@@ -1,0 +1,21 @@
+"""``wfsearch schema``: print the JSON Schema of a design-space spec (for editor completion)."""
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("schema", help="print the JSON Schema of a design-space spec",
+                       description="Print the JSON Schema of a design-space YAML file. Point your editor's YAML "
+                                   "language server at it for completion and checks, e.g. put "
+                                   "`# yaml-language-server: $schema=spec.schema.json` at the top of a spec.")
+    p.add_argument("--indent", type=int, default=2, help="indentation of the JSON (default: 2)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from wfsearch.space import spec_json_schema
+
+    print(json.dumps(spec_json_schema(), indent=args.indent))
+    return 0

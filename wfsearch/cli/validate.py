@@ -1,0 +1,121 @@
+"""``wfsearch validate SPEC``: check a design-space spec and summarize what it searches."""
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("validate", help="check a design-space spec and summarize it",
+                       description="Load a design-space YAML strictly (the same checks as `wfsearch run`) and "
+                                   "print its knobs, the size of the space, an example architecture and the "
+                                   "range of params and MACs over a random sample. Exit status 2 on a mistake.")
+    p.add_argument("spec", metavar="SPEC", help="design-space YAML, e.g. spaces/predictors.yaml")
+    add_set_argument(p)
+    p.add_argument("--samples", type=int, default=256, metavar="N",
+                   help="architectures sampled for the params/MACs range (default: 256)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random sample (default: 0)")
+    p.set_defaults(func=run)
+
+
+def add_set_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                   help="override a key of the spec, the value read as YAML (repeatable), "
+                        "e.g. --set study.trials=8 --set space.rank_ratio.choice=[2,4]")
+
+
+def run(args: argparse.Namespace) -> int:
+    from wfsearch.errors import UserError
+    from wfsearch.models import cost
+    from wfsearch.space import load_spec, random_samples
+
+    if args.samples < 1:
+        raise UserError(f"--samples: {args.samples}: must be >= 1")
+    spec = load_spec(args.spec, args.overrides)
+    st, pr, tp, ds = spec.study, spec.proxy, spec.throughput, spec.proxy.dataset
+    print(f"{spec.path}: ok (spec hash {spec.hash})")
+    rows: list[tuple[str, str]] = [
+        ("study", f"{st.name}: {st.trials} trials, sampler {st.sampler}, seed {st.seed}"),
+        ("storage", st.storage),
+        ("objectives", ", ".join(f"{o.name} ({o.direction})" for o in st.objectives)),
+        ("constraints", ", ".join(str(c) for c in st.constraints) or "none"),
+        ("scheduler", st.scheduler.type + (f" (reduction factor {st.scheduler.reduction_factor}) over epoch rungs "
+                                           f"{pr.epochs}" if st.scheduler.type != "none" else "")),
+        ("resources", f"{_num(spec.resources.cpus_per_trial)} CPU + {_num(spec.resources.gpus_per_trial)} GPU per "
+                      f"trial, at most {spec.resources.max_concurrent or 'as many as fit'} at once"),
+        ("proxy", f"{ds.name} ({ds.num_classes} classes{_sizes(ds)}), img {pr.img_size}, {pr.max_epochs} epochs, "
+                  f"batch {pr.batch_size}, {pr.optimizer} lr {pr.lr:g}, {pr.dtype} on {pr.device}"),
+        ("throughput", f"img {tp.img_size} x batch {tp.batch_size}, {tp.dtype} on {tp.device}, reference "
+                       f"{tp.reference or 'none'}" + (f", latency at {tp.highres}" if tp.highres else "")),
+        ("base", " ".join(f"{k}={_val(v)}" for k, v in spec.arch_defaults().items())),
+    ]
+    width = max(len(k) for k, _ in rows) + 1
+    for key, text in rows:
+        print(f"{key:<{width}} {text}")
+    print(f"knobs ({len(spec.knobs)}):" if spec.knobs else "knobs: none (the space is one architecture)")
+    name_w = max((len(k) for k in spec.knobs), default=0)
+    for name in spec.knobs:
+        knob = spec.space[name]
+        cond = "  when " + ", ".join(f"{f} in {_val(v)}" for f, v in knob.when.items()) if knob.when else ""
+        print(f"  {name:<{name_w}}  {knob.describe()}{cond}")
+    print(f"{'space':<{width}} {_size(spec.size)}")
+    refs = [f"{r.name} ({'arch ' + r.arch.hash if r.arch else 'timm ' + r.model})" for r in spec.reference_archs()]
+    print(f"{'references':<{width}} {', '.join(refs) or 'none'}")
+
+    samples = random_samples(spec, args.samples, seed=args.seed)
+    feasible = [s for s in samples if s.arch is not None]
+    if not feasible:
+        print(f"{'example':<{width}} none of {len(samples)} random samples builds; e.g. {samples[0].infeasible}")
+        return 0
+    ex = feasible[0]
+    print(f"{'example':<{width}} {ex.arch.hash}: " + (" ".join(f"{k}={_val(v)}" for k, v in ex.params.items())
+                                                      or "(base)"))
+    print(f"{'':<{width}} {json.dumps(ex.arch.to_dict())}")
+    costs = [(cost(s.arch), cost(s.arch, tp.img_size)) for s in feasible]
+    params = [c[0]["params"] for c in costs]
+    macs_proxy = [c[0]["macs"] for c in costs]
+    macs_target = [c[1]["macs"] for c in costs]
+    print(f"{'cost':<{width}} over {len(feasible)} sampled architectures"
+          + (f" ({len(samples) - len(feasible)} of {len(samples)} samples infeasible)"
+             if len(feasible) < len(samples) else ""))
+    print(f"{'':<{width}} params {_si(min(params))} .. {_si(max(params))}")
+    print(f"{'':<{width}} MACs   {_si(min(macs_target))} .. {_si(max(macs_target))} at {tp.img_size}px (throughput), "
+          f"{_si(min(macs_proxy))} .. {_si(max(macs_proxy))} at {pr.img_size}px (proxy)")
+    reasons = sorted({s.infeasible for s in samples if s.infeasible})
+    if reasons:
+        print(f"{'infeasible':<{width}} e.g. {reasons[0]}")
+    return 0
+
+
+def _size(size: Any) -> str:
+    if size.combinations is None:
+        text = "too many combinations to count"
+    else:
+        text = f"{size.combinations:,} combinations"
+        if size.buildable is not None:
+            text += f" ({size.buildable:,} buildable)"
+    return text + (", with continuous ranges" if size.continuous else "")
+
+
+def _sizes(ds: Any) -> str:
+    parts = [f"{ds.train_size} train" if ds.train_size else "", f"{ds.val_size} val" if ds.val_size else ""]
+    parts = [p for p in parts if p]
+    return (", " + " / ".join(parts)) if parts else ""
+
+
+def _val(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return json.dumps(v) if isinstance(v, (list, dict)) else str(v)
+
+
+def _num(x: float) -> str:
+    return f"{x:g}"
+
+
+def _si(x: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(x) >= scale:
+            return f"{x / scale:.2f}{unit}"
+    return f"{x:g}"

@@ -1,0 +1,483 @@
+"""Cross-field rules of a spec, each failure a `SpecIssue` at the exact key path.
+
+`check` resolves what the file leaves implicit (study storage, dataset classes and root), then
+checks that every base/space/reference key is an ArchConfig field, that conditions (`when`)
+refer to values that exist and form no cycle, that every value is valid on its own, and — over
+the whole space where that is decidable — that every choice can be part of a buildable
+architecture. What cannot be decided at load time (a continuous or very large space) surfaces at
+sampling time as an infeasible sample.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import re
+from collections import Counter
+from typing import Any, Callable, Optional
+
+from wfsearch.models.config import ACTIVATIONS, DELTA_NORMS, PREDICTORS, ArchConfig
+
+from .spec import (CIFAR10_CLASSES, DATASET_CLASSES, SYNTHETIC_CLASSES, Knob, SpaceSize, SpaceSpec, _did_you_mean, _is_int, _same,
+                   arch_value)
+
+log = logging.getLogger(__name__)
+
+FIELDS = ArchConfig.field_names()
+ENUM_FIELDS = {"fc1_predictor": PREDICTORS["fc1"], "dwconv_predictor": PREDICTORS["dwconv"],
+               "predictor_act": ACTIVATIONS, "delta_norm": DELTA_NORMS}
+# Fields whose validity ArchConfig decides from the field alone. All others interact (the token
+# grid from img_size/patch_size against the pools, widths against the rank ratio, the placement
+# against the depth), so the whole-space check enumerates their combinations.
+SOLO_FIELDS = {"in_chans", "num_classes", "kernel_size", "predictor_act", "delta_norm", "drop_path_rate", "drop_rate"}
+DOMAIN_LIMIT = 256  # a range with more values than this is treated as not enumerable
+ENUMERATION_LIMIT = 20_000  # most combinations built to decide feasibility exhaustively
+RANDOM_PROBES = 2_000  # random architectures tried when the space is too large to enumerate
+
+
+class SpecIssue(Exception):
+    """A user's mistake at ``path`` (a tuple of keys and list indices); the loader names the file."""
+
+    def __init__(self, path: tuple, value: Any, rule: str):
+        super().__init__(rule)
+        self.path, self.value, self.rule = path, value, rule
+
+
+MISSING = type("Missing", (), {"__repr__": lambda self: "(missing)"})()
+
+
+def check(spec: SpaceSpec) -> tuple[SpaceSpec, tuple[str, ...], SpaceSize]:
+    """Resolve and check ``spec``; returns the resolved spec, the knob sampling order and the size."""
+    spec = _resolve(spec)
+    _check_metrics(spec)
+    _check_field_names(spec)
+    order = _knob_order(spec)
+    _check_values(spec)
+    size = _analyze(spec, order)
+    _check_throughput_sizes(spec)
+    _check_references(spec)
+    if spec.study.sampler == "grid":
+        for name in order:
+            if spec.space[name].values(limit=10**6) is None:
+                raise SpecIssue(("study", "sampler"), "grid", f"needs a discrete space, but space.{name} is "
+                                f"{spec.space[name].describe()}; give it a step or choose another sampler")
+    if spec.study.scheduler.type == "mo_asha" and len(spec.proxy.epochs) == 1:
+        log.info("%s: proxy.epochs has one rung, so mo_asha cannot stop trials early", spec.path)
+    return spec, order, size
+
+
+# --------------------------------------------------------------------------- resolution
+def _resolve(spec: SpaceSpec) -> SpaceSpec:
+    study, ds = spec.study, spec.proxy.dataset
+    if study.name is None:
+        raise SpecIssue(("study", "name"), MISSING, "give the study a name (letters, digits, _ . -)")
+    storage = study.storage or f"sqlite:///studies/{study.name}/optuna.db"
+    n = ds.num_classes
+    path = ("proxy", "dataset")
+    total = DATASET_CLASSES.get(ds.name)
+    if ds.name == "synthetic":
+        for key in ("classes", "samples_per_class", "val_samples_per_class"):
+            if getattr(ds, key) is not None:
+                raise SpecIssue(path + (key,), getattr(ds, key), "applies to cifar10/cifar100/imagefolder only; "
+                                                                 "synthetic takes num_classes and train_size")
+        lo, hi, default = SYNTHETIC_CLASSES
+        if n is not None and not lo <= n <= hi:
+            raise SpecIssue(path + ("num_classes",), n, f"the synthetic task has {lo}..{hi} classes (one bit per "
+                                                        "attribute two objects may share)")
+        n = n or default
+    elif ds.classes is not None:
+        if n is not None and n != len(ds.classes):
+            raise SpecIssue(path + ("num_classes",), n, f"does not match the {len(ds.classes)} listed classes; "
+                                                        "drop num_classes")
+        for i, c in enumerate(ds.classes):
+            if ds.name == "cifar10" and c not in CIFAR10_CLASSES:
+                raise SpecIssue(path + ("classes", i), c, "not a CIFAR-10 class"
+                                + (_did_you_mean(c, CIFAR10_CLASSES) or f"; classes are {list(CIFAR10_CLASSES)}"))
+            if ds.classes.index(c) != i:
+                raise SpecIssue(path + ("classes", i), c, "listed twice; list each class once")
+        n = len(ds.classes)
+    elif total is not None:
+        if n is not None and n > total:
+            raise SpecIssue(path + ("num_classes",), n, f"{ds.name} has {total} classes; num_classes keeps the "
+                                                        f"first N, so N <= {total}")
+        n = n or total
+    elif n is None:
+        found = _count_class_folders(ds.root, ds.name)
+        raise SpecIssue(path + ("num_classes",), MISSING, "imagefolder needs num_classes (keep the first N classes) "
+                        "or a classes list, so that the head size is known" + (f"; {found}" if found else ""))
+    root = ds.root
+    if ds.name == "imagefolder" and not root:
+        raise SpecIssue(path + ("root",), MISSING, "imagefolder needs root: the folder holding train/ and val/")
+    if total is not None and not root:
+        root = "data"
+    if root:
+        root = os.path.abspath(os.path.expanduser(root))
+    if 0 < spec.proxy.max_epochs <= spec.proxy.warmup_epochs:
+        raise SpecIssue(("proxy", "warmup_epochs"), spec.proxy.warmup_epochs,
+                        f"must be below the budget of {spec.proxy.max_epochs} epoch(s) (the last of proxy.epochs); "
+                        "lower it (0 for no warm-up) or raise epochs")
+    ds = ds.model_copy(update={"num_classes": n, "root": root})
+    return spec.model_copy(update={
+        "study": study.model_copy(update={"storage": _absolute_sqlite(storage)}),
+        "proxy": spec.proxy.model_copy(update={"dataset": ds}),
+    })
+
+
+def _count_class_folders(root: Optional[str], name: str) -> str:
+    train = os.path.join(os.path.expanduser(root or ""), "train")
+    if root and os.path.isdir(train):
+        n = sum(1 for e in os.scandir(train) if e.is_dir())
+        return f"{train} has {n} class folders"
+    return ""
+
+
+def _absolute_sqlite(url: str) -> str:
+    """``sqlite:///rel/path.db`` -> ``sqlite:////abs/rel/path.db`` (relative to the current directory)."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
+        return prefix + os.path.abspath(url[len(prefix):])
+    return url
+
+
+# --------------------------------------------------------------------------- metrics
+def _check_metrics(spec: SpaceSpec) -> None:
+    needs = {"latency_highres": (spec.throughput.highres, "throughput.highres (the resolution to time, e.g. 1024)"),
+             "throughput_ratio": (spec.throughput.reference, "throughput.reference (a timm model name)")}
+    for i, o in enumerate(spec.study.objectives):
+        if o.name in needs and needs[o.name][0] is None:
+            raise SpecIssue(("study", "objectives", i, "name"), o.name, f"needs {needs[o.name][1]}")
+    for i, c in enumerate(spec.study.constraints):
+        if c.metric in needs and needs[c.metric][0] is None:
+            raise SpecIssue(("study", "constraints", i), str(c), f"needs {needs[c.metric][1]}")
+
+
+# --------------------------------------------------------------------------- field names
+def _unknown_field(path: tuple, name: str) -> SpecIssue:
+    hint = _did_you_mean(name, FIELDS) or f"; ArchConfig fields are {FIELDS}"
+    return SpecIssue(path, name, "not an ArchConfig field" + hint)
+
+
+def _check_field_names(spec: SpaceSpec) -> None:
+    n = spec.proxy.dataset.num_classes
+    sections = [(("base",), spec.base)] + [(("references", i, "arch"), r.arch) for i, r in enumerate(spec.references)
+                                           if r.arch is not None]
+    for prefix, fields in sections:
+        for k, v in fields.items():
+            if k not in FIELDS:
+                raise _unknown_field(prefix + (k,), k)
+            if k == "num_classes" and v != n:
+                raise SpecIssue(prefix + (k,), v, f"the proxy dataset has {n} classes; drop num_classes "
+                                                  "(it follows proxy.dataset)")
+            if k == "in_chans" and v != 3:
+                raise SpecIssue(prefix + (k,), v, "the proxy images have 3 channels; drop in_chans")
+    for k, knob in spec.space.items():
+        if k not in FIELDS:
+            raise _unknown_field(("space", k), k)
+        if k in ("num_classes", "in_chans"):
+            raise SpecIssue(("space", k), knob.describe(), f"{k} follows the proxy dataset and cannot be searched")
+        if k in spec.base:
+            raise SpecIssue(("space", k), knob.describe(), f"also fixed in base.{k}; keep one of them (in a spec "
+                                                           "that extends another, a null removes an inherited entry)")
+
+
+# --------------------------------------------------------------------------- conditions
+def _knob_order(spec: SpaceSpec) -> tuple[str, ...]:
+    """Check every ``when`` and order the knobs so that each comes after the knobs it reads."""
+    defaults = spec.arch_defaults()
+    for name, knob in spec.space.items():
+        for f, allowed in knob.when.items():
+            path = ("space", name, "when", f)
+            if f not in FIELDS:
+                raise SpecIssue(path, f, "not an ArchConfig field" + (_did_you_mean(f, FIELDS)
+                                                                      or f"; ArchConfig fields are {FIELDS}"))
+            if f == name:
+                raise SpecIssue(path, allowed, "a knob's condition cannot read the knob itself")
+            if not allowed:
+                raise SpecIssue(path, allowed, "list at least one value for the condition")
+            if f in spec.space:
+                other = spec.space[f]
+                for j, v in enumerate(allowed):
+                    if not other.contains(v):
+                        hint = _did_you_mean(v, other.choice or [])
+                        raise SpecIssue(path + (j,), v, f"space.{f} never takes this value ({other.describe()}){hint}")
+            else:
+                fixed = arch_value(defaults, f)
+                if not any(_same(fixed, v) for v in allowed):
+                    where = "base" if f in spec.base else "the ArchConfig default"
+                    raise SpecIssue(path, allowed, f"never holds: {f} is fixed to {fixed!r} ({where}); "
+                                                   f"drop the condition or search {f}")
+    order: list[str] = []
+    pending = list(spec.space)
+    while pending:
+        ready = next((k for k in pending if all(f in order or f not in spec.space for f in spec.space[k].when)), None)
+        if ready is None:
+            cycle = _find_cycle(spec, pending)
+            raise SpecIssue(("space", cycle[0], "when"), dict(spec.space[cycle[0]].when),
+                            f"circular condition {' -> '.join(cycle)}; a condition may only read knobs that do not "
+                            "depend on this one")
+        order.append(ready)
+        pending.remove(ready)
+    return tuple(order)
+
+
+def _find_cycle(spec: SpaceSpec, pending: list[str]) -> list[str]:
+    path = [pending[0]]
+    while True:
+        nxt = next(f for f in spec.space[path[-1]].when if f in pending)
+        if nxt in path:
+            return path[path.index(nxt):] + [nxt]
+        path.append(nxt)
+
+
+# --------------------------------------------------------------------------- single values
+def _rule(message: str, field: str) -> str:
+    """ArchConfig says ``field=value: rule``; keep the rule."""
+    m = re.match(rf"^{re.escape(field)}=.*?: (.*)$", message)
+    return m.group(1) if m else message
+
+
+def _solo_error(field: str, value: Any, depth: Any) -> Optional[str]:
+    """Why ``field=value`` is invalid on its own (None when it is valid in some context)."""
+    ctx: dict[str, Any] = {"fc1_predictor": "none", "dwconv_predictor": "none", "dynamic_blocks": "none",
+                           "patch_size": 1, "depth": depth if _is_int(depth) and depth >= 1 else 17}
+    ctx.pop(field, None)
+    if field == "patch_size" and _is_int(value) and value >= 1:
+        ctx["img_size"] = value
+    ctx[field] = value
+    try:
+        ArchConfig(**ctx)
+    except (ValueError, TypeError) as e:
+        rule = _rule(str(e), field)
+        if field in ENUM_FIELDS:
+            rule += _did_you_mean(value, ENUM_FIELDS[field])
+        return rule
+    return None
+
+
+def _check_values(spec: SpaceSpec) -> None:
+    depths = _values_of(spec, "depth") or [spec.space["depth"].range[1]]
+    depth = max((d for d in depths if _is_int(d)), default=17)
+    for f in sorted(spec.base, key=lambda f: f != "depth"):
+        rule = _solo_error(f, spec.base[f], depth)
+        if rule:
+            raise SpecIssue(("base", f), spec.base[f], rule)
+    for f, knob in spec.space.items():
+        if knob.choice is not None:
+            for i, v in enumerate(knob.choice):
+                rule = _solo_error(f, v, depth)
+                if rule:
+                    raise SpecIssue(("space", f, "choice", i), v, rule)
+            continue
+        values = knob.values(DOMAIN_LIMIT)
+        for i, v in ([(None, v) for v in values] if values is not None else enumerate(knob.range)):
+            rule = _solo_error(f, v, depth)
+            if rule:
+                if i is None:
+                    raise SpecIssue(("space", f, knob.kind), list(knob.range), f"includes {v!r}, but {rule}")
+                raise SpecIssue(("space", f, knob.kind, i), v, rule)
+
+
+def _values_of(spec: SpaceSpec, field: str) -> Optional[list[Any]]:
+    """Every value ``field`` takes in the space (None when it is not enumerable)."""
+    if field in spec.space:
+        return spec.space[field].values(DOMAIN_LIMIT)
+    return [arch_value(spec.arch_defaults(), field)]
+
+
+# --------------------------------------------------------------------------- the whole space
+def _walk(spec: SpaceSpec, order: tuple[str, ...], branch: set[str], domains: dict[str, list[Any]],
+          on_leaf: Callable[[dict[str, Any], list[tuple[str, int]]], None]) -> None:
+    """Call ``on_leaf(values, picks)`` for every combination of the ``branch`` knobs that are active.
+
+    ``values`` maps each active branch knob to its value, ``picks`` lists (knob, index in domain).
+    """
+    base = spec.arch_defaults()
+    knobs = [k for k in order if k in branch]
+    values: dict[str, Any] = {}
+    picks: list[tuple[str, int]] = []
+
+    def rec(i: int) -> None:
+        if i == len(knobs):
+            on_leaf(values, picks)
+            return
+        name = knobs[i]
+        if not spec.space[name].active({**base, **values}):
+            rec(i + 1)
+            return
+        for j, v in enumerate(domains[name]):
+            values[name] = v
+            picks.append((name, j))
+            rec(i + 1)
+            picks.pop()
+        del values[name]
+
+    rec(0)
+
+
+def _analyze(spec: SpaceSpec, order: tuple[str, ...]) -> SpaceSize:
+    knobs, base = spec.space, spec.arch_defaults()
+    domains = {k: knobs[k].values(DOMAIN_LIMIT) for k in order}
+    drivers = {f for k in knobs.values() for f in k.when if f in knobs}
+    continuous = any(knobs[k].cardinality() is None for k in order)
+
+    # how many combinations, and which knobs can ever be active (branching only on the drivers)
+    combinations: Optional[int] = None
+    if all(domains[d] is not None for d in drivers) and math.prod(len(domains[d]) for d in drivers) <= 10**6:
+        total, ever_active = [0], set()
+
+        def count(values: dict[str, Any], picks: list[tuple[str, int]]) -> None:
+            ever_active.update(values)
+            active = [k for k in order if k not in drivers and knobs[k].active({**base, **values})]
+            ever_active.update(active)
+            total[0] += _discrete_product(knobs, active)
+
+        _walk(spec, order, drivers, domains, count)
+        combinations = total[0]
+        for k in order:
+            if k not in ever_active:
+                raise SpecIssue(("space", k, "when"), dict(knobs[k].when),
+                                "never holds in this space (the knobs it reads are themselves never active "
+                                "with these values); fix the condition or drop the knob")
+
+    # which architectures build: exhaustively when the interacting knobs are few enough
+    branch = drivers | {k for k in order if k not in SOLO_FIELDS}
+    exhaustive = (all(domains[k] is not None for k in branch)
+                  and math.prod(len(domains[k]) for k in branch) <= ENUMERATION_LIMIT)
+    if not exhaustive:
+        _probe_randomly(spec, order)
+        return SpaceSize(combinations, None, continuous)
+    buildable, built = [0], [0]
+    feasible_picks: set[tuple[str, int]] = set()
+    seen_picks: set[tuple[str, int]] = set()
+    reasons: Counter[str] = Counter()
+    first_reason: dict[tuple[str, int], str] = {}
+
+    def build(values: dict[str, Any], picks: list[tuple[str, int]]) -> None:
+        seen_picks.update(picks)
+        try:
+            ArchConfig(**{**base, **values})
+        except ValueError as e:
+            reasons[str(e)] += 1
+            for p in picks:
+                first_reason.setdefault(p, str(e))
+            return
+        built[0] += 1
+        feasible_picks.update(picks)
+        buildable[0] += _discrete_product(knobs, [k for k in order if k not in branch
+                                                   and knobs[k].active({**base, **values})])
+
+    _walk(spec, order, branch, domains, build)
+    if not built[0]:
+        raise _nothing_builds(spec, reasons.most_common(1)[0][0])
+    for k in order:
+        if k in branch and knobs[k].choice is not None:
+            for j, v in enumerate(knobs[k].choice):
+                if (k, j) in seen_picks and (k, j) not in feasible_picks:
+                    raise SpecIssue(("space", k, "choice", j), v, "no architecture in the space can use it "
+                                    f"({first_reason[(k, j)]}); drop it or change base/space")
+    return SpaceSize(combinations, buildable[0], continuous)
+
+
+def _discrete_product(knobs: dict[str, Knob], names: list[str]) -> int:
+    """Combinations of the discrete knobs among ``names`` (a continuous range counts once)."""
+    return math.prod(knobs[k].cardinality() or 1 for k in names)
+
+
+def _probe_randomly(spec: SpaceSpec, order: tuple[str, ...]) -> None:
+    """A space too large to enumerate: fail only when no random architecture builds."""
+    rng = random.Random(0)
+    base = spec.arch_defaults()
+    reasons: Counter[str] = Counter()
+    for _ in range(RANDOM_PROBES):
+        values: dict[str, Any] = {}
+        for k in order:
+            if spec.space[k].active({**base, **values}):
+                values[k] = _random_value(spec.space[k], rng)
+        try:
+            ArchConfig(**{**base, **values})
+            return
+        except ValueError as e:
+            reasons[str(e)] += 1
+    raise _nothing_builds(spec, reasons.most_common(1)[0][0], probes=RANDOM_PROBES)
+
+
+def _random_value(knob: Knob, rng: random.Random) -> Any:
+    if knob.choice is not None:
+        return rng.choice(knob.choice)
+    lo, hi = knob.range
+    if knob.log:
+        x = math.exp(rng.uniform(math.log(lo), math.log(hi)))
+        return min(max(round(x), lo), hi) if knob.int_ is not None else x
+    if knob.int_ is not None:
+        return rng.randrange(lo, hi + 1, knob.step or 1)
+    if knob.step is not None:
+        return lo + rng.randrange(knob.cardinality()) * knob.step
+    return rng.uniform(lo, hi)
+
+
+def _nothing_builds(spec: SpaceSpec, reason: str, probes: int = 0) -> SpecIssue:
+    m = re.match(r"^(\w+)=", reason)
+    field = m.group(1) if m else ""
+    if field in spec.space:
+        knob = spec.space[field]
+        path, value = ("space", field), knob.choice if knob.choice is not None else list(knob.range)
+    elif field in spec.base:
+        path, value = ("base", field), spec.base[field]
+    elif field == "img_size":
+        path, value = ("proxy", "img_size"), spec.proxy.img_size
+    else:  # an ArchConfig default that does not fit what base fixes
+        path, value = ("base",), spec.arch_defaults()
+    what = f"none of {probes} random architectures of the space builds" if probes else \
+        "no architecture in the space can be built"
+    fix = "change base or space so that some combination builds"
+    if path == ("base",):
+        fix = f"{field} keeps its ArchConfig default here; set it (or patch_size, img_size) in base so that it fits"
+    return SpecIssue(path, value, f"{what} (e.g. {reason}); {fix}")
+
+
+# --------------------------------------------------------------------------- measurement sizes
+def _check_throughput_sizes(spec: SpaceSpec) -> None:
+    patches = _values_of(spec, "patch_size") or list(spec.space["patch_size"].range)
+    where = "space.patch_size" if "patch_size" in spec.space else "base.patch_size" if "patch_size" in spec.base \
+        else "the ArchConfig default"
+    for key in ("img_size", "highres"):
+        res = getattr(spec.throughput, key)
+        for p in patches:
+            if res is not None and res % p:
+                raise SpecIssue(("throughput", key), res, f"not divisible by patch_size={p} ({where}); "
+                                                           f"use a multiple of {p}")
+
+
+# --------------------------------------------------------------------------- references
+def _check_references(spec: SpaceSpec) -> None:
+    seen: set[str] = set()
+    for i, r in enumerate(spec.references):
+        if r.name in seen:
+            raise SpecIssue(("references", i, "name"), r.name, "another reference has this name; names must differ")
+        seen.add(r.name)
+        if r.arch is not None:
+            try:
+                arch = spec.fixed_arch(**r.arch)
+            except ValueError as e:
+                m = re.match(r"^(\w+)=", str(e))
+                field = m.group(1) if m else ""
+                path = ("references", i, "arch") + ((field,) if field in r.arch else ())
+                raise SpecIssue(path, r.arch.get(field, dict(r.arch)), f"cannot be built on top of base: {e}") from None
+            for key in ("img_size", "highres"):
+                res = getattr(spec.throughput, key)
+                if res is not None and res % arch.patch_size:
+                    raise SpecIssue(("references", i, "arch"), dict(r.arch), f"patch_size={arch.patch_size} does "
+                                    f"not divide throughput.{key}={res}; change one of them")
+        else:
+            _check_timm_name(("references", i, "model"), r.model)
+    if spec.throughput.reference is not None:
+        _check_timm_name(("throughput", "reference"), spec.throughput.reference)
+
+
+def _check_timm_name(path: tuple, name: Any) -> None:
+    import timm
+
+    if not timm.is_model(name):
+        hint = _did_you_mean(name, timm.list_models()) or "; list names with `python -c \"import timm; print(timm.list_models('deit*'))\"`"
+        raise SpecIssue(path, name, "not a timm model" + hint)

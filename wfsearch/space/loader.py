@@ -1,0 +1,349 @@
+"""Loading a spec: strict YAML, ``extends`` composition, ``--set`` overrides, one-line errors.
+
+Every mistake becomes a `UserError` of one line, ``<file>: <key.path>: <value>: <rule and fix>``,
+naming the file that set the offending key (a parent reached through ``extends``, or ``--set``).
+"""
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+import re
+import typing
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from wfsearch.errors import UserError
+
+from .checks import MISSING, SpecIssue, check
+from .spec import _DEVICE_RE, _NAME_RE, SpaceSpec
+
+log = logging.getLogger(__name__)
+
+Path_ = tuple  # a key path: keys (str) and list indices (int)
+TOP = "(top level)"
+SECTIONS_WITH_REMOVAL = ("base", "space")  # where a null entry removes an inherited one
+
+
+# --------------------------------------------------------------------------- strict YAML
+class StrictLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` reading ``1e-3`` and ``30e6`` as floats (YAML 1.2) and dates as strings."""
+
+
+StrictLoader.yaml_implicit_resolvers = {
+    ch: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
+
+_PLAIN_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "map", "seq")}
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def key_path(path: Path_) -> str:
+    """``("space", "rank_ratio", "choice", 2)`` -> ``space.rank_ratio.choice[2]``."""
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or TOP
+
+
+def _show(value: Any) -> str:
+    text = repr(value).replace("\n", " ")
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _line(label: str, where: str, value: Any, rule: str) -> UserError:
+    rule = " ".join(str(rule).split())
+    return UserError(f"{label}: {where}: {_show(value)}: {rule}" if value is not MISSING
+                     else f"{label}: {where}: (missing): {rule}")
+
+
+def parse_yaml(text: str, label: str) -> Any:
+    """Parse one YAML document strictly: safe tags only, no duplicate keys, string keys."""
+    loader = StrictLoader(text)
+    try:
+        try:
+            node = loader.get_single_node()
+        except yaml.MarkedYAMLError as e:
+            mark = e.problem_mark or e.context_mark
+            where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(yaml)"
+            problem = e.problem or e.context or "invalid YAML"
+            raise UserError(f"{label}: {where}: invalid YAML: {' '.join(problem.split())}; check the "
+                            "indentation, colons and quoting there") from None
+        except yaml.YAMLError as e:
+            raise UserError(f"{label}: (yaml): invalid YAML: {' '.join(str(e).split())}") from None
+        if node is None:
+            return None
+        _check_node(node, (), label, set())
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _check_node(node: yaml.Node, path: Path_, label: str, seen: set[int]) -> None:
+    if id(node) in seen:  # an alias to a node already checked (or a recursive structure)
+        return
+    seen.add(id(node))
+    where = f"{key_path(path)} (line {node.start_mark.line + 1})"
+    if node.tag not in _PLAIN_TAGS:
+        tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+        raise UserError(f"{label}: {where}: {tag!r}: this YAML tag is not allowed; a spec holds plain mappings, "
+                        "lists, strings, numbers, booleans and nulls only")
+    if isinstance(node, yaml.SequenceNode):
+        for i, child in enumerate(node.value):
+            _check_node(child, path + (i,), label, seen)
+    elif isinstance(node, yaml.MappingNode):
+        keys: dict[str, int] = {}
+        for key, child in node.value:
+            if key.tag == _MERGE_TAG:
+                _check_node(child, path, label, seen)
+                continue
+            if not isinstance(key, yaml.ScalarNode) or key.tag != "tag:yaml.org,2002:str":
+                shown = key.value if isinstance(key, yaml.ScalarNode) else f"<{type(key).__name__}>"
+                raise UserError(f"{label}: {key_path(path)} (line {key.start_mark.line + 1}): {_show(shown)}: keys "
+                                "must be plain names; quote it or rename it")
+            if key.value in keys:
+                raise UserError(f"{label}: {key_path(path + (key.value,))} (line {key.start_mark.line + 1}): "
+                                f"{_show(key.value)}: duplicate key (first set on line {keys[key.value]}); keep one")
+            keys[key.value] = key.start_mark.line + 1
+            _check_node(child, path + (key.value,), label, seen)
+
+
+# --------------------------------------------------------------------------- files and extends
+def _read(path: Path, label: str) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{label}: (file): {str(path)!r}: no such file; check the path") from None
+    except IsADirectoryError:
+        raise UserError(f"{label}: (file): {str(path)!r}: is a directory; give a YAML file such as "
+                        "spaces/predictors.yaml") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{label}: (file): {str(path)!r}: not UTF-8 text; a spec is a YAML file") from None
+    except PermissionError:
+        raise UserError(f"{label}: (file): {str(path)!r}: permission denied") from None
+    data = parse_yaml(text, label)
+    if data is None:
+        raise UserError(f"{label}: {TOP}: None: the file is empty; a spec is a mapping with sections such as "
+                        "study, proxy, base and space (see spaces/README.md)")
+    if not isinstance(data, dict):
+        raise UserError(f"{label}: {TOP}: {_show(data)}: a spec must be a mapping with sections such as "
+                        "study, proxy, base and space, not a " + type(data).__name__)
+    return data
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Deep merge: mappings merge key by key, anything else (lists included) replaces."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _record_origins(data: Any, label: str, origins: dict[Path_, str], prefix: Path_ = ()) -> None:
+    origins[prefix] = label
+    if isinstance(data, dict):
+        for k, v in data.items():
+            _record_origins(v, label, origins, prefix + (k,))
+
+
+def _load_tree(path: Path, label: str, chain: tuple[Path, ...]) -> tuple[dict[str, Any], dict[Path_, str]]:
+    data = _read(path, label)
+    ext = data.pop("extends", None)
+    parents = [ext] if isinstance(ext, str) else ext if ext is not None else []
+    if not isinstance(parents, list) or not all(isinstance(p, str) and p for p in parents):
+        raise UserError(f"{label}: extends: {_show(ext)}: give a file name or a list of them, relative to this file")
+    merged: dict[str, Any] = {}
+    origins: dict[Path_, str] = {}
+    for i, parent in enumerate(parents):
+        ppath = (path.parent / parent).resolve()
+        plabel = os.path.normpath(os.path.join(os.path.dirname(label), parent))
+        where = "extends" if isinstance(ext, str) else f"extends[{i}]"
+        if ppath in chain or ppath == path.resolve():
+            raise UserError(f"{label}: {where}: {parent!r}: circular extends "
+                            f"({' -> '.join(p.name for p in chain + (path.resolve(), ppath))}); remove one link")
+        if not ppath.is_file():
+            raise UserError(f"{label}: {where}: {parent!r}: no such file (looked for {ppath}); paths are relative "
+                            "to the extending file")
+        pdata, porigins = _load_tree(ppath, plabel, chain + (path.resolve(),))
+        merged = _merge(merged, pdata)
+        origins.update(porigins)
+    _record_origins(data, label, origins)
+    origins[()] = label
+    return _merge(merged, data), origins
+
+
+# --------------------------------------------------------------------------- --set
+def _split_key(key: str) -> list[str | int]:
+    parts: list[str | int] = []
+    for token in key.replace("[", ".").replace("]", "").split("."):
+        if not token:
+            raise ValueError("empty key part")
+        parts.append(int(token) if token.isdigit() else token)
+    return parts
+
+
+def apply_overrides(data: dict[str, Any], overrides: Iterable[str], label: str,
+                    origins: Optional[dict[Path_, str]] = None) -> dict[str, Any]:
+    """Apply ``key.path=value`` strings (value parsed as YAML) to a copy of ``data``."""
+    import copy
+
+    data = copy.deepcopy(data)
+    for text in overrides:
+        key, eq, raw = str(text).partition("=")
+        if not eq or not key.strip():
+            raise UserError(f"{label}: --set: {_show(text)}: expected KEY.PATH=VALUE, e.g. --set study.trials=8")
+        try:
+            parts = _split_key(key.strip())
+        except ValueError:
+            raise UserError(f"{label}: --set: {_show(text)}: malformed key {key!r}; write it as dotted names, "
+                            "e.g. proxy.dataset.name") from None
+        value = parse_yaml(raw, f"{label} (--set {key.strip()})") if raw.strip() else None
+        node: Any = data
+        for depth, part in enumerate(parts[:-1]):
+            if isinstance(node, dict):
+                if node.get(part) is None:
+                    node[part] = {}
+                node = node[part]
+            elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+                node = node[part]
+            else:
+                raise UserError(f"{label} (--set): {key_path(tuple(parts[:depth + 1]))}: {_show(text)}: "
+                                f"{key_path(tuple(parts[:depth]))} has no entry {part!r} to set")
+        last = parts[-1]
+        if isinstance(node, dict):
+            node[last] = value
+        elif isinstance(node, list) and isinstance(last, int) and last < len(node):
+            node[last] = value
+        else:
+            raise UserError(f"{label} (--set): {key_path(tuple(parts))}: {_show(text)}: "
+                            f"{key_path(tuple(parts[:-1]))} is not a mapping; cannot set {last!r} inside it")
+        if origins is not None:
+            _record_origins(value, f"{label} (--set)", origins, tuple(parts))
+    return data
+
+
+# --------------------------------------------------------------------------- building the spec
+def load_spec(path: str | os.PathLike, overrides: Iterable[str] = ()) -> SpaceSpec:
+    """Load, compose (``extends``), override (``--set``) and check a spec file.
+
+    Raises `UserError` with one line naming the file, the key path, the value and the fix.
+    """
+    label = str(path)
+    data, origins = _load_tree(Path(path), label, ())
+    data = apply_overrides(data, overrides, label, origins)
+    study = data.get("study")
+    if study is None or isinstance(study, dict) and study.get("name") is None:
+        data["study"] = {**(study or {}), "name": _default_name(Path(path))}
+    return _build(data, label, origins)
+
+
+def spec_from_dict(data: dict[str, Any], source: str = "<dict>") -> SpaceSpec:
+    """Rebuild a spec from `SpaceSpec.to_dict` output (e.g. a study's ``spec`` attribute)."""
+    if not isinstance(data, dict):
+        raise UserError(f"{source}: {TOP}: {_show(data)}: a spec must be a mapping")
+    return _build(dict(data), source, {(): source})
+
+
+def _default_name(path: Path) -> str:
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", path.stem).lstrip("._-")
+    return name or "study"
+
+
+def _build(data: dict[str, Any], label: str, origins: dict[Path_, str]) -> SpaceSpec:
+    data = {k: v for k, v in data.items() if v is not None or k not in SpaceSpec.model_fields}
+    for section in SECTIONS_WITH_REMOVAL:
+        if isinstance(data.get(section), dict):
+            data[section] = {k: v for k, v in data[section].items() if v is not None}
+    try:
+        spec = SpaceSpec.model_validate(data)
+    except ValidationError as e:
+        raise _from_pydantic(e, origins, label) from None
+    try:
+        spec, order, size = check(spec)
+    except SpecIssue as issue:
+        raise _line(_origin(origins, issue.path, label), key_path(issue.path), issue.value, issue.rule) from None
+    spec._path, spec._order, spec._size = label, order, size
+    return spec
+
+
+def _origin(origins: dict[Path_, str], path: Path_, default: str) -> str:
+    for n in range(len(path), -1, -1):
+        if path[:n] in origins:
+            return origins[path[:n]]
+    return default
+
+
+# --------------------------------------------------------------------------- pydantic errors
+def _from_pydantic(e: ValidationError, origins: dict[Path_, str], label: str) -> UserError:
+    err = e.errors(include_url=False)[0]
+    loc = tuple(err["loc"])
+    kind, msg = err["type"], err["msg"]
+    for prefix in ("Value error, ", "Assertion failed, "):
+        msg = msg.removeprefix(prefix)
+    value = err.get("input", MISSING)
+    where = _origin(origins, loc, label)
+    if kind == "extra_forbidden":
+        allowed = _keys_at(loc[:-1])
+        name = str(loc[-1])
+        close = difflib.get_close_matches(name, allowed, n=1, cutoff=0.5)
+        hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(allowed)}"
+        return _line(where, key_path(loc), name, f"unknown key; {hint}")
+    if kind == "missing":
+        return _line(where, key_path(loc), MISSING, "required key; add it")
+    if kind == "literal_error":
+        expected = re.findall(r"'([^']*)'", str(err.get("ctx", {}).get("expected", "")))
+        close = difflib.get_close_matches(str(value), expected, n=1, cutoff=0.5) if isinstance(value, str) else []
+        msg = f"must be one of {expected}" + (f"; did you mean {close[0]!r}?" if close else "")
+    elif kind in ("model_type", "dict_type"):
+        msg = f"must be a mapping of keys to values ({msg})"
+    elif kind == "string_pattern_mismatch":
+        pattern = str(err.get("ctx", {}).get("pattern", ""))
+        msg = _PATTERN_HINTS.get(pattern, msg)
+    return _line(where, key_path(loc), value, msg)
+
+
+_PATTERN_HINTS = {
+    _NAME_RE: "use letters, digits and _ . - only, starting with a letter or digit",
+    _DEVICE_RE: "must be auto, cpu, mps, cuda or cuda:N",
+}
+
+
+def _keys_at(loc: Path_) -> list[str]:
+    """The keys a model accepts at ``loc`` (for did-you-mean on unknown keys)."""
+    tp: Any = SpaceSpec
+    for part in loc:
+        tp = _unwrap(tp)
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            field = next((f for n, f in tp.model_fields.items() if (f.alias or n) == part), None)
+            if field is None:
+                return []
+            tp = field.annotation
+        elif typing.get_origin(tp) in (list, tuple) and isinstance(part, int):
+            tp = typing.get_args(tp)[0]
+        elif typing.get_origin(tp) is dict:
+            tp = typing.get_args(tp)[1]
+        else:
+            return []
+    tp = _unwrap(tp)
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return [f.alias or n for n, f in tp.model_fields.items()]
+    return []
+
+
+def _unwrap(tp: Any) -> Any:
+    while True:
+        origin = typing.get_origin(tp)
+        if origin is typing.Annotated:
+            tp = typing.get_args(tp)[0]
+        elif origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+            args = [a for a in typing.get_args(tp) if a is not type(None)]
+            if len(args) != 1:
+                return tp
+            tp = args[0]
+        else:
+            return tp

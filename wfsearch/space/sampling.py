@@ -1,0 +1,79 @@
+"""Sampling a spec into architectures: an Optuna define-by-run function.
+
+`sample_arch(spec, trial)` asks the trial for each knob in order, skipping knobs whose ``when``
+does not hold (they keep their base or ArchConfig default), and builds the `ArchConfig`. An
+architecture that cannot be built comes back as an *infeasible* `Sample` with the reason,
+never as an exception, so the search can record it and move on.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from wfsearch.models.config import ArchConfig
+
+from .spec import ProxySpec, SpaceSpec, encode_choice
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One sampled point: the knob values, the architecture (None when infeasible) and why not."""
+
+    params: dict[str, Any]
+    arch: Optional[ArchConfig]
+    infeasible: Optional[str] = None
+    proxy: Optional[ProxySpec] = field(default=None, repr=False)
+
+    @property
+    def feasible(self) -> bool:
+        return self.arch is not None
+
+
+def sample_arch(spec: SpaceSpec, trial: Any) -> Sample:
+    """Sample an architecture with ``trial.suggest_*`` (an Optuna Trial, FixedTrial or FrozenTrial-like).
+
+    ``Sample.params`` holds the decoded knob values (an explicit placement as a list); the trial's
+    own ``params`` hold what Optuna stores (such a list as JSON text). Equal params give equal
+    ``arch.hash``.
+    """
+    values = spec.arch_defaults()
+    params: dict[str, Any] = {}
+    for name in spec.knobs:
+        knob = spec.space[name]
+        if knob.active(values):
+            params[name] = values[name] = knob.suggest(trial, name)
+    try:
+        arch = ArchConfig(**values)
+    except ValueError as e:
+        log.debug("infeasible sample %s: %s", params, e)
+        return Sample(params, None, str(e), spec.proxy)
+    return Sample(params, arch, None, spec.proxy)
+
+
+def arch_from_params(spec: SpaceSpec, params: dict[str, Any]) -> Sample:
+    """Rebuild a sample from stored knob values (a trial's ``params``, decoded or as Optuna stores them)."""
+    import optuna
+
+    fixed = {k: encode_choice(v) for k, v in params.items()}
+    return sample_arch(spec, optuna.trial.FixedTrial(fixed))
+
+
+def random_samples(spec: SpaceSpec, n: int, seed: int = 0) -> list[Sample]:
+    """``n`` samples drawn with Optuna's RandomSampler on an in-memory study."""
+    import optuna
+
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "study created" line for a scratch study
+    try:
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    out = []
+    for _ in range(n):
+        trial = study.ask()
+        out.append(sample_arch(spec, trial))
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    return out
