@@ -13,6 +13,11 @@ import sys
 # subcommand modules, in the order `wfsearch --help` lists them
 COMMANDS = [
     "bench",
+    "export",
+    "train",
+    "validate",
+    "sample",
+    "schema",
 ]
 
 

@@ -1,0 +1,82 @@
+"""``wfsearch export``: write the full training recipe of one trial of a study."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from wfsearch.errors import UserError
+
+PICK_HELP = """\
+selection rules for --pick (over the Pareto front of the search trials; references never count):
+  max METRIC | min METRIC  [where METRIC OP NUMBER [and METRIC OP NUMBER ...]]     OP: >= <= > < == !=
+  METRIC: an objective (accuracy, throughput), a metric or a cost (params, macs, throughput_ratio ...)
+examples:
+  wfsearch export studies/quick --pick "max accuracy where throughput_ratio >= 1.2"
+  wfsearch export studies/quick --pick "min params where accuracy >= 0.8"
+  wfsearch export studies/quick --trial 17 --format timm --img-size 224 --num-classes 1000
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export", help="write a trial's full training recipe (YAML) for `wfsearch train` or timm",
+        description="Export one trial of a study to studies/<name>/recipes/trial-<N>.yaml: the architecture as a "
+                    "timm name plus overrides, its provenance, ImageFolder data paths and the released 300-epoch "
+                    "WeightFormer recipe with launch commands.",
+        epilog=PICK_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("study", nargs="?", metavar="STUDY", help="study folder, e.g. studies/quick (holds optuna.db)")
+    p.add_argument("--storage", metavar="URL", help="SQLAlchemy URL of the study storage instead of a folder")
+    p.add_argument("--study", dest="study_name", metavar="NAME", help="study name within the storage")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--trial", type=int, metavar="N", help="export trial number N")
+    which.add_argument("--pick", metavar="RULE", help="choose from the front by a rule (see below)")
+    p.add_argument("--format", choices=["wfsearch", "timm"], default="wfsearch",
+                   help="timm: also write an args file for timm's train.py (default: wfsearch)")
+    p.add_argument("--output", metavar="FILE", help="recipe path (default: STUDY/recipes/trial-N.yaml)")
+    p.add_argument("--img-size", type=int, metavar="N", help="training resolution (default: the trial's)")
+    p.add_argument("--num-classes", type=int, default=1000, metavar="N", help="classes (default: 1000)")
+    p.add_argument("--data", default="/data/imagenet", metavar="DIR",
+                   help="ImageFolder root with train/ and val/ written into the recipe (default: /data/imagenet)")
+    p.add_argument("--batch-size", type=int, default=256, metavar="N", help="batch per GPU (default: 256)")
+    p.add_argument("--seed", type=int, default=0, help="training seed (default: 0)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing recipe")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from wfsearch.export import (find_trial, objective_names, open_study, parse_pick, recipe_from_trial,
+                                 recipe_path_for, save_recipe, save_timm_args, search_front, select, trial_metrics)
+
+    for flag in ("img_size", "num_classes", "batch_size"):
+        v = getattr(args, flag)
+        if v is not None and v < 1:
+            raise UserError(f"--{flag.replace('_', '-')}: {v}: must be >= 1")
+    opened = open_study(args.study, storage=args.storage, study_name=args.study_name)
+    objectives = objective_names(opened.study)
+    if args.trial is not None:
+        trial = find_trial(opened, args.trial)
+    else:
+        front = search_front(opened.study)
+        if args.pick is None:
+            nums = ", ".join(str(t.number) for t in front) or "none yet"
+            raise UserError(f"export: choose a trial with --trial N or --pick RULE "
+                            f"(e.g. --pick 'max {objectives[0]}'); trials on the front: {nums}")
+        trial = select(front, parse_pick(args.pick), lambda t: trial_metrics(t, objectives))
+    path = Path(args.output) if args.output else recipe_path_for(opened, trial)
+    timm_path = path.with_name(path.stem + ".timm.yaml")
+    for target in [path] + ([timm_path] if args.format == "timm" else []):
+        if target.exists() and not args.force:
+            raise UserError(f"--output: {str(target)!r}: exists (it may hold your edits); pass --force to overwrite")
+    recipe = recipe_from_trial(opened, trial, img_size=args.img_size, num_classes=args.num_classes,
+                               data=args.data, batch_size=args.batch_size, seed=args.seed, recipe_path=path)
+    save_recipe(recipe, path)
+    scores = ", ".join(f"{k}={v:.4g}" for k, v in trial_metrics(trial, objectives).items() if k in objectives)
+    print(f"trial {trial.number} ({scores}) -> {recipe.model.name} at {recipe.data.img_size}px")
+    print(f"wrote {path}")
+    if args.format == "timm":
+        save_timm_args(recipe, timm_path)
+        print(f"wrote {timm_path}  (timm train.py args; run it through `python -m wfsearch.export.run_timm`)")
+    print("train it:")
+    for cmd in recipe.launch.values():
+        print(f"  {cmd}")
+    return 0

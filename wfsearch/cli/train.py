@@ -1,0 +1,133 @@
+"""``wfsearch train``: run an exported recipe on a CPU, a GPU, or many GPUs under torchrun."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from wfsearch.errors import UserError
+
+EPILOG = """\
+examples:
+  wfsearch train studies/quick/recipes/trial-7.yaml --data /data/imagenet
+  torchrun --standalone --nproc_per_node=8 -m wfsearch train studies/quick/recipes/trial-7.yaml --data /data/imagenet
+  wfsearch train RECIPE --resume                  # continue from OUTPUT/last.pth
+  wfsearch train RECIPE --evaluate                # top-1/top-5 of OUTPUT/last.pth on the val folder
+outputs (OUTPUT defaults to STUDY/runs/<recipe name> next to STUDY/recipes/):
+  last.pth, best.pth (checkpoints), metrics.jsonl (one JSON line per epoch), recipe.yaml (as run)
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train", help="train an exported recipe (one process, or DDP under torchrun)",
+        description="Train the architecture of a recipe with its full recipe: timm transforms, Mixup/CutMix, "
+                    "AdamW, per-step cosine; a checkpoint and a metrics line every epoch.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("recipe", metavar="RECIPE", help="recipe YAML written by `wfsearch export`")
+    p.add_argument("--data", metavar="DIR", help="ImageFolder root holding train/ and val/ (overrides the recipe)")
+    p.add_argument("--epochs", type=int, metavar="N",
+                   help="train N epochs; the warm-up shrinks in proportion unless --warmup-epochs is given")
+    p.add_argument("--warmup-epochs", type=int, metavar="N", help="warm-up epochs (default: the recipe's)")
+    p.add_argument("--output", metavar="DIR", help="run folder (default: STUDY/runs/<recipe name>)")
+    p.add_argument("--resume", nargs="?", const=True, default=False, metavar="CKPT",
+                   help="continue from OUTPUT/last.pth (or from CKPT)")
+    p.add_argument("--evaluate", action="store_true", help="only evaluate OUTPUT/last.pth (or --resume CKPT)")
+    p.add_argument("--batch-size", type=int, metavar="N", help="batch per process (default: the recipe's)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto; torchrun: cuda:LOCAL_RANK)")
+    p.add_argument("--workers", type=int, metavar="N", help="data-loading workers per process (default: the recipe's)")
+    p.add_argument("--precision", choices=["bf16", "fp32"], help="autocast precision (default: the recipe's)")
+    p.add_argument("--seed", type=int, help="seed (default: the recipe's)")
+    p.add_argument("--ema", action="store_true", help="also keep and evaluate an EMA of the weights")
+    p.add_argument("--no-augment", action="store_true",
+                   help="no random augmentation at all (no crop/flip/RandAugment/erasing/Mixup/CutMix)")
+    p.set_defaults(func=run)
+
+
+def default_output(recipe_path: Path) -> Path:
+    """``studies/<name>/recipes/trial-7.yaml`` -> ``studies/<name>/runs/trial-7``; else ``runs/<stem>``."""
+    if recipe_path.parent.name == "recipes":
+        return recipe_path.parent.parent / "runs" / recipe_path.stem
+    return Path("runs") / recipe_path.stem
+
+
+def apply_overrides(recipe, args: argparse.Namespace, source: str):
+    """The recipe with the command-line overrides applied (validated like the file itself)."""
+    changes: dict[str, object] = {}
+    if args.data:
+        root = Path(args.data)
+        if not root.is_dir():
+            raise UserError(f"--data: {args.data!r}: no such folder; give the ImageFolder root holding train/ and val/")
+        changes.update(data__train=str(root / "train"), data__val=str(root / "val"))
+    if args.epochs is not None:
+        if args.epochs < 1:
+            raise UserError(f"--epochs: {args.epochs}: must be >= 1")
+        s = recipe.schedule
+        changes["schedule__epochs"] = args.epochs
+        if args.warmup_epochs is None:
+            changes["schedule__warmup_epochs"] = min(round(s.warmup_epochs * args.epochs / s.epochs), args.epochs - 1)
+    if args.warmup_epochs is not None:
+        changes["schedule__warmup_epochs"] = args.warmup_epochs
+    for flag, key in (("batch_size", "train__batch_size"), ("precision", "train__precision"), ("seed", "train__seed")):
+        if getattr(args, flag) is not None:
+            changes[key] = getattr(args, flag)
+    if args.ema:
+        changes["train__ema"] = True
+    if args.no_augment:
+        changes["augment__enabled"] = False
+    try:
+        return recipe.replace(**changes)
+    except ValueError as e:
+        raise UserError(f"{source} with the command-line overrides: {e}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch.distributed as dist
+
+    from wfsearch.export import load_recipe
+    from wfsearch.export.train import evaluate_checkpoint, init_distributed, train
+
+    if args.workers is not None and args.workers < 0:
+        raise UserError(f"--workers: {args.workers}: must be >= 0")
+    path = Path(args.recipe)
+    recipe = apply_overrides(load_recipe(path), args, str(path))
+    output = Path(args.output) if args.output else default_output(path)
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    d = init_distributed(args.device)
+    try:
+        progress = _tqdm if is_main and sys.stderr.isatty() else None
+        if args.evaluate:
+            ckpt = Path(args.resume) if isinstance(args.resume, str) else output / "last.pth"
+            m = evaluate_checkpoint(recipe, ckpt, workers=args.workers, dist_ctx=d, source=str(path), progress=progress)
+            if is_main:
+                print(f"{ckpt}: top1 {m['top1']:.2f}  top5 {m['top5']:.2f}  loss {m['val_loss']:.4f}  "
+                      f"({m['val_images']} images)")
+            return 0
+        if is_main:
+            s, t = recipe.schedule, recipe.train
+            print(f"# {recipe.name}: {recipe.model.name} at {recipe.data.img_size}px, {s.epochs} epochs "
+                  f"({s.warmup_epochs} warm-up), {d.world} process(es) x batch {t.batch_size} on {d.device}, "
+                  f"{t.precision} -> {output}")
+        result = train(recipe, output, resume=args.resume, augment=not args.no_augment, workers=args.workers,
+                       dist_ctx=d, source=str(path), progress=progress, on_epoch=_print_epoch if is_main else None)
+        if is_main:
+            print(f"done: {result.epochs} epochs, top1 {result.top1:.2f} (best {result.best_top1:.2f}), "
+                  f"top5 {result.top5:.2f}; checkpoints and metrics.jsonl in {result.output}")
+        return 0
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _print_epoch(row: dict) -> None:
+    ema = f"  ema top1 {row['ema_top1']:.2f}" if "ema_top1" in row else ""
+    print(f"epoch {row['epoch']:>4}  train loss {row['train_loss']:.4f}  val loss {row['val_loss']:.4f}  "
+          f"top1 {row['top1']:.2f}  top5 {row['top5']:.2f}{ema}  lr {row['lr']:.3g}  "
+          f"{row['train_images_per_s']:.0f} img/s", flush=True)
+
+
+def _tqdm(iterable, total: int, desc: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, leave=False, dynamic_ncols=True, file=sys.stderr)

@@ -1,0 +1,137 @@
+"""The ``--pick`` selection language: choose one trial of the Pareto front by a rule.
+
+Grammar (keywords are case-insensitive; ``,`` may stand for ``and``)::
+
+    pick       := ("max" | "min") METRIC [ "where" condition ( "and" condition )* ]
+    condition  := METRIC OP NUMBER
+    OP         := ">=" | "<=" | ">" | "<" | "==" | "!="
+
+Examples: ``max accuracy``, ``max accuracy where throughput_ratio >= 1.2``,
+``min params where accuracy >= 0.8 and macs <= 1.5e9``.
+
+METRIC is any number stored with a trial: an objective (``accuracy``, ``throughput``), a metric
+or a cost (``params``, ``macs``, ``throughput_ratio``, ``peak_memory_bytes`` ...). Only trials on
+the front of the search trials are candidates; a trial that lacks a metric the rule uses is
+skipped; ties go to the lowest trial number.
+"""
+from __future__ import annotations
+
+import operator
+import re
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from optuna.trial import FrozenTrial
+
+from wfsearch.errors import UserError
+
+__all__ = ["Condition", "Pick", "parse_pick", "select"]
+
+OPS: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "==": operator.eq, "!=": operator.ne,
+}
+EXAMPLE = "e.g. 'max accuracy where throughput_ratio >= 1.2'"
+_TOKEN = re.compile(r"\s*(?:(?P<op>>=|<=|==|!=|>|<)|(?P<num>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?![\w.]))"
+                    r"|(?P<name>[A-Za-z_][\w.]*)|(?P<comma>,)|(?P<bad>\S))")
+
+
+@dataclass(frozen=True)
+class Condition:
+    metric: str
+    op: str
+    value: float
+
+    def holds(self, x: float) -> bool:
+        return OPS[self.op](x, self.value)
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.op} {self.value:g}"
+
+
+@dataclass(frozen=True)
+class Pick:
+    goal: str  # "max" or "min"
+    metric: str
+    where: tuple[Condition, ...] = ()
+
+    @property
+    def metrics(self) -> list[str]:
+        return [self.metric] + [c.metric for c in self.where if c.metric != self.metric]
+
+    def __str__(self) -> str:
+        return f"{self.goal} {self.metric}" + (" where " + " and ".join(map(str, self.where)) if self.where else "")
+
+
+def _fail(text: str, rule: str) -> UserError:
+    return UserError(f"--pick: {text!r}: {rule}")
+
+
+def parse_pick(text: str) -> Pick:
+    """Parse a selection rule; a malformed one raises `UserError` naming the problem and an example."""
+    tokens: list[tuple[str, str]] = []
+    for m in _TOKEN.finditer(text):
+        kind = m.lastgroup
+        if kind == "bad":
+            raise _fail(text, f"unexpected character {m.group(kind)!r}; {EXAMPLE}")
+        tokens.append((kind, m.group(kind)))
+    if not tokens:
+        raise _fail(text, f"empty rule; {EXAMPLE}")
+    pos = 0
+
+    def take(expect: str, what: str) -> str:
+        nonlocal pos
+        if pos >= len(tokens):
+            raise _fail(text, f"ends early: expected {what}; {EXAMPLE}")
+        kind, value = tokens[pos]
+        if kind != expect:
+            raise _fail(text, f"expected {what} but got {value!r}; {EXAMPLE}")
+        pos += 1
+        return value
+
+    goal = take("name", "'max' or 'min'").lower()
+    if goal not in ("max", "min"):
+        raise _fail(text, f"must start with 'max' or 'min', not {goal!r}; {EXAMPLE}")
+    metric = take("name", "a metric name after '" + goal + "'")
+    where: list[Condition] = []
+    if pos < len(tokens):
+        kw = take("name", "'where'")
+        if kw.lower() != "where":
+            raise _fail(text, f"expected 'where' after '{goal} {metric}' but got {kw!r}; {EXAMPLE}")
+        while True:
+            name = take("name", "a metric name in the condition")
+            op = take("op", f"a comparison (>=, <=, >, <, ==, !=) after {name!r}")
+            num = take("num", f"a number after '{name} {op}'")
+            where.append(Condition(name, op, float(num)))
+            if pos >= len(tokens):
+                break
+            kind, value = tokens[pos]
+            if (kind == "name" and value.lower() == "and") or kind == "comma":
+                pos += 1
+                if pos >= len(tokens):
+                    raise _fail(text, f"ends after {value!r}: expected another condition; {EXAMPLE}")
+                continue
+            raise _fail(text, f"expected 'and' between conditions but got {value!r}; {EXAMPLE}")
+    return Pick(goal, metric, tuple(where))
+
+
+def select(trials: Sequence[FrozenTrial], pick: Pick, metrics_of: Callable[[FrozenTrial], dict[str, float]]) -> FrozenTrial:
+    """The trial of ``trials`` (the front) that ``pick`` chooses; `UserError` when none qualifies."""
+    if not trials:
+        raise UserError("--pick: the study has no completed search trial on its front yet; "
+                        "wait for the search or export with --trial N")
+    table = [(t, metrics_of(t)) for t in trials]
+    available = sorted(set().union(*(m.keys() for _, m in table)))
+    for name in pick.metrics:
+        if name not in available:
+            raise _fail(str(pick), f"unknown metric {name!r}; the front's trials have {available}")
+    candidates = [(t, m) for t, m in table if all(n in m for n in pick.metrics)]
+    for cond in pick.where:
+        kept = [(t, m) for t, m in candidates if cond.holds(m[cond.metric])]
+        if not kept:
+            values = [m[cond.metric] for _, m in candidates]
+            span = f"; on the front {cond.metric} ranges {min(values):.4g} to {max(values):.4g}" if values else ""
+            raise _fail(str(pick), f"no trial of the front ({len(trials)} trials) satisfies "
+                                   f"'{cond}' together with the conditions before it{span}; relax the rule")
+        candidates = kept
+    sign = -1.0 if pick.goal == "max" else 1.0
+    return min(candidates, key=lambda tm: (sign * tm[1][pick.metric], tm[0].number))[0]

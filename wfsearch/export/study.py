@@ -1,0 +1,146 @@
+"""Reading a finished (or running) study for export: open it, its objectives, its Pareto front.
+
+The storage layout is docs/CONTRACTS.md: a study folder ``studies/<name>/`` holds ``optuna.db``
+(SQLite; any SQLAlchemy URL works through ``storage=``); trial user attrs carry ``kind``, ``arch``,
+``metrics``, ``costs``; the study user attr ``objectives`` names the values in order.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from wfsearch.errors import UserError
+
+__all__ = ["OpenStudy", "open_study", "search_front", "trial_metrics", "objective_names", "safe_url"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class OpenStudy:
+    """A loaded study, the folder its exports go to, and its storage URL (password hidden)."""
+
+    study: optuna.Study
+    folder: Path
+    storage_url: str
+
+    @property
+    def name(self) -> str:
+        return self.study.study_name
+
+
+def safe_url(url: str) -> str:
+    """The storage URL with any password masked, fit to write into a recipe."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy can parse: keep only the scheme
+        return url.split("://", 1)[0] + "://..."
+
+
+def open_study(path: str | Path | None = None, storage: str | None = None,
+               study_name: str | None = None) -> OpenStudy:
+    """Open ``studies/<name>`` (its ``optuna.db``) or any ``storage`` URL, read-only in spirit.
+
+    With several studies in one storage, ``study_name`` picks one (default: the only one, or the
+    one named like the folder).
+    """
+    folder = Path(path) if path is not None else None
+    if storage is None:
+        if folder is None:
+            raise UserError("export: give a study folder (studies/<name>) or --storage URL --study NAME")
+        db = folder / "optuna.db"
+        if not folder.is_dir():
+            raise UserError(f"{folder}: no such study folder; run `wfsearch run SPEC` first or pass --storage URL")
+        if not db.is_file():
+            raise UserError(f"{db}: no study database here; run `wfsearch run SPEC` first or pass --storage URL")
+        storage = f"sqlite:///{db}"
+    engine_kwargs: dict[str, Any] = {}
+    if storage.startswith("sqlite"):
+        engine_kwargs["connect_args"] = {"timeout": 30}  # a running search may hold the write lock
+    try:
+        rdb = optuna.storages.RDBStorage(storage, engine_kwargs=engine_kwargs, skip_table_creation=True)
+        names = [s.study_name for s in rdb.get_all_studies()]
+    except (ValueError, ImportError) as e:
+        raise UserError(f"--storage: {safe_url(storage)!r}: cannot open ({str(e).splitlines()[0]})") from None
+    except Exception as e:  # sqlalchemy.exc.* (no tables, unreachable server ...)
+        raise UserError(f"{safe_url(storage)}: not an Optuna study database ({type(e).__name__}); "
+                        f"check the path or --storage URL") from None
+    if not names:
+        raise UserError(f"{safe_url(storage)}: holds no study yet; run `wfsearch run SPEC` first")
+    if study_name is None:
+        if len(names) == 1:
+            study_name = names[0]
+        elif folder is not None and folder.name in names:
+            study_name = folder.name
+        else:
+            raise UserError(f"--study: {safe_url(storage)} holds several studies {sorted(names)}; pass --study NAME")
+    elif study_name not in names:
+        raise UserError(f"--study: {study_name!r}: no such study in {safe_url(storage)}; studies there: {sorted(names)}")
+    study = optuna.load_study(study_name=study_name, storage=rdb)
+    if folder is None:
+        folder = Path("studies") / study_name
+    return OpenStudy(study=study, folder=folder, storage_url=safe_url(storage))
+
+
+def objective_names(study: optuna.Study) -> list[str]:
+    """Objective names in value order: the ``objectives`` attr, else Optuna's metric names."""
+    objs = study.user_attrs.get("objectives")
+    if objs:
+        return [o["name"] if isinstance(o, dict) else str(o) for o in objs]
+    if study.metric_names:
+        return list(study.metric_names)
+    return [f"objective{i}" for i in range(len(study.directions))]
+
+
+def is_search_trial(trial: FrozenTrial) -> bool:
+    return trial.user_attrs.get("kind", "search") == "search"
+
+
+def search_front(study: optuna.Study) -> list[FrozenTrial]:
+    """The Pareto front of the search trials, by trial number: Optuna's ``best_trials`` less references.
+
+    If a reference model dominates some search trial, those search trials are missing from
+    ``best_trials``; then the front is recomputed over the completed search trials alone, so the
+    exportable front always holds the best searched architectures.
+    """
+    best = study.best_trials
+    if all(is_search_trial(t) for t in best):
+        return sorted(best, key=lambda t: t.number)
+    feasible = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                if is_search_trial(t) and t.values is not None and _feasible(t)]
+    signs = [1.0 if d == optuna.study.StudyDirection.MAXIMIZE else -1.0 for d in study.directions]
+    keyed = [(t, [s * v for s, v in zip(signs, t.values)]) for t in feasible]  # all maximized now
+
+    def dominated(a: list[float]) -> bool:
+        return any(all(x >= y for x, y in zip(b, a)) and any(x > y for x, y in zip(b, a)) for _, b in keyed)
+
+    return sorted((t for t, v in keyed if not dominated(v)), key=lambda t: t.number)
+
+
+def _feasible(trial: FrozenTrial) -> bool:
+    cons = getattr(trial, "constraints", None)  # Optuna >= 5: a dict; earlier: a system attr list
+    if cons is None:
+        cons = trial.system_attrs.get("constraints")
+    values = cons.values() if isinstance(cons, dict) else (cons or [])
+    return all(c <= 0.0 for c in values)
+
+
+def trial_metrics(trial: FrozenTrial, objectives: list[str]) -> dict[str, float]:
+    """Every number known for a trial by name: costs, then metrics, then the objective values."""
+    out: dict[str, float] = {}
+    for source in (trial.user_attrs.get("costs") or {}, trial.user_attrs.get("metrics") or {}):
+        for k, v in source.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+                out[k] = float(v)
+    for name, v in zip(objectives, trial.values or []):
+        if v is not None and math.isfinite(v):
+            out[name] = float(v)
+    return out
