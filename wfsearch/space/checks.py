@@ -175,10 +175,15 @@ def _check_field_names(spec: SpaceSpec) -> None:
         if k not in FIELDS:
             raise _unknown_field(("space", k), k)
         if k in ("num_classes", "in_chans"):
-            raise SpecIssue(("space", k), knob.describe(), f"{k} follows the proxy dataset and cannot be searched")
+            raise SpecIssue(("space", k), _knob_value(knob), f"{k} follows the proxy dataset and cannot be searched")
         if k in spec.base:
-            raise SpecIssue(("space", k), knob.describe(), f"also fixed in base.{k}; keep one of them (in a spec "
+            raise SpecIssue(("space", k), _knob_value(knob), f"also fixed in base.{k}; keep one of them (in a spec "
                                                            "that extends another, a null removes an inherited entry)")
+
+
+def _knob_value(knob: Knob) -> Any:
+    """What the user wrote for a knob, for error lines: the choices or [low, high]."""
+    return knob.choice if knob.choice is not None else list(knob.range)
 
 
 # --------------------------------------------------------------------------- conditions
@@ -420,8 +425,7 @@ def _nothing_builds(spec: SpaceSpec, reason: str, probes: int = 0) -> SpecIssue:
     m = re.match(r"^(\w+)=", reason)
     field = m.group(1) if m else ""
     if field in spec.space:
-        knob = spec.space[field]
-        path, value = ("space", field), knob.choice if knob.choice is not None else list(knob.range)
+        path, value = ("space", field), _knob_value(spec.space[field])
     elif field in spec.base:
         path, value = ("base", field), spec.base[field]
     elif field == "img_size":

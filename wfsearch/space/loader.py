@@ -208,6 +208,8 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str], label: str,
             if isinstance(node, dict):
                 if node.get(part) is None:
                     node[part] = {}
+                    if origins is not None:
+                        origins[tuple(parts[:depth + 1])] = f"{label} (--set)"
                 node = node[part]
             elif isinstance(node, list) and isinstance(part, int) and part < len(node):
                 node = node[part]
