@@ -6,6 +6,7 @@ process, frequency scaling) slows all of them alike and the ratios stay stable.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import statistics
 import time
@@ -117,10 +118,12 @@ def _timed_run(step, device: torch.device, iters: int) -> float:
 def measure_throughput(models: dict[str, nn.Module], img_size: int, batch_size: int,
                        device: torch.device | str = "cpu", dtype: str = "float32", warmup: int = 2,
                        repeats: int = 5, iters: int = 3, train: bool = False,
-                       in_chans: int = 3) -> dict[str, Throughput]:
+                       in_chans: int = 3, alternate: bool = False) -> dict[str, Throughput]:
     """Images/s of each model at ``img_size`` x ``batch_size``, interleaved over ``repeats``.
 
     ``train=True`` times a forward+backward step (no optimizer) instead of inference.
+    ``alternate=True`` reverses the order of the models on every other repeat (A B, B A, ...), so
+    a load that drifts during a repeat does not favour the model that always runs first.
     """
     device = resolve_device(device) if isinstance(device, str) else device
     tdtype = resolve_dtype(dtype)
@@ -144,11 +147,233 @@ def measure_throughput(models: dict[str, nn.Module], img_size: int, batch_size: 
             step()
     _sync(device)
     results = {name: Throughput() for name in models}
-    for _ in range(repeats):
-        for name, step in steps.items():
+    for r in range(repeats):
+        order = list(steps.items())
+        if alternate and r % 2:
+            order.reverse()
+        for name, step in order:
             seconds = _timed_run(step, device, iters)
             results[name].samples.append(batch_size * iters / seconds)
     if train:
         for model in models.values():
             model.zero_grad(set_to_none=True)
     return results
+
+
+# --------------------------------------------------------------------------- costs of one architecture
+@dataclass(frozen=True)
+class MeasureSettings:
+    """Where and how an architecture's costs are measured (the spec's ``throughput`` section).
+
+    Throughput is inference (a training step with ``train=True``) at ``img_size`` x ``batch_size``,
+    interleaved with ``reference``; peak memory is that of one training step (forward, backward,
+    AdamW update) in the same setting; ``highres`` adds the latency per image at that resolution.
+    """
+
+    img_size: int = 224
+    batch_size: int = 64
+    reference: str | None = "deit_tiny_patch16_224"  # timm name; None = no ratio
+    device: str = "auto"
+    dtype: str = "float32"
+    warmup: int = 2  # untimed batches per model
+    repeats: int = 5  # timed repeats per model, interleaved; the median is reported
+    iters: int = 3  # batches per timed repeat
+    highres: int | None = None  # e.g. 1024: latency (ms per image) at this resolution
+    highres_batch_size: int = 1
+    train: bool = False  # time a training step instead of inference
+    memory: bool = True  # measure the peak memory of a training step
+    num_threads: int | None = None  # CPU threads while measuring (None = leave torch's setting)
+    origin: str = ""  # e.g. the spec file, for error messages
+
+    def __post_init__(self) -> None:
+        from wfsearch.errors import UserError
+
+        prefix = f"{self.origin}: " if self.origin else ""
+        for key in ("img_size", "batch_size", "repeats", "iters", "highres_batch_size"):
+            v = getattr(self, key)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise UserError(f"{prefix}throughput.{key}: {v!r}: must be an integer >= 1")
+        for key in ("warmup", "highres", "num_threads"):
+            v = getattr(self, key)
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
+                raise UserError(f"{prefix}throughput.{key}: {v!r}: must be an integer >= 0 (or left out)")
+        if self.dtype not in DTYPES:
+            raise UserError(f"{prefix}throughput.dtype: {self.dtype!r}: must be one of {sorted(DTYPES)}")
+
+    @classmethod
+    def from_spec(cls, section, origin: str = "", **overrides) -> "MeasureSettings":
+        """From a spec's ``throughput`` section (the pydantic model or its dict); unknown keys are ignored."""
+        if isinstance(section, cls):
+            return dataclasses.replace(section, **overrides) if overrides else section
+        d = section if isinstance(section, dict) else section.model_dump(mode="json")
+        known = {f.name for f in dataclasses.fields(cls)} - {"origin"}
+        return cls(origin=origin, **{k: v for k, v in {**d, **overrides}.items() if k in known})
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d.pop("origin")
+        return d
+
+
+def device_label(device: torch.device) -> str:
+    """What a throughput figure depends on: the device model, and the thread count on CPU."""
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    import platform
+
+    return f"cpu:{platform.processor() or platform.machine()}:{torch.get_num_threads()}t"
+
+
+def peak_memory_bytes(model: nn.Module, img_size: int, batch_size: int, device: torch.device | str = "cpu",
+                      dtype: str = "float32", train: bool = True, in_chans: int = 3) -> int | None:
+    """Peak bytes of one step on ``batch_size`` images: parameters, buffers, input, activations and,
+    with ``train=True`` (forward, backward, AdamW update), gradients and optimizer state.
+
+    CUDA: the caching allocator's peak (`torch.cuda.max_memory_allocated`) over the step, counted
+    from before the model is moved to the device. CPU: torch's `MemTracker`, a dispatch mode that
+    follows every tensor storage as it is created and freed (and the model's parameters, buffers
+    and optimizer state), over the same step; None where torch lacks it.
+    """
+    device = resolve_device(device) if isinstance(device, str) else device
+    tdtype = resolve_dtype(dtype)
+    was_training = model.training
+    model.train(train)
+
+    def step(optimizer) -> None:
+        x = torch.randn(batch_size, in_chans, img_size, img_size, device=device)
+        if train:
+            with autocast(device, tdtype):
+                out = model(x)
+            out.float().logsumexp(-1).mean().backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        else:
+            with torch.inference_mode(), autocast(device, tdtype):
+                model(x)
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    try:
+        if device.type == "cuda":
+            model.cpu()
+            torch.cuda.synchronize(device)
+            torch.cuda.empty_cache()
+            base = torch.cuda.memory_allocated(device)
+            torch.cuda.reset_peak_memory_stats(device)
+            model.to(device)
+            optimizer = torch.optim.AdamW(params) if train else None
+            step(optimizer)
+            torch.cuda.synchronize(device)
+            return int(torch.cuda.max_memory_allocated(device) - base)
+        try:
+            from torch.distributed._tools.mem_tracker import MemTracker
+        except ImportError:  # pragma: no cover  (torch built without distributed)
+            return None
+        model.to(device)
+        optimizer = torch.optim.AdamW(params) if train else None
+        tracker = MemTracker()
+        tracker.track_external(model, *([optimizer] if optimizer else []))
+        with tracker:
+            step(optimizer)
+        return int(tracker.get_tracker_snapshot("peak")[device]["Total"])
+    finally:
+        model.zero_grad(set_to_none=True)
+        model.train(was_training)
+
+
+def latency_ms(model: nn.Module, img_size: int, device: torch.device | str = "cpu", dtype: str = "float32",
+               batch_size: int = 1, repeats: int = 3, in_chans: int = 3) -> float:
+    """Median inference latency in milliseconds *per image* at ``img_size`` (after one warm-up batch)."""
+    device = resolve_device(device) if isinstance(device, str) else device
+    tdtype = resolve_dtype(dtype)
+    was_training = model.training
+    model.to(device).eval()
+    x = torch.randn(batch_size, in_chans, img_size, img_size, device=device)
+
+    def step() -> None:
+        with torch.inference_mode(), autocast(device, tdtype):
+            model(x)
+
+    step()
+    _sync(device)
+    seconds = statistics.median(_timed_run(step, device, 1) for _ in range(repeats))
+    model.train(was_training)
+    return 1000.0 * seconds / batch_size
+
+
+def build_target(arch, img_size: int, **kwargs) -> tuple[nn.Module, str, object]:
+    """(model at ``img_size``, identity, ArchConfig or None) of an `ArchConfig`, its dict or a timm name.
+
+    The identity is ``arch:<hash>`` (the hash of the architecture at that resolution) or ``timm:<name>``.
+    """
+    from wfsearch.models import ArchConfig, build
+
+    if isinstance(arch, dict):
+        arch = ArchConfig.from_dict(arch)
+    if isinstance(arch, ArchConfig):
+        cfg = arch.replace(img_size=img_size, **kwargs)
+        return build(cfg), f"arch:{cfg.hash}", cfg
+    if isinstance(arch, str):
+        return create_model_at(arch, img_size, **kwargs), f"timm:{arch}", None
+    raise TypeError(f"expected an ArchConfig, its dict or a timm model name, got {type(arch).__name__}")
+
+
+def measure_arch(arch, settings: MeasureSettings | None = None, cache=None, refresh: bool = False) -> dict:
+    """Costs of an architecture (`ArchConfig`, its dict, or a timm model name) in the target setting.
+
+    Returns ``{"params", "macs", "activation_bytes", "peak_memory_bytes", "throughput",
+    "throughput_ratio", "reference_throughput", "latency_highres_ms", "device"}``: MACs per image
+    at ``settings.img_size`` (analytic for WeightFormer, counted for timm models), throughput in
+    images/s interleaved with ``settings.reference`` and the ratio to it (the median of the
+    per-repeat ratios, each from two back-to-back timings). Results are cached by (architecture,
+    device, resolution, batch, dtype, reference, ...): in this process always, and across
+    processes with ``cache`` = a `MeasureCache` or a cache folder.
+    """
+    from wfsearch.models import cost
+
+    from .cache import MeasureCache, default_cache
+
+    s = settings or MeasureSettings()
+    store = cache if isinstance(cache, MeasureCache) else default_cache(cache)
+    device = resolve_device(s.device)
+    previous_threads = torch.get_num_threads()
+    if s.num_threads:
+        torch.set_num_threads(s.num_threads)
+    try:
+        model, identity, cfg = build_target(arch, s.img_size)
+        key = {"model": identity, "device": device_label(device), "img_size": s.img_size,
+               "batch_size": s.batch_size, "dtype": s.dtype, "reference": s.reference, "train": s.train,
+               "memory": s.memory, "highres": s.highres, "highres_batch_size": s.highres_batch_size}
+        if not refresh:
+            hit = store.get(key)
+            if hit is not None:
+                log.debug("measurement cache hit for %s", identity)
+                return dict(hit)
+        t0 = time.perf_counter()
+        costs: dict = {"params": sum(p.numel() for p in model.parameters()),
+                       "macs": int(count_macs(model, s.img_size)),
+                       "activation_bytes": cost(cfg)["activation_bytes"] if cfg is not None else None}
+        costs["peak_memory_bytes"] = (peak_memory_bytes(model, s.img_size, s.batch_size, device, s.dtype)
+                                      if s.memory else None)
+        models = {"model": model}
+        if s.reference:
+            models["reference"] = create_model_at(s.reference, s.img_size)
+        tp = measure_throughput(models, s.img_size, s.batch_size, device, s.dtype, warmup=s.warmup,
+                                repeats=s.repeats, iters=s.iters, train=s.train, alternate=True)
+        costs["throughput"] = tp["model"].median
+        if s.reference:
+            ratios = [a / b for a, b in zip(tp["model"].samples, tp["reference"].samples)]
+            costs["throughput_ratio"] = statistics.median(ratios)
+            costs["reference_throughput"] = tp["reference"].median
+        else:
+            costs["throughput_ratio"] = costs["reference_throughput"] = None
+        costs["latency_highres_ms"] = (latency_ms(model, s.highres, device, s.dtype, s.highres_batch_size)
+                                       if s.highres else None)
+        costs["device"] = key["device"]
+        log.info("measured %s in %.1fs: %s", identity, time.perf_counter() - t0, costs)
+        del models, model
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        store.put(key, costs)
+        return dict(costs)
+    finally:
+        torch.set_num_threads(previous_threads)

@@ -1,0 +1,536 @@
+"""Proxy datasets as uint8 tensors in memory: the embedded `synthetic` task, CIFAR-10/100, image folders.
+
+Every source is decoded (or generated) once into ``(N, 3, H, W)`` uint8 images at the proxy
+resolution plus int64 labels, cached in memory and, with a cache folder, on disk. Batches are cut,
+augmented (random translation and horizontal flip) and normalized on tensors by `TensorBatches`,
+which is much faster than a `DataLoader` for data already in memory.
+
+Normalization uses the CIFAR / ImageNet channel statistics, and for synthetic those of its first
+1,000 training images.
+
+**synthetic** (the default, no download): each image holds two objects in two different quadrants
+(centres at least a quarter of the image apart) on a noisy grey background. An object has a
+colour, a shape, a fill pattern and a size; the label says *which of these attributes the two
+objects share* (one bit per attribute: colour, then shape, pattern, size; ``num_classes <= 16``).
+Each object on its own is uniformly distributed whatever the label, so a network whose features
+see one object at a time (a small receptive field, then mean pooling and a linear head) stays at
+chance: "same colour" is an XOR of the two objects, which no sum of per-object scores separates.
+Only a model that relates distant parts of the image solves it. Same seed, same bytes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from wfsearch.errors import UserError
+
+log = logging.getLogger(__name__)
+
+DATASETS = ("synthetic", "cifar10", "cifar100", "imagefolder")
+CACHE_VERSION = 1  # bump when a source's bytes change
+
+# Channel statistics used for normalization (of the uint8 data scaled to [0, 1]).
+CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+# --------------------------------------------------------------------------- settings and containers
+@dataclass(frozen=True)
+class DataSettings:
+    """Which proxy dataset to load and how much of it; ``origin`` prefixes error messages (the spec file)."""
+
+    name: str = "synthetic"
+    img_size: int = 32
+    root: str | None = None  # cifar10/100 and imagefolder: the dataset folder
+    download: bool = False  # cifar10/100: let torchvision download into ``root``
+    num_classes: int | None = None  # synthetic: 2..16 (default 4); others: keep the first N classes
+    classes: tuple[str, ...] | None = None  # cifar/imagefolder: keep these classes (names), in this order
+    train_size: int | None = None  # cap on training images (synthetic: default 5000)
+    val_size: int | None = None  # cap on validation images (synthetic: default 1000)
+    samples_per_class: int | None = None  # cap on training images per class (cifar/imagefolder)
+    val_samples_per_class: int | None = None  # cap on validation images per class (cifar/imagefolder)
+    seed: int = 0  # the dataset's own seed: synthetic generation and subsetting (not the training seed)
+    num_workers: int = 0  # threads decoding an image folder (0 = one per CPU, at most 8)
+    augment: bool = True  # random translation (padding img_size/8) and horizontal flip while training
+    origin: str = ""  # e.g. the spec file, for error messages
+
+    def __post_init__(self) -> None:
+        if self.name not in DATASETS:
+            raise self.error("name", self.name, f"must be one of {list(DATASETS)}")
+        if not _is_int(self.img_size) or self.img_size < 8:
+            raise self.error("img_size", self.img_size, "must be an integer >= 8")
+        for key in ("num_classes", "train_size", "val_size", "samples_per_class", "val_samples_per_class"):
+            v = getattr(self, key)
+            if v is not None and (not _is_int(v) or v < 1):
+                raise self.error(key, v, "must be an integer >= 1 (or left out)")
+        if self.classes is not None:
+            if isinstance(self.classes, (str, bytes)) or not all(isinstance(c, (str, int)) for c in self.classes):
+                raise self.error("classes", self.classes, "must be a list of class names")
+            object.__setattr__(self, "classes", tuple(str(c) for c in self.classes))
+        if self.name == "synthetic":
+            n = self.num_classes or SYNTHETIC_DEFAULTS["num_classes"]
+            if not 2 <= n <= 2 ** len(ATTRIBUTES):
+                raise self.error("num_classes", n, f"the synthetic task has 2..{2 ** len(ATTRIBUTES)} classes "
+                                                   f"(one bit per shared attribute: {', '.join(ATTRIBUTES)})")
+            if self.classes is not None or self.samples_per_class is not None:
+                raise self.error("classes" if self.classes is not None else "samples_per_class",
+                                 self.classes or self.samples_per_class,
+                                 "applies to cifar10/cifar100/imagefolder only; use num_classes and train_size")
+        elif self.root is None:
+            raise self.error("root", None, f"dataset {self.name!r} needs a root folder")
+
+    def error(self, key: str, value: Any, rule: str) -> UserError:
+        prefix = f"{self.origin}: " if self.origin else ""
+        return UserError(f"{prefix}proxy.dataset.{key}: {value!r}: {rule}")
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any] | str, img_size: int, origin: str = "") -> "DataSettings":
+        """From a spec's ``proxy.dataset`` mapping (or a bare name) and the proxy resolution."""
+        opts = {"name": options} if isinstance(options, str) else dict(options)
+        known = {f.name for f in dataclasses.fields(cls)} - {"img_size", "origin"}
+        unknown = sorted(set(opts) - known)
+        if unknown:
+            prefix = f"{origin}: " if origin else ""
+            raise UserError(f"{prefix}proxy.dataset.{unknown[0]}: {opts[unknown[0]]!r}: unknown option; "
+                            f"options are {sorted(known)}")
+        return cls(img_size=img_size, origin=origin, **opts)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d.pop("origin")
+        if d["classes"] is not None:
+            d["classes"] = list(d["classes"])
+        return d
+
+    def key(self) -> str:
+        """Identity of the data these settings produce (for the in-memory and disk caches)."""
+        d = self.to_dict()
+        for k in ("num_workers", "augment", "download"):
+            d.pop(k)
+        if d["root"] is not None:
+            d["root"] = str(Path(d["root"]).expanduser().resolve())
+        blob = json.dumps({"v": CACHE_VERSION, **d}, sort_keys=True)
+        return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
+@dataclass
+class ImageTensors:
+    """Images ``(N, 3, H, W)`` uint8 and labels ``(N,)`` int64."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __post_init__(self) -> None:
+        assert self.images.dtype == torch.uint8 and self.images.ndim == 4, self.images.shape
+        assert self.labels.dtype == torch.int64 and len(self.labels) == len(self.images)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass
+class ProxyData:
+    """A proxy dataset held in memory: train and validation splits, class names and normalization."""
+
+    name: str
+    train: ImageTensors
+    val: ImageTensors
+    classes: list[str]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    augment: bool = True
+    settings: DataSettings | None = field(default=None, repr=False)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def img_size(self) -> int:
+        return self.train.images.shape[-1]
+
+
+# --------------------------------------------------------------------------- the synthetic task
+ATTRIBUTES = ("color", "shape", "pattern", "size")
+SYNTHETIC_DEFAULTS = {"num_classes": 4, "train_size": 5000, "val_size": 1000}
+PALETTE = np.array([(230, 40, 40), (40, 200, 60), (50, 90, 240), (235, 220, 40)], np.float32)  # RGB
+OBJECT_FRACTION = 0.3  # object box side / image side
+NOISE_STD = 8.0  # background pixel noise (uint8 scale)
+SHAPES = ("square", "disc", "plus", "ring", "cross", "triangle")
+PATTERNS = ("solid", "hstripes", "vstripes", "checker")
+
+
+def _shape_masks(o: int) -> np.ndarray:
+    """Binary masks ``(len(SHAPES), o, o)`` of the object shapes in an ``o x o`` box."""
+    y, x = np.mgrid[0:o, 0:o].astype(np.float32)
+    c, r = (o - 1) / 2.0, o / 2.0
+    t = max(1, o // 4)  # stroke width
+    masks = [
+        np.ones((o, o), bool),                                           # square
+        (x - c) ** 2 + (y - c) ** 2 <= r * r,                             # disc
+        (np.abs(x - c) < t / 2 + 0.5) | (np.abs(y - c) < t / 2 + 0.5),    # plus
+        (np.minimum.reduce([x, y, o - 1 - x, o - 1 - y]) < t),            # ring (hollow square)
+        (np.abs(x - y) < t) | (np.abs(x + y - (o - 1)) < t),              # cross (diagonal)
+        (y >= np.abs(x - c) * 2 - 0.5) & (y <= o - 1),                    # triangle (apex up)
+    ]
+    return np.stack(masks).astype(np.float32)
+
+
+def _pattern_masks(o: int) -> np.ndarray:
+    """Fill patterns ``(len(PATTERNS), o, o)``: 1 = full colour, 0.35 = dimmed."""
+    y, x = np.mgrid[0:o, 0:o]
+    dim = 0.35
+    pats = [np.ones((o, o)), np.where(y % 2 == 0, 1.0, dim), np.where(x % 2 == 0, 1.0, dim),
+            np.where((x + y) % 2 == 0, 1.0, dim)]
+    return np.stack(pats).astype(np.float32)
+
+
+def _glyph_bank(img_size: int) -> tuple[np.ndarray, int]:
+    """Alpha masks ``(size, shape, pattern, o, o)`` of every object, and the box side ``o``."""
+    o = max(5, round(img_size * OBJECT_FRACTION))
+    small = o - 2 * max(1, o // 6)
+    bank = np.zeros((2, len(SHAPES), len(PATTERNS), o, o), np.float32)
+    for si, side in enumerate((o, small)):
+        off = (o - side) // 2
+        m = _shape_masks(side)[:, None] * _pattern_masks(side)[None]  # (shape, pattern, side, side)
+        bank[si, :, :, off:off + side, off:off + side] = m
+    return bank, o
+
+
+def synthetic_images(n: int, img_size: int = 32, num_classes: int = 4, seed: int = 0) -> ImageTensors:
+    """``n`` images of the relational two-object task (see the module docstring), from ``seed``."""
+    assert 2 <= num_classes <= 2 ** len(ATTRIBUTES)
+    rng = np.random.default_rng(seed)
+    S = img_size
+    bank, o = _glyph_bank(S)
+    n_bits = max(1, math.ceil(math.log2(num_classes)))
+    labels = rng.integers(0, num_classes, n)
+    n_values = {"color": len(PALETTE), "shape": len(SHAPES), "pattern": len(PATTERNS), "size": 2}
+    objects: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] = ({}, {})
+    for bit, attr in enumerate(ATTRIBUTES):
+        k = n_values[attr]
+        a = rng.integers(0, k, n)
+        if bit < n_bits:  # shared when the label's bit is set, otherwise a different value
+            same = (labels >> bit) & 1 == 1
+            b = np.where(same, a, (a + rng.integers(1, k, n)) % k)
+        else:  # attributes beyond the label's bits vary independently
+            b = rng.integers(0, k, n)
+        objects[0][attr], objects[1][attr] = a, b
+
+    # background: a grey level per image plus pixel noise
+    grey = rng.uniform(60, 110, (n, 1, 1, 1)).astype(np.float32)
+    img = grey + rng.normal(0, NOISE_STD, (n, S, S, 3)).astype(np.float32)
+
+    # two different quadrants; the object hugs the quadrant's outer corner region (jittered)
+    qa = rng.integers(0, 4, n)
+    qb = (qa + rng.integers(1, 4, n)) % 4
+    half = S // 2
+    margin = synthetic_margin(S)  # = the training translation, so augmentation never cuts an object
+    span = max(1, (half - o - margin) // 2 + 1)  # offsets from the quadrant's outer corner
+    for q, obj in zip((qa, qb), objects):
+        jy = rng.integers(0, span, n)
+        jx = rng.integers(0, span, n)
+        top = np.where(q // 2 == 0, margin + jy, S - margin - o - jy)
+        left = np.where(q % 2 == 0, margin + jx, S - margin - o - jx)
+        alpha = bank[obj["size"], obj["shape"], obj["pattern"]][..., None]  # (n, o, o, 1)
+        colour = PALETTE[obj["color"]] * rng.uniform(0.8, 1.0, (n, 1)).astype(np.float32)  # (n, 3)
+        rows = top[:, None] + np.arange(o)  # (n, o)
+        cols = left[:, None] + np.arange(o)
+        idx = (np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :])
+        patch = img[idx]  # (n, o, o, 3)
+        img[idx] = patch * (1 - alpha) + alpha * colour[:, None, None, :]
+    images = torch.from_numpy(np.clip(img, 0, 255).round().astype(np.uint8)).permute(0, 3, 1, 2).contiguous()
+    return ImageTensors(images, torch.from_numpy(labels.astype(np.int64)))
+
+
+def synthetic_margin(img_size: int) -> int:
+    """Free border around the objects, in pixels; also the synthetic task's translation augmentation."""
+    return max(1, img_size // 16)
+
+
+def synthetic_class_names(num_classes: int) -> list[str]:
+    """Class ``i`` names the attributes the two objects share: bit b of i set = attribute b shared."""
+    n_bits = max(1, math.ceil(math.log2(num_classes)))
+    names = []
+    for i in range(num_classes):
+        shared = [ATTRIBUTES[b] for b in range(n_bits) if (i >> b) & 1]
+        names.append("same_" + "_".join(shared) if shared else "none_shared")
+    return names
+
+
+def _load_synthetic(s: DataSettings) -> ProxyData:
+    n_cls = s.num_classes or SYNTHETIC_DEFAULTS["num_classes"]
+    n_train = s.train_size or SYNTHETIC_DEFAULTS["train_size"]
+    n_val = s.val_size or SYNTHETIC_DEFAULTS["val_size"]
+    train_seed, val_seed = np.random.SeedSequence(s.seed).spawn(2)
+    train = synthetic_images(n_train, s.img_size, n_cls, train_seed.generate_state(1)[0])
+    val = synthetic_images(n_val, s.img_size, n_cls, val_seed.generate_state(1)[0])
+    x = train.images[:1000].float().div_(255)
+    mean = tuple(x.mean(dim=(0, 2, 3)).tolist())
+    std = tuple(x.std(dim=(0, 2, 3)).tolist())
+    return ProxyData("synthetic", train, val, synthetic_class_names(n_cls), mean, std)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+# --------------------------------------------------------------------------- CIFAR and image folders
+def _subset(labels: np.ndarray, classes: list[int], per_class: int | None, total: int | None,
+            rng: np.random.Generator) -> np.ndarray:
+    """Indices of the samples of ``classes`` (at most ``per_class`` each, ``total`` overall), seeded, sorted."""
+    keep = []
+    for c in classes:
+        idx = np.flatnonzero(labels == c)
+        if per_class is not None and len(idx) > per_class:
+            idx = np.sort(rng.choice(idx, per_class, replace=False))
+        keep.append(idx)
+    idx = np.sort(np.concatenate(keep)) if keep else np.zeros(0, np.int64)
+    if total is not None and len(idx) > total:
+        idx = np.sort(rng.choice(idx, total, replace=False))
+    return idx
+
+
+def _select_classes(s: DataSettings, names: list[str]) -> list[int]:
+    """Indices (into ``names``) of the classes the settings keep, in order."""
+    if s.classes is not None:
+        missing = [c for c in s.classes if c not in names]
+        if missing:
+            raise s.error("classes", list(s.classes),
+                          f"{missing[0]!r} is not a class of {s.name} ({len(names)} classes, e.g. {names[:5]})")
+        chosen = [names.index(c) for c in s.classes]
+    else:
+        chosen = list(range(len(names)))
+    if s.num_classes is not None:
+        if s.num_classes > len(chosen):
+            raise s.error("num_classes", s.num_classes, f"{s.name} has only {len(chosen)} classes to choose from")
+        chosen = chosen[:s.num_classes]
+    return chosen
+
+
+def _remap(labels: np.ndarray, chosen: list[int]) -> torch.Tensor:
+    lut = np.full(max(chosen) + 1, -1, np.int64)
+    lut[chosen] = np.arange(len(chosen))
+    return torch.from_numpy(lut[labels])
+
+
+def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 ``(N, 3, h, w)`` -> uint8 ``(N, 3, size, size)`` (antialiased bilinear), in chunks."""
+    if images.shape[-2:] == (size, size):
+        return images
+    out = torch.empty(len(images), images.shape[1], size, size, dtype=torch.uint8)
+    for i in range(0, len(images), 1024):
+        x = images[i:i + 1024].float()
+        y = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        out[i:i + 1024] = y.round_().clamp_(0, 255).to(torch.uint8)
+    return out
+
+
+def _load_cifar(s: DataSettings) -> ProxyData:
+    import torchvision
+
+    cls = torchvision.datasets.CIFAR10 if s.name == "cifar10" else torchvision.datasets.CIFAR100
+    root = Path(s.root).expanduser()
+    if not s.download and not root.is_dir():
+        raise s.error("root", s.root, "no such folder; point it at the folder holding "
+                                      f"{cls.base_folder}/ or set proxy.dataset.download: true")
+    splits = {}
+    for split, train in (("train", True), ("val", False)):
+        try:
+            ds = cls(str(root), train=train, download=s.download)
+        except RuntimeError as e:  # torchvision: "Dataset not found or corrupted ..."
+            raise s.error("root", s.root, f"{s.name} not found there ({e}); "
+                                          "set proxy.dataset.download: true to fetch it") from None
+        splits[split] = (np.asarray(ds.data), np.asarray(ds.targets, np.int64), list(ds.classes))
+    names = splits["train"][2]
+    chosen = _select_classes(s, names)
+    rng = np.random.default_rng(s.seed)
+    out = {}
+    for split, per_class, total in (("train", s.samples_per_class, s.train_size),
+                                    ("val", s.val_samples_per_class, s.val_size)):
+        data, labels, _ = splits[split]
+        idx = _subset(labels, chosen, per_class, total, rng)
+        images = torch.from_numpy(data[idx]).permute(0, 3, 1, 2).contiguous()  # (N, 3, 32, 32)
+        out[split] = ImageTensors(_resize(images, s.img_size), _remap(labels[idx], chosen))
+    return ProxyData(s.name, out["train"], out["val"], [names[i] for i in chosen], CIFAR_MEAN, CIFAR_STD)
+
+
+VAL_FOLDERS = ("val", "validation", "test")
+
+
+def _decode(path: str, size: int) -> np.ndarray:
+    """One image file -> ``(size, size, 3)`` uint8: shorter side resized to ``size``, centre crop."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im.draft("RGB", (size, size))  # JPEG: decode at a reduced scale when possible
+        im = im.convert("RGB")
+        w, h = im.size
+        scale = size / min(w, h)
+        nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+        im = im.resize((nw, nh), Image.BILINEAR, reducing_gap=3.0)
+        left, top = (nw - size) // 2, (nh - size) // 2
+        return np.asarray(im.crop((left, top, left + size, top + size)), dtype=np.uint8)
+
+
+def _load_imagefolder(s: DataSettings) -> ProxyData:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
+
+    root = Path(s.root).expanduser()
+    if not root.is_dir():
+        raise s.error("root", s.root, "no such folder; it must hold train/ and val/ folders with one "
+                                      "subfolder of images per class (ImageNet layout)")
+    train_dir = root / "train"
+    val_dir = next((root / v for v in VAL_FOLDERS if (root / v).is_dir()), None)
+    if not train_dir.is_dir() or val_dir is None:
+        missing = "train" if not train_dir.is_dir() else "val"
+        raise s.error("root", s.root, f"has no {missing}/ folder; an image folder dataset needs train/ and "
+                                      f"val/ (or validation/), each with one subfolder per class")
+    names = sorted(e.name for e in os.scandir(train_dir) if e.is_dir())
+    if not names:
+        raise s.error("root", s.root, f"{train_dir} has no class subfolders")
+    chosen = _select_classes(s, names)
+    class_to_idx = {names[i]: i for i in chosen}
+    rng = np.random.default_rng(s.seed)
+    workers = s.num_workers or min(8, os.cpu_count() or 1)
+    out = {}
+    for split, folder, per_class, total in (("train", train_dir, s.samples_per_class, s.train_size),
+                                            ("val", val_dir, s.val_samples_per_class, s.val_size)):
+        present = {n: i for n, i in class_to_idx.items() if (folder / n).is_dir()}
+        samples = make_dataset(str(folder), present, extensions=IMG_EXTENSIONS, allow_empty=True)
+        labels = np.array([t for _, t in samples], np.int64)
+        idx = _subset(labels, chosen, per_class, total, rng)
+        if len(idx) == 0:
+            raise s.error("root", s.root, f"{folder} has no images of the chosen classes")
+        paths = [samples[i][0] for i in idx]
+        with ThreadPoolExecutor(workers) as pool:
+            arrays = list(pool.map(lambda p: _decode(p, s.img_size), paths, chunksize=16))
+        images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+        out[split] = ImageTensors(images, _remap(labels[idx], chosen))
+        log.info("decoded %d %s images from %s at %dx%d", len(paths), split, folder, s.img_size, s.img_size)
+    return ProxyData("imagefolder", out["train"], out["val"], [names[i] for i in chosen],
+                     IMAGENET_MEAN, IMAGENET_STD)
+
+
+# --------------------------------------------------------------------------- loading and caching
+_MEMORY: dict[str, ProxyData] = {}
+_LOADERS = {"synthetic": _load_synthetic, "cifar10": _load_cifar, "cifar100": _load_cifar,
+            "imagefolder": _load_imagefolder}
+
+
+def load_dataset(settings: DataSettings, cache_dir: str | os.PathLike | None = None) -> ProxyData:
+    """The dataset of ``settings``, from the in-memory cache, the disk cache under ``cache_dir``
+    (one ``data-<key>.pt`` file per dataset, shared by processes), or built and cached now."""
+    key = settings.key()
+    data = _MEMORY.get(key)
+    if data is None and cache_dir is not None:
+        data = _read_disk(Path(cache_dir) / f"data-{key}.pt", settings)
+    if data is None:
+        data = _LOADERS[settings.name](settings)
+        if cache_dir is not None:
+            _write_disk(Path(cache_dir) / f"data-{key}.pt", data)
+        log.info("loaded %s: %d train / %d val images, %d classes, %dx%d", settings.name, len(data.train),
+                 len(data.val), data.num_classes, data.img_size, data.img_size)
+    _MEMORY[key] = data
+    return dataclasses.replace(data, augment=settings.augment, settings=settings)
+
+
+def clear_memory_cache() -> None:
+    _MEMORY.clear()
+
+
+def _read_disk(path: Path, settings: DataSettings) -> ProxyData | None:
+    if not path.is_file():
+        return None
+    try:
+        blob = torch.load(path, weights_only=True)
+        return ProxyData(blob["name"], ImageTensors(blob["train_x"], blob["train_y"]),
+                         ImageTensors(blob["val_x"], blob["val_y"]), list(blob["classes"]),
+                         tuple(blob["mean"]), tuple(blob["std"]))
+    except Exception as e:  # a partial or stale file: rebuild it
+        log.warning("ignoring unreadable dataset cache %s (%s)", path, e)
+        return None
+
+
+def _write_disk(path: Path, data: ProxyData) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    torch.save({"name": data.name, "train_x": data.train.images, "train_y": data.train.labels,
+                "val_x": data.val.images, "val_y": data.val.labels, "classes": data.classes,
+                "mean": list(data.mean), "std": list(data.std)}, tmp)
+    os.replace(tmp, path)  # atomic: concurrent writers leave one whole file
+
+
+# --------------------------------------------------------------------------- batches
+class TensorBatches:
+    """Batches of normalized float images and labels cut from uint8 tensors, on ``device``.
+
+    Training batches are shuffled by a seeded generator and augmented per batch on the device:
+    random translation by up to ``pad`` pixels (zero-padded, as a padded random crop) and a
+    horizontal flip with probability 1/2 (both keep the synthetic task's labels intact).
+    """
+
+    def __init__(self, split: ImageTensors, mean: tuple[float, ...], std: tuple[float, ...], batch_size: int,
+                 device: torch.device | str = "cpu", shuffle: bool = False, augment: bool = False,
+                 pad: int = 0, seed: int = 0, drop_last: bool = False):
+        self.device = torch.device(device)
+        self.images = split.images.to(self.device)
+        self.labels = split.labels.to(self.device)
+        self.batch_size, self.shuffle, self.augment, self.pad = batch_size, shuffle, augment, pad
+        self.drop_last = drop_last
+        self.generator = torch.Generator().manual_seed(seed)
+        mean_t = torch.tensor(mean, device=self.device).view(1, -1, 1, 1)
+        std_t = torch.tensor(std, device=self.device).view(1, -1, 1, 1)
+        self.scale = 1.0 / (255.0 * std_t)  # x_float = x_uint8 * scale + shift
+        self.shift = -mean_t / std_t
+
+    def __len__(self) -> int:
+        n = len(self.labels)
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self.labels)
+        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        order = order.to(self.device)
+        stop = n - n % self.batch_size if self.drop_last else n
+        for i in range(0, stop, self.batch_size):
+            idx = order[i:i + self.batch_size]
+            x = self.images[idx]
+            if self.augment:
+                x = self._augment(x)
+            yield torch.addcmul(self.shift, x.float(), self.scale), self.labels[idx]
+
+    def _augment(self, x: torch.Tensor) -> torch.Tensor:
+        B, C, H, W = x.shape
+        g = self.generator
+        flip = (torch.rand(B, generator=g) < 0.5).to(self.device)
+        x = torch.where(flip.view(B, 1, 1, 1), x.flip(-1), x)
+        p = self.pad
+        if p > 0:
+            xp = F.pad(x, (p, p, p, p))
+            dy = torch.randint(0, 2 * p + 1, (B,), generator=g).to(self.device)
+            dx = torch.randint(0, 2 * p + 1, (B,), generator=g).to(self.device)
+            rows = (dy[:, None] + torch.arange(H, device=self.device))[:, None, :, None]  # (B, 1, H, 1)
+            cols = (dx[:, None] + torch.arange(W, device=self.device))[:, None, None, :]  # (B, 1, 1, W)
+            bidx = torch.arange(B, device=self.device)[:, None, None, None]
+            cidx = torch.arange(C, device=self.device)[None, :, None, None]
+            x = xp[bidx, cidx, rows, cols]
+        return x
+
+
+def augment_pad(data: ProxyData) -> int:
+    """Translation range of the training augmentation: the free border for synthetic, 1/8 otherwise."""
+    return synthetic_margin(data.img_size) if data.name == "synthetic" else max(1, data.img_size // 8)

@@ -1,0 +1,184 @@
+"""One trial's evaluation, independent of Ray: measure costs first, then the proxy training.
+
+    result = evaluate_arch(arch, spec.proxy, spec.throughput, report=on_epoch, cache_dir="studies/x/cache")
+    result.status, result.metrics["accuracy"], result.metrics["throughput_ratio"], result.curve
+
+Costs (params, MACs, peak memory, throughput and its ratio to the reference model) are measured
+*before* training, in the throughput section's setting, so cost constraints can reject an
+architecture without training it (`measure_arch` alone does only that) and every per-epoch report
+already carries them. Divergence and out-of-memory come back as a status, never as an exception.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from wfsearch.errors import UserError
+
+from .data import DataSettings, load_dataset
+from .measure import MeasureSettings, build_target, measure_arch
+from .train import ReportFn, TrainSettings, is_oom, seed_everything, train_proxy
+
+log = logging.getLogger(__name__)
+
+# cost key -> metric name (docs/CONTRACTS.md)
+COST_METRICS = {"params": "params", "macs": "macs", "peak_memory_bytes": "memory", "throughput": "throughput",
+                "throughput_ratio": "throughput_ratio", "latency_highres_ms": "latency_highres"}
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    """The proxy: which data (`DataSettings`), how to train (`TrainSettings`), and the rungs."""
+
+    data: DataSettings = field(default_factory=DataSettings)
+    train: TrainSettings = field(default_factory=TrainSettings)
+    rungs: tuple[int, ...] = ()  # epochs after which a search may stop a trial; the last = train.epochs
+
+    @classmethod
+    def from_spec(cls, section: Any, origin: str = "", **train_overrides: Any) -> "ProxySettings":
+        """From a spec's ``proxy`` section: the pydantic `ProxySpec`, its JSON dict, or a `ProxySettings`."""
+        if isinstance(section, cls):
+            if not train_overrides:
+                return section
+            return dataclasses.replace(section, train=dataclasses.replace(section.train, **train_overrides))
+        d = dict(section) if isinstance(section, dict) else section.model_dump(mode="json")
+        epochs = d.pop("epochs", [TrainSettings.epochs])
+        rungs = tuple(epochs) if isinstance(epochs, (list, tuple)) else (int(epochs),)
+        img_size = d.pop("img_size", DataSettings.img_size)
+        dataset = d.pop("dataset", None) or {}
+        if isinstance(dataset, dict):  # drop unset options, so a newer spec's extra keys don't break us
+            dataset = {k: v for k, v in dataset.items() if v is not None}
+        data = DataSettings.from_options(dataset, img_size, origin=origin)
+        known = {f.name for f in dataclasses.fields(TrainSettings)} - {"epochs", "origin"}
+        extra = sorted(k for k, v in d.items() if k not in known and v is not None)
+        if extra:
+            log.debug("proxy settings ignore %s", extra)
+        train = TrainSettings(epochs=rungs[-1], origin=origin,
+                              **{k: v for k, v in {**d, **train_overrides}.items() if k in known})
+        return cls(data, train, rungs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec-shaped dict of these settings (what a study stores as the trial's ``proxy``)."""
+        d = self.train.to_dict()
+        d.pop("epochs")
+        data = self.data.to_dict()
+        img_size = data.pop("img_size")
+        return {"dataset": data, "img_size": img_size, "epochs": list(self.rungs or (self.train.epochs,)), **d}
+
+
+@dataclass
+class EvalResult:
+    """What one evaluation produced (see docs/CONTRACTS.md for the names)."""
+
+    status: str  # ok | pruned | diverged | oom | infeasible | error
+    reason: str  # "ok", "pruned at epoch E", "diverged (...)", "oom: ...", "infeasible: ...", "error: ..."
+    metrics: dict[str, Any] = field(default_factory=dict)  # accuracy, loss, throughput, throughput_ratio, params, ...
+    curve: list[dict[str, Any]] = field(default_factory=list)  # [{"epoch", "accuracy", "loss"}]
+    costs: dict[str, Any] = field(default_factory=dict)  # params, macs, activation_bytes, peak_memory_bytes, ...
+    proxy: dict[str, Any] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # measure, train, total
+    train_images_per_s: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def cost_metrics(costs: dict[str, Any]) -> dict[str, float]:
+    """The metrics named in CONTRACTS.md from a costs dict (absent values left out)."""
+    return {m: costs[k] for k, m in COST_METRICS.items() if costs.get(k) is not None}
+
+
+def check_constraints(constraints: list[Any] | None, metrics: dict[str, Any]) -> str | None:
+    """The first violated constraint as ``"metric=value violates metric op bound"``, else None.
+
+    ``constraints`` are dicts ``{"metric", "op", "value"}`` or objects with those attributes;
+    constraints on metrics not in ``metrics`` (accuracy, before training) are skipped.
+    """
+    for c in constraints or []:
+        metric, op, bound = (c["metric"], c["op"], float(c["value"])) if isinstance(c, dict) \
+            else (c.metric, c.op, float(c.value))
+        v = metrics.get(metric)
+        if v is None:
+            continue
+        ok = {"<=": v <= bound, "<": v < bound, ">=": v >= bound, ">": v > bound}.get(op)
+        if ok is None:
+            raise UserError(f"constraint {metric} {op} {bound:g}: operator {op!r} must be one of <=, <, >=, >")
+        if not ok:
+            return f"{metric}={v:.4g} violates {metric} {op} {bound:.4g}"
+    return None
+
+
+def evaluate_arch(arch: Any, proxy: Any, throughput: Any = None, report: ReportFn | None = None, *,
+                  constraints: list[Any] | None = None, cache_dir: str | None = None,
+                  measure: bool = True) -> EvalResult:
+    """Evaluate an `ArchConfig` (or its dict, or a timm model name): costs, then proxy training.
+
+    ``proxy``/``throughput`` are the spec's sections (pydantic or dict) or `ProxySettings` /
+    `MeasureSettings`. ``report(epoch, metrics)`` is called after every epoch with ``accuracy``,
+    ``loss`` and the cost metrics; answering True stops the run (status ``pruned``). ``cache_dir``
+    holds the measurement cache (and decoded image-folder/CIFAR datasets) shared by processes.
+    A user's mistake (a missing dataset folder) raises `UserError`; anything else is a status.
+    """
+    t0 = time.perf_counter()
+    ps = ProxySettings.from_spec(proxy)
+    ms = MeasureSettings.from_spec(throughput) if throughput is not None else None
+    result = EvalResult("ok", "ok", proxy=ps.to_dict())
+    try:
+        if measure and ms is not None:
+            try:
+                result.costs = measure_arch(arch, ms, cache=cache_dir)
+            except ValueError as e:  # the architecture cannot be built at the target resolution
+                if isinstance(e, UserError):
+                    raise
+                return _finish(result, "infeasible", f"infeasible: {e}", t0)
+        result.seconds["measure"] = time.perf_counter() - t0
+        costs = cost_metrics(result.costs)
+        result.metrics.update(costs)
+        violated = check_constraints(constraints, costs)
+        if violated:
+            return _finish(result, "infeasible", f"infeasible: {violated}", t0)
+
+        data = load_dataset(ps.data, cache_dir if ps.data.name != "synthetic" else None)
+        seed_everything(ps.train.seed)
+        try:
+            model = build_target(arch, ps.data.img_size, num_classes=data.num_classes)[0]
+        except ValueError as e:
+            if isinstance(e, UserError):
+                raise
+            return _finish(result, "infeasible", f"infeasible: at the proxy resolution: {e}", t0)
+
+        def on_epoch(epoch: int, metrics: dict[str, float]) -> bool | None:
+            return report(epoch, {**costs, **metrics}) if report is not None else None
+
+        t_train = time.perf_counter()
+        tr = train_proxy(model, data, ps.train, on_epoch)
+        result.seconds["train"] = time.perf_counter() - t_train
+        result.train_images_per_s = tr.images_per_s if math.isfinite(tr.images_per_s) else None
+        result.curve = [{"epoch": c["epoch"], "accuracy": c["accuracy"], "loss": c["loss"]} for c in tr.curve]
+        if tr.curve:
+            result.metrics.update(accuracy=tr.accuracy, loss=tr.loss, epochs=tr.epochs)
+        return _finish(result, tr.status, tr.reason, t0)
+    except UserError:
+        raise
+    except Exception as e:
+        if is_oom(e):
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            return _finish(result, "oom", f"oom: {str(e).splitlines()[0][:200]}", t0)
+        log.error("evaluation failed: %s", traceback.format_exc())
+        return _finish(result, "error", f"error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}", t0)
+
+
+def _finish(result: EvalResult, status: str, reason: str, t0: float) -> EvalResult:
+    result.status, result.reason = status, reason
+    result.seconds["total"] = time.perf_counter() - t0
+    if status != "ok":
+        log.info("evaluation ended: %s", reason)
+    return result

@@ -1,0 +1,254 @@
+"""The proxy trainer: a short, seeded training of one model on an in-memory `ProxyData`.
+
+AdamW (timm's `create_optimizer_v2`: no weight decay on norms and biases), a per-step cosine
+schedule with linear warm-up (timm's `create_scheduler_v2`), label smoothing, gradient clipping,
+bf16 autocast on CUDA and float32 on CPU. After every epoch the validation top-1 and loss go to a
+``report(epoch, metrics)`` callback, which may answer True to stop the run (pruning). A NaN or Inf
+loss ends the run as ``diverged``, an out-of-memory error as ``oom``; neither raises.
+
+On CPU a run is deterministic: the same seed (model initialization is the caller's, see
+`seed_everything`) and the same thread count give the same accuracy bit for bit.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from wfsearch.errors import UserError
+
+from .data import ProxyData, TensorBatches, augment_pad
+from .measure import autocast, resolve_device, resolve_dtype
+
+log = logging.getLogger(__name__)
+
+# report(epoch, metrics) -> True to stop now (pruned); None/False to go on
+ReportFn = Callable[[int, dict[str, float]], "bool | None"]
+STATUSES = ("ok", "pruned", "diverged", "oom", "error")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How a proxy model is trained; ``epochs`` is the full budget (the last rung)."""
+
+    epochs: int = 10
+    batch_size: int = 128
+    optimizer: str = "adamw"
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    warmup_epochs: float = 1.0
+    min_lr: float = 1e-5
+    label_smoothing: float = 0.1
+    grad_clip: float | None = 1.0  # max global gradient norm; None or 0 = no clipping
+    seed: int = 0
+    device: str = "auto"  # auto = CUDA when present, else CPU
+    dtype: str = "auto"  # auto = bfloat16 autocast on CUDA, float32 on CPU
+    eval_batch_size: int | None = None  # default: 2 x batch_size
+    num_threads: int | None = None  # CPU threads for this run (None = leave torch's setting)
+    origin: str = ""  # e.g. the spec file, for error messages
+
+    def __post_init__(self) -> None:
+        for key in ("epochs", "batch_size"):
+            v = getattr(self, key)
+            if not _is_int(v) or v < 1:
+                raise self.error(key, v, "must be an integer >= 1")
+        for key in ("lr", "weight_decay", "warmup_epochs", "min_lr", "label_smoothing"):
+            v = getattr(self, key)
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0:
+                raise self.error(key, v, "must be a number >= 0")
+        if self.lr <= 0:
+            raise self.error("lr", self.lr, "must be > 0")
+        if self.label_smoothing >= 1:
+            raise self.error("label_smoothing", self.label_smoothing, "must be in [0, 1)")
+        if self.warmup_epochs >= self.epochs and self.warmup_epochs > 0:
+            raise self.error("warmup_epochs", self.warmup_epochs, f"must be below epochs={self.epochs}")
+        if self.grad_clip is not None and (not isinstance(self.grad_clip, (int, float)) or self.grad_clip < 0):
+            raise self.error("grad_clip", self.grad_clip, "must be a number > 0, or 0/null for no clipping")
+        if self.dtype != "auto":
+            try:
+                resolve_dtype(self.dtype)
+            except ValueError:
+                raise self.error("dtype", self.dtype, "must be auto, float32, bfloat16 or float16") from None
+        for key in ("eval_batch_size", "num_threads"):
+            v = getattr(self, key)
+            if v is not None and (not _is_int(v) or v < 1):
+                raise self.error(key, v, "must be an integer >= 1 (or left out)")
+
+    def error(self, key: str, value: Any, rule: str) -> UserError:
+        prefix = f"{self.origin}: " if self.origin else ""
+        return UserError(f"{prefix}proxy.{key}: {value!r}: {rule}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d.pop("origin")
+        return d
+
+
+@dataclass
+class TrainResult:
+    """What a proxy training produced: status, reason, the per-epoch curve and speed."""
+
+    status: str = "ok"  # ok | pruned | diverged | oom | error
+    reason: str = "ok"
+    curve: list[dict[str, float]] = field(default_factory=list)  # {"epoch", "accuracy", "loss", ...}
+    epochs: int = 0
+    train_seconds: float = 0.0  # time in training steps (validation excluded)
+    train_images: int = 0
+    seconds: float = 0.0  # whole run, validation included
+
+    @property
+    def images_per_s(self) -> float:
+        return self.train_images / self.train_seconds if self.train_seconds > 0 else float("nan")
+
+    @property
+    def accuracy(self) -> float:
+        return self.curve[-1]["accuracy"] if self.curve else float("nan")
+
+    @property
+    def loss(self) -> float:
+        return self.curve[-1]["loss"] if self.curve else float("nan")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices): call before building the model."""
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    torch.manual_seed(seed)
+
+
+def is_oom(exc: BaseException) -> bool:
+    """An out-of-memory error of CUDA or of the CPU allocator."""
+    if isinstance(exc, torch.OutOfMemoryError):
+        return True
+    msg = str(exc)
+    return isinstance(exc, RuntimeError) and ("out of memory" in msg or "can't allocate memory" in msg
+                                              or "not enough memory" in msg)
+
+
+def train_dtype(settings: TrainSettings, device: torch.device) -> torch.dtype:
+    if settings.dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return resolve_dtype(settings.dtype)
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, batches: TensorBatches, device: torch.device, dtype: torch.dtype) -> dict[str, float]:
+    """Top-1 accuracy in [0, 1] and mean cross-entropy (no smoothing) over ``batches``."""
+    model.eval()
+    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+    correct = torch.zeros((), device=device, dtype=torch.int64)
+    n = 0
+    for x, y in batches:
+        with autocast(device, dtype):
+            out = model(x)
+        out = out.float()
+        loss_sum += F.cross_entropy(out, y, reduction="sum")
+        correct += (out.argmax(-1) == y).sum()
+        n += len(y)
+    return {"accuracy": correct.item() / max(n, 1), "loss": loss_sum.item() / max(n, 1)}
+
+
+def train_proxy(model: nn.Module, data: ProxyData, settings: TrainSettings,
+                report: ReportFn | None = None) -> TrainResult:
+    """Train ``model`` on ``data`` for ``settings.epochs``, reporting after every epoch.
+
+    Never raises for divergence or out-of-memory: they come back as the result's status.
+    """
+    previous_threads = torch.get_num_threads()
+    if settings.num_threads:
+        torch.set_num_threads(settings.num_threads)
+    try:
+        return _train(model, data, settings, report)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _train(model: nn.Module, data: ProxyData, s: TrainSettings, report: ReportFn | None) -> TrainResult:
+    from timm.optim import create_optimizer_v2
+    from timm.scheduler import create_scheduler_v2
+
+    t_start = time.perf_counter()
+    result = TrainResult()
+    device = resolve_device(s.device)
+    dtype = train_dtype(s, device)
+    torch.manual_seed(s.seed)  # dropout / drop path; the data order has its own generator
+    try:
+        model.to(device)
+        n_train = len(data.train)
+        train_batches = TensorBatches(data.train, data.mean, data.std, s.batch_size, device, shuffle=True,
+                                      augment=data.augment, pad=augment_pad(data), seed=s.seed,
+                                      drop_last=n_train >= s.batch_size)
+        val_batches = TensorBatches(data.val, data.mean, data.std, s.eval_batch_size or 2 * s.batch_size, device)
+        steps_per_epoch = len(train_batches)
+        optimizer = create_optimizer_v2(model, opt=s.optimizer, lr=s.lr, weight_decay=s.weight_decay)
+        scheduler, _ = create_scheduler_v2(optimizer, sched="cosine", num_epochs=s.epochs, min_lr=s.min_lr,
+                                           warmup_lr=min(1e-6, s.lr), warmup_epochs=s.warmup_epochs,
+                                           step_on_epochs=False, updates_per_epoch=steps_per_epoch)
+        criterion = nn.CrossEntropyLoss(label_smoothing=s.label_smoothing)
+        params = [p for p in model.parameters() if p.requires_grad]
+        check_every = 1 if device.type == "cpu" else 25  # a finiteness check syncs a GPU; batch them there
+        step = 0
+        for epoch in range(1, s.epochs + 1):
+            model.train()
+            t0 = time.perf_counter()
+            loss_sum = torch.zeros((), device=device)
+            nonfinite = torch.zeros((), dtype=torch.bool, device=device)
+            for i, (x, y) in enumerate(train_batches, 1):
+                with autocast(device, dtype):
+                    loss = criterion(model(x), y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if s.grad_clip:
+                    nn.utils.clip_grad_norm_(params, s.grad_clip)
+                optimizer.step()
+                step += 1
+                scheduler.step_update(num_updates=step)
+                loss = loss.detach().float()
+                loss_sum += loss
+                nonfinite |= ~torch.isfinite(loss)
+                if i % check_every == 0 and nonfinite.item():
+                    return _stop(result, "diverged", f"diverged (non-finite loss at epoch {epoch}, step {i})",
+                                 t_start)
+            train_loss = loss_sum.item() / max(steps_per_epoch, 1)  # syncs the device
+            if nonfinite.item():
+                return _stop(result, "diverged", f"diverged (non-finite loss at epoch {epoch})", t_start)
+            dt = time.perf_counter() - t0
+            result.train_seconds += dt
+            result.train_images += steps_per_epoch * s.batch_size if train_batches.drop_last else n_train
+            metrics = evaluate(model, val_batches, device, dtype)
+            if not math.isfinite(metrics["loss"]):
+                return _stop(result, "diverged", f"diverged (non-finite validation loss at epoch {epoch})", t_start)
+            metrics.update(train_loss=train_loss, lr=optimizer.param_groups[0]["lr"], epoch_seconds=dt)
+            result.curve.append({"epoch": epoch, **metrics})
+            result.epochs = epoch
+            log.debug("epoch %d: %s", epoch, metrics)
+            if report is not None and report(epoch, dict(metrics)):
+                return _stop(result, "pruned", f"pruned at epoch {epoch}", t_start)
+    except Exception as e:
+        if not is_oom(e):
+            raise
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        return _stop(result, "oom", f"oom: {str(e).splitlines()[0][:200]}", t_start)
+    result.seconds = time.perf_counter() - t_start
+    return result
+
+
+def _stop(result: TrainResult, status: str, reason: str, t_start: float) -> TrainResult:
+    log.info("proxy training stopped: %s", reason)
+    result.status, result.reason = status, reason
+    result.seconds = time.perf_counter() - t_start
+    return result
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
