@@ -69,10 +69,19 @@ def make_smoke_study(folder: Path, reference: tuple[float, float] = (0.30, 900.0
     return study
 
 
-@pytest.fixture
-def study_dir(tmp_path: Path) -> Path:
-    folder = tmp_path / "studies" / "smoke"
+@pytest.fixture(scope="module")
+def pristine_study(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("pristine") / "smoke"
     make_smoke_study(folder)
+    return folder
+
+
+@pytest.fixture
+def study_dir(pristine_study: Path, tmp_path: Path) -> Path:
+    """A fresh copy of the smoke study in ``tmp_path/studies/smoke`` (creating one costs ~1 s)."""
+    folder = tmp_path / "studies" / "smoke"
+    folder.mkdir(parents=True)
+    (folder / "optuna.db").write_bytes((pristine_study / "optuna.db").read_bytes())
     return folder
 
 

@@ -33,7 +33,8 @@ from wfsearch.errors import UserError
 from .data import build_datasets, build_loaders
 from .recipe import Recipe, recipe_to_yaml
 
-__all__ = ["train", "evaluate_checkpoint", "TrainResult", "Distributed", "init_distributed"]
+__all__ = ["train", "evaluate_checkpoint", "initial_model", "TrainResult", "Distributed", "init_distributed",
+           "iter_metrics"]
 
 log = logging.getLogger(__name__)
 
@@ -149,9 +150,10 @@ def _evaluate(model: nn.Module, loader, d: Distributed, precision: str, num_clas
     return {"val_loss": loss / n, "top1": 100.0 * top1 / n, "top5": 100.0 * top5 / n, "val_images": int(n)}
 
 
-def _build_model(recipe: Recipe, num_classes: int, d: Distributed) -> nn.Module:
-    model = recipe.model.create(num_classes=num_classes)
-    return model.to(d.device)
+def initial_model(recipe: Recipe, num_classes: int, device: torch.device | str = "cpu") -> nn.Module:
+    """The network a run starts from: built right after seeding with ``train.seed`` (same on every process)."""
+    _seed(recipe.train.seed)
+    return recipe.model.create(num_classes=num_classes).to(device)
 
 
 def train(recipe: Recipe, output: str | Path, *, resume: bool | str | Path = False, augment: bool = True,
@@ -195,8 +197,7 @@ def train(recipe: Recipe, output: str | Path, *, resume: bool | str | Path = Fal
     train_loader, val_loader, sampler = loaders
     steps_per_epoch = len(train_loader)
 
-    _seed(t.seed)  # the same initial weights on every process
-    model = _build_model(recipe, num_classes, d)
+    model = initial_model(recipe, num_classes, d.device)  # the same initial weights on every process
     if d.device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -338,7 +339,7 @@ def evaluate_checkpoint(recipe: Recipe, checkpoint: str | Path, *, workers: int 
     if num_classes != len(train_ds.classes):
         raise UserError(f"--evaluate: {str(path)!r}: trained on {num_classes} classes, the data has "
                         f"{len(train_ds.classes)}; point --data at the same data")
-    model = _build_model(recipe, num_classes, d)
+    model = recipe.model.create(num_classes=num_classes).to(d.device)
     state = ckpt["ema"] if use_ema and ckpt.get("ema") is not None else ckpt["model"]
     model.load_state_dict(state)
     t = recipe.train
