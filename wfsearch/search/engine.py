@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import warnings
 from optuna.trial import TrialState
 
 import wfsearch
@@ -49,9 +50,14 @@ class RunSummary:
 
 
 # --------------------------------------------------------------------------- study helpers
+def storage_url(spec: Any) -> str:
+    """The spec's storage URL; by default ``sqlite:///studies/<name>/optuna.db`` under the current folder."""
+    return spec.study.storage or f"sqlite:///studies/{spec.study.name}/optuna.db"
+
+
 def study_dir_for(spec: Any) -> Path:
     """Where a study writes its logs and outputs: the SQLite file's folder or ``studies/<name>``."""
-    path = sqlite_path(spec.study.storage)
+    path = sqlite_path(storage_url(spec))
     return path.parent if path is not None else Path("studies") / spec.study.name
 
 
@@ -129,8 +135,7 @@ def make_sampler(spec: Any, n_constraints: int) -> optuna.samplers.BaseSampler:
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "grid":
-        from wfsearch.space import grid_search_space
-        return optuna.samplers.GridSampler(grid_search_space(spec), seed=seed)
+        return optuna.samplers.GridSampler(spec.grid(), seed=seed)
     raise AssertionError(f"unknown sampler {name!r}")  # the spec validates names
 
 
@@ -183,9 +188,15 @@ def cached_result(t: optuna.trial.FrozenTrial, max_epochs: int) -> dict:
 
 
 # --------------------------------------------------------------------------- the run
+def quiet_optuna() -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
 def prepare_study(spec: Any, fresh: bool = False) -> tuple[optuna.Study, optuna.storages.RDBStorage, str | None]:
     """Open (or create) the study with its objectives and attributes; with ``fresh``, archive the old one."""
-    storage = open_storage(spec.study.storage)
+    quiet_optuna()
+    storage = open_storage(storage_url(spec))
     archived = archive_study(storage, spec.study.name) if fresh else None
     names, directions = objective_names(spec)
     n_constraints = max(1, len(constraint_dicts(spec)))
@@ -195,7 +206,7 @@ def prepare_study(spec: Any, fresh: bool = False) -> tuple[optuna.Study, optuna.
         study = optuna.load_study(study_name=spec.study.name, storage=storage, sampler=sampler)
         old = [o["name"] for o in study.user_attrs.get("objectives", [])]
         if old and old != names:
-            raise UserError(f"study {spec.study.name!r} in {spec.study.storage}: it was run with objectives {old}, "
+            raise UserError(f"study {spec.study.name!r} in {storage_url(spec)}: it was run with objectives {old}, "
                             f"the spec now says {names}; use --fresh to start a new study (the old one is kept)")
         if study.user_attrs.get("spec_hash") not in (None, spec.hash):
             log.warning("study %s: the spec changed since the study started; continuing with the new one",
@@ -214,9 +225,22 @@ def prepare_study(spec: Any, fresh: bool = False) -> tuple[optuna.Study, optuna.
     return study, storage, archived
 
 
+def preflight_data(spec: Any, cache_dir: str) -> None:
+    """Load a real dataset once on the driver: a missing folder is one clear line before Ray starts,
+    and the decoded tensors land in the study's cache for every worker."""
+    if spec.proxy.dataset.name == "synthetic":
+        return
+    from wfsearch.proxy.data import load_dataset
+    from wfsearch.proxy.evaluate import ProxySettings
+
+    load_dataset(ProxySettings.from_spec(spec.proxy, origin=str(spec.path)).data, cache_dir)
+
+
 def init_ray(address: str | None, log_dir: Path) -> None:
     import ray
 
+    # the study is the record: Tune's own result files and their "not found" warnings are not needed
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     if ray.is_initialized():
         return
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
@@ -232,7 +256,9 @@ def init_ray(address: str | None, log_dir: Path) -> None:
                             "start one with `ray start --head`") from e
     else:
         import torch
-        ray.init(num_cpus=os.cpu_count(), num_gpus=torch.cuda.device_count(), **kwargs)
+        # a local cluster stays on loopback
+        ray.init(num_cpus=os.cpu_count(), num_gpus=torch.cuda.device_count(), _node_ip_address="127.0.0.1",
+                 **kwargs)
 
 
 def _concurrency(spec: Any) -> int:
@@ -261,7 +287,7 @@ def evaluate_references(spec: Any, storage: optuna.storages.RDBStorage, settings
                                     directions=directions, load_if_exists=True)
     ref_study.set_metric_names(names)
     done = {t.user_attrs.get("reference_name") for t in ref_study.get_trials(states=(TrialState.COMPLETE,))}
-    todo = [r for r in spec.references if r.name not in done]
+    todo = [r for r in spec.reference_archs() if r.name not in done]
     if todo:
         remote = ray.remote(num_cpus=spec.resources.cpus_per_trial, num_gpus=spec.resources.gpus_per_trial,
                             max_retries=2)(_evaluate_reference)
@@ -280,18 +306,17 @@ def evaluate_references(spec: Any, storage: optuna.storages.RDBStorage, settings
 
 
 def _reference_target(spec: Any, ref: Any) -> dict:
-    from wfsearch.space import reference_target
-    return reference_target(spec, ref)
+    return {"arch": ref.arch.to_dict()} if ref.arch is not None else {"timm_model": ref.model}
 
 
 def _evaluate_reference(target: dict, settings: dict) -> dict:
     """A Ray task: evaluate one reference (``{"arch": dict}`` or ``{"timm_model": name}``)."""
-    from wfsearch.models import ArchConfig
-    from wfsearch.proxy.evaluate import evaluate_arch
-
     if settings.get("noop"):
         metrics = {m: 1.0 for m in settings["objectives"]}
         return {**target, "status": "ok", "status_reason": "ok", "metrics": metrics}
+    from wfsearch.models import ArchConfig
+    from wfsearch.proxy.evaluate import evaluate_arch
+
     what = ArchConfig.from_dict(target["arch"]) if target.get("arch") else target["timm_model"]
     res = evaluate_arch(what, settings["proxy"], settings["throughput"], cache_dir=settings.get("cache_dir"))
     return {**target, "arch_hash": what.hash if target.get("arch") else None, "status": res.status,
@@ -313,9 +338,10 @@ def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, pr
     names, directions = objective_names(spec)
     constraints = constraint_dicts(spec)
     max_epochs = spec.proxy.max_epochs
-    settings = {"proxy": spec.proxy_settings(), "throughput": spec.throughput_settings(),
+    settings = {"proxy": spec.proxy.model_dump(mode="json"), "throughput": spec.throughput.model_dump(mode="json"),
                 "constraints": constraints, "objectives": names, "noop": noop,
                 "cache_dir": str((sdir / "cache").resolve())}
+    preflight_data(spec, settings["cache_dir"])
     init_ray(address, sdir)
     references = evaluate_references(spec, storage, settings) if spec.references else []
 
@@ -363,6 +389,7 @@ def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, pr
             trainable,
             tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=remaining,
                                         max_concurrent_trials=concurrency, reuse_actors=True,
+                                        trial_dirname_creator=_trial_dirname,
                                         time_budget_s=None if time_budget_s is None
                                         else max(1.0, time_budget_s - (time.monotonic() - t0))),
             run_config=tune.RunConfig(name=f"round-{int(time.time())}-{round_}",
@@ -379,11 +406,15 @@ def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, pr
     study = optuna.load_study(study_name=spec.study.name, storage=storage)
     front = pareto_front(study)
     hv = hypervolume([t.values for t in front], directions, prog.reference_point()) if front else 0.0
-    return RunSummary(study_name=spec.study.name, storage=spec.study.storage, study_dir=sdir,
+    return RunSummary(study_name=spec.study.name, storage=storage_url(spec), study_dir=sdir,
                       finished=len(search_trials(study, finished_states)),
                       pruned=len(search_trials(study, (TrialState.PRUNED,))),
                       failed=len(search_trials(study, (TrialState.FAIL,))), front=front, references=references,
                       hypervolume=hv, archived_as=archived, seconds=time.monotonic() - t0)
+
+
+def _trial_dirname(trial: Any) -> str:
+    return f"trial_{trial.trial_id}"
 
 
 def _log_to_file(path: Path) -> None:

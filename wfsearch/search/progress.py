@@ -99,7 +99,7 @@ class ProgressPrinter(Callback):
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._starts[trial.trial_id] = time.monotonic()
-        self._update(trials)
+        self._update(trials, redraw_only=True)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         start = self._starts.pop(trial.trial_id, None)
@@ -112,11 +112,12 @@ class ProgressPrinter(Callback):
         self._update(trials)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-        self._update(trials)
+        self._update(trials, redraw_only=True)
 
-    def _update(self, trials: list) -> None:
+    def _update(self, trials: list, redraw_only: bool = False) -> None:
         self.progress.running = sum(1 for t in trials if t.status == "RUNNING")
-        self.emit()
+        if self.tty or not redraw_only:  # a log file gets a line per finished trial, a terminal a live line
+            self.emit()
 
     def emit(self, final: bool = False) -> None:
         if not self.enabled:

@@ -23,6 +23,18 @@ CONSTRAINTS_ATTR = "constraints"
 ATTR_KEYS = ("arch", "arch_hash", "costs", "metrics", "curve", "status_reason", "proxy", "timm_model")
 
 
+def unflatten(flat: dict[str, Any], sep: str = "/") -> dict[str, Any]:
+    """Undo Tune's flattening of nested result dicts (``{"a/b": 1}`` -> ``{"a": {"b": 1}}``)."""
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        node = out
+        *parents, leaf = key.split(sep)
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return out
+
+
 def worst_value(metric: str, direction: str, metrics: dict[str, float]) -> float:
     """A value that no real trial beats, for trials that were not trained."""
     if direction == "maximize":
@@ -42,6 +54,12 @@ class StudySearcher(OptunaSearch):
         self.max_epochs = max_epochs
         self.on_told = on_told
 
+    def save(self, checkpoint_path: str) -> None:
+        """Nothing to save: the Optuna study in RDB storage is the search state (resume reads it)."""
+
+    def restore(self, checkpoint_path: str) -> None:
+        pass
+
     @property
     def study(self) -> optuna.Study:
         return self._ot_study
@@ -53,7 +71,7 @@ class StudySearcher(OptunaSearch):
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return
         ot_trial = self._ot_trials[trial_id]
-        result = result or {}
+        result = unflatten(result) if result else {}  # Tune hands searchers flattened results
         state, values, reason = self._outcome(result, error)
         for key in ATTR_KEYS:
             if key in result and result[key] is not None:
