@@ -23,7 +23,7 @@ from wfsearch.export import (Recipe, load_recipe, open_study, parse_pick, recipe
 from wfsearch.models import MODEL_SIZES, ArchConfig
 
 REPO = Path(__file__).resolve().parents[1]
-TEST_SIZE = MODEL_SIZES["weightformer_test"]
+TEST_SIZE = {**MODEL_SIZES["weightformer_test"], "img_size": 16}  # the proxy trains at 16 px
 
 # (arch overrides of the test size, accuracy, throughput): 0, 1, 2 on the front; 3 dominated by 0
 SEARCH_TRIALS = [
@@ -45,7 +45,7 @@ def make_smoke_study(folder: Path, reference: tuple[float, float] = (0.30, 900.0
         study.set_metric_names(["accuracy", "throughput"])
     study.set_user_attr("objectives", [{"name": "accuracy", "direction": "maximize"},
                                        {"name": "throughput", "direction": "maximize"}])
-    study.set_user_attr("spec", {"name": folder.name})
+    study.set_user_attr("spec", {"study": {"name": folder.name}, "throughput": {"img_size": 32, "batch_size": 16}})
     study.set_user_attr("spec_hash", "0123abcd")
     study.set_user_attr("spec_path", "spaces/smoke.yaml")
     study.set_user_attr("wfsearch_version", wfsearch.__version__)
@@ -66,6 +66,16 @@ def make_smoke_study(folder: Path, reference: tuple[float, float] = (0.30, 900.0
         "kind": "search", "arch": ArchConfig(**TEST_SIZE).to_dict(), "status_reason": "pruned at epoch 1"}))
     study.add_trial(create_trial(state=TrialState.FAIL, user_attrs={  # trial 6
         "kind": "search", "arch": ArchConfig(**TEST_SIZE).to_dict(), "status_reason": "diverged"}))
+    big = ArchConfig(**{**TEST_SIZE, "embed_dim": 512})
+    study.add_trial(create_trial(values=[0.0, 2000.0], user_attrs={  # trial 7: never trained, yet not dominated
+        "kind": "search", "arch": big.to_dict(), "arch_hash": big.hash, "constraints": [1.0],
+        "status_reason": "infeasible: params <= 1e6 violated (4.2e6)", "metrics": {"params": 4.2e6}}))
+    # `wfsearch run` keeps its reference models in a study of their own in the same storage
+    refs = optuna.create_study(study_name=f"{folder.name}:references", storage=f"sqlite:///{folder / 'optuna.db'}",
+                               directions=["maximize", "maximize"])
+    refs.add_trial(create_trial(values=[0.55, 1100.0], user_attrs={
+        "kind": "reference", "reference_name": "deit_tiny", "timm_model": "deit_tiny_patch16_224",
+        "metrics": {"accuracy": 0.55, "throughput": 1100.0}}))
     return study
 
 
@@ -93,11 +103,13 @@ def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
 
 # ---- the front and --pick ----
 
-def test_front_is_optunas_best_trials_without_references(study_dir: Path) -> None:
-    opened = open_study(study_dir)
+def test_front_is_optunas_best_trials_of_trained_search_trials(study_dir: Path) -> None:
+    opened = open_study(study_dir)  # the folder's study, not "smoke:references"
+    assert opened.name == "smoke"
     front = search_front(opened.study)
     assert [t.number for t in front] == [0, 1, 2]
-    assert {t.number for t in front} == {t.number for t in opened.study.best_trials}  # the reference is dominated
+    # Optuna's front also holds the infeasible trial 7 (recorded with made-up scores); without it, they agree
+    assert {t.number for t in opened.study.best_trials} == {0, 1, 2, 7}
 
 
 def test_front_when_a_reference_dominates_holds_the_best_search_trials(tmp_path: Path) -> None:
@@ -186,6 +198,8 @@ def test_exported_recipe_is_the_released_recipe(study_dir: Path, capsys) -> None
     assert (a.auto_augment, a.mixup, a.cutmix, a.re_prob, a.enabled) == ("rand-m9-mstd0.5-inc1", 0.8, 1.0, 0.25, True)
     assert (t.label_smoothing, t.precision, t.seed, t.batch_size) == (0.1, "bf16", 0, 256)
     assert r.model.kwargs["drop_path_rate"] == 0.0  # Tiny width
+    # trained at the resolution the search measured throughput at, not the proxy's 16 px
+    assert r.data.img_size == 32 and r.model.kwargs["img_size"] == 32
 
 
 def test_drop_path_follows_width() -> None:
@@ -254,6 +268,7 @@ def test_recipe_yaml_round_trip_and_errors(tmp_path: Path) -> None:
     (["--trial", "4"], "is the reference model 'deit_tiny'"),
     (["--trial", "5"], "is PRUNED (pruned at epoch 1)"),
     (["--trial", "6"], "is FAIL (diverged)"),
+    (["--trial", "7"], "was never trained (infeasible: params <= 1e6 violated"),
     (["--trial", "42"], "no such trial"),
     ([], "choose a trial with --trial N or --pick RULE"),
     (["--trial", "0", "--img-size", "30"], "--img-size: 30"),
@@ -277,7 +292,9 @@ def test_export_refuses_to_overwrite_and_finds_studies(study_dir: Path, tmp_path
     assert rc == 0, err
     assert load_recipe(out_path).model.kwargs["embed_dim"] == 64
     rc, _, err = run_cli(["export", "--storage", url, "--study", "nope", "--trial", "3"], capsys)
-    assert rc == 2 and "no such study in" in err and "['smoke']" in err
+    assert rc == 2 and "no such study in" in err and "['smoke', 'smoke:references']" in err
+    rc, _, err = run_cli(["export", "--storage", url, "--trial", "3", "--output", out_path, "--force"], capsys)
+    assert rc == 0, err  # the references study does not count as a second study
 
 
 # ---- --format timm ----

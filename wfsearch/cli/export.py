@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=["wfsearch", "timm"], default="wfsearch",
                    help="timm: also write an args file for timm's train.py (default: wfsearch)")
     p.add_argument("--output", metavar="FILE", help="recipe path (default: STUDY/recipes/trial-N.yaml)")
-    p.add_argument("--img-size", type=int, metavar="N", help="training resolution (default: the trial's)")
+    p.add_argument("--img-size", type=int, metavar="N", help="training resolution (default: the study's throughput resolution, else the trial's)")
     p.add_argument("--num-classes", type=int, default=1000, metavar="N", help="classes (default: 1000)")
     p.add_argument("--data", default="/data/imagenet", metavar="DIR",
                    help="ImageFolder root with train/ and val/ written into the recipe (default: /data/imagenet)")

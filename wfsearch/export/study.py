@@ -20,6 +20,7 @@ from wfsearch.errors import UserError
 __all__ = ["OpenStudy", "open_study", "search_front", "trial_metrics", "objective_names", "safe_url"]
 
 log = logging.getLogger(__name__)
+REFERENCES_SUFFIX = ":references"  # `wfsearch run` stores reference models in the study "<name>:references"
 
 
 @dataclass
@@ -76,12 +77,13 @@ def open_study(path: str | Path | None = None, storage: str | None = None,
     if not names:
         raise UserError(f"{safe_url(storage)}: holds no study yet; run `wfsearch run SPEC` first")
     if study_name is None:
-        if len(names) == 1:
-            study_name = names[0]
-        elif folder is not None and folder.name in names:
+        searches = [n for n in names if not n.endswith(REFERENCES_SUFFIX)]  # `wfsearch run` keeps references apart
+        if folder is not None and folder.name in searches:
             study_name = folder.name
+        elif len(searches) == 1:
+            study_name = searches[0]
         else:
-            raise UserError(f"--study: {safe_url(storage)} holds several studies {sorted(names)}; pass --study NAME")
+            raise UserError(f"--study: {safe_url(storage)} holds several studies {sorted(searches)}; pass --study NAME")
     elif study_name not in names:
         raise UserError(f"--study: {study_name!r}: no such study in {safe_url(storage)}; studies there: {sorted(names)}")
     study = optuna.load_study(study_name=study_name, storage=rdb)
@@ -104,20 +106,25 @@ def is_search_trial(trial: FrozenTrial) -> bool:
     return trial.user_attrs.get("kind", "search") == "search"
 
 
-def search_front(study: optuna.Study) -> list[FrozenTrial]:
-    """The Pareto front of the search trials, by trial number: Optuna's ``best_trials`` less references.
+def was_trained(trial: FrozenTrial) -> bool:
+    """A completed search trial with real scores (infeasible ones are stored with the worst values)."""
+    return (trial.state == TrialState.COMPLETE and is_search_trial(trial) and trial.values is not None
+            and not str(trial.user_attrs.get("status_reason", "ok")).startswith("infeasible") and _feasible(trial))
 
-    If a reference model dominates some search trial, those search trials are missing from
-    ``best_trials``; then the front is recomputed over the completed search trials alone, so the
-    exportable front always holds the best searched architectures.
+
+def search_front(study: optuna.Study) -> list[FrozenTrial]:
+    """The Pareto front of the trained search trials, by trial number: Optuna's ``best_trials``.
+
+    When ``best_trials`` also holds trials that cannot be exported (a reference model stored in the
+    study, an infeasible architecture recorded with the worst scores) they are left out and the front
+    is recomputed over the trained search trials alone, so the trials they dominated come back.
     """
     best = study.best_trials
-    if all(is_search_trial(t) for t in best):
+    if all(was_trained(t) for t in best):
         return sorted(best, key=lambda t: t.number)
-    feasible = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                if is_search_trial(t) and t.values is not None and _feasible(t)]
+    trained = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if was_trained(t)]
     signs = [1.0 if d == optuna.study.StudyDirection.MAXIMIZE else -1.0 for d in study.directions]
-    keyed = [(t, [s * v for s, v in zip(signs, t.values)]) for t in feasible]  # all maximized now
+    keyed = [(t, [s * v for s, v in zip(signs, t.values)]) for t in trained]  # all maximized now
 
     def dominated(a: list[float]) -> bool:
         return any(all(x >= y for x, y in zip(b, a)) and any(x > y for x, y in zip(b, a)) for _, b in keyed)
@@ -126,11 +133,13 @@ def search_front(study: optuna.Study) -> list[FrozenTrial]:
 
 
 def _feasible(trial: FrozenTrial) -> bool:
-    cons = getattr(trial, "constraints", None)  # Optuna >= 5: a dict; earlier: a system attr list
-    if cons is None:
-        cons = trial.system_attrs.get("constraints")
-    values = cons.values() if isinstance(cons, dict) else (cons or [])
-    return all(c <= 0.0 for c in values)
+    """No constraint violated: Optuna's own (``trial.constraints`` / system attr) nor the engine's user attr."""
+    for cons in (getattr(trial, "constraints", None), trial.system_attrs.get("constraints"),
+                 trial.user_attrs.get("constraints")):
+        values = cons.values() if isinstance(cons, dict) else (cons or [])
+        if any(c > 0.0 for c in values):
+            return False
+    return True
 
 
 def trial_metrics(trial: FrozenTrial, objectives: list[str]) -> dict[str, float]:

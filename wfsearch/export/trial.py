@@ -21,7 +21,8 @@ from wfsearch.models import MODEL_SIZES, ArchConfig
 from .recipe import DataSection, ModelSection, Recipe, TrainSection, drop_path_for
 from .study import OpenStudy, objective_names, trial_metrics
 
-__all__ = ["recipe_from_trial", "timm_model_for", "launch_commands", "find_trial", "recipe_path_for"]
+__all__ = ["recipe_from_trial", "timm_model_for", "launch_commands", "find_trial", "recipe_path_for",
+           "target_resolution"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,9 @@ def check_exportable(trial: FrozenTrial) -> FrozenTrial:
         reason = attrs.get("status_reason")
         raise UserError(f"--trial: {trial.number}: is {trial.state.name}" + (f" ({reason})" if reason else "")
                         + "; only completed trials can be exported")
+    if str(attrs.get("status_reason", "")).startswith("infeasible"):
+        raise UserError(f"--trial: {trial.number}: was never trained ({attrs['status_reason']}), so it has no "
+                        f"proxy score; pick a trial of the front")
     if "arch" not in attrs:
         raise UserError(f"--trial: {trial.number}: stores no 'arch' attribute, so it cannot be rebuilt; "
                         f"was the study written by `wfsearch run`?")
@@ -93,12 +97,23 @@ def launch_commands(recipe_path: str, data: str, batch_size: int, lr_base: float
     }
 
 
+def target_resolution(study) -> int | None:
+    """The deployment resolution the study measured throughput at (spec ``throughput.img_size``), if known.
+
+    Proxies train small images (e.g. 32 px), but the architecture was chosen for its speed at this size.
+    """
+    spec = study.user_attrs.get("spec") or {}
+    size = (spec.get("throughput") or {}).get("img_size") if isinstance(spec, dict) else None
+    return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None
+
+
 def recipe_from_trial(opened: OpenStudy, trial: FrozenTrial, *, img_size: int | None = None,
                       num_classes: int = 1000, data: str = "/data/imagenet", batch_size: int = 256,
                       seed: int = 0, recipe_path: str | Path | None = None) -> Recipe:
     """The released full-training recipe for ``trial``'s architecture, with its provenance.
 
-    ``img_size`` defaults to the resolution the trial's architecture was defined at; ``data`` is the
+    ``img_size`` defaults to the study's throughput resolution (the deployment setting the search
+    measured speed at), else to the trial's own; ``data`` is the
     ImageFolder root holding ``train/`` and ``val/`` (a placeholder the user fills or overrides).
     """
     check_exportable(trial)
@@ -108,6 +123,7 @@ def recipe_from_trial(opened: OpenStudy, trial: FrozenTrial, *, img_size: int | 
     except (ValueError, TypeError) as e:
         raise UserError(f"--trial: {trial.number}: its stored architecture is invalid here ({e}); "
                         f"was it written by another wfsearch version?") from None
+    img_size = img_size or target_resolution(study)
     if img_size is None and arch.img_hw[0] != arch.img_hw[1]:
         raise UserError(f"--trial: {trial.number}: its architecture is non-square {arch.img_hw}; pass --img-size N")
     res = img_size or arch.img_hw[0]
