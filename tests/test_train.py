@@ -122,6 +122,18 @@ def test_missing_data_is_one_line_and_exit_2(setup, tmp_path: Path, capsys) -> N
     assert "exceeds the 16 training images" in capsys.readouterr().err
 
 
+def test_divergence_is_one_line_and_exit_1(setup, tmp_path: Path, capsys) -> None:
+    recipe, data = setup
+    r = yaml.safe_load(recipe.read_text())
+    r["optimizer"]["lr_base"] = 1e9
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(r))
+    assert main(["train", str(bad), "--data", str(data), "--epochs", "1", "--batch-size", "4", "--no-augment",
+                 "--output", str(tmp_path / "o"), *COMMON]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("wfsearch: error: training diverged: ") and "lower optimizer.lr_base" in err
+
+
 def test_posterize_at_full_magnitude_does_not_crash() -> None:
     """rand-m9-mstd0.5 can reach magnitude 10, where timm keeps 0 bits; newer Pillow rejects that."""
     from timm.data import auto_augment
@@ -146,7 +158,7 @@ def test_torchrun_two_processes_match_one(setup, tmp_path: Path) -> None:
     r["optimizer"]["lr_base"] = 0.05
     fast = tmp_path / "fast.yaml"
     fast.write_text(yaml.safe_dump(r))
-    flags = ["--data", str(data), "--epochs", "2", "--no-augment", "--precision", "fp32", *COMMON]
+    flags = ["--data", str(data), "--epochs", "2", "--no-augment", "--precision", "fp32", "--ema", *COMMON]
 
     one = tmp_path / "one"
     assert main(["train", str(fast), "--batch-size", "8", "--output", str(one), *flags]) == 0
@@ -167,6 +179,7 @@ def test_torchrun_two_processes_match_one(setup, tmp_path: Path) -> None:
         assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-5)
         assert a["val_loss"] == pytest.approx(b["val_loss"], abs=1e-5)
         assert (a["top1"], a["top5"], a["val_images"]) == (b["top1"], b["top5"], b["val_images"])
+        assert a["ema_val_loss"] == pytest.approx(b["ema_val_loss"], abs=1e-5)
     w1, w2 = weights(one / "last.pth"), weights(two / "last.pth")
     init = initial_model(load_recipe(fast), num_classes=2).state_dict()  # what both runs started from
     diff = max_diff(w1, w2)

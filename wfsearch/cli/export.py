@@ -70,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
     recipe = recipe_from_trial(opened, trial, img_size=args.img_size, num_classes=args.num_classes,
                                data=args.data, batch_size=args.batch_size, seed=args.seed, recipe_path=path)
     save_recipe(recipe, path)
-    scores = ", ".join(f"{k}={v:.4g}" for k, v in trial_metrics(trial, objectives).items() if k in objectives)
+    known = trial_metrics(trial, objectives)
+    scores = ", ".join(f"{k}={known[k]:.4g}" for k in objectives if k in known)
     print(f"trial {trial.number} ({scores}) -> {recipe.model.name} at {recipe.data.img_size}px")
     print(f"wrote {path}")
     if args.format == "timm":

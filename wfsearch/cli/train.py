@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     import torch.distributed as dist
 
     from wfsearch.export import load_recipe
-    from wfsearch.export.train import evaluate_checkpoint, init_distributed, train
+    from wfsearch.export.train import Diverged, evaluate_checkpoint, init_distributed, train
 
     if args.workers is not None and args.workers < 0:
         raise UserError(f"--workers: {args.workers}: must be >= 0")
@@ -109,8 +109,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"# {recipe.name}: {recipe.model.name} at {recipe.data.img_size}px, {s.epochs} epochs "
                   f"({s.warmup_epochs} warm-up), {d.world} process(es) x batch {t.batch_size} on {d.device}, "
                   f"{t.precision} -> {output}")
-        result = train(recipe, output, resume=args.resume, augment=not args.no_augment, workers=args.workers,
-                       dist_ctx=d, source=str(path), progress=progress, on_epoch=_print_epoch if is_main else None)
+        try:
+            result = train(recipe, output, resume=args.resume, augment=not args.no_augment, workers=args.workers,
+                           dist_ctx=d, source=str(path), progress=progress, on_epoch=_print_epoch if is_main else None)
+        except Diverged as e:
+            print(f"wfsearch: error: {e}", file=sys.stderr)
+            return 1
         if is_main:
             print(f"done: {result.epochs} epochs, top1 {result.top1:.2f} (best {result.best_top1:.2f}), "
                   f"top5 {result.top5:.2f}; checkpoints and metrics.jsonl in {result.output}")

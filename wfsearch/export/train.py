@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -33,13 +34,18 @@ from wfsearch.errors import UserError
 from .data import build_datasets, build_loaders
 from .recipe import Recipe, recipe_to_yaml
 
-__all__ = ["train", "evaluate_checkpoint", "initial_model", "TrainResult", "Distributed", "init_distributed",
-           "iter_metrics"]
+__all__ = ["train", "evaluate_checkpoint", "initial_model", "TrainResult", "Distributed", "Diverged",
+           "init_distributed", "iter_metrics"]
 
 log = logging.getLogger(__name__)
 
 # progress(iterable, total, description) -> iterable; the CLI passes a tqdm bar on the main process
 Progress = Callable[[Iterable, int, str], Iterable]
+CHECK_EVERY = 20  # optimizer steps between loss checks (each one waits for the device)
+
+
+class Diverged(RuntimeError):
+    """The training loss became NaN or infinite."""
 
 
 @dataclass
@@ -260,7 +266,8 @@ def train(recipe: Recipe, output: str | Path, *, resume: bool | str | Path = Fal
         _seed(t.seed, epoch, d.rank)
         sampler.set_epoch(epoch)
         ddp.train()
-        sums = [0.0, 0.0]  # loss x images, images
+        loss_sum = torch.zeros((), dtype=torch.float64, device=d.device)  # on the device: no sync per step
+        seen = 0
         tic = time.perf_counter()
         it: Iterable = train_loader
         if progress is not None and d.is_main:
@@ -271,9 +278,6 @@ def train(recipe: Recipe, output: str | Path, *, resume: bool | str | Path = Fal
                 x, y = mixup(x, y)
             with _autocast(d.device, t.precision):
                 loss = criterion(ddp(x), y)
-            if not torch.isfinite(loss):
-                raise RuntimeError(f"loss is {loss.item()} at epoch {epoch + 1}, step {global_step + 1}: "
-                                   f"the run diverged; lower optimizer.lr_base or check the data")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if o.clip_grad is not None:
@@ -284,14 +288,22 @@ def train(recipe: Recipe, output: str | Path, *, resume: bool | str | Path = Fal
                 scheduler.step_update(num_updates=global_step)
             if ema is not None:
                 ema.update(model, step=global_step)
-            sums[0] += loss.item() * y.shape[0]
-            sums[1] += y.shape[0]
-            if hasattr(it, "set_postfix") and global_step % 10 == 0:
-                it.set_postfix(loss=f"{loss.item():.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
+            loss_sum += loss.detach() * x.shape[0]
+            seen += x.shape[0]
+            if global_step % CHECK_EVERY == 0:  # the same step on every process, so all stop together
+                value = loss.item()
+                if not math.isfinite(value):
+                    raise Diverged(f"training diverged: loss {value} at epoch {epoch + 1}, step {global_step}; "
+                                   f"lower optimizer.lr_base or check the data")
+                if hasattr(it, "set_postfix"):
+                    it.set_postfix(loss=f"{value:.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
         if not s.per_step:
             scheduler.step(epoch + 1)
-        loss_sum, seen = _all_sum(sums, d)
-        train_loss = loss_sum / max(seen, 1.0)
+        total, seen = _all_sum([loss_sum.item(), float(seen)], d)
+        train_loss = total / max(seen, 1.0)
+        if not math.isfinite(train_loss):
+            raise Diverged(f"training diverged: mean loss {train_loss} in epoch {epoch + 1}; lower "
+                           f"optimizer.lr_base, or check the data")
         epoch_s = time.perf_counter() - tic
         evals = _evaluate(model, val_loader, d, t.precision, num_classes,
                           progress if d.is_main else None, "eval")
