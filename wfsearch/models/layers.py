@@ -2,15 +2,92 @@
 
 With ``predictor=None`` each layer is its plain static counterpart (a linear layer, a depthwise
 conv), with the same parameter names, so static and dynamic blocks share one code path.
+
+Every layer has two exact evaluations of the same function: ``forward_reference`` (the formulation
+written in DESIGN.md §1: form ``W0 + norm(ΔW)`` per sample, then apply it) and a fast path that
+reassociates the products, fuses the normalization into the low-rank factors and keeps the tokens
+in one layout (see `benchmarks/NOTES.md` for what each step bought). ``forward`` takes the fast path
+unless `reference_mode()` is active or torch's flop counter is running (so counted MACs are those of
+the reference formulation, which `cost.py` describes).
 """
 from __future__ import annotations
 
+import contextlib
 import math
+from typing import Iterator
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import trunc_normal_
+
+_reference_depth = 0
+
+
+@contextlib.contextmanager
+def reference_mode(enabled: bool = True) -> Iterator[None]:
+    """Run WeightFormer layers in their straightforward reference formulation inside the block."""
+    global _reference_depth
+    step = 1 if enabled else 0
+    _reference_depth += step
+    try:
+        yield
+    finally:
+        _reference_depth -= step
+
+
+def fast_path_enabled() -> bool:
+    """True unless `reference_mode()` is active or `torch.utils.flop_counter.FlopCounterMode` is counting."""
+    if _reference_depth:
+        return False
+    if torch.compiler.is_compiling():
+        return True
+    return not _flop_counting()
+
+
+def _flop_counting() -> bool:
+    try:
+        from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
+    except ImportError:  # pragma: no cover - older/newer torch without the helper
+        return False
+    return any(type(m).__name__ == "_FlopCounterMode" for m in _get_current_dispatch_mode_stack())
+
+
+def _needs_grad(*tensors: torch.Tensor) -> bool:
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
+def hooked(*modules: nn.Module) -> bool:
+    """Whether forward hooks watch any of ``modules`` (then fused paths that skip them are not taken)."""
+    from torch.nn.modules import module as _m
+    if _m._global_forward_hooks or _m._global_forward_pre_hooks:
+        return True
+    return any(m._forward_hooks or m._forward_pre_hooks for m in modules)
+
+
+def mkldnn_fusable(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether oneDNN's fused linear+pointwise ops may stand in for ``F.linear`` and its neighbour:
+    CPU fp32 inference (nothing needs a gradient), no autocast."""
+    return (_HAS_LINEAR_POINTWISE and x.device.type == "cpu" and x.dtype == torch.float32
+            and weight.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
+            and not _needs_grad(x, weight))
+
+
+_HAS_LINEAR_POINTWISE = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+
+
+def linear_gelu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``gelu(F.linear(x, weight, bias))`` (exact erf GELU), one fused oneDNN op in CPU fp32 inference."""
+    if mkldnn_fusable(x, weight):
+        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "gelu", [], "none")
+    return F.gelu(F.linear(x, weight, bias))
+
+
+def linear_add(x: torch.Tensor, other: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``F.linear(x, weight, bias) + other``, one fused oneDNN op in CPU fp32 inference."""
+    if mkldnn_fusable(x, weight) and other.shape == x.shape[:-1] + weight.shape[:1] and other.dtype == x.dtype:
+        return torch.ops.mkldnn._linear_pointwise.binary(x, other.contiguous(), weight, bias, "add")
+    return F.linear(x, weight, bias) + other
 
 
 def squash(v: torch.Tensor, dim: int | tuple[int, ...]) -> torch.Tensor:
@@ -18,11 +95,61 @@ def squash(v: torch.Tensor, dim: int | tuple[int, ...]) -> torch.Tensor:
     return v / (v.norm(dim=dim, keepdim=True) + 1.0)
 
 
+# Relative cost of one GEMM per sample against one GEMM over all the batch's tokens, plus writing the
+# per-sample weight (measured on CPU, benchmarks/NOTES.md); it tips the fast-path plan at equal MACs.
+PER_SAMPLE_GEMM_OVERHEAD = 0.1
+
+
+def plan_dynamic_linear(n: int, m: int, c_in: int, c_out: int, rank_a: int | None, rank_b: int | None,
+                        squash_norm: bool) -> tuple[str, str]:
+    """Cheapest exact evaluation order of ``y = x (W0 + norm(ΔW))`` for one sample, by MACs.
+
+    ``ΔW = s · P Q`` with an inner dimension k of either the ``M`` pooled tokens (``"tokens"``:
+    ``P = Φaᵀ``, ``Q = Φb``) or the predictor rank (``"rank"``: ``P = W1ᵀ`` shared by the batch,
+    ``Q = (codes_aᵀ codes_b) W2``, exact since ``Φaᵀ Φb = W1ᵀ codes_aᵀ codes_b W2``). Column norms come
+    from the k x k Gram ``PᵀP`` (``||P q||² = qᵀ PᵀP q``) and scale the columns of Q. Then either
+    ``"materialize"`` the per-sample ``W0ᵀ + P Q'`` (k·C_in·C_out, constant in N) and apply it, or go
+    ``"lowrank"``: ``x W0ᵀ + (x P) Q'`` (N·k·(C_in + C_out), linear in N). With pooled predictors
+    ``M ∝ N``, so the "tokens" inner dimension and the low-rank order lose at high resolution.
+    Returns ``(inner, order)``.
+    """
+    sq = 1 if squash_norm else 0
+    prep = {"tokens": m * ((rank_a or 0) * c_in + (rank_b or 0) * c_out) + sq * m * m * (c_in + c_out)}
+    ks = {"tokens": m}
+    if rank_a is not None and rank_b is not None:
+        prep["rank"] = m * rank_a * rank_b + rank_a * rank_b * c_out + sq * rank_a * rank_a * c_out
+        ks["rank"] = rank_a
+    options = []
+    for inner, k in ks.items():
+        options.append((prep[inner] + c_in * k * c_out + PER_SAMPLE_GEMM_OVERHEAD * n * c_in * c_out,
+                        inner, "materialize"))
+        options.append((prep[inner] + n * k * (c_in + c_out), inner, "lowrank"))
+    _, inner, order = min(options)
+    return inner, order
+
+
+def per_sample_dwconv_HWBC(x_BCHW: torch.Tensor, kernel_BCkk: torch.Tensor, bias_C: torch.Tensor) -> torch.Tensor:
+    """Depthwise conv with a kernel per sample and channel, 'same' padding; returns ``(H, W, B, C)``.
+
+    The batch folds into the channels (``B*C`` groups) of one conv whose input is laid out
+    ``(H, W, B, C)``: that is the channels-last layout of ``(1, B*C, H, W)``, which oneDNN's depthwise
+    kernel handles as fast as a static conv. One copy in, none out.
+    """
+    B, C, H, W = x_BCHW.shape
+    k = kernel_BCkk.shape[-1]
+    x_HWBC = x_BCHW.permute(2, 3, 0, 1).contiguous()
+    x_1GHW = x_HWBC.view(1, H, W, B * C).permute(0, 3, 1, 2)  # channels-last view, G = B*C
+    y_1GHW = F.conv2d(x_1GHW, kernel_BCkk.reshape(B * C, 1, k, k), bias_C.repeat(B), padding=k // 2,
+                      groups=B * C)
+    return y_1GHW.permute(0, 2, 3, 1).reshape(H, W, B, C)
+
+
 class DynamicLinear(nn.Module):
     """``y = x @ (W0 + ΔW(X)) + b``; ``ΔW = norm(scale · Φaᵀ Φb)`` from a low-rank fc1 predictor.
 
     ``weight`` is ``W0ᵀ`` in `nn.Linear` layout (``C_out x C_in``); ``delta_norm='squash'`` divides
-    every output column ``ΔW[:, j]`` by ``||ΔW[:, j]||₂ + 1`` per sample.
+    every output column ``ΔW[:, j]`` by ``||ΔW[:, j]||₂ + 1`` per sample. ``forward_reference`` forms
+    ``W0 + ΔW`` per sample as written; the fast path (`plan_dynamic_linear`) computes the same.
     """
 
     def __init__(self, in_features: int, out_features: int, predictor: nn.Module | None = None,
@@ -53,16 +180,72 @@ class DynamicLinear(nn.Module):
     def forward(self, x_BHWC: torch.Tensor) -> torch.Tensor:
         if self.predictor is None:
             return F.linear(x_BHWC, self.weight, self.bias)
+        if not fast_path_enabled():
+            return self.forward_reference(x_BHWC)
+        return self.forward_fast(x_BHWC)
+
+    def forward_reference(self, x_BHWC: torch.Tensor) -> torch.Tensor:
+        if self.predictor is None:
+            return F.linear(x_BHWC, self.weight, self.bias)
         B, H, W, C = x_BHWC.shape
         w_BIO = self.delta(x_BHWC) + self.weight.t()
         y_BNO = x_BHWC.reshape(B, H * W, C) @ w_BIO + self.bias
         return y_BNO.reshape(B, H, W, self.out_features)
+
+    def forward_fast(self, x_BHWC: torch.Tensor, plan: tuple[str, str] | None = None) -> torch.Tensor:
+        """The same function as `forward_reference`, in the cheapest order (``plan`` forces one)."""
+        if self.predictor is None:
+            return F.linear(x_BHWC, self.weight, self.bias)
+        B, H, W, C = x_BHWC.shape
+        N, O = H * W, self.out_features
+        pred = self.predictor
+        squash_norm = self.delta_norm == "squash"
+        x_BNC = x_BHWC.reshape(B, N, C)
+        if hasattr(pred, "codes"):
+            a_BMRa, b_BMRb, scale = pred.codes(x_BHWC)
+            M = a_BMRa.shape[1]
+            inner, order = plan or plan_dynamic_linear(N, M, C, O, pred.w1.shape[0], pred.w2.shape[0], squash_norm)
+            phi_a = phi_b = None
+        else:  # any predictor returning (Φa, Φb, scale)
+            phi_a, phi_b, scale = pred(x_BHWC)
+            M = phi_a.shape[1]
+            inner, order = plan or plan_dynamic_linear(N, M, C, O, None, None, squash_norm)
+            if inner != "tokens":
+                raise ValueError(f"plan={plan!r}: a predictor without codes() has only the 'tokens' order")
+        if inner == "rank":  # ΔW = W1ᵀ (codes_aᵀ codes_b W2): shared P, per-sample Q
+            P_IK = pred.w1.t()
+            Q_BKO = (a_BMRa.transpose(1, 2) @ b_BMRb) @ pred.w2  # (B, C_in/r, C_out)
+            G_KK = pred.w1 @ pred.w1.t() if squash_norm else None
+        else:  # ΔW = Φaᵀ Φb
+            if phi_a is None:
+                phi_a, phi_b = a_BMRa @ pred.w1, b_BMRb @ pred.w2  # (B, M, C_in), (B, M, C_out)
+            P_IK = phi_a.transpose(1, 2)  # (B, C_in, M)
+            Q_BKO = phi_b
+            G_KK = phi_a @ phi_a.transpose(1, 2) if squash_norm else None  # (B, M, M)
+        if squash_norm:  # ||ΔW[:, j]|| = scale · sqrt(Q_jᵀ G Q_j); fold 1/(||·|| + 1) into Q's columns
+            n2_B1O = (Q_BKO * (G_KK @ Q_BKO)).sum(dim=-2, keepdim=True)
+            norm_B1O = n2_B1O.clamp_min(torch.finfo(n2_B1O.dtype).tiny).sqrt() * scale
+            Q_BKO = Q_BKO * (scale / (norm_B1O + 1.0))
+        else:
+            Q_BKO = Q_BKO * scale
+        if order == "materialize":
+            P_BIK = P_IK.expand(B, -1, -1) if P_IK.dim() == 2 else P_IK
+            w_BIO = torch.baddbmm(self.weight.t(), P_BIK, Q_BKO)  # W0ᵀ + ΔW, one pass
+            y_BNO = torch.baddbmm(self.bias, x_BNC, w_BIO)
+        else:  # x W0ᵀ, then += [x P, 1] [Q'; b]: the bias rides in the low-rank product
+            y_BNO = torch.matmul(x_BNC, self.weight.t())
+            xp_BNK = F.pad(x_BNC @ P_IK, (0, 1), value=1.0)
+            q_BKO = torch.cat([Q_BKO, self.bias.to(Q_BKO.dtype).expand(B, 1, O)], dim=1)
+            y_BNO = y_BNO.baddbmm_(xp_BNK, q_BKO)
+        return y_BNO.view(B, H, W, O)
 
 
 class DynamicDWConv(nn.Module):
     """Depthwise ``k x k`` conv with a per-sample kernel ``K0 + norm(ΔK(X))``, bias, 'same' padding.
 
     ``delta_norm='squash'`` divides each per-sample, per-channel kernel by ``||ΔK_c||_F + 1``.
+    Fed the channels-last view of ``(B, H, W, C)`` tokens (as the block does), neither path copies
+    the static case; the fast dynamic path runs all samples as one channels-last grouped conv.
     """
 
     def __init__(self, dim: int, kernel_size: int = 3, predictor: nn.Module | None = None,
@@ -91,7 +274,19 @@ class DynamicDWConv(nn.Module):
             d_BCkk = squash(d_BCkk, dim=(-2, -1))
         return d_BCkk
 
+    def kernel(self, x_BCHW: torch.Tensor) -> torch.Tensor:
+        """The per-sample kernel ``K0 + norm(ΔK)`` (``B x C x k x k``)."""
+        k = self.kernel_size
+        return self.delta(x_BCHW) + self.weight.view(1, self.dim, k, k)
+
     def forward(self, x_BCHW: torch.Tensor) -> torch.Tensor:
+        if self.predictor is None:
+            return F.conv2d(x_BCHW, self.weight, self.bias, padding=self.kernel_size // 2, groups=self.dim)
+        if not fast_path_enabled():
+            return self.forward_reference(x_BCHW)
+        return per_sample_dwconv_HWBC(x_BCHW, self.kernel(x_BCHW), self.bias).permute(2, 3, 0, 1)
+
+    def forward_reference(self, x_BCHW: torch.Tensor) -> torch.Tensor:
         pad = self.kernel_size // 2
         if self.predictor is None:
             return F.conv2d(x_BCHW, self.weight, self.bias, padding=pad, groups=self.dim)

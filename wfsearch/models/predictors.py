@@ -22,7 +22,8 @@ from .config import PREDICTORS
 def pool_tokens(x_BHWC: torch.Tensor, pool: int | str) -> torch.Tensor:
     """Compress the token grid: ``s x s`` average pool (floor, as ``nn.AvgPool2d(s)``) or global mean.
 
-    Returns ``(B, M, C)`` with ``M = floor(H/s) * floor(W/s)`` (1 for ``"global"``).
+    Returns ``(B, M, C)`` with ``M = floor(H/s) * floor(W/s)`` (1 for ``"global"``). The pool runs
+    on the channels-last view of the grid, so for contiguous ``(B, H, W, C)`` tokens no copy is made.
     """
     B, H, W, C = x_BHWC.shape
     if pool == "global":
@@ -31,7 +32,7 @@ def pool_tokens(x_BHWC: torch.Tensor, pool: int | str) -> torch.Tensor:
         return x_BHWC.reshape(B, H * W, C)
     x_BCHW = x_BHWC.permute(0, 3, 1, 2)
     p_BCHW = F.avg_pool2d(x_BCHW, kernel_size=pool, stride=pool)
-    return p_BCHW.flatten(2).transpose(1, 2)  # (B, M, C)
+    return p_BCHW.permute(0, 2, 3, 1).reshape(B, -1, C)  # (B, M, C)
 
 
 def pooled_count(grid: tuple[int, int], pool: int | str) -> int:
@@ -83,13 +84,24 @@ class LowRankPredictor(nn.Module):
             u = self.act_fn(hidden(u))
         return u
 
-    def forward(self, x_BHWC: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
+    def codes(self, x_BHWC: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """The low-rank codes before the factor maps: ``(f_a(U_a), f_b(U_b), scale)``, so that
+        ``Φa = codes_a @ W1`` and ``Φb = codes_b @ W2`` (shapes ``B x M x C_in/r``, ``B x M x C_out/r``).
+
+        The fast `DynamicLinear` path starts here: it may never form ``Φa``, ``Φb`` or ``ΔW``.
+        """
         B, H, W, _ = x_BHWC.shape
         p_BMC = pool_tokens(x_BHWC, self.pool)
         u_a, u_b = torch.split(self.down(p_BMC), [self.rank_a, self.rank_b], dim=-1)
-        phi_a = self.side(u_a, self.act_a, getattr(self, "hidden_a", None)) @ self.w1  # (B, M, C_in)
-        phi_b = self.side(u_b, self.act_b, getattr(self, "hidden_b", None)) @ self.w2  # (B, M, C_out)
-        return phi_a, phi_b, self.factor_scale(H * W)
+        a_BMRa = self.side(u_a, self.act_a, getattr(self, "hidden_a", None))
+        b_BMRb = self.side(u_b, self.act_b, getattr(self, "hidden_b", None))
+        return a_BMRa, b_BMRb, self.factor_scale(H * W)
+
+    def forward(self, x_BHWC: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
+        a_BMRa, b_BMRb, scale = self.codes(x_BHWC)
+        phi_a = a_BMRa @ self.w1  # (B, M, C_in)
+        phi_b = b_BMRb @ self.w2  # (B, M, C_out)
+        return phi_a, phi_b, scale
 
     def factor_scale(self, n_tokens: int) -> float:
         return self.scale / n_tokens

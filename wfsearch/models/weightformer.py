@@ -17,7 +17,8 @@ from timm.layers import DropPath, PatchEmbed, trunc_normal_
 from timm.models import build_model_with_cfg, register_model
 
 from .config import ArchConfig
-from .layers import DynamicDWConv, DynamicLinear
+from .layers import (DynamicDWConv, DynamicLinear, _needs_grad, fast_path_enabled, hooked, linear_add, linear_gelu,
+                     mkldnn_fusable)
 from .predictors import DWCONV_PREDICTORS, FC1_PREDICTORS
 
 __all__ = ["WeightFormer", "WeightFormerBlock", "build", "MODEL_SIZES"]
@@ -38,6 +39,19 @@ class Mlp(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.drop2(self.fc2(self.drop1(self.act(self.fc1(x)))))
+
+    def forward_residual(self, x: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
+        """``shortcut + mlp(x)``; in CPU fp32 inference fc1+GELU and fc2+residual run as fused oneDNN
+        ops (unless the reference path is asked for, or hooks watch fc1/fc2)."""
+        fc1, fc2 = self.fc1, self.fc2
+        if (not fast_path_enabled() or not mkldnn_fusable(x, fc2.weight) or _needs_grad(fc1.weight)
+                or (self.training and (self.drop1.p > 0 or self.drop2.p > 0)) or hooked(fc1, fc2, self.act)):
+            return shortcut + self.forward(x)
+        if fc1.predictor is None:
+            h = linear_gelu(x, fc1.weight, fc1.bias)
+        else:
+            h = torch.ops.aten.gelu_(fc1(x))  # a fresh tensor: GELU in place saves an allocation
+        return linear_add(h, shortcut, fc2.weight, fc2.bias)
 
 
 class WeightFormerBlock(nn.Module):
@@ -64,8 +78,11 @@ class WeightFormerBlock(nn.Module):
 
     def forward(self, x_BHWC: torch.Tensor) -> torch.Tensor:
         x_BHWC = self.norm1(x_BHWC)
+        # the conv runs on the channels-last view of the tokens and returns one: no transposing copies
         x_BHWC = x_BHWC + self.token_mixer(x_BHWC.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-        return x_BHWC + self.drop_path(self.mlp(self.norm2(x_BHWC)))
+        if (self.training and not isinstance(self.drop_path, nn.Identity)) or hooked(self.mlp):
+            return x_BHWC + self.drop_path(self.mlp(self.norm2(x_BHWC)))
+        return self.mlp.forward_residual(self.norm2(x_BHWC), x_BHWC)
 
 
 class WeightFormer(nn.Module):

@@ -1,0 +1,188 @@
+"""The fast paths compute what the reference formulation computes: layers, blocks and whole models,
+every predictor combination, both ΔW normalizations, forward and gradients, odd and non-square grids."""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+import wfsearch  # noqa: F401  (registers weightformer_*)
+from wfsearch.models import PREDICTORS, ArchConfig, DynamicDWConv, DynamicLinear, build, cost, reference_mode
+from wfsearch.models.layers import fast_path_enabled, plan_dynamic_linear
+from wfsearch.models.predictors import DWCONV_PREDICTORS, FC1_PREDICTORS
+
+FC1 = [p for p in PREDICTORS["fc1"] if p != "none"]
+DW = [p for p in PREDICTORS["dwconv"] if p != "none"]
+PLANS = list(itertools.product(["tokens", "rank"], ["materialize", "lowrank"]))
+GRIDS = [(7, 5), (4, 6), (9, 9), (3, 3)]  # odd, non-square, square, smallest the 3x3 dwconv pool allows
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: one intra-op thread is faster, and immune to a busy machine's other processes."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _grads(module: torch.nn.Module, x: torch.Tensor, out: torch.Tensor) -> dict[str, torch.Tensor]:
+    gen = torch.Generator().manual_seed(0)  # the same random cotangent for both paths
+    g = torch.randn(out.shape, generator=gen, dtype=out.dtype)
+    names, tensors = zip(*[(n, p) for n, p in module.named_parameters()], ("x", x))
+    return dict(zip(names, torch.autograd.grad(out, tensors, g, allow_unused=True)))
+
+
+def _assert_grads_close(fast: dict, ref: dict, **tol) -> None:
+    assert fast.keys() == ref.keys()
+    for name in ref:
+        if ref[name] is None:
+            assert fast[name] is None, name
+        else:
+            torch.testing.assert_close(fast[name], ref[name], msg=lambda m: f"{name}: {m}", **tol)
+
+
+def _loud(module: torch.nn.Module, std: float = 0.5) -> torch.nn.Module:
+    """Large predictor weights (as in the released-checkpoint parity test) so ΔW is far from zero."""
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if "predictor" in name:
+                p.copy_(torch.randn(p.shape, generator=g) * std)
+    return module
+
+
+# ---------------------------------------------------------------------------------- DynamicLinear
+@pytest.mark.parametrize("fc1", FC1)
+@pytest.mark.parametrize("delta_norm", ["squash", "none"])
+def test_dynamic_linear_every_plan_matches_reference(fc1, delta_norm):
+    torch.manual_seed(0)
+    c_in, c_out, pool = 16, 64, 2
+    layer = _loud(DynamicLinear(c_in, c_out, FC1_PREDICTORS[fc1](c_in, c_out, 4, pool, "silu"), delta_norm))
+    for (h, w), plan in itertools.product(GRIDS, PLANS):
+        # float64: the same function to rounding; float32: within fp32 tolerance
+        layer64, x64 = layer.double(), torch.randn(2, h, w, c_in, dtype=torch.float64, requires_grad=True)
+        ref, fast = layer64.forward_reference(x64), layer64.forward_fast(x64, plan=plan)
+        torch.testing.assert_close(fast, ref, rtol=1e-10, atol=1e-10)
+        _assert_grads_close(_grads(layer64, x64, fast), _grads(layer64, x64, ref), rtol=1e-9, atol=1e-9)
+        layer32, x32 = layer.float(), x64.detach().float().requires_grad_()
+        ref, fast = layer32.forward_reference(x32), layer32.forward_fast(x32, plan=plan)
+        torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-5)
+        _assert_grads_close(_grads(layer32, x32, fast), _grads(layer32, x32, ref), rtol=1e-4, atol=1e-4)
+
+
+def test_dynamic_linear_default_init_and_static():
+    torch.manual_seed(0)
+    layer = DynamicLinear(32, 128, FC1_PREDICTORS["bilateral"](32, 128))
+    x = torch.randn(3, 5, 7, 32)
+    torch.testing.assert_close(layer(x), layer.forward_reference(x), rtol=1e-5, atol=1e-6)
+    static = DynamicLinear(32, 128)
+    torch.testing.assert_close(static(x), static.forward_reference(x))
+
+
+def test_plan_is_linear_in_tokens_and_picks_the_cheap_order():
+    tiny = dict(c_in=192, c_out=768, rank_a=48, rank_b=192, squash_norm=True)
+    assert plan_dynamic_linear(196, 49, **tiny) == ("rank", "lowrank")  # 224: N ~ C_in·C_out/(C_in+C_out)
+    assert plan_dynamic_linear(3136, 784, **tiny) == ("rank", "materialize")  # 896: M ∝ N, materialize
+    assert plan_dynamic_linear(196, 1, **tiny)[0] == "tokens"  # gap: a rank-1 ΔW
+    small = dict(c_in=384, c_out=1536, rank_a=96, rank_b=384, squash_norm=True)
+    assert plan_dynamic_linear(196, 49, **small) == ("tokens", "lowrank")
+    # whatever the plan, the work grows linearly with the tokens (M = N/4) at high resolution
+    for n in (4096, 16384, 65536):
+        assert plan_dynamic_linear(n, n // 4, **tiny)[0] == "rank"
+
+
+# ---------------------------------------------------------------------------------- DynamicDWConv
+@pytest.mark.parametrize("dw", DW)
+@pytest.mark.parametrize("delta_norm", ["squash", "none"])
+def test_dynamic_dwconv_matches_reference(dw, delta_norm):
+    torch.manual_seed(0)
+    dim = 12
+    conv = _loud(DynamicDWConv(dim, 3, DWCONV_PREDICTORS[dw](dim, 3, 1 if dw == "gap" else 3, "gelu"), delta_norm))
+    for h, w in GRIDS:
+        x_BHWC = torch.randn(3, h, w, dim, requires_grad=True)
+        x = x_BHWC.permute(0, 3, 1, 2)  # the channels-last view the block feeds it
+        ref, fast = conv.forward_reference(x), conv(x)
+        torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-5)
+        _assert_grads_close(_grads(conv, x_BHWC, fast), _grads(conv, x_BHWC, ref), rtol=1e-4, atol=1e-4)
+        x_nchw = torch.randn(2, dim, h, w)  # a plain NCHW input works as well
+        torch.testing.assert_close(conv(x_nchw), conv.forward_reference(x_nchw), rtol=1e-5, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------- whole models
+COMBOS = list(itertools.product(PREDICTORS["fc1"], PREDICTORS["dwconv"]))
+SMALL = dict(img_size=(24, 40), patch_size=4, num_classes=10, embed_dim=16, depth=2, dynamic_blocks="all")
+
+
+@pytest.mark.parametrize("fc1,dw", COMBOS)
+def test_model_fast_equals_reference(fc1, dw):
+    """Eval (the fused inference ops) and train mode (drop path on), outputs and every gradient."""
+    torch.manual_seed(0)
+    model = _loud(build(ArchConfig(**SMALL, fc1_predictor=fc1, dwconv_predictor=dw, drop_path_rate=0.5,
+                                   delta_norm=["squash", "none"][COMBOS.index((fc1, dw)) % 2])), std=0.3)
+    x = torch.randn(2, 3, 28, 44)  # grid 7 x 11: odd, non-square, not the configured size
+    model.eval()
+    with torch.inference_mode():
+        fast = model(x)
+        with reference_mode():
+            ref = model(x)
+    torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-5)
+    model.train()
+    grads = {}
+    for mode in ("fast", "reference"):
+        torch.manual_seed(1)  # the same drop-path masks
+        with reference_mode(mode == "reference"):
+            out = model(x)
+        out.square().sum().backward()
+        grads[mode] = {n: p.grad.clone() for n, p in model.named_parameters()}
+        grads[mode]["out"] = out.detach()
+        model.zero_grad(set_to_none=True)
+    _assert_grads_close(grads["fast"], grads["reference"], rtol=1e-4, atol=1e-5)
+
+
+def test_fused_inference_matches_at_tiny_width():
+    """The released Tiny widths, a non-square input: the oneDNN-fused MLP and the fast dynamic layers."""
+    torch.manual_seed(0)
+    model = build(ArchConfig(embed_dim=192, depth=3, img_size=(64, 96), num_classes=10)).eval()
+    x = torch.randn(2, 3, 64, 96)
+    with torch.inference_mode():
+        fast = model(x)
+        with reference_mode():
+            ref = model(x)
+    torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------- switches
+def test_reference_mode_nests_and_flop_counter_sees_the_reference():
+    assert fast_path_enabled()
+    with reference_mode():
+        assert not fast_path_enabled()
+        with reference_mode(False):
+            assert not fast_path_enabled()
+        assert not fast_path_enabled()
+    assert fast_path_enabled()
+    cfg = ArchConfig(**{**SMALL, "img_size": 32})
+    model = build(cfg)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        assert not fast_path_enabled()
+        model(torch.randn(1, 3, 32, 32))
+    assert counter.get_total_flops() // 2 == cost(cfg)["macs"]
+
+
+def test_forward_hooks_still_fire():
+    torch.manual_seed(0)
+    model = build(ArchConfig(**{**SMALL, "dynamic_blocks": [1]})).eval()
+    seen = []
+    for name, m in model.named_modules():
+        if name.endswith(("mlp.fc1", "mlp.fc2", "token_mixer", "mlp")):
+            m.register_forward_hook(lambda mod, inp, out, name=name: seen.append(name))
+    x = torch.randn(1, 3, 24, 40)
+    with torch.inference_mode():
+        fast = model(x)
+        n = len(seen)
+        with reference_mode():
+            ref = model(x)
+    assert n == len(seen) - n == 2 * 4
+    torch.testing.assert_close(fast, ref)
