@@ -90,6 +90,16 @@ class DataSettings:
         elif self.root is None:
             raise self.error("root", None, f"dataset {self.name!r} needs a root folder")
 
+    def check_root(self) -> None:
+        """Fail early, with the path, when a dataset that cannot be downloaded has no folder."""
+        if self.root is None or self.name == "synthetic":
+            return
+        root = Path(self.root).expanduser()
+        if not root.is_dir() and not (self.name.startswith("cifar") and self.download):
+            hint = ("set proxy.dataset.download: true to fetch it" if self.name.startswith("cifar")
+                    else "it must hold train/ and val/ folders with one subfolder of images per class")
+            raise self.error("root", self.root, f"no such folder; {hint}")
+
     def error(self, key: str, value: Any, rule: str) -> UserError:
         prefix = f"{self.origin}: " if self.origin else ""
         return UserError(f"{prefix}proxy.dataset.{key}: {value!r}: {rule}")

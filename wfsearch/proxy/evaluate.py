@@ -130,6 +130,7 @@ def evaluate_arch(arch: Any, proxy: Any, throughput: Any = None, report: ReportF
     ps = ProxySettings.from_spec(proxy)
     ms = MeasureSettings.from_spec(throughput) if throughput is not None else None
     result = EvalResult("ok", "ok", proxy=ps.to_dict())
+    ps.data.check_root()  # a missing dataset folder fails before the (long) measurement
     try:
         if measure and ms is not None:
             try:

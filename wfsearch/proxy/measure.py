@@ -313,7 +313,10 @@ def build_target(arch, img_size: int, **kwargs) -> tuple[nn.Module, str, object]
         cfg = arch.replace(img_size=img_size, **kwargs)
         return build(cfg), f"arch:{cfg.hash}", cfg
     if isinstance(arch, str):
-        return create_model_at(arch, img_size, **kwargs), f"timm:{arch}", None
+        from wfsearch.models import WeightFormer
+
+        model = create_model_at(arch, img_size, **kwargs)
+        return model, f"timm:{arch}", model.arch if isinstance(model, WeightFormer) else None
     raise TypeError(f"expected an ArchConfig, its dict or a timm model name, got {type(arch).__name__}")
 
 

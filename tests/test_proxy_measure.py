@@ -1,0 +1,97 @@
+"""Cost measurement: params/MACs from the model library, peak memory, interleaved throughput, the cache."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from wfsearch.errors import UserError
+from wfsearch.models import ArchConfig, build, cost
+from wfsearch.proxy import measure as M
+from wfsearch.proxy.cache import MeasureCache
+from wfsearch.proxy.measure import MeasureSettings, measure_arch, peak_memory_bytes
+
+ARCH = ArchConfig(img_size=32, patch_size=4, embed_dim=16, depth=2, num_classes=4)
+TINY = MeasureSettings(img_size=32, batch_size=2, reference="weightformer_test", device="cpu", warmup=0,
+                       repeats=3, iters=1)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_measure_arch_reports_every_cost():
+    c = measure_arch(ARCH, TINY, cache=MeasureCache())
+    at = cost(ARCH, 32)
+    assert c["params"] == at["params"] and c["macs"] == at["macs"]
+    assert c["activation_bytes"] == at["activation_bytes"]
+    assert c["throughput"] > 0 and c["reference_throughput"] > 0 and c["throughput_ratio"] > 0
+    assert c["peak_memory_bytes"] > 4 * c["params"]  # at least the fp32 weights
+    assert c["latency_highres_ms"] is None and c["device"].startswith("cpu:")
+
+
+def test_timm_names_and_target_resolution():
+    c = measure_arch("weightformer_test", MeasureSettings(**{**TINY.to_dict(), "img_size": 64, "reference": None}),
+                     cache=MeasureCache())
+    assert c["macs"] == cost(build(ARCH).arch.replace(embed_dim=32, depth=4, num_classes=10), 64)["macs"]
+    assert c["throughput_ratio"] is None and c["activation_bytes"] is not None
+
+
+def test_cache_hits_skip_measurement_and_cross_processes_through_disk(tmp_path, monkeypatch):
+    first = measure_arch(ARCH, TINY, cache=tmp_path)
+    files = list(tmp_path.glob("measure-*.json"))
+    assert len(files) == 1 and json.loads(files[0].read_text())["value"]["params"] == first["params"]
+
+    def boom(*a, **k):
+        raise AssertionError("measured again")
+
+    monkeypatch.setattr(M, "measure_throughput", boom)
+    assert measure_arch(ARCH, TINY, cache=tmp_path) == first  # this process's memory
+    assert measure_arch(ARCH, TINY, cache=MeasureCache(tmp_path)) == first  # another process: the disk
+    with pytest.raises(AssertionError, match="measured again"):  # a different batch is a different key
+        measure_arch(ARCH, MeasureSettings(**{**TINY.to_dict(), "batch_size": 3}), cache=tmp_path)
+
+
+def test_peak_memory_grows_with_batch_and_training():
+    model = build(ARCH)
+    small = peak_memory_bytes(model, 32, 2, "cpu", train=False)
+    big = peak_memory_bytes(model, 32, 16, "cpu", train=False)
+    step = peak_memory_bytes(model, 32, 16, "cpu", train=True)
+    params = sum(p.numel() * 4 for p in model.parameters())
+    assert params < small < big < step
+    assert step > 4 * params  # weights, gradients and two AdamW moments
+
+
+def test_highres_latency_per_image():
+    s = MeasureSettings(**{**TINY.to_dict(), "highres": 64, "highres_batch_size": 2, "reference": None})
+    c = measure_arch(ARCH, s, cache=MeasureCache())
+    assert c["latency_highres_ms"] > 0
+
+
+def test_settings_from_spec_section_and_errors():
+    s = MeasureSettings.from_spec({"img_size": 64, "batch_size": 8, "reference": None, "future_key": 1})
+    assert s.img_size == 64 and s.batch_size == 8 and s.reference is None
+    with pytest.raises(UserError, match=r"spec\.yaml: throughput\.batch_size: 0: must be an integer >= 1"):
+        MeasureSettings(batch_size=0, origin="spec.yaml")
+
+
+def test_interleaved_throughput_alternates_order():
+    calls = []
+
+    class Probe(torch.nn.Module):
+        def __init__(self, name):
+            super().__init__()
+            self.name = name
+
+        def forward(self, x):
+            calls.append(self.name)
+            return x
+
+    M.measure_throughput({"a": Probe("a"), "b": Probe("b")}, 8, 1, "cpu", warmup=0, repeats=4, iters=1,
+                         alternate=True)
+    assert calls == ["a", "b", "b", "a", "a", "b", "b", "a"]

@@ -1,0 +1,92 @@
+"""The proxy trainer: determinism, per-epoch reports, pruning, divergence and out-of-memory as statuses."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+
+from wfsearch.errors import UserError
+from wfsearch.models import ArchConfig, build
+from wfsearch.proxy.data import DataSettings, load_dataset
+from wfsearch.proxy.train import TrainSettings, seed_everything, train_proxy
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One torch thread: the CI machine's cores are shared, and OpenMP threads spin under contention."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+ARCH = ArchConfig(img_size=16, patch_size=4, embed_dim=16, depth=2, num_classes=4, dynamic_blocks="all")
+FAST = TrainSettings(epochs=2, batch_size=32, warmup_epochs=0.5, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_dataset(DataSettings(img_size=16, train_size=128, val_size=64))
+
+
+def _run(data, settings=FAST, report=None, seed=0):
+    seed_everything(seed)
+    return train_proxy(build(ARCH), data, settings, report)
+
+
+def test_same_seed_same_accuracy_on_cpu(data):
+    a, b = _run(data), _run(data)
+    assert a.status == "ok" and a.epochs == 2
+    assert [c["accuracy"] for c in a.curve] == [c["accuracy"] for c in b.curve]
+    assert [c["loss"] for c in a.curve] == [c["loss"] for c in b.curve]
+    c = _run(data, TrainSettings(**{**FAST.to_dict(), "seed": 1}), seed=1)
+    assert [x["loss"] for x in c.curve] != [x["loss"] for x in a.curve]
+
+
+def test_reports_every_epoch_and_warms_up_then_decays(data):
+    seen = []
+    res = _run(data, TrainSettings(**{**FAST.to_dict(), "epochs": 3}), report=lambda e, m: seen.append((e, m)))
+    assert [e for e, _ in seen] == [1, 2, 3]
+    for _, m in seen:
+        assert 0.0 <= m["accuracy"] <= 1.0 and m["loss"] > 0
+    lrs = [m["lr"] for _, m in seen]
+    assert lrs[0] > lrs[-1]
+    assert res.images_per_s > 0 and res.train_images == 3 * 128
+
+
+def test_report_true_prunes(data):
+    res = _run(data, report=lambda e, m: e >= 1)
+    assert res.status == "pruned" and res.reason == "pruned at epoch 1" and len(res.curve) == 1
+
+
+class Broken(nn.Module):
+    def __init__(self, exc=None):
+        super().__init__()
+        self.lin = nn.Linear(3, 4)
+        self.exc = exc
+
+    def forward(self, x):
+        if self.exc is not None:
+            raise self.exc
+        return self.lin(x.mean((2, 3))) * float("nan")
+
+
+def test_nan_loss_is_diverged_not_an_exception(data):
+    res = train_proxy(Broken(), data, FAST)
+    assert res.status == "diverged" and "non-finite loss at epoch 1" in res.reason and res.curve == []
+
+
+def test_out_of_memory_is_a_status(data):
+    res = train_proxy(Broken(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")), data, FAST)
+    assert res.status == "oom" and res.reason.startswith("oom: CUDA out of memory")
+    cpu = train_proxy(Broken(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried ...")), data, FAST)
+    assert cpu.status == "oom"
+    with pytest.raises(RuntimeError, match="something else"):
+        train_proxy(Broken(RuntimeError("something else")), data, FAST)
+
+
+def test_settings_validate():
+    with pytest.raises(UserError, match=r"proxy\.warmup_epochs: 3: must be below epochs=2"):
+        TrainSettings(epochs=2, warmup_epochs=3)
+    with pytest.raises(UserError, match=r"proxy\.batch_size: 0"):
+        TrainSettings(batch_size=0)

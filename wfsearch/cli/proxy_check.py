@@ -1,0 +1,85 @@
+"""``wfsearch proxy-check SPEC``: does the spec's proxy separate architectures beyond seed noise?"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("proxy-check", help="measure the proxy's seed noise against its spread across architectures",
+                       description="Train a handful of architectures sampled from SPEC with two (or more) seeds "
+                                   "each, for the spec's full proxy budget, and print the seed-to-seed noise, the "
+                                   "spread across architectures, their ratio, and Kendall's tau between the "
+                                   "accuracy at a short budget (the first rung) and at the full budget.")
+    p.add_argument("spec", metavar="SPEC", help="design-space YAML, e.g. spaces/predictors.yaml")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                   help="override a key of the spec, the value read as YAML (repeatable)")
+    p.add_argument("--archs", type=int, default=6, help="architectures sampled from the space (default: 6)")
+    p.add_argument("--seeds", type=int, default=2, help="training seeds per architecture (default: 2)")
+    p.add_argument("--sample-seed", type=int, default=0, help="seed of the architecture sample (default: 0)")
+    p.add_argument("--short-epochs", type=int, default=None,
+                   help="the short budget, in epochs of the same runs (default: the first rung)")
+    p.add_argument("--references", action="store_true", help="also train the spec's architecture references")
+    p.add_argument("--workers", type=int, default=1,
+                   help="trainings run in parallel, one thread each (default: 1, torch's threads)")
+    p.add_argument("--require-ratio", type=float, default=None, metavar="R",
+                   help="exit with status 1 when spread / seed noise is below R")
+    p.add_argument("--json", metavar="PATH", help="also write the raw results as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from wfsearch.errors import UserError
+    from wfsearch.proxy.fidelity import check_fidelity
+    from wfsearch.space import load_spec
+
+    for flag, low in (("archs", 2), ("seeds", 2), ("workers", 1)):
+        if getattr(args, flag) < low:
+            raise UserError(f"--{flag}: {getattr(args, flag)}: must be >= {low}")
+    spec = load_spec(args.spec, args.overrides)
+    full = spec.proxy.max_epochs
+    if args.short_epochs is not None and not 1 <= args.short_epochs <= full:
+        raise UserError(f"--short-epochs: {args.short_epochs}: must be in [1, {full}] (the full budget)")
+    seeds = tuple(spec.proxy.seed + i for i in range(args.seeds))
+    ds = spec.proxy.dataset
+    print(f"# {spec.path}: {args.archs} architectures x {args.seeds} seeds, {ds.name} img {spec.proxy.img_size}, "
+          f"{full} epochs (short budget: epoch {args.short_epochs or spec.proxy.epochs[0]}), "
+          f"{args.workers} worker(s)", flush=True)
+
+    def progress(row, seed) -> None:
+        acc = row.curves[seed].get(full)
+        acc_s = f"{acc:.3f}" if acc is not None else row.statuses[seed]
+        print(f"  seed {seed}: {acc_s}  ({row.seconds[seed]:.0f}s)  {row.label}", flush=True)
+
+    rep = check_fidelity(spec, n_archs=args.archs, seeds=seeds, sample_seed=args.sample_seed,
+                         short_epochs=args.short_epochs, workers=args.workers,
+                         include_references=args.references, on_result=progress)
+    print()
+    seed_cols = " ".join(f"{'seed ' + str(s):>8}" for s in seeds)
+    header = f"{'#':>2} {seed_cols} {'mean':>7} {'short':>7}  architecture"
+    print(header)
+    print("-" * len(header))
+    order = sorted(range(len(rep.rows)), key=lambda i: -_nan0(rep.rows[i].mean(full)))
+    for rank, i in enumerate(order, 1):
+        row = rep.rows[i]
+        cells = " ".join(f"{row.curves.get(s, {}).get(full, float('nan')):>8.3f}" for s in seeds)
+        print(f"{rank:>2} {cells} {row.mean(full):>7.3f} {row.mean(rep.short_epochs):>7.3f}  {row.label}")
+    print()
+    print(f"seed noise (pooled std over seeds)     {rep.seed_noise:.4f}")
+    print(f"spread (std across architectures)      {rep.spread:.4f}")
+    print(f"spread / seed noise                    {rep.ratio:.2f}x")
+    print(f"Kendall tau, epoch {rep.short_epochs} vs epoch {full:<3}          {rep.tau_short_full:.3f}")
+    print(f"Kendall tau, seed {seeds[0]} vs seed {seeds[1]}              {rep.tau_seeds:.3f}")
+    print(f"median training time per run           {rep.seconds_per_run:.1f}s")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rep.to_dict(), f, indent=1, default=str)
+    if args.require_ratio is not None and not rep.ratio >= args.require_ratio:
+        print(f"FAIL: spread / seed noise {rep.ratio:.2f}x < {args.require_ratio:g}x")
+        return 1
+    return 0
+
+
+def _nan0(v: float) -> float:
+    return v if math.isfinite(v) else -1.0
