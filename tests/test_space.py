@@ -129,6 +129,39 @@ def test_extends_merges_deeply_and_null_removes(tmp_path):
     assert [r.name for r in spec.references] == ["only"]
 
 
+def test_a_child_may_search_what_its_parent_fixes_and_narrow_choices(tmp_path):
+    (tmp_path / "parent.yaml").write_text(SPEC)
+    (tmp_path / "child.yaml").write_text(
+        "extends: parent.yaml\n"
+        "base: {embed_dim: 64, fc1_predictor: bilateral}\n"   # fixes what the parent searches
+        "space: {depth: [4, 6], fc1_predictor: null}\n")       # searches what the parent fixes
+    spec = load_spec(tmp_path / "child.yaml")
+    assert "embed_dim" not in spec.space and spec.base["embed_dim"] == 64
+    assert "depth" not in spec.base and spec.space["depth"].choice == [4, 6]
+    # the parent's conditions still read fc1_predictor, now fixed to bilateral: both knobs stay active
+    assert {"rank_ratio", "fc1_pool"} <= set(spec.knobs)
+    # narrowing the choices so that an inherited condition can no longer hold: drop that knob too
+    (tmp_path / "narrow.yaml").write_text("extends: parent.yaml\nspace: {fc1_predictor: [none, gap]}\n")
+    with pytest.raises(UserError, match=r"parent\.yaml: space\.fc1_pool\.when\.fc1_predictor: .*drop space\.fc1_pool"):
+        load_spec(tmp_path / "narrow.yaml")
+    (tmp_path / "narrow.yaml").write_text("extends: parent.yaml\nspace: {fc1_predictor: [none, gap], fc1_pool: null}\n")
+    narrow = load_spec(tmp_path / "narrow.yaml")
+    assert narrow.space["fc1_predictor"].choice == ["none", "gap"] and "fc1_pool" not in narrow.space
+
+
+def test_the_commented_example_in_spaces_readme_loads(tmp_path):
+    import re
+    import shutil
+    from pathlib import Path
+
+    spaces = Path(__file__).resolve().parents[1] / "spaces"
+    example = re.search(r"## A commented spec\n\n```yaml\n(.*?)```", (spaces / "README.md").read_text(), re.S).group(1)
+    shutil.copy(spaces / "predictors.yaml", tmp_path / "predictors.yaml")
+    (tmp_path / "example.yaml").write_text(example)
+    spec = load_spec(tmp_path / "example.yaml")
+    assert spec.study.name == "my_study" and "embed_dim" in spec.space
+
+
 def test_extends_a_list_in_order(tmp_path):
     (tmp_path / "a.yaml").write_text("base: {patch_size: 4}\nstudy: {trials: 5, seed: 1}\n")
     (tmp_path / "b.yaml").write_text("study: {trials: 7}\n")

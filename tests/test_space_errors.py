@@ -24,6 +24,12 @@ CASES = [
     ("duplicate-section", {"spec.yaml": "study: {}\nproxy: {}\nstudy: {}\n"}, [], ["spec.yaml: study (line 3)", "duplicate"]),
     ("non-string-key", {"spec.yaml": "base: {1: 2}\n"}, [], ["spec.yaml: base (line 1): '1'", "plain names"]),
     ("missing-file", {}, [], ["spec.yaml: (file):", "no such file"]),
+    ("a-directory", {"spec.yaml": None}, [], ["spec.yaml: (file):", "is a directory"]),
+    ("not-utf8", {"spec.yaml": b"\xff\xfe\x00 study"}, [], ["spec.yaml: (file):", "not UTF-8"]),
+    ("two-documents", {"spec.yaml": OK + "---\n" + OK}, [], ["spec.yaml: line 3", "single YAML document"]),
+    ("recursive-alias", {"spec.yaml": "base: &a {patch_size: *a}\n"}, [], ["spec.yaml: base.patch_size (line 1)", "recursive"]),
+    ("nan-value", {"spec.yaml": OK + "resources: {cpus_per_trial: .nan}\n"}, [],
+     ["resources.cpus_per_trial: nan:", "finite"]),
     # --- unknown keys and wrong types
     ("unknown-section", {"spec.yaml": OK + "stduy: {trials: 3}\n"}, [], ["spec.yaml: stduy: 'stduy': unknown key; did you mean 'study'?"]),
     ("unknown-key", {"spec.yaml": OK + "study: {sampelr: tpe}\n"}, [], ["spec.yaml: study.sampelr:", "did you mean 'sampler'?"]),
@@ -109,6 +115,9 @@ CASES = [
     ("when-value-not-a-choice",
      {"spec.yaml": OK + "space: {fc1_predictor: [none, bilateral], rank_ratio: {choice: [2], when: {fc1_predictor: [bilaterl]}}}\n"},
      [], ["space.rank_ratio.when.fc1_predictor[0]: 'bilaterl':", "did you mean 'bilateral'"]),
+    ("when-values-never-taken",
+     {"spec.yaml": OK + "space: {fc1_predictor: [none, bilateral], rank_ratio: {choice: [2], when: {fc1_predictor: [gap, deep]}}}\n"},
+     [], ["space.rank_ratio.when.fc1_predictor: ['gap', 'deep']:", "never holds", "takes none of these values"]),
     ("when-never-holds", {"spec.yaml": OK.replace("depth: 3", "depth: 3, fc1_predictor: none")
                           + "space: {rank_ratio: {choice: [2, 4], when: {fc1_predictor: [bilateral]}}}\n"}, [],
      ["space.rank_ratio.when.fc1_predictor: ['bilateral']:", "never holds"]),
@@ -172,7 +181,12 @@ def test_the_table_is_large_and_varied():
 @pytest.mark.parametrize("files, args, expected", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_broken_spec_gives_one_line_and_status_2(tmp_path, monkeypatch, capsys, files, args, expected):
     for name, text in files.items():
-        (tmp_path / name).write_text(text)
+        if text is None:
+            (tmp_path / name).mkdir()
+        elif isinstance(text, bytes):
+            (tmp_path / name).write_bytes(text)
+        else:
+            (tmp_path / name).write_text(text)
     monkeypatch.chdir(tmp_path)
     rc = main(["validate", "spec.yaml", *args])
     out, err = capsys.readouterr()

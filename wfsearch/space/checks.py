@@ -200,12 +200,16 @@ def _knob_order(spec: SpaceSpec) -> tuple[str, ...]:
                 raise SpecIssue(path, allowed, "a knob's condition cannot read the knob itself")
             if not allowed:
                 raise SpecIssue(path, allowed, "list at least one value for the condition")
+            for j, v in enumerate(allowed):
+                rule = _solo_error(f, v, _max_depth(spec))
+                if rule:
+                    raise SpecIssue(path + (j,), v, f"not a possible {f}: {rule}")
             if f in spec.space:
                 other = spec.space[f]
-                for j, v in enumerate(allowed):
-                    if not other.contains(v):
-                        hint = _did_you_mean(v, other.choice or [])
-                        raise SpecIssue(path + (j,), v, f"space.{f} never takes this value ({other.describe()}){hint}")
+                if not any(other.contains(v) for v in allowed):
+                    raise SpecIssue(path, allowed, f"never holds: space.{f} takes none of these values "
+                                                   f"({other.describe()}); fix the condition, or drop space.{name} "
+                                                   "(a null removes it in a spec that extends this one)")
             else:
                 fixed = arch_value(defaults, f)
                 if not any(_same(fixed, v) for v in allowed):
@@ -236,8 +240,11 @@ def _find_cycle(spec: SpaceSpec, pending: list[str]) -> list[str]:
 
 
 # --------------------------------------------------------------------------- single values
-def _rule(message: str, field: str) -> str:
+def _rule(message: str, field: str, value: Any) -> str:
     """ArchConfig says ``field=value: rule``; keep the rule."""
+    prefix = f"{field}={value!r}: "
+    if message.startswith(prefix):
+        return message[len(prefix):]
     m = re.match(rf"^{re.escape(field)}=.*?: (.*)$", message)
     return m.group(1) if m else message
 
@@ -253,16 +260,20 @@ def _solo_error(field: str, value: Any, depth: Any) -> Optional[str]:
     try:
         ArchConfig(**ctx)
     except (ValueError, TypeError) as e:
-        rule = _rule(str(e), field)
+        rule = _rule(str(e), field, value)
         if field in ENUM_FIELDS:
             rule += _did_you_mean(value, ENUM_FIELDS[field])
         return rule
     return None
 
 
-def _check_values(spec: SpaceSpec) -> None:
+def _max_depth(spec: SpaceSpec) -> int:
     depths = _values_of(spec, "depth") or [spec.space["depth"].range[1]]
-    depth = max((d for d in depths if _is_int(d)), default=17)
+    return max((d for d in depths if _is_int(d)), default=17)
+
+
+def _check_values(spec: SpaceSpec) -> None:
+    depth = _max_depth(spec)
     for f in sorted(spec.base, key=lambda f: f != "depth"):
         rule = _solo_error(f, spec.base[f], depth)
         if rule:

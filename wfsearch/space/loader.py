@@ -71,36 +71,41 @@ def parse_yaml(text: str, label: str) -> Any:
         except yaml.MarkedYAMLError as e:
             mark = e.problem_mark or e.context_mark
             where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(yaml)"
-            problem = e.problem or e.context or "invalid YAML"
-            raise UserError(f"{label}: {where}: invalid YAML: {' '.join(problem.split())}; check the "
-                            "indentation, colons and quoting there") from None
+            problem = " ".join((e.problem or e.context or "invalid YAML").split())
+            fix = ("a spec is a single YAML document; remove the extra '---'" if "another document" in problem
+                   else "check the indentation, colons and quoting there")
+            raise UserError(f"{label}: {where}: invalid YAML: {problem}; {fix}") from None
         except yaml.YAMLError as e:
             raise UserError(f"{label}: (yaml): invalid YAML: {' '.join(str(e).split())}") from None
         if node is None:
             return None
-        _check_node(node, (), label, set())
+        _check_node(node, (), label, set(), frozenset())
         return loader.construct_document(node)
     finally:
         loader.dispose()
 
 
-def _check_node(node: yaml.Node, path: Path_, label: str, seen: set[int]) -> None:
-    if id(node) in seen:  # an alias to a node already checked (or a recursive structure)
+def _check_node(node: yaml.Node, path: Path_, label: str, seen: set[int], ancestors: frozenset[int]) -> None:
+    where = f"{key_path(path)} (line {node.start_mark.line + 1})"
+    if id(node) in ancestors:
+        raise UserError(f"{label}: {where}: '*alias': an alias refers to a collection that contains it; "
+                        "YAML anchors in a spec may not be recursive")
+    if id(node) in seen:  # an alias to a node already checked
         return
     seen.add(id(node))
-    where = f"{key_path(path)} (line {node.start_mark.line + 1})"
+    ancestors = ancestors | {id(node)}
     if node.tag not in _PLAIN_TAGS:
         tag = node.tag.replace("tag:yaml.org,2002:", "!!")
         raise UserError(f"{label}: {where}: {tag!r}: this YAML tag is not allowed; a spec holds plain mappings, "
                         "lists, strings, numbers, booleans and nulls only")
     if isinstance(node, yaml.SequenceNode):
         for i, child in enumerate(node.value):
-            _check_node(child, path + (i,), label, seen)
+            _check_node(child, path + (i,), label, seen, ancestors)
     elif isinstance(node, yaml.MappingNode):
         keys: dict[str, int] = {}
         for key, child in node.value:
             if key.tag == _MERGE_TAG:
-                _check_node(child, path, label, seen)
+                _check_node(child, path, label, seen, ancestors)
                 continue
             if not isinstance(key, yaml.ScalarNode) or key.tag != "tag:yaml.org,2002:str":
                 shown = key.value if isinstance(key, yaml.ScalarNode) else f"<{type(key).__name__}>"
@@ -110,7 +115,7 @@ def _check_node(node: yaml.Node, path: Path_, label: str, seen: set[int]) -> Non
                 raise UserError(f"{label}: {key_path(path + (key.value,))} (line {key.start_mark.line + 1}): "
                                 f"{_show(key.value)}: duplicate key (first set on line {keys[key.value]}); keep one")
             keys[key.value] = key.start_mark.line + 1
-            _check_node(child, path + (key.value,), label, seen)
+            _check_node(child, path + (key.value,), label, seen, ancestors)
 
 
 # --------------------------------------------------------------------------- files and extends
@@ -151,7 +156,8 @@ def _record_origins(data: Any, label: str, origins: dict[Path_, str], prefix: Pa
             _record_origins(v, label, origins, prefix + (k,))
 
 
-def _load_tree(path: Path, label: str, chain: tuple[Path, ...]) -> tuple[dict[str, Any], dict[Path_, str]]:
+def _load_tree(path: Path, label: str, chain: tuple[Path, ...]) -> tuple[dict[str, Any], dict[Path_, str], list[str]]:
+    """The merged data of ``path`` and its parents, which file set each key, and the files in merge order."""
     data = _read(path, label)
     ext = data.pop("extends", None)
     parents = [ext] if isinstance(ext, str) else ext if ext is not None else []
@@ -159,6 +165,7 @@ def _load_tree(path: Path, label: str, chain: tuple[Path, ...]) -> tuple[dict[st
         raise UserError(f"{label}: extends: {_show(ext)}: give a file name or a list of them, relative to this file")
     merged: dict[str, Any] = {}
     origins: dict[Path_, str] = {}
+    layers: list[str] = []
     for i, parent in enumerate(parents):
         ppath = (path.parent / parent).resolve()
         plabel = os.path.normpath(os.path.join(os.path.dirname(label), parent))
@@ -169,12 +176,13 @@ def _load_tree(path: Path, label: str, chain: tuple[Path, ...]) -> tuple[dict[st
         if not ppath.is_file():
             raise UserError(f"{label}: {where}: {parent!r}: no such file (looked for {ppath}); paths are relative "
                             "to the extending file")
-        pdata, porigins = _load_tree(ppath, plabel, chain + (path.resolve(),))
+        pdata, porigins, players = _load_tree(ppath, plabel, chain + (path.resolve(),))
         merged = _merge(merged, pdata)
         origins.update(porigins)
+        layers += players
     _record_origins(data, label, origins)
     origins[()] = label
-    return _merge(merged, data), origins
+    return _merge(merged, data), origins, layers + [label]
 
 
 # --------------------------------------------------------------------------- --set
@@ -236,12 +244,13 @@ def load_spec(path: str | os.PathLike, overrides: Iterable[str] = ()) -> SpaceSp
     Raises `UserError` with one line naming the file, the key path, the value and the fix.
     """
     label = str(path)
-    data, origins = _load_tree(Path(path), label, ())
+    data, origins, layers = _load_tree(Path(path), label, ())
     data = apply_overrides(data, overrides, label, origins)
+    layers.append(f"{label} (--set)")
     study = data.get("study")
     if study is None or isinstance(study, dict) and study.get("name") is None:
         data["study"] = {**(study or {}), "name": _default_name(Path(path))}
-    return _build(data, label, origins)
+    return _build(data, label, origins, layers)
 
 
 def spec_from_dict(data: dict[str, Any], source: str = "<dict>") -> SpaceSpec:
@@ -256,11 +265,12 @@ def _default_name(path: Path) -> str:
     return name or "study"
 
 
-def _build(data: dict[str, Any], label: str, origins: dict[Path_, str]) -> SpaceSpec:
+def _build(data: dict[str, Any], label: str, origins: dict[Path_, str], layers: list[str] = ()) -> SpaceSpec:
     data = {k: v for k, v in data.items() if v is not None or k not in SpaceSpec.model_fields}
     for section in SECTIONS_WITH_REMOVAL:
         if isinstance(data.get(section), dict):
             data[section] = {k: v for k, v in data[section].items() if v is not None}
+    _later_layer_wins(data, origins, list(layers))
     try:
         spec = SpaceSpec.model_validate(data)
     except ValidationError as e:
@@ -271,6 +281,23 @@ def _build(data: dict[str, Any], label: str, origins: dict[Path_, str]) -> Space
         raise _line(_origin(origins, issue.path, label), key_path(issue.path), issue.value, issue.rule) from None
     spec._path, spec._order, spec._size = label, order, size
     return spec
+
+
+def _later_layer_wins(data: dict[str, Any], origins: dict[Path_, str], layers: list[str]) -> None:
+    """A field both fixed (base) and searched (space) by *different* layers (a parent spec, the child,
+    --set) keeps the later layer's entry; within one file the overlap stays an error."""
+    base, space = data.get("base"), data.get("space")
+    if not (isinstance(base, dict) and isinstance(space, dict)):
+        return
+    for k in [k for k in space if k in base]:
+        from_base, from_space = origins.get(("base", k)), origins.get(("space", k))
+        if from_base == from_space or from_base not in layers or from_space not in layers:
+            continue
+        rank = {name: i for i, name in enumerate(layers)}
+        if rank[from_space] > rank[from_base]:
+            data["base"] = base = {f: v for f, v in base.items() if f != k}
+        else:
+            data["space"] = space = {f: v for f, v in space.items() if f != k}
 
 
 def _origin(origins: dict[Path_, str], path: Path_, default: str) -> str:

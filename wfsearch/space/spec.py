@@ -43,7 +43,7 @@ _NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True, allow_inf_nan=False)
 
 
 def _is_int(v: Any) -> bool:
@@ -507,7 +507,7 @@ class SpaceSize:
 class SpaceSpec(_Section):
     """A whole design-space study: what to search, how to rank it, how to measure speed."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True,
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True, allow_inf_nan=False,
                               title="wfsearch design-space spec")
 
     study: StudySpec = Field(default_factory=StudySpec)
