@@ -236,6 +236,22 @@ def preflight_data(spec: Any, cache_dir: str) -> None:
     load_dataset(ProxySettings.from_spec(spec.proxy, origin=str(spec.path)).data, cache_dir)
 
 
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail fast with one line when HOST:PORT does not answer (Ray itself retries for minutes)."""
+    import socket
+
+    if address == "auto" or address.startswith("ray://"):
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"--address {address!r}: use auto or HOST:PORT (the head's GCS port, 6379 by default)")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise UserError(f"--address {address}: no Ray head answers there ({e.strerror or e}); "
+                        "start one with `ray start --head`") from None
+
+
 def init_ray(address: str | None, log_dir: Path) -> None:
     import ray
 
@@ -249,6 +265,9 @@ def init_ray(address: str | None, log_dir: Path) -> None:
     kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, configure_logging=True,
                                   logging_level=logging.WARNING)
     if address:
+        _check_reachable(address)
+        if address.split(":")[0] in ("127.0.0.1", "localhost"):
+            kwargs["_node_ip_address"] = "127.0.0.1"  # a head started with --node-ip-address=127.0.0.1
         try:
             ray.init(address=address, **kwargs)
         except (ConnectionError, RuntimeError, ValueError) as e:
