@@ -12,7 +12,10 @@ import sys
 
 # subcommand modules, in the order `wfsearch --help` lists them
 COMMANDS = [
+    "run",
     "bench",
+    "evaluate",
+    "proxy_check",
     "export",
     "train",
     "validate",
