@@ -90,3 +90,40 @@ def test_searcher_records_state_values_and_reason(result, error, state, reason):
     assert t.user_attrs["kind"] == "search"
     if state == TrialState.COMPLETE and reason == "infeasible":
         assert t.values == [0.0, 0.0]
+
+
+def test_space_function_checks_constraints_before_training():
+    from pathlib import Path
+
+    from wfsearch.search.engine import SpaceFunction, make_sampler
+    from wfsearch.space import load_spec
+
+    spec = load_spec(Path(__file__).parents[1] / "spaces" / "smoke.yaml", ["study.constraints=['params <= 30000']"])
+    cons = [{"metric": c.metric, "op": c.op, "value": c.value} for c in spec.study.constraints]
+    known = {}
+    fn = SpaceFunction(spec, cons, known)
+    study = optuna.create_study(directions=MAXMAX, sampler=make_sampler(spec, 2))
+    seen = {"feasible": 0, "infeasible": 0}
+    from wfsearch.models import cost
+    for _ in range(12):
+        trial = study.ask()
+        out = fn(trial)
+        params = cost(__import__("wfsearch").models.ArchConfig.from_dict(out["arch"]))["params"]
+        if params > 30000:
+            assert out["infeasible"].startswith("infeasible: params=") and "violates params <= 3e+04" in out["infeasible"]
+            seen["infeasible"] += 1
+        else:
+            assert "infeasible" not in out
+            seen["feasible"] += 1
+        constraints = trial.user_attrs["constraints"]
+        assert len(constraints) == 2 and constraints[1] == 0.0  # built fine
+        assert (constraints[0] > 0) == (params > 30000)
+        study.tell(trial, [0.0, 0.0] if "infeasible" in out else [0.5, 1.0])
+    assert seen["feasible"] and seen["infeasible"]
+    # Optuna's fronts honour the constraints: infeasible trials are never on them
+    assert all(t.user_attrs["constraints"][0] <= 0 for t in study.best_trials)
+    # an architecture already evaluated comes back as a cached result, not a new training
+    done = next(t for t in study.trials if t.user_attrs["constraints"][0] <= 0)
+    known[done.user_attrs["arch_hash"]] = {"status": "ok", "metrics": {"accuracy": 0.5}}
+    repeat = fn(optuna.trial.FixedTrial(done.params))
+    assert repeat["cached_result"] == {"status": "ok", "metrics": {"accuracy": 0.5}}

@@ -31,7 +31,8 @@ from .trainable import check_constraints, run_trial
 
 log = logging.getLogger(__name__)
 
-MAX_ROUNDS = 5  # Tuner rounds to top up the budget after failed or infeasible trials
+MAX_ROUNDS = 5
+NATIVE_CONSTRAINTS = hasattr(optuna.trial.Trial, "set_constraint")  # Tuner rounds to top up the budget after failed or infeasible trials
 
 
 @dataclass
@@ -122,6 +123,9 @@ def make_sampler(spec: Any, n_constraints: int) -> optuna.samplers.BaseSampler:
     def constraints_func(trial: optuna.trial.FrozenTrial) -> list[float]:
         return list(trial.user_attrs.get(CONSTRAINTS_ATTR) or [0.0] * n_constraints)
 
+    if NATIVE_CONSTRAINTS:  # Optuna >= 5: samplers read the constraints each trial sets itself
+        constraints_func = None  # noqa: F811
+
     if name == "auto":
         name = "tpe" if trials < 100 else "nsga2"
     if name == "nsga2":
@@ -150,23 +154,31 @@ class SpaceFunction:
         from wfsearch.models import cost
         from wfsearch.space import sample_arch
 
-        n = max(1, len(self.constraints))
         sample = sample_arch(self.spec, trial)
         if sample.arch is None:
-            trial.set_user_attr(CONSTRAINTS_ATTR, [1.0] * n)
+            self._constrain(trial, [1.0] * len(self.constraints), buildable=False)
             return {"infeasible": f"infeasible: {sample.infeasible}", "arch": None}
         arch = sample.arch
         c = cost(arch)
         metrics = {"params": c["params"], "macs": c["macs"],
                    "memory": c["activation_bytes"] * self.spec.proxy.batch_size + 16 * c["params"]}
         values, violated = check_constraints(self.constraints, metrics)
-        trial.set_user_attr(CONSTRAINTS_ATTR, values or [0.0])
+        self._constrain(trial, values, buildable=True)
         out = {"arch": arch.to_dict(), "arch_hash": arch.hash}
+        trial.set_user_attr("arch_hash", arch.hash)
         if violated:
             return {**out, "infeasible": f"infeasible: {violated}", "cost_metrics": metrics}
         if arch.hash in self.known:
             out["cached_result"] = self.known[arch.hash]
         return out
+
+    def _constrain(self, trial: Any, values: list[float], buildable: bool) -> None:
+        """Constraint values (<= 0 feasible) for the sampler: the spec's, then whether it builds."""
+        values = [*values, 0.0 if buildable else 1.0]
+        trial.set_user_attr(CONSTRAINTS_ATTR, values)
+        if NATIVE_CONSTRAINTS:
+            for c, v in zip([*self.constraints, None], values):
+                trial.set_constraint("buildable" if c is None else f"{c['metric']} {c['op']} {c['value']:g}", v)
 
 
 def known_results(study: optuna.Study, max_epochs: int) -> dict[str, dict]:
@@ -199,7 +211,7 @@ def prepare_study(spec: Any, fresh: bool = False) -> tuple[optuna.Study, optuna.
     storage = open_storage(storage_url(spec))
     archived = archive_study(storage, spec.study.name) if fresh else None
     names, directions = objective_names(spec)
-    n_constraints = max(1, len(constraint_dicts(spec)))
+    n_constraints = len(constraint_dicts(spec)) + 1  # the spec's constraints, then "buildable"
     existing = {s.study_name for s in optuna.get_all_study_summaries(storage)}
     sampler = make_sampler(spec, n_constraints)
     if spec.study.name in existing:
