@@ -21,6 +21,9 @@ COMMANDS = [
     "validate",
     "sample",
     "schema",
+    "show",
+    "report",
+    "dashboard",
 ]
 
 

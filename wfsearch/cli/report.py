@@ -1,0 +1,56 @@
+"""``wfsearch report STUDY``: one self-contained HTML page (Pareto front, hypervolume, importances ...)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from wfsearch.errors import UserError
+
+
+def add_study_args(p: argparse.ArgumentParser) -> None:
+    """STUDY folder or --storage URL [--study NAME], as `wfsearch export` takes them."""
+    p.add_argument("study", nargs="?", metavar="STUDY", help="study folder, e.g. studies/predictors (holds optuna.db)")
+    p.add_argument("--storage", metavar="URL", help="SQLAlchemy URL of the study storage instead of a folder")
+    p.add_argument("--study", dest="study_name", metavar="NAME", help="study name within the storage")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report", help="write an HTML report of a study (Pareto front, hypervolume, importances ...)",
+        description="Write STUDY/report.html: one self-contained page (plotly.js embedded, opens offline) with the "
+                    "Pareto front of the search, the hypervolume as the search went on, parameter importances, "
+                    "parallel coordinates of the knobs, cost against resolution for the front and the references, "
+                    "and the export command of every front trial. Safe while a run is still writing.")
+    add_study_args(p)
+    p.add_argument("-o", "--output", metavar="FILE", help="where to write (default: STUDY/report.html)")
+    p.add_argument("--no-scaling", action="store_true",
+                   help="do not measure throughput against resolution (the analytic MACs are still plotted)")
+    p.add_argument("--scaling-res", type=int, nargs="+", default=None, metavar="PX",
+                   help="resolutions of the scaling plot (default: 224 448 896)")
+    p.add_argument("--scaling-batch", type=int, default=1, metavar="N", help="batch of the scaling measurement (default: 1)")
+    p.add_argument("--scaling-device", default=None, metavar="DEVICE",
+                   help="device of the scaling measurement (default: the study's throughput device)")
+    p.add_argument("--scaling-max", type=int, default=8, metavar="N",
+                   help="measure at most N front trials, spread along the front (default: 8)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from wfsearch.report import DEFAULT_RESOLUTIONS, load_view, report_data, scaling_data, write_report
+
+    res = tuple(args.scaling_res or DEFAULT_RESOLUTIONS)
+    for flag, v in (("--scaling-res", min(res)), ("--scaling-batch", args.scaling_batch), ("--scaling-max", args.scaling_max)):
+        if v < 1:
+            raise UserError(f"{flag}: {v}: must be >= 1")
+    view = load_view(args.study, storage=args.storage, study_name=args.study_name)
+    scaling = scaling_data(view, res, measure=not args.no_scaling, batch_size=args.scaling_batch,
+                           device=args.scaling_device, max_front=args.scaling_max,
+                           on_progress=lambda msg: print(msg, file=sys.stderr, flush=True))
+    data = report_data(view, scaling)
+    path = write_report(data, Path(args.output) if args.output else view.folder / "report.html")
+    print(f"study {view.name!r}: {view.counts_text()}; {len(view.front)} on the Pareto front")
+    for note in data.notes:
+        print(f"note: {note}")
+    print(f"report: {path}")
+    return 0

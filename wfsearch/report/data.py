@@ -1,0 +1,303 @@
+"""What the report draws, computed from a `StudyView` as small frozen dataclasses (tested by equality).
+
+Nothing here imports plotly: `figures.py` draws these, `page.py` lays them out.
+"""
+from __future__ import annotations
+
+import importlib.util
+import logging
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from optuna.distributions import CategoricalDistribution
+from optuna.trial import FrozenTrial, TrialState
+
+from wfsearch.search.pareto import hypervolume
+
+from .study import StudyView, finite
+
+log = logging.getLogger(__name__)
+
+ARCH_KNOBS = ("fc1_predictor", "dwconv_predictor", "dynamic_blocks", "fc1_pool", "dwconv_pool", "rank_ratio")
+COST_KEYS = ("throughput_ratio", "params", "macs", "peak_memory_bytes", "latency_highres_ms")
+MISSING = "n/a"  # a conditional knob a trial did not sample
+
+
+# --------------------------------------------------------------------------- the Pareto plot
+@dataclass(frozen=True)
+class Point:
+    """One marker of the Pareto plot: a search trial (``number``) or a reference (``number`` None)."""
+
+    group: str  # front | dominated | infeasible | pruned | failed | reference
+    number: int | None
+    label: str  # "trial 12" or the reference's name
+    x: float
+    y: float
+    fc1: str  # fc1 predictor ("" for a timm reference)
+    dwconv: str
+    arch: dict
+    costs: dict
+    status: str
+
+
+@dataclass(frozen=True)
+class ParetoData:
+    x: str  # metric on the x axis (throughput by default)
+    y: str  # metric on the y axis (accuracy by default)
+    x_direction: str | None  # the objective's direction, None when the axis is not an objective
+    y_direction: str | None
+    points: tuple[Point, ...]
+    unplotted: dict[str, int]  # trials per group that have no (x, y) to plot (failed before scoring ...)
+
+    def group(self, name: str) -> list[Point]:
+        return [p for p in self.points if p.group == name]
+
+
+def axes_of(view: StudyView) -> tuple[str, str]:
+    """(x, y): throughput against accuracy when they are objectives, else the first two objectives."""
+    objs = list(view.objectives)
+    y = "accuracy" if "accuracy" in objs else objs[0]
+    rest = [o for o in objs if o != y]
+    x = "throughput" if "throughput" in rest or not rest else rest[0]
+    return x, y
+
+
+def _coords(view: StudyView, t: FrozenTrial, x: str, y: str) -> tuple[float, float] | None:
+    m = view.metrics(t)
+    curve = t.user_attrs.get("curve") or []
+    for name in (x, y):  # a pruned trial's score so far is the last point of its curve
+        if name not in m and curve and finite(curve[-1].get(name)):
+            m[name] = float(curve[-1][name])
+    return (m[x], m[y]) if x in m and y in m else None
+
+
+def _costs(view: StudyView, t: FrozenTrial) -> dict:
+    m = view.metrics(t)
+    return {k: m[k] for k in ("accuracy", "throughput", *COST_KEYS, "memory") if k in m}
+
+
+def pareto_data(view: StudyView) -> ParetoData:
+    x, y = axes_of(view)
+    directions = dict(zip(view.objectives, view.directions))
+    points: list[Point] = []
+    unplotted: dict[str, int] = {}
+    for t in view.trials:
+        group = view.group(t)
+        xy = _coords(view, t, x, y) if group != "running" else None
+        if xy is None or (group == "infeasible" and not all(finite(v) and abs(v) < 1e29 for v in xy)):
+            unplotted[group] = unplotted.get(group, 0) + 1
+            continue
+        arch = t.user_attrs.get("arch") or {}
+        points.append(Point(group=group, number=t.number, label=f"trial {t.number}", x=xy[0], y=xy[1],
+                            fc1=str(arch.get("fc1_predictor", "")), dwconv=str(arch.get("dwconv_predictor", "")),
+                            arch=arch, costs=_costs(view, t), status=str(t.user_attrs.get("status_reason", ""))))
+    for r in view.references:
+        xy = _coords(view, r, x, y)
+        name = str(r.user_attrs.get("reference_name") or r.user_attrs.get("timm_model") or f"reference {r.number}")
+        if xy is None:
+            unplotted["reference"] = unplotted.get("reference", 0) + 1
+            continue
+        arch = r.user_attrs.get("arch") or {}
+        points.append(Point(group="reference", number=None, label=name, x=xy[0], y=xy[1],
+                            fc1=str(arch.get("fc1_predictor", "")), dwconv=str(arch.get("dwconv_predictor", "")),
+                            arch=arch or {"timm_model": r.user_attrs.get("timm_model")}, costs=_costs(view, r),
+                            status="reference"))
+    return ParetoData(x=x, y=y, x_direction=directions.get(x), y_direction=directions.get(y),
+                      points=tuple(points), unplotted=unplotted)
+
+
+# --------------------------------------------------------------------------- hypervolume over the search
+@dataclass(frozen=True)
+class HypervolumeStep:
+    finished: int  # search trials finished so far (complete, pruned or failed)
+    number: int  # the trial that just finished
+    seconds: float | None  # since the first trial started
+    hypervolume: float
+
+
+@dataclass(frozen=True)
+class HypervolumeData:
+    objectives: tuple[str, ...]
+    directions: tuple[str, ...]
+    reference: tuple[float, ...]
+    steps: tuple[HypervolumeStep, ...]
+
+    @property
+    def final(self) -> float:
+        return self.steps[-1].hypervolume if self.steps else 0.0
+
+
+def reference_point(directions: tuple[str, ...], values: list[tuple[float, ...]]) -> tuple[float, ...]:
+    """0 for maximized objectives, 1.1 x the largest value seen for minimized ones (as `wfsearch run`)."""
+    return tuple(0.0 if d == "maximize" else 1.1 * max((v[j] for v in values), default=1.0)
+                 for j, d in enumerate(directions))
+
+
+def hypervolume_data(view: StudyView) -> HypervolumeData:
+    feasible = {t.number for t in view.finished()}
+    done = [t for t in view.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)]
+    done.sort(key=lambda t: (t.datetime_complete is None, t.datetime_complete or 0, t.number))
+    ref = reference_point(view.directions, [tuple(t.values) for t in done if t.number in feasible])
+    starts = [t.datetime_start for t in view.trials if t.datetime_start is not None]
+    t0 = min(starts) if starts else None
+    steps, values, hv = [], [], 0.0
+    for i, t in enumerate(done, 1):
+        if t.number in feasible:
+            values.append(tuple(t.values))
+            hv = hypervolume(values, view.directions, ref)
+        seconds = (t.datetime_complete - t0).total_seconds() if t0 and t.datetime_complete else None
+        steps.append(HypervolumeStep(finished=i, number=t.number, seconds=seconds, hypervolume=hv))
+    return HypervolumeData(objectives=view.objectives, directions=view.directions, reference=ref, steps=tuple(steps))
+
+
+# --------------------------------------------------------------------------- parameter importances
+@dataclass(frozen=True)
+class Importances:
+    objective: str
+    importances: tuple[tuple[str, float], ...]  # (knob, importance), most important first
+    note: str = ""  # why there are none, or which knobs were left out
+    evaluator: str = ""
+
+
+def _evaluator() -> tuple[Any, str]:
+    """fANOVA (Optuna's default) when scikit-learn is installed, PED-ANOVA (no extra dependency) otherwise."""
+    if importlib.util.find_spec("sklearn") is not None:
+        return optuna.importance.FanovaImportanceEvaluator(seed=0), "fANOVA"
+    return optuna.importance.PedAnovaImportanceEvaluator(), "PED-ANOVA"
+
+
+def importance_data(view: StudyView) -> list[Importances]:
+    """Knob importances for each objective over the trained trials (`optuna.importance`)."""
+    trials = [t for t in view.finished() if t.params and all(finite(v) for v in t.values)]
+    if len(trials) < 2:
+        note = f"needs at least 2 trained trials with sampled knobs; the study has {len(trials)}"
+        return [Importances(o, (), note) for o in view.objectives]
+    # knobs every trial sampled from the same distribution (conditional ones are not comparable)
+    common = [p for p, d in trials[0].distributions.items() if all(t.distributions.get(p) == d for t in trials)]
+    constant = [p for p in common if len({repr(t.params[p]) for t in trials}) < 2]
+    conditional = sorted({p for t in trials for p in t.params} - set(common))
+    knobs = [p for p in common if p not in constant]
+    left_out = "; ".join(s for s in (f"constant over these trials: {', '.join(constant)}" if constant else "",
+                                     f"not sampled by every trial: {', '.join(conditional)}" if conditional else "")
+                         if s)
+    if not knobs:
+        return [Importances(o, (), "no knob takes two values over the trained trials" +
+                            (f" ({left_out})" if left_out else "")) for o in view.objectives]
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created in memory" line
+    try:
+        scratch = optuna.create_study(directions=list(view.directions))
+        scratch.add_trials(trials)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    evaluator, name = _evaluator()
+    out = []
+    for i, obj in enumerate(view.objectives):
+        if len({t.values[i] for t in trials}) < 2:
+            out.append(Importances(obj, (), f"{obj} is the same for every trained trial", name))
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                imp = optuna.importance.get_param_importances(scratch, evaluator=evaluator, params=knobs,
+                                                              target=lambda t, i=i: t.values[i])
+        except (ValueError, RuntimeError) as e:  # too few distinct trials for the evaluator, ...
+            log.warning("importances for %s: %s", obj, e)
+            out.append(Importances(obj, (), f"could not be computed: {str(e).splitlines()[0]}", name))
+            continue
+        ranked = tuple(sorted(((k, float(v)) for k, v in imp.items()), key=lambda kv: -kv[1]))
+        out.append(Importances(obj, ranked, left_out, name))
+    return out
+
+
+# --------------------------------------------------------------------------- parallel coordinates
+@dataclass(frozen=True)
+class Axis:
+    name: str
+    values: tuple[float, ...]  # one per trial; a category's index for categorical axes
+    categories: tuple[str, ...] = ()  # tick labels of a categorical axis (index -> label)
+
+
+@dataclass(frozen=True)
+class ParallelData:
+    numbers: tuple[int, ...]  # trained trials, the front last (drawn on top)
+    on_front: tuple[bool, ...]
+    axes: tuple[Axis, ...]  # the knobs, then the objectives
+
+
+def knob_names(view: StudyView, trials: list[FrozenTrial]) -> list[str]:
+    """The spec's searched fields in spec order, then any other sampled parameter."""
+    names = [k for k in (view.spec.get("space") or {}) if any(k in t.params for t in trials)]
+    return names + sorted({p for t in trials for p in t.params} - set(names))
+
+
+def _knob_axis(name: str, trials: list[FrozenTrial]) -> Axis:
+    values = [t.params.get(name, MISSING) for t in trials]
+    numeric = all(finite(v) for v in values)
+    if numeric:
+        return Axis(name, tuple(float(v) for v in values))
+    dist = next((t.distributions[name] for t in trials if name in t.distributions), None)
+    order = [str(c) for c in dist.choices] if isinstance(dist, CategoricalDistribution) else []
+    seen = {str(v) for v in values}
+    cats = [c for c in order if c in seen] + sorted(seen - set(order) - {MISSING}) + ([MISSING] if MISSING in seen else [])
+    return Axis(name, tuple(float(cats.index(str(v))) for v in values), tuple(cats))
+
+
+def parallel_data(view: StudyView) -> ParallelData | None:
+    trials = [t for t in view.finished() if all(finite(v) for v in t.values)]
+    if not trials:
+        return None
+    trials.sort(key=lambda t: (t.number in view.front_numbers, t.number))
+    axes = [_knob_axis(k, trials) for k in knob_names(view, trials)]
+    axes += [Axis(o, tuple(float(t.values[i]) for t in trials)) for i, o in enumerate(view.objectives)]
+    return ParallelData(numbers=tuple(t.number for t in trials),
+                        on_front=tuple(t.number in view.front_numbers for t in trials), axes=tuple(axes))
+
+
+# --------------------------------------------------------------------------- tables
+@dataclass(frozen=True)
+class Row:
+    """A row of the front or references table."""
+
+    label: str  # trial number or reference name
+    number: int | None
+    values: dict[str, float]  # objectives, then the costs in COST_KEYS that are known
+    arch: str  # the knobs, "key=value ..."
+    command: str  # how to export it ("" for references)
+
+
+def describe_arch(arch: dict | None, knobs: list[str] | None = None) -> str:
+    if not arch:
+        return ""
+    if "timm_model" in arch and len(arch) == 1:
+        return f"timm:{arch['timm_model']}"
+    keys = [k for k in (knobs or ARCH_KNOBS) if k in arch]
+    return " ".join(f"{k.replace('_predictor', '')}={arch[k]}" for k in keys)
+
+
+def _row_values(view: StudyView, t: FrozenTrial) -> dict[str, float]:
+    m = view.metrics(t)
+    return {k: m[k] for k in (*view.objectives, *COST_KEYS) if k in m}
+
+
+def front_rows(view: StudyView) -> list[Row]:
+    """The front, best first on the first objective."""
+    sign = 1.0 if view.directions[0] == "maximize" else -1.0
+    rows = []
+    for t in sorted(view.front, key=lambda t: (-sign * t.values[0], t.number)):
+        knobs = {**(t.user_attrs.get("arch") or {}), **t.params}
+        rows.append(Row(label=str(t.number), number=t.number, values=_row_values(view, t),
+                        arch=describe_arch(knobs, knob_names(view, [t]) or None), command=view.export_command(t.number)))
+    return rows
+
+
+def reference_rows(view: StudyView) -> list[Row]:
+    space = list(view.spec.get("space") or []) or None
+    rows = []
+    for r in view.references:
+        arch = r.user_attrs.get("arch") or ({"timm_model": r.user_attrs["timm_model"]} if r.user_attrs.get("timm_model") else {})
+        rows.append(Row(label=str(r.user_attrs.get("reference_name") or f"reference {r.number}"), number=None,
+                        values=_row_values(view, r), arch=describe_arch(arch, space), command=""))
+    return rows

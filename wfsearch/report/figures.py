@@ -1,0 +1,204 @@
+"""Plotly figures drawn from the report's data (`data.py`, `scaling.py`); no study access here.
+
+Every trace of the Pareto plot carries ``meta={"role": ...}`` (front, dominated, pruned, failed,
+infeasible, reference, key, front-line) so the page's self-check can count the front's points.
+"""
+from __future__ import annotations
+
+import math
+
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
+
+from wfsearch.models import PREDICTORS
+
+from .data import Axis, HypervolumeData, Importances, ParallelData, ParetoData, Point
+from .scaling import ScalingData
+
+FC1_COLORS = dict(zip(PREDICTORS["fc1"], qualitative.D3))
+DWCONV_SYMBOLS = {"none": "circle", "gap": "square", "adaptive": "diamond", "ampdir": "triangle-up",
+                  "conv": "cross", "": "circle"}
+GROUP_TITLES = {"front": "Pareto front", "dominated": "dominated", "infeasible": "infeasible (not trained)",
+                "pruned": "pruned (score so far)", "failed": "failed"}
+UNITS = {"throughput": "images/s", "macs": "MACs", "params": "parameters", "memory": "bytes",
+         "latency_highres": "ms"}
+LAYOUT = dict(template="plotly_white", margin=dict(l=60, r=20, t=50, b=50), font=dict(size=12))
+
+
+def fmt(v: float | None) -> str:
+    """A number for people: 4 significant digits, k/M/G above 10^4."""
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "–"
+    for above, scale, suffix in ((1e9, 1e9, "G"), (1e6, 1e6, "M"), (1e4, 1e3, "k")):
+        if abs(v) >= above:
+            return f"{v / scale:.3g}{suffix}"
+    return f"{v:.4g}"
+
+
+SHORT_NAMES = {"throughput_ratio": "ratio", "peak_memory_bytes": "memory", "latency_highres_ms": "latency_hr_ms",
+               "macs": "MACs"}
+
+
+def axis_title(name: str, direction: str | None) -> str:
+    unit = UNITS.get(name)
+    hint = {"maximize": "higher is better", "minimize": "lower is better"}.get(direction or "", "")
+    return name + (f" ({unit})" if unit else "") + (f" · {hint}" if hint else "")
+
+
+def _fc1_color(fc1: str) -> str:
+    if fc1 in FC1_COLORS:
+        return FC1_COLORS[fc1]
+    return qualitative.Dark24[sum(map(ord, fc1)) % len(qualitative.Dark24)]
+
+
+def hover(p: Point, x: str, y: str) -> str:
+    head = f"<b>{p.label}</b> ({GROUP_TITLES.get(p.group, p.group)})"
+    if p.status and p.status not in ("ok", "reference"):
+        head += f"<br>{p.status}"
+    scores = f"{y} {fmt(p.y)} · {x} {fmt(p.x)}"
+    costs = " · ".join(f"{k} {fmt(v)}" for k, v in p.costs.items() if k not in (x, y))
+    fields = [f"{k}={v}" for k, v in p.arch.items()]
+    arch = "<br>".join(", ".join(fields[i:i + 4]) for i in range(0, len(fields), 4))
+    return "<br>".join(s for s in (head, scores, costs, arch) if s)
+
+
+def pareto_figure(data: ParetoData) -> go.Figure:
+    fig = go.Figure()
+    order = PREDICTORS["fc1"] + sorted({p.fc1 for p in data.points} - set(PREDICTORS["fc1"]))
+    for group in ("front", "dominated"):
+        pts = data.group(group)
+        for fc1 in [f for f in order if any(p.fc1 == f for p in pts)]:
+            sel = [p for p in pts if p.fc1 == fc1]
+            fig.add_trace(go.Scatter(
+                x=[p.x for p in sel], y=[p.y for p in sel], mode="markers", name=f"fc1={fc1 or '?'}",
+                legendgroup=group, legendgrouptitle_text=GROUP_TITLES[group], meta={"role": group},
+                opacity=1.0 if group == "front" else 0.35,
+                marker=dict(color=_fc1_color(fc1), size=12 if group == "front" else 9,
+                            symbol=[DWCONV_SYMBOLS.get(p.dwconv, "x") for p in sel],
+                            line=dict(width=1.5 if group == "front" else 0, color="black")),
+                hovertext=[hover(p, data.x, data.y) for p in sel], hovertemplate="%{hovertext}<extra></extra>"))
+    for group in ("pruned", "failed", "infeasible"):  # hidden until clicked in the legend
+        sel = data.group(group)
+        if sel:
+            fig.add_trace(go.Scatter(
+                x=[p.x for p in sel], y=[p.y for p in sel], mode="markers", name=GROUP_TITLES[group],
+                legendgroup="other", legendgrouptitle_text="other trials", visible="legendonly",
+                meta={"role": group}, marker=dict(color="gray", size=8, symbol="x" if group == "failed" else "circle-open"),
+                hovertext=[hover(p, data.x, data.y) for p in sel], hovertemplate="%{hovertext}<extra></extra>"))
+    refs = data.group("reference")
+    if refs:
+        fig.add_trace(go.Scatter(
+            x=[p.x for p in refs], y=[p.y for p in refs], mode="markers+text", name="references",
+            text=[p.label for p in refs], textposition="top center", legendgroup="reference",
+            legendgrouptitle_text="references", meta={"role": "reference"},
+            marker=dict(color="black", size=15, symbol="star"),
+            hovertext=[hover(p, data.x, data.y) for p in refs], hovertemplate="%{hovertext}<extra></extra>"))
+    front = sorted(data.group("front"), key=lambda p: p.x)
+    if len(front) > 1 and data.x_direction and data.y_direction:
+        fig.add_trace(go.Scatter(x=[p.x for p in front], y=[p.y for p in front], mode="lines",
+                                 line=dict(color="black", width=1, dash="dot",  # through the worse corner of each pair
+                                           shape="vh" if data.x_direction == "maximize" else "hv"),
+                                 hoverinfo="skip", showlegend=False, meta={"role": "front-line"}))
+    for dw in sorted({p.dwconv for p in data.points if p.group in ("front", "dominated")}):
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=f"dwconv={dw or '?'}",
+                                 legendgroup="key", legendgrouptitle_text="marker: dwconv predictor",
+                                 meta={"role": "key"}, marker=dict(color="gray", size=10, symbol=DWCONV_SYMBOLS.get(dw, "x"))))
+    fig.update_layout(**LAYOUT, height=560, legend=dict(groupclick="toggleitem"),
+                      xaxis_title=axis_title(data.x, data.x_direction), yaxis_title=axis_title(data.y, data.y_direction))
+    return fig
+
+
+def _time_unit(seconds: list[float]) -> tuple[float, str]:
+    top = max(seconds, default=0.0)
+    return (3600.0, "hours") if top > 3 * 3600 else (60.0, "minutes") if top > 300 else (1.0, "seconds")
+
+
+def hypervolume_figure(data: HypervolumeData) -> go.Figure:
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("against finished trials", "against wall time"))
+    steps = data.steps
+    hover = [f"after trial {s.number}: {s.hypervolume:.5g}" for s in steps]
+    fig.add_trace(go.Scatter(x=[s.finished for s in steps], y=[s.hypervolume for s in steps], mode="lines+markers",
+                             line_shape="hv", name="hypervolume", hovertext=hover, hovertemplate="%{hovertext}<extra></extra>"),
+                  row=1, col=1)
+    timed = [s for s in steps if s.seconds is not None]
+    scale, unit = _time_unit([s.seconds for s in timed])
+    fig.add_trace(go.Scatter(x=[s.seconds / scale for s in timed], y=[s.hypervolume for s in timed],
+                             mode="lines+markers", line_shape="hv", showlegend=False,
+                             hovertext=[f"after trial {s.number}: {s.hypervolume:.5g}" for s in timed],
+                             hovertemplate="%{hovertext}<extra></extra>"), row=1, col=2)
+    fig.update_xaxes(title_text="finished search trials", row=1, col=1)
+    fig.update_xaxes(title_text=f"{unit} since the first trial started", row=1, col=2)
+    fig.update_yaxes(title_text="hypervolume (" + " × ".join(UNITS.get(o, o) for o in data.objectives) + ")", row=1, col=1)
+    fig.update_layout(**LAYOUT, height=380, showlegend=False)
+    return fig
+
+
+def importance_figure(items: list[Importances]) -> go.Figure | None:
+    shown = [i for i in items if i.importances]
+    if not shown:
+        return None
+    fig = make_subplots(rows=1, cols=len(shown), subplot_titles=[f"for {i.objective}" for i in shown],
+                        horizontal_spacing=0.15)
+    for col, item in enumerate(shown, 1):
+        names = [k for k, _ in reversed(item.importances)]
+        vals = [v for _, v in reversed(item.importances)]
+        fig.add_trace(go.Bar(x=vals, y=names, orientation="h", name=item.objective, showlegend=False,
+                             hovertemplate="%{y}: %{x:.3f}<extra></extra>"), row=1, col=col)
+        fig.update_xaxes(title_text=f"importance ({item.evaluator})", range=[0, 1], row=1, col=col)
+    n = max(len(i.importances) for i in shown)
+    fig.update_layout(**LAYOUT, height=max(260, 80 + 32 * n))
+    return fig
+
+
+def _dimension(axis: Axis) -> dict:
+    d = dict(label=axis.name, values=list(axis.values))
+    if axis.categories:
+        d.update(tickvals=list(range(len(axis.categories))), ticktext=list(axis.categories),
+                 range=[-0.5, len(axis.categories) - 0.5])
+    return d
+
+
+def parallel_figure(data: ParallelData) -> go.Figure:
+    fig = go.Figure(go.Parcoords(
+        dimensions=[_dimension(a) for a in data.axes],
+        line=dict(color=[1.0 if f else 0.0 for f in data.on_front], cmin=0, cmax=1, showscale=False,
+                  colorscale=[[0.0, "rgba(150,150,150,0.45)"], [1.0, "crimson"]]),
+        meta={"role": "parallel", "trials": list(data.numbers)}))
+    fig.update_layout(**{**LAYOUT, "margin": dict(l=80, r=80, t=60, b=40)}, height=440)
+    return fig
+
+
+def scaling_figure(data: ScalingData) -> go.Figure:
+    panels = (["throughput"] if data.measured else []) + ["macs"]
+    titles = {"throughput": f"measured throughput (batch {data.batch_size}, {data.device})",
+              "macs": "MACs per image (analytic / counted)"}
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[titles[p] for p in panels])
+    colors = qualitative.D3 + qualitative.Dark24
+    res = list(data.resolutions)
+    for col, panel in enumerate(panels, 1):
+        firsts = []
+        for i, s in enumerate(data.series):
+            ys = list(s.throughput if panel == "throughput" else s.macs)
+            if not any(y is not None for y in ys):
+                continue
+            k = data.exponent(s, panel)
+            firsts += [y for y in ys[:1] if y]
+            fig.add_trace(go.Scatter(
+                x=res, y=ys, mode="lines+markers", legendgroup=s.label, showlegend=col == 1,
+                name=s.label + (f" (∝ N^{k:.2f})" if k is not None else ""), meta={"role": s.kind},
+                line=dict(color=colors[i % len(colors)], dash="dash" if s.kind == "reference" else "solid"),
+                marker=dict(symbol="star" if s.kind == "reference" else "circle", size=9),
+                hovertemplate=f"{s.label}<br>%{{x}} px: %{{y:.4g}}<extra></extra>"), row=1, col=col)
+        if firsts and len(res) > 1:  # guides through the geometric mean of the first points
+            y0 = math.exp(sum(math.log(y) for y in firsts) / len(firsts))
+            sign = -1 if panel == "throughput" else 1
+            for power, name, dash in ((1, "∝ N (linear in tokens)", "dot"), (2, "∝ N² (quadratic, attention)", "dashdot")):
+                fig.add_trace(go.Scatter(
+                    x=res, y=[y0 * (r / res[0]) ** (2 * power * sign) for r in res], mode="lines", name=name,
+                    legendgroup=name, showlegend=col == 1, hoverinfo="skip", meta={"role": "guide"},
+                    line=dict(color="gray", width=1, dash=dash)), row=1, col=col)
+        fig.update_xaxes(type="log", tickvals=res, title_text="resolution (px; tokens N ∝ resolution²)", row=1, col=col)
+        fig.update_yaxes(type="log", title_text="images/s" if panel == "throughput" else "MACs per image", row=1, col=col)
+    fig.update_layout(**LAYOUT, height=460)
+    return fig

@@ -1,0 +1,231 @@
+"""The report as one self-contained HTML file: plotly.js embedded once, every figure inline, no network.
+
+The page checks itself when it has drawn: ``<pre id="selftest">`` receives a JSON line with the
+JavaScript errors seen and the number of Pareto-front points drawn (for the headless browser test,
+and for anyone wondering whether their browser rendered everything).
+"""
+from __future__ import annotations
+
+import datetime
+import html
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import plotly.io as pio
+import plotly.offline
+
+from . import figures
+from .data import (HypervolumeData, Importances, ParallelData, ParetoData, Row, front_rows, hypervolume_data,
+                   importance_data, parallel_data, pareto_data, reference_rows)
+from .scaling import ScalingData
+from .study import StudyView
+
+log = logging.getLogger(__name__)
+
+PLOT_CONFIG = {"displaylogo": False, "responsive": True, "toImageButtonOptions": {"format": "svg"}}
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """Everything one report shows, computed from one reading of the study."""
+
+    view: StudyView
+    pareto: ParetoData
+    hypervolume: HypervolumeData
+    importances: list[Importances]
+    parallel: ParallelData | None
+    front: list[Row]
+    references: list[Row]
+    scaling: ScalingData | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def report_data(view: StudyView, scaling: ScalingData | None = None) -> ReportData:
+    counts = view.counts()
+    notes = []
+    if not view.trials:
+        notes.append("The study has no trials yet: start or continue it with `wfsearch run SPEC`.")
+    elif not view.front:
+        notes.append(f"No trained trial yet ({view.counts_text()}); the plots fill in as trials finish.")
+    if counts["running"]:
+        notes.append(f"A run is still writing ({counts['running']} trial(s) running): this is a snapshot; "
+                     f"run `{view.study_command('report')}` again to update it.")
+    if counts["failed"]:
+        reasons = ", ".join(f"{k} ×{v}" for k, v in view.failure_reasons().items())
+        notes.append(f"{counts['failed']} trial(s) failed ({reasons}); they are hidden in the Pareto plot "
+                     f"(click 'failed' in its legend where they have scores).")
+    return ReportData(view=view, pareto=pareto_data(view), hypervolume=hypervolume_data(view),
+                      importances=importance_data(view), parallel=parallel_data(view), front=front_rows(view),
+                      references=reference_rows(view), scaling=scaling, notes=notes)
+
+
+def _esc(s: object) -> str:
+    return html.escape(str(s), quote=True)
+
+
+def _figure(div_id: str, fig, extra_attrs: str = "") -> str:
+    spec = pio.to_json(fig, validate=False, pretty=False).replace("</", "<\\/")  # never close the script early
+    return (f'<div id="{div_id}" class="plot"{extra_attrs}></div>\n'
+            f'<script>wfPlot("{div_id}", {spec});</script>')
+
+
+def _table(rows: list[Row], first: str, commands: bool) -> str:
+    if not rows:
+        return ""
+    keys = list(dict.fromkeys(k for r in rows for k in r.values))
+    head = "".join(f"<th>{_esc(k)}</th>" for k in [first, *(figures.SHORT_NAMES.get(k, k) for k in keys), "architecture"] + (["export"] if commands else []))
+    body = []
+    for r in rows:
+        cells = [f"<td>{_esc(r.label)}</td>"] + [f'<td class="num">{_esc(figures.fmt(r.values.get(k)))}</td>' for k in keys]
+        cells.append(f"<td>{_esc(r.arch)}</td>")
+        if commands:
+            cells.append(f"<td><code>{_esc(r.command)}</code></td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _header(data: ReportData) -> str:
+    v = data.view
+    attrs = v.user_attrs
+    hw = attrs.get("hardware") or {}
+    device = ", ".join(str(x) for x in (hw.get("gpus") or [hw.get("device") or hw.get("cpu")]) if x)
+    hv = data.hypervolume
+    ref = ", ".join(f"{o}={figures.fmt(r)}" for o, r in zip(hv.objectives, hv.reference))
+    objectives = ", ".join(f"{o} ({d[:3]})" for o, d in zip(v.objectives, v.directions))
+    items = [
+        ("storage", f"<code>{_esc(v.storage_url)}</code>"),
+        ("spec", _esc(f"{attrs.get('spec_path', '?')} (hash {attrs.get('spec_hash', '?')})")),
+        ("objectives", _esc(objectives)),
+        ("trials", _esc(v.counts_text() + f"; {len(v.front)} on the Pareto front")),
+        ("hypervolume", _esc(f"{hv.final:.5g} (reference point {ref}: 0 for maximized objectives, "
+                              f"1.1 × the largest value seen for minimized ones)")),
+        ("hardware", _esc(f"{device or '?'}; {hw.get('cpu_count', '?')} CPUs; torch {hw.get('torch', '?')}")),
+        ("written", _esc(f"{datetime.datetime.now():%Y-%m-%d %H:%M} by wfsearch {attrs.get('wfsearch_version', '')}")),
+    ]
+    dl = "".join(f"<dt>{k}</dt><dd>{val}</dd>" for k, val in items)
+    notes = "".join(f'<p class="note">{_esc(n)}</p>' for n in data.notes)
+    return f"<h1>Study {_esc(v.name)}</h1><dl>{dl}</dl>{notes}"
+
+
+def _message(text: str) -> str:
+    return f'<p class="empty">{_esc(text)}</p>'
+
+
+def _sections(data: ReportData) -> list[tuple[str, str, str]]:
+    """(anchor, title, body) of each section."""
+    v, p = data.view, data.pareto
+    hidden = ", ".join(f"{n} {g}" for g, n in p.unplotted.items())
+    out = []
+    if any(pt.group in ("front", "dominated") for pt in p.points):
+        intro = (f"<p>{_esc(p.y)} against {_esc(p.x)} of the trained trials: colour = fc1 predictor, marker = dwconv "
+                 f"predictor, outlined = on the Pareto front, faded = dominated. Pruned, failed and infeasible trials "
+                 f"are hidden (click them in the legend); references are stars. Hover a point for its architecture "
+                 f"and costs.{' Not plotted (no scores): ' + _esc(hidden) + '.' if hidden else ''}</p>")
+        body = intro + _figure("pareto", figures.pareto_figure(p), f' data-front-points="{len(v.front)}"')
+    else:
+        body = _message("No trained trials to plot yet.") + \
+            f'<div id="pareto" class="plot-empty" data-front-points="{len(v.front)}"></div>'
+    out.append(("pareto", "Pareto front", body))
+    if data.front:
+        out.append(("front-table", "The front, and how to export it",
+                    "<p>Each row's command writes its full training recipe to "
+                    f"<code>{_esc(v.folder)}/recipes/</code>.</p>" + _table(data.front, "trial", True)
+                    + ("<h3>References</h3>" + _table(data.references, "reference", False) if data.references else "")))
+    elif data.references:
+        out.append(("front-table", "References", _table(data.references, "reference", False)))
+    hv = data.hypervolume
+    if any(s.hypervolume > 0 for s in hv.steps):
+        ref = ", ".join(f"{o}={figures.fmt(r)}" for o, r in zip(hv.objectives, hv.reference))
+        out.append(("hypervolume", "Hypervolume of the front as the search went on",
+                    f"<p>Reference point {_esc(ref)} (0 for maximized objectives, 1.1 × the largest value seen for "
+                    f"minimized ones); pruned and failed trials count as spent budget.</p>"
+                    + _figure("hypervolume", figures.hypervolume_figure(hv))))
+    else:
+        out.append(("hypervolume", "Hypervolume", _message("Needs at least one trained trial.")))
+    notes = "".join(f"<li>{_esc(i.objective)}: {_esc(i.note)}</li>" for i in data.importances if i.note)
+    fig = figures.importance_figure(data.importances)
+    body = (_figure("importances", fig) if fig is not None else "") + (f"<ul>{notes}</ul>" if notes else "")
+    out.append(("importances", "Which knobs matter (parameter importances)", body or _message("Nothing to show.")))
+    if data.parallel is not None:
+        out.append(("parallel", "Knobs of the trained trials (parallel coordinates)",
+                    "<p>One line per trained trial; red = on the Pareto front. Drag along an axis to filter.</p>"
+                    + _figure("parallel", figures.parallel_figure(data.parallel))))
+    sc = data.scaling
+    if sc is not None and sc.series:
+        what = ("measured throughput and analytic MACs" if sc.measured else
+                "analytic MACs (throughput not measured: --no-scaling)")
+        body = (f"<p>Cost per image against resolution, log-log, for the front and the references: {what}. "
+                f"WeightFormer-style blocks cost O(N) in the token count N (slope 1 against N, 2 against resolution); "
+                f"attention costs O(N²). The legend gives each model's exponent k in cost ∝ N^k between the two "
+                f"largest resolutions.{' ' + _esc(sc.note) + '.' if sc.note else ''}</p>")
+        out.append(("scaling", "Throughput against resolution", body + _figure("scaling", figures.scaling_figure(sc))))
+    return out
+
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1280px;padding:0 24px 48px;color:#222}
+h1{margin-top:24px} h2{margin-top:40px;border-bottom:1px solid #ddd;padding-bottom:4px}
+dl{display:grid;grid-template-columns:max-content auto;gap:2px 16px} dt{font-weight:600} dd{margin:0}
+nav a{margin-right:14px} .note{background:#fff6d6;padding:6px 10px;border-left:4px solid #e0b000}
+.empty{color:#777;font-style:italic} table{border-collapse:collapse;font-size:13px;margin:8px 0}
+th,td{border-bottom:1px solid #e4e4e4;padding:4px 8px;text-align:left;vertical-align:top} td.num{text-align:right}
+code{font-size:12px;background:#f4f4f4;padding:1px 4px} #selftest{display:none}
+"""
+
+# Errors are collected from the first script on, before plotly.js loads.
+HEAD_SCRIPT = """
+window.wfErrors = []; window.wfPlots = [];
+window.addEventListener('error', function (e) { wfErrors.push(String(e.message || e)); });
+window.addEventListener('unhandledrejection', function (e) { wfErrors.push('unhandled rejection: ' + String(e.reason)); });
+function wfPlot(id, fig) {
+  try { wfPlots.push(Plotly.newPlot(id, fig.data, fig.layout, Object.assign({}, WF_CONFIG, fig.config || {}))); }
+  catch (e) { wfErrors.push(id + ': ' + String(e)); }
+}
+"""
+
+SELFTEST_SCRIPT = """
+function wfSelftest() {
+  var gd = document.getElementById('pareto'), drawn = 0, data = 0;
+  if (gd && gd.data) {
+    gd.data.forEach(function (t) {
+      if (t.meta && t.meta.role === 'front') data += t.x.filter(function (v) { return v !== null; }).length;
+    });
+    gd.querySelectorAll('.scatterlayer .trace').forEach(function (g) {
+      var cd = g.__data__, tr = cd && cd[0] && cd[0].trace;
+      if (tr && tr.meta && tr.meta.role === 'front') drawn += g.querySelectorAll('path.point').length;
+    });
+  }
+  var plots = document.querySelectorAll('.plot').length, done = document.querySelectorAll('.js-plotly-plot').length;
+  var out = {errors: wfErrors, plots: plots, plots_drawn: done, front_points: data, front_points_drawn: drawn,
+             front_points_expected: gd ? Number(gd.getAttribute('data-front-points')) : null};
+  out.ok = out.errors.length === 0 && done === plots && drawn === out.front_points_expected;
+  var pre = document.getElementById('selftest');
+  pre.textContent = JSON.stringify(out); pre.setAttribute('data-ok', out.ok ? 'true' : 'false');
+}
+Promise.all(wfPlots).then(wfSelftest, function (e) { wfErrors.push('plot failed: ' + String(e)); wfSelftest(); });
+"""
+
+
+def render_html(data: ReportData) -> str:
+    sections = _sections(data)
+    nav = "".join(f'<a href="#sec-{a}">{_esc(t)}</a>' for a, t, _ in sections)
+    body = "".join(f'<section id="sec-{a}"><h2>{_esc(t)}</h2>{b}</section>' for a, t, b in sections)
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>wfsearch report: {_esc(data.view.name)}</title><style>{CSS}</style>\n"
+        f"<script>var WF_CONFIG = {json.dumps(PLOT_CONFIG)};{HEAD_SCRIPT}</script>\n"
+        f"<script>{plotly.offline.get_plotlyjs()}</script>\n"  # plotly.js, once
+        f"</head><body>{_header(data)}<nav>{nav}</nav>{body}"
+        f'<pre id="selftest" data-ok="pending">pending</pre><script>{SELFTEST_SCRIPT}</script></body></html>\n')
+
+
+def write_report(data: ReportData, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(render_html(data), encoding="utf-8")
+    tmp.replace(path)  # a browser reloading the report never sees half a file
+    log.info("report written to %s", path)
+    return path
