@@ -95,3 +95,14 @@ def test_interleaved_throughput_alternates_order():
     M.measure_throughput({"a": Probe("a"), "b": Probe("b")}, 8, 1, "cpu", warmup=0, repeats=4, iters=1,
                          alternate=True)
     assert calls == ["a", "b", "b", "a", "a", "b", "b", "a"]
+
+
+def test_single_threaded_cpu_uses_process_time():
+    s = MeasureSettings()
+    assert s.resolved_clock(torch.device("cpu")) == "process"  # the module runs with one thread
+    assert MeasureSettings(clock="wall").resolved_clock(torch.device("cpu")) == "wall"
+    assert s.resolved_clock(torch.device("cuda")) == "wall"
+    c = measure_arch(ARCH, TINY, cache=MeasureCache())
+    assert c["clock"] == "process"
+    with pytest.raises(UserError, match="throughput.clock"):
+        MeasureSettings(clock="sundial")
