@@ -26,10 +26,10 @@ UNITS = {"throughput": "images/s", "macs": "MACs", "params": "parameters", "memo
 LAYOUT = dict(template="plotly_white", margin=dict(l=60, r=20, t=50, b=50), font=dict(size=12))
 
 
-def fmt(v: float | None) -> str:
+def fmt(v: float | None, missing: str = "–") -> str:
     """A number for people: 4 significant digits, k/M/G above 10^4."""
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "–"
+        return missing
     for above, scale, suffix in ((1e9, 1e9, "G"), (1e6, 1e6, "M"), (1e4, 1e3, "k")):
         if abs(v) >= above:
             return f"{v / scale:.3g}{suffix}"

@@ -187,20 +187,21 @@ function wfPlot(id, fig) {
 
 SELFTEST_SCRIPT = """
 function wfSelftest() {
-  var gd = document.getElementById('pareto'), drawn = 0, data = 0;
+  var gd = document.getElementById('pareto'), drawn = {}, data = 0;
   if (gd && gd.data) {
     gd.data.forEach(function (t) {
       if (t.meta && t.meta.role === 'front') data += t.x.filter(function (v) { return v !== null; }).length;
     });
-    gd.querySelectorAll('.scatterlayer .trace').forEach(function (g) {
-      var cd = g.__data__, tr = cd && cd[0] && cd[0].trace;
-      if (tr && tr.meta && tr.meta.role === 'front') drawn += g.querySelectorAll('path.point').length;
+    gd.querySelectorAll('.scatterlayer .trace').forEach(function (g) {  // the markers actually drawn, by role
+      var cd = g.__data__, tr = cd && cd[0] && cd[0].trace, role = tr && tr.meta && tr.meta.role;
+      var n = g.querySelectorAll('path.point').length;
+      if (role && n) drawn[role] = (drawn[role] || 0) + n;
     });
   }
   var plots = document.querySelectorAll('.plot').length, done = document.querySelectorAll('.js-plotly-plot').length;
-  var out = {errors: wfErrors, plots: plots, plots_drawn: done, front_points: data, front_points_drawn: drawn,
+  var out = {errors: wfErrors, plots: plots, plots_drawn: done, front_points: data, front_points_drawn: drawn.front || 0, drawn: drawn,
              front_points_expected: gd ? Number(gd.getAttribute('data-front-points')) : null};
-  out.ok = out.errors.length === 0 && done === plots && drawn === out.front_points_expected;
+  out.ok = out.errors.length === 0 && done === plots && out.front_points_drawn === out.front_points_expected;
   var pre = document.getElementById('selftest');
   pre.textContent = JSON.stringify(out); pre.setAttribute('data-ok', out.ok ? 'true' : 'false');
 }

@@ -145,7 +145,6 @@ def scaling_data(view: StudyView, resolutions: tuple[int, ...] = DEFAULT_RESOLUT
             for label in tput:
                 v = got.get(label)
                 tput[label].append(v if finite(v) else None)
-            gc.collect()
     series = tuple(ScalingSeries(label=label, kind=kind, macs=macs[label],
                                  throughput=tuple(tput[label]) if measure else ())
                    for label, kind, _ in targets)

@@ -10,7 +10,7 @@ def table(rows: list[Row], first: str, with_command: bool = False) -> list[str]:
     """Aligned columns: the label, every value known for the rows, the architecture (and export command)."""
     keys = list(dict.fromkeys(k for r in rows for k in r.values))
     header = [first, *(SHORT_NAMES.get(k, k) for k in keys), "architecture"]
-    cells = [[r.label, *(fmt(r.values.get(k)) for k in keys), r.arch] for r in rows]
+    cells = [[r.label, *(fmt(r.values.get(k), missing="-") for k in keys), r.arch] for r in rows]
     widths = [max(len(str(c)) for c in col) for col in zip(header, *cells)]
     numeric = [False, *([True] * len(keys)), False]
 

@@ -1,0 +1,380 @@
+"""`wfsearch report`, `show`, `dashboard`: the data behind the plots, the page, the commands, odd studies."""
+from __future__ import annotations
+
+import datetime
+import re
+import shlex
+import sys
+import warnings
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution
+from optuna.trial import TrialState, create_trial
+
+import wfsearch
+from wfsearch.cli import main
+from wfsearch.errors import UserError
+from wfsearch.models import MODEL_SIZES, ArchConfig, cost
+from wfsearch.report import (hypervolume_data, importance_data, load_view, macs_at, parallel_data, pareto_data,
+                             reference_point, render_html, report_data, scaling_data, show_text, write_report)
+from wfsearch.search.engine import pareto_front
+from wfsearch.search.pareto import hypervolume
+
+TEST_SIZE = {**MODEL_SIZES["weightformer_test"], "img_size": 16}
+SPACE = {"fc1_predictor": {"choice": ["none", "bilateral", "deep"]},
+         "dwconv_predictor": {"choice": ["none", "adaptive", "ampdir"]},
+         "rank_ratio": {"choice": [2, 4], "when": {"fc1_predictor": ["bilateral", "deep"]}}}
+DISTRIBUTIONS = {"fc1_predictor": CategoricalDistribution(("none", "bilateral", "deep")),
+                 "dwconv_predictor": CategoricalDistribution(("none", "adaptive", "ampdir")),
+                 "rank_ratio": CategoricalDistribution((2, 4))}
+# (fc1, dwconv, rank_ratio or None when not sampled, accuracy, throughput): 0-2 on the front
+TRAINED = [
+    ("bilateral", "adaptive", 4, 0.60, 800.0),
+    ("none", "none", None, 0.40, 1500.0),
+    ("deep", "ampdir", 2, 0.65, 500.0),
+    ("bilateral", "none", 2, 0.45, 700.0),  # dominated by 0
+    ("none", "adaptive", None, 0.38, 1400.0),  # dominated by 1
+    ("deep", "adaptive", 4, 0.55, 600.0),  # dominated by 0
+]
+FRONT = [0, 1, 2]
+T0 = datetime.datetime(2026, 1, 1, 12, 0, 0)
+OBJECTIVES = [{"name": "accuracy", "direction": "maximize"}, {"name": "throughput", "direction": "maximize"}]
+
+
+def _arch(fc1: str, dwconv: str, rank: int | None) -> ArchConfig:
+    return ArchConfig(**TEST_SIZE, fc1_predictor=fc1, dwconv_predictor=dwconv, rank_ratio=rank or 4)
+
+
+def _attrs(cfg: ArchConfig, acc: float | None, tput: float | None, reason: str = "ok", **extra) -> dict:
+    c = cost(cfg)
+    metrics = {"params": c["params"], "macs": c["macs"]}
+    if tput is not None:
+        metrics.update(throughput=tput, throughput_ratio=tput / 1000.0)
+    if acc is not None:
+        metrics.update(accuracy=acc, loss=1.0 - acc)
+    costs = {**c, **{k: metrics[k] for k in ("throughput", "throughput_ratio") if k in metrics}}
+    curve = [{"epoch": 1, "accuracy": acc / 2, "loss": 1.2}, {"epoch": 2, "accuracy": acc, "loss": 1.0}] if acc else []
+    return {"kind": "search", "arch": cfg.to_dict(), "arch_hash": cfg.hash, "metrics": metrics, "costs": costs,
+            "curve": curve, "status_reason": reason, "proxy": {"epochs": [1, 2]}, "constraints": [0.0], **extra}
+
+
+def _add(study: optuna.Study, i: int, **kwargs) -> None:
+    t = create_trial(**kwargs)
+    t.datetime_start = T0 + datetime.timedelta(seconds=10 * i)
+    if t.state != TrialState.RUNNING:
+        t.datetime_complete = T0 + datetime.timedelta(seconds=10 * i + 8)
+    study.add_trial(t)
+
+
+def new_study(folder: Path, directions=("maximize", "maximize")) -> optuna.Study:
+    """An empty study with the study attributes `wfsearch run` writes (docs/CONTRACTS.md)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    folder.mkdir(parents=True, exist_ok=True)
+    study = optuna.create_study(study_name=folder.name, storage=f"sqlite:///{folder / 'optuna.db'}",
+                                directions=list(directions))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(["accuracy", "throughput"])
+    study.set_user_attr("objectives", [{**o, "direction": d} for o, d in zip(OBJECTIVES, directions)])
+    study.set_user_attr("spec", {"study": {"name": folder.name}, "space": SPACE,
+                                 "throughput": {"img_size": 32, "batch_size": 4, "device": "cpu", "dtype": "float32"}})
+    study.set_user_attr("spec_hash", "0123abcd")
+    study.set_user_attr("spec_path", "spaces/test.yaml")
+    study.set_user_attr("wfsearch_version", wfsearch.__version__)
+    study.set_user_attr("hardware", {"cpu": "x86_64", "cpu_count": 2, "torch": "2.x"})
+    return study
+
+
+def make_study(folder: Path) -> optuna.Study:
+    """Six trained trials (front 0, 1, 2), then pruned, failed (oom, diverged), infeasible, running; two references."""
+    study = new_study(folder)
+    for i, (fc1, dw, rank, acc, tput) in enumerate(TRAINED):
+        params = {"fc1_predictor": fc1, "dwconv_predictor": dw, **({"rank_ratio": rank} if rank else {})}
+        _add(study, i, values=[acc, tput], params=params, distributions={k: DISTRIBUTIONS[k] for k in params},
+             user_attrs=_attrs(_arch(fc1, dw, rank), acc, tput))
+    cfg = _arch("bilateral", "ampdir", 2)
+    params = {"fc1_predictor": "bilateral", "dwconv_predictor": "ampdir", "rank_ratio": 2}
+    _add(study, 6, state=TrialState.PRUNED, params=params, distributions=DISTRIBUTIONS,  # 6: score so far 0.3
+         user_attrs=_attrs(cfg, None, 900.0, "pruned at epoch 1", curve=[{"epoch": 1, "accuracy": 0.3, "loss": 1.3}]))
+    _add(study, 7, state=TrialState.FAIL, user_attrs=_attrs(cfg, None, None, "oom: CUDA out of memory"))  # 7
+    _add(study, 8, state=TrialState.FAIL, user_attrs=_attrs(cfg, None, 950.0, "diverged"))  # 8: no accuracy
+    big = ArchConfig(**{**TEST_SIZE, "embed_dim": 512})
+    _add(study, 9, values=[0.0, 2000.0], user_attrs={  # 9: not trained, would be on Optuna's front
+        "kind": "search", "arch": big.to_dict(), "status_reason": "infeasible: params <= 1e5 violated",
+        "constraints": [1.0], "metrics": {"params": cost(big)["params"]}})
+    running = study.ask()  # 10: still running
+    assert running.number == 10
+    refs = optuna.create_study(study_name=f"{folder.name}:references", storage=f"sqlite:///{folder / 'optuna.db'}",
+                               directions=["maximize", "maximize"])
+    static = _arch("none", "none", None)
+    refs.add_trial(create_trial(values=[0.42, 1300.0], user_attrs={
+        **_attrs(static, 0.42, 1300.0), "kind": "reference", "reference_name": "all_static"}))
+    refs.add_trial(create_trial(values=[0.50, 400.0], user_attrs={
+        "kind": "reference", "reference_name": "deit_tiny", "timm_model": "deit_tiny_patch16_224",
+        "metrics": {"accuracy": 0.50, "throughput": 400.0, "params": 5.7e6}}))
+    return study
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("pristine") / "studies" / "mixed"
+    make_study(folder)
+    return folder
+
+
+@pytest.fixture
+def study_dir(pristine: Path, tmp_path: Path, monkeypatch) -> Path:
+    """A copy of the mixed study at ``studies/mixed`` under a fresh working directory."""
+    folder = tmp_path / "studies" / "mixed"
+    folder.mkdir(parents=True)
+    (folder / "optuna.db").write_bytes((pristine / "optuna.db").read_bytes())
+    monkeypatch.chdir(tmp_path)
+    return Path("studies/mixed")
+
+
+@pytest.fixture(scope="module")
+def view(pristine: Path):
+    return load_view(pristine)
+
+
+def cli(args: list, capsys) -> tuple[int, str, str]:
+    rc = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+# ---- the data ----
+
+def test_view_reads_groups_front_and_references(view) -> None:
+    assert view.name == "mixed" and view.objectives == ("accuracy", "throughput")
+    assert [t.number for t in view.front] == FRONT == sorted(t.number for t in pareto_front(view_study(view)))
+    assert view.counts() == {"front": 3, "dominated": 3, "infeasible": 1, "pruned": 1, "failed": 2, "running": 1}
+    assert view.failure_reasons() == {"oom": 1, "diverged": 1}
+    assert [r.user_attrs["reference_name"] for r in view.references] == ["all_static", "deit_tiny"]
+
+
+def view_study(view) -> optuna.Study:
+    return optuna.load_study(study_name=view.name, storage=f"sqlite:///{view.folder / 'optuna.db'}")
+
+
+def test_front_points_are_optunas_best_trials_of_the_trained_trials(view) -> None:
+    data = pareto_data(view)
+    trained = [t for t in view_study(view).get_trials(states=(TrialState.COMPLETE,))
+               if not t.user_attrs["status_reason"].startswith("infeasible")]
+    scratch = optuna.create_study(directions=["maximize", "maximize"])
+    for t in trained:
+        scratch.add_trial(create_trial(values=t.values, user_attrs={"number": t.number}))
+    best = {t.user_attrs["number"] for t in scratch.best_trials}
+    assert {p.number for p in data.group("front")} == best == set(FRONT)
+    assert (data.x, data.y) == ("throughput", "accuracy")
+    assert {p.number for p in data.group("dominated")} == {3, 4, 5}
+    assert [(p.number, p.y, p.x) for p in data.group("pruned")] == [(6, 0.3, 900.0)]  # its curve's last score
+    assert [p.number for p in data.group("infeasible")] == [9]
+    assert data.group("failed") == [] and data.unplotted == {"failed": 2, "running": 1}
+    assert [(p.label, p.x, p.y) for p in data.group("reference")] == [("all_static", 1300.0, 0.42),
+                                                                     ("deit_tiny", 400.0, 0.50)]
+    p0 = next(p for p in data.points if p.number == 0)
+    assert (p0.fc1, p0.dwconv, p0.arch["rank_ratio"], p0.costs["throughput_ratio"]) == ("bilateral", "adaptive", 4, 0.8)
+
+
+def test_hypervolume_history(view) -> None:
+    hv = hypervolume_data(view)
+    assert hv.reference == (0.0, 0.0)
+    assert [s.number for s in hv.steps] == list(range(10))  # complete, pruned and failed trials; not the running one
+    assert [s.finished for s in hv.steps] == list(range(1, 11))
+    assert [s.seconds for s in hv.steps] == [10.0 * i + 8 for i in range(10)]
+    # staircase of (500, .65), (800, .60), (1500, .40) from (0, 0)
+    assert hv.final == pytest.approx(500 * 0.65 + 300 * 0.60 + 700 * 0.40)
+    assert hv.final == pytest.approx(hypervolume([t.values for t in view.front], view.directions, (0.0, 0.0)))
+    values = [s.hypervolume for s in hv.steps]
+    assert values == sorted(values) and values[0] == pytest.approx(0.60 * 800)
+    assert reference_point(("maximize", "minimize"), [(0.5, 10.0), (0.6, 20.0)]) == (0.0, 22.0)
+
+
+def test_importances_per_objective(view) -> None:
+    items = importance_data(view)
+    assert [i.objective for i in items] == ["accuracy", "throughput"]
+    for item in items:
+        # rank_ratio is sampled only when fc1 is bilateral or deep: not comparable over all trials
+        assert {k for k, _ in item.importances} == {"fc1_predictor", "dwconv_predictor"}
+        assert sum(v for _, v in item.importances) == pytest.approx(1.0)
+        assert "rank_ratio" in item.note and item.evaluator
+
+
+def test_importances_with_too_few_trials_or_constant_knobs(tmp_path: Path) -> None:
+    study = new_study(tmp_path / "few")
+    p = {"fc1_predictor": "bilateral", "dwconv_predictor": "none"}
+    dists = {k: DISTRIBUTIONS[k] for k in p}
+    _add(study, 0, values=[0.5, 100.0], params=p, distributions=dists, user_attrs=_attrs(_arch("bilateral", "none", 4), 0.5, 100.0))
+    items = importance_data(load_view(tmp_path / "few"))
+    assert all(not i.importances and "at least 2" in i.note for i in items)
+    _add(study, 1, values=[0.6, 90.0], params=p, distributions=dists, user_attrs=_attrs(_arch("bilateral", "none", 4), 0.6, 90.0))
+    items = importance_data(load_view(tmp_path / "few"))  # the same knobs twice: nothing varies
+    assert all(not i.importances and "constant" in i.note and "fc1_predictor" in i.note for i in items)
+
+
+def test_parallel_coordinates(view) -> None:
+    par = parallel_data(view)
+    assert [a.name for a in par.axes] == ["fc1_predictor", "dwconv_predictor", "rank_ratio", "accuracy", "throughput"]
+    assert sorted(par.numbers) == list(range(6)) and par.numbers[-3:] == (0, 1, 2)  # the front drawn last
+    assert par.on_front == tuple(n in FRONT for n in par.numbers)
+    fc1 = par.axes[0]
+    assert fc1.categories == ("none", "bilateral", "deep")  # the distribution's order
+    assert [fc1.categories[int(v)] for v in fc1.values] == [TRAINED[n][0] for n in par.numbers]
+    rank = par.axes[2]
+    assert rank.categories == ("2", "4", "n/a")  # trials with fc1=none never sampled it
+    assert par.axes[4].values == tuple(TRAINED[n][4] for n in par.numbers)
+
+
+def test_front_rows_carry_working_export_commands(study_dir: Path, capsys) -> None:
+    data = report_data(load_view(study_dir))
+    assert [r.number for r in data.front] == [2, 0, 1]  # best accuracy first
+    assert data.front[0].command == "wfsearch export studies/mixed --trial 2"
+    assert data.front[0].arch == "fc1=deep dwconv=ampdir rank_ratio=2"
+    assert data.front[0].values == {"accuracy": 0.65, "throughput": 500.0, "throughput_ratio": 0.5,
+                                    "params": data.front[0].values["params"], "macs": data.front[0].values["macs"]}
+    assert [r.label for r in data.references] == ["all_static", "deit_tiny"]
+    assert data.references[1].arch == "timm:deit_tiny_patch16_224"
+    rc, out, err = cli(shlex.split(data.front[0].command)[1:], capsys)
+    assert rc == 0, err
+    assert (study_dir / "recipes" / "trial-2.yaml").is_file()
+
+
+def test_export_command_of_a_study_opened_by_url(pristine: Path) -> None:
+    url = f"sqlite:///{pristine / 'optuna.db'}"
+    view = load_view(storage=url, study_name="mixed")
+    assert view.export_command(0) == f"wfsearch export --storage {url} --study mixed --trial 0"
+
+
+# ---- scaling against resolution ----
+
+def test_analytic_macs_scale_linearly_in_tokens_attention_quadratically() -> None:
+    tiny = ArchConfig().to_dict()  # the released WeightFormer-Tiny
+    assert macs_at(tiny, 448) == cost(ArchConfig(), 448)["macs"]
+    assert macs_at(TEST_SIZE | {"patch_size": 4}, 30) is None  # 30 px is no multiple of the patch
+    wf = [macs_at(tiny, r) for r in (448, 896)]
+    deit = [macs_at("deit_tiny_patch16_224", r) for r in (224, 448, 896)]
+    assert deit[0] == pytest.approx(1.25e9, rel=0.02)  # counted on the meta device
+    from wfsearch.report.scaling import ScalingData, ScalingSeries
+
+    sd = ScalingData(resolutions=(448, 896), series=(ScalingSeries("wf", "front", tuple(wf)),
+                                                    ScalingSeries("deit", "reference", tuple(deit[1:]))),
+                     measured=False, batch_size=1, device="cpu")
+    assert 0.95 < sd.exponent(sd.series[0]) < 1.01  # O(N)
+    assert sd.exponent(sd.series[1]) > 1.5  # attention's N² takes over
+
+
+def test_scaling_data_of_front_and_references(view, tmp_path: Path) -> None:
+    targets = scaling_data(view, (32, 64), measure=False)
+    assert [(s.label, s.kind) for s in targets.series] == [
+        ("trial 0", "front"), ("trial 1", "front"), ("trial 2", "front"),
+        ("all_static", "reference"), ("deit_tiny", "reference")]
+    assert targets.resolutions == (32, 64) and not targets.measured and targets.series[0].throughput == ()
+    assert all(m is not None and m > 0 for s in targets.series for m in s.macs)
+    few = scaling_data(view, (32, 16, 32), measure=False, max_front=2)
+    assert few.resolutions == (16, 32) and few.note == "2 of 3 front trials shown"
+    assert [s.label for s in few.series][:2] == ["trial 1", "trial 2"]  # spread along the front
+    # measured: a small study (building a timm reference costs seconds on a loaded CPU)
+    study = new_study(tmp_path / "small")
+    for i, (fc1, dw, rank, acc, tput) in enumerate(TRAINED[:2]):
+        _add(study, i, values=[acc, tput], user_attrs=_attrs(_arch(fc1, dw, rank), acc, tput))
+    sd = scaling_data(load_view(tmp_path / "small"), (16, 32), measure=True, batch_size=1, device="cpu", repeats=1)
+    assert sd.measured and sd.device == "cpu" and [s.label for s in sd.series] == ["trial 0", "trial 1"]
+    for s in sd.series:
+        assert len(s.throughput) == 2 and all(v is not None and v > 0 for v in s.throughput)
+        assert s.macs[1] > s.macs[0] > 0
+
+
+# ---- the page ----
+
+def test_page_is_self_contained_with_plotly_once(view) -> None:
+    import plotly.offline
+
+    page = render_html(report_data(view, scaling_data(view, (32, 64), measure=False)))
+    banner = plotly.offline.get_plotlyjs()[:200]
+    assert page.count(banner) == 1
+    ours = page.replace(plotly.offline.get_plotlyjs(), "")
+    assert not re.search(r"<script[^>]+src=|<link[^>]+href=|https?://", ours)  # nothing to fetch
+    for anchor in ("pareto", "hypervolume", "importances", "parallel", "scaling"):
+        assert f'<div id="{anchor}" class="plot"' in page
+    assert 'data-front-points="3"' in page
+    assert "wfsearch export " + str(view.folder) in page
+    assert "reference point accuracy=0, throughput=0" in page
+    assert "oom ×1" in page and "still writing" in page
+
+
+@pytest.mark.parametrize("kind", ["empty", "running", "failed"])
+def test_odd_studies_give_a_clear_report(kind: str, tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    study = new_study(Path("studies") / kind)
+    if kind == "running":
+        study.ask()
+    elif kind == "failed":
+        _add(study, 0, state=TrialState.FAIL, user_attrs=_attrs(_arch("none", "none", None), None, None, "diverged"))
+        _add(study, 1, state=TrialState.PRUNED, user_attrs=_attrs(_arch("none", "none", None), None, 300.0, "pruned at epoch 1",
+                                                                  curve=[{"epoch": 1, "accuracy": 0.2, "loss": 1.5}]))
+    rc, out, err = cli(["report", f"studies/{kind}", "--no-scaling"], capsys)
+    assert rc == 0, err
+    page = (tmp_path / "studies" / kind / "report.html").read_text()
+    message = {"empty": "no trials yet", "running": "No trained trial yet", "failed": "diverged ×1"}[kind]
+    assert message in page and message in out
+    assert 'data-front-points="0"' in page
+    rc, out, err = cli(["show", f"studies/{kind}"], capsys)
+    assert rc == 0 and err == ""
+    assert ("no trials yet" if kind == "empty" else "no trained trial yet") in out
+
+
+# ---- the commands ----
+
+def test_report_command(study_dir: Path, capsys) -> None:
+    rc, out, err = cli(["report", study_dir, "--no-scaling", "--scaling-res", "32", "64"], capsys)
+    assert rc == 0, err
+    assert out.splitlines()[-1] == f"report: {study_dir / 'report.html'}"
+    assert "3 on the Pareto front" in out and "still writing" in out
+    page = (study_dir / "report.html").read_text()
+    assert '<div id="scaling" class="plot"' in page and "analytic MACs (throughput not measured" in page
+    rc, out, err = cli(["report", "--storage", f"sqlite:///{study_dir / 'optuna.db'}", "-o", "elsewhere/r.html",
+                        "--no-scaling"], capsys)
+    assert rc == 0 and Path("elsewhere/r.html").is_file()
+
+
+def test_show_command(study_dir: Path, capsys) -> None:
+    rc, out, err = cli(["show", study_dir], capsys)
+    assert rc == 0 and err == ""
+    assert out.isascii()
+    lines = out.splitlines()
+    assert "trials: 6 trained, 1 pruned, 2 failed, 1 infeasible, 1 running; 3 on the Pareto front" in lines
+    assert "failures: oom x1, diverged x1" in lines
+    rows = [l.split()[0] for l in lines[lines.index("Pareto front (export a row with the command under it)") + 3:]
+            if l and not l.startswith(" ")][:3]
+    assert rows == ["2", "0", "1"]
+    assert "    wfsearch export studies/mixed --trial 2" in lines
+    assert any(l.startswith("all_static") for l in lines) and any("timm:deit_tiny_patch16_224" in l for l in lines)
+    assert show_text(load_view(study_dir)) == out.rstrip("\n")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["report", "studies/nope"], "studies/nope: no such study folder"),
+    (["show", "studies"], "studies/optuna.db: no study database here"),
+    (["report"], "give a study folder (studies/<name>) or --storage URL"),
+    (["show", "studies/mixed", "--study", "other"], "--study: 'other': no such study"),
+    (["report", "studies/mixed", "--scaling-batch", "0"], "--scaling-batch: 0: must be >= 1"),
+])
+def test_mistakes_are_one_line(args, message, study_dir: Path, capsys) -> None:
+    rc, out, err = cli(args, capsys)
+    assert rc == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("wfsearch: error: ") and message in err, err
+
+
+def test_dashboard_without_optuna_dashboard_is_one_line(study_dir: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "optuna_dashboard", None)  # import fails as if not installed
+    rc, out, err = cli(["dashboard", study_dir], capsys)
+    assert rc == 2 and err == ("wfsearch: error: dashboard: optuna-dashboard is not installed; "
+                               "pip install 'wfsearch[dashboard]' (or pip install optuna-dashboard)\n")
+
+
+def test_write_report_replaces_the_file_whole(view, tmp_path: Path) -> None:
+    path = write_report(report_data(view), tmp_path / "r" / "report.html")
+    assert path.read_text().startswith("<!DOCTYPE html>") and not list(path.parent.glob("*.tmp"))
