@@ -67,8 +67,10 @@ def hooked(*modules: nn.Module) -> bool:
 
 def mkldnn_fusable(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """Whether oneDNN's fused linear+pointwise ops may stand in for ``F.linear`` and its neighbour:
-    CPU fp32 inference (nothing needs a gradient), no autocast."""
+    CPU fp32 inference (nothing needs a gradient), no autocast, not under ``torch.compile`` (Inductor
+    does its own fusion)."""
     return (_HAS_LINEAR_POINTWISE and x.device.type == "cpu" and x.dtype == torch.float32
+            and not torch.compiler.is_compiling()
             and weight.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
             and not _needs_grad(x, weight))
 
@@ -232,7 +234,10 @@ class DynamicLinear(nn.Module):
             P_BIK = P_IK.expand(B, -1, -1) if P_IK.dim() == 2 else P_IK
             w_BIO = torch.baddbmm(self.weight.t(), P_BIK, Q_BKO)  # W0ᵀ + ΔW, one pass
             y_BNO = torch.baddbmm(self.bias, x_BNC, w_BIO)
-        else:  # x W0ᵀ, then += [x P, 1] [Q'; b]: the bias rides in the low-rank product
+        elif mkldnn_fusable(x_BNC, self.weight):  # inference: oneDNN's x W0ᵀ + b (bias in its epilogue)
+            y_BNO = torch.ops.mkldnn._linear_pointwise(x_BNC, self.weight, self.bias, "none", [], "")
+            y_BNO = y_BNO.baddbmm_(x_BNC @ P_IK, Q_BKO)
+        else:  # x W0ᵀ, then += [x P, 1] [Q'; b]: the bias rides in the low-rank product, no extra pass
             y_BNO = torch.matmul(x_BNC, self.weight.t())
             xp_BNK = F.pad(x_BNC @ P_IK, (0, 1), value=1.0)
             q_BKO = torch.cat([Q_BKO, self.bias.to(Q_BKO.dtype).expand(B, 1, O)], dim=1)

@@ -1,0 +1,231 @@
+"""WeightFormer against DeiT: inference and training throughput, and training peak memory, by resolution.
+
+    .venv/bin/python benchmarks/throughput.py --out benchmarks/RESULTS.md
+
+Built on `wfsearch.proxy.measure` (the helpers behind ``wfsearch bench``): at each resolution every
+model runs once per repeat, in turn (interleaved), after warm-up, and the median of the repeats is
+reported, so a shared, noisy machine slows all models alike and the ratios stay meaningful. On CUDA
+the timings come from CUDA events. A training step is forward + backward (no optimizer update);
+peak memory is that of one full training step (forward, backward, AdamW update), from
+`peak_memory_bytes`. ``NAME[reference]`` runs a WeightFormer in its reference formulation
+(`wfsearch.models.reference_mode`), ``NAME[compiled]`` under ``torch.compile``.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from wfsearch.models import reference_mode
+from wfsearch.proxy.measure import count_macs, create_model_at, measure_throughput, peak_memory_bytes, resolve_device
+
+PAIRS = [("weightformer_tiny", "deit_tiny_patch16_224"), ("weightformer_small", "deit_small_patch16_224")]
+DEFAULT_MODELS = ["weightformer_tiny", "deit_tiny_patch16_224", "weightformer_small", "deit_small_patch16_224",
+                  "weightformer_tiny[reference]"]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Batch size and timing repeats at one resolution (sized so the whole run takes minutes on 2 CPU cores)."""
+
+    batch: int
+    repeats: int
+    iters: int
+    warmup: int = 1
+
+
+SCHEDULES = {224: Schedule(16, 5, 2), 512: Schedule(4, 5, 1), 896: Schedule(2, 3, 1), 1248: Schedule(1, 3, 1)}
+
+
+class ReferencePath(nn.Module):
+    """Runs ``model`` with the WeightFormer layers in their reference formulation."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with reference_mode():
+            return self.model(x)
+
+
+def build(spec: str, img_size: int) -> tuple[nn.Module, nn.Module]:
+    """``(model to time, plain model)`` for ``NAME``, ``NAME[reference]`` or ``NAME[compiled]``."""
+    name, _, variant = spec.partition("[")
+    variant = variant.rstrip("]")
+    model = create_model_at(name, img_size)
+    if variant == "reference":
+        return ReferencePath(model), model
+    if variant == "compiled":
+        return torch.compile(model), model
+    if variant:
+        raise ValueError(f"model {spec!r}: the variant must be [reference] or [compiled]")
+    return model, model
+
+
+def schedule_for(res: int, batch: int | None) -> Schedule:
+    s = SCHEDULES.get(res) or min(SCHEDULES.items(), key=lambda kv: abs(kv[0] - res))[1]
+    return Schedule(batch or s.batch, s.repeats, s.iters, s.warmup)
+
+
+def machine(device: torch.device) -> dict[str, str]:
+    info = {"python": platform.python_version(), "torch": torch.__version__}
+    try:
+        import timm
+        info["timm"] = timm.__version__
+    except ImportError:  # pragma: no cover
+        pass
+    if device.type == "cuda":
+        info["device"] = f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda}, CUDA-event timing)"
+    else:
+        cpu = platform.processor() or platform.machine()
+        try:
+            with open("/proc/cpuinfo") as f:
+                cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+        except (OSError, StopIteration):
+            pass
+        isa = torch.backends.cpu.get_cpu_capability()
+        info["device"] = f"CPU {cpu}, {os.cpu_count()} cores visible, {torch.get_num_threads()} torch threads, {isa}"
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=os.path.dirname(os.path.abspath(__file__)), check=True).stdout.strip()
+        info["commit"] = commit
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    return info
+
+
+def load_average() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except OSError:  # pragma: no cover
+        return None
+
+
+def run(args: argparse.Namespace) -> str:
+    device = resolve_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    loads = [load_average()]
+    started = time.time()
+    rows = []  # (res, spec, batch, params, macs, infer, train, peak)
+    for res in args.res:
+        sched = schedule_for(res, args.batch)
+        built = {spec: build(spec, res) for spec in args.models}
+        timed = {spec: m for spec, (m, _) in built.items()}
+        print(f"[{res}] batch {sched.batch}: inference ...", file=sys.stderr, flush=True)
+        infer = measure_throughput(timed, res, sched.batch, device, args.dtype, warmup=sched.warmup,
+                                   repeats=sched.repeats, iters=sched.iters, train=False)
+        train, peaks = {}, {}
+        if not args.no_train:
+            print(f"[{res}] batch {sched.batch}: training step ...", file=sys.stderr, flush=True)
+            train = measure_throughput(timed, res, sched.batch, device, args.dtype, warmup=sched.warmup,
+                                       repeats=sched.repeats, iters=sched.iters, train=True)
+            if not args.no_memory:
+                peaks = {spec: peak_memory_bytes(m, res, sched.batch, device, args.dtype) for spec, m in timed.items()}
+        loads.append(load_average())
+        for spec, (_, plain) in built.items():
+            rows.append((res, spec, sched.batch, sum(p.numel() for p in plain.parameters()), count_macs(plain, res),
+                         infer[spec], train.get(spec), peaks.get(spec)))
+        del built, timed
+    return report(args, device, rows, loads, time.time() - started)
+
+
+def _fmt_tp(tp) -> str:
+    if tp is None:
+        return "-"
+    return f"{tp.median:.2f} [{min(tp.samples):.2f}-{max(tp.samples):.2f}]"
+
+
+def report(args, device, rows, loads, seconds) -> str:
+    info = machine(device)
+    known_loads = [x for x in loads if x is not None]
+    threads = torch.get_num_threads() if device.type == "cpu" else None
+    lines = ["# WeightFormer vs DeiT throughput", "",
+             f"Generated by `python benchmarks/throughput.py {' '.join(sys.argv[1:])}` on "
+             f"{datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} in {seconds / 60:.1f} min.", ""]
+    lines += [f"- {k}: {v}" for k, v in info.items()]
+    lines.append(f"- dtype {args.dtype}; per resolution: batch, repeats x batches per repeat (median of repeats, "
+                 "models interleaved), warm-up " + ", ".join(
+                     f"{r}: b{schedule_for(r, args.batch).batch} {schedule_for(r, args.batch).repeats}x"
+                     f"{schedule_for(r, args.batch).iters}" for r in args.res))
+    if known_loads:
+        busy = threads is not None and max(known_loads) > 0.75 * (os.cpu_count() or 1)
+        lines.append(f"- 1-minute load average during the run: {min(known_loads):.1f}-{max(known_loads):.1f}"
+                     + (f" on {os.cpu_count()} cores: **measured under load** (other processes shared the CPU); "
+                        "absolute images/s are depressed and noisy, ratios from interleaved medians are what to "
+                        "read" if busy else ""))
+    lines.append("- training step = forward + backward (no optimizer); peak memory = one training step "
+                 "including the AdamW update (parameters, gradients, optimizer state, activations).")
+    lines.append("- `[reference]` = the same weights evaluated in the reference formulation "
+                 "(`wfsearch.models.reference_mode()`), i.e. the code before the fast paths.")
+    lines.append("")
+
+    by = {(r[0], r[1]): r for r in rows}
+    resolutions = sorted({r[0] for r in rows})
+    lines += ["## Ratios (WeightFormer images/s over DeiT images/s, medians)", "",
+              "| pair | mode | " + " | ".join(str(r) for r in resolutions) + " |",
+              "|---|---|" + "---|" * len(resolutions)]
+    specs = {r[1] for r in rows}
+    pairs = [(a, b) for a, b in PAIRS if a in specs and b in specs]
+    pairs += [(f"{a}[reference]", b) for a, b in PAIRS if f"{a}[reference]" in specs and b in specs]
+    pairs += [(f"{a}[compiled]", b) for a, b in PAIRS if f"{a}[compiled]" in specs and b in specs]
+    pairs += [(a, f"{a}[reference]") for a, _ in PAIRS if a in specs and f"{a}[reference]" in specs]
+    for a, b in pairs:
+        for mode, col in (("inference", 5), ("train step", 6)):
+            cells = []
+            for res in resolutions:
+                ra, rb = by.get((res, a)), by.get((res, b))
+                if ra is None or rb is None or ra[col] is None or rb[col] is None:
+                    cells.append("-")
+                else:
+                    cells.append(f"{ra[col].median / rb[col].median:.2f}x")
+            lines.append(f"| {a} / {b} | {mode} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for res in resolutions:
+        lines += [f"## {res} x {res}", "",
+                  "| model | batch | params (M) | GMACs/img | inference img/s [min-max] | train step img/s [min-max] "
+                  "| train peak memory (MiB) |", "|---|---|---|---|---|---|---|"]
+        for r in rows:
+            if r[0] != res:
+                continue
+            peak = "-" if r[7] is None else f"{r[7] / 2 ** 20:.0f}"
+            lines.append(f"| {r[1]} | {r[2]} | {r[3] / 1e6:.2f} | {r[4] / 1e9:.2f} | {_fmt_tp(r[5])} | "
+                         f"{_fmt_tp(r[6])} | {peak} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--models", nargs="+", default=DEFAULT_MODELS,
+                   help="timm names, optionally NAME[reference] or NAME[compiled] (default: %(default)s)")
+    p.add_argument("--res", nargs="+", type=int, default=sorted(SCHEDULES), help="resolutions (default: %(default)s)")
+    p.add_argument("--batch", type=int, default=None, help="one batch size for every resolution "
+                   "(default: " + ", ".join(f"{r}: {s.batch}" for r, s in SCHEDULES.items()) + ")")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default: auto)")
+    p.add_argument("--dtype", default="float32", help="float32, bfloat16 or float16 (default: float32)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--no-train", action="store_true", help="skip the training-step timings and peak memory")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
+    p.add_argument("--out", default=None, help="also write the Markdown report to this file")
+    args = p.parse_args(argv)
+    text = run(args)
+    print(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
