@@ -280,8 +280,12 @@ def test_scaling_data_of_front_and_references(view, tmp_path: Path) -> None:
     study = new_study(tmp_path / "small")
     for i, (fc1, dw, rank, acc, tput) in enumerate(TRAINED[:2]):
         _add(study, i, values=[acc, tput], user_attrs=_attrs(_arch(fc1, dw, rank), acc, tput))
+    import torch
+
+    threads = torch.get_num_threads()
     sd = scaling_data(load_view(tmp_path / "small"), (16, 32), measure=True, batch_size=1, device="cpu", repeats=1)
-    assert sd.measured and sd.device == "cpu" and [s.label for s in sd.series] == ["trial 0", "trial 1"]
+    assert torch.get_num_threads() == threads  # one thread while measuring, then as before
+    assert sd.measured and sd.device == "cpu, 1 thread, CPU time" and [s.label for s in sd.series] == ["trial 0", "trial 1"]
     for s in sd.series:
         assert len(s.throughput) == 2 and all(v is not None and v > 0 for v in s.throughput)
         assert s.macs[1] > s.macs[0] > 0

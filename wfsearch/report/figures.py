@@ -169,6 +169,14 @@ def parallel_figure(data: ParallelData) -> go.Figure:
     return fig
 
 
+def _series_name(data: ScalingData, s) -> str:
+    """``trial 3 (MACs ∝ N^1.00, time ∝ N^0.95)``: the exponents between the two largest resolutions."""
+    parts = [f"{what} ∝ N^{k:.2f}" for what, k in (("MACs", data.exponent(s, "macs")),
+                                                  ("time", data.exponent(s, "throughput") if data.measured else None))
+             if k is not None]
+    return s.label + (f" ({', '.join(parts)})" if parts else "")
+
+
 def scaling_figure(data: ScalingData) -> go.Figure:
     panels = (["throughput"] if data.measured else []) + ["macs"]
     titles = {"throughput": f"measured throughput (batch {data.batch_size}, {data.device})",
@@ -182,11 +190,10 @@ def scaling_figure(data: ScalingData) -> go.Figure:
             ys = list(s.throughput if panel == "throughput" else s.macs)
             if not any(y is not None for y in ys):
                 continue
-            k = data.exponent(s, panel)
             firsts += [y for y in ys[:1] if y]
             fig.add_trace(go.Scatter(
                 x=res, y=ys, mode="lines+markers", legendgroup=s.label, showlegend=col == 1,
-                name=s.label + (f" (∝ N^{k:.2f})" if k is not None else ""), meta={"role": s.kind},
+                name=_series_name(data, s), meta={"role": s.kind},
                 line=dict(color=colors[i % len(colors)], dash="dash" if s.kind == "reference" else "solid"),
                 marker=dict(symbol="star" if s.kind == "reference" else "circle", size=9),
                 hovertemplate=f"{s.label}<br>%{{x}} px: %{{y:.4g}}<extra></extra>"), row=1, col=col)

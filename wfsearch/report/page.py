@@ -158,8 +158,8 @@ def _sections(data: ReportData) -> list[tuple[str, str, str]]:
                 "analytic MACs (throughput not measured: --no-scaling)")
         body = (f"<p>Cost per image against resolution, log-log, for the front and the references: {what}. "
                 f"WeightFormer-style blocks cost O(N) in the token count N (slope 1 against N, 2 against resolution); "
-                f"attention costs O(N²). The legend gives each model's exponent k in cost ∝ N^k between the two "
-                f"largest resolutions.{' ' + _esc(sc.note) + '.' if sc.note else ''}</p>")
+                f"attention costs O(N²). The legend gives each model's exponent k in MACs ∝ N^k and time per image "
+                f"∝ N^k between the two largest resolutions.{' ' + _esc(sc.note) + '.' if sc.note else ''}</p>")
         out.append(("scaling", "Throughput against resolution", body + _figure("scaling", figures.scaling_figure(sc))))
     return out
 

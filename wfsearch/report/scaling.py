@@ -95,7 +95,7 @@ def _counted_macs(name: str, img_size: int) -> int:
 
 
 def _measure_at(targets: list[tuple[str, str, dict | str]], img_size: int, batch_size: int, device: str,
-                dtype: str, repeats: int) -> dict[str, float]:
+                dtype: str, repeats: int, clock: str) -> dict[str, float]:
     """Images/s of every target buildable at ``img_size``, interleaved; one at a time after an error (OOM)."""
     from wfsearch.proxy.measure import build_target, measure_throughput
 
@@ -106,7 +106,7 @@ def _measure_at(targets: list[tuple[str, str, dict | str]], img_size: int, batch
         except Exception as e:
             log.info("%s at %d px: cannot build (%s)", label, img_size, e)
     kw = dict(img_size=img_size, batch_size=batch_size, device=device, dtype=dtype, warmup=1, repeats=repeats,
-              iters=1, alternate=True)
+              iters=1, alternate=True, clock=clock)
     try:
         return {k: v.median for k, v in measure_throughput(models, **kw).items()} if models else {}
     except (RuntimeError, MemoryError) as e:
@@ -123,8 +123,13 @@ def _measure_at(targets: list[tuple[str, str, dict | str]], img_size: int, batch
 
 def scaling_data(view: StudyView, resolutions: tuple[int, ...] = DEFAULT_RESOLUTIONS, measure: bool = True,
                  batch_size: int = 1, device: str | None = None, dtype: str | None = None, max_front: int = 8,
-                 repeats: int = 3, on_progress: Callable[[str], None] | None = None) -> ScalingData:
-    """MACs (and, with ``measure``, throughput) of the front and the references at each resolution."""
+                 repeats: int = 3, threads: int | None = 1,
+                 on_progress: Callable[[str], None] | None = None) -> ScalingData:
+    """MACs (and, with ``measure``, throughput) of the front and the references at each resolution.
+
+    On a CPU the measurement uses ``threads`` threads (None: torch's setting); with one thread it
+    counts this process's CPU time, so a machine shared with other work still gives a clean slope.
+    """
     tp = view.spec.get("throughput") or {}
     device = device or tp.get("device") or "auto"
     dtype = dtype or tp.get("dtype") or "float32"
@@ -135,16 +140,29 @@ def scaling_data(view: StudyView, resolutions: tuple[int, ...] = DEFAULT_RESOLUT
     macs = {label: tuple(macs_at(target, r) for r in resolutions) for label, _, target in targets}
     tput: dict[str, list[float | None]] = {label: [] for label, _, _ in targets}
     if measure and targets:
+        import torch
+
         from wfsearch.proxy.measure import resolve_device
 
-        device = str(resolve_device(device))
-        for r in resolutions:
-            if on_progress:
-                on_progress(f"measuring throughput at {r} px ({len(targets)} models, batch {batch_size}, {device})")
-            got = _measure_at(targets, r, batch_size, device, dtype, repeats)
-            for label in tput:
-                v = got.get(label)
-                tput[label].append(v if finite(v) else None)
+        dev = resolve_device(device)
+        previous_threads = torch.get_num_threads()
+        cpu_threads = threads if dev.type == "cpu" and threads else None
+        clock = "process" if cpu_threads == 1 else "wall"
+        device = str(dev) + (f", {cpu_threads} thread{'s' if cpu_threads > 1 else ''}" if cpu_threads else "")
+        if clock == "process":
+            device += ", CPU time"
+        try:
+            if cpu_threads:
+                torch.set_num_threads(cpu_threads)
+            for r in resolutions:
+                if on_progress:
+                    on_progress(f"measuring throughput at {r} px ({len(targets)} models, batch {batch_size}, {device})")
+                got = _measure_at(targets, r, batch_size, str(dev), dtype, repeats, clock)
+                for label in tput:
+                    v = got.get(label)
+                    tput[label].append(v if finite(v) else None)
+        finally:
+            torch.set_num_threads(previous_threads)
     series = tuple(ScalingSeries(label=label, kind=kind, macs=macs[label],
                                  throughput=tuple(tput[label]) if measure else ())
                    for label, kind, _ in targets)
