@@ -179,6 +179,25 @@ def test_front_points_are_optunas_best_trials_of_the_trained_trials(view) -> Non
     assert (p0.fc1, p0.dwconv, p0.arch["rank_ratio"], p0.costs["throughput_ratio"]) == ("bilateral", "adaptive", 4, 0.8)
 
 
+def test_axes_and_front_line_follow_the_objectives(view, tmp_path: Path) -> None:
+    from wfsearch.report.figures import pareto_figure
+
+    roles = [t.meta["role"] for t in pareto_figure(pareto_data(view)).data]
+    assert roles.count("front-line") == 1 and roles.count("front") == 3  # one trace per fc1 predictor
+    study = optuna.create_study(study_name="three", storage=f"sqlite:///{tmp_path / 'optuna.db'}",
+                                directions=["maximize", "minimize", "maximize"])
+    study.set_user_attr("objectives", [{"name": n, "direction": d} for n, d in
+                                       (("accuracy", "maximize"), ("params", "minimize"), ("throughput", "maximize"))])
+    for fc1, dw, rank, acc, tput in TRAINED:
+        attrs = _attrs(_arch(fc1, dw, rank), acc, tput)
+        study.add_trial(create_trial(values=[acc, attrs["metrics"]["params"], tput], user_attrs=attrs))
+    three = load_view(storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    data = pareto_data(three)
+    assert (data.x, data.y, data.x_direction, data.n_objectives) == ("throughput", "accuracy", "maximize", 3)
+    assert "front-line" not in [t.meta["role"] for t in pareto_figure(data).data]  # no staircase in a projection
+    assert hypervolume_data(three).reference[1] == pytest.approx(1.1 * max(t.values[1] for t in three.finished()))
+
+
 def test_hypervolume_history(view) -> None:
     hv = hypervolume_data(view)
     assert hv.reference == (0.0, 0.0)

@@ -50,6 +50,7 @@ class ParetoData:
     y_direction: str | None
     points: tuple[Point, ...]
     unplotted: dict[str, int]  # trials per group that have no (x, y) to plot (failed before scoring ...)
+    n_objectives: int = 2  # with more than the two axes, the front is not a staircase in this plane
 
     def group(self, name: str) -> list[Point]:
         return [p for p in self.points if p.group == name]
@@ -105,7 +106,7 @@ def pareto_data(view: StudyView) -> ParetoData:
                             arch=arch or {"timm_model": r.user_attrs.get("timm_model")}, costs=_costs(view, r),
                             status="reference"))
     return ParetoData(x=x, y=y, x_direction=directions.get(x), y_direction=directions.get(y),
-                      points=tuple(points), unplotted=unplotted)
+                      points=tuple(points), unplotted=unplotted, n_objectives=len(view.objectives))
 
 
 # --------------------------------------------------------------------------- hypervolume over the search
@@ -279,7 +280,7 @@ def describe_arch(arch: dict | None, knobs: list[str] | None = None) -> str:
 
 def _row_values(view: StudyView, t: FrozenTrial) -> dict[str, float]:
     m = view.metrics(t)
-    return {k: m[k] for k in (*view.objectives, *COST_KEYS) if k in m}
+    return {k: m[k] for k in dict.fromkeys((*view.objectives, "accuracy", "throughput", *COST_KEYS)) if k in m}
 
 
 def front_rows(view: StudyView) -> list[Row]:

@@ -95,7 +95,7 @@ def pareto_figure(data: ParetoData) -> go.Figure:
             marker=dict(color="black", size=15, symbol="star"),
             hovertext=[hover(p, data.x, data.y) for p in refs], hovertemplate="%{hovertext}<extra></extra>"))
     front = sorted(data.group("front"), key=lambda p: p.x)
-    if len(front) > 1 and data.x_direction and data.y_direction:
+    if len(front) > 1 and data.x_direction and data.y_direction and data.n_objectives == 2:
         fig.add_trace(go.Scatter(x=[p.x for p in front], y=[p.y for p in front], mode="lines",
                                  line=dict(color="black", width=1, dash="dot",  # through the worse corner of each pair
                                            shape="vh" if data.x_direction == "maximize" else "hv"),
