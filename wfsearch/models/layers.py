@@ -204,7 +204,7 @@ class DynamicLinear(nn.Module):
         squash_norm = self.delta_norm == "squash"
         x_BNC = x_BHWC.reshape(B, N, C)
         if hasattr(pred, "codes"):
-            a_BMRa, b_BMRb, scale = pred.codes(x_BHWC)
+            a_BMRa, b_BMRb, scale = pred.codes(x_BHWC, merge_act=True)
             M = a_BMRa.shape[1]
             inner, order = plan or plan_dynamic_linear(N, M, C, O, pred.w1.shape[0], pred.w2.shape[0], squash_norm)
             phi_a = phi_b = None
@@ -224,10 +224,10 @@ class DynamicLinear(nn.Module):
             P_IK = phi_a.transpose(1, 2)  # (B, C_in, M)
             Q_BKO = phi_b
             G_KK = phi_a @ phi_a.transpose(1, 2) if squash_norm else None  # (B, M, M)
-        if squash_norm:  # ||ΔW[:, j]|| = scale · sqrt(Q_jᵀ G Q_j); fold 1/(||·|| + 1) into Q's columns
+        if squash_norm:  # ||ΔW[:, j]|| = scale · sqrt(Q_jᵀ G Q_j); fold 1/(||·|| + 1) into Q's columns:
+            # scale / (scale · sqrt(n²) + 1) = 1 / (sqrt(n²) + 1/scale)
             n2_B1O = (Q_BKO * (G_KK @ Q_BKO)).sum(dim=-2, keepdim=True)
-            norm_B1O = n2_B1O.clamp_min(torch.finfo(n2_B1O.dtype).tiny).sqrt() * scale
-            Q_BKO = Q_BKO * (scale / (norm_B1O + 1.0))
+            Q_BKO = Q_BKO / (n2_B1O.clamp_min(torch.finfo(n2_B1O.dtype).tiny).sqrt() + 1.0 / scale)
         else:
             Q_BKO = Q_BKO * scale
         if order == "materialize":
@@ -282,7 +282,11 @@ class DynamicDWConv(nn.Module):
     def kernel(self, x_BCHW: torch.Tensor) -> torch.Tensor:
         """The per-sample kernel ``K0 + norm(ΔK)`` (``B x C x k x k``)."""
         k = self.kernel_size
-        return self.delta(x_BCHW) + self.weight.view(1, self.dim, k, k)
+        k0 = self.weight.view(1, self.dim, k, k)
+        d_BCkk = self.predictor(x_BCHW)
+        if self.delta_norm == "squash":  # K0 + d / (||d|| + 1) in one op
+            return torch.addcdiv(k0, d_BCkk, d_BCkk.norm(dim=(-2, -1), keepdim=True) + 1.0)
+        return d_BCkk + k0
 
     def forward(self, x_BCHW: torch.Tensor) -> torch.Tensor:
         if self.predictor is None:

@@ -84,15 +84,19 @@ class LowRankPredictor(nn.Module):
             u = self.act_fn(hidden(u))
         return u
 
-    def codes(self, x_BHWC: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
+    def codes(self, x_BHWC: torch.Tensor, merge_act: bool = False) -> tuple[torch.Tensor, torch.Tensor, float]:
         """The low-rank codes before the factor maps: ``(f_a(U_a), f_b(U_b), scale)``, so that
         ``Φa = codes_a @ W1`` and ``Φb = codes_b @ W2`` (shapes ``B x M x C_in/r``, ``B x M x C_out/r``).
 
         The fast `DynamicLinear` path starts here: it may never form ``Φa``, ``Φb`` or ``ΔW``.
+        ``merge_act`` applies one activation to both halves when both sides take it (same values).
         """
         B, H, W, _ = x_BHWC.shape
         p_BMC = pool_tokens(x_BHWC, self.pool)
-        u_a, u_b = torch.split(self.down(p_BMC), [self.rank_a, self.rank_b], dim=-1)
+        u_BMR = self.down(p_BMC)
+        if merge_act and self.act_a and self.act_b and not self.deep:
+            return (*torch.split(self.act_fn(u_BMR), [self.rank_a, self.rank_b], dim=-1), self.factor_scale(H * W))
+        u_a, u_b = torch.split(u_BMR, [self.rank_a, self.rank_b], dim=-1)
         a_BMRa = self.side(u_a, self.act_a, getattr(self, "hidden_a", None))
         b_BMRb = self.side(u_b, self.act_b, getattr(self, "hidden_b", None))
         return a_BMRa, b_BMRb, self.factor_scale(H * W)
