@@ -72,14 +72,16 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'example':<{width}} {ex.arch.hash}: " + (" ".join(f"{k}={_val(v)}" for k, v in ex.params.items())
                                                       or "(base)"))
     print(f"{'':<{width}} {json.dumps(ex.arch.to_dict())}")
-    costs = [(cost(s.arch), cost(s.arch, tp.img_size)) for s in feasible]
-    params = [c[0]["params"] for c in costs]
+    costs = [(cost(s.arch), _deployed_cost(s.arch, tp)) for s in feasible]
+    costs = [c for c in costs if c[1] is not None]
+    params = [c[1]["params"] for c in costs]
     macs_proxy = [c[0]["macs"] for c in costs]
     macs_target = [c[1]["macs"] for c in costs]
     print(f"{'cost':<{width}} over {len(feasible)} sampled architectures"
           + (f" ({len(samples) - len(feasible)} of {len(samples)} samples infeasible)"
              if len(feasible) < len(samples) else ""))
-    print(f"{'':<{width}} params {_si(min(params))} .. {_si(max(params))}")
+    scale = f" at the deployed scale {_val(dict(tp.arch))}" if tp.arch else ""
+    print(f"{'':<{width}} params {_si(min(params))} .. {_si(max(params))}{scale}")
     print(f"{'':<{width}} MACs   {_si(min(macs_target))} .. {_si(max(macs_target))} at {tp.img_size}px (throughput), "
           f"{_si(min(macs_proxy))} .. {_si(max(macs_proxy))} at {pr.img_size}px (proxy)")
     reasons = sorted({s.infeasible for s in samples if s.infeasible})
@@ -119,3 +121,13 @@ def _si(x: float) -> str:
         if abs(x) >= scale:
             return f"{x / scale:.2f}{unit}"
     return f"{x:g}"
+
+
+def _deployed_cost(arch, tp):
+    """Costs of the deployed model: the throughput resolution and its ``arch`` overrides (None if unbuildable)."""
+    from wfsearch.models import cost
+
+    try:
+        return cost(arch.replace(img_size=tp.img_size, **tp.arch))
+    except ValueError:
+        return None

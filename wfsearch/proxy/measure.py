@@ -191,6 +191,7 @@ class MeasureSettings:
     train: bool = False  # time a training step instead of inference
     memory: bool = True  # measure the peak memory of a training step
     num_threads: int | None = None  # CPU threads while measuring (None = leave torch's setting)
+    arch: dict | None = None  # ArchConfig overrides for the deployed model (not applied to timm names)
     clock: str = "auto"  # CPU timing: wall, process (CPU time), auto = process with one thread, else wall
     origin: str = ""  # e.g. the spec file, for error messages
 
@@ -362,7 +363,8 @@ def measure_arch(arch, settings: MeasureSettings | None = None, cache=None, refr
     if s.num_threads:
         torch.set_num_threads(s.num_threads)
     try:
-        model, identity, cfg = build_target(arch, s.img_size)
+        deploy = dict(s.arch or {}) if not isinstance(arch, str) else {}
+        model, identity, cfg = build_target(arch, s.img_size, **deploy)
         clock = s.resolved_clock(device)
         key = {"model": identity, "device": device_label(device), "clock": clock, "img_size": s.img_size,
                "batch_size": s.batch_size, "dtype": s.dtype, "reference": s.reference, "train": s.train,

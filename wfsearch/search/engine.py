@@ -159,9 +159,15 @@ class SpaceFunction:
             self._constrain(trial, [1.0] * len(self.constraints), buildable=False)
             return {"infeasible": f"infeasible: {sample.infeasible}", "arch": None}
         arch = sample.arch
-        c = cost(arch)
+        try:  # costs are those of the deployed model: the throughput section's scale and resolution
+            deployed = arch.replace(img_size=self.spec.throughput.img_size, **self.spec.throughput.arch)
+        except ValueError as e:
+            self._constrain(trial, [1.0] * len(self.constraints), buildable=False)
+            return {"infeasible": f"infeasible: at the deployment scale: {e}", "arch": arch.to_dict()}
+        c = cost(deployed)
+        # memory: activations of a training step plus weights, gradients and AdamW state (fp32)
         metrics = {"params": c["params"], "macs": c["macs"],
-                   "memory": c["activation_bytes"] * self.spec.proxy.batch_size + 16 * c["params"]}
+                   "memory": c["activation_bytes"] * self.spec.throughput.batch_size + 16 * c["params"]}
         values, violated = check_constraints(self.constraints, metrics)
         self._constrain(trial, values, buildable=True)
         out = {"arch": arch.to_dict(), "arch_hash": arch.hash}

@@ -162,6 +162,12 @@ def _check_field_names(spec: SpaceSpec) -> None:
     n = spec.proxy.dataset.num_classes
     sections = [(("base",), spec.base)] + [(("references", i, "arch"), r.arch) for i, r in enumerate(spec.references)
                                            if r.arch is not None]
+    for k in spec.throughput.arch:
+        if k not in FIELDS:
+            raise _unknown_field(("throughput", "arch", k), k)
+        if k in ("img_size", "num_classes"):
+            raise SpecIssue(("throughput", "arch", k), spec.throughput.arch[k],
+                            "set by throughput.img_size / the dataset; drop it here")
     for prefix, fields in sections:
         for k, v in fields.items():
             if k not in FIELDS:

@@ -288,6 +288,9 @@ class ThroughputSpec(_Section):
     highres: Optional[int] = Field(None, ge=1)
     """also measure latency at this resolution (e.g. 1024), for the latency_highres metric"""
     highres_batch_size: int = Field(1, ge=1)
+    arch: ArchFields = Field(default_factory=dict)
+    """ArchConfig overrides for the deployed model, e.g. {patch_size: 16, embed_dim: 192, depth: 12}:
+    every sampled design is measured (speed, params, MACs, memory) at this scale, not the proxy's"""
 
 
 # --------------------------------------------------------------------------- base, space
