@@ -9,9 +9,11 @@ Normalization uses the CIFAR / ImageNet channel statistics, and for synthetic th
 1,000 training images.
 
 **synthetic** (the default, no download): each image holds two objects in two different quadrants
-(centres at least a quarter of the image apart) on a noisy grey background. An object has a
-colour, a shape, a fill pattern and a size; the label says *which of these attributes the two
-objects share* (one bit per attribute: colour, then shape, pattern, size; ``num_classes <= 16``).
+(centres 0.44 to 0.56 of the image side apart along one axis at least) on a noisy grey
+background. An object has a colour, a shape, a fill pattern and a size; the label says *which of
+these attributes the two objects share* (one bit per attribute: colour, then shape, pattern, size;
+``num_classes <= 16``); attributes beyond the label's bits are held fixed (solid, large), which
+makes the task faster to learn (`NUISANCE` = True varies them instead).
 Each object on its own is uniformly distributed whatever the label, so a network whose features
 see one object at a time (a small receptive field, then mean pooling and a linear head) stays at
 chance: "same colour" is an XOR of the two objects, which no sum of per-object scores separates.
@@ -177,6 +179,7 @@ SYNTHETIC_DEFAULTS = {"num_classes": 4, "train_size": 5000, "val_size": 1000}
 PALETTE = np.array([(230, 40, 40), (40, 200, 60), (50, 90, 240), (235, 220, 40)], np.float32)  # RGB
 OBJECT_FRACTION = 0.3  # object box side / image side
 NOISE_STD = 8.0  # background pixel noise (uint8 scale)
+NUISANCE = False  # vary the attributes that are not label bits (harder, slower to learn)
 SHAPES = ("square", "disc", "plus", "ring", "cross", "triangle")
 PATTERNS = ("solid", "hstripes", "vstripes", "checker")
 
@@ -230,12 +233,14 @@ def synthetic_images(n: int, img_size: int = 32, num_classes: int = 4, seed: int
     objects: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] = ({}, {})
     for bit, attr in enumerate(ATTRIBUTES):
         k = n_values[attr]
-        a = rng.integers(0, k, n)
         if bit < n_bits:  # shared when the label's bit is set, otherwise a different value
+            a = rng.integers(0, k, n)
             same = (labels >> bit) & 1 == 1
             b = np.where(same, a, (a + rng.integers(1, k, n)) % k)
-        else:  # attributes beyond the label's bits vary independently
-            b = rng.integers(0, k, n)
+        elif NUISANCE:  # attributes beyond the label's bits vary independently
+            a, b = rng.integers(0, k, n), rng.integers(0, k, n)
+        else:  # or stay fixed (solid, large): the task is then only the relation
+            a = b = np.zeros(n, np.int64)
         objects[0][attr], objects[1][attr] = a, b
 
     # background: a grey level per image plus pixel noise
