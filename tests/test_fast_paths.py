@@ -109,6 +109,20 @@ def test_dynamic_dwconv_matches_reference(dw, delta_norm):
         _assert_grads_close(_grads(conv, x_BHWC, fast), _grads(conv, x_BHWC, ref), rtol=1e-4, atol=1e-4)
         x_nchw = torch.randn(2, dim, h, w)  # a plain NCHW input works as well
         torch.testing.assert_close(conv(x_nchw), conv.forward_reference(x_nchw), rtol=1e-5, atol=1e-5)
+        res = conv.forward_residual(x_BHWC)  # what the block calls: x + conv(x) on (B, H, W, C) tokens
+        torch.testing.assert_close(res, x_BHWC + ref.permute(0, 2, 3, 1), rtol=1e-5, atol=1e-5)
+
+
+def test_static_dwconv_residual_fold():
+    torch.manual_seed(0)
+    conv = DynamicDWConv(12, 3)
+    for h, w in GRIDS:
+        x = torch.randn(2, h, w, 12, requires_grad=True)
+        ref = x + conv.forward_reference(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        fast = conv.forward_residual(x)
+        assert fast.is_contiguous()  # the conv kept the tokens' layout
+        torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-6)
+        _assert_grads_close(_grads(conv, x, fast), _grads(conv, x, ref), rtol=1e-5, atol=1e-5)
 
 
 # ---------------------------------------------------------------------------------- whole models

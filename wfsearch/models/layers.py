@@ -21,6 +21,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import trunc_normal_
 
+from .predictors import pool_tokens
+
 _reference_depth = 0
 
 
@@ -51,6 +53,22 @@ def _flop_counting() -> bool:
     except ImportError:  # pragma: no cover - older/newer torch without the helper
         return False
     return any(type(m).__name__ == "_FlopCounterMode" for m in _get_current_dispatch_mode_stack())
+
+
+@contextlib.contextmanager
+def single_threaded(enabled: bool = True) -> Iterator[None]:
+    """Run the block on one intra-op thread: for the predictors' small tensors (pooled tokens,
+    rank-sized matrices, 3x3 kernels) a parallel region costs more than the work, and on a busy
+    machine each one can wait a scheduler time slice for the second thread (NOTES.md, item 9)."""
+    n = torch.get_num_threads() if enabled and not torch.compiler.is_compiling() else 1
+    if n == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
 
 
 def _needs_grad(*tensors: torch.Tensor) -> bool:
@@ -203,33 +221,37 @@ class DynamicLinear(nn.Module):
         pred = self.predictor
         squash_norm = self.delta_norm == "squash"
         x_BNC = x_BHWC.reshape(B, N, C)
-        if hasattr(pred, "codes"):
-            a_BMRa, b_BMRb, scale = pred.codes(x_BHWC, merge_act=True)
-            M = a_BMRa.shape[1]
-            inner, order = plan or plan_dynamic_linear(N, M, C, O, pred.w1.shape[0], pred.w2.shape[0], squash_norm)
-            phi_a = phi_b = None
-        else:  # any predictor returning (Φa, Φb, scale)
-            phi_a, phi_b, scale = pred(x_BHWC)
-            M = phi_a.shape[1]
-            inner, order = plan or plan_dynamic_linear(N, M, C, O, None, None, squash_norm)
-            if inner != "tokens":
-                raise ValueError(f"plan={plan!r}: a predictor without codes() has only the 'tokens' order")
-        if inner == "rank":  # ΔW = W1ᵀ (codes_aᵀ codes_b W2): shared P, per-sample Q
-            P_IK = pred.w1.t()
-            Q_BKO = (a_BMRa.transpose(1, 2) @ b_BMRb) @ pred.w2  # (B, C_in/r, C_out)
-            G_KK = pred.w1 @ pred.w1.t() if squash_norm else None
-        else:  # ΔW = Φaᵀ Φb
-            if phi_a is None:
-                phi_a, phi_b = a_BMRa @ pred.w1, b_BMRb @ pred.w2  # (B, M, C_in), (B, M, C_out)
-            P_IK = phi_a.transpose(1, 2)  # (B, C_in, M)
-            Q_BKO = phi_b
-            G_KK = phi_a @ phi_a.transpose(1, 2) if squash_norm else None  # (B, M, M)
-        if squash_norm:  # ||ΔW[:, j]|| = scale · sqrt(Q_jᵀ G Q_j); fold 1/(||·|| + 1) into Q's columns:
-            # scale / (scale · sqrt(n²) + 1) = 1 / (sqrt(n²) + 1/scale)
-            n2_B1O = (Q_BKO * (G_KK @ Q_BKO)).sum(dim=-2, keepdim=True)
-            Q_BKO = Q_BKO / (n2_B1O.clamp_min(torch.finfo(n2_B1O.dtype).tiny).sqrt() + 1.0 / scale)
-        else:
-            Q_BKO = Q_BKO * scale
+        use_codes = hasattr(pred, "codes_pooled") and not hooked(pred)  # hooks see pred(x) otherwise
+        p_BMC = pool_tokens(x_BHWC, pred.pool) if use_codes else None
+        # everything up to Q' works on M pooled tokens and rank-sized matrices: one thread
+        with single_threaded(x_BHWC.device.type == "cpu"):
+            if use_codes:
+                a_BMRa, b_BMRb, scale = pred.codes_pooled(p_BMC, N, merge_act=True)
+                M = a_BMRa.shape[1]
+                inner, order = plan or plan_dynamic_linear(N, M, C, O, pred.w1.shape[0], pred.w2.shape[0], squash_norm)
+                phi_a = phi_b = None
+            else:  # any predictor returning (Φa, Φb, scale)
+                phi_a, phi_b, scale = pred(x_BHWC)
+                M = phi_a.shape[1]
+                inner, order = plan or plan_dynamic_linear(N, M, C, O, None, None, squash_norm)
+                if inner != "tokens":
+                    raise ValueError(f"plan={plan!r}: a predictor without codes() has only the 'tokens' order")
+            if inner == "rank":  # ΔW = W1ᵀ (codes_aᵀ codes_b W2): shared P, per-sample Q
+                P_IK = pred.w1.t()
+                Q_BKO = (a_BMRa.transpose(1, 2) @ b_BMRb) @ pred.w2  # (B, C_in/r, C_out)
+                G_KK = pred.w1 @ pred.w1.t() if squash_norm else None
+            else:  # ΔW = Φaᵀ Φb
+                if phi_a is None:
+                    phi_a, phi_b = a_BMRa @ pred.w1, b_BMRb @ pred.w2  # (B, M, C_in), (B, M, C_out)
+                P_IK = phi_a.transpose(1, 2)  # (B, C_in, M)
+                Q_BKO = phi_b
+                G_KK = phi_a @ phi_a.transpose(1, 2) if squash_norm else None  # (B, M, M)
+            if squash_norm:  # ||ΔW[:, j]|| = scale · sqrt(Q_jᵀ G Q_j); fold 1/(||·|| + 1) into Q's columns:
+                # scale / (scale · sqrt(n²) + 1) = 1 / (sqrt(n²) + 1/scale)
+                n2_B1O = (Q_BKO * (G_KK @ Q_BKO)).sum(dim=-2, keepdim=True)
+                Q_BKO = Q_BKO / (n2_B1O.clamp_min(torch.finfo(n2_B1O.dtype).tiny).sqrt() + 1.0 / scale)
+            else:
+                Q_BKO = Q_BKO * scale
         if order == "materialize":
             P_BIK = P_IK.expand(B, -1, -1) if P_IK.dim() == 2 else P_IK
             w_BIO = torch.baddbmm(self.weight.t(), P_BIK, Q_BKO)  # W0ᵀ + ΔW, one pass
@@ -283,10 +305,11 @@ class DynamicDWConv(nn.Module):
         """The per-sample kernel ``K0 + norm(ΔK)`` (``B x C x k x k``)."""
         k = self.kernel_size
         k0 = self.weight.view(1, self.dim, k, k)
-        d_BCkk = self.predictor(x_BCHW)
-        if self.delta_norm == "squash":  # K0 + d / (||d|| + 1) in one op
-            return torch.addcdiv(k0, d_BCkk, d_BCkk.norm(dim=(-2, -1), keepdim=True) + 1.0)
-        return d_BCkk + k0
+        with single_threaded(x_BCHW.device.type == "cpu"):  # pooled summaries and 3x3 kernels: one thread
+            d_BCkk = self.predictor(x_BCHW)
+            if self.delta_norm == "squash":  # K0 + d / (||d|| + 1) in one op
+                return torch.addcdiv(k0, d_BCkk, d_BCkk.norm(dim=(-2, -1), keepdim=True) + 1.0)
+            return d_BCkk + k0
 
     def forward(self, x_BCHW: torch.Tensor) -> torch.Tensor:
         if self.predictor is None:
@@ -294,6 +317,19 @@ class DynamicDWConv(nn.Module):
         if not fast_path_enabled():
             return self.forward_reference(x_BCHW)
         return per_sample_dwconv_HWBC(x_BCHW, self.kernel(x_BCHW), self.bias).permute(2, 3, 0, 1)
+
+    def forward_residual(self, x_BHWC: torch.Tensor) -> torch.Tensor:
+        """``x + conv(x)`` for ``(B, H, W, C)`` tokens. Static: one conv on the tokens' channels-last
+        view with 1 added to the kernel's centre tap (exact: ``(1 + K_c) x = x + K_c x``), so the
+        residual costs no extra pass over the tokens. Dynamic: the add also restores the layout."""
+        x_BCHW = x_BHWC.permute(0, 3, 1, 2)
+        if self.predictor is None:
+            k = self.kernel_size
+            eye = torch.zeros(k, k, dtype=self.weight.dtype, device=self.weight.device)
+            eye[k // 2, k // 2] = 1.0
+            y_BCHW = F.conv2d(x_BCHW, self.weight + eye, self.bias, padding=k // 2, groups=self.dim)
+            return y_BCHW.permute(0, 2, 3, 1)
+        return x_BHWC + self.forward(x_BCHW).permute(0, 2, 3, 1)
 
     def forward_reference(self, x_BCHW: torch.Tensor) -> torch.Tensor:
         pad = self.kernel_size // 2

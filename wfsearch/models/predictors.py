@@ -92,14 +92,18 @@ class LowRankPredictor(nn.Module):
         ``merge_act`` applies one activation to both halves when both sides take it (same values).
         """
         B, H, W, _ = x_BHWC.shape
-        p_BMC = pool_tokens(x_BHWC, self.pool)
+        return self.codes_pooled(pool_tokens(x_BHWC, self.pool), H * W, merge_act)
+
+    def codes_pooled(self, p_BMC: torch.Tensor, n_tokens: int, merge_act: bool = False
+                     ) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """`codes` from the already pooled tokens ``(B, M, C_in)`` of an ``n_tokens`` grid."""
         u_BMR = self.down(p_BMC)
         if merge_act and self.act_a and self.act_b and not self.deep:
-            return (*torch.split(self.act_fn(u_BMR), [self.rank_a, self.rank_b], dim=-1), self.factor_scale(H * W))
+            return (*torch.split(self.act_fn(u_BMR), [self.rank_a, self.rank_b], dim=-1), self.factor_scale(n_tokens))
         u_a, u_b = torch.split(u_BMR, [self.rank_a, self.rank_b], dim=-1)
         a_BMRa = self.side(u_a, self.act_a, getattr(self, "hidden_a", None))
         b_BMRb = self.side(u_b, self.act_b, getattr(self, "hidden_b", None))
-        return a_BMRa, b_BMRb, self.factor_scale(H * W)
+        return a_BMRa, b_BMRb, self.factor_scale(n_tokens)
 
     def forward(self, x_BHWC: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
         a_BMRa, b_BMRb, scale = self.codes(x_BHWC)

@@ -79,7 +79,10 @@ class WeightFormerBlock(nn.Module):
     def forward(self, x_BHWC: torch.Tensor) -> torch.Tensor:
         x_BHWC = self.norm1(x_BHWC)
         # the conv runs on the channels-last view of the tokens and returns one: no transposing copies
-        x_BHWC = x_BHWC + self.token_mixer(x_BHWC.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        if fast_path_enabled() and not hooked(self.token_mixer):
+            x_BHWC = self.token_mixer.forward_residual(x_BHWC)  # residual folded into the static kernel
+        else:
+            x_BHWC = x_BHWC + self.token_mixer(x_BHWC.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
         if (self.training and not isinstance(self.drop_path, nn.Identity)) or hooked(self.mlp):
             return x_BHWC + self.drop_path(self.mlp(self.norm2(x_BHWC)))
         return self.mlp.forward_residual(self.norm2(x_BHWC), x_BHWC)
