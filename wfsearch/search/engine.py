@@ -89,8 +89,14 @@ def feasible_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 
 
 def pareto_front(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """The non-dominated trained trials (Optuna's `best_trials` restricted to feasible trials)."""
-    trials = feasible_trials(study)
+    """The non-dominated trained trials (Optuna's `best_trials` restricted to feasible trials), one
+    trial per architecture (a repeat that reused an earlier result is not a second point)."""
+    trials, seen = [], set()
+    for t in feasible_trials(study):
+        h = t.user_attrs.get("arch_hash")
+        if h is None or h not in seen:
+            trials.append(t)
+            seen.add(h)
     if not trials:
         return []
     ranks = nondominated_ranks([t.values for t in trials], [d.name.lower() for d in study.directions])
