@@ -107,3 +107,14 @@ def test_fidelity_statistics():
     assert rep.spread == pytest.approx(0.1001665, rel=1e-4)
     assert rep.ratio == pytest.approx(rep.spread / rep.seed_noise)
     assert rep.tau_short_full == pytest.approx(1.0) and rep.tau_seeds == pytest.approx(1.0)
+
+
+def test_exceptions_of_the_report_callback_reach_the_caller(spec):
+    class StopTrial(Exception):
+        pass
+
+    def report(epoch, metrics):
+        raise StopTrial("the scheduler says stop")
+
+    with pytest.raises(StopTrial, match="the scheduler says stop"):
+        evaluate_arch(spec.fixed_arch(), spec.proxy, None, report=report)

@@ -502,7 +502,9 @@ class TensorBatches:
                  device: torch.device | str = "cpu", shuffle: bool = False, augment: bool = False,
                  pad: int = 0, seed: int = 0, drop_last: bool = False):
         self.device = torch.device(device)
-        self.images = split.images.to(self.device)
+        # small datasets live on the device; large ones stay in (pinned) host memory, a batch at a time moves
+        self.on_device = self.device.type == "cpu" or split.images.nbytes <= DEVICE_DATA_BYTES
+        self.images = split.images.to(self.device) if self.on_device else _pinned(split.images)
         self.labels = split.labels.to(self.device)
         self.batch_size, self.shuffle, self.augment, self.pad = batch_size, shuffle, augment, pad
         self.drop_last = drop_last
@@ -519,11 +521,14 @@ class TensorBatches:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.labels)
         order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
-        order = order.to(self.device)
+        order_dev = order.to(self.device)
         stop = n - n % self.batch_size if self.drop_last else n
         for i in range(0, stop, self.batch_size):
-            idx = order[i:i + self.batch_size]
-            x = self.images[idx]
+            idx = order_dev[i:i + self.batch_size]
+            if self.on_device:
+                x = self.images[idx]
+            else:
+                x = self.images[order[i:i + self.batch_size]].pin_memory().to(self.device, non_blocking=True)
             if self.augment:
                 x = self._augment(x)
             yield torch.addcmul(self.shift, x.float(), self.scale), self.labels[idx]
@@ -544,6 +549,16 @@ class TensorBatches:
             cidx = torch.arange(C, device=self.device)[None, :, None, None]
             x = xp[bidx, cidx, rows, cols]
         return x
+
+
+DEVICE_DATA_BYTES = 1 << 30  # splits up to 1 GiB are copied to the GPU whole
+
+
+def _pinned(t: torch.Tensor) -> torch.Tensor:
+    try:
+        return t.pin_memory()
+    except RuntimeError:  # no CUDA host allocator (or not enough pinned memory): plain memory
+        return t
 
 
 def augment_pad(data: ProxyData) -> int:

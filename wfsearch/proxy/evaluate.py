@@ -156,7 +156,12 @@ def evaluate_arch(arch: Any, proxy: Any, throughput: Any = None, report: ReportF
             return _finish(result, "infeasible", f"infeasible: at the proxy resolution: {e}", t0)
 
         def on_epoch(epoch: int, metrics: dict[str, float]) -> bool | None:
-            return report(epoch, {**costs, **metrics}) if report is not None else None
+            if report is None:
+                return None
+            try:
+                return report(epoch, {**costs, **metrics})
+            except BaseException as e:  # the caller's own exception (e.g. a scheduler's stop): theirs to see
+                raise _ReportRaised() from e
 
         t_train = time.perf_counter()
         tr = train_proxy(model, data, ps.train, on_epoch)
@@ -168,6 +173,8 @@ def evaluate_arch(arch: Any, proxy: Any, throughput: Any = None, report: ReportF
         return _finish(result, tr.status, tr.reason, t0)
     except UserError:
         raise
+    except _ReportRaised as e:
+        raise e.__cause__ from None
     except Exception as e:
         if is_oom(e):
             if torch.cuda.is_available():
@@ -175,6 +182,10 @@ def evaluate_arch(arch: Any, proxy: Any, throughput: Any = None, report: ReportF
             return _finish(result, "oom", f"oom: {str(e).splitlines()[0][:200]}", t0)
         log.error("evaluation failed: %s", traceback.format_exc())
         return _finish(result, "error", f"error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}", t0)
+
+
+class _ReportRaised(Exception):
+    """Carries an exception raised by the ``report`` callback through the trainer, unchanged."""
 
 
 def _finish(result: EvalResult, status: str, reason: str, t0: float) -> EvalResult:
