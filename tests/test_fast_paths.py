@@ -200,3 +200,19 @@ def test_forward_hooks_still_fire():
             ref = model(x)
     assert n == len(seen) - n == 2 * 4
     torch.testing.assert_close(fast, ref)
+
+
+def test_single_threaded_restores_the_thread_count():
+    from wfsearch.models.layers import single_threaded
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with pytest.raises(RuntimeError):
+            with single_threaded():
+                assert torch.get_num_threads() == 1
+                raise RuntimeError("inside")
+        assert torch.get_num_threads() == 2
+        with single_threaded(enabled=False):
+            assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -57,7 +57,7 @@ def _flop_counting() -> bool:
 
 @contextlib.contextmanager
 def single_threaded(enabled: bool = True) -> Iterator[None]:
-    """Run the block on one intra-op thread: for the predictors' small tensors (pooled tokens,
+    """Run the enclosed ops on one intra-op thread: for the predictors' small tensors (pooled tokens,
     rank-sized matrices, 3x3 kernels) a parallel region costs more than the work, and on a busy
     machine each one can wait a scheduler time slice for the second thread (NOTES.md, item 9)."""
     n = torch.get_num_threads() if enabled and not torch.compiler.is_compiling() else 1
@@ -71,7 +71,8 @@ def single_threaded(enabled: bool = True) -> Iterator[None]:
         torch.set_num_threads(n)
 
 
-def _needs_grad(*tensors: torch.Tensor) -> bool:
+def needs_grad(*tensors: torch.Tensor) -> bool:
+    """Whether autograd will record an op on ``tensors``."""
     return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
@@ -90,7 +91,7 @@ def mkldnn_fusable(x: torch.Tensor, weight: torch.Tensor) -> bool:
     return (_HAS_LINEAR_POINTWISE and x.device.type == "cpu" and x.dtype == torch.float32
             and not torch.compiler.is_compiling()
             and weight.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
-            and not _needs_grad(x, weight))
+            and not needs_grad(x, weight))
 
 
 _HAS_LINEAR_POINTWISE = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
@@ -114,6 +115,10 @@ def squash(v: torch.Tensor, dim: int | tuple[int, ...]) -> torch.Tensor:
     """Unit squash ``v / (||v|| + 1)``: bounds the perturbation below norm 1."""
     return v / (v.norm(dim=dim, keepdim=True) + 1.0)
 
+
+# Predictor work (MACs, whole batch) up to which the fast path runs it on one intra-op thread: a few
+# milliseconds of one core, against parallel regions that wait for a second thread (NOTES.md, item 9).
+SINGLE_THREAD_MAX_MACS = 256_000_000
 
 # Relative cost of one GEMM per sample against one GEMM over all the batch's tokens, plus writing the
 # per-sample weight (measured on CPU, benchmarks/NOTES.md); it tips the fast-path plan at equal MACs.
@@ -222,13 +227,18 @@ class DynamicLinear(nn.Module):
         squash_norm = self.delta_norm == "squash"
         x_BNC = x_BHWC.reshape(B, N, C)
         use_codes = hasattr(pred, "codes_pooled") and not hooked(pred)  # hooks see pred(x) otherwise
-        p_BMC = pool_tokens(x_BHWC, pred.pool) if use_codes else None
-        # everything up to Q' works on M pooled tokens and rank-sized matrices: one thread
-        with single_threaded(x_BHWC.device.type == "cpu"):
+        if use_codes:
+            p_BMC = pool_tokens(x_BHWC, pred.pool)
+            M, ra, rb = p_BMC.shape[1], pred.w1.shape[0], pred.w2.shape[0]
+            inner, order = plan or plan_dynamic_linear(N, M, C, O, ra, rb, squash_norm)
+            # MACs from the pooled tokens to Q' (all samples): small enough, and it runs on one thread
+            work = B * (M * C * (ra + rb) + (M * ra * rb + ra * rb * O + ra * ra * O if inner == "rank"
+                                             else M * (ra * C + rb * O) + M * M * (C + O)))
+        else:
+            inner, work = "tokens", SINGLE_THREAD_MAX_MACS + 1  # unknown cost: keep it parallel
+        with single_threaded(x_BHWC.device.type == "cpu" and work <= SINGLE_THREAD_MAX_MACS):
             if use_codes:
                 a_BMRa, b_BMRb, scale = pred.codes_pooled(p_BMC, N, merge_act=True)
-                M = a_BMRa.shape[1]
-                inner, order = plan or plan_dynamic_linear(N, M, C, O, pred.w1.shape[0], pred.w2.shape[0], squash_norm)
                 phi_a = phi_b = None
             else:  # any predictor returning (Φa, Φb, scale)
                 phi_a, phi_b, scale = pred(x_BHWC)

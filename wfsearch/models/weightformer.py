@@ -17,8 +17,8 @@ from timm.layers import DropPath, PatchEmbed, trunc_normal_
 from timm.models import build_model_with_cfg, register_model
 
 from .config import ArchConfig
-from .layers import (DynamicDWConv, DynamicLinear, _needs_grad, fast_path_enabled, hooked, linear_add, linear_gelu,
-                     mkldnn_fusable)
+from .layers import (DynamicDWConv, DynamicLinear, fast_path_enabled, hooked, linear_add, linear_gelu,
+                     mkldnn_fusable, needs_grad)
 from .predictors import DWCONV_PREDICTORS, FC1_PREDICTORS
 
 __all__ = ["WeightFormer", "WeightFormerBlock", "build", "MODEL_SIZES"]
@@ -44,7 +44,7 @@ class Mlp(nn.Module):
         """``shortcut + mlp(x)``; in CPU fp32 inference fc1+GELU and fc2+residual run as fused oneDNN
         ops (unless the reference path is asked for, or hooks watch fc1/fc2)."""
         fc1, fc2 = self.fc1, self.fc2
-        if (not fast_path_enabled() or not mkldnn_fusable(x, fc2.weight) or _needs_grad(fc1.weight)
+        if (not fast_path_enabled() or not mkldnn_fusable(x, fc2.weight) or needs_grad(fc1.weight)
                 or (self.training and (self.drop1.p > 0 or self.drop2.p > 0)) or hooked(fc1, fc2, self.act)):
             return shortcut + self.forward(x)
         if fc1.predictor is None:
