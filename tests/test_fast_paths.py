@@ -207,11 +207,13 @@ def test_single_threaded_restores_the_thread_count():
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        with pytest.raises(RuntimeError):
+        with pytest.raises(RuntimeError), torch.no_grad():
             with single_threaded():
                 assert torch.get_num_threads() == 1
                 raise RuntimeError("inside")
         assert torch.get_num_threads() == 2
+        with single_threaded():  # under autograd (training) the thread count is left alone
+            assert torch.get_num_threads() == 2
         with single_threaded(enabled=False):
             assert torch.get_num_threads() == 2
     finally:

@@ -60,7 +60,9 @@ def single_threaded(enabled: bool = True) -> Iterator[None]:
     """Run the enclosed ops on one intra-op thread: for the predictors' small tensors (pooled tokens,
     rank-sized matrices, 3x3 kernels) a parallel region costs more than the work, and on a busy
     machine each one can wait a scheduler time slice for the second thread (NOTES.md, item 9)."""
-    n = torch.get_num_threads() if enabled and not torch.compiler.is_compiling() else 1
+    # inference only: under autograd the thread-count switches cost more than they save (training
+    # a proxy ran several times slower), and the backward pass would run on the restored count anyway
+    n = torch.get_num_threads() if enabled and not torch.is_grad_enabled() and not torch.compiler.is_compiling() else 1
     if n == 1:
         yield
         return
