@@ -122,6 +122,7 @@ def run(args: argparse.Namespace) -> str:
     device = resolve_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
+    info = machine(device)  # before the run: the commit measured, not one made meanwhile
     loads = [load_average()]
     started = time.time()
     rows = []  # (res, spec, batch, params, macs, infer, train, peak)
@@ -144,7 +145,7 @@ def run(args: argparse.Namespace) -> str:
             rows.append((res, spec, sched.batch, sum(p.numel() for p in plain.parameters()), count_macs(plain, res),
                          infer[spec], train.get(spec), peaks.get(spec)))
         del built, timed
-    return report(args, device, rows, loads, time.time() - started)
+    return report(args, device, info, rows, loads, time.time() - started)
 
 
 def _fmt_tp(tp) -> str:
@@ -153,8 +154,7 @@ def _fmt_tp(tp) -> str:
     return f"{tp.median:.2f} [{min(tp.samples):.2f}-{max(tp.samples):.2f}]"
 
 
-def report(args, device, rows, loads, seconds) -> str:
-    info = machine(device)
+def report(args, device, info, rows, loads, seconds) -> str:
     known_loads = [x for x in loads if x is not None]
     threads = torch.get_num_threads() if device.type == "cpu" else None
     lines = ["# WeightFormer vs DeiT throughput", "",
