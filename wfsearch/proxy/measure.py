@@ -8,6 +8,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import os
+import random
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -15,6 +17,9 @@ from typing import Iterator
 
 import torch
 import torch.nn as nn
+
+from .allocator import steady_allocations
+from .devicelock import device_lock
 
 log = logging.getLogger(__name__)
 
@@ -120,18 +125,24 @@ def _timed_run(step, device: torch.device, iters: int, clock: str = "wall") -> f
 def measure_throughput(models: dict[str, nn.Module], img_size: int, batch_size: int,
                        device: torch.device | str = "cpu", dtype: str = "float32", warmup: int = 2,
                        repeats: int = 5, iters: int = 3, train: bool = False,
-                       in_chans: int = 3, alternate: bool = False, clock: str = "wall") -> dict[str, Throughput]:
+                       in_chans: int = 3, alternate: bool = False, clock: str = "wall",
+                       shuffle: bool = False) -> dict[str, Throughput]:
     """Images/s of each model at ``img_size`` x ``batch_size``, interleaved over ``repeats``.
 
     ``train=True`` times a forward+backward step (no optimizer) instead of inference.
     ``alternate=True`` reverses the order of the models on every other repeat (A B, B A, ...), so
     a load that drifts during a repeat does not favour the model that always runs first.
+    ``shuffle=True`` runs the models of each repeat in a fresh random order instead (seeded from the
+    OS, so two processes never share it): two measurements running at once on one machine then do
+    not lock into a fixed pairing (this process timing model A whenever the other times model B),
+    which biases both ratios the same way for as long as the pairing lasts.
     ``clock="process"`` times CPU runs by this process's CPU time instead of the wall clock: with
     one thread, time slices lost to other processes on a shared machine then do not count, so the
     figure is that of a dedicated core (ignored on CUDA).
     """
     if clock not in ("wall", "process"):
         raise ValueError(f"clock={clock!r}: must be 'wall' or 'process'")
+    steady_allocations()  # on glibc: no per-batch mmap page faults, no per-process speed lottery
     device = resolve_device(device) if isinstance(device, str) else device
     tdtype = resolve_dtype(dtype)
     x = torch.randn(batch_size, in_chans, img_size, img_size, device=device)
@@ -154,9 +165,12 @@ def measure_throughput(models: dict[str, nn.Module], img_size: int, batch_size: 
             step()
     _sync(device)
     results = {name: Throughput() for name in models}
+    rng = random.Random(os.urandom(8)) if shuffle else None
     for r in range(repeats):
         order = list(steps.items())
-        if alternate and r % 2:
+        if rng is not None:
+            rng.shuffle(order)
+        elif alternate and r % 2:
             order.reverse()
         for name, step in order:
             seconds = _timed_run(step, device, iters, clock)
@@ -193,6 +207,7 @@ class MeasureSettings:
     num_threads: int | None = None  # CPU threads while measuring (None = leave torch's setting)
     arch: dict | None = None  # ArchConfig overrides for the deployed model (not applied to timm names)
     clock: str = "auto"  # CPU timing: wall, process (CPU time), auto = process with one thread, else wall
+    exclusive: bool = True  # hold the device alone while measuring (see wfsearch.proxy.devicelock)
     origin: str = ""  # e.g. the spec file, for error messages
 
     def __post_init__(self) -> None:
@@ -378,13 +393,18 @@ def measure_arch(arch, settings: MeasureSettings | None = None, cache=None, refr
         costs: dict = {"params": sum(p.numel() for p in model.parameters()),
                        "macs": int(count_macs(model, s.img_size)),
                        "activation_bytes": cost(cfg)["activation_bytes"] if cfg is not None else None}
-        costs["peak_memory_bytes"] = (peak_memory_bytes(model, s.img_size, s.batch_size, device, s.dtype)
-                                      if s.memory else None)
         models = {"model": model}
         if s.reference:
             models["reference"] = create_model_at(s.reference, s.img_size)
-        tp = measure_throughput(models, s.img_size, s.batch_size, device, s.dtype, warmup=s.warmup,
-                                repeats=s.repeats, iters=s.iters, train=s.train, alternate=True, clock=clock)
+        t_lock = time.perf_counter()
+        with device_lock(device).exclusive() if s.exclusive else contextlib.nullcontext():
+            t_wait = time.perf_counter() - t_lock
+            costs["peak_memory_bytes"] = (peak_memory_bytes(model, s.img_size, s.batch_size, device, s.dtype)
+                                          if s.memory else None)
+            tp = measure_throughput(models, s.img_size, s.batch_size, device, s.dtype, warmup=s.warmup,
+                                    repeats=s.repeats, iters=s.iters, train=s.train, clock=clock, shuffle=True)
+            costs["latency_highres_ms"] = (latency_ms(model, s.highres, device, s.dtype, s.highres_batch_size)
+                                           if s.highres else None)
         costs["throughput"] = tp["model"].median
         if s.reference:
             ratios = [a / b for a, b in zip(tp["model"].samples, tp["reference"].samples)]
@@ -392,10 +412,9 @@ def measure_arch(arch, settings: MeasureSettings | None = None, cache=None, refr
             costs["reference_throughput"] = tp["reference"].median
         else:
             costs["throughput_ratio"] = costs["reference_throughput"] = None
-        costs["latency_highres_ms"] = (latency_ms(model, s.highres, device, s.dtype, s.highres_batch_size)
-                                       if s.highres else None)
         costs["device"], costs["clock"] = key["device"], clock
-        log.info("measured %s in %.1fs: %s", identity, time.perf_counter() - t0, costs)
+        log.info("measured %s in %.1fs (%.1fs waiting for the device): %s", identity, time.perf_counter() - t0,
+                 t_wait, costs)
         del models, model
         if device.type == "cuda":
             torch.cuda.empty_cache()

@@ -27,6 +27,8 @@ import torch.nn.functional as F
 from wfsearch.errors import UserError
 
 from .data import ProxyData, TensorBatches, augment_pad
+from .allocator import steady_allocations
+from .devicelock import device_lock
 from .measure import autocast, resolve_device, resolve_dtype
 
 log = logging.getLogger(__name__)
@@ -147,8 +149,9 @@ def evaluate(model: nn.Module, batches: TensorBatches, device: torch.device, dty
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     correct = torch.zeros((), device=device, dtype=torch.int64)
     n = 0
+    lock = device_lock(device)
     for x, y in batches:
-        with autocast(device, dtype):
+        with lock.shared(), autocast(device, dtype):
             out = model(x)
         out = out.float()
         loss_sum += F.cross_entropy(out, y, reduction="sum")
@@ -163,6 +166,7 @@ def train_proxy(model: nn.Module, data: ProxyData, settings: TrainSettings,
 
     Never raises for divergence or out-of-memory: they come back as the result's status.
     """
+    steady_allocations()
     previous_threads = torch.get_num_threads()
     if settings.num_threads:
         torch.set_num_threads(settings.num_threads)
@@ -197,19 +201,21 @@ def _train(model: nn.Module, data: ProxyData, s: TrainSettings, report: ReportFn
         params = [p for p in model.parameters() if p.requires_grad]
         check_every = 1 if device.type == "cpu" else 25  # a finiteness check syncs a GPU; batch them there
         step = 0
+        lock = device_lock(device)  # a measurement on this device pauses the steps (see devicelock)
         for epoch in range(1, s.epochs + 1):
             model.train()
             t0 = time.perf_counter()
             loss_sum = torch.zeros((), device=device)
             nonfinite = torch.zeros((), dtype=torch.bool, device=device)
             for i, (x, y) in enumerate(train_batches, 1):
-                with autocast(device, dtype):
-                    loss = criterion(model(x), y)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if s.grad_clip:
-                    nn.utils.clip_grad_norm_(params, s.grad_clip)
-                optimizer.step()
+                with lock.shared():
+                    with autocast(device, dtype):
+                        loss = criterion(model(x), y)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if s.grad_clip:
+                        nn.utils.clip_grad_norm_(params, s.grad_clip)
+                    optimizer.step()
                 step += 1
                 scheduler.step_update(num_updates=step)
                 loss = loss.detach().float()

@@ -288,6 +288,13 @@ class ThroughputSpec(_Section):
     highres: Optional[int] = Field(None, ge=1)
     """also measure latency at this resolution (e.g. 1024), for the latency_highres metric"""
     highres_batch_size: int = Field(1, ge=1)
+    clock: Literal["auto", "wall", "process"] = "auto"
+    """CPU timer: process (this process's CPU time, so other processes' use of the machine does not
+    count), wall, or auto (process with one thread, wall otherwise; CUDA events on GPU)"""
+    exclusive: bool = True
+    """hold the device alone while measuring: other trials' training steps on it pause, and
+    measurements on one device run one at a time (so trials sharing a CPU or a GPU do not skew
+    each other's figures)"""
     arch: ArchFields = Field(default_factory=dict)
     """ArchConfig overrides for the deployed model, e.g. {patch_size: 16, embed_dim: 192, depth: 12}:
     every sampled design is measured (speed, params, MACs, memory) at this scale, not the proxy's"""
