@@ -225,9 +225,30 @@ class DynamicLinear(nn.Module):
             return F.linear(x_BHWC, self.weight, self.bias)
         B, H, W, C = x_BHWC.shape
         N, O = H * W, self.out_features
+        x_BNC = x_BHWC.reshape(B, N, C)
+        P_IK, Q_BKO, order = self.factors(x_BHWC, plan)
+        if order == "materialize":
+            P_BIK = P_IK.expand(B, -1, -1) if P_IK.dim() == 2 else P_IK
+            w_BIO = torch.baddbmm(self.weight.t(), P_BIK, Q_BKO)  # W0ᵀ + ΔW, one pass
+            y_BNO = torch.baddbmm(self.bias, x_BNC, w_BIO)
+        elif mkldnn_fusable(x_BNC, self.weight):  # inference: oneDNN's x W0ᵀ + b (bias in its epilogue)
+            y_BNO = torch.ops.mkldnn._linear_pointwise(x_BNC, self.weight, self.bias, "none", [], "")
+            y_BNO = y_BNO.baddbmm_(x_BNC @ P_IK, Q_BKO.to(y_BNO.dtype))
+        else:  # x W0ᵀ, then += [x P, 1] [Q'; b]: the bias rides in the low-rank product, no extra pass
+            y_BNO = torch.matmul(x_BNC, self.weight.t())
+            xp_BNK = F.pad(x_BNC @ P_IK, (0, 1), value=1.0)
+            q_BKO = torch.cat([Q_BKO, self.bias.to(Q_BKO.dtype).expand(B, 1, O)], dim=1)
+            y_BNO = y_BNO.baddbmm_(xp_BNK.to(y_BNO.dtype), q_BKO.to(y_BNO.dtype))  # in-place: no autocast
+        return y_BNO.view(B, H, W, O)
+
+    def factors(self, x_BHWC: torch.Tensor, plan: tuple[str, str] | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, str]:
+        """``(P, Q', order)`` with ``norm(ΔW) = P Q'`` (normalization and scale folded into ``Q'``):
+        ``P`` is ``C_in x k`` shared by the batch or ``B x C_in x k``, ``Q'`` is ``B x k x C_out``."""
+        B, H, W, C = x_BHWC.shape
+        N, O = H * W, self.out_features
         pred = self.predictor
         squash_norm = self.delta_norm == "squash"
-        x_BNC = x_BHWC.reshape(B, N, C)
         use_codes = hasattr(pred, "codes_pooled") and not hooked(pred)  # hooks see pred(x) otherwise
         if use_codes:
             p_BMC = pool_tokens(x_BHWC, pred.pool)
@@ -264,19 +285,7 @@ class DynamicLinear(nn.Module):
                 Q_BKO = Q_BKO / (n2_B1O.clamp_min(torch.finfo(n2_B1O.dtype).tiny).sqrt() + 1.0 / scale)
             else:
                 Q_BKO = Q_BKO * scale
-        if order == "materialize":
-            P_BIK = P_IK.expand(B, -1, -1) if P_IK.dim() == 2 else P_IK
-            w_BIO = torch.baddbmm(self.weight.t(), P_BIK, Q_BKO)  # W0ᵀ + ΔW, one pass
-            y_BNO = torch.baddbmm(self.bias, x_BNC, w_BIO)
-        elif mkldnn_fusable(x_BNC, self.weight):  # inference: oneDNN's x W0ᵀ + b (bias in its epilogue)
-            y_BNO = torch.ops.mkldnn._linear_pointwise(x_BNC, self.weight, self.bias, "none", [], "")
-            y_BNO = y_BNO.baddbmm_(x_BNC @ P_IK, Q_BKO)
-        else:  # x W0ᵀ, then += [x P, 1] [Q'; b]: the bias rides in the low-rank product, no extra pass
-            y_BNO = torch.matmul(x_BNC, self.weight.t())
-            xp_BNK = F.pad(x_BNC @ P_IK, (0, 1), value=1.0)
-            q_BKO = torch.cat([Q_BKO, self.bias.to(Q_BKO.dtype).expand(B, 1, O)], dim=1)
-            y_BNO = y_BNO.baddbmm_(xp_BNK, q_BKO)
-        return y_BNO.view(B, H, W, O)
+        return P_IK, Q_BKO, order
 
 
 class DynamicDWConv(nn.Module):
