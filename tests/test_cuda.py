@@ -124,3 +124,13 @@ def test_evaluate_arch_end_to_end_on_gpu():
     assert res.status == "ok", res.reason
     assert res.metrics["accuracy"] >= 0 and res.metrics["throughput_ratio"] > 0
     assert res.costs["device"].startswith("cuda:")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_predictor_pool_matches_torch_on_gpu(dtype):
+    from wfsearch.models.predictors import adaptive_avg_pool
+
+    x = torch.randn(4, 192, 56, 57, device="cuda", dtype=dtype).to(memory_format=torch.channels_last)
+    got, ref = adaptive_avg_pool(x, 3), torch.nn.functional.adaptive_avg_pool2d(x, 3)
+    tol = 1e-5 if dtype == torch.float32 else 2e-2
+    torch.testing.assert_close(got.float(), ref.float(), rtol=tol, atol=tol)

@@ -218,3 +218,18 @@ def test_single_threaded_restores_the_thread_count():
             assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("shape,g", [((2, 8, 56, 56), 3), ((1, 4, 20, 28), 3), ((2, 3, 7, 5), 3), ((1, 2, 9, 9), 2),
+                                     ((1, 5, 4, 4), 4)])
+def test_adaptive_pool_by_bin_matrices_equals_torch(shape, g):
+    from wfsearch.models.predictors import adaptive_avg_pool
+
+    x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+    xl = x.detach().to(memory_format=torch.channels_last).requires_grad_()
+    ref = torch.nn.functional.adaptive_avg_pool2d(x, g)
+    got = adaptive_avg_pool(xl, g, matmul=True)
+    torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
+    gy = torch.randn(ref.shape, dtype=torch.float64)
+    torch.testing.assert_close(torch.autograd.grad(got, xl, gy)[0], torch.autograd.grad(ref, x, gy)[0])
+    assert adaptive_avg_pool(x, g) is not None and torch.equal(adaptive_avg_pool(x, g), ref)  # CPU: torch's own
