@@ -109,7 +109,9 @@ def machine(device: torch.device) -> dict[str, str]:
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                 cwd=os.path.dirname(os.path.abspath(__file__)), check=True).stdout.strip()
-        info["commit"] = commit
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
+        info["commit"] = commit + (" + uncommitted changes" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         pass
     return info
