@@ -81,6 +81,22 @@ def test_run_resume_and_fresh(tmp_path):
     assert len(load(url).get_trials(states=(TrialState.COMPLETE,))) == 1
 
 
+def test_an_architecture_sampled_twice_at_once_is_trained_once(tmp_path):
+    # one architecture in the whole space, two trials at a time: the second waits for the first
+    one_arch = ["--set", "space.fc1_predictor=[bilateral]", "--set", "space.dwconv_predictor=[adaptive]",
+                "--set", "space.rank_ratio={choice: [4]}", "--set", "study.trials=3", "--set", "references=[]"]
+    res = run_cli(["run", SMOKE, "--no-progress", *one_arch], tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    done = load(f"sqlite:///{tmp_path}/studies/smoke/optuna.db").get_trials(states=(TrialState.COMPLETE,))
+    assert len(done) == 3 and len({t.user_attrs["arch_hash"] for t in done}) == 1
+    trained = [t for t in done if t.user_attrs["status_reason"] == "ok"]
+    assert len(trained) == 1, [t.user_attrs["status_reason"] for t in done]
+    for t in done:
+        if t is not trained[0]:
+            assert t.user_attrs["status_reason"].startswith(f"ok (same architecture as trial {trained[0].number}")
+            assert t.values == trained[0].values
+
+
 def test_kill_and_resume(tmp_path):
     """SIGKILL the driver mid-study, resume: nothing finished is lost, nothing left RUNNING, count right."""
     trials = 6

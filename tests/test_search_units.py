@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import optuna
 import pytest
@@ -127,3 +128,43 @@ def test_space_function_checks_constraints_before_training():
     known[done.user_attrs["arch_hash"]] = {"status": "ok", "metrics": {"accuracy": 0.5}}
     repeat = fn(optuna.trial.FixedTrial(done.params))
     assert repeat["cached_result"] == {"status": "ok", "metrics": {"accuracy": 0.5}}
+
+
+def test_an_architecture_in_training_is_waited_for_not_trained_again(tmp_path):
+    import threading
+
+    from wfsearch.search.engine import SpaceFunction, make_sampler
+    from wfsearch.search.storage import open_storage
+    from wfsearch.search.trainable import wait_for_trial
+    from wfsearch.space import load_spec
+
+    spec = load_spec(Path(__file__).parents[1] / "spaces" / "smoke.yaml",
+                     ["space.fc1_predictor=[bilateral]", "space.dwconv_predictor=[adaptive]",
+                      "space.rank_ratio={choice: [4]}"])
+    url = f"sqlite:///{tmp_path}/s.db"
+    study = optuna.create_study(study_name="s", storage=open_storage(url), directions=MAXMAX,
+                                sampler=make_sampler(spec, 1))
+    inflight: dict = {}
+    fn = SpaceFunction(spec, [], {}, inflight)
+    first, second, third = study.ask(), study.ask(), study.ask()
+    a, b = fn(first), fn(second)
+    assert "wait_for_trial_id" not in a and b["wait_for_trial_id"] == first._trial_id
+    assert inflight == {a["arch_hash"]: first._trial_id}
+
+    got = {}
+    waiter = threading.Thread(target=lambda: got.update(r=wait_for_trial({"storage": url, "max_epochs": 1},
+                                                                          first._trial_id, poll_s=0.05)))
+    waiter.start()
+    waiter.join(0.5)
+    assert waiter.is_alive()  # still RUNNING: it waits
+    first.set_user_attr("status_reason", "ok")
+    first.set_user_attr("metrics", {"accuracy": 0.75, "throughput": 10.0})
+    study.tell(first, [0.75, 10.0])
+    waiter.join(30)
+    assert got["r"]["status"] == "ok" and got["r"]["accuracy"] == 0.75
+    assert got["r"]["status_reason"].startswith(f"ok (same architecture as trial {first.number}")
+
+    # a pruned (or failed) original: the waiting trial evaluates the architecture itself
+    fn(third)
+    study.tell(second, state=optuna.trial.TrialState.PRUNED)
+    assert wait_for_trial({"storage": url}, second._trial_id) is None

@@ -56,6 +56,12 @@ def storage_url(spec: Any) -> str:
     return spec.study.storage or f"sqlite:///studies/{spec.study.name}/optuna.db"
 
 
+def absolute_url(url: str) -> str:
+    """``url`` with a relative SQLite path made absolute (Ray workers run in other folders)."""
+    path = sqlite_path(url)
+    return f"sqlite:///{path.resolve()}" if path is not None else url
+
+
 def study_dir_for(spec: Any) -> Path:
     """Where a study writes its logs and outputs: the SQLite file's folder or ``studies/<name>``."""
     path = sqlite_path(storage_url(spec))
@@ -153,8 +159,11 @@ def make_sampler(spec: Any, n_constraints: int) -> optuna.samplers.BaseSampler:
 class SpaceFunction:
     """The define-by-run function Ray's `OptunaSearch` calls on the driver for every new trial."""
 
-    def __init__(self, spec: Any, constraints: list[dict], known: dict[str, dict]):
+    def __init__(self, spec: Any, constraints: list[dict], known: dict[str, dict],
+                 inflight: dict[str, int] | None = None):
         self.spec, self.constraints, self.known = spec, constraints, known
+        # architectures being trained right now: arch hash -> the Optuna trial id training it
+        self.inflight = inflight if inflight is not None else {}
 
     def __call__(self, trial: Any) -> dict[str, Any]:
         from wfsearch.models import cost
@@ -182,6 +191,10 @@ class SpaceFunction:
             return {**out, "infeasible": f"infeasible: {violated}", "cost_metrics": metrics}
         if arch.hash in self.known:
             out["cached_result"] = self.known[arch.hash]
+        elif arch.hash in self.inflight:  # sampled again while a trial trains it: wait for that one
+            out["wait_for_trial_id"] = self.inflight[arch.hash]
+        elif getattr(trial, "_trial_id", None) is not None:
+            self.inflight[arch.hash] = trial._trial_id
         return out
 
     def _constrain(self, trial: Any, values: list[float], buildable: bool) -> None:
@@ -383,7 +396,8 @@ def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, pr
     max_epochs = spec.proxy.max_epochs
     settings = {"proxy": spec.proxy.model_dump(mode="json"), "throughput": spec.throughput.model_dump(mode="json"),
                 "constraints": constraints, "objectives": names, "noop": noop,
-                "cache_dir": str((sdir / "cache").resolve())}
+                "cache_dir": str((sdir / "cache").resolve()), "storage": absolute_url(storage_url(spec)),
+                "max_epochs": max_epochs}
     preflight_data(spec, settings["cache_dir"])
     init_ray(address, sdir)
     references = evaluate_references(spec, storage, settings) if spec.references else []
@@ -395,8 +409,12 @@ def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, pr
         prog.add_point(t.values)
     printer = ProgressPrinter(prog, stream=stream, enabled=progress)
     known = known_results(study, max_epochs)
+    inflight: dict[str, int] = {}
 
     def on_told(frozen: optuna.trial.FrozenTrial) -> None:
+        h = frozen.user_attrs.get("arch_hash")
+        if h and inflight.get(h) == frozen._trial_id:
+            del inflight[h]
         if frozen.state == TrialState.COMPLETE:
             prog.finished += 1
             if not str(frozen.user_attrs.get("status_reason", "")).startswith("infeasible"):
@@ -420,7 +438,7 @@ def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, pr
             break
         if time_budget_s is not None and time.monotonic() - t0 >= time_budget_s:
             break
-        searcher = StudySearcher(SpaceFunction(spec, constraints, known), names, directions, max_epochs,
+        searcher = StudySearcher(SpaceFunction(spec, constraints, known, inflight), names, directions, max_epochs,
                                  on_told=on_told, sampler=study.sampler, study_name=spec.study.name,
                                  storage=storage)
         scheduler = None

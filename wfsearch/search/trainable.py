@@ -50,6 +50,11 @@ def run_trial(config: dict, settings: dict) -> None:
         cached = dict(config["cached_result"])
         tune.report({**cached, **base, "final": True})
         return
+    if config.get("wait_for_trial_id") is not None:  # the same architecture is being trained by another trial
+        reused = wait_for_trial(settings, config["wait_for_trial_id"])
+        if reused is not None:
+            tune.report({**reused, **base, "final": True})
+            return
     if settings.get("noop"):  # orchestration-overhead benchmark: no evaluation at all
         metrics = {m: 1.0 for m in objectives}
         tune.report({**base, "final": True, "status": "ok", "status_reason": "ok", "metrics": metrics,
@@ -80,6 +85,30 @@ def run_trial(config: dict, settings: dict) -> None:
             raise
         log.error("trial failed: %s", traceback.format_exc())
         tune.report({**base, "final": True, "status": "error", "status_reason": f"error: {type(e).__name__}: {e}"})
+
+
+def wait_for_trial(settings: dict, trial_id: int, poll_s: float = 0.2) -> dict | None:
+    """Block until the Optuna trial ``trial_id`` has finished; its result to reuse when it completed
+    a feasible evaluation, else None (it was pruned or failed: this trial evaluates the architecture
+    itself, as a later re-sample of it would)."""
+    import time
+
+    from optuna.trial import TrialState
+
+    from wfsearch.search.engine import cached_result
+    from wfsearch.search.storage import open_storage
+
+    storage = open_storage(settings["storage"], create=False)
+    while True:
+        frozen = storage.get_trial(trial_id)
+        if frozen.state.is_finished():
+            break
+        time.sleep(poll_s)
+    reason = str(frozen.user_attrs.get("status_reason", ""))
+    if frozen.state != TrialState.COMPLETE or not reason.startswith("ok"):
+        log.info("trial %s ended %s (%s): evaluating the architecture here", frozen.number, frozen.state.name, reason)
+        return None
+    return cached_result(frozen, settings.get("max_epochs", 1))
 
 
 def _flat(objectives: list[str], metrics: dict[str, Any]) -> dict[str, float]:
