@@ -22,7 +22,7 @@ def _hold_exclusive(directory, entered, release):
 
 
 def _events(tmp_path):
-    ctx = mp.get_context("spawn")
+    ctx = mp.get_context("fork")  # the child only holds a lock: no torch work after the fork
     entered, release = ctx.Event(), ctx.Event()
     proc = ctx.Process(target=_hold_exclusive, args=(str(tmp_path), entered, release))
     return proc, entered, release

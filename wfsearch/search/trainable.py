@@ -87,7 +87,7 @@ def run_trial(config: dict, settings: dict) -> None:
         tune.report({**base, "final": True, "status": "error", "status_reason": f"error: {type(e).__name__}: {e}"})
 
 
-def wait_for_trial(settings: dict, trial_id: int, poll_s: float = 0.2) -> dict | None:
+def wait_for_trial(settings: dict, trial_id: int, poll_s: float = 0.02, max_poll_s: float = 1.0) -> dict | None:
     """Block until the Optuna trial ``trial_id`` has finished; its result to reuse when it completed
     a feasible evaluation, else None (it was pruned or failed: this trial evaluates the architecture
     itself, as a later re-sample of it would)."""
@@ -104,6 +104,7 @@ def wait_for_trial(settings: dict, trial_id: int, poll_s: float = 0.2) -> dict |
         if frozen.state.is_finished():
             break
         time.sleep(poll_s)
+        poll_s = min(max_poll_s, poll_s * 1.5)  # quick for short trials, one read a second for long ones
     reason = str(frozen.user_attrs.get("status_reason", ""))
     if frozen.state != TrialState.COMPLETE or not reason.startswith("ok"):
         log.info("trial %s ended %s (%s): evaluating the architecture here", frozen.number, frozen.state.name, reason)
