@@ -80,21 +80,33 @@ def test_settings_from_spec_section_and_errors():
         MeasureSettings(batch_size=0, origin="spec.yaml")
 
 
-def test_interleaved_throughput_alternates_order():
+class _Probe(torch.nn.Module):
+    """Records the order in which the models run."""
+
+    def __init__(self, name, calls):
+        super().__init__()
+        self.name, self.calls = name, calls
+
+    def forward(self, x):
+        self.calls.append(self.name)
+        return x
+
+
+def _order(repeats, **kw):
     calls = []
+    M.measure_throughput({"a": _Probe("a", calls), "b": _Probe("b", calls)}, 8, 1, "cpu", warmup=0,
+                         repeats=repeats, iters=1, **kw)
+    return calls
 
-    class Probe(torch.nn.Module):
-        def __init__(self, name):
-            super().__init__()
-            self.name = name
 
-        def forward(self, x):
-            calls.append(self.name)
-            return x
+def test_interleaved_throughput_alternates_order():
+    assert _order(4, alternate=True) == ["a", "b", "b", "a", "a", "b", "b", "a"]
 
-    M.measure_throughput({"a": Probe("a"), "b": Probe("b")}, 8, 1, "cpu", warmup=0, repeats=4, iters=1,
-                         alternate=True)
-    assert calls == ["a", "b", "b", "a", "a", "b", "b", "a"]
+
+def test_shuffled_order_covers_both_orders_and_every_repeat():
+    calls = _order(40, shuffle=True)
+    pairs = [tuple(calls[i:i + 2]) for i in range(0, len(calls), 2)]
+    assert len(pairs) == 40 and set(pairs) == {("a", "b"), ("b", "a")}
 
 
 def test_single_threaded_cpu_uses_process_time():
