@@ -19,13 +19,7 @@ PLANS = list(itertools.product(["tokens", "rank"], ["materialize", "lowrank"]))
 GRIDS = [(7, 5), (4, 6), (9, 9), (3, 3)]  # odd, non-square, square, smallest the 3x3 dwconv pool allows
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one intra-op thread is faster, and immune to a busy machine's other processes."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _grads(module: torch.nn.Module, x: torch.Tensor, out: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -13,13 +13,7 @@ from wfsearch.proxy import data as D
 from wfsearch.proxy.data import DataSettings, TensorBatches, load_dataset, synthetic_images
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: the CI machine's cores are shared, and OpenMP threads spin under contention."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # --------------------------------------------------------------------------- synthetic

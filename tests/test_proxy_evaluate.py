@@ -17,12 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SMOKE = str(ROOT / "spaces" / "smoke.yaml")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -17,12 +17,7 @@ TINY = MeasureSettings(img_size=32, batch_size=2, reference="weightformer_test",
                        repeats=3, iters=1)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_measure_arch_reports_every_cost():

@@ -11,13 +11,7 @@ from wfsearch.proxy.data import DataSettings, load_dataset
 from wfsearch.proxy.train import TrainSettings, seed_everything, train_proxy
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: the CI machine's cores are shared, and OpenMP threads spin under contention."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 ARCH = ArchConfig(img_size=16, patch_size=4, embed_dim=16, depth=2, num_classes=4, dynamic_blocks="all")

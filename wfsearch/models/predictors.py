@@ -226,10 +226,10 @@ class AdaptivePredictor(nn.Module):
     ``ΔK`` (``B x C x k x k``; resampled to ``k x k`` when ``g != k``).
     Cost: ``2·g²·C²`` MACs, constant in N (pooling N·C adds)."""
 
-    def __init__(self, dim: int, kernel_size: int = 3, pool: int = 3, act: str = "gelu"):
+    def __init__(self, dim: int, kernel_size: int = 3, pool: int = 3, act: str = "gelu", fc1_kernel: int = 1):
         super().__init__()
         self.kernel_size, self.pool = kernel_size, pool
-        self.fc1 = nn.Conv2d(dim, dim, kernel_size=1)
+        self.fc1 = nn.Conv2d(dim, dim, kernel_size=fc1_kernel, padding=fc1_kernel // 2)
         self.act = _act(act)
         self.fc2 = nn.Conv2d(dim, dim, kernel_size=1, bias=False)
 
@@ -289,20 +289,13 @@ class AmpDirPredictor(nn.Module):
         return p + dim * dim + dim, m + dim * dim
 
 
-class ConvPredictor(nn.Module):
+class ConvPredictor(AdaptivePredictor):
     """conv: the kernel predicted by a 3x3 conv over the pooled ``g x g`` map instead of a 1x1 MLP,
-    ``ΔK = conv1x1(σ(conv3x3(pool_g(X))))``. Cost: ``9·g²·C² + g²·C²`` MACs, constant in N."""
+    ``ΔK = conv1x1(σ(conv3x3(pool_g(X))))`` (`AdaptivePredictor`'s forward with a 3x3 ``fc1``).
+    Cost: ``9·g²·C² + g²·C²`` MACs, constant in N."""
 
     def __init__(self, dim: int, kernel_size: int = 3, pool: int = 3, act: str = "gelu"):
-        super().__init__()
-        self.kernel_size, self.pool = kernel_size, pool
-        self.fc1 = nn.Conv2d(dim, dim, kernel_size=3, padding=1)
-        self.act = _act(act)
-        self.fc2 = nn.Conv2d(dim, dim, kernel_size=1, bias=False)
-
-    def forward(self, x_BCHW: torch.Tensor) -> torch.Tensor:
-        p_BCgg = adaptive_avg_pool(x_BCHW, self.pool)
-        return _resample_kernel(self.fc2(self.act(self.fc1(p_BCgg))), self.kernel_size)
+        super().__init__(dim, kernel_size, pool, act, fc1_kernel=3)
 
     @staticmethod
     def cost(dim: int, kernel_size: int, pool: int) -> tuple[int, int]:
