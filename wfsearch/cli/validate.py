@@ -128,6 +128,6 @@ def _deployed_cost(arch, tp):
     from wfsearch.models import cost
 
     try:
-        return cost(arch.replace(img_size=tp.img_size, **tp.arch))
+        return cost(tp.deployed(arch))
     except ValueError:
         return None

@@ -10,6 +10,8 @@ and are not counted, as in `torch.utils.flop_counter`).
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -35,13 +37,17 @@ def pool_tokens(x_BHWC: torch.Tensor, pool: int | str) -> torch.Tensor:
     return p_BCHW.permute(0, 2, 3, 1).reshape(B, -1, C)  # (B, M, C)
 
 
-def _bin_matrix(n: int, g: int, like: torch.Tensor) -> torch.Tensor:
-    """``g x n``: row i averages adaptive pooling's bin i, ``[floor(i n / g), ceil((i + 1) n / g))``."""
-    m = torch.zeros(g, n, dtype=like.dtype, device=like.device)
-    for i in range(g):
-        lo, hi = (i * n) // g, -((-(i + 1) * n) // g)
-        m[i, lo:hi] = 1.0 / (hi - lo)
-    return m
+@functools.lru_cache(maxsize=64)
+def _bin_matrix(n: int, g: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """``g x n``: row i averages adaptive pooling's bin i, ``[floor(i n / g), ceil((i + 1) n / g))``.
+    Built once per shape on the host and moved once, not re-filled on the device every forward; never
+    an inference tensor (the first call may come from inference, a later one from training)."""
+    with torch.inference_mode(False):
+        m = torch.zeros(g, n, dtype=torch.float64)
+        for i in range(g):
+            lo, hi = (i * n) // g, -((-(i + 1) * n) // g)
+            m[i, lo:hi] = 1.0 / (hi - lo)
+        return m.to(device=device, dtype=dtype)
 
 
 def adaptive_avg_pool(x_BCHW: torch.Tensor, g: int, matmul: bool | None = None) -> torch.Tensor:
@@ -58,7 +64,7 @@ def adaptive_avg_pool(x_BCHW: torch.Tensor, g: int, matmul: bool | None = None) 
         matmul = x_BCHW.device.type == "cuda" and (H > 2 * g or W > 2 * g)
     if not matmul:
         return F.adaptive_avg_pool2d(x_BCHW, g)
-    ph, pw = _bin_matrix(H, g, x_BCHW), _bin_matrix(W, g, x_BCHW)
+    ph, pw = (_bin_matrix(n, g, x_BCHW.dtype, x_BCHW.device) for n in (H, W))
     x_BHWC = x_BCHW.permute(0, 2, 3, 1)  # free for channels-last tokens
     t_BHgC = torch.matmul(pw, x_BHWC)  # (B, H, g, C): column bins
     p_BggC = torch.einsum("ih,bhjc->bijc", ph, t_BHgC)  # (B, g, g, C): row bins

@@ -175,7 +175,7 @@ class SpaceFunction:
             return {"infeasible": f"infeasible: {sample.infeasible}", "arch": None}
         arch = sample.arch
         try:  # costs are those of the deployed model: the throughput section's scale and resolution
-            deployed = arch.replace(img_size=self.spec.throughput.img_size, **self.spec.throughput.arch)
+            deployed = self.spec.throughput.deployed(arch)
         except ValueError as e:
             self._constrain(trial, [1.0] * len(self.constraints), buildable=False)
             return {"infeasible": f"infeasible: at the deployment scale: {e}", "arch": arch.to_dict()}

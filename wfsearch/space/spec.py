@@ -299,6 +299,10 @@ class ThroughputSpec(_Section):
     """ArchConfig overrides for the deployed model, e.g. {patch_size: 16, embed_dim: 192, depth: 12}:
     every sampled design is measured (speed, params, MACs, memory) at this scale, not the proxy's"""
 
+    def deployed(self, arch: ArchConfig) -> ArchConfig:
+        """``arch`` as deployed: at ``img_size`` with the ``arch`` overrides (ValueError if it cannot be built)."""
+        return arch.replace(img_size=self.img_size, **self.arch)
+
 
 # --------------------------------------------------------------------------- base, space
 def _field_schema() -> dict[str, Any]:
