@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--budget", type=float, default=300, help="seconds of search per variant")
+    p.add_argument("--budget", type=float, default=240, help="seconds of search per variant")
     p.add_argument("--spec", default=str(REPO / "spaces" / "predictors.yaml"))
     p.add_argument("--trials", type=int, default=200, help="trial cap (the budget should end first)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="study.seed values, one pair of runs each")
