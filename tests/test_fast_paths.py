@@ -229,3 +229,70 @@ def test_adaptive_pool_by_bin_matrices_equals_torch(shape, g):
     gy = torch.randn(ref.shape, dtype=torch.float64)
     torch.testing.assert_close(torch.autograd.grad(got, xl, gy)[0], torch.autograd.grad(ref, x, gy)[0])
     assert adaptive_avg_pool(x, g) is not None and torch.equal(adaptive_avg_pool(x, g), ref)  # CPU: torch's own
+
+
+# ---------------------------------------------------------------------------------- packed weights
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="oneDNN is not in this torch build")
+def test_packed_weights_follow_every_weight_change():
+    """The fused MLP's cached oneDNN weights: reused while unchanged, rebuilt after an optimizer step,
+    ``load_state_dict`` or a plain in-place edit; never in a state dict; the model still pickles."""
+    import copy
+    import io
+    import pickle
+
+    from wfsearch.models import layers
+
+    torch.manual_seed(0)
+    model = build(ArchConfig(embed_dim=32, depth=2, img_size=32, patch_size=8, num_classes=5,
+                             dynamic_blocks=[1])).eval()
+    x = torch.randn(2, 3, 32, 32)
+
+    def fast_and_ref():
+        with torch.inference_mode():
+            fast = model(x)
+            with reference_mode():
+                return fast, model(x)
+
+    fast, ref = fast_and_ref()
+    torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-5)
+    fc1 = model.blocks[0].mlp.fc1.weight
+    packed = layers._packed.get(fc1)
+    assert packed is not None and packed[1].is_mkldnn  # the static block's fc1 took the fused path
+    fast_and_ref()
+    assert layers._packed.get(fc1)[1] is packed[1]  # reused, not re-blocked
+
+    # an optimizer step (in place, under no_grad)
+    model.train()
+    torch.optim.SGD(model.parameters(), lr=1.0).zero_grad()
+    model(x).square().sum().backward()
+    torch.optim.SGD(model.parameters(), lr=1.0).step()
+    model.eval()
+    fast, ref = fast_and_ref()
+    torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-5)
+    assert layers._packed.get(fc1)[1] is not packed[1]
+
+    # load_state_dict and a direct in-place edit of one weight
+    other = build(ArchConfig(embed_dim=32, depth=2, img_size=32, patch_size=8, num_classes=5, dynamic_blocks=[1]))
+    model.load_state_dict(other.state_dict())
+    fast, ref = fast_and_ref()
+    torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-5)
+    with torch.no_grad():
+        model.blocks[1].mlp.fc2.weight.mul_(3.0)
+    fast, ref = fast_and_ref()
+    torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-5)
+
+    assert set(model.state_dict()) == set(other.state_dict())
+    clone = pickle.loads(pickle.dumps(model))
+    torch.save(model, io.BytesIO())
+    with torch.inference_mode():
+        torch.testing.assert_close(clone(x), model(x))
+        torch.testing.assert_close(copy.deepcopy(model)(x), model(x))
+
+    # a model built under inference mode has inference-tensor weights: not cached, still exact
+    with torch.inference_mode():
+        frozen = build(ArchConfig(embed_dim=32, depth=1, img_size=32, patch_size=8, num_classes=5,
+                                  dynamic_blocks=[])).eval()
+        out = frozen(x)
+        assert layers._packed.get(frozen.blocks[0].mlp.fc1.weight) is None
+        with reference_mode():
+            torch.testing.assert_close(out, frozen(x), rtol=1e-5, atol=1e-5)

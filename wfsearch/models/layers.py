@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import trunc_normal_
+from torch.utils.weak import WeakTensorKeyDictionary
 
 from .predictors import pool_tokens
 
@@ -99,17 +100,40 @@ def mkldnn_fusable(x: torch.Tensor, weight: torch.Tensor) -> bool:
 _HAS_LINEAR_POINTWISE = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 
+# Whether the fused oneDNN linears use a cached, pre-blocked copy of their weight (NOTES.md, item 12).
+PACK_WEIGHTS = True
+_packed: WeakTensorKeyDictionary = WeakTensorKeyDictionary()  # weight -> ((version, data_ptr), packed)
+
+
+def packed_weight(weight: torch.Tensor) -> torch.Tensor:
+    """oneDNN's blocked copy of a linear ``weight`` (``C_out x C_in``), made on first use and reused
+    while the weight is unchanged; otherwise oneDNN re-blocks the plain weight on every call.
+
+    The copy is keyed on the parameter object and stamped with its version counter and storage, so
+    an optimizer step, ``load_state_dict`` or ``.to()`` makes a fresh one; it dies with the weight and
+    is never part of a state dict or a pickle. Inference tensors (no version counter) are not cached.
+    """
+    if not PACK_WEIGHTS or weight.is_inference():
+        return weight
+    stamp = (weight._version, weight.data_ptr())
+    entry = _packed.get(weight)
+    if entry is None or entry[0] != stamp:
+        entry = (stamp, torch.ops.mkldnn._reorder_linear_weight(weight.detach()))
+        _packed[weight] = entry
+    return entry[1]
+
+
 def linear_gelu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """``gelu(F.linear(x, weight, bias))`` (exact erf GELU), one fused oneDNN op in CPU fp32 inference."""
     if mkldnn_fusable(x, weight):
-        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "gelu", [], "none")
+        return torch.ops.mkldnn._linear_pointwise(x, packed_weight(weight), bias, "gelu", [], "none")
     return F.gelu(F.linear(x, weight, bias))
 
 
 def linear_add(x: torch.Tensor, other: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """``F.linear(x, weight, bias) + other``, one fused oneDNN op in CPU fp32 inference."""
     if mkldnn_fusable(x, weight) and other.shape == x.shape[:-1] + weight.shape[:1] and other.dtype == x.dtype:
-        return torch.ops.mkldnn._linear_pointwise.binary(x, other.contiguous(), weight, bias, "add")
+        return torch.ops.mkldnn._linear_pointwise.binary(x, other.contiguous(), packed_weight(weight), bias, "add")
     return F.linear(x, weight, bias) + other
 
 
@@ -232,7 +256,7 @@ class DynamicLinear(nn.Module):
             w_BIO = torch.baddbmm(self.weight.t(), P_BIK, Q_BKO)  # W0ᵀ + ΔW, one pass
             y_BNO = torch.baddbmm(self.bias, x_BNC, w_BIO)
         elif mkldnn_fusable(x_BNC, self.weight):  # inference: oneDNN's x W0ᵀ + b (bias in its epilogue)
-            y_BNO = torch.ops.mkldnn._linear_pointwise(x_BNC, self.weight, self.bias, "none", [], "")
+            y_BNO = torch.ops.mkldnn._linear_pointwise(x_BNC, packed_weight(self.weight), self.bias, "none", [], "")
             y_BNO = y_BNO.baddbmm_(x_BNC @ P_IK, Q_BKO.to(y_BNO.dtype))
         else:  # x W0ᵀ, then += [x P, 1] [Q'; b]: the bias rides in the low-rank product, no extra pass
             y_BNO = torch.matmul(x_BNC, self.weight.t())
