@@ -296,3 +296,32 @@ def test_packed_weights_follow_every_weight_change():
         assert layers._packed.get(frozen.blocks[0].mlp.fc1.weight) is None
         with reference_mode():
             torch.testing.assert_close(out, frozen(x), rtol=1e-5, atol=1e-5)
+
+
+def test_predictor_threads_by_work(monkeypatch):
+    """CPU inference: the predictor's small math runs on one thread, its down-projection on every
+    thread once it reaches `PARALLEL_MIN_MACS`; under autograd the thread count is never touched."""
+    from wfsearch.models import layers
+    torch.manual_seed(0)
+    c_in, c_out = 16, 64
+    layer = DynamicLinear(c_in, c_out, FC1_PREDICTORS["bilateral"](c_in, c_out, 4, 2, "silu"))
+    seen = {}
+    layer.predictor.down.register_forward_pre_hook(lambda m, a: seen.__setitem__("down", torch.get_num_threads()))
+    layer.predictor.act_fn.register_forward_pre_hook(lambda m, a: seen.__setitem__("act", torch.get_num_threads()))
+    x = torch.randn(2, 8, 8, c_in)
+    down_macs = 2 * 16 * c_in * (4 + 16)  # B * M * C_in * (C_in/r + C_out/r)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for threshold, expect in ((down_macs, 2), (down_macs + 1, 1)):
+            monkeypatch.setattr(layers, "PARALLEL_MIN_MACS", threshold)
+            with torch.inference_mode():
+                out = layer(x)
+            assert seen == {"down": expect, "act": 1}, threshold
+            assert torch.get_num_threads() == 2
+            with torch.inference_mode(), reference_mode():
+                torch.testing.assert_close(out, layer(x), rtol=1e-5, atol=1e-6)
+        layer(x)
+        assert seen == {"down": 2, "act": 2}
+    finally:
+        torch.set_num_threads(before)

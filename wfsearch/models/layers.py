@@ -145,6 +145,9 @@ def squash(v: torch.Tensor, dim: int | tuple[int, ...]) -> torch.Tensor:
 # Predictor work (MACs, whole batch) up to which the fast path runs it on one intra-op thread: a few
 # milliseconds of one core, against parallel regions that wait for a second thread (NOTES.md, item 9).
 SINGLE_THREAD_MAX_MACS = 256_000_000
+# ... except one GEMM of at least this many MACs (the predictor's down-projection at high resolution),
+# which is large enough to gain from every thread even when the machine is busy.
+PARALLEL_MIN_MACS = 32_000_000
 
 # Relative cost of one GEMM per sample against one GEMM over all the batch's tokens, plus writing the
 # per-sample weight (measured on CPU, benchmarks/NOTES.md); it tips the fast-path plan at equal MACs.
@@ -274,18 +277,23 @@ class DynamicLinear(nn.Module):
         pred = self.predictor
         squash_norm = self.delta_norm == "squash"
         use_codes = hasattr(pred, "codes_pooled") and not hooked(pred)  # hooks see pred(x) otherwise
+        cpu = x_BHWC.device.type == "cpu"
         if use_codes:
             p_BMC = pool_tokens(x_BHWC, pred.pool)
             M, ra, rb = p_BMC.shape[1], pred.w1.shape[0], pred.w2.shape[0]
             inner, order = plan or plan_dynamic_linear(N, M, C, O, ra, rb, squash_norm)
-            # MACs from the pooled tokens to Q' (all samples): small enough, and it runs on one thread
-            work = B * (M * C * (ra + rb) + (M * ra * rb + ra * rb * O + ra * ra * O if inner == "rank"
-                                             else M * (ra * C + rb * O) + M * M * (C + O)))
+            # MACs from the pooled tokens to Q' (all samples): small enough, and it runs on one thread;
+            # the down-projection of the pooled tokens alone may be worth all threads (item 12)
+            down = B * M * C * (ra + rb)
+            with single_threaded(cpu and down < PARALLEL_MIN_MACS):
+                u_BMR = pred.down(p_BMC)
+            work = down + B * (M * ra * rb + ra * rb * O + ra * ra * O if inner == "rank"
+                               else M * (ra * C + rb * O) + M * M * (C + O))
         else:
             inner, work = "tokens", SINGLE_THREAD_MAX_MACS + 1  # unknown cost: keep it parallel
-        with single_threaded(x_BHWC.device.type == "cpu" and work <= SINGLE_THREAD_MAX_MACS):
+        with single_threaded(cpu and work <= SINGLE_THREAD_MAX_MACS):
             if use_codes:
-                a_BMRa, b_BMRb, scale = pred.codes_pooled(p_BMC, N, merge_act=True)
+                a_BMRa, b_BMRb, scale = pred.codes_from_down(u_BMR, N, merge_act=True)
                 phi_a = phi_b = None
             else:  # any predictor returning (Φa, Φb, scale)
                 phi_a, phi_b, scale = pred(x_BHWC)

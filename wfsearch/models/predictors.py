@@ -133,7 +133,11 @@ class LowRankPredictor(nn.Module):
     def codes_pooled(self, p_BMC: torch.Tensor, n_tokens: int, merge_act: bool = False
                      ) -> tuple[torch.Tensor, torch.Tensor, float]:
         """`codes` from the already pooled tokens ``(B, M, C_in)`` of an ``n_tokens`` grid."""
-        u_BMR = self.down(p_BMC)
+        return self.codes_from_down(self.down(p_BMC), n_tokens, merge_act)
+
+    def codes_from_down(self, u_BMR: torch.Tensor, n_tokens: int, merge_act: bool = False
+                        ) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """`codes` from the fused down-projection ``U = down(P)`` (``B x M x (C_in/r + C_out/r)``)."""
         if merge_act and self.act_a and self.act_b and not self.deep:
             return (*torch.split(self.act_fn(u_BMR), [self.rank_a, self.rank_b], dim=-1), self.factor_scale(n_tokens))
         u_a, u_b = torch.split(u_BMR, [self.rank_a, self.rank_b], dim=-1)
