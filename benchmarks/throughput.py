@@ -49,7 +49,7 @@ class Schedule:
     warmup: int = 1
 
 
-SCHEDULES = {224: Schedule(16, 5, 1), 512: Schedule(4, 3, 1), 896: Schedule(2, 3, 1), 1248: Schedule(1, 3, 1)}
+SCHEDULES = {224: Schedule(16, 5, 1), 512: Schedule(4, 3, 1), 896: Schedule(2, 5, 1), 1248: Schedule(1, 3, 1)}
 # On a GPU: batches that fill it, more repeats and batches per repeat (CUDA events time each repeat).
 CUDA_SCHEDULES = {224: Schedule(256, 7, 5, 3), 512: Schedule(64, 7, 5, 3), 896: Schedule(16, 7, 5, 3),
                   1248: Schedule(8, 7, 5, 3)}
