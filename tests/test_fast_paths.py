@@ -325,3 +325,35 @@ def test_predictor_threads_by_work(monkeypatch):
         assert seen == {"down": 2, "act": 2}
     finally:
         torch.set_num_threads(before)
+
+
+def test_module_trackers_do_not_switch_off_the_fast_path():
+    """MemTracker hooks every module to attribute memory; that must not send the model down the
+    unfused paths kept for observing hooks, or the peak it reports is that of a path training never
+    takes (the dynamic fc1 through Φa, Φb instead of the rank order: +7% at 896). A user's global
+    hook still counts."""
+    from torch.distributed._tools.mem_tracker import MemTracker
+
+    from wfsearch.models.layers import hooked
+    torch.manual_seed(0)
+    model = build(ArchConfig(**{**SMALL, "dynamic_blocks": [1]})).train()
+    pred = model.blocks[1].mlp.fc1.predictor
+    calls = []
+    original = type(pred).forward
+    type(pred).forward = lambda self, x: (calls.append(1), original(self, x))[1]
+    try:
+        x = torch.randn(2, 3, 24, 40)
+        with MemTracker() as tracker:
+            assert not hooked(pred)
+            model(x).sum().backward()
+        assert calls == []  # the codes/rank path, as without the tracker
+        assert tracker.get_tracker_snapshot("peak")
+        handle = torch.nn.modules.module.register_module_forward_hook(lambda m, i, o: None)
+        try:
+            assert hooked(pred)
+            model(x)
+            assert calls  # an observing hook: pred(x) runs so the hook sees its output
+        finally:
+            handle.remove()
+    finally:
+        type(pred).forward = original

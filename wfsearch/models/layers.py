@@ -48,12 +48,16 @@ def fast_path_enabled() -> bool:
     return not _flop_counting()
 
 
-def _flop_counting() -> bool:
+def _dispatch_modes() -> list:
     try:
         from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
     except ImportError:  # pragma: no cover - older/newer torch without the helper
-        return False
-    return any(type(m).__name__ == "_FlopCounterMode" for m in _get_current_dispatch_mode_stack())
+        return []
+    return _get_current_dispatch_mode_stack()
+
+
+def _flop_counting() -> bool:
+    return any(type(m).__name__ == "_FlopCounterMode" for m in _dispatch_modes())
 
 
 @contextlib.contextmanager
@@ -79,10 +83,26 @@ def needs_grad(*tensors: torch.Tensor) -> bool:
     return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
+# torch's module trackers (behind MemTracker, FlopCounterMode, ...) hook every module globally to know
+# which module an op runs in; they do not look at outputs, so they must not switch the model to the
+# unfused paths: MemTracker would then measure a path that training never takes.
+_TRACKER_HOOK_OWNERS = frozenset({"torch.distributed._tools.mod_tracker.ModTracker",
+                                  "torch.utils.module_tracker.ModuleTracker"})
+
+
+def _observes(hooks: dict) -> bool:
+    for hook in hooks.values():
+        owner = type(getattr(hook, "__self__", None))
+        if f"{owner.__module__}.{owner.__qualname__}" not in _TRACKER_HOOK_OWNERS:
+            return True
+    return False
+
+
 def hooked(*modules: nn.Module) -> bool:
-    """Whether forward hooks watch any of ``modules`` (then fused paths that skip them are not taken)."""
+    """Whether forward hooks watch any of ``modules`` (then fused paths that skip them are not taken).
+    Global hooks count too, except those of torch's module trackers (`_TRACKER_HOOK_OWNERS`)."""
     from torch.nn.modules import module as _m
-    if _m._global_forward_hooks or _m._global_forward_pre_hooks:
+    if _observes(_m._global_forward_hooks) or _observes(_m._global_forward_pre_hooks):
         return True
     return any(m._forward_hooks or m._forward_pre_hooks for m in modules)
 
@@ -113,8 +133,8 @@ def packed_weight(weight: torch.Tensor) -> torch.Tensor:
     an optimizer step, ``load_state_dict`` or ``.to()`` makes a fresh one; it dies with the weight and
     is never part of a state dict or a pickle. Inference tensors (no version counter) are not cached.
     """
-    if not PACK_WEIGHTS or weight.is_inference():
-        return weight
+    if not PACK_WEIGHTS or weight.is_inference() or _dispatch_modes():
+        return weight  # (a dispatch mode, e.g. MemTracker, cannot look inside an opaque oneDNN tensor)
     stamp = (weight._version, weight.data_ptr())
     entry = _packed.get(weight)
     if entry is None or entry[0] != stamp:
