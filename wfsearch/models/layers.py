@@ -24,6 +24,11 @@ from torch.utils.weak import WeakTensorKeyDictionary
 
 from .predictors import pool_tokens
 
+try:  # checked on every forward, so imported once here
+    from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
+except ImportError:  # pragma: no cover - older/newer torch without the helper
+    _get_current_dispatch_mode_stack = None
+
 _reference_depth = 0
 
 
@@ -49,11 +54,8 @@ def fast_path_enabled() -> bool:
 
 
 def _dispatch_modes() -> list:
-    try:
-        from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
-    except ImportError:  # pragma: no cover - older/newer torch without the helper
-        return []
-    return _get_current_dispatch_mode_stack()
+    """The active `TorchDispatchMode`s (FlopCounterMode, MemTracker, ...), innermost last."""
+    return _get_current_dispatch_mode_stack() if _get_current_dispatch_mode_stack is not None else []
 
 
 def _flop_counting() -> bool:
