@@ -24,6 +24,7 @@ COMMANDS = [
     "show",
     "report",
     "dashboard",
+    "simulate",
 ]
 
 
