@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     archs = enumerate_space(spec)[:args.limit]
     print(f"{len(archs)} distinct architectures x {args.seeds} seeds -> {out}", flush=True)
     meta = {"spec": os.path.relpath(args.spec, out), "overrides": args.overrides, "seeds": args.seeds,
-            "architectures": len(archs), "spec_resolved": spec.model_dump(mode="json", exclude={"space"}),
+            "architectures": len(archs), "complete": False, "spec_resolved": spec.model_dump(mode="json", exclude={"space"}),
             "space": {k: v.model_dump(mode="json", exclude_none=True) for k, v in spec.space.items()},
             "command": " ".join(["python", "benchmarks/tabulate.py", *(argv if argv is not None else sys.argv[1:])]),
             "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "workers": args.workers,
@@ -195,6 +195,10 @@ def main(argv: list[str] | None = None) -> int:
                       f"run {r['wall']:.1f}s, elapsed {el:.0f}s, eta {el / finished * (len(todo) - finished):.0f}s",
                       flush=True)
     print(f"done: {finished} runs in {time.perf_counter() - t_start:.0f}s wall", flush=True)
+    done = _existing(out / "runs.csv", lambda r: (r["arch_hash"], int(r["seed"])))
+    meta["complete"] = all((h, s) in done for h, _ in archs for s in range(args.seeds))
+    meta["wall_seconds_last_run"] = round(time.perf_counter() - t_start)
+    (out / "table.json").write_text(json.dumps(meta, indent=1, default=str) + "\n")
     return 0
 
 

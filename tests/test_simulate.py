@@ -131,22 +131,29 @@ def test_simulate_cli_writes_a_study(table_and_truth, tmp_path, capsys):
 
 
 def test_committed_table_has_every_architecture_and_seed():
+    """The committed table: built from its spec, monotone epochs, costs with per-repeat throughput;
+    every architecture of the space with every seed once tabulate.py has marked it complete."""
     if not (TABLE / "runs.csv").is_file():
         pytest.skip("no committed table")
     spec = load_spec(TABLE_SPEC)
     table = load_table(TABLE)
     space = dict(enumerate_space(spec))
     assert len(space) >= 90
-    assert set(table.archs) == set(space)
-    assert set(table.runs) == set(space)
+    assert set(table.runs) <= set(space) and set(table.archs) <= set(space)
     seeds = list(range(table.meta["seeds"]))
     assert len(seeds) >= 2
     max_epochs = spec.proxy.epochs[-1]
     for h, per in table.runs.items():
-        assert sorted(per) == seeds, h
-        assert json.loads(json.dumps(table.archs[h].params)) == json.loads(json.dumps(space[h]))
+        assert set(per) <= set(seeds), h
+        assert h in table.archs  # seed 0 measures before any other seed runs
+        assert table.archs[h].params == space[h]
         for s, curve in per.items():
             epochs = [e.epoch for e in curve]
             assert epochs == list(range(1, max_epochs + 1)), (h, s, epochs)
             assert all(e.seconds > 0 and 0 <= e.accuracy <= 1 for e in curve)
         assert table.archs[h].metrics["throughput"] > 0 and len(table.archs[h].throughput_samples) >= 2
+    if table.meta.get("complete"):
+        assert set(table.runs) == set(space)
+        assert all(sorted(per) == seeds for per in table.runs.values())
+    else:  # a partial table: seed 0 goes first for every architecture
+        assert all(0 in per for per in table.runs.values())
