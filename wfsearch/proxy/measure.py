@@ -77,20 +77,30 @@ def create_model_at(name: str, img_size: int, **kwargs) -> nn.Module:
 
 
 def count_macs(model: nn.Module, img_size: int, in_chans: int = 3) -> int:
-    """MACs of one image: the analytic formula for WeightFormer, `torch.utils.flop_counter` otherwise."""
+    """MACs of one image: the analytic formula for WeightFormer, `torch.utils.flop_counter` otherwise.
+
+    Attention is counted under the math SDPA backend: which fused kernel runs depends on the device
+    and the Torch version, and some (the CPU flash kernel in Torch 2.14) have no flop formula, so
+    counting them would silently drop the N^2 attention term. The math backend runs plain matmuls,
+    which every version counts. Works on the meta device (no memory, no compute).
+    """
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
     from wfsearch.models import WeightFormer, cost
 
     if isinstance(model, WeightFormer):
         return cost(model.arch, img_size)["macs"]
-    from torch.utils.flop_counter import FlopCounterMode
-
     was_training = model.training
     model.eval()
     p = next(model.parameters(), None)
-    x = torch.zeros(1, in_chans, img_size, img_size, device=p.device if p is not None else "cpu")
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(x)
-    model.train(was_training)
+    device = p.device if p is not None else torch.device("cpu")
+    x = (torch.empty if device.type == "meta" else torch.zeros)(1, in_chans, img_size, img_size, device=device)
+    try:
+        with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+            model(x)
+    finally:
+        model.train(was_training)
     return counter.get_total_flops() // 2
 
 
