@@ -218,7 +218,6 @@ def cached_result(t: optuna.trial.FrozenTrial, max_epochs: int) -> dict:
     metrics = dict(a.get("metrics") or {})
     return {"status": "ok", "status_reason": f"ok (same architecture as trial {t.number}, not trained again)",
             "metrics": metrics, "costs": a.get("costs"), "curve": a.get("curve"), "epoch": max_epochs,
-            "intervals": a.get("intervals"),
             **{k: v for k, v in metrics.items() if isinstance(v, (int, float))}}
 
 
@@ -349,8 +348,7 @@ def evaluate_references(spec: Any, storage: optuna.storages.RDBStorage, settings
         for ref, fut in futures:
             result = ray.get(fut)
             attrs = {"kind": "reference", "reference_name": ref.name, **{k: v for k, v in result.items()
-                     if k in ("arch", "arch_hash", "timm_model", "costs", "metrics", "intervals", "curve", "status_reason",
-                     "proxy")}}
+                     if k in ("arch", "arch_hash", "timm_model", "costs", "metrics", "curve", "status_reason", "proxy")}}
             if result["status"] == "ok":
                 values = [float(result["metrics"][m]) for m in names]
                 ref_study.add_trial(optuna.trial.create_trial(values=values, user_attrs=attrs))
@@ -377,7 +375,7 @@ def _evaluate_reference(target: dict, settings: dict) -> dict:
                         reference_img_s=settings.get("reference_img_s"), seed_noise=settings.get("seed_noise"))
     return {**target, "arch_hash": what.hash if target.get("arch") else None, "status": res.status,
             "status_reason": res.reason, "metrics": res.metrics, "costs": res.costs, "curve": res.curve,
-            "intervals": res.intervals, "proxy": settings["proxy"]}
+            "proxy": settings["proxy"]}
 
 
 SCALE_ATTR = "throughput_scale"

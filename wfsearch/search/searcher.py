@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 CONSTRAINTS_ATTR = "constraints"
 # result keys copied into trial user attributes
-ATTR_KEYS = ("arch", "arch_hash", "costs", "metrics", "intervals", "curve", "status_reason", "proxy", "timm_model")
+ATTR_KEYS = ("arch", "arch_hash", "costs", "metrics", "curve", "status_reason", "proxy", "timm_model")
 
 
 def unflatten(flat: dict[str, Any], sep: str = "/") -> dict[str, Any]:

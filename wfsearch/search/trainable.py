@@ -79,7 +79,6 @@ def run_trial(config: dict, settings: dict) -> None:
                                seed_noise=settings.get("seed_noise"))
         tune.report({**base, "final": True, "status": result.status, "status_reason": result.reason,
                      "metrics": result.metrics, "costs": result.costs, "curve": result.curve,
-                     "intervals": result.intervals,
                      "epoch": result.curve[-1]["epoch"] if result.curve else 0,
                      **_flat(objectives, result.metrics)})
     except Exception as e:  # a broken trial is recorded, never takes the search down
