@@ -166,8 +166,7 @@ class SpaceFunction:
         self.inflight = inflight if inflight is not None else {}
 
     def __call__(self, trial: Any) -> dict[str, Any]:
-        from wfsearch.models import cost
-        from wfsearch.space import sample_arch
+        from wfsearch.space import design_costs, sample_arch
 
         sample = sample_arch(self.spec, trial)
         if sample.arch is None:
@@ -175,14 +174,10 @@ class SpaceFunction:
             return {"infeasible": f"infeasible: {sample.infeasible}", "arch": None}
         arch = sample.arch
         try:  # costs are those of the deployed model: the throughput section's scale and resolution
-            deployed = self.spec.throughput.deployed(arch)
+            metrics = design_costs(self.spec, arch)
         except ValueError as e:
             self._constrain(trial, [1.0] * len(self.constraints), buildable=False)
             return {"infeasible": f"infeasible: at the deployment scale: {e}", "arch": arch.to_dict()}
-        c = cost(deployed)
-        # memory: activations of a training step plus weights, gradients and AdamW state (fp32)
-        metrics = {"params": c["params"], "macs": c["macs"],
-                   "memory": c["activation_bytes"] * self.spec.throughput.batch_size + 16 * c["params"]}
         values, violated = check_constraints(self.constraints, metrics)
         self._constrain(trial, values, buildable=True)
         out = {"arch": arch.to_dict(), "arch_hash": arch.hash}
@@ -312,6 +307,8 @@ def init_ray(address: str | None, log_dir: Path) -> None:
                             "start one with `ray start --head`") from e
     else:
         import torch
+        # a local cluster on loopback: Ray's notice that it turned token authentication on is noise here
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
         # a local cluster stays on loopback
         ray.init(num_cpus=os.cpu_count(), num_gpus=torch.cuda.device_count(), _node_ip_address="127.0.0.1",
                  **kwargs)
@@ -445,7 +442,8 @@ def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, pr
         if spec.study.scheduler.type == "mo_asha" and len(spec.proxy.epochs) > 1:
             from .scheduler import ParetoSuccessiveHalving
             scheduler = ParetoSuccessiveHalving(spec.proxy.epochs, names, directions,
-                                                spec.study.scheduler.reduction_factor)
+                                                spec.study.scheduler.reduction_factor,
+                                                trial_number=searcher.trial_number)
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=remaining,
