@@ -137,3 +137,23 @@ def test_train_evaluate_refuses_a_crafted_checkpoint(tmp_path, capsys):
         lines = err.strip().splitlines()
         assert rc == 2 and len(lines) == 1 and str(path) in lines[0], (kind, err)
     assert not (tmp_path / "pwned").exists()
+
+
+# ---------------------------------------------------------------- storage password (item 4)
+def test_storage_password_is_masked_everywhere(tmp_path, monkeypatch, capsys):
+    """`run`, `validate`, `show`, `report` and `export` never print the storage password."""
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on: the connection is refused at once
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.chdir(tmp_path)
+    url = f"postgresql+psycopg2://wf:s3cret-pw@127.0.0.1:{port}/wf"
+    smoke = Path(__file__).resolve().parents[1] / "spaces" / "smoke.yaml"
+    for args in (["run", smoke, "--set", f"study.storage={url}", "--no-progress"],
+                 ["validate", smoke, "--set", f"study.storage={url}"],
+                 ["show", "--storage", url], ["report", "--storage", url], ["export", "--storage", url],
+                 ["run", smoke, "--set", "study.storage=postgresql://wf:s3cret-pw@[::1/wf", "--no-progress"]):
+        rc, out, err = run_cli(args, capsys)
+        assert "s3cret" not in out + err, (args, out, err)
+        assert args[0] == "validate" or (rc == 2 and len(err.strip().splitlines()) == 1), (args, rc, err)

@@ -22,7 +22,7 @@ from optuna.trial import TrialState
 
 import wfsearch
 from wfsearch.errors import UserError
-from wfsearch.study.naming import references_study_name, study_dir
+from wfsearch.study.naming import references_study_name, safe_url, study_dir
 
 from .pareto import hypervolume, nondominated_ranks
 from .progress import ProgressPrinter, SearchProgress
@@ -240,7 +240,7 @@ def prepare_study(spec: Any, fresh: bool = False) -> tuple[optuna.Study, optuna.
         study = optuna.load_study(study_name=spec.study.name, storage=storage, sampler=sampler)
         old = [o["name"] for o in study.user_attrs.get("objectives", [])]
         if old and old != names:
-            raise UserError(f"study {spec.study.name!r} in {storage_url(spec)}: it was run with objectives {old}, "
+            raise UserError(f"study {spec.study.name!r} in {safe_url(storage_url(spec))}: it was run with objectives {old}, "
                             f"the spec now says {names}; use --fresh to start a new study (the old one is kept)")
         if study.user_attrs.get("spec_hash") not in (None, spec.hash):
             log.warning("study %s: the spec changed since the study started; continuing with the new one",
@@ -249,7 +249,10 @@ def prepare_study(spec: Any, fresh: bool = False) -> tuple[optuna.Study, optuna.
         study = optuna.create_study(study_name=spec.study.name, storage=storage, sampler=sampler,
                                     directions=directions)
     study.set_metric_names(names)
-    study.set_user_attr("spec", spec.to_dict())
+    stored_spec = spec.to_dict()
+    if stored_spec.get("study", {}).get("storage"):  # the study's own record never holds a password
+        stored_spec["study"]["storage"] = safe_url(stored_spec["study"]["storage"])
+    study.set_user_attr("spec", stored_spec)
     study.set_user_attr("spec_hash", spec.hash)
     study.set_user_attr("spec_path", str(getattr(spec, "path", "") or ""))
     study.set_user_attr("wfsearch_version", wfsearch.__version__)
@@ -464,7 +467,7 @@ def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, pr
     study = optuna.load_study(study_name=spec.study.name, storage=storage)
     front = pareto_front(study)
     hv = hypervolume([t.values for t in front], directions, prog.reference_point()) if front else 0.0
-    return RunSummary(study_name=spec.study.name, storage=storage_url(spec), study_dir=sdir,
+    return RunSummary(study_name=spec.study.name, storage=safe_url(storage_url(spec)), study_dir=sdir,
                       finished=len(search_trials(study, finished_states)),
                       pruned=len(search_trials(study, (TrialState.PRUNED,))),
                       failed=len(search_trials(study, (TrialState.FAIL,))), front=front, references=references,
