@@ -374,10 +374,57 @@ def _evaluate_reference(target: dict, settings: dict) -> dict:
     from wfsearch.proxy.evaluate import evaluate_arch
 
     what = ArchConfig.from_dict(target["arch"]) if target.get("arch") else target["timm_model"]
-    res = evaluate_arch(what, settings["proxy"], settings["throughput"], cache_dir=settings.get("cache_dir"))
+    res = evaluate_arch(what, settings["proxy"], settings["throughput"], cache_dir=settings.get("cache_dir"),
+                        reference_img_s=settings.get("reference_img_s"), seed_noise=settings.get("seed_noise"))
     return {**target, "arch_hash": what.hash if target.get("arch") else None, "status": res.status,
             "status_reason": res.reason, "metrics": res.metrics, "costs": res.costs, "curve": res.curve,
             "proxy": settings["proxy"]}
+
+
+SCALE_ATTR = "throughput_scale"
+
+
+def throughput_scale(spec: Any, study: optuna.Study, settings: dict) -> float | None:
+    """The study's pooled median reference images/s: the scale of the paired speed objective.
+
+    Every trial's stored ``throughput`` is its per-repeat ratio to the reference model (measured
+    alongside it) times this one number, fixed for the whole study: measured once, before the
+    first trial, as a trial would (a Ray task with a trial's resources, the spec's throughput
+    setting), the reference timed against itself, all repeats of both copies pooled; stored in the
+    study attribute ``throughput_scale`` and reused when the study is continued. None (objective =
+    raw images/s) without a reference model.
+    """
+    reference = spec.throughput.reference
+    if not reference or settings.get("noop"):
+        return None
+    known = study.user_attrs.get(SCALE_ATTR) or {}
+    if known.get("reference") == reference and known.get("img_s"):
+        return float(known["img_s"])
+    import ray
+
+    remote = ray.remote(num_cpus=spec.resources.cpus_per_trial, num_gpus=spec.resources.gpus_per_trial,
+                        max_retries=2)(_measure_reference)
+    costs = ray.get(remote.remote(reference, settings))
+    samples = [*costs.get("throughput_samples", []), *costs.get("reference_samples", [])]
+    if not samples:
+        return None
+    import statistics
+
+    scale = {"reference": reference, "img_s": statistics.median(samples), "samples": len(samples),
+             "device": costs.get("device"), "clock": costs.get("clock"),
+             "how": "median images/s of the reference model over every repeat of one measurement of it against "
+                    "itself, in a trial's setting; throughput = per-repeat ratio to the reference x img_s"}
+    study.set_user_attr(SCALE_ATTR, scale)
+    log.info("speed objective: ratio to %s x %.2f img/s (%d repeats pooled)", reference, scale["img_s"], len(samples))
+    return float(scale["img_s"])
+
+
+def _measure_reference(reference: str, settings: dict) -> dict:
+    """A Ray task: the reference model measured against itself in the spec's throughput setting."""
+    from wfsearch.proxy.measure import MeasureSettings, measure_arch
+
+    ms = MeasureSettings.from_spec(settings["throughput"], memory=False, highres=None)
+    return measure_arch(reference, ms, cache=settings.get("cache_dir"))
 
 
 def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, progress: bool = True,
@@ -400,6 +447,8 @@ def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, pr
                 "max_epochs": max_epochs}
     preflight_data(spec, settings["cache_dir"])
     init_ray(address, sdir)
+    settings["reference_img_s"] = throughput_scale(spec, study, settings)
+    settings["seed_noise"] = study.user_attrs.get("seed_noise")
     references = evaluate_references(spec, storage, settings) if spec.references else []
 
     finished_states = (TrialState.COMPLETE, TrialState.PRUNED)
