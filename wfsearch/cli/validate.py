@@ -35,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from wfsearch.errors import UserError
     from wfsearch.models import cost
     from wfsearch.space import load_spec, random_samples
+    from wfsearch.study import safe_url
 
     if args.samples < 1:
         raise UserError(f"--samples: {args.samples}: must be >= 1")
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{spec.path}: ok (spec hash {spec.hash})")
     rows: list[tuple[str, str]] = [
         ("study", f"{st.name}: {st.trials} trials, sampler {st.sampler}, seed {st.seed}"),
-        ("storage", st.storage),
+        ("storage", safe_url(st.storage) if st.storage else st.storage),
         ("objectives", ", ".join(f"{o.name} ({o.direction})" for o in st.objectives)),
         ("constraints", ", ".join(str(c) for c in st.constraints) or "none"),
         ("scheduler", st.scheduler.type + (f" (reduction factor {st.scheduler.reduction_factor}) over epoch rungs "

@@ -225,6 +225,9 @@ class DatasetSpec(_Section):
     """threads decoding an image folder (0: one per CPU, at most 8)"""
     augment: bool = True
     """random translation and horizontal flip while training"""
+    follow_links: bool = False
+    """imagefolder: also follow links that lead out of root (links are never followed twice, and never
+    into another class or split)"""
 
 
 def _epochs_shorthand(v: Any) -> Any:
