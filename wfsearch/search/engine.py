@@ -22,7 +22,7 @@ from optuna.trial import TrialState
 
 import wfsearch
 from wfsearch.errors import UserError
-from wfsearch.study.naming import references_study_name, study_dir
+from wfsearch.study.naming import references_study_name, safe_url, study_dir
 
 from .pareto import hypervolume, nondominated_ranks
 from .progress import ProgressPrinter, SearchProgress
@@ -163,8 +163,7 @@ class SpaceFunction:
         self.inflight = inflight if inflight is not None else {}
 
     def __call__(self, trial: Any) -> dict[str, Any]:
-        from wfsearch.models import cost
-        from wfsearch.space import sample_arch
+        from wfsearch.space import design_costs, sample_arch
 
         sample = sample_arch(self.spec, trial)
         if sample.arch is None:
@@ -172,14 +171,10 @@ class SpaceFunction:
             return {"infeasible": f"infeasible: {sample.infeasible}", "arch": None}
         arch = sample.arch
         try:  # costs are those of the deployed model: the throughput section's scale and resolution
-            deployed = self.spec.throughput.deployed(arch)
+            metrics = design_costs(self.spec, arch)
         except ValueError as e:
             self._constrain(trial, [1.0] * len(self.constraints), buildable=False)
             return {"infeasible": f"infeasible: at the deployment scale: {e}", "arch": arch.to_dict()}
-        c = cost(deployed)
-        # memory: activations of a training step plus weights, gradients and AdamW state (fp32)
-        metrics = {"params": c["params"], "macs": c["macs"],
-                   "memory": c["activation_bytes"] * self.spec.throughput.batch_size + 16 * c["params"]}
         values, violated = check_constraints(self.constraints, metrics)
         self._constrain(trial, values, buildable=True)
         out = {"arch": arch.to_dict(), "arch_hash": arch.hash}
@@ -240,7 +235,7 @@ def prepare_study(spec: Any, fresh: bool = False) -> tuple[optuna.Study, optuna.
         study = optuna.load_study(study_name=spec.study.name, storage=storage, sampler=sampler)
         old = [o["name"] for o in study.user_attrs.get("objectives", [])]
         if old and old != names:
-            raise UserError(f"study {spec.study.name!r} in {storage_url(spec)}: it was run with objectives {old}, "
+            raise UserError(f"study {spec.study.name!r} in {safe_url(storage_url(spec))}: it was run with objectives {old}, "
                             f"the spec now says {names}; use --fresh to start a new study (the old one is kept)")
         if study.user_attrs.get("spec_hash") not in (None, spec.hash):
             log.warning("study %s: the spec changed since the study started; continuing with the new one",
@@ -249,7 +244,10 @@ def prepare_study(spec: Any, fresh: bool = False) -> tuple[optuna.Study, optuna.
         study = optuna.create_study(study_name=spec.study.name, storage=storage, sampler=sampler,
                                     directions=directions)
     study.set_metric_names(names)
-    study.set_user_attr("spec", spec.to_dict())
+    stored_spec = spec.to_dict()
+    if stored_spec.get("study", {}).get("storage"):  # the study's own record never holds a password
+        stored_spec["study"]["storage"] = safe_url(stored_spec["study"]["storage"])
+    study.set_user_attr("spec", stored_spec)
     study.set_user_attr("spec_hash", spec.hash)
     study.set_user_attr("spec_path", str(getattr(spec, "path", "") or ""))
     study.set_user_attr("wfsearch_version", wfsearch.__version__)
@@ -309,6 +307,8 @@ def init_ray(address: str | None, log_dir: Path) -> None:
                             "start one with `ray start --head`") from e
     else:
         import torch
+        # a local cluster on loopback: Ray's notice that it turned token authentication on is noise here
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
         # a local cluster stays on loopback
         ray.init(num_cpus=os.cpu_count(), num_gpus=torch.cuda.device_count(), _node_ip_address="127.0.0.1",
                  **kwargs)
@@ -491,7 +491,8 @@ def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, pr
         if spec.study.scheduler.type == "mo_asha" and len(spec.proxy.epochs) > 1:
             from .scheduler import ParetoSuccessiveHalving
             scheduler = ParetoSuccessiveHalving(spec.proxy.epochs, names, directions,
-                                                spec.study.scheduler.reduction_factor)
+                                                spec.study.scheduler.reduction_factor,
+                                                trial_number=searcher.trial_number)
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=remaining,
@@ -513,7 +514,7 @@ def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, pr
     study = optuna.load_study(study_name=spec.study.name, storage=storage)
     front = pareto_front(study)
     hv = hypervolume([t.values for t in front], directions, prog.reference_point()) if front else 0.0
-    return RunSummary(study_name=spec.study.name, storage=storage_url(spec), study_dir=sdir,
+    return RunSummary(study_name=spec.study.name, storage=safe_url(storage_url(spec)), study_dir=sdir,
                       finished=len(search_trials(study, finished_states)),
                       pruned=len(search_trials(study, (TrialState.PRUNED,))),
                       failed=len(search_trials(study, (TrialState.FAIL,))), front=front, references=references,

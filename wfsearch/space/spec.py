@@ -52,6 +52,7 @@ def _is_int(v: Any) -> bool:
 
 # --------------------------------------------------------------------------- study
 _CONSTRAINT_RE = re.compile(r"^\s*([A-Za-z_]+)\s*(<=|>=|<|>|==|=|!=)\s*([-+0-9.eE_]+)\s*([kKMGT]?)\s*$")
+_UNIT_RE = re.compile(r"^\s*([A-Za-z_]+)\s*(<=|>=|<|>|==|=|!=)\s*([-+0-9.eE_]*[0-9][0-9_]*\.?[0-9_]*)\s*([A-Za-z%/]+)\s*$")
 _SUFFIX = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
 
 
@@ -84,6 +85,14 @@ def parse_constraint(text: Any) -> Constraint:
         raise ValueError("a constraint is a string 'METRIC OP VALUE', e.g. 'params <= 30e6'")
     m = _CONSTRAINT_RE.match(text)
     if not m:
+        unit = _UNIT_RE.match(text)
+        if unit:
+            metric, op, num, word = unit.groups()
+            scale = _SUFFIX.get(word[0], 1.0) if word[0] in "kKMGT" and len(word) > 1 else 1.0
+            bound = f"{float(num.replace('_', '')) * scale:g}".replace("e+0", "e").replace("e+", "e")
+            short = f" (or {metric} {op} {num}{word[0]})" if scale != 1.0 else ""
+            raise ValueError(f"units such as {word!r} are not accepted; write the bound as a plain number: "
+                             f"'{metric} {op} {bound}'{short}")
         raise ValueError("a constraint is 'METRIC OP VALUE' with OP one of <=, <, >=, >, e.g. 'params <= 30e6'")
     metric, op, num, suffix = m.groups()
     if metric not in METRICS:
@@ -628,9 +637,6 @@ def _compact_knob(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def _did_you_mean(word: Any, options: Any) -> str:
-    import difflib
+    from wfsearch.suggest import did_you_mean
 
-    if not isinstance(word, str):
-        return ""
-    close = difflib.get_close_matches(word, [str(o) for o in options], n=2, cutoff=0.6)
-    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    return did_you_mean(word, [str(o) for o in options])
