@@ -132,6 +132,9 @@ class WeightFormer(nn.Module):
             for i in range(depth)
         ])
         self.norm = LayerNorm(embed_dim)
+        # timm's backbone API (as its ViT): every block is a feature level at stride patch_size
+        self.feature_info = [dict(module=f"blocks.{i}", num_chs=embed_dim, reduction=patch_size)
+                             for i in range(depth)]
         self.head_drop = nn.Dropout(drop_rate)
         self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
         self.apply(self._init_weights)
@@ -171,7 +174,8 @@ class WeightFormer(nn.Module):
         self.head = nn.Linear(self.embed_dim, num_classes) if num_classes > 0 else nn.Identity()
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Images ``(B, C, H, W)`` -> normalized tokens ``(B, H/p, W/p, C)``."""
+        """Images ``(B, C, H, W)`` -> normalized tokens, channels last: ``(B, H/p, W/p, C)`` (NHWC;
+        `forward_intermediates` gives NCHW feature maps)."""
         x = self.norm_pre(self.patch_embed(x))
         if self.grad_checkpointing and not torch.jit.is_scripting():
             from timm.models import checkpoint_seq
@@ -179,6 +183,57 @@ class WeightFormer(nn.Module):
         else:
             x = self.blocks(x)
         return self.norm(x)
+
+    def forward_intermediates(self, x: torch.Tensor, indices: int | list[int] | None = None, norm: bool = False,
+                              stop_early: bool = False, output_fmt: str = "NCHW", intermediates_only: bool = False
+                              ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+        """timm's feature API (as its ViT): the outputs of the blocks named by ``indices`` (an int n:
+        the last n blocks; a list: those blocks, negative from the end; None: all).
+
+        Layouts: intermediates are ``output_fmt`` ``"NCHW"`` ``(B, C, H/p, W/p)`` (the default, for
+        detection and segmentation necks), ``"NHWC"`` ``(B, H/p, W/p, C)`` (the layout the blocks
+        work in, no copy) or ``"NLC"`` ``(B, H/p * W/p, C)``; the final features (returned first
+        unless ``intermediates_only``) are `forward_features`' normalized ``(B, H/p, W/p, C)`` tokens.
+        ``norm`` applies the final LayerNorm to every intermediate; ``stop_early`` skips the blocks
+        after the last one asked for.
+        """
+        from timm.models._features import feature_take_indices
+        if output_fmt not in ("NCHW", "NHWC", "NLC"):
+            raise ValueError(f"output_fmt={output_fmt!r}: must be 'NCHW', 'NHWC' or 'NLC'")
+        take_indices, max_index = feature_take_indices(len(self.blocks), indices)
+        x = self.norm_pre(self.patch_embed(x))
+        blocks = self.blocks[:max_index + 1] if stop_early and not torch.jit.is_scripting() else self.blocks
+        intermediates = []
+        for i, blk in enumerate(blocks):
+            if self.grad_checkpointing and not torch.jit.is_scripting():
+                from torch.utils.checkpoint import checkpoint
+                x = checkpoint(blk, x, use_reentrant=False)
+            else:
+                x = blk(x)
+            if i in take_indices:
+                y = self.norm(x) if norm else x
+                if output_fmt == "NCHW":
+                    y = y.permute(0, 3, 1, 2)
+                elif output_fmt == "NLC":
+                    y = y.flatten(1, 2)
+                intermediates.append(y)
+        if intermediates_only:
+            return intermediates
+        return self.norm(x), intermediates
+
+    def prune_intermediate_layers(self, indices: int | list[int] = 1, prune_norm: bool = False,
+                                  prune_head: bool = True) -> list[int]:
+        """Drop the blocks after the last of ``indices`` (and the final norm / the head); returns the
+        kept indices, as timm's ViT."""
+        from timm.models._features import feature_take_indices
+        take_indices, max_index = feature_take_indices(len(self.blocks), indices)
+        self.blocks = self.blocks[:max_index + 1]
+        self.feature_info = self.feature_info[:max_index + 1]
+        if prune_norm:
+            self.norm = nn.Identity()
+        if prune_head:
+            self.reset_classifier(0, "")
+        return take_indices
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         if self.global_pool == "avg":
@@ -232,8 +287,12 @@ def _filter_fn(state_dict: dict[str, torch.Tensor], model: nn.Module) -> dict[st
 
 
 def _create_weightformer(variant: str, pretrained: bool = False, **kwargs: Any) -> WeightFormer:
+    """Through timm's builder, so ``features_only=True`` gives a `FeatureGetterNet` over
+    `forward_intermediates` (NCHW maps of the blocks in ``out_indices``, default the last 3)."""
+    out_indices = kwargs.pop("out_indices", 3)
     model_args = {**MODEL_SIZES[variant], **kwargs}
-    return build_model_with_cfg(WeightFormer, variant, pretrained, pretrained_filter_fn=_filter_fn, **model_args)
+    return build_model_with_cfg(WeightFormer, variant, pretrained, pretrained_filter_fn=_filter_fn,
+                                feature_cfg=dict(out_indices=out_indices, feature_cls="getter"), **model_args)
 
 
 @register_model
