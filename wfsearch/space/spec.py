@@ -20,7 +20,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
                       PlainSerializer, PrivateAttr, WithJsonSchema, field_validator, model_validator)
 
 from wfsearch.errors import UserError
-from wfsearch.models.config import ACTIVATIONS, DELTA_NORMS, PREDICTORS, ArchConfig
+from wfsearch.models.config import ENUMS, ArchConfig
 
 # metric name -> the direction that is better, used when an objective gives none
 METRICS: dict[str, str] = {
@@ -319,12 +319,10 @@ class ThroughputSpec(_Section):
 # --------------------------------------------------------------------------- base, space
 def _field_schema() -> dict[str, Any]:
     """JSON Schema of the ArchConfig fields, for editor completion of base and references' arch."""
-    enums = {"fc1_predictor": PREDICTORS["fc1"], "dwconv_predictor": PREDICTORS["dwconv"],
-             "predictor_act": ACTIVATIONS, "delta_norm": DELTA_NORMS}
     props: dict[str, Any] = {}
     for name in ArchConfig.field_names():
-        if name in enums:
-            props[name] = {"enum": enums[name]}
+        if name in ENUMS:
+            props[name] = {"enum": ENUMS[name]}
         elif name in ("mlp_ratio", "drop_path_rate", "drop_rate"):
             props[name] = {"type": "number"}
         elif name == "img_size":
@@ -332,6 +330,9 @@ def _field_schema() -> dict[str, Any]:
                                                            "minItems": 2, "maxItems": 2}]}
         elif name == "fc1_pool":
             props[name] = {"anyOf": [{"type": "integer", "minimum": 1}, {"const": "global"}]}
+        elif name == "dwconv_pool":
+            props[name] = {"type": "integer", "minimum": 1,
+                           "description": "1 (global) or kernel_size (the default: one summary per tap)"}
         elif name == "dynamic_blocks":
             props[name] = {"anyOf": [{"type": "string", "examples": ["all", "none", "every:3:1", "first:4", "last:4"]},
                                      {"type": "array", "items": {"type": "integer", "minimum": 0}}]}
