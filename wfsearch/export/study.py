@@ -16,11 +16,11 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from wfsearch.errors import UserError
+from wfsearch.study.naming import REFERENCES_SUFFIX, check_study_name, safe_url, study_dir
 
 __all__ = ["OpenStudy", "open_study", "search_front", "trial_metrics", "objective_names", "safe_url"]
 
 log = logging.getLogger(__name__)
-REFERENCES_SUFFIX = ":references"  # `wfsearch run` stores reference models in the study "<name>:references"
 
 
 @dataclass
@@ -34,16 +34,6 @@ class OpenStudy:
     @property
     def name(self) -> str:
         return self.study.study_name
-
-
-def safe_url(url: str) -> str:
-    """The storage URL with any password masked, fit to write into a recipe."""
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL SQLAlchemy can parse: keep only the scheme
-        return url.split("://", 1)[0] + "://..."
 
 
 def open_study(path: str | Path | None = None, storage: str | None = None,
@@ -86,9 +76,10 @@ def open_study(path: str | Path | None = None, storage: str | None = None,
             raise UserError(f"--study: {safe_url(storage)} holds several studies {sorted(searches)}; pass --study NAME")
     elif study_name not in names:
         raise UserError(f"--study: {study_name!r}: no such study in {safe_url(storage)}; studies there: {sorted(names)}")
+    check_study_name(study_name, f"{safe_url(storage)}: study name")  # it names files and folders
     study = optuna.load_study(study_name=study_name, storage=rdb)
     if folder is None:
-        folder = Path("studies") / study_name
+        folder = study_dir(study_name)
     return OpenStudy(study=study, folder=folder, storage_url=safe_url(storage))
 
 

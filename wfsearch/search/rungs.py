@@ -30,6 +30,10 @@ class ParetoRungs:
         self.recorded: dict[int, dict[Any, list[float]]] = {r: {} for r in self.rungs}
         self.stopped: dict[Any, int] = {}
 
+    def label(self, trial_id: Any) -> Any:
+        """How the log names a trial."""
+        return trial_id
+
     def decide(self, trial_id: Any, epoch: int, values: Sequence[float]) -> bool:
         """Record ``values`` at rung ``epoch``; True if the trial may continue past it."""
         if epoch not in self.recorded or epoch == self.rungs[-1]:
@@ -43,6 +47,6 @@ class ParetoRungs:
         go_on = position < keep
         if not go_on:
             self.stopped[trial_id] = epoch
-            log.info("rung %d: stopping trial %s (position %d of %d, keeping %d)", epoch, trial_id,
+            log.info("rung %d: stopping trial %s (position %d of %d, keeping %d)", epoch, self.label(trial_id),
                      position + 1, len(ids), keep)
         return go_on

@@ -7,7 +7,7 @@ the trials' per-epoch results and stops the trials it rejects.
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
@@ -20,10 +20,17 @@ class ParetoSuccessiveHalving(ParetoRungs, FIFOScheduler):
     """Stops trials that fall outside the top ``1/reduction_factor`` of a rung's Pareto ordering."""
 
     def __init__(self, rungs: Sequence[int], objectives: Sequence[str], directions: Sequence[str],
-                 reduction_factor: float = 3, epoch_key: str = "epoch"):
+                 reduction_factor: float = 3, epoch_key: str = "epoch",
+                 trial_number: Optional[Callable[[str], Optional[int]]] = None):
+        """``trial_number`` maps a Ray trial id to the study's trial number, for the log."""
         FIFOScheduler.__init__(self)
+        self.trial_number = trial_number
         ParetoRungs.__init__(self, rungs, objectives, directions, reduction_factor)
         self.epoch_key = epoch_key
+
+    def label(self, trial_id: Any) -> Any:
+        number = self.trial_number(trial_id) if self.trial_number else None
+        return trial_id if number is None else number
 
     def set_search_properties(self, metric: Any, mode: Any, **spec: Any) -> bool:
         return True
