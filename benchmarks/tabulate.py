@@ -100,6 +100,16 @@ def _run(spec_path: str, overrides: list[str], params: dict, seed: int, cache_di
             "samples": _recorded.get("samples"), "wall": time.perf_counter() - t0}
 
 
+def _git_commit() -> str | None:
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
 def _existing(path: Path, key) -> set:
     if not path.exists():
         return set()
@@ -144,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
             "architectures": len(archs), "complete": False, "spec_resolved": spec.model_dump(mode="json", exclude={"space"}),
             "space": {k: v.model_dump(mode="json", exclude_none=True) for k, v in spec.space.items()},
             "command": " ".join(["python", "benchmarks/tabulate.py", *(argv if argv is not None else sys.argv[1:])]),
-            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "workers": args.workers,
+            "commit": _git_commit(), "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "workers": args.workers,
                         "threads_per_worker": 1}}
     (out / "table.json").write_text(json.dumps(meta, indent=1, default=str) + "\n")
 
