@@ -19,14 +19,14 @@ def nondominated_ranks(values: Sequence[Sequence[float]], directions: Sequence[s
     """Rank 0 for the Pareto front, 1 for the front of the rest, and so on."""
     loss = _as_loss(values, directions)
     n = len(loss)
+    # dominates[i, j]: i is no worse than j everywhere and better somewhere
+    dominates = (np.all(loss[:, None, :] <= loss[None, :, :], axis=2)
+                 & np.any(loss[:, None, :] < loss[None, :, :], axis=2))
     ranks = np.full(n, -1)
     remaining = np.arange(n)
     rank = 0
     while remaining.size:
-        sub = loss[remaining]
-        dominated = np.array([
-            bool(np.any(np.all(sub <= sub[i], axis=1) & np.any(sub < sub[i], axis=1))) for i in range(len(sub))
-        ])
+        dominated = dominates[np.ix_(remaining, remaining)].any(axis=0)
         ranks[remaining[~dominated]] = rank
         remaining = remaining[dominated]
         rank += 1
