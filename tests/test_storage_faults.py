@@ -89,7 +89,7 @@ def mount_point(tmp_path):
     """A fresh tmpfs (when this process may mount one); unmounted afterwards."""
     point = tmp_path / f"mnt-{uuid.uuid4().hex[:6]}"
     point.mkdir()
-    if shutil.which("mount") is None or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(point)],
+    if shutil.which("mount") is None or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1500k", "tmpfs", str(point)],
                                                        capture_output=True).returncode != 0:
         pytest.skip("cannot mount a tmpfs here (needs root)")
     yield point
@@ -129,3 +129,33 @@ def test_read_only_current_folder_is_one_line(tmp_path, mount_point, monkeypatch
     err = capsys.readouterr().err
     assert err.startswith("wfsearch: error: ") and "studies/smoke/optuna.db: cannot write here (read-only)" in err
     assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_disk_full_during_a_run_is_one_line_and_resume_works(mount_point):
+    import os
+    import sys
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    total = os.statvfs(mount_point).f_bavail * os.statvfs(mount_point).f_frsize
+    (mount_point / "filler").write_bytes(b"\0" * (total - 400_000))  # room for the study and a few trials
+    cmd = [sys.executable, "-m", "wfsearch", "run", str(SMOKE), "--noop", "--no-progress"]
+    res = subprocess.run(cmd + ["--set", "study.trials=1000"], cwd=mount_point, capture_output=True, text=True,
+                         timeout=600, env=env)
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert "Traceback" not in res.stderr, res.stderr[-3000:]
+    assert res.stderr.strip().splitlines()[-1].endswith(
+        "studies/smoke/optuna.db: the disk is full; the study holds every trial that finished before: "
+        "free some space and run the same command again to continue")
+    db = mount_point / "studies" / "smoke" / "optuna.db"
+    con = sqlite3.connect(db)
+    assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    done = con.execute("SELECT COUNT(*) FROM trials JOIN studies USING (study_id) "
+                       "WHERE state = 'COMPLETE' AND study_name = 'smoke'").fetchone()[0]
+    con.close()
+    (mount_point / "filler").unlink()
+    res = subprocess.run(cmd + ["--set", f"study.trials={done + 2}"], cwd=mount_point, capture_output=True,
+                         text=True, timeout=600, env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    study = optuna.load_study(study_name="smoke", storage=f"sqlite:///{db}")
+    assert len([t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]) == done + 2

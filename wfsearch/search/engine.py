@@ -26,7 +26,7 @@ from wfsearch.study.naming import references_study_name, study_dir
 
 from .pareto import hypervolume, nondominated_ranks
 from .progress import ProgressPrinter, SearchProgress
-from .searcher import CONSTRAINTS_ATTR, StudySearcher
+from .searcher import CONSTRAINTS_ATTR, StorageFailureStopper, StudySearcher
 from .storage import archive_study, fail_stale_trials, open_storage, sqlite_path
 from .trainable import check_constraints, run_trial
 
@@ -342,6 +342,10 @@ def init_ray(address: str | None, log_dir: Path) -> None:
 
     # the study is the record: Tune's own result files and their "not found" warnings are not needed
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    # Tune's own copy of its state under the study folder (never read back: the study is the search state);
+    # a full disk is reported once, by the study
+    for name in ("ray.train._internal.syncer", "ray.tune.execution.experiment_state"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     if ray.is_initialized():
         return
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
@@ -573,10 +577,17 @@ def _run_search(spec: Any, *, address: str | None, fresh: bool, progress: bool, 
             run_config=tune.RunConfig(name=f"round-{int(time.time())}-{round_}",
                                       storage_path=str((sdir / "ray").resolve()), verbose=0,
                                       callbacks=[printer], log_to_file=True,
+                                      stop=StorageFailureStopper(searcher),
                                       failure_config=tune.FailureConfig(max_failures=2)),
         )
         before = len(search_trials(study, finished_states))
-        tuner.fit()
+        try:
+            tuner.fit()
+        except Exception:  # Tune's own files may be the next thing a full disk breaks
+            if searcher.storage_failure is None:
+                raise
+        if searcher.storage_failure is not None:
+            raise searcher.storage_failure
         if len(search_trials(study, finished_states)) == before:
             log.warning("a round of %d trial(s) finished none; stopping (see %s)", remaining, sdir / "run.log")
             break
@@ -595,11 +606,18 @@ def _trial_dirname(trial: Any) -> str:
     return f"trial_{trial.trial_id}"
 
 
+class _QuietFileHandler(logging.FileHandler):
+    """The run's log file; a full or read-only disk stops it quietly (the run itself reports that)."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass
+
+
 def _log_to_file(path: Path) -> None:
     root = logging.getLogger("wfsearch")
     if any(isinstance(h, logging.FileHandler) and h.baseFilename == str(path.resolve()) for h in root.handlers):
         return
-    handler = logging.FileHandler(path)
+    handler = _QuietFileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.setLevel(logging.INFO)
     root.addHandler(handler)
