@@ -11,6 +11,7 @@ import optuna
 from optuna.trial import TrialState
 
 from wfsearch.errors import UserError
+from wfsearch.study.naming import mask_secrets, safe_url
 from wfsearch.study.sqlite import check_database_file, storage_error, writable
 
 log = logging.getLogger(__name__)
@@ -53,9 +54,9 @@ def open_storage(url: str, create: bool = True) -> optuna.storages.RDBStorage:
     try:
         return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, skip_compatibility_check=False)
     except Exception as e:  # bad URL, unreachable server, missing driver, a damaged file
-        shown = str(path) if path is not None else f"storage {url!r}"
-        raise (storage_error(shown, e) or
-               UserError(f"{shown}: cannot open ({type(e).__name__}: {str(e).splitlines()[0]})")) from None
+        shown = str(path) if path is not None else f"storage {safe_url(url)!r}"
+        reason = mask_secrets(str(e).splitlines()[0] if str(e) else "", url)
+        raise (storage_error(shown, e) or UserError(f"{shown}: cannot open ({type(e).__name__}: {reason})")) from None
 
 
 def fail_stale_trials(study: optuna.Study, reason: str = "interrupted: the run stopped while it was running") -> int:
