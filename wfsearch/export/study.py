@@ -16,12 +16,8 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from wfsearch.errors import UserError
-<<<<<<< HEAD
-from wfsearch.study.naming import REFERENCES_SUFFIX, check_study_name, study_dir
-from wfsearch.study.sqlite import reader_url, sqlite_path
-=======
 from wfsearch.study.naming import REFERENCES_SUFFIX, check_study_name, safe_url, study_dir
->>>>>>> main
+from wfsearch.study.sqlite import reader_url, sqlite_path
 
 __all__ = ["OpenStudy", "open_study", "search_front", "trial_metrics", "objective_names", "safe_url"]
 
