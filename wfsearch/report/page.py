@@ -20,6 +20,7 @@ from . import figures
 from .data import (CurvesData, HypervolumeData, Importances, ParallelData, ParetoData, Row, TrialRow, captions,
                    curves_data, front_rows, hypervolume_data, importance_data, parallel_data, pareto_data,
                    reference_rows, trial_rows)
+from .erf import erf_section
 from .scaling import ScalingData
 from .study import StudyView
 
@@ -232,6 +233,8 @@ def _sections(data: ReportData) -> list[tuple[str, str, str]]:
         styles = figures.trial_styles(p)
         out.append(("scaling", "Throughput against resolution",
                     body + _figure("scaling", figures.scaling_figure(sc, styles))))
+    intro, fig = erf_section(v.folder, v.study_command("erf"))
+    out.append(("erf", "Effective receptive fields", intro + (_figure("erf", fig) if fig is not None else "")))
     if data.trials:
         out.append(("trials", f"Every trial ({len(data.trials)})",
                     "<p>Click a column header to sort by it. The status is the trial's place in the study; the "
