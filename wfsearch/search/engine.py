@@ -576,7 +576,7 @@ def _run_search(spec: Any, *, address: str | None, fresh: bool, progress: bool, 
     prog = SearchProgress(total=spec.study.trials, objectives=names, directions=directions)
     prog.finished = len(search_trials(study, finished_states))
     for t in feasible_trials(study):
-        prog.add_point(t.values)
+        prog.add_point(t.values, t.user_attrs.get("arch_hash"))
     printer = ProgressPrinter(prog, stream=stream, enabled=progress)
     known = known_results(study, max_epochs)
     inflight: dict[str, int] = {}
@@ -588,7 +588,7 @@ def _run_search(spec: Any, *, address: str | None, fresh: bool, progress: bool, 
         if frozen.state == TrialState.COMPLETE:
             prog.finished += 1
             if not str(frozen.user_attrs.get("status_reason", "")).startswith("infeasible"):
-                prog.add_point(frozen.values)
+                prog.add_point(frozen.values, frozen.user_attrs.get("arch_hash"))
                 h = frozen.user_attrs.get("arch_hash")
                 if h and h not in known:
                     known[h] = cached_result(frozen, max_epochs)
