@@ -35,3 +35,38 @@ def test_progress_front_is_the_brute_force_front(seed, directions):
     assert ref[1] == (0.0 if directions[1] == "maximize" else pytest.approx(1.1 * values[:, 1].max()))
     from wfsearch.search.pareto import hypervolume
     assert prog.hypervolume() == pytest.approx(hypervolume(values.tolist(), directions, ref))
+
+
+@pytest.mark.parametrize("n,seed", [(1, 0), (50, 1), (2000, 2), (2000, 3)])
+def test_front_and_ranks_match_brute_force(n, seed):
+    from wfsearch.search.pareto import nondominated_ranks, on_front
+
+    rng = np.random.default_rng(seed)
+    values = np.round(rng.random((n, 2)), 2)
+    directions = ["maximize", "minimize"]
+    mask = on_front(values.tolist(), directions)
+    assert set(np.flatnonzero(mask).tolist()) == brute_front(values, directions)
+    ranks = nondominated_ranks(values.tolist(), directions)
+    assert set(np.flatnonzero(ranks == 0).tolist()) == brute_front(values, directions)
+    rest = np.flatnonzero(ranks > 0)  # rank 1 is the front of what is left
+    assert {int(rest[i]) for i in brute_front(values[rest], directions)} == set(np.flatnonzero(ranks == 1).tolist())
+
+
+def test_front_cost_grows_like_n_log_n():
+    import time
+
+    from wfsearch.search.pareto import on_front
+
+    rng = np.random.default_rng(0)
+
+    def seconds(n: int) -> float:
+        values = rng.random((n, 2)).tolist()
+        best = float("inf")
+        for _ in range(3):
+            t0 = time.perf_counter()
+            on_front(values, ["maximize", "maximize"])
+            best = min(best, time.perf_counter() - t0)
+        return best
+
+    small, big = seconds(20_000), seconds(200_000)
+    assert big / small < 30  # 10x the points: about 11x the time for N log N, 100x for N^2

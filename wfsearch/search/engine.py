@@ -24,7 +24,7 @@ import wfsearch
 from wfsearch.errors import UserError
 from wfsearch.study.naming import references_study_name, safe_url, study_dir
 
-from .pareto import hypervolume, nondominated_ranks
+from .pareto import hypervolume, on_front
 from .progress import ProgressPrinter, SearchProgress
 from .searcher import CONSTRAINTS_ATTR, StorageFailureStopper, StudySearcher
 from .storage import archive_study, fail_stale_trials, open_storage, sqlite_path
@@ -106,8 +106,8 @@ def pareto_front(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
             seen.add(h)
     if not trials:
         return []
-    ranks = nondominated_ranks([t.values for t in trials], [d.name.lower() for d in study.directions])
-    return [t for t, r in zip(trials, ranks) if r == 0]
+    mask = on_front([t.values for t in trials], [d.name.lower() for d in study.directions])
+    return [t for t, keep in zip(trials, mask) if keep]
 
 
 def hardware_info() -> dict[str, Any]:
