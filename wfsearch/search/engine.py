@@ -24,7 +24,7 @@ import wfsearch
 from wfsearch.errors import UserError
 from wfsearch.study.naming import references_study_name, safe_url, study_dir
 
-from .pareto import hypervolume, nondominated_ranks
+from .pareto import hypervolume, on_front
 from .progress import ProgressPrinter, SearchProgress
 from .searcher import CONSTRAINTS_ATTR, StorageFailureStopper, StudySearcher
 from .storage import archive_study, fail_stale_trials, open_storage, sqlite_path
@@ -106,8 +106,8 @@ def pareto_front(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
             seen.add(h)
     if not trials:
         return []
-    ranks = nondominated_ranks([t.values for t in trials], [d.name.lower() for d in study.directions])
-    return [t for t, r in zip(trials, ranks) if r == 0]
+    mask = on_front([t.values for t in trials], [d.name.lower() for d in study.directions])
+    return [t for t, keep in zip(trials, mask) if keep]
 
 
 def hardware_info() -> dict[str, Any]:
@@ -576,7 +576,7 @@ def _run_search(spec: Any, *, address: str | None, fresh: bool, progress: bool, 
     prog = SearchProgress(total=spec.study.trials, objectives=names, directions=directions)
     prog.finished = len(search_trials(study, finished_states))
     for t in feasible_trials(study):
-        prog.add_point(t.values)
+        prog.add_point(t.values, t.user_attrs.get("arch_hash"))
     printer = ProgressPrinter(prog, stream=stream, enabled=progress)
     known = known_results(study, max_epochs)
     inflight: dict[str, int] = {}
@@ -588,7 +588,7 @@ def _run_search(spec: Any, *, address: str | None, fresh: bool, progress: bool, 
         if frozen.state == TrialState.COMPLETE:
             prog.finished += 1
             if not str(frozen.user_attrs.get("status_reason", "")).startswith("infeasible"):
-                prog.add_point(frozen.values)
+                prog.add_point(frozen.values, frozen.user_attrs.get("arch_hash"))
                 h = frozen.user_attrs.get("arch_hash")
                 if h and h not in known:
                     known[h] = cached_result(frozen, max_epochs)
