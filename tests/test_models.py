@@ -66,6 +66,24 @@ def test_attention_grows_superlinearly_by_contrast():
     assert large / small > 4 * 1.03
 
 
+def test_attention_macs_do_not_depend_on_the_kernel():
+    """DeiT-Tiny is 1.25 GMACs at 224 (timm's table) whichever SDPA kernel the device would run:
+    fused kernels without a flop formula must not drop the attention term. The report's scaling
+    plot counts on the meta device through the same function."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    from wfsearch.proxy.measure import count_macs
+    from wfsearch.report.scaling import _counted_macs
+
+    model = timm.create_model("deit_tiny_patch16_224")
+    macs = count_macs(model, 224)
+    assert abs(macs / 1.25e9 - 1) < 0.01, macs
+    backends = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+    with sdpa_kernel(backends):  # the caller's preference does not change the count
+        assert count_macs(model, 224) == macs
+    assert _counted_macs("deit_tiny_patch16_224", 224) == macs
+
+
 def test_released_sizes():
     counts = {n: sum(p.numel() for p in timm.create_model(n).parameters())
               for n in ("weightformer_tiny", "weightformer_small", "weightformer_base")}

@@ -16,11 +16,11 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from wfsearch.errors import UserError
+from wfsearch.study.naming import REFERENCES_SUFFIX, check_study_name, study_dir
 
 __all__ = ["OpenStudy", "open_study", "search_front", "trial_metrics", "objective_names", "safe_url"]
 
 log = logging.getLogger(__name__)
-REFERENCES_SUFFIX = ":references"  # `wfsearch run` stores reference models in the study "<name>:references"
 
 
 @dataclass
@@ -86,9 +86,10 @@ def open_study(path: str | Path | None = None, storage: str | None = None,
             raise UserError(f"--study: {safe_url(storage)} holds several studies {sorted(searches)}; pass --study NAME")
     elif study_name not in names:
         raise UserError(f"--study: {study_name!r}: no such study in {safe_url(storage)}; studies there: {sorted(names)}")
+    check_study_name(study_name, f"{safe_url(storage)}: study name")  # it names files and folders
     study = optuna.load_study(study_name=study_name, storage=rdb)
     if folder is None:
-        folder = Path("studies") / study_name
+        folder = study_dir(study_name)
     return OpenStudy(study=study, folder=folder, storage_url=safe_url(storage))
 
 

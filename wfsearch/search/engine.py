@@ -22,6 +22,7 @@ from optuna.trial import TrialState
 
 import wfsearch
 from wfsearch.errors import UserError
+from wfsearch.study.naming import references_study_name, study_dir
 
 from .pareto import hypervolume, nondominated_ranks
 from .progress import ProgressPrinter, SearchProgress
@@ -65,7 +66,7 @@ def absolute_url(url: str) -> str:
 def study_dir_for(spec: Any) -> Path:
     """Where a study writes its logs and outputs: the SQLite file's folder or ``studies/<name>``."""
     path = sqlite_path(storage_url(spec))
-    return path.parent if path is not None else Path("studies") / spec.study.name
+    return path.parent if path is not None else study_dir(spec.study.name)
 
 
 def objective_names(spec: Any) -> tuple[list[str], list[str]]:
@@ -107,10 +108,6 @@ def pareto_front(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
         return []
     ranks = nondominated_ranks([t.values for t in trials], [d.name.lower() for d in study.directions])
     return [t for t, r in zip(trials, ranks) if r == 0]
-
-
-def references_study_name(name: str) -> str:
-    return f"{name}:references"
 
 
 def hardware_info() -> dict[str, Any]:

@@ -1,0 +1,37 @@
+"""Study names: the one check every path built from a name goes through.
+
+A name comes from a spec, a flag or a database anyone may hand over; a stored name like
+``../../tmp/x`` or ``/tmp/x`` must not steer `report` or `export` outside the study folder, so
+only a plain name (what a spec's ``study.name`` allows) is ever joined to a path.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from wfsearch.errors import UserError
+
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # the spec's `study.name` rule
+MAX_NAME_LENGTH = 128
+REFERENCES_SUFFIX = ":references"
+
+
+def check_study_name(name: object, origin: str = "study name") -> str:
+    """``name`` when it is a plain name (letters, digits, ``_ . -``, starting with a letter or digit);
+    otherwise one line naming where it came from."""
+    if not isinstance(name, str) or not PLAIN_NAME.fullmatch(name) or len(name) > MAX_NAME_LENGTH:
+        shown = repr(name) if not isinstance(name, str) or len(name) <= 80 else repr(name[:80] + "...")
+        raise UserError(f"{origin}: {shown}: not a plain study name; a study name uses letters, digits and "
+                        f"_ . - only, starts with a letter or digit and has at most {MAX_NAME_LENGTH} characters; "
+                        f"such a name cannot name a folder, so rename the study")
+    return name
+
+
+def study_dir(name: str, root: str | Path = "studies", origin: str = "study name") -> Path:
+    """``<root>/<name>``, for a plain ``name`` only."""
+    return Path(root) / check_study_name(name, origin)
+
+
+def references_study_name(name: str) -> str:
+    """The study that holds the reference models of study ``name``."""
+    return f"{check_study_name(name)}{REFERENCES_SUFFIX}"
