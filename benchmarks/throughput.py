@@ -8,7 +8,12 @@ reported, so a shared, noisy machine slows all models alike and the ratios stay 
 the timings come from CUDA events. A training step is forward + backward (no optimizer update);
 peak memory is that of one full training step (forward, backward, AdamW update), from
 `peak_memory_bytes`. ``NAME[reference]`` runs a WeightFormer in its reference formulation
-(`wfsearch.models.reference_mode`), ``NAME[compiled]`` under ``torch.compile``.
+(`wfsearch.models.reference_mode`), ``NAME[compiled]`` under ``torch.compile`` in the ``--compile``
+mode (`wfsearch.proxy.measure.compile_model`: compiled by an untimed call first, compile time reported).
+``--compile MODE`` adds ``NAME[compiled]`` for every plain model and reports compiled over eager.
+
+    .venv/bin/python benchmarks/throughput.py --compile default --threads 1 --res 224 896 --no-train \
+        --models weightformer_tiny deit_tiny_patch16_224 --out benchmarks/RESULTS-compile.md
 """
 from __future__ import annotations
 
@@ -32,7 +37,8 @@ import torch
 import torch.nn as nn
 
 from wfsearch.models import reference_mode
-from wfsearch.proxy.measure import count_macs, create_model_at, measure_throughput, peak_memory_bytes, resolve_device
+from wfsearch.proxy.measure import (COMPILE_MODES, MeasureSettings, compile_model, count_macs, create_model_at, measure_throughput,
+                                    peak_memory_bytes, resolve_device)
 
 PAIRS = [("weightformer_tiny", "deit_tiny_patch16_224"), ("weightformer_small", "deit_small_patch16_224")]
 DEFAULT_MODELS = ["weightformer_tiny", "deit_tiny_patch16_224", "weightformer_small", "deit_small_patch16_224",
@@ -75,7 +81,7 @@ def build(spec: str, img_size: int) -> tuple[nn.Module, nn.Module]:
     if variant == "reference":
         return ReferencePath(model), model
     if variant == "compiled":
-        return torch.compile(model), model
+        return model, model  # compiled in `run`, at the resolution and batch it is timed at
     if variant:
         raise ValueError(f"model {spec!r}: the variant must be [reference] or [compiled]")
     return model, model
@@ -129,29 +135,39 @@ def run(args: argparse.Namespace) -> str:
     if args.threads:
         torch.set_num_threads(args.threads)
     info = machine(device)  # before the run: the commit measured, not one made meanwhile
+    clock = MeasureSettings(clock=args.clock).resolved_clock(device)
+    info["clock"] = {"process": "CPU time of this process (other processes' use of the machine does not count)",
+                     "wall": "wall clock"}[clock] if device.type == "cpu" else "CUDA events"
     loads = [load_average()]
     started = time.time()
     rows = []  # (res, spec, batch, params, macs, infer, train, peak)
+    compile_seconds = {}  # (res, spec) -> seconds
     for res in args.res:
         sched = schedule_for(res, args.batch, device.type == "cuda")
         built = {spec: build(spec, res) for spec in args.models}
         timed = {spec: m for spec, (m, _) in built.items()}
+        for spec in args.models:
+            if spec.endswith("[compiled]"):
+                print(f"[{res}] compiling {spec} ({args.compile}) ...", file=sys.stderr, flush=True)
+                timed[spec], compile_seconds[res, spec] = compile_model(
+                    built[spec][1], args.compile, res, sched.batch, device, args.dtype)
         print(f"[{res}] batch {sched.batch}: inference ...", file=sys.stderr, flush=True)
         infer = measure_throughput(timed, res, sched.batch, device, args.dtype, warmup=sched.warmup,
-                                   repeats=sched.repeats, iters=sched.iters, train=False)
+                                   repeats=sched.repeats, iters=sched.iters, train=False, clock=clock)
         train, peaks = {}, {}
         if not args.no_train:
             print(f"[{res}] batch {sched.batch}: training step ...", file=sys.stderr, flush=True)
             train = measure_throughput(timed, res, sched.batch, device, args.dtype, warmup=sched.warmup,
-                                       repeats=sched.repeats, iters=sched.iters, train=True)
+                                       repeats=sched.repeats, iters=sched.iters, train=True, clock=clock)
             if not args.no_memory:
-                peaks = {spec: peak_memory_bytes(m, res, sched.batch, device, args.dtype) for spec, m in timed.items()}
+                peaks = {spec: peak_memory_bytes(m, res, sched.batch, device, args.dtype) for spec, m in timed.items()
+                         if not spec.endswith("[compiled]")}  # (a dispatch mode and dynamo do not mix)
         loads.append(load_average())
         for spec, (_, plain) in built.items():
             rows.append((res, spec, sched.batch, sum(p.numel() for p in plain.parameters()), count_macs(plain, res),
                          infer[spec], train.get(spec), peaks.get(spec)))
         del built, timed
-    return report(args, device, info, rows, loads, time.time() - started)
+    return report(args, device, info, rows, loads, time.time() - started, compile_seconds)
 
 
 def _fmt_tp(tp) -> str:
@@ -160,7 +176,7 @@ def _fmt_tp(tp) -> str:
     return f"{tp.median:.2f} [{min(tp.samples):.2f}-{max(tp.samples):.2f}]"
 
 
-def report(args, device, info, rows, loads, seconds) -> str:
+def report(args, device, info, rows, loads, seconds, compile_seconds=None) -> str:
     known_loads = [x for x in loads if x is not None]
     threads = torch.get_num_threads() if device.type == "cpu" else None
     lines = ["# WeightFormer vs DeiT throughput", "",
@@ -184,18 +200,26 @@ def report(args, device, info, rows, loads, seconds) -> str:
                  "including the AdamW update (parameters, gradients, optimizer state, activations).")
     lines.append("- `[reference]` = the same weights evaluated in the reference formulation "
                  "(`wfsearch.models.reference_mode()`), i.e. the code before the fast paths.")
+    if compile_seconds:
+        lines.append(f"- `[compiled]` = the same model under `torch.compile` (mode `{args.compile}`; WeightFormer with "
+                     "`fullgraph=True`, DeiT with its fused attention), compiled by one untimed call before the "
+                     "timings; compile seconds (wall clock, not in any timing): " + ", ".join(
+                         f"{spec} at {res}: {sec:.0f} s" for (res, spec), sec in compile_seconds.items()))
     lines.append("")
 
     by = {(r[0], r[1]): r for r in rows}
     resolutions = sorted({r[0] for r in rows})
-    lines += ["## Ratios (WeightFormer images/s over DeiT images/s, medians)", "",
+    lines += ["## Ratios (images/s over images/s, medians)", "",
               "| pair | mode | " + " | ".join(str(r) for r in resolutions) + " |",
               "|---|---|" + "---|" * len(resolutions)]
     specs = {r[1] for r in rows}
     pairs = [(a, b) for a, b in PAIRS if a in specs and b in specs]
     pairs += [(f"{a}[reference]", b) for a, b in PAIRS if f"{a}[reference]" in specs and b in specs]
-    pairs += [(f"{a}[compiled]", b) for a, b in PAIRS if f"{a}[compiled]" in specs and b in specs]
+    pairs += [(f"{a}[compiled]", f"{b}[compiled]") for a, b in PAIRS
+              if f"{a}[compiled]" in specs and f"{b}[compiled]" in specs]
     pairs += [(a, f"{a}[reference]") for a, _ in PAIRS if a in specs and f"{a}[reference]" in specs]
+    pairs += [(f"{a}[compiled]", a) for a in dict.fromkeys(n for p in PAIRS for n in p)
+              if a in specs and f"{a}[compiled]" in specs]
     for a, b in pairs:
         for mode, col in (("inference", 5), ("train step", 6)):
             cells = []
@@ -205,7 +229,8 @@ def report(args, device, info, rows, loads, seconds) -> str:
                     cells.append("-")
                 else:
                     cells.append(f"{ra[col].median / rb[col].median:.2f}x")
-            lines.append(f"| {a} / {b} | {mode} | " + " | ".join(cells) + " |")
+            if any(c != "-" for c in cells):
+                lines.append(f"| {a} / {b} | {mode} | " + " | ".join(cells) + " |")
     lines.append("")
     for res in resolutions:
         lines += [f"## {res} x {res}", "",
@@ -231,13 +256,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default: auto)")
     p.add_argument("--dtype", default="float32", help="float32, bfloat16 or float16 (default: float32)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--clock", choices=["auto", "wall", "process"], default="wall",
+                   help="CPU timer: wall, process (this process's CPU time; meant for --threads 1), "
+                        "auto (process with one thread) (default: wall)")
     p.add_argument("--no-train", action="store_true", help="skip the training-step timings and peak memory")
+    p.add_argument("--compile", choices=COMPILE_MODES, default="none",
+                   help="also time every plain model as NAME[compiled] under torch.compile in this mode "
+                        "(default: none; NAME[compiled] given by name then uses 'default')")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     p.add_argument("--omp-wait-policy", choices=["inherit", "passive", "active"], default="inherit",
                    help="OpenMP wait policy for this run (inherit: the environment's, libgomp spins by default); "
                         "passive keeps idle worker threads from spinning on a shared, oversubscribed CPU")
     p.add_argument("--out", default=None, help="also write the Markdown report to this file")
     args = p.parse_args(argv)
+    if args.compile != "none":
+        args.models = list(dict.fromkeys(args.models + [f"{m}[compiled]" for m in args.models if "[" not in m]))
+    elif any(m.endswith("[compiled]") for m in args.models):
+        args.compile = "default"
     text = run(args)
     print(text)
     if args.out:

@@ -202,6 +202,83 @@ def measure_throughput(models: dict[str, nn.Module], img_size: int, batch_size: 
     return results
 
 
+# --------------------------------------------------------------------------- torch.compile
+COMPILE_MODES = ("none", "default", "max-autotune")
+_COMPILED_CACHE_SIZE = 8  # compiled models kept per worker (each holds its model and inductor's kernels)
+_compiled: dict[tuple, tuple[nn.Module, float]] = {}
+
+
+class _Compiled(nn.Module):
+    """A compiled model as the measurement calls it: ``train()``/``to()`` reach the original, and where
+    the mode captures CUDA graphs every call starts a new graph step (so outputs of a previous step
+    may be overwritten, as when a user deploys with CUDA graphs)."""
+
+    def __init__(self, model: nn.Module, compiled, cudagraphs: bool):
+        super().__init__()
+        self.model = model
+        self._fn = compiled  # not a submodule: state_dict and parameters stay the model's
+        self.cudagraphs = cudagraphs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.cudagraphs:
+            torch.compiler.cudagraph_mark_step_begin()
+        return self._fn(x)
+
+
+def compile_model(model: nn.Module, mode: str, img_size: int, batch_size: int,
+                  device: torch.device | str = "cpu", dtype: str = "float32", train: bool = False,
+                  in_chans: int = 3, key: object = None) -> tuple[nn.Module, float]:
+    """``(model under torch.compile, seconds compiling)`` for ``mode`` (`COMPILE_MODES`), compiled for
+    inference (or a training step) at ``batch_size x img_size`` on ``device`` by one untimed call, so
+    compile time never counts as run time. ``none`` returns ``(model, 0.0)``.
+
+    WeightFormer models compile as one graph (``fullgraph=True``: the plain fast-order code, no
+    graph breaks); other timm models compile as they come (DeiT keeps its fused attention).
+    ``max-autotune`` also captures CUDA graphs on CUDA. Shapes are static (``dynamic=False``): each
+    resolution gets its own kernels. With ``key`` (e.g. the architecture's identity) the compiled
+    model is cached in this process and returned again, with the seconds of its first compile.
+    """
+    if mode not in COMPILE_MODES:
+        raise ValueError(f"compile={mode!r}: must be one of {', '.join(COMPILE_MODES)}")
+    if mode == "none":
+        return model, 0.0
+    from wfsearch.models import WeightFormer
+
+    device = resolve_device(device) if isinstance(device, str) else device
+    full_key = None if key is None else (key, mode, img_size, batch_size, str(device), dtype, train, in_chans)
+    if full_key is not None and full_key in _compiled:
+        return _compiled[full_key]
+    if len(_compiled) >= _COMPILED_CACHE_SIZE:
+        clear_compiled()  # dynamo's per-function cache is bounded too: start both afresh
+    model.to(device).train(train)
+    compiled = torch.compile(model, mode=None if mode == "default" else mode, dynamic=False,
+                             fullgraph=isinstance(model, WeightFormer))
+    wrapped = _Compiled(model, compiled, cudagraphs=device.type == "cuda" and mode == "max-autotune")
+    tdtype = resolve_dtype(dtype)
+    x = torch.randn(batch_size, in_chans, img_size, img_size, device=device)
+    t0 = time.perf_counter()
+    for _ in range(2 if wrapped.cudagraphs else 1):  # CUDA graphs are recorded on the second call
+        if train:
+            with autocast(device, tdtype):
+                out = wrapped(x)
+            out.float().sum().backward()
+        else:
+            with torch.inference_mode(), autocast(device, tdtype):
+                wrapped(x)
+    _sync(device)
+    seconds = time.perf_counter() - t0
+    model.zero_grad(set_to_none=True)
+    if full_key is not None:
+        _compiled[full_key] = (wrapped, seconds)
+    return wrapped, seconds
+
+
+def clear_compiled() -> None:
+    """Forget the compiled models of this process (and dynamo's compiled code)."""
+    _compiled.clear()
+    torch._dynamo.reset()
+
+
 # --------------------------------------------------------------------------- costs of one architecture
 @dataclass(frozen=True)
 class MeasureSettings:
