@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from wfsearch.models import reference_mode
 from wfsearch.proxy.measure import (COMPILE_MODES, MeasureSettings, compile_model, count_macs, create_model_at, measure_throughput,
@@ -85,6 +86,70 @@ def build(spec: str, img_size: int) -> tuple[nn.Module, nn.Module]:
     if variant:
         raise ValueError(f"model {spec!r}: the variant must be [reference] or [compiled]")
     return model, model
+
+
+# Dense peaks of a device (FLOP/s by dtype; fp32 without TF32) and its memory bandwidth (bytes/s), from
+# the vendors' data sheets (SXM parts). Override with --peak-tflops / --bandwidth-gbs.
+DEVICE_PEAKS = {
+    "H200": {"bandwidth": 4.8e12, "bfloat16": 989e12, "float16": 989e12, "float32": 67e12},
+    "H100": {"bandwidth": 3.35e12, "bfloat16": 989e12, "float16": 989e12, "float32": 67e12},
+    "A100": {"bandwidth": 2.0e12, "bfloat16": 312e12, "float16": 312e12, "float32": 19.5e12},
+}
+
+
+class _TrafficCounter(TorchDispatchMode):
+    """Bytes written by the ops that a fusing compiler cannot fold into a neighbour: every op's outputs
+    except element-wise ops (assumed fused into their producer or consumer) and views."""
+
+    def __init__(self, element_bytes: int):
+        super().__init__()
+        self.element_bytes, self.bytes = element_bytes, 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if torch.Tag.pointwise not in func.tags and not getattr(func, "is_view", False):
+            for t in (out if isinstance(out, (tuple, list)) else (out,)):
+                if isinstance(t, torch.Tensor) and t.is_floating_point():
+                    self.bytes += t.numel() * self.element_bytes
+        return out
+
+
+def roofline_estimate(model: nn.Module, img_size: int, dtype: str = "float32", batch: int = 1) -> tuple[float, float]:
+    """``(FLOPs, bytes moved)`` per image of inference at ``img_size`` for the roofline.
+
+    FLOPs are twice the MACs (`count_macs`: analytic for WeightFormer, counted for timm models). Bytes
+    are a lower estimate for a well-fused implementation: every non-element-wise op's result written
+    once and read once (activations at the dtype's width, from one CPU forward of the model as
+    eager PyTorch evaluates it), plus the weights read once per batch of ``batch`` images.
+    """
+    element = torch.finfo(getattr(torch, dtype)).bits // 8
+    macs = count_macs(model, img_size)
+    was_training = model.training
+    model.eval()
+    counter = _TrafficCounter(element)
+    p = next(model.parameters())
+    with torch.inference_mode(), counter:
+        model(torch.zeros(1, 3, img_size, img_size, device=p.device))
+    model.train(was_training)
+    weights = sum(q.numel() for q in model.parameters()) * element
+    return 2.0 * macs, 2.0 * counter.bytes + weights / batch
+
+
+def roofline_ips(flops: float, nbytes: float, peak_flops: float, bandwidth: float) -> tuple[float, str]:
+    """Images/s at the roofline (the slower of compute and memory at the device's peaks) and which binds."""
+    t_compute, t_memory = flops / peak_flops, nbytes / bandwidth
+    return 1.0 / max(t_compute, t_memory), ("compute" if t_compute >= t_memory else "memory")
+
+
+def device_peaks(args: argparse.Namespace, device: torch.device) -> tuple[float, float] | None:
+    """(peak FLOP/s at ``args.dtype``, bandwidth bytes/s) from the flags or `DEVICE_PEAKS`; None if unknown."""
+    known = {}
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        known = next((v for k, v in DEVICE_PEAKS.items() if k in name), {})
+    peak = args.peak_tflops * 1e12 if args.peak_tflops else known.get(args.dtype)
+    bandwidth = args.bandwidth_gbs * 1e9 if args.bandwidth_gbs else known.get("bandwidth")
+    return (peak, bandwidth) if peak and bandwidth else None
 
 
 def schedule_for(res: int, batch: int | None, cuda: bool = False) -> Schedule:
@@ -140,7 +205,10 @@ def run(args: argparse.Namespace) -> str:
                      "wall": "wall clock"}[clock] if device.type == "cpu" else "CUDA events"
     loads = [load_average()]
     started = time.time()
-    rows = []  # (res, spec, batch, params, macs, infer, train, peak)
+    peaks_bw = device_peaks(args, device)
+    if peaks_bw is not None:
+        info["roofline peaks"] = f"{peaks_bw[0] / 1e12:.0f} TFLOP/s ({args.dtype}), {peaks_bw[1] / 1e9:.0f} GB/s"
+    rows = []  # (res, spec, batch, params, macs, infer, train, peak, roofline)
     compile_seconds = {}  # (res, spec) -> seconds
     for res in args.res:
         sched = schedule_for(res, args.batch, device.type == "cuda")
@@ -164,8 +232,12 @@ def run(args: argparse.Namespace) -> str:
                          if not spec.endswith("[compiled]")}  # (a dispatch mode and dynamo do not mix)
         loads.append(load_average())
         for spec, (_, plain) in built.items():
+            roof = None
+            if peaks_bw is not None:
+                flops, nbytes = roofline_estimate(plain.cpu(), res, args.dtype, sched.batch)
+                roof = (flops, nbytes, *roofline_ips(flops, nbytes, *peaks_bw))
             rows.append((res, spec, sched.batch, sum(p.numel() for p in plain.parameters()), count_macs(plain, res),
-                         infer[spec], train.get(spec), peaks.get(spec)))
+                         infer[spec], train.get(spec), peaks.get(spec), roof))
         del built, timed
     return report(args, device, info, rows, loads, time.time() - started, compile_seconds)
 
@@ -232,16 +304,29 @@ def report(args, device, info, rows, loads, seconds, compile_seconds=None) -> st
             if any(c != "-" for c in cells):
                 lines.append(f"| {a} / {b} | {mode} | " + " | ".join(cells) + " |")
     lines.append("")
+    roofed = any(r[8] is not None for r in rows)
+    if roofed:
+        lines += ["Roofline columns: FLOPs = 2 x MACs per image; bytes = every non-element-wise op's result "
+                  "written and read once at the dtype's width, plus the weights once per batch "
+                  "(`roofline_estimate`); roofline img/s = 1 / max(FLOPs / peak, bytes / bandwidth); "
+                  "% = measured inference img/s over it.", ""]
     for res in resolutions:
+        head = ("| model | batch | params (M) | GMACs/img | inference img/s [min-max] | train step img/s [min-max] "
+                "| train peak memory (MiB) |")
         lines += [f"## {res} x {res}", "",
-                  "| model | batch | params (M) | GMACs/img | inference img/s [min-max] | train step img/s [min-max] "
-                  "| train peak memory (MiB) |", "|---|---|---|---|---|---|---|"]
+                  head + (" GFLOP/img | MB/img | roofline img/s (bound) | % of roofline |" if roofed else ""),
+                  "|---|---|---|---|---|---|---|" + ("---|---|---|---|" if roofed else "")]
         for r in rows:
             if r[0] != res:
                 continue
             peak = "-" if r[7] is None else f"{r[7] / 2 ** 20:.0f}"
-            lines.append(f"| {r[1]} | {r[2]} | {r[3] / 1e6:.2f} | {r[4] / 1e9:.2f} | {_fmt_tp(r[5])} | "
-                         f"{_fmt_tp(r[6])} | {peak} |")
+            line = (f"| {r[1]} | {r[2]} | {r[3] / 1e6:.2f} | {r[4] / 1e9:.2f} | {_fmt_tp(r[5])} | "
+                    f"{_fmt_tp(r[6])} | {peak} |")
+            if roofed:
+                flops, nbytes, ips, bound = r[8]
+                line += (f" {flops / 1e9:.1f} | {nbytes / 1e6:.1f} | {ips:.0f} ({bound}) | "
+                         f"{100 * r[5].median / ips:.1f}% |")
+            lines.append(line)
         lines.append("")
     return "\n".join(lines)
 
@@ -267,6 +352,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--omp-wait-policy", choices=["inherit", "passive", "active"], default="inherit",
                    help="OpenMP wait policy for this run (inherit: the environment's, libgomp spins by default); "
                         "passive keeps idle worker threads from spinning on a shared, oversubscribed CPU")
+    p.add_argument("--peak-tflops", type=float, default=None,
+                   help="the device's peak TFLOP/s at --dtype for the roofline columns (default: known GPUs)")
+    p.add_argument("--bandwidth-gbs", type=float, default=None,
+                   help="the device's memory bandwidth in GB/s for the roofline columns (default: known GPUs)")
     p.add_argument("--out", default=None, help="also write the Markdown report to this file")
     args = p.parse_args(argv)
     if args.compile != "none":

@@ -204,7 +204,7 @@ def measure_throughput(models: dict[str, nn.Module], img_size: int, batch_size: 
 
 # --------------------------------------------------------------------------- torch.compile
 COMPILE_MODES = ("none", "default", "max-autotune")
-_COMPILED_CACHE_SIZE = 8  # compiled models kept per worker (each holds its model and inductor's kernels)
+_COMPILED_CACHE_SIZE = 6  # compiled models kept per worker (each holds its model and inductor's kernels)
 _compiled: dict[tuple, tuple[nn.Module, float]] = {}
 
 
@@ -273,6 +273,19 @@ def compile_model(model: nn.Module, mode: str, img_size: int, batch_size: int,
     return wrapped, seconds
 
 
+def _compile_for_measurement(models: dict[str, nn.Module], identity: str, s: "MeasureSettings",
+                             device: torch.device) -> tuple[dict, dict[str, nn.Module]]:
+    """`compile_model` for `measure_arch`: the model and its reference alike, cached by identity (the
+    architecture's hash, or the timm name) so a worker compiles each architecture and the reference once.
+    Returns ``({name: compile seconds}, {name: compiled model})``."""
+    seconds, compiled = {}, {}
+    for name, model in models.items():
+        key = identity if name == "model" else f"timm:{s.reference}"
+        compiled[name], seconds[name] = compile_model(model, s.compile, s.img_size, s.batch_size, device,
+                                                      s.dtype, train=s.train, key=key)
+    return seconds, compiled
+
+
 def clear_compiled() -> None:
     """Forget the compiled models of this process (and dynamo's compiled code)."""
     _compiled.clear()
@@ -305,6 +318,7 @@ class MeasureSettings:
     num_threads: int | None = None  # CPU threads while measuring (None = leave torch's setting)
     arch: dict | None = None  # ArchConfig overrides for the deployed model (not applied to timm names)
     clock: str = "auto"  # CPU timing: wall, process (CPU time), auto = process with one thread, else wall
+    compile: str = "none"  # torch.compile mode of the model and the reference alike (COMPILE_MODES)
     exclusive: bool = True  # hold the device alone while measuring (see wfsearch.proxy.devicelock)
     origin: str = ""  # e.g. the spec file, for error messages
 
@@ -324,6 +338,8 @@ class MeasureSettings:
             raise UserError(f"{prefix}throughput.dtype: {self.dtype!r}: must be one of {sorted(DTYPES)}")
         if self.clock not in ("auto", "wall", "process"):
             raise UserError(f"{prefix}throughput.clock: {self.clock!r}: must be auto, wall or process")
+        if self.compile not in COMPILE_MODES:
+            raise UserError(f"{prefix}throughput.compile: {self.compile!r}: must be one of {', '.join(COMPILE_MODES)}")
 
     def resolved_clock(self, device: torch.device) -> str:
         """``process`` (CPU time) for single-threaded CPU runs under ``auto``: a shared machine's other
@@ -504,6 +520,8 @@ def measure_arch(arch, settings: MeasureSettings | None = None, cache=None, refr
                "batch_size": s.batch_size, "dtype": s.dtype, "reference": s.reference, "train": s.train,
                "memory": s.memory, "highres": s.highres, "highres_batch_size": s.highres_batch_size,
                "format": 2}  # 2: with per-repeat values and intervals
+        if s.compile != "none":  # (left out when eager, so eager entries cached before still count)
+            key["compile"] = s.compile
         if not refresh:
             hit = store.get(key)
             if hit is not None:
@@ -521,10 +539,16 @@ def measure_arch(arch, settings: MeasureSettings | None = None, cache=None, refr
             t_wait = time.perf_counter() - t_lock
             costs["peak_memory_bytes"] = (peak_memory_bytes(model, s.img_size, s.batch_size, device, s.dtype)
                                           if s.memory else None)
+            if s.compile != "none":
+                costs["compile_seconds"], models = _compile_for_measurement(models, identity, s, device)
             tp = measure_throughput(models, s.img_size, s.batch_size, device, s.dtype, warmup=s.warmup,
                                     repeats=s.repeats, iters=s.iters, train=s.train, clock=clock, shuffle=True)
-            costs["latency_highres_ms"] = (latency_ms(model, s.highres, device, s.dtype, s.highres_batch_size)
-                                           if s.highres else None)
+            highres_model = model
+            if s.highres and s.compile != "none":  # its own kernels at that resolution
+                highres_model, costs["compile_seconds"]["highres"] = compile_model(
+                    model, s.compile, s.highres, s.highres_batch_size, device, s.dtype, key=identity)
+            costs["latency_highres_ms"] = (latency_ms(highres_model, s.highres, device, s.dtype,
+                                                      s.highres_batch_size) if s.highres else None)
         costs.update(throughput_costs(tp["model"], tp.get("reference")))
         costs["device"], costs["clock"] = key["device"], clock
         log.info("measured %s in %.1fs (%.1fs waiting for the device): %s", identity, time.perf_counter() - t0,
