@@ -40,11 +40,14 @@ def _zoo() -> torch.nn.Module:
     return model
 
 
-def _check_compiled_equals_eager(model: torch.nn.Module, x: torch.Tensor) -> None:
-    compiled = torch.compile(model, fullgraph=True, dynamic=False)
+def _check_compiled_equals_eager(model: torch.nn.Module, x: torch.Tensor, backend: str = "inductor",
+                                 train: bool = True) -> None:
+    compiled = torch.compile(model, fullgraph=True, dynamic=False, backend=backend)
     model.eval()
     with torch.inference_mode():
         torch.testing.assert_close(compiled(x), model(x), rtol=1e-4, atol=1e-5)
+    if not train:
+        return
     model.train()
     grads = {}
     for name, fn in (("compiled", compiled), ("eager", model)):
@@ -95,3 +98,13 @@ def test_measure_arch_with_compile_default(tmp_path, monkeypatch):
     eager = M.measure_arch(arch, M.MeasureSettings(**{**s.to_dict(), "compile": "none"}), cache=MeasureCache(tmp_path))
     assert "compile_seconds" not in eager and calls == ["WeightFormer"]
     M.clear_compiled()
+
+
+def test_adaptive_pool_by_bin_matrices_compiles():
+    """The GPU formulation of the dwconv predictors' pooling (two products with bin matrices, built from
+    tensor ops inside a compiled graph) compiles as one graph and equals torch's adaptive pool."""
+    from wfsearch.models.predictors import adaptive_avg_pool
+
+    fn = torch.compile(lambda x: adaptive_avg_pool(x, 3, matmul=True), fullgraph=True, dynamic=False)
+    x = torch.randn(2, 4, 11, 17).to(memory_format=torch.channels_last)
+    torch.testing.assert_close(fn(x), torch.nn.functional.adaptive_avg_pool2d(x, 3), rtol=1e-5, atol=1e-6)
