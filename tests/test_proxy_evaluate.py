@@ -46,6 +46,7 @@ def test_evaluate_measures_first_then_trains(spec):
         iv = res.intervals[key]
         assert iv["low"] <= res.metrics[key] == iv["value"] <= iv["high"], key
     assert res.metrics["throughput_raw"] == res.costs["throughput"]
+    assert res.metrics["accuracy_low"] == acc["low"] and res.metrics["throughput_high"] == res.intervals["throughput"]["high"]
     assert len(res.costs["throughput_samples"]) == len(res.costs["ratio_samples"]) == spec.throughput.repeats
 
 

@@ -16,7 +16,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from wfsearch.errors import UserError
-from wfsearch.study.naming import REFERENCES_SUFFIX, check_study_name, study_dir
+from wfsearch.study.naming import REFERENCES_SUFFIX, check_study_name, safe_url, study_dir
 
 __all__ = ["OpenStudy", "open_study", "search_front", "trial_metrics", "objective_names", "safe_url"]
 
@@ -34,16 +34,6 @@ class OpenStudy:
     @property
     def name(self) -> str:
         return self.study.study_name
-
-
-def safe_url(url: str) -> str:
-    """The storage URL with any password masked, fit to write into a recipe."""
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL SQLAlchemy can parse: keep only the scheme
-        return url.split("://", 1)[0] + "://..."
 
 
 def open_study(path: str | Path | None = None, storage: str | None = None,

@@ -156,6 +156,14 @@ def check_constraints(constraints: list[Any] | None, metrics: dict[str, Any]) ->
     return None
 
 
+def interval_metrics(intervals: dict[str, dict]) -> dict[str, float]:
+    """Intervals as plain metrics, ``<metric>_low`` and ``<metric>_high``: how a study stores them."""
+    out = {}
+    for metric, iv in intervals.items():
+        out[f"{metric}_low"], out[f"{metric}_high"] = float(iv["low"]), float(iv["high"])
+    return out
+
+
 def evaluate_arch(arch: Any, proxy: Any, throughput: Any = None, report: ReportFn | None = None, *,
                   constraints: list[Any] | None = None, cache_dir: str | None = None,
                   measure: bool = True, reference_img_s: float | None = None,
@@ -188,6 +196,7 @@ def evaluate_arch(arch: Any, proxy: Any, throughput: Any = None, report: ReportF
         costs = cost_metrics(result.costs, reference_img_s)
         result.metrics.update(costs)
         result.intervals.update(cost_intervals(result.costs, reference_img_s))
+        result.metrics.update(interval_metrics(result.intervals))
         violated = check_constraints(constraints, costs)
         if violated:
             return _finish(result, "infeasible", f"infeasible: {violated}", t0)
@@ -219,6 +228,7 @@ def evaluate_arch(arch: Any, proxy: Any, throughput: Any = None, report: ReportF
             if math.isfinite(tr.accuracy):
                 result.intervals["accuracy"] = accuracy_interval(tr.accuracy, len(data.val.labels),
                                                                  seed_noise).to_dict()
+                result.metrics.update(interval_metrics({"accuracy": result.intervals["accuracy"]}))
         return _finish(result, tr.status, tr.reason, t0)
     except UserError:
         raise

@@ -10,6 +10,7 @@ import optuna
 from optuna.trial import TrialState
 
 from wfsearch.errors import UserError
+from wfsearch.study.naming import mask_secrets, safe_url
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,8 @@ def open_storage(url: str, create: bool = True) -> optuna.storages.RDBStorage:
     try:
         return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, skip_compatibility_check=False)
     except Exception as e:  # bad URL, unreachable server, missing driver
-        raise UserError(f"storage {url!r}: cannot open ({type(e).__name__}: {str(e).splitlines()[0]})") from e
+        reason = mask_secrets(str(e).splitlines()[0] if str(e) else "", url)
+        raise UserError(f"storage {safe_url(url)!r}: cannot open ({type(e).__name__}: {reason})") from None
 
 
 def fail_stale_trials(study: optuna.Study, reason: str = "interrupted: the run stopped while it was running") -> int:
