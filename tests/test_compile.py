@@ -2,10 +2,11 @@
 predictor, static and dynamic blocks, every fc1 pooling, non-square grids, in inference and in a
 training step, equal to eager.
 
-Compiling is the expensive part (tens of seconds per graph on two cores), so the predictors share
-models: one model whose blocks between them hold every predictor of both families, every pooling and a
-static block, compiled once and checked forward and backward; a second model built from an
-`ArchConfig` (a placement, global fc1 pooling, a non-square input) the same way.
+Compiling is the expensive part (inductor builds every kernel with the C++ compiler), so the
+predictors share models: one model whose blocks between them hold every predictor of both families,
+every fc1 pooling and a static block, on a non-square grid, captured as one graph forward and
+backward (dynamo + AOT autograd) and run through inductor in inference; a small model built from an
+`ArchConfig` (a placement, global pooling) trains through inductor.
 """
 from __future__ import annotations
 
@@ -61,19 +62,30 @@ def _check_compiled_equals_eager(model: torch.nn.Module, x: torch.Tensor, backen
 
 
 def test_every_predictor_compiles_fullgraph():
+    """One graph, no breaks, for every predictor (dynamo and AOT autograd: the capture inductor gets),
+    inference and a training step equal to eager."""
     assert {b[0] for b in BLOCKS} == set(PREDICTORS["fc1"]) and {b[1] for b in BLOCKS} == set(PREDICTORS["dwconv"])
     torch._dynamo.reset()
-    _check_compiled_equals_eager(_zoo(), torch.randn(2, 3, 20, 28))  # grid 5 x 7: odd, non-square
+    _check_compiled_equals_eager(_zoo(), torch.randn(2, 3, 20, 28), backend="aot_eager")  # grid 5 x 7
 
 
-def test_a_configured_model_compiles_fullgraph():
-    """A placement (blocks 1 and 3 dynamic), global fc1 pooling, the released predictors on a grid
-    other than the configured one."""
-    torch.manual_seed(0)
-    model = build(ArchConfig(img_size=32, patch_size=4, num_classes=10, embed_dim=16, depth=4,
-                             dynamic_blocks=[1, 3], fc1_pool="global"))
+def test_every_predictor_on_inductor():
+    """The same model through inductor's C++ kernels (inference: the backward graphs of every predictor
+    would cost minutes of compiling; the training step goes through inductor below)."""
     torch._dynamo.reset()
-    _check_compiled_equals_eager(model, torch.randn(2, 3, 24, 40))  # grid 6 x 10
+    _check_compiled_equals_eager(_zoo(), torch.randn(2, 3, 20, 28), train=False)
+
+
+# a placement (block 1 of 2 dynamic), global fc1 pooling; shared with the measurement test below, so
+# inductor's graph cache serves one of the two inference compiles
+CONFIGURED = ArchConfig(img_size=32, patch_size=8, embed_dim=16, depth=2, num_classes=4, dynamic_blocks=[1],
+                        fc1_pool="global")
+
+
+def test_a_configured_model_trains_compiled_on_inductor():
+    torch.manual_seed(0)
+    torch._dynamo.reset()
+    _check_compiled_equals_eager(build(CONFIGURED), torch.randn(2, 3, 32, 32))
 
 
 def test_measure_arch_with_compile_default(tmp_path, monkeypatch):
@@ -87,7 +99,7 @@ def test_measure_arch_with_compile_default(tmp_path, monkeypatch):
     real_compile = torch.compile
     monkeypatch.setattr(torch, "compile", lambda model, **kw: (calls.append(type(model).__name__), real_compile(model, **kw))[1])
     M.clear_compiled()
-    arch = ArchConfig(img_size=32, patch_size=8, embed_dim=16, depth=2, num_classes=4, dynamic_blocks=[1])
+    arch = CONFIGURED
     s = M.MeasureSettings(img_size=32, batch_size=2, reference=None, device="cpu", warmup=1, repeats=2, iters=1,
                           memory=False, exclusive=False, compile="default")
     c = M.measure_arch(arch, s, cache=MeasureCache(tmp_path))
