@@ -216,7 +216,7 @@ class _Compiled(nn.Module):
     def __init__(self, model: nn.Module, compiled, cudagraphs: bool):
         super().__init__()
         self.model = model
-        self._fn = compiled  # not a submodule: state_dict and parameters stay the model's
+        object.__setattr__(self, "_fn", compiled)  # not a submodule: parameters and state_dict stay the model's
         self.cudagraphs = cudagraphs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
