@@ -91,3 +91,17 @@ def test_erf_command_errors_are_one_line(argv, words, capsys):
     assert err.startswith("wfsearch: error:") and "\n" not in err, err
     for w in words:
         assert w in err
+
+
+def test_report_section_reads_what_the_command_wrote(tmp_path, capsys):
+    from wfsearch.report.erf import erf_section
+
+    intro, fig = erf_section(tmp_path, "wfsearch erf studies/x")
+    assert fig is None and "wfsearch erf studies/x --front --references --trained" in intro
+    out = tmp_path / "erf"
+    assert main(["erf", "--model", "weightformer_test", "--img-size", "32", "--images", "2", "--out", str(out)]) == 0
+    intro, fig = erf_section(tmp_path, "wfsearch erf studies/x")
+    assert "outside the static network" in intro and fig is not None
+    (heat,) = fig.data
+    assert heat.type == "heatmap" and len(heat.z) == 32 and max(max(r) for r in heat.z) == 1.0
+    assert "weightformer_test" in fig.layout.annotations[0].text

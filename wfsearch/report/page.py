@@ -17,6 +17,7 @@ import plotly.io as pio
 import plotly.offline
 
 from . import figures
+from .erf import erf_section
 from .data import (HypervolumeData, Importances, ParallelData, ParetoData, Row, front_rows, hypervolume_data,
                    importance_data, parallel_data, pareto_data, reference_rows)
 from .scaling import ScalingData
@@ -161,6 +162,8 @@ def _sections(data: ReportData) -> list[tuple[str, str, str]]:
                 f"attention costs O(N²). The legend gives each model's exponent k in MACs ∝ N^k and time per image "
                 f"∝ N^k between the two largest resolutions.{' ' + _esc(sc.note) + '.' if sc.note else ''}</p>")
         out.append(("scaling", "Throughput against resolution", body + _figure("scaling", figures.scaling_figure(sc))))
+    intro, fig = erf_section(v.folder, v.study_command("erf"))
+    out.append(("erf", "Effective receptive fields", intro + (_figure("erf", fig) if fig is not None else "")))
     return out
 
 
