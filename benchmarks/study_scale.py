@@ -32,7 +32,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 SPEC = REPO / "spaces" / "smoke.yaml"
-NAME = "scale"
+NAME = "scale"  # the study's name (a given --seed-study keeps its own: the folder's name)
 TIMEOUT_S = 600
 
 
@@ -168,7 +168,9 @@ def main() -> int:
     args = p.parse_args()
     python = sys.executable
     work = args.work or Path(tempfile.mkdtemp(prefix="wf-scale-"))
-    seed = args.seed_study or run_seed(work / "seed", python)
+    global NAME
+    seed = args.seed_study.resolve() if args.seed_study else run_seed(work / "seed", python)
+    NAME = seed.name
     seed_trials = sqlite3.connect(seed / "optuna.db").execute(
         "SELECT COUNT(*) FROM trials JOIN studies USING (study_id) WHERE study_name = ?", (NAME,)).fetchone()[0]
     trees = [("this tree", REPO)] + ([("other", args.checkout.resolve())] if args.checkout else [])

@@ -24,7 +24,7 @@ import wfsearch
 from wfsearch.errors import UserError
 from wfsearch.study.naming import references_study_name, safe_url, study_dir
 
-from .pareto import hypervolume, nondominated_ranks
+from .pareto import hypervolume, on_front
 from .progress import ProgressPrinter, SearchProgress
 from .searcher import CONSTRAINTS_ATTR, StorageFailureStopper, StudySearcher
 from .storage import archive_study, fail_stale_trials, open_storage, sqlite_path
@@ -106,8 +106,8 @@ def pareto_front(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
             seen.add(h)
     if not trials:
         return []
-    ranks = nondominated_ranks([t.values for t in trials], [d.name.lower() for d in study.directions])
-    return [t for t, r in zip(trials, ranks) if r == 0]
+    mask = on_front([t.values for t in trials], [d.name.lower() for d in study.directions])
+    return [t for t, keep in zip(trials, mask) if keep]
 
 
 def hardware_info() -> dict[str, Any]:
@@ -276,7 +276,7 @@ def prepare_study(spec: Any, fresh: bool = False) -> tuple[optuna.Study, optuna.
     archived = archive_study(storage, spec.study.name) if fresh else None
     names, directions = objective_names(spec)
     n_constraints = len(constraint_dicts(spec)) + 1  # the spec's constraints, then "buildable"
-    existing = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+    existing = {s.study_name for s in storage.get_all_studies()}  # names only: summaries read every trial
     sampler = make_sampler(spec, n_constraints)
     if spec.study.name in existing:
         study = optuna.load_study(study_name=spec.study.name, storage=storage, sampler=sampler)
@@ -532,7 +532,7 @@ def _remove_if_empty(spec: Any, sdir: Path, new_folder: bool) -> None:
         storage = optuna.storages.RDBStorage(storage_url(spec), skip_table_creation=True) \
             if sqlite_path(storage_url(spec)) is None or sqlite_path(storage_url(spec)).exists() else None
         if storage is not None:
-            names = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+            names = {s.study_name for s in storage.get_all_studies()}  # names only: summaries read every trial
             if spec.study.name in names and not optuna.load_study(study_name=spec.study.name,
                                                                   storage=storage).get_trials(deepcopy=False):
                 optuna.delete_study(study_name=spec.study.name, storage=storage)
@@ -576,7 +576,7 @@ def _run_search(spec: Any, *, address: str | None, fresh: bool, progress: bool, 
     prog = SearchProgress(total=spec.study.trials, objectives=names, directions=directions)
     prog.finished = len(search_trials(study, finished_states))
     for t in feasible_trials(study):
-        prog.add_point(t.values)
+        prog.add_point(t.values, t.user_attrs.get("arch_hash"))
     printer = ProgressPrinter(prog, stream=stream, enabled=progress)
     known = known_results(study, max_epochs)
     inflight: dict[str, int] = {}
@@ -588,7 +588,7 @@ def _run_search(spec: Any, *, address: str | None, fresh: bool, progress: bool, 
         if frozen.state == TrialState.COMPLETE:
             prog.finished += 1
             if not str(frozen.user_attrs.get("status_reason", "")).startswith("infeasible"):
-                prog.add_point(frozen.values)
+                prog.add_point(frozen.values, frozen.user_attrs.get("arch_hash"))
                 h = frozen.user_attrs.get("arch_hash")
                 if h and h not in known:
                     known[h] = cached_result(frozen, max_epochs)
