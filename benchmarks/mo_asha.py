@@ -30,7 +30,7 @@ def main() -> int:
     from optuna.trial import TrialState
 
     from wfsearch.search.engine import pareto_front
-    from wfsearch.search.pareto import hypervolume
+    from wfsearch.study import hypervolume
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     work = Path(tempfile.mkdtemp(prefix="wfsearch-moasha-"))

@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from test_report import FRONT, TRAINED, make_study, new_study
-from wfsearch.report import load_view, report_data, scaling_data, write_report
+from wfsearch.report import report_data, scaling_data, write_report
+from wfsearch.study import read_study
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
@@ -42,7 +43,7 @@ def open_in_chromium(page: Path, profile: Path) -> dict:
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
 def test_report_in_headless_chromium(tmp_path: Path) -> None:
     make_study(tmp_path / "studies" / "mixed")
-    view = load_view(tmp_path / "studies" / "mixed")
+    view = read_study(tmp_path / "studies" / "mixed")
     page = write_report(report_data(view, scaling_data(view, (224, 448, 896), measure=False)),
                         tmp_path / "report.html")
     check = open_in_chromium(page, tmp_path / "profile")
@@ -57,7 +58,7 @@ def test_report_in_headless_chromium(tmp_path: Path) -> None:
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
 def test_report_of_an_empty_study_in_headless_chromium(tmp_path: Path) -> None:
     new_study(tmp_path / "studies" / "empty")
-    view = load_view(tmp_path / "studies" / "empty")
+    view = read_study(tmp_path / "studies" / "empty")
     page = write_report(report_data(view, scaling_data(view, measure=False)), tmp_path / "report.html")
     check = open_in_chromium(page, tmp_path / "profile")
     assert check["errors"] == [] and check["front_points_expected"] == 0 and check["ok"] is True

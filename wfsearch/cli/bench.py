@@ -4,8 +4,6 @@ from __future__ import annotations
 import argparse
 import platform
 
-import torch
-
 DEFAULT_MODELS = ["weightformer_tiny", "deit_tiny_patch16_224"]
 
 
@@ -28,6 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from wfsearch.proxy.measure import count_macs, create_model_at, measure_throughput, resolve_device, resolve_dtype
 
     for flag in ("batch", "repeats", "iters"):
@@ -56,7 +56,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _device_name(device: torch.device) -> str:
+def _device_name(device) -> str:
+    import torch
+
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return platform.processor() or platform.machine()

@@ -73,14 +73,15 @@ def run(args: argparse.Namespace) -> int:
           f"throughput img {spec.throughput.img_size} x batch {spec.throughput.batch_size} on "
           f"{spec.throughput.device}" + ("" if args.no_measure else " (measuring first)"), flush=True)
 
+    from wfsearch.study import first_violation
+
     def report(epoch: int, metrics: dict[str, float]) -> None:
         print(f"epoch {epoch:>3}  accuracy {metrics['accuracy']:.4f}  loss {metrics['loss']:.4f}  "
               f"train loss {metrics.get('train_loss', float('nan')):.4f}  "
               f"({metrics.get('epoch_seconds', float('nan')):.1f}s)", flush=True)
 
     res = evaluate_arch(target, proxy, None if args.no_measure else spec.throughput, report=report,
-                        constraints=[{"metric": c.metric, "op": c.op, "value": c.value}
-                                     for c in spec.study.constraints],
+                        reject=lambda costs: first_violation(spec.study.constraints, costs),
                         cache_dir=args.cache_dir)
     print(f"status: {res.reason}")
     objectives = spec.objective_names

@@ -41,7 +41,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def print_summary(summary) -> None:
-    from wfsearch.search.engine import objective_names  # noqa: F401
 
     out = sys.stdout
     if summary.archived_as:
@@ -56,11 +55,11 @@ def print_summary(summary) -> None:
         print(header, file=out)
         print("-" * len(header), file=out)
         for kind, t in rows:
-            m = t.user_attrs.get("metrics", {})
-            name = t.user_attrs.get("reference_name") or ""
+            m = t.metrics
+            name = t.name or ""
             print(f"{kind:10} {t.number if kind == 'front' else '':>6} {m.get('accuracy', float('nan')):>9.4f} "
                   f"{m.get('throughput', float('nan')):>9.1f} {m.get('throughput_ratio', float('nan')):>6.2f} "
-                  f"{m.get('params', 0) / 1e6:>10.3f} {m.get('macs', 0) / 1e9:>7.3f}  {name or describe(t.user_attrs.get('arch'))}",
+                  f"{m.get('params', 0) / 1e6:>10.3f} {m.get('macs', 0) / 1e9:>7.3f}  {name or describe(t.arch)}",
                   file=out)
     print(f"\nstorage: {summary.storage}", file=out)
     print(f"logs:    {summary.study_dir / 'run.log'}", file=out)

@@ -15,7 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from wfsearch.report import load_view, show_text
+    from wfsearch.report import show_text
+    from wfsearch.study import read_study
 
-    print(show_text(load_view(args.study, storage=args.storage, study_name=args.study_name)))
+    print(show_text(read_study(args.study, storage=args.storage, study_name=args.study_name)))
     return 0

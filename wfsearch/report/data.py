@@ -1,4 +1,4 @@
-"""What the report draws, computed from a `StudyView` as small frozen dataclasses (tested by equality).
+"""What the report draws, computed from a `StudySnapshot` as small frozen dataclasses (tested by equality).
 
 Nothing here imports plotly: `figures.py` draws these, `page.py` lays them out.
 """
@@ -12,11 +12,10 @@ from typing import Any
 
 import optuna
 from optuna.distributions import CategoricalDistribution
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
-from wfsearch.search.pareto import hypervolume
-
-from .study import StudyView, finite
+from wfsearch.study import StudySnapshot, TrialRecord, hypervolume_history, reference_point
+from wfsearch.study.record import finite
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +55,7 @@ class ParetoData:
         return [p for p in self.points if p.group == name]
 
 
-def axes_of(view: StudyView) -> tuple[str, str]:
+def axes_of(view: StudySnapshot) -> tuple[str, str]:
     """(x, y): throughput against accuracy when they are objectives, else the first two objectives."""
     objs = list(view.objectives)
     y = "accuracy" if "accuracy" in objs else objs[0]
@@ -65,21 +64,21 @@ def axes_of(view: StudyView) -> tuple[str, str]:
     return x, y
 
 
-def _coords(view: StudyView, t: FrozenTrial, x: str, y: str) -> tuple[float, float] | None:
+def _coords(view: StudySnapshot, t: TrialRecord, x: str, y: str) -> tuple[float, float] | None:
     m = view.metrics(t)
-    curve = t.user_attrs.get("curve") or []
+    curve = t.curve
     for name in (x, y):  # a pruned trial's score so far is the last point of its curve
         if name not in m and curve and finite(curve[-1].get(name)):
             m[name] = float(curve[-1][name])
     return (m[x], m[y]) if x in m and y in m else None
 
 
-def _costs(view: StudyView, t: FrozenTrial) -> dict:
+def _costs(view: StudySnapshot, t: TrialRecord) -> dict:
     m = view.metrics(t)
     return {k: m[k] for k in ("accuracy", "throughput", *COST_KEYS, "memory") if k in m}
 
 
-def pareto_data(view: StudyView) -> ParetoData:
+def pareto_data(view: StudySnapshot) -> ParetoData:
     x, y = axes_of(view)
     directions = dict(zip(view.objectives, view.directions))
     points: list[Point] = []
@@ -90,20 +89,20 @@ def pareto_data(view: StudyView) -> ParetoData:
         if xy is None or (group == "infeasible" and not all(finite(v) and abs(v) < 1e29 for v in xy)):
             unplotted[group] = unplotted.get(group, 0) + 1
             continue
-        arch = t.user_attrs.get("arch") or {}
+        arch = t.arch or {}
         points.append(Point(group=group, number=t.number, label=f"trial {t.number}", x=xy[0], y=xy[1],
                             fc1=str(arch.get("fc1_predictor", "")), dwconv=str(arch.get("dwconv_predictor", "")),
-                            arch=arch, costs=_costs(view, t), status=str(t.user_attrs.get("status_reason", ""))))
+                            arch=arch, costs=_costs(view, t), status=t.reason))
     for r in view.references:
         xy = _coords(view, r, x, y)
-        name = str(r.user_attrs.get("reference_name") or r.user_attrs.get("timm_model") or f"reference {r.number}")
+        name = str(r.name or r.timm_model or f"reference {r.number}")
         if xy is None:
             unplotted["reference"] = unplotted.get("reference", 0) + 1
             continue
-        arch = r.user_attrs.get("arch") or {}
+        arch = r.arch or {}
         points.append(Point(group="reference", number=None, label=name, x=xy[0], y=xy[1],
                             fc1=str(arch.get("fc1_predictor", "")), dwconv=str(arch.get("dwconv_predictor", "")),
-                            arch=arch or {"timm_model": r.user_attrs.get("timm_model")}, costs=_costs(view, r),
+                            arch=arch or {"timm_model": r.timm_model}, costs=_costs(view, r),
                             status="reference"))
     return ParetoData(x=x, y=y, x_direction=directions.get(x), y_direction=directions.get(y),
                       points=tuple(points), unplotted=unplotted, n_objectives=len(view.objectives))
@@ -130,24 +129,16 @@ class HypervolumeData:
         return self.steps[-1].hypervolume if self.steps else 0.0
 
 
-def reference_point(directions: tuple[str, ...], values: list[tuple[float, ...]]) -> tuple[float, ...]:
-    """0 for maximized objectives, 1.1 x the largest value seen for minimized ones (as `wfsearch run`)."""
-    return tuple(0.0 if d == "maximize" else 1.1 * max((v[j] for v in values), default=1.0)
-                 for j, d in enumerate(directions))
-
-
-def hypervolume_data(view: StudyView) -> HypervolumeData:
+def hypervolume_data(view: StudySnapshot) -> HypervolumeData:
     feasible = {t.number for t in view.finished()}
     done = [t for t in view.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)]
     done.sort(key=lambda t: (t.datetime_complete is None, t.datetime_complete or 0, t.number))
     ref = reference_point(view.directions, [tuple(t.values) for t in done if t.number in feasible])
     starts = [t.datetime_start for t in view.trials if t.datetime_start is not None]
     t0 = min(starts) if starts else None
-    steps, values, hv = [], [], 0.0
-    for i, t in enumerate(done, 1):
-        if t.number in feasible:
-            values.append(tuple(t.values))
-            hv = hypervolume(values, view.directions, ref)
+    history = hypervolume_history([t.values if t.number in feasible else None for t in done], view.directions, ref)
+    steps = []
+    for i, (t, hv) in enumerate(zip(done, history), 1):
         seconds = (t.datetime_complete - t0).total_seconds() if t0 and t.datetime_complete else None
         steps.append(HypervolumeStep(finished=i, number=t.number, seconds=seconds, hypervolume=hv))
     return HypervolumeData(objectives=view.objectives, directions=view.directions, reference=ref, steps=tuple(steps))
@@ -169,14 +160,15 @@ def _evaluator() -> tuple[Any, str]:
     return optuna.importance.PedAnovaImportanceEvaluator(), "PED-ANOVA"
 
 
-def importance_data(view: StudyView) -> list[Importances]:
+def importance_data(view: StudySnapshot) -> list[Importances]:
     """Knob importances for each objective over the trained trials (`optuna.importance`)."""
     trials = [t for t in view.finished() if t.params and all(finite(v) for v in t.values)]
     if len(trials) < 2:
         note = f"needs at least 2 trained trials with sampled knobs; the study has {len(trials)}"
         return [Importances(o, (), note) for o in view.objectives]
     # knobs every trial sampled from the same distribution (conditional ones are not comparable)
-    common = [p for p, d in trials[0].distributions.items() if all(t.distributions.get(p) == d for t in trials)]
+    dists = [t.trial.distributions for t in trials]
+    common = [p for p, d in dists[0].items() if all(ds.get(p) == d for ds in dists)]
     constant = [p for p in common if len({repr(t.params[p]) for t in trials}) < 2]
     conditional = sorted({p for t in trials for p in t.params} - set(common))
     knobs = [p for p in common if p not in constant]
@@ -190,7 +182,7 @@ def importance_data(view: StudyView) -> list[Importances]:
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created in memory" line
     try:
         scratch = optuna.create_study(directions=list(view.directions))
-        scratch.add_trials(trials)
+        scratch.add_trials([t.trial for t in trials])
     finally:
         optuna.logging.set_verbosity(verbosity)
     evaluator, name = _evaluator()
@@ -228,25 +220,25 @@ class ParallelData:
     axes: tuple[Axis, ...]  # the knobs, then the objectives
 
 
-def knob_names(view: StudyView, trials: list[FrozenTrial]) -> list[str]:
+def knob_names(view: StudySnapshot, trials: list[TrialRecord]) -> list[str]:
     """The spec's searched fields in spec order, then any other sampled parameter."""
     names = [k for k in (view.spec.get("space") or {}) if any(k in t.params for t in trials)]
     return names + sorted({p for t in trials for p in t.params} - set(names))
 
 
-def _knob_axis(name: str, trials: list[FrozenTrial]) -> Axis:
+def _knob_axis(name: str, trials: list[TrialRecord]) -> Axis:
     values = [t.params.get(name, MISSING) for t in trials]
     numeric = all(finite(v) for v in values)
     if numeric:
         return Axis(name, tuple(float(v) for v in values))
-    dist = next((t.distributions[name] for t in trials if name in t.distributions), None)
+    dist = next((t.trial.distributions[name] for t in trials if name in t.trial.distributions), None)
     order = [str(c) for c in dist.choices] if isinstance(dist, CategoricalDistribution) else []
     seen = {str(v) for v in values}
     cats = [c for c in order if c in seen] + sorted(seen - set(order) - {MISSING}) + ([MISSING] if MISSING in seen else [])
     return Axis(name, tuple(float(cats.index(str(v))) for v in values), tuple(cats))
 
 
-def parallel_data(view: StudyView) -> ParallelData | None:
+def parallel_data(view: StudySnapshot) -> ParallelData | None:
     trials = [t for t in view.finished() if all(finite(v) for v in t.values)]
     if not trials:
         return None
@@ -278,27 +270,27 @@ def describe_arch(arch: dict | None, knobs: list[str] | None = None) -> str:
     return " ".join(f"{k.replace('_predictor', '')}={arch[k]}" for k in keys)
 
 
-def _row_values(view: StudyView, t: FrozenTrial) -> dict[str, float]:
+def _row_values(view: StudySnapshot, t: TrialRecord) -> dict[str, float]:
     m = view.metrics(t)
     return {k: m[k] for k in dict.fromkeys((*view.objectives, "accuracy", "throughput", *COST_KEYS)) if k in m}
 
 
-def front_rows(view: StudyView) -> list[Row]:
+def front_rows(view: StudySnapshot) -> list[Row]:
     """The front, best first on the first objective."""
     sign = 1.0 if view.directions[0] == "maximize" else -1.0
     rows = []
     for t in sorted(view.front, key=lambda t: (-sign * t.values[0], t.number)):
-        knobs = {**(t.user_attrs.get("arch") or {}), **t.params}
+        knobs = {**(t.arch or {}), **t.params}
         rows.append(Row(label=str(t.number), number=t.number, values=_row_values(view, t),
                         arch=describe_arch(knobs, knob_names(view, [t]) or None), command=view.export_command(t.number)))
     return rows
 
 
-def reference_rows(view: StudyView) -> list[Row]:
+def reference_rows(view: StudySnapshot) -> list[Row]:
     space = list(view.spec.get("space") or []) or None
     rows = []
     for r in view.references:
-        arch = r.user_attrs.get("arch") or ({"timm_model": r.user_attrs["timm_model"]} if r.user_attrs.get("timm_model") else {})
-        rows.append(Row(label=str(r.user_attrs.get("reference_name") or f"reference {r.number}"), number=None,
+        arch = r.arch or ({"timm_model": r.timm_model} if r.timm_model else {})
+        rows.append(Row(label=str(r.name or f"reference {r.number}"), number=None,
                         values=_row_values(view, r), arch=describe_arch(arch, space), command=""))
     return rows

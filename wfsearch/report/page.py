@@ -20,7 +20,7 @@ from . import figures
 from .data import (HypervolumeData, Importances, ParallelData, ParetoData, Row, front_rows, hypervolume_data,
                    importance_data, parallel_data, pareto_data, reference_rows)
 from .scaling import ScalingData
-from .study import StudyView
+from wfsearch.study import StudySnapshot
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ PLOT_CONFIG = {"displaylogo": False, "responsive": True, "toImageButtonOptions":
 class ReportData:
     """Everything one report shows, computed from one reading of the study."""
 
-    view: StudyView
+    view: StudySnapshot
     pareto: ParetoData
     hypervolume: HypervolumeData
     importances: list[Importances]
@@ -42,7 +42,7 @@ class ReportData:
     notes: list[str] = field(default_factory=list)
 
 
-def report_data(view: StudyView, scaling: ScalingData | None = None) -> ReportData:
+def report_data(view: StudySnapshot, scaling: ScalingData | None = None) -> ReportData:
     counts = view.counts()
     notes = []
     if not view.trials:

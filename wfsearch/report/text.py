@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .data import Row, front_rows, hypervolume_data, reference_rows
 from .figures import SHORT_NAMES, fmt
-from .study import StudyView
+from wfsearch.study import StudySnapshot
 
 
 def table(rows: list[Row], first: str, with_command: bool = False) -> list[str]:
@@ -26,7 +26,7 @@ def table(rows: list[Row], first: str, with_command: bool = False) -> list[str]:
     return out
 
 
-def show_text(view: StudyView) -> str:
+def show_text(view: StudySnapshot) -> str:
     counts = view.counts()
     hv = hypervolume_data(view)
     ref = ", ".join(f"{o}={fmt(r)}" for o, r in zip(hv.objectives, hv.reference))

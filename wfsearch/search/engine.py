@@ -23,11 +23,15 @@ from optuna.trial import TrialState
 import wfsearch
 from wfsearch.errors import UserError
 
-from .pareto import hypervolume, nondominated_ranks
+from wfsearch.study import (CONSTRAINTS_ATTR, Status, TrialRecord, archive_study, as_dicts, constraint_values,
+                            fail_stale_trials, hypervolume, known_results, cached_result, open_storage, pareto_front,
+                            read_records, references_study_name, sqlite_path, study_dir)
+from wfsearch.study.naming import default_storage_url
+from wfsearch.study.record import outcome_attrs
+
 from .progress import ProgressPrinter, SearchProgress
-from .searcher import CONSTRAINTS_ATTR, StudySearcher
-from .storage import archive_study, fail_stale_trials, open_storage, sqlite_path
-from .trainable import check_constraints, run_trial
+from .searcher import StudySearcher
+from .trainable import run_trial
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +47,8 @@ class RunSummary:
     finished: int
     pruned: int
     failed: int
-    front: list[optuna.trial.FrozenTrial] = field(default_factory=list)
-    references: list[optuna.trial.FrozenTrial] = field(default_factory=list)
+    front: list[TrialRecord] = field(default_factory=list)
+    references: list[TrialRecord] = field(default_factory=list)
     hypervolume: float = 0.0
     archived_as: str | None = None
     seconds: float = 0.0
@@ -53,7 +57,7 @@ class RunSummary:
 # --------------------------------------------------------------------------- study helpers
 def storage_url(spec: Any) -> str:
     """The spec's storage URL; by default ``sqlite:///studies/<name>/optuna.db`` under the current folder."""
-    return spec.study.storage or f"sqlite:///studies/{spec.study.name}/optuna.db"
+    return spec.study.storage or default_storage_url(spec.study.name)
 
 
 def absolute_url(url: str) -> str:
@@ -64,8 +68,7 @@ def absolute_url(url: str) -> str:
 
 def study_dir_for(spec: Any) -> Path:
     """Where a study writes its logs and outputs: the SQLite file's folder or ``studies/<name>``."""
-    path = sqlite_path(storage_url(spec))
-    return path.parent if path is not None else Path("studies") / spec.study.name
+    return study_dir(spec.study.name, storage_url(spec))
 
 
 def objective_names(spec: Any) -> tuple[list[str], list[str]]:
@@ -73,44 +76,8 @@ def objective_names(spec: Any) -> tuple[list[str], list[str]]:
     return [o.name for o in objs], [o.direction for o in objs]
 
 
-def constraint_dicts(spec: Any) -> list[dict]:
-    out = []
-    for c in spec.study.constraints or []:
-        if isinstance(c, dict):
-            out.append(dict(c))
-        elif hasattr(c, "metric"):
-            out.append({"metric": c.metric, "op": c.op, "value": float(c.value)})
-        else:
-            raise AssertionError(f"unexpected constraint {c!r}")
-    return out
-
-
-def search_trials(study: optuna.Study, states: tuple = (TrialState.COMPLETE,)) -> list[optuna.trial.FrozenTrial]:
-    return [t for t in study.get_trials(deepcopy=False, states=states) if t.user_attrs.get("kind", "search") == "search"]
-
-
-def feasible_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """COMPLETE search trials that were trained (not infeasible)."""
-    return [t for t in search_trials(study) if not str(t.user_attrs.get("status_reason", "ok")).startswith("infeasible")]
-
-
-def pareto_front(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """The non-dominated trained trials (Optuna's `best_trials` restricted to feasible trials), one
-    trial per architecture (a repeat that reused an earlier result is not a second point)."""
-    trials, seen = [], set()
-    for t in feasible_trials(study):
-        h = t.user_attrs.get("arch_hash")
-        if h is None or h not in seen:
-            trials.append(t)
-            seen.add(h)
-    if not trials:
-        return []
-    ranks = nondominated_ranks([t.values for t in trials], [d.name.lower() for d in study.directions])
-    return [t for t, r in zip(trials, ranks) if r == 0]
-
-
-def references_study_name(name: str) -> str:
-    return f"{name}:references"
+def search_records(study: optuna.Study, states: tuple = (TrialState.COMPLETE,)) -> list[TrialRecord]:
+    return [r for r in read_records(study, states) if r.is_search]
 
 
 def hardware_info() -> dict[str, Any]:
@@ -183,9 +150,9 @@ class SpaceFunction:
         # memory: activations of a training step plus weights, gradients and AdamW state (fp32)
         metrics = {"params": c["params"], "macs": c["macs"],
                    "memory": c["activation_bytes"] * self.spec.throughput.batch_size + 16 * c["params"]}
-        values, violated = check_constraints(self.constraints, metrics)
+        values, violated = constraint_values(self.constraints, metrics)
         self._constrain(trial, values, buildable=True)
-        out = {"arch": arch.to_dict(), "arch_hash": arch.hash}
+        out = {"arch": arch.to_dict(), "arch_hash": arch.hash, "deployed_arch": deployed.to_dict()}
         trial.set_user_attr("arch_hash", arch.hash)
         if violated:
             return {**out, "infeasible": f"infeasible: {violated}", "cost_metrics": metrics}
@@ -206,24 +173,6 @@ class SpaceFunction:
                 trial.set_constraint("buildable" if c is None else f"{c['metric']} {c['op']} {c['value']:g}", v)
 
 
-def known_results(study: optuna.Study, max_epochs: int) -> dict[str, dict]:
-    """Results of architectures already trained in this study, by arch hash."""
-    known = {}
-    for t in feasible_trials(study):
-        h = t.user_attrs.get("arch_hash")
-        if h and h not in known:
-            known[h] = cached_result(t, max_epochs)
-    return known
-
-
-def cached_result(t: optuna.trial.FrozenTrial, max_epochs: int) -> dict:
-    a = t.user_attrs
-    metrics = dict(a.get("metrics") or {})
-    return {"status": "ok", "status_reason": f"ok (same architecture as trial {t.number}, not trained again)",
-            "metrics": metrics, "costs": a.get("costs"), "curve": a.get("curve"), "epoch": max_epochs,
-            **{k: v for k, v in metrics.items() if isinstance(v, (int, float))}}
-
-
 # --------------------------------------------------------------------------- the run
 def quiet_optuna() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -236,7 +185,7 @@ def prepare_study(spec: Any, fresh: bool = False) -> tuple[optuna.Study, optuna.
     storage = open_storage(storage_url(spec))
     archived = archive_study(storage, spec.study.name) if fresh else None
     names, directions = objective_names(spec)
-    n_constraints = len(constraint_dicts(spec)) + 1  # the spec's constraints, then "buildable"
+    n_constraints = len(as_dicts(spec.study.constraints)) + 1  # the spec's constraints, then "buildable"
     existing = {s.study_name for s in optuna.get_all_study_summaries(storage)}
     sampler = make_sampler(spec, n_constraints)
     if spec.study.name in existing:
@@ -342,7 +291,7 @@ def evaluate_references(spec: Any, storage: optuna.storages.RDBStorage, settings
     ref_study = optuna.create_study(study_name=references_study_name(spec.study.name), storage=storage,
                                     directions=directions, load_if_exists=True)
     ref_study.set_metric_names(names)
-    done = {t.user_attrs.get("reference_name") for t in ref_study.get_trials(states=(TrialState.COMPLETE,))}
+    done = {r.name for r in read_records(ref_study, (TrialState.COMPLETE,))}
     todo = [r for r in spec.reference_archs() if r.name not in done]
     if todo:
         remote = ray.remote(num_cpus=spec.resources.cpus_per_trial, num_gpus=spec.resources.gpus_per_trial,
@@ -350,15 +299,16 @@ def evaluate_references(spec: Any, storage: optuna.storages.RDBStorage, settings
         futures = [(r, remote.remote(_reference_target(spec, r), settings)) for r in todo]
         for ref, fut in futures:
             result = ray.get(fut)
-            attrs = {"kind": "reference", "reference_name": ref.name, **{k: v for k, v in result.items()
-                     if k in ("arch", "arch_hash", "timm_model", "costs", "metrics", "curve", "status_reason", "proxy")}}
-            if result["status"] == "ok":
+            status = Status.of(result.get("status"))
+            attrs = {**outcome_attrs(result, status, result.get("status_reason") or status.value, kind="reference"),
+                     "reference_name": ref.name}
+            if status is Status.OK:
                 values = [float(result["metrics"][m]) for m in names]
                 ref_study.add_trial(optuna.trial.create_trial(values=values, user_attrs=attrs))
             else:
                 log.warning("reference %s: %s", ref.name, result.get("status_reason"))
                 ref_study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL, user_attrs=attrs))
-    return ref_study.get_trials(states=(TrialState.COMPLETE,))
+    return read_records(ref_study, (TrialState.COMPLETE,))
 
 
 def _reference_target(spec: Any, ref: Any) -> dict:
@@ -392,7 +342,7 @@ def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, pr
     sdir.mkdir(parents=True, exist_ok=True)
     _log_to_file(sdir / "run.log")
     names, directions = objective_names(spec)
-    constraints = constraint_dicts(spec)
+    constraints = as_dicts(spec.study.constraints)
     max_epochs = spec.proxy.max_epochs
     settings = {"proxy": spec.proxy.model_dump(mode="json"), "throughput": spec.throughput.model_dump(mode="json"),
                 "constraints": constraints, "objectives": names, "noop": noop,
@@ -404,25 +354,27 @@ def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, pr
 
     finished_states = (TrialState.COMPLETE, TrialState.PRUNED)
     prog = SearchProgress(total=spec.study.trials, objectives=names, directions=directions)
-    prog.finished = len(search_trials(study, finished_states))
-    for t in feasible_trials(study):
-        prog.add_point(t.values)
+    prog.finished = len(search_records(study, finished_states))
+    records = search_records(study)
+    for r in records:
+        if r.trained:
+            prog.add_point(r.values)
     printer = ProgressPrinter(prog, stream=stream, enabled=progress)
-    known = known_results(study, max_epochs)
+    known = known_results(records, max_epochs)
     inflight: dict[str, int] = {}
 
     def on_told(frozen: optuna.trial.FrozenTrial) -> None:
-        h = frozen.user_attrs.get("arch_hash")
-        if h and inflight.get(h) == frozen._trial_id:
+        r = TrialRecord.from_trial(frozen)
+        h = r.arch_hash
+        if h and inflight.get(h) == r.trial_id:
             del inflight[h]
-        if frozen.state == TrialState.COMPLETE:
+        if r.state == TrialState.COMPLETE:
             prog.finished += 1
-            if not str(frozen.user_attrs.get("status_reason", "")).startswith("infeasible"):
-                prog.add_point(frozen.values)
-                h = frozen.user_attrs.get("arch_hash")
+            if r.trained:
+                prog.add_point(r.values)
                 if h and h not in known:
-                    known[h] = cached_result(frozen, max_epochs)
-        elif frozen.state == TrialState.PRUNED:
+                    known[h] = cached_result(r, max_epochs)
+        elif r.state == TrialState.PRUNED:
             prog.finished += 1
             prog.pruned += 1
         else:
@@ -433,7 +385,7 @@ def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, pr
     trainable = tune.with_resources(tune.with_parameters(run_trial, settings=settings),
                                     {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial})
     for round_ in range(MAX_ROUNDS):
-        remaining = spec.study.trials - len(search_trials(study, finished_states))
+        remaining = spec.study.trials - len(search_records(study, finished_states))
         if remaining <= 0:
             break
         if time_budget_s is not None and time.monotonic() - t0 >= time_budget_s:
@@ -458,19 +410,19 @@ def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, pr
                                       callbacks=[printer], log_to_file=True,
                                       failure_config=tune.FailureConfig(max_failures=2)),
         )
-        before = len(search_trials(study, finished_states))
+        before = len(search_records(study, finished_states))
         tuner.fit()
-        if len(search_trials(study, finished_states)) == before:
+        if len(search_records(study, finished_states)) == before:
             log.warning("a round of %d trial(s) finished none; stopping (see %s)", remaining, sdir / "run.log")
             break
     printer.emit(final=True)
     study = optuna.load_study(study_name=spec.study.name, storage=storage)
-    front = pareto_front(study)
+    front = pareto_front(search_records(study), directions)
     hv = hypervolume([t.values for t in front], directions, prog.reference_point()) if front else 0.0
     return RunSummary(study_name=spec.study.name, storage=storage_url(spec), study_dir=sdir,
-                      finished=len(search_trials(study, finished_states)),
-                      pruned=len(search_trials(study, (TrialState.PRUNED,))),
-                      failed=len(search_trials(study, (TrialState.FAIL,))), front=front, references=references,
+                      finished=len(search_records(study, finished_states)),
+                      pruned=len(search_records(study, (TrialState.PRUNED,))),
+                      failed=len(search_records(study, (TrialState.FAIL,))), front=front, references=references,
                       hypervolume=hv, archived_as=archived, seconds=time.monotonic() - t0)
 
 

@@ -8,7 +8,8 @@ from typing import Any, TextIO
 
 from ray.tune import Callback
 
-from .pareto import hypervolume, nondominated_ranks
+from wfsearch.study import hypervolume, reference_point
+from wfsearch.study.front import on_front
 
 
 @dataclass
@@ -31,20 +32,14 @@ class SearchProgress:
         self.points.append(list(values))
 
     def front(self) -> list[list[float]]:
-        if not self.points:
-            return []
-        ranks = nondominated_ranks(self.points, self.directions)
-        return [p for p, r in zip(self.points, ranks) if r == 0]
+        return [p for p, keep in zip(self.points, on_front(self.points, self.directions)) if keep]
 
     def reference_point(self) -> list[float]:
         """0 for maximized objectives, 1.1 x the largest value seen for minimized ones."""
-        ref = []
-        for j, d in enumerate(self.directions):
-            ref.append(0.0 if d == "maximize" else 1.1 * max((p[j] for p in self.points), default=1.0))
-        return ref
+        return list(reference_point(self.directions, self.points))
 
     def hypervolume(self) -> float:
-        return hypervolume(self.front(), self.directions, self.reference_point()) if self.points else 0.0
+        return hypervolume(self.points, self.directions, self.reference_point()) if self.points else 0.0
 
     def best(self, metric: str) -> float | None:
         if metric not in self.objectives or not self.points:

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
-from .pareto import pareto_order
+from wfsearch.study import pareto_order
 
 log = logging.getLogger(__name__)
 
