@@ -124,9 +124,13 @@ def recipe_from_trial(snap: StudySnapshot, trial: TrialRecord, *, img_size: int 
         raise UserError(f"--img-size: {res}: the architecture does not fit this resolution ({e})") from None
     name, kwargs = timm_model_for(arch)
     path = str(recipe_path) if recipe_path is not None else str(recipe_path_for(snap, trial))
+    # the costs of the network this recipe builds: the search's measurements when it is the deployed
+    # network unchanged (only drop path differs), else (or in a study that did not store which network
+    # it measured) its analytic params and MACs
+    same = bool(trial.deployed_arch) and arch.replace(drop_path_rate=deployed.drop_path_rate) == deployed
     built = cost(arch)
-    same = arch.replace(drop_path_rate=deployed.drop_path_rate) == deployed
-    costs = {**(trial.costs if same else {}), "params": built["params"], "macs": built["macs"]}
+    costs = {**(trial.costs if same else {})}
+    costs = {**costs, **{k: built[k] for k in ("params", "macs") if k not in costs}}
     train = TrainSection(batch_size=batch_size, seed=seed)
     su = snap.user_attrs
     recipe = Recipe(
