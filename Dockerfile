@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # wfsearch on a CUDA PyTorch base: `docker build -t wfsearch .`, then see "Docker" in README.md.
-# The base image already holds a CUDA build of torch and torchvision; pip keeps them (pyproject
-# only asks for torch>=2.4) and adds timm, Optuna, Ray Tune and the rest. Override the base with
+# The base image already holds a CUDA build of torch and torchvision; pip keeps them when they meet
+# pyproject's floors (torch>=2.14) and otherwise installs newer ones; it adds timm, Optuna, Ray Tune
+# and the rest. Override the base with
 # --build-arg BASE_IMAGE=... (any pytorch/pytorch *-runtime tag with Python >= 3.11).
 ARG BASE_IMAGE=pytorch/pytorch:2.7.1-cuda12.8-cudnn9-runtime
 FROM ${BASE_IMAGE}

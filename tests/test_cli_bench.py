@@ -11,8 +11,32 @@ def test_bench_prints_interleaved_table(capsys):
     assert [(r[0], r[1]) for r in rows] == [("weightformer_test", "32"), ("resnet18", "32"),
                                            ("weightformer_test", "48"), ("resnet18", "48")]
     assert all(float(r[4]) > 0 for r in rows)
-    assert rows[0][-1] == "1.00x" and rows[2][-1] == "1.00x"  # ratios are to the first model
-    assert "device=cpu" in out
+    assert rows[0][-3] == "1.00x" and rows[2][-3] == "1.00x"  # ratios are to the first model
+    header = out.splitlines()[0]
+    for what in ("cpu:", "thread", "clock:", "dtype float32", "batch 2", "resolution 32 48", "inference"):
+        assert what in header
+
+
+def test_bench_shows_intervals_and_warns_on_spread(capsys, monkeypatch):
+    from wfsearch.proxy import measure as M
+
+    def fake(models, *a, **k):
+        samples = {"weightformer_test": [100.0, 101.0, 99.0, 100.0, 100.5],  # steady
+                   "resnet18": [50.0, 20.0, 52.0, 49.0, 51.0]}  # one repeat lost to another process
+        return {name: M.Throughput(samples[name]) for name in models}
+
+    monkeypatch.setattr(M, "measure_throughput", fake)
+    rc = main(["bench", "weightformer_test", "resnet18", "--res", "32", "--batch", "2", "--device", "cpu",
+               "--threads", "2", "--clock", "wall"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    row = next(line for line in out.splitlines() if line.startswith("resnet18"))
+    # 5 repeats: the 90% interval of the median is the range; the ratio is paired repeat by repeat
+    assert "[20.0, 52.0]" in row and "0.50x" in row and "[0.20, 0.53]" in row and "64%" in row
+    warnings = [line for line in out.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "resnet18 at 32 px" in warnings[0] and "--repeats 10" in warnings[0]
+    assert "--threads 1 --clock process" in warnings[0]
+    assert "2 threads" in out.splitlines()[0] and "wall clock" in out.splitlines()[0]
 
 
 def test_bench_unknown_model_is_one_line(capsys):

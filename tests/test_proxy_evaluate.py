@@ -40,6 +40,32 @@ def test_evaluate_measures_first_then_trains(spec):
     # every per-epoch report already carries the costs, so a multi-objective scheduler can rank at a rung
     assert seen[0][0] == 1 and seen[0][1]["throughput"] == res.metrics["throughput"]
     assert res.proxy["epochs"] == [1] and res.proxy["dataset"]["name"] == "synthetic"
+    # every measurement carries its 90% interval; the raw images/s stay a metric beside the paired objective
+    acc = res.intervals["accuracy"]
+    assert acc["low"] < res.metrics["accuracy"] < acc["high"] or res.metrics["accuracy"] in (0.0, 1.0)
+    for key in ("throughput", "throughput_raw", "throughput_ratio"):
+        iv = res.intervals[key]
+        assert iv["low"] <= res.metrics[key] == iv["value"] <= iv["high"], key
+    assert res.metrics["throughput_raw"] == res.costs["throughput"]
+    assert res.metrics["accuracy_low"] == acc["low"] and res.metrics["throughput_high"] == res.intervals["throughput"]["high"]
+    assert len(res.costs["throughput_samples"]) == len(res.costs["ratio_samples"]) == spec.throughput.repeats
+
+
+def test_paired_speed_objective_ignores_machine_drift():
+    """The same architecture measured in two trials, the machine 30% slower during the second: the raw
+    images/s move by 30%, the stored objective (per-repeat ratio x the study's reference images/s) not."""
+    from wfsearch.proxy.evaluate import cost_intervals, cost_metrics
+    from wfsearch.proxy.measure import Throughput, throughput_costs
+
+    model, ref = [60.0, 62.0, 61.0], [30.0, 31.0, 30.5]
+    fast = throughput_costs(Throughput(model), Throughput(ref))
+    slow = throughput_costs(Throughput([0.7 * v for v in model]), Throughput([0.7 * v for v in ref]))
+    a, b = cost_metrics(fast, reference_img_s=31.0), cost_metrics(slow, reference_img_s=31.0)
+    assert b["throughput_raw"] == pytest.approx(0.7 * a["throughput_raw"])
+    assert a["throughput"] == pytest.approx(b["throughput"]) == pytest.approx(2.0 * 31.0)
+    iv = cost_intervals(fast, reference_img_s=31.0)["throughput"]
+    assert iv["low"] == pytest.approx(62.0 / 31.0 * 31.0) and iv["value"] == pytest.approx(62.0)
+    assert cost_metrics({"throughput": 50.0, "throughput_ratio": None}) == {"throughput": 50.0, "throughput_raw": 50.0}
 
 
 def test_pruned_infeasible_and_timm_targets(spec):
@@ -78,6 +104,10 @@ def test_cli_evaluate(tmp_path, capsys):
     assert main(["evaluate", SMOKE, "--config", str(cfg), "--json", str(out)]) == 0
     text = capsys.readouterr().out
     assert "epoch   1  accuracy" in text and "status: ok" in text and "* throughput" in text
+    header = next(line for line in text.splitlines() if line.startswith("# measured on"))
+    # the study's measurement setting: one thread per trial (resources.cpus_per_trial), timed by CPU time
+    assert "(1 thread)" in header and "CPU time" in header and "batch" in header and "resolution" in header
+    assert "img/s (paired)" in text and "throughput_raw" in text
     assert json.loads(out.read_text())["status"] == "ok"
     cfg.write_text("rank_ratio: 5\nfc1_predictor: bilateral\n")
     assert main(["evaluate", SMOKE, "--config", str(cfg)]) == 2

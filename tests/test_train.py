@@ -50,7 +50,7 @@ def metrics(run: Path) -> list[dict]:
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:
-    return torch.load(path, map_location="cpu", weights_only=False)["model"]
+    return torch.load(path, map_location="cpu", weights_only=True)["model"]
 
 
 def max_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
@@ -73,7 +73,7 @@ def test_train_resume_evaluate(setup, tmp_path: Path, capsys) -> None:
         assert 0 <= row["top1"] <= row["top5"] == 100.0  # two classes: top-5 holds every label
         assert np.isfinite(row["train_loss"]) and np.isfinite(row["val_loss"])
     assert {p.name for p in run.iterdir()} >= {"last.pth", "best.pth", "metrics.jsonl", "recipe.yaml"}
-    ckpt = torch.load(run / "last.pth", map_location="cpu", weights_only=False)
+    ckpt = torch.load(run / "last.pth", map_location="cpu", weights_only=True)
     assert (ckpt["epoch"], ckpt["global_step"], ckpt["num_classes"], ckpt["classes"]) == (2, 8, 2, ["class0", "class1"])
 
     # the same two-epoch run, stopped after epoch 1 (its checkpoint is written by then), then resumed

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import argparse
+
+from .helptext import examples
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +16,21 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "per-epoch validation) for the architecture in CONFIG, on top of the spec's "
                                    "base, and print its objectives. CONFIG is a YAML mapping of ArchConfig fields "
                                    "(like a reference's arch:), {arch: {...}} or {model: <timm name>}; without "
-                                   "it, the spec's base architecture.")
+                                   "it, the spec's base architecture.",
+        **examples(
+            "wfsearch evaluate spaces/predictors.yaml        # the spec's base architecture",
+            'wfsearch evaluate spaces/predictors.yaml --config arch.yaml --json result.json',
+            'wfsearch evaluate spaces/predictors.yaml --model deit_tiny_patch16_224',
+        ))
     p.add_argument("spec", metavar="SPEC", help="design-space YAML, e.g. spaces/predictors.yaml")
     p.add_argument("--config", metavar="CONFIG.yaml", help="the architecture to evaluate")
     p.add_argument("--model", metavar="NAME", help="evaluate a timm model instead (e.g. deit_tiny_patch16_224)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                    help="override a key of the spec, the value read as YAML (repeatable)")
     p.add_argument("--no-measure", action="store_true", help="skip the cost and throughput measurement")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="CPU threads (default: a trial's, proxy.num_threads or resources.cpus_per_trial, so the "
+                        "figures compare with the study's)")
     p.add_argument("--cache-dir", metavar="DIR", help="measurement/dataset cache folder (default: none)")
     p.add_argument("--json", metavar="PATH", help="also write the result as JSON")
     p.set_defaults(func=run)
@@ -61,17 +72,76 @@ def load_target(spec: Any, config: str | None, model: str | None) -> Any:
         raise UserError(f"{config or spec.path}: {str(e).splitlines()[0]}") from None
 
 
+def trial_threads(spec: Any) -> int:
+    """The CPU threads a trial of ``spec`` runs with: ``proxy.num_threads``, else what Ray gives a
+    trial (``resources.cpus_per_trial``, rounded up)."""
+    return int(spec.proxy.num_threads or max(1, math.ceil(spec.resources.cpus_per_trial)))
+
+
+def study_measurement(spec: Any) -> dict[str, Any]:
+    """What the spec's study stored about its measurements (the speed objective's scale, the proxy's
+    seed noise), when the study exists in the spec's storage; else {}."""
+    from wfsearch.study import sqlite_path
+    from wfsearch.study.naming import default_storage_url
+
+    url = spec.study.storage or default_storage_url(spec.study.name)
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        return {}
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        attrs = optuna.load_study(study_name=spec.study.name, storage=url).user_attrs
+    except Exception:  # no such study (or a storage we cannot read): measure on our own
+        return {}
+    return {k: attrs[k] for k in ("throughput_scale", "seed_noise") if attrs.get(k) is not None}
+
+
+def measurement_header(device: Any, threads: int, clock: str, dtype: str, batch: int, res: int | str,
+                       mode: str = "inference") -> str:
+    """One line saying what a throughput figure measured: device, threads, clock, dtype, batch, resolution."""
+    from wfsearch.proxy.measure import device_label
+
+    clock_text = {"process": "CPU time of this process", "wall": "wall clock"}.get(clock, clock)
+    if device.type == "cuda":
+        clock_text = "CUDA events"
+    return (f"# measured on {device_label(device)} ({threads} thread{'s' if threads != 1 else ''}), clock: {clock_text}, "
+            f"dtype {dtype}, batch {batch}, resolution {res}, {mode}")
+
+
 def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from wfsearch.errors import UserError
     from wfsearch.proxy.evaluate import ProxySettings, evaluate_arch
+    from wfsearch.proxy.measure import MeasureSettings, resolve_device
     from wfsearch.space import load_spec
 
     spec = load_spec(args.spec, args.overrides)
     target = load_target(spec, args.config, args.model)
-    proxy = ProxySettings.from_spec(spec.proxy, origin=str(spec.path))
+    if args.threads is not None and args.threads < 1:
+        raise UserError(f"--threads: {args.threads}: must be >= 1")
+    threads = args.threads or trial_threads(spec)
+    torch.set_num_threads(threads)
+    proxy = ProxySettings.from_spec(spec.proxy, origin=str(spec.path), num_threads=threads)
+    measure = MeasureSettings.from_spec(spec.throughput, origin=str(spec.path), num_threads=threads)
+    try:
+        device = resolve_device(measure.device)
+    except ValueError as e:
+        raise UserError(f"{spec.path}: throughput.device: {e}") from None
+    known = study_measurement(spec) if not args.no_measure else {}
+    scale = (known.get("throughput_scale") or {}).get("img_s")
     name = target if isinstance(target, str) else f"arch {target.hash}"
-    print(f"# {name}: proxy {proxy.data.name} img {proxy.data.img_size}, {proxy.train.epochs} epochs; "
-          f"throughput img {spec.throughput.img_size} x batch {spec.throughput.batch_size} on "
-          f"{spec.throughput.device}" + ("" if args.no_measure else " (measuring first)"), flush=True)
+    print(f"# {name}: proxy {proxy.data.name} img {proxy.data.img_size}, {proxy.train.epochs} epochs"
+          + ("" if args.no_measure else "; costs measured first"), flush=True)
+    if not args.no_measure:
+        print(measurement_header(device, threads, measure.resolved_clock(device), measure.dtype, measure.batch_size,
+                                 measure.img_size, "train step" if measure.train else "inference"))
+        if measure.reference:
+            print(f"# speed objective: ratio to {measure.reference} (measured alongside) x "
+                  + (f"{scale:.2f} img/s, study {spec.study.name!r}'s pooled reference median" if scale
+                     else "this run's reference median (no study to take the scale from)"), flush=True)
 
     from wfsearch.study import first_violation
 
@@ -82,15 +152,19 @@ def run(args: argparse.Namespace) -> int:
 
     res = evaluate_arch(target, proxy, None if args.no_measure else spec.throughput, report=report,
                         reject=lambda costs: first_violation(spec.study.constraints, costs),
-                        cache_dir=args.cache_dir)
+                        cache_dir=args.cache_dir, reference_img_s=scale, seed_noise=known.get("seed_noise"))
     print(f"status: {res.reason}")
     objectives = spec.objective_names
-    shown = objectives + [m for m in ("accuracy", "throughput", "throughput_ratio", "params", "macs", "memory",
-                                      "latency_highres") if m not in objectives]
+    shown = objectives + [m for m in ("accuracy", "throughput", "throughput_raw", "throughput_ratio", "params",
+                                      "macs", "memory", "latency_highres") if m not in objectives]
     for m in shown:
         if m in res.metrics:
             mark = "*" if m in objectives else " "
-            print(f"{mark} {m:<18} {_fmt(m, res.metrics[m])}")
+            print(f"{mark} {m:<18} {_fmt(m, res.metrics[m], res.intervals.get(m))}")
+    if res.intervals:
+        print("  (intervals: 90%; accuracy: Wilson over the validation images"
+              + (f" and seed noise {known['seed_noise']:.3f}" if known.get("seed_noise") else "")
+              + "; speed: order statistics of the repeats)")
     secs = ", ".join(f"{k} {v:.1f}s" for k, v in res.seconds.items())
     print(f"time: {secs}" + (f"; training {res.train_images_per_s:.0f} img/s" if res.train_images_per_s else ""))
     if args.json:
@@ -98,13 +172,16 @@ def run(args: argparse.Namespace) -> int:
     return 0 if res.status in ("ok", "pruned") else 1
 
 
-def _fmt(metric: str, v: Any) -> str:
+def _fmt(metric: str, v: Any, interval: dict | None = None) -> str:
+    from wfsearch.proxy.uncertainty import Interval
+
+    iv = Interval.from_dict(interval)
     if metric == "accuracy":
-        return f"{v:.4f}"
-    if metric == "throughput":
-        return f"{v:.1f} img/s"
+        return iv.format(".3f") if iv else f"{v:.3f}"
+    if metric in ("throughput", "throughput_raw"):
+        return (iv.format(".1f") if iv else f"{v:.1f}") + " img/s" + (" (paired)" if metric == "throughput" else "")
     if metric == "throughput_ratio":
-        return f"{v:.3f}x reference"
+        return (iv.format(".3f") if iv else f"{v:.3f}") + "x reference"
     if metric == "memory":
         return f"{v / 2**20:.1f} MiB"
     if metric == "macs":

@@ -10,8 +10,8 @@ from wfsearch.errors import UserError
 
 EPILOG = """\
 examples:
-  wfsearch train studies/quick/recipes/trial-7.yaml --data /data/imagenet
-  torchrun --standalone --nproc_per_node=8 -m wfsearch train studies/quick/recipes/trial-7.yaml --data /data/imagenet
+  wfsearch train studies/predictors/recipes/trial-7.yaml --data /data/imagenet
+  torchrun --standalone --nproc_per_node=8 -m wfsearch train studies/predictors/recipes/trial-7.yaml --data /data/imagenet
   wfsearch train RECIPE --resume                  # continue from OUTPUT/last.pth
   wfsearch train RECIPE --evaluate                # top-1/top-5 of OUTPUT/last.pth on the val folder
 outputs (OUTPUT defaults to STUDY/runs/<recipe name> next to STUDY/recipes/):

@@ -12,11 +12,10 @@ from wfsearch.errors import UserError
 
 from .recipe import Recipe
 
-__all__ = ["check_image_folder", "build_transforms", "build_datasets", "build_loaders", "ShardSampler",
+__all__ = ["check_image_folder", "build_transforms", "build_datasets", "ImageFiles", "build_loaders", "ShardSampler",
            "patch_posterize"]
 
 log = logging.getLogger(__name__)
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
 
 
 def check_image_folder(path: str, key: str, source: str) -> Path:
@@ -73,28 +72,80 @@ def patch_posterize(transform):
     return transform
 
 
+class ImageFiles(Dataset):
+    """An ImageFolder over a safely scanned file list (see `wfsearch.proxy.imagefolder`).
+
+    A file that fails to decode while training is skipped: the next file takes its place (so batches
+    stay full and the sampler's order stays the same) and one warning names it; `MAX_BAD_IN_A_ROW`
+    failures in a row stop the run with one line.
+    """
+
+    MAX_BAD_IN_A_ROW = 16
+
+    def __init__(self, folder: Path, samples: list[tuple[str, int]], classes: list[str], transform=None):
+        self.root, self.samples, self.classes, self.transform = str(folder), samples, classes, transform
+        self.class_to_idx = {c: i for i, c in enumerate(classes)}
+        self.targets = [y for _, y in samples]
+        self._warned: set[str] = set()
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int):
+        from PIL import Image
+
+        from wfsearch.proxy.imagefolder import why_unreadable
+
+        for k in range(self.MAX_BAD_IN_A_ROW):
+            path, target = self.samples[(index + k) % len(self.samples)]
+            try:
+                with Image.open(path) as im:
+                    img = im.convert("RGB")
+            except Exception as e:  # any decoding failure: skip this file
+                if path not in self._warned:
+                    self._warned.add(path)
+                    log.warning("%s: skipped while training: %s", path, why_unreadable(path, e))
+                continue
+            return (self.transform(img) if self.transform is not None else img), target
+        raise UserError(f"{self.root}: {self.MAX_BAD_IN_A_ROW} images in a row from index {index} cannot be read; "
+                        "check the copy of the data")
+
+
 def build_datasets(recipe: Recipe, source: str, augment: bool = True) -> tuple[Dataset, Dataset]:
-    """Train and val ImageFolders; their class folders must agree."""
-    from torchvision.datasets import ImageFolder
+    """Train and val image folders, scanned safely; their class folders must agree."""
+    import os
+
+    from wfsearch.proxy import imagefolder as IF
 
     train_dir = check_image_folder(recipe.data.train, "data.train", source)
     val_dir = check_image_folder(recipe.data.val, "data.val", source)
     train_tf, eval_tf = build_transforms(recipe, augment)
-    try:
-        train_ds, val_ds = ImageFolder(str(train_dir), train_tf), ImageFolder(str(val_dir), eval_tf)
-    except (FileNotFoundError, RuntimeError) as e:  # a class folder without images
-        raise UserError(f"{source}: data: {str(e).splitlines()[0]}; every class folder needs images "
-                        f"({', '.join(sorted(IMAGE_SUFFIXES))})") from None
-    extra = sorted(set(val_ds.classes) - set(train_ds.classes))
-    if extra:
-        raise UserError(f"{source}: data.val: {str(val_dir)!r}: classes {extra[:5]} are not in data.train; "
-                        f"train and val need the same class folders")
-    if val_ds.classes != train_ds.classes:  # val lacks some classes: map its labels onto train's indices
-        remap = [train_ds.class_to_idx[c] for c in val_ds.classes]
-        val_ds.samples = [(p, remap[y]) for p, y in val_ds.samples]
-        val_ds.targets = [y for _, y in val_ds.samples]
-        val_ds.class_to_idx, val_ds.classes = train_ds.class_to_idx, train_ds.classes
-    return train_ds, val_ds
+    classes = IF.class_names(train_dir)
+
+    def error(key: str, value, rule: str) -> UserError:
+        return UserError(f"{source}: {key}: {value!r}: {rule}")
+
+    IF.check_class_sets(train_dir, val_dir, classes, IF.class_names(val_dir), classes, False, error,
+                        "data.val", recipe.data.val)
+    root = Path(os.path.commonpath([os.path.realpath(train_dir), os.path.realpath(val_dir)]))
+    # two folders given on their own: links may lead anywhere, but never twice or into another class/split
+    scans = IF.scan_splits(root, {"train": train_dir, "val": val_dir}, classes, follow_links=True)
+    out = []
+    for split, tf in (("train", train_tf), ("val", eval_tf)):
+        scan = scans[split]
+        have = {y for _, y in scan.samples}
+        empty = [c for i, c in enumerate(classes) if i not in have]
+        if empty:
+            raise error(f"data.{split}", str(scan.folder), f"class folder {empty[0]!r} holds no images "
+                                                            f"({', '.join(IF.IMAGE_SUFFIXES)}); every class needs some")
+        unreadable = [(p, "empty file") for p, _ in scan.samples if os.path.getsize(p) == 0]
+        if unreadable:
+            bad = {p for p, _ in unreadable}
+            scan.samples = [(p, y) for p, y in scan.samples if p not in bad]
+        IF.report_skipped(split, scan, unreadable, len(scan.samples) + len(unreadable), scan.folder, error,
+                          f"data.{split}", str(scan.folder))
+        out.append(ImageFiles(scan.folder, scan.samples, classes, tf))
+    return out[0], out[1]
 
 
 class ShardSampler(Sampler[int]):

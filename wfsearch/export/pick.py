@@ -22,6 +22,7 @@ from typing import Callable, Sequence
 
 from wfsearch.errors import UserError
 from wfsearch.study import TrialRecord, holds
+from wfsearch.suggest import did_you_mean
 
 __all__ = ["Condition", "Pick", "parse_pick", "select"]
 
@@ -118,7 +119,8 @@ def select(trials: Sequence[TrialRecord], pick: Pick, metrics_of: Callable[[Tria
     available = sorted(set().union(*(m.keys() for _, m in table)))
     for name in pick.metrics:
         if name not in available:
-            raise _fail(str(pick), f"unknown metric {name!r}; the front's trials have {available}")
+            hint = did_you_mean(name, available) or ";"
+            raise _fail(str(pick), f"unknown metric {name!r}{hint} the front's trials have {available}")
     candidates = [(t, m) for t, m in table if all(n in m for n in pick.metrics)]
     for cond in pick.where:
         kept = [(t, m) for t, m in candidates if cond.holds(m[cond.metric])]

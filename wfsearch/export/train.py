@@ -132,6 +132,37 @@ def _save(obj: dict[str, Any], path: Path) -> None:
     os.replace(tmp, path)  # a crash mid-write never leaves a broken checkpoint
 
 
+CHECKPOINT_KEYS = ("model", "epoch", "num_classes")
+
+
+def load_checkpoint(path: str | Path, flag: str = "--resume") -> dict[str, Any]:
+    """A checkpoint written by `train`, loaded with ``weights_only=True``: only tensors and plain types
+    are unpickled, so a crafted file cannot run code. Anything else is one line naming the file."""
+    import pickle
+    import re
+
+    where = f"{flag}: {str(path)!r}"
+    if Path(path).is_file() and Path(path).stat().st_size == 0:
+        raise UserError(f"{where}: the file is empty; not a wfsearch checkpoint")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # garbage, truncated, not a torch file, or a pickle that would import or call code
+        text = str(e)
+        code = re.search(r"GLOBAL ([\w.]+)", text, re.IGNORECASE)
+        if isinstance(e, pickle.UnpicklingError) and code:
+            raise UserError(f"{where}: refused: its pickle would import or call {code.group(1)}; "
+                            "a wfsearch checkpoint holds only tensors and plain values") from None
+        first = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(e).__name__).split(". ")[0]
+        raise UserError(f"{where}: not a readable checkpoint (corrupt or truncated: {first[:160]}); "
+                        f"point it at a last.pth or best.pth that `wfsearch train` wrote") from None
+    if not isinstance(ckpt, dict) or not all(k in ckpt for k in CHECKPOINT_KEYS) \
+            or not isinstance(ckpt["model"], dict):
+        got = type(ckpt).__name__ + (f" with keys {sorted(map(str, ckpt))[:8]}" if isinstance(ckpt, dict) else "")
+        raise UserError(f"{where}: not a wfsearch checkpoint (a {got}; expected a dict with "
+                        f"{', '.join(CHECKPOINT_KEYS)}); point it at a last.pth that `wfsearch train` wrote")
+    return ckpt
+
+
 @torch.no_grad()
 def _evaluate(model: nn.Module, loader, d: Distributed, precision: str, num_classes: int,
               progress: Progress | None, desc: str) -> dict[str, float]:
@@ -218,7 +249,7 @@ def train(recipe: Recipe, output: str | Path, *, resume: bool | str | Path = Fal
 
     start_epoch, global_step, best = 0, 0, -1.0
     if ckpt_path is not None:
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        ckpt = load_checkpoint(ckpt_path, "--resume")
         if ckpt.get("num_classes") != num_classes:
             raise UserError(f"--resume: {str(ckpt_path)!r}: trained on {ckpt.get('num_classes')} classes, "
                             f"the data has {num_classes}; point --data at the same data")
@@ -345,8 +376,8 @@ def evaluate_checkpoint(recipe: Recipe, checkpoint: str | Path, *, workers: int 
     path = Path(checkpoint)
     if not path.is_file():
         raise UserError(f"--evaluate: {str(path)!r}: no checkpoint there; train first or pass --resume CKPT")
+    ckpt = load_checkpoint(path, "--evaluate")
     train_ds, val_ds = build_datasets(recipe, source, augment=False)
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
     num_classes = ckpt.get("num_classes", len(train_ds.classes))
     if num_classes != len(train_ds.classes):
         raise UserError(f"--evaluate: {str(path)!r}: trained on {num_classes} classes, the data has "

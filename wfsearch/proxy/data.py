@@ -65,6 +65,7 @@ class DataSettings:
     seed: int = 0  # the dataset's own seed: synthetic generation and subsetting (not the training seed)
     num_workers: int = 0  # threads decoding an image folder (0 = one per CPU, at most 8)
     augment: bool = True  # random translation (padding img_size/8) and horizontal flip while training
+    follow_links: bool = False  # imagefolder: follow links that lead out of the root (never twice)
     origin: str = ""  # e.g. the spec file, for error messages
 
     def __post_init__(self) -> None:
@@ -384,25 +385,9 @@ def _load_cifar(s: DataSettings) -> ProxyData:
 VAL_FOLDERS = ("val", "validation", "test")
 
 
-def _decode(path: str, size: int) -> np.ndarray:
-    """One image file -> ``(size, size, 3)`` uint8: shorter side resized to ``size``, centre crop."""
-    from PIL import Image
-
-    with Image.open(path) as im:
-        im.draft("RGB", (size, size))  # JPEG: decode at a reduced scale when possible
-        im = im.convert("RGB")
-        w, h = im.size
-        scale = size / min(w, h)
-        nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
-        im = im.resize((nw, nh), Image.BILINEAR, reducing_gap=3.0)
-        left, top = (nw - size) // 2, (nh - size) // 2
-        return np.asarray(im.crop((left, top, left + size, top + size)), dtype=np.uint8)
-
-
 def _load_imagefolder(s: DataSettings) -> ProxyData:
-    from concurrent.futures import ThreadPoolExecutor
-
-    from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
+    """Scan and decode an image folder under the policy of `wfsearch.proxy.imagefolder`."""
+    from . import imagefolder as IF
 
     root = Path(s.root).expanduser()
     if not root.is_dir():
@@ -414,30 +399,40 @@ def _load_imagefolder(s: DataSettings) -> ProxyData:
         missing = "train" if not train_dir.is_dir() else "val"
         raise s.error("root", s.root, f"has no {missing}/ folder; an image folder dataset needs train/ and "
                                       f"val/ (or validation/), each with one subfolder per class")
-    names = sorted(e.name for e in os.scandir(train_dir) if e.is_dir())
+    names = IF.class_names(train_dir)
     if not names:
         raise s.error("root", s.root, f"{train_dir} has no class subfolders")
     chosen = _select_classes(s, names)
-    class_to_idx = {names[i]: i for i in chosen}
+    chosen_names = [names[i] for i in chosen]
+    IF.check_class_sets(train_dir, val_dir, names, IF.class_names(val_dir), chosen_names,
+                        s.classes is not None or s.num_classes is not None, s.error, "root", s.root)
+    scans = IF.scan_splits(root, {"train": train_dir, "val": val_dir}, chosen_names,
+                           follow_links=s.follow_links)
     rng = np.random.default_rng(s.seed)
     workers = s.num_workers or min(8, os.cpu_count() or 1)
     out = {}
-    for split, folder, per_class, total in (("train", train_dir, s.samples_per_class, s.train_size),
-                                            ("val", val_dir, s.val_samples_per_class, s.val_size)):
-        present = {n: i for n, i in class_to_idx.items() if (folder / n).is_dir()}
-        samples = make_dataset(str(folder), present, extensions=IMG_EXTENSIONS, allow_empty=True)
-        labels = np.array([t for _, t in samples], np.int64)
-        idx = _subset(labels, chosen, per_class, total, rng)
-        if len(idx) == 0:
-            raise s.error("root", s.root, f"{folder} has no images of the chosen classes")
-        paths = [samples[i][0] for i in idx]
-        with ThreadPoolExecutor(workers) as pool:
-            arrays = list(pool.map(lambda p: _decode(p, s.img_size), paths, chunksize=16))
-        images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
-        out[split] = ImageTensors(images, _remap(labels[idx], chosen))
-        log.info("decoded %d %s images from %s at %dx%d", len(paths), split, folder, s.img_size, s.img_size)
-    return ProxyData("imagefolder", out["train"], out["val"], [names[i] for i in chosen],
-                     IMAGENET_MEAN, IMAGENET_STD)
+    for split, per_class, total in (("train", s.samples_per_class, s.train_size),
+                                    ("val", s.val_samples_per_class, s.val_size)):
+        scan = scans[split]
+        labels = np.array([t for _, t in scan.samples], np.int64)
+        idx = _subset(labels, list(range(len(chosen))), per_class, total, rng)
+        paths = [scan.samples[i][0] for i in idx]
+        arrays, reasons = IF.decode_all(paths, s.img_size, workers)
+        bad = [(p, r) for p, r in zip(paths, reasons) if r is not None]
+        good = [i for i, a in enumerate(arrays) if a is not None]
+        kept = labels[idx][good]
+        picked = labels[idx]  # a class with no image at all, or whose picked images were all unreadable
+        empty = [c for k, c in enumerate(chosen_names) if not (labels == k).any() or
+                 ((picked == k).any() and not (kept == k).any())]
+        if empty:
+            raise s.error("root", s.root, f"class {empty[0]!r} has no readable images in {scan.folder / empty[0]}"
+                                          f"{f' (nor {len(empty) - 1} other classes)' if len(empty) > 1 else ''}; "
+                                          "add images or leave the class out with proxy.dataset.classes")
+        IF.report_skipped(split, scan, bad, len(paths), root, s.error, "root", s.root)
+        images = torch.from_numpy(np.stack([arrays[i] for i in good])).permute(0, 3, 1, 2).contiguous()
+        out[split] = ImageTensors(images, torch.from_numpy(kept))
+        log.info("decoded %d %s images from %s at %dx%d", len(good), split, scan.folder, s.img_size, s.img_size)
+    return ProxyData("imagefolder", out["train"], out["val"], chosen_names, IMAGENET_MEAN, IMAGENET_STD)
 
 
 # --------------------------------------------------------------------------- loading and caching

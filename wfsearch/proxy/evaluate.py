@@ -24,6 +24,7 @@ from wfsearch.errors import UserError
 
 from .data import DataSettings, load_dataset
 from .measure import MeasureSettings, build_target, measure_arch
+from .uncertainty import Interval, accuracy_interval, median_interval
 from .train import ReportFn, TrainSettings, is_oom, seed_everything, train_proxy
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,8 @@ class EvalResult:
     curve: list[dict[str, Any]] = field(default_factory=list)  # [{"epoch", "accuracy", "loss"}]
     costs: dict[str, Any] = field(default_factory=dict)  # params, macs, activation_bytes, peak_memory_bytes, ...
     proxy: dict[str, Any] = field(default_factory=dict)
+    # 90% intervals of metrics (`Interval.to_dict`): throughput, throughput_raw, throughput_ratio, accuracy
+    intervals: dict[str, dict] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)  # measure, train, total
     train_images_per_s: float | None = None
 
@@ -90,14 +93,61 @@ class EvalResult:
         return dataclasses.asdict(self)
 
 
-def cost_metrics(costs: dict[str, Any]) -> dict[str, float]:
-    """The metrics named in CONTRACTS.md from a costs dict (absent values left out)."""
-    return {m: costs[k] for k, m in COST_METRICS.items() if costs.get(k) is not None}
+def paired_throughput(costs: dict[str, Any], reference_img_s: float | None = None) -> Interval | None:
+    """The speed objective: the median of the per-repeat ratios to the reference measured alongside,
+    times ``reference_img_s`` (the study's pooled median reference images/s; None: this measurement's
+    own reference median), so the unit stays images/s but a machine that is faster or slower during
+    this trial than during another moves both models alike and leaves the value where it was.
+    None without a reference (or for costs measured before per-repeat values were kept)."""
+    ratios = costs.get("ratio_samples")
+    scale = reference_img_s or costs.get("reference_throughput")
+    if not ratios or not scale:
+        return None
+    return median_interval(ratios).scaled(float(scale))
+
+
+def cost_metrics(costs: dict[str, Any], reference_img_s: float | None = None) -> dict[str, float]:
+    """The metrics named in CONTRACTS.md from a costs dict (absent values left out).
+
+    ``throughput`` is the paired speed objective (`paired_throughput`) when the costs have a
+    reference, ``throughput_raw`` always the images/s measured in this trial.
+    """
+    out = {m: costs[k] for k, m in COST_METRICS.items() if costs.get(k) is not None}
+    if "throughput" in out:
+        out["throughput_raw"] = out["throughput"]
+        paired = paired_throughput(costs, reference_img_s)
+        if paired is not None:
+            out["throughput"] = paired.value
+    return out
+
+
+def cost_intervals(costs: dict[str, Any], reference_img_s: float | None = None) -> dict[str, dict]:
+    """90% intervals of the throughput metrics (as `Interval.to_dict`), for those the costs have."""
+    out: dict[str, dict] = {}
+    raw = costs.get("throughput_interval")
+    if raw:
+        out["throughput_raw"] = out["throughput"] = raw
+    paired = paired_throughput(costs, reference_img_s)
+    if paired is not None:
+        out["throughput"] = paired.to_dict()
+    for key in ("throughput_ratio", "reference_throughput"):
+        if costs.get(f"{key}_interval"):
+            out[key] = costs[f"{key}_interval"]
+    return out
+
+
+def interval_metrics(intervals: dict[str, dict]) -> dict[str, float]:
+    """Intervals as plain metrics, ``<metric>_low`` and ``<metric>_high``: how a study stores them."""
+    out = {}
+    for metric, iv in intervals.items():
+        out[f"{metric}_low"], out[f"{metric}_high"] = float(iv["low"]), float(iv["high"])
+    return out
 
 
 def evaluate_arch(arch: Any, proxy: Any, throughput: Any = None, report: ReportFn | None = None, *,
                   reject: Callable[[dict[str, float]], str | None] | None = None, cache_dir: str | None = None,
-                  measure: bool = True) -> EvalResult:
+                  measure: bool = True, reference_img_s: float | None = None,
+                  seed_noise: float | None = None) -> EvalResult:
     """Evaluate an `ArchConfig` (or its dict, or a timm model name): costs, then proxy training.
 
     ``proxy``/``throughput`` are the spec's sections (pydantic or dict) or `ProxySettings` /
@@ -106,6 +156,9 @@ def evaluate_arch(arch: Any, proxy: Any, throughput: Any = None, report: ReportF
     returning a reason (a violated cost constraint) ends it as ``infeasible`` before training. ``cache_dir``
     holds the measurement cache (and decoded image-folder/CIFAR datasets) shared by processes.
     A user's mistake (a missing dataset folder) raises `UserError`; anything else is a status.
+    ``reference_img_s`` scales the paired speed objective (`paired_throughput`); ``seed_noise``
+    (the accuracy's standard deviation between training seeds, when known) widens the accuracy's
+    interval beyond the Wilson interval of the validation size.
     """
     t0 = time.perf_counter()
     ps = ProxySettings.from_spec(proxy)
@@ -121,8 +174,10 @@ def evaluate_arch(arch: Any, proxy: Any, throughput: Any = None, report: ReportF
                     raise
                 return _finish(result, "infeasible", f"infeasible: {e}", t0)
         result.seconds["measure"] = time.perf_counter() - t0
-        costs = cost_metrics(result.costs)
+        costs = cost_metrics(result.costs, reference_img_s)
         result.metrics.update(costs)
+        result.intervals.update(cost_intervals(result.costs, reference_img_s))
+        result.metrics.update(interval_metrics(result.intervals))
         violated = reject(costs) if reject is not None else None
         if violated:
             return _finish(result, "infeasible", f"infeasible: {violated}", t0)
@@ -151,6 +206,10 @@ def evaluate_arch(arch: Any, proxy: Any, throughput: Any = None, report: ReportF
         result.curve = [{"epoch": c["epoch"], "accuracy": c["accuracy"], "loss": c["loss"]} for c in tr.curve]
         if tr.curve:
             result.metrics.update(accuracy=tr.accuracy, loss=tr.loss, epochs=tr.epochs)
+            if math.isfinite(tr.accuracy):
+                result.intervals["accuracy"] = accuracy_interval(tr.accuracy, len(data.val.labels),
+                                                                 seed_noise).to_dict()
+                result.metrics.update(interval_metrics({"accuracy": result.intervals["accuracy"]}))
         return _finish(result, tr.status, tr.reason, t0)
     except UserError:
         raise

@@ -20,6 +20,7 @@ import torch.nn as nn
 
 from .allocator import steady_allocations
 from .devicelock import device_lock
+from .uncertainty import Interval, median_interval, spread
 
 log = logging.getLogger(__name__)
 
@@ -76,20 +77,30 @@ def create_model_at(name: str, img_size: int, **kwargs) -> nn.Module:
 
 
 def count_macs(model: nn.Module, img_size: int, in_chans: int = 3) -> int:
-    """MACs of one image: the analytic formula for WeightFormer, `torch.utils.flop_counter` otherwise."""
+    """MACs of one image: the analytic formula for WeightFormer, `torch.utils.flop_counter` otherwise.
+
+    Attention is counted under the math SDPA backend: which fused kernel runs depends on the device
+    and the Torch version, and some (the CPU flash kernel in Torch 2.14) have no flop formula, so
+    counting them would silently drop the N^2 attention term. The math backend runs plain matmuls,
+    which every version counts. Works on the meta device (no memory, no compute).
+    """
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
     from wfsearch.models import WeightFormer, cost
 
     if isinstance(model, WeightFormer):
         return cost(model.arch, img_size)["macs"]
-    from torch.utils.flop_counter import FlopCounterMode
-
     was_training = model.training
     model.eval()
     p = next(model.parameters(), None)
-    x = torch.zeros(1, in_chans, img_size, img_size, device=p.device if p is not None else "cpu")
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(x)
-    model.train(was_training)
+    device = p.device if p is not None else torch.device("cpu")
+    x = (torch.empty if device.type == "meta" else torch.zeros)(1, in_chans, img_size, img_size, device=device)
+    try:
+        with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+            model(x)
+    finally:
+        model.train(was_training)
     return counter.get_total_flops() // 2
 
 
@@ -102,6 +113,16 @@ class Throughput:
     @property
     def median(self) -> float:
         return statistics.median(self.samples) if self.samples else float("nan")
+
+    @property
+    def interval(self) -> Interval:
+        """The median with its distribution-free 90% interval (`wfsearch.proxy.uncertainty`)."""
+        return median_interval(self.samples)
+
+    @property
+    def spread(self) -> float:
+        """(max - min) / median over the repeats."""
+        return spread(self.samples)
 
 
 def _timed_run(step, device: torch.device, iters: int, clock: str = "wall") -> float:
@@ -356,11 +377,32 @@ def build_target(arch, img_size: int, **kwargs) -> tuple[nn.Module, str, object]
     raise TypeError(f"expected an ArchConfig, its dict or a timm model name, got {type(arch).__name__}")
 
 
+def throughput_costs(model: Throughput, reference: Throughput | None = None) -> dict:
+    """The throughput entries of `measure_arch`'s costs from the interleaved timings of a model and
+    its reference: medians, the per-repeat values and the 90% interval of each median.
+
+    The ratio is the median of the per-repeat ratios (each from two back-to-back timings, so a
+    slowdown of the machine during one repeat cancels out); its interval comes from those ratios.
+    """
+    out: dict = {"throughput": model.median, "throughput_samples": list(model.samples),
+                 "throughput_interval": model.interval.to_dict()}
+    if reference is None:
+        out.update(throughput_ratio=None, reference_throughput=None)
+        return out
+    ratios = [a / b for a, b in zip(model.samples, reference.samples)]
+    out.update(throughput_ratio=statistics.median(ratios), ratio_samples=ratios,
+               throughput_ratio_interval=median_interval(ratios).to_dict(),
+               reference_throughput=reference.median, reference_samples=list(reference.samples),
+               reference_throughput_interval=reference.interval.to_dict())
+    return out
+
+
 def measure_arch(arch, settings: MeasureSettings | None = None, cache=None, refresh: bool = False) -> dict:
     """Costs of an architecture (`ArchConfig`, its dict, or a timm model name) in the target setting.
 
     Returns ``{"params", "macs", "activation_bytes", "peak_memory_bytes", "throughput",
-    "throughput_ratio", "reference_throughput", "latency_highres_ms", "device"}``: MACs per image
+    "throughput_ratio", "reference_throughput", "latency_highres_ms", "device", "clock"}`` and the
+    per-repeat values and intervals of `throughput_costs`: MACs per image
     at ``settings.img_size`` (analytic for WeightFormer, counted for timm models), throughput in
     images/s interleaved with ``settings.reference`` and the ratio to it (the median of the
     per-repeat ratios, each from two back-to-back timings). Results are cached by (architecture,
@@ -383,7 +425,8 @@ def measure_arch(arch, settings: MeasureSettings | None = None, cache=None, refr
         clock = s.resolved_clock(device)
         key = {"model": identity, "device": device_label(device), "clock": clock, "img_size": s.img_size,
                "batch_size": s.batch_size, "dtype": s.dtype, "reference": s.reference, "train": s.train,
-               "memory": s.memory, "highres": s.highres, "highres_batch_size": s.highres_batch_size}
+               "memory": s.memory, "highres": s.highres, "highres_batch_size": s.highres_batch_size,
+               "format": 2}  # 2: with per-repeat values and intervals
         if not refresh:
             hit = store.get(key)
             if hit is not None:
@@ -405,13 +448,7 @@ def measure_arch(arch, settings: MeasureSettings | None = None, cache=None, refr
                                     repeats=s.repeats, iters=s.iters, train=s.train, clock=clock, shuffle=True)
             costs["latency_highres_ms"] = (latency_ms(model, s.highres, device, s.dtype, s.highres_batch_size)
                                            if s.highres else None)
-        costs["throughput"] = tp["model"].median
-        if s.reference:
-            ratios = [a / b for a, b in zip(tp["model"].samples, tp["reference"].samples)]
-            costs["throughput_ratio"] = statistics.median(ratios)
-            costs["reference_throughput"] = tp["reference"].median
-        else:
-            costs["throughput_ratio"] = costs["reference_throughput"] = None
+        costs.update(throughput_costs(tp["model"], tp.get("reference")))
         costs["device"], costs["clock"] = key["device"], clock
         log.info("measured %s in %.1fs (%.1fs waiting for the device): %s", identity, time.perf_counter() - t0,
                  t_wait, costs)

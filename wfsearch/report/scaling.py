@@ -82,18 +82,14 @@ def macs_at(target: dict | str, img_size: int) -> float | None:
 
 
 def _counted_macs(name: str, img_size: int) -> int:
-    """A timm model's MACs from Torch's flop counter on the meta device (no memory, no compute)."""
+    """A timm model's MACs (`count_macs`) built on the meta device (no memory, no compute)."""
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
 
-    from wfsearch.proxy.measure import create_model_at
+    from wfsearch.proxy.measure import count_macs, create_model_at
 
     with torch.device("meta"):
         model = create_model_at(name, img_size).eval()
-        x = torch.empty(1, getattr(model, "in_chans", 3), img_size, img_size)
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(x)
-    return counter.get_total_flops() // 2
+    return count_macs(model, img_size, getattr(model, "in_chans", 3))
 
 
 def _measure_at(targets: list[tuple[str, str, dict | str]], img_size: int, batch_size: int, device: str,

@@ -22,10 +22,9 @@ from optuna.trial import TrialState
 
 import wfsearch
 from wfsearch.errors import UserError
-
-from wfsearch.study import (CONSTRAINTS_ATTR, Status, TrialRecord, archive_study, as_dicts, constraint_values,
-                            fail_stale_trials, hypervolume, known_results, cached_result, open_storage, pareto_front,
-                            read_records, references_study_name, sqlite_path, study_dir)
+from wfsearch.study import (CONSTRAINTS_ATTR, Status, TrialRecord, archive_study, as_dicts, cached_result,
+                            constraint_values, fail_stale_trials, hypervolume, known_results, open_storage,
+                            pareto_front, read_records, references_study_name, safe_url, sqlite_path, study_dir)
 from wfsearch.study.naming import default_storage_url
 from wfsearch.study.record import outcome_attrs
 
@@ -68,7 +67,8 @@ def absolute_url(url: str) -> str:
 
 def study_dir_for(spec: Any) -> Path:
     """Where a study writes its logs and outputs: the SQLite file's folder or ``studies/<name>``."""
-    return study_dir(spec.study.name, storage_url(spec))
+    path = sqlite_path(storage_url(spec))
+    return path.parent if path is not None else study_dir(spec.study.name)
 
 
 def objective_names(spec: Any) -> tuple[list[str], list[str]]:
@@ -133,8 +133,7 @@ class SpaceFunction:
         self.inflight = inflight if inflight is not None else {}
 
     def __call__(self, trial: Any) -> dict[str, Any]:
-        from wfsearch.models import cost
-        from wfsearch.space import sample_arch
+        from wfsearch.space import design_costs, sample_arch
 
         sample = sample_arch(self.spec, trial)
         if sample.arch is None:
@@ -143,13 +142,10 @@ class SpaceFunction:
         arch = sample.arch
         try:  # costs are those of the deployed model: the throughput section's scale and resolution
             deployed = self.spec.throughput.deployed(arch)
+            metrics = design_costs(self.spec, arch)
         except ValueError as e:
             self._constrain(trial, [1.0] * len(self.constraints), buildable=False)
             return {"infeasible": f"infeasible: at the deployment scale: {e}", "arch": arch.to_dict()}
-        c = cost(deployed)
-        # memory: activations of a training step plus weights, gradients and AdamW state (fp32)
-        metrics = {"params": c["params"], "macs": c["macs"],
-                   "memory": c["activation_bytes"] * self.spec.throughput.batch_size + 16 * c["params"]}
         values, violated = constraint_values(self.constraints, metrics)
         self._constrain(trial, values, buildable=True)
         out = {"arch": arch.to_dict(), "arch_hash": arch.hash, "deployed_arch": deployed.to_dict()}
@@ -192,7 +188,7 @@ def prepare_study(spec: Any, fresh: bool = False) -> tuple[optuna.Study, optuna.
         study = optuna.load_study(study_name=spec.study.name, storage=storage, sampler=sampler)
         old = [o["name"] for o in study.user_attrs.get("objectives", [])]
         if old and old != names:
-            raise UserError(f"study {spec.study.name!r} in {storage_url(spec)}: it was run with objectives {old}, "
+            raise UserError(f"study {spec.study.name!r} in {safe_url(storage_url(spec))}: it was run with objectives {old}, "
                             f"the spec now says {names}; use --fresh to start a new study (the old one is kept)")
         if study.user_attrs.get("spec_hash") not in (None, spec.hash):
             log.warning("study %s: the spec changed since the study started; continuing with the new one",
@@ -201,7 +197,10 @@ def prepare_study(spec: Any, fresh: bool = False) -> tuple[optuna.Study, optuna.
         study = optuna.create_study(study_name=spec.study.name, storage=storage, sampler=sampler,
                                     directions=directions)
     study.set_metric_names(names)
-    study.set_user_attr("spec", spec.to_dict())
+    stored_spec = spec.to_dict()
+    if stored_spec.get("study", {}).get("storage"):  # the study's own record never holds a password
+        stored_spec["study"]["storage"] = safe_url(stored_spec["study"]["storage"])
+    study.set_user_attr("spec", stored_spec)
     study.set_user_attr("spec_hash", spec.hash)
     study.set_user_attr("spec_path", str(getattr(spec, "path", "") or ""))
     study.set_user_attr("wfsearch_version", wfsearch.__version__)
@@ -261,6 +260,8 @@ def init_ray(address: str | None, log_dir: Path) -> None:
                             "start one with `ray start --head`") from e
     else:
         import torch
+        # a local cluster on loopback: Ray's notice that it turned token authentication on is noise here
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
         # a local cluster stays on loopback
         ray.init(num_cpus=os.cpu_count(), num_gpus=torch.cuda.device_count(), _node_ip_address="127.0.0.1",
                  **kwargs)
@@ -324,10 +325,57 @@ def _evaluate_reference(target: dict, settings: dict) -> dict:
     from wfsearch.proxy.evaluate import evaluate_arch
 
     what = ArchConfig.from_dict(target["arch"]) if target.get("arch") else target["timm_model"]
-    res = evaluate_arch(what, settings["proxy"], settings["throughput"], cache_dir=settings.get("cache_dir"))
+    res = evaluate_arch(what, settings["proxy"], settings["throughput"], cache_dir=settings.get("cache_dir"),
+                        reference_img_s=settings.get("reference_img_s"), seed_noise=settings.get("seed_noise"))
     return {**target, "arch_hash": what.hash if target.get("arch") else None, "status": res.status,
             "status_reason": res.reason, "metrics": res.metrics, "costs": res.costs, "curve": res.curve,
             "proxy": settings["proxy"]}
+
+
+SCALE_ATTR = "throughput_scale"
+
+
+def throughput_scale(spec: Any, study: optuna.Study, settings: dict) -> float | None:
+    """The study's pooled median reference images/s: the scale of the paired speed objective.
+
+    Every trial's stored ``throughput`` is its per-repeat ratio to the reference model (measured
+    alongside it) times this one number, fixed for the whole study: measured once, before the
+    first trial, as a trial would (a Ray task with a trial's resources, the spec's throughput
+    setting), the reference timed against itself, all repeats of both copies pooled; stored in the
+    study attribute ``throughput_scale`` and reused when the study is continued. None (objective =
+    raw images/s) without a reference model.
+    """
+    reference = spec.throughput.reference
+    if not reference or settings.get("noop"):
+        return None
+    known = study.user_attrs.get(SCALE_ATTR) or {}
+    if known.get("reference") == reference and known.get("img_s"):
+        return float(known["img_s"])
+    import ray
+
+    remote = ray.remote(num_cpus=spec.resources.cpus_per_trial, num_gpus=spec.resources.gpus_per_trial,
+                        max_retries=2)(_measure_reference)
+    costs = ray.get(remote.remote(reference, settings))
+    samples = [*costs.get("throughput_samples", []), *costs.get("reference_samples", [])]
+    if not samples:
+        return None
+    import statistics
+
+    scale = {"reference": reference, "img_s": statistics.median(samples), "samples": len(samples),
+             "device": costs.get("device"), "clock": costs.get("clock"),
+             "how": "median images/s of the reference model over every repeat of one measurement of it against "
+                    "itself, in a trial's setting; throughput = per-repeat ratio to the reference x img_s"}
+    study.set_user_attr(SCALE_ATTR, scale)
+    log.info("speed objective: ratio to %s x %.2f img/s (%d repeats pooled)", reference, scale["img_s"], len(samples))
+    return float(scale["img_s"])
+
+
+def _measure_reference(reference: str, settings: dict) -> dict:
+    """A Ray task: the reference model measured against itself in the spec's throughput setting."""
+    from wfsearch.proxy.measure import MeasureSettings, measure_arch
+
+    ms = MeasureSettings.from_spec(settings["throughput"], memory=False, highres=None)
+    return measure_arch(reference, ms, cache=settings.get("cache_dir"))
 
 
 def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, progress: bool = True,
@@ -350,6 +398,8 @@ def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, pr
                 "max_epochs": max_epochs}
     preflight_data(spec, settings["cache_dir"])
     init_ray(address, sdir)
+    settings["reference_img_s"] = throughput_scale(spec, study, settings)
+    settings["seed_noise"] = study.user_attrs.get("seed_noise")
     references = evaluate_references(spec, storage, settings) if spec.references else []
 
     finished_states = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -397,7 +447,8 @@ def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, pr
         if spec.study.scheduler.type == "mo_asha" and len(spec.proxy.epochs) > 1:
             from .scheduler import ParetoSuccessiveHalving
             scheduler = ParetoSuccessiveHalving(spec.proxy.epochs, names, directions,
-                                                spec.study.scheduler.reduction_factor)
+                                                spec.study.scheduler.reduction_factor,
+                                                trial_number=searcher.trial_number)
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=remaining,
@@ -419,7 +470,7 @@ def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, pr
     study = optuna.load_study(study_name=spec.study.name, storage=storage)
     front = pareto_front(search_records(study), directions)
     hv = hypervolume([t.values for t in front], directions, prog.reference_point()) if front else 0.0
-    return RunSummary(study_name=spec.study.name, storage=storage_url(spec), study_dir=sdir,
+    return RunSummary(study_name=spec.study.name, storage=safe_url(storage_url(spec)), study_dir=sdir,
                       finished=len(search_records(study, finished_states)),
                       pruned=len(search_records(study, (TrialState.PRUNED,))),
                       failed=len(search_records(study, (TrialState.FAIL,))), front=front, references=references,

@@ -62,6 +62,11 @@ class StudySearcher(OptunaSearch):
     def study(self) -> optuna.Study:
         return self._ot_study
 
+    def trial_number(self, trial_id: str) -> int | None:
+        """The study's number of the trial Ray calls ``trial_id`` (None before it is sampled)."""
+        trial = self._ot_trials.get(trial_id)
+        return None if trial is None else trial.number
+
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         return  # multi-objective: nothing to report step by step
 
@@ -77,7 +82,7 @@ class StudySearcher(OptunaSearch):
         try:
             frozen = self._ot_study.tell(ot_trial, values, state=state)
         except (ValueError, RuntimeError) as e:  # e.g. a NaN value slipped through
-            log.warning("trial %s: could not record (%s); recording it as failed", trial_id, e)
+            log.warning("trial %s: could not record (%s); recording it as failed", ot_trial.number, e)
             ot_trial.set_user_attr("status", Status.ERROR.value)
             frozen = self._ot_study.tell(ot_trial, None, state=TrialState.FAIL)
         self._completed_trials.add(trial_id)

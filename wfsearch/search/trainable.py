@@ -56,7 +56,8 @@ def run_trial(config: dict, settings: dict) -> None:
         constraints = settings.get("constraints", [])
         result = evaluate_arch(target, settings["proxy"], settings["throughput"], report=report,
                                reject=lambda costs: first_violation(constraints, costs),
-                               cache_dir=settings.get("cache_dir"))
+                               cache_dir=settings.get("cache_dir"), reference_img_s=settings.get("reference_img_s"),
+                               seed_noise=settings.get("seed_noise"))
         tune.report({**base, "final": True, "status": result.status, "status_reason": result.reason,
                      "metrics": result.metrics, "costs": result.costs, "curve": result.curve,
                      "epoch": result.curve[-1]["epoch"] if result.curve else 0,

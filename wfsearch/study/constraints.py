@@ -27,13 +27,12 @@ def holds(value: float, op: str, bound: float) -> bool:
     return OPS[op](value, bound)
 
 
-def constraint_values(constraints: Iterable[Any] | None, metrics: dict[str, Any]) -> tuple[list[float], str | None]:
-    """Optuna-style constraint values (``<= 0`` satisfied) and the first violation's description.
-
-    A constraint on a metric not known yet (accuracy, before training) counts as satisfied.
-    """
+def evaluate(constraints: Iterable[Any] | None, metrics: dict[str, Any]) -> tuple[list[float], list[str]]:
+    """Optuna-style constraint values (``<= 0`` satisfied) and every violation, described as
+    ``"params=1.6e+06 violates params <= 1.5e+06"``. A constraint on a metric not known yet
+    (accuracy, before training) counts as satisfied."""
     values: list[float] = []
-    violated = None
+    violated: list[str] = []
     for c in constraints or []:
         metric, op, bound = _parts(c)
         v = metrics.get(metric)
@@ -45,9 +44,20 @@ def constraint_values(constraints: Iterable[Any] | None, metrics: dict[str, Any]
         if not holds(v, op, bound) and value <= 0:
             value = 1e-12  # equality violates a strict bound
         values.append(value)
-        if value > 0 and violated is None:
-            violated = f"{metric}={v:.4g} violates {metric} {op} {bound:.4g}"
+        if value > 0:
+            violated.append(f"{metric}={v:.4g} violates {metric} {op} {bound:g}")
     return values, violated
+
+
+def constraint_values(constraints: Iterable[Any] | None, metrics: dict[str, Any]) -> tuple[list[float], str | None]:
+    """`evaluate`, with only the first violation (None when all hold)."""
+    values, violated = evaluate(constraints, metrics)
+    return values, (violated[0] if violated else None)
+
+
+def violations(constraints: Iterable[Any] | None, metrics: dict[str, Any]) -> list[str]:
+    """Every violated constraint, described."""
+    return evaluate(constraints, metrics)[1]
 
 
 def first_violation(constraints: Iterable[Any] | None, metrics: dict[str, Any]) -> str | None:

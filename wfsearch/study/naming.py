@@ -1,4 +1,10 @@
-"""Naming rules of studies: valid names, the folder a study writes to, its references study."""
+"""Study and storage names: the one check every path built from a name goes through, and the one
+way a storage URL is shown (password masked).
+
+A name comes from a spec, a flag or a database anyone may hand over; a stored name like
+``../../tmp/x`` or ``/tmp/x`` must not steer `report` or `export` outside the study folder, so
+only a plain name (what a spec's ``study.name`` allows) is ever joined to a path.
+"""
 from __future__ import annotations
 
 import re
@@ -6,33 +12,58 @@ from pathlib import Path
 
 from wfsearch.errors import UserError
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-REFERENCES_SUFFIX = ":references"  # `wfsearch run` keeps the reference models in the study "<name>:references"
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # the spec's `study.name` rule
+MAX_NAME_LENGTH = 128
+REFERENCES_SUFFIX = ":references"
 
 
-def check_study_name(name: str) -> str:
-    """``name`` if it is a valid study name (a folder name and a URL path segment), else `UserError`."""
-    if not isinstance(name, str) or not NAME_RE.match(name):
-        raise UserError(f"study.name: {name!r}: use letters, digits, '_', '.', '-' (starting with a letter or digit)")
+def check_study_name(name: object, origin: str = "study name") -> str:
+    """``name`` when it is a plain name (letters, digits, ``_ . -``, starting with a letter or digit);
+    otherwise one line naming where it came from."""
+    if not isinstance(name, str) or not PLAIN_NAME.fullmatch(name) or len(name) > MAX_NAME_LENGTH:
+        shown = repr(name) if not isinstance(name, str) or len(name) <= 80 else repr(name[:80] + "...")
+        raise UserError(f"{origin}: {shown}: not a plain study name; a study name uses letters, digits and "
+                        f"_ . - only, starts with a letter or digit and has at most {MAX_NAME_LENGTH} characters; "
+                        f"such a name cannot name a folder, so rename the study")
     return name
 
 
+def study_dir(name: str, root: str | Path = "studies", origin: str = "study name") -> Path:
+    """``<root>/<name>``, for a plain ``name`` only."""
+    return Path(root) / check_study_name(name, origin)
+
+
+def safe_url(url: str) -> str:
+    """A storage URL fit to print or store: any password masked (``***``)."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy can parse: keep only the scheme
+        return url.split("://", 1)[0] + "://..."
+
+
+def mask_secrets(text: str, url: str) -> str:
+    """``text`` (an error message that may quote ``url``) with the URL's password masked."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        password = make_url(url).password
+    except Exception:
+        password = None
+    text = text.replace(url, safe_url(url))
+    return text.replace(str(password), "***") if password else text
+
+
 def references_study_name(name: str) -> str:
-    """The study that holds the reference models of the search study ``name``."""
-    return f"{name}{REFERENCES_SUFFIX}"
+    """The study that holds the reference models of study ``name``."""
+    return f"{check_study_name(name)}{REFERENCES_SUFFIX}"
 
 
 def is_references_study(name: str) -> bool:
     return name.endswith(REFERENCES_SUFFIX)
 
 
-def study_dir(name: str, storage_url: str | None = None) -> Path:
-    """Where a study's logs and outputs go: its SQLite file's folder, else ``studies/<name>``."""
-    from .storage import sqlite_path
-
-    path = sqlite_path(storage_url) if storage_url else None
-    return path.parent if path is not None else Path("studies") / name
-
-
 def default_storage_url(name: str) -> str:
-    return f"sqlite:///studies/{name}/optuna.db"
+    """Where a study is stored unless its spec says otherwise: ``sqlite:///studies/<name>/optuna.db``."""
+    return f"sqlite:///{study_dir(name).as_posix()}/optuna.db"

@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 from wfsearch.errors import UserError
 
 from .record import Status
-from .naming import is_references_study, references_study_name
+from .naming import check_study_name, is_references_study, mask_secrets, references_study_name, safe_url, study_dir
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,8 @@ def open_storage(url: str, create: bool = True) -> optuna.storages.RDBStorage:
     try:
         return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, skip_compatibility_check=False)
     except Exception as e:  # bad URL, unreachable server, missing driver
-        raise UserError(f"storage {url!r}: cannot open ({type(e).__name__}: {str(e).splitlines()[0]})") from e
+        reason = mask_secrets(str(e).splitlines()[0] if str(e) else "", url)
+        raise UserError(f"storage {safe_url(url)!r}: cannot open ({type(e).__name__}: {reason})") from None
 
 
 def fail_stale_trials(study: optuna.Study, reason: str = "interrupted: the run stopped while it was running") -> int:
@@ -80,16 +81,6 @@ def archive_study(storage: optuna.storages.BaseStorage, name: str) -> str | None
                           to_study_name=references_study_name(new))
         optuna.delete_study(study_name=ref, storage=storage)
     return new
-
-
-def safe_url(url: str) -> str:
-    """The storage URL with any password masked, fit to print or write into a recipe."""
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL SQLAlchemy can parse: keep only the scheme
-        return url.split("://", 1)[0] + "://..."
 
 
 @dataclass
@@ -147,7 +138,8 @@ def open_study(path: str | Path | None = None, storage: str | None = None,
             raise UserError(f"--study: {safe_url(storage)} holds several studies {sorted(searches)}; pass --study NAME")
     elif study_name not in names:
         raise UserError(f"--study: {study_name!r}: no such study in {safe_url(storage)}; studies there: {sorted(names)}")
+    check_study_name(study_name, f"{safe_url(storage)}: study name")  # it names files and folders
     study = optuna.load_study(study_name=study_name, storage=rdb)
     if folder is None:
-        folder = Path("studies") / study_name
+        folder = study_dir(study_name)
     return OpenStudy(study=study, folder=folder, storage_url=safe_url(storage), by_storage=by_storage)
