@@ -377,6 +377,38 @@ def test_show_command(study_dir: Path, capsys) -> None:
     assert show_text(read_study(study_dir)) == out.rstrip("\n")
 
 
+def test_show_every_trial_as_json_csv_and_table(study_dir: Path, capsys) -> None:
+    import csv
+    import io
+    import json
+
+    rc, out, err = cli(["show", study_dir, "--json"], capsys)
+    assert rc == 0 and err == ""
+    doc = json.loads(out)
+    assert doc["objectives"] == ["accuracy", "throughput"] and doc["front"] == FRONT
+    trials = {t["number"]: t for t in doc["trials"]}
+    assert sorted(trials) == list(range(11))  # every search trial, not only the front
+    t0 = trials[0]
+    assert (t0["state"], t0["status"], t0["group"]) == ("COMPLETE", "ok", "front")
+    assert t0["values"] == {"accuracy": 0.60, "throughput": 800.0}
+    assert t0["design"] == {"fc1_predictor": "bilateral", "dwconv_predictor": "adaptive", "rank_ratio": 4}
+    assert t0["proxy_arch"]["fc1_predictor"] == "bilateral" and t0["proxy_arch"]["img_size"] == 16
+    assert t0["deployed_arch"] == {**t0["proxy_arch"], "num_classes": 1000, "img_size": 32}  # at throughput.img_size
+    assert t0["deployed_costs"]["throughput_ratio"] == 0.8 and t0["deployed_costs"]["params"] > 0
+    assert [(trials[n]["state"], trials[n]["status"]) for n in (6, 7, 8, 9, 10)] == [
+        ("PRUNED", "pruned"), ("FAIL", "oom"), ("FAIL", "diverged"), ("COMPLETE", "infeasible"), ("RUNNING", None)]
+    rc, out, _ = cli(["show", study_dir, "--csv"], capsys)
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert rc == 0 and [int(r["number"]) for r in rows] == list(range(11))
+    assert rows[0]["status"] == "ok" and float(rows[0]["accuracy"]) == 0.6 and json.loads(rows[0]["design"]) == t0["design"]
+    rc, out, _ = cli(["show", study_dir, "--all"], capsys)
+    lines = out.splitlines()
+    header = next(l for l in lines if l.startswith("trial"))
+    assert rc == 0 and "accuracy" in header and "img/s" in header and "params (M)" in header and "status" in header
+    assert sum(1 for l in lines if l.split() and l.split()[0].isdigit()) == 11
+    assert any("oom: CUDA out of memory" in l for l in lines) and any(l.startswith("scales: ") for l in lines)
+
+
 @pytest.mark.parametrize("args, message", [
     (["report", "studies/nope"], "studies/nope: no such study folder"),
     (["show", "studies"], "studies/optuna.db: no study database here"),

@@ -18,6 +18,8 @@ from typing import Iterator
 import torch
 import torch.nn as nn
 
+from wfsearch.space.spec import DEPLOYED_NUM_CLASSES
+
 from .allocator import steady_allocations
 from .devicelock import device_lock
 from .uncertainty import Interval, median_interval, spread
@@ -420,7 +422,8 @@ def measure_arch(arch, settings: MeasureSettings | None = None, cache=None, refr
     if s.num_threads:
         torch.set_num_threads(s.num_threads)
     try:
-        deploy = dict(s.arch or {}) if not isinstance(arch, str) else {}
+        # the deployed network, as `ThroughputSpec.deployed` defines it (timm names are taken as they are)
+        deploy = {"num_classes": DEPLOYED_NUM_CLASSES, **(s.arch or {})} if not isinstance(arch, str) else {}
         model, identity, cfg = build_target(arch, s.img_size, **deploy)
         clock = s.resolved_clock(device)
         key = {"model": identity, "device": device_label(device), "clock": clock, "img_size": s.img_size,

@@ -17,9 +17,10 @@ from optuna.trial import TrialState
 from wfsearch.study import StudySnapshot, TrialRecord, hypervolume_history, reference_point
 from wfsearch.study.record import finite
 
+from .table import Row, record_row
+
 log = logging.getLogger(__name__)
 
-ARCH_KNOBS = ("fc1_predictor", "dwconv_predictor", "dynamic_blocks", "fc1_pool", "dwconv_pool", "rank_ratio")
 COST_KEYS = ("throughput_ratio", "params", "macs", "peak_memory_bytes", "latency_highres_ms")
 MISSING = "n/a"  # a conditional knob a trial did not sample
 
@@ -250,47 +251,18 @@ def parallel_data(view: StudySnapshot) -> ParallelData | None:
 
 
 # --------------------------------------------------------------------------- tables
-@dataclass(frozen=True)
-class Row:
-    """A row of the front or references table."""
-
-    label: str  # trial number or reference name
-    number: int | None
-    values: dict[str, float]  # objectives, then the costs in COST_KEYS that are known
-    arch: str  # the knobs, "key=value ..."
-    command: str  # how to export it ("" for references)
-
-
-def describe_arch(arch: dict | None, knobs: list[str] | None = None) -> str:
-    if not arch:
-        return ""
-    if "timm_model" in arch and len(arch) == 1:
-        return f"timm:{arch['timm_model']}"
-    keys = [k for k in (knobs or ARCH_KNOBS) if k in arch]
-    return " ".join(f"{k.replace('_predictor', '')}={arch[k]}" for k in keys)
-
-
-def _row_values(view: StudySnapshot, t: TrialRecord) -> dict[str, float]:
-    m = view.metrics(t)
-    return {k: m[k] for k in dict.fromkeys((*view.objectives, "accuracy", "throughput", *COST_KEYS)) if k in m}
-
-
 def front_rows(view: StudySnapshot) -> list[Row]:
     """The front, best first on the first objective."""
     sign = 1.0 if view.directions[0] == "maximize" else -1.0
-    rows = []
-    for t in sorted(view.front, key=lambda t: (-sign * t.values[0], t.number)):
-        knobs = {**(t.arch or {}), **t.params}
-        rows.append(Row(label=str(t.number), number=t.number, values=_row_values(view, t),
-                        arch=describe_arch(knobs, knob_names(view, [t]) or None), command=view.export_command(t.number)))
-    return rows
+    return [record_row(t, view.objectives, view.export_command(t.number), knob_names(view, [t]) or None)
+            for t in sorted(view.front, key=lambda t: (-sign * t.values[0], t.number))]
 
 
 def reference_rows(view: StudySnapshot) -> list[Row]:
     space = list(view.spec.get("space") or []) or None
-    rows = []
-    for r in view.references:
-        arch = r.arch or ({"timm_model": r.timm_model} if r.timm_model else {})
-        rows.append(Row(label=str(r.name or f"reference {r.number}"), number=None,
-                        values=_row_values(view, r), arch=describe_arch(arch, space), command=""))
-    return rows
+    return [record_row(r, view.objectives, knobs=space) for r in view.references]
+
+
+def trial_rows(view: StudySnapshot) -> list[Row]:
+    """Every search trial, by number (``show --all``)."""
+    return [record_row(t, view.objectives, knobs=knob_names(view, [t]) or None) for t in view.trials]

@@ -17,7 +17,8 @@ import plotly.io as pio
 import plotly.offline
 
 from . import figures
-from .data import (HypervolumeData, Importances, ParallelData, ParetoData, Row, front_rows, hypervolume_data,
+from .table import Row, html_table
+from .data import (HypervolumeData, Importances, ParallelData, ParetoData, front_rows, hypervolume_data,
                    importance_data, parallel_data, pareto_data, reference_rows)
 from .scaling import ScalingData
 from wfsearch.study import StudySnapshot
@@ -72,18 +73,7 @@ def _figure(div_id: str, fig, extra_attrs: str = "") -> str:
 
 
 def _table(rows: list[Row], first: str, commands: bool) -> str:
-    if not rows:
-        return ""
-    keys = list(dict.fromkeys(k for r in rows for k in r.values))
-    head = "".join(f"<th>{_esc(k)}</th>" for k in [first, *(figures.SHORT_NAMES.get(k, k) for k in keys), "architecture"] + (["export"] if commands else []))
-    body = []
-    for r in rows:
-        cells = [f"<td>{_esc(r.label)}</td>"] + [f'<td class="num">{_esc(figures.fmt(r.values.get(k)))}</td>' for k in keys]
-        cells.append(f"<td>{_esc(r.arch)}</td>")
-        if commands:
-            cells.append(f"<td><code>{_esc(r.command)}</code></td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return html_table(rows, first, commands)
 
 
 def _header(data: ReportData) -> str:
