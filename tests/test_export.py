@@ -264,6 +264,13 @@ def test_recipe_yaml_round_trip_and_errors(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="broken.yaml: line"):
         load_recipe(tmp_path / "broken.yaml")
     assert base["version"] == 1
+    # hand edits: YAML 1.1 reads 1e-3 as a string, the strict loader as the number it is; a key twice is an error
+    text = path.read_text()
+    (tmp_path / "edited.yaml").write_text(text.replace("lr_base: 0.0005", "lr_base: 1e-3"))
+    assert load_recipe(tmp_path / "edited.yaml").optimizer.lr_base == 1e-3
+    (tmp_path / "twice.yaml").write_text(text.replace("lr_base: 0.0005", "lr_base: 0.0005\n  lr_base: 0.001"))
+    with pytest.raises(UserError, match=r"twice.yaml: optimizer.lr_base \(line \d+\): 'lr_base': duplicate key"):
+        load_recipe(tmp_path / "twice.yaml")
 
 
 @pytest.mark.parametrize("args, message", [
