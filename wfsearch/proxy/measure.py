@@ -264,7 +264,9 @@ class MeasureSettings:
         """From a spec's ``throughput`` section (the pydantic model or its dict); unknown keys are ignored."""
         if isinstance(section, cls):
             return dataclasses.replace(section, **overrides) if overrides else section
-        d = section if isinstance(section, dict) else section.model_dump(mode="json")
+        d = dict(section) if isinstance(section, dict) else section.model_dump(mode="json")
+        # the deployed network, as `ThroughputSpec.deployed` defines it: 1000 classes unless arch sets them
+        d["arch"] = {"num_classes": DEPLOYED_NUM_CLASSES, **(d.get("arch") or {})}
         known = {f.name for f in dataclasses.fields(cls)} - {"origin"}
         return cls(origin=origin, **{k: v for k, v in {**d, **overrides}.items() if k in known})
 
@@ -422,8 +424,7 @@ def measure_arch(arch, settings: MeasureSettings | None = None, cache=None, refr
     if s.num_threads:
         torch.set_num_threads(s.num_threads)
     try:
-        # the deployed network, as `ThroughputSpec.deployed` defines it (timm names are taken as they are)
-        deploy = {"num_classes": DEPLOYED_NUM_CLASSES, **(s.arch or {})} if not isinstance(arch, str) else {}
+        deploy = dict(s.arch or {}) if not isinstance(arch, str) else {}
         model, identity, cfg = build_target(arch, s.img_size, **deploy)
         clock = s.resolved_clock(device)
         key = {"model": identity, "device": device_label(device), "clock": clock, "img_size": s.img_size,
