@@ -29,8 +29,7 @@ def main() -> int:
     import optuna
     from optuna.trial import TrialState
 
-    from wfsearch.search.engine import pareto_front
-    from wfsearch.study import hypervolume
+    from wfsearch.study import hypervolume, pareto_front, read_records
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     work = Path(tempfile.mkdtemp(prefix="wfsearch-moasha-"))
@@ -47,7 +46,7 @@ def main() -> int:
                 print(res.stderr[-2000:], file=sys.stderr)
                 return 1
             study = optuna.load_study(study_name=name, storage=f"sqlite:///{work}/studies/{name}/optuna.db")
-            front = pareto_front(study)
+            front = pareto_front(read_records(study), ["maximize", "maximize"])
             hv = hypervolume([t.values for t in front], ["maximize", "maximize"], [0.0, 0.0])
             done = len(study.get_trials(states=(TrialState.COMPLETE,)))
             pruned = len(study.get_trials(states=(TrialState.PRUNED,)))

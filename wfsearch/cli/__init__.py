@@ -22,6 +22,7 @@ COMMANDS = [
     "sample",
     "schema",
     "show",
+    "erf",
     "report",
     "dashboard",
 ]

@@ -4,7 +4,7 @@ fc1 predictors return low-rank factors ``(Φa, Φb, scale)`` with ``ΔW = scale 
 (shape ``B x C_in x C_out``); dwconv predictors return a raw kernel ``ΔK`` (``B x C x k x k``).
 Normalization (`delta_norm`) and the static base ``W0`` are added by the layers in `layers.py`.
 
-Every class carries its math in its docstring and its cost in ``cost(...) -> (params, macs)``
+Every class carries its math in its docstring (all of it together: docs/MODEL.md) and its cost in ``cost(...) -> (params, macs)``
 (multiply-accumulates of its linear maps for one image; pooling and activations are O(N·C) adds
 and are not counted, as in `torch.utils.flop_counter`).
 """

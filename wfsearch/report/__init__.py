@@ -7,18 +7,20 @@ tested by equality), plotly figures second (`figures`), one self-contained page 
     data = report_data(view, scaling=scaling_data(view, measure=False))
     write_report(data, view.folder / "report.html")
 """
-from .data import (Axis, HypervolumeData, HypervolumeStep, Importances, ParallelData, ParetoData, Point,
-                   front_rows, hypervolume_data, importance_data, parallel_data, pareto_data,
+from .data import (Axis, Curve, CurvesData, HypervolumeData, HypervolumeStep, Importances, ParallelData, ParetoData,
+                   Point, TrialRow, captions, curves_data, front_rows, hypervolume_data, importance_data, parallel_data,
+                   pareto_data,
                    reference_rows, trial_rows)
 from .page import ReportData, render_html, report_data, write_report
 from .scaling import DEFAULT_RESOLUTIONS, ScalingData, ScalingSeries, macs_at, scaling_data
-from .table import Row, html_table, text_table, trial_dict, trials_csv, trials_json
+from .table import Row, text_table, trial_dict, trials_csv, trials_json
 from .text import all_trials_text, show_text
 
 __all__ = [
-    "Axis", "HypervolumeData", "HypervolumeStep", "Importances", "ParallelData", "ParetoData", "Point", "Row",
+    "Axis", "Curve", "CurvesData", "TrialRow", "captions", "curves_data", "HypervolumeData", "HypervolumeStep",
+    "Importances", "ParallelData", "ParetoData", "Point", "Row",
     "front_rows", "hypervolume_data", "importance_data", "parallel_data", "pareto_data",
     "reference_rows", "ReportData", "render_html", "report_data", "write_report", "DEFAULT_RESOLUTIONS",
     "ScalingData", "ScalingSeries", "macs_at", "scaling_data", "show_text", "all_trials_text", "trial_rows",
-    "html_table", "text_table", "trial_dict", "trials_csv", "trials_json",
+    "text_table", "trial_dict", "trials_csv", "trials_json",
 ]

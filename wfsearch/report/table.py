@@ -1,13 +1,10 @@
-"""The one table format: `wfsearch run`'s summary, `show`, the report's tables and `evaluate`.
-
-The same columns in the same order, units in the headers, the same number formatting, whether
-printed as aligned text or as HTML; the machine-readable forms (`show --json`/`--csv`) carry
-every trial with raw numbers (`trial_dict`).
+"""The text table of `wfsearch run`'s summary and `show`: the same columns in the same order, units in
+the headers, the same number formatting; and the machine-readable forms (`show --json`/`--csv`),
+which carry every trial with raw numbers (`trial_dict`).
 """
 from __future__ import annotations
 
 import csv
-import html
 import io
 import json
 import math
@@ -101,24 +98,6 @@ def text_table(rows: list[Row], first: str, with_command: bool = False, with_sta
         if with_command and r.command:
             out.append(f"    {r.command}")
     return out
-
-
-def html_table(rows: list[Row], first: str, commands: bool) -> str:
-    """The same table as HTML."""
-    if not rows:
-        return ""
-    esc = lambda s: html.escape(str(s), quote=True)  # noqa: E731
-    keys = columns_of(rows)
-    head = "".join(f"<th>{esc(h)}</th>" for h in [first, *(header(k) for k in keys), "architecture"]
-                   + (["export"] if commands else []))
-    body = []
-    for r in rows:
-        cells = [f"<td>{esc(r.label)}</td>"] + [f'<td class="num">{esc(cell(k, r.values.get(k)))}</td>' for k in keys]
-        cells.append(f"<td>{esc(r.arch)}</td>")
-        if commands:
-            cells.append(f"<td><code>{esc(r.command)}</code></td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
 # --------------------------------------------------------------------------- machine-readable

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from wfsearch.study import StudySnapshot
 
-from .data import front_rows, hypervolume_data, reference_rows, trial_rows
+from .data import front_rows, hypervolume_data, knob_names, reference_rows
 from .figures import fmt
-from .table import text_table
+from .table import record_row, text_table
 
 
 def scales_text(view: StudySnapshot) -> str:
@@ -48,6 +48,6 @@ def show_text(view: StudySnapshot) -> str:
 
 def all_trials_text(view: StudySnapshot) -> str:
     """Every search trial as one table, by number, with its status (``wfsearch show --all``)."""
-    rows = trial_rows(view)
+    rows = [record_row(t, view.objectives, knobs=knob_names(view, [t]) or None) for t in view.trials]
     head = [f"study {view.name!r}  ({view.storage_url}): {view.counts_text()}", scales_text(view), ""]
     return "\n".join(head + (text_table(rows, "trial", with_status=True) if rows else ["no trials yet"]))

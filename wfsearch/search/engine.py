@@ -29,7 +29,7 @@ from wfsearch.study.naming import default_storage_url
 from wfsearch.study.record import outcome_attrs
 
 from .progress import ProgressPrinter, SearchProgress
-from .searcher import StudySearcher
+from .searcher import StorageFailureStopper, StudySearcher
 from .trainable import run_trial
 
 log = logging.getLogger(__name__)
@@ -175,6 +175,53 @@ def quiet_optuna() -> None:
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
+# what may change between runs of one study: it cannot change a trial's result
+RESUMABLE_CHANGES = (("study", "trials"), ("study", "storage"), ("resources",))
+
+
+def spec_change(stored: Any, spec: Any) -> str | None:
+    """The first key path where ``spec`` differs from the ``stored`` spec of a study in what decides
+    results (``"proxy.dataset.num_classes: 4 -> 8"``), or None. Both sides are read by this version
+    (the stored one rebuilt with today's defaults), so a key added since is no change."""
+    from wfsearch.space import spec_from_dict
+
+    if not isinstance(stored, dict):
+        return None
+    try:
+        old = spec_from_dict(stored, "the study's spec").to_dict()
+    except ValueError:  # written by an incompatible version: compare what was stored
+        old = stored
+    new = spec.to_dict()
+    for path in RESUMABLE_CHANGES:
+        for d in (old, new):
+            parent = d
+            for k in path[:-1]:
+                parent = parent.get(k, {}) if isinstance(parent, dict) else {}
+            if isinstance(parent, dict):
+                parent.pop(path[-1], None)
+    return _first_difference(old, new, ())
+
+
+def _first_difference(a: Any, b: Any, path: tuple) -> str | None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b), key=str):
+            if k not in a or k not in b:
+                shown = ".".join(map(str, (*path, k)))
+                return f"{shown}: {_short(a.get(k, '(absent)'))} -> {_short(b.get(k, '(absent)'))}"
+            diff = _first_difference(a[k], b[k], (*path, k))
+            if diff:
+                return diff
+        return None
+    if a != b:
+        return f"{'.'.join(map(str, path)) or 'spec'}: {_short(a)} -> {_short(b)}"
+    return None
+
+
+def _short(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def prepare_study(spec: Any, fresh: bool = False) -> tuple[optuna.Study, optuna.storages.RDBStorage, str | None]:
     """Open (or create) the study with its objectives and attributes; with ``fresh``, archive the old one."""
     quiet_optuna()
@@ -191,8 +238,12 @@ def prepare_study(spec: Any, fresh: bool = False) -> tuple[optuna.Study, optuna.
             raise UserError(f"study {spec.study.name!r} in {safe_url(storage_url(spec))}: it was run with objectives {old}, "
                             f"the spec now says {names}; use --fresh to start a new study (the old one is kept)")
         if study.user_attrs.get("spec_hash") not in (None, spec.hash):
-            log.warning("study %s: the spec changed since the study started; continuing with the new one",
-                        spec.study.name)
+            change = spec_change(study.user_attrs.get("spec"), spec)
+            if change:
+                raise UserError(f"{getattr(spec, 'path', None) or 'spec'}: {change}: the spec changed since study "
+                                f"{spec.study.name!r} started, and trials of both would share one front; keep the "
+                                "spec, or start a new study with --fresh (the old one is kept as <name>-<timestamp>) "
+                                "or another study.name (only study.trials, study.storage and resources may change)")
     else:
         study = optuna.create_study(study_name=spec.study.name, storage=storage, sampler=sampler,
                                     directions=directions)
@@ -242,6 +293,10 @@ def init_ray(address: str | None, log_dir: Path) -> None:
 
     # the study is the record: Tune's own result files and their "not found" warnings are not needed
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    # Tune's own copy of its state under the study folder (never read back: the study is the search state);
+    # a full disk is reported once, by the study
+    for name in ("ray.train._internal.syncer", "ray.tune.execution.experiment_state"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     if ray.is_initialized():
         return
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
@@ -380,8 +435,77 @@ def _measure_reference(reference: str, settings: dict) -> dict:
 
 def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, progress: bool = True,
                noop: bool = False, time_budget_s: float | None = None, stream: Any = None) -> RunSummary:
-    """Run (or continue) the study of ``spec`` until ``spec.study.trials`` trials have finished."""
-    import ray
+    """Run (or continue) the study of ``spec`` until ``spec.study.trials`` trials have finished.
+
+    A run that fails before its study holds any trial leaves nothing behind (no study, no folder);
+    a storage failure (disk full, read-only, damaged file) is one `UserError` line.
+    """
+    sdir = study_dir_for(spec)
+    new_folder = not sdir.exists()
+    try:
+        return _run_search(spec, address=address, fresh=fresh, progress=progress, noop=noop,
+                           time_budget_s=time_budget_s, stream=stream)
+    except BaseException as e:
+        _remove_if_empty(spec, sdir, new_folder)
+        if isinstance(e, UserError):
+            raise
+        err = _storage_error(spec, e)
+        if err is not None:
+            raise err from None
+        raise
+
+
+def _storage_error(spec: Any, e: BaseException) -> UserError | None:
+    """One line for a storage failure anywhere in ``e``'s chain (Ray may wrap it), else None."""
+    from wfsearch.study.sqlite import storage_error
+
+    path = sqlite_path(storage_url(spec))
+    shown = str(path) if path is not None else "the study storage"
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, (OSError, *_db_errors())):
+            err = storage_error(shown, e)
+            if err is not None:
+                return err
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def _db_errors() -> tuple[type, ...]:
+    import sqlite3
+
+    import sqlalchemy.exc
+
+    return (sqlite3.Error, sqlalchemy.exc.DBAPIError)
+
+
+def _remove_if_empty(spec: Any, sdir: Path, new_folder: bool) -> None:
+    """After a failed run: drop a study that holds no trial yet, and its folder if this run made it."""
+    try:
+        storage = optuna.storages.RDBStorage(storage_url(spec), skip_table_creation=True) \
+            if sqlite_path(storage_url(spec)) is None or sqlite_path(storage_url(spec)).exists() else None
+        if storage is not None:
+            names = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+            if spec.study.name in names and not optuna.load_study(study_name=spec.study.name,
+                                                                  storage=storage).get_trials(deepcopy=False):
+                optuna.delete_study(study_name=spec.study.name, storage=storage)
+                names.discard(spec.study.name)
+            storage.remove_session()
+            storage.engine.dispose()
+            if names:
+                return
+    except Exception:  # a damaged or unreachable storage: leave it as it is
+        return
+    if new_folder and sdir.is_dir():
+        import shutil
+
+        shutil.rmtree(sdir, ignore_errors=True)
+
+
+def _run_search(spec: Any, *, address: str | None, fresh: bool, progress: bool, noop: bool,
+                time_budget_s: float | None, stream: Any) -> RunSummary:
+    import ray  # noqa: F401
     from ray import tune
 
     t0 = time.monotonic()
@@ -408,7 +532,7 @@ def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, pr
     records = search_records(study)
     for r in records:
         if r.trained:
-            prog.add_point(r.values)
+            prog.add_point(r.values, r.arch_hash)
     printer = ProgressPrinter(prog, stream=stream, enabled=progress)
     known = known_results(records, max_epochs)
     inflight: dict[str, int] = {}
@@ -421,7 +545,7 @@ def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, pr
         if r.state == TrialState.COMPLETE:
             prog.finished += 1
             if r.trained:
-                prog.add_point(r.values)
+                prog.add_point(r.values, r.arch_hash)
                 if h and h not in known:
                     known[h] = cached_result(r, max_epochs)
         elif r.state == TrialState.PRUNED:
@@ -459,10 +583,17 @@ def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, pr
             run_config=tune.RunConfig(name=f"round-{int(time.time())}-{round_}",
                                       storage_path=str((sdir / "ray").resolve()), verbose=0,
                                       callbacks=[printer], log_to_file=True,
+                                      stop=StorageFailureStopper(searcher),
                                       failure_config=tune.FailureConfig(max_failures=2)),
         )
         before = len(search_records(study, finished_states))
-        tuner.fit()
+        try:
+            tuner.fit()
+        except Exception:  # Tune's own files may be the next thing a full disk breaks
+            if searcher.storage_failure is None:
+                raise
+        if searcher.storage_failure is not None:
+            raise searcher.storage_failure
         if len(search_records(study, finished_states)) == before:
             log.warning("a round of %d trial(s) finished none; stopping (see %s)", remaining, sdir / "run.log")
             break
@@ -481,11 +612,18 @@ def _trial_dirname(trial: Any) -> str:
     return f"trial_{trial.trial_id}"
 
 
+class _QuietFileHandler(logging.FileHandler):
+    """The run's log file; a full or read-only disk stops it quietly (the run itself reports that)."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass
+
+
 def _log_to_file(path: Path) -> None:
     root = logging.getLogger("wfsearch")
     if any(isinstance(h, logging.FileHandler) and h.baseFilename == str(path.resolve()) for h in root.handlers):
         return
-    handler = logging.FileHandler(path)
+    handler = _QuietFileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.setLevel(logging.INFO)
     root.addHandler(handler)

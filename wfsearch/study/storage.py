@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import datetime
+import errno
 import logging
 import sqlite3
 from dataclasses import dataclass
@@ -19,37 +20,44 @@ from wfsearch.errors import UserError
 
 from .record import Status
 from .naming import check_study_name, is_references_study, mask_secrets, references_study_name, safe_url, study_dir
+from .sqlite import check_database_file, reader_url, sqlite_path, storage_error, writable
 
 log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_S = 60
 
 
-def sqlite_path(url: str) -> Path | None:
-    """The database file of a ``sqlite:///`` URL (None for other URLs and in-memory SQLite)."""
-    if not url.startswith("sqlite:///") or url in ("sqlite://", "sqlite:///:memory:"):
-        return None
-    return Path(url[len("sqlite:///"):])
-
-
 def open_storage(url: str, create: bool = True) -> optuna.storages.RDBStorage:
-    """An `RDBStorage`; SQLite files get WAL journaling and a busy timeout so readers never block a run."""
+    """An `RDBStorage`; SQLite files get WAL journaling and a busy timeout so readers never block a run.
+
+    A damaged, empty or foreign SQLite file, a read-only place and a full disk are one `UserError` line.
+    """
     path = sqlite_path(url)
     engine_kwargs: dict = {}
     if path is not None:
+        check_database_file(path)
         if not path.exists() and not create:
             raise UserError(f"{path}: no study database here (run `wfsearch run SPEC` first, or pass --storage)")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S) as con:
-            con.execute("PRAGMA journal_mode=WAL")
+        if path.parent.is_dir() and not writable(path):
+            raise storage_error(str(path), PermissionError(errno.EROFS, "read-only"))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            con = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S)
+            try:
+                con.execute("PRAGMA journal_mode=WAL")
+            finally:
+                con.close()
+        except (OSError, sqlite3.Error) as e:
+            raise (storage_error(str(path), e) or UserError(f"{path}: cannot open the study database ({e})")) from None
         engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
     elif url.startswith("postgresql"):
         engine_kwargs = {"pool_pre_ping": True}
     try:
         return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, skip_compatibility_check=False)
-    except Exception as e:  # bad URL, unreachable server, missing driver
+    except Exception as e:  # bad URL, unreachable server, missing driver, a damaged file
+        shown = str(path) if path is not None else f"storage {safe_url(url)!r}"
         reason = mask_secrets(str(e).splitlines()[0] if str(e) else "", url)
-        raise UserError(f"storage {safe_url(url)!r}: cannot open ({type(e).__name__}: {reason})") from None
+        raise (storage_error(shown, e) or UserError(f"{shown}: cannot open ({type(e).__name__}: {reason})")) from None
 
 
 def fail_stale_trials(study: optuna.Study, reason: str = "interrupted: the run stopped while it was running") -> int:
@@ -116,10 +124,13 @@ def open_study(path: str | Path | None = None, storage: str | None = None,
             raise UserError(f"{db}: no study database here; run `wfsearch run SPEC` first or pass --storage URL")
         storage = f"sqlite:///{db}"
     engine_kwargs: dict[str, Any] = {}
+    url = storage
     if storage.startswith("sqlite"):
         engine_kwargs["connect_args"] = {"timeout": 30}  # a running search may hold the write lock
+        if sqlite_path(storage) is not None:
+            url = reader_url(sqlite_path(storage))  # a read-only copy is opened read-only
     try:
-        rdb = optuna.storages.RDBStorage(storage, engine_kwargs=engine_kwargs, skip_table_creation=True)
+        rdb = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, skip_table_creation=True)
         names = [s.study_name for s in rdb.get_all_studies()]
     except (ValueError, ImportError) as e:
         raise UserError(f"--storage: {safe_url(storage)!r}: cannot open ({str(e).splitlines()[0]})") from None
