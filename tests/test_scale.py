@@ -70,3 +70,32 @@ def test_front_cost_grows_like_n_log_n():
 
     small, big = seconds(20_000), seconds(200_000)
     assert big / small < 30  # 10x the points: about 11x the time for N log N, 100x for N^2
+
+
+def test_read_trials_equals_optuna(tmp_path):
+    import optuna
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+    from optuna.trial import TrialState, create_trial
+
+    from wfsearch.study.rows import read_trials
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'x.db'}", study_name="x",
+                                directions=["maximize", "minimize"])
+    dists = {"a": CategoricalDistribution(["none", "bilateral"]), "lr": FloatDistribution(1e-4, 1.0, log=True)}
+    for i in range(20):
+        state = [TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL][i % 3]
+        study.add_trial(create_trial(
+            state=state, values=[i / 20, float("inf") if i == 3 else i] if state == TrialState.COMPLETE else None,
+            params={"a": ["none", "bilateral"][i % 2], "lr": 0.01 * (i + 1)}, distributions=dists,
+            user_attrs={"metrics": {"accuracy": i / 20}, "curve": [{"epoch": 1}], "kind": "search"},
+            system_attrs={"constraints": [0.0]}))
+    loaded = optuna.load_study(study_name="x", storage=f"sqlite:///{tmp_path / 'x.db'}")
+    want = loaded.get_trials(deepcopy=False)
+    got = read_trials(loaded, system_attrs=None)
+    fields = ("number", "state", "values", "params", "distributions", "user_attrs", "system_attrs",
+              "datetime_start", "datetime_complete", "_trial_id")
+    assert [[getattr(t, f) for f in fields] for t in got] == [[getattr(t, f) for f in fields] for t in want]
+    some = read_trials(loaded, states=(TrialState.COMPLETE,), user_attrs={"metrics"})
+    assert [t.number for t in some] == [t.number for t in want if t.state == TrialState.COMPLETE]
+    assert all(set(t.user_attrs) == {"metrics"} and t.system_attrs == {} for t in some)

@@ -92,7 +92,9 @@ def _images(args: argparse.Namespace, spec: Any, img_size: int):
     from wfsearch.proxy.evaluate import ProxySettings
 
     data_settings = ProxySettings.from_spec(spec.proxy).data if spec is not None else DataSettings()
-    data = load_dataset(dataclasses.replace(data_settings, img_size=img_size))
+    # only the first validation images are needed: load no more than that of either split
+    data = load_dataset(dataclasses.replace(data_settings, img_size=img_size, train_size=args.images,
+                                            val_size=args.images))
     x = data.val.images[:args.images].float() / 255.0
     mean, std = torch.tensor(data.mean).view(1, 3, 1, 1), torch.tensor(data.std).view(1, 3, 1, 1)
     return (x - mean) / std, f"{len(x)} {data.name} validation images"

@@ -229,7 +229,7 @@ def prepare_study(spec: Any, fresh: bool = False) -> tuple[optuna.Study, optuna.
     archived = archive_study(storage, spec.study.name) if fresh else None
     names, directions = objective_names(spec)
     n_constraints = len(as_dicts(spec.study.constraints)) + 1  # the spec's constraints, then "buildable"
-    existing = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+    existing = {s.study_name for s in storage.get_all_studies()}  # names only: summaries read every trial
     sampler = make_sampler(spec, n_constraints)
     if spec.study.name in existing:
         study = optuna.load_study(study_name=spec.study.name, storage=storage, sampler=sampler)
@@ -486,7 +486,7 @@ def _remove_if_empty(spec: Any, sdir: Path, new_folder: bool) -> None:
         storage = optuna.storages.RDBStorage(storage_url(spec), skip_table_creation=True) \
             if sqlite_path(storage_url(spec)) is None or sqlite_path(storage_url(spec)).exists() else None
         if storage is not None:
-            names = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+            names = {s.study_name for s in storage.get_all_studies()}  # names only: summaries read every trial
             if spec.study.name in names and not optuna.load_study(study_name=spec.study.name,
                                                                   storage=storage).get_trials(deepcopy=False):
                 optuna.delete_study(study_name=spec.study.name, storage=storage)

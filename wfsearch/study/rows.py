@@ -4,7 +4,8 @@
 trial, object by object; a 10,000-trial study then takes tens of seconds and hundreds of MB before
 anything is computed. `read_trials` selects the trials' own rows, their values, their parameters and
 the user attributes named in ``user_attrs`` (all of them when None), and builds the same
-`FrozenTrial`s (without system attributes and intermediate values, which readers do not use).
+`FrozenTrial`s (with the system attributes asked for, without intermediate values, which readers do
+not use).
 Storages other than RDB fall back to ``get_trials``.
 """
 from __future__ import annotations
@@ -33,8 +34,9 @@ def _local(t: datetime.datetime | None) -> datetime.datetime | None:
 
 
 def read_trials(study: optuna.Study, states: Iterable[TrialState] | None = None,
-                user_attrs: Collection[str] | None = None) -> list[FrozenTrial]:
-    """The trials of ``study`` (of ``states``) by number, with only ``user_attrs`` (None: all)."""
+                user_attrs: Collection[str] | None = None, system_attrs: Collection[str] | None = ()) -> list[FrozenTrial]:
+    """The trials of ``study`` (of ``states``) by number, with only ``user_attrs`` and ``system_attrs``
+    (None: all of them; the default reads no system attribute)."""
     rdb = _rdb(study)
     states = tuple(states) if states is not None else None
     if rdb is None:
@@ -46,6 +48,7 @@ def read_trials(study: optuna.Study, states: Iterable[TrialState] | None = None,
     V = models.TrialValueModel.__table__
     P = models.TrialParamModel.__table__
     U = models.TrialUserAttributeModel.__table__
+    S = models.TrialSystemAttributeModel.__table__
     study_id = study._study_id
     mine = sa.select(T.c.trial_id).where(T.c.study_id == study_id)
     if states is not None:
@@ -58,10 +61,14 @@ def read_trials(study: optuna.Study, states: Iterable[TrialState] | None = None,
     q_attrs = sa.select(U.c.trial_id, U.c.key, U.c.value_json).where(U.c.trial_id.in_(mine))
     if user_attrs is not None:
         q_attrs = q_attrs.where(U.c.key.in_(list(user_attrs)))
+    q_system = sa.select(S.c.trial_id, S.c.key, S.c.value_json).where(S.c.trial_id.in_(mine))
+    if system_attrs is not None:
+        q_system = q_system.where(S.c.key.in_(list(system_attrs)))
     values: dict[int, dict[int, float]] = defaultdict(dict)
     params: dict[int, dict] = defaultdict(dict)
     dists: dict[int, dict] = defaultdict(dict)
     attrs: dict[int, dict] = defaultdict(dict)
+    system: dict[int, dict] = defaultdict(dict)
     parsed_dists: dict[str, optuna.distributions.BaseDistribution] = {}
     with rdb.engine.connect() as con:
         rows = con.execute(q_trials).all()
@@ -75,6 +82,9 @@ def read_trials(study: optuna.Study, states: Iterable[TrialState] | None = None,
             dists[tid][name] = dist
         for tid, key, value_json in con.execute(q_attrs):
             attrs[tid][key] = json.loads(value_json)
+        if system_attrs is None or system_attrs:
+            for tid, key, value_json in con.execute(q_system):
+                system[tid][key] = json.loads(value_json)
     out = []
     for tid, number, state, start, complete in rows:
         v = values.get(tid)
@@ -83,5 +93,5 @@ def read_trials(study: optuna.Study, states: Iterable[TrialState] | None = None,
             values=[v[i] for i in range(len(v))] if v else None,
             datetime_start=_local(start), datetime_complete=_local(complete),
             params=params.get(tid, {}), distributions=dists.get(tid, {}), user_attrs=attrs.get(tid, {}),
-            system_attrs={}, intermediate_values={}, trial_id=tid))
+            system_attrs=system.get(tid, {}), intermediate_values={}, trial_id=tid))
     return out

@@ -76,7 +76,7 @@ def fail_stale_trials(study: optuna.Study, reason: str = "interrupted: the run s
 
 def archive_study(storage: optuna.storages.BaseStorage, name: str) -> str | None:
     """Keep an existing study under ``<name>-<timestamp>`` and delete ``name``; returns the new name."""
-    names = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+    names = {s.study_name for s in storage.get_all_studies()}  # names only: summaries read every trial
     if name not in names:
         return None
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
