@@ -1,0 +1,71 @@
+"""The noise-aware front (plausibly optimal trials) and the normalized hypervolume, on plain values."""
+import numpy as np
+import pytest
+
+from wfsearch.proxy.uncertainty import accuracy_interval, median_interval
+from wfsearch.study.hypervolume import HypervolumeBox, normalized_hypervolume
+from wfsearch.study.noise import indistinguishable_groups, objective_bounds, plausibly_optimal
+
+MAXMAX = ["maximize", "maximize"]
+
+
+def _trial(acc: float, speed_repeats: list[float], n_val: int = 600):
+    """(values, lows, highs) of a trial as a study stores it: Wilson accuracy, median of the repeats."""
+    a, s = accuracy_interval(acc, n_val), median_interval(speed_repeats)
+    metrics = {"accuracy_low": a.low, "accuracy_high": a.high, "throughput_low": s.low, "throughput_high": s.high}
+    values = (a.value, s.value)
+    return values, *objective_bounds(metrics, ["accuracy", "throughput"], values)
+
+
+def test_two_architectures_within_the_noise_are_both_plausibly_optimal():
+    # true speeds 60.5 and 61.2 img/s, repeats spread over +-2%: the faster one also scores 1 point
+    # higher in accuracy, so it dominates the other on the point values, but only within the noise
+    a = _trial(0.450, [59.4, 60.5, 61.7, 60.1, 61.0])
+    b = _trial(0.460, [60.2, 61.2, 62.4, 60.8, 61.9])
+    values, lows, highs = zip(a, b)
+    assert values[1][0] > values[0][0] and values[1][1] > values[0][1]  # b dominates a on the values
+    assert list(plausibly_optimal(lows, highs, MAXMAX)) == [True, True]
+    assert indistinguishable_groups(lows, highs) == [[0, 1]]
+
+
+def test_a_clearly_dominated_trial_is_not_plausibly_optimal():
+    best = _trial(0.60, [80.0, 81.0, 79.5, 80.4, 80.8])
+    close = _trial(0.59, [79.0, 80.5, 81.5, 80.0, 79.8])  # within the noise of `best`
+    bad = _trial(0.40, [50.0, 51.0, 49.5, 50.3, 50.8])  # worse by far more than the intervals in both
+    slow_but_accurate = _trial(0.70, [30.0, 31.0, 29.0, 30.5, 30.2])  # a trade-off, on the front
+    values, lows, highs = zip(best, close, bad, slow_but_accurate)
+    assert list(plausibly_optimal(lows, highs, MAXMAX)) == [True, True, False, True]
+    assert indistinguishable_groups(lows, highs) == [[0, 1]]
+
+
+def test_minimized_objectives_and_exact_ones():
+    # params (minimized, exact) against accuracy: 1 param fewer is a real difference
+    lows, highs = [(1000, 0.5), (999, 0.5)], [(1000, 0.5), (999, 0.5)]
+    assert list(plausibly_optimal(lows, highs, ["minimize", "maximize"])) == [False, True]
+    # an interval that does not contain the value (stored by mistake) is ignored: the value is exact
+    assert objective_bounds({"x_low": 2.0, "x_high": 3.0}, ["x"], [1.0]) == ((1.0,), (1.0,))
+
+
+def test_normalized_hypervolume_tells_fronts_apart():
+    box = HypervolumeBox.of([(0.2, 100), (0.6, 300), (0.4, 200)], MAXMAX, ["accuracy", "throughput"])
+    assert box.worst == (0.2, 100) and box.best == (0.6, 300)
+    assert box.hypervolume([(0.6, 300)]) == pytest.approx(1.0)  # one point best in both
+    assert box.hypervolume([(0.2, 100)]) == pytest.approx((0.1 * 0.1) / 1.21)  # the worst corner: the margin only
+    corners = box.hypervolume([(0.6, 100), (0.2, 300)])
+    filled = box.hypervolume([(0.6, 100), (0.2, 300), (0.5, 250)])
+    assert 0 < corners < filled < 1  # a point between the ends of the front adds volume
+    # with the old reference point (0, 0) the same two fronts are nearly indistinguishable
+    from optuna._hypervolume import compute_hypervolume
+
+    raw = [compute_hypervolume(-np.array(f, float), np.zeros(2)) for f in
+           ([(0.6, 100), (0.2, 300)], [(0.6, 100), (0.2, 300), (0.5, 250)])]
+    assert filled / corners > 1.5 * raw[1] / raw[0]
+    assert HypervolumeBox.from_dict(box.to_dict()) == box
+    assert box.history([(0.2, 100), None, (0.6, 300)])[-1] == pytest.approx(1.0)
+
+
+def test_box_of_a_minimized_and_a_flat_objective():
+    box = HypervolumeBox.of([(5.0, 0.5), (3.0, 0.5)], ["minimize", "maximize"])
+    assert box.worst == (5.0, 0.5) and box.best == (3.0, 0.5)
+    assert box.normalize([(3.0, 0.5), (5.0, 0.5)]).tolist() == [[1.0, 1.0], [0.0, 1.0]]
+    assert normalized_hypervolume([], MAXMAX) == 0.0 and HypervolumeBox.of([], MAXMAX) is None
