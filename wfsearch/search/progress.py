@@ -8,7 +8,9 @@ from typing import Any, TextIO
 
 from ray.tune import Callback
 
-from .pareto import hypervolume, nondominated_ranks
+from wfsearch.study.hypervolume import HypervolumeBox
+
+from .pareto import nondominated_ranks
 
 
 @dataclass
@@ -26,6 +28,7 @@ class SearchProgress:
     started: float = field(default_factory=time.monotonic)
     durations: list[float] = field(default_factory=list)
     concurrency: int = 1
+    repeats: int = 0  # re-sampled architectures, told their known result without using the budget
 
     def add_point(self, values: list[float]) -> None:
         self.points.append(list(values))
@@ -36,15 +39,10 @@ class SearchProgress:
         ranks = nondominated_ranks(self.points, self.directions)
         return [p for p, r in zip(self.points, ranks) if r == 0]
 
-    def reference_point(self) -> list[float]:
-        """0 for maximized objectives, 1.1 x the largest value seen for minimized ones."""
-        ref = []
-        for j, d in enumerate(self.directions):
-            ref.append(0.0 if d == "maximize" else 1.1 * max((p[j] for p in self.points), default=1.0))
-        return ref
-
     def hypervolume(self) -> float:
-        return hypervolume(self.front(), self.directions, self.reference_point()) if self.points else 0.0
+        """The normalized hypervolume (`wfsearch.study.hypervolume`) in the box of the points so far."""
+        box = HypervolumeBox.of(self.points, self.directions, self.objectives)
+        return box.hypervolume(self.front()) if box is not None else 0.0
 
     def best(self, metric: str) -> float | None:
         if metric not in self.objectives or not self.points:
@@ -63,7 +61,8 @@ class SearchProgress:
         return per * left / max(1, self.concurrency)
 
     def line(self) -> str:
-        parts = [f"trials {self.finished}/{self.total}", f"running {self.running}"]
+        parts = [f"trials {self.finished}/{self.total}" + (f" (+{self.repeats} re-sampled)" if self.repeats else ""),
+                 f"running {self.running}"]
         if self.pruned:
             parts.append(f"pruned {self.pruned}")
         if self.failed:
@@ -74,7 +73,7 @@ class SearchProgress:
             parts.append(f"best acc {acc:.3f}")
         if tp is not None:
             parts.append(f"best img/s {tp:.0f}")
-        parts.append(f"HV {self.hypervolume():.4g}")
+        parts.append(f"HV {self.hypervolume():.3f}")
         eta = self.eta_seconds()
         elapsed = time.monotonic() - self.started
         parts.append(f"elapsed {_fmt(elapsed)}" + (f", ETA {_fmt(eta)}" if eta is not None else ""))
