@@ -69,3 +69,22 @@ def test_box_of_a_minimized_and_a_flat_objective():
     assert box.worst == (5.0, 0.5) and box.best == (3.0, 0.5)
     assert box.normalize([(3.0, 0.5), (5.0, 0.5)]).tolist() == [[1.0, 1.0], [0.0, 1.0]]
     assert normalized_hypervolume([], MAXMAX) == 0.0 and HypervolumeBox.of([], MAXMAX) is None
+
+
+def test_noise_summary_says_which_front_members_are_indistinguishable():
+    from wfsearch.study.noise import noise_summary
+
+    def metrics(acc, speeds):
+        a, s = accuracy_interval(acc, 600), median_interval(speeds)
+        return {"accuracy_low": a.low, "accuracy_high": a.high, "throughput_low": s.low, "throughput_high": s.high}
+
+    # the quick start's front: three trials 2% apart in speed, a clearly slower and less accurate one
+    trials = [(9, (0.45, 60.5), metrics(0.45, [59.9, 60.5, 61.0])),
+              (10, (0.44, 61.9), metrics(0.44, [61.0, 61.9, 62.5])),
+              (16, (0.46, 60.52), metrics(0.46, [59.8, 60.52, 61.3])),
+              (3, (0.30, 40.0), metrics(0.30, [39.5, 40.0, 40.4]))]
+    s = noise_summary(trials, ["accuracy", "throughput"], MAXMAX, front=[10, 16])
+    assert s.front == (10, 16) and s.plausible == (9, 10, 16) and s.within_noise == (9,)
+    assert s.indistinguishable == ((10, 16),)
+    text = "\n".join(s.lines())
+    assert "trials 10 and 16 are indistinguishable within noise" in text and "trial 9 (dominated only" in text

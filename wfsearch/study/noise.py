@@ -14,13 +14,15 @@ of them is better in any objective is then not known, so their order on the fron
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from wfsearch.proxy.uncertainty import LEVEL
 
-__all__ = ["LEVEL", "objective_bounds", "plausibly_optimal", "indistinguishable_groups", "overlap_all"]
+__all__ = ["LEVEL", "NoiseSummary", "indistinguishable_groups", "noise_summary", "objective_bounds", "overlap_all",
+           "plausibly_optimal"]
 
 
 def objective_bounds(metrics: Mapping[str, Any], names: Sequence[str],
@@ -88,3 +90,56 @@ def indistinguishable_groups(lows: Sequence[Sequence[float]], highs: Sequence[Se
     for i in range(n):
         groups.setdefault(find(i), []).append(i)
     return [g for g in groups.values() if len(g) > 1]
+
+
+@dataclass(frozen=True)
+class NoiseSummary:
+    """The noise-aware reading of a front: which trials are plausibly optimal, which front members
+    cannot be told apart, and whether any objective had no interval at all."""
+
+    front: tuple[int, ...]  # trial numbers on the plain Pareto front
+    plausible: tuple[int, ...]  # trial numbers no other trial clearly dominates (the front included)
+    indistinguishable: tuple[tuple[int, ...], ...]  # groups of front members whose intervals overlap everywhere
+    exact: tuple[str, ...] = ()  # objectives no trial had an interval for
+
+    @property
+    def within_noise(self) -> tuple[int, ...]:
+        """Plausibly optimal trials that are not on the front: dominated, but only within the noise."""
+        return tuple(n for n in self.plausible if n not in self.front)
+
+    def lines(self) -> list[str]:
+        """What `show`, the report and ``export --pick`` say about it, one finding a line."""
+        out = []
+        for group in self.indistinguishable:
+            out.append(f"trials {_names(group)} are indistinguishable within noise (their {int(100 * LEVEL)}% "
+                       "intervals overlap in every objective): their order on the front is not measured")
+        if self.within_noise:
+            out.append(f"plausibly optimal too: trial{'s' if len(self.within_noise) > 1 else ''} "
+                       f"{_names(self.within_noise)} (dominated only within the measurement noise)")
+        if self.exact:
+            out.append(f"no interval stored for {', '.join(self.exact)}: taken as exact")
+        return out
+
+
+def _names(numbers: Sequence[int]) -> str:
+    ns = [str(n) for n in numbers]
+    return ns[0] if len(ns) == 1 else ", ".join(ns[:-1]) + " and " + ns[-1]
+
+
+def noise_summary(trials: Sequence[tuple[int, Sequence[float], Mapping[str, Any]]], objectives: Sequence[str],
+                  directions: Sequence[str], front: Sequence[int]) -> NoiseSummary:
+    """`NoiseSummary` of ``trials`` = ``(number, objective values, metrics)`` of the trained trials
+    (one per architecture) and the numbers of those on the ``front``."""
+    if not trials:
+        return NoiseSummary(tuple(front), (), ())
+    numbers = [n for n, _, _ in trials]
+    bounds = [objective_bounds(m, objectives, v) for _, v, m in trials]
+    lows, highs = [b[0] for b in bounds], [b[1] for b in bounds]
+    mask = plausibly_optimal(lows, highs, directions)
+    on_front = [i for i, n in enumerate(numbers) if n in set(front)]
+    groups = indistinguishable_groups([lows[i] for i in on_front], [highs[i] for i in on_front])
+    exact = tuple(o for o in objectives if not any(f"{o}_low" in m for _, _, m in trials))
+    return NoiseSummary(front=tuple(n for n in numbers if n in set(front)),
+                        plausible=tuple(n for n, keep in zip(numbers, mask) if keep),
+                        indistinguishable=tuple(tuple(numbers[on_front[i]] for i in g) for g in groups),
+                        exact=exact)
