@@ -28,6 +28,8 @@ def main() -> int:
     p.add_argument("--spec", default=str(REPO / "spaces" / "predictors.yaml"))
     p.add_argument("--trials", type=int, default=200, help="trial cap (the budget should end first)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="study.seed values, one pair of runs each")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                   help="override a key of the spec for both variants (repeatable)")
     args = p.parse_args()
     import optuna
     from optuna.trial import TrialState
@@ -47,13 +49,14 @@ def main() -> int:
             cmd = [sys.executable, "-m", "wfsearch", "run", args.spec, "--no-progress",
                    "--time-budget", str(args.budget), "--set", f"study.name={name}",
                    "--set", f"study.trials={args.trials}", "--set", f"study.scheduler.type={scheduler}",
-                   "--set", f"study.seed={seed}", "--set", "references=[]"]
+                   "--set", f"study.seed={seed}", "--set", "references=[]",
+                   *[a for o in args.overrides for a in ("--set", o)]]
             res = subprocess.run(cmd, cwd=work, capture_output=True, text=True)
             if res.returncode != 0:
                 print(res.stderr[-2000:], file=sys.stderr)
                 return 1
             study = optuna.load_study(study_name=name, storage=f"sqlite:///{work}/studies/{name}/optuna.db")
-            spec = load_spec(args.spec, [f"study.name={name}", f"study.trials={args.trials}"])
+            spec = load_spec(args.spec, [*args.overrides, f"study.name={name}", f"study.trials={args.trials}"])
             distinct = distinct_budget(spec, study).count
             complete = len([t for t in pareto_candidates(study)])
             pruned = len(study.get_trials(states=(TrialState.PRUNED,)))
@@ -64,7 +67,7 @@ def main() -> int:
         for seed_, scheduler, distinct, complete, pruned, front, _ in pair:
             hv = box.hypervolume([t.values for t in front]) if box is not None else 0.0
             rows.append((seed_, scheduler, distinct, complete, pruned, len(front), hv, box))
-    print(f"# {args.spec}, {args.budget:.0f}s of search each; normalized hypervolume, one box per seed (the two "
+    print(f"# {args.spec} {' '.join('--set ' + o for o in args.overrides)}, {args.budget:.0f}s of search each; normalized hypervolume, one box per seed (the two "
           "studies' feasible trials: worst..best of each objective, reference point 10% beyond the worst)")
     print(f"{'seed':>4} {'scheduler':<10} {'distinct':>9} {'trained':>8} {'pruned':>7} {'front':>6} {'hypervolume':>12}  box")
     for r in rows:
