@@ -102,11 +102,11 @@ def test_an_architecture_sampled_twice_at_once_is_trained_once(tmp_path):
 def test_budget_counts_distinct_architectures_and_stops_when_the_space_is_exhausted(tmp_path):
     two_archs = ["--set", "space.fc1_predictor=[none]", "--set", "space.dwconv_predictor=[none, adaptive]",
                  "--set", "space.rank_ratio=null", "--set", "references=[]", "--no-progress"]
-    res = run_cli(["run", SMOKE, "--set", "study.trials=1", *two_archs], tmp_path, timeout=600)
+    res = run_cli(["run", SMOKE, "--set", "study.trials=1", *two_archs], tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "1 distinct architectures finished" in res.stdout and "the space has" not in res.stdout
     # resumed with a budget larger than the space: the second architecture, once, then the clear line
-    res = run_cli(["run", SMOKE, "--set", "study.trials=4", *two_archs], tmp_path, timeout=600)
+    res = run_cli(["run", SMOKE, "--set", "study.trials=4", *two_archs], tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "the space has 2 distinct architectures and all 2 are evaluated, fewer than study.trials = 4" in res.stdout
     assert "2 distinct architectures finished" in res.stdout
@@ -120,11 +120,6 @@ def test_budget_counts_distinct_architectures_and_stops_when_the_space_is_exhaus
     assert all("accuracy_low" in t.user_attrs["metrics"] for t in trained)
     assert study.user_attrs["hypervolume_box"]["objectives"] == ["accuracy", "throughput"]
     assert study.user_attrs["throughput_scale"]["reference"] == "deit_tiny_patch16_224"
-    # the same command once more: nothing left to do, the same line, the count still 2
-    res = run_cli(["run", SMOKE, "--set", "study.trials=4", *two_archs], tmp_path, timeout=600)
-    assert res.returncode == 0 and "all 2 are evaluated" in res.stdout and "2 distinct architectures" in res.stdout
-    assert len(load(f"sqlite:///{tmp_path}/studies/smoke/optuna.db").get_trials(
-        states=(TrialState.COMPLETE,))) == len(done)
 
 
 def test_kill_and_resume(tmp_path):

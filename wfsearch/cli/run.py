@@ -19,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="start a new study; the old one is kept as <name>-<timestamp>")
     p.add_argument("--no-progress", action="store_true", help="no live progress line")
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
-                   help="stop starting new trials after this many seconds")
+                   help="stop starting new trials after this many seconds of search (Ray's start-up, the "
+                        "references and the speed calibration not counted)")
     p.add_argument("--noop", action="store_true", help=argparse.SUPPRESS)  # orchestration benchmark
     p.set_defaults(func=run)
 

@@ -514,11 +514,12 @@ def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, pr
     prog.concurrency = concurrency
     trainable = tune.with_resources(tune.with_parameters(run_trial, settings=settings),
                                     {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial})
+    t_search = time.monotonic()  # the time budget counts search, not Ray's start-up or the references
     for round_ in range(MAX_ROUNDS):
         remaining = budget.total - budget.count
         if remaining <= 0 or budget.stop_reason:
             break
-        if time_budget_s is not None and time.monotonic() - t0 >= time_budget_s:
+        if time_budget_s is not None and time.monotonic() - t_search >= time_budget_s:
             break
         searcher = StudySearcher(SpaceFunction(spec, constraints, known, inflight), names, directions, max_epochs,
                                  on_told=on_told, sampler=study.sampler, study_name=spec.study.name,
@@ -535,7 +536,7 @@ def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, pr
                                         max_concurrent_trials=concurrency, reuse_actors=True,
                                         trial_dirname_creator=_trial_dirname,
                                         time_budget_s=None if time_budget_s is None
-                                        else max(1.0, time_budget_s - (time.monotonic() - t0))),
+                                        else max(1.0, time_budget_s - (time.monotonic() - t_search))),
             run_config=tune.RunConfig(name=f"round-{int(time.time())}-{round_}",
                                       storage_path=str((sdir / "ray").resolve()), verbose=0,
                                       callbacks=[printer], log_to_file=True,
