@@ -555,7 +555,7 @@ def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, pr
     if box is not None:
         study.set_user_attr(BOX_ATTR, box.to_dict())
     if budget.stop_reason:
-        log.warning("%s", budget.stop_reason)
+        log.info("%s", budget.stop_reason)
     return RunSummary(study_name=spec.study.name, storage=storage_url(spec), study_dir=sdir,
                       finished=distinct_budget(spec, study).count, repeats=prog.repeats, stopped=budget.stop_reason,
                       pruned=len(search_trials(study, (TrialState.PRUNED,))),
