@@ -65,3 +65,95 @@ def test_stored_traversal_names_are_refused(tmp_path, monkeypatch, capsys, comma
     assert not (tmp_path / "escaped").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.db", "work"]
     assert list(work.iterdir()) == []
+
+
+# ---------------------------------------------------------------- checkpoints (item 1)
+class _RunsACommand:
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def _checkpoints(tmp_path: Path) -> dict[str, Path]:
+    import torch
+
+    files = {}
+    marker = tmp_path / "pwned"
+    files["crafted"] = tmp_path / "crafted.pth"
+    torch.save({"model": {}, "epoch": 1, "num_classes": 2, "x": _RunsACommand(marker)}, files["crafted"])
+    files["garbage"] = tmp_path / "garbage.pth"
+    files["garbage"].write_bytes(os.urandom(4096))
+    files["empty"] = tmp_path / "empty.pth"
+    files["empty"].write_bytes(b"")
+    good = tmp_path / "good.pth"
+    torch.save({"model": {"w": torch.zeros(3)}, "epoch": 1, "num_classes": 2}, good)
+    files["truncated"] = tmp_path / "truncated.pth"
+    files["truncated"].write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    files["list"] = tmp_path / "list.pth"
+    torch.save([torch.zeros(2)], files["list"])
+    files["text"] = tmp_path / "text.pth"
+    files["text"].write_text("epoch: 1\n")
+    return files
+
+
+def test_checkpoints_load_only_tensors_and_plain_values(tmp_path):
+    from wfsearch.export.train import load_checkpoint
+
+    files = _checkpoints(tmp_path)
+    for kind, path in files.items():
+        with pytest.raises(UserError) as e:
+            load_checkpoint(path, "--resume")
+        msg = str(e.value)
+        assert "\n" not in msg and msg.startswith(f"--resume: {str(path)!r}: "), (kind, msg)
+    assert "refused" in _message(load_checkpoint, files["crafted"])
+    assert not (tmp_path / "pwned").exists()  # the crafted pickle's os.system never ran
+    good = tmp_path / "good.pth"
+    assert load_checkpoint(good)["epoch"] == 1
+
+
+def _message(fn, *args) -> str:
+    try:
+        fn(*args)
+    except UserError as e:
+        return str(e)
+    raise AssertionError("no error")
+
+
+def test_train_evaluate_refuses_a_crafted_checkpoint(tmp_path, capsys):
+    """`wfsearch train RECIPE --evaluate --resume CKPT` on files that are not checkpoints: one line, exit 2,
+    and the command a crafted pickle carries does not run."""
+    from test_export import make_smoke_study
+
+    study = tmp_path / "studies" / "smoke"
+    make_smoke_study(study)
+    assert main(["export", str(study), "--trial", "0"]) == 0
+    recipe = study / "recipes" / "trial-0.yaml"
+    capsys.readouterr()
+    for kind, path in _checkpoints(tmp_path).items():
+        rc, out, err = run_cli(["train", recipe, "--evaluate", "--resume", path, "--data", tmp_path,
+                                "--device", "cpu", "--workers", "0"], capsys)
+        lines = err.strip().splitlines()
+        assert rc == 2 and len(lines) == 1 and str(path) in lines[0], (kind, err)
+    assert not (tmp_path / "pwned").exists()
+
+
+# ---------------------------------------------------------------- storage password (item 4)
+def test_storage_password_is_masked_everywhere(tmp_path, monkeypatch, capsys):
+    """`run`, `validate`, `show`, `report` and `export` never print the storage password."""
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on: the connection is refused at once
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.chdir(tmp_path)
+    url = f"postgresql+psycopg2://wf:s3cret-pw@127.0.0.1:{port}/wf"
+    smoke = Path(__file__).resolve().parents[1] / "spaces" / "smoke.yaml"
+    for args in (["run", smoke, "--set", f"study.storage={url}", "--no-progress"],
+                 ["validate", smoke, "--set", f"study.storage={url}"],
+                 ["show", "--storage", url], ["report", "--storage", url], ["export", "--storage", url],
+                 ["run", smoke, "--set", "study.storage=postgresql://wf:s3cret-pw@[::1/wf", "--no-progress"]):
+        rc, out, err = run_cli(args, capsys)
+        assert "s3cret" not in out + err, (args, out, err)
+        assert args[0] == "validate" or (rc == 2 and len(err.strip().splitlines()) == 1), (args, rc, err)

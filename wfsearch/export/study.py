@@ -16,7 +16,8 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from wfsearch.errors import UserError
-from wfsearch.study.naming import REFERENCES_SUFFIX, check_study_name, study_dir
+from wfsearch.study.naming import REFERENCES_SUFFIX, check_study_name, safe_url, study_dir
+from wfsearch.study.sqlite import reader_url, sqlite_path
 
 __all__ = ["OpenStudy", "open_study", "search_front", "trial_metrics", "objective_names", "safe_url"]
 
@@ -34,16 +35,6 @@ class OpenStudy:
     @property
     def name(self) -> str:
         return self.study.study_name
-
-
-def safe_url(url: str) -> str:
-    """The storage URL with any password masked, fit to write into a recipe."""
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL SQLAlchemy can parse: keep only the scheme
-        return url.split("://", 1)[0] + "://..."
 
 
 def open_study(path: str | Path | None = None, storage: str | None = None,
@@ -64,10 +55,13 @@ def open_study(path: str | Path | None = None, storage: str | None = None,
             raise UserError(f"{db}: no study database here; run `wfsearch run SPEC` first or pass --storage URL")
         storage = f"sqlite:///{db}"
     engine_kwargs: dict[str, Any] = {}
+    url = storage
     if storage.startswith("sqlite"):
         engine_kwargs["connect_args"] = {"timeout": 30}  # a running search may hold the write lock
+        if sqlite_path(storage) is not None:
+            url = reader_url(sqlite_path(storage))  # a read-only copy is opened read-only
     try:
-        rdb = optuna.storages.RDBStorage(storage, engine_kwargs=engine_kwargs, skip_table_creation=True)
+        rdb = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, skip_table_creation=True)
         names = [s.study_name for s in rdb.get_all_studies()]
     except (ValueError, ImportError) as e:
         raise UserError(f"--storage: {safe_url(storage)!r}: cannot open ({str(e).splitlines()[0]})") from None

@@ -22,14 +22,14 @@ from optuna.trial import TrialState
 
 import wfsearch
 from wfsearch.errors import UserError
-from wfsearch.study.naming import references_study_name, study_dir
+from wfsearch.study.naming import references_study_name, safe_url, study_dir
 
 from wfsearch.study.hypervolume import BOX_ATTR, HypervolumeBox
 
 from .budget import DistinctBudget
-from .pareto import nondominated_ranks
+from .pareto import on_front
 from .progress import ProgressPrinter, SearchProgress
-from .searcher import CONSTRAINTS_ATTR, StudySearcher
+from .searcher import CONSTRAINTS_ATTR, StorageFailureStopper, StudySearcher
 from .storage import archive_study, fail_stale_trials, open_storage, sqlite_path
 from .trainable import check_constraints, run_trial
 
@@ -117,8 +117,8 @@ def pareto_front(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     trials = pareto_candidates(study)
     if not trials:
         return []
-    ranks = nondominated_ranks([t.values for t in trials], [d.name.lower() for d in study.directions])
-    return [t for t, r in zip(trials, ranks) if r == 0]
+    mask = on_front([t.values for t in trials], [d.name.lower() for d in study.directions])
+    return [t for t, keep in zip(trials, mask) if keep]
 
 
 def hardware_info() -> dict[str, Any]:
@@ -174,8 +174,7 @@ class SpaceFunction:
         self.inflight = inflight if inflight is not None else {}
 
     def __call__(self, trial: Any) -> dict[str, Any]:
-        from wfsearch.models import cost
-        from wfsearch.space import sample_arch
+        from wfsearch.space import design_costs, sample_arch
 
         sample = sample_arch(self.spec, trial)
         if sample.arch is None:
@@ -183,14 +182,10 @@ class SpaceFunction:
             return {"infeasible": f"infeasible: {sample.infeasible}", "arch": None}
         arch = sample.arch
         try:  # costs are those of the deployed model: the throughput section's scale and resolution
-            deployed = self.spec.throughput.deployed(arch)
+            metrics = design_costs(self.spec, arch)
         except ValueError as e:
             self._constrain(trial, [1.0] * len(self.constraints), buildable=False)
             return {"infeasible": f"infeasible: at the deployment scale: {e}", "arch": arch.to_dict()}
-        c = cost(deployed)
-        # memory: activations of a training step plus weights, gradients and AdamW state (fp32)
-        metrics = {"params": c["params"], "macs": c["macs"],
-                   "memory": c["activation_bytes"] * self.spec.throughput.batch_size + 16 * c["params"]}
         values, violated = check_constraints(self.constraints, metrics)
         self._constrain(trial, values, buildable=True)
         out = {"arch": arch.to_dict(), "arch_hash": arch.hash}
@@ -261,6 +256,53 @@ def quiet_optuna() -> None:
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
+# what may change between runs of one study: it cannot change a trial's result
+RESUMABLE_CHANGES = (("study", "trials"), ("study", "storage"), ("resources",))
+
+
+def spec_change(stored: Any, spec: Any) -> str | None:
+    """The first key path where ``spec`` differs from the ``stored`` spec of a study in what decides
+    results (``"proxy.dataset.num_classes: 4 -> 8"``), or None. Both sides are read by this version
+    (the stored one rebuilt with today's defaults), so a key added since is no change."""
+    from wfsearch.space import spec_from_dict
+
+    if not isinstance(stored, dict):
+        return None
+    try:
+        old = spec_from_dict(stored, "the study's spec").to_dict()
+    except ValueError:  # written by an incompatible version: compare what was stored
+        old = stored
+    new = spec.to_dict()
+    for path in RESUMABLE_CHANGES:
+        for d in (old, new):
+            parent = d
+            for k in path[:-1]:
+                parent = parent.get(k, {}) if isinstance(parent, dict) else {}
+            if isinstance(parent, dict):
+                parent.pop(path[-1], None)
+    return _first_difference(old, new, ())
+
+
+def _first_difference(a: Any, b: Any, path: tuple) -> str | None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b), key=str):
+            if k not in a or k not in b:
+                shown = ".".join(map(str, (*path, k)))
+                return f"{shown}: {_short(a.get(k, '(absent)'))} -> {_short(b.get(k, '(absent)'))}"
+            diff = _first_difference(a[k], b[k], (*path, k))
+            if diff:
+                return diff
+        return None
+    if a != b:
+        return f"{'.'.join(map(str, path)) or 'spec'}: {_short(a)} -> {_short(b)}"
+    return None
+
+
+def _short(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def prepare_study(spec: Any, fresh: bool = False) -> tuple[optuna.Study, optuna.storages.RDBStorage, str | None]:
     """Open (or create) the study with its objectives and attributes; with ``fresh``, archive the old one."""
     quiet_optuna()
@@ -268,22 +310,29 @@ def prepare_study(spec: Any, fresh: bool = False) -> tuple[optuna.Study, optuna.
     archived = archive_study(storage, spec.study.name) if fresh else None
     names, directions = objective_names(spec)
     n_constraints = len(constraint_dicts(spec)) + 1  # the spec's constraints, then "buildable"
-    existing = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+    existing = {s.study_name for s in storage.get_all_studies()}  # names only: summaries read every trial
     sampler = make_sampler(spec, n_constraints)
     if spec.study.name in existing:
         study = optuna.load_study(study_name=spec.study.name, storage=storage, sampler=sampler)
         old = [o["name"] for o in study.user_attrs.get("objectives", [])]
         if old and old != names:
-            raise UserError(f"study {spec.study.name!r} in {storage_url(spec)}: it was run with objectives {old}, "
+            raise UserError(f"study {spec.study.name!r} in {safe_url(storage_url(spec))}: it was run with objectives {old}, "
                             f"the spec now says {names}; use --fresh to start a new study (the old one is kept)")
         if study.user_attrs.get("spec_hash") not in (None, spec.hash):
-            log.warning("study %s: the spec changed since the study started; continuing with the new one",
-                        spec.study.name)
+            change = spec_change(study.user_attrs.get("spec"), spec)
+            if change:
+                raise UserError(f"{getattr(spec, 'path', None) or 'spec'}: {change}: the spec changed since study "
+                                f"{spec.study.name!r} started, and trials of both would share one front; keep the "
+                                "spec, or start a new study with --fresh (the old one is kept as <name>-<timestamp>) "
+                                "or another study.name (only study.trials, study.storage and resources may change)")
     else:
         study = optuna.create_study(study_name=spec.study.name, storage=storage, sampler=sampler,
                                     directions=directions)
     study.set_metric_names(names)
-    study.set_user_attr("spec", spec.to_dict())
+    stored_spec = spec.to_dict()
+    if stored_spec.get("study", {}).get("storage"):  # the study's own record never holds a password
+        stored_spec["study"]["storage"] = safe_url(stored_spec["study"]["storage"])
+    study.set_user_attr("spec", stored_spec)
     study.set_user_attr("spec_hash", spec.hash)
     study.set_user_attr("spec_path", str(getattr(spec, "path", "") or ""))
     study.set_user_attr("wfsearch_version", wfsearch.__version__)
@@ -325,6 +374,10 @@ def init_ray(address: str | None, log_dir: Path) -> None:
 
     # the study is the record: Tune's own result files and their "not found" warnings are not needed
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    # Tune's own copy of its state under the study folder (never read back: the study is the search state);
+    # a full disk is reported once, by the study
+    for name in ("ray.train._internal.syncer", "ray.tune.execution.experiment_state"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     if ray.is_initialized():
         return
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
@@ -343,6 +396,8 @@ def init_ray(address: str | None, log_dir: Path) -> None:
                             "start one with `ray start --head`") from e
     else:
         import torch
+        # a local cluster on loopback: Ray's notice that it turned token authentication on is noise here
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
         # a local cluster stays on loopback
         ray.init(num_cpus=os.cpu_count(), num_gpus=torch.cuda.device_count(), _node_ip_address="127.0.0.1",
                  **kwargs)
@@ -460,8 +515,77 @@ def _measure_reference(reference: str, settings: dict) -> dict:
 
 def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, progress: bool = True,
                noop: bool = False, time_budget_s: float | None = None, stream: Any = None) -> RunSummary:
-    """Run (or continue) the study of ``spec`` until ``spec.study.trials`` trials have finished."""
-    import ray
+    """Run (or continue) the study of ``spec`` until ``spec.study.trials`` trials have finished.
+
+    A run that fails before its study holds any trial leaves nothing behind (no study, no folder);
+    a storage failure (disk full, read-only, damaged file) is one `UserError` line.
+    """
+    sdir = study_dir_for(spec)
+    new_folder = not sdir.exists()
+    try:
+        return _run_search(spec, address=address, fresh=fresh, progress=progress, noop=noop,
+                           time_budget_s=time_budget_s, stream=stream)
+    except BaseException as e:
+        _remove_if_empty(spec, sdir, new_folder)
+        if isinstance(e, UserError):
+            raise
+        err = _storage_error(spec, e)
+        if err is not None:
+            raise err from None
+        raise
+
+
+def _storage_error(spec: Any, e: BaseException) -> UserError | None:
+    """One line for a storage failure anywhere in ``e``'s chain (Ray may wrap it), else None."""
+    from wfsearch.study.sqlite import storage_error
+
+    path = sqlite_path(storage_url(spec))
+    shown = str(path) if path is not None else "the study storage"
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, (OSError, *_db_errors())):
+            err = storage_error(shown, e)
+            if err is not None:
+                return err
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def _db_errors() -> tuple[type, ...]:
+    import sqlite3
+
+    import sqlalchemy.exc
+
+    return (sqlite3.Error, sqlalchemy.exc.DBAPIError)
+
+
+def _remove_if_empty(spec: Any, sdir: Path, new_folder: bool) -> None:
+    """After a failed run: drop a study that holds no trial yet, and its folder if this run made it."""
+    try:
+        storage = optuna.storages.RDBStorage(storage_url(spec), skip_table_creation=True) \
+            if sqlite_path(storage_url(spec)) is None or sqlite_path(storage_url(spec)).exists() else None
+        if storage is not None:
+            names = {s.study_name for s in storage.get_all_studies()}  # names only: summaries read every trial
+            if spec.study.name in names and not optuna.load_study(study_name=spec.study.name,
+                                                                  storage=storage).get_trials(deepcopy=False):
+                optuna.delete_study(study_name=spec.study.name, storage=storage)
+                names.discard(spec.study.name)
+            storage.remove_session()
+            storage.engine.dispose()
+            if names:
+                return
+    except Exception:  # a damaged or unreachable storage: leave it as it is
+        return
+    if new_folder and sdir.is_dir():
+        import shutil
+
+        shutil.rmtree(sdir, ignore_errors=True)
+
+
+def _run_search(spec: Any, *, address: str | None, fresh: bool, progress: bool, noop: bool,
+                time_budget_s: float | None, stream: Any) -> RunSummary:
+    import ray  # noqa: F401
     from ray import tune
 
     t0 = time.monotonic()
@@ -487,7 +611,7 @@ def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, pr
     prog = SearchProgress(total=spec.study.trials, objectives=names, directions=directions)
     prog.finished = budget.count
     for t in pareto_candidates(study):
-        prog.add_point(t.values)
+        prog.add_point(t.values, t.user_attrs.get("arch_hash"))
     printer = ProgressPrinter(prog, stream=stream, enabled=progress)
     known = known_results(study, max_epochs)
     inflight: dict[str, int] = {}
@@ -506,7 +630,7 @@ def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, pr
         if frozen.state == TrialState.PRUNED:
             prog.pruned += 1
         elif trained(frozen):
-            prog.add_point(frozen.values)
+            prog.add_point(frozen.values, h)
         if h and h not in known and (frozen.state == TrialState.PRUNED or trained(frozen)):
             known[h] = cached_result(frozen, max_epochs)
 
@@ -528,7 +652,8 @@ def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, pr
         if spec.study.scheduler.type == "mo_asha" and len(spec.proxy.epochs) > 1:
             from .scheduler import ParetoSuccessiveHalving
             scheduler = ParetoSuccessiveHalving(spec.proxy.epochs, names, directions,
-                                                spec.study.scheduler.reduction_factor)
+                                                spec.study.scheduler.reduction_factor,
+                                                trial_number=searcher.trial_number)
         tuner = tune.Tuner(
             trainable,
             # the searcher ends the round once the budget's distinct architectures are done
@@ -540,10 +665,17 @@ def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, pr
             run_config=tune.RunConfig(name=f"round-{int(time.time())}-{round_}",
                                       storage_path=str((sdir / "ray").resolve()), verbose=0,
                                       callbacks=[printer], log_to_file=True,
+                                      stop=StorageFailureStopper(searcher),
                                       failure_config=tune.FailureConfig(max_failures=2)),
         )
         before = budget.count
-        tuner.fit()
+        try:
+            tuner.fit()
+        except Exception:  # Tune's own files may be the next thing a full disk breaks
+            if searcher.storage_failure is None:
+                raise
+        if searcher.storage_failure is not None:
+            raise searcher.storage_failure
         if budget.count == before and not budget.stop_reason:
             log.warning("a round of %d trial(s) finished none; stopping (see %s)", remaining, sdir / "run.log")
             break
@@ -556,7 +688,7 @@ def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, pr
         study.set_user_attr(BOX_ATTR, box.to_dict())
     if budget.stop_reason:
         log.info("%s", budget.stop_reason)
-    return RunSummary(study_name=spec.study.name, storage=storage_url(spec), study_dir=sdir,
+    return RunSummary(study_name=spec.study.name, storage=safe_url(storage_url(spec)), study_dir=sdir,
                       finished=distinct_budget(spec, study).count, repeats=prog.repeats, stopped=budget.stop_reason,
                       pruned=len(search_trials(study, (TrialState.PRUNED,))),
                       failed=len(search_trials(study, (TrialState.FAIL,))), front=front, references=references,
@@ -567,11 +699,18 @@ def _trial_dirname(trial: Any) -> str:
     return f"trial_{trial.trial_id}"
 
 
+class _QuietFileHandler(logging.FileHandler):
+    """The run's log file; a full or read-only disk stops it quietly (the run itself reports that)."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass
+
+
 def _log_to_file(path: Path) -> None:
     root = logging.getLogger("wfsearch")
     if any(isinstance(h, logging.FileHandler) and h.baseFilename == str(path.resolve()) for h in root.handlers):
         return
-    handler = logging.FileHandler(path)
+    handler = _QuietFileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.setLevel(logging.INFO)
     root.addHandler(handler)
