@@ -67,6 +67,8 @@ def main() -> int:
         for seed_, scheduler, distinct, complete, pruned, front, _ in pair:
             hv = box.hypervolume([t.values for t in front]) if box is not None else 0.0
             rows.append((seed_, scheduler, distinct, complete, pruned, len(front), hv, box))
+            print(f"seed {seed_} {scheduler}: normalized hypervolume {hv:.3f} in the seed's box "
+                  f"({box.describe() if box is not None else '-'})", file=sys.stderr, flush=True)
     print(f"# {args.spec} {' '.join('--set ' + o for o in args.overrides)}, {args.budget:.0f}s of search each; normalized hypervolume, one box per seed (the two "
           "studies' feasible trials: worst..best of each objective, reference point 10% beyond the worst)")
     print(f"{'seed':>4} {'scheduler':<10} {'distinct':>9} {'trained':>8} {'pruned':>7} {'front':>6} {'hypervolume':>12}  box")
@@ -76,6 +78,9 @@ def main() -> int:
     hv = {k: [r[6] for r in rows if r[1] == k] for k in ("mo_asha", "none")}
     mean = {k: sum(v) / len(v) for k, v in hv.items()}
     diffs = [a - b for a, b in zip(hv["mo_asha"], hv["none"])]
+    if len(diffs) < 2:
+        print(f"mean normalized hypervolume: mo_asha {mean['mo_asha']:.3f}, none {mean['none']:.3f}")
+        return 0
     wins = sum(d > 0 for d in diffs)
     spread = (f", paired difference {statistics.mean(diffs):+.3f} (sd {statistics.stdev(diffs):.3f})"
               if len(diffs) > 1 else "")

@@ -88,3 +88,61 @@ def test_noise_summary_says_which_front_members_are_indistinguishable():
     assert s.indistinguishable == ((10, 16),)
     text = "\n".join(s.lines())
     assert "trials 10 and 16 are indistinguishable within noise" in text and "trial 9 (dominated only" in text
+
+
+def _noisy_study(folder):
+    """Three architectures and a re-sample, stored as `wfsearch run` stores them, intervals as metrics."""
+    import warnings
+
+    import optuna
+    from optuna.trial import create_trial
+
+    import wfsearch
+    from wfsearch.models import MODEL_SIZES, ArchConfig
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    folder.mkdir(parents=True)
+    study = optuna.create_study(study_name=folder.name, storage=f"sqlite:///{folder / 'optuna.db'}",
+                                directions=["maximize", "maximize"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(["accuracy", "throughput"])
+    study.set_user_attr("spec", {"study": {"name": folder.name}, "throughput": {"img_size": 32, "batch_size": 16}})
+    study.set_user_attr("wfsearch_version", wfsearch.__version__)
+    size = {**MODEL_SIZES["weightformer_test"], "img_size": 16}
+    archs = [ArchConfig(**size), ArchConfig(**{**size, "fc1_predictor": "none"}),
+             ArchConfig(**{**size, "dwconv_predictor": "none"})]
+    # (arch, accuracy [low, high], throughput [low, high]): 0 and 1 trade off within the noise; 2 is far behind
+    rows = [(0, 0.50, (0.45, 0.55), 100.0, (95.0, 105.0)), (1, 0.52, (0.47, 0.57), 98.0, (93.0, 103.0)),
+            (2, 0.30, (0.27, 0.33), 60.0, (58.0, 62.0)), (0, 0.50, (0.45, 0.55), 100.0, (95.0, 105.0))]
+    for i, (a, acc, (al, ah), tp, (tl, th)) in enumerate(rows):
+        reason = "ok" if i < 3 else "ok (same architecture as trial 0, not trained again)"
+        study.add_trial(create_trial(values=[acc, tp], user_attrs={
+            "kind": "search", "arch": archs[a].to_dict(), "arch_hash": archs[a].hash, "status_reason": reason,
+            "metrics": {"accuracy": acc, "throughput": tp, "accuracy_low": al, "accuracy_high": ah,
+                        "throughput_low": tl, "throughput_high": th, "params": 1000},
+            "costs": {"params": 1000, "macs": 1e6, "throughput": tp}, "proxy": {"epochs": 1, "dataset": "synthetic"},
+            "curve": [{"epoch": 1, "accuracy": acc, "loss": 1.0}]}))
+    return folder
+
+
+def test_show_report_and_pick_say_when_front_members_are_indistinguishable(tmp_path, capsys):
+    from wfsearch.cli import main
+    from wfsearch.report import hypervolume_data, load_view, noise_data, pareto_data, show_text
+
+    folder = _noisy_study(tmp_path / "studies" / "noisy")
+    view = load_view(folder)
+    text = show_text(view)
+    # the re-sample of trial 0 is not a second point: 2 on the front, as `run` and --pick count it
+    assert "2 on the Pareto front" in text and "1 trained trials re-sampled" in text
+    assert "noise: trials 0 and 1 are indistinguishable within noise" in text
+    s = noise_data(view)
+    assert s.plausible == (0, 1) and 2 not in s.plausible  # the clearly dominated trial is not plausibly optimal
+    assert "normalized" in text and hypervolume_data(view).box.worst == (0.30, 60.0)
+    front = [p for p in pareto_data(view).points if p.group == "front"]
+    assert {(p.number, p.y_low, p.y_high, p.x_low, p.x_high) for p in front} == {
+        (0, 0.45, 0.55, 95.0, 105.0), (1, 0.47, 0.57, 93.0, 103.0)}  # the plot's error bars
+    rc = main(["export", str(folder), "--pick", "max accuracy", "--output", str(tmp_path / "r.yaml")])
+    out = capsys.readouterr().out
+    assert rc == 0 and "trial 1 (" in out
+    assert "note: trial 1 is indistinguishable within noise from trial 0" in out
