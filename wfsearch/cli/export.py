@@ -45,6 +45,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _say_noise(snap, picked) -> None:
+    """Tell the user when the picked trial cannot be told apart from other front members within noise."""
+    from wfsearch.report.data import noise_data
+
+    s = noise_data(snap)
+    for group in s.indistinguishable:
+        if picked.number in group:
+            others = [n for n in group if n != picked.number]
+            print(f"note: trial {picked.number} is indistinguishable within noise from trial"
+                  f"{'s' if len(others) > 1 else ''} {', '.join(map(str, others))} (90% intervals overlap in every "
+                  "objective): the rule's choice among them is not measured")
+    if s.within_noise:
+        print(f"note: trial{'s' if len(s.within_noise) > 1 else ''} {', '.join(map(str, s.within_noise))} "
+              "off the front are plausibly optimal too (dominated only within noise)")
+
+
 def run(args: argparse.Namespace) -> int:
     from wfsearch.export import (find_trial, parse_pick, recipe_from_trial, recipe_path_for, save_recipe,
                                  save_timm_args, select)
@@ -65,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"export: choose a trial with --trial N or --pick RULE "
                             f"(e.g. --pick 'max {objectives[0]}'); trials on the front: {nums}")
         trial = select(front, parse_pick(args.pick), snap.metrics)
+        _say_noise(snap, trial)
     path = Path(args.output) if args.output else recipe_path_for(snap, trial)
     timm_path = path.with_name(path.stem + ".timm.yaml")
     for target in [path] + ([timm_path] if args.format == "timm" else []):

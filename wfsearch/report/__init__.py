@@ -8,8 +8,8 @@ tested by equality), plotly figures second (`figures`), one self-contained page 
     write_report(data, view.folder / "report.html")
 """
 from .data import (Axis, Curve, CurvesData, HypervolumeData, HypervolumeStep, Importances, ParallelData, ParetoData,
-                   Point, TrialRow, captions, curves_data, front_rows, hypervolume_data, importance_data, parallel_data,
-                   pareto_data,
+                   Point, TrialRow, captions, curves_data, distinct_trained, front_rows, hypervolume_data,
+                   importance_data, noise_data, parallel_data, pareto_data,
                    reference_rows, trial_rows)
 from .page import ReportData, render_html, report_data, write_report
 from .scaling import DEFAULT_RESOLUTIONS, ScalingData, ScalingSeries, macs_at, scaling_data
@@ -18,7 +18,7 @@ from .text import all_trials_text, show_text
 
 __all__ = [
     "Axis", "Curve", "CurvesData", "TrialRow", "captions", "curves_data", "HypervolumeData", "HypervolumeStep",
-    "Importances", "ParallelData", "ParetoData", "Point", "Row",
+    "Importances", "ParallelData", "ParetoData", "Point", "Row", "distinct_trained", "noise_data",
     "front_rows", "hypervolume_data", "importance_data", "parallel_data", "pareto_data",
     "reference_rows", "ReportData", "render_html", "report_data", "write_report", "DEFAULT_RESOLUTIONS",
     "ScalingData", "ScalingSeries", "macs_at", "scaling_data", "show_text", "all_trials_text", "trial_rows",

@@ -14,7 +14,9 @@ import optuna
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
-from wfsearch.study import StudySnapshot, TrialRecord, hypervolume_history, reference_point
+from wfsearch.study import StudySnapshot, TrialRecord
+from wfsearch.study.hypervolume import HypervolumeBox
+from wfsearch.study.noise import NoiseSummary, noise_summary
 from wfsearch.study.record import finite
 
 from .table import Row, describe_arch, record_row, row_values
@@ -40,6 +42,16 @@ class Point:
     arch: dict
     costs: dict
     status: str
+    # the 90% interval of each coordinate (`<metric>_low/_high` of the trial), None when it has none
+    x_low: float | None = None
+    x_high: float | None = None
+    y_low: float | None = None
+    y_high: float | None = None
+
+
+def _bounds(m: dict, name: str, value: float) -> tuple[float | None, float | None]:
+    lo, hi = m.get(f"{name}_low"), m.get(f"{name}_high")
+    return (lo, hi) if finite(lo) and finite(hi) and lo <= value <= hi else (None, None)
 
 
 @dataclass(frozen=True)
@@ -91,9 +103,11 @@ def pareto_data(view: StudySnapshot) -> ParetoData:
             unplotted[group] = unplotted.get(group, 0) + 1
             continue
         arch = t.arch or {}
+        m = view.metrics(t) if group in ("front", "dominated") else {}
+        (xl, xh), (yl, yh) = _bounds(m, x, xy[0]), _bounds(m, y, xy[1])
         points.append(Point(group=group, number=t.number, label=f"trial {t.number}", x=xy[0], y=xy[1],
                             fc1=str(arch.get("fc1_predictor", "")), dwconv=str(arch.get("dwconv_predictor", "")),
-                            arch=arch, costs=_costs(view, t), status=t.reason))
+                            arch=arch, costs=_costs(view, t), status=t.reason, x_low=xl, x_high=xh, y_low=yl, y_high=yh))
     for r in view.references:
         xy = _coords(view, r, x, y)
         name = str(r.name or r.timm_model or f"reference {r.number}")
@@ -122,27 +136,55 @@ class HypervolumeStep:
 class HypervolumeData:
     objectives: tuple[str, ...]
     directions: tuple[str, ...]
-    reference: tuple[float, ...]
+    box: HypervolumeBox | None  # the normalized hypervolume's box (None before a trained trial)
     steps: tuple[HypervolumeStep, ...]
+
+    def describe(self) -> str:
+        """``normalized; box accuracy 0.2..0.45, throughput 310..620 (worst..best); reference 10% beyond the worst``."""
+        if self.box is None:
+            return "normalized; no trained trial yet"
+        return (f"normalized: each objective scaled from its worst to its best feasible value ({self.box.describe()}), "
+                f"reference point {100 * self.box.margin:.0f}% of each range beyond the worst; 1 = one trial best in all")
 
     @property
     def final(self) -> float:
         return self.steps[-1].hypervolume if self.steps else 0.0
 
 
+def distinct_trained(view: StudySnapshot) -> list[TrialRecord]:
+    """The trained search trials, one per architecture (a re-sample that reused a result is not another point)."""
+    out, seen = [], set()
+    for t in sorted(view.finished(), key=lambda t: t.number):
+        h = t.arch_hash
+        if h is None or h not in seen:
+            out.append(t)
+            seen.add(h)
+    return out
+
+
+def noise_data(view: StudySnapshot) -> NoiseSummary:
+    """Which trials are plausibly optimal and which front members are indistinguishable within noise."""
+    trials = [t for t in distinct_trained(view) if t.values and all(finite(v) for v in t.values)]
+    return noise_summary([(t.number, tuple(t.values), view.metrics(t)) for t in trials], view.objectives,
+                         view.directions, [t.number for t in view.front])
+
+
 def hypervolume_data(view: StudySnapshot) -> HypervolumeData:
-    feasible = {t.number for t in view.finished()}
+    distinct = distinct_trained(view)
+    feasible = {t.number for t in distinct}
     done = [t for t in view.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)]
     done.sort(key=lambda t: (t.datetime_complete is None, t.datetime_complete or 0, t.number))
-    ref = reference_point(view.directions, [tuple(t.values) for t in done if t.number in feasible])
+    box = HypervolumeBox.of([tuple(t.values) for t in distinct], view.directions, view.objectives)
     starts = [t.datetime_start for t in view.trials if t.datetime_start is not None]
     t0 = min(starts) if starts else None
-    history = hypervolume_history([t.values if t.number in feasible else None for t in done], view.directions, ref)
-    steps = []
-    for i, (t, hv) in enumerate(zip(done, history), 1):
+    steps, values, hv = [], [], 0.0
+    for i, t in enumerate(done, 1):
+        if t.number in feasible:
+            values.append(tuple(t.values))
+            hv = box.hypervolume(values)
         seconds = (t.datetime_complete - t0).total_seconds() if t0 and t.datetime_complete else None
         steps.append(HypervolumeStep(finished=i, number=t.number, seconds=seconds, hypervolume=hv))
-    return HypervolumeData(objectives=view.objectives, directions=view.directions, reference=ref, steps=tuple(steps))
+    return HypervolumeData(objectives=view.objectives, directions=view.directions, box=box, steps=tuple(steps))
 
 
 # --------------------------------------------------------------------------- parameter importances

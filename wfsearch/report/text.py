@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from wfsearch.study import StudySnapshot
 
-from .data import front_rows, hypervolume_data, knob_names, reference_rows
+from .data import distinct_trained, front_rows, hypervolume_data, knob_names, noise_data, reference_rows
 from .figures import fmt
 from .table import record_row, text_table
 
@@ -22,11 +22,12 @@ def scales_text(view: StudySnapshot) -> str:
 def show_text(view: StudySnapshot) -> str:
     counts = view.counts()
     hv = hypervolume_data(view)
-    ref = ", ".join(f"{o}={fmt(r)}" for o, r in zip(hv.objectives, hv.reference))
+    repeats = len(view.finished()) - len(distinct_trained(view))
     lines = [f"study {view.name!r}  ({view.storage_url})",
              f"objectives: " + ", ".join(f"{o} ({d[:3]})" for o, d in zip(view.objectives, view.directions)),
-             f"trials: {view.counts_text()}; {len(view.front)} on the Pareto front",
-             f"hypervolume: {hv.final:.5g} (reference point {ref})", scales_text(view)]
+             f"trials: {view.counts_text()}; {len(view.front)} on the Pareto front"
+             + (f" ({repeats} trained trials re-sampled an architecture already evaluated: not counted)" if repeats else ""),
+             f"hypervolume: {hv.final:.3f} ({hv.describe()})", scales_text(view)]
     if counts["failed"]:
         lines.append("failures: " + ", ".join(f"{k} x{v}" for k, v in view.failure_reasons().items()))
     if counts["running"]:
@@ -35,6 +36,7 @@ def show_text(view: StudySnapshot) -> str:
     front = front_rows(view)
     if front:
         lines += ["Pareto front (export a row with the command under it)", *text_table(front, "trial", True)]
+        lines += [f"noise: {line}" for line in noise_data(view).lines()]
     elif not view.trials:
         lines.append("no trials yet: start or continue the study with `wfsearch run SPEC`")
     else:

@@ -23,10 +23,13 @@ from optuna.trial import TrialState
 import wfsearch
 from wfsearch.errors import UserError
 from wfsearch.study import (CONSTRAINTS_ATTR, Status, TrialRecord, archive_study, as_dicts, cached_result,
-                            constraint_values, fail_stale_trials, hypervolume, known_results, open_storage,
+                            constraint_values, fail_stale_trials, known_results, open_storage,
                             pareto_front, read_records, references_study_name, safe_url, sqlite_path, study_dir)
 from wfsearch.study.naming import default_storage_url
+from wfsearch.study.hypervolume import BOX_ATTR, HypervolumeBox
 from wfsearch.study.record import outcome_attrs
+
+from .budget import DistinctBudget
 
 from .progress import ProgressPrinter, SearchProgress
 from .searcher import StorageFailureStopper, StudySearcher
@@ -51,6 +54,8 @@ class RunSummary:
     hypervolume: float = 0.0
     archived_as: str | None = None
     seconds: float = 0.0
+    repeats: int = 0  # re-sampled architectures told their known result (not counted in ``finished``)
+    stopped: str | None = None  # why the search ended below its budget (the space is exhausted)
 
 
 # --------------------------------------------------------------------------- study helpers
@@ -78,6 +83,31 @@ def objective_names(spec: Any) -> tuple[list[str], list[str]]:
 
 def search_records(study: optuna.Study, states: tuple = (TrialState.COMPLETE,)) -> list[TrialRecord]:
     return [r for r in read_records(study, states) if r.is_search]
+
+
+def pareto_candidates(study: optuna.Study) -> list[TrialRecord]:
+    """The trained trials, one per architecture (a repeat that reused an earlier result is not a second point)."""
+    out, seen = [], set()
+    for r in search_records(study):
+        if r.trained and (r.arch_hash is None or r.arch_hash not in seen):
+            out.append(r)
+            seen.add(r.arch_hash)
+    return out
+
+
+def trial_identity(r: TrialRecord) -> str:
+    """The architecture a trial evaluated (its hash; the sampled knobs of one that does not build)."""
+    return DistinctBudget.identity(r.arch_hash, r.params)
+
+
+def distinct_budget(spec: Any, study: optuna.Study) -> DistinctBudget:
+    """The budget of ``spec.study.trials`` distinct architectures, with those the study has finished."""
+    size = spec.size
+    budget = DistinctBudget(total=spec.study.trials,
+                            space_size=None if size.continuous or size.combinations is None else size.combinations)
+    for r in search_records(study, (TrialState.COMPLETE, TrialState.PRUNED)):
+        budget.add(trial_identity(r))
+    return budget
 
 
 def hardware_info() -> dict[str, Any]:
@@ -528,11 +558,11 @@ def _run_search(spec: Any, *, address: str | None, fresh: bool, progress: bool, 
 
     finished_states = (TrialState.COMPLETE, TrialState.PRUNED)
     prog = SearchProgress(total=spec.study.trials, objectives=names, directions=directions)
-    prog.finished = len(search_records(study, finished_states))
-    records = search_records(study)
-    for r in records:
-        if r.trained:
-            prog.add_point(r.values, r.arch_hash)
+    budget = distinct_budget(spec, study)
+    prog.finished = budget.count
+    records = search_records(study, finished_states)
+    for r in pareto_candidates(study):
+        prog.add_point(r.values, r.arch_hash)
     printer = ProgressPrinter(prog, stream=stream, enabled=progress)
     known = known_results(records, max_epochs)
     inflight: dict[str, int] = {}
@@ -542,31 +572,34 @@ def _run_search(spec: Any, *, address: str | None, fresh: bool, progress: bool, 
         h = r.arch_hash
         if h and inflight.get(h) == r.trial_id:
             del inflight[h]
-        if r.state == TrialState.COMPLETE:
-            prog.finished += 1
-            if r.trained:
-                prog.add_point(r.values, r.arch_hash)
-                if h and h not in known:
-                    known[h] = cached_result(r, max_epochs)
-        elif r.state == TrialState.PRUNED:
-            prog.finished += 1
-            prog.pruned += 1
-        else:
+        if r.state not in finished_states:
             prog.failed += 1
+            return
+        if not budget.add(trial_identity(r)):
+            prog.repeats += 1  # a re-sample: known result, no budget, not a second point on the front
+            return
+        prog.finished = budget.count
+        if r.state == TrialState.PRUNED:
+            prog.pruned += 1
+        elif r.trained:
+            prog.add_point(r.values, h)
+        if h and h not in known and (r.state == TrialState.PRUNED or r.trained):
+            known[h] = cached_result(r, max_epochs)
 
     concurrency = _concurrency(spec)
     prog.concurrency = concurrency
     trainable = tune.with_resources(tune.with_parameters(run_trial, settings=settings),
                                     {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial})
+    t_search = time.monotonic()  # the time budget counts search, not Ray's start-up or the references
     for round_ in range(MAX_ROUNDS):
-        remaining = spec.study.trials - len(search_records(study, finished_states))
-        if remaining <= 0:
+        remaining = budget.total - budget.count
+        if remaining <= 0 or budget.stop_reason:
             break
-        if time_budget_s is not None and time.monotonic() - t0 >= time_budget_s:
+        if time_budget_s is not None and time.monotonic() - t_search >= time_budget_s:
             break
         searcher = StudySearcher(SpaceFunction(spec, constraints, known, inflight), names, directions, max_epochs,
                                  on_told=on_told, sampler=study.sampler, study_name=spec.study.name,
-                                 storage=storage)
+                                 storage=storage, budget=budget)
         scheduler = None
         if spec.study.scheduler.type == "mo_asha" and len(spec.proxy.epochs) > 1:
             from .scheduler import ParetoSuccessiveHalving
@@ -575,18 +608,18 @@ def _run_search(spec: Any, *, address: str | None, fresh: bool, progress: bool, 
                                                 trial_number=searcher.trial_number)
         tuner = tune.Tuner(
             trainable,
-            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=remaining,
+            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=4 * remaining + 16,
                                         max_concurrent_trials=concurrency, reuse_actors=True,
                                         trial_dirname_creator=_trial_dirname,
                                         time_budget_s=None if time_budget_s is None
-                                        else max(1.0, time_budget_s - (time.monotonic() - t0))),
+                                        else max(1.0, time_budget_s - (time.monotonic() - t_search))),
             run_config=tune.RunConfig(name=f"round-{int(time.time())}-{round_}",
                                       storage_path=str((sdir / "ray").resolve()), verbose=0,
                                       callbacks=[printer], log_to_file=True,
                                       stop=StorageFailureStopper(searcher),
                                       failure_config=tune.FailureConfig(max_failures=2)),
         )
-        before = len(search_records(study, finished_states))
+        before = budget.count
         try:
             tuner.fit()
         except Exception:  # Tune's own files may be the next thing a full disk breaks
@@ -594,15 +627,20 @@ def _run_search(spec: Any, *, address: str | None, fresh: bool, progress: bool, 
                 raise
         if searcher.storage_failure is not None:
             raise searcher.storage_failure
-        if len(search_records(study, finished_states)) == before:
+        if budget.count == before and not budget.stop_reason:
             log.warning("a round of %d trial(s) finished none; stopping (see %s)", remaining, sdir / "run.log")
             break
     printer.emit(final=True)
     study = optuna.load_study(study_name=spec.study.name, storage=storage)
     front = pareto_front(search_records(study), directions)
-    hv = hypervolume([t.values for t in front], directions, prog.reference_point()) if front else 0.0
+    box = HypervolumeBox.of([t.values for t in pareto_candidates(study)], directions, names)
+    hv = box.hypervolume([t.values for t in front]) if box is not None else 0.0
+    if box is not None:
+        study.set_user_attr(BOX_ATTR, box.to_dict())
+    if budget.stop_reason:
+        log.info("%s", budget.stop_reason)
     return RunSummary(study_name=spec.study.name, storage=safe_url(storage_url(spec)), study_dir=sdir,
-                      finished=len(search_records(study, finished_states)),
+                      finished=distinct_budget(spec, study).count, repeats=prog.repeats, stopped=budget.stop_reason,
                       pruned=len(search_records(study, (TrialState.PRUNED,))),
                       failed=len(search_records(study, (TrialState.FAIL,))), front=front, references=references,
                       hypervolume=hv, archived_as=archived, seconds=time.monotonic() - t0)

@@ -153,7 +153,12 @@ def outcome_attrs(result: dict[str, Any], status: Status, reason: str, kind: str
 
 
 def cached_result(record: TrialRecord, max_epochs: int) -> dict[str, Any]:
-    """A trained trial's result, to hand to a later trial of the same architecture instead of training it."""
+    """A trained (or pruned) trial's result, to hand to a later trial of the same architecture instead
+    of training it."""
+    if record.state == TrialState.PRUNED:
+        return {"status": Status.PRUNED.value, "status_reason": f"{record.reason or 'pruned'} (same architecture "
+                f"as trial {record.number}, not trained again)", "metrics": dict(record.metrics),
+                "costs": record.costs, "curve": list(record.curve), "deployed_arch": record.deployed_arch}
     return {"status": Status.OK.value,
             "status_reason": f"ok (same architecture as trial {record.number}, not trained again)",
             "metrics": dict(record.metrics), "costs": record.costs, "curve": list(record.curve),
@@ -162,9 +167,9 @@ def cached_result(record: TrialRecord, max_epochs: int) -> dict[str, Any]:
 
 
 def known_results(records: list[TrialRecord], max_epochs: int) -> dict[str, dict]:
-    """Results of the architectures already trained, by arch hash (the first trial of each)."""
+    """Results of the architectures already trained or stopped at a rung, by arch hash (the first trial of each)."""
     known: dict[str, dict] = {}
     for r in records:
-        if r.is_search and r.trained and r.arch_hash and r.arch_hash not in known:
+        if r.is_search and (r.trained or r.state == TrialState.PRUNED) and r.arch_hash and r.arch_hash not in known:
             known[r.arch_hash] = cached_result(r, max_epochs)
     return known
