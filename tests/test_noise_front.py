@@ -128,10 +128,11 @@ def _noisy_study(folder):
 
 def test_show_report_and_pick_say_when_front_members_are_indistinguishable(tmp_path, capsys):
     from wfsearch.cli import main
-    from wfsearch.report import hypervolume_data, load_view, noise_data, pareto_data, show_text
+    from wfsearch.report import hypervolume_data, noise_data, pareto_data, show_text
+    from wfsearch.study import read_study
 
     folder = _noisy_study(tmp_path / "studies" / "noisy")
-    view = load_view(folder)
+    view = read_study(folder)
     text = show_text(view)
     # the re-sample of trial 0 is not a second point: 2 on the front, as `run` and --pick count it
     assert "2 on the Pareto front" in text and "1 trained trials re-sampled" in text

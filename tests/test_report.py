@@ -19,7 +19,7 @@ from wfsearch.errors import UserError
 from wfsearch.models import MODEL_SIZES, ArchConfig, cost
 from wfsearch.report import (hypervolume_data, importance_data, macs_at, parallel_data, pareto_data, render_html,
                              report_data, scaling_data, show_text, write_report)
-from wfsearch.study import hypervolume, pareto_front, read_records, reference_point, references_study_name
+from wfsearch.study import pareto_front, read_records, references_study_name
 from wfsearch.study import read_study
 
 TEST_SIZE = {**MODEL_SIZES["weightformer_test"], "img_size": 16}

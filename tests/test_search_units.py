@@ -8,7 +8,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from wfsearch.study import constraint_values, hypervolume, nondominated_ranks, pareto_order
+from wfsearch.study import constraint_values, dominated_hypervolume, nondominated_ranks, pareto_order
 from wfsearch.study.front import crowding_distances
 from wfsearch.search.scheduler import ParetoSuccessiveHalving
 from wfsearch.search.searcher import StudySearcher
@@ -39,10 +39,10 @@ def test_ranks_crowding_and_order():
 
 
 def test_hypervolume_2d():
-    assert hypervolume([[1.0, 1.0]], MAXMAX, [0.0, 0.0]) == pytest.approx(1.0)
-    assert hypervolume([[1.0, 2.0], [2.0, 1.0]], MAXMAX, [0.0, 0.0]) == pytest.approx(3.0)
-    assert hypervolume([[1.0, 2.0], [0.5, 0.5]], MAXMAX, [0.0, 0.0]) == pytest.approx(2.0)
-    assert hypervolume([], MAXMAX, [0.0, 0.0]) == 0.0
+    assert dominated_hypervolume([[1.0, 1.0]], MAXMAX, [0.0, 0.0]) == pytest.approx(1.0)
+    assert dominated_hypervolume([[1.0, 2.0], [2.0, 1.0]], MAXMAX, [0.0, 0.0]) == pytest.approx(3.0)
+    assert dominated_hypervolume([[1.0, 2.0], [0.5, 0.5]], MAXMAX, [0.0, 0.0]) == pytest.approx(2.0)
+    assert dominated_hypervolume([], MAXMAX, [0.0, 0.0]) == 0.0
 
 
 def test_scheduler_promotes_by_pareto_rank():

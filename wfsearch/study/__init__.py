@@ -10,7 +10,7 @@ No Ray import (readers such as ``wfsearch show`` and ``report`` stay light), no 
 - `snapshot`: a study read once (`read_study`), what report, export and show compute from.
 """
 from .constraints import as_dicts, constraint_values, first_violation, holds, violations
-from .front import hypervolume, hypervolume_history, nondominated_ranks, pareto_front, pareto_order, reference_point
+from .front import dominated_hypervolume, hypervolume_history, nondominated_ranks, pareto_front, pareto_order, reference_point
 from .naming import check_study_name, mask_secrets, references_study_name, safe_url, study_dir
 from .record import CONSTRAINTS_ATTR, Status, TrialRecord, cached_result, known_results, outcome_attrs
 from .snapshot import GROUPS, StudySnapshot, objective_names, read_records, read_study, snapshot
@@ -18,7 +18,7 @@ from .storage import OpenStudy, archive_study, fail_stale_trials, open_storage, 
 
 __all__ = [
     "as_dicts", "constraint_values", "first_violation", "holds", "violations",
-    "hypervolume", "hypervolume_history", "nondominated_ranks", "pareto_front", "pareto_order", "reference_point",
+    "dominated_hypervolume", "hypervolume_history", "nondominated_ranks", "pareto_front", "pareto_order", "reference_point",
     "check_study_name", "mask_secrets", "references_study_name", "safe_url", "study_dir",
     "CONSTRAINTS_ATTR", "Status", "TrialRecord", "cached_result", "known_results", "outcome_attrs",
     "GROUPS", "StudySnapshot", "objective_names", "read_records", "read_study", "snapshot",

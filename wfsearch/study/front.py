@@ -80,7 +80,7 @@ def reference_point(directions: Sequence[str], values: Sequence[Sequence[float]]
                  for j, d in enumerate(directions))
 
 
-def hypervolume(values: Sequence[Sequence[float]], directions: Sequence[str], reference: Sequence[float]) -> float:
+def dominated_hypervolume(values: Sequence[Sequence[float]], directions: Sequence[str], reference: Sequence[float]) -> float:
     """Hypervolume dominated by ``values`` with respect to ``reference`` (in the objectives' own units)."""
     if len(values) == 0:
         return 0.0
