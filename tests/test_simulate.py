@@ -116,6 +116,7 @@ def test_saved_simulated_study_reads_like_a_real_one(spec, table_and_truth, tmp_
     assert "front" in text.lower()
 
 
+@pytest.mark.slow
 def test_simulate_cli_writes_a_study(table_and_truth, tmp_path, capsys):
     from wfsearch.cli import main
 

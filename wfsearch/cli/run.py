@@ -27,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="start a new study; the old one is kept as <name>-<timestamp>")
     p.add_argument("--no-progress", action="store_true", help="no live progress line")
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
-                   help="stop starting new trials after this many seconds")
+                   help="stop starting new trials after this many seconds of search (Ray's start-up, the "
+                        "references and the speed calibration not counted)")
     p.add_argument("--noop", action="store_true", help=argparse.SUPPRESS)  # orchestration benchmark
     p.set_defaults(func=run)
 
@@ -54,9 +55,12 @@ def print_summary(summary) -> None:
     out = sys.stdout
     if summary.archived_as:
         print(f"previous study kept as {summary.archived_as!r}", file=out)
-    print(f"\nstudy {summary.study_name!r}: {summary.finished} finished ({summary.pruned} pruned), "
-          f"{summary.failed} failed, {len(summary.front)} on the front, hypervolume {summary.hypervolume:.4g}, "
-          f"{summary.seconds:.0f}s", file=out)
+    if summary.stopped:
+        print(f"\n{summary.stopped}", file=out)
+    repeats = f", {summary.repeats} re-sampled (told their known result, not counted)" if summary.repeats else ""
+    print(f"\nstudy {summary.study_name!r}: {summary.finished} distinct architectures finished ({summary.pruned} "
+          f"pruned), {summary.failed} failed{repeats}, {len(summary.front)} on the front, normalized hypervolume "
+          f"{summary.hypervolume:.3f}, {summary.seconds:.0f}s", file=out)
     rows = [("front", t) for t in sorted(summary.front, key=lambda t: -t.values[0])]
     rows += [("reference", t) for t in summary.references]
     if rows:

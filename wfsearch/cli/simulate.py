@@ -46,8 +46,10 @@ def run(args: argparse.Namespace) -> int:
     table = load_table(args.table)
     study, s = simulate(spec, table, workers=args.workers, seed=args.seed, max_trials=args.trials,
                         time_budget_s=args.time_budget)
+    from wfsearch.study import study_dir
+
     name = f"{spec.study.name}-simulated"
-    out_dir = Path(args.output or Path("studies") / name)
+    out_dir = Path(args.output) if args.output else study_dir(name)
     url = f"sqlite:///{out_dir / 'optuna.db'}"
     save_study(study, spec, table, url, name)
     front = []
