@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import optuna

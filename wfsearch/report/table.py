@@ -8,7 +8,7 @@ import csv
 import io
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from wfsearch.study import StudySnapshot, TrialRecord
@@ -39,6 +39,7 @@ class Row:
     arch: str  # the knobs, "key=value ..."
     command: str = ""  # how to export it ("" for references)
     status: str = ""
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)  # 90% intervals of the objectives
 
 
 def header(key: str) -> str:
@@ -69,9 +70,20 @@ def describe_arch(arch: dict | None, knobs: list[str] | None = None) -> str:
 def record_row(t: TrialRecord, objectives: tuple[str, ...] | list[str], command: str = "",
                knobs: list[str] | None = None) -> Row:
     arch = {**(t.arch or {}), **t.params} or ({"timm_model": t.timm_model} if t.timm_model else {})
+    numbers = t.numbers(objectives)
     return Row(label=t.name or str(t.number), number=None if t.kind == "reference" else t.number,
-               values=row_values(t.numbers(objectives), objectives), arch=describe_arch(arch, knobs),
-               command=command, status=t.reason)
+               values=row_values(numbers, objectives), arch=describe_arch(arch, knobs),
+               command=command, status=t.reason, intervals=intervals_of(numbers, objectives or ("accuracy", "throughput")))
+
+
+def intervals_of(numbers: dict[str, float], keys) -> dict[str, tuple[float, float]]:
+    """The 90% intervals stored as ``<metric>_low``/``<metric>_high`` around the value, by metric."""
+    out = {}
+    for k in keys:
+        v, lo, hi = numbers.get(k), numbers.get(f"{k}_low"), numbers.get(f"{k}_high")
+        if v is not None and lo is not None and hi is not None and lo <= v <= hi:
+            out[k] = (lo, hi)
+    return out
 
 
 def columns_of(rows: list[Row]) -> list[str]:
@@ -84,8 +96,9 @@ def text_table(rows: list[Row], first: str, with_command: bool = False, with_sta
     """Aligned columns: the label, every column known for the rows, the architecture (and export command)."""
     keys = columns_of(rows)
     head = [first, *(header(k) for k in keys), *(["status"] if with_status else []), "architecture"]
-    cells = [[r.label, *(cell(k, r.values.get(k)) for k in keys), *([r.status] if with_status else []), r.arch]
-             for r in rows]
+    cells = [[r.label, *(cell(k, r.values.get(k)) + (f" [{cell(k, r.intervals[k][0])}, {cell(k, r.intervals[k][1])}]"
+                                                     if k in r.intervals else "") for k in keys),
+              *([r.status] if with_status else []), r.arch] for r in rows]
     widths = [max(len(str(c)) for c in col) for col in zip(head, *cells)]
     numeric = [False, *([True] * len(keys)), *([False] if with_status else []), False]
 

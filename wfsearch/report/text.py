@@ -26,7 +26,8 @@ def show_text(view: StudySnapshot) -> str:
     lines = [f"study {view.name!r}  ({view.storage_url})",
              f"objectives: " + ", ".join(f"{o} ({d[:3]})" for o, d in zip(view.objectives, view.directions)),
              f"trials: {view.counts_text()}; {len(view.front)} on the Pareto front"
-             + (f" ({repeats} trained trials re-sampled an architecture already evaluated: not counted)" if repeats else ""),
+             + (f" ({repeats} trained trial{'s' if repeats != 1 else ''} re-sampled an architecture already evaluated: "
+                "not counted)" if repeats else ""),
              f"hypervolume: {hv.final:.3f} ({hv.describe()})", scales_text(view)]
     if counts["failed"]:
         lines.append("failures: " + ", ".join(f"{k} x{v}" for k, v in view.failure_reasons().items()))
