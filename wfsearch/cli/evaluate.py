@@ -174,6 +174,8 @@ def _fmt(metric: str, v: Any, interval: dict | None = None) -> str:
     from wfsearch.proxy.uncertainty import Interval
 
     iv = Interval.from_dict(interval)
+    if iv is not None and iv.low == iv.high:  # one repeat: no interval to show
+        iv = None
     if metric == "accuracy":
         return iv.format(".3f") if iv else f"{v:.3f}"
     if metric in ("throughput", "throughput_raw"):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
@@ -302,6 +302,7 @@ class Row:
     values: dict[str, float]  # objectives, then the costs in COST_KEYS that are known
     arch: str  # the knobs, "key=value ..."
     command: str  # how to export it ("" for references)
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)  # 90% intervals of the objectives
 
 
 def describe_arch(arch: dict | None, knobs: list[str] | None = None) -> str:
@@ -311,6 +312,16 @@ def describe_arch(arch: dict | None, knobs: list[str] | None = None) -> str:
         return f"timm:{arch['timm_model']}"
     keys = [k for k in (knobs or ARCH_KNOBS) if k in arch]
     return " ".join(f"{k.replace('_predictor', '')}={arch[k]}" for k in keys)
+
+
+def _row_intervals(view: StudyView, t: FrozenTrial) -> dict[str, tuple[float, float]]:
+    m = view.metrics(t)
+    out = {}
+    for k in view.objectives:
+        lo, hi = _bounds(m, k, m[k]) if k in m else (None, None)
+        if lo is not None:
+            out[k] = (lo, hi)
+    return out
 
 
 def _row_values(view: StudyView, t: FrozenTrial) -> dict[str, float]:
@@ -325,7 +336,8 @@ def front_rows(view: StudyView) -> list[Row]:
     for t in sorted(view.front, key=lambda t: (-sign * t.values[0], t.number)):
         knobs = {**(t.user_attrs.get("arch") or {}), **t.params}
         rows.append(Row(label=str(t.number), number=t.number, values=_row_values(view, t),
-                        arch=describe_arch(knobs, knob_names(view, [t]) or None), command=view.export_command(t.number)))
+                        arch=describe_arch(knobs, knob_names(view, [t]) or None), command=view.export_command(t.number),
+                        intervals=_row_intervals(view, t)))
     return rows
 
 
@@ -335,7 +347,8 @@ def reference_rows(view: StudyView) -> list[Row]:
     for r in view.references:
         arch = r.user_attrs.get("arch") or ({"timm_model": r.user_attrs["timm_model"]} if r.user_attrs.get("timm_model") else {})
         rows.append(Row(label=str(r.user_attrs.get("reference_name") or f"reference {r.number}"), number=None,
-                        values=_row_values(view, r), arch=describe_arch(arch, space), command=""))
+                        values=_row_values(view, r), arch=describe_arch(arch, space), command="",
+                        intervals=_row_intervals(view, r)))
     return rows
 
 

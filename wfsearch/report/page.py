@@ -115,7 +115,10 @@ def _table(rows: list[Row], first: str, commands: bool) -> str:
         ("<th>export</th>" if commands else "")
     body = []
     for r in rows:
-        cells = [f"<td>{_esc(r.label)}</td>"] + [f'<td class="num">{_esc(figures.fmt(r.values.get(k)))}</td>' for k in keys]
+        cells = [f"<td>{_esc(r.label)}</td>"] + [
+            f'<td class="num">{_esc(figures.fmt(r.values.get(k)))}'
+            + (f'<br><small>[{_esc(figures.fmt(r.intervals[k][0]))}, {_esc(figures.fmt(r.intervals[k][1]))}]</small>'
+               if k in r.intervals else "") + "</td>" for k in keys]
         cells.append(f"<td>{_esc(r.arch)}</td>")
         if commands:
             cells.append(f"<td>{_command(r.command)}</td>")

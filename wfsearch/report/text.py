@@ -10,7 +10,9 @@ def table(rows: list[Row], first: str, with_command: bool = False) -> list[str]:
     """Aligned columns: the label, every value known for the rows, the architecture (and export command)."""
     keys = list(dict.fromkeys(k for r in rows for k in r.values))
     header = [first, *(SHORT_NAMES.get(k, k) for k in keys), "architecture"]
-    cells = [[r.label, *(fmt(r.values.get(k), missing="-") for k in keys), r.arch] for r in rows]
+    cells = [[r.label, *(fmt(r.values.get(k), missing="-")
+                         + (f" [{fmt(r.intervals[k][0])}, {fmt(r.intervals[k][1])}]" if k in r.intervals else "")
+                         for k in keys), r.arch] for r in rows]
     widths = [max(len(str(c)) for c in col) for col in zip(header, *cells)]
     numeric = [False, *([True] * len(keys)), False]
 
@@ -33,7 +35,8 @@ def show_text(view: StudyView) -> str:
     lines = [f"study {view.name!r}  ({view.storage_url})",
              f"objectives: " + ", ".join(f"{o} ({d[:3]})" for o, d in zip(view.objectives, view.directions)),
              f"trials: {view.counts_text()}; {len(view.front)} on the Pareto front"
-             + (f" ({repeats} trained trials re-sampled an architecture already evaluated: not counted)" if repeats else ""),
+             + (f" ({repeats} trained trial{'s' if repeats != 1 else ''} re-sampled an architecture already evaluated: "
+                "not counted)" if repeats else ""),
              f"hypervolume: {hv.final:.3f} ({hv.describe()})"]
     if counts["failed"]:
         lines.append("failures: " + ", ".join(f"{k} x{v}" for k, v in view.failure_reasons().items()))
