@@ -16,6 +16,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from wfsearch.errors import UserError
+from wfsearch.study.connect import cannot_open, engine_options
 from wfsearch.study.naming import REFERENCES_SUFFIX, check_study_name, safe_url, study_dir
 
 __all__ = ["OpenStudy", "open_study", "search_front", "trial_metrics", "objective_names", "safe_url"]
@@ -53,7 +54,7 @@ def open_study(path: str | Path | None = None, storage: str | None = None,
         if not db.is_file():
             raise UserError(f"{db}: no study database here; run `wfsearch run SPEC` first or pass --storage URL")
         storage = f"sqlite:///{db}"
-    engine_kwargs: dict[str, Any] = {}
+    engine_kwargs: dict[str, Any] = engine_options(storage)  # bounded waits for a server that does not answer
     if storage.startswith("sqlite"):
         engine_kwargs["connect_args"] = {"timeout": 30}  # a running search may hold the write lock
     try:
@@ -62,6 +63,11 @@ def open_study(path: str | Path | None = None, storage: str | None = None,
     except (ValueError, ImportError) as e:
         raise UserError(f"--storage: {safe_url(storage)!r}: cannot open ({str(e).splitlines()[0]})") from None
     except Exception as e:  # sqlalchemy.exc.* (no tables, unreachable server ...)
+        if isinstance(e, optuna.exceptions.StorageInternalError) and e.__cause__ is not None:
+            e = e.__cause__
+        text = str(e).lower()
+        if "timeout expired" in text or "timed out" in text or "connection refused" in text:
+            raise UserError(cannot_open(storage, e)) from None
         raise UserError(f"{safe_url(storage)}: not an Optuna study database ({type(e).__name__}); "
                         f"check the path or --storage URL") from None
     if not names:

@@ -22,11 +22,13 @@ from optuna.trial import TrialState
 
 import wfsearch
 from wfsearch.errors import UserError
+from wfsearch.study.lease import StudyLease, study_lease
 from wfsearch.study.naming import references_study_name, safe_url, study_dir
 
 from .pareto import hypervolume, nondominated_ranks
 from .progress import ProgressPrinter, SearchProgress
 from .searcher import CONSTRAINTS_ATTR, StudySearcher
+from .stop import Interrupted, StopOnSignal, signal_stopper
 from .storage import archive_study, fail_stale_trials, open_storage, sqlite_path
 from .trainable import check_constraints, run_trial
 
@@ -227,17 +229,36 @@ def quiet_optuna() -> None:
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
-def prepare_study(spec: Any, fresh: bool = False) -> tuple[optuna.Study, optuna.storages.RDBStorage, str | None]:
-    """Open (or create) the study with its objectives and attributes; with ``fresh``, archive the old one."""
+def prepare_study(spec: Any, fresh: bool = False
+                  ) -> tuple[optuna.Study, optuna.storages.RDBStorage, str | None, StudyLease]:
+    """Open (or create) the study with its objectives and attributes, holding its run lease (a second run
+    on the study is refused); with ``fresh``, archive the old one. Release the lease when the run ends."""
     quiet_optuna()
     storage = open_storage(storage_url(spec))
-    archived = archive_study(storage, spec.study.name) if fresh else None
     names, directions = objective_names(spec)
     n_constraints = len(constraint_dicts(spec)) + 1  # the spec's constraints, then "buildable"
     existing = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+    archived = None
+    if fresh and spec.study.name in existing:
+        with study_lease(optuna.load_study(study_name=spec.study.name, storage=storage)):  # not while a run holds it
+            archived = archive_study(storage, spec.study.name)
+        existing.discard(spec.study.name)
     sampler = make_sampler(spec, n_constraints)
+    study = optuna.create_study(study_name=spec.study.name, storage=storage, sampler=sampler,
+                                directions=directions, load_if_exists=True)
+    lease = study_lease(study)
+    lease.acquire()
+    try:
+        _prepare_attrs(spec, study, existing, names, directions)
+        fail_stale_trials(study)  # safe: no other live run holds the study
+    except BaseException:
+        lease.release()
+        raise
+    return study, storage, archived, lease
+
+
+def _prepare_attrs(spec: Any, study: optuna.Study, existing: set[str], names: list[str], directions: list[str]) -> None:
     if spec.study.name in existing:
-        study = optuna.load_study(study_name=spec.study.name, storage=storage, sampler=sampler)
         old = [o["name"] for o in study.user_attrs.get("objectives", [])]
         if old and old != names:
             raise UserError(f"study {spec.study.name!r} in {safe_url(storage_url(spec))}: it was run with objectives {old}, "
@@ -245,9 +266,6 @@ def prepare_study(spec: Any, fresh: bool = False) -> tuple[optuna.Study, optuna.
         if study.user_attrs.get("spec_hash") not in (None, spec.hash):
             log.warning("study %s: the spec changed since the study started; continuing with the new one",
                         spec.study.name)
-    else:
-        study = optuna.create_study(study_name=spec.study.name, storage=storage, sampler=sampler,
-                                    directions=directions)
     study.set_metric_names(names)
     stored_spec = spec.to_dict()
     if stored_spec.get("study", {}).get("storage"):  # the study's own record never holds a password
@@ -258,8 +276,6 @@ def prepare_study(spec: Any, fresh: bool = False) -> tuple[optuna.Study, optuna.
     study.set_user_attr("wfsearch_version", wfsearch.__version__)
     study.set_user_attr("hardware", hardware_info())
     study.set_user_attr("objectives", [{"name": n, "direction": d} for n, d in zip(names, directions)])
-    fail_stale_trials(study)
-    return study, storage, archived
 
 
 def preflight_data(spec: Any, cache_dir: str) -> None:
@@ -312,9 +328,27 @@ def init_ray(address: str | None, log_dir: Path) -> None:
                             "start one with `ray start --head`") from e
     else:
         import torch
-        # a local cluster stays on loopback
+
+        keep_on_loopback()
         ray.init(num_cpus=os.cpu_count(), num_gpus=torch.cuda.device_count(), _node_ip_address="127.0.0.1",
                  **kwargs)
+
+
+def keep_on_loopback() -> None:
+    """Make every process of a local Ray cluster (GCS, raylet, runtime-env agent, driver and workers) listen
+    on 127.0.0.1 only.
+
+    `ray.init(_node_ip_address="127.0.0.1")` alone is not enough: Ray turns a loopback node address into
+    the machine's routable one, and its gRPC servers listen on all interfaces unless the node address is
+    loopback. Ray keeps the node on loopback when multi-node clustering is off (its switch is named for
+    Windows and macOS, where that is the default); a local run never needs other nodes, so it is turned
+    off here, for the driver and, through the environment, for every process Ray starts.
+    """
+    import ray._private.ray_constants as ray_constants
+
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    if hasattr(ray_constants, "ENABLE_RAY_CLUSTER"):
+        ray_constants.ENABLE_RAY_CLUSTER = False
 
 
 def _concurrency(spec: Any) -> int:
@@ -429,12 +463,36 @@ def _measure_reference(reference: str, settings: dict) -> dict:
 
 def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, progress: bool = True,
                noop: bool = False, time_budget_s: float | None = None, stream: Any = None) -> RunSummary:
-    """Run (or continue) the study of ``spec`` until ``spec.study.trials`` trials have finished."""
-    import ray
+    """Run (or continue) the study of ``spec`` until ``spec.study.trials`` trials have finished.
+
+    SIGINT/SIGTERM stop it within seconds: `Interrupted` is raised after the trials that were running
+    are marked interrupted (FAIL); running again resumes."""
+    t0 = time.monotonic()
+    study, storage, archived, lease = prepare_study(spec, fresh)
+
+    def mark_interrupted(signum: int) -> int:
+        return fail_stale_trials(study, reason=f"interrupted: the run was stopped ({Interrupted(signum).signal_name}) "
+                                               "while this trial ran; `wfsearch run` again resumes the study")
+
+    stop = StopOnSignal(on_hard_stop=mark_interrupted)
+    stop.install()
+    try:
+        return _search(spec, study, storage, archived, stop, t0, address=address, progress=progress, noop=noop,
+                       time_budget_s=time_budget_s, stream=stream)
+    except Interrupted as e:
+        e.marked = mark_interrupted(e.signum)
+        _shutdown_ray()  # now, from Python: left to interpreter exit it takes many seconds
+        raise e from None
+    finally:
+        stop.restore()
+        lease.release()
+
+
+def _search(spec: Any, study: optuna.Study, storage: optuna.storages.RDBStorage, archived: str | None,
+            stop: StopOnSignal, t0: float, *, address: str | None, progress: bool, noop: bool,
+            time_budget_s: float | None, stream: Any) -> RunSummary:
     from ray import tune
 
-    t0 = time.monotonic()
-    study, storage, archived = prepare_study(spec, fresh)
     sdir = study_dir_for(spec)
     sdir.mkdir(parents=True, exist_ok=True)
     _log_to_file(sdir / "run.log")
@@ -447,6 +505,7 @@ def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, pr
                 "max_epochs": max_epochs}
     preflight_data(spec, settings["cache_dir"])
     init_ray(address, sdir)
+    stop.install()  # ray.init sets its own SIGTERM handler
     settings["reference_img_s"] = throughput_scale(spec, study, settings)
     settings["seed_noise"] = study.user_attrs.get("seed_noise")
     references = evaluate_references(spec, storage, settings) if spec.references else []
@@ -482,6 +541,7 @@ def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, pr
     trainable = tune.with_resources(tune.with_parameters(run_trial, settings=settings),
                                     {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial})
     for round_ in range(MAX_ROUNDS):
+        stop.check()
         remaining = spec.study.trials - len(search_trials(study, finished_states))
         if remaining <= 0:
             break
@@ -504,11 +564,20 @@ def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, pr
                                         else max(1.0, time_budget_s - (time.monotonic() - t0))),
             run_config=tune.RunConfig(name=f"round-{int(time.time())}-{round_}",
                                       storage_path=str((sdir / "ray").resolve()), verbose=0,
-                                      callbacks=[printer], log_to_file=True,
+                                      callbacks=[printer], log_to_file=True, stop=signal_stopper(stop),
                                       failure_config=tune.FailureConfig(max_failures=2)),
         )
         before = len(search_trials(study, finished_states))
-        tuner.fit()
+        stop.in_round = True
+        try:
+            tuner.fit()
+        finally:
+            stop.in_round = False
+        stop.check()
+        # trials sampled in this round but never run stay RUNNING in Optuna: end them, so no later trial
+        # waits on one (a re-sampled architecture waits only for a trial that is really training)
+        fail_stale_trials(study, reason="not run: its round ended first")
+        inflight.clear()
         if len(search_trials(study, finished_states)) == before:
             log.warning("a round of %d trial(s) finished none; stopping (see %s)", remaining, sdir / "run.log")
             break
@@ -521,6 +590,16 @@ def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, pr
                       pruned=len(search_trials(study, (TrialState.PRUNED,))),
                       failed=len(search_trials(study, (TrialState.FAIL,))), front=front, references=references,
                       hypervolume=hv, archived_as=archived, seconds=time.monotonic() - t0)
+
+
+def _shutdown_ray() -> None:
+    import ray
+
+    if ray.is_initialized():
+        try:
+            ray.shutdown()
+        except Exception as e:  # stopping anyway
+            log.warning("ray.shutdown: %s", e)
 
 
 def _trial_dirname(trial: Any) -> str:

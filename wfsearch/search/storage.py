@@ -10,7 +10,7 @@ import optuna
 from optuna.trial import TrialState
 
 from wfsearch.errors import UserError
-from wfsearch.study.naming import mask_secrets, safe_url
+from wfsearch.study.connect import cannot_open, engine_options
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +35,12 @@ def open_storage(url: str, create: bool = True) -> optuna.storages.RDBStorage:
         with sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S) as con:
             con.execute("PRAGMA journal_mode=WAL")
         engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
-    elif url.startswith("postgresql"):
-        engine_kwargs = {"pool_pre_ping": True}
+    else:
+        engine_kwargs = engine_options(url)  # bounded waits for a server that does not answer
     try:
         return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, skip_compatibility_check=False)
     except Exception as e:  # bad URL, unreachable server, missing driver
-        reason = mask_secrets(str(e).splitlines()[0] if str(e) else "", url)
-        raise UserError(f"storage {safe_url(url)!r}: cannot open ({type(e).__name__}: {reason})") from None
+        raise UserError(cannot_open(url, e)) from None
 
 
 def fail_stale_trials(study: optuna.Study, reason: str = "interrupted: the run stopped while it was running") -> int:
@@ -53,7 +52,7 @@ def fail_stale_trials(study: optuna.Study, reason: str = "interrupted: the run s
         storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
         n += 1
     if n:
-        log.warning("study %s: %d trial(s) left running by an earlier run marked failed", study.study_name, n)
+        log.warning("study %s: %d trial(s) left running marked failed (%s)", study.study_name, n, reason)
     return n
 
 
