@@ -1,4 +1,4 @@
-"""An independent, loop-based implementation of the released WeightFormer math (DESIGN.md §1),
+"""An independent, loop-based implementation of the released WeightFormer math (docs/MODEL.md),
 written directly on reference-format parameter names, to check the library's model against."""
 from __future__ import annotations
 

@@ -99,7 +99,7 @@ def test_released_sizes():
 
 
 def test_fresh_model_starts_as_static_counterpart():
-    """fc1's ΔW starts ~1e-5 against ~0.3 for W0 (DESIGN.md). The dwconv predictor keeps the released
+    """fc1's ΔW starts ~1e-5 against ~0.3 for W0 (docs/MODEL.md). The dwconv predictor keeps the released
     init (PyTorch's default for its 1x1 convs), so its ΔK starts at a few tenths: that is measured too."""
     torch.manual_seed(0)
     model = timm.create_model("weightformer_tiny").eval()
@@ -141,9 +141,10 @@ def test_registry_round_trip():
     assert set(names) == {"weightformer_tiny", "weightformer_small", "weightformer_base", "weightformer_test"}
     overrides = dict(embed_dim=64, depth=5, fc1_predictor="deep", dwconv_predictor="ampdir",
                      dynamic_blocks=[0, 3], fc1_pool="global", dwconv_pool=1, rank_ratio=8,
-                     predictor_act="relu", delta_norm="none", img_size=(64, 96), num_classes=7)
+                     fc1_act="relu", dwconv_act="identity", delta_norm="none", renorm="all",
+                     img_size=(64, 96), num_classes=7)
     model = timm.create_model("weightformer_tiny", **overrides)
-    cfg = ArchConfig(**overrides)
+    cfg = ArchConfig(**overrides, fc1_pool_mode="released")  # the registered sizes pool as released
     assert model.arch == cfg
     rebuilt = build(ArchConfig.from_dict(cfg.to_dict()))
     assert {k: v.shape for k, v in model.state_dict().items()} == {k: v.shape for k, v in rebuilt.state_dict().items()}
@@ -178,7 +179,12 @@ def test_unknown_override_is_rejected():
     (dict(dynamic_blocks=[1, 17]), ["dynamic_blocks", "[17]"]),
     (dict(dynamic_blocks=[1, 1]), ["dynamic_blocks", "repeat"]),
     (dict(dynamic_blocks="sometimes"), ["dynamic_blocks", "every:K"]),
-    (dict(predictor_act="tanh"), ["predictor_act", "'tanh'"]),
+    (dict(fc1_act="tanh"), ["fc1_act", "'tanh'"]),
+    (dict(dwconv_act="default"), ["dwconv_act", "'default'"]),
+    (dict(dwconv_pool=2), ["dwconv_pool", "1 (one global summary) or kernel_size=3"]),
+    (dict(kernel_size=5, dwconv_pool=3), ["dwconv_pool", "kernel_size=5"]),
+    (dict(fc1_pool_mode="floor"), ["fc1_pool_mode", "'floor'", "cover"]),
+    (dict(renorm="some"), ["renorm", "'some'", "dynamic"]),
     (dict(delta_norm="l2"), ["delta_norm", "squash"]),
     (dict(drop_path_rate=1.5), ["drop_path_rate", "[0, 1)"]),
     (dict(depth=0), ["depth", ">= 1"]),

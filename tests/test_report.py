@@ -401,3 +401,56 @@ def test_dashboard_without_optuna_dashboard_is_one_line(study_dir: Path, capsys,
 def test_write_report_replaces_the_file_whole(view, tmp_path: Path) -> None:
     path = write_report(report_data(view), tmp_path / "r" / "report.html")
     assert path.read_text().startswith("<!DOCTYPE html>") and not list(path.parent.glob("*.tmp"))
+
+
+def test_parallel_coordinates_treat_a_choice_as_categories(view) -> None:
+    axes = {a.name: a for a in parallel_data(view).axes}
+    assert axes["rank_ratio"].categories == ("2", "4", "n/a")  # three values, not a 2-4 range
+    from wfsearch.report.figures import _dimension
+
+    acc = _dimension(axes["accuracy"])
+    assert acc["ticktext"] == ["0.380", "0.448", "0.515", "0.583", "0.650"]  # one precision for the axis
+
+
+def test_captions_say_what_accuracy_and_throughput_are(view) -> None:
+    from wfsearch.report import captions
+
+    c = captions(view)
+    assert "after 2 epochs of proxy training" in c["accuracy"] and "not an ImageNet number" in c["accuracy"]
+    assert c["throughput"].startswith("throughput = images/s, measured at 32 px, batch 4, float32, on cpu")
+
+
+def test_learning_curves_and_the_table_of_every_trial(view) -> None:
+    from wfsearch.report import curves_data, trial_rows
+
+    curves = curves_data(view)
+    assert curves.rungs == (1, 2) and curves.metric == "accuracy"
+    assert [(c.number, c.group) for c in curves.curves] == [(6, "pruned"), (3, "dominated"), (4, "dominated"),
+                                                            (5, "dominated"), (0, "front"), (1, "front"), (2, "front")]
+    assert curves.curves[-1].epochs == (1.0, 2.0) and curves.curves[-1].values == (0.325, 0.65)
+    rows = {r.number: r for r in trial_rows(view)}
+    assert len(rows) == 11 and (rows[7].status, rows[7].reason) == ("failed", "oom: CUDA out of memory")
+    assert (rows[6].status, rows[6].epochs, rows[10].status) == ("pruned", 1, "running")
+
+
+def test_tables_have_units_and_commands_that_wrap_between_arguments(view) -> None:
+    page = render_html(report_data(view, scaling_data(view, (32, 64), measure=False)))
+    assert "<th>throughput<br><small>img/s</small></th>" in page and "<th>MACs<br><small>per image</small></th>" in page
+    assert f"<span>wfsearch</span> <span>export</span> <span>{view.folder}</span> <span>--trial 2</span>" in page
+    assert 'id="trials-table"' in page and 'id="sec-curves"' in page and f"{view.name}:references" in page
+
+
+def test_scaling_panels_stack_and_use_the_pareto_markers(view) -> None:
+    import dataclasses
+
+    from wfsearch.report import figures
+
+    sc = scaling_data(view, (224, 448, 896), measure=False)
+    sc = dataclasses.replace(sc, measured=True, series=tuple(
+        dataclasses.replace(s, throughput=(100.0, 25.0, 6.0)) for s in sc.series))
+    styles = figures.trial_styles(pareto_data(view))
+    fig = figures.scaling_figure(sc, styles)
+    assert fig.layout.xaxis2.domain == fig.layout.xaxis.domain  # one column: stacked, full width
+    trial0 = next(t for t in fig.data if t.name.startswith("trial 0 "))
+    assert (trial0.line.color, trial0.marker.symbol) == (styles["trial 0"]["color"], styles["trial 0"]["symbol"])
+    assert fig.layout.yaxis2.dtick == 1 and fig.layout.yaxis2.tickformat == "~s"  # MACs span decades

@@ -5,6 +5,7 @@ JavaScript errors, and the Pareto markers drawn per role. Chromium dumps the DOM
 """
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import os
@@ -26,12 +27,18 @@ REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
-def open_in_chromium(page: Path, profile: Path) -> dict:
-    """Load ``page`` offline in headless Chromium and return the page's self-check."""
+def open_in_chromium(page: Path, profile: Path, width: int = 1280, screenshot: Path | None = None) -> dict:
+    """Load ``page`` offline in headless Chromium ``width`` px wide and return the page's self-check
+    (and, with ``screenshot``, write a PNG of the page's first 6000 px)."""
     cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--enable-unsafe-swiftshader",  # parcoords is WebGL
            "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update",
            "--disable-sync", "--disable-extensions", "--host-resolver-rules=MAP * ~NOTFOUND",  # no network at all
-           f"--user-data-dir={profile}", "--virtual-time-budget=30000", "--dump-dom", page.resolve().as_uri()]
+           f"--user-data-dir={profile}", "--virtual-time-budget=30000", f"--window-size={width},3000",
+           "--dump-dom", page.resolve().as_uri()]
+    if screenshot is not None:
+        shot = [c for c in cmd if c not in ("--dump-dom", f"--window-size={width},3000")]
+        shot[-1:-1] = [f"--window-size={width},6000", "--hide-scrollbars", f"--screenshot={screenshot}"]
+        subprocess.run(shot, capture_output=True, timeout=180)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
     m = re.search(r'<pre id="selftest" data-ok="(\w+)">(.*?)</pre>', proc.stdout, re.S)
     assert m, f"no self-check in the dumped page (rc {proc.returncode}): {proc.stderr[-2000:]}"
@@ -47,7 +54,7 @@ def test_report_in_headless_chromium(tmp_path: Path) -> None:
                         tmp_path / "report.html")
     check = open_in_chromium(page, tmp_path / "profile")
     assert check["errors"] == []
-    assert check["plots"] == check["plots_drawn"] == 5
+    assert check["plots"] == check["plots_drawn"] == 6
     assert check["front_points_drawn"] == check["front_points"] == len(view.front) == len(FRONT)
     # pruned, failed and infeasible trials are hidden until clicked in the legend
     assert check["drawn"] == {"front": 3, "dominated": len(TRAINED) - 3, "reference": 2}
@@ -61,6 +68,57 @@ def test_report_of_an_empty_study_in_headless_chromium(tmp_path: Path) -> None:
     page = write_report(report_data(view, scaling_data(view, measure=False)), tmp_path / "report.html")
     check = open_in_chromium(page, tmp_path / "profile")
     assert check["errors"] == [] and check["front_points_expected"] == 0 and check["ok"] is True
+
+
+def _measured(sc):
+    """``sc`` as if throughput had been measured (1/N scaling), so both scaling panels are drawn."""
+    series = tuple(dataclasses.replace(s, throughput=tuple(3000.0 / (r / 224) ** 2 * (1 + i / 5)
+                                                           for r in sc.resolutions)) for i, s in enumerate(sc.series))
+    return dataclasses.replace(sc, series=series, measured=True, device="cpu, 1 thread, CPU time")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
+@pytest.mark.parametrize("width", [900, 1400])
+def test_no_text_overlaps_and_no_empty_section(width: int, tmp_path: Path) -> None:
+    """At a laptop's and a narrow window's width, no plot title, axis title or legend entry overlaps another
+    one or a tick label, and every section shows something (a plot with data, a table, or why not)."""
+    make_study(tmp_path / "studies" / "mixed")
+    view = load_view(tmp_path / "studies" / "mixed")
+    data = report_data(view, _measured(scaling_data(view, (224, 448, 896), measure=False)))
+    check = open_in_chromium(write_report(data, tmp_path / "report.html"), tmp_path / "profile", width)
+    assert check["width"] == width
+    assert check["overlaps"] == [] and check["empty_sections"] == [] and check["ok"] is True
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
+def test_the_self_check_sees_overlaps_and_empty_sections(tmp_path: Path, monkeypatch) -> None:
+    """The check itself: two subplots side by side with long titles at 900 px collide, and a section whose
+    plot has no data counts as empty."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    import wfsearch.report.page as page
+
+    def crowded(data, styles=None):
+        fig = make_subplots(rows=1, cols=2, subplot_titles=["a long title of the left-hand panel of this figure",
+                                                            "a long title of the right-hand panel of this figure"])
+        for col in (1, 2):
+            fig.add_trace(go.Scatter(x=[1, 2], y=[1, 2]), row=1, col=col)
+            fig.update_xaxes(title_text="an axis title long enough to run into its neighbour's", row=1, col=col)
+        return fig
+
+    sections = page._sections
+    monkeypatch.setattr(page.figures, "scaling_figure", crowded)
+    monkeypatch.setattr(page, "_sections", lambda data: sections(data) + [
+        ("blank", "A section with nothing drawn", page._figure("blank", go.Figure()))])
+    make_study(tmp_path / "studies" / "mixed")
+    view = load_view(tmp_path / "studies" / "mixed")
+    data = report_data(view, scaling_data(view, (224, 448, 896), measure=False))
+    check = open_in_chromium(write_report(data, tmp_path / "report.html"), tmp_path / "profile", 900)
+    assert any(o.startswith("scaling: ") and "left-hand panel" in o for o in check["overlaps"])
+    assert check["empty_sections"] == ["sec-blank"] and check["ok"] is False
 
 
 def _free_port() -> int:

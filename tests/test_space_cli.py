@@ -42,11 +42,13 @@ def test_shipped_spaces_match_their_purpose():
     quick = by_name["predictors"]
     assert quick.proxy.dataset.name == "synthetic" and 16 <= quick.study.trials <= 24
     assert {"fc1_predictor", "dwconv_predictor", "fc1_pool", "dwconv_pool", "dynamic_blocks", "rank_ratio"} <= set(quick.knobs)
-    assert {r.name for r in quick.references} == {"released", "all_static", "deit_tiny"}
+    assert {r.name for r in quick.references} == {"released", "all_static", "static_renorm", "deit_tiny"}
     released = next(r for r in quick.reference_archs() if r.name == "released").arch
     assert (released.fc1_predictor, released.dwconv_predictor, released.dynamic_blocks) == ("bilateral", "adaptive", "every:3:1")
     static = next(r for r in quick.reference_archs() if r.name == "all_static").arch
-    assert static.dynamic_indices == ()
+    assert static.dynamic_indices == () == static.norm_indices
+    renormed = next(r for r in quick.reference_archs() if r.name == "static_renorm").arch
+    assert renormed.dynamic_indices == () and renormed.norm_indices == released.norm_indices
     assert set(by_name["placement"].knobs) == {"dynamic_blocks"}
     assert set(by_name["compression"].knobs) == {"fc1_pool", "dwconv_pool", "rank_ratio"}
     smoke = by_name["smoke"]

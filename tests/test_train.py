@@ -186,3 +186,66 @@ def test_torchrun_two_processes_match_one(setup, tmp_path: Path) -> None:
     travel = max_diff(w1, init)
     print(f"single vs 2-process: max |dw| = {diff:.2e}, max |w - w0| = {travel:.2e}")
     assert travel > 1e-3 and diff < 1e-5, (diff, travel)
+
+
+@pytest.mark.slow
+def test_logging_tensorboard_interrupt_and_finished_resume(setup, tmp_path: Path, capsys, monkeypatch) -> None:
+    """Off a terminal a line every --log-every steps; TensorBoard events readable back; the as-run recipe
+    names the data's classes; Ctrl-C prints the resume command, which finishes the run; resuming a
+    finished run says there is nothing left to do."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    import wfsearch.cli.train as cli_train
+
+    recipe, data = setup
+    run = tmp_path / "run"
+    args = [str(a) for a in ["train", recipe, "--data", data, "--batch-size", "4", "--epochs", "2", "--log-every",
+                             "2", "--no-augment", "--output", run, *COMMON]]
+
+    def interrupt(row: dict) -> None:  # Ctrl-C right after the first epoch's line
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_train, "_print_epoch", interrupt)
+    assert main(args) == 130
+    out, err = capsys.readouterr()
+    assert "# smoke-trial-0: " in out and ", 2 epochs (" in out
+    assert "epoch 1/2  step 2/4  loss " in out and "step 4/4" in out and " img/s" in out
+    resume = err.strip().splitlines()[-1].split()
+    assert "interrupted; continue from the last finished epoch with:" in err
+    assert resume[:2] == ["wfsearch", "train"] and resume[-3:] == ["--output", str(run), "--resume"]
+    monkeypatch.undo()
+    assert main(resume[1:]) == 0
+    assert "done: 2 epochs" in capsys.readouterr().out
+    assert [m["epoch"] for m in metrics(run)] == [1, 2]
+
+    as_run = yaml.safe_load((run / "recipe.yaml").read_text())
+    assert as_run["model"]["kwargs"]["num_classes"] == 2  # the data's classes, not the export's 1000
+
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    tags = events.Tags()["scalars"]
+    assert {"train/loss", "train/lr", "train/images_per_s", "epoch/top1", "epoch/val_loss"} <= set(tags)
+    assert [e.step for e in events.Scalars("train/loss")] == [2, 4, 6, 8]  # both sessions of the run
+    assert [e.step for e in events.Scalars("epoch/top1")] == [4, 8]
+    assert [e.value for e in events.Scalars("epoch/top1")] == pytest.approx([m["top1"] for m in metrics(run)])
+
+    assert main(resume[1:]) == 0
+    out = capsys.readouterr().out
+    assert "nothing left to do: " in out and "finished all 2 epochs" in out and "--epochs N with N > 2" in out
+
+
+def test_workers_are_capped_at_the_cpus() -> None:
+    from wfsearch.export.data import usable_workers
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert usable_workers(10_000) == cpus
+    assert usable_workers(0) == 0 and usable_workers(1) == 1
+
+
+def test_wandb_asked_for_but_missing_is_one_line(setup, tmp_path: Path, capsys, monkeypatch) -> None:
+    recipe, data = setup
+    monkeypatch.setitem(sys.modules, "wandb", None)  # as if not installed
+    assert main([str(a) for a in ["train", recipe, "--data", data, "--batch-size", "4", "--epochs", "1",
+                                  "--wandb", "--output", tmp_path / "w", *COMMON]]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("wfsearch: error: --wandb: the wandb package is not installed") and len(err.splitlines()) == 1

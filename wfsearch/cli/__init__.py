@@ -22,6 +22,7 @@ COMMANDS = [
     "sample",
     "schema",
     "show",
+    "erf",
     "report",
     "dashboard",
 ]
@@ -38,12 +39,37 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"wfsearch.cli.{name}").register(sub)
+    for p in sub.choices.values():  # the global flags also work after the subcommand
+        add_global_flags(p)
     return parser
+
+
+def add_global_flags(p: argparse.ArgumentParser) -> None:
+    """``--debug`` and ``-v`` on a subcommand; SUPPRESS keeps the value given before the subcommand."""
+    g = p.add_argument_group("global options (also accepted before the command)")
+    g.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for errors")
+    g.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log at INFO level")
+
+
+def unknown_command(argv: list[str]) -> str | None:
+    """The one-line error for a misspelled subcommand (with a did-you-mean), or None."""
+    from wfsearch.suggest import did_you_mean
+
+    word = next((a for a in argv if not a.startswith("-")), None)
+    names = [n.replace("_", "-") for n in COMMANDS]
+    if word is None or word in names:
+        return None
+    hint = did_you_mean(word, names) or ";"
+    return f"unknown command {word!r}{hint} commands are {', '.join(names)} (see wfsearch --help)"
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
+    bad = unknown_command(argv)
+    if bad:
+        print(f"usage: wfsearch [-h] [--version] [--debug] [-v] COMMAND ...\nwfsearch: error: {bad}", file=sys.stderr)
+        return 2
     try:
         parser = build_parser()
         args = parser.parse_args(argv)

@@ -5,6 +5,8 @@ import argparse
 
 import torch
 
+from .helptext import examples
+
 DEFAULT_MODELS = ["weightformer_tiny", "deit_tiny_patch16_224"]
 MAX_SPREAD = 0.10  # warn above this (max - min) / median over the repeats
 
@@ -13,7 +15,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="measure throughput of timm models side by side",
                        description="Measure inference throughput of registered timm models (WeightFormer "
                                    "sizes or any timm name), interleaved, with warm-up and median of repeats "
-                                   "and its 90% interval; ratios are to the first model, paired repeat by repeat.")
+                                   "and its 90% interval; ratios are to the first model, paired repeat by repeat.",
+        **examples(
+            'wfsearch bench                                  # the WeightFormer sizes against DeiT',
+            'wfsearch bench weightformer_tiny deit_tiny_patch16_224 --res 224 448',
+            'wfsearch bench --device cuda --dtype bfloat16 --batch 128',
+        ))
     p.add_argument("models", nargs="*", default=DEFAULT_MODELS, metavar="MODEL",
                    help=f"timm model names (default: {' '.join(DEFAULT_MODELS)})")
     p.add_argument("--res", nargs="+", type=int, default=[224], help="input resolutions (default: 224)")

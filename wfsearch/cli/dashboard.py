@@ -5,6 +5,7 @@ import argparse
 
 from wfsearch.errors import UserError
 
+from .helptext import examples
 from .report import add_study_args
 
 INSTALL_HINT = "optuna-dashboard is not installed; pip install 'wfsearch[dashboard]' (or pip install optuna-dashboard)"
@@ -13,7 +14,10 @@ INSTALL_HINT = "optuna-dashboard is not installed; pip install 'wfsearch[dashboa
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("dashboard", help="browse a study in optuna-dashboard",
                        description="Serve optuna-dashboard on the study's storage. SQLite studies are in WAL mode, "
-                                   "so reading them while `wfsearch run` writes is safe.")
+                                   "so reading them while `wfsearch run` writes is safe.",
+        **examples(
+            'wfsearch dashboard studies/predictors --port 8080   # then open http://127.0.0.1:8080',
+        ))
     add_study_args(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=8080, help="port (default: 8080)")

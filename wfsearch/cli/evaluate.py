@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+
+from .helptext import examples
 import json
 import math
 from pathlib import Path
@@ -14,7 +16,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "per-epoch validation) for the architecture in CONFIG, on top of the spec's "
                                    "base, and print its objectives. CONFIG is a YAML mapping of ArchConfig fields "
                                    "(like a reference's arch:), {arch: {...}} or {model: <timm name>}; without "
-                                   "it, the spec's base architecture.")
+                                   "it, the spec's base architecture.",
+        **examples(
+            "wfsearch evaluate spaces/predictors.yaml        # the spec's base architecture",
+            'wfsearch evaluate spaces/predictors.yaml --config arch.yaml --json result.json',
+            'wfsearch evaluate spaces/predictors.yaml --model deit_tiny_patch16_224',
+        ))
     p.add_argument("spec", metavar="SPEC", help="design-space YAML, e.g. spaces/predictors.yaml")
     p.add_argument("--config", metavar="CONFIG.yaml", help="the architecture to evaluate")
     p.add_argument("--model", metavar="NAME", help="evaluate a timm model instead (e.g. deit_tiny_patch16_224)")

@@ -11,9 +11,9 @@ selection rules for --pick (over the Pareto front of the search trials; referenc
   max METRIC | min METRIC  [where METRIC OP NUMBER [and METRIC OP NUMBER ...]]     OP: >= <= > < == !=
   METRIC: an objective (accuracy, throughput), a metric or a cost (params, macs, throughput_ratio ...)
 examples:
-  wfsearch export studies/quick --pick "max accuracy where throughput_ratio >= 1.2"
-  wfsearch export studies/quick --pick "min params where accuracy >= 0.8"
-  wfsearch export studies/quick --trial 17 --format timm --img-size 224 --num-classes 1000
+  wfsearch export studies/predictors --pick "max accuracy where throughput_ratio >= 1.2"
+  wfsearch export studies/predictors --pick "min params where accuracy >= 0.8"
+  wfsearch export studies/predictors --trial 17 --format timm --img-size 224 --num-classes 1000
 """
 
 
@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "timm name plus overrides, its provenance, ImageFolder data paths and the released 300-epoch "
                     "WeightFormer recipe with launch commands.",
         epilog=PICK_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("study", nargs="?", metavar="STUDY", help="study folder, e.g. studies/quick (holds optuna.db)")
+    p.add_argument("study", nargs="?", metavar="STUDY", help="study folder, e.g. studies/predictors (holds optuna.db)")
     p.add_argument("--storage", metavar="URL", help="SQLAlchemy URL of the study storage instead of a folder")
     p.add_argument("--study", dest="study_name", metavar="NAME", help="study name within the storage")
     which = p.add_mutually_exclusive_group()

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+
+from .helptext import examples
 import json
 import math
 
@@ -11,7 +13,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Train a handful of architectures sampled from SPEC with two (or more) seeds "
                                    "each, for the spec's full proxy budget, and print the seed-to-seed noise, the "
                                    "spread across architectures, their ratio, and Kendall's tau between the "
-                                   "accuracy at a short budget (the first rung) and at the full budget.")
+                                   "accuracy at a short budget (the first rung) and at the full budget.",
+        **examples(
+            'wfsearch proxy-check spaces/predictors.yaml',
+            'wfsearch proxy-check spaces/predictors.yaml --archs 4 --seeds 3 --require-ratio 2',
+        ))
     p.add_argument("spec", metavar="SPEC", help="design-space YAML, e.g. spaces/predictors.yaml")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                    help="override a key of the spec, the value read as YAML (repeatable)")

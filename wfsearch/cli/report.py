@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+
+from .helptext import examples
 import sys
 from pathlib import Path
 
@@ -21,7 +23,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Write STUDY/report.html: one self-contained page (plotly.js embedded, opens offline) with the "
                     "Pareto front of the search, the hypervolume as the search went on, parameter importances, "
                     "parallel coordinates of the knobs, cost against resolution for the front and the references, "
-                    "and the export command of every front trial. Safe while a run is still writing.")
+                    "and the export command of every front trial. Safe while a run is still writing.",
+        **examples(
+            'wfsearch report studies/predictors        # -> studies/predictors/report.html',
+            'wfsearch report studies/predictors --no-scaling -o /tmp/report.html',
+        ))
     add_study_args(p)
     p.add_argument("-o", "--output", metavar="FILE", help="where to write (default: STUDY/report.html)")
     p.add_argument("--no-scaling", action="store_true",

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+
+from .helptext import examples
 import sys
 
 
@@ -9,8 +11,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="search a design space (Ray Tune trials, Optuna study)",
                        description="Explore the design space of SPEC: Ray Tune runs one proxy training per "
                                    "sampled architecture, Optuna stores every trial and the Pareto front. "
-                                   "Re-running the same command continues the same study.")
-    p.add_argument("spec", help="design-space YAML, e.g. spaces/predictors.yaml")
+                                   "Re-running the same command continues the same study.",
+        **examples(
+            'wfsearch run spaces/predictors.yaml                        # the quick start, minutes on a CPU',
+            'wfsearch run spaces/predictors.yaml --set study.trials=40  # run again: continues the same study',
+            'wfsearch run spaces/predictors.yaml --fresh                # a new study; the old one is kept',
+            'ray start --head && wfsearch run spaces/predictors.yaml --address auto',
+        ))
+    p.add_argument("spec", metavar="SPEC", help="design-space YAML, e.g. spaces/predictors.yaml")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                    help="override a spec value, e.g. --set study.trials=8 (repeatable)")
     p.add_argument("--address", default=None,

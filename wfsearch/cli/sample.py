@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from .helptext import examples
 from .validate import add_set_argument
 
 
@@ -10,7 +11,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sample", help="print sampled architectures of a spec as YAML",
                        description="Draw architectures from a design-space spec with Optuna's RandomSampler and "
                                    "print them as a YAML list: the sampled knobs, the full ArchConfig (or why it "
-                                   "cannot be built), its hash, params and MACs.")
+                                   "cannot be built), its hash, params and MACs, and the spec's constraints it "
+                                   "violates, if any.",
+        **examples(
+            'wfsearch sample spaces/predictors.yaml -n 3',
+            'wfsearch sample spaces/predictors.yaml -n 10 --seed 1 --set space.rank_ratio.choice=[2,4]',
+        ))
     p.add_argument("spec", metavar="SPEC", help="design-space YAML, e.g. spaces/predictors.yaml")
     p.add_argument("-n", "--num", type=int, default=5, metavar="N", help="how many to draw (default: 5)")
     p.add_argument("--seed", type=int, default=None, help="seed (default: study.seed of the spec)")
@@ -23,23 +29,34 @@ def run(args: argparse.Namespace) -> int:
 
     from wfsearch.errors import UserError
     from wfsearch.models import cost
-    from wfsearch.space import random_samples, load_spec
+    from wfsearch.space import design_costs, load_spec, random_samples, violated_constraints
 
     if args.num < 1:
         raise UserError(f"-n: {args.num}: must be >= 1")
     spec = load_spec(args.spec, args.overrides)
     seed = spec.study.seed if args.seed is None else args.seed
-    out = []
+    out, flagged = [], 0
     for i, s in enumerate(random_samples(spec, args.num, seed=seed)):
         entry = {"sample": i, "knobs": s.params}
         if s.arch is None:
             entry["infeasible"] = s.infeasible
         else:
             c = cost(s.arch)
+            try:
+                violated = violated_constraints(spec, design_costs(spec, s.arch))
+            except ValueError as e:
+                violated = [f"the deployed network cannot be built: {e}"]
+            if violated:  # the search would record it as infeasible and not train it
+                entry["violates"] = violated
+                flagged += 1
             entry.update(arch_hash=s.arch.hash, params=c["params"], macs=c["macs"],
                          macs_at_target=cost(s.arch, spec.throughput.img_size)["macs"], arch=s.arch.to_dict())
         out.append(entry)
     print(f"# {args.num} samples of {spec.path} (spec hash {spec.hash}, seed {seed}); "
           f"macs at {spec.proxy.img_size}px, macs_at_target at {spec.throughput.img_size}px")
+    if spec.study.constraints:
+        print(f"# constraints {', '.join(map(str, spec.study.constraints))}: {flagged} of {args.num} samples violate "
+              "them (marked `violates:`, judged on the costs of the deployed network; the search records such an "
+              "architecture as infeasible without training it)")
     print(yaml.safe_dump(out, sort_keys=False, default_flow_style=False, width=120), end="")
     return 0

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+
+from .helptext import examples
 import json
 
 
@@ -9,7 +11,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("schema", help="print the JSON Schema of a design-space spec",
                        description="Print the JSON Schema of a design-space YAML file. Point your editor's YAML "
                                    "language server at it for completion and checks, e.g. put "
-                                   "`# yaml-language-server: $schema=spec.schema.json` at the top of a spec.")
+                                   "`# yaml-language-server: $schema=spec.schema.json` at the top of a spec.",
+        **examples(
+            'wfsearch schema > spec.schema.json    # then put at the top of a spec:',
+            '# yaml-language-server: $schema=spec.schema.json',
+        ))
     p.add_argument("--indent", type=int, default=2, help="indentation of the JSON (default: 2)")
     p.set_defaults(func=run)
 

@@ -10,12 +10,13 @@ from wfsearch.errors import UserError
 
 EPILOG = """\
 examples:
-  wfsearch train studies/quick/recipes/trial-7.yaml --data /data/imagenet
-  torchrun --standalone --nproc_per_node=8 -m wfsearch train studies/quick/recipes/trial-7.yaml --data /data/imagenet
+  wfsearch train studies/predictors/recipes/trial-7.yaml --data /data/imagenet
+  torchrun --standalone --nproc_per_node=8 -m wfsearch train studies/predictors/recipes/trial-7.yaml --data /data/imagenet
   wfsearch train RECIPE --resume                  # continue from OUTPUT/last.pth
   wfsearch train RECIPE --evaluate                # top-1/top-5 of OUTPUT/last.pth on the val folder
 outputs (OUTPUT defaults to STUDY/runs/<recipe name> next to STUDY/recipes/):
-  last.pth, best.pth (checkpoints), metrics.jsonl (one JSON line per epoch), recipe.yaml (as run)
+  last.pth, best.pth (checkpoints), metrics.jsonl (one JSON line per epoch), recipe.yaml (as run),
+  tensorboard/ (loss, lr, images/s per logged step and every epoch's metrics: tensorboard --logdir OUTPUT)
 """
 
 
@@ -42,6 +43,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ema", action="store_true", help="also keep and evaluate an EMA of the weights")
     p.add_argument("--no-augment", action="store_true",
                    help="no random augmentation at all (no crop/flip/RandAugment/erasing/Mixup/CutMix)")
+    p.add_argument("--log-every", type=int, default=50, metavar="N",
+                   help="log loss, lr and images/s every N steps: a line when not on a terminal (a progress bar "
+                        "is shown on one) and a TensorBoard point (default: 50; 0: only per epoch)")
+    p.add_argument("--no-tensorboard", action="store_true", help="do not write OUTPUT/tensorboard/")
+    p.add_argument("--wandb", action="store_true",
+                   help="also log to Weights & Biases (project wfsearch; needs pip install wandb)")
     p.set_defaults(func=run)
 
 
@@ -90,13 +97,16 @@ def run(args: argparse.Namespace) -> int:
 
     if args.workers is not None and args.workers < 0:
         raise UserError(f"--workers: {args.workers}: must be >= 0")
+    if args.log_every < 0:
+        raise UserError(f"--log-every: {args.log_every}: must be >= 0")
     path = Path(args.recipe)
     recipe = apply_overrides(load_recipe(path), args, str(path))
     output = Path(args.output) if args.output else default_output(path)
     is_main = int(os.environ.get("RANK", "0")) == 0
     d = init_distributed(args.device)
     try:
-        progress = _tqdm if is_main and sys.stderr.isatty() else None
+        tty = sys.stderr.isatty()
+        progress = _tqdm if is_main and tty else None
         if args.evaluate:
             ckpt = Path(args.resume) if isinstance(args.resume, str) else output / "last.pth"
             m = evaluate_checkpoint(recipe, ckpt, workers=args.workers, dist_ctx=d, source=str(path), progress=progress)
@@ -106,22 +116,63 @@ def run(args: argparse.Namespace) -> int:
             return 0
         if is_main:
             s, t = recipe.schedule, recipe.train
-            print(f"# {recipe.name}: {recipe.model.name} at {recipe.data.img_size}px, {s.epochs} epochs "
+            print(f"# {recipe.name}: {recipe.model.name} at {recipe.data.img_size}px, {_n(s.epochs, 'epoch')} "
                   f"({s.warmup_epochs} warm-up), {d.world} process(es) x batch {t.batch_size} on {d.device}, "
                   f"{t.precision} -> {output}")
         try:
             result = train(recipe, output, resume=args.resume, augment=not args.no_augment, workers=args.workers,
-                           dist_ctx=d, source=str(path), progress=progress, on_epoch=_print_epoch if is_main else None)
+                           dist_ctx=d, source=str(path), progress=progress, on_epoch=_print_epoch if is_main else None,
+                           on_step=None if tty else _print_step, log_every=args.log_every,
+                           tensorboard=not args.no_tensorboard, wandb=args.wandb)
         except Diverged as e:
             print(f"wfsearch: error: {e}", file=sys.stderr)
             return 1
-        if is_main:
-            print(f"done: {result.epochs} epochs, top1 {result.top1:.2f} (best {result.best_top1:.2f}), "
-                  f"top5 {result.top5:.2f}; checkpoints and metrics.jsonl in {result.output}")
+        except KeyboardInterrupt:
+            if is_main:
+                saved = (output / "last.pth").is_file()
+                print("\ninterrupted; " + (f"continue from the last finished epoch with:\n  {resume_command(args, output)}"
+                                           if saved else "no epoch had finished, so nothing was saved: run the "
+                                           "same command again to start over"), file=sys.stderr)
+            return 130
+        if is_main and result.nothing_left:
+            print(f"nothing left to do: {result.output} has finished all {_n(result.epochs, 'epoch')} of the recipe; "
+                  f"its last checkpoint scores top1 {result.top1:.2f}, top5 {result.top5:.2f}. To train longer, "
+                  f"pass --resume --epochs N with N > {result.epochs}")
+        elif is_main:
+            print(f"done: {_n(result.epochs, 'epoch')}, top1 {result.top1:.2f} (best {result.best_top1:.2f}), "
+                  f"top5 {result.top5:.2f}; checkpoints, metrics.jsonl and tensorboard/ in {result.output}")
         return 0
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+def resume_command(args: argparse.Namespace, output: Path) -> str:
+    """The command that continues this run: the same recipe and overrides, ``--resume`` and the run folder."""
+    import shlex
+
+    words = ["wfsearch", "train", args.recipe]
+    for flag in ("data", "epochs", "warmup_epochs", "batch_size", "device", "workers", "precision", "seed",
+                 "log_every"):
+        value = getattr(args, flag)
+        if value is not None and not (flag == "device" and value == "auto") and not (flag == "log_every"
+                                                                                     and value == 50):
+            words += [f"--{flag.replace('_', '-')}", str(value)]
+    words += [f"--{f.replace('_', '-')}" for f in ("ema", "no_augment", "no_tensorboard", "wandb") if getattr(args, f)]
+    words += ["--output", str(output), "--resume"]
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return "torchrun ... -m " + shlex.join(words)  # the same torchrun options as this run
+    return shlex.join(words)
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+def _print_step(info: dict) -> None:
+    """A progress line off a terminal (logs, nohup, CI), every ``--log-every`` steps."""
+    print(f"epoch {info['epoch']}/{info['epochs']}  step {info['epoch_step']}/{info['steps_per_epoch']}  "
+          f"loss {info['loss']:.4f}  lr {info['lr']:.3g}  {info['images_per_s']:.0f} img/s", flush=True)
 
 
 def _print_epoch(row: dict) -> None:

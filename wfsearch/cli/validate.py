@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+
+from .helptext import examples
 import json
 from typing import Any
 
@@ -10,7 +12,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("validate", help="check a design-space spec and summarize it",
                        description="Load a design-space YAML strictly (the same checks as `wfsearch run`) and "
                                    "print its knobs, the size of the space, an example architecture and the "
-                                   "range of params and MACs over a random sample. Exit status 2 on a mistake.")
+                                   "range of params and MACs over a random sample. Exit status 2 on a mistake.",
+        **examples(
+            'wfsearch validate spaces/predictors.yaml',
+            'wfsearch validate spaces/predictors.yaml --set \'study.constraints=["params <= 1.5e6"]\'',
+        ))
     p.add_argument("spec", metavar="SPEC", help="design-space YAML, e.g. spaces/predictors.yaml")
     add_set_argument(p)
     p.add_argument("--samples", type=int, default=256, metavar="N",
@@ -46,8 +52,8 @@ def run(args: argparse.Namespace) -> int:
         ("resources", f"{_num(spec.resources.cpus_per_trial)} CPU + {_num(spec.resources.gpus_per_trial)} GPU per "
                       f"trial, at most {spec.resources.max_concurrent or 'as many as fit'} at once"),
         ("proxy", f"{ds.name} ({ds.num_classes} classes{_sizes(ds)}), img {pr.img_size}, {pr.max_epochs} epochs, "
-                  f"batch {pr.batch_size}, {pr.optimizer} lr {pr.lr:g}, {pr.dtype} on {pr.device}"),
-        ("throughput", f"img {tp.img_size} x batch {tp.batch_size}, {tp.dtype} on {tp.device}, reference "
+                  f"batch {pr.batch_size}, {pr.optimizer} lr {pr.lr:g}, {_runs_on(pr.dtype, pr.device)}"),
+        ("throughput", f"img {tp.img_size} x batch {tp.batch_size}, {_runs_on(tp.dtype, tp.device)}, reference "
                        f"{tp.reference or 'none'}" + (f", latency at {tp.highres}" if tp.highres else "")),
         ("base", " ".join(f"{k}={_val(v)}" for k, v in spec.arch_defaults().items())),
     ]
@@ -90,10 +96,43 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'':<{width}} params {_si(min(params))} .. {_si(max(params))}{scale}")
     print(f"{'':<{width}} MACs   {_si(min(macs_target))} .. {_si(max(macs_target))} at {tp.img_size}px (throughput), "
           f"{_si(min(macs_proxy))} .. {_si(max(macs_proxy))} at {pr.img_size}px (proxy)")
+    if spec.study.constraints:
+        print(f"{'satisfying':<{width}} {_satisfying(spec, feasible, len(samples))}")
     reasons = sorted({s.infeasible for s in samples if s.infeasible})
     if reasons:
         print(f"{'infeasible':<{width}} e.g. {reasons[0]}")
     return 0
+
+
+def _runs_on(dtype: str, device: str) -> str:
+    """``float32 on cpu``, saying which of the two ``auto`` chose here (bfloat16 autocast on CUDA)."""
+    import torch
+
+    dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    dt = ("bfloat16" if dev.startswith("cuda") else "float32") if dtype == "auto" else dtype
+    auto = [k for k, v in (("device", device), ("dtype", dtype)) if v == "auto"]
+    return f"{dt} on {dev}" + (f" ({' and '.join(auto)} auto, as chosen on this machine)" if auto else "")
+
+
+def _satisfying(spec: Any, feasible: list, drawn: int) -> str:
+    """How many sampled architectures meet the constraints judged before training, scaled to the space."""
+    from wfsearch.space import design_costs, violated_constraints
+
+    ok = 0
+    for s in feasible:
+        try:
+            ok += not violated_constraints(spec, design_costs(spec, s.arch))
+        except ValueError:
+            pass
+    share = ok / drawn
+    size = spec.size.buildable if spec.size.buildable is not None else spec.size.combinations
+    later = [str(c) for c in spec.study.constraints if c.metric not in ("params", "macs", "memory")]
+    text = f"{ok} of {drawn} random samples satisfy {', '.join(str(c) for c in spec.study.constraints)}"
+    if size is not None and not spec.size.continuous:
+        text += f": about {round(share * size):,} of the {size:,} combinations"
+    if later:
+        text += f" ({', '.join(later)} judged only after training)"
+    return text
 
 
 def _size(size: Any) -> str:

@@ -12,7 +12,7 @@ from wfsearch.errors import UserError
 
 from .recipe import Recipe
 
-__all__ = ["check_image_folder", "build_transforms", "build_datasets", "ImageFiles", "build_loaders", "ShardSampler",
+__all__ = ["check_image_folder", "build_transforms", "build_datasets", "ImageFiles", "build_loaders", "usable_workers", "ShardSampler",
            "patch_posterize"]
 
 log = logging.getLogger(__name__)
@@ -159,6 +159,20 @@ class ShardSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return len(self.indices)
+
+
+def usable_workers(requested: int) -> int:
+    """``requested`` data-loading workers, at most this process's share of the CPUs it may run on
+    (more only make PyTorch warn and the processes compete)."""
+    import os
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    share = max(1, cpus // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+    if requested > share:
+        log.info("data.workers %d -> %d: %d CPUs here for %s process(es)", requested,
+                 share, cpus, os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        return share
+    return requested
 
 
 def build_loaders(train_ds: Dataset, val_ds: Dataset, batch_size: int, eval_batch_size: int, workers: int,

@@ -24,6 +24,7 @@ from typing import Callable, Sequence
 from optuna.trial import FrozenTrial
 
 from wfsearch.errors import UserError
+from wfsearch.suggest import did_you_mean
 
 __all__ = ["Condition", "Pick", "parse_pick", "select"]
 
@@ -123,7 +124,8 @@ def select(trials: Sequence[FrozenTrial], pick: Pick, metrics_of: Callable[[Froz
     available = sorted(set().union(*(m.keys() for _, m in table)))
     for name in pick.metrics:
         if name not in available:
-            raise _fail(str(pick), f"unknown metric {name!r}; the front's trials have {available}")
+            hint = did_you_mean(name, available) or ";"
+            raise _fail(str(pick), f"unknown metric {name!r}{hint} the front's trials have {available}")
     candidates = [(t, m) for t, m in table if all(n in m for n in pick.metrics)]
     for cond in pick.where:
         kept = [(t, m) for t, m in candidates if cond.holds(m[cond.metric])]

@@ -18,6 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 from wfsearch.errors import UserError
 from wfsearch.study.connect import cannot_open, engine_options
 from wfsearch.study.naming import REFERENCES_SUFFIX, check_study_name, safe_url, study_dir
+from wfsearch.study.sqlite import reader_url, sqlite_path
 
 __all__ = ["OpenStudy", "open_study", "search_front", "trial_metrics", "objective_names", "safe_url"]
 
@@ -55,10 +56,13 @@ def open_study(path: str | Path | None = None, storage: str | None = None,
             raise UserError(f"{db}: no study database here; run `wfsearch run SPEC` first or pass --storage URL")
         storage = f"sqlite:///{db}"
     engine_kwargs: dict[str, Any] = engine_options(storage)  # bounded waits for a server that does not answer
+    url = storage
     if storage.startswith("sqlite"):
         engine_kwargs["connect_args"] = {"timeout": 30}  # a running search may hold the write lock
+        if sqlite_path(storage) is not None:
+            url = reader_url(sqlite_path(storage))  # a read-only copy is opened read-only
     try:
-        rdb = optuna.storages.RDBStorage(storage, engine_kwargs=engine_kwargs, skip_table_creation=True)
+        rdb = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, skip_table_creation=True)
         names = [s.study_name for s in rdb.get_all_studies()]
     except (ValueError, ImportError) as e:
         raise UserError(f"--storage: {safe_url(storage)!r}: cannot open ({str(e).splitlines()[0]})") from None

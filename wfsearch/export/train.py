@@ -31,7 +31,7 @@ import torch.nn as nn
 import wfsearch
 from wfsearch.errors import UserError
 
-from .data import build_datasets, build_loaders
+from .data import build_datasets, build_loaders, usable_workers
 from .recipe import Recipe, recipe_to_yaml
 
 __all__ = ["train", "evaluate_checkpoint", "initial_model", "TrainResult", "Distributed", "Diverged",
@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 
 # progress(iterable, total, description) -> iterable; the CLI passes a tqdm bar on the main process
 Progress = Callable[[Iterable, int, str], Iterable]
+# on_step({"epoch", "epochs", "step", "epoch_step", "steps_per_epoch", "loss", "lr", "images_per_s"})
+StepHook = Callable[[dict[str, Any]], None]
 CHECK_EVERY = 20  # optimizer steps between loss checks (each one waits for the device)
 
 
@@ -101,6 +103,11 @@ class TrainResult:
     best_top1: float
     output: Path
     history: list[dict[str, Any]] = field(default_factory=list)  # the metrics lines of this run
+
+    @property
+    def nothing_left(self) -> bool:
+        """The run was resumed after its last epoch: no epoch was trained."""
+        return not self.history
 
 
 def _seed(seed: int, *keys: int) -> None:
@@ -195,13 +202,19 @@ def initial_model(recipe: Recipe, num_classes: int, device: torch.device | str =
 
 def train(recipe: Recipe, output: str | Path, *, resume: bool | str | Path = False, augment: bool = True,
           workers: int | None = None, dist_ctx: Distributed | None = None, source: str = "recipe",
-          progress: Progress | None = None, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
+          progress: Progress | None = None, on_epoch: Callable[[dict[str, Any]], None] | None = None,
+          on_step: StepHook | None = None, log_every: int = 50, tensorboard: bool = True,
+          wandb: bool = False) -> TrainResult:
     """Train ``recipe`` to its last epoch, writing checkpoints and metrics under ``output``.
 
     ``resume``: True continues from ``output/last.pth``, a path from that checkpoint. ``augment=False``
-    turns every random augmentation off (exact comparisons across process counts). ``progress`` and
-    ``on_epoch`` are called on the main process only. ``source`` names the recipe in error messages.
+    turns every random augmentation off (exact comparisons across process counts). ``progress``,
+    ``on_epoch`` and ``on_step`` (every ``log_every`` optimizer steps: loss, lr, images/s) are called on
+    the main process only. ``tensorboard`` logs to ``output/tensorboard`` when the package is installed,
+    ``wandb`` to Weights & Biases (see `wfsearch.export.tracking`). ``source`` names the recipe in errors.
     """
+    from .tracking import RunTrackers
+
     from timm.data import Mixup
     from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
     from timm.optim import create_optimizer_v2
@@ -228,9 +241,9 @@ def train(recipe: Recipe, output: str | Path, *, resume: bool | str | Path = Fal
     mixup_on = augment and recipe.augment.mixup_active
     if mixup_on and t.batch_size % 2:
         raise UserError(f"{source}: train.batch_size: {t.batch_size}: Mixup/CutMix need an even batch per process")
+    workers = usable_workers(recipe.data.workers if workers is None else workers)
     loaders = build_loaders(train_ds, val_ds, t.batch_size, t.eval_batch_size or t.batch_size,
-                            recipe.data.workers if workers is None else workers, d.rank, d.world, t.seed,
-                            pin_memory=d.device.type == "cuda")
+                            workers, d.rank, d.world, t.seed, pin_memory=d.device.type == "cuda")
     train_loader, val_loader, sampler = loaders
     steps_per_epoch = len(train_loader)
 
@@ -282,9 +295,16 @@ def train(recipe: Recipe, output: str | Path, *, resume: bool | str | Path = Fal
     else:
         criterion = nn.CrossEntropyLoss()
 
+    trackers = None
     if d.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "recipe.yaml").write_text(recipe_to_yaml(recipe))
+        # "as run": the classes the data has and the workers actually used
+        as_run = recipe.replace(model__kwargs={**recipe.model.kwargs, "num_classes": num_classes},
+                                data__workers=workers)
+        (out / "recipe.yaml").write_text(recipe_to_yaml(as_run))
+        if start_epoch < s.epochs and (tensorboard or wandb):
+            trackers = RunTrackers(out, recipe.name, as_run.to_dict(), tensorboard=tensorboard, wandb=wandb,
+                                   resume=ckpt_path is not None)
         log.info("training %s: %d classes, %d/%d train/val images, %d process(es), global batch %d, lr %.3g",
                  recipe.model.name, num_classes, len(train_ds), len(val_ds), d.world, global_batch, lr)
     meta = {"num_classes": num_classes, "classes": train_ds.classes, "global_batch": global_batch,
@@ -293,74 +313,94 @@ def train(recipe: Recipe, output: str | Path, *, resume: bool | str | Path = Fal
     history: list[dict[str, Any]] = []
     evals: dict[str, float] = {}
     train_loss: float | None = None
-    for epoch in range(start_epoch, s.epochs):
-        _seed(t.seed, epoch, d.rank)
-        sampler.set_epoch(epoch)
-        ddp.train()
-        loss_sum = torch.zeros((), dtype=torch.float64, device=d.device)  # on the device: no sync per step
-        seen = 0
-        tic = time.perf_counter()
-        it: Iterable = train_loader
-        if progress is not None and d.is_main:
-            it = progress(train_loader, steps_per_epoch, f"epoch {epoch + 1}/{s.epochs}")
-        for x, y in it:
-            x, y = x.to(d.device, non_blocking=True), y.to(d.device, non_blocking=True)
-            if mixup is not None:
-                x, y = mixup(x, y)
-            with _autocast(d.device, t.precision):
-                loss = criterion(ddp(x), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if o.clip_grad is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), o.clip_grad)
-            optimizer.step()
-            global_step += 1
-            if s.per_step:
-                scheduler.step_update(num_updates=global_step)
+    try:  # the trackers are closed however the loop ends (Ctrl-C included)
+        for epoch in range(start_epoch, s.epochs):
+            _seed(t.seed, epoch, d.rank)
+            sampler.set_epoch(epoch)
+            ddp.train()
+            loss_sum = torch.zeros((), dtype=torch.float64, device=d.device)  # on the device: no sync per step
+            seen = 0
+            tic = mark = time.perf_counter()
+            since_mark = 0  # images this process trained since the last logged step
+            it: Iterable = train_loader
+            if progress is not None and d.is_main:
+                it = progress(train_loader, steps_per_epoch, f"epoch {epoch + 1}/{s.epochs}")
+            for x, y in it:
+                x, y = x.to(d.device, non_blocking=True), y.to(d.device, non_blocking=True)
+                if mixup is not None:
+                    x, y = mixup(x, y)
+                with _autocast(d.device, t.precision):
+                    loss = criterion(ddp(x), y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if o.clip_grad is not None:
+                    nn.utils.clip_grad_norm_(model.parameters(), o.clip_grad)
+                optimizer.step()
+                global_step += 1
+                if s.per_step:
+                    scheduler.step_update(num_updates=global_step)
+                if ema is not None:
+                    ema.update(model, step=global_step)
+                loss_sum += loss.detach() * x.shape[0]
+                seen += x.shape[0]
+                since_mark += x.shape[0]
+                log_now = log_every > 0 and global_step % log_every == 0
+                if global_step % CHECK_EVERY == 0 or log_now:  # the same step on every process: all stop together
+                    value = loss.item()
+                    if not math.isfinite(value):
+                        raise Diverged(f"training diverged: loss {value} at epoch {epoch + 1}, step {global_step}; "
+                                       f"lower optimizer.lr_base or check the data")
+                    now = time.perf_counter()
+                    info = {"epoch": epoch + 1, "epochs": s.epochs, "step": global_step,
+                            "epoch_step": global_step - epoch * steps_per_epoch, "steps_per_epoch": steps_per_epoch,
+                            "loss": value, "lr": optimizer.param_groups[0]["lr"],
+                            "images_per_s": since_mark * d.world / max(now - mark, 1e-9)}
+                    mark, since_mark = now, 0
+                    if hasattr(it, "set_postfix"):
+                        it.set_postfix(loss=f"{value:.4f}", lr=f"{info['lr']:.2e}",
+                                       img_s=f"{info['images_per_s']:.0f}")
+                    if log_now and d.is_main:
+                        if on_step is not None:
+                            on_step(info)
+                        if trackers is not None:
+                            trackers.step(info)
+            if not s.per_step:
+                scheduler.step(epoch + 1)
+            total, seen = _all_sum([loss_sum.item(), float(seen)], d)
+            train_loss = total / max(seen, 1.0)
+            if not math.isfinite(train_loss):
+                raise Diverged(f"training diverged: mean loss {train_loss} in epoch {epoch + 1}; lower "
+                               f"optimizer.lr_base, or check the data")
+            epoch_s = time.perf_counter() - tic
+            evals = _evaluate(model, val_loader, d, t.precision, num_classes,
+                              progress if d.is_main else None, "eval")
+            row: dict[str, Any] = {"epoch": epoch + 1, "step": global_step, "lr": optimizer.param_groups[0]["lr"],
+                                   "train_loss": train_loss, **evals}
             if ema is not None:
-                ema.update(model, step=global_step)
-            loss_sum += loss.detach() * x.shape[0]
-            seen += x.shape[0]
-            if global_step % CHECK_EVERY == 0:  # the same step on every process, so all stop together
-                value = loss.item()
-                if not math.isfinite(value):
-                    raise Diverged(f"training diverged: loss {value} at epoch {epoch + 1}, step {global_step}; "
-                                   f"lower optimizer.lr_base or check the data")
-                if hasattr(it, "set_postfix"):
-                    it.set_postfix(loss=f"{value:.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
-        if not s.per_step:
-            scheduler.step(epoch + 1)
-        total, seen = _all_sum([loss_sum.item(), float(seen)], d)
-        train_loss = total / max(seen, 1.0)
-        if not math.isfinite(train_loss):
-            raise Diverged(f"training diverged: mean loss {train_loss} in epoch {epoch + 1}; lower "
-                           f"optimizer.lr_base, or check the data")
-        epoch_s = time.perf_counter() - tic
-        evals = _evaluate(model, val_loader, d, t.precision, num_classes,
-                          progress if d.is_main else None, "eval")
-        row: dict[str, Any] = {"epoch": epoch + 1, "step": global_step, "lr": optimizer.param_groups[0]["lr"],
-                               "train_loss": train_loss, **evals}
-        if ema is not None:
-            e = _evaluate(ema.module, val_loader, d, t.precision, num_classes, None, "eval ema")
-            row.update({"ema_top1": e["top1"], "ema_top5": e["top5"], "ema_val_loss": e["val_loss"]})
-        row.update({"epoch_s": round(epoch_s, 3), "train_images_per_s": round(seen / max(epoch_s, 1e-9), 1),
-                    "world_size": d.world, "global_batch": global_batch})
-        best = max(best, evals["top1"])
-        history.append(row)
-        if d.is_main:
-            ckpt = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "ema": ema.module.state_dict() if ema else None,
-                    "epoch": epoch + 1, "global_step": global_step, "best_top1": best, "metrics": row, **meta}
-            _save(ckpt, last)
-            if evals["top1"] >= best:
-                _save(ckpt, out / "best.pth")
-            with open(out / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(row) + "\n")
-            if on_epoch is not None:
-                on_epoch(row)
-        if d.enabled:
-            dist.barrier()
-
+                e = _evaluate(ema.module, val_loader, d, t.precision, num_classes, None, "eval ema")
+                row.update({"ema_top1": e["top1"], "ema_top5": e["top5"], "ema_val_loss": e["val_loss"]})
+            row.update({"epoch_s": round(epoch_s, 3), "train_images_per_s": round(seen / max(epoch_s, 1e-9), 1),
+                        "world_size": d.world, "global_batch": global_batch})
+            best = max(best, evals["top1"])
+            history.append(row)
+            if d.is_main:
+                ckpt = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "ema": ema.module.state_dict() if ema else None,
+                        "epoch": epoch + 1, "global_step": global_step, "best_top1": best, "metrics": row, **meta}
+                _save(ckpt, last)
+                if evals["top1"] >= best:
+                    _save(ckpt, out / "best.pth")
+                with open(out / "metrics.jsonl", "a") as f:
+                    f.write(json.dumps(row) + "\n")
+                if trackers is not None:
+                    trackers.epoch(row)
+                if on_epoch is not None:
+                    on_epoch(row)
+            if d.enabled:
+                dist.barrier()
+    finally:
+        if trackers is not None:
+            trackers.close()
     if not evals:  # nothing left to train (resumed a finished run): report the checkpoint's evaluation
         evals = _evaluate(model, val_loader, d, t.precision, num_classes, None, "eval")
     return TrainResult(epochs=max(start_epoch, s.epochs), top1=evals["top1"], top5=evals["top5"],
@@ -387,8 +427,8 @@ def evaluate_checkpoint(recipe: Recipe, checkpoint: str | Path, *, workers: int 
     model.load_state_dict(state)
     t = recipe.train
     _, val_loader, _ = build_loaders(train_ds, val_ds, t.batch_size, t.eval_batch_size or t.batch_size,
-                                     recipe.data.workers if workers is None else workers, d.rank, d.world,
-                                     t.seed, pin_memory=d.device.type == "cuda")
+                                     usable_workers(recipe.data.workers if workers is None else workers),
+                                     d.rank, d.world, t.seed, pin_memory=d.device.type == "cuda")
     return _evaluate(model, val_loader, d, t.precision, num_classes, progress if d.is_main else None, "eval")
 
 

@@ -45,7 +45,17 @@ def timm_model_for(arch: ArchConfig) -> tuple[str, dict[str, Any]]:
         if best is None or key < best[0]:
             best = (key, name, diff)
     assert best is not None
-    return best[1], best[2]
+    name, diff = best[1], best[2]
+    base = ArchConfig(**MODEL_SIZES[name]).to_dict()
+    for k in [k for k in diff if k not in _ALWAYS]:  # overrides the network does not need (same hash without)
+        trial_diff = {kk: vv for kk, vv in diff.items() if kk != k}
+        try:
+            same = ArchConfig(**{**base, **trial_diff}).hash == arch.hash
+        except ValueError:
+            same = False
+        if same:
+            diff = trial_diff
+    return name, diff
 
 
 def find_trial(opened: OpenStudy, number: int) -> FrozenTrial:

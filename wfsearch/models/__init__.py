@@ -1,4 +1,6 @@
-"""The WeightFormer model library: configs, dynamic layers, predictors, the backbone, costs.
+"""The WeightFormer model library: configs, dynamic layers, predictors, the backbone, costs, ERFs.
+
+The math of the released model and the definition of every predictor: docs/MODEL.md.
 
 Importing it registers ``weightformer_tiny/small/base/test`` in timm's registry.
 """

@@ -10,14 +10,27 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 PREDICTORS: dict[str, list[str]] = {
     "fc1": ["none", "gap", "linear", "nonlinear", "deep", "bilateral"],
     "dwconv": ["none", "gap", "adaptive", "ampdir", "conv"],
 }
-ACTIVATIONS = ["default", "silu", "gelu", "relu", "identity"]
+ACTIVATIONS = ["silu", "gelu", "relu", "identity"]
 DELTA_NORMS = ["squash", "none"]
+# cover: a ceil-mode pool that sees every token, ΔW scaled by 1/(4M) (independent of the pool);
+# released: the released code's floor pool (drops border tokens) and 1/N scale (shrinks as 1/s²)
+FC1_POOL_MODES = ["cover", "released"]
+# where the residual stream is re-normalized (norm1): dynamic = in the blocks that `dynamic_blocks`
+# names (released; none when both predictors are 'none'), placement = in those blocks even when
+# both predictors are 'none', all = every block, none = no block
+RENORMS = ["dynamic", "placement", "all", "none"]
+ENUMS: dict[str, list[str]] = {
+    "fc1_predictor": PREDICTORS["fc1"], "dwconv_predictor": PREDICTORS["dwconv"],
+    "fc1_act": ACTIVATIONS, "dwconv_act": ACTIVATIONS, "delta_norm": DELTA_NORMS,
+    "fc1_pool_mode": FC1_POOL_MODES, "renorm": RENORMS,
+}
+RELEASED_POOL_AREA = 4  # the released 2x2 pool: the cover scale 1/(4M) equals the released 1/N there
 # fc1 predictors whose low-rank factors use `rank_ratio` and `fc1_pool`
 RANKED_FC1 = {"gap", "linear", "nonlinear", "deep", "bilateral"}
 POOLED_FC1 = {"linear", "nonlinear", "deep", "bilateral"}  # gap always pools globally
@@ -91,10 +104,13 @@ class ArchConfig:
     dwconv_predictor: str = "adaptive"
     dynamic_blocks: Placement = "every:3:1"
     fc1_pool: Union[int, str] = 2  # avg pool s x s over the token grid, or "global"
-    dwconv_pool: int = 3  # adaptive pool g x g (g = kernel size: one summary per tap; 1 = global)
+    fc1_pool_mode: str = "cover"  # cover: every token, scale 1/(4M); released: floor pool, scale 1/N
+    dwconv_pool: Optional[int] = None  # g x g summary: None = kernel_size (one per tap), 1 = global
     rank_ratio: int = 4
-    predictor_act: str = "default"  # "default" = silu in fc1 predictors, gelu in dwconv predictors
+    fc1_act: str = "silu"  # activation inside the fc1 predictors
+    dwconv_act: str = "gelu"  # activation inside the dwconv predictors
     delta_norm: str = "squash"  # squash: v / (||v|| + 1); none: raw ΔW
+    renorm: str = "dynamic"  # blocks whose residual stream is re-normalized (norm1); see RENORMS
     drop_path_rate: float = 0.0
     drop_rate: float = 0.0
 
@@ -110,7 +126,7 @@ class ArchConfig:
             set_("img_size", img[0] if img[0] == img[1] else img)
         elif not _is_int(img):
             raise _err("img_size", img, "must be an integer or a pair of integers (height, width)")
-        for name in ("patch_size", "in_chans", "embed_dim", "depth", "kernel_size", "rank_ratio", "dwconv_pool"):
+        for name in ("patch_size", "in_chans", "embed_dim", "depth", "kernel_size", "rank_ratio"):
             v = getattr(self, name)
             if not _is_int(v) or v < 1:
                 raise _err(name, v, "must be an integer >= 1")
@@ -126,8 +142,14 @@ class ArchConfig:
         set_("mlp_ratio", float(self.mlp_ratio))
         if self.kernel_size % 2 == 0:
             raise _err("kernel_size", self.kernel_size, "must be odd so that 'same' padding keeps the grid")
-        for name, choices in (("fc1_predictor", PREDICTORS["fc1"]), ("dwconv_predictor", PREDICTORS["dwconv"]),
-                              ("predictor_act", ACTIVATIONS), ("delta_norm", DELTA_NORMS)):
+        if self.dwconv_pool is not None:
+            if not _is_int(self.dwconv_pool) or self.dwconv_pool < 1:
+                raise _err("dwconv_pool", self.dwconv_pool, "must be an integer >= 1 (or null: kernel_size)")
+            if self.dwconv_pool not in (1, self.kernel_size):
+                raise _err("dwconv_pool", self.dwconv_pool,
+                           f"must be 1 (one global summary) or kernel_size={self.kernel_size} (one summary per "
+                           "kernel tap); any other grid would be resampled onto the taps")
+        for name, choices in ENUMS.items():
             v = getattr(self, name)
             if v not in choices:
                 raise _err(name, v, f"must be one of {choices}")
@@ -158,8 +180,8 @@ class ArchConfig:
             if self.fc1_predictor in POOLED_FC1 and isinstance(self.fc1_pool, int) and self.fc1_pool > min(gh, gw):
                 raise _err("fc1_pool", self.fc1_pool,
                            f"pool larger than the token grid {gh}x{gw} (img_size={self.img_size}, patch_size={self.patch_size})")
-            if self.dwconv_predictor in POOLED_DWCONV and self.dwconv_pool > min(gh, gw):
-                raise _err("dwconv_pool", self.dwconv_pool,
+            if self.dwconv_predictor in POOLED_DWCONV and self.dwconv_grid > min(gh, gw):
+                raise _err("dwconv_pool", self.dwconv_grid,
                            f"pool larger than the token grid {gh}x{gw} (img_size={self.img_size}, patch_size={self.patch_size})")
 
     # ---- derived ----
@@ -183,10 +205,21 @@ class ArchConfig:
             return ()
         return parse_placement(self.dynamic_blocks, self.depth)
 
-    def act_for(self, family: str) -> str:
-        if self.predictor_act != "default":
-            return self.predictor_act
-        return "silu" if family == "fc1" else "gelu"
+    @property
+    def norm_indices(self) -> tuple[int, ...]:
+        """Indices of the blocks that re-normalize the residual stream (carry ``norm1``)."""
+        if self.renorm == "all":
+            return tuple(range(self.depth))
+        if self.renorm == "none":
+            return ()
+        if self.renorm == "dynamic":
+            return self.dynamic_indices
+        return parse_placement(self.dynamic_blocks, self.depth)
+
+    @property
+    def dwconv_grid(self) -> int:
+        """The g x g summary grid of the pooled dwconv predictors (``dwconv_pool``, default kernel_size)."""
+        return self.kernel_size if self.dwconv_pool is None else self.dwconv_pool
 
     # ---- serialization and identity ----
     def to_dict(self) -> dict[str, Any]:
@@ -197,6 +230,13 @@ class ArchConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ArchConfig":
+        d = dict(d)
+        if "predictor_act" in d:  # the single activation knob of earlier versions
+            act = d.pop("predictor_act")
+            d.setdefault("fc1_pool_mode", "released")  # those versions pooled and scaled as released
+            if act != "default":
+                d.setdefault("fc1_act", act)
+                d.setdefault("dwconv_act", act)
         unknown = sorted(set(d) - set(cls.field_names()))
         if unknown:
             raise ValueError(f"{unknown[0]}: not an ArchConfig field; fields are {cls.field_names()}")
@@ -210,29 +250,53 @@ class ArchConfig:
         return dataclasses.replace(self, **changes)
 
     def canonical(self) -> dict[str, Any]:
-        """The architecture with knobs that have no effect reset, so equal networks compare equal."""
+        """The architecture with knobs that have no effect reset and equivalent networks merged, so
+        that networks computing the same function (with the same parameters) compare equal.
+
+        Merges: ``bilateral``/``nonlinear`` with ``fc1_act: identity`` are ``linear``; with the cover
+        scale a globally pooled ``bilateral`` is ``gap`` (and a globally pooled ``linear`` is ``gap``
+        with the identity); ``fc1_pool_mode`` is dropped where both modes agree (a pool that tiles
+        the grid exactly with ``s = 2``, or no pooled fc1 predictor); ``renorm`` becomes the list of
+        re-normalized blocks, ``dwconv_pool`` its resolved grid.
+        """
         d = self.to_dict()
         dyn = self.dynamic_indices
         d["dynamic_blocks"] = list(dyn)
+        d["renorm"] = list(self.norm_indices)
         d.pop("drop_path_rate"), d.pop("drop_rate")  # regularization, not architecture
-        default = ArchConfig.__dataclass_fields__
+        default = {f.name: f.default for f in dataclasses.fields(ArchConfig)}
         fc1 = self.fc1_predictor if dyn else "none"
         dw = self.dwconv_predictor if dyn else "none"
-        d["fc1_predictor"], d["dwconv_predictor"] = fc1, dw
+        act, pool, mode = self.fc1_act, self.fc1_pool, self.fc1_pool_mode
+        if fc1 in ("bilateral", "nonlinear") and act == "identity":
+            fc1 = "linear"
+        if fc1 in POOLED_FC1 and pool == "global" and mode == "cover" and fc1 in ("bilateral", "linear"):
+            fc1, act = "gap", act if fc1 == "bilateral" else "identity"
+        if fc1 == "linear":
+            act = default["fc1_act"]
         if fc1 not in RANKED_FC1:
-            d["rank_ratio"] = default["rank_ratio"].default
+            d["rank_ratio"] = default["rank_ratio"]
+            act = default["fc1_act"]
         if fc1 not in POOLED_FC1:
-            d["fc1_pool"] = default["fc1_pool"].default
-        if dw not in POOLED_DWCONV:
-            d["dwconv_pool"] = default["dwconv_pool"].default
-        if fc1 in ("none", "linear") and dw == "none":
-            d["predictor_act"] = default["predictor_act"].default
-        else:
-            d["predictor_act"] = {f: self.act_for(f) for f in ("fc1", "dwconv")}
+            pool = default["fc1_pool"]
+        if fc1 not in RANKED_FC1 or (fc1 in POOLED_FC1 and self._pool_modes_agree()):
+            mode = default["fc1_pool_mode"]
+        d.update(fc1_predictor=fc1, dwconv_predictor=dw, fc1_act=act, fc1_pool=pool, fc1_pool_mode=mode)
+        d["dwconv_pool"] = self.dwconv_grid if dw in POOLED_DWCONV else None
+        if dw == "none":
+            d["dwconv_act"] = default["dwconv_act"]
         if not dyn:
-            d["delta_norm"] = default["delta_norm"].default
+            d["delta_norm"] = default["delta_norm"]
         d["img_size"] = list(self.img_hw)
         return d
+
+    def _pool_modes_agree(self) -> bool:
+        """Whether the cover and released fc1 pooling compute the same thing at this grid."""
+        s = self.fc1_pool
+        if s == "global":
+            return False  # scales 1/4 and 1/N
+        gh, gw = self.grid_size
+        return gh % s == 0 and gw % s == 0 and s * s == RELEASED_POOL_AREA
 
     @property
     def hash(self) -> str:

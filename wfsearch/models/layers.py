@@ -4,7 +4,7 @@ With ``predictor=None`` each layer is its plain static counterpart (a linear lay
 conv), with the same parameter names, so static and dynamic blocks share one code path.
 
 Every layer has two exact evaluations of the same function: ``forward_reference`` (the formulation
-written in DESIGN.md §1: form ``W0 + norm(ΔW)`` per sample, then apply it) and a fast path that
+written in docs/MODEL.md: form ``W0 + norm(ΔW)`` per sample, then apply it) and a fast path that
 reassociates the products, fuses the normalization into the low-rank factors and keeps the tokens
 in one layout (see `benchmarks/NOTES.md` for what each step bought). ``forward`` takes the fast path
 unless `reference_mode()` is active or torch's flop counter is running (so counted MACs are those of
@@ -22,7 +22,6 @@ import torch.nn.functional as F
 from timm.layers import trunc_normal_
 from torch.utils.weak import WeakTensorKeyDictionary
 
-from .predictors import pool_tokens
 
 try:  # checked on every forward, so imported once here
     from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
@@ -301,7 +300,7 @@ class DynamicLinear(nn.Module):
         use_codes = hasattr(pred, "codes_pooled") and not hooked(pred)  # hooks see pred(x) otherwise
         cpu = x_BHWC.device.type == "cpu"
         if use_codes:
-            p_BMC = pool_tokens(x_BHWC, pred.pool)
+            p_BMC = pred.compress(x_BHWC)
             M, ra, rb = p_BMC.shape[1], pred.w1.shape[0], pred.w2.shape[0]
             inner, order = plan or plan_dynamic_linear(N, M, C, O, ra, rb, squash_norm)
             # MACs from the pooled tokens to Q' (all samples): small enough, and it runs on one thread;

@@ -4,7 +4,7 @@ fc1 predictors return low-rank factors ``(Φa, Φb, scale)`` with ``ΔW = scale 
 (shape ``B x C_in x C_out``); dwconv predictors return a raw kernel ``ΔK`` (``B x C x k x k``).
 Normalization (`delta_norm`) and the static base ``W0`` are added by the layers in `layers.py`.
 
-Every class carries its math in its docstring and its cost in ``cost(...) -> (params, macs)``
+Every class carries its math in its docstring (all of it together: docs/MODEL.md) and its cost in ``cost(...) -> (params, macs)``
 (multiply-accumulates of its linear maps for one image; pooling and activations are O(N·C) adds
 and are not counted, as in `torch.utils.flop_counter`).
 """
@@ -17,15 +17,18 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import get_act_layer, trunc_normal_
 
-from .config import PREDICTORS
+from .config import PREDICTORS, RELEASED_POOL_AREA
 
 
 # --------------------------------------------------------------------------- spatial compression
-def pool_tokens(x_BHWC: torch.Tensor, pool: int | str) -> torch.Tensor:
-    """Compress the token grid: ``s x s`` average pool (floor, as ``nn.AvgPool2d(s)``) or global mean.
+def pool_tokens(x_BHWC: torch.Tensor, pool: int | str, cover: bool = False) -> torch.Tensor:
+    """Compress the token grid: ``s x s`` average pool or the global mean; returns ``(B, M, C)``.
 
-    Returns ``(B, M, C)`` with ``M = floor(H/s) * floor(W/s)`` (1 for ``"global"``). The pool runs
-    on the channels-last view of the grid, so for contiguous ``(B, H, W, C)`` tokens no copy is made.
+    ``cover=False`` is the released pooling (``nn.AvgPool2d(s)``, floor): ``M = floor(H/s) floor(W/s)``
+    and the tokens of a last partial row or column of cells are ignored (pool 4 on a 14x14 grid sees
+    144 of 196 tokens). ``cover=True`` keeps the partial cells (ceil mode): ``M = ceil(H/s) ceil(W/s)``,
+    each cell the mean of the tokens it holds, so every token is seen. Both are identical when ``s``
+    divides the grid. The pool runs on the channels-last view, so contiguous tokens are not copied.
     """
     B, H, W, C = x_BHWC.shape
     if pool == "global":
@@ -33,7 +36,8 @@ def pool_tokens(x_BHWC: torch.Tensor, pool: int | str) -> torch.Tensor:
     if pool == 1:
         return x_BHWC.reshape(B, H * W, C)
     x_BCHW = x_BHWC.permute(0, 3, 1, 2)
-    p_BCHW = F.avg_pool2d(x_BCHW, kernel_size=pool, stride=pool)
+    # with no padding, ceil mode divides a partial cell by the number of tokens it holds
+    p_BCHW = F.avg_pool2d(x_BCHW, kernel_size=pool, stride=pool, ceil_mode=cover)
     return p_BCHW.permute(0, 2, 3, 1).reshape(B, -1, C)  # (B, M, C)
 
 
@@ -71,10 +75,12 @@ def adaptive_avg_pool(x_BCHW: torch.Tensor, g: int, matmul: bool | None = None) 
     return p_BggC.permute(0, 3, 1, 2)
 
 
-def pooled_count(grid: tuple[int, int], pool: int | str) -> int:
-    """M, the number of pooled tokens for a grid ``(H, W)``."""
+def pooled_count(grid: tuple[int, int], pool: int | str, cover: bool = False) -> int:
+    """M, the number of pooled tokens for a grid ``(H, W)`` (`pool_tokens`)."""
     if pool == "global":
         return 1
+    if cover:
+        return -(-grid[0] // pool) * -(-grid[1] // pool)
     return (grid[0] // pool) * (grid[1] // pool)
 
 
@@ -88,8 +94,14 @@ class LowRankPredictor(nn.Module):
 
     ``U = down(P)`` with ``P`` the ``M`` pooled tokens (``C_in -> C_in/r + C_out/r``, bias), split
     into ``U_a`` (``C_in/r``) and ``U_b`` (``C_out/r``); ``Φa = f_a(U_a) @ W1`` (``W1: C_in/r x C_in``),
-    ``Φb = f_b(U_b) @ W2`` (``W2: C_out/r x C_out``); ``ΔW = Φaᵀ Φb * C_in^-0.5 / N`` with ``N`` the
-    un-pooled token count. Subclasses choose ``f_a``, ``f_b`` and the pooling.
+    ``Φb = f_b(U_b) @ W2`` (``W2: C_out/r x C_out``); ``ΔW = Φaᵀ Φb · C_in^-½ / Z``. Subclasses choose
+    ``f_a``, ``f_b`` and the pooling.
+
+    The normalizer ``Z`` (`factor_scale`): with ``pool_mode="cover"`` ``Z = 4·M`` (the pooled count
+    times the released 2x2 pool area), so ``ΔW = C_in^-½ / 4 · mean_m(φa_m φb_mᵀ)`` has the same
+    scale whatever the pool; with ``pool_mode="released"`` ``Z = N``, the un-pooled token count, as
+    the released code (so ΔW shrinks as ``M/N ≈ 1/s²``). Both agree for the released 2x2 pool on an
+    even grid. See docs/MODEL.md.
     """
 
     act_a = True
@@ -97,11 +109,11 @@ class LowRankPredictor(nn.Module):
     deep = False
 
     def __init__(self, in_features: int, out_features: int, rank_ratio: int = 4,
-                 pool: int | str = 2, act: str = "silu"):
+                 pool: int | str = 2, act: str = "silu", pool_mode: str = "cover"):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
         self.rank_a, self.rank_b = in_features // rank_ratio, out_features // rank_ratio
-        self.pool = pool
+        self.pool, self.pool_mode = pool, pool_mode
         self.scale = in_features ** -0.5
         self.down = nn.Linear(in_features, self.rank_a + self.rank_b)
         self.act_fn = _act(act)
@@ -128,7 +140,11 @@ class LowRankPredictor(nn.Module):
         ``merge_act`` applies one activation to both halves when both sides take it (same values).
         """
         B, H, W, _ = x_BHWC.shape
-        return self.codes_pooled(pool_tokens(x_BHWC, self.pool), H * W, merge_act)
+        return self.codes_pooled(self.compress(x_BHWC), H * W, merge_act)
+
+    def compress(self, x_BHWC: torch.Tensor) -> torch.Tensor:
+        """The pooled tokens ``(B, M, C_in)`` the predictor reads (`pool_tokens` in its mode)."""
+        return pool_tokens(x_BHWC, self.pool, cover=self.pool_mode == "cover")
 
     def codes_pooled(self, p_BMC: torch.Tensor, n_tokens: int, merge_act: bool = False
                      ) -> tuple[torch.Tensor, torch.Tensor, float]:
@@ -138,12 +154,13 @@ class LowRankPredictor(nn.Module):
     def codes_from_down(self, u_BMR: torch.Tensor, n_tokens: int, merge_act: bool = False
                         ) -> tuple[torch.Tensor, torch.Tensor, float]:
         """`codes` from the fused down-projection ``U = down(P)`` (``B x M x (C_in/r + C_out/r)``)."""
+        scale = self.factor_scale(n_tokens, u_BMR.shape[-2])
         if merge_act and self.act_a and self.act_b and not self.deep:
-            return (*torch.split(self.act_fn(u_BMR), [self.rank_a, self.rank_b], dim=-1), self.factor_scale(n_tokens))
+            return (*torch.split(self.act_fn(u_BMR), [self.rank_a, self.rank_b], dim=-1), scale)
         u_a, u_b = torch.split(u_BMR, [self.rank_a, self.rank_b], dim=-1)
         a_BMRa = self.side(u_a, self.act_a, getattr(self, "hidden_a", None))
         b_BMRb = self.side(u_b, self.act_b, getattr(self, "hidden_b", None))
-        return a_BMRa, b_BMRb, self.factor_scale(n_tokens)
+        return a_BMRa, b_BMRb, scale
 
     def forward(self, x_BHWC: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
         a_BMRa, b_BMRb, scale = self.codes(x_BHWC)
@@ -151,7 +168,10 @@ class LowRankPredictor(nn.Module):
         phi_b = b_BMRb @ self.w2  # (B, M, C_out)
         return phi_a, phi_b, scale
 
-    def factor_scale(self, n_tokens: int) -> float:
+    def factor_scale(self, n_tokens: int, m_tokens: int) -> float:
+        """``C_in^-½ / Z``: ``Z = 4 M`` (cover) or ``N`` (released)."""
+        if self.pool_mode == "cover":
+            return self.scale / (RELEASED_POOL_AREA * m_tokens)
         return self.scale / n_tokens
 
     @classmethod
@@ -167,7 +187,7 @@ class LowRankPredictor(nn.Module):
 
 
 class BilateralPredictor(LowRankPredictor):
-    """bilateral (released): ``Φa = silu(U_a) W1``, ``Φb = silu(U_b) W2``, ``ΔW = Φaᵀ Φb · C_in^-½ / N``.
+    """bilateral (released): ``Φa = silu(U_a) W1``, ``Φb = silu(U_b) W2``, ``ΔW = Φaᵀ Φb · C_in^-½ / Z``.
 
     Pooled ``s x s`` (released: 2x2, ``M ≈ N/4``). Cost: ``M·(C_in(C_in+C_out)/r + C_in²/r + C_out²/r
     + C_in·C_out)`` MACs, linear in N.
@@ -175,7 +195,7 @@ class BilateralPredictor(LowRankPredictor):
 
 
 class LinearPredictor(LowRankPredictor):
-    """linear: the bilateral correlation without activations, ``ΔW = (P A)ᵀ (P B) · C_in^-½ / N``
+    """linear: the bilateral correlation without activations, ``ΔW = (P A)ᵀ (P B) · C_in^-½ / Z``
     with ``A = down_a W1`` and ``B = down_b W2`` low-rank linear maps. Cost as bilateral."""
 
     act_a = False
@@ -198,15 +218,16 @@ class DeepPredictor(LowRankPredictor):
 
 class GapPredictor(LowRankPredictor):
     """gap: ΔW from the global-average token ``m`` through a low-rank map, a rank-1 outer product
-    ``ΔW = (σ(U_a(m)) W1)ᵀ (σ(U_b(m)) W2) · C_in^-½``. ``M = 1`` (the N-token mean costs N·C adds).
-    Cost: bilateral with ``M = 1``."""
+    ``ΔW = (σ(U_a(m)) W1)ᵀ (σ(U_b(m)) W2) · C_in^-½ / Z`` with ``Z = 4`` (cover: the cover scale at
+    ``M = 1``, so gap is exactly bilateral with ``fc1_pool: global``) or ``Z = 1`` (released mode: the
+    formula of earlier versions). ``M = 1`` (the N-token mean costs N·C adds). Cost: bilateral, ``M = 1``."""
 
     def __init__(self, in_features: int, out_features: int, rank_ratio: int = 4,
-                 pool: int | str = "global", act: str = "silu"):
-        super().__init__(in_features, out_features, rank_ratio, "global", act)
+                 pool: int | str = "global", act: str = "silu", pool_mode: str = "cover"):
+        super().__init__(in_features, out_features, rank_ratio, "global", act, pool_mode)
 
-    def factor_scale(self, n_tokens: int) -> float:
-        return self.scale
+    def factor_scale(self, n_tokens: int, m_tokens: int) -> float:
+        return self.scale / RELEASED_POOL_AREA if self.pool_mode == "cover" else self.scale
 
 
 FC1_PREDICTORS: dict[str, type[LowRankPredictor] | None] = {

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-from timm.data import IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, PatchEmbed, trunc_normal_
 from timm.models import build_model_with_cfg, register_model
 
@@ -55,24 +55,28 @@ class Mlp(nn.Module):
 
 
 class WeightFormerBlock(nn.Module):
-    """One block; ``dynamic`` blocks carry ``norm1`` and the predictors named by the config."""
+    """One block: ``x = norm1(x)`` when ``renorm`` (default: when ``dynamic``, as released), then
+    ``x = x + dwconv(x)`` and ``x = x + drop_path(fc2(gelu(fc1(norm2(x)))))``; ``dynamic`` blocks
+    predict the dwconv kernel and fc1 with the predictors named by the config (docs/MODEL.md)."""
 
     def __init__(self, dim: int, mlp_ratio: float = 4.0, kernel_size: int = 3, dynamic: bool = False,
                  fc1_predictor: str = "bilateral", dwconv_predictor: str = "adaptive",
-                 fc1_pool: int | str = 2, dwconv_pool: int = 3, rank_ratio: int = 4,
+                 fc1_pool: int | str = 2, dwconv_pool: int | None = None, rank_ratio: int = 4,
                  fc1_act: str = "silu", dwconv_act: str = "gelu", delta_norm: str = "squash",
-                 drop_path: float = 0.0, drop: float = 0.0):
+                 drop_path: float = 0.0, drop: float = 0.0, fc1_pool_mode: str = "cover",
+                 renorm: bool | None = None):
         super().__init__()
         hidden = int(dim * mlp_ratio)
         self.dynamic = dynamic
         fc1_cls = FC1_PREDICTORS[fc1_predictor] if dynamic else None
         dw_cls = DWCONV_PREDICTORS[dwconv_predictor] if dynamic else None
-        self.norm1 = LayerNorm(dim) if dynamic else nn.Identity()
+        dwconv_pool = kernel_size if dwconv_pool is None else dwconv_pool
+        self.norm1 = LayerNorm(dim) if (dynamic if renorm is None else renorm) else nn.Identity()
         self.token_mixer = DynamicDWConv(
             dim, kernel_size, dw_cls(dim, kernel_size, dwconv_pool, dwconv_act) if dw_cls else None, delta_norm)
         self.norm2 = LayerNorm(dim)
         fc1 = DynamicLinear(
-            dim, hidden, fc1_cls(dim, hidden, rank_ratio, fc1_pool, fc1_act) if fc1_cls else None, delta_norm)
+            dim, hidden, fc1_cls(dim, hidden, rank_ratio, fc1_pool, fc1_act, fc1_pool_mode) if fc1_cls else None, delta_norm)
         self.mlp = Mlp(dim, hidden, fc1, drop)
         self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
 
@@ -94,16 +98,18 @@ class WeightFormer(nn.Module):
     def __init__(self, img_size: int | tuple[int, int] = 224, patch_size: int = 16, in_chans: int = 3,
                  num_classes: int = 1000, embed_dim: int = 192, depth: int = 17, mlp_ratio: float = 4.0,
                  kernel_size: int = 3, fc1_predictor: str = "bilateral", dwconv_predictor: str = "adaptive",
-                 dynamic_blocks: Any = "every:3:1", fc1_pool: int | str = 2, dwconv_pool: int = 3,
-                 rank_ratio: int = 4, predictor_act: str = "default", delta_norm: str = "squash",
+                 dynamic_blocks: Any = "every:3:1", fc1_pool: int | str = 2, fc1_pool_mode: str = "cover",
+                 dwconv_pool: int | None = None, rank_ratio: int = 4, fc1_act: str = "silu",
+                 dwconv_act: str = "gelu", delta_norm: str = "squash", renorm: str = "dynamic",
                  drop_path_rate: float = 0.0, drop_rate: float = 0.0, global_pool: str = "avg"):
         super().__init__()
         cfg = ArchConfig(img_size=img_size, patch_size=patch_size, in_chans=in_chans,
                          num_classes=num_classes, embed_dim=embed_dim, depth=depth, mlp_ratio=mlp_ratio,
                          kernel_size=kernel_size, fc1_predictor=fc1_predictor,
                          dwconv_predictor=dwconv_predictor, dynamic_blocks=dynamic_blocks, fc1_pool=fc1_pool,
-                         dwconv_pool=dwconv_pool, rank_ratio=rank_ratio, predictor_act=predictor_act,
-                         delta_norm=delta_norm, drop_path_rate=drop_path_rate, drop_rate=drop_rate)
+                         fc1_pool_mode=fc1_pool_mode, dwconv_pool=dwconv_pool, rank_ratio=rank_ratio,
+                         fc1_act=fc1_act, dwconv_act=dwconv_act, delta_norm=delta_norm, renorm=renorm,
+                         drop_path_rate=drop_path_rate, drop_rate=drop_rate)
         if global_pool not in ("avg", ""):
             raise ValueError(f"global_pool={global_pool!r}: must be 'avg' (token mean) or '' (no pooling)")
         self.arch = cfg
@@ -115,17 +121,20 @@ class WeightFormer(nn.Module):
         self.patch_embed = PatchEmbed(img_size=cfg.img_hw, patch_size=patch_size, in_chans=in_chans,
                                       embed_dim=embed_dim, output_fmt="NHWC", strict_img_size=False)
         self.norm_pre = LayerNorm(embed_dim)
-        dynamic = set(cfg.dynamic_indices)
+        dynamic, renormed = set(cfg.dynamic_indices), set(cfg.norm_indices)
         dpr = [x.item() for x in torch.linspace(0, drop_path_rate, depth)]
         self.blocks = nn.Sequential(*[
             WeightFormerBlock(embed_dim, mlp_ratio, kernel_size, dynamic=i in dynamic,
                               fc1_predictor=fc1_predictor, dwconv_predictor=dwconv_predictor,
-                              fc1_pool=cfg.fc1_pool, dwconv_pool=dwconv_pool, rank_ratio=rank_ratio,
-                              fc1_act=cfg.act_for("fc1"), dwconv_act=cfg.act_for("dwconv"),
-                              delta_norm=delta_norm, drop_path=dpr[i])
+                              fc1_pool=cfg.fc1_pool, dwconv_pool=cfg.dwconv_grid, rank_ratio=rank_ratio,
+                              fc1_act=fc1_act, dwconv_act=dwconv_act, delta_norm=delta_norm, drop_path=dpr[i],
+                              fc1_pool_mode=fc1_pool_mode, renorm=i in renormed)
             for i in range(depth)
         ])
         self.norm = LayerNorm(embed_dim)
+        # timm's backbone API (as its ViT): every block is a feature level at stride patch_size
+        self.feature_info = [dict(module=f"blocks.{i}", num_chs=embed_dim, reduction=patch_size)
+                             for i in range(depth)]
         self.head_drop = nn.Dropout(drop_rate)
         self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
         self.apply(self._init_weights)
@@ -165,7 +174,8 @@ class WeightFormer(nn.Module):
         self.head = nn.Linear(self.embed_dim, num_classes) if num_classes > 0 else nn.Identity()
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Images ``(B, C, H, W)`` -> normalized tokens ``(B, H/p, W/p, C)``."""
+        """Images ``(B, C, H, W)`` -> normalized tokens, channels last: ``(B, H/p, W/p, C)`` (NHWC;
+        `forward_intermediates` gives NCHW feature maps)."""
         x = self.norm_pre(self.patch_embed(x))
         if self.grad_checkpointing and not torch.jit.is_scripting():
             from timm.models import checkpoint_seq
@@ -173,6 +183,57 @@ class WeightFormer(nn.Module):
         else:
             x = self.blocks(x)
         return self.norm(x)
+
+    def forward_intermediates(self, x: torch.Tensor, indices: int | list[int] | None = None, norm: bool = False,
+                              stop_early: bool = False, output_fmt: str = "NCHW", intermediates_only: bool = False
+                              ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+        """timm's feature API (as its ViT): the outputs of the blocks named by ``indices`` (an int n:
+        the last n blocks; a list: those blocks, negative from the end; None: all).
+
+        Layouts: intermediates are ``output_fmt`` ``"NCHW"`` ``(B, C, H/p, W/p)`` (the default, for
+        detection and segmentation necks), ``"NHWC"`` ``(B, H/p, W/p, C)`` (the layout the blocks
+        work in, no copy) or ``"NLC"`` ``(B, H/p * W/p, C)``; the final features (returned first
+        unless ``intermediates_only``) are `forward_features`' normalized ``(B, H/p, W/p, C)`` tokens.
+        ``norm`` applies the final LayerNorm to every intermediate; ``stop_early`` skips the blocks
+        after the last one asked for.
+        """
+        from timm.models._features import feature_take_indices
+        if output_fmt not in ("NCHW", "NHWC", "NLC"):
+            raise ValueError(f"output_fmt={output_fmt!r}: must be 'NCHW', 'NHWC' or 'NLC'")
+        take_indices, max_index = feature_take_indices(len(self.blocks), indices)
+        x = self.norm_pre(self.patch_embed(x))
+        blocks = self.blocks[:max_index + 1] if stop_early and not torch.jit.is_scripting() else self.blocks
+        intermediates = []
+        for i, blk in enumerate(blocks):
+            if self.grad_checkpointing and not torch.jit.is_scripting():
+                from torch.utils.checkpoint import checkpoint
+                x = checkpoint(blk, x, use_reentrant=False)
+            else:
+                x = blk(x)
+            if i in take_indices:
+                y = self.norm(x) if norm else x
+                if output_fmt == "NCHW":
+                    y = y.permute(0, 3, 1, 2)
+                elif output_fmt == "NLC":
+                    y = y.flatten(1, 2)
+                intermediates.append(y)
+        if intermediates_only:
+            return intermediates
+        return self.norm(x), intermediates
+
+    def prune_intermediate_layers(self, indices: int | list[int] = 1, prune_norm: bool = False,
+                                  prune_head: bool = True) -> list[int]:
+        """Drop the blocks after the last of ``indices`` (and the final norm / the head); returns the
+        kept indices, as timm's ViT."""
+        from timm.models._features import feature_take_indices
+        take_indices, max_index = feature_take_indices(len(self.blocks), indices)
+        self.blocks = self.blocks[:max_index + 1]
+        self.feature_info = self.feature_info[:max_index + 1]
+        if prune_norm:
+            self.norm = nn.Identity()
+        if prune_head:
+            self.reset_classifier(0, "")
+        return take_indices
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         if self.global_pool == "avg":
@@ -190,10 +251,13 @@ def build(cfg: ArchConfig, **kwargs: Any) -> WeightFormer:
 
 
 def _cfg(hf_hub_id: str = "", **kwargs: Any) -> dict[str, Any]:
+    # The released training and evaluation preprocessing (as `wfsearch.export.recipe` writes it):
+    # ImageNet mean/std, bicubic, eval resize of both sides to img_size / crop_pct (squash) and a
+    # centre crop; `timm.data.resolve_model_data_config` reads it from here.
     return {
         "hf_hub_id": hf_hub_id, "num_classes": 1000, "input_size": (3, 224, 224), "pool_size": None,
-        "crop_pct": 0.875, "interpolation": "bicubic", "fixed_input_size": False,
-        "mean": IMAGENET_INCEPTION_MEAN, "std": IMAGENET_INCEPTION_STD,
+        "crop_pct": 0.875, "crop_mode": "squash", "interpolation": "bicubic", "fixed_input_size": False,
+        "mean": IMAGENET_DEFAULT_MEAN, "std": IMAGENET_DEFAULT_STD,
         "first_conv": "patch_embed.proj", "classifier": "head", "license": "mit",
         "paper_ids": "arXiv:2605.01711", **kwargs,
     }
@@ -207,10 +271,12 @@ default_cfgs = {
 }
 
 # Released sizes (the released Base is the Small architecture trained at 448).
+# They pool and scale as the released code (`fc1_pool_mode="released"`), so the released weights give
+# the released outputs at every resolution; on grids the 2x2 pool divides both modes are identical.
 MODEL_SIZES: dict[str, dict[str, Any]] = {
-    "weightformer_tiny": dict(embed_dim=192, depth=17),
-    "weightformer_small": dict(embed_dim=384, depth=17, drop_path_rate=0.2),
-    "weightformer_base": dict(embed_dim=384, depth=17, img_size=448, drop_path_rate=0.2),
+    "weightformer_tiny": dict(embed_dim=192, depth=17, fc1_pool_mode="released"),
+    "weightformer_small": dict(embed_dim=384, depth=17, drop_path_rate=0.2, fc1_pool_mode="released"),
+    "weightformer_base": dict(embed_dim=384, depth=17, img_size=448, drop_path_rate=0.2, fc1_pool_mode="released"),
     "weightformer_test": dict(img_size=32, patch_size=4, num_classes=10, embed_dim=32, depth=4),
 }
 
@@ -221,8 +287,12 @@ def _filter_fn(state_dict: dict[str, torch.Tensor], model: nn.Module) -> dict[st
 
 
 def _create_weightformer(variant: str, pretrained: bool = False, **kwargs: Any) -> WeightFormer:
+    """Through timm's builder, so ``features_only=True`` gives a `FeatureGetterNet` over
+    `forward_intermediates` (NCHW maps of the blocks in ``out_indices``, default the last 3)."""
+    out_indices = kwargs.pop("out_indices", 3)
     model_args = {**MODEL_SIZES[variant], **kwargs}
-    return build_model_with_cfg(WeightFormer, variant, pretrained, pretrained_filter_fn=_filter_fn, **model_args)
+    return build_model_with_cfg(WeightFormer, variant, pretrained, pretrained_filter_fn=_filter_fn,
+                                feature_cfg=dict(out_indices=out_indices, feature_cls="getter"), **model_args)
 
 
 @register_model

@@ -7,16 +7,16 @@ tested by equality), plotly figures second (`figures`), one self-contained page 
     data = report_data(view, scaling=scaling_data(view, measure=False))
     write_report(data, view.folder / "report.html")
 """
-from .data import (Axis, HypervolumeData, HypervolumeStep, Importances, ParallelData, ParetoData, Point, Row,
-                   front_rows, hypervolume_data, importance_data, parallel_data, pareto_data, reference_point,
-                   reference_rows)
+from .data import (Axis, Curve, CurvesData, HypervolumeData, HypervolumeStep, Importances, ParallelData, ParetoData,
+                   Point, Row, TrialRow, captions, curves_data, front_rows, hypervolume_data, importance_data, parallel_data, pareto_data, reference_point,
+                   reference_rows, trial_rows)
 from .page import ReportData, render_html, report_data, write_report
 from .scaling import DEFAULT_RESOLUTIONS, ScalingData, ScalingSeries, macs_at, scaling_data
 from .study import GROUPS, StudyView, load_view
 from .text import show_text
 
 __all__ = [
-    "Axis", "HypervolumeData", "HypervolumeStep", "Importances", "ParallelData", "ParetoData", "Point", "Row",
+    "Axis", "Curve", "CurvesData", "TrialRow", "captions", "curves_data", "trial_rows", "HypervolumeData", "HypervolumeStep", "Importances", "ParallelData", "ParetoData", "Point", "Row",
     "front_rows", "hypervolume_data", "importance_data", "parallel_data", "pareto_data", "reference_point",
     "reference_rows", "ReportData", "render_html", "report_data", "write_report", "DEFAULT_RESOLUTIONS",
     "ScalingData", "ScalingSeries", "macs_at", "scaling_data", "GROUPS", "StudyView", "load_view", "show_text",

@@ -235,11 +235,12 @@ def knob_names(view: StudyView, trials: list[FrozenTrial]) -> list[str]:
 
 
 def _knob_axis(name: str, trials: list[FrozenTrial]) -> Axis:
+    """A categorical axis for a choice (``rank_ratio`` 2/4/8 has three values, not a 2-8 range), numeric
+    for a sampled range."""
     values = [t.params.get(name, MISSING) for t in trials]
-    numeric = all(finite(v) for v in values)
-    if numeric:
-        return Axis(name, tuple(float(v) for v in values))
     dist = next((t.distributions[name] for t in trials if name in t.distributions), None)
+    if all(finite(v) for v in values) and not isinstance(dist, CategoricalDistribution):
+        return Axis(name, tuple(float(v) for v in values))
     order = [str(c) for c in dist.choices] if isinstance(dist, CategoricalDistribution) else []
     seen = {str(v) for v in values}
     cats = [c for c in order if c in seen] + sorted(seen - set(order) - {MISSING}) + ([MISSING] if MISSING in seen else [])
@@ -302,3 +303,112 @@ def reference_rows(view: StudyView) -> list[Row]:
         rows.append(Row(label=str(r.user_attrs.get("reference_name") or f"reference {r.number}"), number=None,
                         values=_row_values(view, r), arch=describe_arch(arch, space), command=""))
     return rows
+
+
+# --------------------------------------------------------------------------- learning curves
+@dataclass(frozen=True)
+class Curve:
+    label: str
+    number: int
+    group: str  # front | dominated | pruned
+    status: str
+    fc1: str
+    dwconv: str
+    epochs: tuple[float, ...]
+    values: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class CurvesData:
+    metric: str
+    rungs: tuple[int, ...]  # the proxy's fidelity rungs (where pruning decides), () with one budget
+    curves: tuple[Curve, ...]  # dominated and pruned first, the front last (drawn on top)
+
+
+def curves_data(view: StudyView) -> CurvesData | None:
+    """The per-epoch validation curve every trained or pruned trial stored, None when none did."""
+    metric = "accuracy" if "accuracy" in view.objectives else view.objectives[0]
+    order = {"pruned": 0, "dominated": 1, "front": 2}
+    curves = []
+    for t in view.trials:
+        group = view.group(t)
+        points = [(float(c["epoch"]), float(c[metric])) for c in t.user_attrs.get("curve") or []
+                  if finite(c.get("epoch")) and finite(c.get(metric))]
+        if group not in order or not points:
+            continue
+        arch = t.user_attrs.get("arch") or {}
+        curves.append(Curve(f"trial {t.number}", t.number, group, str(t.user_attrs.get("status_reason", "")),
+                            str(arch.get("fc1_predictor", "")), str(arch.get("dwconv_predictor", "")),
+                            tuple(e for e, _ in points), tuple(v for _, v in points)))
+    if not curves:
+        return None
+    epochs = (view.spec.get("proxy") or {}).get("epochs")
+    if epochs is None:
+        epochs = next(((t.user_attrs.get("proxy") or {}).get("epochs") for t in view.trials
+                       if (t.user_attrs.get("proxy") or {}).get("epochs") is not None), None)
+    rungs = tuple(int(e) for e in epochs) if isinstance(epochs, (list, tuple)) and len(epochs) > 1 else ()
+    curves.sort(key=lambda c: (order[c.group], c.number))
+    return CurvesData(metric, rungs, tuple(curves))
+
+
+# --------------------------------------------------------------------------- every trial, as a table
+@dataclass(frozen=True)
+class TrialRow:
+    number: int
+    status: str  # the report's group: front, dominated, pruned, failed, infeasible, running
+    reason: str  # the stored status reason ("ok", "pruned at epoch 1", "oom: ...")
+    epochs: int | None  # proxy epochs trained
+    values: dict[str, float]
+    arch: str
+
+
+def trial_rows(view: StudyView) -> list[TrialRow]:
+    """Every search trial, by number, with its state, why it ended so, its scores and its knobs."""
+    rows = []
+    for t in view.trials:
+        curve = t.user_attrs.get("curve") or []
+        epochs = max((int(c["epoch"]) for c in curve if finite(c.get("epoch"))), default=None)
+        knobs = {**(t.user_attrs.get("arch") or {}), **t.params}
+        rows.append(TrialRow(t.number, view.group(t), str(t.user_attrs.get("status_reason") or ""), epochs,
+                             _row_values(view, t), describe_arch(knobs, knob_names(view, [t]) or None)))
+    return rows
+
+
+# --------------------------------------------------------------------------- what the numbers are
+def captions(view: StudyView) -> dict[str, str]:
+    """What the accuracy is and under which conditions the throughput was measured, from the stored spec
+    and the trials' measurement records: ``{"accuracy": ..., "throughput": ...}``."""
+    spec = view.spec
+    proxy, tp = spec.get("proxy") or {}, spec.get("throughput") or {}
+    ds = proxy.get("dataset") or {}
+    epochs = proxy.get("epochs")
+    if epochs is None:
+        epochs = next(((t.user_attrs.get("proxy") or {}).get("epochs") for t in view.trials
+                       if (t.user_attrs.get("proxy") or {}).get("epochs") is not None), None)
+    full = max(epochs) if isinstance(epochs, (list, tuple)) and epochs else epochs
+    out = {}
+    parts = []
+    if full is not None:
+        parts.append(f"after {full} epoch{'' if full == 1 else 's'} of proxy training")
+    if ds.get("name"):
+        task = f"the {ds['name']} proxy task" + (f" ({ds['num_classes']} classes)" if ds.get("num_classes") else "")
+        parts.append(f"on {ds['val_size']} validation images of {task}" if ds.get("val_size") else f"on {task}")
+    if proxy.get("img_size"):
+        parts.append(f"at {proxy['img_size']} px")
+    out["accuracy"] = ("accuracy = top-1 of the proxy network " + ", ".join(parts) +
+                       " (a ranking signal for the search, not an ImageNet number)") if parts else ""
+    measured = next(((t.user_attrs.get("costs") or {}) for t in view.trials
+                     if (t.user_attrs.get("costs") or {}).get("device")), {})
+    hw = view.user_attrs.get("hardware") or {}
+    where = measured.get("device") or tp.get("device")
+    cond = [f"{tp['img_size']} px" if tp.get("img_size") else "", f"batch {tp['batch_size']}" if tp.get("batch_size") else "",
+            str(tp.get("dtype") or ""), f"on {where}" if where else "",
+            f"{measured['threads']} thread(s)" if measured.get("threads") else "",
+            f"{measured['clock']} clock" if measured.get("clock") else "",
+            f"{hw['cpu_count']} CPUs on the machine" if hw.get("cpu_count") else ""]
+    arch = tp.get("arch")
+    scale = f" of the deployed network ({', '.join(f'{k} {v}' for k, v in arch.items())})" if arch else ""
+    cond = [c for c in cond if c]
+    out["throughput"] = (f"throughput = images/s{scale}, measured at " + ", ".join(cond) +
+                         (f", against {tp['reference']}" if tp.get("reference") else "")) if cond else ""
+    return out

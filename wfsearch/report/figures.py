@@ -13,7 +13,7 @@ from plotly.subplots import make_subplots
 
 from wfsearch.models import PREDICTORS
 
-from .data import Axis, HypervolumeData, Importances, ParallelData, ParetoData, Point
+from .data import Axis, CurvesData, HypervolumeData, Importances, ParallelData, ParetoData, Point
 from .scaling import ScalingData
 
 FC1_COLORS = dict(zip(PREDICTORS["fc1"], qualitative.D3))
@@ -46,6 +46,13 @@ def axis_title(name: str, direction: str | None) -> str:
     return name + (f" ({unit})" if unit else "") + (f" · {hint}" if hint else "")
 
 
+def trial_styles(data: ParetoData) -> dict[str, dict]:
+    """Each plotted trial's and reference's marker in the Pareto plot, by label, for the other plots."""
+    return {p.label: ({"color": "black", "symbol": "star"} if p.group == "reference" else
+                      {"color": _fc1_color(p.fc1), "symbol": DWCONV_SYMBOLS.get(p.dwconv, "x")})
+            for p in data.points}
+
+
 def _fc1_color(fc1: str) -> str:
     if fc1 in FC1_COLORS:
         return FC1_COLORS[fc1]
@@ -73,10 +80,10 @@ def pareto_figure(data: ParetoData) -> go.Figure:
             fig.add_trace(go.Scatter(
                 x=[p.x for p in sel], y=[p.y for p in sel], mode="markers", name=f"fc1={fc1 or '?'}",
                 legendgroup=group, legendgrouptitle_text=GROUP_TITLES[group], meta={"role": group},
-                opacity=1.0 if group == "front" else 0.35,
-                marker=dict(color=_fc1_color(fc1), size=12 if group == "front" else 9,
+                opacity=1.0 if group == "front" else 0.7,  # dominated: the same hue, lighter, no outline
+                marker=dict(color=_fc1_color(fc1), size=13 if group == "front" else 9,
                             symbol=[DWCONV_SYMBOLS.get(p.dwconv, "x") for p in sel],
-                            line=dict(width=1.5 if group == "front" else 0, color="black")),
+                            line=dict(width=2 if group == "front" else 0, color="black")),
                 hovertext=[hover(p, data.x, data.y) for p in sel], hovertemplate="%{hovertext}<extra></extra>"))
     for group in ("pruned", "failed", "infeasible"):  # hidden until clicked in the legend
         sel = data.group(group)
@@ -106,6 +113,8 @@ def pareto_figure(data: ParetoData) -> go.Figure:
                                  meta={"role": "key"}, marker=dict(color="gray", size=10, symbol=DWCONV_SYMBOLS.get(dw, "x"))))
     fig.update_layout(**LAYOUT, height=560, legend=dict(groupclick="toggleitem"),
                       xaxis_title=axis_title(data.x, data.x_direction), yaxis_title=axis_title(data.y, data.y_direction))
+    fig.update_xaxes(automargin=True, title_standoff=8)
+    fig.update_yaxes(automargin=True, title_standoff=8)
     return fig
 
 
@@ -153,10 +162,28 @@ def importance_figure(items: list[Importances]) -> go.Figure | None:
 
 def _dimension(axis: Axis) -> dict:
     d = dict(label=axis.name, values=list(axis.values))
-    if axis.categories:
+    if axis.categories:  # a discrete knob: one tick per value, nothing in between
         d.update(tickvals=list(range(len(axis.categories))), ticktext=list(axis.categories),
                  range=[-0.5, len(axis.categories) - 0.5])
+    elif axis.values:  # a number: five ticks over the range, all with the same precision
+        lo, hi = min(axis.values), max(axis.values)
+        ticks = [lo + (hi - lo) * i / 4 for i in range(5)] if hi > lo else [lo]
+        digits = _shared_digits(ticks)
+        d.update(range=[lo, hi] if hi > lo else [lo - 1, lo + 1], tickvals=ticks,
+                 ticktext=[_tick(v, digits) for v in ticks])
     return d
+
+
+def _shared_digits(ticks: list[float]) -> int:
+    """Decimals that tell neighbouring ticks apart (at most 3), the same for every tick of an axis."""
+    step = (max(ticks) - min(ticks)) / max(len(ticks) - 1, 1)
+    if step <= 0 or max(abs(t) for t in ticks) >= 1e4:
+        return 0
+    return max(0, min(3, -math.floor(math.log10(step)) + 1))
+
+
+def _tick(v: float, digits: int) -> str:
+    return fmt(v) if abs(v) >= 1e4 else f"{v:.{digits}f}"
 
 
 def parallel_figure(data: ParallelData) -> go.Figure:
@@ -177,35 +204,87 @@ def _series_name(data: ScalingData, s) -> str:
     return s.label + (f" ({', '.join(parts)})" if parts else "")
 
 
-def scaling_figure(data: ScalingData) -> go.Figure:
+REFERENCE_DASHES = ("dash", "longdash", "dashdot", "longdashdot")
+
+
+def scaling_figure(data: ScalingData, styles: dict[str, dict] | None = None) -> go.Figure:
+    """One panel per quantity, stacked (full width each, so titles and axes never collide on a narrow page).
+    ``styles``: a trial's marker (colour = fc1 predictor, symbol = dwconv predictor) as in the Pareto plot."""
     panels = (["throughput"] if data.measured else []) + ["macs"]
     titles = {"throughput": f"measured throughput (batch {data.batch_size}, {data.device})",
               "macs": "MACs per image (analytic / counted)"}
-    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[titles[p] for p in panels])
+    fig = make_subplots(rows=len(panels), cols=1, subplot_titles=[titles[p] for p in panels],
+                        vertical_spacing=0.16 if len(panels) > 1 else 0.1)
+    styles = styles or {}
     colors = qualitative.D3 + qualitative.Dark24
     res = list(data.resolutions)
-    for col, panel in enumerate(panels, 1):
+    for row, panel in enumerate(panels, 1):
+        col = 1
         firsts = []
         for i, s in enumerate(data.series):
             ys = list(s.throughput if panel == "throughput" else s.macs)
             if not any(y is not None for y in ys):
                 continue
             firsts += [y for y in ys[:1] if y]
+            style = styles.get(s.label) or {}
+            ref = s.kind == "reference"
+            color = style.get("color") or ("black" if ref else colors[i % len(colors)])
             fig.add_trace(go.Scatter(
-                x=res, y=ys, mode="lines+markers", legendgroup=s.label, showlegend=col == 1,
+                x=res, y=ys, mode="lines+markers", legendgroup=s.label, showlegend=row == 1,
                 name=_series_name(data, s), meta={"role": s.kind},
-                line=dict(color=colors[i % len(colors)], dash="dash" if s.kind == "reference" else "solid"),
-                marker=dict(symbol="star" if s.kind == "reference" else "circle", size=9),
-                hovertemplate=f"{s.label}<br>%{{x}} px: %{{y:.4g}}<extra></extra>"), row=1, col=col)
+                line=dict(color=color, dash=REFERENCE_DASHES[i % len(REFERENCE_DASHES)] if ref else "solid"),
+                marker=dict(symbol="star" if ref else style.get("symbol", "circle"), size=10 if ref else 9,
+                            color=color, line=dict(width=1, color="black")),
+                hovertemplate=f"{s.label}<br>%{{x}} px: %{{y:.4g}}<extra></extra>"), row=row, col=col)
         if firsts and len(res) > 1:  # guides through the geometric mean of the first points
             y0 = math.exp(sum(math.log(y) for y in firsts) / len(firsts))
             sign = -1 if panel == "throughput" else 1
             for power, name, dash in ((1, "∝ N (linear in tokens)", "dot"), (2, "∝ N² (quadratic, attention)", "dashdot")):
                 fig.add_trace(go.Scatter(
                     x=res, y=[y0 * (r / res[0]) ** (2 * power * sign) for r in res], mode="lines", name=name,
-                    legendgroup=name, showlegend=col == 1, hoverinfo="skip", meta={"role": "guide"},
-                    line=dict(color="gray", width=1, dash=dash)), row=1, col=col)
-        fig.update_xaxes(type="log", tickvals=res, title_text="resolution (px; tokens N ∝ resolution²)", row=1, col=col)
-        fig.update_yaxes(type="log", title_text="images/s" if panel == "throughput" else "MACs per image", row=1, col=col)
-    fig.update_layout(**LAYOUT, height=460)
+                    legendgroup=name, showlegend=row == 1, hoverinfo="skip", meta={"role": "guide"},
+                    line=dict(color="gray", width=1, dash=dash)), row=row, col=col)
+        fig.update_xaxes(type="log", tickvals=res, ticktext=[str(r) for r in res], automargin=True,
+                         title_text="resolution (px; tokens N ∝ resolution²)", title_standoff=6, row=row, col=col)
+        fig.update_yaxes(type="log", automargin=True, title_standoff=6, exponentformat="SI", showexponent="all",
+                         title_text="images/s" if panel == "throughput" else "MACs per image",
+                         **_decade_ticks([y for tr in fig.data if tr.xaxis == ("x" if row == 1 else f"x{row}")
+                                          for y in tr.y if y]), row=row, col=col)
+    fig.update_layout(**LAYOUT, height=380 * len(panels) + 60)
+    return fig
+
+
+def _decade_ticks(ys: list[float]) -> dict:
+    """Log-axis ticks: one per decade with its SI label ("100M", "1G") when the data span a decade or more,
+    else 1-2-5 steps; never plotly's crowded minor digits."""
+    ys = [y for y in ys if y and y > 0]
+    if not ys:
+        return {}
+    lo, hi = math.floor(math.log10(min(ys))), math.ceil(math.log10(max(ys)))
+    if hi - lo >= 2:
+        return dict(dtick=1, tickformat="~s")
+    vals = [m * 10 ** e for e in range(lo, hi + 1) for m in (1, 2, 5) if min(ys) / 1.5 <= m * 10 ** e <= max(ys) * 1.5]
+    return dict(tickvals=vals, ticktext=[fmt(v) for v in vals]) if len(vals) >= 2 else dict(tickformat="~s")
+
+
+def curves_figure(data: CurvesData) -> go.Figure:
+    """Proxy accuracy against epoch for every trained and pruned trial; the rungs as vertical lines."""
+    fig = go.Figure()
+    for c in data.curves:
+        pruned = c.group == "pruned"
+        fig.add_trace(go.Scatter(
+            x=list(c.epochs), y=list(c.values), mode="lines+markers", name=f"{c.label} ({c.group})",
+            legendgroup=c.group, legendgrouptitle_text=GROUP_TITLES.get(c.group, c.group), meta={"role": c.group},
+            opacity=1.0 if c.group == "front" else 0.75,
+            line=dict(color=_fc1_color(c.fc1), width=2.5 if c.group == "front" else 1.2, dash="dot" if pruned else "solid"),
+            marker=dict(color=_fc1_color(c.fc1), symbol="x" if pruned else DWCONV_SYMBOLS.get(c.dwconv, "circle"),
+                        size=9 if c.group == "front" else 6, line=dict(width=1 if c.group == "front" else 0, color="black")),
+            hovertemplate=f"{c.label} ({c.group}: {c.status})<br>epoch %{{x}}: %{{y:.4g}}<extra></extra>"))
+    for r in data.rungs:
+        fig.add_vline(x=r, line=dict(color="gray", width=1, dash="dash"), annotation_text=f"rung {r}",
+                      annotation_position="top left", annotation_font_size=11)
+    fig.update_layout(**LAYOUT, height=440, legend=dict(groupclick="toggleitem"),
+                      xaxis_title="proxy epoch", yaxis_title=f"{data.metric} (validation)")
+    fig.update_xaxes(dtick=1, automargin=True)
+    fig.update_yaxes(automargin=True)
     return fig

@@ -17,8 +17,10 @@ import plotly.io as pio
 import plotly.offline
 
 from . import figures
-from .data import (HypervolumeData, Importances, ParallelData, ParetoData, Row, front_rows, hypervolume_data,
-                   importance_data, parallel_data, pareto_data, reference_rows)
+from .data import (CurvesData, HypervolumeData, Importances, ParallelData, ParetoData, Row, TrialRow, captions,
+                   curves_data, front_rows, hypervolume_data, importance_data, parallel_data, pareto_data,
+                   reference_rows, trial_rows)
+from .erf import erf_section
 from .scaling import ScalingData
 from .study import StudyView
 
@@ -40,6 +42,9 @@ class ReportData:
     references: list[Row]
     scaling: ScalingData | None = None
     notes: list[str] = field(default_factory=list)
+    curves: CurvesData | None = None
+    trials: list[TrialRow] = field(default_factory=list)
+    captions: dict[str, str] = field(default_factory=dict)
 
 
 def report_data(view: StudyView, scaling: ScalingData | None = None) -> ReportData:
@@ -58,7 +63,8 @@ def report_data(view: StudyView, scaling: ScalingData | None = None) -> ReportDa
                      f"(click 'failed' in its legend where they have scores).")
     return ReportData(view=view, pareto=pareto_data(view), hypervolume=hypervolume_data(view),
                       importances=importance_data(view), parallel=parallel_data(view), front=front_rows(view),
-                      references=reference_rows(view), scaling=scaling, notes=notes)
+                      references=reference_rows(view), scaling=scaling, notes=notes, curves=curves_data(view),
+                      trials=trial_rows(view), captions=captions(view))
 
 
 def _esc(s: object) -> str:
@@ -71,19 +77,67 @@ def _figure(div_id: str, fig, extra_attrs: str = "") -> str:
             f'<script>wfPlot("{div_id}", {spec});</script>')
 
 
+# the unit each table column is in (values print with k/M/G for thousands/millions/billions)
+COLUMN_UNITS = {"accuracy": "top-1, 0-1", "throughput": "img/s", "throughput_ratio": "× reference",
+                "params": "count", "macs": "per image", "peak_memory_bytes": "bytes", "latency_highres_ms": "ms",
+                "memory": "bytes"}
+
+
+def _head(key: str) -> str:
+    unit = COLUMN_UNITS.get(key)
+    name = _esc(figures.SHORT_NAMES.get(key, key))
+    return f"<th>{name}<br><small>{_esc(unit)}</small></th>" if unit else f"<th>{name}</th>"
+
+
+def _command(cmd: str) -> str:
+    """A shell command that wraps only between arguments, a flag kept with its value."""
+    import shlex
+
+    try:
+        words = shlex.split(cmd)
+    except ValueError:
+        return f"<code>{_esc(cmd)}</code>"
+    groups: list[list[str]] = []
+    for w in words:
+        if groups and groups[-1][-1].startswith("--") and not w.startswith("--") and len(groups[-1]) == 1:
+            groups[-1].append(w)
+        else:
+            groups.append([w])
+    spans = " ".join(f'<span>{_esc(shlex.join(g))}</span>' for g in groups)
+    return f'<code class="cmd" title="{_esc(cmd)}">{spans}</code>'
+
+
 def _table(rows: list[Row], first: str, commands: bool) -> str:
     if not rows:
         return ""
     keys = list(dict.fromkeys(k for r in rows for k in r.values))
-    head = "".join(f"<th>{_esc(k)}</th>" for k in [first, *(figures.SHORT_NAMES.get(k, k) for k in keys), "architecture"] + (["export"] if commands else []))
+    head = f"<th>{_esc(first)}</th>" + "".join(_head(k) for k in keys) + "<th>architecture</th>" + \
+        ("<th>export</th>" if commands else "")
     body = []
     for r in rows:
         cells = [f"<td>{_esc(r.label)}</td>"] + [f'<td class="num">{_esc(figures.fmt(r.values.get(k)))}</td>' for k in keys]
         cells.append(f"<td>{_esc(r.arch)}</td>")
         if commands:
-            cells.append(f"<td><code>{_esc(r.command)}</code></td>")
+            cells.append(f"<td>{_command(r.command)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _trials_table(rows: list[TrialRow]) -> str:
+    """Every trial; a click on a header sorts by that column (numbers as numbers)."""
+    keys = list(dict.fromkeys(k for r in rows for k in r.values))
+    head = ("<th>trial</th><th>status</th><th>reason</th><th>epochs<br><small>proxy</small></th>"
+            + "".join(_head(k) for k in keys) + "<th>architecture</th>")
+    body = []
+    for r in rows:
+        nums = "".join(f'<td class="num" data-v="{r.values[k] if k in r.values else ""}">'
+                       f'{_esc(figures.fmt(r.values.get(k)))}</td>' for k in keys)
+        body.append(f'<tr class="st-{_esc(r.status)}"><td class="num" data-v="{r.number}">{r.number}</td>'
+                    f"<td>{_esc(r.status)}</td><td>{_esc(r.reason)}</td>"
+                    f'<td class="num" data-v="{"" if r.epochs is None else r.epochs}">'
+                    f'{"–" if r.epochs is None else r.epochs}</td>{nums}<td>{_esc(r.arch)}</td></tr>')
+    return (f'<table class="sortable" id="trials-table"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table>")
 
 
 def _header(data: ReportData) -> str:
@@ -120,10 +174,16 @@ def _sections(data: ReportData) -> list[tuple[str, str, str]]:
     out = []
     if any(pt.group in ("front", "dominated") for pt in p.points):
         intro = (f"<p>{_esc(p.y)} against {_esc(p.x)} of the trained trials: colour = fc1 predictor, marker = dwconv "
-                 f"predictor, outlined = on the Pareto front, faded = dominated. Pruned, failed and infeasible trials "
+                 f"predictor (the same in every plot below), large and outlined = on the Pareto front, small and "
+                 f"lighter = dominated. Pruned, failed and infeasible trials "
                  f"are hidden (click them in the legend); references are stars. Hover a point for its architecture "
                  f"and costs.{' Not plotted (no scores): ' + _esc(hidden) + '.' if hidden else ''}</p>")
-        body = intro + _figure("pareto", figures.pareto_figure(p), f' data-front-points="{len(v.front)}"')
+        body = intro + _captions(data) + _figure("pareto", figures.pareto_figure(p), f' data-front-points="{len(v.front)}"')
+        if v.references:
+            body += (f'<p class="small">The references live in a study of their own, '
+                     f'<code>{_esc(v.name)}:references</code> in the same storage, so optuna-dashboard '
+                     f'(<code>{_esc(v.study_command("dashboard"))}</code>) shows them there, not in the search '
+                     f"study's Pareto plot; this page draws both.</p>")
     else:
         body = _message("No trained trials to plot yet.") + \
             f'<div id="pareto" class="plot-empty" data-front-points="{len(v.front)}"></div>'
@@ -144,6 +204,13 @@ def _sections(data: ReportData) -> list[tuple[str, str, str]]:
                     + _figure("hypervolume", figures.hypervolume_figure(hv))))
     else:
         out.append(("hypervolume", "Hypervolume", _message("Needs at least one trained trial.")))
+    if data.curves is not None:
+        rungs = (f" Dashed vertical lines mark the rungs (epochs {', '.join(map(str, data.curves.rungs))}) where the "
+                 f"scheduler stops the dominated share of the trials that reached them." if data.curves.rungs else "")
+        out.append(("curves", "Learning curves of the proxy training",
+                    f"<p>Validation {_esc(data.curves.metric)} per proxy epoch of every trained and pruned trial "
+                    f"(pruned: dotted, x markers; the front: thick).{_esc(rungs)}</p>"
+                    + _figure("curves", figures.curves_figure(data.curves))))
     notes = "".join(f"<li>{_esc(i.objective)}: {_esc(i.note)}</li>" for i in data.importances if i.note)
     fig = figures.importance_figure(data.importances)
     body = (_figure("importances", fig) if fig is not None else "") + (f"<ul>{notes}</ul>" if notes else "")
@@ -159,9 +226,25 @@ def _sections(data: ReportData) -> list[tuple[str, str, str]]:
         body = (f"<p>Cost per image against resolution, log-log, for the front and the references: {what}. "
                 f"WeightFormer-style blocks cost O(N) in the token count N (slope 1 against N, 2 against resolution); "
                 f"attention costs O(N²). The legend gives each model's exponent k in MACs ∝ N^k and time per image "
-                f"∝ N^k between the two largest resolutions.{' ' + _esc(sc.note) + '.' if sc.note else ''}</p>")
-        out.append(("scaling", "Throughput against resolution", body + _figure("scaling", figures.scaling_figure(sc))))
+                f"∝ N^k between the two largest resolutions.{' ' + _esc(sc.note) + '.' if sc.note else ''}"
+                + (f" Throughput measured for this page with batch {sc.batch_size} on {_esc(sc.device)}, the models "
+                   f"interleaved at each resolution (the search's own throughput objective was measured as the "
+                   f"caption of the Pareto plot says)." if sc.measured else "") + "</p>")
+        styles = figures.trial_styles(p)
+        out.append(("scaling", "Throughput against resolution",
+                    body + _figure("scaling", figures.scaling_figure(sc, styles))))
+    intro, fig = erf_section(v.folder, v.study_command("erf"))
+    out.append(("erf", "Effective receptive fields", intro + (_figure("erf", fig) if fig is not None else "")))
+    if data.trials:
+        out.append(("trials", f"Every trial ({len(data.trials)})",
+                    "<p>Click a column header to sort by it. The status is the trial's place in the study; the "
+                    "reason is what its run recorded.</p>" + _trials_table(data.trials)))
     return out
+
+
+def _captions(data: ReportData) -> str:
+    lines = [c for c in (data.captions.get("accuracy"), data.captions.get("throughput")) if c]
+    return "".join(f'<p class="caption">{_esc(c)}.</p>' for c in lines)
 
 
 CSS = """
@@ -172,6 +255,10 @@ nav a{margin-right:14px} .note{background:#fff6d6;padding:6px 10px;border-left:4
 .empty{color:#777;font-style:italic} table{border-collapse:collapse;font-size:13px;margin:8px 0}
 th,td{border-bottom:1px solid #e4e4e4;padding:4px 8px;text-align:left;vertical-align:top} td.num{text-align:right}
 code{font-size:12px;background:#f4f4f4;padding:1px 4px} #selftest{display:none}
+code.cmd span{white-space:nowrap} th small{font-weight:400;color:#666} .caption,.small{font-size:13px;color:#444}
+table.sortable th{cursor:pointer;user-select:none} table.sortable th:hover{background:#f0f0f0}
+th.asc::after{content:" ▲"} th.desc::after{content:" ▼"} tr.st-front td:first-child{font-weight:700}
+tr.st-failed,tr.st-infeasible{color:#888}
 """
 
 # Errors are collected from the first script on, before plotly.js loads.
@@ -201,10 +288,59 @@ function wfSelftest() {
   var plots = document.querySelectorAll('.plot').length, done = document.querySelectorAll('.js-plotly-plot').length;
   var out = {errors: wfErrors, plots: plots, plots_drawn: done, front_points: data, front_points_drawn: drawn.front || 0, drawn: drawn,
              front_points_expected: gd ? Number(gd.getAttribute('data-front-points')) : null};
-  out.ok = out.errors.length === 0 && done === plots && out.front_points_drawn === out.front_points_expected;
+  out.overlaps = wfOverlaps(); out.empty_sections = wfEmptySections(); out.width = window.innerWidth;
+  out.ok = out.errors.length === 0 && done === plots && out.front_points_drawn === out.front_points_expected &&
+           out.overlaps.length === 0 && out.empty_sections.length === 0;
   var pre = document.getElementById('selftest');
   pre.textContent = JSON.stringify(out); pre.setAttribute('data-ok', out.ok ? 'true' : 'false');
 }
+function wfOverlaps() {  // pairs of plot titles / axis titles / tick labels whose boxes intersect
+  var out = [];
+  document.querySelectorAll('.js-plotly-plot').forEach(function (gd) {
+    var sel = '.gtitle, .g-xtitle text, .g-ytitle text, .annotation-text, .xtick text, .ytick text, .legendtext, ' +
+              '[class*="g-x"][class*="title"] text, [class*="g-y"][class*="title"] text';
+    var seen = [], boxes = [];
+    gd.querySelectorAll(sel).forEach(function (el) {
+      if (seen.indexOf(el) >= 0 || !el.textContent.trim()) return;
+      seen.push(el);
+      var r = el.getBoundingClientRect();
+      var kind = el.classList.contains('legendtext') ? 'legend' : /tick/.test(el.parentNode.getAttribute('class') || '') ? 'tick' : 'title';
+      if (r.width > 0 && r.height > 0) boxes.push({t: el.textContent, r: r, kind: kind});
+    });
+    for (var i = 0; i < boxes.length; i++) for (var j = i + 1; j < boxes.length; j++) {
+      var a = boxes[i], b = boxes[j];
+      if (a.kind === b.kind && a.kind !== 'title') continue;  // ticks and legend entries are plotly's to space
+      var w = Math.min(a.r.right, b.r.right) - Math.max(a.r.left, b.r.left);
+      var h = Math.min(a.r.bottom, b.r.bottom) - Math.max(a.r.top, b.r.top);
+      if (w > 1 && h > 1) out.push(gd.id + ': "' + a.t + '" / "' + b.t + '"');
+    }
+  });
+  return out;
+}
+function wfEmptySections() {  // a section with neither a drawn plot, a table, a list nor a stated reason
+  var out = [];
+  document.querySelectorAll('section').forEach(function (s) {
+    var drawn = Array.prototype.some.call(s.querySelectorAll('.js-plotly-plot'), function (gd) {
+      return gd.data && gd.data.length > 0; });
+    if (!drawn && !s.querySelector('table tbody tr, ul li, .empty')) out.push(s.id);
+  });
+  return out;
+}
+document.querySelectorAll('table.sortable th').forEach(function (th, col) {
+  th.addEventListener('click', function () {
+    var table = th.closest('table'), body = table.tBodies[0], asc = !th.classList.contains('asc');
+    table.querySelectorAll('th').forEach(function (h) { h.classList.remove('asc', 'desc'); });
+    th.classList.add(asc ? 'asc' : 'desc');
+    var key = function (tr) { var td = tr.cells[col], v = td.getAttribute('data-v');
+      return v === null ? td.textContent : (v === '' ? NaN : Number(v)); };
+    Array.prototype.slice.call(body.rows).sort(function (a, b) {
+      var x = key(a), y = key(b), d;
+      if (typeof x === 'number') { d = isNaN(x) ? (isNaN(y) ? 0 : 1) : isNaN(y) ? -1 : (asc ? x - y : y - x); }
+      else { d = asc ? String(x).localeCompare(y) : String(y).localeCompare(x); }
+      return d;
+    }).forEach(function (tr) { body.appendChild(tr); });
+  });
+});
 Promise.all(wfPlots).then(wfSelftest, function (e) { wfErrors.push('plot failed: ' + String(e)); wfSelftest(); });
 """
 

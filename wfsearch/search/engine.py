@@ -22,12 +22,12 @@ from optuna.trial import TrialState
 
 import wfsearch
 from wfsearch.errors import UserError
-from wfsearch.study.lease import StudyLease, study_lease
+from wfsearch.study.lease import StudyBusy, StudyLease, study_lease
 from wfsearch.study.naming import references_study_name, safe_url, study_dir
 
-from .pareto import hypervolume, nondominated_ranks
+from .pareto import hypervolume, on_front
 from .progress import ProgressPrinter, SearchProgress
-from .searcher import CONSTRAINTS_ATTR, StudySearcher
+from .searcher import CONSTRAINTS_ATTR, StorageFailureStopper, StudySearcher
 from .stop import Interrupted, StopOnSignal, signal_stopper
 from .storage import archive_study, fail_stale_trials, open_storage, sqlite_path
 from .trainable import check_constraints, run_trial
@@ -108,8 +108,8 @@ def pareto_front(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
             seen.add(h)
     if not trials:
         return []
-    ranks = nondominated_ranks([t.values for t in trials], [d.name.lower() for d in study.directions])
-    return [t for t, r in zip(trials, ranks) if r == 0]
+    mask = on_front([t.values for t in trials], [d.name.lower() for d in study.directions])
+    return [t for t, keep in zip(trials, mask) if keep]
 
 
 def hardware_info() -> dict[str, Any]:
@@ -165,8 +165,7 @@ class SpaceFunction:
         self.inflight = inflight if inflight is not None else {}
 
     def __call__(self, trial: Any) -> dict[str, Any]:
-        from wfsearch.models import cost
-        from wfsearch.space import sample_arch
+        from wfsearch.space import design_costs, sample_arch
 
         sample = sample_arch(self.spec, trial)
         if sample.arch is None:
@@ -174,14 +173,10 @@ class SpaceFunction:
             return {"infeasible": f"infeasible: {sample.infeasible}", "arch": None}
         arch = sample.arch
         try:  # costs are those of the deployed model: the throughput section's scale and resolution
-            deployed = self.spec.throughput.deployed(arch)
+            metrics = design_costs(self.spec, arch)
         except ValueError as e:
             self._constrain(trial, [1.0] * len(self.constraints), buildable=False)
             return {"infeasible": f"infeasible: at the deployment scale: {e}", "arch": arch.to_dict()}
-        c = cost(deployed)
-        # memory: activations of a training step plus weights, gradients and AdamW state (fp32)
-        metrics = {"params": c["params"], "macs": c["macs"],
-                   "memory": c["activation_bytes"] * self.spec.throughput.batch_size + 16 * c["params"]}
         values, violated = check_constraints(self.constraints, metrics)
         self._constrain(trial, values, buildable=True)
         out = {"arch": arch.to_dict(), "arch_hash": arch.hash}
@@ -229,6 +224,53 @@ def quiet_optuna() -> None:
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
+# what may change between runs of one study: it cannot change a trial's result
+RESUMABLE_CHANGES = (("study", "trials"), ("study", "storage"), ("resources",))
+
+
+def spec_change(stored: Any, spec: Any) -> str | None:
+    """The first key path where ``spec`` differs from the ``stored`` spec of a study in what decides
+    results (``"proxy.dataset.num_classes: 4 -> 8"``), or None. Both sides are read by this version
+    (the stored one rebuilt with today's defaults), so a key added since is no change."""
+    from wfsearch.space import spec_from_dict
+
+    if not isinstance(stored, dict):
+        return None
+    try:
+        old = spec_from_dict(stored, "the study's spec").to_dict()
+    except ValueError:  # written by an incompatible version: compare what was stored
+        old = stored
+    new = spec.to_dict()
+    for path in RESUMABLE_CHANGES:
+        for d in (old, new):
+            parent = d
+            for k in path[:-1]:
+                parent = parent.get(k, {}) if isinstance(parent, dict) else {}
+            if isinstance(parent, dict):
+                parent.pop(path[-1], None)
+    return _first_difference(old, new, ())
+
+
+def _first_difference(a: Any, b: Any, path: tuple) -> str | None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b), key=str):
+            if k not in a or k not in b:
+                shown = ".".join(map(str, (*path, k)))
+                return f"{shown}: {_short(a.get(k, '(absent)'))} -> {_short(b.get(k, '(absent)'))}"
+            diff = _first_difference(a[k], b[k], (*path, k))
+            if diff:
+                return diff
+        return None
+    if a != b:
+        return f"{'.'.join(map(str, path)) or 'spec'}: {_short(a)} -> {_short(b)}"
+    return None
+
+
+def _short(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def prepare_study(spec: Any, fresh: bool = False
                   ) -> tuple[optuna.Study, optuna.storages.RDBStorage, str | None, StudyLease]:
     """Open (or create) the study with its objectives and attributes, holding its run lease (a second run
@@ -237,7 +279,7 @@ def prepare_study(spec: Any, fresh: bool = False
     storage = open_storage(storage_url(spec))
     names, directions = objective_names(spec)
     n_constraints = len(constraint_dicts(spec)) + 1  # the spec's constraints, then "buildable"
-    existing = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+    existing = {s.study_name for s in storage.get_all_studies()}  # names only: summaries read every trial
     archived = None
     if fresh and spec.study.name in existing:
         with study_lease(optuna.load_study(study_name=spec.study.name, storage=storage)):  # not while a run holds it
@@ -264,8 +306,12 @@ def _prepare_attrs(spec: Any, study: optuna.Study, existing: set[str], names: li
             raise UserError(f"study {spec.study.name!r} in {safe_url(storage_url(spec))}: it was run with objectives {old}, "
                             f"the spec now says {names}; use --fresh to start a new study (the old one is kept)")
         if study.user_attrs.get("spec_hash") not in (None, spec.hash):
-            log.warning("study %s: the spec changed since the study started; continuing with the new one",
-                        spec.study.name)
+            change = spec_change(study.user_attrs.get("spec"), spec)
+            if change:
+                raise UserError(f"{getattr(spec, 'path', None) or 'spec'}: {change}: the spec changed since study "
+                                f"{spec.study.name!r} started, and trials of both would share one front; keep the "
+                                "spec, or start a new study with --fresh (the old one is kept as <name>-<timestamp>) "
+                                "or another study.name (only study.trials, study.storage and resources may change)")
     study.set_metric_names(names)
     stored_spec = spec.to_dict()
     if stored_spec.get("study", {}).get("storage"):  # the study's own record never holds a password
@@ -310,6 +356,10 @@ def init_ray(address: str | None, log_dir: Path) -> None:
 
     # the study is the record: Tune's own result files and their "not found" warnings are not needed
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    # Tune's own copy of its state under the study folder (never read back: the study is the search state);
+    # a full disk is reported once, by the study
+    for name in ("ray.train._internal.syncer", "ray.tune.execution.experiment_state"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     if ray.is_initialized():
         return
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
@@ -328,7 +378,8 @@ def init_ray(address: str | None, log_dir: Path) -> None:
                             "start one with `ray start --head`") from e
     else:
         import torch
-
+        # a local cluster on loopback: Ray's notice that it turned token authentication on is noise here
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
         keep_on_loopback()
         ray.init(num_cpus=os.cpu_count(), num_gpus=torch.cuda.device_count(), _node_ip_address="127.0.0.1",
                  **kwargs)
@@ -465,8 +516,75 @@ def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, pr
                noop: bool = False, time_budget_s: float | None = None, stream: Any = None) -> RunSummary:
     """Run (or continue) the study of ``spec`` until ``spec.study.trials`` trials have finished.
 
-    SIGINT/SIGTERM stop it within seconds: `Interrupted` is raised after the trials that were running
-    are marked interrupted (FAIL); running again resumes."""
+    A run that fails before its study holds any trial leaves nothing behind (no study, no folder);
+    a storage failure (disk full, read-only, damaged file) is one `UserError` line.
+    """
+    sdir = study_dir_for(spec)
+    new_folder = not sdir.exists()
+    try:
+        return _run_search(spec, address=address, fresh=fresh, progress=progress, noop=noop,
+                           time_budget_s=time_budget_s, stream=stream)
+    except BaseException as e:
+        if not isinstance(e, StudyBusy):  # never touch a study that another run holds
+            _remove_if_empty(spec, sdir, new_folder)
+        if isinstance(e, UserError):
+            raise
+        err = _storage_error(spec, e)
+        if err is not None:
+            raise err from None
+        raise
+
+
+def _storage_error(spec: Any, e: BaseException) -> UserError | None:
+    """One line for a storage failure anywhere in ``e``'s chain (Ray may wrap it), else None."""
+    from wfsearch.study.sqlite import storage_error
+
+    path = sqlite_path(storage_url(spec))
+    shown = str(path) if path is not None else "the study storage"
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, (OSError, *_db_errors())):
+            err = storage_error(shown, e)
+            if err is not None:
+                return err
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def _db_errors() -> tuple[type, ...]:
+    import sqlite3
+
+    import sqlalchemy.exc
+
+    return (sqlite3.Error, sqlalchemy.exc.DBAPIError)
+
+
+def _remove_if_empty(spec: Any, sdir: Path, new_folder: bool) -> None:
+    """After a failed run: drop a study that holds no trial yet, and its folder if this run made it."""
+    try:
+        storage = optuna.storages.RDBStorage(storage_url(spec), skip_table_creation=True) \
+            if sqlite_path(storage_url(spec)) is None or sqlite_path(storage_url(spec)).exists() else None
+        if storage is not None:
+            names = {s.study_name for s in storage.get_all_studies()}  # names only: summaries read every trial
+            if spec.study.name in names and not optuna.load_study(study_name=spec.study.name,
+                                                                  storage=storage).get_trials(deepcopy=False):
+                optuna.delete_study(study_name=spec.study.name, storage=storage)
+                names.discard(spec.study.name)
+            storage.remove_session()
+            storage.engine.dispose()
+            if names:
+                return
+    except Exception:  # a damaged or unreachable storage: leave it as it is
+        return
+    if new_folder and sdir.is_dir():
+        import shutil
+
+        shutil.rmtree(sdir, ignore_errors=True)
+
+
+def _run_search(spec: Any, *, address: str | None, fresh: bool, progress: bool, noop: bool,
+                time_budget_s: float | None, stream: Any) -> RunSummary:
     t0 = time.monotonic()
     study, storage, archived, lease = prepare_study(spec, fresh)
 
@@ -491,7 +609,9 @@ def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, pr
 def _search(spec: Any, study: optuna.Study, storage: optuna.storages.RDBStorage, archived: str | None,
             stop: StopOnSignal, t0: float, *, address: str | None, progress: bool, noop: bool,
             time_budget_s: float | None, stream: Any) -> RunSummary:
+    """The search itself, on a prepared study (SIGINT/SIGTERM raise `Interrupted`)."""
     from ray import tune
+    from ray.tune.stopper import CombinedStopper
 
     sdir = study_dir_for(spec)
     sdir.mkdir(parents=True, exist_ok=True)
@@ -514,7 +634,7 @@ def _search(spec: Any, study: optuna.Study, storage: optuna.storages.RDBStorage,
     prog = SearchProgress(total=spec.study.trials, objectives=names, directions=directions)
     prog.finished = len(search_trials(study, finished_states))
     for t in feasible_trials(study):
-        prog.add_point(t.values)
+        prog.add_point(t.values, t.user_attrs.get("arch_hash"))
     printer = ProgressPrinter(prog, stream=stream, enabled=progress)
     known = known_results(study, max_epochs)
     inflight: dict[str, int] = {}
@@ -526,7 +646,7 @@ def _search(spec: Any, study: optuna.Study, storage: optuna.storages.RDBStorage,
         if frozen.state == TrialState.COMPLETE:
             prog.finished += 1
             if not str(frozen.user_attrs.get("status_reason", "")).startswith("infeasible"):
-                prog.add_point(frozen.values)
+                prog.add_point(frozen.values, frozen.user_attrs.get("arch_hash"))
                 h = frozen.user_attrs.get("arch_hash")
                 if h and h not in known:
                     known[h] = cached_result(frozen, max_epochs)
@@ -554,7 +674,8 @@ def _search(spec: Any, study: optuna.Study, storage: optuna.storages.RDBStorage,
         if spec.study.scheduler.type == "mo_asha" and len(spec.proxy.epochs) > 1:
             from .scheduler import ParetoSuccessiveHalving
             scheduler = ParetoSuccessiveHalving(spec.proxy.epochs, names, directions,
-                                                spec.study.scheduler.reduction_factor)
+                                                spec.study.scheduler.reduction_factor,
+                                                trial_number=searcher.trial_number)
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=remaining,
@@ -564,15 +685,21 @@ def _search(spec: Any, study: optuna.Study, storage: optuna.storages.RDBStorage,
                                         else max(1.0, time_budget_s - (time.monotonic() - t0))),
             run_config=tune.RunConfig(name=f"round-{int(time.time())}-{round_}",
                                       storage_path=str((sdir / "ray").resolve()), verbose=0,
-                                      callbacks=[printer], log_to_file=True, stop=signal_stopper(stop),
+                                      callbacks=[printer], log_to_file=True,
+                                      stop=CombinedStopper(StorageFailureStopper(searcher), signal_stopper(stop)),
                                       failure_config=tune.FailureConfig(max_failures=2)),
         )
         before = len(search_trials(study, finished_states))
         stop.in_round = True
         try:
             tuner.fit()
+        except Exception:  # Tune's own files may be the next thing a full disk breaks
+            if searcher.storage_failure is None:
+                raise
         finally:
             stop.in_round = False
+        if searcher.storage_failure is not None:
+            raise searcher.storage_failure
         stop.check()
         # trials sampled in this round but never run stay RUNNING in Optuna: end them, so no later trial
         # waits on one (a re-sampled architecture waits only for a trial that is really training)
@@ -606,11 +733,18 @@ def _trial_dirname(trial: Any) -> str:
     return f"trial_{trial.trial_id}"
 
 
+class _QuietFileHandler(logging.FileHandler):
+    """The run's log file; a full or read-only disk stops it quietly (the run itself reports that)."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass
+
+
 def _log_to_file(path: Path) -> None:
     root = logging.getLogger("wfsearch")
     if any(isinstance(h, logging.FileHandler) and h.baseFilename == str(path.resolve()) for h in root.handlers):
         return
-    handler = logging.FileHandler(path)
+    handler = _QuietFileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.setLevel(logging.INFO)
     root.addHandler(handler)

@@ -8,12 +8,18 @@ from typing import Any, TextIO
 
 from ray.tune import Callback
 
-from .pareto import hypervolume, nondominated_ranks
+from .pareto import hypervolume
 
 
 @dataclass
 class SearchProgress:
-    """Counts and the current front of a running search; `line()` renders it."""
+    """Counts and the current front of a running search; `line()` renders it.
+
+    The front is kept incrementally (a point dominated on arrival never joins it; one that joins drops
+    the points it dominates), with the running best of each objective and the reference point, so a
+    progress line costs O(front) however many trials the study holds. An architecture counts once:
+    a repeat that reused an earlier result is not a second point, as in the final summary.
+    """
 
     total: int
     objectives: list[str]
@@ -22,36 +28,61 @@ class SearchProgress:
     pruned: int = 0
     failed: int = 0
     running: int = 0
-    points: list[list[float]] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
     durations: list[float] = field(default_factory=list)
     concurrency: int = 1
+    n_points: int = 0
+    _front: list[tuple[float, ...]] = field(default_factory=list, repr=False)  # as losses (minimized)
+    _best: list[float] | None = field(default=None, repr=False)  # as losses
+    _worst: list[float] | None = field(default=None, repr=False)  # as losses, for the reference point
+    _archs: set[str] = field(default_factory=set, repr=False)
+    _hv: float | None = field(default=None, repr=False)  # cached until the front or the reference changes
 
-    def add_point(self, values: list[float]) -> None:
-        self.points.append(list(values))
+    def _signs(self) -> list[float]:
+        return [-1.0 if d == "maximize" else 1.0 for d in self.directions]
+
+    def add_point(self, values: list[float], arch_hash: str | None = None) -> None:
+        if arch_hash is not None:
+            if arch_hash in self._archs:
+                return
+            self._archs.add(arch_hash)
+        loss = tuple(v * s for v, s in zip(values, self._signs()))
+        self.n_points += 1
+        if self._best is None:
+            self._best, self._worst = list(loss), list(loss)
+        else:
+            self._best = [min(a, b) for a, b in zip(self._best, loss)]
+            worst = [max(a, b) for a, b in zip(self._worst, loss)]
+            if worst != self._worst:
+                self._worst, self._hv = worst, None
+        if any(all(f <= p for f, p in zip(q, loss)) and q != loss for q in self._front):
+            return  # dominated (an equal point joins, as in the summary's front)
+        self._front = [q for q in self._front if not (all(p <= f for p, f in zip(loss, q)) and q != loss)]
+        self._front.append(loss)
+        self._hv = None
 
     def front(self) -> list[list[float]]:
-        if not self.points:
-            return []
-        ranks = nondominated_ranks(self.points, self.directions)
-        return [p for p, r in zip(self.points, ranks) if r == 0]
+        """The current non-dominated points, in the objectives' own signs."""
+        signs = self._signs()
+        return [[v * s for v, s in zip(q, signs)] for q in self._front]
 
     def reference_point(self) -> list[float]:
         """0 for maximized objectives, 1.1 x the largest value seen for minimized ones."""
-        ref = []
-        for j, d in enumerate(self.directions):
-            ref.append(0.0 if d == "maximize" else 1.1 * max((p[j] for p in self.points), default=1.0))
-        return ref
+        worst = self._worst or [1.0] * len(self.directions)
+        return [0.0 if d == "maximize" else 1.1 * w for d, w in zip(self.directions, worst)]
 
     def hypervolume(self) -> float:
-        return hypervolume(self.front(), self.directions, self.reference_point()) if self.points else 0.0
+        if not self._front:
+            return 0.0
+        if self._hv is None:
+            self._hv = hypervolume(self.front(), self.directions, self.reference_point())
+        return self._hv
 
     def best(self, metric: str) -> float | None:
-        if metric not in self.objectives or not self.points:
+        if metric not in self.objectives or self._best is None:
             return None
         j = self.objectives.index(metric)
-        vals = [p[j] for p in self.points]
-        return max(vals) if self.directions[j] == "maximize" else min(vals)
+        return self._best[j] * self._signs()[j]
 
     def eta_seconds(self) -> float | None:
         left = self.total - self.finished

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
@@ -23,8 +23,11 @@ class ParetoSuccessiveHalving(FIFOScheduler):
     """Stops trials that fall outside the top ``1/reduction_factor`` of a rung's Pareto ordering."""
 
     def __init__(self, rungs: Sequence[int], objectives: Sequence[str], directions: Sequence[str],
-                 reduction_factor: float = 3, epoch_key: str = "epoch"):
+                 reduction_factor: float = 3, epoch_key: str = "epoch",
+                 trial_number: Optional[Callable[[str], Optional[int]]] = None):
+        """``trial_number`` maps a Ray trial id to the study's trial number, for the log."""
         super().__init__()
+        self.trial_number = trial_number
         if reduction_factor < 2:
             raise ValueError(f"reduction_factor={reduction_factor}: must be >= 2")
         self.rungs = sorted(set(int(r) for r in rungs))
@@ -50,8 +53,9 @@ class ParetoSuccessiveHalving(FIFOScheduler):
         go_on = position < keep
         if not go_on:
             self.stopped[trial_id] = epoch
-            log.info("rung %d: stopping trial %s (position %d of %d, keeping %d)", epoch, trial_id,
-                     position + 1, len(ids), keep)
+            number = self.trial_number(trial_id) if self.trial_number else None
+            log.info("rung %d: stopping trial %s (position %d of %d, keeping %d)", epoch,
+                     trial_id if number is None else number, position + 1, len(ids), keep)
         return go_on
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:

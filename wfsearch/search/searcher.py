@@ -14,7 +14,9 @@ from typing import Any, Callable
 
 import optuna
 from optuna.trial import TrialState
+from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
+from ray.tune.stopper import Stopper
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,38 @@ def worst_value(metric: str, direction: str, metrics: dict[str, float]) -> float
     return float(known) if known is not None and math.isfinite(known) else 1e30
 
 
+def is_storage_failure(e: BaseException) -> bool:
+    """Whether ``e`` (or what caused it) is the storage failing: SQLAlchemy/SQLite errors, a full disk."""
+    import errno
+    import sqlite3
+
+    import sqlalchemy.exc
+
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.DatabaseError, sqlite3.Error,
+                          optuna.exceptions.StorageInternalError)):
+            return True
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EROFS, errno.EIO):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+class StorageFailureStopper(Stopper):
+    """Stops every trial once the searcher saw the storage fail."""
+
+    def __init__(self, searcher: "StudySearcher"):
+        self.searcher = searcher
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        return self.searcher.storage_failure is not None
+
+    def stop_all(self) -> bool:
+        return self.searcher.storage_failure is not None
+
+
 class StudySearcher(OptunaSearch):
     """`OptunaSearch` over a define-by-run space that records states and attributes in the study."""
 
@@ -53,6 +87,27 @@ class StudySearcher(OptunaSearch):
         self.objectives, self.directions = objectives, directions
         self.max_epochs = max_epochs
         self.on_told = on_told
+        self.storage_failure: BaseException | None = None  # the storage stopped taking writes: stop the run
+
+    def suggest(self, trial_id: str) -> dict | None:
+        if self.storage_failure is not None:
+            return Searcher.FINISHED
+        try:
+            return super().suggest(trial_id)
+        except Exception as e:
+            if not self._stop_on_storage_failure(e):
+                raise
+            return Searcher.FINISHED
+
+    def _stop_on_storage_failure(self, e: Exception) -> bool:
+        """Remember a storage failure (disk full, read-only, damaged file) instead of letting Tune log a
+        traceback per trial; the run then starts nothing new and stops (`StorageFailureStopper`)."""
+        if not is_storage_failure(e):
+            return False
+        if self.storage_failure is None:
+            self.storage_failure = e
+            log.info("the study storage failed (%s); stopping the run", str(getattr(e, "orig", e)).splitlines()[0])
+        return True
 
     def save(self, checkpoint_path: str) -> None:
         """Nothing to save: the Optuna study in RDB storage is the search state (resume reads it)."""
@@ -64,12 +119,28 @@ class StudySearcher(OptunaSearch):
     def study(self) -> optuna.Study:
         return self._ot_study
 
+    def trial_number(self, trial_id: str) -> int | None:
+        """The study's number of the trial Ray calls ``trial_id`` (None before it is sampled)."""
+        trial = self._ot_trials.get(trial_id)
+        return None if trial is None else trial.number
+
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         return  # multi-objective: nothing to report step by step
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return
+        if self.storage_failure is not None:
+            self._completed_trials.add(trial_id)
+            return
+        try:
+            self._record(trial_id, result, error)
+        except Exception as e:
+            if not self._stop_on_storage_failure(e):
+                raise
+            self._completed_trials.add(trial_id)
+
+    def _record(self, trial_id: str, result: dict | None, error: bool) -> None:
         ot_trial = self._ot_trials[trial_id]
         result = unflatten(result) if result else {}  # Tune hands searchers flattened results
         state, values, reason = self._outcome(result, error)
@@ -81,7 +152,7 @@ class StudySearcher(OptunaSearch):
         try:
             frozen = self._ot_study.tell(ot_trial, values, state=state)
         except (ValueError, RuntimeError) as e:  # e.g. a NaN value slipped through
-            log.warning("trial %s: could not record (%s); recording it as failed", trial_id, e)
+            log.warning("trial %s: could not record (%s); recording it as failed", ot_trial.number, e)
             frozen = self._ot_study.tell(ot_trial, None, state=TrialState.FAIL)
         self._completed_trials.add(trial_id)
         if self.on_told is not None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime
+import errno
 import logging
 import sqlite3
 from pathlib import Path
@@ -11,6 +12,7 @@ from optuna.trial import TrialState
 
 from wfsearch.errors import UserError
 from wfsearch.study.connect import cannot_open, engine_options
+from wfsearch.study.sqlite import check_database_file, storage_error, writable
 
 log = logging.getLogger(__name__)
 
@@ -25,22 +27,36 @@ def sqlite_path(url: str) -> Path | None:
 
 
 def open_storage(url: str, create: bool = True) -> optuna.storages.RDBStorage:
-    """An `RDBStorage`; SQLite files get WAL journaling and a busy timeout so readers never block a run."""
+    """An `RDBStorage`; SQLite files get WAL journaling and a busy timeout so readers never block a run.
+
+    A damaged, empty or foreign SQLite file, a read-only place and a full disk are one `UserError` line.
+    """
     path = sqlite_path(url)
     engine_kwargs: dict = {}
     if path is not None:
+        check_database_file(path)
         if not path.exists() and not create:
             raise UserError(f"{path}: no study database here (run `wfsearch run SPEC` first, or pass --storage)")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S) as con:
-            con.execute("PRAGMA journal_mode=WAL")
+        if path.parent.is_dir() and not writable(path):
+            raise storage_error(str(path), PermissionError(errno.EROFS, "read-only"))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            con = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S)
+            try:
+                con.execute("PRAGMA journal_mode=WAL")
+            finally:
+                con.close()
+        except (OSError, sqlite3.Error) as e:
+            raise (storage_error(str(path), e) or UserError(f"{path}: cannot open the study database ({e})")) from None
         engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
     else:
         engine_kwargs = engine_options(url)  # bounded waits for a server that does not answer
     try:
         return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, skip_compatibility_check=False)
-    except Exception as e:  # bad URL, unreachable server, missing driver
-        raise UserError(cannot_open(url, e)) from None
+    except Exception as e:  # bad URL, unreachable server, missing driver, a damaged file
+        err = storage_error(str(path), e) if path is not None else None
+        raise (err or UserError(cannot_open(url, e) if path is None else
+                                f"{path}: cannot open ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")) from None
 
 
 def fail_stale_trials(study: optuna.Study, reason: str = "interrupted: the run stopped while it was running") -> int:
@@ -58,7 +74,7 @@ def fail_stale_trials(study: optuna.Study, reason: str = "interrupted: the run s
 
 def archive_study(storage: optuna.storages.BaseStorage, name: str) -> str | None:
     """Keep an existing study under ``<name>-<timestamp>`` and delete ``name``; returns the new name."""
-    names = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+    names = {s.study_name for s in storage.get_all_studies()}  # names only: summaries read every trial
     if name not in names:
         return None
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")

@@ -17,7 +17,7 @@ import re
 from collections import Counter
 from typing import Any, Callable, Optional
 
-from wfsearch.models.config import ACTIVATIONS, DELTA_NORMS, PREDICTORS, ArchConfig
+from wfsearch.models.config import ENUMS, ArchConfig
 
 from .spec import (CIFAR10_CLASSES, DATASET_CLASSES, SYNTHETIC_CLASSES, Knob, SpaceSize, SpaceSpec, _did_you_mean, _is_int, _same,
                    arch_value)
@@ -25,12 +25,13 @@ from .spec import (CIFAR10_CLASSES, DATASET_CLASSES, SYNTHETIC_CLASSES, Knob, Sp
 log = logging.getLogger(__name__)
 
 FIELDS = ArchConfig.field_names()
-ENUM_FIELDS = {"fc1_predictor": PREDICTORS["fc1"], "dwconv_predictor": PREDICTORS["dwconv"],
-               "predictor_act": ACTIVATIONS, "delta_norm": DELTA_NORMS}
+ENUM_FIELDS = ENUMS
 # Fields whose validity ArchConfig decides from the field alone. All others interact (the token
-# grid from img_size/patch_size against the pools, widths against the rank ratio, the placement
+# grid from img_size/patch_size against the pools, the dwconv grid against the kernel size, widths
+# against the rank ratio, the placement
 # against the depth), so the whole-space check enumerates their combinations.
-SOLO_FIELDS = {"in_chans", "num_classes", "kernel_size", "predictor_act", "delta_norm", "drop_path_rate", "drop_rate"}
+SOLO_FIELDS = {"in_chans", "num_classes", "fc1_act", "dwconv_act", "delta_norm", "fc1_pool_mode", "renorm",
+               "drop_path_rate", "drop_rate"}
 DOMAIN_LIMIT = 256  # a range with more values than this is treated as not enumerable
 ENUMERATION_LIMIT = 20_000  # most combinations built to decide feasibility exhaustively
 RANDOM_PROBES = 2_000  # random architectures tried when the space is too large to enumerate

@@ -5,7 +5,6 @@ naming the file that set the offending key (a parent reached through ``extends``
 """
 from __future__ import annotations
 
-import difflib
 import logging
 import os
 import re
@@ -17,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from wfsearch.errors import UserError
+from wfsearch.suggest import close_matches, did_you_mean
 
 from .checks import MISSING, SpecIssue, check
 from .spec import _DEVICE_RE, _NAME_RE, MAX_CHOICES, SpaceSpec
@@ -402,15 +402,14 @@ def _from_pydantic(e: ValidationError, origins: dict[Path_, str], label: str) ->
     if kind == "extra_forbidden":
         allowed = _keys_at(loc[:-1])
         name = str(loc[-1])
-        close = difflib.get_close_matches(name, allowed, n=1, cutoff=0.5)
+        close = close_matches(name, allowed, n=1, cutoff=0.5)
         hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(allowed)}"
         return _line(where, key_path(loc), name, f"unknown key; {hint}")
     if kind == "missing":
         return _line(where, key_path(loc), MISSING, "required key; add it")
     if kind == "literal_error":
         expected = re.findall(r"'([^']*)'", str(err.get("ctx", {}).get("expected", "")))
-        close = difflib.get_close_matches(str(value), expected, n=1, cutoff=0.5) if isinstance(value, str) else []
-        msg = f"must be one of {expected}" + (f"; did you mean {close[0]!r}?" if close else "")
+        msg = f"must be one of {expected}" + did_you_mean(value, expected, n=1)
     elif kind in ("model_type", "dict_type"):
         msg = f"must be a mapping of keys to values ({msg})"
     elif kind == "string_pattern_mismatch":

@@ -77,3 +77,21 @@ def random_samples(spec: SpaceSpec, n: int, seed: int = 0) -> list[Sample]:
         out.append(sample_arch(spec, trial))
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
     return out
+
+
+def design_costs(spec: SpaceSpec, arch: ArchConfig) -> dict[str, float]:
+    """The costs known before training, of the deployed network (the throughput section's scale and
+    resolution): params, MACs, and the memory of a training step (activations of a batch plus weights,
+    gradients and AdamW state in fp32). Raises ValueError when the deployed network cannot be built."""
+    from wfsearch.models import cost
+
+    c = cost(spec.throughput.deployed(arch))
+    return {"params": c["params"], "macs": c["macs"],
+            "memory": c["activation_bytes"] * spec.throughput.batch_size + 16 * c["params"]}
+
+
+def violated_constraints(spec: SpaceSpec, costs: dict[str, float]) -> list[str]:
+    """The spec's constraints that ``costs`` break, as ``"params=1.6e+06 violates params <= 1.5e+06"``;
+    a constraint on a metric known only after training (accuracy, throughput) is not judged here."""
+    return [f"{c.metric}={costs[c.metric]:.4g} violates {c}" for c in spec.study.constraints
+            if c.metric in costs and not c.holds(costs[c.metric])]

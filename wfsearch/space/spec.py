@@ -20,7 +20,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
                       PlainSerializer, PrivateAttr, WithJsonSchema, field_validator, model_validator)
 
 from wfsearch.errors import UserError
-from wfsearch.models.config import ACTIVATIONS, DELTA_NORMS, PREDICTORS, ArchConfig
+from wfsearch.models.config import ENUMS, ArchConfig
 
 # metric name -> the direction that is better, used when an objective gives none
 METRICS: dict[str, str] = {
@@ -54,6 +54,7 @@ def _is_int(v: Any) -> bool:
 
 # --------------------------------------------------------------------------- study
 _CONSTRAINT_RE = re.compile(r"^\s*([A-Za-z_]+)\s*(<=|>=|<|>|==|=|!=)\s*([-+0-9.eE_]+)\s*([kKMGT]?)\s*$")
+_UNIT_RE = re.compile(r"^\s*([A-Za-z_]+)\s*(<=|>=|<|>|==|=|!=)\s*([-+0-9.eE_]*[0-9][0-9_]*\.?[0-9_]*)\s*([A-Za-z%/]+)\s*$")
 _SUFFIX = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
 
 
@@ -86,6 +87,14 @@ def parse_constraint(text: Any) -> Constraint:
         raise ValueError("a constraint is a string 'METRIC OP VALUE', e.g. 'params <= 30e6'")
     m = _CONSTRAINT_RE.match(text)
     if not m:
+        unit = _UNIT_RE.match(text)
+        if unit:
+            metric, op, num, word = unit.groups()
+            scale = _SUFFIX.get(word[0], 1.0) if word[0] in "kKMGT" and len(word) > 1 else 1.0
+            bound = f"{float(num.replace('_', '')) * scale:g}".replace("e+0", "e").replace("e+", "e")
+            short = f" (or {metric} {op} {num}{word[0]})" if scale != 1.0 else ""
+            raise ValueError(f"units such as {word!r} are not accepted; write the bound as a plain number: "
+                             f"'{metric} {op} {bound}'{short}")
         raise ValueError("a constraint is 'METRIC OP VALUE' with OP one of <=, <, >=, >, e.g. 'params <= 30e6'")
     metric, op, num, suffix = m.groups()
     if metric not in METRICS:
@@ -312,12 +321,10 @@ class ThroughputSpec(_Section):
 # --------------------------------------------------------------------------- base, space
 def _field_schema() -> dict[str, Any]:
     """JSON Schema of the ArchConfig fields, for editor completion of base and references' arch."""
-    enums = {"fc1_predictor": PREDICTORS["fc1"], "dwconv_predictor": PREDICTORS["dwconv"],
-             "predictor_act": ACTIVATIONS, "delta_norm": DELTA_NORMS}
     props: dict[str, Any] = {}
     for name in ArchConfig.field_names():
-        if name in enums:
-            props[name] = {"enum": enums[name]}
+        if name in ENUMS:
+            props[name] = {"enum": ENUMS[name]}
         elif name in ("mlp_ratio", "drop_path_rate", "drop_rate"):
             props[name] = {"type": "number"}
         elif name == "img_size":
@@ -325,6 +332,9 @@ def _field_schema() -> dict[str, Any]:
                                                            "minItems": 2, "maxItems": 2}]}
         elif name == "fc1_pool":
             props[name] = {"anyOf": [{"type": "integer", "minimum": 1}, {"const": "global"}]}
+        elif name == "dwconv_pool":
+            props[name] = {"type": "integer", "minimum": 1,
+                           "description": "1 (global) or kernel_size (the default: one summary per tap)"}
         elif name == "dynamic_blocks":
             props[name] = {"anyOf": [{"type": "string", "examples": ["all", "none", "every:3:1", "first:4", "last:4"]},
                                      {"type": "array", "items": {"type": "integer", "minimum": 0}}]}
@@ -631,9 +641,6 @@ def _compact_knob(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def _did_you_mean(word: Any, options: Any) -> str:
-    import difflib
+    from wfsearch.suggest import did_you_mean
 
-    if not isinstance(word, str):
-        return ""
-    close = difflib.get_close_matches(word, [str(o) for o in options], n=2, cutoff=0.6)
-    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    return did_you_mean(word, [str(o) for o in options])

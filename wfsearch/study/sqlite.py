@@ -1,0 +1,93 @@
+"""SQLite study files: damage found before Optuna touches them, read-only copies opened as such, and
+storage failures (disk full, read-only, damaged) turned into one line that says what to do.
+"""
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+from urllib.parse import quote
+
+from wfsearch.errors import UserError
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URL (None for other URLs and in-memory SQLite)."""
+    if not url.startswith("sqlite:///") or url in ("sqlite://", "sqlite:///:memory:") or "?" in url:
+        return None
+    return Path(url[len("sqlite:///"):])
+
+
+def check_database_file(path: Path) -> None:
+    """``path``, when it exists, must look like a whole SQLite database; otherwise one `UserError` line.
+
+    A 0-byte file (SQLite would silently start a new, empty database in it), a file of another kind,
+    and a file shorter than its header says (a truncated copy) are refused here; a damaged page
+    inside a whole-length file is found by SQLite when read (see `storage_error`).
+    """
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(100)
+    except FileNotFoundError:
+        return
+    except IsADirectoryError:
+        raise UserError(f"{path}: a folder, not a study database; point the storage at the optuna.db file") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot read the study database ({e.strerror})") from None
+    if size == 0:
+        raise UserError(f"{path}: an empty file, not a study database (a copy or a write that did not finish?); "
+                        "restore the study from a backup, or delete the file to start a new study")
+    if not head.startswith(SQLITE_MAGIC):
+        raise UserError(f"{path}: not an SQLite database (an Optuna study database starts with "
+                        f"{SQLITE_MAGIC[:15].decode()!r}); check the path, or move the file away to start a new study")
+    if len(head) == 100:
+        page_size = int.from_bytes(head[16:18], "big")
+        page_size = 65536 if page_size == 1 else page_size
+        pages = int.from_bytes(head[28:32], "big")
+        valid = head[24:28] == head[92:96]  # the header's page count is current
+        wal = path.with_name(path.name + "-wal")
+        wal_has_pages = wal.exists() and wal.stat().st_size > 32
+        if valid and pages and pages * page_size > size and not wal_has_pages:
+            raise UserError(f"{path}: truncated: {size} bytes where the database header says "
+                            f"{pages * page_size}; restore the study from a backup, or delete the file to "
+                            "start a new study")
+
+
+def writable(path: Path) -> bool:
+    """Whether SQLite can write ``path`` (and its journal files beside it)."""
+    folder = path.parent if str(path.parent) else Path(".")
+    return os.access(folder, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
+
+
+def reader_url(path: Path) -> str:
+    """A SQLAlchemy URL that reads ``path``; read-only (``immutable``) when its folder cannot be written,
+    since a WAL-mode database otherwise needs to create its shared-memory file beside it."""
+    if writable(path):
+        return f"sqlite:///{path}"
+    return f"sqlite:///file:{quote(str(path.resolve()))}?immutable=1&mode=ro&uri=true"
+
+
+def storage_error(url_shown: str, e: BaseException, writing: bool = True) -> UserError | None:
+    """One line for a storage failure SQLite or the file system reports; None for anything else."""
+    text = str(getattr(e, "orig", None) or e).lower()
+    err = getattr(e, "errno", None)
+    if err == errno.ENOSPC or "disk is full" in text or "no space left" in text:
+        return UserError(f"{url_shown}: the disk is full; the study holds every trial that finished before: "
+                         "free some space and run the same command again to continue")
+    if err in (errno.EROFS, errno.EACCES, errno.EPERM) or "readonly database" in text or "read-only" in text:
+        return UserError(f"{url_shown}: cannot write here (read-only); run from a writable folder or set "
+                         "study.storage to a writable place (reading commands such as show and report work on "
+                         "a read-only copy)")
+    if "unable to open database file" in text:
+        return UserError(f"{url_shown}: cannot open the database file (a missing or read-only folder?); run from "
+                         "a writable folder or set study.storage")
+    if "malformed" in text or "not a database" in text or "file is encrypted" in text:
+        return UserError(f"{url_shown}: the study database is damaged ({text.splitlines()[0]}); restore it from a "
+                         "backup, or move it away to start a new study")
+    if "disk i/o error" in text:
+        return UserError(f"{url_shown}: disk I/O error{' while writing' if writing else ''}; check the disk "
+                         "(full, removed or failing) and run the same command again")
+    return None
