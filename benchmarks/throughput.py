@@ -8,7 +8,12 @@ reported, so a shared, noisy machine slows all models alike and the ratios stay 
 the timings come from CUDA events. A training step is forward + backward (no optimizer update);
 peak memory is that of one full training step (forward, backward, AdamW update), from
 `peak_memory_bytes`. ``NAME[reference]`` runs a WeightFormer in its reference formulation
-(`wfsearch.models.reference_mode`), ``NAME[compiled]`` under ``torch.compile``.
+(`wfsearch.models.reference_mode`), ``NAME[compiled]`` under ``torch.compile`` in the ``--compile``
+mode (`wfsearch.proxy.measure.compile_model`: compiled by an untimed call first, compile time reported).
+``--compile MODE`` adds ``NAME[compiled]`` for every plain model and reports compiled over eager.
+
+    .venv/bin/python benchmarks/throughput.py --compile default --threads 1 --res 224 896 --no-train \
+        --models weightformer_tiny deit_tiny_patch16_224 --out benchmarks/RESULTS-compile.md
 """
 from __future__ import annotations
 
@@ -30,9 +35,11 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from wfsearch.models import reference_mode
-from wfsearch.proxy.measure import count_macs, create_model_at, measure_throughput, peak_memory_bytes, resolve_device
+from wfsearch.proxy.measure import (COMPILE_MODES, MeasureSettings, compile_model, count_macs, create_model_at, measure_throughput,
+                                    peak_memory_bytes, resolve_device)
 
 PAIRS = [("weightformer_tiny", "deit_tiny_patch16_224"), ("weightformer_small", "deit_small_patch16_224")]
 DEFAULT_MODELS = ["weightformer_tiny", "deit_tiny_patch16_224", "weightformer_small", "deit_small_patch16_224",
@@ -75,10 +82,74 @@ def build(spec: str, img_size: int) -> tuple[nn.Module, nn.Module]:
     if variant == "reference":
         return ReferencePath(model), model
     if variant == "compiled":
-        return torch.compile(model), model
+        return model, model  # compiled in `run`, at the resolution and batch it is timed at
     if variant:
         raise ValueError(f"model {spec!r}: the variant must be [reference] or [compiled]")
     return model, model
+
+
+# Dense peaks of a device (FLOP/s by dtype; fp32 without TF32) and its memory bandwidth (bytes/s), from
+# the vendors' data sheets (SXM parts). Override with --peak-tflops / --bandwidth-gbs.
+DEVICE_PEAKS = {
+    "H200": {"bandwidth": 4.8e12, "bfloat16": 989e12, "float16": 989e12, "float32": 67e12},
+    "H100": {"bandwidth": 3.35e12, "bfloat16": 989e12, "float16": 989e12, "float32": 67e12},
+    "A100": {"bandwidth": 2.0e12, "bfloat16": 312e12, "float16": 312e12, "float32": 19.5e12},
+}
+
+
+class _TrafficCounter(TorchDispatchMode):
+    """Bytes written by the ops that a fusing compiler cannot fold into a neighbour: every op's outputs
+    except element-wise ops (assumed fused into their producer or consumer) and views."""
+
+    def __init__(self, element_bytes: int):
+        super().__init__()
+        self.element_bytes, self.bytes = element_bytes, 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if torch.Tag.pointwise not in func.tags and not getattr(func, "is_view", False):
+            for t in (out if isinstance(out, (tuple, list)) else (out,)):
+                if isinstance(t, torch.Tensor) and t.is_floating_point():
+                    self.bytes += t.numel() * self.element_bytes
+        return out
+
+
+def roofline_estimate(model: nn.Module, img_size: int, dtype: str = "float32", batch: int = 1) -> tuple[float, float]:
+    """``(FLOPs, bytes moved)`` per image of inference at ``img_size`` for the roofline.
+
+    FLOPs are twice the MACs (`count_macs`: analytic for WeightFormer, counted for timm models). Bytes
+    are a lower estimate for a well-fused implementation: every non-element-wise op's result written
+    once and read once (activations at the dtype's width, from one CPU forward of the model as
+    eager PyTorch evaluates it), plus the weights read once per batch of ``batch`` images.
+    """
+    element = torch.finfo(getattr(torch, dtype)).bits // 8
+    macs = count_macs(model, img_size)
+    was_training = model.training
+    model.eval()
+    counter = _TrafficCounter(element)
+    p = next(model.parameters())
+    with torch.inference_mode(), counter:
+        model(torch.zeros(1, 3, img_size, img_size, device=p.device))
+    model.train(was_training)
+    weights = sum(q.numel() for q in model.parameters()) * element
+    return 2.0 * macs, 2.0 * counter.bytes + weights / batch
+
+
+def roofline_ips(flops: float, nbytes: float, peak_flops: float, bandwidth: float) -> tuple[float, str]:
+    """Images/s at the roofline (the slower of compute and memory at the device's peaks) and which binds."""
+    t_compute, t_memory = flops / peak_flops, nbytes / bandwidth
+    return 1.0 / max(t_compute, t_memory), ("compute" if t_compute >= t_memory else "memory")
+
+
+def device_peaks(args: argparse.Namespace, device: torch.device) -> tuple[float, float] | None:
+    """(peak FLOP/s at ``args.dtype``, bandwidth bytes/s) from the flags or `DEVICE_PEAKS`; None if unknown."""
+    known = {}
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        known = next((v for k, v in DEVICE_PEAKS.items() if k in name), {})
+    peak = args.peak_tflops * 1e12 if args.peak_tflops else known.get(args.dtype)
+    bandwidth = args.bandwidth_gbs * 1e9 if args.bandwidth_gbs else known.get("bandwidth")
+    return (peak, bandwidth) if peak and bandwidth else None
 
 
 def schedule_for(res: int, batch: int | None, cuda: bool = False) -> Schedule:
@@ -129,29 +200,46 @@ def run(args: argparse.Namespace) -> str:
     if args.threads:
         torch.set_num_threads(args.threads)
     info = machine(device)  # before the run: the commit measured, not one made meanwhile
+    clock = MeasureSettings(clock=args.clock).resolved_clock(device)
+    info["clock"] = {"process": "CPU time of this process (other processes' use of the machine does not count)",
+                     "wall": "wall clock"}[clock] if device.type == "cpu" else "CUDA events"
     loads = [load_average()]
     started = time.time()
-    rows = []  # (res, spec, batch, params, macs, infer, train, peak)
+    peaks_bw = device_peaks(args, device)
+    if peaks_bw is not None:
+        info["roofline peaks"] = f"{peaks_bw[0] / 1e12:.0f} TFLOP/s ({args.dtype}), {peaks_bw[1] / 1e9:.0f} GB/s"
+    rows = []  # (res, spec, batch, params, macs, infer, train, peak, roofline)
+    compile_seconds = {}  # (res, spec) -> seconds
     for res in args.res:
         sched = schedule_for(res, args.batch, device.type == "cuda")
         built = {spec: build(spec, res) for spec in args.models}
         timed = {spec: m for spec, (m, _) in built.items()}
+        for spec in args.models:
+            if spec.endswith("[compiled]"):
+                print(f"[{res}] compiling {spec} ({args.compile}) ...", file=sys.stderr, flush=True)
+                timed[spec], compile_seconds[res, spec] = compile_model(
+                    built[spec][1], args.compile, res, sched.batch, device, args.dtype)
         print(f"[{res}] batch {sched.batch}: inference ...", file=sys.stderr, flush=True)
         infer = measure_throughput(timed, res, sched.batch, device, args.dtype, warmup=sched.warmup,
-                                   repeats=sched.repeats, iters=sched.iters, train=False)
+                                   repeats=sched.repeats, iters=sched.iters, train=False, clock=clock)
         train, peaks = {}, {}
         if not args.no_train:
             print(f"[{res}] batch {sched.batch}: training step ...", file=sys.stderr, flush=True)
             train = measure_throughput(timed, res, sched.batch, device, args.dtype, warmup=sched.warmup,
-                                       repeats=sched.repeats, iters=sched.iters, train=True)
+                                       repeats=sched.repeats, iters=sched.iters, train=True, clock=clock)
             if not args.no_memory:
-                peaks = {spec: peak_memory_bytes(m, res, sched.batch, device, args.dtype) for spec, m in timed.items()}
+                peaks = {spec: peak_memory_bytes(m, res, sched.batch, device, args.dtype) for spec, m in timed.items()
+                         if not spec.endswith("[compiled]")}  # (a dispatch mode and dynamo do not mix)
         loads.append(load_average())
         for spec, (_, plain) in built.items():
+            roof = None
+            if peaks_bw is not None:
+                flops, nbytes = roofline_estimate(plain.cpu(), res, args.dtype, sched.batch)
+                roof = (flops, nbytes, *roofline_ips(flops, nbytes, *peaks_bw))
             rows.append((res, spec, sched.batch, sum(p.numel() for p in plain.parameters()), count_macs(plain, res),
-                         infer[spec], train.get(spec), peaks.get(spec)))
+                         infer[spec], train.get(spec), peaks.get(spec), roof))
         del built, timed
-    return report(args, device, info, rows, loads, time.time() - started)
+    return report(args, device, info, rows, loads, time.time() - started, compile_seconds)
 
 
 def _fmt_tp(tp) -> str:
@@ -160,7 +248,7 @@ def _fmt_tp(tp) -> str:
     return f"{tp.median:.2f} [{min(tp.samples):.2f}-{max(tp.samples):.2f}]"
 
 
-def report(args, device, info, rows, loads, seconds) -> str:
+def report(args, device, info, rows, loads, seconds, compile_seconds=None) -> str:
     known_loads = [x for x in loads if x is not None]
     threads = torch.get_num_threads() if device.type == "cpu" else None
     lines = ["# WeightFormer vs DeiT throughput", "",
@@ -184,18 +272,26 @@ def report(args, device, info, rows, loads, seconds) -> str:
                  "including the AdamW update (parameters, gradients, optimizer state, activations).")
     lines.append("- `[reference]` = the same weights evaluated in the reference formulation "
                  "(`wfsearch.models.reference_mode()`), i.e. the code before the fast paths.")
+    if compile_seconds:
+        lines.append(f"- `[compiled]` = the same model under `torch.compile` (mode `{args.compile}`; WeightFormer with "
+                     "`fullgraph=True`, DeiT with its fused attention), compiled by one untimed call before the "
+                     "timings; compile seconds (wall clock, not in any timing): " + ", ".join(
+                         f"{spec} at {res}: {sec:.0f} s" for (res, spec), sec in compile_seconds.items()))
     lines.append("")
 
     by = {(r[0], r[1]): r for r in rows}
     resolutions = sorted({r[0] for r in rows})
-    lines += ["## Ratios (WeightFormer images/s over DeiT images/s, medians)", "",
+    lines += ["## Ratios (images/s over images/s, medians)", "",
               "| pair | mode | " + " | ".join(str(r) for r in resolutions) + " |",
               "|---|---|" + "---|" * len(resolutions)]
     specs = {r[1] for r in rows}
     pairs = [(a, b) for a, b in PAIRS if a in specs and b in specs]
     pairs += [(f"{a}[reference]", b) for a, b in PAIRS if f"{a}[reference]" in specs and b in specs]
-    pairs += [(f"{a}[compiled]", b) for a, b in PAIRS if f"{a}[compiled]" in specs and b in specs]
+    pairs += [(f"{a}[compiled]", f"{b}[compiled]") for a, b in PAIRS
+              if f"{a}[compiled]" in specs and f"{b}[compiled]" in specs]
     pairs += [(a, f"{a}[reference]") for a, _ in PAIRS if a in specs and f"{a}[reference]" in specs]
+    pairs += [(f"{a}[compiled]", a) for a in dict.fromkeys(n for p in PAIRS for n in p)
+              if a in specs and f"{a}[compiled]" in specs]
     for a, b in pairs:
         for mode, col in (("inference", 5), ("train step", 6)):
             cells = []
@@ -205,18 +301,32 @@ def report(args, device, info, rows, loads, seconds) -> str:
                     cells.append("-")
                 else:
                     cells.append(f"{ra[col].median / rb[col].median:.2f}x")
-            lines.append(f"| {a} / {b} | {mode} | " + " | ".join(cells) + " |")
+            if any(c != "-" for c in cells):
+                lines.append(f"| {a} / {b} | {mode} | " + " | ".join(cells) + " |")
     lines.append("")
+    roofed = any(r[8] is not None for r in rows)
+    if roofed:
+        lines += ["Roofline columns: FLOPs = 2 x MACs per image; bytes = every non-element-wise op's result "
+                  "written and read once at the dtype's width, plus the weights once per batch "
+                  "(`roofline_estimate`); roofline img/s = 1 / max(FLOPs / peak, bytes / bandwidth); "
+                  "% = measured inference img/s over it.", ""]
     for res in resolutions:
+        head = ("| model | batch | params (M) | GMACs/img | inference img/s [min-max] | train step img/s [min-max] "
+                "| train peak memory (MiB) |")
         lines += [f"## {res} x {res}", "",
-                  "| model | batch | params (M) | GMACs/img | inference img/s [min-max] | train step img/s [min-max] "
-                  "| train peak memory (MiB) |", "|---|---|---|---|---|---|---|"]
+                  head + (" GFLOP/img | MB/img | roofline img/s (bound) | % of roofline |" if roofed else ""),
+                  "|---|---|---|---|---|---|---|" + ("---|---|---|---|" if roofed else "")]
         for r in rows:
             if r[0] != res:
                 continue
             peak = "-" if r[7] is None else f"{r[7] / 2 ** 20:.0f}"
-            lines.append(f"| {r[1]} | {r[2]} | {r[3] / 1e6:.2f} | {r[4] / 1e9:.2f} | {_fmt_tp(r[5])} | "
-                         f"{_fmt_tp(r[6])} | {peak} |")
+            line = (f"| {r[1]} | {r[2]} | {r[3] / 1e6:.2f} | {r[4] / 1e9:.2f} | {_fmt_tp(r[5])} | "
+                    f"{_fmt_tp(r[6])} | {peak} |")
+            if roofed:
+                flops, nbytes, ips, bound = r[8]
+                line += (f" {flops / 1e9:.1f} | {nbytes / 1e6:.1f} | {ips:.0f} ({bound}) | "
+                         f"{100 * r[5].median / ips:.1f}% |")
+            lines.append(line)
         lines.append("")
     return "\n".join(lines)
 
@@ -231,13 +341,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default: auto)")
     p.add_argument("--dtype", default="float32", help="float32, bfloat16 or float16 (default: float32)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--clock", choices=["auto", "wall", "process"], default="wall",
+                   help="CPU timer: wall, process (this process's CPU time; meant for --threads 1), "
+                        "auto (process with one thread) (default: wall)")
     p.add_argument("--no-train", action="store_true", help="skip the training-step timings and peak memory")
+    p.add_argument("--compile", choices=COMPILE_MODES, default="none",
+                   help="also time every plain model as NAME[compiled] under torch.compile in this mode "
+                        "(default: none; NAME[compiled] given by name then uses 'default')")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     p.add_argument("--omp-wait-policy", choices=["inherit", "passive", "active"], default="inherit",
                    help="OpenMP wait policy for this run (inherit: the environment's, libgomp spins by default); "
                         "passive keeps idle worker threads from spinning on a shared, oversubscribed CPU")
+    p.add_argument("--peak-tflops", type=float, default=None,
+                   help="the device's peak TFLOP/s at --dtype for the roofline columns (default: known GPUs)")
+    p.add_argument("--bandwidth-gbs", type=float, default=None,
+                   help="the device's memory bandwidth in GB/s for the roofline columns (default: known GPUs)")
     p.add_argument("--out", default=None, help="also write the Markdown report to this file")
     args = p.parse_args(argv)
+    if args.compile != "none":
+        args.models = list(dict.fromkeys(args.models + [f"{m}[compiled]" for m in args.models if "[" not in m]))
+    elif any(m.endswith("[compiled]") for m in args.models):
+        args.compile = "default"
     text = run(args)
     print(text)
     if args.out:

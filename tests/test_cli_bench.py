@@ -51,3 +51,18 @@ def test_bench_bad_flags_are_one_line(capsys):
     assert "--batch=0" in capsys.readouterr().err
     assert main(["bench", "weightformer_test", "--dtype", "float8"]) == 2
     assert "dtype" in capsys.readouterr().err
+
+
+def test_bench_compile_mode_reaches_every_model(capsys, monkeypatch):
+    from wfsearch.proxy import measure as M
+
+    compiled = []
+    monkeypatch.setattr(M, "compile_model", lambda model, mode, res, batch, *a, **k: (compiled.append((mode, res)), (model, 1.5))[1])
+    rc = main(["bench", "weightformer_test", "resnet18", "--res", "32", "--batch", "2", "--repeats", "1",
+               "--iters", "1", "--warmup", "0", "--device", "cpu", "--compile", "max-autotune"])
+    out = capsys.readouterr().out
+    assert rc == 0 and compiled == [("max-autotune", 32)] * 2
+    assert "torch.compile mode max-autotune" in out.splitlines()[0]
+    assert "# compile seconds at 32 (untimed): weightformer_test 1.5, resnet18 1.5" in out
+    assert main(["bench", "weightformer_test", "--compile", "fast"]) == 2
+    assert capsys.readouterr().err == "wfsearch: error: --compile=fast: must be none, default or max-autotune\n"

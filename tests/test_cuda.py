@@ -134,3 +134,40 @@ def test_predictor_pool_matches_torch_on_gpu(dtype):
     got, ref = adaptive_avg_pool(x, 3), torch.nn.functional.adaptive_avg_pool2d(x, 3)
     tol = 1e-5 if dtype == torch.float32 else 2e-2
     torch.testing.assert_close(got.float(), ref.float(), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("mode", ["default", "max-autotune"])
+def test_compiled_model_on_gpu_matches_eager_in_bf16(mode):
+    """fullgraph compile on CUDA (inductor's Triton kernels; CUDA graphs under max-autotune) of every
+    predictor pair, bf16 autocast inference and a training step, against eager."""
+    import sys
+    sys.path.insert(0, __file__.rsplit("/", 1)[0])
+    from test_compile import _zoo
+
+    torch._dynamo.reset()
+    model = _zoo().cuda()
+    x = torch.randn(4, 3, 20, 28, device="cuda")
+    compiled = torch.compile(model, mode=None if mode == "default" else mode, fullgraph=True, dynamic=False)
+    model.eval()
+    with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
+        ref = model(x).float()
+        for _ in range(3):  # CUDA graphs record on a later call
+            torch.compiler.cudagraph_mark_step_begin()
+            out = compiled(x).float().clone()
+    assert (out - ref).abs().max() < 0.05 * ref.abs().max() + 0.05
+    model.train()
+    torch.compiler.cudagraph_mark_step_begin()
+    compiled(x).float().square().sum().backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad(set_to_none=True)
+    model(x).float().square().sum().backward()
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(grads[n], p.grad, rtol=1e-3, atol=1e-4, msg=lambda m: f"{n}: {m}")
+
+
+def test_measure_arch_compiled_on_gpu(tmp_path):
+    s = MeasureSettings(img_size=64, batch_size=8, reference="deit_tiny_patch16_224", device="cuda",
+                        dtype="bfloat16", warmup=1, repeats=3, iters=2, memory=False, compile="max-autotune")
+    c = measure_arch(ARCH, s, cache=MeasureCache(tmp_path))
+    assert c["compile_seconds"]["model"] > 0 and c["compile_seconds"]["reference"] > 0
+    assert c["throughput"] > 0 and c["throughput_ratio"] > 0

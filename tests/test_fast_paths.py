@@ -86,6 +86,50 @@ def test_plan_is_linear_in_tokens_and_picks_the_cheap_order():
     # whatever the plan, the work grows linearly with the tokens (M = N/4) at high resolution
     for n in (4096, 16384, 65536):
         assert plan_dynamic_linear(n, n // 4, **tiny)[0] == "rank"
+    # a hooked predictor offers only the tokens' factors: materialized ΔW at high resolution
+    no_rank = {**tiny, "rank_a": None, "rank_b": None}
+    assert plan_dynamic_linear(3136, 784, **no_rank) == ("tokens", "materialize")
+    assert plan_dynamic_linear(196, 1, **no_rank) == ("tokens", "lowrank")  # gap: rank 1
+
+
+def _fast_order_macs(module, x, monkeypatch) -> int:
+    """MACs of the path ``module`` takes (the flop counter would otherwise switch it to the reference)."""
+    from wfsearch.models import fast_path
+    with monkeypatch.context() as m:
+        m.setattr(fast_path, "_flop_counting", lambda: False)
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            module(x)
+    return counter.get_total_flops() // 2
+
+
+@pytest.mark.parametrize("delta_norm", ["squash", "none"])
+def test_a_forward_hook_keeps_the_cost_linear(monkeypatch, delta_norm):
+    """A no-op hook on the fc1 predictor (a profiler, a feature extractor) must not switch the layer
+    to an order whose cost grows with N²: the hooked layer's MACs grow like the tokens, stay within a
+    small factor of the unhooked layer's, and the output is the same."""
+    torch.manual_seed(0)
+    c_in, c_out = 16, 64
+    layer = _loud(DynamicLinear(c_in, c_out, FC1_PREDICTORS["bilateral"](c_in, c_out, 4, 2, "silu"), delta_norm))
+    seen = []
+    macs = {}
+    for side in (8, 64):  # 64 -> 4096 tokens (M = 1024 pooled)
+        x = torch.randn(1, side, side, c_in)
+        macs["free", side] = _fast_order_macs(layer, x, monkeypatch)
+        free = layer(x)
+        handle = layer.predictor.register_forward_hook(lambda m, i, o: seen.append(o[0].shape))
+        try:
+            macs["hooked", side] = _fast_order_macs(layer, x, monkeypatch)
+            hooked = layer(x)
+        finally:
+            handle.remove()
+        torch.testing.assert_close(hooked, free, rtol=1e-5, atol=1e-5)
+        with reference_mode():
+            torch.testing.assert_close(hooked, layer(x), rtol=1e-5, atol=1e-5)
+    assert len(seen) == 4  # the hook saw Φa every time
+    growth = (64 / 8) ** 2
+    for kind in ("free", "hooked"):
+        assert macs[kind, 64] <= 1.2 * growth * macs[kind, 8], (kind, macs)
+    assert macs["hooked", 64] <= 2 * macs["free", 64], macs
 
 
 # ---------------------------------------------------------------------------------- DynamicDWConv
@@ -240,7 +284,7 @@ def test_packed_weights_follow_every_weight_change():
     import io
     import pickle
 
-    from wfsearch.models import layers
+    from wfsearch.models import fast_path as layers
 
     torch.manual_seed(0)
     model = build(ArchConfig(embed_dim=32, depth=2, img_size=32, patch_size=8, num_classes=5,

@@ -79,6 +79,10 @@ def test_settings_from_spec_section_and_errors():
     assert s.img_size == 64 and s.batch_size == 8 and s.reference is None
     with pytest.raises(UserError, match=r"spec\.yaml: throughput\.batch_size: 0: must be an integer >= 1"):
         MeasureSettings(batch_size=0, origin="spec.yaml")
+    assert MeasureSettings.from_spec({"compile": "max-autotune"}).compile == "max-autotune"
+    with pytest.raises(UserError, match=r"spec\.yaml: throughput\.compile: 'fast': must be one of none, default, "
+                                        r"max-autotune"):
+        MeasureSettings(compile="fast", origin="spec.yaml")
 
 
 class _Probe(torch.nn.Module):

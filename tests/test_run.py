@@ -87,14 +87,39 @@ def test_an_architecture_sampled_twice_at_once_is_trained_once(tmp_path):
                 "--set", "space.rank_ratio={choice: [4]}", "--set", "study.trials=3", "--set", "references=[]"]
     res = run_cli(["run", SMOKE, "--no-progress", *one_arch], tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
+    # the budget counts distinct architectures: the space has one, so the search stops after it
+    assert "the space has 1 distinct architecture and all 1 are evaluated" in res.stdout
     done = load(f"sqlite:///{tmp_path}/studies/smoke/optuna.db").get_trials(states=(TrialState.COMPLETE,))
-    assert len(done) == 3 and len({t.user_attrs["arch_hash"] for t in done}) == 1
+    assert len(done) >= 1 and len({t.user_attrs["arch_hash"] for t in done}) == 1
     trained = [t for t in done if t.user_attrs["status_reason"] == "ok"]
     assert len(trained) == 1, [t.user_attrs["status_reason"] for t in done]
     for t in done:
         if t is not trained[0]:
             assert t.user_attrs["status_reason"].startswith(f"ok (same architecture as trial {trained[0].number}")
             assert t.values == trained[0].values
+
+
+def test_budget_counts_distinct_architectures_and_stops_when_the_space_is_exhausted(tmp_path):
+    two_archs = ["--set", "space.fc1_predictor=[none]", "--set", "space.dwconv_predictor=[none, adaptive]",
+                 "--set", "space.rank_ratio=null", "--set", "references=[]", "--no-progress"]
+    res = run_cli(["run", SMOKE, "--set", "study.trials=1", *two_archs], tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "1 distinct architectures finished" in res.stdout and "the space has" not in res.stdout
+    # resumed with a budget larger than the space: the second architecture, once, then the clear line
+    res = run_cli(["run", SMOKE, "--set", "study.trials=4", *two_archs], tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "the space has 2 distinct architectures and all 2 are evaluated, fewer than study.trials = 4" in res.stdout
+    assert "2 distinct architectures finished" in res.stdout
+    study = load(f"sqlite:///{tmp_path}/studies/smoke/optuna.db")
+    done = study.get_trials(states=(TrialState.COMPLETE,))
+    trained = [t for t in done if t.user_attrs["status_reason"] == "ok"]
+    assert len(trained) == 2 and len({t.user_attrs["arch_hash"] for t in trained}) == 2
+    repeats = [t for t in done if t not in trained]
+    assert all("same architecture as trial" in t.user_attrs["status_reason"] for t in repeats)
+    assert all(not t.user_attrs.get("intervals") for t in done)  # intervals are stored as metrics
+    assert all("accuracy_low" in t.user_attrs["metrics"] for t in trained)
+    assert study.user_attrs["hypervolume_box"]["objectives"] == ["accuracy", "throughput"]
+    assert study.user_attrs["throughput_scale"]["reference"] == "deit_tiny_patch16_224"
 
 
 def test_kill_and_resume(tmp_path):

@@ -71,6 +71,8 @@ CASES = [
      ["proxy.dataset.train_szie:", "did you mean 'train_size'?"]),
     ("throughput-dtype", {"spec.yaml": OK + "throughput: {dtype: fp16}\n"}, [], ["throughput.dtype: 'fp16':", "float16"]),
     ("throughput-device", {"spec.yaml": OK + "throughput: {device: gpu}\n"}, [], ["throughput.device: 'gpu':", "cuda"]),
+    ("throughput-compile", {"spec.yaml": OK + "throughput: {compile: fast}\n"}, [],
+     ["throughput.compile: 'fast':", "max-autotune"]),
     ("throughput-resolution-vs-patch", {"spec.yaml": "base: {patch_size: 5, embed_dim: 32, depth: 3}\nproxy: {img_size: 40}\n"},
      [], ["throughput.img_size: 224:", "patch_size=5"]),
     ("unknown-reference-model", {"spec.yaml": OK + "throughput: {reference: deit_tinny_patch16_224}\n"}, [],

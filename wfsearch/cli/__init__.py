@@ -25,6 +25,7 @@ COMMANDS = [
     "erf",
     "report",
     "dashboard",
+    "simulate",
 ]
 
 

@@ -37,12 +37,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-spread", type=float, default=MAX_SPREAD, metavar="F",
                    help=f"warn when (max - min) / median over the repeats exceeds F (default: {MAX_SPREAD:g})")
     p.add_argument("--train", action="store_true", help="time a forward+backward step instead of inference")
+    p.add_argument("--compile", default="none", metavar="MODE",
+                   help="run every model under torch.compile in this mode: none, default or max-autotune "
+                        "(CUDA graphs on GPU); compiled by an untimed call first, compile time printed "
+                        "(default: none)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from wfsearch.proxy.measure import (MeasureSettings, count_macs, create_model_at, measure_throughput,
-                                        resolve_device, resolve_dtype)
+    from wfsearch.proxy.measure import (MeasureSettings, compile_model, count_macs, create_model_at,
+                                        measure_throughput, resolve_device, resolve_dtype)
     from wfsearch.proxy.uncertainty import median_interval, spread
 
     from .evaluate import measurement_header
@@ -52,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--{flag}={getattr(args, flag)}: must be >= 1")
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads={args.threads}: must be >= 1")
+    if args.compile not in ("none", "default", "max-autotune"):
+        raise ValueError(f"--compile={args.compile}: must be none, default or max-autotune")
     if any(r < 1 for r in args.res):
         raise ValueError(f"--res {args.res}: resolutions must be >= 1")
     device = resolve_device(args.device)
@@ -59,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     clock = MeasureSettings(clock=args.clock).resolved_clock(device)
-    mode = "train step" if args.train else "inference"
+    mode = ("train step" if args.train else "inference") + ("" if args.compile == "none" else
+                                                            f", torch.compile mode {args.compile}")
     print(measurement_header(device, torch.get_num_threads(), clock, args.dtype, args.batch,
                              " ".join(map(str, args.res)), mode))
     print(f"# {args.repeats} repeats x {args.iters} batches after {args.warmup} warm-up, models interleaved; "
@@ -72,6 +79,12 @@ def run(args: argparse.Namespace) -> int:
     for res in args.res:
         models = {name: create_model_at(name, res) for name in args.models}
         stats = {name: (sum(p.numel() for p in m.parameters()), count_macs(m, res)) for name, m in models.items()}
+        if args.compile != "none":
+            took = {}
+            for name in args.models:
+                models[name], took[name] = compile_model(models[name], args.compile, res, args.batch, device,
+                                                         args.dtype, train=args.train)
+            print(f"# compile seconds at {res} (untimed): " + ", ".join(f"{n} {t:.1f}" for n, t in took.items()))
         tp = measure_throughput(models, res, args.batch, device, args.dtype, warmup=args.warmup,
                                 repeats=args.repeats, iters=args.iters, train=args.train, clock=clock,
                                 alternate=True)

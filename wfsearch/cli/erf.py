@@ -36,6 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trained", action="store_true",
                    help="also measure each study model after training it on the study's proxy (its budget)")
     p.add_argument("--epochs", type=int, metavar="N", help="proxy epochs for --trained (default: the study's budget)")
+    p.add_argument("--train-size", type=int, metavar="N",
+                   help="for --trained: train on the first N proxy training images only (a cheaper look)")
     p.add_argument("--images", type=int, default=DEFAULT_IMAGES, metavar="N", help=f"images to accumulate over "
                    f"(default {DEFAULT_IMAGES})")
     p.add_argument("--img-size", type=int, metavar="PX",
@@ -92,7 +94,9 @@ def _images(args: argparse.Namespace, spec: Any, img_size: int):
     from wfsearch.proxy.evaluate import ProxySettings
 
     data_settings = ProxySettings.from_spec(spec.proxy).data if spec is not None else DataSettings()
-    data = load_dataset(dataclasses.replace(data_settings, img_size=img_size))
+    # only the first validation images are needed: load no more than that of either split
+    data = load_dataset(dataclasses.replace(data_settings, img_size=img_size, train_size=args.images,
+                                            val_size=args.images))
     x = data.val.images[:args.images].float() / 255.0
     mean, std = torch.tensor(data.mean).view(1, 3, 1, 1), torch.tensor(data.std).view(1, 3, 1, 1)
     return (x - mean) / std, f"{len(x)} {data.name} validation images"
@@ -169,6 +173,10 @@ def run(args: argparse.Namespace) -> int:
             if args.epochs < 1:
                 raise UserError(f"--epochs: {args.epochs}: must be >= 1")
             proxy = ProxySettings.from_spec(proxy, epochs=args.epochs)
+        if args.train_size is not None:
+            if args.train_size < 1:
+                raise UserError(f"--train-size: {args.train_size}: must be >= 1")
+            proxy = dataclasses.replace(proxy, data=dataclasses.replace(proxy.data, train_size=args.train_size))
         data = load_dataset(proxy.data)
 
     results = []

@@ -43,6 +43,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _say_noise(study, front, picked, objectives: list[str]) -> None:
+    """Tell the user when the picked trial cannot be told apart from other front members within noise."""
+    from wfsearch.export.study import one_per_architecture, was_trained
+    from wfsearch.study.noise import noise_summary
+
+    from optuna.trial import TrialState
+
+    trained = one_per_architecture(t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                                   if was_trained(t))
+    directions = [d.name.lower() for d in study.directions]
+    s = noise_summary([(t.number, tuple(t.values), t.user_attrs.get("metrics") or {}) for t in trained],
+                      objectives, directions, [t.number for t in front])
+    for group in s.indistinguishable:
+        if picked.number in group:
+            others = [n for n in group if n != picked.number]
+            print(f"note: trial {picked.number} is indistinguishable within noise from trial"
+                  f"{'s' if len(others) > 1 else ''} {', '.join(map(str, others))} (90% intervals overlap in every "
+                  "objective): the rule's choice among them is not measured")
+    if s.within_noise:
+        print(f"note: trial{'s' if len(s.within_noise) > 1 else ''} {', '.join(map(str, s.within_noise))} "
+              "off the front are plausibly optimal too (dominated only within noise)")
+
+
 def run(args: argparse.Namespace) -> int:
     from wfsearch.export import (find_trial, objective_names, open_study, parse_pick, recipe_from_trial,
                                  recipe_path_for, save_recipe, save_timm_args, search_front, select, trial_metrics)
@@ -62,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"export: choose a trial with --trial N or --pick RULE "
                             f"(e.g. --pick 'max {objectives[0]}'); trials on the front: {nums}")
         trial = select(front, parse_pick(args.pick), lambda t: trial_metrics(t, objectives))
+        _say_noise(opened.study, front, trial, objectives)
     path = Path(args.output) if args.output else recipe_path_for(opened, trial)
     timm_path = path.with_name(path.stem + ".timm.yaml")
     for target in [path] + ([timm_path] if args.format == "timm" else []):

@@ -27,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="start a new study; the old one is kept as <name>-<timestamp>")
     p.add_argument("--no-progress", action="store_true", help="no live progress line")
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
-                   help="stop starting new trials after this many seconds")
+                   help="stop starting new trials after this many seconds of search (Ray's start-up, the "
+                        "references and the speed calibration not counted)")
     p.add_argument("--noop", action="store_true", help=argparse.SUPPRESS)  # orchestration benchmark
     p.set_defaults(func=run)
 
@@ -64,25 +65,37 @@ def print_summary(summary) -> None:
     out = sys.stdout
     if summary.archived_as:
         print(f"previous study kept as {summary.archived_as!r}", file=out)
-    print(f"\nstudy {summary.study_name!r}: {summary.finished} finished ({summary.pruned} pruned), "
-          f"{summary.failed} failed, {len(summary.front)} on the front, hypervolume {summary.hypervolume:.4g}, "
-          f"{summary.seconds:.0f}s", file=out)
+    if summary.stopped:
+        print(f"\n{summary.stopped}", file=out)
+    repeats = f", {summary.repeats} re-sampled (told their known result, not counted)" if summary.repeats else ""
+    print(f"\nstudy {summary.study_name!r}: {summary.finished} distinct architectures finished ({summary.pruned} "
+          f"pruned), {summary.failed} failed{repeats}, {len(summary.front)} on the front, normalized hypervolume "
+          f"{summary.hypervolume:.3f}, {summary.seconds:.0f}s", file=out)
     rows = [("front", t) for t in sorted(summary.front, key=lambda t: -t.values[0])]
     rows += [("reference", t) for t in summary.references]
     if rows:
-        header = f"{'':10} {'trial':>6} {'accuracy':>9} {'img/s':>9} {'ratio':>6} {'params(M)':>10} {'GMACs':>7}  architecture"
+        header = (f"{'':10} {'trial':>6} {'accuracy [90%]':>22} {'img/s [90%]':>22} {'ratio':>6} {'params(M)':>10} "
+                  f"{'GMACs':>7}  architecture")
         print(header, file=out)
         print("-" * len(header), file=out)
         for kind, t in rows:
             m = t.user_attrs.get("metrics", {})
             name = t.user_attrs.get("reference_name") or ""
-            print(f"{kind:10} {t.number if kind == 'front' else '':>6} {m.get('accuracy', float('nan')):>9.4f} "
-                  f"{m.get('throughput', float('nan')):>9.1f} {m.get('throughput_ratio', float('nan')):>6.2f} "
+            print(f"{kind:10} {t.number if kind == 'front' else '':>6} {_with_interval(m, 'accuracy', '.3f'):>22} "
+                  f"{_with_interval(m, 'throughput', '.1f'):>22} {m.get('throughput_ratio', float('nan')):>6.2f} "
                   f"{m.get('params', 0) / 1e6:>10.3f} {m.get('macs', 0) / 1e9:>7.3f}  {name or describe(t.user_attrs.get('arch'))}",
                   file=out)
     print(f"\nstorage: {summary.storage}", file=out)
     print(f"logs:    {summary.study_dir / 'run.log'}", file=out)
     print(f"next:    wfsearch show {summary.study_dir}   |   wfsearch report {summary.study_dir}", file=out)
+
+
+def _with_interval(m: dict, key: str, spec: str) -> str:
+    """``0.450 [0.417, 0.484]``: a stored metric with its 90% interval when the trial has one."""
+    v, lo, hi = m.get(key), m.get(f"{key}_low"), m.get(f"{key}_high")
+    if v is None:
+        return "-"
+    return format(v, spec) + (f" [{format(lo, spec)}, {format(hi, spec)}]" if lo is not None and hi is not None else "")
 
 
 def describe(arch: dict | None) -> str:

@@ -122,7 +122,7 @@ def search_front(study: optuna.Study) -> list[FrozenTrial]:
     """
     best = study.best_trials
     if all(was_trained(t) for t in best):
-        return sorted(best, key=lambda t: t.number)
+        return one_per_architecture(best)
     trained = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if was_trained(t)]
     signs = [1.0 if d == optuna.study.StudyDirection.MAXIMIZE else -1.0 for d in study.directions]
     keyed = [(t, [s * v for s, v in zip(signs, t.values)]) for t in trained]  # all maximized now
@@ -130,7 +130,19 @@ def search_front(study: optuna.Study) -> list[FrozenTrial]:
     def dominated(a: list[float]) -> bool:
         return any(all(x >= y for x, y in zip(b, a)) and any(x > y for x, y in zip(b, a)) for _, b in keyed)
 
-    return sorted((t for t, v in keyed if not dominated(v)), key=lambda t: t.number)
+    return one_per_architecture(t for t, v in keyed if not dominated(v))
+
+
+def one_per_architecture(trials) -> list[FrozenTrial]:
+    """``trials`` by number, the first of each architecture only: a later trial that re-sampled an
+    architecture reused its result and is not another point of the front (as `run` and `show` count)."""
+    out, seen = [], set()
+    for t in sorted(trials, key=lambda t: t.number):
+        h = t.user_attrs.get("arch_hash")
+        if h is None or h not in seen:
+            out.append(t)
+            seen.add(h)
+    return out
 
 
 def _feasible(trial: FrozenTrial) -> bool:

@@ -8,154 +8,25 @@ written in docs/MODEL.md: form ``W0 + norm(ΔW)`` per sample, then apply it) and
 reassociates the products, fuses the normalization into the low-rank factors and keeps the tokens
 in one layout (see `benchmarks/NOTES.md` for what each step bought). ``forward`` takes the fast path
 unless `reference_mode()` is active or torch's flop counter is running (so counted MACs are those of
-the reference formulation, which `cost.py` describes).
+the reference formulation, which `cost.py` describes). The CPU-only plumbing that uses torch internals
+(oneDNN fused ops, thread sections, hook inspection) lives in `fast_path.py`, behind one switch; a
+model under ``torch.compile`` runs the plain fast-order code.
 """
 from __future__ import annotations
 
-import contextlib
 import math
-from typing import Iterator
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import trunc_normal_
-from torch.utils.weak import WeakTensorKeyDictionary
 
+from .fast_path import (fast_order_enabled, hooked, linear, linear_add, linear_gelu, needs_grad,  # noqa: F401
+                        onednn_fusable, reference_mode, single_threaded)
 
-try:  # checked on every forward, so imported once here
-    from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
-except ImportError:  # pragma: no cover - older/newer torch without the helper
-    _get_current_dispatch_mode_stack = None
-
-_reference_depth = 0
-
-
-@contextlib.contextmanager
-def reference_mode(enabled: bool = True) -> Iterator[None]:
-    """Run WeightFormer layers in their straightforward reference formulation inside the block."""
-    global _reference_depth
-    step = 1 if enabled else 0
-    _reference_depth += step
-    try:
-        yield
-    finally:
-        _reference_depth -= step
-
-
-def fast_path_enabled() -> bool:
-    """True unless `reference_mode()` is active or `torch.utils.flop_counter.FlopCounterMode` is counting."""
-    if _reference_depth:
-        return False
-    if torch.compiler.is_compiling():
-        return True
-    return not _flop_counting()
-
-
-def _dispatch_modes() -> list:
-    """The active `TorchDispatchMode`s (FlopCounterMode, MemTracker, ...), innermost last."""
-    return _get_current_dispatch_mode_stack() if _get_current_dispatch_mode_stack is not None else []
-
-
-def _flop_counting() -> bool:
-    return any(type(m).__name__ == "_FlopCounterMode" for m in _dispatch_modes())
-
-
-@contextlib.contextmanager
-def single_threaded(enabled: bool = True) -> Iterator[None]:
-    """Run the enclosed ops on one intra-op thread: for the predictors' small tensors (pooled tokens,
-    rank-sized matrices, 3x3 kernels) a parallel region costs more than the work, and on a busy
-    machine each one can wait a scheduler time slice for the second thread (NOTES.md, item 9)."""
-    # inference only: under autograd the thread-count switches cost more than they save (training
-    # a proxy ran several times slower), and the backward pass would run on the restored count anyway
-    n = torch.get_num_threads() if enabled and not torch.is_grad_enabled() and not torch.compiler.is_compiling() else 1
-    if n == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
-
-
-def needs_grad(*tensors: torch.Tensor) -> bool:
-    """Whether autograd will record an op on ``tensors``."""
-    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
-
-
-# torch's module trackers (behind MemTracker, FlopCounterMode, ...) hook every module globally to know
-# which module an op runs in; they do not look at outputs, so they must not switch the model to the
-# unfused paths: MemTracker would then measure a path that training never takes.
-_TRACKER_HOOK_OWNERS = frozenset({"torch.distributed._tools.mod_tracker.ModTracker",
-                                  "torch.utils.module_tracker.ModuleTracker"})
-
-
-def _observes(hooks: dict) -> bool:
-    for hook in hooks.values():
-        owner = type(getattr(hook, "__self__", None))
-        if f"{owner.__module__}.{owner.__qualname__}" not in _TRACKER_HOOK_OWNERS:
-            return True
-    return False
-
-
-def hooked(*modules: nn.Module) -> bool:
-    """Whether forward hooks watch any of ``modules`` (then fused paths that skip them are not taken).
-    Global hooks count too, except those of torch's module trackers (`_TRACKER_HOOK_OWNERS`)."""
-    from torch.nn.modules import module as _m
-    if _observes(_m._global_forward_hooks) or _observes(_m._global_forward_pre_hooks):
-        return True
-    return any(m._forward_hooks or m._forward_pre_hooks for m in modules)
-
-
-def mkldnn_fusable(x: torch.Tensor, weight: torch.Tensor) -> bool:
-    """Whether oneDNN's fused linear+pointwise ops may stand in for ``F.linear`` and its neighbour:
-    CPU fp32 inference (nothing needs a gradient), no autocast, not under ``torch.compile`` (Inductor
-    does its own fusion)."""
-    return (_HAS_LINEAR_POINTWISE and x.device.type == "cpu" and x.dtype == torch.float32
-            and not torch.compiler.is_compiling()
-            and weight.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
-            and not needs_grad(x, weight))
-
-
-_HAS_LINEAR_POINTWISE = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-
-
-# Whether the fused oneDNN linears use a cached, pre-blocked copy of their weight (NOTES.md, item 12).
-PACK_WEIGHTS = True
-_packed: WeakTensorKeyDictionary = WeakTensorKeyDictionary()  # weight -> ((version, data_ptr), packed)
-
-
-def packed_weight(weight: torch.Tensor) -> torch.Tensor:
-    """oneDNN's blocked copy of a linear ``weight`` (``C_out x C_in``), made on first use and reused
-    while the weight is unchanged; otherwise oneDNN re-blocks the plain weight on every call.
-
-    The copy is keyed on the parameter object and stamped with its version counter and storage, so
-    an optimizer step, ``load_state_dict`` or ``.to()`` makes a fresh one; it dies with the weight and
-    is never part of a state dict or a pickle. Inference tensors (no version counter) are not cached.
-    """
-    if not PACK_WEIGHTS or weight.is_inference() or _dispatch_modes():
-        return weight  # (a dispatch mode, e.g. MemTracker, cannot look inside an opaque oneDNN tensor)
-    stamp = (weight._version, weight.data_ptr())
-    entry = _packed.get(weight)
-    if entry is None or entry[0] != stamp:
-        entry = (stamp, torch.ops.mkldnn._reorder_linear_weight(weight.detach()))
-        _packed[weight] = entry
-    return entry[1]
-
-
-def linear_gelu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """``gelu(F.linear(x, weight, bias))`` (exact erf GELU), one fused oneDNN op in CPU fp32 inference."""
-    if mkldnn_fusable(x, weight):
-        return torch.ops.mkldnn._linear_pointwise(x, packed_weight(weight), bias, "gelu", [], "none")
-    return F.gelu(F.linear(x, weight, bias))
-
-
-def linear_add(x: torch.Tensor, other: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """``F.linear(x, weight, bias) + other``, one fused oneDNN op in CPU fp32 inference."""
-    if mkldnn_fusable(x, weight) and other.shape == x.shape[:-1] + weight.shape[:1] and other.dtype == x.dtype:
-        return torch.ops.mkldnn._linear_pointwise.binary(x, other.contiguous(), packed_weight(weight), bias, "add")
-    return F.linear(x, weight, bias) + other
+# the names the layers were first written against
+fast_path_enabled = fast_order_enabled
+mkldnn_fusable = onednn_fusable
 
 
 def squash(v: torch.Tensor, dim: int | tuple[int, ...]) -> torch.Tensor:
@@ -185,20 +56,27 @@ def plan_dynamic_linear(n: int, m: int, c_in: int, c_out: int, rank_a: int | Non
     from the k x k Gram ``PᵀP`` (``||P q||² = qᵀ PᵀP q``) and scale the columns of Q. Then either
     ``"materialize"`` the per-sample ``W0ᵀ + P Q'`` (k·C_in·C_out, constant in N) and apply it, or go
     ``"lowrank"``: ``x W0ᵀ + (x P) Q'`` (N·k·(C_in + C_out), linear in N). With pooled predictors
-    ``M ∝ N``, so the "tokens" inner dimension and the low-rank order lose at high resolution.
+    ``M ∝ N``, so the "tokens" inner dimension and the low-rank order lose at high resolution; the
+    "tokens" materialize order forms ΔW and normalizes it directly, without the M x M Gram, so the
+    best order is linear in N with either inner dimension (a hooked predictor offers only "tokens").
     Returns ``(inner, order)``.
     """
     sq = 1 if squash_norm else 0
-    prep = {"tokens": m * ((rank_a or 0) * c_in + (rank_b or 0) * c_out) + sq * m * m * (c_in + c_out)}
+    prep = {"tokens": m * ((rank_a or 0) * c_in + (rank_b or 0) * c_out)}
+    gram = {"tokens": sq * m * m * (c_in + c_out)}  # column norms through the k x k Gram
     ks = {"tokens": m}
     if rank_a is not None and rank_b is not None:
-        prep["rank"] = m * rank_a * rank_b + rank_a * rank_b * c_out + sq * rank_a * rank_a * c_out
+        prep["rank"] = m * rank_a * rank_b + rank_a * rank_b * c_out
+        gram["rank"] = sq * rank_a * rank_a * c_out
         ks["rank"] = rank_a
     options = []
     for inner, k in ks.items():
-        options.append((prep[inner] + c_in * k * c_out + PER_SAMPLE_GEMM_OVERHEAD * n * c_in * c_out,
+        # with "tokens" as the only inner dimension (a hooked predictor), materializing forms ΔW and
+        # takes the column norms from it (C_in·C_out), no Gram; with codes, the measured plans stand
+        norms = sq * c_in * c_out if len(ks) == 1 else gram[inner]
+        options.append((prep[inner] + norms + c_in * k * c_out + PER_SAMPLE_GEMM_OVERHEAD * n * c_in * c_out,
                         inner, "materialize"))
-        options.append((prep[inner] + n * k * (c_in + c_out), inner, "lowrank"))
+        options.append((prep[inner] + gram[inner] + n * k * (c_in + c_out), inner, "lowrank"))
     _, inner, order = min(options)
     return inner, order
 
@@ -276,11 +154,14 @@ class DynamicLinear(nn.Module):
         x_BNC = x_BHWC.reshape(B, N, C)
         P_IK, Q_BKO, order = self.factors(x_BHWC, plan)
         if order == "materialize":
-            P_BIK = P_IK.expand(B, -1, -1) if P_IK.dim() == 2 else P_IK
-            w_BIO = torch.baddbmm(self.weight.t(), P_BIK, Q_BKO)  # W0ᵀ + ΔW, one pass
+            if Q_BKO is None:  # P is norm(ΔW) itself
+                w_BIO = self.weight.t() + P_IK
+            else:
+                P_BIK = P_IK.expand(B, -1, -1) if P_IK.dim() == 2 else P_IK
+                w_BIO = torch.baddbmm(self.weight.t(), P_BIK, Q_BKO)  # W0ᵀ + ΔW, one pass
             y_BNO = torch.baddbmm(self.bias, x_BNC, w_BIO)
-        elif mkldnn_fusable(x_BNC, self.weight):  # inference: oneDNN's x W0ᵀ + b (bias in its epilogue)
-            y_BNO = torch.ops.mkldnn._linear_pointwise(x_BNC, packed_weight(self.weight), self.bias, "none", [], "")
+        elif onednn_fusable(x_BNC, self.weight):  # inference: oneDNN's x W0ᵀ + b (bias in its epilogue)
+            y_BNO = linear(x_BNC, self.weight, self.bias)
             y_BNO = y_BNO.baddbmm_(x_BNC @ P_IK, Q_BKO.to(y_BNO.dtype))
         else:  # x W0ᵀ, then += [x P, 1] [Q'; b]: the bias rides in the low-rank product, no extra pass
             y_BNO = torch.matmul(x_BNC, self.weight.t())
@@ -292,7 +173,8 @@ class DynamicLinear(nn.Module):
     def factors(self, x_BHWC: torch.Tensor, plan: tuple[str, str] | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor, str]:
         """``(P, Q', order)`` with ``norm(ΔW) = P Q'`` (normalization and scale folded into ``Q'``):
-        ``P`` is ``C_in x k`` shared by the batch or ``B x C_in x k``, ``Q'`` is ``B x k x C_out``."""
+        ``P`` is ``C_in x k`` shared by the batch or ``B x C_in x k``, ``Q'`` is ``B x k x C_out``;
+        or ``(norm(ΔW), None, "materialize")`` where ΔW is formed from the tokens' factors anyway."""
         B, H, W, C = x_BHWC.shape
         N, O = H * W, self.out_features
         pred = self.predictor
@@ -331,6 +213,10 @@ class DynamicLinear(nn.Module):
                     phi_a, phi_b = a_BMRa @ pred.w1, b_BMRb @ pred.w2  # (B, M, C_in), (B, M, C_out)
                 P_IK = phi_a.transpose(1, 2)  # (B, C_in, M)
                 Q_BKO = phi_b
+                if order == "materialize" and not use_codes:  # ΔW itself, normalized from its own
+                    # columns: M·C_in·C_out, linear in the tokens (the M x M Gram below is quadratic)
+                    d_BIO = P_IK @ Q_BKO * scale
+                    return (squash(d_BIO, dim=-2) if squash_norm else d_BIO), None, order
                 G_KK = phi_a @ phi_a.transpose(1, 2) if squash_norm else None  # (B, M, M)
             if squash_norm:  # ||ΔW[:, j]|| = scale · sqrt(Q_jᵀ G Q_j); fold 1/(||·|| + 1) into Q's columns:
                 # scale / (scale · sqrt(n²) + 1) = 1 / (sqrt(n²) + 1/scale)

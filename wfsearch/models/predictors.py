@@ -54,6 +54,15 @@ def _bin_matrix(n: int, g: int, dtype: torch.dtype, device: torch.device) -> tor
         return m.to(device=device, dtype=dtype)
 
 
+def _bin_matrix_ops(n: int, g: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """`_bin_matrix` from tensor ops alone, for ``torch.compile`` (which folds it into the graph)."""
+    i = torch.arange(g, device=device)
+    lo, hi = (i * n) // g, -((-(i + 1) * n) // g)
+    j = torch.arange(n, device=device)
+    inside = (j >= lo[:, None]) & (j < hi[:, None])
+    return (inside.to(torch.float32) / (hi - lo)[:, None].to(torch.float32)).to(dtype)
+
+
 def adaptive_avg_pool(x_BCHW: torch.Tensor, g: int, matmul: bool | None = None) -> torch.Tensor:
     """``F.adaptive_avg_pool2d(x, g)`` for a small output (``g x g``) of a large map, as two small
     products with the bins' averaging matrices (a rectangle's mean is the row mean of column means).
@@ -68,7 +77,8 @@ def adaptive_avg_pool(x_BCHW: torch.Tensor, g: int, matmul: bool | None = None) 
         matmul = x_BCHW.device.type == "cuda" and (H > 2 * g or W > 2 * g)
     if not matmul:
         return F.adaptive_avg_pool2d(x_BCHW, g)
-    ph, pw = (_bin_matrix(n, g, x_BCHW.dtype, x_BCHW.device) for n in (H, W))
+    bins = _bin_matrix_ops if torch.compiler.is_compiling() else _bin_matrix
+    ph, pw = (bins(n, g, x_BCHW.dtype, x_BCHW.device) for n in (H, W))
     x_BHWC = x_BCHW.permute(0, 2, 3, 1)  # free for channels-last tokens
     t_BHgC = torch.matmul(pw, x_BHWC)  # (B, H, g, C): column bins
     p_BggC = torch.einsum("ih,bhjc->bijc", ph, t_BHgC)  # (B, g, g, C): row bins

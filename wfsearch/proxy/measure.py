@@ -202,6 +202,96 @@ def measure_throughput(models: dict[str, nn.Module], img_size: int, batch_size: 
     return results
 
 
+# --------------------------------------------------------------------------- torch.compile
+COMPILE_MODES = ("none", "default", "max-autotune")
+_COMPILED_CACHE_SIZE = 6  # compiled models kept per worker (each holds its model and inductor's kernels)
+_compiled: dict[tuple, tuple[nn.Module, float]] = {}
+
+
+class _Compiled(nn.Module):
+    """A compiled model as the measurement calls it: ``train()``/``to()`` reach the original, and where
+    the mode captures CUDA graphs every call starts a new graph step (so outputs of a previous step
+    may be overwritten, as when a user deploys with CUDA graphs)."""
+
+    def __init__(self, model: nn.Module, compiled, cudagraphs: bool):
+        super().__init__()
+        self.model = model
+        object.__setattr__(self, "_fn", compiled)  # not a submodule: parameters and state_dict stay the model's
+        self.cudagraphs = cudagraphs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.cudagraphs:
+            torch.compiler.cudagraph_mark_step_begin()
+        return self._fn(x)
+
+
+def compile_model(model: nn.Module, mode: str, img_size: int, batch_size: int,
+                  device: torch.device | str = "cpu", dtype: str = "float32", train: bool = False,
+                  in_chans: int = 3, key: object = None) -> tuple[nn.Module, float]:
+    """``(model under torch.compile, seconds compiling)`` for ``mode`` (`COMPILE_MODES`), compiled for
+    inference (or a training step) at ``batch_size x img_size`` on ``device`` by one untimed call, so
+    compile time never counts as run time. ``none`` returns ``(model, 0.0)``.
+
+    WeightFormer models compile as one graph (``fullgraph=True``: the plain fast-order code, no
+    graph breaks); other timm models compile as they come (DeiT keeps its fused attention).
+    ``max-autotune`` also captures CUDA graphs on CUDA. Shapes are static (``dynamic=False``): each
+    resolution gets its own kernels. With ``key`` (e.g. the architecture's identity) the compiled
+    model is cached in this process and returned again, with the seconds of its first compile.
+    """
+    if mode not in COMPILE_MODES:
+        raise ValueError(f"compile={mode!r}: must be one of {', '.join(COMPILE_MODES)}")
+    if mode == "none":
+        return model, 0.0
+    from wfsearch.models import WeightFormer
+
+    device = resolve_device(device) if isinstance(device, str) else device
+    full_key = None if key is None else (key, mode, img_size, batch_size, str(device), dtype, train, in_chans)
+    if full_key is not None and full_key in _compiled:
+        return _compiled[full_key]
+    if len(_compiled) >= _COMPILED_CACHE_SIZE:
+        clear_compiled()  # dynamo's per-function cache is bounded too: start both afresh
+    model.to(device).train(train)
+    compiled = torch.compile(model, mode=None if mode == "default" else mode, dynamic=False,
+                             fullgraph=isinstance(model, WeightFormer))
+    wrapped = _Compiled(model, compiled, cudagraphs=device.type == "cuda" and mode == "max-autotune")
+    tdtype = resolve_dtype(dtype)
+    x = torch.randn(batch_size, in_chans, img_size, img_size, device=device)
+    t0 = time.perf_counter()
+    for _ in range(2 if wrapped.cudagraphs else 1):  # CUDA graphs are recorded on the second call
+        if train:
+            with autocast(device, tdtype):
+                out = wrapped(x)
+            out.float().sum().backward()
+        else:
+            with torch.inference_mode(), autocast(device, tdtype):
+                wrapped(x)
+    _sync(device)
+    seconds = time.perf_counter() - t0
+    model.zero_grad(set_to_none=True)
+    if full_key is not None:
+        _compiled[full_key] = (wrapped, seconds)
+    return wrapped, seconds
+
+
+def _compile_for_measurement(models: dict[str, nn.Module], identity: str, s: "MeasureSettings",
+                             device: torch.device) -> tuple[dict, dict[str, nn.Module]]:
+    """`compile_model` for `measure_arch`: the model and its reference alike, cached by identity (the
+    architecture's hash, or the timm name) so a worker compiles each architecture and the reference once.
+    Returns ``({name: compile seconds}, {name: compiled model})``."""
+    seconds, compiled = {}, {}
+    for name, model in models.items():
+        key = identity if name == "model" else f"timm:{s.reference}"
+        compiled[name], seconds[name] = compile_model(model, s.compile, s.img_size, s.batch_size, device,
+                                                      s.dtype, train=s.train, key=key)
+    return seconds, compiled
+
+
+def clear_compiled() -> None:
+    """Forget the compiled models of this process (and dynamo's compiled code)."""
+    _compiled.clear()
+    torch._dynamo.reset()
+
+
 # --------------------------------------------------------------------------- costs of one architecture
 @dataclass(frozen=True)
 class MeasureSettings:
@@ -228,6 +318,7 @@ class MeasureSettings:
     num_threads: int | None = None  # CPU threads while measuring (None = leave torch's setting)
     arch: dict | None = None  # ArchConfig overrides for the deployed model (not applied to timm names)
     clock: str = "auto"  # CPU timing: wall, process (CPU time), auto = process with one thread, else wall
+    compile: str = "none"  # torch.compile mode of the model and the reference alike (COMPILE_MODES)
     exclusive: bool = True  # hold the device alone while measuring (see wfsearch.proxy.devicelock)
     origin: str = ""  # e.g. the spec file, for error messages
 
@@ -247,6 +338,8 @@ class MeasureSettings:
             raise UserError(f"{prefix}throughput.dtype: {self.dtype!r}: must be one of {sorted(DTYPES)}")
         if self.clock not in ("auto", "wall", "process"):
             raise UserError(f"{prefix}throughput.clock: {self.clock!r}: must be auto, wall or process")
+        if self.compile not in COMPILE_MODES:
+            raise UserError(f"{prefix}throughput.compile: {self.compile!r}: must be one of {', '.join(COMPILE_MODES)}")
 
     def resolved_clock(self, device: torch.device) -> str:
         """``process`` (CPU time) for single-threaded CPU runs under ``auto``: a shared machine's other
@@ -427,6 +520,8 @@ def measure_arch(arch, settings: MeasureSettings | None = None, cache=None, refr
                "batch_size": s.batch_size, "dtype": s.dtype, "reference": s.reference, "train": s.train,
                "memory": s.memory, "highres": s.highres, "highres_batch_size": s.highres_batch_size,
                "format": 2}  # 2: with per-repeat values and intervals
+        if s.compile != "none":  # (left out when eager, so eager entries cached before still count)
+            key["compile"] = s.compile
         if not refresh:
             hit = store.get(key)
             if hit is not None:
@@ -444,10 +539,16 @@ def measure_arch(arch, settings: MeasureSettings | None = None, cache=None, refr
             t_wait = time.perf_counter() - t_lock
             costs["peak_memory_bytes"] = (peak_memory_bytes(model, s.img_size, s.batch_size, device, s.dtype)
                                           if s.memory else None)
+            if s.compile != "none":
+                costs["compile_seconds"], models = _compile_for_measurement(models, identity, s, device)
             tp = measure_throughput(models, s.img_size, s.batch_size, device, s.dtype, warmup=s.warmup,
                                     repeats=s.repeats, iters=s.iters, train=s.train, clock=clock, shuffle=True)
-            costs["latency_highres_ms"] = (latency_ms(model, s.highres, device, s.dtype, s.highres_batch_size)
-                                           if s.highres else None)
+            highres_model = model
+            if s.highres and s.compile != "none":  # its own kernels at that resolution
+                highres_model, costs["compile_seconds"]["highres"] = compile_model(
+                    model, s.compile, s.highres, s.highres_batch_size, device, s.dtype, key=identity)
+            costs["latency_highres_ms"] = (latency_ms(highres_model, s.highres, device, s.dtype,
+                                                      s.highres_batch_size) if s.highres else None)
         costs.update(throughput_costs(tp["model"], tp.get("reference")))
         costs["device"], costs["clock"] = key["device"], clock
         log.info("measured %s in %.1fs (%.1fs waiting for the device): %s", identity, time.perf_counter() - t0,

@@ -8,7 +8,7 @@ tested by equality), plotly figures second (`figures`), one self-contained page 
     write_report(data, view.folder / "report.html")
 """
 from .data import (Axis, Curve, CurvesData, HypervolumeData, HypervolumeStep, Importances, ParallelData, ParetoData,
-                   Point, Row, TrialRow, captions, curves_data, front_rows, hypervolume_data, importance_data, parallel_data, pareto_data, reference_point,
+                   Point, Row, TrialRow, captions, curves_data, front_rows, hypervolume_data, importance_data, parallel_data, pareto_data, noise_data,
                    reference_rows, trial_rows)
 from .page import ReportData, render_html, report_data, write_report
 from .scaling import DEFAULT_RESOLUTIONS, ScalingData, ScalingSeries, macs_at, scaling_data
@@ -17,7 +17,7 @@ from .text import show_text
 
 __all__ = [
     "Axis", "Curve", "CurvesData", "TrialRow", "captions", "curves_data", "trial_rows", "HypervolumeData", "HypervolumeStep", "Importances", "ParallelData", "ParetoData", "Point", "Row",
-    "front_rows", "hypervolume_data", "importance_data", "parallel_data", "pareto_data", "reference_point",
+    "front_rows", "hypervolume_data", "importance_data", "parallel_data", "pareto_data", "noise_data",
     "reference_rows", "ReportData", "render_html", "report_data", "write_report", "DEFAULT_RESOLUTIONS",
     "ScalingData", "ScalingSeries", "macs_at", "scaling_data", "GROUPS", "StudyView", "load_view", "show_text",
 ]

@@ -7,14 +7,15 @@ from __future__ import annotations
 import importlib.util
 import logging
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from wfsearch.search.pareto import hypervolume
+from wfsearch.study.hypervolume import HypervolumeBox
+from wfsearch.study.noise import NoiseSummary, noise_summary
 
 from .study import StudyView, finite
 
@@ -40,6 +41,16 @@ class Point:
     arch: dict
     costs: dict
     status: str
+    # the 90% interval of each coordinate (`<metric>_low/_high` of the trial), None when it has none
+    x_low: float | None = None
+    x_high: float | None = None
+    y_low: float | None = None
+    y_high: float | None = None
+
+
+def _bounds(m: dict, name: str, value: float) -> tuple[float | None, float | None]:
+    lo, hi = m.get(f"{name}_low"), m.get(f"{name}_high")
+    return (lo, hi) if finite(lo) and finite(hi) and lo <= value <= hi else (None, None)
 
 
 @dataclass(frozen=True)
@@ -91,9 +102,12 @@ def pareto_data(view: StudyView) -> ParetoData:
             unplotted[group] = unplotted.get(group, 0) + 1
             continue
         arch = t.user_attrs.get("arch") or {}
+        m = view.metrics(t) if group in ("front", "dominated") else {}
+        (xl, xh), (yl, yh) = _bounds(m, x, xy[0]), _bounds(m, y, xy[1])
         points.append(Point(group=group, number=t.number, label=f"trial {t.number}", x=xy[0], y=xy[1],
                             fc1=str(arch.get("fc1_predictor", "")), dwconv=str(arch.get("dwconv_predictor", "")),
-                            arch=arch, costs=_costs(view, t), status=str(t.user_attrs.get("status_reason", ""))))
+                            arch=arch, costs=_costs(view, t), status=str(t.user_attrs.get("status_reason", "")),
+                            x_low=xl, x_high=xh, y_low=yl, y_high=yh))
     for r in view.references:
         xy = _coords(view, r, x, y)
         name = str(r.user_attrs.get("reference_name") or r.user_attrs.get("timm_model") or f"reference {r.number}")
@@ -122,35 +136,55 @@ class HypervolumeStep:
 class HypervolumeData:
     objectives: tuple[str, ...]
     directions: tuple[str, ...]
-    reference: tuple[float, ...]
+    box: HypervolumeBox | None  # the normalized hypervolume's box (None before a trained trial)
     steps: tuple[HypervolumeStep, ...]
+
+    def describe(self) -> str:
+        """``normalized; box accuracy 0.2..0.45, throughput 310..620 (worst..best); reference 10% beyond the worst``."""
+        if self.box is None:
+            return "normalized; no trained trial yet"
+        return (f"normalized: each objective scaled from its worst to its best feasible value ({self.box.describe()}), "
+                f"reference point {100 * self.box.margin:.0f}% of each range beyond the worst; 1 = one trial best in all")
 
     @property
     def final(self) -> float:
         return self.steps[-1].hypervolume if self.steps else 0.0
 
 
-def reference_point(directions: tuple[str, ...], values: list[tuple[float, ...]]) -> tuple[float, ...]:
-    """0 for maximized objectives, 1.1 x the largest value seen for minimized ones (as `wfsearch run`)."""
-    return tuple(0.0 if d == "maximize" else 1.1 * max((v[j] for v in values), default=1.0)
-                 for j, d in enumerate(directions))
+def distinct_trained(view: StudyView) -> list[FrozenTrial]:
+    """The trained search trials, one per architecture (a re-sample that reused a result is not another point)."""
+    out, seen = [], set()
+    for t in sorted(view.finished(), key=lambda t: t.number):
+        h = t.user_attrs.get("arch_hash")
+        if h is None or h not in seen:
+            out.append(t)
+            seen.add(h)
+    return out
+
+
+def noise_data(view: StudyView) -> NoiseSummary:
+    """Which trials are plausibly optimal and which front members are indistinguishable within noise."""
+    trials = [t for t in distinct_trained(view) if t.values and all(finite(v) for v in t.values)]
+    return noise_summary([(t.number, tuple(t.values), view.metrics(t)) for t in trials], view.objectives,
+                         view.directions, [t.number for t in view.front])
 
 
 def hypervolume_data(view: StudyView) -> HypervolumeData:
-    feasible = {t.number for t in view.finished()}
+    distinct = distinct_trained(view)
+    feasible = {t.number for t in distinct}
     done = [t for t in view.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)]
     done.sort(key=lambda t: (t.datetime_complete is None, t.datetime_complete or 0, t.number))
-    ref = reference_point(view.directions, [tuple(t.values) for t in done if t.number in feasible])
+    box = HypervolumeBox.of([tuple(t.values) for t in distinct], view.directions, view.objectives)
     starts = [t.datetime_start for t in view.trials if t.datetime_start is not None]
     t0 = min(starts) if starts else None
     steps, values, hv = [], [], 0.0
     for i, t in enumerate(done, 1):
         if t.number in feasible:
             values.append(tuple(t.values))
-            hv = hypervolume(values, view.directions, ref)
+            hv = box.hypervolume(values)
         seconds = (t.datetime_complete - t0).total_seconds() if t0 and t.datetime_complete else None
         steps.append(HypervolumeStep(finished=i, number=t.number, seconds=seconds, hypervolume=hv))
-    return HypervolumeData(objectives=view.objectives, directions=view.directions, reference=ref, steps=tuple(steps))
+    return HypervolumeData(objectives=view.objectives, directions=view.directions, box=box, steps=tuple(steps))
 
 
 # --------------------------------------------------------------------------- parameter importances
@@ -268,6 +302,7 @@ class Row:
     values: dict[str, float]  # objectives, then the costs in COST_KEYS that are known
     arch: str  # the knobs, "key=value ..."
     command: str  # how to export it ("" for references)
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)  # 90% intervals of the objectives
 
 
 def describe_arch(arch: dict | None, knobs: list[str] | None = None) -> str:
@@ -277,6 +312,16 @@ def describe_arch(arch: dict | None, knobs: list[str] | None = None) -> str:
         return f"timm:{arch['timm_model']}"
     keys = [k for k in (knobs or ARCH_KNOBS) if k in arch]
     return " ".join(f"{k.replace('_predictor', '')}={arch[k]}" for k in keys)
+
+
+def _row_intervals(view: StudyView, t: FrozenTrial) -> dict[str, tuple[float, float]]:
+    m = view.metrics(t)
+    out = {}
+    for k in view.objectives:
+        lo, hi = _bounds(m, k, m[k]) if k in m else (None, None)
+        if lo is not None:
+            out[k] = (lo, hi)
+    return out
 
 
 def _row_values(view: StudyView, t: FrozenTrial) -> dict[str, float]:
@@ -291,7 +336,8 @@ def front_rows(view: StudyView) -> list[Row]:
     for t in sorted(view.front, key=lambda t: (-sign * t.values[0], t.number)):
         knobs = {**(t.user_attrs.get("arch") or {}), **t.params}
         rows.append(Row(label=str(t.number), number=t.number, values=_row_values(view, t),
-                        arch=describe_arch(knobs, knob_names(view, [t]) or None), command=view.export_command(t.number)))
+                        arch=describe_arch(knobs, knob_names(view, [t]) or None), command=view.export_command(t.number),
+                        intervals=_row_intervals(view, t)))
     return rows
 
 
@@ -301,7 +347,8 @@ def reference_rows(view: StudyView) -> list[Row]:
     for r in view.references:
         arch = r.user_attrs.get("arch") or ({"timm_model": r.user_attrs["timm_model"]} if r.user_attrs.get("timm_model") else {})
         rows.append(Row(label=str(r.user_attrs.get("reference_name") or f"reference {r.number}"), number=None,
-                        values=_row_values(view, r), arch=describe_arch(arch, space), command=""))
+                        values=_row_values(view, r), arch=describe_arch(arch, space), command="",
+                        intervals=_row_intervals(view, r)))
     return rows
 
 

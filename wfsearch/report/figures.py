@@ -70,6 +70,16 @@ def hover(p: Point, x: str, y: str) -> str:
     return "<br>".join(s for s in (head, scores, costs, arch) if s)
 
 
+def error_bars(points: list, axis: str) -> dict | None:
+    """Plotly error bars of the points' 90% intervals on ``axis`` ("x" or "y"); None when none has one."""
+    bounds = [(getattr(p, axis), getattr(p, f"{axis}_low", None), getattr(p, f"{axis}_high", None)) for p in points]
+    if all(lo is None for _, lo, _ in bounds):
+        return None
+    return dict(type="data", symmetric=False, thickness=1, width=0,
+                array=[hi - v if hi is not None else 0.0 for v, _, hi in bounds],
+                arrayminus=[v - lo if lo is not None else 0.0 for v, lo, _ in bounds])
+
+
 def pareto_figure(data: ParetoData) -> go.Figure:
     fig = go.Figure()
     order = PREDICTORS["fc1"] + sorted({p.fc1 for p in data.points} - set(PREDICTORS["fc1"]))
@@ -81,6 +91,7 @@ def pareto_figure(data: ParetoData) -> go.Figure:
                 x=[p.x for p in sel], y=[p.y for p in sel], mode="markers", name=f"fc1={fc1 or '?'}",
                 legendgroup=group, legendgrouptitle_text=GROUP_TITLES[group], meta={"role": group},
                 opacity=1.0 if group == "front" else 0.7,  # dominated: the same hue, lighter, no outline
+                error_x=error_bars(sel, "x"), error_y=error_bars(sel, "y"),  # 90% intervals
                 marker=dict(color=_fc1_color(fc1), size=13 if group == "front" else 9,
                             symbol=[DWCONV_SYMBOLS.get(p.dwconv, "x") for p in sel],
                             line=dict(width=2 if group == "front" else 0, color="black")),

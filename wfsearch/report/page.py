@@ -18,7 +18,7 @@ import plotly.offline
 
 from . import figures
 from .data import (CurvesData, HypervolumeData, Importances, ParallelData, ParetoData, Row, TrialRow, captions,
-                   curves_data, front_rows, hypervolume_data, importance_data, parallel_data, pareto_data,
+                   curves_data, front_rows, hypervolume_data, importance_data, noise_data, parallel_data, pareto_data,
                    reference_rows, trial_rows)
 from .erf import erf_section
 from .scaling import ScalingData
@@ -146,15 +146,13 @@ def _header(data: ReportData) -> str:
     hw = attrs.get("hardware") or {}
     device = ", ".join(str(x) for x in (hw.get("gpus") or [hw.get("device") or hw.get("cpu")]) if x)
     hv = data.hypervolume
-    ref = ", ".join(f"{o}={figures.fmt(r)}" for o, r in zip(hv.objectives, hv.reference))
     objectives = ", ".join(f"{o} ({d[:3]})" for o, d in zip(v.objectives, v.directions))
     items = [
         ("storage", f"<code>{_esc(v.storage_url)}</code>"),
         ("spec", _esc(f"{attrs.get('spec_path', '?')} (hash {attrs.get('spec_hash', '?')})")),
         ("objectives", _esc(objectives)),
         ("trials", _esc(v.counts_text() + f"; {len(v.front)} on the Pareto front")),
-        ("hypervolume", _esc(f"{hv.final:.5g} (reference point {ref}: 0 for maximized objectives, "
-                              f"1.1 × the largest value seen for minimized ones)")),
+        ("hypervolume", _esc(f"{hv.final:.3f} ({hv.describe()})")),
         ("hardware", _esc(f"{device or '?'}; {hw.get('cpu_count', '?')} CPUs; torch {hw.get('torch', '?')}")),
         ("written", _esc(f"{datetime.datetime.now():%Y-%m-%d %H:%M} by wfsearch {attrs.get('wfsearch_version', '')}")),
     ]
@@ -178,6 +176,9 @@ def _sections(data: ReportData) -> list[tuple[str, str, str]]:
                  f"lighter = dominated. Pruned, failed and infeasible trials "
                  f"are hidden (click them in the legend); references are stars. Hover a point for its architecture "
                  f"and costs.{' Not plotted (no scores): ' + _esc(hidden) + '.' if hidden else ''}</p>")
+        noise = noise_data(v).lines()
+        intro += ("<p>Error bars: 90% intervals (accuracy: Wilson over the validation images; speed: order "
+                  "statistics of the repeats). " + " ".join(_esc(n[0].upper() + n[1:]) + "." for n in noise) + "</p>")
         body = intro + _captions(data) + _figure("pareto", figures.pareto_figure(p), f' data-front-points="{len(v.front)}"')
         if v.references:
             body += (f'<p class="small">The references live in a study of their own, '
@@ -197,10 +198,8 @@ def _sections(data: ReportData) -> list[tuple[str, str, str]]:
         out.append(("front-table", "References", _table(data.references, "reference", False)))
     hv = data.hypervolume
     if any(s.hypervolume > 0 for s in hv.steps):
-        ref = ", ".join(f"{o}={figures.fmt(r)}" for o, r in zip(hv.objectives, hv.reference))
         out.append(("hypervolume", "Hypervolume of the front as the search went on",
-                    f"<p>Reference point {_esc(ref)} (0 for maximized objectives, 1.1 × the largest value seen for "
-                    f"minimized ones); pruned and failed trials count as spent budget.</p>"
+                    f"<p>The hypervolume is {_esc(hv.describe())}. Pruned and failed trials count as spent budget.</p>"
                     + _figure("hypervolume", figures.hypervolume_figure(hv))))
     else:
         out.append(("hypervolume", "Hypervolume", _message("Needs at least one trained trial.")))

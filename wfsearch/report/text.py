@@ -1,7 +1,7 @@
 """The front and the references as a plain-text table (``wfsearch show``; fine over SSH, no colours)."""
 from __future__ import annotations
 
-from .data import Row, front_rows, hypervolume_data, reference_rows
+from .data import Row, distinct_trained, front_rows, hypervolume_data, noise_data, reference_rows
 from .figures import SHORT_NAMES, fmt
 from .study import StudyView
 
@@ -10,7 +10,9 @@ def table(rows: list[Row], first: str, with_command: bool = False) -> list[str]:
     """Aligned columns: the label, every value known for the rows, the architecture (and export command)."""
     keys = list(dict.fromkeys(k for r in rows for k in r.values))
     header = [first, *(SHORT_NAMES.get(k, k) for k in keys), "architecture"]
-    cells = [[r.label, *(fmt(r.values.get(k), missing="-") for k in keys), r.arch] for r in rows]
+    cells = [[r.label, *(fmt(r.values.get(k), missing="-")
+                         + (f" [{fmt(r.intervals[k][0])}, {fmt(r.intervals[k][1])}]" if k in r.intervals else "")
+                         for k in keys), r.arch] for r in rows]
     widths = [max(len(str(c)) for c in col) for col in zip(header, *cells)]
     numeric = [False, *([True] * len(keys)), False]
 
@@ -29,11 +31,13 @@ def table(rows: list[Row], first: str, with_command: bool = False) -> list[str]:
 def show_text(view: StudyView) -> str:
     counts = view.counts()
     hv = hypervolume_data(view)
-    ref = ", ".join(f"{o}={fmt(r)}" for o, r in zip(hv.objectives, hv.reference))
+    repeats = len(view.finished()) - len(distinct_trained(view))
     lines = [f"study {view.name!r}  ({view.storage_url})",
              f"objectives: " + ", ".join(f"{o} ({d[:3]})" for o, d in zip(view.objectives, view.directions)),
-             f"trials: {view.counts_text()}; {len(view.front)} on the Pareto front",
-             f"hypervolume: {hv.final:.5g} (reference point {ref})"]
+             f"trials: {view.counts_text()}; {len(view.front)} on the Pareto front"
+             + (f" ({repeats} trained trial{'s' if repeats != 1 else ''} re-sampled an architecture already evaluated: "
+                "not counted)" if repeats else ""),
+             f"hypervolume: {hv.final:.3f} ({hv.describe()})"]
     if counts["failed"]:
         lines.append("failures: " + ", ".join(f"{k} x{v}" for k, v in view.failure_reasons().items()))
     if counts["running"]:
@@ -42,6 +46,7 @@ def show_text(view: StudyView) -> str:
     front = front_rows(view)
     if front:
         lines += ["Pareto front (export a row with the command under it)", *table(front, "trial", True)]
+        lines += [f"noise: {line}" for line in noise_data(view).lines()]
     elif not view.trials:
         lines.append("no trials yet: start or continue the study with `wfsearch run SPEC`")
     else:

@@ -25,7 +25,10 @@ from wfsearch.errors import UserError
 from wfsearch.study.lease import StudyBusy, StudyLease, study_lease
 from wfsearch.study.naming import references_study_name, safe_url, study_dir
 
-from .pareto import hypervolume, on_front
+from wfsearch.study.hypervolume import BOX_ATTR, HypervolumeBox
+
+from .budget import DistinctBudget
+from .pareto import on_front
 from .progress import ProgressPrinter, SearchProgress
 from .searcher import CONSTRAINTS_ATTR, StorageFailureStopper, StudySearcher
 from .stop import Interrupted, StopOnSignal, signal_stopper
@@ -51,6 +54,8 @@ class RunSummary:
     hypervolume: float = 0.0
     archived_as: str | None = None
     seconds: float = 0.0
+    repeats: int = 0  # re-sampled architectures told their known result (not counted in ``finished``)
+    stopped: str | None = None  # why the search ended below its budget (the space is exhausted)
 
 
 # --------------------------------------------------------------------------- study helpers
@@ -97,15 +102,21 @@ def feasible_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return [t for t in search_trials(study) if not str(t.user_attrs.get("status_reason", "ok")).startswith("infeasible")]
 
 
-def pareto_front(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """The non-dominated trained trials (Optuna's `best_trials` restricted to feasible trials), one
-    trial per architecture (a repeat that reused an earlier result is not a second point)."""
+def pareto_candidates(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """The trained trials, one per architecture (a repeat that reused an earlier result is not a second point)."""
     trials, seen = [], set()
     for t in feasible_trials(study):
         h = t.user_attrs.get("arch_hash")
         if h is None or h not in seen:
             trials.append(t)
             seen.add(h)
+    return trials
+
+
+def pareto_front(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """The non-dominated trained trials (Optuna's `best_trials` restricted to feasible trials), one
+    trial per architecture (a repeat that reused an earlier result is not a second point)."""
+    trials = pareto_candidates(study)
     if not trials:
         return []
     mask = on_front([t.values for t in trials], [d.name.lower() for d in study.directions])
@@ -201,17 +212,40 @@ class SpaceFunction:
 
 
 def known_results(study: optuna.Study, max_epochs: int) -> dict[str, dict]:
-    """Results of architectures already trained in this study, by arch hash."""
+    """Results of architectures already trained (or stopped at a rung) in this study, by arch hash."""
     known = {}
-    for t in feasible_trials(study):
+    for t in search_trials(study, (TrialState.COMPLETE, TrialState.PRUNED)):
         h = t.user_attrs.get("arch_hash")
-        if h and h not in known:
+        if h and h not in known and (t.state == TrialState.PRUNED or trained(t)):
             known[h] = cached_result(t, max_epochs)
     return known
 
 
+def trained(t: optuna.trial.FrozenTrial) -> bool:
+    return t.state == TrialState.COMPLETE and not str(t.user_attrs.get("status_reason", "ok")).startswith("infeasible")
+
+
+def trial_identity(t: optuna.trial.FrozenTrial) -> str:
+    """The architecture a trial evaluated (its hash; the sampled knobs of one that does not build)."""
+    return DistinctBudget.identity(t.user_attrs.get("arch_hash"), t.params)
+
+
+def distinct_budget(spec: Any, study: optuna.Study) -> DistinctBudget:
+    """The budget of ``spec.study.trials`` distinct architectures, with those the study has finished."""
+    size = spec.size
+    budget = DistinctBudget(total=spec.study.trials,
+                            space_size=None if size.continuous or size.combinations is None else size.combinations)
+    for t in search_trials(study, (TrialState.COMPLETE, TrialState.PRUNED)):
+        budget.add(trial_identity(t))
+    return budget
+
+
 def cached_result(t: optuna.trial.FrozenTrial, max_epochs: int) -> dict:
     a = t.user_attrs
+    if t.state == TrialState.PRUNED:
+        return {"status": "pruned", "status_reason": f"{a.get('status_reason', 'pruned')} (same architecture as "
+                f"trial {t.number}, not trained again)", "metrics": dict(a.get("metrics") or {}),
+                "costs": a.get("costs"), "curve": a.get("curve")}
     metrics = dict(a.get("metrics") or {})
     return {"status": "ok", "status_reason": f"ok (same architecture as trial {t.number}, not trained again)",
             "metrics": metrics, "costs": a.get("costs"), "curve": a.get("curve"), "epoch": max_epochs,
@@ -631,9 +665,10 @@ def _search(spec: Any, study: optuna.Study, storage: optuna.storages.RDBStorage,
     references = evaluate_references(spec, storage, settings) if spec.references else []
 
     finished_states = (TrialState.COMPLETE, TrialState.PRUNED)
+    budget = distinct_budget(spec, study)
     prog = SearchProgress(total=spec.study.trials, objectives=names, directions=directions)
-    prog.finished = len(search_trials(study, finished_states))
-    for t in feasible_trials(study):
+    prog.finished = budget.count
+    for t in pareto_candidates(study):
         prog.add_point(t.values, t.user_attrs.get("arch_hash"))
     printer = ProgressPrinter(prog, stream=stream, enabled=progress)
     known = known_results(study, max_epochs)
@@ -643,33 +678,35 @@ def _search(spec: Any, study: optuna.Study, storage: optuna.storages.RDBStorage,
         h = frozen.user_attrs.get("arch_hash")
         if h and inflight.get(h) == frozen._trial_id:
             del inflight[h]
-        if frozen.state == TrialState.COMPLETE:
-            prog.finished += 1
-            if not str(frozen.user_attrs.get("status_reason", "")).startswith("infeasible"):
-                prog.add_point(frozen.values, frozen.user_attrs.get("arch_hash"))
-                h = frozen.user_attrs.get("arch_hash")
-                if h and h not in known:
-                    known[h] = cached_result(frozen, max_epochs)
-        elif frozen.state == TrialState.PRUNED:
-            prog.finished += 1
-            prog.pruned += 1
-        else:
+        if frozen.state not in finished_states:
             prog.failed += 1
+            return
+        if not budget.add(trial_identity(frozen)):
+            prog.repeats += 1  # a re-sample: known result, no budget, not a second point on the front
+            return
+        prog.finished = budget.count
+        if frozen.state == TrialState.PRUNED:
+            prog.pruned += 1
+        elif trained(frozen):
+            prog.add_point(frozen.values, h)
+        if h and h not in known and (frozen.state == TrialState.PRUNED or trained(frozen)):
+            known[h] = cached_result(frozen, max_epochs)
 
     concurrency = _concurrency(spec)
     prog.concurrency = concurrency
     trainable = tune.with_resources(tune.with_parameters(run_trial, settings=settings),
                                     {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial})
+    t_search = time.monotonic()  # the time budget counts search, not Ray's start-up or the references
     for round_ in range(MAX_ROUNDS):
         stop.check()
-        remaining = spec.study.trials - len(search_trials(study, finished_states))
-        if remaining <= 0:
+        remaining = budget.total - budget.count
+        if remaining <= 0 or budget.stop_reason:
             break
-        if time_budget_s is not None and time.monotonic() - t0 >= time_budget_s:
+        if time_budget_s is not None and time.monotonic() - t_search >= time_budget_s:
             break
         searcher = StudySearcher(SpaceFunction(spec, constraints, known, inflight), names, directions, max_epochs,
                                  on_told=on_told, sampler=study.sampler, study_name=spec.study.name,
-                                 storage=storage)
+                                 storage=storage, budget=budget)
         scheduler = None
         if spec.study.scheduler.type == "mo_asha" and len(spec.proxy.epochs) > 1:
             from .scheduler import ParetoSuccessiveHalving
@@ -678,18 +715,19 @@ def _search(spec: Any, study: optuna.Study, storage: optuna.storages.RDBStorage,
                                                 trial_number=searcher.trial_number)
         tuner = tune.Tuner(
             trainable,
-            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=remaining,
+            # the searcher ends the round once the budget's distinct architectures are done
+            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=4 * remaining + 16,
                                         max_concurrent_trials=concurrency, reuse_actors=True,
                                         trial_dirname_creator=_trial_dirname,
                                         time_budget_s=None if time_budget_s is None
-                                        else max(1.0, time_budget_s - (time.monotonic() - t0))),
+                                        else max(1.0, time_budget_s - (time.monotonic() - t_search))),
             run_config=tune.RunConfig(name=f"round-{int(time.time())}-{round_}",
                                       storage_path=str((sdir / "ray").resolve()), verbose=0,
                                       callbacks=[printer], log_to_file=True,
                                       stop=CombinedStopper(StorageFailureStopper(searcher), signal_stopper(stop)),
                                       failure_config=tune.FailureConfig(max_failures=2)),
         )
-        before = len(search_trials(study, finished_states))
+        before = budget.count
         stop.in_round = True
         try:
             tuner.fit()
@@ -705,15 +743,20 @@ def _search(spec: Any, study: optuna.Study, storage: optuna.storages.RDBStorage,
         # waits on one (a re-sampled architecture waits only for a trial that is really training)
         fail_stale_trials(study, reason="not run: its round ended first")
         inflight.clear()
-        if len(search_trials(study, finished_states)) == before:
+        if budget.count == before and not budget.stop_reason:
             log.warning("a round of %d trial(s) finished none; stopping (see %s)", remaining, sdir / "run.log")
             break
     printer.emit(final=True)
     study = optuna.load_study(study_name=spec.study.name, storage=storage)
     front = pareto_front(study)
-    hv = hypervolume([t.values for t in front], directions, prog.reference_point()) if front else 0.0
+    box = HypervolumeBox.of([t.values for t in pareto_candidates(study)], directions, names)
+    hv = box.hypervolume([t.values for t in front]) if box is not None else 0.0
+    if box is not None:
+        study.set_user_attr(BOX_ATTR, box.to_dict())
+    if budget.stop_reason:
+        log.info("%s", budget.stop_reason)
     return RunSummary(study_name=spec.study.name, storage=safe_url(storage_url(spec)), study_dir=sdir,
-                      finished=len(search_trials(study, finished_states)),
+                      finished=distinct_budget(spec, study).count, repeats=prog.repeats, stopped=budget.stop_reason,
                       pruned=len(search_trials(study, (TrialState.PRUNED,))),
                       failed=len(search_trials(study, (TrialState.FAIL,))), front=front, references=references,
                       hypervolume=hv, archived_as=archived, seconds=time.monotonic() - t0)

@@ -8,7 +8,7 @@ from typing import Any, TextIO
 
 from ray.tune import Callback
 
-from .pareto import hypervolume
+from wfsearch.study.hypervolume import HypervolumeBox
 
 
 @dataclass
@@ -31,10 +31,11 @@ class SearchProgress:
     started: float = field(default_factory=time.monotonic)
     durations: list[float] = field(default_factory=list)
     concurrency: int = 1
+    repeats: int = 0  # re-sampled architectures, told their known result without using the budget
     n_points: int = 0
     _front: list[tuple[float, ...]] = field(default_factory=list, repr=False)  # as losses (minimized)
     _best: list[float] | None = field(default=None, repr=False)  # as losses
-    _worst: list[float] | None = field(default=None, repr=False)  # as losses, for the reference point
+    _worst: list[float] | None = field(default=None, repr=False)  # as losses, for the hypervolume's box
     _archs: set[str] = field(default_factory=set, repr=False)
     _hv: float | None = field(default=None, repr=False)  # cached until the front or the reference changes
 
@@ -66,16 +67,21 @@ class SearchProgress:
         signs = self._signs()
         return [[v * s for v, s in zip(q, signs)] for q in self._front]
 
-    def reference_point(self) -> list[float]:
-        """0 for maximized objectives, 1.1 x the largest value seen for minimized ones."""
-        worst = self._worst or [1.0] * len(self.directions)
-        return [0.0 if d == "maximize" else 1.1 * w for d, w in zip(self.directions, worst)]
+    def box(self) -> HypervolumeBox | None:
+        """The normalized hypervolume's box: the worst and best value of each objective so far."""
+        if self._best is None or self._worst is None:
+            return None
+        signs = self._signs()
+        return HypervolumeBox(tuple(self.objectives), tuple(self.directions),
+                              tuple(w * s for w, s in zip(self._worst, signs)),
+                              tuple(b * s for b, s in zip(self._best, signs)))
 
     def hypervolume(self) -> float:
+        """The normalized hypervolume (`wfsearch.study.hypervolume`) of the front in the box so far."""
         if not self._front:
             return 0.0
         if self._hv is None:
-            self._hv = hypervolume(self.front(), self.directions, self.reference_point())
+            self._hv = self.box().hypervolume(self.front())
         return self._hv
 
     def best(self, metric: str) -> float | None:
@@ -94,7 +100,8 @@ class SearchProgress:
         return per * left / max(1, self.concurrency)
 
     def line(self) -> str:
-        parts = [f"trials {self.finished}/{self.total}", f"running {self.running}"]
+        parts = [f"trials {self.finished}/{self.total}" + (f" (+{self.repeats} re-sampled)" if self.repeats else ""),
+                 f"running {self.running}"]
         if self.pruned:
             parts.append(f"pruned {self.pruned}")
         if self.failed:
@@ -105,7 +112,7 @@ class SearchProgress:
             parts.append(f"best acc {acc:.3f}")
         if tp is not None:
             parts.append(f"best img/s {tp:.0f}")
-        parts.append(f"HV {self.hypervolume():.4g}")
+        parts.append(f"HV {self.hypervolume():.3f}")
         eta = self.eta_seconds()
         elapsed = time.monotonic() - self.started
         parts.append(f"elapsed {_fmt(elapsed)}" + (f", ETA {_fmt(eta)}" if eta is not None else ""))

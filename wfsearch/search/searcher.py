@@ -18,6 +18,8 @@ from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 from ray.tune.stopper import Stopper
 
+from .budget import DistinctBudget
+
 log = logging.getLogger(__name__)
 
 CONSTRAINTS_ATTR = "constraints"
@@ -81,23 +83,69 @@ class StudySearcher(OptunaSearch):
     """`OptunaSearch` over a define-by-run space that records states and attributes in the study."""
 
     def __init__(self, space: Callable, objectives: list[str], directions: list[str], max_epochs: int,
-                 on_told: Callable[[optuna.trial.FrozenTrial], None] | None = None, **kwargs: Any):
+                 on_told: Callable[[optuna.trial.FrozenTrial], None] | None = None,
+                 budget: DistinctBudget | None = None, **kwargs: Any):
         super().__init__(space=space, metric=objectives,
                          mode=["max" if d == "maximize" else "min" for d in directions], **kwargs)
         self.objectives, self.directions = objectives, directions
         self.max_epochs = max_epochs
         self.on_told = on_told
         self.storage_failure: BaseException | None = None  # the storage stopped taking writes: stop the run
+        self.budget = budget
+        self._live: dict[str, str | None] = {}  # Tune trial id -> the identity of the new architecture it evaluates
 
     def suggest(self, trial_id: str) -> dict | None:
         if self.storage_failure is not None:
             return Searcher.FINISHED
         try:
-            return super().suggest(trial_id)
+            return self._suggest_within_budget(trial_id)
         except Exception as e:
             if not self._stop_on_storage_failure(e):
                 raise
             return Searcher.FINISHED
+
+    def _suggest_within_budget(self, trial_id: str) -> dict | None:
+        """The next architecture to evaluate. With a `DistinctBudget`, one already evaluated is told to
+        Optuna at once with its known result (the sampler learns from it; no Ray trial, no budget),
+        and sampling goes on until the budget's distinct architectures are finished or running;
+        FINISHED once they have finished or the space is exhausted."""
+        b = self.budget
+        if b is None:
+            return super().suggest(trial_id)
+        while True:
+            if b.reached() or b.stop_reason:
+                return Searcher.FINISHED if not self._live else None
+            if b.count + len({i for i in self._live.values() if i is not None and i not in b.finished}) >= b.total:
+                return None  # the rest of the budget is running: wait for it
+            config = super().suggest(trial_id)
+            identity = b.identity(config.get("arch_hash"), self._ot_trials[trial_id].params)
+            known = config.get("cached_result")
+            if known is None and config.get("infeasible") and identity in b.finished:
+                known = {"status": "infeasible", "status_reason": config["infeasible"],
+                         "metrics": config.get("cost_metrics") or {}}
+            if known is None:
+                b.sampled_new()
+                self._live[trial_id] = identity if config.get("wait_for_trial_id") is None else None
+                return config
+            self._tell_known(trial_id, config, known)
+            b.sampled_repeat()
+
+    def _tell_known(self, trial_id: str, config: dict, known: dict) -> None:
+        """Record a re-sampled architecture with the result it already has (not a new evaluation)."""
+        ot_trial = self._ot_trials.pop(trial_id)
+        result = {**known, **{k: config.get(k) for k in ("arch", "arch_hash")}, "final": True}
+        if known.get("status") == "pruned":
+            state, values, reason = TrialState.PRUNED, None, known.get("status_reason", "pruned")
+        else:
+            state, values, reason = self._outcome(result, False)
+        for key in ATTR_KEYS:
+            if result.get(key) is not None:
+                ot_trial.set_user_attr(key, result[key])
+        ot_trial.set_user_attr("status_reason", reason)
+        ot_trial.set_user_attr("kind", "search")
+        frozen = self._ot_study.tell(ot_trial, values, state=state)
+        if self.on_told is not None:
+            self.on_told(frozen)
 
     def _stop_on_storage_failure(self, e: Exception) -> bool:
         """Remember a storage failure (disk full, read-only, damaged file) instead of letting Tune log a
@@ -128,6 +176,7 @@ class StudySearcher(OptunaSearch):
         return  # multi-objective: nothing to report step by step
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        self._live.pop(trial_id, None)
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return
         if self.storage_failure is not None:

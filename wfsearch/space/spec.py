@@ -305,6 +305,10 @@ class ThroughputSpec(_Section):
     clock: Literal["auto", "wall", "process"] = "auto"
     """CPU timer: process (this process's CPU time, so other processes' use of the machine does not
     count), wall, or auto (process with one thread, wall otherwise; CUDA events on GPU)"""
+    compile: Literal["none", "default", "max-autotune"] = "none"
+    """torch.compile mode of the measured model and the reference alike (none: eager; default: inductor;
+    max-autotune: autotuned kernels, CUDA graphs on GPU); compile time is excluded from the timing and
+    reported as compile_seconds, and compiled models are reused per architecture within a worker"""
     exclusive: bool = True
     """hold the device alone while measuring: other trials' training steps on it pause, and
     measurements on one device run one at a time (so trials sharing a CPU or a GPU do not skew

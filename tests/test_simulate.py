@@ -1,0 +1,160 @@
+"""The tabulated space and the simulator: the committed table's shape, and simulated studies that are
+reproducible and carry the table's values."""
+from __future__ import annotations
+
+import csv
+import json
+import random
+from pathlib import Path
+
+import optuna
+import pytest
+
+from wfsearch.search.simulate import save_study, simulate
+from wfsearch.search.table import enumerate_space, load_table
+from wfsearch.space import load_spec
+
+ROOT = Path(__file__).resolve().parents[1]
+TABLE_SPEC = ROOT / "benchmarks" / "tables" / "predictors-table.yaml"
+TABLE = ROOT / "benchmarks" / "tables" / "predictors"
+
+
+def write_table(folder: Path, spec, seeds=(0, 1), epochs=(1, 2), rng_seed=0) -> dict:
+    """A table in the format benchmarks/tabulate.py writes, with made-up numbers; the truth by hash."""
+    rng = random.Random(rng_seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    truth = {}
+    with open(folder / "archs.csv", "w", newline="") as fa, open(folder / "runs.csv", "w", newline="") as fr:
+        wa = csv.DictWriter(fa, ["arch_hash", "params_json", "params", "macs", "memory", "throughput",
+                                 "throughput_samples", "throughput_ratio", "throughput_ratio_samples",
+                                 "reference_throughput", "measure_seconds", "device", "clock"])
+        wr = csv.DictWriter(fr, ["arch_hash", "seed", "epoch", "accuracy", "loss", "epoch_seconds", "status"])
+        wa.writeheader()
+        wr.writeheader()
+        for h, params in enumerate_space(spec):
+            tp = round(rng.uniform(20, 40), 3)
+            wa.writerow({"arch_hash": h, "params_json": json.dumps(params), "params": 1000, "macs": 2000,
+                         "memory": 3000, "throughput": tp, "throughput_samples": f"{tp} {tp + 1} {tp - 1}",
+                         "throughput_ratio": tp / 20, "throughput_ratio_samples": "", "reference_throughput": 20,
+                         "measure_seconds": 5.0, "device": "cpu", "clock": "process"})
+            truth[h] = {"throughput": tp, "curves": {}}
+            for s in seeds:
+                acc = rng.uniform(0.2, 0.5)
+                curve = []
+                for e in epochs:
+                    a = round(acc * e / epochs[-1], 4)
+                    secs = round(rng.uniform(10, 30), 2)
+                    wr.writerow({"arch_hash": h, "seed": s, "epoch": e, "accuracy": a, "loss": 1.4 - a,
+                                 "epoch_seconds": secs, "status": "ok"})
+                    curve.append((e, a, secs))
+                truth[h]["curves"][s] = curve
+    (folder / "table.json").write_text(json.dumps({"seeds": len(seeds), "machine": {"workers": 2}}))
+    return truth
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return load_spec(TABLE_SPEC, ["study.trials=40"])
+
+
+@pytest.fixture(scope="module")
+def table_and_truth(spec, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("table")
+    truth = write_table(folder, spec)
+    return load_table(folder), truth
+
+
+def _snapshot(study):
+    return [(t.number, t.state.name, t.values, t.user_attrs.get("arch_hash"), t.user_attrs.get("simulated"))
+            for t in study.trials]
+
+
+@pytest.mark.parametrize("sampler,scheduler", [("random", "none"), ("auto", "mo_asha")])
+def test_simulated_study_is_reproducible_and_carries_the_tables_values(spec, table_and_truth, sampler, scheduler):
+    table, truth = table_and_truth
+    s = spec.model_copy(update={"study": spec.study.model_copy(update={
+        "sampler": sampler, "scheduler": spec.study.scheduler.model_copy(update={"type": scheduler})})})
+    a, sa = simulate(s, table, workers=2, seed=3)
+    b, _ = simulate(s, table, workers=2, seed=3)
+    c, _ = simulate(s, table, workers=2, seed=4)
+    assert _snapshot(a) == _snapshot(b)
+    assert _snapshot(a) != _snapshot(c)
+    assert sa.trials == 40 and sa.simulated_seconds > 0
+    trained = [t for t in a.trials if t.user_attrs.get("simulated", {}).get("seed") is not None]
+    assert trained
+    for t in trained:
+        sim = t.user_attrs["simulated"]
+        curve = truth[t.user_attrs["arch_hash"]]["curves"][sim["seed"]]
+        assert t.user_attrs["curve"] == [{"epoch": e, "accuracy": acc, "loss": pytest.approx(1.4 - acc)}
+                                         for e, acc, _ in curve][:len(t.user_attrs["curve"])]
+        assert t.user_attrs["costs"]["throughput"] == truth[t.user_attrs["arch_hash"]]["throughput"]
+        took = sum(secs for e, _, secs in curve if e <= t.user_attrs["curve"][-1]["epoch"])
+        assert sim["end_s"] - sim["start_s"] == pytest.approx(took + 5.0) or \
+            sim["end_s"] - sim["start_s"] == pytest.approx(took)  # measured once per architecture
+        if t.state == optuna.trial.TrialState.COMPLETE:
+            assert t.values == [curve[-1][1], truth[t.user_attrs["arch_hash"]]["throughput"]]
+            assert t.user_attrs["status_reason"] == "ok"
+        else:
+            assert t.state == optuna.trial.TrialState.PRUNED and scheduler == "mo_asha"
+            assert t.user_attrs["status_reason"] == "pruned at epoch 1"
+    # at most `workers` trials train at once on the simulated clock
+    spans = [(t.user_attrs["simulated"]["start_s"], t.user_attrs["simulated"]["end_s"]) for t in trained]
+    for start, _ in spans:
+        assert sum(1 for s0, e0 in spans if s0 <= start < e0) <= 2
+
+
+def test_saved_simulated_study_reads_like_a_real_one(spec, table_and_truth, tmp_path):
+    from wfsearch.report import load_view, show_text
+
+    table, _ = table_and_truth
+    study, _ = simulate(spec, table, workers=2, seed=0, max_trials=12)
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    out = save_study(study, spec, table, url, "sim")
+    assert len(out.trials) == 12
+    assert [t.values for t in out.trials] == [t.values for t in study.trials]
+    text = show_text(load_view(str(tmp_path)))
+    assert "front" in text.lower()
+
+
+@pytest.mark.slow
+def test_simulate_cli_writes_a_study(table_and_truth, tmp_path, capsys):
+    from wfsearch.cli import main
+
+    table, _ = table_and_truth
+    rc = main(["simulate", str(TABLE_SPEC), "--table", str(table.path), "--trials", "10", "-o", str(tmp_path / "s")])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "simulated 10 trials" in out
+    assert (tmp_path / "s" / "optuna.db").is_file()
+    rc = main(["simulate", str(TABLE_SPEC), "--table", str(tmp_path / "nothing")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "no archs.csv" in err and "Traceback" not in err
+
+
+def test_committed_table_has_every_architecture_and_seed():
+    """The committed table: built from its spec, monotone epochs, costs with per-repeat throughput;
+    every architecture of the space with every seed once tabulate.py has marked it complete."""
+    if not (TABLE / "runs.csv").is_file():
+        pytest.skip("no committed table")
+    spec = load_spec(TABLE_SPEC)
+    table = load_table(TABLE)
+    space = dict(enumerate_space(spec))
+    assert len(space) >= 90
+    assert set(table.runs) <= set(space) and set(table.archs) <= set(space)
+    seeds = list(range(table.meta["seeds"]))
+    assert len(seeds) >= 2
+    max_epochs = spec.proxy.epochs[-1]
+    for h, per in table.runs.items():
+        assert set(per) <= set(seeds), h
+        assert h in table.archs  # seed 0 measures before any other seed runs
+        assert table.archs[h].params == space[h]
+        for s, curve in per.items():
+            epochs = [e.epoch for e in curve]
+            assert epochs == list(range(1, max_epochs + 1)), (h, s, epochs)
+            assert all(e.seconds > 0 and 0 <= e.accuracy <= 1 for e in curve)
+        assert table.archs[h].metrics["throughput"] > 0 and len(table.archs[h].throughput_samples) >= 2
+    if table.meta.get("complete"):
+        assert set(table.runs) == set(space)
+        assert all(sorted(per) == seeds for per in table.runs.values())
+    else:  # a partial table: seed 0 goes first for every architecture
+        assert all(0 in per for per in table.runs.values())

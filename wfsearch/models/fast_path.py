@@ -1,0 +1,206 @@
+"""The switches behind WeightFormer's fast evaluation, and the CPU plumbing that uses torch internals.
+
+Two things are decided here and nowhere else:
+
+1. **Evaluation order** (`fast_order_enabled`): the layers in `layers.py` compute ``x (W0 + norm(ΔW))``
+   either as written (the reference formulation) or reassociated (the fast order). Both are plain
+   PyTorch. The reference order runs inside `reference_mode()` and while torch's flop counter is
+   counting (so counted MACs are those `cost.py` describes); everywhere else, including under
+   ``torch.compile``, the fast order runs.
+2. **Eager CPU plumbing** (`use_fast_path`): in eager CPU fp32 inference, oneDNN's fused
+   linear+pointwise ops with cached pre-blocked weights, and single-threaded sections for the
+   predictors' small tensors (`benchmarks/NOTES.md`). These use private torch APIs
+   (``torch.ops.mkldnn._linear_pointwise``, ``_reorder_linear_weight``, the dispatch-mode stack,
+   module-hook dictionaries), all of them in this module. One switch turns them off, like timm's
+   ``use_fused_attn()``: the environment variable ``WFSEARCH_FAST_PATH=0``, `set_fast_path(False)` or
+   ``with fast_path(False):``. Under ``torch.compile`` they are always off: a compiled model takes the
+   plain fast-order code, which inductor fuses itself (and CUDA graphs can capture).
+
+Forward hooks never change the evaluation order's complexity: a hooked fc1 predictor is called so
+its hooks see ``(Φa, Φb, scale)``, and the layer then takes the cheapest order from those factors,
+which is linear in the tokens (`layers.plan_dynamic_linear`).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Iterator
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.weak import WeakTensorKeyDictionary
+
+try:  # consulted on every forward, so imported once here
+    from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
+except ImportError:  # pragma: no cover - torch without the helper
+    _get_current_dispatch_mode_stack = None
+
+__all__ = ["ENV_VAR", "fast_path", "fast_order_enabled", "hooked", "linear", "linear_add", "linear_gelu",
+           "needs_grad", "onednn_fusable", "reference_mode", "set_fast_path", "single_threaded", "use_fast_path"]
+
+ENV_VAR = "WFSEARCH_FAST_PATH"
+_enabled = os.environ.get(ENV_VAR, "1").strip().lower() not in ("0", "false", "no", "off")
+_reference_depth = 0
+
+
+# --------------------------------------------------------------------------- the switches
+def use_fast_path() -> bool:
+    """Whether the eager CPU plumbing (oneDNN fused ops, pre-blocked weights, thread sections) may run:
+    the switch is on, no reference formulation is asked for, and nothing is being compiled."""
+    return _enabled and not _reference_depth and not torch.compiler.is_compiling()
+
+
+def set_fast_path(enabled: bool) -> None:
+    """Turn the eager CPU plumbing on or off for the process (the default comes from ``WFSEARCH_FAST_PATH``)."""
+    global _enabled
+    _enabled = bool(enabled)
+
+
+@contextlib.contextmanager
+def fast_path(enabled: bool = True) -> Iterator[None]:
+    """`set_fast_path` for the enclosed code only."""
+    global _enabled
+    before = _enabled
+    _enabled = bool(enabled)
+    try:
+        yield
+    finally:
+        _enabled = before
+
+
+@contextlib.contextmanager
+def reference_mode(enabled: bool = True) -> Iterator[None]:
+    """Run WeightFormer layers in their straightforward reference formulation inside the block."""
+    global _reference_depth
+    step = 1 if enabled else 0
+    _reference_depth += step
+    try:
+        yield
+    finally:
+        _reference_depth -= step
+
+
+def fast_order_enabled() -> bool:
+    """True unless `reference_mode()` is active or `torch.utils.flop_counter.FlopCounterMode` is counting."""
+    if _reference_depth:
+        return False
+    if torch.compiler.is_compiling():
+        return True
+    return not _flop_counting()
+
+
+def _dispatch_modes() -> list:
+    """The active `TorchDispatchMode`s (FlopCounterMode, MemTracker, ...), innermost last."""
+    return _get_current_dispatch_mode_stack() if _get_current_dispatch_mode_stack is not None else []
+
+
+def _flop_counting() -> bool:
+    return any(type(m).__name__ == "_FlopCounterMode" for m in _dispatch_modes())
+
+
+# --------------------------------------------------------------------------- hooks
+# torch's module trackers (behind MemTracker, FlopCounterMode, ...) hook every module globally to know
+# which module an op runs in; they do not look at outputs, so they must not switch the model to the
+# unfused paths: MemTracker would then measure a path that training never takes.
+_TRACKER_HOOK_OWNERS = frozenset({"torch.distributed._tools.mod_tracker.ModTracker",
+                                  "torch.utils.module_tracker.ModuleTracker"})
+
+
+def _observes(hooks: dict) -> bool:
+    for hook in hooks.values():
+        owner = type(getattr(hook, "__self__", None))
+        if f"{owner.__module__}.{owner.__qualname__}" not in _TRACKER_HOOK_OWNERS:
+            return True
+    return False
+
+
+def hooked(*modules: nn.Module) -> bool:
+    """Whether forward hooks watch any of ``modules`` (then they are called, not bypassed by fused code).
+    Global hooks count too, except those of torch's module trackers (`_TRACKER_HOOK_OWNERS`)."""
+    if any(m._forward_hooks or m._forward_pre_hooks for m in modules):
+        return True
+    if torch.compiler.is_compiling():  # dynamo inlines the hooks of the modules it traces
+        return False
+    from torch.nn.modules import module as _m
+    return _observes(_m._global_forward_hooks) or _observes(_m._global_forward_pre_hooks)
+
+
+def needs_grad(*tensors: torch.Tensor) -> bool:
+    """Whether autograd will record an op on ``tensors``."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
+# --------------------------------------------------------------------------- threads
+@contextlib.contextmanager
+def single_threaded(enabled: bool = True) -> Iterator[None]:
+    """Run the enclosed ops on one intra-op thread: for the predictors' small tensors (pooled tokens,
+    rank-sized matrices, 3x3 kernels) a parallel region costs more than the work, and on a busy
+    machine each one can wait a scheduler time slice for the second thread (NOTES.md, item 9)."""
+    # inference only: under autograd the thread-count switches cost more than they save (training
+    # a proxy ran several times slower), and the backward pass would run on the restored count anyway
+    n = torch.get_num_threads() if enabled and not torch.is_grad_enabled() and use_fast_path() else 1
+    if n == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
+# --------------------------------------------------------------------------- oneDNN fused linears
+_HAS_LINEAR_POINTWISE = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+
+
+def onednn_fusable(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether oneDNN's fused linear+pointwise ops may stand in for ``F.linear`` and its neighbour:
+    the switch is on (`use_fast_path`), CPU fp32 inference (nothing needs a gradient), no autocast."""
+    return (_HAS_LINEAR_POINTWISE and use_fast_path() and x.device.type == "cpu" and x.dtype == torch.float32
+            and weight.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
+            and not needs_grad(x, weight))
+
+
+# Whether the fused oneDNN linears use a cached, pre-blocked copy of their weight (NOTES.md, item 12).
+PACK_WEIGHTS = True
+_packed: WeakTensorKeyDictionary = WeakTensorKeyDictionary()  # weight -> ((version, data_ptr), packed)
+
+
+def packed_weight(weight: torch.Tensor) -> torch.Tensor:
+    """oneDNN's blocked copy of a linear ``weight`` (``C_out x C_in``), made on first use and reused
+    while the weight is unchanged; otherwise oneDNN re-blocks the plain weight on every call.
+
+    The copy is keyed on the parameter object and stamped with its version counter and storage, so
+    an optimizer step, ``load_state_dict`` or ``.to()`` makes a fresh one; it dies with the weight and
+    is never part of a state dict or a pickle. Inference tensors (no version counter) are not cached.
+    """
+    if not PACK_WEIGHTS or weight.is_inference() or _dispatch_modes():
+        return weight  # (a dispatch mode, e.g. MemTracker, cannot look inside an opaque oneDNN tensor)
+    stamp = (weight._version, weight.data_ptr())
+    entry = _packed.get(weight)
+    if entry is None or entry[0] != stamp:
+        entry = (stamp, torch.ops.mkldnn._reorder_linear_weight(weight.detach()))
+        _packed[weight] = entry
+    return entry[1]
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``F.linear(x, weight, bias)``, through oneDNN with the pre-blocked weight when fusable."""
+    if onednn_fusable(x, weight):
+        return torch.ops.mkldnn._linear_pointwise(x, packed_weight(weight), bias, "none", [], "")
+    return F.linear(x, weight, bias)
+
+
+def linear_gelu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``gelu(F.linear(x, weight, bias))`` (exact erf GELU), one fused oneDNN op in CPU fp32 inference."""
+    if onednn_fusable(x, weight):
+        return torch.ops.mkldnn._linear_pointwise(x, packed_weight(weight), bias, "gelu", [], "none")
+    return F.gelu(F.linear(x, weight, bias))
+
+
+def linear_add(x: torch.Tensor, other: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``F.linear(x, weight, bias) + other``, one fused oneDNN op in CPU fp32 inference."""
+    if onednn_fusable(x, weight) and other.shape == x.shape[:-1] + weight.shape[:1] and other.dtype == x.dtype:
+        return torch.ops.mkldnn._linear_pointwise.binary(x, other.contiguous(), packed_weight(weight), bias, "add")
+    return F.linear(x, weight, bias) + other

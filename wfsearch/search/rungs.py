@@ -1,0 +1,52 @@
+"""The rung decision of Pareto-aware asynchronous successive halving (MO-ASHA), without Ray.
+
+At each rung (an epoch count from the spec's ``proxy.epochs``) a trial's objectives at that rung are
+recorded; it goes on only if it ranks in the top ``1/reduction_factor`` of all trials recorded at
+that rung, ranked by non-dominated sorting with crowding distance breaking ties (asynchronous: it is
+compared with the trials that have reached the rung so far, so nothing waits). The Ray scheduler
+(`wfsearch.search.scheduler`) and the table simulator (`wfsearch.search.simulate`) both decide here.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any, Sequence
+
+from .pareto import pareto_order
+
+log = logging.getLogger(__name__)
+
+
+class ParetoRungs:
+    """Records rung results and says whether a trial stays in the top ``1/reduction_factor``."""
+
+    def __init__(self, rungs: Sequence[int], objectives: Sequence[str], directions: Sequence[str],
+                 reduction_factor: float = 3):
+        if reduction_factor < 2:
+            raise ValueError(f"reduction_factor={reduction_factor}: must be >= 2")
+        self.rungs = sorted(set(int(r) for r in rungs))
+        self.objectives, self.directions = list(objectives), list(directions)
+        self.reduction_factor = reduction_factor
+        self.recorded: dict[int, dict[Any, list[float]]] = {r: {} for r in self.rungs}
+        self.stopped: dict[Any, int] = {}
+
+    def label(self, trial_id: Any) -> Any:
+        """How the log names a trial."""
+        return trial_id
+
+    def decide(self, trial_id: Any, epoch: int, values: Sequence[float]) -> bool:
+        """Record ``values`` at rung ``epoch``; True if the trial may continue past it."""
+        if epoch not in self.recorded or epoch == self.rungs[-1]:
+            return True
+        rung = self.recorded[epoch]
+        rung[trial_id] = list(values)
+        ids = list(rung)
+        order = pareto_order([rung[i] for i in ids], self.directions)
+        keep = max(1, math.floor(len(ids) / self.reduction_factor))
+        position = order.index(ids.index(trial_id))
+        go_on = position < keep
+        if not go_on:
+            self.stopped[trial_id] = epoch
+            log.info("rung %d: stopping trial %s (position %d of %d, keeping %d)", epoch, self.label(trial_id),
+                     position + 1, len(ids), keep)
+        return go_on
