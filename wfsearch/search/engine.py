@@ -22,6 +22,7 @@ from optuna.trial import TrialState
 
 import wfsearch
 from wfsearch.errors import UserError
+from wfsearch.study.connect import engine_options
 from wfsearch.study.lease import StudyBusy, StudyLease, study_lease
 from wfsearch.study.naming import references_study_name, safe_url, study_dir
 
@@ -597,7 +598,8 @@ def _db_errors() -> tuple[type, ...]:
 def _remove_if_empty(spec: Any, sdir: Path, new_folder: bool) -> None:
     """After a failed run: drop a study that holds no trial yet, and its folder if this run made it."""
     try:
-        storage = optuna.storages.RDBStorage(storage_url(spec), skip_table_creation=True) \
+        storage = optuna.storages.RDBStorage(storage_url(spec), skip_table_creation=True,
+                                             engine_kwargs=engine_options(storage_url(spec))) \
             if sqlite_path(storage_url(spec)) is None or sqlite_path(storage_url(spec)).exists() else None
         if storage is not None:
             names = {s.study_name for s in storage.get_all_studies()}  # names only: summaries read every trial
