@@ -55,7 +55,7 @@ def normalizer(points: dict[str, list[float]], directions: list[str]):
 
 def hv(points: list[list[float]]) -> float:
     """Hypervolume of normalized points (all objectives maximized) against the reference (0, ..., 0)."""
-    from wfsearch.search.pareto import hypervolume
+    from wfsearch.study import dominated_hypervolume as hypervolume
 
     pts = [p for p in points if all(x > 0 for x in p)]
     return hypervolume(pts, ["maximize"] * len(pts[0]), [0.0] * len(pts[0])) if pts else 0.0

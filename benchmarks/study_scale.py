@@ -12,7 +12,7 @@ seed study itself give the start-up cost, and the table shows time beyond it. A 
 skipped; reading the study, sampling and the progress line are not).
 
     python benchmarks/study_scale.py [--sizes 1000 10000 50000] [--repeats 3] [--seed-study DIR]
-        [--checkout OTHER_TREE]  # also time another checkout of wfsearch, side by side
+        [--checkout OTHER_TREE [--checkout-max 10000]]  # also time another checkout, side by side
 """
 from __future__ import annotations
 
@@ -164,6 +164,7 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--seed-study", type=Path, default=None, help="a study folder to copy trials from")
     p.add_argument("--checkout", type=Path, default=None, help="another wfsearch tree to time side by side")
+    p.add_argument("--checkout-max", type=int, default=10000, help="time the other tree up to this many trials")
     p.add_argument("--work", type=Path, default=None, help="where to build the studies (default: a temp folder)")
     args = p.parse_args()
     python = sys.executable
@@ -181,6 +182,8 @@ def main() -> int:
             shutil.rmtree(folder)
         build_study(seed / "optuna.db", folder / "studies" / NAME / "optuna.db", n)
         for label, tree in trees:
+            if label == "other" and n > args.checkout_max:
+                continue
             results[(label, n)] = r = time_study(python, folder, n, tree, args.repeats)
             print(f"{label:9} {n:>6} trials: " + "; ".join(f"{k} {v[0]:.2f}s ({v[3]:.0f} MB)" for k, v in r.items()),
                   flush=True)
@@ -195,6 +198,8 @@ def main() -> int:
         print("|---:|" + "---:|---:|" * len(what))
         base = results[(label, seed_trials)]
         for n in [seed_trials] + args.sizes:
+            if (label, n) not in results:
+                continue
             r = results[(label, n)]
             cells = []
             for w in what:
@@ -206,7 +211,7 @@ def main() -> int:
         print("ratio other / this tree (median wall time):\n")
         print("| trials | " + " | ".join(what) + " |")
         print("|---:|" + "---:|" * len(what))
-        for n in [seed_trials] + args.sizes:
+        for n in [seed_trials] + [n for n in args.sizes if n <= args.checkout_max]:
             cells = [f"{results[('other', n)][w][0] / results[('this tree', n)][w][0]:.2f}x" for w in what]
             print(f"| {n:,} | " + " | ".join(cells) + " |")
     return 0

@@ -18,8 +18,9 @@ from optuna.trial import TrialState, create_trial
 import wfsearch
 from wfsearch.cli import build_parser, main
 from wfsearch.errors import UserError
-from wfsearch.export import (Recipe, load_recipe, open_study, parse_pick, recipe_to_yaml, search_front, select,
-                             timm_model_for, timm_train_args, trial_metrics)
+from wfsearch.export import Recipe, load_recipe, parse_pick, recipe_to_yaml, select, timm_model_for, timm_train_args
+from wfsearch.models import cost
+from wfsearch.study import open_study, read_study, references_study_name
 from wfsearch.models import MODEL_SIZES, ArchConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -71,7 +72,7 @@ def make_smoke_study(folder: Path, reference: tuple[float, float] = (0.30, 900.0
         "kind": "search", "arch": big.to_dict(), "arch_hash": big.hash, "constraints": [1.0],
         "status_reason": "infeasible: params <= 1e6 violated (4.2e6)", "metrics": {"params": 4.2e6}}))
     # `wfsearch run` keeps its reference models in a study of their own in the same storage
-    refs = optuna.create_study(study_name=f"{folder.name}:references", storage=f"sqlite:///{folder / 'optuna.db'}",
+    refs = optuna.create_study(study_name=references_study_name(folder.name), storage=f"sqlite:///{folder / 'optuna.db'}",
                                directions=["maximize", "maximize"])
     refs.add_trial(create_trial(values=[0.55, 1100.0], user_attrs={
         "kind": "reference", "reference_name": "deit_tiny", "timm_model": "deit_tiny_patch16_224",
@@ -106,7 +107,7 @@ def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
 def test_front_is_optunas_best_trials_of_trained_search_trials(study_dir: Path) -> None:
     opened = open_study(study_dir)  # the folder's study, not "smoke:references"
     assert opened.name == "smoke"
-    front = search_front(opened.study)
+    front = read_study(study_dir).front
     assert [t.number for t in front] == [0, 1, 2]
     # Optuna's front also holds the infeasible trial 7 (recorded with made-up scores); without it, they agree
     assert {t.number for t in opened.study.best_trials} == {0, 1, 2, 7}
@@ -115,7 +116,7 @@ def test_front_is_optunas_best_trials_of_trained_search_trials(study_dir: Path) 
 def test_front_when_a_reference_dominates_holds_the_best_search_trials(tmp_path: Path) -> None:
     study = make_smoke_study(tmp_path / "s", reference=(0.9, 5000.0))
     assert [t.number for t in study.best_trials] == [4]  # Optuna's front is the reference alone
-    assert [t.number for t in search_front(study)] == [0, 1, 2]
+    assert [t.number for t in read_study(tmp_path / "s").front] == [0, 1, 2]
 
 
 @pytest.mark.parametrize("rule, trial", [
@@ -129,9 +130,8 @@ def test_front_when_a_reference_dominates_holds_the_best_search_trials(tmp_path:
     ("max throughput_ratio where accuracy == 0.6", 1),
 ])
 def test_pick_selects_from_the_front(study_dir: Path, rule: str, trial: int) -> None:
-    opened = open_study(study_dir)
-    names = ["accuracy", "throughput"]
-    chosen = select(search_front(opened.study), parse_pick(rule), lambda t: trial_metrics(t, names))
+    snap = read_study(study_dir)
+    chosen = select(snap.front, parse_pick(rule), snap.metrics)
     assert chosen.number == trial
 
 
@@ -180,7 +180,9 @@ def test_export_writes_a_recipe_that_rebuilds_the_architecture(study_dir: Path, 
     # provenance
     p = recipe.provenance
     assert (p["study"], p["trial"], p["spec_hash"], p["arch_hash"]) == ("smoke", 1, "0123abcd", stored.hash)
-    assert p["objectives"] == {"accuracy": 0.6, "throughput": 800.0} and p["costs"]["macs"] == 1e6
+    assert p["objectives"] == {"accuracy": 0.6, "throughput": 800.0}
+    # costs are the built network's (64 px is not the deployed 32 px, so no measurement is carried over)
+    assert p["costs"] == {k: cost(expected)[k] for k in ("params", "macs")} and p["costs_scale"].startswith("recipe")
     assert p["wfsearch_version"] == wfsearch.__version__ and p["storage"].endswith("smoke/optuna.db")
     # data placeholders
     assert (recipe.data.train, recipe.data.val, recipe.data.img_size) == ("/data/imagenet/train", "/data/imagenet/val", 64)
@@ -262,6 +264,13 @@ def test_recipe_yaml_round_trip_and_errors(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="broken.yaml: line"):
         load_recipe(tmp_path / "broken.yaml")
     assert base["version"] == 1
+    # hand edits: YAML 1.1 reads 1e-3 as a string, the strict loader as the number it is; a key twice is an error
+    text = path.read_text()
+    (tmp_path / "edited.yaml").write_text(text.replace("lr_base: 0.0005", "lr_base: 1e-3"))
+    assert load_recipe(tmp_path / "edited.yaml").optimizer.lr_base == 1e-3
+    (tmp_path / "twice.yaml").write_text(text.replace("lr_base: 0.0005", "lr_base: 0.0005\n  lr_base: 0.001"))
+    with pytest.raises(UserError, match=r"twice.yaml: optimizer.lr_base \(line \d+\): 'lr_base': duplicate key"):
+        load_recipe(tmp_path / "twice.yaml")
 
 
 @pytest.mark.parametrize("args, message", [

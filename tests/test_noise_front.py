@@ -128,15 +128,16 @@ def _noisy_study(folder):
 
 def test_show_report_and_pick_say_when_front_members_are_indistinguishable(tmp_path, capsys):
     from wfsearch.cli import main
-    from wfsearch.report import hypervolume_data, load_view, noise_data, pareto_data, show_text
+    from wfsearch.report import hypervolume_data, noise_data, pareto_data, show_text
+    from wfsearch.study import read_study
 
     folder = _noisy_study(tmp_path / "studies" / "noisy")
-    view = load_view(folder)
+    view = read_study(folder)
     text = show_text(view)
     # the re-sample of trial 0 is not a second point: 2 on the front, as `run` and --pick count it
     assert "2 on the Pareto front" in text and "1 trained trial re-sampled" in text
     assert "noise: trials 0 and 1 are indistinguishable within noise" in text
-    assert "0.52 [0.47, 0.57]" in text  # value [90% interval] in the table
+    assert "0.5200 [0.4700, 0.5700]" in text  # value [90% interval] in the table
     s = noise_data(view)
     assert s.plausible == (0, 1) and 2 not in s.plausible  # the clearly dominated trial is not plausibly optimal
     assert "normalized" in text and hypervolume_data(view).box.worst == (0.30, 60.0)

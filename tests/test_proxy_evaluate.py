@@ -12,6 +12,7 @@ from wfsearch.errors import UserError
 from wfsearch.proxy.evaluate import ProxySettings, evaluate_arch
 from wfsearch.proxy.fidelity import FidelityRow, summarize
 from wfsearch.space import load_spec
+from wfsearch.study import first_violation
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = str(ROOT / "spaces" / "smoke.yaml")
@@ -71,7 +72,7 @@ def test_pruned_infeasible_and_timm_targets(spec):
     pruned = evaluate_arch(spec.fixed_arch(), spec.proxy, spec.throughput, report=lambda e, m: True)
     assert pruned.status == "pruned" and pruned.reason == "pruned at epoch 1"
     infeasible = evaluate_arch(spec.fixed_arch(), spec.proxy, spec.throughput,
-                               constraints=[{"metric": "params", "op": "<=", "value": 10}])
+                               reject=lambda costs: first_violation([{"metric": "params", "op": "<=", "value": 10}], costs))
     assert infeasible.status == "infeasible" and infeasible.reason.startswith("infeasible: params=")
     assert infeasible.curve == [] and "params" in infeasible.metrics
     timm = evaluate_arch("weightformer_test", spec.proxy, None)

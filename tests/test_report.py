@@ -17,10 +17,10 @@ import wfsearch
 from wfsearch.cli import main
 from wfsearch.errors import UserError
 from wfsearch.models import MODEL_SIZES, ArchConfig, cost
-from wfsearch.report import (hypervolume_data, importance_data, load_view, macs_at, parallel_data, pareto_data,
-                             render_html, report_data, scaling_data, show_text, write_report)
-from wfsearch.search.engine import pareto_front
-from wfsearch.search.pareto import hypervolume
+from wfsearch.report import (hypervolume_data, importance_data, macs_at, parallel_data, pareto_data, render_html,
+                             report_data, scaling_data, show_text, write_report)
+from wfsearch.study import pareto_front, read_records, references_study_name
+from wfsearch.study import read_study
 
 TEST_SIZE = {**MODEL_SIZES["weightformer_test"], "img_size": 16}
 SPACE = {"fc1_predictor": {"choice": ["none", "bilateral", "deep"]},
@@ -106,7 +106,7 @@ def make_study(folder: Path) -> optuna.Study:
         "constraints": [1.0], "metrics": {"params": cost(big)["params"]}})
     running = study.ask()  # 10: still running
     assert running.number == 10
-    refs = optuna.create_study(study_name=f"{folder.name}:references", storage=f"sqlite:///{folder / 'optuna.db'}",
+    refs = optuna.create_study(study_name=references_study_name(folder.name), storage=f"sqlite:///{folder / 'optuna.db'}",
                                directions=["maximize", "maximize"])
     static = _arch("none", "none", None)
     refs.add_trial(create_trial(values=[0.42, 1300.0], user_attrs={
@@ -136,7 +136,7 @@ def study_dir(pristine: Path, tmp_path: Path, monkeypatch) -> Path:
 
 @pytest.fixture(scope="module")
 def view(pristine: Path):
-    return load_view(pristine)
+    return read_study(pristine)
 
 
 def cli(args: list, capsys) -> tuple[int, str, str]:
@@ -149,10 +149,10 @@ def cli(args: list, capsys) -> tuple[int, str, str]:
 
 def test_view_reads_groups_front_and_references(view) -> None:
     assert view.name == "mixed" and view.objectives == ("accuracy", "throughput")
-    assert [t.number for t in view.front] == FRONT == sorted(t.number for t in pareto_front(view_study(view)))
+    assert [t.number for t in view.front] == FRONT == [t.number for t in pareto_front(read_records(view_study(view)), view.directions)]
     assert view.counts() == {"front": 3, "dominated": 3, "infeasible": 1, "pruned": 1, "failed": 2, "running": 1}
     assert view.failure_reasons() == {"oom": 1, "diverged": 1}
-    assert [r.user_attrs["reference_name"] for r in view.references] == ["all_static", "deit_tiny"]
+    assert [r.name for r in view.references] == ["all_static", "deit_tiny"]
 
 
 def view_study(view) -> optuna.Study:
@@ -161,8 +161,7 @@ def view_study(view) -> optuna.Study:
 
 def test_front_points_are_optunas_best_trials_of_the_trained_trials(view) -> None:
     data = pareto_data(view)
-    trained = [t for t in view_study(view).get_trials(states=(TrialState.COMPLETE,))
-               if not t.user_attrs["status_reason"].startswith("infeasible")]
+    trained = [t.trial for t in read_records(view_study(view), (TrialState.COMPLETE,)) if t.trained]
     scratch = optuna.create_study(directions=["maximize", "maximize"])
     for t in trained:
         scratch.add_trial(create_trial(values=t.values, user_attrs={"number": t.number}))
@@ -191,7 +190,7 @@ def test_axes_and_front_line_follow_the_objectives(view, tmp_path: Path) -> None
     for fc1, dw, rank, acc, tput in TRAINED:
         attrs = _attrs(_arch(fc1, dw, rank), acc, tput)
         study.add_trial(create_trial(values=[acc, attrs["metrics"]["params"], tput], user_attrs=attrs))
-    three = load_view(storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    three = read_study(storage=f"sqlite:///{tmp_path / 'optuna.db'}")
     data = pareto_data(three)
     assert (data.x, data.y, data.x_direction, data.n_objectives) == ("throughput", "accuracy", "maximize", 3)
     assert "front-line" not in [t.meta["role"] for t in pareto_figure(data).data]  # no staircase in a projection
@@ -229,10 +228,10 @@ def test_importances_with_too_few_trials_or_constant_knobs(tmp_path: Path) -> No
     p = {"fc1_predictor": "bilateral", "dwconv_predictor": "none"}
     dists = {k: DISTRIBUTIONS[k] for k in p}
     _add(study, 0, values=[0.5, 100.0], params=p, distributions=dists, user_attrs=_attrs(_arch("bilateral", "none", 4), 0.5, 100.0))
-    items = importance_data(load_view(tmp_path / "few"))
+    items = importance_data(read_study(tmp_path / "few"))
     assert all(not i.importances and "at least 2" in i.note for i in items)
     _add(study, 1, values=[0.6, 90.0], params=p, distributions=dists, user_attrs=_attrs(_arch("bilateral", "none", 4), 0.6, 90.0))
-    items = importance_data(load_view(tmp_path / "few"))  # the same knobs twice: nothing varies
+    items = importance_data(read_study(tmp_path / "few"))  # the same knobs twice: nothing varies
     assert all(not i.importances and "constant" in i.note and "fc1_predictor" in i.note for i in items)
 
 
@@ -250,7 +249,7 @@ def test_parallel_coordinates(view) -> None:
 
 
 def test_front_rows_carry_working_export_commands(study_dir: Path, capsys) -> None:
-    data = report_data(load_view(study_dir))
+    data = report_data(read_study(study_dir))
     assert [r.number for r in data.front] == [2, 0, 1]  # best accuracy first
     assert data.front[0].command == "wfsearch export studies/mixed --trial 2"
     assert data.front[0].arch == "fc1=deep dwconv=ampdir rank_ratio=2"
@@ -265,7 +264,7 @@ def test_front_rows_carry_working_export_commands(study_dir: Path, capsys) -> No
 
 def test_export_command_of_a_study_opened_by_url(pristine: Path) -> None:
     url = f"sqlite:///{pristine / 'optuna.db'}"
-    view = load_view(storage=url, study_name="mixed")
+    view = read_study(storage=url, study_name="mixed")
     assert view.export_command(0) == f"wfsearch export --storage {url} --study mixed --trial 0"
 
 
@@ -304,7 +303,7 @@ def test_scaling_data_of_front_and_references(view, tmp_path: Path) -> None:
     import torch
 
     threads = torch.get_num_threads()
-    sd = scaling_data(load_view(tmp_path / "small"), (16, 32), measure=True, batch_size=1, device="cpu", repeats=1)
+    sd = scaling_data(read_study(tmp_path / "small"), (16, 32), measure=True, batch_size=1, device="cpu", repeats=1)
     assert torch.get_num_threads() == threads  # one thread while measuring, then as before
     assert sd.measured and sd.device == "cpu, 1 thread, CPU time" and [s.label for s in sd.series] == ["trial 0", "trial 1"]
     for s in sd.series:
@@ -377,7 +376,39 @@ def test_show_command(study_dir: Path, capsys) -> None:
     assert rows == ["2", "0", "1"]
     assert "    wfsearch export studies/mixed --trial 2" in lines
     assert any(l.startswith("all_static") for l in lines) and any("timm:deit_tiny_patch16_224" in l for l in lines)
-    assert show_text(load_view(study_dir)) == out.rstrip("\n")
+    assert show_text(read_study(study_dir)) == out.rstrip("\n")
+
+
+def test_show_every_trial_as_json_csv_and_table(study_dir: Path, capsys) -> None:
+    import csv
+    import io
+    import json
+
+    rc, out, err = cli(["show", study_dir, "--json"], capsys)
+    assert rc == 0 and err == ""
+    doc = json.loads(out)
+    assert doc["objectives"] == ["accuracy", "throughput"] and doc["front"] == FRONT
+    trials = {t["number"]: t for t in doc["trials"]}
+    assert sorted(trials) == list(range(11))  # every search trial, not only the front
+    t0 = trials[0]
+    assert (t0["state"], t0["status"], t0["group"]) == ("COMPLETE", "ok", "front")
+    assert t0["values"] == {"accuracy": 0.60, "throughput": 800.0}
+    assert t0["design"] == {"fc1_predictor": "bilateral", "dwconv_predictor": "adaptive", "rank_ratio": 4}
+    assert t0["proxy_arch"]["fc1_predictor"] == "bilateral" and t0["proxy_arch"]["img_size"] == 16
+    assert t0["deployed_arch"] == {**t0["proxy_arch"], "num_classes": 1000, "img_size": 32}  # at throughput.img_size
+    assert t0["deployed_costs"]["throughput_ratio"] == 0.8 and t0["deployed_costs"]["params"] > 0
+    assert [(trials[n]["state"], trials[n]["status"]) for n in (6, 7, 8, 9, 10)] == [
+        ("PRUNED", "pruned"), ("FAIL", "oom"), ("FAIL", "diverged"), ("COMPLETE", "infeasible"), ("RUNNING", None)]
+    rc, out, _ = cli(["show", study_dir, "--csv"], capsys)
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert rc == 0 and [int(r["number"]) for r in rows] == list(range(11))
+    assert rows[0]["status"] == "ok" and float(rows[0]["accuracy"]) == 0.6 and json.loads(rows[0]["design"]) == t0["design"]
+    rc, out, _ = cli(["show", study_dir, "--all"], capsys)
+    lines = out.splitlines()
+    header = next(l for l in lines if l.startswith("trial"))
+    assert rc == 0 and "accuracy" in header and "img/s" in header and "params (M)" in header and "status" in header
+    assert sum(1 for l in lines if l.split() and l.split()[0].isdigit()) == 11
+    assert any("oom: CUDA out of memory" in l for l in lines) and any(l.startswith("scales: ") for l in lines)
 
 
 @pytest.mark.parametrize("args, message", [

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from test_report import FRONT, TRAINED, make_study, new_study
-from wfsearch.report import load_view, report_data, scaling_data, write_report
+from wfsearch.report import report_data, scaling_data, write_report
+from wfsearch.study import read_study
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
@@ -49,7 +50,7 @@ def open_in_chromium(page: Path, profile: Path, width: int = 1280, screenshot: P
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
 def test_report_in_headless_chromium(tmp_path: Path) -> None:
     make_study(tmp_path / "studies" / "mixed")
-    view = load_view(tmp_path / "studies" / "mixed")
+    view = read_study(tmp_path / "studies" / "mixed")
     page = write_report(report_data(view, scaling_data(view, (224, 448, 896), measure=False)),
                         tmp_path / "report.html")
     check = open_in_chromium(page, tmp_path / "profile")
@@ -64,7 +65,7 @@ def test_report_in_headless_chromium(tmp_path: Path) -> None:
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
 def test_report_of_an_empty_study_in_headless_chromium(tmp_path: Path) -> None:
     new_study(tmp_path / "studies" / "empty")
-    view = load_view(tmp_path / "studies" / "empty")
+    view = read_study(tmp_path / "studies" / "empty")
     page = write_report(report_data(view, scaling_data(view, measure=False)), tmp_path / "report.html")
     check = open_in_chromium(page, tmp_path / "profile")
     assert check["errors"] == [] and check["front_points_expected"] == 0 and check["ok"] is True
@@ -84,7 +85,7 @@ def test_no_text_overlaps_and_no_empty_section(width: int, tmp_path: Path) -> No
     """At a laptop's and a narrow window's width, no plot title, axis title or legend entry overlaps another
     one or a tick label, and every section shows something (a plot with data, a table, or why not)."""
     make_study(tmp_path / "studies" / "mixed")
-    view = load_view(tmp_path / "studies" / "mixed")
+    view = read_study(tmp_path / "studies" / "mixed")
     data = report_data(view, _measured(scaling_data(view, (224, 448, 896), measure=False)))
     check = open_in_chromium(write_report(data, tmp_path / "report.html"), tmp_path / "profile", width)
     assert check["width"] == width
@@ -114,7 +115,7 @@ def test_the_self_check_sees_overlaps_and_empty_sections(tmp_path: Path, monkeyp
     monkeypatch.setattr(page, "_sections", lambda data: sections(data) + [
         ("blank", "A section with nothing drawn", page._figure("blank", go.Figure()))])
     make_study(tmp_path / "studies" / "mixed")
-    view = load_view(tmp_path / "studies" / "mixed")
+    view = read_study(tmp_path / "studies" / "mixed")
     data = report_data(view, scaling_data(view, (224, 448, 896), measure=False))
     check = open_in_chromium(write_report(data, tmp_path / "report.html"), tmp_path / "profile", 900)
     assert any(o.startswith("scaling: ") and "left-hand panel" in o for o in check["overlaps"])

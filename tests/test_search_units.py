@@ -8,10 +8,10 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from wfsearch.search.pareto import crowding_distances, hypervolume, nondominated_ranks, pareto_order
+from wfsearch.study import constraint_values, dominated_hypervolume, nondominated_ranks, pareto_order
+from wfsearch.study.front import crowding_distances
 from wfsearch.search.scheduler import ParetoSuccessiveHalving
 from wfsearch.search.searcher import StudySearcher
-from wfsearch.search.trainable import check_constraints
 
 MAXMAX = ["maximize", "maximize"]
 
@@ -39,10 +39,10 @@ def test_ranks_crowding_and_order():
 
 
 def test_hypervolume_2d():
-    assert hypervolume([[1.0, 1.0]], MAXMAX, [0.0, 0.0]) == pytest.approx(1.0)
-    assert hypervolume([[1.0, 2.0], [2.0, 1.0]], MAXMAX, [0.0, 0.0]) == pytest.approx(3.0)
-    assert hypervolume([[1.0, 2.0], [0.5, 0.5]], MAXMAX, [0.0, 0.0]) == pytest.approx(2.0)
-    assert hypervolume([], MAXMAX, [0.0, 0.0]) == 0.0
+    assert dominated_hypervolume([[1.0, 1.0]], MAXMAX, [0.0, 0.0]) == pytest.approx(1.0)
+    assert dominated_hypervolume([[1.0, 2.0], [2.0, 1.0]], MAXMAX, [0.0, 0.0]) == pytest.approx(3.0)
+    assert dominated_hypervolume([[1.0, 2.0], [0.5, 0.5]], MAXMAX, [0.0, 0.0]) == pytest.approx(2.0)
+    assert dominated_hypervolume([], MAXMAX, [0.0, 0.0]) == 0.0
 
 
 def test_scheduler_promotes_by_pareto_rank():
@@ -59,12 +59,12 @@ def test_scheduler_promotes_by_pareto_rank():
 
 def test_check_constraints():
     cons = [{"metric": "params", "op": "<=", "value": 1e6}, {"metric": "throughput_ratio", "op": ">=", "value": 1.2}]
-    values, why = check_constraints(cons, {"params": 5e5})
+    values, why = constraint_values(cons, {"params": 5e5})
     assert values == [-0.5, 0.0] and why is None
-    values, why = check_constraints(cons, {"params": 2e6, "throughput_ratio": 1.0})
+    values, why = constraint_values(cons, {"params": 2e6, "throughput_ratio": 1.0})
     assert values[0] == pytest.approx(1.0) and values[1] > 0
     assert why.startswith("params=2e+06 violates params <= 1e+06")
-    values, why = check_constraints([{"metric": "macs", "op": "<", "value": 10}], {"macs": 10})
+    values, why = constraint_values([{"metric": "macs", "op": "<", "value": 10}], {"macs": 10})
     assert values[0] > 0 and why
 
 
@@ -99,7 +99,7 @@ def test_space_function_checks_constraints_before_training():
     from wfsearch.search.engine import SpaceFunction, make_sampler
     from wfsearch.space import load_spec
 
-    spec = load_spec(Path(__file__).parents[1] / "spaces" / "smoke.yaml", ["study.constraints=['params <= 30000']"])
+    spec = load_spec(Path(__file__).parents[1] / "spaces" / "smoke.yaml", ["study.constraints=['params <= 65000']"])
     cons = [{"metric": c.metric, "op": c.op, "value": c.value} for c in spec.study.constraints]
     known = {}
     fn = SpaceFunction(spec, cons, known)
@@ -109,16 +109,18 @@ def test_space_function_checks_constraints_before_training():
     for _ in range(12):
         trial = study.ask()
         out = fn(trial)
-        params = cost(__import__("wfsearch").models.ArchConfig.from_dict(out["arch"]))["params"]
-        if params > 30000:
-            assert out["infeasible"].startswith("infeasible: params=") and "violates params <= 3e+04" in out["infeasible"]
+        # constraints hold for the deployed network (throughput.img_size, 1000 classes), not the proxy
+        params = cost(__import__("wfsearch").models.ArchConfig.from_dict(out["deployed_arch"]))["params"]
+        assert out["deployed_arch"]["num_classes"] == 1000 and out["deployed_arch"]["img_size"] == 32
+        if params > 65000:
+            assert out["infeasible"].startswith("infeasible: params=") and "violates params <= 65000" in out["infeasible"]
             seen["infeasible"] += 1
         else:
             assert "infeasible" not in out
             seen["feasible"] += 1
         constraints = trial.user_attrs["constraints"]
         assert len(constraints) == 2 and constraints[1] == 0.0  # built fine
-        assert (constraints[0] > 0) == (params > 30000)
+        assert (constraints[0] > 0) == (params > 65000)
         study.tell(trial, [0.0, 0.0] if "infeasible" in out else [0.5, 1.0])
     assert seen["feasible"] and seen["infeasible"]
     # Optuna's fronts honour the constraints: infeasible trials are never on them
@@ -134,7 +136,7 @@ def test_an_architecture_in_training_is_waited_for_not_trained_again(tmp_path):
     import threading
 
     from wfsearch.search.engine import SpaceFunction, make_sampler
-    from wfsearch.search.storage import open_storage
+    from wfsearch.study import open_storage
     from wfsearch.search.trainable import wait_for_trial
     from wfsearch.space import load_spec
 

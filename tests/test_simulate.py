@@ -104,7 +104,8 @@ def test_simulated_study_is_reproducible_and_carries_the_tables_values(spec, tab
 
 
 def test_saved_simulated_study_reads_like_a_real_one(spec, table_and_truth, tmp_path):
-    from wfsearch.report import load_view, show_text
+    from wfsearch.report import show_text
+    from wfsearch.study import read_study
 
     table, _ = table_and_truth
     study, _ = simulate(spec, table, workers=2, seed=0, max_trials=12)
@@ -112,7 +113,7 @@ def test_saved_simulated_study_reads_like_a_real_one(spec, table_and_truth, tmp_
     out = save_study(study, spec, table, url, "sim")
     assert len(out.trials) == 12
     assert [t.values for t in out.trials] == [t.values for t in study.trials]
-    text = show_text(load_view(str(tmp_path)))
+    text = show_text(read_study(str(tmp_path)))
     assert "front" in text.lower()
 
 

@@ -94,7 +94,9 @@ def test_sample_prints_yaml(capsys):
     for entry in docs:
         arch = ArchConfig.from_dict(entry["arch"])
         assert arch.hash == entry["arch_hash"]
-        assert entry["params"] == cost(arch)["params"]
+        assert entry["proxy"]["params"] == cost(arch)["params"]
+        assert entry["deployed"]["params"] == cost(spec.throughput.deployed(arch))["params"]
+        assert entry["deployed"]["macs"] == cost(spec.throughput.deployed(arch))["macs"]
         assert set(entry["knobs"]) <= set(spec.knobs)
     assert main(["sample", str(path), "-n", "4", "--seed", "1"]) == 0
     assert capsys.readouterr().out == out  # seeded

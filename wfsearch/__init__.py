@@ -1,4 +1,6 @@
-"""wfsearch: design-space exploration for WeightFormer-style vision backbones."""
-__version__ = "0.1.0"
+"""wfsearch: design-space exploration for WeightFormer-style vision backbones.
 
-from . import models  # noqa: E402,F401  (registers the weightformer_* models in timm)
+``import wfsearch`` is light (the command line starts fast); ``import wfsearch.models`` loads torch
+and timm and registers the ``weightformer_*`` models in timm.
+"""
+__version__ = "0.1.0"

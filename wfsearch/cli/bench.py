@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import argparse
 
-import torch
-
 from .helptext import examples
 
 DEFAULT_MODELS = ["weightformer_tiny", "deit_tiny_patch16_224"]
@@ -45,6 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from wfsearch.proxy.measure import (MeasureSettings, compile_model, count_macs, create_model_at,
                                         measure_throughput, resolve_device, resolve_dtype)
     from wfsearch.proxy.uncertainty import median_interval, spread

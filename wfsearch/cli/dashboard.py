@@ -33,8 +33,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--port: {args.port}: must be between 0 and 65535")
     from pathlib import Path
 
-    from wfsearch.export.study import open_study
-    from wfsearch.search.storage import open_storage
+    from wfsearch.study import open_study
+    from wfsearch.study import open_storage
 
     opened = open_study(args.study, storage=args.storage, study_name=args.study_name)  # checks the study is there
     url = args.storage or f"sqlite:///{Path(args.study) / 'optuna.db'}"

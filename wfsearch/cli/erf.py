@@ -59,29 +59,29 @@ class Target:
 
 def _study_targets(args: argparse.Namespace) -> tuple[Any, list[Target]]:
     from wfsearch.errors import UserError
-    from wfsearch.export.study import open_study, search_front
+    from wfsearch.study import read_study
     from wfsearch.models import ArchConfig
     from wfsearch.space import spec_from_dict
 
-    opened = open_study(args.study)
-    stored = opened.study.user_attrs.get("spec")
+    snap = read_study(args.study)
+    stored = snap.user_attrs.get("spec")
     if not stored:
         raise UserError(f"{args.study}: the study stores no spec; it was not written by `wfsearch run`")
     spec = spec_from_dict(stored, source=f"{args.study} (stored spec)")
-    trials = {t.number: t for t in opened.study.get_trials(deepcopy=False)}
+    trials = {t.number: t for t in snap.trials}
     numbers = list(args.trial)
     if args.front:
-        numbers += [t.number for t in search_front(opened.study) if t.number not in numbers]
+        numbers += [t.number for t in snap.front if t.number not in numbers]
     targets = []
     for n in numbers:
         t = trials.get(n)
-        if t is None or not t.user_attrs.get("arch"):
-            raise UserError(f"--trial: {n}: no trial with an architecture in study {opened.name!r}")
-        targets.append(Target(f"trial{n}", ArchConfig.from_dict(t.user_attrs["arch"]), trainable=True))
+        if t is None or not t.arch:
+            raise UserError(f"--trial: {n}: no trial with an architecture in study {snap.name!r}")
+        targets.append(Target(f"trial{n}", ArchConfig.from_dict(t.arch), trainable=True))
     if args.references:
         for r in spec.reference_archs():
             targets.append(Target(r.name, r.arch if r.arch is not None else r.model, trainable=True))
-    return (spec, opened), targets
+    return (spec, snap), targets
 
 
 def _images(args: argparse.Namespace, spec: Any, img_size: int):

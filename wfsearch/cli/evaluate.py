@@ -81,9 +81,10 @@ def trial_threads(spec: Any) -> int:
 def study_measurement(spec: Any) -> dict[str, Any]:
     """What the spec's study stored about its measurements (the speed objective's scale, the proxy's
     seed noise), when the study exists in the spec's storage; else {}."""
-    from wfsearch.search.storage import sqlite_path
+    from wfsearch.study import sqlite_path
+    from wfsearch.study.naming import default_storage_url
 
-    url = spec.study.storage or f"sqlite:///studies/{spec.study.name}/optuna.db"
+    url = spec.study.storage or default_storage_url(spec.study.name)
     path = sqlite_path(url)
     if path is not None and not path.exists():
         return {}
@@ -142,14 +143,15 @@ def run(args: argparse.Namespace) -> int:
                   + (f"{scale:.2f} img/s, study {spec.study.name!r}'s pooled reference median" if scale
                      else "this run's reference median (no study to take the scale from)"), flush=True)
 
+    from wfsearch.study import first_violation
+
     def report(epoch: int, metrics: dict[str, float]) -> None:
         print(f"epoch {epoch:>3}  accuracy {metrics['accuracy']:.4f}  loss {metrics['loss']:.4f}  "
               f"train loss {metrics.get('train_loss', float('nan')):.4f}  "
               f"({metrics.get('epoch_seconds', float('nan')):.1f}s)", flush=True)
 
     res = evaluate_arch(target, proxy, None if args.no_measure else spec.throughput, report=report,
-                        constraints=[{"metric": c.metric, "op": c.op, "value": c.value}
-                                     for c in spec.study.constraints],
+                        reject=lambda costs: first_violation(spec.study.constraints, costs),
                         cache_dir=args.cache_dir, reference_img_s=scale, seed_noise=known.get("seed_noise"))
     print(f"status: {res.reason}")
     objectives = spec.objective_names
@@ -174,6 +176,8 @@ def _fmt(metric: str, v: Any, interval: dict | None = None) -> str:
     from wfsearch.proxy.uncertainty import Interval
 
     iv = Interval.from_dict(interval)
+    if iv is not None and iv.low == iv.high:  # one repeat: no interval to show
+        iv = None
     if metric == "accuracy":
         return iv.format(".3f") if iv else f"{v:.3f}"
     if metric in ("throughput", "throughput_raw"):

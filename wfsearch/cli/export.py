@@ -33,8 +33,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=["wfsearch", "timm"], default="wfsearch",
                    help="timm: also write an args file for timm's train.py (default: wfsearch)")
     p.add_argument("--output", metavar="FILE", help="recipe path (default: STUDY/recipes/trial-N.yaml)")
-    p.add_argument("--img-size", type=int, metavar="N", help="training resolution (default: the study's throughput resolution, else the trial's)")
-    p.add_argument("--num-classes", type=int, default=1000, metavar="N", help="classes (default: 1000)")
+    p.add_argument("--img-size", type=int, metavar="N",
+                   help="training resolution (default: the deployed network's, the study's throughput.img_size)")
+    p.add_argument("--num-classes", type=int, default=None, metavar="N",
+                   help="classes (default: the deployed network's, 1000 unless throughput.arch sets it)")
     p.add_argument("--data", default="/data/imagenet", metavar="DIR",
                    help="ImageFolder root with train/ and val/ written into the recipe (default: /data/imagenet)")
     p.add_argument("--batch-size", type=int, default=256, metavar="N", help="batch per GPU (default: 256)")
@@ -43,18 +45,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _say_noise(study, front, picked, objectives: list[str]) -> None:
+def _say_noise(snap, picked) -> None:
     """Tell the user when the picked trial cannot be told apart from other front members within noise."""
-    from wfsearch.export.study import one_per_architecture, was_trained
-    from wfsearch.study.noise import noise_summary
+    from wfsearch.report.data import noise_data
 
-    from optuna.trial import TrialState
-
-    trained = one_per_architecture(t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                                   if was_trained(t))
-    directions = [d.name.lower() for d in study.directions]
-    s = noise_summary([(t.number, tuple(t.values), t.user_attrs.get("metrics") or {}) for t in trained],
-                      objectives, directions, [t.number for t in front])
+    s = noise_data(snap)
     for group in s.indistinguishable:
         if picked.number in group:
             others = [n for n in group if n != picked.number]
@@ -67,34 +62,35 @@ def _say_noise(study, front, picked, objectives: list[str]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from wfsearch.export import (find_trial, objective_names, open_study, parse_pick, recipe_from_trial,
-                                 recipe_path_for, save_recipe, save_timm_args, search_front, select, trial_metrics)
+    from wfsearch.export import (find_trial, parse_pick, recipe_from_trial, recipe_path_for, save_recipe,
+                                 save_timm_args, select)
+    from wfsearch.study import read_study
 
     for flag in ("img_size", "num_classes", "batch_size"):
         v = getattr(args, flag)
         if v is not None and v < 1:
             raise UserError(f"--{flag.replace('_', '-')}: {v}: must be >= 1")
-    opened = open_study(args.study, storage=args.storage, study_name=args.study_name)
-    objectives = objective_names(opened.study)
+    snap = read_study(args.study, storage=args.storage, study_name=args.study_name)
+    objectives = snap.objectives
     if args.trial is not None:
-        trial = find_trial(opened, args.trial)
+        trial = find_trial(snap, args.trial)
     else:
-        front = search_front(opened.study)
+        front = snap.front
         if args.pick is None:
             nums = ", ".join(str(t.number) for t in front) or "none yet"
             raise UserError(f"export: choose a trial with --trial N or --pick RULE "
                             f"(e.g. --pick 'max {objectives[0]}'); trials on the front: {nums}")
-        trial = select(front, parse_pick(args.pick), lambda t: trial_metrics(t, objectives))
-        _say_noise(opened.study, front, trial, objectives)
-    path = Path(args.output) if args.output else recipe_path_for(opened, trial)
+        trial = select(front, parse_pick(args.pick), snap.metrics)
+        _say_noise(snap, trial)
+    path = Path(args.output) if args.output else recipe_path_for(snap, trial)
     timm_path = path.with_name(path.stem + ".timm.yaml")
     for target in [path] + ([timm_path] if args.format == "timm" else []):
         if target.exists() and not args.force:
             raise UserError(f"--output: {str(target)!r}: exists (it may hold your edits); pass --force to overwrite")
-    recipe = recipe_from_trial(opened, trial, img_size=args.img_size, num_classes=args.num_classes,
+    recipe = recipe_from_trial(snap, trial, img_size=args.img_size, num_classes=args.num_classes,
                                data=args.data, batch_size=args.batch_size, seed=args.seed, recipe_path=path)
     save_recipe(recipe, path)
-    known = trial_metrics(trial, objectives)
+    known = snap.metrics(trial)
     scores = ", ".join(f"{k}={known[k]:.4g}" for k in objectives if k in known)
     print(f"trial {trial.number} ({scores}) -> {recipe.model.name} at {recipe.data.img_size}px")
     print(f"wrote {path}")

@@ -46,14 +46,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from wfsearch.report import DEFAULT_RESOLUTIONS, load_view, report_data, scaling_data, write_report
+    from wfsearch.report import DEFAULT_RESOLUTIONS, report_data, scaling_data, write_report
+    from wfsearch.study import read_study
 
     res = tuple(args.scaling_res or DEFAULT_RESOLUTIONS)
     for flag, v, low in (("--scaling-res", min(res), 1), ("--scaling-batch", args.scaling_batch, 1),
                          ("--scaling-max", args.scaling_max, 1), ("--scaling-threads", args.scaling_threads, 0)):
         if v < low:
             raise UserError(f"{flag}: {v}: must be >= {low}")
-    view = load_view(args.study, storage=args.storage, study_name=args.study_name)
+    view = read_study(args.study, storage=args.storage, study_name=args.study_name)
     scaling = scaling_data(view, res, measure=not args.no_scaling, batch_size=args.scaling_batch,
                            device=args.scaling_device, max_front=args.scaling_max, threads=args.scaling_threads or None,
                            on_progress=lambda msg: print(msg, file=sys.stderr, flush=True))

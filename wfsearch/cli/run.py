@@ -60,8 +60,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def print_summary(summary) -> None:
-    from wfsearch.search.engine import objective_names  # noqa: F401
-
     out = sys.stdout
     if summary.archived_as:
         print(f"previous study kept as {summary.archived_as!r}", file=out)
@@ -71,35 +69,16 @@ def print_summary(summary) -> None:
     print(f"\nstudy {summary.study_name!r}: {summary.finished} distinct architectures finished ({summary.pruned} "
           f"pruned), {summary.failed} failed{repeats}, {len(summary.front)} on the front, normalized hypervolume "
           f"{summary.hypervolume:.3f}, {summary.seconds:.0f}s", file=out)
-    rows = [("front", t) for t in sorted(summary.front, key=lambda t: -t.values[0])]
-    rows += [("reference", t) for t in summary.references]
-    if rows:
-        header = (f"{'':10} {'trial':>6} {'accuracy [90%]':>22} {'img/s [90%]':>22} {'ratio':>6} {'params(M)':>10} "
-                  f"{'GMACs':>7}  architecture")
-        print(header, file=out)
-        print("-" * len(header), file=out)
-        for kind, t in rows:
-            m = t.user_attrs.get("metrics", {})
-            name = t.user_attrs.get("reference_name") or ""
-            print(f"{kind:10} {t.number if kind == 'front' else '':>6} {_with_interval(m, 'accuracy', '.3f'):>22} "
-                  f"{_with_interval(m, 'throughput', '.1f'):>22} {m.get('throughput_ratio', float('nan')):>6.2f} "
-                  f"{m.get('params', 0) / 1e6:>10.3f} {m.get('macs', 0) / 1e9:>7.3f}  {name or describe(t.user_attrs.get('arch'))}",
-                  file=out)
+    from wfsearch.report.table import record_row, text_table
+
+    front = [record_row(t, ()) for t in sorted(summary.front, key=lambda t: (-t.values[0], t.number))]
+    if front:
+        print("\nPareto front (img/s, ratio, params, MACs: the deployed network)", file=out)
+        print("\n".join(text_table(front, "trial")), file=out)
+    if summary.references:
+        print("\nreferences", file=out)
+        print("\n".join(text_table([record_row(t, ()) for t in summary.references], "reference")), file=out)
     print(f"\nstorage: {summary.storage}", file=out)
     print(f"logs:    {summary.study_dir / 'run.log'}", file=out)
     print(f"next:    wfsearch show {summary.study_dir}   |   wfsearch report {summary.study_dir}", file=out)
 
-
-def _with_interval(m: dict, key: str, spec: str) -> str:
-    """``0.450 [0.417, 0.484]``: a stored metric with its 90% interval when the trial has one."""
-    v, lo, hi = m.get(key), m.get(f"{key}_low"), m.get(f"{key}_high")
-    if v is None:
-        return "-"
-    return format(v, spec) + (f" [{format(lo, spec)}, {format(hi, spec)}]" if lo is not None and hi is not None else "")
-
-
-def describe(arch: dict | None) -> str:
-    if not arch:
-        return ""
-    keys = ("fc1_predictor", "dwconv_predictor", "dynamic_blocks", "fc1_pool", "dwconv_pool", "rank_ratio")
-    return " ".join(f"{k.replace('_predictor', '')}={arch[k]}" for k in keys if k in arch)

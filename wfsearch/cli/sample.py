@@ -29,7 +29,8 @@ def run(args: argparse.Namespace) -> int:
 
     from wfsearch.errors import UserError
     from wfsearch.models import cost
-    from wfsearch.space import design_costs, load_spec, random_samples, violated_constraints
+    from wfsearch.space import design_costs, load_spec, random_samples
+    from wfsearch.study import violations
 
     if args.num < 1:
         raise UserError(f"-n: {args.num}: must be >= 1")
@@ -43,17 +44,22 @@ def run(args: argparse.Namespace) -> int:
         else:
             c = cost(s.arch)
             try:
-                violated = violated_constraints(spec, design_costs(spec, s.arch))
+                deployed = design_costs(spec, s.arch)
+                violated = violations(spec.study.constraints, deployed)
             except ValueError as e:
-                violated = [f"the deployed network cannot be built: {e}"]
+                deployed, violated = None, [f"the deployed network cannot be built: {e}"]
             if violated:  # the search would record it as infeasible and not train it
                 entry["violates"] = violated
                 flagged += 1
-            entry.update(arch_hash=s.arch.hash, params=c["params"], macs=c["macs"],
-                         macs_at_target=cost(s.arch, spec.throughput.img_size)["macs"], arch=s.arch.to_dict())
+            entry.update(arch_hash=s.arch.hash, arch=s.arch.to_dict(),
+                         proxy={"params": c["params"], "macs": c["macs"]},
+                         deployed=None if deployed is None else {**deployed, "arch": dict(spec.throughput.arch),
+                                                                 "img_size": spec.throughput.img_size})
         out.append(entry)
-    print(f"# {args.num} samples of {spec.path} (spec hash {spec.hash}, seed {seed}); "
-          f"macs at {spec.proxy.img_size}px, macs_at_target at {spec.throughput.img_size}px")
+    scale = f"{dict(spec.throughput.arch)} on the design" if spec.throughput.arch else "the design"
+    print(f"# {args.num} samples of {spec.path} (spec hash {spec.hash}, seed {seed}); `proxy`: the network trained "
+          f"for accuracy, MACs at {spec.proxy.img_size}px; `deployed`: the network measured and exported ({scale} at "
+          f"{spec.throughput.img_size}px, memory of a training step in bytes)")
     if spec.study.constraints:
         print(f"# constraints {', '.join(map(str, spec.study.constraints))}: {flagged} of {args.num} samples violate "
               "them (marked `violates:`, judged on the costs of the deployed network; the search records such an "

@@ -1,4 +1,5 @@
-"""``wfsearch show STUDY``: the Pareto front and the references as a plain-text table."""
+"""``wfsearch show STUDY``: the Pareto front and the references as a plain-text table; every trial with
+``--all`` (a table), ``--json`` or ``--csv``."""
 from __future__ import annotations
 
 import argparse
@@ -13,14 +14,29 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "and its reference models as plain text; safe while a run is still writing.",
         **examples(
             'wfsearch show studies/predictors',
+            'wfsearch show studies/predictors --all',
+            'wfsearch show studies/predictors --json > trials.json',
             'wfsearch show --storage postgresql://user@host/db --study predictors',
         ))
     add_study_args(p)
+    form = p.add_mutually_exclusive_group()
+    form.add_argument("--all", action="store_true", help="every trial as a table, with its status")
+    form.add_argument("--json", action="store_true",
+                      help="every trial as JSON: number, state, status, values, design, proxy_arch, deployed_arch, "
+                           "deployed_costs, metrics")
+    form.add_argument("--csv", action="store_true", help="every trial as CSV, one line each (nested fields as JSON)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from wfsearch.report import load_view, show_text
+    from wfsearch.report import all_trials_text, show_text, trials_csv, trials_json
+    from wfsearch.study import read_study
 
-    print(show_text(load_view(args.study, storage=args.storage, study_name=args.study_name)))
+    snap = read_study(args.study, storage=args.storage, study_name=args.study_name)
+    if args.json:
+        print(trials_json(snap))
+    elif args.csv:
+        print(trials_csv(snap), end="")
+    else:
+        print(all_trials_text(snap) if args.all else show_text(snap))
     return 0

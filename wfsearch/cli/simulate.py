@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from wfsearch.errors import UserError
-    from wfsearch.search.pareto import nondominated_ranks
+    from wfsearch.study import nondominated_ranks
     from wfsearch.search.simulate import save_study, simulate
     from wfsearch.search.table import load_table
     from wfsearch.space import load_spec

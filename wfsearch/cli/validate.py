@@ -116,12 +116,13 @@ def _runs_on(dtype: str, device: str) -> str:
 
 def _satisfying(spec: Any, feasible: list, drawn: int) -> str:
     """How many sampled architectures meet the constraints judged before training, scaled to the space."""
-    from wfsearch.space import design_costs, violated_constraints
+    from wfsearch.space import design_costs
+    from wfsearch.study import violations
 
     ok = 0
     for s in feasible:
         try:
-            ok += not violated_constraints(spec, design_costs(spec, s.arch))
+            ok += not violations(spec.study.constraints, design_costs(spec, s.arch))
         except ValueError:
             pass
     share = ok / drawn

@@ -3,7 +3,7 @@
 - `recipe_from_trial` turns a stored search trial into a `Recipe` (the released WeightFormer
   training recipe around the searched architecture); `save_recipe` / `load_recipe` write and read it.
 - `parse_pick` / `select` choose a trial of the front by a rule such as
-  ``max accuracy where throughput_ratio >= 1.2``; `search_front` is that front.
+  ``max accuracy where throughput_ratio >= 1.2`` (the front is `wfsearch.study`'s).
 - `timm_train_args` writes the same recipe for timm's own ``train.py``.
 - `wfsearch.export.train.train` runs a recipe (one process or DDP under torchrun); it is imported
   lazily so that exporting never pays for the trainer's imports.
@@ -11,7 +11,6 @@
 from .pick import Condition, Pick, parse_pick, select
 from .recipe import (AugmentSection, DataSection, ModelSection, OptimizerSection, Recipe, ScheduleSection,
                      TrainSection, drop_path_for, load_recipe, recipe_to_yaml, save_recipe)
-from .study import OpenStudy, objective_names, open_study, search_front, trial_metrics
 from .timm_args import save_timm_args, timm_args_to_yaml, timm_train_args
 from .trial import find_trial, launch_commands, recipe_from_trial, recipe_path_for, timm_model_for
 
@@ -19,7 +18,6 @@ __all__ = [
     "Condition", "Pick", "parse_pick", "select",
     "AugmentSection", "DataSection", "ModelSection", "OptimizerSection", "Recipe", "ScheduleSection",
     "TrainSection", "drop_path_for", "load_recipe", "recipe_to_yaml", "save_recipe",
-    "OpenStudy", "objective_names", "open_study", "search_front", "trial_metrics",
     "save_timm_args", "timm_args_to_yaml", "timm_train_args",
     "find_trial", "launch_commands", "recipe_from_trial", "recipe_path_for", "timm_model_for",
 ]

@@ -16,21 +16,16 @@ skipped; ties go to the lowest trial number.
 """
 from __future__ import annotations
 
-import operator
 import re
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from optuna.trial import FrozenTrial
-
 from wfsearch.errors import UserError
+from wfsearch.study import TrialRecord, holds
 from wfsearch.suggest import did_you_mean
 
 __all__ = ["Condition", "Pick", "parse_pick", "select"]
 
-OPS: dict[str, Callable[[float, float], bool]] = {
-    ">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "==": operator.eq, "!=": operator.ne,
-}
 EXAMPLE = "e.g. 'max accuracy where throughput_ratio >= 1.2'"
 _TOKEN = re.compile(r"\s*(?:(?P<op>>=|<=|==|!=|>|<)|(?P<num>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?![\w.]))"
                     r"|(?P<name>[A-Za-z_][\w.]*)|(?P<comma>,)|(?P<bad>\S))")
@@ -43,7 +38,7 @@ class Condition:
     value: float
 
     def holds(self, x: float) -> bool:
-        return OPS[self.op](x, self.value)
+        return holds(x, self.op, self.value)
 
     def __str__(self) -> str:
         return f"{self.metric} {self.op} {self.value:g}"
@@ -115,7 +110,7 @@ def parse_pick(text: str) -> Pick:
     return Pick(goal, metric, tuple(where))
 
 
-def select(trials: Sequence[FrozenTrial], pick: Pick, metrics_of: Callable[[FrozenTrial], dict[str, float]]) -> FrozenTrial:
+def select(trials: Sequence[TrialRecord], pick: Pick, metrics_of: Callable[[TrialRecord], dict[str, float]]) -> TrialRecord:
     """The trial of ``trials`` (the front) that ``pick`` chooses; `UserError` when none qualifies."""
     if not trials:
         raise UserError("--pick: the study has no completed search trial on its front yet; "

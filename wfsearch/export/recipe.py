@@ -384,12 +384,9 @@ def load_recipe(path: str | Path) -> Recipe:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such recipe file; export one with `wfsearch export STUDY --trial N`")
-    try:
-        d = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "YAML"
-        raise UserError(f"{path}: {where}: {getattr(e, 'problem', None) or e}: fix the YAML syntax") from None
+    from wfsearch.space import parse_yaml
+
+    d = parse_yaml(path.read_text(), str(path))  # the spec's strict loader: no duplicate keys, 1e-3 is a number
     try:
         return Recipe.from_dict(d)
     except ValueError as e:

@@ -14,7 +14,7 @@ def main(argv: list[str] | None = None) -> None:
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__.strip())
         raise SystemExit(0 if argv else 2)
-    import wfsearch  # noqa: F401  (registers weightformer_* in timm's registry)
+    import wfsearch.models  # noqa: F401  (registers weightformer_* in timm's registry)
 
     script, *rest = argv
     sys.argv = [script, *rest]

@@ -1,8 +1,11 @@
-"""Turning one stored search trial into a full training `Recipe`.
+"""Turning one stored search trial into a full training `Recipe` of its *deployed* network.
 
-The model becomes the registered WeightFormer size that needs the fewest overrides plus the
-`ArchConfig` fields that differ from it, so ``timm.create_model(name, **kwargs)`` rebuilds exactly
-the searched architecture (at the recipe's resolution and class count, with the released drop path).
+A trial is one design at two scales: the proxy network (trained for accuracy) and the deployed
+network (``throughput.arch`` on top of the design at ``throughput.img_size``: measured for
+throughput, params, MACs and memory). The recipe builds the deployed network, as the registered
+WeightFormer size that needs the fewest overrides plus the `ArchConfig` fields that differ from it,
+so ``timm.create_model(name, **kwargs)`` rebuilds it exactly, and its provenance costs are that
+network's.
 """
 from __future__ import annotations
 
@@ -12,17 +15,16 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
 import wfsearch
 from wfsearch.errors import UserError
-from wfsearch.models import MODEL_SIZES, ArchConfig
+from wfsearch.models import MODEL_SIZES, ArchConfig, cost
+from wfsearch.study import Status, StudySnapshot, TrialRecord
 
 from .recipe import DataSection, ModelSection, Recipe, TrainSection, drop_path_for
-from .study import OpenStudy, objective_names, trial_metrics
 
-__all__ = ["recipe_from_trial", "timm_model_for", "launch_commands", "find_trial", "recipe_path_for",
-           "target_resolution"]
+__all__ = ["recipe_from_trial", "timm_model_for", "launch_commands", "find_trial", "recipe_path_for"]
 
 log = logging.getLogger(__name__)
 
@@ -58,36 +60,34 @@ def timm_model_for(arch: ArchConfig) -> tuple[str, dict[str, Any]]:
     return name, diff
 
 
-def find_trial(opened: OpenStudy, number: int) -> FrozenTrial:
-    """The trial numbered ``number``, checked to be an exportable, completed search trial."""
-    trials = {t.number: t for t in opened.study.get_trials(deepcopy=False)}
-    if number not in trials:
-        raise UserError(f"--trial: {number}: no such trial in study {opened.name!r} "
-                        f"(trials 0..{max(trials) if trials else -1})")
-    return check_exportable(trials[number])
+def find_trial(snap: StudySnapshot, number: int) -> TrialRecord:
+    """The search trial numbered ``number``, checked to be exportable."""
+    record = snap.trial(number) or next((r for r in snap.references if r.number == number), None)
+    if record is None:
+        numbers = [t.number for t in snap.trials]
+        raise UserError(f"--trial: {number}: no such trial in study {snap.name!r} "
+                        f"(trials {min(numbers, default=0)}..{max(numbers, default=-1)})")
+    return check_exportable(record)
 
 
-def check_exportable(trial: FrozenTrial) -> FrozenTrial:
-    attrs = trial.user_attrs
-    if attrs.get("kind") == "reference":
-        raise UserError(f"--trial: {trial.number}: is the reference model "
-                        f"{attrs.get('reference_name') or attrs.get('timm_model')!r}, not a searched architecture; "
-                        f"pick a search trial")
-    if trial.state != TrialState.COMPLETE:
-        reason = attrs.get("status_reason")
-        raise UserError(f"--trial: {trial.number}: is {trial.state.name}" + (f" ({reason})" if reason else "")
+def check_exportable(t: TrialRecord) -> TrialRecord:
+    if t.kind == "reference":
+        raise UserError(f"--trial: {t.number}: is the reference model {t.name or t.timm_model!r}, not a searched "
+                        f"architecture; pick a search trial")
+    if t.state != TrialState.COMPLETE:
+        raise UserError(f"--trial: {t.number}: is {t.state.name}" + (f" ({t.reason})" if t.reason else "")
                         + "; only completed trials can be exported")
-    if str(attrs.get("status_reason", "")).startswith("infeasible"):
-        raise UserError(f"--trial: {trial.number}: was never trained ({attrs['status_reason']}), so it has no "
+    if t.status is Status.INFEASIBLE:
+        raise UserError(f"--trial: {t.number}: was never trained ({t.reason}), so it has no "
                         f"proxy score; pick a trial of the front")
-    if "arch" not in attrs:
-        raise UserError(f"--trial: {trial.number}: stores no 'arch' attribute, so it cannot be rebuilt; "
+    if not t.arch:
+        raise UserError(f"--trial: {t.number}: stores no 'arch' attribute, so it cannot be rebuilt; "
                         f"was the study written by `wfsearch run`?")
-    return trial
+    return t
 
 
-def recipe_path_for(opened: OpenStudy, trial: FrozenTrial) -> Path:
-    return opened.folder / "recipes" / f"trial-{trial.number}.yaml"
+def recipe_path_for(snap: StudySnapshot, trial: TrialRecord) -> Path:
+    return snap.folder / "recipes" / f"trial-{trial.number}.yaml"
 
 
 def launch_commands(recipe_path: str, data: str, batch_size: int, lr_base: float, lr_base_batch: int) -> dict[str, str]:
@@ -107,68 +107,68 @@ def launch_commands(recipe_path: str, data: str, batch_size: int, lr_base: float
     }
 
 
-def target_resolution(study) -> int | None:
-    """The deployment resolution the study measured throughput at (spec ``throughput.img_size``), if known.
-
-    Proxies train small images (e.g. 32 px), but the architecture was chosen for its speed at this size.
-    """
-    spec = study.user_attrs.get("spec") or {}
-    size = (spec.get("throughput") or {}).get("img_size") if isinstance(spec, dict) else None
-    return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None
-
-
-def recipe_from_trial(opened: OpenStudy, trial: FrozenTrial, *, img_size: int | None = None,
-                      num_classes: int = 1000, data: str = "/data/imagenet", batch_size: int = 256,
+def recipe_from_trial(snap: StudySnapshot, trial: TrialRecord, *, img_size: int | None = None,
+                      num_classes: int | None = None, data: str = "/data/imagenet", batch_size: int = 256,
                       seed: int = 0, recipe_path: str | Path | None = None) -> Recipe:
-    """The released full-training recipe for ``trial``'s architecture, with its provenance.
+    """The released full-training recipe for ``trial``'s deployed network, with its provenance.
 
-    ``img_size`` defaults to the study's throughput resolution (the deployment setting the search
-    measured speed at), else to the trial's own; ``data`` is the
-    ImageFolder root holding ``train/`` and ``val/`` (a placeholder the user fills or overrides).
+    ``img_size`` and ``num_classes`` default to the deployed network's (the throughput section's
+    resolution, at which the search measured speed); ``data`` is the ImageFolder root holding
+    ``train/`` and ``val/`` (a placeholder the user fills or overrides). Provenance ``costs`` are the
+    params and MACs of the network the recipe builds, with the search's measurements of it.
     """
     check_exportable(trial)
-    study = opened.study
     try:
-        arch = ArchConfig.from_dict(trial.user_attrs["arch"])
+        deployed = ArchConfig.from_dict(snap.deployed_arch(trial))
     except (ValueError, TypeError) as e:
         raise UserError(f"--trial: {trial.number}: its stored architecture is invalid here ({e}); "
                         f"was it written by another wfsearch version?") from None
-    img_size = img_size or target_resolution(study)
-    if img_size is None and arch.img_hw[0] != arch.img_hw[1]:
-        raise UserError(f"--trial: {trial.number}: its architecture is non-square {arch.img_hw}; pass --img-size N")
-    res = img_size or arch.img_hw[0]
+    if img_size is None and deployed.img_hw[0] != deployed.img_hw[1]:
+        raise UserError(f"--trial: {trial.number}: its deployed network is non-square {deployed.img_hw}; "
+                        f"pass --img-size N")
+    res = img_size or deployed.img_hw[0]
     try:
-        arch = arch.replace(img_size=res, num_classes=num_classes,
-                            drop_path_rate=drop_path_for(arch.embed_dim))
+        arch = deployed.replace(img_size=res, num_classes=num_classes or deployed.num_classes,
+                                drop_path_rate=drop_path_for(deployed.embed_dim))
     except ValueError as e:
         raise UserError(f"--img-size: {res}: the architecture does not fit this resolution ({e})") from None
     name, kwargs = timm_model_for(arch)
-    objectives = objective_names(study)
-    path = str(recipe_path) if recipe_path is not None else str(recipe_path_for(opened, trial))
+    path = str(recipe_path) if recipe_path is not None else str(recipe_path_for(snap, trial))
+    # the costs of the network this recipe builds: the search's measurements when it is the deployed
+    # network unchanged (only drop path differs), else (or in a study that did not store which network
+    # it measured) its analytic params and MACs
+    same = bool(trial.deployed_arch) and arch.replace(drop_path_rate=deployed.drop_path_rate) == deployed
+    built = cost(arch)
+    costs = {**(trial.costs if same else {})}
+    costs = {**costs, **{k: built[k] for k in ("params", "macs") if k not in costs}}
     train = TrainSection(batch_size=batch_size, seed=seed)
+    su = snap.user_attrs
     recipe = Recipe(
-        name=f"{study.study_name}-trial-{trial.number}",
+        name=f"{snap.name}-trial-{trial.number}",
         model=ModelSection(name=name, kwargs=kwargs),
         data=DataSection(train=f"{data.rstrip('/')}/train", val=f"{data.rstrip('/')}/val", img_size=res),
         train=train,
         provenance={
-            "study": study.study_name,
-            "storage": opened.storage_url,
+            "study": snap.name,
+            "storage": snap.storage_url,
             "trial": trial.number,
-            "arch_hash": trial.user_attrs.get("arch_hash") or ArchConfig.from_dict(trial.user_attrs["arch"]).hash,
-            "arch": trial.user_attrs["arch"],
-            "objectives": {n: v for n, v in zip(objectives, trial.values or [])},
-            "metrics": trial.user_attrs.get("metrics", {}),
-            "costs": trial.user_attrs.get("costs", {}),
-            "proxy": trial.user_attrs.get("proxy", {}),
-            "spec_hash": study.user_attrs.get("spec_hash"),
-            "spec_path": study.user_attrs.get("spec_path"),
-            "study_wfsearch_version": study.user_attrs.get("wfsearch_version"),
-            "hardware": study.user_attrs.get("hardware"),
+            "arch_hash": trial.arch_hash or ArchConfig.from_dict(trial.arch).hash,
+            "proxy_arch": trial.arch,
+            "deployed_arch": deployed.to_dict(),
+            "objectives": {n: v for n, v in zip(snap.objectives, trial.values or [])},
+            "metrics": trial.metrics,
+            # the network this recipe builds; measurements only when it is the deployed one unchanged
+            "costs": costs,
+            "costs_scale": "deployed" if same else "recipe (differs from the deployed network the search measured)",
+            "proxy": trial.proxy,
+            "spec_hash": su.get("spec_hash"),
+            "spec_path": su.get("spec_path"),
+            "study_wfsearch_version": su.get("wfsearch_version"),
+            "hardware": su.get("hardware"),
             "wfsearch_version": wfsearch.__version__,
             "exported_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         },
     )
     recipe.launch = launch_commands(path, data, batch_size, recipe.optimizer.lr_base, recipe.optimizer.lr_base_batch)
-    log.info("trial %d -> %s %s (metrics %s)", trial.number, name, kwargs, trial_metrics(trial, objectives))
+    log.info("trial %d -> %s %s (metrics %s)", trial.number, name, kwargs, snap.metrics(trial))
     return recipe

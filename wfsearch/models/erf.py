@@ -91,8 +91,9 @@ def summarize(erf: torch.Tensor, patch: int, box: tuple[int, int, int, int] | No
     outside = None
     if box is not None:
         t, b, l, r = box
-        inside = float(erf[t:b, l:r].sum())
-        outside = (total - inside) / total if total > 0 else 0.0
+        rest = erf.clone()
+        rest[t:b, l:r] = 0  # summed apart, so that a map with nothing outside gives exactly 0
+        outside = float(rest.sum()) / total if total > 0 else 0.0
     cy, cx = central_token((h, w), patch)
     yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float64) + 0.5, torch.arange(w, dtype=torch.float64) + 0.5,
                             indexing="ij")

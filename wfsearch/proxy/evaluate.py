@@ -16,7 +16,7 @@ import math
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -136,26 +136,6 @@ def cost_intervals(costs: dict[str, Any], reference_img_s: float | None = None) 
     return out
 
 
-def check_constraints(constraints: list[Any] | None, metrics: dict[str, Any]) -> str | None:
-    """The first violated constraint as ``"metric=value violates metric op bound"``, else None.
-
-    ``constraints`` are dicts ``{"metric", "op", "value"}`` or objects with those attributes;
-    constraints on metrics not in ``metrics`` (accuracy, before training) are skipped.
-    """
-    for c in constraints or []:
-        metric, op, bound = (c["metric"], c["op"], float(c["value"])) if isinstance(c, dict) \
-            else (c.metric, c.op, float(c.value))
-        v = metrics.get(metric)
-        if v is None:
-            continue
-        ok = {"<=": v <= bound, "<": v < bound, ">=": v >= bound, ">": v > bound}.get(op)
-        if ok is None:
-            raise UserError(f"constraint {metric} {op} {bound:g}: operator {op!r} must be one of <=, <, >=, >")
-        if not ok:
-            return f"{metric}={v:.4g} violates {metric} {op} {bound:.4g}"
-    return None
-
-
 def interval_metrics(intervals: dict[str, dict]) -> dict[str, float]:
     """Intervals as plain metrics, ``<metric>_low`` and ``<metric>_high``: how a study stores them."""
     out = {}
@@ -165,14 +145,15 @@ def interval_metrics(intervals: dict[str, dict]) -> dict[str, float]:
 
 
 def evaluate_arch(arch: Any, proxy: Any, throughput: Any = None, report: ReportFn | None = None, *,
-                  constraints: list[Any] | None = None, cache_dir: str | None = None,
+                  reject: Callable[[dict[str, float]], str | None] | None = None, cache_dir: str | None = None,
                   measure: bool = True, reference_img_s: float | None = None,
                   seed_noise: float | None = None) -> EvalResult:
     """Evaluate an `ArchConfig` (or its dict, or a timm model name): costs, then proxy training.
 
     ``proxy``/``throughput`` are the spec's sections (pydantic or dict) or `ProxySettings` /
     `MeasureSettings`. ``report(epoch, metrics)`` is called after every epoch with ``accuracy``,
-    ``loss`` and the cost metrics; answering True stops the run (status ``pruned``). ``cache_dir``
+    ``loss`` and the cost metrics; answering True stops the run (status ``pruned``). ``reject(costs)``
+    returning a reason (a violated cost constraint) ends it as ``infeasible`` before training. ``cache_dir``
     holds the measurement cache (and decoded image-folder/CIFAR datasets) shared by processes.
     A user's mistake (a missing dataset folder) raises `UserError`; anything else is a status.
     ``reference_img_s`` scales the paired speed objective (`paired_throughput`); ``seed_noise``
@@ -197,7 +178,7 @@ def evaluate_arch(arch: Any, proxy: Any, throughput: Any = None, report: ReportF
         result.metrics.update(costs)
         result.intervals.update(cost_intervals(result.costs, reference_img_s))
         result.metrics.update(interval_metrics(result.intervals))
-        violated = check_constraints(constraints, costs)
+        violated = reject(costs) if reject is not None else None
         if violated:
             return _finish(result, "infeasible", f"infeasible: {violated}", t0)
 

@@ -18,6 +18,8 @@ from typing import Iterator
 import torch
 import torch.nn as nn
 
+from wfsearch.space.spec import DEPLOYED_NUM_CLASSES
+
 from .allocator import steady_allocations
 from .devicelock import device_lock
 from .uncertainty import Interval, median_interval, spread
@@ -355,7 +357,9 @@ class MeasureSettings:
         """From a spec's ``throughput`` section (the pydantic model or its dict); unknown keys are ignored."""
         if isinstance(section, cls):
             return dataclasses.replace(section, **overrides) if overrides else section
-        d = section if isinstance(section, dict) else section.model_dump(mode="json")
+        d = dict(section) if isinstance(section, dict) else section.model_dump(mode="json")
+        # the deployed network, as `ThroughputSpec.deployed` defines it: 1000 classes unless arch sets them
+        d["arch"] = {"num_classes": DEPLOYED_NUM_CLASSES, **(d.get("arch") or {})}
         known = {f.name for f in dataclasses.fields(cls)} - {"origin"}
         return cls(origin=origin, **{k: v for k, v in {**d, **overrides}.items() if k in known})
 

@@ -1,4 +1,4 @@
-"""What the report draws, computed from a `StudyView` as small frozen dataclasses (tested by equality).
+"""What the report draws, computed from a `StudySnapshot` as small frozen dataclasses (tested by equality).
 
 Nothing here imports plotly: `figures.py` draws these, `page.py` lays them out.
 """
@@ -12,16 +12,17 @@ from typing import Any
 
 import optuna
 from optuna.distributions import CategoricalDistribution
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
+from wfsearch.study import StudySnapshot, TrialRecord
 from wfsearch.study.hypervolume import HypervolumeBox
 from wfsearch.study.noise import NoiseSummary, noise_summary
+from wfsearch.study.record import finite
 
-from .study import StudyView, finite
+from .table import Row, describe_arch, record_row, row_values
 
 log = logging.getLogger(__name__)
 
-ARCH_KNOBS = ("fc1_predictor", "dwconv_predictor", "dynamic_blocks", "fc1_pool", "dwconv_pool", "rank_ratio")
 COST_KEYS = ("throughput_ratio", "params", "macs", "peak_memory_bytes", "latency_highres_ms")
 MISSING = "n/a"  # a conditional knob a trial did not sample
 
@@ -67,7 +68,7 @@ class ParetoData:
         return [p for p in self.points if p.group == name]
 
 
-def axes_of(view: StudyView) -> tuple[str, str]:
+def axes_of(view: StudySnapshot) -> tuple[str, str]:
     """(x, y): throughput against accuracy when they are objectives, else the first two objectives."""
     objs = list(view.objectives)
     y = "accuracy" if "accuracy" in objs else objs[0]
@@ -76,21 +77,21 @@ def axes_of(view: StudyView) -> tuple[str, str]:
     return x, y
 
 
-def _coords(view: StudyView, t: FrozenTrial, x: str, y: str) -> tuple[float, float] | None:
+def _coords(view: StudySnapshot, t: TrialRecord, x: str, y: str) -> tuple[float, float] | None:
     m = view.metrics(t)
-    curve = t.user_attrs.get("curve") or []
+    curve = t.curve
     for name in (x, y):  # a pruned trial's score so far is the last point of its curve
         if name not in m and curve and finite(curve[-1].get(name)):
             m[name] = float(curve[-1][name])
     return (m[x], m[y]) if x in m and y in m else None
 
 
-def _costs(view: StudyView, t: FrozenTrial) -> dict:
+def _costs(view: StudySnapshot, t: TrialRecord) -> dict:
     m = view.metrics(t)
     return {k: m[k] for k in ("accuracy", "throughput", *COST_KEYS, "memory") if k in m}
 
 
-def pareto_data(view: StudyView) -> ParetoData:
+def pareto_data(view: StudySnapshot) -> ParetoData:
     x, y = axes_of(view)
     directions = dict(zip(view.objectives, view.directions))
     points: list[Point] = []
@@ -101,23 +102,22 @@ def pareto_data(view: StudyView) -> ParetoData:
         if xy is None or (group == "infeasible" and not all(finite(v) and abs(v) < 1e29 for v in xy)):
             unplotted[group] = unplotted.get(group, 0) + 1
             continue
-        arch = t.user_attrs.get("arch") or {}
+        arch = t.arch or {}
         m = view.metrics(t) if group in ("front", "dominated") else {}
         (xl, xh), (yl, yh) = _bounds(m, x, xy[0]), _bounds(m, y, xy[1])
         points.append(Point(group=group, number=t.number, label=f"trial {t.number}", x=xy[0], y=xy[1],
                             fc1=str(arch.get("fc1_predictor", "")), dwconv=str(arch.get("dwconv_predictor", "")),
-                            arch=arch, costs=_costs(view, t), status=str(t.user_attrs.get("status_reason", "")),
-                            x_low=xl, x_high=xh, y_low=yl, y_high=yh))
+                            arch=arch, costs=_costs(view, t), status=t.reason, x_low=xl, x_high=xh, y_low=yl, y_high=yh))
     for r in view.references:
         xy = _coords(view, r, x, y)
-        name = str(r.user_attrs.get("reference_name") or r.user_attrs.get("timm_model") or f"reference {r.number}")
+        name = str(r.name or r.timm_model or f"reference {r.number}")
         if xy is None:
             unplotted["reference"] = unplotted.get("reference", 0) + 1
             continue
-        arch = r.user_attrs.get("arch") or {}
+        arch = r.arch or {}
         points.append(Point(group="reference", number=None, label=name, x=xy[0], y=xy[1],
                             fc1=str(arch.get("fc1_predictor", "")), dwconv=str(arch.get("dwconv_predictor", "")),
-                            arch=arch or {"timm_model": r.user_attrs.get("timm_model")}, costs=_costs(view, r),
+                            arch=arch or {"timm_model": r.timm_model}, costs=_costs(view, r),
                             status="reference"))
     return ParetoData(x=x, y=y, x_direction=directions.get(x), y_direction=directions.get(y),
                       points=tuple(points), unplotted=unplotted, n_objectives=len(view.objectives))
@@ -151,25 +151,25 @@ class HypervolumeData:
         return self.steps[-1].hypervolume if self.steps else 0.0
 
 
-def distinct_trained(view: StudyView) -> list[FrozenTrial]:
+def distinct_trained(view: StudySnapshot) -> list[TrialRecord]:
     """The trained search trials, one per architecture (a re-sample that reused a result is not another point)."""
     out, seen = [], set()
     for t in sorted(view.finished(), key=lambda t: t.number):
-        h = t.user_attrs.get("arch_hash")
+        h = t.arch_hash
         if h is None or h not in seen:
             out.append(t)
             seen.add(h)
     return out
 
 
-def noise_data(view: StudyView) -> NoiseSummary:
+def noise_data(view: StudySnapshot) -> NoiseSummary:
     """Which trials are plausibly optimal and which front members are indistinguishable within noise."""
     trials = [t for t in distinct_trained(view) if t.values and all(finite(v) for v in t.values)]
     return noise_summary([(t.number, tuple(t.values), view.metrics(t)) for t in trials], view.objectives,
                          view.directions, [t.number for t in view.front])
 
 
-def hypervolume_data(view: StudyView) -> HypervolumeData:
+def hypervolume_data(view: StudySnapshot) -> HypervolumeData:
     distinct = distinct_trained(view)
     feasible = {t.number for t in distinct}
     done = [t for t in view.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)]
@@ -203,14 +203,15 @@ def _evaluator() -> tuple[Any, str]:
     return optuna.importance.PedAnovaImportanceEvaluator(), "PED-ANOVA"
 
 
-def importance_data(view: StudyView) -> list[Importances]:
+def importance_data(view: StudySnapshot) -> list[Importances]:
     """Knob importances for each objective over the trained trials (`optuna.importance`)."""
     trials = [t for t in view.finished() if t.params and all(finite(v) for v in t.values)]
     if len(trials) < 2:
         note = f"needs at least 2 trained trials with sampled knobs; the study has {len(trials)}"
         return [Importances(o, (), note) for o in view.objectives]
     # knobs every trial sampled from the same distribution (conditional ones are not comparable)
-    common = [p for p, d in trials[0].distributions.items() if all(t.distributions.get(p) == d for t in trials)]
+    dists = [t.trial.distributions for t in trials]
+    common = [p for p, d in dists[0].items() if all(ds.get(p) == d for ds in dists)]
     constant = [p for p in common if len({repr(t.params[p]) for t in trials}) < 2]
     conditional = sorted({p for t in trials for p in t.params} - set(common))
     knobs = [p for p in common if p not in constant]
@@ -224,7 +225,7 @@ def importance_data(view: StudyView) -> list[Importances]:
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created in memory" line
     try:
         scratch = optuna.create_study(directions=list(view.directions))
-        scratch.add_trials(trials)
+        scratch.add_trials([t.trial for t in trials])
     finally:
         optuna.logging.set_verbosity(verbosity)
     evaluator, name = _evaluator()
@@ -262,17 +263,17 @@ class ParallelData:
     axes: tuple[Axis, ...]  # the knobs, then the objectives
 
 
-def knob_names(view: StudyView, trials: list[FrozenTrial]) -> list[str]:
+def knob_names(view: StudySnapshot, trials: list[TrialRecord]) -> list[str]:
     """The spec's searched fields in spec order, then any other sampled parameter."""
     names = [k for k in (view.spec.get("space") or {}) if any(k in t.params for t in trials)]
     return names + sorted({p for t in trials for p in t.params} - set(names))
 
 
-def _knob_axis(name: str, trials: list[FrozenTrial]) -> Axis:
+def _knob_axis(name: str, trials: list[TrialRecord]) -> Axis:
     """A categorical axis for a choice (``rank_ratio`` 2/4/8 has three values, not a 2-8 range), numeric
     for a sampled range."""
     values = [t.params.get(name, MISSING) for t in trials]
-    dist = next((t.distributions[name] for t in trials if name in t.distributions), None)
+    dist = next((t.trial.distributions[name] for t in trials if name in t.trial.distributions), None)
     if all(finite(v) for v in values) and not isinstance(dist, CategoricalDistribution):
         return Axis(name, tuple(float(v) for v in values))
     order = [str(c) for c in dist.choices] if isinstance(dist, CategoricalDistribution) else []
@@ -281,7 +282,7 @@ def _knob_axis(name: str, trials: list[FrozenTrial]) -> Axis:
     return Axis(name, tuple(float(cats.index(str(v))) for v in values), tuple(cats))
 
 
-def parallel_data(view: StudyView) -> ParallelData | None:
+def parallel_data(view: StudySnapshot) -> ParallelData | None:
     trials = [t for t in view.finished() if all(finite(v) for v in t.values)]
     if not trials:
         return None
@@ -293,63 +294,16 @@ def parallel_data(view: StudyView) -> ParallelData | None:
 
 
 # --------------------------------------------------------------------------- tables
-@dataclass(frozen=True)
-class Row:
-    """A row of the front or references table."""
-
-    label: str  # trial number or reference name
-    number: int | None
-    values: dict[str, float]  # objectives, then the costs in COST_KEYS that are known
-    arch: str  # the knobs, "key=value ..."
-    command: str  # how to export it ("" for references)
-    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)  # 90% intervals of the objectives
-
-
-def describe_arch(arch: dict | None, knobs: list[str] | None = None) -> str:
-    if not arch:
-        return ""
-    if "timm_model" in arch and len(arch) == 1:
-        return f"timm:{arch['timm_model']}"
-    keys = [k for k in (knobs or ARCH_KNOBS) if k in arch]
-    return " ".join(f"{k.replace('_predictor', '')}={arch[k]}" for k in keys)
-
-
-def _row_intervals(view: StudyView, t: FrozenTrial) -> dict[str, tuple[float, float]]:
-    m = view.metrics(t)
-    out = {}
-    for k in view.objectives:
-        lo, hi = _bounds(m, k, m[k]) if k in m else (None, None)
-        if lo is not None:
-            out[k] = (lo, hi)
-    return out
-
-
-def _row_values(view: StudyView, t: FrozenTrial) -> dict[str, float]:
-    m = view.metrics(t)
-    return {k: m[k] for k in dict.fromkeys((*view.objectives, "accuracy", "throughput", *COST_KEYS)) if k in m}
-
-
-def front_rows(view: StudyView) -> list[Row]:
+def front_rows(view: StudySnapshot) -> list[Row]:
     """The front, best first on the first objective."""
     sign = 1.0 if view.directions[0] == "maximize" else -1.0
-    rows = []
-    for t in sorted(view.front, key=lambda t: (-sign * t.values[0], t.number)):
-        knobs = {**(t.user_attrs.get("arch") or {}), **t.params}
-        rows.append(Row(label=str(t.number), number=t.number, values=_row_values(view, t),
-                        arch=describe_arch(knobs, knob_names(view, [t]) or None), command=view.export_command(t.number),
-                        intervals=_row_intervals(view, t)))
-    return rows
+    return [record_row(t, view.objectives, view.export_command(t.number), knob_names(view, [t]) or None)
+            for t in sorted(view.front, key=lambda t: (-sign * t.values[0], t.number))]
 
 
-def reference_rows(view: StudyView) -> list[Row]:
+def reference_rows(view: StudySnapshot) -> list[Row]:
     space = list(view.spec.get("space") or []) or None
-    rows = []
-    for r in view.references:
-        arch = r.user_attrs.get("arch") or ({"timm_model": r.user_attrs["timm_model"]} if r.user_attrs.get("timm_model") else {})
-        rows.append(Row(label=str(r.user_attrs.get("reference_name") or f"reference {r.number}"), number=None,
-                        values=_row_values(view, r), arch=describe_arch(arch, space), command="",
-                        intervals=_row_intervals(view, r)))
-    return rows
+    return [record_row(r, view.objectives, knobs=space) for r in view.references]
 
 
 # --------------------------------------------------------------------------- learning curves
@@ -372,27 +326,27 @@ class CurvesData:
     curves: tuple[Curve, ...]  # dominated and pruned first, the front last (drawn on top)
 
 
-def curves_data(view: StudyView) -> CurvesData | None:
+def curves_data(view: StudySnapshot) -> CurvesData | None:
     """The per-epoch validation curve every trained or pruned trial stored, None when none did."""
     metric = "accuracy" if "accuracy" in view.objectives else view.objectives[0]
     order = {"pruned": 0, "dominated": 1, "front": 2}
     curves = []
     for t in view.trials:
         group = view.group(t)
-        points = [(float(c["epoch"]), float(c[metric])) for c in t.user_attrs.get("curve") or []
+        points = [(float(c["epoch"]), float(c[metric])) for c in t.curve
                   if finite(c.get("epoch")) and finite(c.get(metric))]
         if group not in order or not points:
             continue
-        arch = t.user_attrs.get("arch") or {}
-        curves.append(Curve(f"trial {t.number}", t.number, group, str(t.user_attrs.get("status_reason", "")),
+        arch = t.arch or {}
+        curves.append(Curve(f"trial {t.number}", t.number, group, t.reason,
                             str(arch.get("fc1_predictor", "")), str(arch.get("dwconv_predictor", "")),
                             tuple(e for e, _ in points), tuple(v for _, v in points)))
     if not curves:
         return None
     epochs = (view.spec.get("proxy") or {}).get("epochs")
     if epochs is None:
-        epochs = next(((t.user_attrs.get("proxy") or {}).get("epochs") for t in view.trials
-                       if (t.user_attrs.get("proxy") or {}).get("epochs") is not None), None)
+        epochs = next((t.proxy.get("epochs") for t in view.trials
+                       if t.proxy.get("epochs") is not None), None)
     rungs = tuple(int(e) for e in epochs) if isinstance(epochs, (list, tuple)) and len(epochs) > 1 else ()
     curves.sort(key=lambda c: (order[c.group], c.number))
     return CurvesData(metric, rungs, tuple(curves))
@@ -409,20 +363,20 @@ class TrialRow:
     arch: str
 
 
-def trial_rows(view: StudyView) -> list[TrialRow]:
+def trial_rows(view: StudySnapshot) -> list[TrialRow]:
     """Every search trial, by number, with its state, why it ended so, its scores and its knobs."""
     rows = []
     for t in view.trials:
-        curve = t.user_attrs.get("curve") or []
+        curve = t.curve
         epochs = max((int(c["epoch"]) for c in curve if finite(c.get("epoch"))), default=None)
-        knobs = {**(t.user_attrs.get("arch") or {}), **t.params}
-        rows.append(TrialRow(t.number, view.group(t), str(t.user_attrs.get("status_reason") or ""), epochs,
-                             _row_values(view, t), describe_arch(knobs, knob_names(view, [t]) or None)))
+        knobs = {**(t.arch or {}), **t.params}
+        rows.append(TrialRow(t.number, view.group(t), t.reason, epochs, row_values(view.metrics(t), view.objectives),
+                             describe_arch(knobs, knob_names(view, [t]) or None)))
     return rows
 
 
 # --------------------------------------------------------------------------- what the numbers are
-def captions(view: StudyView) -> dict[str, str]:
+def captions(view: StudySnapshot) -> dict[str, str]:
     """What the accuracy is and under which conditions the throughput was measured, from the stored spec
     and the trials' measurement records: ``{"accuracy": ..., "throughput": ...}``."""
     spec = view.spec
@@ -430,8 +384,8 @@ def captions(view: StudyView) -> dict[str, str]:
     ds = proxy.get("dataset") or {}
     epochs = proxy.get("epochs")
     if epochs is None:
-        epochs = next(((t.user_attrs.get("proxy") or {}).get("epochs") for t in view.trials
-                       if (t.user_attrs.get("proxy") or {}).get("epochs") is not None), None)
+        epochs = next((t.proxy.get("epochs") for t in view.trials
+                       if t.proxy.get("epochs") is not None), None)
     full = max(epochs) if isinstance(epochs, (list, tuple)) and epochs else epochs
     out = {}
     parts = []
@@ -444,8 +398,7 @@ def captions(view: StudyView) -> dict[str, str]:
         parts.append(f"at {proxy['img_size']} px")
     out["accuracy"] = ("accuracy = top-1 of the proxy network " + ", ".join(parts) +
                        " (a ranking signal for the search, not an ImageNet number)") if parts else ""
-    measured = next(((t.user_attrs.get("costs") or {}) for t in view.trials
-                     if (t.user_attrs.get("costs") or {}).get("device")), {})
+    measured = next((t.costs for t in view.trials if t.costs.get("device")), {})
     hw = view.user_attrs.get("hardware") or {}
     where = measured.get("device") or tp.get("device")
     cond = [f"{tp['img_size']} px" if tp.get("img_size") else "", f"batch {tp['batch_size']}" if tp.get("batch_size") else "",

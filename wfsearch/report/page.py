@@ -22,7 +22,7 @@ from .data import (CurvesData, HypervolumeData, Importances, ParallelData, Paret
                    reference_rows, trial_rows)
 from .erf import erf_section
 from .scaling import ScalingData
-from .study import StudyView
+from wfsearch.study import StudySnapshot
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ PLOT_CONFIG = {"displaylogo": False, "responsive": True, "toImageButtonOptions":
 class ReportData:
     """Everything one report shows, computed from one reading of the study."""
 
-    view: StudyView
+    view: StudySnapshot
     pareto: ParetoData
     hypervolume: HypervolumeData
     importances: list[Importances]
@@ -47,7 +47,7 @@ class ReportData:
     captions: dict[str, str] = field(default_factory=dict)
 
 
-def report_data(view: StudyView, scaling: ScalingData | None = None) -> ReportData:
+def report_data(view: StudySnapshot, scaling: ScalingData | None = None) -> ReportData:
     counts = view.counts()
     notes = []
     if not view.trials:
@@ -115,7 +115,10 @@ def _table(rows: list[Row], first: str, commands: bool) -> str:
         ("<th>export</th>" if commands else "")
     body = []
     for r in rows:
-        cells = [f"<td>{_esc(r.label)}</td>"] + [f'<td class="num">{_esc(figures.fmt(r.values.get(k)))}</td>' for k in keys]
+        cells = [f"<td>{_esc(r.label)}</td>"] + [
+            f'<td class="num">{_esc(figures.fmt(r.values.get(k)))}'
+            + (f'<br><small>[{_esc(figures.fmt(r.intervals[k][0]))}, {_esc(figures.fmt(r.intervals[k][1]))}]</small>'
+               if k in r.intervals else "") + "</td>" for k in keys]
         cells.append(f"<td>{_esc(r.arch)}</td>")
         if commands:
             cells.append(f"<td>{_command(r.command)}</td>")

@@ -14,7 +14,8 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
-from .study import StudyView, finite
+from wfsearch.study import StudySnapshot
+from wfsearch.study.record import finite
 
 log = logging.getLogger(__name__)
 
@@ -49,18 +50,19 @@ class ScalingData:
         return k if what == "macs" else -k  # throughput is the inverse of the cost per image
 
 
-def scaling_targets(view: StudyView, max_front: int = 8) -> list[tuple[str, str, dict | str]]:
-    """(label, kind, arch dict or timm name): up to ``max_front`` front trials spread along the front, the references."""
-    front = [t for t in view.front if t.user_attrs.get("arch")]
+def scaling_targets(view: StudySnapshot, max_front: int = 8) -> list[tuple[str, str, dict | str]]:
+    """(label, kind, arch dict or timm name): up to ``max_front`` front trials spread along the front (their
+    deployed networks: the scale the search measured them at), the references."""
+    front = [t for t in view.front if t.arch]
     if len(front) > max_front > 0:
         front.sort(key=lambda t: t.values[0])
         step = (len(front) - 1) / (max_front - 1) if max_front > 1 else 0
         front = [front[round(i * step)] for i in range(max_front)]
-    out: list[tuple[str, str, dict | str]] = [(f"trial {t.number}", "front", t.user_attrs["arch"])
+    out: list[tuple[str, str, dict | str]] = [(f"trial {t.number}", "front", view.deployed_arch(t))
                                               for t in sorted(front, key=lambda t: t.number)]
     for r in view.references:
-        name = str(r.user_attrs.get("reference_name") or f"reference {r.number}")
-        target = r.user_attrs.get("arch") or r.user_attrs.get("timm_model")
+        name = str(r.name or f"reference {r.number}")
+        target = r.arch or r.timm_model
         if target:
             out.append((name, "reference", target))
     return out
@@ -117,7 +119,7 @@ def _measure_at(targets: list[tuple[str, str, dict | str]], img_size: int, batch
     return out
 
 
-def scaling_data(view: StudyView, resolutions: tuple[int, ...] = DEFAULT_RESOLUTIONS, measure: bool = True,
+def scaling_data(view: StudySnapshot, resolutions: tuple[int, ...] = DEFAULT_RESOLUTIONS, measure: bool = True,
                  batch_size: int = 1, device: str | None = None, dtype: str | None = None, max_front: int = 8,
                  repeats: int = 3, threads: int | None = 1,
                  on_progress: Callable[[str], None] | None = None) -> ScalingData:
@@ -131,7 +133,7 @@ def scaling_data(view: StudyView, resolutions: tuple[int, ...] = DEFAULT_RESOLUT
     dtype = dtype or tp.get("dtype") or "float32"
     resolutions = tuple(sorted(set(resolutions)))
     targets = scaling_targets(view, max_front)
-    n_front = sum(1 for t in view.front if t.user_attrs.get("arch"))
+    n_front = sum(1 for t in view.front if t.arch)
     note = f"{sum(k == 'front' for _, k, _ in targets)} of {n_front} front trials shown" if n_front > max_front else ""
     macs = {label: tuple(macs_at(target, r) for r in resolutions) for label, _, target in targets}
     tput: dict[str, list[float | None]] = {label: [] for label, _, _ in targets}

@@ -1,34 +1,25 @@
 """The front and the references as a plain-text table (``wfsearch show``; fine over SSH, no colours)."""
 from __future__ import annotations
 
-from .data import Row, distinct_trained, front_rows, hypervolume_data, noise_data, reference_rows
-from .figures import SHORT_NAMES, fmt
-from .study import StudyView
+from wfsearch.study import StudySnapshot
+
+from .data import distinct_trained, front_rows, hypervolume_data, knob_names, noise_data, reference_rows
+from .figures import fmt
+from .table import record_row, text_table
 
 
-def table(rows: list[Row], first: str, with_command: bool = False) -> list[str]:
-    """Aligned columns: the label, every value known for the rows, the architecture (and export command)."""
-    keys = list(dict.fromkeys(k for r in rows for k in r.values))
-    header = [first, *(SHORT_NAMES.get(k, k) for k in keys), "architecture"]
-    cells = [[r.label, *(fmt(r.values.get(k), missing="-")
-                         + (f" [{fmt(r.intervals[k][0])}, {fmt(r.intervals[k][1])}]" if k in r.intervals else "")
-                         for k in keys), r.arch] for r in rows]
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *cells)]
-    numeric = [False, *([True] * len(keys)), False]
-
-    def line(values: list[str]) -> str:
-        parts = [v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)]
-        return "  ".join(parts).rstrip()
-
-    out = [line(header), "-" * len(line(header))]
-    for r, c in zip(rows, cells):
-        out.append(line(c))
-        if with_command and r.command:
-            out.append(f"    {r.command}")
-    return out
+def scales_text(view: StudySnapshot) -> str:
+    """Which network each kind of number belongs to."""
+    tp = view.throughput
+    spec = view.spec
+    proxy = spec.get("proxy") or {}
+    deployed = ", ".join(f"{k}={v}" for k, v in (tp.get("arch") or {}).items())
+    return (f"scales: accuracy of the proxy network (base at {proxy.get('img_size', '?')} px); img/s, ratio, params, "
+            f"MACs and memory of the deployed network ({deployed + ' on the design, ' if deployed else 'the design '}"
+            f"at {tp.get('img_size', '?')} px), which `export` writes")
 
 
-def show_text(view: StudyView) -> str:
+def show_text(view: StudySnapshot) -> str:
     counts = view.counts()
     hv = hypervolume_data(view)
     repeats = len(view.finished()) - len(distinct_trained(view))
@@ -37,7 +28,7 @@ def show_text(view: StudyView) -> str:
              f"trials: {view.counts_text()}; {len(view.front)} on the Pareto front"
              + (f" ({repeats} trained trial{'s' if repeats != 1 else ''} re-sampled an architecture already evaluated: "
                 "not counted)" if repeats else ""),
-             f"hypervolume: {hv.final:.3f} ({hv.describe()})"]
+             f"hypervolume: {hv.final:.3f} ({hv.describe()})", scales_text(view)]
     if counts["failed"]:
         lines.append("failures: " + ", ".join(f"{k} x{v}" for k, v in view.failure_reasons().items()))
     if counts["running"]:
@@ -45,7 +36,7 @@ def show_text(view: StudyView) -> str:
     lines.append("")
     front = front_rows(view)
     if front:
-        lines += ["Pareto front (export a row with the command under it)", *table(front, "trial", True)]
+        lines += ["Pareto front (export a row with the command under it)", *text_table(front, "trial", True)]
         lines += [f"noise: {line}" for line in noise_data(view).lines()]
     elif not view.trials:
         lines.append("no trials yet: start or continue the study with `wfsearch run SPEC`")
@@ -53,6 +44,13 @@ def show_text(view: StudyView) -> str:
         lines.append("no trained trial yet: the front fills in as trials finish")
     refs = reference_rows(view)
     if refs:
-        lines += ["", "references", *table(refs, "name")]
+        lines += ["", "references", *text_table(refs, "name")]
     lines += ["", f"next: {view.study_command('report')}   |   {view.study_command('dashboard')}"]
     return "\n".join(lines)
+
+
+def all_trials_text(view: StudySnapshot) -> str:
+    """Every search trial as one table, by number, with its status (``wfsearch show --all``)."""
+    rows = [record_row(t, view.objectives, knobs=knob_names(view, [t]) or None) for t in view.trials]
+    head = [f"study {view.name!r}  ({view.storage_url}): {view.counts_text()}", scales_text(view), ""]
+    return "\n".join(head + (text_table(rows, "trial", with_status=True) if rows else ["no trials yet"]))

@@ -22,19 +22,21 @@ from optuna.trial import TrialState
 
 import wfsearch
 from wfsearch.errors import UserError
+from wfsearch.study import (CONSTRAINTS_ATTR, Status, TrialRecord, archive_study, as_dicts, cached_result,
+                            constraint_values, fail_stale_trials, known_results, open_storage,
+                            pareto_front, read_records, references_study_name, safe_url, sqlite_path, study_dir)
 from wfsearch.study.connect import engine_options
 from wfsearch.study.lease import StudyBusy, StudyLease, study_lease
-from wfsearch.study.naming import references_study_name, safe_url, study_dir
-
+from wfsearch.study.naming import default_storage_url
 from wfsearch.study.hypervolume import BOX_ATTR, HypervolumeBox
+from wfsearch.study.record import outcome_attrs
 
 from .budget import DistinctBudget
-from .pareto import on_front
+
 from .progress import ProgressPrinter, SearchProgress
-from .searcher import CONSTRAINTS_ATTR, StorageFailureStopper, StudySearcher
+from .searcher import StorageFailureStopper, StudySearcher
 from .stop import Interrupted, StopOnSignal, signal_stopper
-from .storage import archive_study, fail_stale_trials, open_storage, sqlite_path
-from .trainable import check_constraints, run_trial
+from .trainable import run_trial
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +52,8 @@ class RunSummary:
     finished: int
     pruned: int
     failed: int
-    front: list[optuna.trial.FrozenTrial] = field(default_factory=list)
-    references: list[optuna.trial.FrozenTrial] = field(default_factory=list)
+    front: list[TrialRecord] = field(default_factory=list)
+    references: list[TrialRecord] = field(default_factory=list)
     hypervolume: float = 0.0
     archived_as: str | None = None
     seconds: float = 0.0
@@ -62,7 +64,7 @@ class RunSummary:
 # --------------------------------------------------------------------------- study helpers
 def storage_url(spec: Any) -> str:
     """The spec's storage URL; by default ``sqlite:///studies/<name>/optuna.db`` under the current folder."""
-    return spec.study.storage or f"sqlite:///studies/{spec.study.name}/optuna.db"
+    return spec.study.storage or default_storage_url(spec.study.name)
 
 
 def absolute_url(url: str) -> str:
@@ -82,46 +84,33 @@ def objective_names(spec: Any) -> tuple[list[str], list[str]]:
     return [o.name for o in objs], [o.direction for o in objs]
 
 
-def constraint_dicts(spec: Any) -> list[dict]:
-    out = []
-    for c in spec.study.constraints or []:
-        if isinstance(c, dict):
-            out.append(dict(c))
-        elif hasattr(c, "metric"):
-            out.append({"metric": c.metric, "op": c.op, "value": float(c.value)})
-        else:
-            raise AssertionError(f"unexpected constraint {c!r}")
+def search_records(study: optuna.Study, states: tuple = (TrialState.COMPLETE,)) -> list[TrialRecord]:
+    return [r for r in read_records(study, states) if r.is_search]
+
+
+def pareto_candidates(study: optuna.Study) -> list[TrialRecord]:
+    """The trained trials, one per architecture (a repeat that reused an earlier result is not a second point)."""
+    out, seen = [], set()
+    for r in search_records(study):
+        if r.trained and (r.arch_hash is None or r.arch_hash not in seen):
+            out.append(r)
+            seen.add(r.arch_hash)
     return out
 
 
-def search_trials(study: optuna.Study, states: tuple = (TrialState.COMPLETE,)) -> list[optuna.trial.FrozenTrial]:
-    return [t for t in study.get_trials(deepcopy=False, states=states) if t.user_attrs.get("kind", "search") == "search"]
+def trial_identity(r: TrialRecord) -> str:
+    """The architecture a trial evaluated (its hash; the sampled knobs of one that does not build)."""
+    return DistinctBudget.identity(r.arch_hash, r.params)
 
 
-def feasible_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """COMPLETE search trials that were trained (not infeasible)."""
-    return [t for t in search_trials(study) if not str(t.user_attrs.get("status_reason", "ok")).startswith("infeasible")]
-
-
-def pareto_candidates(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """The trained trials, one per architecture (a repeat that reused an earlier result is not a second point)."""
-    trials, seen = [], set()
-    for t in feasible_trials(study):
-        h = t.user_attrs.get("arch_hash")
-        if h is None or h not in seen:
-            trials.append(t)
-            seen.add(h)
-    return trials
-
-
-def pareto_front(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """The non-dominated trained trials (Optuna's `best_trials` restricted to feasible trials), one
-    trial per architecture (a repeat that reused an earlier result is not a second point)."""
-    trials = pareto_candidates(study)
-    if not trials:
-        return []
-    mask = on_front([t.values for t in trials], [d.name.lower() for d in study.directions])
-    return [t for t, keep in zip(trials, mask) if keep]
+def distinct_budget(spec: Any, study: optuna.Study) -> DistinctBudget:
+    """The budget of ``spec.study.trials`` distinct architectures, with those the study has finished."""
+    size = spec.size
+    budget = DistinctBudget(total=spec.study.trials,
+                            space_size=None if size.continuous or size.combinations is None else size.combinations)
+    for r in search_records(study, (TrialState.COMPLETE, TrialState.PRUNED)):
+        budget.add(trial_identity(r))
+    return budget
 
 
 def hardware_info() -> dict[str, Any]:
@@ -185,13 +174,14 @@ class SpaceFunction:
             return {"infeasible": f"infeasible: {sample.infeasible}", "arch": None}
         arch = sample.arch
         try:  # costs are those of the deployed model: the throughput section's scale and resolution
+            deployed = self.spec.throughput.deployed(arch)
             metrics = design_costs(self.spec, arch)
         except ValueError as e:
             self._constrain(trial, [1.0] * len(self.constraints), buildable=False)
             return {"infeasible": f"infeasible: at the deployment scale: {e}", "arch": arch.to_dict()}
-        values, violated = check_constraints(self.constraints, metrics)
+        values, violated = constraint_values(self.constraints, metrics)
         self._constrain(trial, values, buildable=True)
-        out = {"arch": arch.to_dict(), "arch_hash": arch.hash}
+        out = {"arch": arch.to_dict(), "arch_hash": arch.hash, "deployed_arch": deployed.to_dict()}
         trial.set_user_attr("arch_hash", arch.hash)
         if violated:
             return {**out, "infeasible": f"infeasible: {violated}", "cost_metrics": metrics}
@@ -210,47 +200,6 @@ class SpaceFunction:
         if NATIVE_CONSTRAINTS:
             for c, v in zip([*self.constraints, None], values):
                 trial.set_constraint("buildable" if c is None else f"{c['metric']} {c['op']} {c['value']:g}", v)
-
-
-def known_results(study: optuna.Study, max_epochs: int) -> dict[str, dict]:
-    """Results of architectures already trained (or stopped at a rung) in this study, by arch hash."""
-    known = {}
-    for t in search_trials(study, (TrialState.COMPLETE, TrialState.PRUNED)):
-        h = t.user_attrs.get("arch_hash")
-        if h and h not in known and (t.state == TrialState.PRUNED or trained(t)):
-            known[h] = cached_result(t, max_epochs)
-    return known
-
-
-def trained(t: optuna.trial.FrozenTrial) -> bool:
-    return t.state == TrialState.COMPLETE and not str(t.user_attrs.get("status_reason", "ok")).startswith("infeasible")
-
-
-def trial_identity(t: optuna.trial.FrozenTrial) -> str:
-    """The architecture a trial evaluated (its hash; the sampled knobs of one that does not build)."""
-    return DistinctBudget.identity(t.user_attrs.get("arch_hash"), t.params)
-
-
-def distinct_budget(spec: Any, study: optuna.Study) -> DistinctBudget:
-    """The budget of ``spec.study.trials`` distinct architectures, with those the study has finished."""
-    size = spec.size
-    budget = DistinctBudget(total=spec.study.trials,
-                            space_size=None if size.continuous or size.combinations is None else size.combinations)
-    for t in search_trials(study, (TrialState.COMPLETE, TrialState.PRUNED)):
-        budget.add(trial_identity(t))
-    return budget
-
-
-def cached_result(t: optuna.trial.FrozenTrial, max_epochs: int) -> dict:
-    a = t.user_attrs
-    if t.state == TrialState.PRUNED:
-        return {"status": "pruned", "status_reason": f"{a.get('status_reason', 'pruned')} (same architecture as "
-                f"trial {t.number}, not trained again)", "metrics": dict(a.get("metrics") or {}),
-                "costs": a.get("costs"), "curve": a.get("curve")}
-    metrics = dict(a.get("metrics") or {})
-    return {"status": "ok", "status_reason": f"ok (same architecture as trial {t.number}, not trained again)",
-            "metrics": metrics, "costs": a.get("costs"), "curve": a.get("curve"), "epoch": max_epochs,
-            **{k: v for k, v in metrics.items() if isinstance(v, (int, float))}}
 
 
 # --------------------------------------------------------------------------- the run
@@ -313,7 +262,7 @@ def prepare_study(spec: Any, fresh: bool = False
     quiet_optuna()
     storage = open_storage(storage_url(spec))
     names, directions = objective_names(spec)
-    n_constraints = len(constraint_dicts(spec)) + 1  # the spec's constraints, then "buildable"
+    n_constraints = len(as_dicts(spec.study.constraints)) + 1  # the spec's constraints, then "buildable"
     existing = {s.study_name for s in storage.get_all_studies()}  # names only: summaries read every trial
     archived = None
     if fresh and spec.study.name in existing:
@@ -462,7 +411,7 @@ def evaluate_references(spec: Any, storage: optuna.storages.RDBStorage, settings
     ref_study = optuna.create_study(study_name=references_study_name(spec.study.name), storage=storage,
                                     directions=directions, load_if_exists=True)
     ref_study.set_metric_names(names)
-    done = {t.user_attrs.get("reference_name") for t in ref_study.get_trials(states=(TrialState.COMPLETE,))}
+    done = {r.name for r in read_records(ref_study, (TrialState.COMPLETE,))}
     todo = [r for r in spec.reference_archs() if r.name not in done]
     if todo:
         remote = ray.remote(num_cpus=spec.resources.cpus_per_trial, num_gpus=spec.resources.gpus_per_trial,
@@ -470,15 +419,16 @@ def evaluate_references(spec: Any, storage: optuna.storages.RDBStorage, settings
         futures = [(r, remote.remote(_reference_target(spec, r), settings)) for r in todo]
         for ref, fut in futures:
             result = ray.get(fut)
-            attrs = {"kind": "reference", "reference_name": ref.name, **{k: v for k, v in result.items()
-                     if k in ("arch", "arch_hash", "timm_model", "costs", "metrics", "curve", "status_reason", "proxy")}}
-            if result["status"] == "ok":
+            status = Status.of(result.get("status"))
+            attrs = {**outcome_attrs(result, status, result.get("status_reason") or status.value, kind="reference"),
+                     "reference_name": ref.name}
+            if status is Status.OK:
                 values = [float(result["metrics"][m]) for m in names]
                 ref_study.add_trial(optuna.trial.create_trial(values=values, user_attrs=attrs))
             else:
                 log.warning("reference %s: %s", ref.name, result.get("status_reason"))
                 ref_study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL, user_attrs=attrs))
-    return ref_study.get_trials(states=(TrialState.COMPLETE,))
+    return read_records(ref_study, (TrialState.COMPLETE,))
 
 
 def _reference_target(spec: Any, ref: Any) -> dict:
@@ -653,7 +603,7 @@ def _search(spec: Any, study: optuna.Study, storage: optuna.storages.RDBStorage,
     sdir.mkdir(parents=True, exist_ok=True)
     _log_to_file(sdir / "run.log")
     names, directions = objective_names(spec)
-    constraints = constraint_dicts(spec)
+    constraints = as_dicts(spec.study.constraints)
     max_epochs = spec.proxy.max_epochs
     settings = {"proxy": spec.proxy.model_dump(mode="json"), "throughput": spec.throughput.model_dump(mode="json"),
                 "constraints": constraints, "objectives": names, "noop": noop,
@@ -667,32 +617,34 @@ def _search(spec: Any, study: optuna.Study, storage: optuna.storages.RDBStorage,
     references = evaluate_references(spec, storage, settings) if spec.references else []
 
     finished_states = (TrialState.COMPLETE, TrialState.PRUNED)
-    budget = distinct_budget(spec, study)
     prog = SearchProgress(total=spec.study.trials, objectives=names, directions=directions)
+    budget = distinct_budget(spec, study)
     prog.finished = budget.count
-    for t in pareto_candidates(study):
-        prog.add_point(t.values, t.user_attrs.get("arch_hash"))
+    records = search_records(study, finished_states)
+    for r in pareto_candidates(study):
+        prog.add_point(r.values, r.arch_hash)
     printer = ProgressPrinter(prog, stream=stream, enabled=progress)
-    known = known_results(study, max_epochs)
+    known = known_results(records, max_epochs)
     inflight: dict[str, int] = {}
 
     def on_told(frozen: optuna.trial.FrozenTrial) -> None:
-        h = frozen.user_attrs.get("arch_hash")
-        if h and inflight.get(h) == frozen._trial_id:
+        r = TrialRecord.from_trial(frozen)
+        h = r.arch_hash
+        if h and inflight.get(h) == r.trial_id:
             del inflight[h]
-        if frozen.state not in finished_states:
+        if r.state not in finished_states:
             prog.failed += 1
             return
-        if not budget.add(trial_identity(frozen)):
+        if not budget.add(trial_identity(r)):
             prog.repeats += 1  # a re-sample: known result, no budget, not a second point on the front
             return
         prog.finished = budget.count
-        if frozen.state == TrialState.PRUNED:
+        if r.state == TrialState.PRUNED:
             prog.pruned += 1
-        elif trained(frozen):
-            prog.add_point(frozen.values, h)
-        if h and h not in known and (frozen.state == TrialState.PRUNED or trained(frozen)):
-            known[h] = cached_result(frozen, max_epochs)
+        elif r.trained:
+            prog.add_point(r.values, h)
+        if h and h not in known and (r.state == TrialState.PRUNED or r.trained):
+            known[h] = cached_result(r, max_epochs)
 
     concurrency = _concurrency(spec)
     prog.concurrency = concurrency
@@ -717,7 +669,6 @@ def _search(spec: Any, study: optuna.Study, storage: optuna.storages.RDBStorage,
                                                 trial_number=searcher.trial_number)
         tuner = tune.Tuner(
             trainable,
-            # the searcher ends the round once the budget's distinct architectures are done
             tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=4 * remaining + 16,
                                         max_concurrent_trials=concurrency, reuse_actors=True,
                                         trial_dirname_creator=_trial_dirname,
@@ -750,7 +701,7 @@ def _search(spec: Any, study: optuna.Study, storage: optuna.storages.RDBStorage,
             break
     printer.emit(final=True)
     study = optuna.load_study(study_name=spec.study.name, storage=storage)
-    front = pareto_front(study)
+    front = pareto_front(search_records(study), directions)
     box = HypervolumeBox.of([t.values for t in pareto_candidates(study)], directions, names)
     hv = box.hypervolume([t.values for t in front]) if box is not None else 0.0
     if box is not None:
@@ -759,8 +710,8 @@ def _search(spec: Any, study: optuna.Study, storage: optuna.storages.RDBStorage,
         log.info("%s", budget.stop_reason)
     return RunSummary(study_name=spec.study.name, storage=safe_url(storage_url(spec)), study_dir=sdir,
                       finished=distinct_budget(spec, study).count, repeats=prog.repeats, stopped=budget.stop_reason,
-                      pruned=len(search_trials(study, (TrialState.PRUNED,))),
-                      failed=len(search_trials(study, (TrialState.FAIL,))), front=front, references=references,
+                      pruned=len(search_records(study, (TrialState.PRUNED,))),
+                      failed=len(search_records(study, (TrialState.FAIL,))), front=front, references=references,
                       hypervolume=hv, archived_as=archived, seconds=time.monotonic() - t0)
 
 

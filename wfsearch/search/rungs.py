@@ -12,7 +12,7 @@ import logging
 import math
 from typing import Any, Sequence
 
-from .pareto import pareto_order
+from wfsearch.study import pareto_order
 
 log = logging.getLogger(__name__)
 

@@ -18,13 +18,11 @@ from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 from ray.tune.stopper import Stopper
 
+from wfsearch.study import Status, outcome_attrs
+
 from .budget import DistinctBudget
 
 log = logging.getLogger(__name__)
-
-CONSTRAINTS_ATTR = "constraints"
-# result keys copied into trial user attributes
-ATTR_KEYS = ("arch", "arch_hash", "costs", "metrics", "curve", "status_reason", "proxy", "timm_model")
 
 
 def unflatten(flat: dict[str, Any], sep: str = "/") -> dict[str, Any]:
@@ -134,16 +132,13 @@ class StudySearcher(OptunaSearch):
         """Record a re-sampled architecture with the result it already has (not a new evaluation)."""
         ot_trial = self._ot_trials.pop(trial_id)
         result = {**known, **{k: config.get(k) for k in ("arch", "arch_hash")}, "final": True}
-        if known.get("status") == "pruned":
-            state, values, reason = TrialState.PRUNED, None, known.get("status_reason", "pruned")
+        if known.get("status") == Status.PRUNED:
+            status, values, reason = Status.PRUNED, None, known.get("status_reason", "pruned")
         else:
-            state, values, reason = self._outcome(result, False)
-        for key in ATTR_KEYS:
-            if result.get(key) is not None:
-                ot_trial.set_user_attr(key, result[key])
-        ot_trial.set_user_attr("status_reason", reason)
-        ot_trial.set_user_attr("kind", "search")
-        frozen = self._ot_study.tell(ot_trial, values, state=state)
+            status, values, reason = self._outcome(result, False)
+        for key, value in outcome_attrs({**result, "deployed_arch": config.get("deployed_arch")}, status, reason).items():
+            ot_trial.set_user_attr(key, value)
+        frozen = self._ot_study.tell(ot_trial, values, state=status.state)
         if self.on_told is not None:
             self.on_told(frozen)
 
@@ -192,37 +187,36 @@ class StudySearcher(OptunaSearch):
     def _record(self, trial_id: str, result: dict | None, error: bool) -> None:
         ot_trial = self._ot_trials[trial_id]
         result = unflatten(result) if result else {}  # Tune hands searchers flattened results
-        state, values, reason = self._outcome(result, error)
-        for key in ATTR_KEYS:
-            if key in result and result[key] is not None:
-                ot_trial.set_user_attr(key, result[key])
-        ot_trial.set_user_attr("status_reason", reason)
-        ot_trial.set_user_attr("kind", "search")
+        status, values, reason = self._outcome(result, error)
+        state = status.state
+        for key, value in outcome_attrs(result, status, reason).items():
+            ot_trial.set_user_attr(key, value)
         try:
             frozen = self._ot_study.tell(ot_trial, values, state=state)
         except (ValueError, RuntimeError) as e:  # e.g. a NaN value slipped through
             log.warning("trial %s: could not record (%s); recording it as failed", ot_trial.number, e)
+            ot_trial.set_user_attr("status", Status.ERROR.value)
             frozen = self._ot_study.tell(ot_trial, None, state=TrialState.FAIL)
         self._completed_trials.add(trial_id)
         if self.on_told is not None:
             self.on_told(frozen)
 
-    def _outcome(self, result: dict, error: bool) -> tuple[TrialState, list[float] | None, str]:
+    def _outcome(self, result: dict, error: bool) -> tuple[Status, list[float] | None, str]:
         status = result.get("status")
         metrics = result.get("metrics") or {}
         if error and not result.get("final"):
-            return TrialState.FAIL, None, result.get("status_reason") or "error: the trial's worker failed"
-        if status == "infeasible":
+            return Status.ERROR, None, result.get("status_reason") or "error: the trial's worker failed"
+        if status == Status.INFEASIBLE:
             values = [worst_value(m, d, metrics) for m, d in zip(self.objectives, self.directions)]
-            return TrialState.COMPLETE, values, result.get("status_reason", "infeasible")
-        if status in ("diverged", "oom", "error"):
-            return TrialState.FAIL, None, result.get("status_reason", status)
-        if status == "ok" and result.get("final"):
+            return Status.INFEASIBLE, values, result.get("status_reason", "infeasible")
+        if status in (Status.DIVERGED, Status.OOM, Status.ERROR):
+            return Status(status), None, result.get("status_reason", status)
+        if status == Status.OK and result.get("final"):
             values = [float(metrics[m]) for m in self.objectives]
             if all(math.isfinite(v) for v in values):
-                return TrialState.COMPLETE, values, result.get("status_reason", "ok")
-            return TrialState.FAIL, None, "error: non-finite objective values"
+                return Status.OK, values, result.get("status_reason", "ok")
+            return Status.ERROR, None, "error: non-finite objective values"
         epoch = result.get("epoch")
         if epoch is not None:
-            return TrialState.PRUNED, None, f"pruned at epoch {epoch}"
-        return TrialState.FAIL, None, "error: the trial stopped before reporting"
+            return Status.PRUNED, None, f"pruned at epoch {epoch}"
+        return Status.ERROR, None, "error: the trial stopped before reporting"

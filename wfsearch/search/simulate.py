@@ -81,13 +81,15 @@ def simulate(spec: Any, table: Table, *, workers: int | None = None, seed: int |
     the sampler and the draw of table seeds. ``workers`` defaults to ``resources.max_concurrent`` or
     the number of workers the table was made with.
     """
-    from .engine import SpaceFunction, constraint_dicts, make_sampler, objective_names
+    from wfsearch.study import as_dicts
+
+    from .engine import SpaceFunction, make_sampler, objective_names
 
     t_wall = time.perf_counter()
     seed = spec.study.seed if seed is None else seed
     spec = spec.model_copy(update={"study": spec.study.model_copy(update={"seed": seed})})
     names, directions = objective_names(spec)
-    constraints = constraint_dicts(spec)
+    constraints = as_dicts(spec.study.constraints)
     workers = int(workers or spec.resources.max_concurrent or table.meta.get("machine", {}).get("workers") or 2)
     max_trials = spec.study.trials if max_trials is None else max_trials
     rungs = list(spec.proxy.epochs)
@@ -280,7 +282,7 @@ def save_study(study: optuna.Study, spec: Any, table: Table, storage_url: str, s
     """Copy a simulated in-memory study into ``storage_url`` as ``study_name`` (replacing one of that
     name), each trial's start and completion on the simulated clock from ``t0``."""
     from .engine import objective_names
-    from .storage import open_storage
+    from wfsearch.study import open_storage
 
     storage = open_storage(storage_url)
     if study_name in {s.study_name for s in optuna.get_all_study_summaries(storage)}:

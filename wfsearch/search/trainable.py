@@ -13,35 +13,14 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
-def check_constraints(constraints: list[dict], metrics: dict[str, float]) -> tuple[list[float], str | None]:
-    """Optuna-style constraint values (<= 0 is satisfied) and the first violation's description.
-
-    ``constraints`` are ``{"metric", "op", "value"}``; one on a metric not known yet counts as satisfied.
-    """
-    values, violated = [], None
-    for c in constraints:
-        metric, op, bound = c["metric"], c["op"], float(c["value"])
-        v = metrics.get(metric)
-        if v is None:
-            values.append(0.0)
-            continue
-        excess = (v - bound) if op in ("<=", "<") else (bound - v)
-        value = excess / (abs(bound) or 1.0)
-        if op in ("<", ">") and excess == 0:
-            value = 1e-12  # equality violates a strict bound
-        values.append(value)
-        if value > 0 and violated is None:
-            violated = f"{metric}={v:.4g} violates {metric} {op} {bound:.4g}"
-    return values, violated
-
-
 def run_trial(config: dict, settings: dict) -> None:
     """Ray function trainable. ``settings``: proxy, throughput, constraints, objectives, cache_dir."""
     from ray import tune
 
     objectives = settings["objectives"]
     base = {"arch": config.get("arch"), "arch_hash": config.get("arch_hash"),
-            "timm_model": config.get("timm_model"), "proxy": settings["proxy"]}
+            "deployed_arch": config.get("deployed_arch"), "timm_model": config.get("timm_model"),
+            "proxy": settings["proxy"]}
     if config.get("infeasible"):
         tune.report({**base, "final": True, "status": "infeasible", "status_reason": config["infeasible"],
                      "metrics": config.get("cost_metrics", {}), **_flat(objectives, config.get("cost_metrics", {}))})
@@ -63,6 +42,7 @@ def run_trial(config: dict, settings: dict) -> None:
     try:
         from wfsearch.models import ArchConfig
         from wfsearch.proxy.evaluate import evaluate_arch
+        from wfsearch.study import first_violation
 
         target = ArchConfig.from_dict(config["arch"]) if config.get("arch") else config["timm_model"]
         curve: list[dict] = []
@@ -73,8 +53,9 @@ def run_trial(config: dict, settings: dict) -> None:
                          "metrics": dict(metrics), **_flat(objectives, metrics)})
             return False
 
+        constraints = settings.get("constraints", [])
         result = evaluate_arch(target, settings["proxy"], settings["throughput"], report=report,
-                               constraints=settings.get("constraints", []),
+                               reject=lambda costs: first_violation(constraints, costs),
                                cache_dir=settings.get("cache_dir"), reference_img_s=settings.get("reference_img_s"),
                                seed_noise=settings.get("seed_noise"))
         tune.report({**base, "final": True, "status": result.status, "status_reason": result.reason,
@@ -99,10 +80,7 @@ def wait_for_trial(settings: dict, trial_id: int, poll_s: float = 0.02, max_poll
     architecture itself, as a later re-sample of it would)."""
     import time
 
-    from optuna.trial import TrialState
-
-    from wfsearch.search.engine import cached_result
-    from wfsearch.search.storage import open_storage
+    from wfsearch.study import TrialRecord, cached_result, open_storage
 
     timeout_s = float(settings.get("wait_for_trial_s", WAIT_FOR_TRIAL_S)) if timeout_s is None else timeout_s
     deadline = time.monotonic() + timeout_s
@@ -117,11 +95,12 @@ def wait_for_trial(settings: dict, trial_id: int, poll_s: float = 0.02, max_poll
             return None
         time.sleep(min(poll_s, max(0.0, deadline - time.monotonic())))
         poll_s = min(max_poll_s, poll_s * 1.5)  # quick for short trials, one read a second for long ones
-    reason = str(frozen.user_attrs.get("status_reason", ""))
-    if frozen.state != TrialState.COMPLETE or not reason.startswith("ok"):
-        log.info("trial %s ended %s (%s): evaluating the architecture here", frozen.number, frozen.state.name, reason)
+    record = TrialRecord.from_trial(frozen)
+    if not record.trained:
+        log.info("trial %s ended %s (%s): evaluating the architecture here", record.number, record.state.name,
+                 record.reason)
         return None
-    return cached_result(frozen, settings.get("max_epochs", 1))
+    return cached_result(record, settings.get("max_epochs", 1))
 
 
 def _flat(objectives: list[str], metrics: dict[str, Any]) -> dict[str, float]:

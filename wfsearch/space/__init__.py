@@ -5,7 +5,7 @@
 """
 from .checks import SpecIssue
 from .loader import apply_overrides, key_path, load_spec, parse_yaml, spec_from_dict
-from .sampling import Sample, arch_from_params, design_costs, random_samples, sample_arch, violated_constraints
+from .sampling import Sample, arch_from_params, design_costs, random_samples, sample_arch
 from .spec import (METRICS, SAMPLERS, Constraint, DatasetSpec, Knob, Objective, ProxySpec, Reference,
                    ResolvedReference, ResourcesSpec, SchedulerSpec, SpaceSize, SpaceSpec, StudySpec, ThroughputSpec,
                    encode_choice, parse_constraint)
@@ -27,6 +27,6 @@ __all__ = [
     "load_spec", "spec_from_dict", "apply_overrides", "parse_yaml", "key_path", "spec_json_schema",
     "SpaceSpec", "StudySpec", "ResourcesSpec", "ProxySpec", "DatasetSpec", "ThroughputSpec", "SchedulerSpec",
     "Objective", "Constraint", "parse_constraint", "Knob", "Reference", "ResolvedReference", "SpaceSize",
-    "METRICS", "SAMPLERS", "SpecIssue", "Sample", "sample_arch", "design_costs", "violated_constraints", "arch_from_params", "random_samples",
+    "METRICS", "SAMPLERS", "SpecIssue", "Sample", "sample_arch", "design_costs", "arch_from_params", "random_samples",
     "encode_choice",
 ]

@@ -88,10 +88,3 @@ def design_costs(spec: SpaceSpec, arch: ArchConfig) -> dict[str, float]:
     c = cost(spec.throughput.deployed(arch))
     return {"params": c["params"], "macs": c["macs"],
             "memory": c["activation_bytes"] * spec.throughput.batch_size + 16 * c["params"]}
-
-
-def violated_constraints(spec: SpaceSpec, costs: dict[str, float]) -> list[str]:
-    """The spec's constraints that ``costs`` break, as ``"params=1.6e+06 violates params <= 1.5e+06"``;
-    a constraint on a metric known only after training (accuracy, throughput) is not judged here."""
-    return [f"{c.metric}={costs[c.metric]:.4g} violates {c}" for c in spec.study.constraints
-            if c.metric in costs and not c.holds(costs[c.metric])]

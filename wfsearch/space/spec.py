@@ -37,6 +37,7 @@ DATASETS = ("synthetic", "cifar10", "cifar100", "imagefolder")
 DATASET_CLASSES = {"cifar10": 10, "cifar100": 100}
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 SYNTHETIC_CLASSES = (2, 16, 4)  # min, max, default classes of the synthetic task
+DEPLOYED_NUM_CLASSES = 1000  # the deployed network's head unless throughput.arch sets num_classes
 DTYPES = ("float32", "bfloat16", "float16")
 _DEVICE_RE = r"^(auto|cpu|mps|cuda(:\d+)?)$"
 _NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -60,7 +61,8 @@ _SUFFIX = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
 
 @dataclass(frozen=True)
 class Constraint:
-    """``metric op value``, e.g. ``params <= 30e6``; a trial is feasible when it holds."""
+    """``metric op value``, e.g. ``params <= 30e6``; a trial is feasible when it holds
+    (`wfsearch.study.constraint_values` evaluates it)."""
 
     metric: str
     op: str
@@ -68,15 +70,6 @@ class Constraint:
 
     def __str__(self) -> str:
         return f"{self.metric} {self.op} {self.value:g}"
-
-    def violation(self, measured: float) -> float:
-        """How far ``measured`` is from satisfying the constraint (``<= 0`` means satisfied),
-        the convention of Optuna's ``constraints_func``."""
-        return measured - self.value if self.op in ("<=", "<") else self.value - measured
-
-    def holds(self, measured: float) -> bool:
-        return {"<=": measured <= self.value, "<": measured < self.value,
-                ">=": measured >= self.value, ">": measured > self.value}[self.op]
 
 
 def parse_constraint(text: Any) -> Constraint:
@@ -318,8 +311,9 @@ class ThroughputSpec(_Section):
     every sampled design is measured (speed, params, MACs, memory) at this scale, not the proxy's"""
 
     def deployed(self, arch: ArchConfig) -> ArchConfig:
-        """``arch`` as deployed: at ``img_size`` with the ``arch`` overrides (ValueError if it cannot be built)."""
-        return arch.replace(img_size=self.img_size, **self.arch)
+        """``arch`` as deployed: at ``img_size`` with the ``arch`` overrides, ImageNet's 1000 classes unless
+        they set ``num_classes`` (ValueError if it cannot be built). Exports build this network."""
+        return arch.replace(img_size=self.img_size, **{"num_classes": DEPLOYED_NUM_CLASSES, **self.arch})
 
 
 # --------------------------------------------------------------------------- base, space

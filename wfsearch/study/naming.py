@@ -58,3 +58,12 @@ def mask_secrets(text: str, url: str) -> str:
 def references_study_name(name: str) -> str:
     """The study that holds the reference models of study ``name``."""
     return f"{check_study_name(name)}{REFERENCES_SUFFIX}"
+
+
+def is_references_study(name: str) -> bool:
+    return name.endswith(REFERENCES_SUFFIX)
+
+
+def default_storage_url(name: str) -> str:
+    """Where a study is stored unless its spec says otherwise: ``sqlite:///studies/<name>/optuna.db``."""
+    return f"sqlite:///{study_dir(name).as_posix()}/optuna.db"

@@ -1,0 +1,154 @@
+"""The text table of `wfsearch run`'s summary and `show`: the same columns in the same order, units in
+the headers, the same number formatting; and the machine-readable forms (`show --json`/`--csv`),
+which carry every trial with raw numbers (`trial_dict`).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from wfsearch.study import StudySnapshot, TrialRecord
+
+# metric -> (header with its unit, formatter); the columns of every table, in this order
+COLUMNS: dict[str, tuple[str, Callable[[float], str]]] = {
+    "accuracy": ("accuracy", lambda v: f"{v:.4f}"),
+    "throughput": ("img/s", lambda v: f"{v:.1f}"),
+    "throughput_ratio": ("ratio", lambda v: f"{v:.2f}"),
+    "params": ("params (M)", lambda v: f"{v / 1e6:.3f}"),
+    "macs": ("MACs (G)", lambda v: f"{v / 1e9:.3f}"),
+    "memory": ("memory (MB)", lambda v: f"{v / 2**20:.1f}"),
+    "latency_highres": ("latency hi-res (ms)", lambda v: f"{v:.2f}"),
+}
+# stored names that are the same quantity as a column
+ALIASES = {"peak_memory_bytes": "memory", "latency_highres_ms": "latency_highres"}
+ARCH_KNOBS = ("fc1_predictor", "dwconv_predictor", "dynamic_blocks", "fc1_pool", "dwconv_pool", "rank_ratio")
+MISSING = "-"
+
+
+@dataclass(frozen=True)
+class Row:
+    """A row of a table: a trial or a reference, its numbers by metric, its design, how to export it."""
+
+    label: str  # trial number or reference name
+    number: int | None
+    values: dict[str, float]  # metric -> raw value (objectives and the deployed network's costs)
+    arch: str  # the knobs, "key=value ..."
+    command: str = ""  # how to export it ("" for references)
+    status: str = ""
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)  # 90% intervals of the objectives
+
+
+def header(key: str) -> str:
+    return COLUMNS[key][0] if key in COLUMNS else key
+
+
+def cell(key: str, v: Any) -> str:
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+        return MISSING
+    return COLUMNS[key][1](float(v)) if key in COLUMNS else f"{v:.4g}"
+
+
+def row_values(numbers: dict[str, float], objectives: tuple[str, ...] | list[str] = ()) -> dict[str, float]:
+    """The numbers a table shows: the columns, then any other objective, under the column names."""
+    named = {ALIASES.get(k, k): v for k, v in numbers.items()}
+    return {k: named[k] for k in dict.fromkeys((*COLUMNS, *objectives)) if k in named}
+
+
+def describe_arch(arch: dict | None, knobs: list[str] | None = None) -> str:
+    if not arch:
+        return ""
+    if "timm_model" in arch and len(arch) == 1:
+        return f"timm:{arch['timm_model']}"
+    keys = [k for k in (knobs or ARCH_KNOBS) if k in arch]
+    return " ".join(f"{k.replace('_predictor', '')}={arch[k]}" for k in keys)
+
+
+def record_row(t: TrialRecord, objectives: tuple[str, ...] | list[str], command: str = "",
+               knobs: list[str] | None = None) -> Row:
+    arch = {**(t.arch or {}), **t.params} or ({"timm_model": t.timm_model} if t.timm_model else {})
+    numbers = t.numbers(objectives)
+    return Row(label=t.name or str(t.number), number=None if t.kind == "reference" else t.number,
+               values=row_values(numbers, objectives), arch=describe_arch(arch, knobs),
+               command=command, status=t.reason, intervals=intervals_of(numbers, objectives or ("accuracy", "throughput")))
+
+
+def intervals_of(numbers: dict[str, float], keys) -> dict[str, tuple[float, float]]:
+    """The 90% intervals stored as ``<metric>_low``/``<metric>_high`` around the value, by metric."""
+    out = {}
+    for k in keys:
+        v, lo, hi = numbers.get(k), numbers.get(f"{k}_low"), numbers.get(f"{k}_high")
+        if v is not None and lo is not None and hi is not None and lo <= v <= hi:
+            out[k] = (lo, hi)
+    return out
+
+
+def columns_of(rows: list[Row]) -> list[str]:
+    present = {k for r in rows for k in r.values}
+    ordered = [k for k in COLUMNS if k in present]
+    return ordered + sorted(present - set(ordered))
+
+
+def text_table(rows: list[Row], first: str, with_command: bool = False, with_status: bool = False) -> list[str]:
+    """Aligned columns: the label, every column known for the rows, the architecture (and export command)."""
+    keys = columns_of(rows)
+    head = [first, *(header(k) for k in keys), *(["status"] if with_status else []), "architecture"]
+    cells = [[r.label, *(cell(k, r.values.get(k)) + (f" [{cell(k, r.intervals[k][0])}, {cell(k, r.intervals[k][1])}]"
+                                                     if k in r.intervals else "") for k in keys),
+              *([r.status] if with_status else []), r.arch] for r in rows]
+    widths = [max(len(str(c)) for c in col) for col in zip(head, *cells)]
+    numeric = [False, *([True] * len(keys)), *([False] if with_status else []), False]
+
+    def line(values: list[str]) -> str:
+        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)).rstrip()
+
+    out = [line(head), "-" * len(line(head))]
+    for r, c in zip(rows, cells):
+        out.append(line(c))
+        if with_command and r.command:
+            out.append(f"    {r.command}")
+    return out
+
+
+# --------------------------------------------------------------------------- machine-readable
+COST_KEYS = ("throughput", "throughput_ratio", "params", "macs", "memory", "latency_highres")
+
+
+def trial_dict(snap: StudySnapshot, t: TrialRecord) -> dict[str, Any]:
+    """One search trial, every field a reader needs, raw numbers (``show --json``)."""
+    numbers = {ALIASES.get(k, k): v for k, v in t.numbers().items()}
+    return {
+        "number": t.number, "state": t.state.name, "status": t.status.value if t.status else None,
+        "group": snap.group(t), "status_reason": t.reason,
+        "values": dict(zip(snap.objectives, t.values)) if t.values is not None else None,
+        "design": dict(t.params), "proxy_arch": t.arch, "deployed_arch": snap.deployed_arch(t),
+        "deployed_costs": {k: numbers[k] for k in COST_KEYS if k in numbers},
+        "metrics": t.metrics,
+        "arch_hash": t.arch_hash,
+    }
+
+
+def trials_json(snap: StudySnapshot) -> str:
+    return json.dumps({"study": snap.name, "storage": snap.storage_url, "objectives": list(snap.objectives),
+                       "directions": list(snap.directions), "front": sorted(snap.front_numbers),
+                       "trials": [trial_dict(snap, t) for t in snap.trials]}, indent=1, default=str)
+
+
+def trials_csv(snap: StudySnapshot) -> str:
+    """One line per trial; nested fields (design, architectures) as JSON text."""
+    dicts = [trial_dict(snap, t) for t in snap.trials]
+    fields = ["number", "state", "status", "group", *snap.objectives, *(f"deployed_{k}" for k in COST_KEYS),
+              "design", "proxy_arch", "deployed_arch", "status_reason"]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    w.writeheader()
+    for d in dicts:
+        w.writerow({"number": d["number"], "state": d["state"], "status": d["status"] or "", "group": d["group"],
+                    **{o: v for o, v in (d["values"] or {}).items()},
+                    **{f"deployed_{k}": v for k, v in d["deployed_costs"].items()},
+                    **{k: json.dumps(d[k], sort_keys=True) for k in ("design", "proxy_arch", "deployed_arch")},
+                    "status_reason": d["status_reason"]})
+    return buf.getvalue()

@@ -1,0 +1,111 @@
+"""The Pareto front of a study (one point per architecture), non-dominated ranks and hypervolume.
+
+Values come with their directions and are turned into losses (minimization) for Optuna's own
+non-dominated sorting (``O(N log N)`` for two objectives) and hypervolume.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from optuna._hypervolume import compute_hypervolume
+from optuna.study._multi_objective import _fast_non_domination_rank, _is_pareto_front
+
+from .record import TrialRecord
+
+
+def as_loss(values: Sequence[Sequence[float]], directions: Sequence[str]) -> np.ndarray:
+    signs = np.array([-1.0 if d == "maximize" else 1.0 for d in directions])
+    return np.asarray(values, dtype=float).reshape(-1, len(directions)) * signs
+
+
+def on_front(values: Sequence[Sequence[float]], directions: Sequence[str]) -> np.ndarray:
+    """A mask of the non-dominated points (equal points are all on the front)."""
+    if len(values) == 0:
+        return np.zeros(0, dtype=bool)
+    return _is_pareto_front(as_loss(values, directions), assume_unique_lexsorted=False)
+
+
+def pareto_front(records: Sequence[TrialRecord], directions: Sequence[str]) -> list[TrialRecord]:
+    """The non-dominated trained search trials, by number, one per architecture: a later trial of an
+    architecture already trained (which reused its result) is not a second point."""
+    trials, seen = [], set()
+    for r in sorted(records, key=lambda r: r.number):
+        if r.is_search and r.trained and (r.arch_hash is None or r.arch_hash not in seen):
+            trials.append(r)
+            seen.add(r.arch_hash)
+    mask = on_front([r.values for r in trials], directions)
+    return [r for r, keep in zip(trials, mask) if keep]
+
+
+def nondominated_ranks(values: Sequence[Sequence[float]], directions: Sequence[str]) -> np.ndarray:
+    """Rank 0 for the Pareto front, 1 for the front of the rest, and so on."""
+    if len(values) == 0:
+        return np.zeros(0, dtype=int)
+    return _fast_non_domination_rank(as_loss(values, directions))
+
+
+def crowding_distances(values: Sequence[Sequence[float]], directions: Sequence[str]) -> np.ndarray:
+    """NSGA-II crowding distance of each point within its own set (boundary points get inf)."""
+    loss = as_loss(values, directions)
+    n, m = loss.shape
+    dist = np.zeros(n)
+    if n <= 2:
+        return np.full(n, np.inf)
+    for j in range(m):
+        order = np.argsort(loss[:, j], kind="stable")
+        span = loss[order[-1], j] - loss[order[0], j]
+        dist[order[0]] = dist[order[-1]] = np.inf
+        if span == 0:
+            continue
+        dist[order[1:-1]] += (loss[order[2:], j] - loss[order[:-2], j]) / span
+    return dist
+
+
+def pareto_order(values: Sequence[Sequence[float]], directions: Sequence[str]) -> list[int]:
+    """Indices from best to worst: by non-dominated rank, then larger crowding distance."""
+    if len(values) == 0:
+        return []
+    ranks = nondominated_ranks(values, directions)
+    crowd = np.zeros(len(ranks))
+    for r in np.unique(ranks):
+        idx = np.where(ranks == r)[0]
+        crowd[idx] = crowding_distances([values[i] for i in idx], directions)
+    return sorted(range(len(ranks)), key=lambda i: (ranks[i], -crowd[i]))
+
+
+def reference_point(directions: Sequence[str], values: Sequence[Sequence[float]]) -> tuple[float, ...]:
+    """0 for maximized objectives, 1.1 x the largest value seen for minimized ones."""
+    return tuple(0.0 if d == "maximize" else 1.1 * max((v[j] for v in values), default=1.0)
+                 for j, d in enumerate(directions))
+
+
+def dominated_hypervolume(values: Sequence[Sequence[float]], directions: Sequence[str], reference: Sequence[float]) -> float:
+    """Hypervolume dominated by ``values`` with respect to ``reference`` (in the objectives' own units)."""
+    if len(values) == 0:
+        return 0.0
+    loss = as_loss(values, directions)
+    ref = as_loss([reference], directions)[0]
+    loss = loss[np.all(loss < ref, axis=1)]
+    if loss.size == 0:
+        return 0.0
+    return float(compute_hypervolume(loss[on_front(loss, ["minimize"] * loss.shape[1])], ref))
+
+
+def hypervolume_history(values: Sequence[Sequence[float] | None], directions: Sequence[str],
+                        reference: Sequence[float]) -> list[float]:
+    """The hypervolume after each point of ``values`` in order (None: a trial that added no point).
+
+    Keeps only the current front, so a long study costs ``N x front size``, not ``N^2``.
+    """
+    out, front, hv = [], np.zeros((0, len(directions))), 0.0
+    ref = as_loss([reference], directions)[0]
+    for v in values:
+        if v is not None:
+            p = as_loss([v], directions)[0]
+            dominated = front.size and bool(np.any(np.all(front <= p, axis=1)))
+            if not dominated and np.all(p < ref):
+                front = np.vstack([front[~np.all(p <= front, axis=1)], p])
+                hv = float(compute_hypervolume(front, ref))
+        out.append(hv)
+    return out

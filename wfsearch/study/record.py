@@ -1,0 +1,175 @@
+"""The stored-trial contract (docs/CONTRACTS.md) as a type: `TrialRecord` and its `Status`.
+
+Optuna holds a trial's state and values; everything else a trial produced lives in its user
+attributes. `TrialRecord.from_trial` reads them back into typed fields (studies written before the
+``status`` attribute existed are read from their ``status_reason`` text), `outcome_attrs` is what a
+finished evaluation writes. Extra numbers (intervals, spreads ...) go in ``metrics`` by name.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from optuna.trial import FrozenTrial, TrialState
+
+CONSTRAINTS_ATTR = "constraints"  # constraint values (<= 0 feasible) the engine stores for the sampler
+# the result keys a finished evaluation stores as user attributes, besides status and status_reason
+RESULT_KEYS = ("arch", "arch_hash", "deployed_arch", "costs", "metrics", "curve", "proxy", "timm_model")
+
+
+class Status(str, Enum):
+    """How a trial ended; ``str`` so that it is stored and compared as its value."""
+
+    OK = "ok"
+    PRUNED = "pruned"
+    DIVERGED = "diverged"
+    OOM = "oom"
+    INFEASIBLE = "infeasible"
+    ERROR = "error"
+    INTERRUPTED = "interrupted"
+
+    @classmethod
+    def of(cls, reason: str | None, state: TrialState | None = None) -> "Status | None":
+        """The status a ``status_reason`` text starts with; else the one ``state`` implies (None: running)."""
+        head = str(reason or "").split(":")[0].split("(")[0].split()
+        if head:
+            try:
+                return cls(head[0].lower())
+            except ValueError:
+                pass
+        return {TrialState.COMPLETE: cls.OK, TrialState.PRUNED: cls.PRUNED,
+                TrialState.FAIL: cls.ERROR}.get(state)  # type: ignore[arg-type]
+
+    @property
+    def state(self) -> TrialState:
+        """The Optuna state a trial with this status is stored in (infeasible: COMPLETE, worst values)."""
+        if self in (Status.OK, Status.INFEASIBLE):
+            return TrialState.COMPLETE
+        return TrialState.PRUNED if self is Status.PRUNED else TrialState.FAIL
+
+
+def finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One stored trial, typed. ``arch`` is the design at proxy scale (the network trained for
+    accuracy), ``deployed_arch`` the same design at the throughput section's scale (the network whose
+    throughput, params, MACs and memory were measured, and the one a recipe builds)."""
+
+    number: int
+    state: TrialState
+    status: Status | None  # None while running
+    reason: str  # the human-readable status_reason ("ok", "pruned at epoch 2", "infeasible: ...")
+    values: tuple[float, ...] | None = None
+    kind: str = "search"  # "search" | "reference"
+    name: str | None = None  # a reference's name
+    arch: dict | None = None
+    arch_hash: str | None = None
+    deployed_arch: dict | None = None
+    timm_model: str | None = None
+    metrics: dict = field(default_factory=dict)
+    costs: dict = field(default_factory=dict)
+    curve: tuple = ()
+    proxy: dict = field(default_factory=dict)
+    params: dict = field(default_factory=dict)  # the sampled knobs (the design)
+    constraints: tuple[float, ...] = ()
+    datetime_start: Any = None
+    datetime_complete: Any = None
+    trial_id: int | None = None
+    trial: FrozenTrial | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def from_trial(cls, t: FrozenTrial) -> "TrialRecord":
+        a = t.user_attrs
+        reason = str(a.get("status_reason") or "")
+        status = Status.of(a.get("status") or reason, t.state) if t.state.is_finished() else None
+        if status is Status.OK and not _constraints_hold(t):
+            status = Status.INFEASIBLE  # a native Optuna constraint says so (studies of other tools)
+        return cls(
+            number=t.number, state=t.state, status=status, reason=reason or (status.value if status else ""),
+            values=tuple(t.values) if t.values is not None else None, kind=str(a.get("kind", "search")),
+            name=a.get("reference_name"), arch=a.get("arch"), arch_hash=a.get("arch_hash"),
+            deployed_arch=a.get("deployed_arch"), timm_model=a.get("timm_model"),
+            metrics=dict(a.get("metrics") or {}), costs=dict(a.get("costs") or {}), curve=tuple(a.get("curve") or ()),
+            proxy=dict(a.get("proxy") or {}), params=dict(t.params), constraints=tuple(a.get(CONSTRAINTS_ATTR) or ()),
+            datetime_start=t.datetime_start, datetime_complete=t.datetime_complete,
+            trial_id=getattr(t, "_trial_id", None), trial=t)
+
+    @property
+    def is_search(self) -> bool:
+        return self.kind == "search"
+
+    @property
+    def trained(self) -> bool:
+        """Completed with real scores: what the front is chosen from (infeasible trials hold the worst values)."""
+        return (self.state == TrialState.COMPLETE and self.status is Status.OK and self.values is not None
+                and all(finite(v) for v in self.values))
+
+    @property
+    def label(self) -> str:
+        return self.name or (f"timm:{self.timm_model}" if self.timm_model and not self.arch else str(self.number))
+
+    def numbers(self, objectives: list[str] | tuple[str, ...] = ()) -> dict[str, float]:
+        """Every finite number known for the trial by name: costs, then metrics, then the objective values."""
+        out: dict[str, float] = {}
+        for source in (self.costs, self.metrics):
+            out.update({k: float(v) for k, v in source.items() if finite(v)})
+        for name, v in zip(objectives, self.values or ()):
+            if finite(v):
+                out[name] = float(v)
+        return out
+
+    def user_attrs(self) -> dict[str, Any]:
+        """The user attributes that store this record (the inverse of `from_trial`)."""
+        out: dict[str, Any] = {"kind": self.kind, "status_reason": self.reason}
+        if self.status is not None:
+            out["status"] = self.status.value
+        for key, value in (("reference_name", self.name), ("arch", self.arch), ("arch_hash", self.arch_hash),
+                           ("deployed_arch", self.deployed_arch), ("timm_model", self.timm_model),
+                           ("metrics", self.metrics), ("costs", self.costs), ("curve", list(self.curve)),
+                           ("proxy", self.proxy), (CONSTRAINTS_ATTR, list(self.constraints))):
+            if value:
+                out[key] = value
+        return out
+
+
+def _constraints_hold(t: FrozenTrial) -> bool:
+    """No constraint violated: Optuna's own (``system_attrs``) nor the engine's user attribute."""
+    for cons in (t.system_attrs.get("constraints"), t.user_attrs.get(CONSTRAINTS_ATTR)):
+        values = cons.values() if isinstance(cons, dict) else (cons or [])
+        if any(finite(c) and c > 0.0 for c in values):
+            return False
+    return True
+
+
+def outcome_attrs(result: dict[str, Any], status: Status, reason: str, kind: str = "search") -> dict[str, Any]:
+    """The user attributes a finished evaluation's ``result`` dict is stored as."""
+    out = {k: result[k] for k in RESULT_KEYS if result.get(k) is not None}
+    return {**out, "status": status.value, "status_reason": reason, "kind": kind}
+
+
+def cached_result(record: TrialRecord, max_epochs: int) -> dict[str, Any]:
+    """A trained (or pruned) trial's result, to hand to a later trial of the same architecture instead
+    of training it."""
+    if record.state == TrialState.PRUNED:
+        return {"status": Status.PRUNED.value, "status_reason": f"{record.reason or 'pruned'} (same architecture "
+                f"as trial {record.number}, not trained again)", "metrics": dict(record.metrics),
+                "costs": record.costs, "curve": list(record.curve), "deployed_arch": record.deployed_arch}
+    return {"status": Status.OK.value,
+            "status_reason": f"ok (same architecture as trial {record.number}, not trained again)",
+            "metrics": dict(record.metrics), "costs": record.costs, "curve": list(record.curve),
+            "deployed_arch": record.deployed_arch, "epoch": max_epochs,
+            **{k: v for k, v in record.metrics.items() if finite(v)}}
+
+
+def known_results(records: list[TrialRecord], max_epochs: int) -> dict[str, dict]:
+    """Results of the architectures already trained or stopped at a rung, by arch hash (the first trial of each)."""
+    known: dict[str, dict] = {}
+    for r in records:
+        if r.is_search and (r.trained or r.state == TrialState.PRUNED) and r.arch_hash and r.arch_hash not in known:
+            known[r.arch_hash] = cached_result(r, max_epochs)
+    return known

@@ -1,0 +1,165 @@
+"""A study read once: its search trials as `TrialRecord`s, its Pareto front, its references.
+
+A running search keeps writing while a report or a table is built, so every reader takes one
+`StudySnapshot` and computes everything from it.
+"""
+from __future__ import annotations
+
+import logging
+import shlex
+from collections import Counter
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+from .front import pareto_front
+from .naming import references_study_name
+from .record import Status, TrialRecord
+from .storage import OpenStudy, open_study
+
+log = logging.getLogger(__name__)
+
+GROUPS = ("front", "dominated", "infeasible", "pruned", "failed", "running")
+
+
+def objective_names(study: optuna.Study) -> list[str]:
+    """Objective names in value order: the ``objectives`` attr, else Optuna's metric names."""
+    objs = study.user_attrs.get("objectives")
+    if objs:
+        return [o["name"] if isinstance(o, dict) else str(o) for o in objs]
+    if study.metric_names:
+        return list(study.metric_names)
+    return [f"objective{i}" for i in range(len(study.directions))]
+
+
+def directions_of(study: optuna.Study) -> tuple[str, ...]:
+    return tuple(d.name.lower() for d in study.directions)
+
+
+def read_records(study: optuna.Study, states: tuple | None = None) -> list[TrialRecord]:
+    """Every trial of ``study`` (of ``states``) as a record, by number (read by `read_trials`: four
+    queries, no system attribute but Optuna's constraints, no intermediate value)."""
+    from .rows import read_trials
+
+    return [TrialRecord.from_trial(t) for t in read_trials(study, states, system_attrs=("constraints",))]
+
+
+@dataclass(frozen=True, eq=False)
+class StudySnapshot:
+    """The search study read once: search trials of every state, its front and its references."""
+
+    name: str
+    folder: Path
+    storage_url: str  # password hidden
+    by_storage: bool  # opened with --storage (commands then need --storage/--study, not the folder)
+    objectives: tuple[str, ...]
+    directions: tuple[str, ...]  # "maximize" | "minimize", in objective order
+    trials: tuple[TrialRecord, ...]  # search trials, every state, by number
+    references: tuple[TrialRecord, ...]  # COMPLETE trials of "<name>:references" (and any kind=reference here)
+    user_attrs: dict
+
+    @cached_property
+    def front(self) -> tuple[TrialRecord, ...]:
+        """`pareto_front` of the trained search trials, by number."""
+        return tuple(pareto_front(self.trials, self.directions))
+
+    @property
+    def spec(self) -> dict:
+        return self.user_attrs.get("spec") or {}
+
+    @cached_property
+    def front_numbers(self) -> frozenset[int]:
+        return frozenset(t.number for t in self.front)
+
+    def trial(self, number: int) -> TrialRecord | None:
+        return next((t for t in self.trials if t.number == number), None)
+
+    def group(self, t: TrialRecord) -> str:
+        """Which of `GROUPS` a search trial belongs to."""
+        if t.state == TrialState.COMPLETE:
+            if not t.trained:
+                return "infeasible"
+            return "front" if t.number in self.front_numbers else "dominated"
+        if t.state == TrialState.PRUNED:
+            return "pruned"
+        if t.state == TrialState.FAIL:
+            return "failed"
+        return "running"  # RUNNING or WAITING
+
+    def counts(self) -> dict[str, int]:
+        c = Counter(self.group(t) for t in self.trials)
+        return {g: c.get(g, 0) for g in GROUPS}
+
+    def counts_text(self) -> str:
+        c = self.counts()
+        return (f"{c['front'] + c['dominated']} trained, {c['pruned']} pruned, {c['failed']} failed, "
+                f"{c['infeasible']} infeasible, {c['running']} running")
+
+    def finished(self) -> list[TrialRecord]:
+        """COMPLETE search trials that were trained (what the front is chosen from)."""
+        return [t for t in self.trials if t.trained]
+
+    def failure_reasons(self) -> dict[str, int]:
+        """Failed trials per status (``oom``, ``diverged``, ``error``, ``interrupted``)."""
+        reasons = Counter((t.status or Status.ERROR).value for t in self.trials if t.state == TrialState.FAIL)
+        return dict(reasons.most_common())
+
+    def metrics(self, t: TrialRecord) -> dict[str, float]:
+        """Every finite number known for a trial by name (costs, metrics, then objective values)."""
+        return t.numbers(self.objectives)
+
+    @property
+    def throughput(self) -> dict:
+        return self.spec.get("throughput") or {}
+
+    def deployed_arch(self, t: TrialRecord) -> dict | None:
+        """The deployed network of a trial: its stored ``deployed_arch``, else (studies written before it
+        was stored) the design with the spec's ``throughput.arch`` overrides at ``throughput.img_size``."""
+        if t.deployed_arch:
+            return dict(t.deployed_arch)
+        if not t.arch:
+            return None
+        tp = self.throughput
+        out = {**t.arch, "num_classes": 1000, **(tp.get("arch") or {})}  # as `ThroughputSpec.deployed`
+        if tp.get("img_size"):
+            out["img_size"] = tp["img_size"]
+        return out
+
+    def export_command(self, number: int) -> str:
+        if self.by_storage:
+            return (f"wfsearch export --storage {shlex.quote(self.storage_url)} --study {shlex.quote(self.name)} "
+                    f"--trial {number}")
+        return f"wfsearch export {shlex.quote(str(self.folder))} --trial {number}"
+
+    def study_command(self, sub: str) -> str:
+        """``wfsearch <sub>`` on this study, e.g. ``study_command("report")``."""
+        if self.by_storage:
+            return f"wfsearch {sub} --storage {shlex.quote(self.storage_url)} --study {shlex.quote(self.name)}"
+        return f"wfsearch {sub} {shlex.quote(str(self.folder))}"
+
+
+def snapshot(opened: OpenStudy) -> StudySnapshot:
+    """Read an open study once, with the trials of its references study."""
+    study = opened.study
+    records = read_records(study)
+    trials = [t for t in records if t.is_search]
+    references = [t for t in records if t.kind == "reference" and t.state == TrialState.COMPLETE]
+    ref_name = references_study_name(study.study_name)
+    try:
+        refs = optuna.load_study(study_name=ref_name, storage=study._storage)
+        references += read_records(refs, states=(TrialState.COMPLETE,))
+    except KeyError:  # no references study: the spec listed none
+        log.info("study %s: no %r study", study.study_name, ref_name)
+    return StudySnapshot(name=study.study_name, folder=opened.folder, storage_url=opened.storage_url,
+                         by_storage=opened.by_storage, objectives=tuple(objective_names(study)),
+                         directions=directions_of(study), trials=tuple(trials), references=tuple(references),
+                         user_attrs=dict(study.user_attrs))
+
+
+def read_study(path: str | Path | None = None, storage: str | None = None,
+               study_name: str | None = None) -> StudySnapshot:
+    """Open ``studies/<name>`` (or ``storage`` + ``study_name``) and read it once."""
+    return snapshot(open_study(path, storage=storage, study_name=study_name))
