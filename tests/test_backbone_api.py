@@ -6,7 +6,7 @@ import pytest
 import timm
 import torch
 
-import wfsearch  # noqa: F401  (registers weightformer_*)
+import wfsearch.models  # noqa: F401  (registers weightformer_*)
 
 # the 17-block sizes take seconds each to build on a CPU
 NAMES = [pytest.param(n, marks=pytest.mark.slow) if n in ("weightformer_small", "weightformer_base") else n
@@ -69,3 +69,32 @@ def test_prune_intermediate_layers():
     for a, b in zip(ours, ref):
         torch.testing.assert_close(a, b)
     assert pruned(x).shape == (2, 8, 8, 32)  # no head, no pooling: the tokens (NHWC)
+
+
+# every predictor at least once, global and partial pooling, the released pooling, a non-square grid
+FX_DESIGNS = [dict(fc1_predictor="bilateral", dwconv_predictor="adaptive"),
+              dict(fc1_predictor="deep", dwconv_predictor="conv", fc1_pool="global", dwconv_pool=1),
+              dict(fc1_predictor="gap", dwconv_predictor="ampdir", fc1_pool=4, dynamic_blocks="all"),
+              dict(fc1_predictor="linear", dwconv_predictor="gap", fc1_pool_mode="released"),
+              dict(fc1_predictor="nonlinear", dwconv_predictor="none")]
+
+
+@pytest.mark.parametrize("design", FX_DESIGNS, ids=lambda d: f"{d['fc1_predictor']}-{d['dwconv_predictor']}")
+def test_fx_feature_extraction(design):
+    """torchvision's FX feature extraction (and timm's wrapper of it) trace every predictor and give
+    the eager features: the model follows its plain formulation while torch.fx traces it."""
+    from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
+
+    torch.manual_seed(0)
+    m = timm.create_model("weightformer_test", pretrained=False, **design).eval()
+    x = torch.randn(2, 3, 64, 48)
+    train_nodes, eval_nodes = get_graph_node_names(m)
+    assert any(n.startswith("blocks.1.") for n in eval_nodes) and any(n.startswith("norm") for n in eval_nodes)
+    fe = create_feature_extractor(m, return_nodes={"blocks.1": "b1", "norm": "out"})
+    with torch.no_grad():
+        feats = fe(x)
+        _, inter = m.forward_intermediates(x, indices=[1], output_fmt="NHWC")
+        torch.testing.assert_close(feats["out"], m.forward_features(x), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(feats["b1"], inter[0], atol=1e-5, rtol=1e-5)
+        timm_fe = timm.models.create_feature_extractor(m, return_nodes=["norm"])
+        torch.testing.assert_close(timm_fe(x)["norm"], feats["out"])

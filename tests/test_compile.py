@@ -16,7 +16,7 @@ import os
 import pytest
 import torch
 
-import wfsearch  # noqa: F401  (registers weightformer_*)
+import wfsearch.models  # noqa: F401  (registers weightformer_*)
 from wfsearch.models import PREDICTORS, ArchConfig, build
 from wfsearch.models.weightformer import WeightFormerBlock
 

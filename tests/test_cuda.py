@@ -10,7 +10,7 @@ import math
 import pytest
 import torch
 
-import wfsearch  # noqa: F401  (registers weightformer_*)
+import wfsearch.models  # noqa: F401  (registers weightformer_*)
 from wfsearch.models import ArchConfig, build, reference_mode
 from wfsearch.proxy.cache import MeasureCache
 from wfsearch.proxy.data import DataSettings, load_dataset

@@ -8,7 +8,7 @@ import timm
 import torch
 import torch.nn.functional as F
 
-import wfsearch  # noqa: F401  (registers weightformer_*)
+import wfsearch.models  # noqa: F401  (registers weightformer_*)
 from wfsearch.models import ArchConfig, DynamicLinear, build, cost
 from wfsearch.models.predictors import pool_tokens
 

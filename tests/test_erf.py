@@ -8,7 +8,7 @@ import pytest
 import timm
 import torch
 
-import wfsearch  # noqa: F401  (registers weightformer_*)
+import wfsearch.models  # noqa: F401  (registers weightformer_*)
 from wfsearch.cli import main
 from wfsearch.models import ArchConfig, build
 from wfsearch.models import erf as E

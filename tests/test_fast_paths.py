@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-import wfsearch  # noqa: F401  (registers weightformer_*)
+import wfsearch.models  # noqa: F401  (registers weightformer_*)
 from wfsearch.models import PREDICTORS, ArchConfig, DynamicDWConv, DynamicLinear, build, cost, reference_mode
 from wfsearch.models.layers import fast_path_enabled, plan_dynamic_linear
 from wfsearch.models.predictors import DWCONV_PREDICTORS, FC1_PREDICTORS

@@ -8,7 +8,7 @@ import timm
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-import wfsearch  # noqa: F401  (registers weightformer_*)
+import wfsearch.models  # noqa: F401  (registers weightformer_*)
 from wfsearch.models import (PREDICTORS, ArchConfig, DynamicDWConv, DynamicLinear, build,
                              convert_official_state_dict, cost)
 

@@ -48,7 +48,7 @@ _reference_depth = 0
 def use_fast_path() -> bool:
     """Whether the eager CPU plumbing (oneDNN fused ops, pre-blocked weights, thread sections) may run:
     the switch is on, no reference formulation is asked for, and nothing is being compiled."""
-    return _enabled and not _reference_depth and not torch.compiler.is_compiling()
+    return _enabled and not _reference_depth and not torch.compiler.is_compiling() and not _fx_tracing()
 
 
 def set_fast_path(enabled: bool) -> None:
@@ -83,11 +83,17 @@ def reference_mode(enabled: bool = True) -> Iterator[None]:
 
 def fast_order_enabled() -> bool:
     """True unless `reference_mode()` is active or `torch.utils.flop_counter.FlopCounterMode` is counting."""
-    if _reference_depth:
+    if _reference_depth or _fx_tracing():  # symbolic tracing follows the plain formulation
         return False
     if torch.compiler.is_compiling():
         return True
     return not _flop_counting()
+
+
+def _fx_tracing() -> bool:
+    """Whether `torch.fx` is tracing the model symbolically (torchvision's feature extraction, timm's
+    ``create_feature_extractor``): shapes are proxies then, so only the plain formulation traces."""
+    return torch.fx._symbolic_trace.is_fx_symbolic_tracing()
 
 
 def _dispatch_modes() -> list:

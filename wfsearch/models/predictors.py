@@ -85,6 +85,12 @@ def adaptive_avg_pool(x_BCHW: torch.Tensor, g: int, matmul: bool | None = None) 
     return p_BggC.permute(0, 3, 1, 2)
 
 
+# Shape-dependent branches above: under torch.fx symbolic tracing (torchvision's and timm's feature
+# extraction) each pooling call is one leaf node, not traced through.
+torch.fx.wrap("pool_tokens")
+torch.fx.wrap("adaptive_avg_pool")
+
+
 def pooled_count(grid: tuple[int, int], pool: int | str, cover: bool = False) -> int:
     """M, the number of pooled tokens for a grid ``(H, W)`` (`pool_tokens`)."""
     if pool == "global":
@@ -259,6 +265,9 @@ def _resample_kernel(k_BCgg: torch.Tensor, k: int) -> torch.Tensor:
     if g > k:
         return F.adaptive_avg_pool2d(k_BCgg, k)
     return F.interpolate(k_BCgg, size=(k, k), mode="bilinear", align_corners=True)
+
+
+torch.fx.wrap("_resample_kernel")  # a shape-dependent branch: one leaf node under torch.fx tracing
 
 
 class AdaptivePredictor(nn.Module):
