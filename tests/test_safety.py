@@ -157,3 +157,103 @@ def test_storage_password_is_masked_everywhere(tmp_path, monkeypatch, capsys):
         rc, out, err = run_cli(args, capsys)
         assert "s3cret" not in out + err, (args, out, err)
         assert args[0] == "validate" or (rc == 2 and len(err.strip().splitlines()) == 1), (args, rc, err)
+
+
+# ---------------------------------------------------------------- one run per study (item 6)
+def _study(tmp_path: Path) -> optuna.Study:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.create_study(study_name="s", storage=f"sqlite:///{tmp_path / 'o.db'}")
+
+
+def test_the_run_lease_admits_one_run(tmp_path):
+    from wfsearch.study.lease import StudyBusy, study_lease
+
+    study = _study(tmp_path)
+    first = study_lease(study)
+    first.acquire()
+    other = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'o.db'}")
+    second = study_lease(other)
+    second.owner = {**second.owner, "token": "other"}
+    with pytest.raises(StudyBusy, match=r"is being searched by another run \(pid \d+ on "):
+        second.acquire()
+    assert first.renew()
+    first.release()
+    second.acquire()  # free again once released
+    assert "run_lease" in other.user_attrs
+    second.release()
+    assert "run_lease" not in other.user_attrs
+
+
+def test_a_dead_or_expired_holder_is_taken_over(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    from wfsearch.study import lease as lease_mod
+    from wfsearch.study.lease import StudyBusy, study_lease
+
+    study = _study(tmp_path)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    gone = study_lease(study)
+    gone.owner = {**gone.owner, "pid": int(dead.stdout), "token": "gone"}
+    gone.acquire()
+    gone._stop.set()  # a killed run: no release, no renewal
+    taker = study_lease(study)
+    taker.acquire()  # same machine, its process is gone: taken at once
+    taker._stop.set()
+    remote = study_lease(study)
+    remote.owner = {"host": "elsewhere", "pid": 1, "token": "remote"}
+    with pytest.raises(StudyBusy):
+        remote.acquire()  # a live holder (this process) is never taken over before expiry
+    monkeypatch.setattr(lease_mod, "TTL_S", -1.0)  # every lease written from now on is already expired
+    taker.renew()
+    remote.acquire()
+    remote.release()
+
+
+# ---------------------------------------------------------------- a database server that never answers (item 8)
+@pytest.fixture
+def silent_server():
+    """A TCP server on 127.0.0.1 that accepts connections and never sends a byte."""
+    import socket
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    held, stop = [], threading.Event()
+
+    def accept():
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(srv.accept()[0])
+            except OSError:
+                continue
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    yield srv.getsockname()[1]
+    stop.set()
+    t.join()
+    for c in held:
+        c.close()
+    srv.close()
+
+
+def test_a_silent_database_server_is_named_not_waited_on(silent_server, tmp_path, monkeypatch, capsys):
+    import time
+
+    from wfsearch.study import connect
+
+    monkeypatch.setattr(connect, "CONNECT_TIMEOUT_S", 2)
+    monkeypatch.chdir(tmp_path)
+    url = f"postgresql+psycopg2://wf:pw@127.0.0.1:{silent_server}/wf"
+    smoke = Path(__file__).resolve().parents[1] / "spaces" / "smoke.yaml"
+    for args in (["run", smoke, "--set", f"study.storage={url}", "--no-progress"], ["show", "--storage", url]):
+        t0 = time.monotonic()
+        rc, out, err = run_cli(args, capsys)
+        took = time.monotonic() - t0
+        lines = err.strip().splitlines()
+        assert rc == 2 and len(lines) == 1, (args, err)
+        assert f"127.0.0.1:{silent_server} did not answer within 2 s" in lines[0], lines[0]
+        assert took < 20, f"{args[0]} waited {took:.1f} s"

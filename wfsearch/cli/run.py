@@ -39,12 +39,22 @@ def run(args: argparse.Namespace) -> int:
 
     if args.address and "RAY_AUTH_MODE" not in os.environ and (Path.home() / ".ray" / "auth_token").exists():
         os.environ["RAY_AUTH_MODE"] = "token"  # `ray start` enabled token auth and saved its token there
+    import shlex
+
     from wfsearch.search.engine import run_search
+    from wfsearch.search.stop import Interrupted
     from wfsearch.space import load_spec
 
     spec = load_spec(args.spec, args.overrides)
-    summary = run_search(spec, address=args.address, fresh=args.fresh, progress=not args.no_progress,
-                         noop=args.noop, time_budget_s=args.time_budget)
+    try:
+        summary = run_search(spec, address=args.address, fresh=args.fresh, progress=not args.no_progress,
+                             noop=args.noop, time_budget_s=args.time_budget)
+    except Interrupted as e:
+        again = " ".join(shlex.quote(a) for a in ["wfsearch", "run", args.spec,
+                                                  *(x for o in args.overrides for x in ("--set", o))])
+        print(f"\nwfsearch: interrupted by {e.signal_name}: {e.marked} running trial(s) marked interrupted; "
+              f"resume with: {again}", file=sys.stderr, flush=True)
+        return e.exit_status
     print_summary(summary)
     return 0
 

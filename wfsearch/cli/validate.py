@@ -70,6 +70,11 @@ def run(args: argparse.Namespace) -> int:
     refs = [f"{r.name} ({'arch ' + r.arch.hash if r.arch else 'timm ' + r.model})" for r in spec.reference_archs()]
     print(f"{'references':<{width}} {', '.join(refs) or 'none'}")
 
+    from wfsearch.space.checks import data_root_issue
+
+    issue = data_root_issue(spec)
+    if issue:
+        print(f"{'data':<{width}} warning: {issue}")
     samples = random_samples(spec, args.samples, seed=args.seed)
     feasible = [s for s in samples if s.arch is not None]
     if not feasible:

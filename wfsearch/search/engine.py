@@ -25,6 +25,8 @@ from wfsearch.errors import UserError
 from wfsearch.study import (CONSTRAINTS_ATTR, Status, TrialRecord, archive_study, as_dicts, cached_result,
                             constraint_values, fail_stale_trials, known_results, open_storage,
                             pareto_front, read_records, references_study_name, safe_url, sqlite_path, study_dir)
+from wfsearch.study.connect import engine_options
+from wfsearch.study.lease import StudyBusy, StudyLease, study_lease
 from wfsearch.study.naming import default_storage_url
 from wfsearch.study.hypervolume import BOX_ATTR, HypervolumeBox
 from wfsearch.study.record import outcome_attrs
@@ -33,6 +35,7 @@ from .budget import DistinctBudget
 
 from .progress import ProgressPrinter, SearchProgress
 from .searcher import StorageFailureStopper, StudySearcher
+from .stop import Interrupted, StopOnSignal, signal_stopper
 from .trainable import run_trial
 
 log = logging.getLogger(__name__)
@@ -252,17 +255,36 @@ def _short(v: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def prepare_study(spec: Any, fresh: bool = False) -> tuple[optuna.Study, optuna.storages.RDBStorage, str | None]:
-    """Open (or create) the study with its objectives and attributes; with ``fresh``, archive the old one."""
+def prepare_study(spec: Any, fresh: bool = False
+                  ) -> tuple[optuna.Study, optuna.storages.RDBStorage, str | None, StudyLease]:
+    """Open (or create) the study with its objectives and attributes, holding its run lease (a second run
+    on the study is refused); with ``fresh``, archive the old one. Release the lease when the run ends."""
     quiet_optuna()
     storage = open_storage(storage_url(spec))
-    archived = archive_study(storage, spec.study.name) if fresh else None
     names, directions = objective_names(spec)
     n_constraints = len(as_dicts(spec.study.constraints)) + 1  # the spec's constraints, then "buildable"
     existing = {s.study_name for s in storage.get_all_studies()}  # names only: summaries read every trial
+    archived = None
+    if fresh and spec.study.name in existing:
+        with study_lease(optuna.load_study(study_name=spec.study.name, storage=storage)):  # not while a run holds it
+            archived = archive_study(storage, spec.study.name)
+        existing.discard(spec.study.name)
     sampler = make_sampler(spec, n_constraints)
+    study = optuna.create_study(study_name=spec.study.name, storage=storage, sampler=sampler,
+                                directions=directions, load_if_exists=True)
+    lease = study_lease(study)
+    lease.acquire()
+    try:
+        _prepare_attrs(spec, study, existing, names, directions)
+        fail_stale_trials(study)  # safe: no other live run holds the study
+    except BaseException:
+        lease.release()
+        raise
+    return study, storage, archived, lease
+
+
+def _prepare_attrs(spec: Any, study: optuna.Study, existing: set[str], names: list[str], directions: list[str]) -> None:
     if spec.study.name in existing:
-        study = optuna.load_study(study_name=spec.study.name, storage=storage, sampler=sampler)
         old = [o["name"] for o in study.user_attrs.get("objectives", [])]
         if old and old != names:
             raise UserError(f"study {spec.study.name!r} in {safe_url(storage_url(spec))}: it was run with objectives {old}, "
@@ -274,9 +296,6 @@ def prepare_study(spec: Any, fresh: bool = False) -> tuple[optuna.Study, optuna.
                                 f"{spec.study.name!r} started, and trials of both would share one front; keep the "
                                 "spec, or start a new study with --fresh (the old one is kept as <name>-<timestamp>) "
                                 "or another study.name (only study.trials, study.storage and resources may change)")
-    else:
-        study = optuna.create_study(study_name=spec.study.name, storage=storage, sampler=sampler,
-                                    directions=directions)
     study.set_metric_names(names)
     stored_spec = spec.to_dict()
     if stored_spec.get("study", {}).get("storage"):  # the study's own record never holds a password
@@ -287,8 +306,6 @@ def prepare_study(spec: Any, fresh: bool = False) -> tuple[optuna.Study, optuna.
     study.set_user_attr("wfsearch_version", wfsearch.__version__)
     study.set_user_attr("hardware", hardware_info())
     study.set_user_attr("objectives", [{"name": n, "direction": d} for n, d in zip(names, directions)])
-    fail_stale_trials(study)
-    return study, storage, archived
 
 
 def preflight_data(spec: Any, cache_dir: str) -> None:
@@ -347,9 +364,26 @@ def init_ray(address: str | None, log_dir: Path) -> None:
         import torch
         # a local cluster on loopback: Ray's notice that it turned token authentication on is noise here
         logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
-        # a local cluster stays on loopback
+        keep_on_loopback()
         ray.init(num_cpus=os.cpu_count(), num_gpus=torch.cuda.device_count(), _node_ip_address="127.0.0.1",
                  **kwargs)
+
+
+def keep_on_loopback() -> None:
+    """Make every process of a local Ray cluster (GCS, raylet, runtime-env agent, driver and workers) listen
+    on 127.0.0.1 only.
+
+    `ray.init(_node_ip_address="127.0.0.1")` alone is not enough: Ray turns a loopback node address into
+    the machine's routable one, and its gRPC servers listen on all interfaces unless the node address is
+    loopback. Ray keeps the node on loopback when multi-node clustering is off (its switch is named for
+    Windows and macOS, where that is the default); a local run never needs other nodes, so it is turned
+    off here, for the driver and, through the environment, for every process Ray starts.
+    """
+    import ray._private.ray_constants as ray_constants
+
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    if hasattr(ray_constants, "ENABLE_RAY_CLUSTER"):
+        ray_constants.ENABLE_RAY_CLUSTER = False
 
 
 def _concurrency(spec: Any) -> int:
@@ -476,7 +510,8 @@ def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, pr
         return _run_search(spec, address=address, fresh=fresh, progress=progress, noop=noop,
                            time_budget_s=time_budget_s, stream=stream)
     except BaseException as e:
-        _remove_if_empty(spec, sdir, new_folder)
+        if not isinstance(e, StudyBusy):  # never touch a study that another run holds
+            _remove_if_empty(spec, sdir, new_folder)
         if isinstance(e, UserError):
             raise
         err = _storage_error(spec, e)
@@ -513,7 +548,8 @@ def _db_errors() -> tuple[type, ...]:
 def _remove_if_empty(spec: Any, sdir: Path, new_folder: bool) -> None:
     """After a failed run: drop a study that holds no trial yet, and its folder if this run made it."""
     try:
-        storage = optuna.storages.RDBStorage(storage_url(spec), skip_table_creation=True) \
+        storage = optuna.storages.RDBStorage(storage_url(spec), skip_table_creation=True,
+                                             engine_kwargs=engine_options(storage_url(spec))) \
             if sqlite_path(storage_url(spec)) is None or sqlite_path(storage_url(spec)).exists() else None
         if storage is not None:
             names = {s.study_name for s in storage.get_all_studies()}  # names only: summaries read every trial
@@ -535,11 +571,34 @@ def _remove_if_empty(spec: Any, sdir: Path, new_folder: bool) -> None:
 
 def _run_search(spec: Any, *, address: str | None, fresh: bool, progress: bool, noop: bool,
                 time_budget_s: float | None, stream: Any) -> RunSummary:
-    import ray  # noqa: F401
-    from ray import tune
-
     t0 = time.monotonic()
-    study, storage, archived = prepare_study(spec, fresh)
+    study, storage, archived, lease = prepare_study(spec, fresh)
+
+    def mark_interrupted(signum: int) -> int:
+        return fail_stale_trials(study, reason=f"interrupted: the run was stopped ({Interrupted(signum).signal_name}) "
+                                               "while this trial ran; `wfsearch run` again resumes the study")
+
+    stop = StopOnSignal(on_hard_stop=mark_interrupted)
+    stop.install()
+    try:
+        return _search(spec, study, storage, archived, stop, t0, address=address, progress=progress, noop=noop,
+                       time_budget_s=time_budget_s, stream=stream)
+    except Interrupted as e:
+        e.marked = mark_interrupted(e.signum)
+        _shutdown_ray()  # now, from Python: left to interpreter exit it takes many seconds
+        raise e from None
+    finally:
+        stop.restore()
+        lease.release()
+
+
+def _search(spec: Any, study: optuna.Study, storage: optuna.storages.RDBStorage, archived: str | None,
+            stop: StopOnSignal, t0: float, *, address: str | None, progress: bool, noop: bool,
+            time_budget_s: float | None, stream: Any) -> RunSummary:
+    """The search itself, on a prepared study (SIGINT/SIGTERM raise `Interrupted`)."""
+    from ray import tune
+    from ray.tune.stopper import CombinedStopper
+
     sdir = study_dir_for(spec)
     sdir.mkdir(parents=True, exist_ok=True)
     _log_to_file(sdir / "run.log")
@@ -552,6 +611,7 @@ def _run_search(spec: Any, *, address: str | None, fresh: bool, progress: bool, 
                 "max_epochs": max_epochs}
     preflight_data(spec, settings["cache_dir"])
     init_ray(address, sdir)
+    stop.install()  # ray.init sets its own SIGTERM handler
     settings["reference_img_s"] = throughput_scale(spec, study, settings)
     settings["seed_noise"] = study.user_attrs.get("seed_noise")
     references = evaluate_references(spec, storage, settings) if spec.references else []
@@ -592,6 +652,7 @@ def _run_search(spec: Any, *, address: str | None, fresh: bool, progress: bool, 
                                     {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial})
     t_search = time.monotonic()  # the time budget counts search, not Ray's start-up or the references
     for round_ in range(MAX_ROUNDS):
+        stop.check()
         remaining = budget.total - budget.count
         if remaining <= 0 or budget.stop_reason:
             break
@@ -616,17 +677,25 @@ def _run_search(spec: Any, *, address: str | None, fresh: bool, progress: bool, 
             run_config=tune.RunConfig(name=f"round-{int(time.time())}-{round_}",
                                       storage_path=str((sdir / "ray").resolve()), verbose=0,
                                       callbacks=[printer], log_to_file=True,
-                                      stop=StorageFailureStopper(searcher),
+                                      stop=CombinedStopper(StorageFailureStopper(searcher), signal_stopper(stop)),
                                       failure_config=tune.FailureConfig(max_failures=2)),
         )
         before = budget.count
+        stop.in_round = True
         try:
             tuner.fit()
         except Exception:  # Tune's own files may be the next thing a full disk breaks
             if searcher.storage_failure is None:
                 raise
+        finally:
+            stop.in_round = False
         if searcher.storage_failure is not None:
             raise searcher.storage_failure
+        stop.check()
+        # trials sampled in this round but never run stay RUNNING in Optuna: end them, so no later trial
+        # waits on one (a re-sampled architecture waits only for a trial that is really training)
+        fail_stale_trials(study, reason="not run: its round ended first")
+        inflight.clear()
         if budget.count == before and not budget.stop_reason:
             log.warning("a round of %d trial(s) finished none; stopping (see %s)", remaining, sdir / "run.log")
             break
@@ -644,6 +713,16 @@ def _run_search(spec: Any, *, address: str | None, fresh: bool, progress: bool, 
                       pruned=len(search_records(study, (TrialState.PRUNED,))),
                       failed=len(search_records(study, (TrialState.FAIL,))), front=front, references=references,
                       hypervolume=hv, archived_as=archived, seconds=time.monotonic() - t0)
+
+
+def _shutdown_ray() -> None:
+    import ray
+
+    if ray.is_initialized():
+        try:
+            ray.shutdown()
+        except Exception as e:  # stopping anyway
+            log.warning("ray.shutdown: %s", e)
 
 
 def _trial_dirname(trial: Any) -> str:

@@ -69,20 +69,31 @@ def run_trial(config: dict, settings: dict) -> None:
         tune.report({**base, "final": True, "status": "error", "status_reason": f"error: {type(e).__name__}: {e}"})
 
 
-def wait_for_trial(settings: dict, trial_id: int, poll_s: float = 0.02, max_poll_s: float = 1.0) -> dict | None:
-    """Block until the Optuna trial ``trial_id`` has finished; its result to reuse when it completed
-    a feasible evaluation, else None (it was pruned or failed: this trial evaluates the architecture
-    itself, as a later re-sample of it would)."""
+WAIT_FOR_TRIAL_S = 1800.0
+
+
+def wait_for_trial(settings: dict, trial_id: int, poll_s: float = 0.02, max_poll_s: float = 1.0,
+                   timeout_s: float | None = None) -> dict | None:
+    """Wait (at most ``timeout_s``, default ``settings["wait_for_trial_s"]`` or 30 min) until the Optuna
+    trial ``trial_id`` has finished; its result to reuse when it completed a feasible evaluation, else
+    None (it was pruned, failed or is still running at the deadline: this trial then evaluates the
+    architecture itself, as a later re-sample of it would)."""
     import time
 
     from wfsearch.study import TrialRecord, cached_result, open_storage
 
+    timeout_s = float(settings.get("wait_for_trial_s", WAIT_FOR_TRIAL_S)) if timeout_s is None else timeout_s
+    deadline = time.monotonic() + timeout_s
     storage = open_storage(settings["storage"], create=False)
     while True:
         frozen = storage.get_trial(trial_id)
         if frozen.state.is_finished():
             break
-        time.sleep(poll_s)
+        if time.monotonic() >= deadline:
+            log.warning("trial %s still runs after %.0f s: evaluating the same architecture here", frozen.number,
+                        timeout_s)
+            return None
+        time.sleep(min(poll_s, max(0.0, deadline - time.monotonic())))
         poll_s = min(max_poll_s, poll_s * 1.5)  # quick for short trials, one read a second for long ones
     record = TrialRecord.from_trial(frozen)
     if not record.trained:

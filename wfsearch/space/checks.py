@@ -57,6 +57,7 @@ def check(spec: SpaceSpec) -> tuple[SpaceSpec, tuple[str, ...], SpaceSize]:
     _check_values(spec)
     size = _analyze(spec, order)
     _check_throughput_sizes(spec)
+    _check_memory(spec)
     _check_references(spec)
     if spec.study.sampler == "grid":
         for name in order:
@@ -118,11 +119,59 @@ def _resolve(spec: SpaceSpec) -> SpaceSpec:
         raise SpecIssue(("proxy", "warmup_epochs"), spec.proxy.warmup_epochs,
                         f"must be below the budget of {spec.proxy.max_epochs} epoch(s) (the last of proxy.epochs); "
                         "lower it (0 for no warm-up) or raise epochs")
+    _check_storage(storage)
     ds = ds.model_copy(update={"num_classes": n, "root": root})
     return spec.model_copy(update={
         "study": study.model_copy(update={"storage": _absolute_sqlite(storage)}),
         "proxy": spec.proxy.model_copy(update={"dataset": ds}),
     })
+
+
+def _check_storage(url: str) -> None:
+    """A storage URL SQLAlchemy can parse, of a known database, whose driver is installed."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    where = ("study", "storage")
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError) as e:
+        raise SpecIssue(where, _masked(url), f"not a database URL ({e}); e.g. sqlite:///studies/NAME/optuna.db or "
+                                             "postgresql+psycopg2://user@host/db") from None
+    try:
+        dialect = parsed.get_dialect()
+    except NoSuchModuleError:
+        raise SpecIssue(where, _masked(url), f"unknown database {parsed.drivername!r}; use sqlite:///PATH or "
+                                             "postgresql+psycopg2://USER@HOST/DB (any SQLAlchemy URL)") from None
+    try:
+        dialect.import_dbapi()
+    except ImportError as e:
+        driver = getattr(e, "name", None) or parsed.get_driver_name()
+        raise SpecIssue(where, _masked(url), f"the {parsed.get_backend_name()} driver {driver!r} is not installed; "
+                                             f"pip install it, or name an installed one (e.g. postgresql+psycopg2://, "
+                                             "which wfsearch[test] installs)") from None
+
+
+def _masked(url: str) -> str:
+    if "://" not in url:
+        return url
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("://", 1)[0] + "://..."
+
+
+def data_root_issue(spec: SpaceSpec) -> Optional[str]:
+    """Why the proxy dataset's folder cannot be read as it stands (None when it can, or nothing is read):
+    `validate` reports it before a run; the run itself stops there with the same reason."""
+    ds = spec.proxy.dataset
+    if ds.name == "imagefolder" and ds.root and not os.path.isdir(os.path.join(ds.root, "train")):
+        return f"proxy.dataset.root: {ds.root}: no train/ folder there; root holds train/<class>/ and val/<class>/"
+    if ds.name in ("cifar10", "cifar100") and ds.root and not os.path.isdir(ds.root):
+        return f"proxy.dataset.root: {ds.root}: no such folder; put the {ds.name} python-format archive there"
+    return None
 
 
 def _count_class_folders(root: Optional[str], name: str) -> str:
@@ -469,6 +518,57 @@ def _check_throughput_sizes(spec: SpaceSpec) -> None:
             if res is not None and res % p:
                 raise SpecIssue(("throughput", key), res, f"not divisible by patch_size={p} ({where}); "
                                                            f"use a multiple of {p}")
+
+
+# --------------------------------------------------------------------------- memory
+SIZE_FIELDS = ("embed_dim", "depth", "mlp_ratio")
+
+
+def machine_memory() -> tuple[int, str]:
+    """Bytes of memory a trial can use here and what they are: RAM, or the first GPU's memory."""
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return torch.cuda.get_device_properties(0).total_memory, "GPU memory"
+    except Exception:  # no torch build with CUDA: RAM it is
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "RAM"
+
+
+def _check_memory(spec: SpaceSpec) -> None:
+    """The smallest architecture of the space must fit this machine: the proxy network trained at
+    proxy.batch_size (weights, gradients, AdamW state, activations) and the deployed network measured at
+    throughput.batch_size."""
+    from wfsearch.models import cost
+
+    small: dict[str, Any] = {}
+    for f in SIZE_FIELDS:
+        if f in spec.space:
+            knob = spec.space[f]
+            values = knob.values(limit=DOMAIN_LIMIT)
+            small[f] = min(values) if values else knob.range[0]
+    try:
+        proxy = spec.fixed_arch(**small)
+        deployed = spec.throughput.deployed(proxy)
+    except (ValueError, TypeError):  # not buildable as such: the space checks name the reason
+        return
+    have, kind = machine_memory()
+    p, d = cost(proxy), cost(deployed)
+    needs = [(16 * p["params"] + p["activation_bytes"] * spec.proxy.batch_size, "train the proxy network at "
+              f"proxy.batch_size={spec.proxy.batch_size}", p["params"]),
+             # inference keeps about two blocks' activations alive at a time, not every block's
+             (4 * d["params"] + 2 * d["activation_bytes"] * spec.throughput.batch_size / max(deployed.depth, 1),
+              "measure the deployed network at "
+              f"throughput.batch_size={spec.throughput.batch_size}", d["params"])]
+    for need, what, params in needs:
+        if need > have:
+            field = next((f for f in SIZE_FIELDS if f in spec.base), None)
+            path = ("base", field) if field else ("space",) if small else ("base",)
+            value = spec.base[field] if field else small or dict(spec.base)
+            raise SpecIssue(path, value, f"the smallest architecture of this spec ({params:.3g} parameters) needs about "
+                                         f"{need / 2**30:.3g} GiB to {what}, more than this machine's "
+                                         f"{have / 2**30:.3g} GiB of {kind}; use a smaller embed_dim/depth or batch")
 
 
 # --------------------------------------------------------------------------- references

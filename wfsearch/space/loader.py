@@ -19,16 +19,24 @@ from wfsearch.errors import UserError
 from wfsearch.suggest import close_matches, did_you_mean
 
 from .checks import MISSING, SpecIssue, check
-from .spec import _DEVICE_RE, _NAME_RE, SpaceSpec
+from .spec import _DEVICE_RE, _NAME_RE, MAX_CHOICES, SpaceSpec
 
 log = logging.getLogger(__name__)
 
 Path_ = tuple  # a key path: keys (str) and list indices (int)
 TOP = "(top level)"
 SECTIONS_WITH_REMOVAL = ("base", "space")  # where a null entry removes an inherited one
+# bounds on what a spec may hold, so hostile input fails fast with bounded memory instead of hanging
+MAX_SPEC_BYTES = 500_000  # a spec is a few KB; this is a hundred times that
+MAX_DEPTH = 64  # nesting of mappings and lists
+MAX_NODES = 50_000  # values in one document, every alias counted as what it expands to
+MAX_EXTENDS = 32  # files in one extends chain
 
 
 # --------------------------------------------------------------------------- strict YAML
+_FastLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when PyYAML has it: ~10x faster
+
+
 class StrictLoader(yaml.SafeLoader):
     """`yaml.SafeLoader` reading ``1e-3`` and ``30e6`` as floats (YAML 1.2) and dates as strings."""
 
@@ -62,11 +70,73 @@ def _line(label: str, where: str, value: Any, rule: str) -> UserError:
                      else f"{label}: {where}: (missing): {rule}")
 
 
+def _check_shape(text: str, label: str) -> None:
+    """Refuse oversized or deeply nested YAML before building it: the parser's events are read one by one
+    (no recursion, nothing kept), so a hostile file costs a bounded scan."""
+    if len(text) > MAX_SPEC_BYTES:
+        raise UserError(f"{label}: (file): {len(text):,} characters: a spec holds at most {MAX_SPEC_BYTES:,}; "
+                        "a design space is a few lines of YAML (use {int: [low, high]} for long ranges)")
+    depth = nodes = 0
+    seqs: list[list[int]] = []  # per open collection: [values so far] for lists, [] for mappings
+    try:
+        for event in yaml.parse(text, Loader=_FastLoader):
+            if isinstance(event, yaml.NodeEvent):
+                nodes += 1
+                if nodes > MAX_NODES:
+                    raise UserError(f"{label}: line {event.start_mark.line + 1}: more than {MAX_NODES:,} values: a "
+                                    "spec is a few lines of YAML (use {int: [low, high]} for long ranges)")
+                if seqs and seqs[-1]:
+                    seqs[-1][0] += 1
+                    if seqs[-1][0] > MAX_CHOICES:
+                        raise UserError(f"{label}: line {event.start_mark.line + 1}: a list of more than "
+                                        f"{MAX_CHOICES:,} values; a choice lists at most {MAX_CHOICES:,} (use "
+                                        "{int: [low, high], step: N} for a long range)")
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    mark = event.start_mark
+                    raise UserError(f"{label}: line {mark.line + 1}, column {mark.column + 1}: nesting deeper than "
+                                    f"{MAX_DEPTH} levels: a spec is a few levels of mappings and lists; flatten it")
+                seqs.append([0] if isinstance(event, yaml.SequenceStartEvent) else [])
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+                seqs.pop()
+    except yaml.YAMLError:  # malformed: the strict loader reports it with its position
+        return
+
+
+def _expanded_sizes(node: yaml.Node, label: str, sizes: dict[int, int]) -> int:
+    """How many values ``node`` becomes once every alias is expanded (memoized per node, so a chain of
+    aliases that doubles at every step is counted in linear time and refused before it is built)."""
+    if id(node) in sizes:
+        return sizes[id(node)]
+    stack = [(node, False)]
+    while stack:  # iterative post-order: no recursion however the aliases nest
+        n, done = stack.pop()
+        if not done and id(n) in sizes:  # reached again through an alias: counted (or being counted) once
+            continue
+        children = ([c for kv in n.value for c in kv] if isinstance(n, yaml.MappingNode)
+                    else list(n.value) if isinstance(n, yaml.SequenceNode) else [])
+        if not done:
+            sizes[id(n)] = -1  # in progress: an alias back to it is a cycle, refused by _check_node
+            stack.append((n, True))
+            stack.extend((c, False) for c in children if id(c) not in sizes)
+            continue
+        total = 1 + sum(max(sizes.get(id(c), 0), 0) for c in children)
+        sizes[id(n)] = total
+        if total > MAX_NODES:
+            raise UserError(f"{label}: line {n.start_mark.line + 1}: {total:,}+ values once its aliases (*name) are "
+                            f"expanded; a spec holds at most {MAX_NODES:,}: use fewer or smaller aliases")
+    return sizes[id(node)]
+
+
 def parse_yaml(text: str, label: str) -> Any:
-    """Parse one YAML document strictly: safe tags only, no duplicate keys, string keys."""
+    """Parse one YAML document strictly: safe tags only, no duplicate keys, string keys; bounded in size,
+    nesting and alias expansion."""
     loader = StrictLoader(text)
     try:
         try:
+            _check_shape(text, label)
             node = loader.get_single_node()
         except yaml.MarkedYAMLError as e:
             mark = e.problem_mark or e.context_mark
@@ -80,6 +150,7 @@ def parse_yaml(text: str, label: str) -> Any:
         if node is None:
             return None
         _check_node(node, (), label, set(), frozenset())
+        _expanded_sizes(node, label, {})
         return loader.construct_document(node)
     finally:
         loader.dispose()
@@ -121,7 +192,12 @@ def _check_node(node: yaml.Node, path: Path_, label: str, seen: set[int], ancest
 # --------------------------------------------------------------------------- files and extends
 def _read(path: Path, label: str) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as f:
+            raw = f.read(MAX_SPEC_BYTES + 1)  # never more: a huge file or a device costs one bounded read
+        if len(raw) > MAX_SPEC_BYTES:
+            raise UserError(f"{label}: (file): {str(path)!r}: larger than {MAX_SPEC_BYTES:,} bytes; a spec is a few "
+                            "lines of YAML (use {int: [low, high]} for long ranges)")
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise UserError(f"{label}: (file): {str(path)!r}: no such file; check the path") from None
     except IsADirectoryError:
@@ -158,6 +234,10 @@ def _record_origins(data: Any, label: str, origins: dict[Path_, str], prefix: Pa
 
 def _load_tree(path: Path, label: str, chain: tuple[Path, ...]) -> tuple[dict[str, Any], dict[Path_, str], list[str]]:
     """The merged data of ``path`` and its parents, which file set each key, and the files in merge order."""
+    if len(chain) >= MAX_EXTENDS:
+        raise UserError(f"{label}: extends: a chain of more than {MAX_EXTENDS} files "
+                        f"({chain[0].name} -> {chain[1].name if len(chain) > 1 else ''} -> ... -> {path.name}); "
+                        "a spec extends a few others; shorten the chain")
     data = _read(path, label)
     ext = data.pop("extends", None)
     parents = [ext] if isinstance(ext, str) else ext if ext is not None else []
@@ -173,6 +253,9 @@ def _load_tree(path: Path, label: str, chain: tuple[Path, ...]) -> tuple[dict[st
         if ppath in chain or ppath == path.resolve():
             raise UserError(f"{label}: {where}: {parent!r}: circular extends "
                             f"({' -> '.join(p.name for p in chain + (path.resolve(), ppath))}); remove one link")
+        if ppath.is_dir():
+            raise UserError(f"{label}: {where}: {parent!r}: is a directory ({ppath}); extends names YAML files, "
+                            "e.g. extends: predictors.yaml")
         if not ppath.is_file():
             raise UserError(f"{label}: {where}: {parent!r}: no such file (looked for {ppath}); paths are relative "
                             "to the extending file")

@@ -41,6 +41,8 @@ DEPLOYED_NUM_CLASSES = 1000  # the deployed network's head unless throughput.arc
 DTYPES = ("float32", "bfloat16", "float16")
 _DEVICE_RE = r"^(auto|cpu|mps|cuda(:\d+)?)$"
 _NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+MAX_CHOICES = 10_000  # values of one choice knob; a longer list is a range: {int: [low, high], step: ...}
+MAX_EPOCHS = 100_000  # proxy epochs; a proxy trains for a handful
 
 
 class _Section(BaseModel):
@@ -146,7 +148,7 @@ class SchedulerSpec(_Section):
 class StudySpec(_Section):
     name: Optional[str] = Field(None, pattern=_NAME_RE)
     """study name, also the folder studies/<name>/ (default: the spec file's stem)"""
-    trials: int = Field(20, ge=1)
+    trials: int = Field(20, ge=1, le=1_000_000, strict=True)
     """number of finished trials to reach (references not counted)"""
     sampler: Literal[SAMPLERS] = "auto"  # type: ignore[valid-type]
     """nsga2, tpe, gp, random, grid (discrete spaces only) or auto"""
@@ -240,7 +242,7 @@ class ProxySpec(_Section):
     """the proxy task"""
     img_size: int = Field(32, ge=8)
     """training resolution; becomes the architecture's img_size unless base sets one"""
-    epochs: Annotated[list[Annotated[int, Field(ge=1)]],
+    epochs: Annotated[list[Annotated[int, Field(ge=1, le=MAX_EPOCHS, strict=True)]],
                       BeforeValidator(_epochs_shorthand, json_schema_input_type=int | list[int]),
                       AfterValidator(_increasing)] = Field(default_factory=lambda: [1, 3], min_length=1)
     """fidelity rungs: epochs after which a trial reports and may be stopped; the last is the full budget"""
@@ -352,7 +354,7 @@ def encode_choice(value: Any) -> Any:
 class Knob(_Section):
     """One searched ArchConfig field: exactly one of ``choice``, ``int`` or ``float``."""
 
-    choice: Optional[list[Any]] = Field(None, min_length=1)
+    choice: Optional[list[Any]] = Field(None, min_length=1, max_length=MAX_CHOICES)
     """the values to choose from"""
     int_: Optional[tuple[int, int]] = Field(None, alias="int")
     """[low, high], both included"""
@@ -370,10 +372,12 @@ class Knob(_Section):
     @classmethod
     def _unique_choices(cls, v: Optional[list[Any]]) -> Optional[list[Any]]:
         if v is not None:
-            seen = [json.dumps(c, sort_keys=True, default=str) for c in v]
-            dup = next((c for c, s in zip(v, seen) if seen.count(s) > 1), None)
-            if dup is not None:
-                raise ValueError(f"{dup!r} is listed twice; list each choice once")
+            seen: set[str] = set()
+            for c in v:  # one pass: a long list must not cost n^2
+                key = json.dumps(c, sort_keys=True, default=str)
+                if key in seen:
+                    raise ValueError(f"{c!r} is listed twice; list each choice once")
+                seen.add(key)
         return v
 
     @field_validator("int_", "float_")

@@ -18,6 +18,7 @@ from optuna.trial import TrialState
 
 from wfsearch.errors import UserError
 
+from .connect import cannot_open, engine_options
 from .record import Status
 from .naming import check_study_name, is_references_study, mask_secrets, references_study_name, safe_url, study_dir
 from .sqlite import check_database_file, reader_url, sqlite_path, storage_error, writable
@@ -50,14 +51,15 @@ def open_storage(url: str, create: bool = True) -> optuna.storages.RDBStorage:
         except (OSError, sqlite3.Error) as e:
             raise (storage_error(str(path), e) or UserError(f"{path}: cannot open the study database ({e})")) from None
         engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
-    elif url.startswith("postgresql"):
-        engine_kwargs = {"pool_pre_ping": True}
+    else:
+        engine_kwargs = engine_options(url)  # bounded waits for a server that does not answer
     try:
         return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, skip_compatibility_check=False)
     except Exception as e:  # bad URL, unreachable server, missing driver, a damaged file
-        shown = str(path) if path is not None else f"storage {safe_url(url)!r}"
+        if path is None:
+            raise UserError(cannot_open(url, e)) from None
         reason = mask_secrets(str(e).splitlines()[0] if str(e) else "", url)
-        raise (storage_error(shown, e) or UserError(f"{shown}: cannot open ({type(e).__name__}: {reason})")) from None
+        raise (storage_error(str(path), e) or UserError(f"{path}: cannot open ({type(e).__name__}: {reason})")) from None
 
 
 def fail_stale_trials(study: optuna.Study, reason: str = "interrupted: the run stopped while it was running") -> int:
@@ -123,7 +125,7 @@ def open_study(path: str | Path | None = None, storage: str | None = None,
         if not db.is_file():
             raise UserError(f"{db}: no study database here; run `wfsearch run SPEC` first or pass --storage URL")
         storage = f"sqlite:///{db}"
-    engine_kwargs: dict[str, Any] = {}
+    engine_kwargs: dict[str, Any] = engine_options(storage)  # bounded waits for a server that does not answer
     url = storage
     if storage.startswith("sqlite"):
         engine_kwargs["connect_args"] = {"timeout": 30}  # a running search may hold the write lock
@@ -135,6 +137,11 @@ def open_study(path: str | Path | None = None, storage: str | None = None,
     except (ValueError, ImportError) as e:
         raise UserError(f"--storage: {safe_url(storage)!r}: cannot open ({str(e).splitlines()[0]})") from None
     except Exception as e:  # sqlalchemy.exc.* (no tables, unreachable server ...)
+        if isinstance(e, optuna.exceptions.StorageInternalError) and e.__cause__ is not None:
+            e = e.__cause__
+        text = str(e).lower()
+        if "timeout expired" in text or "timed out" in text or "connection refused" in text:
+            raise UserError(cannot_open(storage, e)) from None
         raise UserError(f"{safe_url(storage)}: not an Optuna study database ({type(e).__name__}); "
                         f"check the path or --storage URL") from None
     if not names:

@@ -1,0 +1,124 @@
+"""A clean stop: SIGINT (Ctrl-C) and SIGTERM end a search within seconds.
+
+While Ray Tune runs a round, a signal asks Tune to end the round now (its own interrupt event, and a
+stopper as a second route) and the engine starts no further round; outside a round the signal raises
+`Interrupted` at once. Either way the engine then marks the trials that were running as interrupted,
+releases the study, and the CLI exits with 128 + the signal number (130 for SIGINT, 143 for SIGTERM).
+A watchdog bounds the whole stop: if the process is still alive ``HARD_STOP_S`` after the signal, it
+exits with the same status.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from typing import Any, Callable
+
+log = logging.getLogger(__name__)
+
+HARD_STOP_S = 30.0
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Interrupted(KeyboardInterrupt):
+    """The search was stopped by a signal; ``marked`` trials were left interrupted (FAIL)."""
+
+    def __init__(self, signum: int, marked: int = 0):
+        super().__init__(signal.Signals(signum).name)
+        self.signum, self.marked = signum, marked
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + self.signum
+
+    @property
+    def signal_name(self) -> str:
+        return signal.Signals(self.signum).name
+
+
+class StopOnSignal:
+    """Signal handlers for one search. ``in_round`` is True while Tune runs a round."""
+
+    def __init__(self, on_hard_stop: Callable[[int], None] | None = None, hard_stop_s: float = HARD_STOP_S):
+        self.event = threading.Event()
+        self.signum: int | None = None
+        self.in_round = False
+        self.on_hard_stop = on_hard_stop
+        self.hard_stop_s = hard_stop_s
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        """(Re)install the handlers; call again after anything that sets its own (``ray.init`` sets SIGTERM)."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # Tune's would swallow the first Ctrl-C for itself
+        for s in SIGNALS:
+            prev = signal.signal(s, self._handle)
+            self._previous.setdefault(s, prev)
+
+    def restore(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for s, prev in self._previous.items():
+            signal.signal(s, prev if prev is not None else signal.SIG_DFL)
+        self._previous.clear()
+
+    def check(self) -> None:
+        """Raise `Interrupted` when a signal has arrived."""
+        if self.signum is not None:
+            raise Interrupted(self.signum)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.event.is_set():
+            log.warning("%s again: already stopping", signal.Signals(signum).name)
+            return
+        self.signum = signum
+        self.event.set()
+        log.warning("%s: stopping the search", signal.Signals(signum).name)
+        watchdog = threading.Timer(self.hard_stop_s, self._hard_stop, args=(signum,))
+        watchdog.daemon = True
+        watchdog.start()
+        if not self.in_round:
+            raise Interrupted(signum)
+        tune_stop = signal.getsignal(signal.SIGUSR1) if hasattr(signal, "SIGUSR1") else None
+        if callable(tune_stop):  # Tune's "end the run now" handler: its loop exits at the next step
+            logging.getLogger("ray.tune.tune").setLevel(logging.ERROR)
+            tune_stop(signal.SIGUSR1, frame)
+
+    def _hard_stop(self, signum: int) -> None:
+        log.error("the search did not stop within %.0f s of %s; exiting", self.hard_stop_s,
+                  signal.Signals(signum).name)
+        try:
+            if self.on_hard_stop is not None:
+                self.on_hard_stop(signum)
+        finally:
+            os._exit(128 + signum)
+
+
+_ACTIVE: list[StopOnSignal] = []  # the search of this process (the stopper is pickled by Tune: no state in it)
+
+
+def signal_stopper(stop: StopOnSignal):
+    """A Tune `Stopper` that ends every trial once a signal has arrived (the route that does not
+    depend on Tune's own interrupt handler)."""
+    _ACTIVE[:] = [stop]
+    return _SignalStopper()
+
+
+def _stopping() -> bool:
+    return any(s.event.is_set() for s in _ACTIVE)
+
+
+try:
+    from ray.tune import Stopper as _TuneStopper
+except ImportError:  # pragma: no cover (the search layer always has Ray)
+    _TuneStopper = object  # type: ignore[misc,assignment]
+
+
+class _SignalStopper(_TuneStopper):
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        return _stopping()
+
+    def stop_all(self) -> bool:
+        return _stopping()
