@@ -102,7 +102,7 @@ def test_scheduler_logs_trial_numbers(caplog):
 
     s = ParetoSuccessiveHalving([1, 3], ["accuracy", "throughput"], ["maximize", "maximize"], 2,
                                 trial_number={"ray-a": 0, "ray-b": 1}.get)
-    with caplog.at_level(logging.INFO, logger="wfsearch.search.scheduler"):
+    with caplog.at_level(logging.INFO, logger="wfsearch.search.rungs"):  # the rung decision logs
         s.decide("ray-a", 1, [0.5, 100])
         s.decide("ray-b", 1, [0.4, 90])
     assert "stopping trial 1 (" in caplog.text and "ray-b" not in caplog.text

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from .helptext import examples
 from .validate import add_set_argument
 
 
@@ -12,7 +13,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "benchmarks/tabulate.py: each trial takes a recorded training curve instead "
                                    "of training, a simulated clock advances by its recorded epoch times, and "
                                    "the trials are written as an ordinary study (`wfsearch show` and "
-                                   "`wfsearch report` read it).")
+                                   "`wfsearch report` read it).",
+                       **examples(
+                           "wfsearch simulate benchmarks/tables/predictors-table.yaml --table benchmarks/tables/predictors",
+                           "wfsearch simulate benchmarks/tables/predictors-table.yaml --table benchmarks/tables/predictors \\",
+                           "    --set study.sampler=random --set study.scheduler.type=none --seed 3   # one strategy, one seed",
+                           "wfsearch show studies/predictors-table-simulated                 # an ordinary study"))
     p.add_argument("spec", metavar="SPEC", help="the design-space YAML the table was made from")
     p.add_argument("--table", required=True, metavar="DIR", help="table folder, e.g. benchmarks/tables/predictors")
     add_set_argument(p)
