@@ -28,7 +28,8 @@ def _prepare(overrides=()):
     from wfsearch.search.engine import prepare_study
 
     spec = load_spec(SMOKE, list(overrides))
-    study, storage, _ = prepare_study(spec)
+    study, storage, _, lease = prepare_study(spec)
+    lease.release()  # the study is prepared, not run: hand its run lease back at once
     return study, storage
 
 
