@@ -86,6 +86,12 @@ def main() -> int:
               if len(diffs) > 1 else "")
     print(f"mean normalized hypervolume: mo_asha {mean['mo_asha']:.3f}, none {mean['none']:.3f}{spread}; "
           f"mo_asha higher in {wins} of {len(diffs)} seeds")
+    from scipy import stats
+    half = stats.t.ppf(0.95, len(diffs) - 1) * statistics.stdev(diffs) / len(diffs) ** 0.5
+    low, high = statistics.mean(diffs) - half, statistics.mean(diffs) + half
+    verdict = ("inside the noise: this comparison cannot tell the two apart" if low <= 0 <= high
+               else "mo_asha better" if low > 0 else "none better")
+    print(f"paired difference 90% t-interval [{low:+.3f}, {high:+.3f}] over {len(diffs)} seeds: {verdict}")
     return 0
 
 

@@ -114,13 +114,20 @@ def test_cli_evaluate(tmp_path, capsys):
     assert f"{cfg}: rank_ratio=5" in capsys.readouterr().err
 
 
-def test_cli_proxy_check(tmp_path, capsys):
+def test_cli_proxy_check(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # --record writes the spec's study where `run` would: studies/smoke/
     out = tmp_path / "pc.json"
-    rc = main(["proxy-check", SMOKE, "--archs", "2", "--seeds", "2", "--json", str(out)])
+    rc = main(["proxy-check", SMOKE, "--archs", "2", "--seeds", "2", "--json", str(out), "--record"])
     text = capsys.readouterr().out
     assert rc == 0 and "spread / seed noise" in text and "Kendall tau" in text
     rep = json.loads(out.read_text())
     assert len(rep["rows"]) == 2 and all(len(r["curves"]) == 2 for r in rep["rows"])
+    # --record: the study `run` opens next carries the seed noise, which widens its accuracy intervals
+    import optuna
+    study = optuna.load_study(study_name="smoke", storage=f"sqlite:///{tmp_path}/studies/smoke/optuna.db")
+    assert study.user_attrs["seed_noise"] == pytest.approx(rep["seed_noise"])
+    assert study.user_attrs["seed_noise_source"]["seeds"] == [0, 1] and "recorded seed noise" in text
+    assert not study.trials and study.user_attrs["spec_hash"]  # a study `run` resumes, with no trial yet
 
 
 def test_fidelity_statistics():

@@ -17,6 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         **examples(
             'wfsearch proxy-check spaces/predictors.yaml',
             'wfsearch proxy-check spaces/predictors.yaml --archs 4 --seeds 3 --require-ratio 2',
+            'wfsearch proxy-check spaces/predictors.yaml --record   # the study then widens accuracy intervals by it',
         ))
     p.add_argument("spec", metavar="SPEC", help="design-space YAML, e.g. spaces/predictors.yaml")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
@@ -32,6 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--require-ratio", type=float, default=None, metavar="R",
                    help="exit with status 1 when spread / seed noise is below R")
     p.add_argument("--json", metavar="PATH", help="also write the raw results as JSON")
+    p.add_argument("--record", action="store_true",
+                   help="store the measured seed noise in the spec's study (created if new), so that `run`, "
+                        "`show`, `evaluate` and the report widen every accuracy interval by it")
     p.set_defaults(func=run)
 
 
@@ -81,10 +85,34 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rep.to_dict(), f, indent=1, default=str)
+    if args.record:
+        _record(spec, rep, seeds, args)
     if args.require_ratio is not None and not rep.ratio >= args.require_ratio:
         print(f"FAIL: spread / seed noise {rep.ratio:.2f}x < {args.require_ratio:g}x")
         return 1
     return 0
+
+
+def _record(spec, rep, seeds: tuple[int, ...], args: argparse.Namespace) -> None:
+    """Store the seed noise and where it came from in the spec's study (the one `run` would open)."""
+    from wfsearch.errors import UserError
+    from wfsearch.search.engine import prepare_study, storage_url
+    from wfsearch.study.naming import safe_url
+
+    if not (math.isfinite(rep.seed_noise) and rep.seed_noise >= 0):
+        raise UserError(f"--record: the seed noise could not be measured ({rep.seed_noise}): fewer than two "
+                        "architectures finished every seed; nothing was recorded")
+    study, _, _, lease = prepare_study(spec)
+    try:
+        study.set_user_attr("seed_noise", float(rep.seed_noise))
+        study.set_user_attr("seed_noise_source", {
+            "command": "proxy-check", "archs": len(rep.rows), "seeds": list(seeds),
+            "epochs": spec.proxy.max_epochs, "spec_hash": spec.hash, "spread": rep.spread, "ratio": rep.ratio,
+            "sample_seed": args.sample_seed})
+    finally:
+        lease.release()
+    print(f"recorded seed noise {rep.seed_noise:.4f} in study {spec.study.name!r} "
+          f"({safe_url(storage_url(spec))}); accuracy intervals of its trials are widened by it")
 
 
 def _nan0(v: float) -> float:
