@@ -20,7 +20,7 @@ TABLE = ROOT / "benchmarks" / "tables" / "predictors"
 
 
 def write_table(folder: Path, spec, seeds=(0, 1), epochs=(1, 2), rng_seed=0) -> dict:
-    """A table in the format benchmarks/tabulate.py writes, with made-up numbers; the truth by hash."""
+    """A table in the format benchmarks/tabulate_space.py writes, with made-up numbers; the truth by hash."""
     rng = random.Random(rng_seed)
     folder.mkdir(parents=True, exist_ok=True)
     truth = {}
@@ -134,7 +134,7 @@ def test_simulate_cli_writes_a_study(table_and_truth, tmp_path, capsys):
 
 def test_committed_table_has_every_architecture_and_seed():
     """The committed table: built from its spec, monotone epochs, costs with per-repeat throughput;
-    every architecture of the space with every seed once tabulate.py has marked it complete."""
+    every architecture of the space with every seed once tabulate_space.py has marked it complete."""
     if not (TABLE / "runs.csv").is_file():
         pytest.skip("no committed table")
     spec = load_spec(TABLE_SPEC)

@@ -10,7 +10,7 @@ from .validate import add_set_argument
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("simulate", help="replay a search against a tabulated design space, in simulated time",
                        description="Run the spec's sampler and scheduler against a table written by "
-                                   "benchmarks/tabulate.py: each trial takes a recorded training curve instead "
+                                   "benchmarks/tabulate_space.py: each trial takes a recorded training curve instead "
                                    "of training, a simulated clock advances by its recorded epoch times, and "
                                    "the trials are written as an ordinary study (`wfsearch show` and "
                                    "`wfsearch report` read it).",

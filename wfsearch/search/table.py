@@ -1,4 +1,4 @@
-"""A tabulated design space (written by ``benchmarks/tabulate.py``): every architecture's measured
+"""A tabulated design space (written by ``benchmarks/tabulate_space.py``): every architecture's measured
 costs and, per training seed, its per-epoch validation curve and epoch times.
 
     table = load_table("benchmarks/tables/predictors")
@@ -104,7 +104,7 @@ def load_table(folder: str | Path) -> Table:
     path = Path(folder)
     for name in ("archs.csv", "runs.csv"):
         if not (path / name).is_file():
-            raise UserError(f"{path}: --table: no {name} here; give the folder benchmarks/tabulate.py wrote "
+            raise UserError(f"{path}: --table: no {name} here; give the folder benchmarks/tabulate_space.py wrote "
                             "(for example benchmarks/tables/predictors)")
     meta = json.loads((path / "table.json").read_text()) if (path / "table.json").is_file() else {}
     archs: dict[str, TableArch] = {}

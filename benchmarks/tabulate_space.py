@@ -1,6 +1,6 @@
 """Tabulate a design space: every architecture of a spec, trained with its proxy under several seeds.
 
-    python benchmarks/tabulate.py benchmarks/tables/predictors-table.yaml [--seeds 2] [--workers 2]
+    python benchmarks/tabulate_space.py benchmarks/tables/predictors-table.yaml [--seeds 2] [--workers 2]
         [--out benchmarks/tables/predictors] [--set proxy.epochs=[1,3] ...]
 
 Enumerates the spec's grid, keeps one point per distinct architecture (`arch.hash`), and runs
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"spec": os.path.relpath(args.spec, out), "overrides": args.overrides, "seeds": args.seeds,
             "architectures": len(archs), "complete": False, "spec_resolved": spec.model_dump(mode="json", exclude={"space"}),
             "space": {k: v.model_dump(mode="json", exclude_none=True) for k, v in spec.space.items()},
-            "command": " ".join(["python", "benchmarks/tabulate.py", *(argv if argv is not None else sys.argv[1:])]),
+            "command": " ".join(["python", "benchmarks/tabulate_space.py", *(argv if argv is not None else sys.argv[1:])]),
             "commit": _git_commit(), "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "workers": args.workers,
                         "threads_per_worker": 1}}
     (out / "table.json").write_text(json.dumps(meta, indent=1, default=str) + "\n")
