@@ -22,8 +22,8 @@ from optuna.trial import TrialState
 
 import wfsearch
 from wfsearch.errors import UserError
-from wfsearch.study import (CONSTRAINTS_ATTR, Status, TrialRecord, archive_study, as_dicts, cached_result,
-                            constraint_values, fail_stale_trials, known_results, open_storage,
+from wfsearch.study import (Status, TrialRecord, archive_study, as_dicts, cached_result,
+                            fail_stale_trials, known_results, open_storage,
                             pareto_front, read_records, references_study_name, safe_url, sqlite_path, study_dir)
 from wfsearch.study.connect import engine_options
 from wfsearch.study.lease import StudyBusy, StudyLease, study_lease
@@ -32,6 +32,7 @@ from wfsearch.study.hypervolume import BOX_ATTR, HypervolumeBox
 from wfsearch.study.record import outcome_attrs
 
 from .budget import DistinctBudget
+from .sampler import NATIVE_CONSTRAINTS, SpaceFunction, make_sampler, objective_names  # noqa: F401 (re-exported)
 
 from .progress import ProgressPrinter, SearchProgress
 from .searcher import StorageFailureStopper, StudySearcher
@@ -40,8 +41,7 @@ from .trainable import run_trial
 
 log = logging.getLogger(__name__)
 
-MAX_ROUNDS = 5
-NATIVE_CONSTRAINTS = hasattr(optuna.trial.Trial, "set_constraint")  # Tuner rounds to top up the budget after failed or infeasible trials
+MAX_ROUNDS = 5  # Tuner rounds to top up the budget after failed or infeasible trials
 
 
 @dataclass
@@ -77,11 +77,6 @@ def study_dir_for(spec: Any) -> Path:
     """Where a study writes its logs and outputs: the SQLite file's folder or ``studies/<name>``."""
     path = sqlite_path(storage_url(spec))
     return path.parent if path is not None else study_dir(spec.study.name)
-
-
-def objective_names(spec: Any) -> tuple[list[str], list[str]]:
-    objs = spec.study.objectives
-    return [o.name for o in objs], [o.direction for o in objs]
 
 
 def search_records(study: optuna.Study, states: tuple = (TrialState.COMPLETE,)) -> list[TrialRecord]:
@@ -127,79 +122,6 @@ def hardware_info() -> dict[str, Any]:
     except ImportError:  # pragma: no cover
         pass
     return info
-
-
-def make_sampler(spec: Any, n_constraints: int) -> optuna.samplers.BaseSampler:
-    name, seed, trials = spec.study.sampler, spec.study.seed, spec.study.trials
-
-    def constraints_func(trial: optuna.trial.FrozenTrial) -> list[float]:
-        return list(trial.user_attrs.get(CONSTRAINTS_ATTR) or [0.0] * n_constraints)
-
-    if NATIVE_CONSTRAINTS:  # Optuna >= 5: samplers read the constraints each trial sets itself
-        constraints_func = None  # noqa: F811
-
-    if name == "auto":
-        name = "tpe" if trials < 100 else "nsga2"
-    if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, constraints_func=constraints_func,
-                                             population_size=max(4, min(50, trials // 3)))
-    if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, constraints_func=constraints_func, multivariate=True,
-                                          n_startup_trials=max(4, min(10, trials // 3)))
-    if name == "gp":
-        return optuna.samplers.GPSampler(seed=seed, constraints_func=constraints_func)
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if name == "grid":
-        return optuna.samplers.GridSampler(spec.grid(), seed=seed)
-    raise AssertionError(f"unknown sampler {name!r}")  # the spec validates names
-
-
-# --------------------------------------------------------------------------- define-by-run
-class SpaceFunction:
-    """The define-by-run function Ray's `OptunaSearch` calls on the driver for every new trial."""
-
-    def __init__(self, spec: Any, constraints: list[dict], known: dict[str, dict],
-                 inflight: dict[str, int] | None = None):
-        self.spec, self.constraints, self.known = spec, constraints, known
-        # architectures being trained right now: arch hash -> the Optuna trial id training it
-        self.inflight = inflight if inflight is not None else {}
-
-    def __call__(self, trial: Any) -> dict[str, Any]:
-        from wfsearch.space import design_costs, sample_arch
-
-        sample = sample_arch(self.spec, trial)
-        if sample.arch is None:
-            self._constrain(trial, [1.0] * len(self.constraints), buildable=False)
-            return {"infeasible": f"infeasible: {sample.infeasible}", "arch": None}
-        arch = sample.arch
-        try:  # costs are those of the deployed model: the throughput section's scale and resolution
-            deployed = self.spec.throughput.deployed(arch)
-            metrics = design_costs(self.spec, arch)
-        except ValueError as e:
-            self._constrain(trial, [1.0] * len(self.constraints), buildable=False)
-            return {"infeasible": f"infeasible: at the deployment scale: {e}", "arch": arch.to_dict()}
-        values, violated = constraint_values(self.constraints, metrics)
-        self._constrain(trial, values, buildable=True)
-        out = {"arch": arch.to_dict(), "arch_hash": arch.hash, "deployed_arch": deployed.to_dict()}
-        trial.set_user_attr("arch_hash", arch.hash)
-        if violated:
-            return {**out, "infeasible": f"infeasible: {violated}", "cost_metrics": metrics}
-        if arch.hash in self.known:
-            out["cached_result"] = self.known[arch.hash]
-        elif arch.hash in self.inflight:  # sampled again while a trial trains it: wait for that one
-            out["wait_for_trial_id"] = self.inflight[arch.hash]
-        elif getattr(trial, "_trial_id", None) is not None:
-            self.inflight[arch.hash] = trial._trial_id
-        return out
-
-    def _constrain(self, trial: Any, values: list[float], buildable: bool) -> None:
-        """Constraint values (<= 0 feasible) for the sampler: the spec's, then whether it builds."""
-        values = [*values, 0.0 if buildable else 1.0]
-        trial.set_user_attr(CONSTRAINTS_ATTR, values)
-        if NATIVE_CONSTRAINTS:
-            for c, v in zip([*self.constraints, None], values):
-                trial.set_constraint("buildable" if c is None else f"{c['metric']} {c['op']} {c['value']:g}", v)
 
 
 # --------------------------------------------------------------------------- the run

@@ -13,8 +13,16 @@ Trials are written as the real search writes them (states, values, ``arch``, ``a
 table seed and the simulated start and end, and their start/complete datetimes set on the simulated
 clock, so `wfsearch show` and `wfsearch report` read the study like any other.
 
-Differences from a real run: a trial that samples an architecture being trained waits for it and
-reuses its result, or ends pruned with it; trials are asked only when a slot is free (as Ray does).
+As in a real run, a re-sampled architecture is told the result it already has (completed, or pruned
+at the rung where it stopped) without training, a trial that samples an architecture being trained
+waits for it and reuses its result (or trains it itself when that one stops early), and the search
+stops asking once the sampler has proposed `MAX_REPEATS_IN_A_ROW` known architectures in a row.
+Trials are asked only when a slot is free (as Ray does).
+
+Speed: everything stays in memory (an in-memory Optuna study; `save_study` writes it to SQLite once,
+in one transaction), nothing imports Ray, and what follows from an architecture alone (hash, costs)
+is computed once per architecture; the sampler's own cost per trial (Optuna's TPE, NSGA-II and GP
+read every earlier trial) is what is left.
 """
 from __future__ import annotations
 
@@ -23,6 +31,7 @@ import heapq
 import math
 import random
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -31,10 +40,13 @@ from optuna.trial import TrialState
 
 from wfsearch.errors import UserError
 
+from .budget import MAX_REPEATS_IN_A_ROW
 from .rungs import ParetoRungs
+from .sampler import SpaceFunction, make_sampler, objective_names
 from .table import Table
 
-MAX_INSTANT_TRIALS = 500  # consecutive trials that took no time (repeats, infeasible): the space is exhausted
+# trials in a row that took no time (repeats, infeasible): the space is exhausted, as `wfsearch run` decides
+MAX_INSTANT_TRIALS = MAX_REPEATS_IN_A_ROW
 COST_KEYS = {"params": "params", "macs": "macs", "memory": "peak_memory_bytes", "throughput": "throughput",
              "throughput_ratio": "throughput_ratio", "reference_throughput": "reference_throughput"}
 
@@ -73,17 +85,17 @@ def _worst(metric: str, direction: str, metrics: dict[str, float]) -> float:
 def simulate(spec: Any, table: Table, *, workers: int | None = None, seed: int | None = None,
              max_trials: int | None = None, time_budget_s: float | None = None, sampler: Any = None,
              on_complete: Callable[[float, optuna.trial.FrozenTrial], None] | None = None,
-             ) -> tuple[optuna.Study, SimSummary]:
+             stop: Callable[[], bool] | None = None) -> tuple[optuna.Study, SimSummary]:
     """Run ``spec``'s search against ``table``; the in-memory study and a summary.
 
     ``max_trials`` defaults to ``spec.study.trials``; ``time_budget_s`` stops asking for new trials
     once the simulated clock passes it (running ones finish). ``seed`` (default ``study.seed``) seeds
     the sampler and the draw of table seeds. ``workers`` defaults to ``resources.max_concurrent`` or
-    the number of workers the table was made with.
+    the number of workers the table was made with. ``on_complete(t, frozen)`` is called for every
+    trained trial that completes; once ``stop()`` returns True no new trial is asked (the search ends
+    with what is running: for a caller whose measure cannot change any more).
     """
     from wfsearch.study import as_dicts
-
-    from .engine import SpaceFunction, make_sampler, objective_names
 
     t_wall = time.perf_counter()
     seed = spec.study.seed if seed is None else seed
@@ -105,12 +117,14 @@ def simulate(spec: Any, table: Table, *, workers: int | None = None, seed: int |
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = sampler or make_sampler(spec, len(constraints) + 1)
     study = optuna.create_study(directions=directions, sampler=sampler, study_name=spec.study.name)
-    study.set_metric_names(names)
+    _set_metric_names(study, names)
     known: dict[str, dict] = {}
     inflight: dict[str, int] = {}
     space_fn = SpaceFunction(spec, constraints, known, inflight)
     rng = random.Random(seed)
     measured: set[str] = set()
+    proxy_attr = spec.proxy.model_dump(mode="json")
+    seeds_of = {h: sorted(per) for h, per in table.runs.items()}
     summary = SimSummary()
     events: list[tuple[float, int, int, int]] = []  # (time, order, trial number, epoch index)
     jobs: dict[int, _Job] = {}
@@ -150,11 +164,11 @@ def simulate(spec: Any, table: Table, *, workers: int | None = None, seed: int |
         curve = [{"epoch": e.epoch, "accuracy": e.accuracy, "loss": e.loss}
                  for e in table.runs[job.arch_hash][job.seed] if e.epoch <= epoch]
         return m, {"arch": job.arch, "arch_hash": job.arch_hash, "costs": costs, "metrics": m, "curve": curve,
-                   "proxy": spec.proxy.model_dump(mode="json")}
+                   "proxy": proxy_attr}
 
     def start_training(job: _Job, now: float) -> None:
         nonlocal order
-        job.seed = rng.choice(sorted(table.runs[job.arch_hash]))
+        job.seed = rng.choice(seeds_of[job.arch_hash])
         job.start = now
         inflight[job.arch_hash] = job.trial._trial_id
         t = now + (table.archs[job.arch_hash].measure_seconds if job.arch_hash not in measured else 0.0)
@@ -206,11 +220,14 @@ def simulate(spec: Any, table: Table, *, workers: int | None = None, seed: int |
                                 f"the table; simulate the spec the table was made from "
                                 f"({table.meta.get('spec', 'see its table.json')})")
             return True
-        if "cached_result" in cfg:
+        if "cached_result" in cfg:  # a re-sample: told the result it has (completed or pruned), not trained
             r = cfg["cached_result"]
-            values = [float(r["metrics"][m]) for m in names]
-            tell(job, TrialState.COMPLETE, values, {k: r[k] for k in ("metrics", "costs", "curve") if r.get(k)}
-                 | {"arch": cfg["arch"], "arch_hash": h, "status_reason": r["status_reason"]}, now)
+            attrs = {k: r[k] for k in ("metrics", "costs", "curve") if r.get(k)} | {
+                "arch": cfg["arch"], "arch_hash": h, "status_reason": r["status_reason"]}
+            if r.get("status") == "pruned":
+                tell(job, TrialState.PRUNED, None, attrs, now)
+            else:
+                tell(job, TrialState.COMPLETE, [float(r["metrics"][m]) for m in names], attrs, now)
             return True
         if "wait_for_trial_id" in cfg:
             other = by_id[cfg["wait_for_trial_id"]]
@@ -224,9 +241,13 @@ def simulate(spec: Any, table: Table, *, workers: int | None = None, seed: int |
     def running() -> int:
         return len(jobs)
 
+    stopped = False
     while True:
         while (running() < workers and summary.trials + running() < max_trials
                and (time_budget_s is None or clock < time_budget_s) and instant < MAX_INSTANT_TRIALS):
+            if stop is not None and stop():
+                stopped = True
+                break
             if ask_one(clock):
                 instant += 1
             else:
@@ -234,8 +255,10 @@ def simulate(spec: Any, table: Table, *, workers: int | None = None, seed: int |
         if not events:
             break
         t, _, number, idx = heapq.heappop(events)
+        job = jobs.get(number)
+        if job is None:  # an epoch of a trial stopped at an earlier rung
+            continue
         clock = t
-        job = jobs[number]
         if idx < 0:  # the table's run failed before its first epoch
             del jobs[number]
             reason = f"{table.status[job.arch_hash][job.seed]} (table seed {job.seed})"
@@ -261,15 +284,17 @@ def simulate(spec: Any, table: Table, *, workers: int | None = None, seed: int |
                                                               "not trained again)"})
             finish_waiters(number, t, TrialState.COMPLETE, values, attrs)
         elif decider is not None and not decider.decide(number, e.epoch, values):
-            del jobs[number]
-            # drop the rest of this trial's epoch events
-            events[:] = [ev for ev in events if ev[2] != number]
-            heapq.heapify(events)
-            tell(job, TrialState.PRUNED, None, {**attrs, "status_reason": f"pruned at epoch {e.epoch}"}, t)
+            del jobs[number]  # its later epoch events are skipped when they come up
+            reason = f"pruned at epoch {e.epoch}"
+            tell(job, TrialState.PRUNED, None, {**attrs, "status_reason": reason}, t)
+            known.setdefault(job.arch_hash, {"status": "pruned", "metrics": metrics, "costs": attrs["costs"],
+                                             "curve": attrs["curve"], "status_reason": f"{reason} (same "
+                                             f"architecture as trial {number}, not trained again)"})
             finish_waiters(number, t, TrialState.PRUNED, None, attrs)
 
     summary.simulated_seconds = clock
-    summary.stopped_because = ("time budget" if time_budget_s is not None and clock >= time_budget_s
+    summary.stopped_because = ("stopped by the caller" if stopped
+                               else "time budget" if time_budget_s is not None and clock >= time_budget_s
                                else "space exhausted" if instant >= MAX_INSTANT_TRIALS else "trials")
     summary.distinct = len(measured)
     summary.seconds = time.perf_counter() - t_wall
@@ -277,11 +302,18 @@ def simulate(spec: Any, table: Table, *, workers: int | None = None, seed: int |
     return study, summary
 
 
+def _set_metric_names(study: optuna.Study, names: list[str]) -> None:
+    with warnings.catch_warnings():  # experimental in Optuna, and what `wfsearch run` stores too
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(names)
+
+
 def save_study(study: optuna.Study, spec: Any, table: Table, storage_url: str, study_name: str,
                t0: datetime.datetime | None = None) -> optuna.Study:
     """Copy a simulated in-memory study into ``storage_url`` as ``study_name`` (replacing one of that
-    name), each trial's start and completion on the simulated clock from ``t0``."""
-    from .engine import objective_names
+    name), each trial's start and completion on the simulated clock from ``t0``. The trials go in one
+    transaction (`_insert_trials`): Optuna's ``add_trials`` commits each trial and its attributes
+    row by row, which took longer than the whole replay."""
     from wfsearch.study import open_storage
 
     storage = open_storage(storage_url)
@@ -289,16 +321,14 @@ def save_study(study: optuna.Study, spec: Any, table: Table, storage_url: str, s
         optuna.delete_study(study_name=study_name, storage=storage)
     names, directions = objective_names(spec)
     out = optuna.create_study(study_name=study_name, storage=storage, directions=directions)
-    out.set_metric_names(names)
+    _set_metric_names(out, names)
     t0 = t0 or datetime.datetime.now().replace(microsecond=0)
     timing = study.user_attrs.get("simulated_timing", {})
     trials = []
-    for t in study.get_trials(deepcopy=True):
+    for t in study.get_trials(deepcopy=False):
         start, end = timing.get(str(t.number), (0.0, 0.0))
-        t.datetime_start = t0 + datetime.timedelta(seconds=start)
-        t.datetime_complete = t0 + datetime.timedelta(seconds=end)
-        trials.append(t)
-    out.add_trials(trials)
+        trials.append((t, t0 + datetime.timedelta(seconds=start), t0 + datetime.timedelta(seconds=end)))
+    _insert_trials(storage, out._study_id, trials)
     out.set_user_attr("spec", spec.to_dict())
     out.set_user_attr("spec_hash", spec.hash)
     out.set_user_attr("spec_path", str(getattr(spec, "path", "") or ""))
@@ -309,4 +339,52 @@ def save_study(study: optuna.Study, spec: Any, table: Table, storage_url: str, s
                                    **(table.meta.get("machine") or {})})
     out.set_user_attr("objectives", [{"name": n, "direction": d} for n, d in zip(names, directions)])
     out.set_user_attr("simulated", {"table": str(table.path), "seed": spec.study.seed})
-    return out
+    return optuna.load_study(study_name=study_name, storage=storage)
+
+
+def _insert_trials(storage: optuna.storages.RDBStorage, study_id: int,
+                   trials: list[tuple[optuna.trial.FrozenTrial, datetime.datetime, datetime.datetime]]) -> None:
+    """Insert finished trials (numbered 0, 1, ... in order) into an empty study, in one transaction,
+    through Optuna's own table models and value encodings (what ``add_trial`` writes, row by row)."""
+    import json
+
+    from optuna.distributions import distribution_to_json
+    from optuna.storages._rdb import models
+    from sqlalchemy import insert
+
+    session = storage.scoped_session()
+    try:
+        rows = []
+        for number, (t, start, end) in enumerate(trials):
+            row = models.TrialModel(study_id=study_id, number=number, state=t.state)
+            row.datetime_start, row.datetime_complete = start, end  # stored as naive UTC, as Optuna does
+            rows.append(row)
+        session.add_all(rows)
+        session.flush()  # trial ids
+        values, params, user, system, steps = [], [], [], [], []
+        for row, (t, _, _) in zip(rows, trials):
+            tid = row.trial_id
+            for i, v in enumerate(t.values or []):
+                stored, kind = models.TrialValueModel.value_to_stored_repr(v)
+                values.append({"trial_id": tid, "objective": i, "value": stored, "value_type": kind})
+            for name, v in t.params.items():
+                dist = t.distributions[name]
+                params.append({"trial_id": tid, "param_name": name, "param_value": dist.to_internal_repr(v),
+                               "distribution_json": distribution_to_json(dist)})
+            user += [{"trial_id": tid, "key": k, "value_json": json.dumps(v)} for k, v in t.user_attrs.items()]
+            system += [{"trial_id": tid, "key": k, "value_json": json.dumps(v)} for k, v in t.system_attrs.items()]
+            for step, v in t.intermediate_values.items():
+                stored, kind = models.TrialIntermediateValueModel.intermediate_value_to_stored_repr(v)
+                steps.append({"trial_id": tid, "step": step, "intermediate_value": stored,
+                              "intermediate_value_type": kind})
+        for model, data in ((models.TrialValueModel, values), (models.TrialParamModel, params),
+                            (models.TrialUserAttributeModel, user), (models.TrialSystemAttributeModel, system),
+                            (models.TrialIntermediateValueModel, steps)):
+            if data:
+                session.execute(insert(model), data)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
