@@ -108,13 +108,65 @@ def test_saved_simulated_study_reads_like_a_real_one(spec, table_and_truth, tmp_
     from wfsearch.study import read_study
 
     table, _ = table_and_truth
-    study, _ = simulate(spec, table, workers=2, seed=0, max_trials=12)
+    s = spec.model_copy(update={"study": spec.study.model_copy(update={"sampler": "random"})})
+    study, _ = simulate(s, table, workers=2, seed=0, max_trials=30)
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
-    out = save_study(study, spec, table, url, "sim")
-    assert len(out.trials) == 12
-    assert [t.values for t in out.trials] == [t.values for t in study.trials]
+    save_study(study, s, table, url, "sim")
+    out = save_study(study, s, table, url, "sim")  # replaces the study of that name
+    assert len(optuna.get_all_study_summaries(url)) == 1
+    assert [t.number for t in out.trials] == list(range(30))
+    for a, b in zip(study.trials, out.trials):
+        assert (b.state, b.values, b.params, b.distributions, b.user_attrs, b.system_attrs) == \
+            (a.state, a.values, a.params, a.distributions, a.user_attrs, a.system_attrs)
+        sim = a.user_attrs["simulated"]
+        assert (b.datetime_complete - b.datetime_start).total_seconds() == pytest.approx(
+            sim["end_s"] - sim["start_s"], abs=1e-3)
+    assert out.metric_names == ["accuracy", "throughput"]
     text = show_text(read_study(str(tmp_path)))
     assert "front" in text.lower()
+
+
+def test_a_resampled_pruned_architecture_is_told_its_pruned_result(spec, table_and_truth):
+    """As `wfsearch run` does: an architecture stopped at a rung is not trained again when re-sampled."""
+    table, _ = table_and_truth
+    s = spec.model_copy(update={"study": spec.study.model_copy(update={"sampler": "random"})})
+    study, summary = simulate(s, table, workers=2, seed=1, max_trials=150)
+    trained = sorted((t for t in study.trials if t.user_attrs["simulated"]["seed"] is not None),
+                     key=lambda t: (t.user_attrs["simulated"]["end_s"], t.number))
+    first: dict = {}
+    for t in trained:  # the first result of each architecture, in the order the clock reached them
+        first.setdefault(t.user_attrs["arch_hash"], t)
+    repeats = 0
+    for t in study.trials:
+        h = t.user_attrs.get("arch_hash")
+        if t.user_attrs["simulated"]["seed"] is None and h in first and first[h].state == optuna.trial.TrialState.PRUNED:
+            assert t.state == optuna.trial.TrialState.PRUNED
+            assert t.user_attrs["status_reason"] == (f"pruned at epoch 1 (same architecture as trial "
+                                                     f"{first[h].number}, not trained again)")
+            assert t.user_attrs["curve"] == first[h].user_attrs["curve"]
+            repeats += 1
+    assert repeats and summary.pruned > repeats
+
+
+def test_simulate_imports_no_ray(table_and_truth, tmp_path):
+    """The simulator and the CLI command around it never import Ray (nor does a replay or its save)."""
+    import subprocess
+    import sys
+
+    table, _ = table_and_truth
+    code = (
+        "import sys, wfsearch.cli.simulate\n"
+        "from wfsearch.search.simulate import save_study, simulate\n"
+        "from wfsearch.search.table import load_table\n"
+        "from wfsearch.space import load_spec\n"
+        f"spec = load_spec({str(TABLE_SPEC)!r}, ['study.trials=10'])\n"
+        f"table = load_table({str(table.path)!r})\n"
+        "study, _ = simulate(spec, table, workers=2, seed=0)\n"
+        f"save_study(study, spec, table, 'sqlite:///{tmp_path / 'o.db'}', 'sim')\n"
+        "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
 
 
 @pytest.mark.slow

@@ -192,6 +192,7 @@ def simulate(spec: Any, table: Table, *, workers: int | None = None, seed: int |
                        attrs: dict) -> None:
         for w in waiting.pop(number, []):
             if state == TrialState.COMPLETE:
+                del jobs[w.trial.number]  # frees its slot
                 reused = {**attrs, "status_reason": f"ok (same architecture as trial {number}, not trained again)"}
                 tell(w, TrialState.COMPLETE, values, reused, now)
             else:  # the one it waited for stopped early: this trial trains the architecture itself
@@ -292,6 +293,7 @@ def simulate(spec: Any, table: Table, *, workers: int | None = None, seed: int |
                                              f"architecture as trial {number}, not trained again)"})
             finish_waiters(number, t, TrialState.PRUNED, None, attrs)
 
+    assert not jobs and not waiting, (sorted(jobs), sorted(waiting))  # every trial asked was told
     summary.simulated_seconds = clock
     summary.stopped_because = ("stopped by the caller" if stopped
                                else "time budget" if time_budget_s is not None and clock >= time_budget_s
