@@ -175,6 +175,10 @@ def quartiles(xs: list[float]) -> tuple[float, float, float]:
     return q[0], statistics.median(xs), q[2]
 
 
+def fmt_rate(v: float) -> str:
+    return f"{v:.0f}" if v >= 10 else f"{v:.2g}"
+
+
 def fmt_t(v: float) -> str:
     return "never" if math.isinf(v) else f"{v:.2f}"
 
@@ -280,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         r["per_s"] = sum(i["trials"] for i in info) / max(1e-9, sum(i["seconds"] for i in info))
         results[name] = r
         print(f"{name:28s} " + "  ".join(f"{int(f * 100)}%: {fmt_q(r['at'][f])}" for f in FRACTIONS)
-              + f"  t95: {fmt_q(r['t95'], times=True)}  ({r['trials']:.0f} trials/search, {r['per_s']:.0f} trials/s)",
+              + f"  t95: {fmt_q(r['t95'], times=True)}  ({r['trials']:.0f} trials/search, {fmt_rate(r['per_s'])} trials/s)",
               flush=True)
 
     job = (args.spec, args.table, args.concurrent, args.budget)
@@ -328,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     for k, r in results.items():
         lines.append(f"| {k}{' (default)' if k == default else ''} | {r['n']} | "
                      + " | ".join(fmt_q(r["at"][f]) for f in FRACTIONS)
-                     + f" | {fmt_q(r['t95'], times=True)} | {r['trials']:.0f} | {r['per_s']:.0f} |")
+                     + f" | {fmt_q(r['t95'], times=True)} | {r['trials']:.0f} | {fmt_rate(r['per_s'])} |")
     med = {k: statistics.median(r["t95"]) for k, r in results.items()}
     if med:
         best = min(med, key=lambda k: med[k])
