@@ -177,11 +177,9 @@ def hypervolume_data(view: StudySnapshot) -> HypervolumeData:
     box = HypervolumeBox.of([tuple(t.values) for t in distinct], view.directions, view.objectives)
     starts = [t.datetime_start for t in view.trials if t.datetime_start is not None]
     t0 = min(starts) if starts else None
-    steps, values, hv = [], [], 0.0
-    for i, t in enumerate(done, 1):
-        if t.number in feasible:
-            values.append(tuple(t.values))
-            hv = box.hypervolume(values)
+    history = box.history([tuple(t.values) if t.number in feasible else None for t in done]) if box else [0.0] * len(done)
+    steps = []
+    for i, (t, hv) in enumerate(zip(done, history), 1):
         seconds = (t.datetime_complete - t0).total_seconds() if t0 and t.datetime_complete else None
         steps.append(HypervolumeStep(finished=i, number=t.number, seconds=seconds, hypervolume=hv))
     return HypervolumeData(objectives=view.objectives, directions=view.directions, box=box, steps=tuple(steps))

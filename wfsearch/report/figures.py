@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from wfsearch.models import PREDICTORS
+from wfsearch.arch import PREDICTORS
 
 from .data import Axis, CurvesData, HypervolumeData, Importances, ParallelData, ParetoData, Point
 from .scaling import ScalingData
