@@ -77,3 +77,34 @@ def test_history_of_many_points_is_fast():
     hist = box.history(values)
     assert time.perf_counter() - t0 < 5  # about 0.3 s here; the old per-prefix recomputation took minutes
     assert hist[-1] == pytest.approx(box.hypervolume(values), rel=1e-9)
+
+
+def brute_plausible(lows, highs, directions) -> list[bool]:
+    """`plausibly_optimal` by its definition, pair by pair (for checking)."""
+    sign = [1 if d == "maximize" else -1 for d in directions]
+    out = []
+    for i in range(len(lows)):
+        dominated = False
+        for j in range(len(lows)):
+            if j == i:
+                continue
+            # j's worst case is at least as good as i's best case everywhere, better somewhere
+            pairs = [(lows[j][k], highs[i][k]) if s > 0 else (-highs[j][k], -lows[i][k]) for k, s in enumerate(sign)]
+            if all(wj >= bi for wj, bi in pairs) and any(wj > bi for wj, bi in pairs):
+                dominated = True
+                break
+        out.append(not dominated)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("directions", [("maximize", "maximize"), ("maximize", "minimize")])
+def test_plausibly_optimal_equals_pairwise_definition(seed, directions):
+    from wfsearch.study.noise import plausibly_optimal
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 80))
+    values = np.round(rng.random((n, 2)), 1)
+    width = np.round(rng.random((n, 2)) * 0.2, 1) * (rng.random((n, 1)) < 0.7)  # some exact, ties everywhere
+    lows, highs = (values - width).tolist(), (values + width).tolist()
+    assert plausibly_optimal(lows, highs, directions).tolist() == brute_plausible(lows, highs, directions)

@@ -98,9 +98,13 @@ class StudySnapshot:
         return (f"{c['front'] + c['dominated']} trained, {c['pruned']} pruned, {c['failed']} failed, "
                 f"{c['infeasible']} infeasible, {c['running']} running")
 
+    @cached_property
+    def _finished(self) -> tuple[TrialRecord, ...]:
+        return tuple(t for t in self.trials if t.trained)
+
     def finished(self) -> list[TrialRecord]:
         """COMPLETE search trials that were trained (what the front is chosen from)."""
-        return [t for t in self.trials if t.trained]
+        return list(self._finished)
 
     def failure_reasons(self) -> dict[str, int]:
         """Failed trials per status (``oom``, ``diverged``, ``error``, ``interrupted``)."""
