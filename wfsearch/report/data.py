@@ -209,7 +209,7 @@ def importance_data(view: StudySnapshot) -> list[Importances]:
         return [Importances(o, (), note) for o in view.objectives]
     # knobs every trial sampled from the same distribution (conditional ones are not comparable)
     dists = [t.trial.distributions for t in trials]
-    common = [p for p, d in dists[0].items() if all(ds.get(p) == d for ds in dists)]
+    common = [p for p, d in dists[0].items() if all(ds.get(p) is d or ds.get(p) == d for ds in dists)]
     constant = [p for p in common if len({repr(t.params[p]) for t in trials}) < 2]
     conditional = sorted({p for t in trials for p in t.params} - set(common))
     knobs = [p for p in common if p not in constant]
@@ -223,7 +223,11 @@ def importance_data(view: StudySnapshot) -> list[Importances]:
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created in memory" line
     try:
         scratch = optuna.create_study(directions=list(view.directions))
-        scratch.add_trials([t.trial for t in trials])
+        # the knobs and the values only: Optuna deep-copies every trial it adds, attributes included
+        scratch.add_trials([optuna.trial.FrozenTrial(
+            number=t.number, state=TrialState.COMPLETE, value=None, values=list(t.values),
+            datetime_start=t.trial.datetime_start, datetime_complete=t.trial.datetime_complete, params=t.params, distributions=t.trial.distributions, user_attrs={},
+            system_attrs={}, intermediate_values={}, trial_id=t.number) for t in trials])
     finally:
         optuna.logging.set_verbosity(verbosity)
     evaluator, name = _evaluator()

@@ -111,9 +111,17 @@ class StudySnapshot:
         reasons = Counter((t.status or Status.ERROR).value for t in self.trials if t.state == TrialState.FAIL)
         return dict(reasons.most_common())
 
+    @cached_property
+    def _numbers(self) -> dict[int, dict[str, float]]:
+        return {}
+
     def metrics(self, t: TrialRecord) -> dict[str, float]:
-        """Every finite number known for a trial by name (costs, metrics, then objective values)."""
-        return t.numbers(self.objectives)
+        """Every finite number known for a trial by name (costs, metrics, then objective values); a copy
+        of what the first call found (the report asks several times per trial)."""
+        cached = self._numbers.get(id(t))
+        if cached is None:
+            cached = self._numbers[id(t)] = t.numbers(self.objectives)
+        return dict(cached)
 
     @property
     def throughput(self) -> dict:
