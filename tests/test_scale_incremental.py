@@ -1,4 +1,5 @@
-"""The incremental hypervolume history equals recomputing the hypervolume of every prefix."""
+"""Big studies stay cheap: the incremental hypervolume history, the plausibly-optimal sweep and the batched
+learning curves, each checked against a brute-force reference."""
 from __future__ import annotations
 
 import numpy as np
@@ -108,3 +109,21 @@ def test_plausibly_optimal_equals_pairwise_definition(seed, directions):
     width = np.round(rng.random((n, 2)) * 0.2, 1) * (rng.random((n, 1)) < 0.7)  # some exact, ties everywhere
     lows, highs = (values - width).tolist(), (values + width).tolist()
     assert plausibly_optimal(lows, highs, directions).tolist() == brute_plausible(lows, highs, directions)
+
+
+def test_many_learning_curves_are_a_few_traces_with_every_point():
+    from wfsearch.report.data import Curve, CurvesData
+    from wfsearch.report.figures import CURVE_TRACES_MAX, curves_figure
+
+    def curve(n: int, group: str, fc1: str) -> Curve:
+        return Curve(f"trial {n}", n, group, "ok", fc1, "none", (1.0, 2.0), (0.1 + n / 1000, 0.2 + n / 1000))
+
+    few = CurvesData("accuracy", (), tuple(curve(n, "dominated", "none") for n in range(3)))
+    assert len(curves_figure(few).data) == 3  # one trace per trial while they are few
+    many = [curve(n, ("dominated", "pruned")[n % 2], ("none", "bilateral")[n % 3 == 0]) for n in range(CURVE_TRACES_MAX * 3)]
+    fig = curves_figure(CurvesData("accuracy", (), tuple(many) + (curve(999, "front", "bilateral"),)))
+    assert len(fig.data) == 4 + 1  # (group, fc1) batches, then the front trial on its own, drawn last
+    assert fig.data[-1].name == "trial 999 (front)"
+    points = {(t, round(y, 6)) for tr in fig.data for t, y in zip(tr.text or [tr.name.split(" (")[0]] * 2, tr.y)
+              if y is not None}
+    assert {(f"trial {c.number} ({c.group}: ok)", round(c.values[1], 6)) for c in many} <= points
