@@ -83,25 +83,31 @@ def test_dwconv_matches_grouped_conv(tk, shape, squash, residual, delta):
     torch.testing.assert_close(y, _dwconv_ref(x, d, k0, bias, squash, residual), rtol=1e-5, atol=1e-5)
 
 
-# (B, H, W, C_in, C_out, k), shared P, GELU: more than one token tile (N > 32), C_in block (> 64) and
-# output tile (> 128); odd sizes; the rank order (P shared) and the token order (P per sample, strided)
-LIN_CASES = [((2, 5, 7, 19, 37, 5), True, True), ((3, 9, 5, 70, 150, 20), False, False),
-             ((1, 3, 3, 16, 16, 1), False, True), ((2, 2, 9, 24, 96, 6), True, False)]
+# (B, H, W, C_in, C_out, k), shared P, squash, GELU: more than one token tile (N > 32), C_in block (> 64)
+# and output tile (> 128); odd sizes; the rank order (P and G shared) and the token order (per sample)
+LIN_CASES = [((2, 5, 7, 19, 37, 5), True, True, True), ((2, 3, 5, 70, 150, 20), False, True, False),
+             ((1, 3, 3, 16, 16, 1), False, False, True), ((2, 2, 9, 24, 96, 6), True, False, False)]
 
 
-@pytest.mark.parametrize("shape,shared,gelu", LIN_CASES,
-                         ids=["x".join(map(str, c[0])) + "-shared" * c[1] + "-gelu" * c[2] for c in LIN_CASES])
-def test_dynamic_linear_matches_materialized_weight(tk, shape, shared, gelu):
+@pytest.mark.parametrize("shape,shared,squash,gelu", LIN_CASES,
+                         ids=["x".join(map(str, c[0])) + "-shared" * c[1] + "-squash" * c[2] + "-gelu" * c[3]
+                              for c in LIN_CASES])
+def test_dynamic_linear_matches_materialized_weight(tk, shape, shared, squash, gelu):
     B, H, W, C, O, K = shape
     g = torch.Generator().manual_seed(sum(shape))
     x = torch.randn(B, H, W, C, generator=g).to(DEVICE)
     w = torch.randn(O, C, generator=g).to(DEVICE) / C ** 0.5
     p = (torch.randn(C, K, generator=g) if shared else torch.randn(B, K, C, generator=g).transpose(1, 2)).to(DEVICE)
-    q = torch.randn(B, K, O, generator=g).to(DEVICE) / K
+    q = torch.randn(B, K, O, generator=g).to(DEVICE)
     b = torch.randn(O, generator=g).to(DEVICE)
+    scale = 0.37
+    gram = p.transpose(-2, -1) @ p if squash else None
     with torch.backends.cuda.matmul.flags(allow_tf32=False) if CUDA else torch.no_grad():
-        y = tk.dynamic_linear(x, w, p, q, b, gelu=gelu)
-    ref = x.reshape(B, H * W, C) @ (w.t() + p @ q) + b  # W0 + ΔW per sample, as written
+        y = tk.dynamic_linear(x, w, p, q, b, gelu=gelu, gram=gram, scale=scale)
+    d = scale * p @ q  # ΔW per sample, as written
+    if squash:
+        d = d / (d.norm(dim=-2, keepdim=True) + 1.0)
+    ref = x.reshape(B, H * W, C) @ (w.t() + d) + b
     ref = (F.gelu(ref) if gelu else ref).view(B, H, W, O)
     assert y.shape == (B, H, W, O) and y.dtype == x.dtype
     torch.testing.assert_close(y, ref, rtol=1e-4, atol=1e-4)
@@ -111,6 +117,9 @@ def test_kernels_reject_shapes_that_do_not_chain(tk):
     x = torch.randn(1, 2, 2, 8)
     with pytest.raises(ValueError, match="do not chain"):
         tk.dynamic_linear(x, torch.randn(4, 8), torch.randn(9, 3), torch.randn(1, 3, 4), torch.randn(4))
+    with pytest.raises(ValueError, match="do not chain"):
+        tk.dynamic_linear(x, torch.randn(4, 8), torch.randn(8, 3), torch.randn(1, 3, 4), torch.randn(4),
+                          gram=torch.randn(2, 2))
     with pytest.raises(ValueError, match="expected"):
         tk.dwconv(x, None, torch.randn(8, 1, 2, 2), torch.randn(8))
 

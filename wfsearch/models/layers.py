@@ -144,17 +144,19 @@ class DynamicLinear(nn.Module):
 
     def forward_triton(self, x_BHWC: torch.Tensor, gelu: bool = False) -> torch.Tensor | None:
         """`forward_fast` (then the exact GELU when ``gelu``) as one Triton kernel in the cheapest low-rank
-        order: ``x W0ᵀ + (x P) Q' + b``, no per-sample weight (`triton_kernels.dynamic_linear`). None
+        order: ``x W0ᵀ + (x P) Q' + b`` with the column norms of ``Q'`` computed in the kernel from ``Q``
+        and the Gram, no per-sample weight (`triton_kernels.dynamic_linear`). None
         where the kernel does not apply: a predictor without codes or one watched by hooks (its factors
         come as Φa, Φb), or a low-rank inner dimension above `triton_kernels.MAX_RANK`."""
         pred = self.predictor
         if pred is None or not hasattr(pred, "codes_pooled") or hooked(pred):
             return None
         from . import triton_kernels  # imports triton: only on this path
-        P_IK, Q_BKO, _ = self.factors(x_BHWC, orders=("lowrank",))
+        P_IK, Q_BKO, _, G_KK, scale = self._factors(x_BHWC, None, ("lowrank",), fold=False)
         if Q_BKO.shape[-2] > triton_kernels.MAX_RANK:
             return None
-        return triton_kernels.dynamic_linear(x_BHWC, self.weight, P_IK, Q_BKO, self.bias, gelu=gelu)
+        return triton_kernels.dynamic_linear(x_BHWC, self.weight, P_IK, Q_BKO, self.bias, gelu=gelu, gram=G_KK,
+                                             scale=scale)
 
     def forward_reference(self, x_BHWC: torch.Tensor) -> torch.Tensor:
         if self.predictor is None:
@@ -195,6 +197,14 @@ class DynamicLinear(nn.Module):
         ``P`` is ``C_in x k`` shared by the batch or ``B x C_in x k``, ``Q'`` is ``B x k x C_out``;
         or ``(norm(ΔW), None, "materialize")`` where ΔW is formed from the tokens' factors anyway.
         Without ``plan``, the cheapest of ``orders`` (`plan_dynamic_linear`)."""
+        P_IK, Q_BKO, order, _, _ = self._factors(x_BHWC, plan, orders, fold=True)
+        return P_IK, Q_BKO, order
+
+    def _factors(self, x_BHWC: torch.Tensor, plan: tuple[str, str] | None, orders: tuple[str, ...], fold: bool
+                 ) -> tuple[torch.Tensor, torch.Tensor | None, str, torch.Tensor | None, float | None]:
+        """`factors`, or with ``fold=False`` ``(P, Q, order, G, scale)`` before the folding: ``ΔW = scale · P Q``,
+        ``G = PᵀP`` (None without the squash), so ``||ΔW[:, j]|| = scale · sqrt(Q_jᵀ G Q_j)`` (the Triton
+        kernel folds the norms itself). With ``fold=True`` the last two are None."""
         B, H, W, C = x_BHWC.shape
         N, O = H * W, self.out_features
         pred = self.predictor
@@ -236,15 +246,17 @@ class DynamicLinear(nn.Module):
                 if order == "materialize" and not use_codes:  # ΔW itself, normalized from its own
                     # columns: M·C_in·C_out, linear in the tokens (the M x M Gram below is quadratic)
                     d_BIO = P_IK @ Q_BKO * scale
-                    return (squash(d_BIO, dim=-2) if squash_norm else d_BIO), None, order
+                    return (squash(d_BIO, dim=-2) if squash_norm else d_BIO), None, order, None, None
                 G_KK = phi_a @ phi_a.transpose(1, 2) if squash_norm else None  # (B, M, M)
+            if not fold:
+                return P_IK, Q_BKO, order, G_KK, scale
             if squash_norm:  # ||ΔW[:, j]|| = scale · sqrt(Q_jᵀ G Q_j); fold 1/(||·|| + 1) into Q's columns:
                 # scale / (scale · sqrt(n²) + 1) = 1 / (sqrt(n²) + 1/scale)
                 n2_B1O = (Q_BKO * (G_KK @ Q_BKO)).sum(dim=-2, keepdim=True)
                 Q_BKO = Q_BKO / (n2_B1O.clamp_min(torch.finfo(n2_B1O.dtype).tiny).sqrt() + 1.0 / scale)
             else:
                 Q_BKO = Q_BKO * scale
-        return P_IK, Q_BKO, order
+        return P_IK, Q_BKO, order, None, None
 
 
 class DynamicDWConv(nn.Module):

@@ -11,11 +11,13 @@ The per-sample kernel (``K0 + ΔK / (||ΔK||_F + 1)``, B x C x k x k) is formed 
 from the predictor's raw ΔK; the eager fast path instead copies the tokens to ``(H, W, B, C)`` for a
 ``B*C``-group conv, then adds the residual: 7 passes over the tokens against the kernel's 2.
 
-``dynamic_linear``: ``y = act(x W0ᵀ + (x P) Q' + b)`` per sample, with ``P Q' = norm(ΔW)``
-(`DynamicLinear.factors`: the column norms already folded into ``Q'``, B x k x C_out; ``P`` C_in x k
-shared or B x C_in x k). ``x P`` is accumulated in the same loop over C_in as ``x W0ᵀ``, then one more
-``k``-deep product adds the low-rank term, the bias and (optionally) the exact GELU in registers: the
-tokens are read once, the ``N x C_out`` output written once, and ``W0 + ΔW`` never exists in memory.
+``dynamic_linear``: ``y = act(x W0ᵀ + (x P) Q' + b)`` per sample, with ``P Q' = norm(ΔW)`` and
+``ΔW = s · P Q`` (`DynamicLinear._factors`: ``P`` C_in x k shared or B x C_in x k, ``Q`` B x k x C_out).
+``x P`` is accumulated in the same loop over C_in as ``x W0ᵀ``; the column norms
+``s · sqrt(Q_jᵀ G Q_j)`` (``G = PᵀP``, k x k) are computed for the program's output columns from the Q
+tile it loads anyway; then one more ``k``-deep product adds the normalized low-rank term, the bias and
+(optionally) the exact GELU in registers. The tokens are read once, the ``N x C_out`` output written
+once; neither ``W0 + ΔW`` nor ``Q'`` nor the norms exist in memory.
 
 Block sizes are fixed heuristics, neither autotuned nor tuned on a GPU yet (benchmarks/NOTES.md).
 Imported with ``TRITON_INTERPRET=1`` set, the kernels run on CPU tensors in Triton's interpreter; that
@@ -127,10 +129,11 @@ def dwconv(x_BHWC: torch.Tensor, delta_BCkk: torch.Tensor | None, k0_C1kk: torch
 
 # --------------------------------------------------------------------------- dynamic linear
 @triton.jit
-def _dynamic_linear_kernel(x_ptr, w_ptr, p_ptr, q_ptr, bias_ptr, y_ptr,
-                           N, C, O, K, n_ntiles, n_otiles,
-                           sxb, sxn, sxc, swo, swc, spb, spc, spk, sqb, sqk, sqo,
-                           GELU: tl.constexpr, PRECISION: tl.constexpr,
+def _dynamic_linear_kernel(x_ptr, w_ptr, p_ptr, q_ptr, g_ptr, bias_ptr, y_ptr,
+                           N, C, O, K, n_ntiles, n_otiles, scale, inv_scale,
+                           sxb, sxn, sxc, swo, swc, spb, spc, spk, sqb, sqk, sqo, sgb, sgk, sgl,
+                           SQUASH: tl.constexpr, GELU: tl.constexpr, PRECISION: tl.constexpr,
+                           NORM_PRECISION: tl.constexpr,
                            BLOCK_N: tl.constexpr, BLOCK_O: tl.constexpr, BLOCK_C: tl.constexpr,
                            BLOCK_K: tl.constexpr):
     # one program: BLOCK_N tokens of one sample x BLOCK_O output columns; the output-column tiles of a
@@ -159,7 +162,18 @@ def _dynamic_linear_kernel(x_ptr, w_ptr, p_ptr, q_ptr, bias_ptr, y_ptr,
         xp = tl.dot(xt, pt, xp, input_precision=PRECISION)
     qt = tl.load(q_ptr + b * sqb + kk[:, None] * sqk + o[None, :] * sqo, mask=km[:, None] & om[None, :],
                  other=0.0).to(cdt)
-    acc = tl.dot(xp.to(cdt), qt, acc, input_precision=PRECISION)  # + (x P) Q'
+    low = tl.dot(xp.to(cdt), qt, input_precision=PRECISION)  # (x P) Q
+    if SQUASH:  # ||ΔW[:, o]|| = scale · sqrt(Q_oᵀ G Q_o); ΔW[:, o] / (||·|| + 1) = (P Q_o) / (sqrt(·) + 1/scale)
+        gt = tl.load(g_ptr + b * sgb + kk[:, None] * sgk + kk[None, :] * sgl, mask=km[:, None] & km[None, :],
+                     other=0.0).to(cdt)
+        gq = tl.dot(gt, qt, input_precision=PRECISION)  # (BLOCK_K, BLOCK_O), fp32
+        # the column sums of Q ∘ GQ, in every row of a (BLOCK_N, BLOCK_O) tile: a product with ones (a
+        # reduction here would be tl.sum, standard library; and it lands in the layout `low` has)
+        ones = tl.full([BLOCK_N, BLOCK_K], 1.0, tl.float32)
+        n2 = tl.dot(ones, qt.to(tl.float32) * gq, input_precision=NORM_PRECISION)
+        acc += low / (tl.sqrt(tl.maximum(n2, 1.1754943508222875e-38)) + inv_scale)
+    else:
+        acc += low * scale
     acc += tl.load(bias_ptr + o, mask=om, other=0.0).to(tl.float32)[None, :]
     if GELU:  # exact (erf) GELU, as nn.GELU()
         acc = 0.5 * acc * (1.0 + tl.erf(acc * 0.7071067811865476))
@@ -168,7 +182,8 @@ def _dynamic_linear_kernel(x_ptr, w_ptr, p_ptr, q_ptr, bias_ptr, y_ptr,
 
 @triton_op("wfsearch::dynamic_linear", mutates_args=())
 def _dynamic_linear_op(x: torch.Tensor, weight: torch.Tensor, p: torch.Tensor, q: torch.Tensor,
-                       bias: torch.Tensor, gelu: bool, out_dtype: torch.dtype, tf32: bool) -> torch.Tensor:
+                       gram: torch.Tensor | None, bias: torch.Tensor, scale: float, gelu: bool,
+                       out_dtype: torch.dtype, tf32: bool) -> torch.Tensor:
     B, N, C = x.shape
     O, K = weight.shape[0], q.shape[-2]
     y = torch.empty((B, N, O), dtype=out_dtype, device=x.device)
@@ -178,32 +193,41 @@ def _dynamic_linear_op(x: torch.Tensor, weight: torch.Tensor, p: torch.Tensor, q
     BLOCK_K = _pow2(K)
     n_ntiles, n_otiles = triton.cdiv(N, BLOCK_N), triton.cdiv(O, BLOCK_O)
     spb, spc, spk = p.stride() if p.dim() == 3 else (0, *p.stride())
+    g = gram if gram is not None else q  # (unread without the squash)
+    sg = ((g.stride() if g.dim() == 3 else (0, *g.stride())) if gram is not None else (0, 0, 0))
     _launch(_dynamic_linear_kernel)[(B * n_ntiles * n_otiles,)](
-        x, weight, p, q, bias, y, N, C, O, K, n_ntiles, n_otiles,
-        *x.stride(), *weight.stride(), spb, spc, spk, *q.stride(),
-        GELU=gelu, PRECISION="tf32" if tf32 else "ieee",
+        x, weight, p, q, g, bias, y, N, C, O, K, n_ntiles, n_otiles, scale, 1.0 / scale,
+        *x.stride(), *weight.stride(), spb, spc, spk, *q.stride(), *sg,
+        SQUASH=gram is not None, GELU=gelu, PRECISION="tf32" if tf32 else "ieee",
+        NORM_PRECISION="ieee" if out_dtype == torch.float32 and not tf32 else "tf32",  # (fp32 operands)
         BLOCK_N=BLOCK_N, BLOCK_O=BLOCK_O, BLOCK_C=BLOCK_C, BLOCK_K=BLOCK_K, num_warps=4)
     return y
 
 
 def dynamic_linear(x_BHWC: torch.Tensor, weight_OI: torch.Tensor, p: torch.Tensor, q_BKO: torch.Tensor,
-                   bias_O: torch.Tensor, gelu: bool = False) -> torch.Tensor:
-    """``act(x (W0 + P Q') + b)`` per sample for ``(B, H, W, C_in)`` tokens; returns ``(B, H, W, C_out)``.
+                   bias_O: torch.Tensor, gelu: bool = False, gram: torch.Tensor | None = None,
+                   scale: float = 1.0) -> torch.Tensor:
+    """``act(x (W0 + ΔW) + b)`` per sample for ``(B, H, W, C_in)`` tokens; returns ``(B, H, W, C_out)``.
 
-    ``weight_OI`` is ``W0ᵀ`` (`nn.Linear` layout), ``p`` is ``C_in x k`` (shared) or ``B x C_in x k``,
-    ``q_BKO`` is ``B x k x C_out`` (`DynamicLinear.factors` in a low-rank order). Computes in autocast's
-    dtype when autocast is on for the tokens' device (as ``F.linear`` would), else in the tokens' dtype;
-    fp32 products use TF32 only where ``torch.backends.cuda.matmul.allow_tf32`` allows it.
+    ``ΔW = scale · P Q`` with ``P`` ``C_in x k`` (shared) or ``B x C_in x k`` and ``Q`` ``B x k x C_out``
+    (`DynamicLinear._factors` in a low-rank order); with ``gram`` (``G = PᵀP``, ``k x k`` or
+    ``B x k x k``) every column is squashed, ``ΔW[:, j] / (||ΔW[:, j]|| + 1)``, the norms computed in
+    the kernel as ``scale · sqrt(Q_jᵀ G Q_j)``. ``weight_OI`` is ``W0ᵀ`` (`nn.Linear` layout). Computes
+    in autocast's dtype when autocast is on for the tokens' device (as ``F.linear`` would), else in the
+    tokens' dtype; fp32 products use TF32 only where ``torch.backends.cuda.matmul.allow_tf32`` allows.
     """
     B, H, W, C = x_BHWC.shape
     O, K = weight_OI.shape[0], q_BKO.shape[-2]
-    if weight_OI.shape[1] != C or p.shape[-2:] != (C, K) or q_BKO.shape != (B, K, O) or p.dim() not in (2, 3):
+    if (weight_OI.shape[1] != C or p.dim() not in (2, 3) or p.shape[-2:] != (C, K) or q_BKO.shape != (B, K, O)
+            or (gram is not None and gram.shape[-2:] != (K, K))):
         raise ValueError(f"dynamic_linear: shapes x {tuple(x_BHWC.shape)}, W0ᵀ {tuple(weight_OI.shape)}, "
-                         f"P {tuple(p.shape)}, Q' {tuple(q_BKO.shape)} do not chain")
+                         f"P {tuple(p.shape)}, Q {tuple(q_BKO.shape)}"
+                         + (f", G {tuple(gram.shape)}" if gram is not None else "") + " do not chain")
     if K > MAX_RANK:
         raise ValueError(f"dynamic_linear: low-rank inner dimension {K} > {MAX_RANK}")
     dev = x_BHWC.device.type
     dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x_BHWC.dtype
     tf32 = dtype == torch.float32 and dev == "cuda" and torch.backends.cuda.matmul.allow_tf32
-    y = _dynamic_linear_op(x_BHWC.reshape(B, H * W, C), weight_OI, p, q_BKO, bias_O, bool(gelu), dtype, tf32)
+    y = _dynamic_linear_op(x_BHWC.reshape(B, H * W, C), weight_OI, p, q_BKO, gram, bias_O, float(scale),
+                           bool(gelu), dtype, tf32)
     return y.view(B, H, W, O)
