@@ -19,23 +19,34 @@ the timings are skipped ("needs a CUDA device") and the byte and FLOP columns ar
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 import time
 
-import torch
-import torch.nn as nn
-from torch._subclasses.fake_tensor import FakeTensorMode
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils.flop_counter import FlopCounterMode
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]  # (see _device_peaks)
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from throughput import DEVICE_PEAKS  # noqa: E402
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+from torch._subclasses.fake_tensor import FakeTensorMode  # noqa: E402
+from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from wfsearch.models import fast_path  # noqa: E402
 from wfsearch.models.layers import DynamicDWConv, DynamicLinear  # noqa: E402
 from wfsearch.models.predictors import AdaptivePredictor, BilateralPredictor  # noqa: E402
 from wfsearch.proxy.measure import autocast, create_model_at, resolve_dtype  # noqa: E402
+
+
+def _device_peaks() -> dict:
+    """`throughput.DEVICE_PEAKS`, loaded by path: benchmarks/ stays off sys.path, where its tabulate.py
+    would shadow the `tabulate` package torch imports."""
+    spec = importlib.util.spec_from_file_location("_wf_throughput", os.path.join(_HERE, "throughput.py"))
+    mod = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.DEVICE_PEAKS
+
 
 DIM, HIDDEN, PATCH = 192, 768, 16  # WeightFormer-Tiny
 CASES = {224: 256, 1248: 8}  # resolution -> batch (as throughput.py's CUDA schedule)
@@ -56,18 +67,18 @@ class ByteCounter(TorchDispatchMode):
         if getattr(func, "is_view", False) or name in ("aten::empty.memory_format", "aten::empty_strided"):
             return func(*args, **kwargs)
         flat = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
-        out = _kernel_output(name, args) if name.startswith("wfsearch::") else func(*args, **kwargs)
+        out = _kernel_output(func, args, kwargs) if name.startswith("wfsearch::") else func(*args, **kwargs)
         outs = [t for t in (out if isinstance(out, (tuple, list)) else (out,)) if isinstance(t, torch.Tensor)]
         self.bytes += sum(t.numel() * t.element_size() for t in flat + outs)
         return out
 
 
-def _kernel_output(name: str, args: tuple) -> torch.Tensor:
-    x = args[0]
-    if name == "wfsearch::dwconv":
+def _kernel_output(func, args: tuple, kwargs: dict) -> torch.Tensor:
+    a = dict(zip((arg.name for arg in func._schema.arguments), args), **kwargs)
+    x = a["x"]
+    if func.name() == "wfsearch::dwconv":
         return torch.empty(x.shape, dtype=x.dtype, device=x.device)
-    weight, dtype = args[1], args[6]  # dynamic_linear(x, weight, p, q, bias, gelu, out_dtype, tf32)
-    return torch.empty((*x.shape[:-1], weight.shape[0]), dtype=dtype, device=x.device)
+    return torch.empty((*x.shape[:-1], a["weight"].shape[0]), dtype=a["out_dtype"], device=x.device)
 
 
 def layers(device: torch.device) -> dict[str, tuple[nn.Module, callable]]:
@@ -126,16 +137,17 @@ def time_ms(fn, x: torch.Tensor, dtype: torch.dtype, repeats: int = 20, warmup: 
 
 
 def variants(fn, compile_mode: str | None) -> dict[str, callable]:
-    """The four ways to run ``fn``: PyTorch / Triton, eager / compiled (the switch is read at trace time)."""
-    def with_triton(on: bool, f):
+    """The four ways to run ``fn``: PyTorch / Triton (``WFSEARCH_TRITON``), eager / compiled. The switch
+    is set around each call; a compiled function guards on it, so it holds one graph per setting."""
+    def switched(on: bool, f):
         def run(x):
             with fast_path.triton(on):
                 return f(x)
         return run
-    out = {"pytorch eager": with_triton(False, fn), "triton eager": with_triton(True, fn)}
+    out = {"pytorch eager": switched(False, fn), "triton eager": switched(True, fn)}
     if compile_mode:
-        for on, name in ((False, "pytorch compiled"), (True, "triton compiled")):
-            out[name] = torch.compile(with_triton(on, fn), mode=compile_mode, fullgraph=True, dynamic=False)
+        compiled = torch.compile(fn, mode=compile_mode, fullgraph=True, dynamic=False)
+        out.update({"pytorch compiled": switched(False, compiled), "triton compiled": switched(True, compiled)})
     return out
 
 
@@ -151,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
     dtype, cuda = resolve_dtype(args.dtype), device.type == "cuda"
-    peaks = next((v for k, v in DEVICE_PEAKS.items() if cuda and k in torch.cuda.get_device_name(device)), None)
+    peaks = next((v for k, v in _device_peaks().items() if cuda and k in torch.cuda.get_device_name(device)), None)
     started = time.time()
     lines = ["# Triton kernels of WeightFormer-Tiny's dynamic layers", "",
              f"Generated by `python benchmarks/triton_layers.py {' '.join(sys.argv[1:] if argv is None else argv)}`; "

@@ -184,6 +184,25 @@ def test_model_on_the_kernel_path_equals_pytorch(kernel_calls):
     assert kernel_calls == {"dwconv": 4, "dynamic_linear": 4}
 
 
+def test_fullgraph_compile_traces_through_the_kernels(kernel_calls):
+    """Dynamo captures the kernel path as one graph with the two custom ops in it (inductor's lowering of
+    them needs a GPU: tests/test_cuda.py)."""
+    model = _model()
+    x = torch.randn(1, 3, 12, 20, device=DEVICE)
+    graphs = []
+
+    def backend(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+    compiled = torch.compile(model, fullgraph=True, dynamic=False, backend=backend)
+    with torch.no_grad():
+        with fast_path.triton(False):
+            plain = model(x)
+        torch.testing.assert_close(compiled(x), plain, rtol=1e-4, atol=1e-4)
+    ops = [str(n.target) for n in graphs[0].graph.nodes if "wfsearch" in str(n.target)]
+    assert len(graphs) == 1 and len(ops) == 4, ops
+
+
 def test_kernels_only_in_inference_and_when_switched_on(kernel_calls, monkeypatch):
     model = _model()
     x = torch.randn(1, 3, 12, 20, device=DEVICE)

@@ -78,7 +78,7 @@ def plan_dynamic_linear(n: int, m: int, c_in: int, c_out: int, rank_a: int | Non
         options.append((prep[inner] + norms + c_in * k * c_out + PER_SAMPLE_GEMM_OVERHEAD * n * c_in * c_out,
                         inner, "materialize"))
         options.append((prep[inner] + gram[inner] + n * k * (c_in + c_out), inner, "lowrank"))
-    _, inner, order = min(o for o in options if o[2] in orders)
+    _, inner, order = min([o for o in options if o[2] in orders])
     return inner, order
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
+from torch._subclasses.fake_tensor import is_fake
 from torch.library import triton_op, wrap_triton
 from triton.runtime.jit import JITFunction
 
@@ -38,9 +39,17 @@ __all__ = ["MAX_RANK", "dwconv", "dynamic_linear"]
 MAX_RANK = 256  # the widest low-rank inner dimension k the linear kernel holds in registers
 
 
-def _launch(kernel):
-    """The kernel for launching: wrapped for torch's tracing, or the interpreter's function as it is."""
-    return wrap_triton(kernel) if isinstance(kernel, JITFunction) else kernel
+class _NoLaunch:
+    def __getitem__(self, grid):
+        return lambda *args, **kwargs: None
+
+
+def _launch(kernel, x: torch.Tensor):
+    """The kernel for launching: wrapped for torch's tracing; the interpreter's function as it is, or,
+    while ``x`` is a fake tensor (dynamo's shape propagation in interpreter tests), nothing to run."""
+    if isinstance(kernel, JITFunction):
+        return wrap_triton(kernel)
+    return _NoLaunch() if is_fake(x) else kernel
 
 
 def _pow2(n: int, lo: int = 16, hi: int | None = None) -> int:
@@ -106,7 +115,7 @@ def _dwconv_op(x: torch.Tensor, delta: torch.Tensor | None, k0: torch.Tensor, bi
     n_ptiles = triton.cdiv(H * W, BLOCK_P)
     d = delta if delta is not None else k0  # (unread without a delta)
     sd = d.stride() if delta is not None else (0, 0, 0, 0)
-    _launch(_dwconv_kernel)[(B * n_ptiles, triton.cdiv(C, BLOCK_C))](
+    _launch(_dwconv_kernel, x)[(B * n_ptiles, triton.cdiv(C, BLOCK_C))](
         x, d, k0, bias, y, H, W, C, n_ptiles, *x.stride(), *sd,
         KS=KS, HAS_DELTA=delta is not None, SQUASH=squash, RESIDUAL=residual,
         BLOCK_P=BLOCK_P, BLOCK_C=BLOCK_C, num_warps=4)
@@ -124,7 +133,8 @@ def dwconv(x_BHWC: torch.Tensor, delta_BCkk: torch.Tensor | None, k0_C1kk: torch
         raise ValueError(f"dwconv: kernel of shape {tuple(k0_C1kk.shape)}, expected ({C}, 1, k, k) with k odd")
     if delta_BCkk is not None and delta_BCkk.shape != (B, C, k, k):
         raise ValueError(f"dwconv: ΔK of shape {tuple(delta_BCkk.shape)}, expected {(B, C, k, k)}")
-    return _dwconv_op(x_BHWC, delta_BCkk, k0_C1kk.contiguous(), bias_C.contiguous(), bool(squash), bool(residual))
+    return torch.ops.wfsearch.dwconv(x_BHWC, delta_BCkk, k0_C1kk.contiguous(), bias_C.contiguous(), bool(squash),
+                                     bool(residual))
 
 
 # --------------------------------------------------------------------------- dynamic linear
@@ -195,7 +205,7 @@ def _dynamic_linear_op(x: torch.Tensor, weight: torch.Tensor, p: torch.Tensor, q
     spb, spc, spk = p.stride() if p.dim() == 3 else (0, *p.stride())
     g = gram if gram is not None else q  # (unread without the squash)
     sg = ((g.stride() if g.dim() == 3 else (0, *g.stride())) if gram is not None else (0, 0, 0))
-    _launch(_dynamic_linear_kernel)[(B * n_ntiles * n_otiles,)](
+    _launch(_dynamic_linear_kernel, x)[(B * n_ntiles * n_otiles,)](
         x, weight, p, q, g, bias, y, N, C, O, K, n_ntiles, n_otiles, scale, 1.0 / scale,
         *x.stride(), *weight.stride(), spb, spc, spk, *q.stride(), *sg,
         SQUASH=gram is not None, GELU=gelu, PRECISION="tf32" if tf32 else "ieee",
@@ -228,6 +238,6 @@ def dynamic_linear(x_BHWC: torch.Tensor, weight_OI: torch.Tensor, p: torch.Tenso
     dev = x_BHWC.device.type
     dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x_BHWC.dtype
     tf32 = dtype == torch.float32 and dev == "cuda" and torch.backends.cuda.matmul.allow_tf32
-    y = _dynamic_linear_op(x_BHWC.reshape(B, H * W, C), weight_OI, p, q_BKO, gram, bias_O, float(scale),
-                           bool(gelu), dtype, tf32)
+    y = torch.ops.wfsearch.dynamic_linear(x_BHWC.reshape(B, H * W, C), weight_OI, p, q_BKO, gram, bias_O,
+                                          float(scale), bool(gelu), dtype, tf32)
     return y.view(B, H, W, O)
