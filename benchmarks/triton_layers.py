@@ -35,7 +35,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from wfsearch.models import fast_path  # noqa: E402
 from wfsearch.models.layers import DynamicDWConv, DynamicLinear  # noqa: E402
-from wfsearch.models.predictors import AdaptivePredictor, BilateralPredictor  # noqa: E402
+from wfsearch.models.predictors import AdaptivePredictor, BilateralPredictor, _bin_matrix  # noqa: E402
 from wfsearch.proxy.measure import autocast, create_model_at, resolve_dtype  # noqa: E402
 
 
@@ -110,13 +110,17 @@ def count_bytes(fn, shape: tuple[int, ...], device: torch.device, dtype: torch.d
                 fn(x)
     finally:
         fast_path.TRITON_DEVICES = before
+        _bin_matrix.cache_clear()  # (it may hold fake tensors now: CUDA pooling matrices are cached)
     return counter.bytes / shape[0]
 
 
 def count_flops(fn, shape: tuple[int, ...], device: torch.device) -> float:
     """FLOPs per image of the formulation as written (the flop counter runs the reference order)."""
-    with FakeTensorMode(allow_non_fake_inputs=True), torch.inference_mode(), FlopCounterMode(display=False) as fc:
-        fn(torch.empty(shape, device=device))
+    try:
+        with FakeTensorMode(allow_non_fake_inputs=True), torch.inference_mode(), FlopCounterMode(display=False) as fc:
+            fn(torch.empty(shape, device=device))
+    finally:
+        _bin_matrix.cache_clear()
     return fc.get_total_flops() / shape[0]
 
 
@@ -173,8 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     if peaks:
         lines.append(f"Roofline peaks: {peaks[args.dtype] / 1e12:.0f} TFLOP/s, {peaks['bandwidth'] / 1e9:.0f} GB/s.")
         lines.append("")
-    head = "| res | batch | layer | variant | MB/img | GFLOP/img | roofline us/batch (bound) | measured us/batch | % of roofline |"
-    lines += [head, "|---|---|---|---|---|---|---|---|---|"]
+    head = ("| res | batch | layer | variant | MB/img | GFLOP/img | roofline us/batch (bound) | measured us/batch "
+            "| % of roofline | max abs diff / max abs (vs PyTorch eager) |")
+    lines += [head, "|---|---|---|---|---|---|---|---|---|---|"]
     compile_mode = None if args.compile == "none" or not cuda else args.compile
     for res in args.res:
         batch = CASES.get(res, 8)
@@ -183,23 +188,28 @@ def main(argv: list[str] | None = None) -> int:
         x = torch.randn(shape, device=device) if cuda else None
         for lname, (module, fn) in layers(device).items():
             flops = count_flops(fn, shape, device)
+            nbytes_by = {on: count_bytes(fn, shape, device, dtype, on) for on in (False, True)}
+            ref = None
             for vname, run in variants(fn, compile_mode).items():
-                on = vname.startswith("triton")
-                nbytes = count_bytes(fn, shape, device, dtype, on)
-                roof_cell, measured, pct = "-", "needs a CUDA device", "-"
+                nbytes = nbytes_by[vname.startswith("triton")]
+                roof_cell, measured, pct, diff = "-", "needs a CUDA device", "-", "-"
                 if peaks:
                     t_c, t_m = flops * batch / peaks[args.dtype], nbytes * batch / peaks["bandwidth"]
                     roof_us = 1e6 * max(t_c, t_m)
                     roof_cell = f"{roof_us:.1f} ({'compute' if t_c >= t_m else 'memory'})"
                 if cuda:
                     try:
+                        with torch.inference_mode(), autocast(device, dtype):
+                            out = run(x).float()
+                        ref = out if ref is None else ref  # PyTorch eager comes first
+                        diff = f"{(out - ref).abs().max().item() / ref.abs().max().item():.1e}"
                         ms = time_ms(run, x, dtype)
                         measured = f"{1e3 * ms:.1f}"
                         pct = f"{100 * roof_us / (1e3 * ms):.0f}%" if peaks else "-"
                     except Exception as e:  # a variant that fails (e.g. to compile) is reported, not fatal
                         measured = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:80]}"
                 lines.append(f"| {res} | {batch} | {lname} | {vname} | {nbytes / 1e6:.2f} | {flops / 1e9:.3f} | "
-                             f"{roof_cell} | {measured} | {pct} |")
+                             f"{roof_cell} | {measured} | {pct} | {diff} |")
                 print(lines[-1], file=sys.stderr, flush=True)
         if not args.no_model:
             model = create_model_at("weightformer_tiny", res).to(device).eval()
@@ -211,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
                     xm = torch.randn(mshape, device=device)
                     measured = f"{1e3 * time_with_switch(model, xm, dtype, on):.1f}"
                 lines.append(f"| {res} | {batch} | whole model | {'triton' if on else 'pytorch'} eager | "
-                             f"{nbytes / 1e6:.2f} | - | - | {measured} | - |")
+                             f"{nbytes / 1e6:.2f} | - | - | {measured} | - | - |")
                 print(lines[-1], file=sys.stderr, flush=True)
     lines += ["", f"Run time {time.time() - started:.0f} s. GPU speed is measured only where a 'measured' "
               "column has numbers."]

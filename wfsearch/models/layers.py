@@ -144,10 +144,10 @@ class DynamicLinear(nn.Module):
 
     def forward_triton(self, x_BHWC: torch.Tensor, gelu: bool = False) -> torch.Tensor | None:
         """`forward_fast` (then the exact GELU when ``gelu``) as one Triton kernel in the cheapest low-rank
-        order: ``x W0ᵀ + (x P) Q' + b`` with the column norms of ``Q'`` computed in the kernel from ``Q``
-        and the Gram, no per-sample weight (`triton_kernels.dynamic_linear`). None
-        where the kernel does not apply: a predictor without codes or one watched by hooks (its factors
-        come as Φa, Φb), or a low-rank inner dimension above `triton_kernels.MAX_RANK`."""
+        order: ``x W0ᵀ + (x P) Q' + b``, the column norms of ``Q'`` computed in the kernel from ``Q`` and
+        the Gram, no per-sample weight (`triton_kernels.dynamic_linear`). None where the kernel does not
+        apply: a predictor without codes or one watched by hooks (its factors come as Φa, Φb), or a
+        low-rank inner dimension above `triton_kernels.MAX_RANK`."""
         pred = self.predictor
         if pred is None or not hasattr(pred, "codes_pooled") or hooked(pred):
             return None
