@@ -112,16 +112,16 @@ class StudySnapshot:
         return dict(reasons.most_common())
 
     @cached_property
-    def _numbers(self) -> dict[int, dict[str, float]]:
+    def _numbers(self) -> dict[int, tuple[TrialRecord, dict[str, float]]]:
         return {}
 
     def metrics(self, t: TrialRecord) -> dict[str, float]:
         """Every finite number known for a trial by name (costs, metrics, then objective values); a copy
         of what the first call found (the report asks several times per trial)."""
         cached = self._numbers.get(id(t))
-        if cached is None:
-            cached = self._numbers[id(t)] = t.numbers(self.objectives)
-        return dict(cached)
+        if cached is None or cached[0] is not t:  # the record is held, so its id is not reused
+            cached = self._numbers[id(t)] = (t, t.numbers(self.objectives))
+        return dict(cached[1])
 
     @property
     def throughput(self) -> dict:
