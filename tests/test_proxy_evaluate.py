@@ -9,9 +9,9 @@ import torch
 
 from wfsearch.cli import main
 from wfsearch.errors import UserError
-from wfsearch.proxy.evaluate import ProxySettings, evaluate_arch
+from wfsearch.proxy.evaluate import evaluate_arch
 from wfsearch.proxy.fidelity import FidelityRow, summarize
-from wfsearch.space import load_spec
+from wfsearch.space import ProxySpec, load_spec
 from wfsearch.study import first_violation
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,7 +80,7 @@ def test_pruned_infeasible_and_timm_targets(spec):
 
 
 def test_diverged_is_a_status(spec):
-    proxy = ProxySettings.from_spec(spec.proxy, lr=1e30, grad_clip=None)
+    proxy = spec.proxy.model_copy(update={"lr": 1e30, "grad_clip": None})
     res = evaluate_arch(spec.fixed_arch(), proxy, None)
     assert res.status == "diverged" and res.reason.startswith("diverged")
 
@@ -91,10 +91,11 @@ def test_missing_dataset_folder_is_a_user_error_before_measuring(spec, tmp_path)
         evaluate_arch(bad.fixed_arch(), bad.proxy, bad.throughput)
 
 
-def test_proxy_settings_round_trip(spec):
-    ps = ProxySettings.from_spec(spec.proxy)
-    assert ProxySettings.from_spec(ps.to_dict()) == ps
-    assert ps.train.epochs == spec.proxy.max_epochs and ps.data.img_size == spec.proxy.img_size
+def test_the_stored_proxy_is_the_spec_section(spec):
+    """A trial stores ``proxy`` as the spec's JSON dict; evaluating from that dict is evaluating the spec."""
+    res = evaluate_arch(spec.fixed_arch(), spec.proxy.model_dump(mode="json"), None)
+    assert res.proxy == spec.proxy.model_dump(mode="json") and res.status == "ok"
+    assert ProxySpec.model_validate(res.proxy) == spec.proxy
 
 
 def test_cli_evaluate(tmp_path, capsys):

@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from wfsearch.errors import UserError
-    from wfsearch.proxy.evaluate import ProxySettings, evaluate_arch
+    from wfsearch.proxy.evaluate import evaluate_arch
     from wfsearch.proxy.measure import MeasureSettings, resolve_device
     from wfsearch.space import load_spec
 
@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--threads: {args.threads}: must be >= 1")
     threads = args.threads or trial_threads(spec)
     torch.set_num_threads(threads)
-    proxy = ProxySettings.from_spec(spec.proxy, origin=str(spec.path), num_threads=threads)
+    proxy = spec.proxy.model_copy(update={"num_threads": threads})
     measure = MeasureSettings.from_spec(spec.throughput, origin=str(spec.path), num_threads=threads)
     try:
         device = resolve_device(measure.device)
@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     known = study_measurement(spec) if not args.no_measure else {}
     scale = (known.get("throughput_scale") or {}).get("img_s")
     name = target if isinstance(target, str) else f"arch {target.hash}"
-    print(f"# {name}: proxy {proxy.data.name} img {proxy.data.img_size}, {proxy.train.epochs} epochs"
+    print(f"# {name}: proxy {proxy.dataset.name} img {proxy.img_size}, {proxy.max_epochs} epochs"
           + ("" if args.no_measure else "; costs measured first"), flush=True)
     if not args.no_measure:
         print(measurement_header(device, threads, measure.resolved_clock(device), measure.dtype, measure.batch_size,

@@ -314,9 +314,8 @@ def preflight_data(spec: Any, cache_dir: str) -> None:
     if spec.proxy.dataset.name == "synthetic":
         return
     from wfsearch.proxy.data import load_dataset
-    from wfsearch.proxy.evaluate import ProxySettings
 
-    load_dataset(ProxySettings.from_spec(spec.proxy, origin=str(spec.path)).data, cache_dir)
+    load_dataset(spec.proxy, cache_dir, origin=str(spec.path))
 
 
 def _check_reachable(address: str, timeout: float = 5.0) -> None:
