@@ -30,14 +30,14 @@ def _measure(arch: dict, throughput: dict, exclusive: bool, barrier, out, slot: 
     torch.set_num_threads(1)
     from wfsearch.models import ArchConfig
     from wfsearch.proxy.cache import MeasureCache
-    from wfsearch.proxy.measure import MeasureSettings, measure_arch
+    from wfsearch.proxy.measure import measure_arch
 
-    settings = MeasureSettings.from_spec(throughput, device="cpu", memory=False, exclusive=exclusive)
+    settings = {**throughput, "device": "cpu", "exclusive": exclusive}
     cfg = ArchConfig.from_dict(arch)
     if barrier is not None:
         barrier.wait()
     t0 = time.perf_counter()
-    c = measure_arch(cfg, settings, cache=MeasureCache())
+    c = measure_arch(cfg, settings, cache=MeasureCache(), memory=False)
     out[slot] = (c["throughput_ratio"], c["throughput"], time.perf_counter() - t0)
 
 

@@ -16,9 +16,9 @@ from wfsearch.proxy.cache import MeasureCache
 from wfsearch.proxy.data import load_dataset
 from wfsearch.proxy.devicelock import device_key, device_lock
 from wfsearch.proxy.evaluate import evaluate_arch
-from wfsearch.proxy.measure import MeasureSettings, measure_arch, resolve_device
+from wfsearch.proxy.measure import measure_arch, resolve_device
 from wfsearch.proxy.train import seed_everything, train_proxy
-from wfsearch.space import DatasetSpec, ProxySpec
+from wfsearch.space import DatasetSpec, ProxySpec, ThroughputSpec
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -83,7 +83,7 @@ def test_bf16_autocast_training_learns_and_reports():
 
 
 def test_measurement_on_gpu_uses_cuda_events_and_the_allocator():
-    s = MeasureSettings(img_size=64, batch_size=8, reference="deit_tiny_patch16_224", warmup=1, repeats=3, iters=2)
+    s = ThroughputSpec(img_size=64, batch_size=8, reference="deit_tiny_patch16_224", warmup=1, repeats=3, iters=2)
     c = measure_arch(ArchConfig(img_size=64, patch_size=8, embed_dim=64, depth=4, num_classes=10), s,
                      cache=MeasureCache())
     assert c["device"].startswith("cuda:") and torch.cuda.get_device_name(0) in c["device"]
@@ -167,8 +167,8 @@ def test_compiled_model_on_gpu_matches_eager_in_bf16(mode):
 
 
 def test_measure_arch_compiled_on_gpu(tmp_path):
-    s = MeasureSettings(img_size=64, batch_size=8, reference="deit_tiny_patch16_224", device="cuda",
-                        dtype="bfloat16", warmup=1, repeats=3, iters=2, memory=False, compile="max-autotune")
-    c = measure_arch(ARCH, s, cache=MeasureCache(tmp_path))
+    s = ThroughputSpec(img_size=64, batch_size=8, reference="deit_tiny_patch16_224", device="cuda",
+                       dtype="bfloat16", warmup=1, repeats=3, iters=2, compile="max-autotune")
+    c = measure_arch(ARCH, s, cache=MeasureCache(tmp_path), memory=False)
     assert c["compile_seconds"]["model"] > 0 and c["compile_seconds"]["reference"] > 0
     assert c["throughput"] > 0 and c["throughput_ratio"] > 0

@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
 
     from wfsearch.errors import UserError
     from wfsearch.proxy.evaluate import evaluate_arch
-    from wfsearch.proxy.measure import MeasureSettings, resolve_device
+    from wfsearch.proxy.measure import resolve_device, resolved_clock
     from wfsearch.space import load_spec
 
     spec = load_spec(args.spec, args.overrides)
@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     threads = args.threads or trial_threads(spec)
     torch.set_num_threads(threads)
     proxy = spec.proxy.model_copy(update={"num_threads": threads})
-    measure = MeasureSettings.from_spec(spec.throughput, origin=str(spec.path), num_threads=threads)
+    measure = spec.throughput
     try:
         device = resolve_device(measure.device)
     except ValueError as e:
@@ -136,8 +136,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"# {name}: proxy {proxy.dataset.name} img {proxy.img_size}, {proxy.max_epochs} epochs"
           + ("" if args.no_measure else "; costs measured first"), flush=True)
     if not args.no_measure:
-        print(measurement_header(device, threads, measure.resolved_clock(device), measure.dtype, measure.batch_size,
-                                 measure.img_size, "train step" if measure.train else "inference"))
+        print(measurement_header(device, threads, resolved_clock(measure.clock, device), measure.dtype,
+                                 measure.batch_size, measure.img_size, "inference"))
         if measure.reference:
             print(f"# speed objective: ratio to {measure.reference} (measured alongside) x "
                   + (f"{scale:.2f} img/s, study {spec.study.name!r}'s pooled reference median" if scale

@@ -24,7 +24,7 @@ from wfsearch.errors import UserError
 from wfsearch.space import ProxySpec, validate_model
 
 from .data import check_root, load_dataset
-from .measure import MeasureSettings, build_target, measure_arch
+from .measure import build_target, measure_arch
 from .uncertainty import Interval, accuracy_interval, median_interval
 from .train import ReportFn, is_oom, seed_everything, train_proxy
 
@@ -121,14 +121,13 @@ def evaluate_arch(arch: Any, proxy: Any, throughput: Any = None, report: ReportF
     interval beyond the Wilson interval of the validation size.
     """
     t0 = time.perf_counter()
-    proxy = proxy if isinstance(proxy, ProxySpec) else validate_model(ProxySpec, proxy, "proxy")
-    ms = MeasureSettings.from_spec(throughput) if throughput is not None else None
+    proxy = proxy if isinstance(proxy, ProxySpec) else validate_model(ProxySpec, proxy, "spec", ("proxy",))
     result = EvalResult("ok", "ok", proxy=proxy.model_dump(mode="json"))
     check_root(proxy)  # a missing dataset folder fails before the (long) measurement
     try:
-        if measure and ms is not None:
+        if measure and throughput is not None:
             try:
-                result.costs = measure_arch(arch, ms, cache=cache_dir)
+                result.costs = measure_arch(arch, throughput, cache=cache_dir)
             except ValueError as e:  # the architecture cannot be built at the target resolution
                 if isinstance(e, UserError):
                     raise

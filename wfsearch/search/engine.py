@@ -490,10 +490,10 @@ def throughput_scale(spec: Any, study: optuna.Study, settings: dict) -> float | 
 
 def _measure_reference(reference: str, settings: dict) -> dict:
     """A Ray task: the reference model measured against itself in the spec's throughput setting."""
-    from wfsearch.proxy.measure import MeasureSettings, measure_arch
+    from wfsearch.proxy.measure import measure_arch
 
-    ms = MeasureSettings.from_spec(settings["throughput"], memory=False, highres=None)
-    return measure_arch(reference, ms, cache=settings.get("cache_dir"))
+    return measure_arch(reference, {**settings["throughput"], "highres": None}, cache=settings.get("cache_dir"),
+                        memory=False)
 
 
 def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, progress: bool = True,
