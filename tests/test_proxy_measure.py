@@ -81,7 +81,7 @@ def test_the_spec_section_or_its_json_dict_and_errors():
     assert c["params"] == cost(ARCH, 32)["params"]
     deployed = measure_arch(ARCH, {**TINY.model_dump(mode="json"), "arch": {}}, cache=MeasureCache())
     assert deployed["params"] == cost(ARCH.replace(num_classes=1000), 32)["params"]  # ImageNet's head by default
-    with pytest.raises(UserError, match=r"^spec: throughput\.batch_size: 0: Input should be greater than or equal to 1$"):
+    with pytest.raises(UserError, match=r"^spec: throughput\.batch_size: 0: Input should be greater than or equal"):
         measure_arch(ARCH, {"batch_size": 0})
     with pytest.raises(UserError, match=r"^spec: throughput\.compile: 'fast': must be one of \['none', 'default', "
                                         r"'max-autotune'\]"):

@@ -81,7 +81,8 @@ def test_out_of_memory_is_a_status(data):
 
 
 def test_the_spec_checks_the_training_settings():
-    for proxy, message in (({"epochs": 2, "warmup_epochs": 3}, r"spec\.yaml: proxy\.warmup_epochs: 3\.0: must be below"),
+    for proxy, message in (({"epochs": 2, "warmup_epochs": 3}, r"spec\.yaml: proxy\.warmup_epochs: 3\.0: must be "
+                                                               r"below"),
                            ({"batch_size": 0}, r"spec\.yaml: proxy\.batch_size: 0: ")):
         with pytest.raises(UserError, match=message):
             spec_from_dict({"study": {"name": "x"}, "proxy": proxy}, "spec.yaml")

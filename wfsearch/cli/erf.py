@@ -176,7 +176,8 @@ def run(args: argparse.Namespace) -> int:
         if args.train_size is not None:
             if args.train_size < 1:
                 raise UserError(f"--train-size: {args.train_size}: must be >= 1")
-            proxy = proxy.model_copy(update={"dataset": proxy.dataset.model_copy(update={"train_size": args.train_size})})
+            dataset = proxy.dataset.model_copy(update={"train_size": args.train_size})
+            proxy = proxy.model_copy(update={"dataset": dataset})
         data = load_dataset(proxy, origin=str(spec.path))
 
     results = []

@@ -111,8 +111,9 @@ def evaluate_arch(arch: Any, proxy: Any, throughput: Any = None, report: ReportF
                   seed_noise: float | None = None) -> EvalResult:
     """Evaluate an `ArchConfig` (or its dict, or a timm model name): costs, then proxy training.
 
-    ``proxy``/``throughput`` are the spec's sections (`ProxySpec`, `ThroughputSpec`) or their JSON dicts. ``report(epoch, metrics)`` is called after every epoch with ``accuracy``,
-    ``loss`` and the cost metrics; answering True stops the run (status ``pruned``). ``reject(costs)``
+    ``proxy``/``throughput`` are the spec's sections (`ProxySpec`, `ThroughputSpec`) or their JSON dicts.
+    ``report(epoch, metrics)`` is called after every epoch with ``accuracy``, ``loss`` and the cost metrics;
+    answering True stops the run (status ``pruned``). ``reject(costs)``
     returning a reason (a violated cost constraint) ends it as ``infeasible`` before training. ``cache_dir``
     holds the measurement cache (and decoded image-folder/CIFAR datasets) shared by processes.
     A user's mistake (a missing dataset folder) raises `UserError`; anything else is a status.
