@@ -15,26 +15,15 @@ import statistics
 
 import torch
 
-from wfsearch.models import DynamicLinear, build
+from wfsearch.models import build
+from wfsearch.models.predictors import mean_raw_delta_norm
 from wfsearch.proxy.data import load_dataset
 from wfsearch.space import load_spec
 
 
 def delta_norm(arch, images: torch.Tensor, seed: int) -> float:
     torch.manual_seed(seed)
-    model = build(arch).eval()
-    norms = []
-
-    def hook(mod, inputs, output):
-        phi_a, phi_b, scale = mod.predictor(inputs[0])
-        norms.append((phi_a.transpose(1, 2) @ phi_b * scale).norm(dim=(1, 2)).mean().item())
-
-    for m in model.modules():
-        if isinstance(m, DynamicLinear) and m.predictor is not None:
-            m.register_forward_hook(hook)
-    with torch.no_grad():
-        model(images)
-    return sum(norms) / len(norms)
+    return mean_raw_delta_norm(build(arch).eval(), images)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -361,3 +361,22 @@ DWCONV_PREDICTORS: dict[str, type[nn.Module] | None] = {
 }
 
 assert list(FC1_PREDICTORS) == PREDICTORS["fc1"] and list(DWCONV_PREDICTORS) == PREDICTORS["dwconv"]
+
+
+def mean_raw_delta_norm(model: nn.Module, images: torch.Tensor) -> float:
+    """The mean Frobenius norm of the fc1 predictors' raw ``ΔW = scale · Φaᵀ Φb`` (before the squash)
+    over the predictors of ``model`` and the ``images`` of one inference forward; NaN without one."""
+    norms: list[float] = []
+
+    def hook(mod: nn.Module, inputs: tuple, output: tuple) -> None:
+        phi_a, phi_b, scale = output
+        norms.append((phi_a.transpose(1, 2) @ phi_b * scale).norm(dim=(1, 2)).mean().item())
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, LowRankPredictor)]
+    try:
+        with torch.no_grad():
+            model(images)
+    finally:
+        for h in handles:
+            h.remove()
+    return sum(norms) / len(norms) if norms else float("nan")

@@ -693,7 +693,7 @@ def _search(spec: Any, study: optuna.Study, storage: optuna.storages.RDBStorage,
         stop.check()
         # trials sampled in this round but never run stay RUNNING in Optuna: end them, so no later trial
         # waits on one (a re-sampled architecture waits only for a trial that is really training)
-        fail_stale_trials(study, reason="not run: its round ended first")
+        fail_stale_trials(study, reason="interrupted: not run, its round ended first")
         inflight.clear()
         if budget.count == before and not budget.stop_reason:
             log.warning("a round of %d trial(s) finished none; stopping (see %s)", remaining, sdir / "run.log")
