@@ -104,11 +104,15 @@ def test_cli_evaluate(tmp_path, capsys):
     out = tmp_path / "res.json"
     assert main(["evaluate", SMOKE, "--config", str(cfg), "--json", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "epoch   1  accuracy" in text and "status: ok" in text and "* throughput" in text
+    assert "epoch   1  accuracy" in text and "status: ok" in text
     header = next(line for line in text.splitlines() if line.startswith("# measured on"))
     # the study's measurement setting: one thread per trial (resources.cpus_per_trial), timed by CPU time
     assert "(1 thread)" in header and "CPU time" in header and "batch" in header and "resolution" in header
-    assert "img/s (paired)" in text and "throughput_raw" in text
+    # the result is one row of the text table of `run` and `show`: same columns, units in the headers
+    lines = text.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("model "))
+    assert lines[head].split()[:5] == ["model", "accuracy", "img/s", "ratio", "params"] and "MACs (G)" in lines[head]
+    assert lines[head + 2].startswith("arch ") and "the paired speed objective" in text
     assert json.loads(out.read_text())["status"] == "ok"
     cfg.write_text("rank_ratio: 5\nfc1_predictor: bilateral\n")
     assert main(["evaluate", SMOKE, "--config", str(cfg)]) == 2
