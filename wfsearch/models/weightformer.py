@@ -18,7 +18,7 @@ from timm.models import build_model_with_cfg, register_model
 
 from .config import ArchConfig
 from .layers import (DynamicDWConv, DynamicLinear, fast_path_enabled, hooked, linear_add, linear_gelu,
-                     mkldnn_fusable, needs_grad)
+                     mkldnn_fusable, needs_grad, use_triton)
 from .predictors import DWCONV_PREDICTORS, FC1_PREDICTORS
 
 __all__ = ["WeightFormer", "WeightFormerBlock", "build", "MODEL_SIZES"]
@@ -42,8 +42,15 @@ class Mlp(nn.Module):
 
     def forward_residual(self, x: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
         """``shortcut + mlp(x)``; in CPU fp32 inference fc1+GELU and fc2+residual run as fused oneDNN
-        ops (unless the reference path is asked for, or hooks watch fc1/fc2)."""
+        ops (unless the reference path is asked for, or hooks watch fc1/fc2); in CUDA inference a dynamic
+        fc1 and its GELU are one Triton kernel (`DynamicLinear.forward_triton`)."""
         fc1, fc2 = self.fc1, self.fc2
+        if (fc1.predictor is not None and fast_path_enabled() and type(self.act) is nn.GELU
+                and self.act.approximate == "none" and not hooked(fc1, self.act)
+                and not (self.training and self.drop1.p > 0) and use_triton(x, *fc1.parameters())):
+            h = fc1.forward_triton(x, gelu=True)
+            if h is not None:
+                return shortcut + self.drop2(self.fc2(self.drop1(h)))
         if (not fast_path_enabled() or not mkldnn_fusable(x, fc2.weight) or needs_grad(fc1.weight)
                 or (self.training and (self.drop1.p > 0 or self.drop2.p > 0)) or hooked(fc1, fc2, self.act)):
             return shortcut + self.forward(x)
