@@ -54,19 +54,22 @@ class ModelSection(_Section):
     @field_validator("name")
     @classmethod
     def _registered(cls, v: str) -> str:
-        import timm
+        from wfsearch.arch import MODEL_SIZES
 
-        import wfsearch.models  # noqa: F401  (registers weightformer_*)
+        if v not in MODEL_SIZES:  # a weightformer_* name is known without importing timm (and torch)
+            import timm
 
-        if not timm.is_model(v):
-            raise ValueError("not a registered timm model; export a trial again or fix the name")
+            import wfsearch.models  # noqa: F401  (registers weightformer_*)
+
+            if not timm.is_model(v):
+                raise ValueError("not a registered timm model; export a trial again or fix the name")
         return v
 
     @field_validator("kwargs")
     @classmethod
     def _buildable(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         """Validate a WeightFormer architecture now rather than at the first batch."""
-        from wfsearch.models import MODEL_SIZES, ArchConfig
+        from wfsearch.arch import MODEL_SIZES, ArchConfig
         from wfsearch.space import SpecIssue
 
         if info.data.get("name") in MODEL_SIZES:
