@@ -202,6 +202,9 @@ def _dynamic_linear_op(x: torch.Tensor, weight: torch.Tensor, p: torch.Tensor, q
     BLOCK_C = _pow2(C, 16, 64)
     BLOCK_K = _pow2(K)
     n_ntiles, n_otiles = triton.cdiv(N, BLOCK_N), triton.cdiv(O, BLOCK_O)
+    # fp32 values a program holds: x W0ᵀ and x P tiles, and G Q with the squash; 8 warps past 16k
+    live = BLOCK_N * (BLOCK_O + BLOCK_K) + (BLOCK_K * BLOCK_O if gram is not None else 0)
+    warps = 8 if live > 16384 else 4
     spb, spc, spk = p.stride() if p.dim() == 3 else (0, *p.stride())
     g = gram if gram is not None else q  # (unread without the squash)
     sg = ((g.stride() if g.dim() == 3 else (0, *g.stride())) if gram is not None else (0, 0, 0))
@@ -210,7 +213,7 @@ def _dynamic_linear_op(x: torch.Tensor, weight: torch.Tensor, p: torch.Tensor, q
         *x.stride(), *weight.stride(), spb, spc, spk, *q.stride(), *sg,
         SQUASH=gram is not None, GELU=gelu, PRECISION="tf32" if tf32 else "ieee",
         NORM_PRECISION="ieee" if out_dtype == torch.float32 and not tf32 else "tf32",  # (fp32 operands)
-        BLOCK_N=BLOCK_N, BLOCK_O=BLOCK_O, BLOCK_C=BLOCK_C, BLOCK_K=BLOCK_K, num_warps=4)
+        BLOCK_N=BLOCK_N, BLOCK_O=BLOCK_O, BLOCK_C=BLOCK_C, BLOCK_K=BLOCK_K, num_warps=warps)
     return y
 
 
