@@ -72,15 +72,16 @@ class ModelSection:
     kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        import timm
+        from wfsearch.arch import MODEL_SIZES, ArchConfig
 
-        import wfsearch.models  # noqa: F401  (registers weightformer_*)
+        if self.name not in MODEL_SIZES:  # a weightformer_* name is known without importing timm (and torch)
+            import timm
 
-        if not timm.is_model(self.name):
-            raise _err("model.name", self.name, "not a registered timm model; export a trial again or fix the name")
-        from wfsearch.models import MODEL_SIZES, ArchConfig
+            import wfsearch.models  # noqa: F401  (registers weightformer_*)
 
-        if self.name in MODEL_SIZES:  # validate the architecture now rather than at the first batch
+            if not timm.is_model(self.name):
+                raise _err("model.name", self.name, "not a registered timm model; export a trial again or fix the name")
+        else:  # validate the architecture now rather than at the first batch
             try:
                 ArchConfig.from_dict({**MODEL_SIZES[self.name], **self.kwargs})
             except ValueError as e:

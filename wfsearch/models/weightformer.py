@@ -16,7 +16,7 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, PatchEmbed, trunc_normal_
 from timm.models import build_model_with_cfg, register_model
 
-from .config import ArchConfig
+from wfsearch.arch.config import MODEL_SIZES, ArchConfig
 from .layers import (DynamicDWConv, DynamicLinear, fast_path_enabled, hooked, linear_add, linear_gelu,
                      mkldnn_fusable, needs_grad, use_triton)
 from .predictors import DWCONV_PREDICTORS, FC1_PREDICTORS
@@ -275,16 +275,6 @@ default_cfgs = {
     "weightformer_small": _cfg("RuizeHe/weightformer-s"),
     "weightformer_base": _cfg("RuizeHe/weightformer-b", input_size=(3, 448, 448), crop_pct=448 / 512),
     "weightformer_test": _cfg(input_size=(3, 32, 32), num_classes=10),
-}
-
-# Released sizes (the released Base is the Small architecture trained at 448).
-# They pool and scale as the released code (`fc1_pool_mode="released"`), so the released weights give
-# the released outputs at every resolution; on grids the 2x2 pool divides both modes are identical.
-MODEL_SIZES: dict[str, dict[str, Any]] = {
-    "weightformer_tiny": dict(embed_dim=192, depth=17, fc1_pool_mode="released"),
-    "weightformer_small": dict(embed_dim=384, depth=17, drop_path_rate=0.2, fc1_pool_mode="released"),
-    "weightformer_base": dict(embed_dim=384, depth=17, img_size=448, drop_path_rate=0.2, fc1_pool_mode="released"),
-    "weightformer_test": dict(img_size=32, patch_size=4, num_classes=10, embed_dim=32, depth=4),
 }
 
 

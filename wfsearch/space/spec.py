@@ -20,7 +20,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
                       PlainSerializer, PrivateAttr, WithJsonSchema, field_validator, model_validator)
 
 from wfsearch.errors import UserError
-from wfsearch.models.config import ENUMS, ArchConfig
+from wfsearch.arch.config import ENUMS, ArchConfig
 
 # metric name -> the direction that is better, used when an objective gives none
 METRICS: dict[str, str] = {
