@@ -11,7 +11,6 @@ follows the pool (scale 1/N, shrinking as 1/s²); with ``cover`` (scale 1/(4M)) 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import statistics
 
 import torch
@@ -19,7 +18,6 @@ import torch
 from wfsearch.models import build
 from wfsearch.models.predictors import mean_raw_delta_norm
 from wfsearch.proxy.data import load_dataset
-from wfsearch.proxy.evaluate import ProxySettings
 from wfsearch.space import load_spec
 
 
@@ -36,8 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     spec = load_spec(args.spec)
-    proxy = ProxySettings.from_spec(spec.proxy)
-    data = load_dataset(dataclasses.replace(proxy.data))
+    data = load_dataset(spec.proxy)
     x = data.val.images[:args.images].float() / 255.0
     x = (x - torch.tensor(data.mean).view(1, 3, 1, 1)) / torch.tensor(data.std).view(1, 3, 1, 1)
     knob = spec.space.get("fc1_pool")

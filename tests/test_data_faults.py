@@ -11,7 +11,8 @@ import pytest
 
 from wfsearch.errors import UserError
 from wfsearch.proxy import data as D
-from wfsearch.proxy.data import DataSettings, load_dataset
+from wfsearch.proxy.data import load_dataset
+from wfsearch.space import DatasetSpec, ProxySpec
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -56,7 +57,7 @@ def _bomb_png(path, side=20000):
 
 
 def _settings(root, **kw):
-    return DataSettings(name="imagefolder", root=str(root), img_size=8, **kw)
+    return ProxySpec(img_size=8, dataset=DatasetSpec(name="imagefolder", root=str(root), **kw))
 
 
 def _warnings(caplog):

@@ -223,6 +223,15 @@ def test_cpu_tensors_never_take_the_kernels():
         assert fast_path.use_triton(x.cuda()) and not fast_path.use_triton(x.cuda().requires_grad_())
 
 
+def test_the_kernel_plan_stays_linear_in_the_tokens():
+    from wfsearch.models.layers import plan_dynamic_linear
+    lowrank = ("lowrank",)
+    # Tiny's released fc1 (192 -> 768, rank 48): the rank order at every grid, never the M x M token Gram
+    for n in (196, 3136, 6084):
+        assert plan_dynamic_linear(n, n // 4, 192, 768, 48, 192, True, lowrank) == ("rank", "lowrank")
+    assert plan_dynamic_linear(3136, 1, 192, 768, 48, 192, True, lowrank) == ("tokens", "lowrank")  # gap: M = 1
+
+
 def test_the_switch_reads_its_environment_values():
     assert [fast_path._triton_setting(v) for v in ("1", "ON", "0", "false", "eager")] == ["on", "on", "off", "off",
                                                                                           "eager"]

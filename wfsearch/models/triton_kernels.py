@@ -27,6 +27,8 @@ interpreted when triton is first imported (timm imports it), these kernels when 
 """
 from __future__ import annotations
 
+from typing import Optional  # the ops' signatures: torch.library reads them on every supported torch
+
 import torch
 import triton
 import triton.language as tl
@@ -105,7 +107,7 @@ def _dwconv_kernel(x_ptr, d_ptr, k0_ptr, bias_ptr, y_ptr,
 
 
 @triton_op("wfsearch::dwconv", mutates_args=())
-def _dwconv_op(x: torch.Tensor, delta: torch.Tensor | None, k0: torch.Tensor, bias: torch.Tensor,
+def _dwconv_op(x: torch.Tensor, delta: Optional[torch.Tensor], k0: torch.Tensor, bias: torch.Tensor,
                squash: bool, residual: bool) -> torch.Tensor:
     B, H, W, C = x.shape
     KS = k0.shape[-1]
@@ -143,7 +145,6 @@ def _dynamic_linear_kernel(x_ptr, w_ptr, p_ptr, q_ptr, g_ptr, bias_ptr, y_ptr,
                            N, C, O, K, n_ntiles, n_otiles, scale, inv_scale,
                            sxb, sxn, sxc, swo, swc, spb, spc, spk, sqb, sqk, sqo, sgb, sgk, sgl,
                            SQUASH: tl.constexpr, GELU: tl.constexpr, PRECISION: tl.constexpr,
-                           NORM_PRECISION: tl.constexpr,
                            BLOCK_N: tl.constexpr, BLOCK_O: tl.constexpr, BLOCK_C: tl.constexpr,
                            BLOCK_K: tl.constexpr):
     # one program: BLOCK_N tokens of one sample x BLOCK_O output columns; the output-column tiles of a
@@ -180,7 +181,7 @@ def _dynamic_linear_kernel(x_ptr, w_ptr, p_ptr, q_ptr, g_ptr, bias_ptr, y_ptr,
         # the column sums of Q ∘ GQ, in every row of a (BLOCK_N, BLOCK_O) tile: a product with ones (a
         # reduction here would be tl.sum, standard library; and it lands in the layout `low` has)
         ones = tl.full([BLOCK_N, BLOCK_K], 1.0, tl.float32)
-        n2 = tl.dot(ones, qt.to(tl.float32) * gq, input_precision=NORM_PRECISION)
+        n2 = tl.dot(ones, qt.to(tl.float32) * gq, input_precision=PRECISION)
         acc += low / (tl.sqrt(tl.maximum(n2, 1.1754943508222875e-38)) + inv_scale)
     else:
         acc += low * scale
@@ -192,7 +193,7 @@ def _dynamic_linear_kernel(x_ptr, w_ptr, p_ptr, q_ptr, g_ptr, bias_ptr, y_ptr,
 
 @triton_op("wfsearch::dynamic_linear", mutates_args=())
 def _dynamic_linear_op(x: torch.Tensor, weight: torch.Tensor, p: torch.Tensor, q: torch.Tensor,
-                       gram: torch.Tensor | None, bias: torch.Tensor, scale: float, gelu: bool,
+                       gram: Optional[torch.Tensor], bias: torch.Tensor, scale: float, gelu: bool,
                        out_dtype: torch.dtype, tf32: bool) -> torch.Tensor:
     B, N, C = x.shape
     O, K = weight.shape[0], q.shape[-2]
@@ -202,15 +203,20 @@ def _dynamic_linear_op(x: torch.Tensor, weight: torch.Tensor, p: torch.Tensor, q
     BLOCK_C = _pow2(C, 16, 64)
     BLOCK_K = _pow2(K)
     n_ntiles, n_otiles = triton.cdiv(N, BLOCK_N), triton.cdiv(O, BLOCK_O)
+    # fp32 values a program holds: x W0ᵀ and x P tiles, and G Q with the squash; 8 warps past 16k
+    live = BLOCK_N * (BLOCK_O + BLOCK_K) + (BLOCK_K * BLOCK_O if gram is not None else 0)
+    warps = 8 if live > 16384 else 4
+    # IEEE fp32 products only where fp32 is asked for without TF32 (the norms' dot has fp32 operands in
+    # every dtype: TF32 there unless that); bf16/fp16 products ignore it
+    precision = "ieee" if out_dtype == torch.float32 and not tf32 else "tf32"
     spb, spc, spk = p.stride() if p.dim() == 3 else (0, *p.stride())
     g = gram if gram is not None else q  # (unread without the squash)
     sg = ((g.stride() if g.dim() == 3 else (0, *g.stride())) if gram is not None else (0, 0, 0))
     _launch(_dynamic_linear_kernel, x)[(B * n_ntiles * n_otiles,)](
         x, weight, p, q, g, bias, y, N, C, O, K, n_ntiles, n_otiles, scale, 1.0 / scale,
         *x.stride(), *weight.stride(), spb, spc, spk, *q.stride(), *sg,
-        SQUASH=gram is not None, GELU=gelu, PRECISION="tf32" if tf32 else "ieee",
-        NORM_PRECISION="ieee" if out_dtype == torch.float32 and not tf32 else "tf32",  # (fp32 operands)
-        BLOCK_N=BLOCK_N, BLOCK_O=BLOCK_O, BLOCK_C=BLOCK_C, BLOCK_K=BLOCK_K, num_warps=4)
+        SQUASH=gram is not None, GELU=gelu, PRECISION=precision,
+        BLOCK_N=BLOCK_N, BLOCK_O=BLOCK_O, BLOCK_C=BLOCK_C, BLOCK_K=BLOCK_K, num_warps=warps)
     return y
 
 

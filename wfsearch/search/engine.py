@@ -314,9 +314,8 @@ def preflight_data(spec: Any, cache_dir: str) -> None:
     if spec.proxy.dataset.name == "synthetic":
         return
     from wfsearch.proxy.data import load_dataset
-    from wfsearch.proxy.evaluate import ProxySettings
 
-    load_dataset(ProxySettings.from_spec(spec.proxy, origin=str(spec.path)).data, cache_dir)
+    load_dataset(spec.proxy, cache_dir, origin=str(spec.path))
 
 
 def _check_reachable(address: str, timeout: float = 5.0) -> None:
@@ -491,10 +490,10 @@ def throughput_scale(spec: Any, study: optuna.Study, settings: dict) -> float | 
 
 def _measure_reference(reference: str, settings: dict) -> dict:
     """A Ray task: the reference model measured against itself in the spec's throughput setting."""
-    from wfsearch.proxy.measure import MeasureSettings, measure_arch
+    from wfsearch.proxy.measure import measure_arch
 
-    ms = MeasureSettings.from_spec(settings["throughput"], memory=False, highres=None)
-    return measure_arch(reference, ms, cache=settings.get("cache_dir"))
+    return measure_arch(reference, {**settings["throughput"], "highres": None}, cache=settings.get("cache_dir"),
+                        memory=False)
 
 
 def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, progress: bool = True,

@@ -194,7 +194,7 @@ class ResourcesSpec(_Section):
 
 # --------------------------------------------------------------------------- proxy
 class DatasetSpec(_Section):
-    """The proxy task; the options are those of `wfsearch.proxy.data.DataSettings`."""
+    """The proxy task, as `wfsearch.proxy.data.load_dataset` loads it (at `ProxySpec.img_size`)."""
 
     name: Literal[DATASETS] = "synthetic"  # type: ignore[valid-type]
     """synthetic (generated, no download), cifar10, cifar100 or imagefolder"""
