@@ -11,32 +11,19 @@ follows the pool (scale 1/N, shrinking as 1/s²); with ``cover`` (scale 1/(4M)) 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import statistics
 
 import torch
 
-from wfsearch.models import DynamicLinear, build
+from wfsearch.models import build
+from wfsearch.models.predictors import mean_raw_delta_norm
 from wfsearch.proxy.data import load_dataset
-from wfsearch.proxy.evaluate import ProxySettings
 from wfsearch.space import load_spec
 
 
 def delta_norm(arch, images: torch.Tensor, seed: int) -> float:
     torch.manual_seed(seed)
-    model = build(arch).eval()
-    norms = []
-
-    def hook(mod, inputs, output):
-        phi_a, phi_b, scale = mod.predictor(inputs[0])
-        norms.append((phi_a.transpose(1, 2) @ phi_b * scale).norm(dim=(1, 2)).mean().item())
-
-    for m in model.modules():
-        if isinstance(m, DynamicLinear) and m.predictor is not None:
-            m.register_forward_hook(hook)
-    with torch.no_grad():
-        model(images)
-    return sum(norms) / len(norms)
+    return mean_raw_delta_norm(build(arch).eval(), images)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,8 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     spec = load_spec(args.spec)
-    proxy = ProxySettings.from_spec(spec.proxy)
-    data = load_dataset(dataclasses.replace(proxy.data))
+    data = load_dataset(spec.proxy)
     x = data.val.images[:args.images].float() / 255.0
     x = (x - torch.tensor(data.mean).view(1, 3, 1, 1)) / torch.tensor(data.std).view(1, 3, 1, 1)
     knob = spec.space.get("fc1_pool")

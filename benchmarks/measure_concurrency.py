@@ -30,14 +30,14 @@ def _measure(arch: dict, throughput: dict, exclusive: bool, barrier, out, slot: 
     torch.set_num_threads(1)
     from wfsearch.models import ArchConfig
     from wfsearch.proxy.cache import MeasureCache
-    from wfsearch.proxy.measure import MeasureSettings, measure_arch
+    from wfsearch.proxy.measure import measure_arch
 
-    settings = MeasureSettings.from_spec(throughput, device="cpu", memory=False, exclusive=exclusive)
+    settings = {**throughput, "device": "cpu", "exclusive": exclusive}
     cfg = ArchConfig.from_dict(arch)
     if barrier is not None:
         barrier.wait()
     t0 = time.perf_counter()
-    c = measure_arch(cfg, settings, cache=MeasureCache())
+    c = measure_arch(cfg, settings, cache=MeasureCache(), memory=False)
     out[slot] = (c["throughput_ratio"], c["throughput"], time.perf_counter() - t0)
 
 
@@ -48,13 +48,13 @@ def _train(proxy: dict, arch: dict, barrier, stop, out, slot: int) -> None:
     torch.set_num_threads(1)
     from wfsearch.models import ArchConfig
     from wfsearch.proxy.data import load_dataset
-    from wfsearch.proxy.evaluate import ProxySettings
+    from wfsearch.space import ProxySpec
     from wfsearch.proxy.measure import build_target
     from wfsearch.proxy.train import train_proxy
 
-    ps = ProxySettings.from_spec(proxy, epochs=1000, num_threads=1)
-    data = load_dataset(ps.data)
-    model = build_target(ArchConfig.from_dict(arch), ps.data.img_size, num_classes=data.num_classes)[0]
+    ps = ProxySpec.model_validate({**proxy, "epochs": [1000], "num_threads": 1})
+    data = load_dataset(ps)
+    model = build_target(ArchConfig.from_dict(arch), ps.img_size, num_classes=data.num_classes)[0]
     barrier.wait()
     epochs = [0]
 
@@ -62,7 +62,7 @@ def _train(proxy: dict, arch: dict, barrier, stop, out, slot: int) -> None:
         epochs[0] = epoch
         return stop.is_set()
 
-    train_proxy(model, data, ps.train, on_epoch)
+    train_proxy(model, data, ps, on_epoch)
     out[slot] = (epochs[0], 0.0, 0.0)
 
 

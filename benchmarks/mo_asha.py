@@ -34,8 +34,9 @@ def main() -> int:
     import optuna
     from optuna.trial import TrialState
 
-    from wfsearch.search.engine import distinct_budget, pareto_candidates, pareto_front
+    from wfsearch.search.engine import distinct_budget, pareto_candidates
     from wfsearch.space import load_spec
+    from wfsearch.study.front import pareto_front
     from wfsearch.study.hypervolume import HypervolumeBox
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -60,7 +61,8 @@ def main() -> int:
             distinct = distinct_budget(spec, study).count
             complete = len([t for t in pareto_candidates(study)])
             pruned = len(study.get_trials(states=(TrialState.PRUNED,)))
-            pair.append((seed, scheduler, distinct, complete, pruned, pareto_front(study), pareto_candidates(study)))
+            pair.append((seed, scheduler, distinct, complete, pruned, pareto_front(pareto_candidates(study), directions),
+                         pareto_candidates(study)))
             print(f"seed {seed} {scheduler}: {distinct} distinct architectures, {complete} fully trained, "
                   f"{pruned} pruned, front {len(pair[-1][5])}", file=sys.stderr, flush=True)
         box = HypervolumeBox.of([t.values for p in pair for t in p[6]], directions, ["accuracy", "throughput"])

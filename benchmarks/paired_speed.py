@@ -31,10 +31,10 @@ def _measure(arch: dict, throughput: dict, out) -> None:
     torch.set_num_threads(1)
     from wfsearch.models import ArchConfig
     from wfsearch.proxy.cache import MeasureCache
-    from wfsearch.proxy.measure import MeasureSettings, measure_arch
+    from wfsearch.proxy.measure import measure_arch
 
-    settings = MeasureSettings.from_spec(throughput, device="cpu", memory=False)
-    c = measure_arch(ArchConfig.from_dict(arch), settings, cache=MeasureCache())
+    settings = {**throughput, "device": "cpu"}
+    c = measure_arch(ArchConfig.from_dict(arch), settings, cache=MeasureCache(), memory=False)
     out.put((c["throughput"], c["throughput_ratio"], c["reference_throughput"], c["clock"]))
 
 

@@ -39,8 +39,9 @@ def bare_epoch(model: nn.Module, opt: torch.optim.Optimizer, images: torch.Tenso
 
 def main() -> None:
     from wfsearch.models import ArchConfig, build
-    from wfsearch.proxy.data import DataSettings, load_dataset
-    from wfsearch.proxy.train import TrainSettings, seed_everything, train_proxy
+    from wfsearch.proxy.data import load_dataset
+    from wfsearch.proxy.train import seed_everything, train_proxy
+    from wfsearch.space import DatasetSpec, ProxySpec
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=5)
@@ -52,7 +53,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
 
-    data = load_dataset(DataSettings(img_size=32, train_size=args.train_size, val_size=64))
+    data = load_dataset(ProxySpec(img_size=32, dataset=DatasetSpec(train_size=args.train_size, val_size=64)))
     arch = ArchConfig(img_size=32, patch_size=4, embed_dim=args.dim, depth=args.depth, num_classes=data.num_classes)
     seed_everything(0)
     ours = build(arch)
@@ -60,7 +61,7 @@ def main() -> None:
     bare_opt = torch.optim.AdamW(bare.parameters(), lr=2e-3, weight_decay=0.05)
     mean = torch.tensor(data.mean).view(1, 3, 1, 1)
     std = torch.tensor(data.std).view(1, 3, 1, 1)
-    settings = TrainSettings(epochs=2, batch_size=args.batch, warmup_epochs=0.5, device="cpu")
+    settings = ProxySpec(epochs=2, batch_size=args.batch, warmup_epochs=0.5, device="cpu")
     run_ours = lambda: train_proxy(ours, data, settings, report=lambda e, m: True).images_per_s  # noqa: E731
     run_bare = lambda: bare_epoch(bare, bare_opt, data.train.images, data.train.labels, mean, std,  # noqa: E731
                                   args.batch)

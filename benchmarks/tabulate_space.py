@@ -57,13 +57,13 @@ def _init_worker() -> None:
 
 
 def _run(spec_path: str, overrides: list[str], params: dict, seed: int, cache_dir: str) -> dict:
-    from wfsearch.proxy.evaluate import ProxySettings, evaluate_arch
+    from wfsearch.proxy.evaluate import evaluate_arch
     from wfsearch.space import load_spec
     from wfsearch.space.sampling import arch_from_params
 
     spec = load_spec(spec_path, overrides)
     arch = arch_from_params(spec, params).arch
-    proxy = ProxySettings.from_spec(spec.proxy, seed=seed)
+    proxy = spec.proxy.model_copy(update={"seed": seed})
     times: list[tuple[float, float]] = []  # (CPU seconds, wall seconds) of each epoch
     last: list = [None]  # (CPU, wall) clocks at the end of the previous epoch; set when training starts
 

@@ -38,8 +38,8 @@ import torch.nn as nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from wfsearch.models import reference_mode
-from wfsearch.proxy.measure import (COMPILE_MODES, MeasureSettings, compile_model, count_macs, create_model_at, measure_throughput,
-                                    peak_memory_bytes, resolve_device)
+from wfsearch.proxy.measure import (COMPILE_MODES, compile_model, count_macs, create_model_at, measure_throughput,
+                                    peak_memory_bytes, resolve_device, resolved_clock)
 
 PAIRS = [("weightformer_tiny", "deit_tiny_patch16_224"), ("weightformer_small", "deit_small_patch16_224")]
 DEFAULT_MODELS = ["weightformer_tiny", "deit_tiny_patch16_224", "weightformer_small", "deit_small_patch16_224",
@@ -200,7 +200,7 @@ def run(args: argparse.Namespace) -> str:
     if args.threads:
         torch.set_num_threads(args.threads)
     info = machine(device)  # before the run: the commit measured, not one made meanwhile
-    clock = MeasureSettings(clock=args.clock).resolved_clock(device)
+    clock = resolved_clock(args.clock, device)
     info["clock"] = {"process": "CPU time of this process (other processes' use of the machine does not count)",
                      "wall": "wall clock"}[clock] if device.type == "cpu" else "CUDA events"
     loads = [load_average()]

@@ -19,6 +19,7 @@ import torch
 import wfsearch.models  # noqa: F401  (registers weightformer_*)
 from wfsearch.models import PREDICTORS, ArchConfig, build
 from wfsearch.models.weightformer import WeightFormerBlock
+from wfsearch.space import ThroughputSpec
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
@@ -111,14 +112,14 @@ def test_measure_arch_with_compile_default(tmp_path, monkeypatch):
     monkeypatch.setattr(torch, "compile", lambda model, **kw: (calls.append(type(model).__name__), real_compile(model, **kw))[1])
     M.clear_compiled()
     arch = ArchConfig(img_size=32, patch_size=8, embed_dim=16, depth=1, num_classes=4, dynamic_blocks=[0])
-    s = M.MeasureSettings(img_size=32, batch_size=2, reference=None, device="cpu", warmup=1, repeats=2, iters=1,
-                          memory=False, exclusive=False, compile="default")
-    c = M.measure_arch(arch, s, cache=MeasureCache(tmp_path))
+    s = ThroughputSpec(img_size=32, batch_size=2, reference=None, device="cpu", warmup=1, repeats=2, iters=1,
+                       exclusive=False, compile="default")
+    c = M.measure_arch(arch, s, cache=MeasureCache(tmp_path), memory=False)
     assert calls == ["WeightFormer"]
     assert c["compile_seconds"]["model"] > 0 and c["throughput"] > 0
-    again = M.measure_arch(arch, s, cache=MeasureCache(tmp_path), refresh=True)
+    again = M.measure_arch(arch, s, cache=MeasureCache(tmp_path), refresh=True, memory=False)
     assert calls == ["WeightFormer"] and again["compile_seconds"] == c["compile_seconds"]  # reused
-    eager = M.measure_arch(arch, M.MeasureSettings(**{**s.to_dict(), "compile": "none"}), cache=MeasureCache(tmp_path))
+    eager = M.measure_arch(arch, s.model_copy(update={"compile": "none"}), cache=MeasureCache(tmp_path), memory=False)
     assert "compile_seconds" not in eager and calls == ["WeightFormer"]
     M.clear_compiled()
 

@@ -13,11 +13,12 @@ import torch
 import wfsearch.models  # noqa: F401  (registers weightformer_*)
 from wfsearch.models import ArchConfig, build, reference_mode
 from wfsearch.proxy.cache import MeasureCache
-from wfsearch.proxy.data import DataSettings, load_dataset
+from wfsearch.proxy.data import load_dataset
 from wfsearch.proxy.devicelock import device_key, device_lock
 from wfsearch.proxy.evaluate import evaluate_arch
-from wfsearch.proxy.measure import MeasureSettings, measure_arch, resolve_device
-from wfsearch.proxy.train import TrainSettings, seed_everything, train_proxy
+from wfsearch.proxy.measure import measure_arch, resolve_device
+from wfsearch.proxy.train import seed_everything, train_proxy
+from wfsearch.space import DatasetSpec, ProxySpec, ThroughputSpec
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -66,11 +67,11 @@ def test_gradients_match_reference_on_gpu():
 
 def test_bf16_autocast_training_learns_and_reports():
     # the quick start's proxy (synthetic 4-class task, dim 64, depth 6), twice its epochs
-    data = load_dataset(DataSettings(img_size=32, train_size=3000, val_size=600))
+    data = load_dataset(ProxySpec(img_size=32, dataset=DatasetSpec(train_size=3000, val_size=600)))
     arch = ArchConfig(img_size=32, patch_size=4, embed_dim=64, depth=6, num_classes=4)
     seed_everything(0)
     curve = []
-    res = train_proxy(build(arch), data, TrainSettings(epochs=6, batch_size=64, warmup_epochs=1),
+    res = train_proxy(build(arch), data, ProxySpec(epochs=6, batch_size=64, warmup_epochs=1),
                       lambda epoch, m: curve.append((epoch, m)))
     assert res.status == "ok", res.reason
     assert [e for e, _ in curve] == [1, 2, 3, 4, 5, 6]
@@ -82,7 +83,7 @@ def test_bf16_autocast_training_learns_and_reports():
 
 
 def test_measurement_on_gpu_uses_cuda_events_and_the_allocator():
-    s = MeasureSettings(img_size=64, batch_size=8, reference="deit_tiny_patch16_224", warmup=1, repeats=3, iters=2)
+    s = ThroughputSpec(img_size=64, batch_size=8, reference="deit_tiny_patch16_224", warmup=1, repeats=3, iters=2)
     c = measure_arch(ArchConfig(img_size=64, patch_size=8, embed_dim=64, depth=4, num_classes=10), s,
                      cache=MeasureCache())
     assert c["device"].startswith("cuda:") and torch.cuda.get_device_name(0) in c["device"]
@@ -104,9 +105,9 @@ def test_real_gpu_out_of_memory_is_a_status_and_the_process_survives():
     free, _ = torch.cuda.mem_get_info()
     torch.cuda.set_per_process_memory_fraction(0.002)  # ~280 MB of an H200: too little for this batch
     try:
-        data = load_dataset(DataSettings(img_size=64, train_size=256, val_size=64))
+        data = load_dataset(ProxySpec(img_size=64, dataset=DatasetSpec(train_size=256, val_size=64)))
         res = train_proxy(build(ArchConfig(img_size=64, patch_size=2, embed_dim=256, depth=6, num_classes=4)),
-                          data, TrainSettings(epochs=1, batch_size=256, warmup_epochs=0))
+                          data, ProxySpec(epochs=1, batch_size=256, warmup_epochs=0))
         assert res.status == "oom" and res.reason.startswith("oom:"), res.reason
     finally:
         torch.cuda.set_per_process_memory_fraction(1.0)
@@ -166,8 +167,8 @@ def test_compiled_model_on_gpu_matches_eager_in_bf16(mode):
 
 
 def test_measure_arch_compiled_on_gpu(tmp_path):
-    s = MeasureSettings(img_size=64, batch_size=8, reference="deit_tiny_patch16_224", device="cuda",
-                        dtype="bfloat16", warmup=1, repeats=3, iters=2, memory=False, compile="max-autotune")
-    c = measure_arch(ARCH, s, cache=MeasureCache(tmp_path))
+    s = ThroughputSpec(img_size=64, batch_size=8, reference="deit_tiny_patch16_224", device="cuda",
+                       dtype="bfloat16", warmup=1, repeats=3, iters=2, compile="max-autotune")
+    c = measure_arch(ARCH, s, cache=MeasureCache(tmp_path), memory=False)
     assert c["compile_seconds"]["model"] > 0 and c["compile_seconds"]["reference"] > 0
     assert c["throughput"] > 0 and c["throughput_ratio"] > 0

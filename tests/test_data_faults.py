@@ -11,7 +11,8 @@ import pytest
 
 from wfsearch.errors import UserError
 from wfsearch.proxy import data as D
-from wfsearch.proxy.data import DataSettings, load_dataset
+from wfsearch.proxy.data import load_dataset
+from wfsearch.space import DatasetSpec, ProxySpec
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -56,14 +57,15 @@ def _bomb_png(path, side=20000):
 
 
 def _settings(root, **kw):
-    return DataSettings(name="imagefolder", root=str(root), img_size=8, **kw)
+    return ProxySpec(img_size=8, dataset=DatasetSpec(name="imagefolder", root=str(root), **kw))
 
 
 def _warnings(caplog):
     return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
 
 
-def test_unreadable_files_are_skipped_and_named_in_one_warning(tmp_path, caplog):
+def _broken_folder(tmp_path):
+    """An image folder whose class a holds a truncated JPEG, random bytes and an empty file."""
     root = _folder(tmp_path / "ds", n_train=30)
     a = root / "train" / "a"
     _image(a / "big.jpg", size=(64, 64))
@@ -71,6 +73,11 @@ def test_unreadable_files_are_skipped_and_named_in_one_warning(tmp_path, caplog)
     (a / "trunc.jpg").write_bytes(good[: len(good) * 2 // 3])
     (a / "noise.png").write_bytes(np.random.default_rng(1).bytes(500))
     (a / "empty.jpg").write_bytes(b"")
+    return root
+
+
+def test_unreadable_files_are_skipped_and_named_in_one_warning(tmp_path, caplog):
+    root = _broken_folder(tmp_path)
     _bomb_png(root / "train" / "b" / "bomb.png")
     with caplog.at_level(logging.WARNING):
         d = load_dataset(_settings(root))
@@ -82,13 +89,7 @@ def test_unreadable_files_are_skipped_and_named_in_one_warning(tmp_path, caplog)
 
 
 def test_each_reason_is_named(tmp_path, caplog):
-    root = _folder(tmp_path / "ds", n_train=30)
-    a = root / "train" / "a"
-    _image(a / "big.jpg", size=(64, 64))
-    good = (a / "big.jpg").read_bytes()
-    (a / "trunc.jpg").write_bytes(good[: len(good) * 2 // 3])
-    (a / "noise.png").write_bytes(np.random.default_rng(1).bytes(500))
-    (a / "empty.jpg").write_bytes(b"")
+    root = _broken_folder(tmp_path)
     with caplog.at_level(logging.WARNING):
         load_dataset(_settings(root))
     [msg] = _warnings(caplog)

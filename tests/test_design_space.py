@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 import wfsearch.models  # noqa: F401  (registers weightformer_*)
-from wfsearch.models import ArchConfig, DynamicLinear, build, cost
-from wfsearch.models.predictors import pool_tokens
+from wfsearch.models import ArchConfig, build, cost
+from wfsearch.models.predictors import mean_raw_delta_norm, pool_tokens
 
 SMALL = dict(patch_size=4, embed_dim=32, depth=3, num_classes=4, dynamic_blocks="all")
 
@@ -26,18 +26,7 @@ def _raw_delta_norms(mode: str, img: int) -> dict:
     for pool in (1, 2, 4, "global"):
         torch.manual_seed(0)
         model = build(ArchConfig(img_size=img, fc1_pool=pool, fc1_pool_mode=mode, **SMALL)).eval()
-        norms = []
-
-        def hook(mod, inputs, output):
-            phi_a, phi_b, scale = mod.predictor(inputs[0])
-            norms.append((phi_a.transpose(1, 2) @ phi_b * scale).norm(dim=(1, 2)).mean().item())
-
-        for m in model.modules():
-            if isinstance(m, DynamicLinear) and m.predictor is not None:
-                m.register_forward_hook(hook)
-        with torch.no_grad():
-            model(_images(img))
-        out[pool] = sum(norms) / len(norms)
+        out[pool] = mean_raw_delta_norm(model, _images(img))
     return out
 
 

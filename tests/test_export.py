@@ -241,13 +241,15 @@ def test_recipe_yaml_round_trip_and_errors(tmp_path: Path) -> None:
     assert load_recipe(path) == r
     base = yaml.safe_load(path.read_text())
     cases = [
-        (("optimizer", "lr_base"), "fast", "optimizer.lr_base: 'fast': must be a number"),
-        (("schedule", "epochs"), 10.5, "schedule.epochs: 10.5: must be an integer"),
+        (("optimizer", "lr_base"), "fast", "optimizer.lr_base: 'fast': Input should be a valid number"),
+        (("optimizer", "betas"), [0.9, 1.5], "optimizer.betas[1]: 1.5: Input should be less than 1"),
+        (("schedule", "epochs"), 10.5, "schedule.epochs: 10.5: Input should be a valid integer"),
+        (("train", "ema"), "yes", "train.ema: 'yes': Input should be a valid boolean"),
         (("schedule", "warmup_epochs"), 300, "schedule.warmup_epochs: 300: must be smaller than schedule.epochs=300"),
         (("train", "precision"), "fp8", "train.precision: 'fp8': must be one of ['bf16', 'fp32']"),
-        (("train", "batchsize"), 8, "train.batchsize: 8: unknown key"),
+        (("train", "batchsize"), 8, "train.batchsize: 'batchsize': unknown key; did you mean 'batch_size'?"),
         (("augment", "auto_augment"), "rand-x9", "augment.auto_augment: 'rand-x9'"),
-        (("model", "kwargs"), {"fc1_predictor": "magic"}, "model.kwargs.fc1_predictor='magic': must be one of"),
+        (("model", "kwargs"), {"fc1_predictor": "magic"}, "model.kwargs.fc1_predictor: 'magic': must be one of"),
         (("model", "name"), "weightformer_huge", "model.name: 'weightformer_huge': not a registered timm model"),
         (("data", "mean"), [0.5, 0.5], "data.mean: [0.5, 0.5]: must list 3 numbers"),
     ]
@@ -267,7 +269,10 @@ def test_recipe_yaml_round_trip_and_errors(tmp_path: Path) -> None:
     # hand edits: YAML 1.1 reads 1e-3 as a string, the strict loader as the number it is; a key twice is an error
     text = path.read_text()
     (tmp_path / "edited.yaml").write_text(text.replace("lr_base: 0.0005", "lr_base: 1e-3"))
-    assert load_recipe(tmp_path / "edited.yaml").optimizer.lr_base == 1e-3
+    edited = load_recipe(tmp_path / "edited.yaml").optimizer.lr_base
+    assert edited == 1e-3 and isinstance(edited, float)
+    (tmp_path / "empty.yaml").write_text("version: 1\naugment:\n")  # an empty section keeps its defaults
+    assert load_recipe(tmp_path / "empty.yaml").augment == Recipe().augment
     (tmp_path / "twice.yaml").write_text(text.replace("lr_base: 0.0005", "lr_base: 0.0005\n  lr_base: 0.001"))
     with pytest.raises(UserError, match=r"twice.yaml: optimizer.lr_base \(line \d+\): 'lr_base': duplicate key"):
         load_recipe(tmp_path / "twice.yaml")

@@ -10,7 +10,13 @@ import torch.nn as nn
 
 from wfsearch.errors import UserError
 from wfsearch.proxy import data as D
-from wfsearch.proxy.data import DataSettings, TensorBatches, load_dataset, synthetic_images
+from wfsearch.proxy.data import TensorBatches, load_dataset, synthetic_images
+from wfsearch.space import DatasetSpec, ProxySpec, spec_from_dict
+
+
+def _proxy(img_size: int = 32, **dataset) -> ProxySpec:
+    """The spec's proxy section with ``dataset`` options at ``img_size``."""
+    return ProxySpec(img_size=img_size, dataset=DatasetSpec(**dataset))
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -78,10 +84,10 @@ def test_local_model_stays_at_chance_where_a_global_model_learns():
     """A network whose features each see one 4x4 patch (then mean pooling and a linear head) cannot
     tell 'same colour' from 'different colour'; a WeightFormer with dynamic (global) blocks can."""
     from wfsearch.models import ArchConfig, build
-    from wfsearch.proxy.train import TrainSettings, seed_everything, train_proxy
+    from wfsearch.proxy.train import seed_everything, train_proxy
 
-    data = load_dataset(DataSettings(num_classes=2, train_size=3000, val_size=500))
-    settings = TrainSettings(epochs=3, batch_size=64, warmup_epochs=0.2, device="cpu")
+    data = load_dataset(_proxy(num_classes=2, train_size=3000, val_size=500))
+    settings = ProxySpec(epochs=3, batch_size=64, warmup_epochs=0.2, device="cpu")
 
     class PatchLocal(nn.Module):
         def __init__(self, d: int = 48):
@@ -103,19 +109,17 @@ def test_local_model_stays_at_chance_where_a_global_model_learns():
 
 
 # --------------------------------------------------------------------------- settings and caches
-def test_settings_errors_are_one_line_user_errors():
-    with pytest.raises(UserError, match=r"proxy\.dataset\.num_classes: 17: the synthetic task has 2\.\.16"):
-        DataSettings(num_classes=17)
-    with pytest.raises(UserError, match=r"spec\.yaml: proxy\.dataset\.bogus: 1: unknown option"):
-        DataSettings.from_options({"name": "synthetic", "bogus": 1}, 32, origin="spec.yaml")
-    with pytest.raises(UserError, match=r"proxy\.dataset\.root: None: dataset 'cifar10' needs a root"):
-        DataSettings(name="cifar10")
-    with pytest.raises(UserError, match="proxy.dataset.name"):
-        DataSettings(name="imagenet")
+def test_dataset_errors_are_one_line_user_errors():
+    """The spec checks the dataset options (the loaders take the checked `ProxySpec`)."""
+    for dataset, message in (({"num_classes": 17}, r"proxy\.dataset\.num_classes: 17: the synthetic task has 2\.\.16"),
+                             ({"bogus": 1}, r"spec\.yaml: proxy\.dataset\.bogus: 'bogus': unknown key"),
+                             ({"name": "imagenet"}, r"proxy\.dataset\.name: 'imagenet': must be one of")):
+        with pytest.raises(UserError, match=message):
+            spec_from_dict({"study": {"name": "x"}, "proxy": {"dataset": dataset}}, "spec.yaml")
 
 
 def test_load_dataset_caches_in_memory():
-    s = DataSettings(train_size=64, val_size=32, seed=7)
+    s = _proxy(train_size=64, val_size=32, seed=7)
     a = load_dataset(s)
     b = load_dataset(s)
     assert a.train.images is b.train.images
@@ -138,8 +142,8 @@ def _write_folder(root, classes=("ant", "bee", "cat"), n_train=5, n_val=2, size=
 
 def test_imagefolder_loads_resizes_and_subsets(tmp_path):
     _write_folder(tmp_path / "ds")
-    s = DataSettings(name="imagefolder", root=str(tmp_path / "ds"), img_size=16, classes=("cat", "ant"),
-                     samples_per_class=3)
+    s = _proxy(name="imagefolder", root=str(tmp_path / "ds"), img_size=16, classes=("cat", "ant"),
+               samples_per_class=3)
     d = load_dataset(s, cache_dir=tmp_path / "cache")
     assert d.classes == ["cat", "ant"] and d.num_classes == 2
     assert d.train.images.shape == (6, 3, 16, 16) and d.train.images.dtype == torch.uint8
@@ -154,21 +158,21 @@ def test_imagefolder_loads_resizes_and_subsets(tmp_path):
 
 def test_imagefolder_num_classes_and_val_cap(tmp_path):
     _write_folder(tmp_path / "ds", n_val=3)
-    d = load_dataset(DataSettings(name="imagefolder", root=str(tmp_path / "ds"), img_size=8, num_classes=2,
-                                  val_size=4))
+    d = load_dataset(_proxy(name="imagefolder", root=str(tmp_path / "ds"), img_size=8, num_classes=2,
+                            val_size=4))
     assert d.classes == ["ant", "bee"] and len(d.val) == 4 and len(d.train) == 10
 
 
 def test_imagefolder_errors_name_the_path(tmp_path):
     missing = tmp_path / "nowhere"
     with pytest.raises(UserError, match=rf"proxy\.dataset\.root: '{missing}': no such folder"):
-        load_dataset(DataSettings(name="imagefolder", root=str(missing)))
+        load_dataset(_proxy(name="imagefolder", root=str(missing)))
     (tmp_path / "half" / "train" / "a").mkdir(parents=True)
     with pytest.raises(UserError, match="has no val/ folder"):
-        load_dataset(DataSettings(name="imagefolder", root=str(tmp_path / "half")))
+        load_dataset(_proxy(name="imagefolder", root=str(tmp_path / "half")))
     _write_folder(tmp_path / "ds")
     with pytest.raises(UserError, match=r"proxy\.dataset\.classes: .*'dog' is not a class"):
-        load_dataset(DataSettings(name="imagefolder", root=str(tmp_path / "ds"), classes=("dog",)))
+        load_dataset(_proxy(name="imagefolder", root=str(tmp_path / "ds"), classes=("ant", "dog")))
 
 
 # --------------------------------------------------------------------------- CIFAR (faked torchvision class)
@@ -186,8 +190,8 @@ def test_cifar_subsets_and_resizes(tmp_path, monkeypatch):
     import torchvision
 
     monkeypatch.setattr(torchvision.datasets, "CIFAR10", FakeCIFAR)
-    d = load_dataset(DataSettings(name="cifar10", root=str(tmp_path), img_size=24, classes=("c3", "c1"),
-                                  samples_per_class=4))
+    d = load_dataset(_proxy(name="cifar10", root=str(tmp_path), img_size=24, classes=("c3", "c1"),
+                            samples_per_class=4))
     assert d.classes == ["c3", "c1"] and d.train.images.shape == (8, 3, 24, 24)
     assert sorted(d.train.labels.tolist()) == [0] * 4 + [1] * 4
     assert len(d.val) == 4 and d.mean == D.CIFAR_MEAN
@@ -195,9 +199,9 @@ def test_cifar_subsets_and_resizes(tmp_path, monkeypatch):
 
 def test_cifar_missing_without_download_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match=r"proxy\.dataset\.root: .*download: true"):
-        load_dataset(DataSettings(name="cifar10", root=str(tmp_path / "none")))
+        load_dataset(_proxy(name="cifar10", root=str(tmp_path / "none")))
     with pytest.raises(UserError, match=r"cifar100 not found there"):
-        load_dataset(DataSettings(name="cifar100", root=str(tmp_path)))
+        load_dataset(_proxy(name="cifar100", root=str(tmp_path)))
 
 
 # --------------------------------------------------------------------------- batches

@@ -11,6 +11,7 @@ import torch
 from wfsearch.proxy import measure as M
 from wfsearch.proxy.allocator import steady_allocations
 from wfsearch.proxy.devicelock import DeviceLock, device_key, device_lock
+from wfsearch.space import ThroughputSpec
 
 fcntl = pytest.importorskip("fcntl")
 
@@ -111,10 +112,9 @@ def test_measure_arch_takes_the_device_exclusively(tmp_path, monkeypatch):
 
     monkeypatch.setattr(M, "measure_throughput", probe)
     arch = ArchConfig(img_size=32, patch_size=4, embed_dim=16, depth=2, num_classes=4)
-    s = M.MeasureSettings(img_size=32, batch_size=2, reference=None, device="cpu", warmup=0, repeats=1, iters=1,
-                          memory=False)
-    M.measure_arch(arch, s, cache=MeasureCache())
-    M.measure_arch(arch, M.MeasureSettings(**{**s.to_dict(), "exclusive": False}), cache=MeasureCache())
+    s = ThroughputSpec(img_size=32, batch_size=2, reference=None, device="cpu", warmup=0, repeats=1, iters=1)
+    M.measure_arch(arch, s, cache=MeasureCache(), memory=False)
+    M.measure_arch(arch, s.model_copy(update={"exclusive": False}), cache=MeasureCache(), memory=False)
     assert seen == ["held", "free"]
 
 

@@ -9,9 +9,9 @@ import torch
 
 from wfsearch.cli import main
 from wfsearch.errors import UserError
-from wfsearch.proxy.evaluate import ProxySettings, evaluate_arch
+from wfsearch.proxy.evaluate import evaluate_arch
 from wfsearch.proxy.fidelity import FidelityRow, summarize
-from wfsearch.space import load_spec
+from wfsearch.space import ProxySpec, load_spec
 from wfsearch.study import first_violation
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,7 +80,7 @@ def test_pruned_infeasible_and_timm_targets(spec):
 
 
 def test_diverged_is_a_status(spec):
-    proxy = ProxySettings.from_spec(spec.proxy, lr=1e30, grad_clip=None)
+    proxy = spec.proxy.model_copy(update={"lr": 1e30, "grad_clip": None})
     res = evaluate_arch(spec.fixed_arch(), proxy, None)
     assert res.status == "diverged" and res.reason.startswith("diverged")
 
@@ -91,10 +91,11 @@ def test_missing_dataset_folder_is_a_user_error_before_measuring(spec, tmp_path)
         evaluate_arch(bad.fixed_arch(), bad.proxy, bad.throughput)
 
 
-def test_proxy_settings_round_trip(spec):
-    ps = ProxySettings.from_spec(spec.proxy)
-    assert ProxySettings.from_spec(ps.to_dict()) == ps
-    assert ps.train.epochs == spec.proxy.max_epochs and ps.data.img_size == spec.proxy.img_size
+def test_the_stored_proxy_is_the_spec_section(spec):
+    """A trial stores ``proxy`` as the spec's JSON dict; evaluating from that dict is evaluating the spec."""
+    res = evaluate_arch(spec.fixed_arch(), spec.proxy.model_dump(mode="json"), None)
+    assert res.proxy == spec.proxy.model_dump(mode="json") and res.status == "ok"
+    assert ProxySpec.model_validate(res.proxy) == spec.proxy
 
 
 def test_cli_evaluate(tmp_path, capsys):
@@ -103,11 +104,15 @@ def test_cli_evaluate(tmp_path, capsys):
     out = tmp_path / "res.json"
     assert main(["evaluate", SMOKE, "--config", str(cfg), "--json", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "epoch   1  accuracy" in text and "status: ok" in text and "* throughput" in text
+    assert "epoch   1  accuracy" in text and "status: ok" in text
     header = next(line for line in text.splitlines() if line.startswith("# measured on"))
     # the study's measurement setting: one thread per trial (resources.cpus_per_trial), timed by CPU time
     assert "(1 thread)" in header and "CPU time" in header and "batch" in header and "resolution" in header
-    assert "img/s (paired)" in text and "throughput_raw" in text
+    # the result is one row of the text table of `run` and `show`: same columns, units in the headers
+    lines = text.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("model "))
+    assert lines[head].split()[:5] == ["model", "accuracy", "img/s", "ratio", "params"] and "MACs (G)" in lines[head]
+    assert lines[head + 2].startswith("arch ") and "the paired speed objective" in text
     assert json.loads(out.read_text())["status"] == "ok"
     cfg.write_text("rank_ratio: 5\nfc1_predictor: bilateral\n")
     assert main(["evaluate", SMOKE, "--config", str(cfg)]) == 2

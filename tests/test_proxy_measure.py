@@ -10,11 +10,12 @@ from wfsearch.errors import UserError
 from wfsearch.models import ArchConfig, build, cost
 from wfsearch.proxy import measure as M
 from wfsearch.proxy.cache import MeasureCache
-from wfsearch.proxy.measure import MeasureSettings, measure_arch, peak_memory_bytes
+from wfsearch.proxy.measure import measure_arch, peak_memory_bytes, resolved_clock
+from wfsearch.space import ThroughputSpec
 
 ARCH = ArchConfig(img_size=32, patch_size=4, embed_dim=16, depth=2, num_classes=4)
-TINY = MeasureSettings(img_size=32, batch_size=2, reference="weightformer_test", device="cpu", warmup=0,
-                       repeats=3, iters=1)
+TINY = ThroughputSpec(img_size=32, batch_size=2, reference="weightformer_test", device="cpu", warmup=0,
+                      repeats=3, iters=1, arch={"num_classes": 4})  # deployed: ARCH as it is
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -37,7 +38,7 @@ def test_measure_arch_reports_every_cost():
 
 
 def test_timm_names_and_target_resolution():
-    c = measure_arch("weightformer_test", MeasureSettings(**{**TINY.to_dict(), "img_size": 64, "reference": None}),
+    c = measure_arch("weightformer_test", TINY.model_copy(update={"img_size": 64, "reference": None}),
                      cache=MeasureCache())
     assert c["macs"] == cost(build(ARCH).arch.replace(embed_dim=32, depth=4, num_classes=10), 64)["macs"]
     assert c["throughput_ratio"] is None and c["activation_bytes"] is not None
@@ -55,7 +56,7 @@ def test_cache_hits_skip_measurement_and_cross_processes_through_disk(tmp_path, 
     assert measure_arch(ARCH, TINY, cache=tmp_path) == first  # this process's memory
     assert measure_arch(ARCH, TINY, cache=MeasureCache(tmp_path)) == first  # another process: the disk
     with pytest.raises(AssertionError, match="measured again"):  # a different batch is a different key
-        measure_arch(ARCH, MeasureSettings(**{**TINY.to_dict(), "batch_size": 3}), cache=tmp_path)
+        measure_arch(ARCH, TINY.model_copy(update={"batch_size": 3}), cache=tmp_path)
 
 
 def test_peak_memory_grows_with_batch_and_training():
@@ -69,20 +70,22 @@ def test_peak_memory_grows_with_batch_and_training():
 
 
 def test_highres_latency_per_image():
-    s = MeasureSettings(**{**TINY.to_dict(), "highres": 64, "highres_batch_size": 2, "reference": None})
+    s = TINY.model_copy(update={"highres": 64, "highres_batch_size": 2, "reference": None})
     c = measure_arch(ARCH, s, cache=MeasureCache())
     assert c["latency_highres_ms"] > 0
 
 
-def test_settings_from_spec_section_and_errors():
-    s = MeasureSettings.from_spec({"img_size": 64, "batch_size": 8, "reference": None, "future_key": 1})
-    assert s.img_size == 64 and s.batch_size == 8 and s.reference is None
-    with pytest.raises(UserError, match=r"spec\.yaml: throughput\.batch_size: 0: must be an integer >= 1"):
-        MeasureSettings(batch_size=0, origin="spec.yaml")
-    assert MeasureSettings.from_spec({"compile": "max-autotune"}).compile == "max-autotune"
-    with pytest.raises(UserError, match=r"spec\.yaml: throughput\.compile: 'fast': must be one of none, default, "
-                                        r"max-autotune"):
-        MeasureSettings(compile="fast", origin="spec.yaml")
+def test_the_spec_section_or_its_json_dict_and_errors():
+    """A trial passes the spec's throughput section as its JSON dict: it measures the same network."""
+    c = measure_arch(ARCH, TINY.model_dump(mode="json"), cache=MeasureCache())
+    assert c["params"] == cost(ARCH, 32)["params"]
+    deployed = measure_arch(ARCH, {**TINY.model_dump(mode="json"), "arch": {}}, cache=MeasureCache())
+    assert deployed["params"] == cost(ARCH.replace(num_classes=1000), 32)["params"]  # ImageNet's head by default
+    with pytest.raises(UserError, match=r"^spec: throughput\.batch_size: 0: Input should be greater than or equal"):
+        measure_arch(ARCH, {"batch_size": 0})
+    with pytest.raises(UserError, match=r"^spec: throughput\.compile: 'fast': must be one of \['none', 'default', "
+                                        r"'max-autotune'\]"):
+        measure_arch(ARCH, {"compile": "fast"})
 
 
 class _Probe(torch.nn.Module):
@@ -115,11 +118,10 @@ def test_shuffled_order_covers_both_orders_and_every_repeat():
 
 
 def test_single_threaded_cpu_uses_process_time():
-    s = MeasureSettings()
-    assert s.resolved_clock(torch.device("cpu")) == "process"  # the module runs with one thread
-    assert MeasureSettings(clock="wall").resolved_clock(torch.device("cpu")) == "wall"
-    assert s.resolved_clock(torch.device("cuda")) == "wall"
+    assert resolved_clock("auto", torch.device("cpu")) == "process"  # the module runs with one thread
+    assert resolved_clock("wall", torch.device("cpu")) == "wall"
+    assert resolved_clock("auto", torch.device("cuda")) == "wall"
     c = measure_arch(ARCH, TINY, cache=MeasureCache())
     assert c["clock"] == "process"
     with pytest.raises(UserError, match="throughput.clock"):
-        MeasureSettings(clock="sundial")
+        measure_arch(ARCH, {"clock": "sundial"})

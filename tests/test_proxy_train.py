@@ -7,20 +7,21 @@ import torch.nn as nn
 
 from wfsearch.errors import UserError
 from wfsearch.models import ArchConfig, build
-from wfsearch.proxy.data import DataSettings, load_dataset
-from wfsearch.proxy.train import TrainSettings, seed_everything, train_proxy
+from wfsearch.proxy.data import load_dataset
+from wfsearch.proxy.train import seed_everything, train_proxy
+from wfsearch.space import DatasetSpec, ProxySpec, spec_from_dict
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 ARCH = ArchConfig(img_size=16, patch_size=4, embed_dim=16, depth=2, num_classes=4, dynamic_blocks="all")
-FAST = TrainSettings(epochs=2, batch_size=32, warmup_epochs=0.5, device="cpu")
+FAST = ProxySpec(epochs=2, batch_size=32, warmup_epochs=0.5, device="cpu")
 
 
 @pytest.fixture(scope="module")
 def data():
-    return load_dataset(DataSettings(img_size=16, train_size=128, val_size=64))
+    return load_dataset(ProxySpec(img_size=16, dataset=DatasetSpec(train_size=128, val_size=64)))
 
 
 def _run(data, settings=FAST, report=None, seed=0):
@@ -33,13 +34,13 @@ def test_same_seed_same_accuracy_on_cpu(data):
     assert a.status == "ok" and a.epochs == 2
     assert [c["accuracy"] for c in a.curve] == [c["accuracy"] for c in b.curve]
     assert [c["loss"] for c in a.curve] == [c["loss"] for c in b.curve]
-    c = _run(data, TrainSettings(**{**FAST.to_dict(), "seed": 1}), seed=1)
+    c = _run(data, FAST.model_copy(update={"seed": 1}), seed=1)
     assert [x["loss"] for x in c.curve] != [x["loss"] for x in a.curve]
 
 
 def test_reports_every_epoch_and_warms_up_then_decays(data):
     seen = []
-    res = _run(data, TrainSettings(**{**FAST.to_dict(), "epochs": 3}), report=lambda e, m: seen.append((e, m)))
+    res = _run(data, FAST.model_copy(update={"epochs": [3]}), report=lambda e, m: seen.append((e, m)))
     assert [e for e, _ in seen] == [1, 2, 3]
     for _, m in seen:
         assert 0.0 <= m["accuracy"] <= 1.0 and m["loss"] > 0
@@ -79,8 +80,9 @@ def test_out_of_memory_is_a_status(data):
         train_proxy(Broken(RuntimeError("something else")), data, FAST)
 
 
-def test_settings_validate():
-    with pytest.raises(UserError, match=r"proxy\.warmup_epochs: 3: must be below epochs=2"):
-        TrainSettings(epochs=2, warmup_epochs=3)
-    with pytest.raises(UserError, match=r"proxy\.batch_size: 0"):
-        TrainSettings(batch_size=0)
+def test_the_spec_checks_the_training_settings():
+    for proxy, message in (({"epochs": 2, "warmup_epochs": 3}, r"spec\.yaml: proxy\.warmup_epochs: 3\.0: must be "
+                                                               r"below"),
+                           ({"batch_size": 0}, r"spec\.yaml: proxy\.batch_size: 0: ")):
+        with pytest.raises(UserError, match=message):
+            spec_from_dict({"study": {"name": "x"}, "proxy": proxy}, "spec.yaml")

@@ -468,7 +468,8 @@ def test_learning_curves_and_the_table_of_every_trial(view) -> None:
 
 def test_tables_have_units_and_commands_that_wrap_between_arguments(view) -> None:
     page = render_html(report_data(view, scaling_data(view, (32, 64), measure=False)))
-    assert "<th>throughput<br><small>img/s</small></th>" in page and "<th>MACs<br><small>per image</small></th>" in page
+    # the text table's columns, headers (units in them) and number formatting (`wfsearch.report.table`)
+    assert "<th>img/s</th>" in page and "<th>MACs (G)</th>" in page and "<th>params (M)</th>" in page
     assert f"<span>wfsearch</span> <span>export</span> <span>{view.folder}</span> <span>--trial 2</span>" in page
     assert 'id="trials-table"' in page and 'id="sec-curves"' in page and f"{view.name}:references" in page
 

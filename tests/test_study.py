@@ -125,6 +125,27 @@ def _modules_after(code: str) -> set[str]:
 
 @pytest.mark.slow  # two fresh interpreters
 def test_readers_do_not_import_ray_and_the_cli_starts_light() -> None:
-    assert "ray" not in _modules_after("import wfsearch.report, wfsearch.export, wfsearch.study")
+    # show, report and export read a study: no Ray, and no torch or timm (the arch config and its cost are
+    # `wfsearch.arch`; torch comes only with a measurement, a timm reference's MACs or `create`)
+    readers = _modules_after("import wfsearch.report, wfsearch.export, wfsearch.study, wfsearch.space, "
+                             "wfsearch.cli.show, wfsearch.cli.report, wfsearch.cli.export")
+    assert not readers & {"torch", "timm", "ray", "torchvision"}, readers & {"torch", "timm", "ray", "torchvision"}
     light = _modules_after("import wfsearch; from wfsearch.cli import build_parser; build_parser()")
     assert not light & {"torch", "timm", "optuna", "ray", "numpy", "pydantic"}, light & {"torch", "timm", "ray"}
+
+
+@pytest.mark.parametrize("reason, status", [
+    ("interrupted: not run, its round ended first", Status.INTERRUPTED),  # a time budget ended the round
+    ("interrupted: the run stopped while it was running", Status.INTERRUPTED),
+    ("the run stopped", Status.INTERRUPTED),  # a reason that names no status is stored as interrupted
+])
+def test_stale_trials_end_failed_with_a_status(reason: str, status: Status) -> None:
+    from wfsearch.study.storage import fail_stale_trials
+
+    study = optuna.create_study(directions=["maximize", "maximize"])
+    running = [study.ask() for _ in range(2)]
+    study.tell(running[0], [0.5, 10.0])
+    assert fail_stale_trials(study, reason=reason) == 1
+    stale = study.trials[1]
+    assert stale.state == TrialState.FAIL and stale.user_attrs["status_reason"] == reason
+    assert stale.user_attrs["status"] == status.value and study.trials[0].state == TrialState.COMPLETE

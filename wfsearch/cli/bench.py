@@ -45,8 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from wfsearch.proxy.measure import (MeasureSettings, compile_model, count_macs, create_model_at,
-                                        measure_throughput, resolve_device, resolve_dtype)
+    from wfsearch.proxy.measure import (compile_model, count_macs, create_model_at, measure_throughput,
+                                        resolve_device, resolve_dtype, resolved_clock)
     from wfsearch.proxy.uncertainty import median_interval, spread
 
     from .evaluate import measurement_header
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     resolve_dtype(args.dtype)
     if args.threads:
         torch.set_num_threads(args.threads)
-    clock = MeasureSettings(clock=args.clock).resolved_clock(device)
+    clock = resolved_clock(args.clock, device)
     mode = ("train step" if args.train else "inference") + ("" if args.compile == "none" else
                                                             f", torch.compile mode {args.compile}")
     print(measurement_header(device, torch.get_num_threads(), clock, args.dtype, args.batch,

@@ -90,13 +90,13 @@ def _images(args: argparse.Namespace, spec: Any, img_size: int):
 
     if args.imagefolder:
         return _folder_images(Path(args.imagefolder), args.images, img_size)
-    from wfsearch.proxy.data import DataSettings, load_dataset
-    from wfsearch.proxy.evaluate import ProxySettings
+    from wfsearch.proxy.data import load_dataset
+    from wfsearch.space import ProxySpec
 
-    data_settings = ProxySettings.from_spec(spec.proxy).data if spec is not None else DataSettings()
+    proxy = spec.proxy if spec is not None else ProxySpec()
     # only the first validation images are needed: load no more than that of either split
-    data = load_dataset(dataclasses.replace(data_settings, img_size=img_size, train_size=args.images,
-                                            val_size=args.images))
+    dataset = proxy.dataset.model_copy(update={"train_size": args.images, "val_size": args.images})
+    data = load_dataset(proxy.model_copy(update={"img_size": img_size, "dataset": dataset}))
     x = data.val.images[:args.images].float() / 255.0
     mean, std = torch.tensor(data.mean).view(1, 3, 1, 1), torch.tensor(data.std).view(1, 3, 1, 1)
     return (x - mean) / std, f"{len(x)} {data.name} validation images"
@@ -167,17 +167,18 @@ def run(args: argparse.Namespace) -> int:
     data = proxy = None
     if args.trained:
         from wfsearch.proxy.data import load_dataset
-        from wfsearch.proxy.evaluate import ProxySettings
-        proxy = ProxySettings.from_spec(spec.proxy)
+        proxy = spec.proxy
         if args.epochs is not None:
-            if args.epochs < 1:
-                raise UserError(f"--epochs: {args.epochs}: must be >= 1")
-            proxy = ProxySettings.from_spec(proxy, epochs=args.epochs)
+            if args.epochs < 1 or 0 < proxy.warmup_epochs >= args.epochs:
+                raise UserError(f"--epochs: {args.epochs}: must be >= 1 and above the spec's proxy.warmup_epochs="
+                                f"{proxy.warmup_epochs:g}")
+            proxy = proxy.model_copy(update={"epochs": [args.epochs]})
         if args.train_size is not None:
             if args.train_size < 1:
                 raise UserError(f"--train-size: {args.train_size}: must be >= 1")
-            proxy = dataclasses.replace(proxy, data=dataclasses.replace(proxy.data, train_size=args.train_size))
-        data = load_dataset(proxy.data)
+            dataset = proxy.dataset.model_copy(update={"train_size": args.train_size})
+            proxy = proxy.model_copy(update={"dataset": dataset})
+        data = load_dataset(proxy, origin=str(spec.path))
 
     results = []
     for t in targets:
@@ -202,8 +203,8 @@ def run(args: argparse.Namespace) -> int:
                     raise UserError(f"{t.label}: cannot build it at {img_size} px: {e}") from None
                 if state == "trained":
                     from wfsearch.proxy.train import train_proxy
-                    print(f"  training {t.label} on the proxy ({proxy.train.epochs} epoch(s)) ...", flush=True)
-                    tr = train_proxy(model, data, proxy.train)
+                    print(f"  training {t.label} on the proxy ({proxy.max_epochs} epoch(s)) ...", flush=True)
+                    tr = train_proxy(model, data, proxy)
                     print(f"    accuracy {tr.accuracy:.3f}", flush=True)
             arch = getattr(model, "arch", None)
             patch = arch.patch_size if isinstance(arch, ArchConfig) else _patch(model)

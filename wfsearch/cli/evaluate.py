@@ -114,8 +114,8 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from wfsearch.errors import UserError
-    from wfsearch.proxy.evaluate import ProxySettings, evaluate_arch
-    from wfsearch.proxy.measure import MeasureSettings, resolve_device
+    from wfsearch.proxy.evaluate import evaluate_arch
+    from wfsearch.proxy.measure import resolve_device, resolved_clock
     from wfsearch.space import load_spec
 
     spec = load_spec(args.spec, args.overrides)
@@ -124,8 +124,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--threads: {args.threads}: must be >= 1")
     threads = args.threads or trial_threads(spec)
     torch.set_num_threads(threads)
-    proxy = ProxySettings.from_spec(spec.proxy, origin=str(spec.path), num_threads=threads)
-    measure = MeasureSettings.from_spec(spec.throughput, origin=str(spec.path), num_threads=threads)
+    proxy = spec.proxy.model_copy(update={"num_threads": threads})
+    measure = spec.throughput
     try:
         device = resolve_device(measure.device)
     except ValueError as e:
@@ -133,11 +133,11 @@ def run(args: argparse.Namespace) -> int:
     known = study_measurement(spec) if not args.no_measure else {}
     scale = (known.get("throughput_scale") or {}).get("img_s")
     name = target if isinstance(target, str) else f"arch {target.hash}"
-    print(f"# {name}: proxy {proxy.data.name} img {proxy.data.img_size}, {proxy.train.epochs} epochs"
+    print(f"# {name}: proxy {proxy.dataset.name} img {proxy.img_size}, {proxy.max_epochs} epochs"
           + ("" if args.no_measure else "; costs measured first"), flush=True)
     if not args.no_measure:
-        print(measurement_header(device, threads, measure.resolved_clock(device), measure.dtype, measure.batch_size,
-                                 measure.img_size, "train step" if measure.train else "inference"))
+        print(measurement_header(device, threads, resolved_clock(measure.clock, device), measure.dtype,
+                                 measure.batch_size, measure.img_size, "inference"))
         if measure.reference:
             print(f"# speed objective: ratio to {measure.reference} (measured alongside) x "
                   + (f"{scale:.2f} img/s, study {spec.study.name!r}'s pooled reference median" if scale
@@ -154,42 +154,25 @@ def run(args: argparse.Namespace) -> int:
                         reject=lambda costs: first_violation(spec.study.constraints, costs),
                         cache_dir=args.cache_dir, reference_img_s=scale, seed_noise=known.get("seed_noise"))
     print(f"status: {res.reason}")
+    from wfsearch.report.table import Row, describe_arch, header, intervals_of, row_values, text_table
+
     objectives = spec.objective_names
-    shown = objectives + [m for m in ("accuracy", "throughput", "throughput_raw", "throughput_ratio", "params",
-                                      "macs", "memory", "latency_highres") if m not in objectives]
-    for m in shown:
-        if m in res.metrics:
-            mark = "*" if m in objectives else " "
-            print(f"{mark} {m:<18} {_fmt(m, res.metrics[m], res.intervals.get(m))}")
-    if res.intervals:
-        print("  (intervals: 90%; accuracy: Wilson over the validation images"
-              + (f" and seed noise {known['seed_noise']:.3f}" if known.get("seed_noise") else "")
-              + "; speed: order statistics of the repeats)")
+    values = row_values(res.metrics, objectives)
+    spans = {k: iv for k, iv in intervals_of(res.metrics, values).items() if iv[0] < iv[1]}  # one repeat: none
+    arch = {"timm_model": target} if isinstance(target, str) else target.to_dict()
+    if values:  # the columns, headers and numbers of `run`'s table and `show`
+        for line in text_table([Row(name, None, values, describe_arch(arch, list(spec.space) or None),
+                                    intervals=spans)], "model"):
+            print(line)
+        raw = res.metrics.get("throughput_raw")
+        print(f"  (objectives: {', '.join(header(o) for o in objectives)}"
+              + (f"; {header('throughput')}: the paired speed objective, {raw:.1f} as measured in this run"
+                 if raw is not None and "throughput" in values else "")
+              + ("; [intervals]: 90%, accuracy: Wilson over the validation images"
+                 + (f" and seed noise {known['seed_noise']:.3f}" if known.get("seed_noise") else "")
+                 + ", speed: order statistics of the repeats" if spans else "") + ")")
     secs = ", ".join(f"{k} {v:.1f}s" for k, v in res.seconds.items())
     print(f"time: {secs}" + (f"; training {res.train_images_per_s:.0f} img/s" if res.train_images_per_s else ""))
     if args.json:
         Path(args.json).write_text(json.dumps(res.to_dict(), indent=1, default=str))
     return 0 if res.status in ("ok", "pruned") else 1
-
-
-def _fmt(metric: str, v: Any, interval: dict | None = None) -> str:
-    from wfsearch.proxy.uncertainty import Interval
-
-    iv = Interval.from_dict(interval)
-    if iv is not None and iv.low == iv.high:  # one repeat: no interval to show
-        iv = None
-    if metric == "accuracy":
-        return iv.format(".3f") if iv else f"{v:.3f}"
-    if metric in ("throughput", "throughput_raw"):
-        return (iv.format(".1f") if iv else f"{v:.1f}") + " img/s" + (" (paired)" if metric == "throughput" else "")
-    if metric == "throughput_ratio":
-        return (iv.format(".3f") if iv else f"{v:.3f}") + "x reference"
-    if metric == "memory":
-        return f"{v / 2**20:.1f} MiB"
-    if metric == "macs":
-        return f"{v / 1e9:.3f} G"
-    if metric == "params":
-        return f"{v / 1e6:.3f} M"
-    if metric == "latency_highres":
-        return f"{v:.1f} ms/image"
-    return f"{v}"

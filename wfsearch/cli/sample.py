@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     import yaml
 
     from wfsearch.errors import UserError
-    from wfsearch.models import cost
+    from wfsearch.arch import cost
     from wfsearch.space import design_costs, load_spec, random_samples
     from wfsearch.study import violations
 

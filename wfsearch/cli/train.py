@@ -83,10 +83,7 @@ def apply_overrides(recipe, args: argparse.Namespace, source: str):
         changes["train__ema"] = True
     if args.no_augment:
         changes["augment__enabled"] = False
-    try:
-        return recipe.replace(**changes)
-    except ValueError as e:
-        raise UserError(f"{source} with the command-line overrides: {e}") from None
+    return recipe.replace(source=f"{source} with the command-line overrides", **changes)
 
 
 def run(args: argparse.Namespace) -> int:

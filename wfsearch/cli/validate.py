@@ -33,7 +33,7 @@ def add_set_argument(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from wfsearch.errors import UserError
-    from wfsearch.models import cost
+    from wfsearch.arch import cost
     from wfsearch.space import load_spec, random_samples
     from wfsearch.study import safe_url
 
@@ -171,7 +171,7 @@ def _si(x: float) -> str:
 
 def _deployed_cost(arch, tp):
     """Costs of the deployed model: the throughput resolution and its ``arch`` overrides (None if unbuildable)."""
-    from wfsearch.models import cost
+    from wfsearch.arch import cost
 
     try:
         return cost(tp.deployed(arch))

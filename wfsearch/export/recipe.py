@@ -1,22 +1,20 @@
 """`Recipe`: everything needed to train one architecture at full scale, as a YAML file.
 
-Sections, one dataclass each: ``model`` (a timm name plus keyword overrides, so that
+Sections, one pydantic model each: ``model`` (a timm name plus keyword overrides, so that
 ``timm.create_model(model.name, **model.kwargs)`` rebuilds the network once ``wfsearch`` is imported),
 ``data`` (ImageFolder train/val folders and the input pipeline), ``train``, ``optimizer``,
 ``schedule``, ``augment``, and two free-form ones: ``provenance`` (where the architecture came from)
 and ``launch`` (ready-made commands). Defaults are the released WeightFormer recipe (He, Han, Huang
-2026; a Swin/DeiT-style ImageNet schedule). Every section validates itself on construction;
-`load_recipe` turns a mistake into one line naming the file, the key and the fix.
+2026; a Swin/DeiT-style ImageNet schedule). `load_recipe` reads a file with the spec's strict YAML
+loader and turns a mistake into one line naming the file, the key path and the rule, like the spec's.
 """
 from __future__ import annotations
 
-import dataclasses
-import typing
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Annotated, Any, Literal, Optional
 
 import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from wfsearch.errors import UserError
 
@@ -28,12 +26,7 @@ __all__ = [
 RECIPE_VERSION = 1
 IMAGENET_MEAN = [0.485, 0.456, 0.406]  # the released recipe normalizes with ImageNet statistics
 IMAGENET_STD = [0.229, 0.224, 0.225]
-PRECISIONS = ("bf16", "fp32")
-INTERPOLATIONS = ("bicubic", "bilinear", "nearest")
-CROP_MODES = ("squash", "center", "border")
-MIXUP_MODES = ("batch", "pair", "elem")
-RE_MODES = ("pixel", "rand", "const")
-SCHEDULES = ("cosine", "linear", "step", "constant")
+Probability = Annotated[float, Field(ge=0, le=1)]
 
 
 def drop_path_for(embed_dim: int) -> float:
@@ -41,50 +34,53 @@ def drop_path_for(embed_dim: int) -> float:
     return 0.0 if embed_dim <= 192 else 0.2
 
 
-def _err(key: str, value: Any, rule: str) -> ValueError:
-    return ValueError(f"{key}: {value!r}: {rule}")
+def _rgb(v: list[float]) -> list[float]:
+    if len(v) != 3:
+        raise ValueError("must list 3 numbers (R, G, B)")
+    return v
 
 
-def _positive(section: str, obj: Any, names: tuple[str, ...], allow_zero: bool = False) -> None:
-    for name in names:
-        v = getattr(obj, name)
-        if v < 0 or (v == 0 and not allow_zero):
-            raise _err(f"{section}.{name}", v, "must be >= 0" if allow_zero else "must be > 0")
+class _Section(BaseModel):
+    # strict: a YAML string is never read as a number, nor a number as a boolean
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
-def _prob(section: str, obj: Any, names: tuple[str, ...]) -> None:
-    for name in names:
-        v = getattr(obj, name)
-        if not 0.0 <= v <= 1.0:
-            raise _err(f"{section}.{name}", v, "must be a probability in [0, 1]")
-
-
-def _choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise _err(key, value, f"must be one of {list(choices)}")
-
-
-@dataclass
-class ModelSection:
+class ModelSection(_Section):
     """The network: a registered timm model name and the keyword arguments that rebuild it."""
 
     name: str = "weightformer_tiny"
-    kwargs: dict[str, Any] = field(default_factory=dict)
+    kwargs: dict[str, Any] = Field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        import timm
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, v: str) -> str:
+        from wfsearch.arch import MODEL_SIZES
 
-        import wfsearch.models  # noqa: F401  (registers weightformer_*)
+        if v not in MODEL_SIZES:  # a weightformer_* name is known without importing timm (and torch)
+            import timm
 
-        if not timm.is_model(self.name):
-            raise _err("model.name", self.name, "not a registered timm model; export a trial again or fix the name")
-        from wfsearch.models import MODEL_SIZES, ArchConfig
+            import wfsearch.models  # noqa: F401  (registers weightformer_*)
 
-        if self.name in MODEL_SIZES:  # validate the architecture now rather than at the first batch
+            if not timm.is_model(v):
+                raise ValueError("not a registered timm model; export a trial again or fix the name")
+        return v
+
+    @field_validator("kwargs")
+    @classmethod
+    def _buildable(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        """Validate a WeightFormer architecture now rather than at the first batch."""
+        from wfsearch.arch import MODEL_SIZES, ArchConfig
+        from wfsearch.space import SpecIssue
+
+        if info.data.get("name") in MODEL_SIZES:
             try:
-                ArchConfig.from_dict({**MODEL_SIZES[self.name], **self.kwargs})
-            except ValueError as e:
-                raise ValueError(f"model.kwargs.{e}") from None
+                ArchConfig.from_dict({**MODEL_SIZES[info.data["name"]], **v})
+            except ValueError as e:  # ArchConfig says "field=value: rule"
+                field, _, rule = str(e).partition("=")
+                if field in v:
+                    raise SpecIssue(("model", "kwargs", field), v[field], rule.partition(": ")[2]) from None
+                raise ValueError(str(e)) from None
+        return v
 
     def create(self, **overrides: Any):
         """Build the network (``overrides`` win over ``kwargs``, e.g. ``num_classes``)."""
@@ -95,184 +91,158 @@ class ModelSection:
         return timm.create_model(self.name, **{**self.kwargs, **overrides})
 
 
-@dataclass
-class DataSection:
+class DataSection(_Section):
     """ImageFolder data (one sub-folder per class) and the input pipeline."""
 
     train: str = "/data/imagenet/train"
     val: str = "/data/imagenet/val"
-    img_size: int = 224
-    interpolation: str = "bicubic"
-    mean: list[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
-    std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))
-    crop_pct: float = 0.875  # eval: resize to img_size / crop_pct, center crop img_size
-    crop_mode: str = "squash"  # the released eval resizes both sides (no aspect kept), then crops
-    workers: int = 8  # data-loading processes per training process
-
-    def __post_init__(self) -> None:
-        _positive("data", self, ("img_size",))
-        _positive("data", self, ("workers",), allow_zero=True)
-        _choice("data.interpolation", self.interpolation, INTERPOLATIONS)
-        _choice("data.crop_mode", self.crop_mode, CROP_MODES)
-        if not 0.0 < self.crop_pct <= 1.0:
-            raise _err("data.crop_pct", self.crop_pct, "must lie in (0, 1]")
-        for name in ("mean", "std"):
-            if len(getattr(self, name)) != 3:
-                raise _err(f"data.{name}", getattr(self, name), "must list 3 numbers (R, G, B)")
-        if any(s <= 0 for s in self.std):
-            raise _err("data.std", self.std, "must be > 0")
+    img_size: int = Field(224, gt=0)
+    interpolation: Literal["bicubic", "bilinear", "nearest"] = "bicubic"
+    mean: Annotated[list[float], AfterValidator(_rgb)] = Field(default_factory=lambda: list(IMAGENET_MEAN))
+    std: Annotated[list[Annotated[float, Field(gt=0)]], AfterValidator(_rgb)] = Field(
+        default_factory=lambda: list(IMAGENET_STD))
+    crop_pct: float = Field(0.875, gt=0, le=1)  # eval: resize to img_size / crop_pct, center crop img_size
+    crop_mode: Literal["squash", "center", "border"] = "squash"  # the released eval resizes both sides, then crops
+    workers: int = Field(8, ge=0)  # data-loading processes per training process
 
 
-@dataclass
-class TrainSection:
+class TrainSection(_Section):
     """Batch, loss, precision, EMA and seed."""
 
-    batch_size: int = 256  # per process; the global batch is batch_size x processes
-    eval_batch_size: Optional[int] = None  # default: batch_size
-    label_smoothing: float = 0.1
-    precision: str = "bf16"  # bf16 autocast (no loss scaling needed) or fp32
+    batch_size: int = Field(256, gt=0)  # per process; the global batch is batch_size x processes
+    eval_batch_size: Optional[int] = Field(None, gt=0)  # default: batch_size
+    label_smoothing: float = Field(0.1, ge=0, lt=1)
+    precision: Literal["bf16", "fp32"] = "bf16"  # bf16 autocast (no loss scaling needed) or fp32
     ema: bool = False  # keep an exponential moving average of the weights (timm ModelEmaV3), evaluated too
-    ema_decay: float = 0.9998
+    ema_decay: float = Field(0.9998, gt=0, lt=1)
     seed: int = 0
 
-    def __post_init__(self) -> None:
-        _positive("train", self, ("batch_size",))
-        if self.eval_batch_size is not None:
-            _positive("train", self, ("eval_batch_size",))
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise _err("train.label_smoothing", self.label_smoothing, "must lie in [0, 1)")
-        _choice("train.precision", self.precision, PRECISIONS)
-        if not 0.0 < self.ema_decay < 1.0:
-            raise _err("train.ema_decay", self.ema_decay, "must lie in (0, 1)")
 
-
-@dataclass
-class OptimizerSection:
+class OptimizerSection(_Section):
     """AdamW with the learning rate scaled linearly by global batch / ``lr_base_batch``."""
 
     name: str = "adamw"  # any timm optimizer name (create_optimizer_v2)
-    lr_base: float = 5e-4  # lr = lr_base * global_batch / lr_base_batch
-    lr_base_batch: int = 512
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    eps: float = 1e-8
-    weight_decay: float = 0.05
+    lr_base: float = Field(5e-4, gt=0)  # lr = lr_base * global_batch / lr_base_batch
+    lr_base_batch: int = Field(512, gt=0)
+    betas: list[Annotated[float, Field(ge=0, lt=1)]] = Field([0.9, 0.999], min_length=2, max_length=2)
+    eps: float = Field(1e-8, gt=0)
+    weight_decay: float = Field(0.05, ge=0)
     decay_1d: bool = False  # False: no weight decay on 1-D parameters (norms) and biases
-    clip_grad: Optional[float] = 5.0  # max global gradient norm; null = no clipping
+    clip_grad: Optional[float] = Field(5.0, gt=0)  # max global gradient norm; null = no clipping
 
-    def __post_init__(self) -> None:
-        _positive("optimizer", self, ("lr_base", "lr_base_batch", "eps"))
-        _positive("optimizer", self, ("weight_decay",), allow_zero=True)
-        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
-            raise _err("optimizer.betas", self.betas, "must be two numbers in [0, 1), e.g. [0.9, 0.999]")
-        if self.clip_grad is not None and self.clip_grad <= 0:
-            raise _err("optimizer.clip_grad", self.clip_grad, "must be > 0, or null for no clipping")
+    @field_validator("name")
+    @classmethod
+    def _timm_optimizer(cls, v: str) -> str:
         from timm.optim import list_optimizers
 
-        if self.name.lower() not in list_optimizers():
-            raise _err("optimizer.name", self.name, "not a timm optimizer; the released recipe uses 'adamw'")
+        if v.lower() not in list_optimizers():
+            raise ValueError("not a timm optimizer; the released recipe uses 'adamw'")
+        return v
 
     def scaled(self, value: float, global_batch: int) -> float:
         """``value`` (an lr at ``lr_base_batch``) scaled linearly to ``global_batch``."""
         return value * global_batch / self.lr_base_batch
 
 
-@dataclass
-class ScheduleSection:
+class ScheduleSection(_Section):
     """Epochs and the learning-rate schedule (per optimizer step by default)."""
 
-    name: str = "cosine"
-    epochs: int = 300
-    warmup_epochs: int = 20
-    warmup_lr_base: float = 5e-7  # start of the linear warm-up, scaled by global batch / lr_base_batch
-    min_lr_base: float = 5e-6  # floor of the cosine, scaled the same way
+    name: Literal["cosine", "linear", "step", "constant"] = "cosine"
+    epochs: int = Field(300, gt=0)
+    warmup_epochs: int = Field(20, ge=0)
+    warmup_lr_base: float = Field(5e-7, ge=0)  # start of the linear warm-up, scaled by global batch / lr_base_batch
+    min_lr_base: float = Field(5e-6, ge=0)  # floor of the cosine, scaled the same way
     per_step: bool = True  # update the lr after every optimizer step, not once per epoch
     warmup_prefix: bool = False  # False: the cosine spans all epochs, warm-up included (as released)
 
-    def __post_init__(self) -> None:
-        _choice("schedule.name", self.name, SCHEDULES)
-        _positive("schedule", self, ("epochs",))
-        _positive("schedule", self, ("warmup_epochs", "warmup_lr_base", "min_lr_base"), allow_zero=True)
-        if self.warmup_epochs >= self.epochs:
-            raise _err("schedule.warmup_epochs", self.warmup_epochs,
-                       f"must be smaller than schedule.epochs={self.epochs}")
+    @field_validator("warmup_epochs")
+    @classmethod
+    def _before_the_end(cls, v: int, info: ValidationInfo) -> int:
+        epochs = info.data.get("epochs")
+        if epochs is not None and v >= epochs:
+            raise ValueError(f"must be smaller than schedule.epochs={epochs}")
+        return v
 
 
-@dataclass
-class AugmentSection:
+class AugmentSection(_Section):
     """Training augmentation: RandAugment, random erasing, Mixup/CutMix (``enabled: false`` = none)."""
 
     enabled: bool = True  # false: train images get the eval transform and no Mixup/CutMix
     auto_augment: Optional[str] = "rand-m9-mstd0.5-inc1"
-    color_jitter: float = 0.4  # timm skips it when auto_augment is set
-    hflip: float = 0.5
-    scale: list[float] = field(default_factory=lambda: [0.08, 1.0])  # RandomResizedCrop area range
-    re_prob: float = 0.25
-    re_mode: str = "pixel"
-    re_count: int = 1
-    mixup: float = 0.8  # Mixup alpha (0 = off)
-    cutmix: float = 1.0  # CutMix alpha (0 = off)
-    mixup_prob: float = 1.0
-    mixup_switch_prob: float = 0.5
-    mixup_mode: str = "batch"
+    color_jitter: float = Field(0.4, ge=0)  # timm skips it when auto_augment is set
+    hflip: Probability = 0.5
+    scale: list[float] = Field([0.08, 1.0], min_length=2, max_length=2)  # RandomResizedCrop area range
+    re_prob: Probability = 0.25
+    re_mode: Literal["pixel", "rand", "const"] = "pixel"
+    re_count: int = Field(1, gt=0)
+    mixup: float = Field(0.8, ge=0)  # Mixup alpha (0 = off)
+    cutmix: float = Field(1.0, ge=0)  # CutMix alpha (0 = off)
+    mixup_prob: Probability = 1.0
+    mixup_switch_prob: Probability = 0.5
+    mixup_mode: Literal["batch", "pair", "elem"] = "batch"
 
-    def __post_init__(self) -> None:
-        _prob("augment", self, ("hflip", "re_prob", "mixup_prob", "mixup_switch_prob"))
-        _positive("augment", self, ("color_jitter", "mixup", "cutmix"), allow_zero=True)
-        _positive("augment", self, ("re_count",))
-        _choice("augment.re_mode", self.re_mode, RE_MODES)
-        _choice("augment.mixup_mode", self.mixup_mode, MIXUP_MODES)
-        if len(self.scale) != 2 or not 0.0 < self.scale[0] <= self.scale[1] <= 1.0:
-            raise _err("augment.scale", self.scale, "must be [low, high] with 0 < low <= high <= 1")
-        if self.auto_augment is not None:
+    @field_validator("scale")
+    @classmethod
+    def _area_range(cls, v: list[float]) -> list[float]:
+        if not 0.0 < v[0] <= v[1] <= 1.0:
+            raise ValueError("must be [low, high] with 0 < low <= high <= 1")
+        return v
+
+    @field_validator("auto_augment")
+    @classmethod
+    def _rand_augment(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None and v.startswith("rand"):
             from timm.data.auto_augment import rand_augment_transform
 
-            if self.auto_augment.startswith("rand"):
-                try:
-                    rand_augment_transform(self.auto_augment, {})
-                except (AssertionError, ValueError, KeyError):
-                    raise _err("augment.auto_augment", self.auto_augment,
-                               "not a timm RandAugment string, e.g. 'rand-m9-mstd0.5-inc1'") from None
+            try:
+                rand_augment_transform(v, {})
+            except (AssertionError, ValueError, KeyError):
+                raise ValueError("not a timm RandAugment string, e.g. 'rand-m9-mstd0.5-inc1'") from None
+        return v
 
     @property
     def mixup_active(self) -> bool:
         return self.enabled and (self.mixup > 0 or self.cutmix > 0) and self.mixup_prob > 0
 
 
-SECTIONS: dict[str, type] = {
-    "model": ModelSection, "data": DataSection, "train": TrainSection, "optimizer": OptimizerSection,
-    "schedule": ScheduleSection, "augment": AugmentSection,
-}
-
-
-@dataclass
-class Recipe:
+class Recipe(_Section):
     """A full training recipe; ``Recipe()`` is the released WeightFormer-Tiny recipe."""
 
-    name: str = "weightformer_tiny"
-    model: ModelSection = field(default_factory=ModelSection)
-    data: DataSection = field(default_factory=DataSection)
-    train: TrainSection = field(default_factory=TrainSection)
-    optimizer: OptimizerSection = field(default_factory=OptimizerSection)
-    schedule: ScheduleSection = field(default_factory=ScheduleSection)
-    augment: AugmentSection = field(default_factory=AugmentSection)
-    provenance: dict[str, Any] = field(default_factory=dict)
-    launch: dict[str, str] = field(default_factory=dict)
     version: int = RECIPE_VERSION
+    name: str = "weightformer_tiny"
+    model: ModelSection = Field(default_factory=ModelSection)
+    data: DataSection = Field(default_factory=DataSection)
+    train: TrainSection = Field(default_factory=TrainSection)
+    optimizer: OptimizerSection = Field(default_factory=OptimizerSection)
+    schedule: ScheduleSection = Field(default_factory=ScheduleSection)
+    augment: AugmentSection = Field(default_factory=AugmentSection)
+    provenance: dict[str, Any] = Field(default_factory=dict)
+    launch: dict[str, str] = Field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        if self.version != RECIPE_VERSION:
-            raise _err("version", self.version, f"this wfsearch reads recipe version {RECIPE_VERSION}; export again")
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections(cls, d: Any) -> Any:
+        """An empty section (``augment:``) keeps its defaults."""
+        return {k: v for k, v in d.items() if v is not None or k in ("version", "name")} if isinstance(d, dict) else d
+
+    @field_validator("version")
+    @classmethod
+    def _readable(cls, v: int) -> int:
+        if v != RECIPE_VERSION:
+            raise ValueError(f"this wfsearch reads recipe version {RECIPE_VERSION}; export again")
+        return v
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        return {"version": d.pop("version"), **d}
+        return self.model_dump(mode="json")
 
     @classmethod
-    def from_dict(cls, d: Any) -> "Recipe":
-        """Build and validate; a mistake raises ValueError ``<key.path>: <value>: <rule>``."""
-        return _build(cls, d, "")
+    def from_dict(cls, d: Any, source: str = "recipe") -> "Recipe":
+        """Build and validate; a mistake raises `UserError` ``<source>: <key.path>: <value>: <rule>``."""
+        from wfsearch.space import validate_model
 
-    def replace(self, **dotted: Any) -> "Recipe":
+        return validate_model(cls, d, source)
+
+    def replace(self, source: str = "recipe", **dotted: Any) -> "Recipe":
         """A copy with ``section__field=value`` changes (e.g. ``schedule__epochs=5``), validated."""
         d = self.to_dict()
         for key, value in dotted.items():
@@ -281,64 +251,7 @@ class Recipe:
                 d[section][name] = value
             else:
                 d[section] = value
-        return Recipe.from_dict(d)
-
-
-# ---- building from plain data with typed, one-line errors ----
-
-def _build(cls: type, d: Any, prefix: str) -> Any:
-    where = prefix.rstrip(".") or "recipe"
-    if not isinstance(d, dict):
-        raise _err(where, d, "must be a mapping of keys to values")
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = [k for k in d if k not in known]
-    if unknown:
-        raise _err(f"{prefix}{unknown[0]}", d[unknown[0]], f"unknown key; known keys here: {sorted(known)}")
-    hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for name, value in d.items():
-        tp = hints[name]
-        if cls is Recipe and name in SECTIONS:
-            kwargs[name] = _build(SECTIONS[name], {} if value is None else value, f"{name}.")
-        else:
-            kwargs[name] = _coerce(value, tp, f"{prefix}{name}")
-    return cls(**kwargs)
-
-
-def _coerce(value: Any, tp: Any, key: str) -> Any:
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin is Union:
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0], key)
-    if tp is Any:
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise _err(key, value, "must be true or false")
-        return value
-    if tp is int:
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise _err(key, value, "must be an integer")
-        return value
-    if tp is float:
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise _err(key, value, "must be a number")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise _err(key, value, "must be a string")
-        return value
-    if origin is list:
-        if not isinstance(value, (list, tuple)):
-            raise _err(key, value, "must be a list")
-        return [_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)] if args else list(value)
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise _err(key, value, "must be a mapping")
-        return {k: _coerce(v, args[1], f"{key}.{k}") for k, v in value.items()} if args else dict(value)
-    raise AssertionError(f"unhandled recipe field type {tp} at {key}")
+        return Recipe.from_dict(d, source)
 
 
 # ---- YAML ----
@@ -387,7 +300,4 @@ def load_recipe(path: str | Path) -> Recipe:
     from wfsearch.space import parse_yaml
 
     d = parse_yaml(path.read_text(), str(path))  # the spec's strict loader: no duplicate keys, 1e-3 is a number
-    try:
-        return Recipe.from_dict(d)
-    except ValueError as e:
-        raise UserError(f"{path}: {e}") from None
+    return Recipe.from_dict(d, str(path))

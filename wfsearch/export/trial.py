@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 
 import wfsearch
 from wfsearch.errors import UserError
-from wfsearch.models import MODEL_SIZES, ArchConfig, cost
+from wfsearch.arch import MODEL_SIZES, ArchConfig, cost
 from wfsearch.study import Status, StudySnapshot, TrialRecord
 
 from .recipe import DataSection, ModelSection, Recipe, TrainSection, drop_path_for

@@ -19,7 +19,7 @@ from typing import Iterable
 import torch
 import torch.nn as nn
 
-from .config import ArchConfig
+from wfsearch.arch.config import ArchConfig
 
 
 def final_feature_map(model: nn.Module, x: torch.Tensor) -> torch.Tensor:

@@ -16,6 +16,14 @@ Two things are decided here and nowhere else:
    ``with fast_path(False):``. Under ``torch.compile`` they are always off: a compiled model takes the
    plain fast-order code, which inductor fuses itself (and CUDA graphs can capture).
 
+3. **Triton kernels on GPUs** (`use_triton`): in CUDA inference the dynamic depthwise conv and the
+   dynamic fc1 run as fused Triton kernels (`triton_kernels.py`: no per-sample weight, no layout
+   copy, residual / bias / GELU in the epilogue), when triton is importable. Switch:
+   ``WFSEARCH_TRITON=0`` (off), ``WFSEARCH_TRITON=eager`` (eager only: compiled models take the plain
+   PyTorch code), default on in eager and under ``torch.compile``, where the kernels are
+   ``torch.library.triton_op`` custom ops that inductor sees into; `set_triton` / ``with triton(...)``.
+   CPU tensors never take them (`TRITON_DEVICES`).
+
 Forward hooks never change the evaluation order's complexity: a hooked fc1 predictor is called so
 its hooks see ``(Φa, Φb, scale)``, and the layer then takes the cheapest order from those factors,
 which is linear in the tokens (`layers.plan_dynamic_linear`).
@@ -23,6 +31,8 @@ which is linear in the tokens (`layers.plan_dynamic_linear`).
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import logging
 import os
 from typing import Iterator
 
@@ -36,8 +46,9 @@ try:  # consulted on every forward, so imported once here
 except ImportError:  # pragma: no cover - torch without the helper
     _get_current_dispatch_mode_stack = None
 
-__all__ = ["ENV_VAR", "fast_path", "fast_order_enabled", "hooked", "linear", "linear_add", "linear_gelu",
-           "needs_grad", "onednn_fusable", "reference_mode", "set_fast_path", "single_threaded", "use_fast_path"]
+__all__ = ["ENV_VAR", "TRITON_ENV_VAR", "fast_path", "fast_order_enabled", "hooked", "linear", "linear_add",
+           "linear_gelu", "needs_grad", "onednn_fusable", "reference_mode", "set_fast_path", "set_triton",
+           "single_threaded", "triton", "use_fast_path", "use_triton"]
 
 ENV_VAR = "WFSEARCH_FAST_PATH"
 _enabled = os.environ.get(ENV_VAR, "1").strip().lower() not in ("0", "false", "no", "off")
@@ -103,6 +114,62 @@ def _dispatch_modes() -> list:
 
 def _flop_counting() -> bool:
     return any(type(m).__name__ == "_FlopCounterMode" for m in _dispatch_modes())
+
+
+# --------------------------------------------------------------------------- Triton kernels
+TRITON_ENV_VAR = "WFSEARCH_TRITON"
+TRITON_SETTINGS = ("on", "off", "eager")
+# Devices whose tensors take the kernels. Only CUDA: the CPU keeps its oneDNN path unchanged (the tests
+# add "cpu" to run the layers' kernel path in Triton's interpreter, TRITON_INTERPRET=1).
+TRITON_DEVICES: tuple[str, ...] = ("cuda",)
+_TRITON_INSTALLED = importlib.util.find_spec("triton") is not None and hasattr(torch.library, "triton_op")
+
+
+def _triton_setting(value: object) -> str:
+    v = str(value).strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return "on"
+    if v in ("0", "false", "no", "off"):
+        return "off"
+    if v == "eager":
+        return "eager"
+    raise ValueError(f"{TRITON_ENV_VAR}={value!r}: must be 1 (on), 0 (off) or eager (not under torch.compile)")
+
+
+try:
+    _triton = _triton_setting(os.environ.get(TRITON_ENV_VAR, "1"))
+except ValueError as e:  # an environment typo must not stop every import of the package
+    logging.getLogger(__name__).warning("%s; using 1 (on)", e)
+    _triton = "on"
+
+
+def use_triton(x: torch.Tensor, *params: torch.Tensor) -> bool:
+    """Whether a dynamic layer may run its Triton kernel on ``x``: the switch allows it (``WFSEARCH_TRITON``),
+    triton is importable, ``x`` is on a `TRITON_DEVICES` device, the fast order runs (no reference mode,
+    flop counting or fx tracing) and nothing needs a gradient (the kernels have no backward)."""
+    if _triton == "off" or not _TRITON_INSTALLED or x.device.type not in TRITON_DEVICES:
+        return False
+    if _triton == "eager" and torch.compiler.is_compiling():
+        return False
+    return fast_order_enabled() and not needs_grad(x, *params)
+
+
+def set_triton(enabled: bool | str) -> None:
+    """Turn the Triton kernels on (True / "on"), off (False / "off") or on in eager only ("eager")."""
+    global _triton
+    _triton = _triton_setting({True: "on", False: "off"}.get(enabled, enabled))
+
+
+@contextlib.contextmanager
+def triton(enabled: bool | str = True) -> Iterator[None]:
+    """`set_triton` for the enclosed code only."""
+    global _triton
+    before = _triton
+    set_triton(enabled)
+    try:
+        yield
+    finally:
+        _triton = before
 
 
 # --------------------------------------------------------------------------- hooks

@@ -10,7 +10,8 @@ in one layout (see `benchmarks/NOTES.md` for what each step bought). ``forward``
 unless `reference_mode()` is active or torch's flop counter is running (so counted MACs are those of
 the reference formulation, which `cost.py` describes). The CPU-only plumbing that uses torch internals
 (oneDNN fused ops, thread sections, hook inspection) lives in `fast_path.py`, behind one switch; a
-model under ``torch.compile`` runs the plain fast-order code.
+model under ``torch.compile`` runs the plain fast-order code. In CUDA inference both dynamic layers
+run fused Triton kernels instead (`triton_kernels.py`, switch ``WFSEARCH_TRITON``), eager and compiled.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import torch.nn.functional as F
 from timm.layers import trunc_normal_
 
 from .fast_path import (fast_order_enabled, hooked, linear, linear_add, linear_gelu, needs_grad,  # noqa: F401
-                        onednn_fusable, reference_mode, single_threaded)
+                        onednn_fusable, reference_mode, single_threaded, use_triton)
 
 # the names the layers were first written against
 fast_path_enabled = fast_order_enabled
@@ -47,7 +48,7 @@ PER_SAMPLE_GEMM_OVERHEAD = 0.1
 
 
 def plan_dynamic_linear(n: int, m: int, c_in: int, c_out: int, rank_a: int | None, rank_b: int | None,
-                        squash_norm: bool) -> tuple[str, str]:
+                        squash_norm: bool, orders: tuple[str, ...] = ("materialize", "lowrank")) -> tuple[str, str]:
     """Cheapest exact evaluation order of ``y = x (W0 + norm(ΔW))`` for one sample, by MACs.
 
     ``ΔW = s · P Q`` with an inner dimension k of either the ``M`` pooled tokens (``"tokens"``:
@@ -59,7 +60,7 @@ def plan_dynamic_linear(n: int, m: int, c_in: int, c_out: int, rank_a: int | Non
     ``M ∝ N``, so the "tokens" inner dimension and the low-rank order lose at high resolution; the
     "tokens" materialize order forms ΔW and normalizes it directly, without the M x M Gram, so the
     best order is linear in N with either inner dimension (a hooked predictor offers only "tokens").
-    Returns ``(inner, order)``.
+    ``orders`` restricts the choice (the Triton kernel takes only ``"lowrank"``). Returns ``(inner, order)``.
     """
     sq = 1 if squash_norm else 0
     prep = {"tokens": m * ((rank_a or 0) * c_in + (rank_b or 0) * c_out)}
@@ -77,7 +78,7 @@ def plan_dynamic_linear(n: int, m: int, c_in: int, c_out: int, rank_a: int | Non
         options.append((prep[inner] + norms + c_in * k * c_out + PER_SAMPLE_GEMM_OVERHEAD * n * c_in * c_out,
                         inner, "materialize"))
         options.append((prep[inner] + gram[inner] + n * k * (c_in + c_out), inner, "lowrank"))
-    _, inner, order = min(options)
+    _, inner, order = min([o for o in options if o[2] in orders])
     return inner, order
 
 
@@ -135,7 +136,27 @@ class DynamicLinear(nn.Module):
             return F.linear(x_BHWC, self.weight, self.bias)
         if not fast_path_enabled():
             return self.forward_reference(x_BHWC)
+        if use_triton(x_BHWC, *self.parameters()):
+            y_BHWO = self.forward_triton(x_BHWC)
+            if y_BHWO is not None:
+                return y_BHWO
         return self.forward_fast(x_BHWC)
+
+    def forward_triton(self, x_BHWC: torch.Tensor, gelu: bool = False) -> torch.Tensor | None:
+        """`forward_fast` (then the exact GELU when ``gelu``) as one Triton kernel in the cheapest low-rank
+        order: ``x W0ᵀ + (x P) Q' + b``, the column norms of ``Q'`` computed in the kernel from ``Q`` and
+        the Gram, no per-sample weight (`triton_kernels.dynamic_linear`). None where the kernel does not
+        apply: a predictor without codes or one watched by hooks (its factors come as Φa, Φb), or a
+        low-rank inner dimension above `triton_kernels.MAX_RANK`."""
+        pred = self.predictor
+        if pred is None or not hasattr(pred, "codes_pooled") or hooked(pred):
+            return None
+        from . import triton_kernels  # imports triton: only on this path
+        P_IK, Q_BKO, _, G_KK, scale = self._factors(x_BHWC, None, ("lowrank",), fold=False)
+        if Q_BKO.shape[-2] > triton_kernels.MAX_RANK:
+            return None
+        return triton_kernels.dynamic_linear(x_BHWC, self.weight, P_IK, Q_BKO, self.bias, gelu=gelu, gram=G_KK,
+                                             scale=scale)
 
     def forward_reference(self, x_BHWC: torch.Tensor) -> torch.Tensor:
         if self.predictor is None:
@@ -170,11 +191,20 @@ class DynamicLinear(nn.Module):
             y_BNO = y_BNO.baddbmm_(xp_BNK.to(y_BNO.dtype), q_BKO.to(y_BNO.dtype))  # in-place: no autocast
         return y_BNO.view(B, H, W, O)
 
-    def factors(self, x_BHWC: torch.Tensor, plan: tuple[str, str] | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor, str]:
+    def factors(self, x_BHWC: torch.Tensor, plan: tuple[str, str] | None = None,
+                orders: tuple[str, ...] = ("materialize", "lowrank")) -> tuple[torch.Tensor, torch.Tensor, str]:
         """``(P, Q', order)`` with ``norm(ΔW) = P Q'`` (normalization and scale folded into ``Q'``):
         ``P`` is ``C_in x k`` shared by the batch or ``B x C_in x k``, ``Q'`` is ``B x k x C_out``;
-        or ``(norm(ΔW), None, "materialize")`` where ΔW is formed from the tokens' factors anyway."""
+        or ``(norm(ΔW), None, "materialize")`` where ΔW is formed from the tokens' factors anyway.
+        Without ``plan``, the cheapest of ``orders`` (`plan_dynamic_linear`)."""
+        P_IK, Q_BKO, order, _, _ = self._factors(x_BHWC, plan, orders, fold=True)
+        return P_IK, Q_BKO, order
+
+    def _factors(self, x_BHWC: torch.Tensor, plan: tuple[str, str] | None, orders: tuple[str, ...], fold: bool
+                 ) -> tuple[torch.Tensor, torch.Tensor | None, str, torch.Tensor | None, float | None]:
+        """`factors`, or with ``fold=False`` ``(P, Q, order, G, scale)`` before the folding: ``ΔW = scale · P Q``,
+        ``G = PᵀP`` (None without the squash), so ``||ΔW[:, j]|| = scale · sqrt(Q_jᵀ G Q_j)`` (the Triton
+        kernel folds the norms itself). With ``fold=True`` the last two are None."""
         B, H, W, C = x_BHWC.shape
         N, O = H * W, self.out_features
         pred = self.predictor
@@ -184,7 +214,7 @@ class DynamicLinear(nn.Module):
         if use_codes:
             p_BMC = pred.compress(x_BHWC)
             M, ra, rb = p_BMC.shape[1], pred.w1.shape[0], pred.w2.shape[0]
-            inner, order = plan or plan_dynamic_linear(N, M, C, O, ra, rb, squash_norm)
+            inner, order = plan or plan_dynamic_linear(N, M, C, O, ra, rb, squash_norm, orders)
             # MACs from the pooled tokens to Q' (all samples): small enough, and it runs on one thread;
             # the down-projection of the pooled tokens alone may be worth all threads (item 12)
             down = B * M * C * (ra + rb)
@@ -201,7 +231,7 @@ class DynamicLinear(nn.Module):
             else:  # any predictor returning (Φa, Φb, scale)
                 phi_a, phi_b, scale = pred(x_BHWC)
                 M = phi_a.shape[1]
-                inner, order = plan or plan_dynamic_linear(N, M, C, O, None, None, squash_norm)
+                inner, order = plan or plan_dynamic_linear(N, M, C, O, None, None, squash_norm, orders)
                 if inner != "tokens":
                     raise ValueError(f"plan={plan!r}: a predictor without codes() has only the 'tokens' order")
             if inner == "rank":  # ΔW = W1ᵀ (codes_aᵀ codes_b W2): shared P, per-sample Q
@@ -216,15 +246,17 @@ class DynamicLinear(nn.Module):
                 if order == "materialize" and not use_codes:  # ΔW itself, normalized from its own
                     # columns: M·C_in·C_out, linear in the tokens (the M x M Gram below is quadratic)
                     d_BIO = P_IK @ Q_BKO * scale
-                    return (squash(d_BIO, dim=-2) if squash_norm else d_BIO), None, order
+                    return (squash(d_BIO, dim=-2) if squash_norm else d_BIO), None, order, None, None
                 G_KK = phi_a @ phi_a.transpose(1, 2) if squash_norm else None  # (B, M, M)
+            if not fold:
+                return P_IK, Q_BKO, order, G_KK, scale
             if squash_norm:  # ||ΔW[:, j]|| = scale · sqrt(Q_jᵀ G Q_j); fold 1/(||·|| + 1) into Q's columns:
                 # scale / (scale · sqrt(n²) + 1) = 1 / (sqrt(n²) + 1/scale)
                 n2_B1O = (Q_BKO * (G_KK @ Q_BKO)).sum(dim=-2, keepdim=True)
                 Q_BKO = Q_BKO / (n2_B1O.clamp_min(torch.finfo(n2_B1O.dtype).tiny).sqrt() + 1.0 / scale)
             else:
                 Q_BKO = Q_BKO * scale
-        return P_IK, Q_BKO, order
+        return P_IK, Q_BKO, order, None, None
 
 
 class DynamicDWConv(nn.Module):
@@ -276,7 +308,18 @@ class DynamicDWConv(nn.Module):
             return F.conv2d(x_BCHW, self.weight, self.bias, padding=self.kernel_size // 2, groups=self.dim)
         if not fast_path_enabled():
             return self.forward_reference(x_BCHW)
+        if use_triton(x_BCHW, *self.parameters()):  # a channels-last (B, C, H, W) view of (B, H, W, C)
+            return self.forward_triton(x_BCHW.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
         return per_sample_dwconv_HWBC(x_BCHW, self.kernel(x_BCHW), self.bias).permute(2, 3, 0, 1)
+
+    def forward_triton(self, x_BHWC: torch.Tensor, residual: bool = False) -> torch.Tensor:
+        """``[x +] conv(x)`` for ``(B, H, W, C)`` tokens as one Triton kernel (`triton_kernels.dwconv`):
+        ``K0 + norm(ΔK)`` is formed per program from the predictor's ΔK, the tokens are read in place
+        and the result (plus the residual) written once, ``(B, H, W, C)``."""
+        from . import triton_kernels  # imports triton: only on this path
+        d_BCkk = self.predictor(x_BHWC.permute(0, 3, 1, 2))
+        return triton_kernels.dwconv(x_BHWC, d_BCkk, self.weight, self.bias, squash=self.delta_norm == "squash",
+                                     residual=residual)
 
     def forward_residual(self, x_BHWC: torch.Tensor) -> torch.Tensor:
         """``x + conv(x)`` for ``(B, H, W, C)`` tokens. Static: one conv on the tokens' channels-last
@@ -289,6 +332,8 @@ class DynamicDWConv(nn.Module):
             eye[k // 2, k // 2] = 1.0
             y_BCHW = F.conv2d(x_BCHW, self.weight + eye, self.bias, padding=k // 2, groups=self.dim)
             return y_BCHW.permute(0, 2, 3, 1)
+        if use_triton(x_BHWC, *self.parameters()):
+            return self.forward_triton(x_BHWC, residual=True)
         return x_BHWC + self.forward(x_BCHW).permute(0, 2, 3, 1)
 
     def forward_reference(self, x_BCHW: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import get_act_layer, trunc_normal_
 
-from .config import PREDICTORS, RELEASED_POOL_AREA
+from wfsearch.arch.config import PREDICTORS, RELEASED_POOL_AREA
+from wfsearch.arch.cost import (adaptive_cost, ampdir_cost, conv_cost, gap_dwconv_cost, lowrank_cost,
+                                 pooled_count)  # noqa: F401  (pooled_count: M of `pool_tokens`)
 
 
 # --------------------------------------------------------------------------- spatial compression
@@ -89,15 +91,6 @@ def adaptive_avg_pool(x_BCHW: torch.Tensor, g: int, matmul: bool | None = None) 
 # extraction) each pooling call is one leaf node, not traced through.
 torch.fx.wrap("pool_tokens")
 torch.fx.wrap("adaptive_avg_pool")
-
-
-def pooled_count(grid: tuple[int, int], pool: int | str, cover: bool = False) -> int:
-    """M, the number of pooled tokens for a grid ``(H, W)`` (`pool_tokens`)."""
-    if pool == "global":
-        return 1
-    if cover:
-        return -(-grid[0] // pool) * -(-grid[1] // pool)
-    return (grid[0] // pool) * (grid[1] // pool)
 
 
 def _act(name: str) -> nn.Module:
@@ -192,14 +185,9 @@ class LowRankPredictor(nn.Module):
 
     @classmethod
     def cost(cls, c_in: int, c_out: int, rank_ratio: int, n_tokens: int, m_tokens: int) -> tuple[int, int]:
-        """(params, MACs): down M·C_in·(C_in/r + C_out/r), factors M·(C_in²/r + C_out²/r), ΔW M·C_in·C_out."""
-        ra, rb = c_in // rank_ratio, c_out // rank_ratio
-        params = c_in * (ra + rb) + (ra + rb) + ra * c_in + rb * c_out
-        macs = m_tokens * (c_in * (ra + rb) + ra * c_in + rb * c_out + c_in * c_out)
-        if cls.deep:
-            params += ra * ra + ra + rb * rb + rb
-            macs += m_tokens * (ra * ra + rb * rb)
-        return params, macs
+        """(params, MACs): down M·C_in·(C_in/r + C_out/r), factors M·(C_in²/r + C_out²/r), ΔW M·C_in·C_out
+        (`wfsearch.arch.cost.lowrank_cost`)."""
+        return lowrank_cost(c_in, c_out, rank_ratio, n_tokens, m_tokens, deep=cls.deep)
 
 
 class BilateralPredictor(LowRankPredictor):
@@ -287,9 +275,7 @@ class AdaptivePredictor(nn.Module):
         p_BCgg = adaptive_avg_pool(x_BCHW, self.pool)
         return _resample_kernel(self.fc2(self.act(self.fc1(p_BCgg))), self.kernel_size)
 
-    @staticmethod
-    def cost(dim: int, kernel_size: int, pool: int) -> tuple[int, int]:
-        return 2 * dim * dim + dim, 2 * pool * pool * dim * dim
+    cost = staticmethod(adaptive_cost)  # (dim, kernel_size, pool) -> (params, MACs)
 
 
 class GapDWPredictor(nn.Module):
@@ -310,10 +296,7 @@ class GapDWPredictor(nn.Module):
         k = self.kernel_size
         return self.fc2(self.act(self.fc1(m_BC11))).reshape(B, C, k, k)
 
-    @staticmethod
-    def cost(dim: int, kernel_size: int, pool: int) -> tuple[int, int]:
-        kk = kernel_size * kernel_size
-        return dim * dim + dim + kk * dim * dim, dim * dim + kk * dim * dim
+    cost = staticmethod(gap_dwconv_cost)  # (dim, kernel_size, pool) -> (params, MACs)
 
 
 class AmpDirPredictor(nn.Module):
@@ -333,10 +316,7 @@ class AmpDirPredictor(nn.Module):
         unit = d_BCkk / (d_BCkk.flatten(2).norm(dim=-1)[..., None, None] + 1e-6)
         return a_BC11 * unit
 
-    @staticmethod
-    def cost(dim: int, kernel_size: int, pool: int) -> tuple[int, int]:
-        p, m = AdaptivePredictor.cost(dim, kernel_size, pool)
-        return p + dim * dim + dim, m + dim * dim
+    cost = staticmethod(ampdir_cost)  # (dim, kernel_size, pool) -> (params, MACs)
 
 
 class ConvPredictor(AdaptivePredictor):
@@ -347,9 +327,7 @@ class ConvPredictor(AdaptivePredictor):
     def __init__(self, dim: int, kernel_size: int = 3, pool: int = 3, act: str = "gelu"):
         super().__init__(dim, kernel_size, pool, act, fc1_kernel=3)
 
-    @staticmethod
-    def cost(dim: int, kernel_size: int, pool: int) -> tuple[int, int]:
-        return 9 * dim * dim + dim + dim * dim, 10 * pool * pool * dim * dim
+    cost = staticmethod(conv_cost)  # (dim, kernel_size, pool) -> (params, MACs)
 
 
 DWCONV_PREDICTORS: dict[str, type[nn.Module] | None] = {
@@ -361,3 +339,22 @@ DWCONV_PREDICTORS: dict[str, type[nn.Module] | None] = {
 }
 
 assert list(FC1_PREDICTORS) == PREDICTORS["fc1"] and list(DWCONV_PREDICTORS) == PREDICTORS["dwconv"]
+
+
+def mean_raw_delta_norm(model: nn.Module, images: torch.Tensor) -> float:
+    """The mean Frobenius norm of the fc1 predictors' raw ``ΔW = scale · Φaᵀ Φb`` (before the squash)
+    over the predictors of ``model`` and the ``images`` of one inference forward; NaN without one."""
+    norms: list[float] = []
+
+    def hook(mod: nn.Module, inputs: tuple, output: tuple) -> None:
+        phi_a, phi_b, scale = output
+        norms.append((phi_a.transpose(1, 2) @ phi_b * scale).norm(dim=(1, 2)).mean().item())
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, LowRankPredictor)]
+    try:
+        with torch.no_grad():
+            model(images)
+    finally:
+        for h in handles:
+            h.remove()
+    return sum(norms) / len(norms) if norms else float("nan")

@@ -16,9 +16,9 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, PatchEmbed, trunc_normal_
 from timm.models import build_model_with_cfg, register_model
 
-from .config import ArchConfig
+from wfsearch.arch.config import MODEL_SIZES, ArchConfig
 from .layers import (DynamicDWConv, DynamicLinear, fast_path_enabled, hooked, linear_add, linear_gelu,
-                     mkldnn_fusable, needs_grad)
+                     mkldnn_fusable, needs_grad, use_triton)
 from .predictors import DWCONV_PREDICTORS, FC1_PREDICTORS
 
 __all__ = ["WeightFormer", "WeightFormerBlock", "build", "MODEL_SIZES"]
@@ -42,8 +42,15 @@ class Mlp(nn.Module):
 
     def forward_residual(self, x: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
         """``shortcut + mlp(x)``; in CPU fp32 inference fc1+GELU and fc2+residual run as fused oneDNN
-        ops (unless the reference path is asked for, or hooks watch fc1/fc2)."""
+        ops (unless the reference path is asked for, or hooks watch fc1/fc2); in CUDA inference a dynamic
+        fc1 and its GELU are one Triton kernel (`DynamicLinear.forward_triton`)."""
         fc1, fc2 = self.fc1, self.fc2
+        if (fc1.predictor is not None and fast_path_enabled() and type(self.act) is nn.GELU
+                and self.act.approximate == "none" and not hooked(fc1, self.act)
+                and not (self.training and self.drop1.p > 0) and use_triton(x, *fc1.parameters())):
+            h = fc1.forward_triton(x, gelu=True)
+            if h is not None:
+                return shortcut + self.drop2(self.fc2(self.drop1(h)))
         if (not fast_path_enabled() or not mkldnn_fusable(x, fc2.weight) or needs_grad(fc1.weight)
                 or (self.training and (self.drop1.p > 0 or self.drop2.p > 0)) or hooked(fc1, fc2, self.act)):
             return shortcut + self.forward(x)
@@ -268,16 +275,6 @@ default_cfgs = {
     "weightformer_small": _cfg("RuizeHe/weightformer-s"),
     "weightformer_base": _cfg("RuizeHe/weightformer-b", input_size=(3, 448, 448), crop_pct=448 / 512),
     "weightformer_test": _cfg(input_size=(3, 32, 32), num_classes=10),
-}
-
-# Released sizes (the released Base is the Small architecture trained at 448).
-# They pool and scale as the released code (`fc1_pool_mode="released"`), so the released weights give
-# the released outputs at every resolution; on grids the 2x2 pool divides both modes are identical.
-MODEL_SIZES: dict[str, dict[str, Any]] = {
-    "weightformer_tiny": dict(embed_dim=192, depth=17, fc1_pool_mode="released"),
-    "weightformer_small": dict(embed_dim=384, depth=17, drop_path_rate=0.2, fc1_pool_mode="released"),
-    "weightformer_base": dict(embed_dim=384, depth=17, img_size=448, drop_path_rate=0.2, fc1_pool_mode="released"),
-    "weightformer_test": dict(img_size=32, patch_size=4, num_classes=10, embed_dim=32, depth=4),
 }
 
 

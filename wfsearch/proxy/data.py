@@ -27,19 +27,19 @@ import json
 import logging
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from wfsearch.errors import UserError
+from wfsearch.space import DatasetSpec, ProxySpec
 
 log = logging.getLogger(__name__)
 
-DATASETS = ("synthetic", "cifar10", "cifar100", "imagefolder")
 CACHE_VERSION = 1  # bump when a source's bytes change
 
 # Channel statistics used for normalization (of the uint8 data scaled to [0, 1]).
@@ -47,94 +47,34 @@ CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
-# --------------------------------------------------------------------------- settings and containers
-@dataclass(frozen=True)
-class DataSettings:
-    """Which proxy dataset to load and how much of it; ``origin`` prefixes error messages (the spec file)."""
+# --------------------------------------------------------------------------- what to load, and containers
+ErrorFn = Callable[[str, Any, str], UserError]
 
-    name: str = "synthetic"
-    img_size: int = 32
-    root: str | None = None  # cifar10/100 and imagefolder: the dataset folder
-    download: bool = False  # cifar10/100: let torchvision download into ``root``
-    num_classes: int | None = None  # synthetic: 2..16 (default 4); others: keep the first N classes
-    classes: tuple[str, ...] | None = None  # cifar/imagefolder: keep these classes (names), in this order
-    train_size: int | None = None  # cap on training images (synthetic: default 5000)
-    val_size: int | None = None  # cap on validation images (synthetic: default 1000)
-    samples_per_class: int | None = None  # cap on training images per class (cifar/imagefolder)
-    val_samples_per_class: int | None = None  # cap on validation images per class (cifar/imagefolder)
-    seed: int = 0  # the dataset's own seed: synthetic generation and subsetting (not the training seed)
-    num_workers: int = 0  # threads decoding an image folder (0 = one per CPU, at most 8)
-    augment: bool = True  # random translation (padding img_size/8) and horizontal flip while training
-    follow_links: bool = False  # imagefolder: follow links that lead out of the root (never twice)
-    origin: str = ""  # e.g. the spec file, for error messages
 
-    def __post_init__(self) -> None:
-        if self.name not in DATASETS:
-            raise self.error("name", self.name, f"must be one of {list(DATASETS)}")
-        if not _is_int(self.img_size) or self.img_size < 8:
-            raise self.error("img_size", self.img_size, "must be an integer >= 8")
-        for key in ("num_classes", "train_size", "val_size", "samples_per_class", "val_samples_per_class"):
-            v = getattr(self, key)
-            if v is not None and (not _is_int(v) or v < 1):
-                raise self.error(key, v, "must be an integer >= 1 (or left out)")
-        if self.classes is not None:
-            if isinstance(self.classes, (str, bytes)) or not all(isinstance(c, (str, int)) for c in self.classes):
-                raise self.error("classes", self.classes, "must be a list of class names")
-            object.__setattr__(self, "classes", tuple(str(c) for c in self.classes))
-        if self.name == "synthetic":
-            n = self.num_classes or SYNTHETIC_DEFAULTS["num_classes"]
-            if not 2 <= n <= 2 ** len(ATTRIBUTES):
-                raise self.error("num_classes", n, f"the synthetic task has 2..{2 ** len(ATTRIBUTES)} classes "
-                                                   f"(one bit per shared attribute: {', '.join(ATTRIBUTES)})")
-            if self.classes is not None or self.samples_per_class is not None:
-                raise self.error("classes" if self.classes is not None else "samples_per_class",
-                                 self.classes or self.samples_per_class,
-                                 "applies to cifar10/cifar100/imagefolder only; use num_classes and train_size")
-        elif self.root is None:
-            raise self.error("root", None, f"dataset {self.name!r} needs a root folder")
+def dataset_error(origin: str = "") -> ErrorFn:
+    """``error(key, value, rule)``: a `UserError` line naming ``proxy.dataset.<key>`` (and the spec file)."""
+    prefix = f"{origin}: " if origin else ""
+    return lambda key, value, rule: UserError(f"{prefix}proxy.dataset.{key}: {value!r}: {rule}")
 
-    def check_root(self) -> None:
-        """Fail early, with the path, when a dataset that cannot be downloaded has no folder."""
-        if self.root is None or self.name == "synthetic":
-            return
-        root = Path(self.root).expanduser()
-        if not root.is_dir() and not (self.name.startswith("cifar") and self.download):
-            hint = ("set proxy.dataset.download: true to fetch it" if self.name.startswith("cifar")
-                    else "it must hold train/ and val/ folders with one subfolder of images per class")
-            raise self.error("root", self.root, f"no such folder; {hint}")
 
-    def error(self, key: str, value: Any, rule: str) -> UserError:
-        prefix = f"{self.origin}: " if self.origin else ""
-        return UserError(f"{prefix}proxy.dataset.{key}: {value!r}: {rule}")
+def check_root(proxy: ProxySpec, origin: str = "") -> None:
+    """Fail early, with the path, when a dataset that cannot be downloaded has no folder."""
+    d = proxy.dataset
+    if d.root is None or d.name == "synthetic":
+        return
+    if not Path(d.root).expanduser().is_dir() and not (d.name.startswith("cifar") and d.download):
+        hint = ("set proxy.dataset.download: true to fetch it" if d.name.startswith("cifar")
+                else "it must hold train/ and val/ folders with one subfolder of images per class")
+        raise dataset_error(origin)("root", d.root, f"no such folder; {hint}")
 
-    @classmethod
-    def from_options(cls, options: dict[str, Any] | str, img_size: int, origin: str = "") -> "DataSettings":
-        """From a spec's ``proxy.dataset`` mapping (or a bare name) and the proxy resolution."""
-        opts = {"name": options} if isinstance(options, str) else dict(options)
-        known = {f.name for f in dataclasses.fields(cls)} - {"img_size", "origin"}
-        unknown = sorted(set(opts) - known)
-        if unknown:
-            prefix = f"{origin}: " if origin else ""
-            raise UserError(f"{prefix}proxy.dataset.{unknown[0]}: {opts[unknown[0]]!r}: unknown option; "
-                            f"options are {sorted(known)}")
-        return cls(img_size=img_size, origin=origin, **opts)
 
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d.pop("origin")
-        if d["classes"] is not None:
-            d["classes"] = list(d["classes"])
-        return d
-
-    def key(self) -> str:
-        """Identity of the data these settings produce (for the in-memory and disk caches)."""
-        d = self.to_dict()
-        for k in ("num_workers", "augment", "download"):
-            d.pop(k)
-        if d["root"] is not None:
-            d["root"] = str(Path(d["root"]).expanduser().resolve())
-        blob = json.dumps({"v": CACHE_VERSION, **d}, sort_keys=True)
-        return hashlib.sha1(blob.encode()).hexdigest()[:16]
+def data_key(proxy: ProxySpec) -> str:
+    """Identity of the data ``proxy`` loads (for the in-memory and disk caches)."""
+    d = proxy.dataset.model_dump(mode="json", exclude={"num_workers", "augment", "download"})
+    if d["root"] is not None:
+        d["root"] = str(Path(d["root"]).expanduser().resolve())
+    blob = json.dumps({"v": CACHE_VERSION, "img_size": proxy.img_size, **d}, sort_keys=True)
+    return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -163,7 +103,6 @@ class ProxyData:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     augment: bool = True
-    settings: DataSettings | None = field(default=None, repr=False)
 
     @property
     def num_classes(self) -> int:
@@ -285,21 +224,17 @@ def synthetic_class_names(num_classes: int) -> list[str]:
     return names
 
 
-def _load_synthetic(s: DataSettings) -> ProxyData:
-    n_cls = s.num_classes or SYNTHETIC_DEFAULTS["num_classes"]
-    n_train = s.train_size or SYNTHETIC_DEFAULTS["train_size"]
-    n_val = s.val_size or SYNTHETIC_DEFAULTS["val_size"]
-    train_seed, val_seed = np.random.SeedSequence(s.seed).spawn(2)
-    train = synthetic_images(n_train, s.img_size, n_cls, train_seed.generate_state(1)[0])
-    val = synthetic_images(n_val, s.img_size, n_cls, val_seed.generate_state(1)[0])
+def _load_synthetic(d: DatasetSpec, img: int, err: ErrorFn) -> ProxyData:
+    n_cls = d.num_classes or SYNTHETIC_DEFAULTS["num_classes"]
+    n_train = d.train_size or SYNTHETIC_DEFAULTS["train_size"]
+    n_val = d.val_size or SYNTHETIC_DEFAULTS["val_size"]
+    train_seed, val_seed = np.random.SeedSequence(d.seed).spawn(2)
+    train = synthetic_images(n_train, img, n_cls, train_seed.generate_state(1)[0])
+    val = synthetic_images(n_val, img, n_cls, val_seed.generate_state(1)[0])
     x = train.images[:1000].float().div_(255)
     mean = tuple(x.mean(dim=(0, 2, 3)).tolist())
     std = tuple(x.std(dim=(0, 2, 3)).tolist())
     return ProxyData("synthetic", train, val, synthetic_class_names(n_cls), mean, std)
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
 # --------------------------------------------------------------------------- CIFAR and image folders
@@ -318,20 +253,20 @@ def _subset(labels: np.ndarray, classes: list[int], per_class: int | None, total
     return idx
 
 
-def _select_classes(s: DataSettings, names: list[str]) -> list[int]:
-    """Indices (into ``names``) of the classes the settings keep, in order."""
-    if s.classes is not None:
-        missing = [c for c in s.classes if c not in names]
+def _select_classes(d: DatasetSpec, names: list[str], err: ErrorFn) -> list[int]:
+    """Indices (into ``names``) of the classes the dataset keeps, in order."""
+    if d.classes is not None:
+        missing = [c for c in d.classes if c not in names]
         if missing:
-            raise s.error("classes", list(s.classes),
-                          f"{missing[0]!r} is not a class of {s.name} ({len(names)} classes, e.g. {names[:5]})")
-        chosen = [names.index(c) for c in s.classes]
+            raise err("classes", list(d.classes),
+                      f"{missing[0]!r} is not a class of {d.name} ({len(names)} classes, e.g. {names[:5]})")
+        chosen = [names.index(c) for c in d.classes]
     else:
         chosen = list(range(len(names)))
-    if s.num_classes is not None:
-        if s.num_classes > len(chosen):
-            raise s.error("num_classes", s.num_classes, f"{s.name} has only {len(chosen)} classes to choose from")
-        chosen = chosen[:s.num_classes]
+    if d.num_classes is not None:
+        if d.num_classes > len(chosen):
+            raise err("num_classes", d.num_classes, f"{d.name} has only {len(chosen)} classes to choose from")
+        chosen = chosen[:d.num_classes]
     return chosen
 
 
@@ -353,71 +288,71 @@ def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
     return out
 
 
-def _load_cifar(s: DataSettings) -> ProxyData:
+def _load_cifar(d: DatasetSpec, img: int, err: ErrorFn) -> ProxyData:
     import torchvision
 
-    cls = torchvision.datasets.CIFAR10 if s.name == "cifar10" else torchvision.datasets.CIFAR100
-    root = Path(s.root).expanduser()
-    if not s.download and not root.is_dir():
-        raise s.error("root", s.root, "no such folder; point it at the folder holding "
-                                      f"{cls.base_folder}/ or set proxy.dataset.download: true")
+    cls = torchvision.datasets.CIFAR10 if d.name == "cifar10" else torchvision.datasets.CIFAR100
+    root = Path(d.root).expanduser()
+    if not d.download and not root.is_dir():
+        raise err("root", d.root, "no such folder; point it at the folder holding "
+                                  f"{cls.base_folder}/ or set proxy.dataset.download: true")
     splits = {}
     for split, train in (("train", True), ("val", False)):
         try:
-            ds = cls(str(root), train=train, download=s.download)
+            ds = cls(str(root), train=train, download=d.download)
         except RuntimeError as e:  # torchvision: "Dataset not found or corrupted ..."
-            raise s.error("root", s.root, f"{s.name} not found there ({e}); "
-                                          "set proxy.dataset.download: true to fetch it") from None
+            raise err("root", d.root, f"{d.name} not found there ({e}); "
+                                      "set proxy.dataset.download: true to fetch it") from None
         splits[split] = (np.asarray(ds.data), np.asarray(ds.targets, np.int64), list(ds.classes))
     names = splits["train"][2]
-    chosen = _select_classes(s, names)
-    rng = np.random.default_rng(s.seed)
+    chosen = _select_classes(d, names, err)
+    rng = np.random.default_rng(d.seed)
     out = {}
-    for split, per_class, total in (("train", s.samples_per_class, s.train_size),
-                                    ("val", s.val_samples_per_class, s.val_size)):
+    for split, per_class, total in (("train", d.samples_per_class, d.train_size),
+                                    ("val", d.val_samples_per_class, d.val_size)):
         data, labels, _ = splits[split]
         idx = _subset(labels, chosen, per_class, total, rng)
         images = torch.from_numpy(data[idx]).permute(0, 3, 1, 2).contiguous()  # (N, 3, 32, 32)
-        out[split] = ImageTensors(_resize(images, s.img_size), _remap(labels[idx], chosen))
-    return ProxyData(s.name, out["train"], out["val"], [names[i] for i in chosen], CIFAR_MEAN, CIFAR_STD)
+        out[split] = ImageTensors(_resize(images, img), _remap(labels[idx], chosen))
+    return ProxyData(d.name, out["train"], out["val"], [names[i] for i in chosen], CIFAR_MEAN, CIFAR_STD)
 
 
 VAL_FOLDERS = ("val", "validation", "test")
 
 
-def _load_imagefolder(s: DataSettings) -> ProxyData:
+def _load_imagefolder(d: DatasetSpec, img: int, err: ErrorFn) -> ProxyData:
     """Scan and decode an image folder under the policy of `wfsearch.proxy.imagefolder`."""
     from . import imagefolder as IF
 
-    root = Path(s.root).expanduser()
+    root = Path(d.root).expanduser()
     if not root.is_dir():
-        raise s.error("root", s.root, "no such folder; it must hold train/ and val/ folders with one "
-                                      "subfolder of images per class (ImageNet layout)")
+        raise err("root", d.root, "no such folder; it must hold train/ and val/ folders with one "
+                                  "subfolder of images per class (ImageNet layout)")
     train_dir = root / "train"
     val_dir = next((root / v for v in VAL_FOLDERS if (root / v).is_dir()), None)
     if not train_dir.is_dir() or val_dir is None:
         missing = "train" if not train_dir.is_dir() else "val"
-        raise s.error("root", s.root, f"has no {missing}/ folder; an image folder dataset needs train/ and "
-                                      f"val/ (or validation/), each with one subfolder per class")
+        raise err("root", d.root, f"has no {missing}/ folder; an image folder dataset needs train/ and "
+                                  f"val/ (or validation/), each with one subfolder per class")
     names = IF.class_names(train_dir)
     if not names:
-        raise s.error("root", s.root, f"{train_dir} has no class subfolders")
-    chosen = _select_classes(s, names)
+        raise err("root", d.root, f"{train_dir} has no class subfolders")
+    chosen = _select_classes(d, names, err)
     chosen_names = [names[i] for i in chosen]
     IF.check_class_sets(train_dir, val_dir, names, IF.class_names(val_dir), chosen_names,
-                        s.classes is not None or s.num_classes is not None, s.error, "root", s.root)
+                        d.classes is not None or d.num_classes is not None, err, "root", d.root)
     scans = IF.scan_splits(root, {"train": train_dir, "val": val_dir}, chosen_names,
-                           follow_links=s.follow_links)
-    rng = np.random.default_rng(s.seed)
-    workers = s.num_workers or min(8, os.cpu_count() or 1)
+                           follow_links=d.follow_links)
+    rng = np.random.default_rng(d.seed)
+    workers = d.num_workers or min(8, os.cpu_count() or 1)
     out = {}
-    for split, per_class, total in (("train", s.samples_per_class, s.train_size),
-                                    ("val", s.val_samples_per_class, s.val_size)):
+    for split, per_class, total in (("train", d.samples_per_class, d.train_size),
+                                    ("val", d.val_samples_per_class, d.val_size)):
         scan = scans[split]
         labels = np.array([t for _, t in scan.samples], np.int64)
         idx = _subset(labels, list(range(len(chosen))), per_class, total, rng)
         paths = [scan.samples[i][0] for i in idx]
-        arrays, reasons = IF.decode_all(paths, s.img_size, workers)
+        arrays, reasons = IF.decode_all(paths, img, workers)
         bad = [(p, r) for p, r in zip(paths, reasons) if r is not None]
         good = [i for i, a in enumerate(arrays) if a is not None]
         kept = labels[idx][good]
@@ -425,13 +360,13 @@ def _load_imagefolder(s: DataSettings) -> ProxyData:
         empty = [c for k, c in enumerate(chosen_names) if not (labels == k).any() or
                  ((picked == k).any() and not (kept == k).any())]
         if empty:
-            raise s.error("root", s.root, f"class {empty[0]!r} has no readable images in {scan.folder / empty[0]}"
-                                          f"{f' (nor {len(empty) - 1} other classes)' if len(empty) > 1 else ''}; "
-                                          "add images or leave the class out with proxy.dataset.classes")
-        IF.report_skipped(split, scan, bad, len(paths), root, s.error, "root", s.root)
+            raise err("root", d.root, f"class {empty[0]!r} has no readable images in {scan.folder / empty[0]}"
+                                      f"{f' (nor {len(empty) - 1} other classes)' if len(empty) > 1 else ''}; "
+                                      "add images or leave the class out with proxy.dataset.classes")
+        IF.report_skipped(split, scan, bad, len(paths), root, err, "root", d.root)
         images = torch.from_numpy(np.stack([arrays[i] for i in good])).permute(0, 3, 1, 2).contiguous()
         out[split] = ImageTensors(images, torch.from_numpy(kept))
-        log.info("decoded %d %s images from %s at %dx%d", len(good), split, scan.folder, s.img_size, s.img_size)
+        log.info("decoded %d %s images from %s at %dx%d", len(good), split, scan.folder, img, img)
     return ProxyData("imagefolder", out["train"], out["val"], chosen_names, IMAGENET_MEAN, IMAGENET_STD)
 
 
@@ -441,28 +376,29 @@ _LOADERS = {"synthetic": _load_synthetic, "cifar10": _load_cifar, "cifar100": _l
             "imagefolder": _load_imagefolder}
 
 
-def load_dataset(settings: DataSettings, cache_dir: str | os.PathLike | None = None) -> ProxyData:
-    """The dataset of ``settings``, from the in-memory cache, the disk cache under ``cache_dir``
-    (one ``data-<key>.pt`` file per dataset, shared by processes), or built and cached now."""
-    key = settings.key()
+def load_dataset(proxy: ProxySpec, cache_dir: str | os.PathLike | None = None, origin: str = "") -> ProxyData:
+    """The dataset of the spec's ``proxy`` section (``proxy.dataset`` at ``proxy.img_size``), from the
+    in-memory cache, the disk cache under ``cache_dir`` (one ``data-<key>.pt`` file per dataset, shared by
+    processes), or built and cached now. A mistake names ``origin`` (the spec file) and the key."""
+    key, d = data_key(proxy), proxy.dataset
     data = _MEMORY.get(key)
     if data is None and cache_dir is not None:
-        data = _read_disk(Path(cache_dir) / f"data-{key}.pt", settings)
+        data = _read_disk(Path(cache_dir) / f"data-{key}.pt")
     if data is None:
-        data = _LOADERS[settings.name](settings)
+        data = _LOADERS[d.name](d, proxy.img_size, dataset_error(origin))
         if cache_dir is not None:
             _write_disk(Path(cache_dir) / f"data-{key}.pt", data)
-        log.info("loaded %s: %d train / %d val images, %d classes, %dx%d", settings.name, len(data.train),
+        log.info("loaded %s: %d train / %d val images, %d classes, %dx%d", d.name, len(data.train),
                  len(data.val), data.num_classes, data.img_size, data.img_size)
     _MEMORY[key] = data
-    return dataclasses.replace(data, augment=settings.augment, settings=settings)
+    return dataclasses.replace(data, augment=d.augment)
 
 
 def clear_memory_cache() -> None:
     _MEMORY.clear()
 
 
-def _read_disk(path: Path, settings: DataSettings) -> ProxyData | None:
+def _read_disk(path: Path) -> ProxyData | None:
     if not path.is_file():
         return None
     try:

@@ -21,57 +21,18 @@ from typing import Any, Callable
 import torch
 
 from wfsearch.errors import UserError
+from wfsearch.space import ProxySpec, validate_model
 
-from .data import DataSettings, load_dataset
-from .measure import MeasureSettings, build_target, measure_arch
+from .data import check_root, load_dataset
+from .measure import build_target, measure_arch
 from .uncertainty import Interval, accuracy_interval, median_interval
-from .train import ReportFn, TrainSettings, is_oom, seed_everything, train_proxy
+from .train import ReportFn, is_oom, seed_everything, train_proxy
 
 log = logging.getLogger(__name__)
 
 # cost key -> metric name (docs/CONTRACTS.md)
 COST_METRICS = {"params": "params", "macs": "macs", "peak_memory_bytes": "memory", "throughput": "throughput",
                 "throughput_ratio": "throughput_ratio", "latency_highres_ms": "latency_highres"}
-
-
-@dataclass(frozen=True)
-class ProxySettings:
-    """The proxy: which data (`DataSettings`), how to train (`TrainSettings`), and the rungs."""
-
-    data: DataSettings = field(default_factory=DataSettings)
-    train: TrainSettings = field(default_factory=TrainSettings)
-    rungs: tuple[int, ...] = ()  # epochs after which a search may stop a trial; the last = train.epochs
-
-    @classmethod
-    def from_spec(cls, section: Any, origin: str = "", **train_overrides: Any) -> "ProxySettings":
-        """From a spec's ``proxy`` section: the pydantic `ProxySpec`, its JSON dict, or a `ProxySettings`."""
-        if isinstance(section, cls):
-            if not train_overrides:
-                return section
-            return dataclasses.replace(section, train=dataclasses.replace(section.train, **train_overrides))
-        d = dict(section) if isinstance(section, dict) else section.model_dump(mode="json")
-        epochs = d.pop("epochs", [TrainSettings.epochs])
-        rungs = tuple(epochs) if isinstance(epochs, (list, tuple)) else (int(epochs),)
-        img_size = d.pop("img_size", DataSettings.img_size)
-        dataset = d.pop("dataset", None) or {}
-        if isinstance(dataset, dict):  # drop unset options, so a newer spec's extra keys don't break us
-            dataset = {k: v for k, v in dataset.items() if v is not None}
-        data = DataSettings.from_options(dataset, img_size, origin=origin)
-        known = {f.name for f in dataclasses.fields(TrainSettings)} - {"epochs", "origin"}
-        extra = sorted(k for k, v in d.items() if k not in known and v is not None)
-        if extra:
-            log.debug("proxy settings ignore %s", extra)
-        train = TrainSettings(epochs=rungs[-1], origin=origin,
-                              **{k: v for k, v in {**d, **train_overrides}.items() if k in known})
-        return cls(data, train, rungs)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The spec-shaped dict of these settings (what a study stores as the trial's ``proxy``)."""
-        d = self.train.to_dict()
-        d.pop("epochs")
-        data = self.data.to_dict()
-        img_size = data.pop("img_size")
-        return {"dataset": data, "img_size": img_size, "epochs": list(self.rungs or (self.train.epochs,)), **d}
 
 
 @dataclass
@@ -150,9 +111,9 @@ def evaluate_arch(arch: Any, proxy: Any, throughput: Any = None, report: ReportF
                   seed_noise: float | None = None) -> EvalResult:
     """Evaluate an `ArchConfig` (or its dict, or a timm model name): costs, then proxy training.
 
-    ``proxy``/``throughput`` are the spec's sections (pydantic or dict) or `ProxySettings` /
-    `MeasureSettings`. ``report(epoch, metrics)`` is called after every epoch with ``accuracy``,
-    ``loss`` and the cost metrics; answering True stops the run (status ``pruned``). ``reject(costs)``
+    ``proxy``/``throughput`` are the spec's sections (`ProxySpec`, `ThroughputSpec`) or their JSON dicts.
+    ``report(epoch, metrics)`` is called after every epoch with ``accuracy``, ``loss`` and the cost metrics;
+    answering True stops the run (status ``pruned``). ``reject(costs)``
     returning a reason (a violated cost constraint) ends it as ``infeasible`` before training. ``cache_dir``
     holds the measurement cache (and decoded image-folder/CIFAR datasets) shared by processes.
     A user's mistake (a missing dataset folder) raises `UserError`; anything else is a status.
@@ -161,14 +122,13 @@ def evaluate_arch(arch: Any, proxy: Any, throughput: Any = None, report: ReportF
     interval beyond the Wilson interval of the validation size.
     """
     t0 = time.perf_counter()
-    ps = ProxySettings.from_spec(proxy)
-    ms = MeasureSettings.from_spec(throughput) if throughput is not None else None
-    result = EvalResult("ok", "ok", proxy=ps.to_dict())
-    ps.data.check_root()  # a missing dataset folder fails before the (long) measurement
+    proxy = proxy if isinstance(proxy, ProxySpec) else validate_model(ProxySpec, proxy, "spec", ("proxy",))
+    result = EvalResult("ok", "ok", proxy=proxy.model_dump(mode="json"))
+    check_root(proxy)  # a missing dataset folder fails before the (long) measurement
     try:
-        if measure and ms is not None:
+        if measure and throughput is not None:
             try:
-                result.costs = measure_arch(arch, ms, cache=cache_dir)
+                result.costs = measure_arch(arch, throughput, cache=cache_dir)
             except ValueError as e:  # the architecture cannot be built at the target resolution
                 if isinstance(e, UserError):
                     raise
@@ -182,10 +142,10 @@ def evaluate_arch(arch: Any, proxy: Any, throughput: Any = None, report: ReportF
         if violated:
             return _finish(result, "infeasible", f"infeasible: {violated}", t0)
 
-        data = load_dataset(ps.data, cache_dir if ps.data.name != "synthetic" else None)
-        seed_everything(ps.train.seed)
+        data = load_dataset(proxy, cache_dir if proxy.dataset.name != "synthetic" else None)
+        seed_everything(proxy.seed)
         try:
-            model = build_target(arch, ps.data.img_size, num_classes=data.num_classes)[0]
+            model = build_target(arch, proxy.img_size, num_classes=data.num_classes)[0]
         except ValueError as e:
             if isinstance(e, UserError):
                 raise
@@ -200,7 +160,7 @@ def evaluate_arch(arch: Any, proxy: Any, throughput: Any = None, report: ReportF
                 raise _ReportRaised() from e
 
         t_train = time.perf_counter()
-        tr = train_proxy(model, data, ps.train, on_epoch)
+        tr = train_proxy(model, data, proxy, on_epoch)
         result.seconds["train"] = time.perf_counter() - t_train
         result.train_images_per_s = tr.images_per_s if math.isfinite(tr.images_per_s) else None
         result.curve = [{"epoch": c["epoch"], "accuracy": c["accuracy"], "loss": c["loss"]} for c in tr.curve]

@@ -94,12 +94,12 @@ def _train_one(target: Any, proxy: dict, seed: int, threads: int | None) -> tupl
 
     from wfsearch.models import ArchConfig
 
-    from .evaluate import ProxySettings, evaluate_arch
+    from .evaluate import evaluate_arch
 
     if threads:
         torch.set_num_threads(threads)
     what = ArchConfig.from_dict(target) if isinstance(target, dict) else target
-    res = evaluate_arch(what, ProxySettings.from_spec(proxy, seed=seed), None, measure=False)
+    res = evaluate_arch(what, {**proxy, "seed": seed}, None, measure=False)
     return {c["epoch"]: c["accuracy"] for c in res.curve}, res.status, res.seconds.get("train", float("nan"))
 
 

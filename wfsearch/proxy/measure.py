@@ -6,7 +6,6 @@ process, frequency scaling) slows all of them alike and the ratios stay stable.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
 import random
@@ -18,7 +17,7 @@ from typing import Iterator
 import torch
 import torch.nn as nn
 
-from wfsearch.space.spec import DEPLOYED_NUM_CLASSES
+from wfsearch.space.spec import DEPLOYED_NUM_CLASSES, ThroughputSpec
 
 from .allocator import steady_allocations
 from .devicelock import device_lock
@@ -275,7 +274,7 @@ def compile_model(model: nn.Module, mode: str, img_size: int, batch_size: int,
     return wrapped, seconds
 
 
-def _compile_for_measurement(models: dict[str, nn.Module], identity: str, s: "MeasureSettings",
+def _compile_for_measurement(models: dict[str, nn.Module], identity: str, s: ThroughputSpec,
                              device: torch.device) -> tuple[dict, dict[str, nn.Module]]:
     """`compile_model` for `measure_arch`: the model and its reference alike, cached by identity (the
     architecture's hash, or the timm name) so a worker compiles each architecture and the reference once.
@@ -284,7 +283,7 @@ def _compile_for_measurement(models: dict[str, nn.Module], identity: str, s: "Me
     for name, model in models.items():
         key = identity if name == "model" else f"timm:{s.reference}"
         compiled[name], seconds[name] = compile_model(model, s.compile, s.img_size, s.batch_size, device,
-                                                      s.dtype, train=s.train, key=key)
+                                                      s.dtype, key=key)
     return seconds, compiled
 
 
@@ -295,78 +294,15 @@ def clear_compiled() -> None:
 
 
 # --------------------------------------------------------------------------- costs of one architecture
-@dataclass(frozen=True)
-class MeasureSettings:
-    """Where and how an architecture's costs are measured (the spec's ``throughput`` section).
-
-    Throughput is inference (a training step with ``train=True``) at ``img_size`` x ``batch_size``,
-    interleaved with ``reference``; peak memory is that of one training step (forward, backward,
-    AdamW update) in the same setting; ``highres`` adds the latency per image at that resolution.
-    On a CPU with one thread the clock is, by default, this process's CPU time (see ``clock``).
-    """
-
-    img_size: int = 224
-    batch_size: int = 64
-    reference: str | None = "deit_tiny_patch16_224"  # timm name; None = no ratio
-    device: str = "auto"
-    dtype: str = "float32"
-    warmup: int = 2  # untimed batches per model
-    repeats: int = 5  # timed repeats per model, interleaved; the median is reported
-    iters: int = 3  # batches per timed repeat
-    highres: int | None = None  # e.g. 1024: latency (ms per image) at this resolution
-    highres_batch_size: int = 1
-    train: bool = False  # time a training step instead of inference
-    memory: bool = True  # measure the peak memory of a training step
-    num_threads: int | None = None  # CPU threads while measuring (None = leave torch's setting)
-    arch: dict | None = None  # ArchConfig overrides for the deployed model (not applied to timm names)
-    clock: str = "auto"  # CPU timing: wall, process (CPU time), auto = process with one thread, else wall
-    compile: str = "none"  # torch.compile mode of the model and the reference alike (COMPILE_MODES)
-    exclusive: bool = True  # hold the device alone while measuring (see wfsearch.proxy.devicelock)
-    origin: str = ""  # e.g. the spec file, for error messages
-
-    def __post_init__(self) -> None:
-        from wfsearch.errors import UserError
-
-        prefix = f"{self.origin}: " if self.origin else ""
-        for key in ("img_size", "batch_size", "repeats", "iters", "highres_batch_size"):
-            v = getattr(self, key)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise UserError(f"{prefix}throughput.{key}: {v!r}: must be an integer >= 1")
-        for key in ("warmup", "highres", "num_threads"):
-            v = getattr(self, key)
-            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
-                raise UserError(f"{prefix}throughput.{key}: {v!r}: must be an integer >= 0 (or left out)")
-        if self.dtype not in DTYPES:
-            raise UserError(f"{prefix}throughput.dtype: {self.dtype!r}: must be one of {sorted(DTYPES)}")
-        if self.clock not in ("auto", "wall", "process"):
-            raise UserError(f"{prefix}throughput.clock: {self.clock!r}: must be auto, wall or process")
-        if self.compile not in COMPILE_MODES:
-            raise UserError(f"{prefix}throughput.compile: {self.compile!r}: must be one of {', '.join(COMPILE_MODES)}")
-
-    def resolved_clock(self, device: torch.device) -> str:
-        """``process`` (CPU time) for single-threaded CPU runs under ``auto``: a shared machine's other
-        processes then cost the measurement no time; ``wall`` otherwise (and always on CUDA)."""
-        if device.type != "cpu":
-            return "wall"
-        if self.clock == "auto":
-            return "process" if torch.get_num_threads() == 1 else "wall"
-        return self.clock
-
-    @classmethod
-    def from_spec(cls, section, origin: str = "", **overrides) -> "MeasureSettings":
-        """From a spec's ``throughput`` section (the pydantic model or its dict); unknown keys are ignored."""
-        if isinstance(section, cls):
-            return dataclasses.replace(section, **overrides) if overrides else section
-        d = dict(section) if isinstance(section, dict) else section.model_dump(mode="json")
-        # the deployed network, as `ThroughputSpec.deployed` defines it: 1000 classes unless arch sets them
-        d["arch"] = {"num_classes": DEPLOYED_NUM_CLASSES, **(d.get("arch") or {})}
-        known = {f.name for f in dataclasses.fields(cls)} - {"origin"}
-        return cls(origin=origin, **{k: v for k, v in {**d, **overrides}.items() if k in known})
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d.pop("origin")
-        return d
+def resolved_clock(clock: str, device: torch.device) -> str:
+    """The CPU timer of ``throughput.clock``: ``process`` (CPU time) for single-threaded CPU runs under
+    ``auto``, so a shared machine's other processes cost the measurement no time; ``wall`` otherwise (and
+    always on CUDA, timed by events)."""
+    if device.type != "cpu":
+        return "wall"
+    if clock == "auto":
+        return "process" if torch.get_num_threads() == 1 else "wall"
+    return clock
 
 
 def device_label(device: torch.device) -> str:
@@ -494,73 +430,72 @@ def throughput_costs(model: Throughput, reference: Throughput | None = None) -> 
     return out
 
 
-def measure_arch(arch, settings: MeasureSettings | None = None, cache=None, refresh: bool = False) -> dict:
-    """Costs of an architecture (`ArchConfig`, its dict, or a timm model name) in the target setting.
+def measure_arch(arch, throughput: ThroughputSpec | dict | None = None, cache=None, refresh: bool = False,
+                 memory: bool = True) -> dict:
+    """Costs of an architecture (`ArchConfig`, its dict, or a timm model name) deployed as the spec's
+    ``throughput`` section says (`ThroughputSpec.deployed`: ``throughput.arch`` on top, 1000 classes unless
+    it sets them; its JSON dict also does; None: the defaults).
 
     Returns ``{"params", "macs", "activation_bytes", "peak_memory_bytes", "throughput",
     "throughput_ratio", "reference_throughput", "latency_highres_ms", "device", "clock"}`` and the
     per-repeat values and intervals of `throughput_costs`: MACs per image
-    at ``settings.img_size`` (analytic for WeightFormer, counted for timm models), throughput in
-    images/s interleaved with ``settings.reference`` and the ratio to it (the median of the
-    per-repeat ratios, each from two back-to-back timings). Results are cached by (architecture,
-    device, resolution, batch, dtype, reference, ...): in this process always, and across
-    processes with ``cache`` = a `MeasureCache` or a cache folder.
+    at ``throughput.img_size`` (analytic for WeightFormer, counted for timm models), inference throughput in
+    images/s interleaved with ``throughput.reference`` and the ratio to it (the median of the
+    per-repeat ratios, each from two back-to-back timings); ``memory=False`` skips the peak memory of a
+    training step. Results are cached by (architecture, device, resolution, batch, dtype, reference, ...):
+    in this process always, and across processes with ``cache`` = a `MeasureCache` or a cache folder.
     """
     from wfsearch.models import cost
+    from wfsearch.space import validate_model
 
     from .cache import MeasureCache, default_cache
 
-    s = settings or MeasureSettings()
+    s = throughput if isinstance(throughput, ThroughputSpec) else validate_model(ThroughputSpec, throughput or {},
+                                                                                  "spec", ("throughput",))
     store = cache if isinstance(cache, MeasureCache) else default_cache(cache)
     device = resolve_device(s.device)
-    previous_threads = torch.get_num_threads()
-    if s.num_threads:
-        torch.set_num_threads(s.num_threads)
-    try:
-        deploy = dict(s.arch or {}) if not isinstance(arch, str) else {}
-        model, identity, cfg = build_target(arch, s.img_size, **deploy)
-        clock = s.resolved_clock(device)
-        key = {"model": identity, "device": device_label(device), "clock": clock, "img_size": s.img_size,
-               "batch_size": s.batch_size, "dtype": s.dtype, "reference": s.reference, "train": s.train,
-               "memory": s.memory, "highres": s.highres, "highres_batch_size": s.highres_batch_size,
-               "format": 2}  # 2: with per-repeat values and intervals
-        if s.compile != "none":  # (left out when eager, so eager entries cached before still count)
-            key["compile"] = s.compile
-        if not refresh:
-            hit = store.get(key)
-            if hit is not None:
-                log.debug("measurement cache hit for %s", identity)
-                return dict(hit)
-        t0 = time.perf_counter()
-        costs: dict = {"params": sum(p.numel() for p in model.parameters()),
-                       "macs": int(count_macs(model, s.img_size)),
-                       "activation_bytes": cost(cfg)["activation_bytes"] if cfg is not None else None}
-        models = {"model": model}
-        if s.reference:
-            models["reference"] = create_model_at(s.reference, s.img_size)
-        t_lock = time.perf_counter()
-        with device_lock(device).exclusive() if s.exclusive else contextlib.nullcontext():
-            t_wait = time.perf_counter() - t_lock
-            costs["peak_memory_bytes"] = (peak_memory_bytes(model, s.img_size, s.batch_size, device, s.dtype)
-                                          if s.memory else None)
-            if s.compile != "none":
-                costs["compile_seconds"], models = _compile_for_measurement(models, identity, s, device)
-            tp = measure_throughput(models, s.img_size, s.batch_size, device, s.dtype, warmup=s.warmup,
-                                    repeats=s.repeats, iters=s.iters, train=s.train, clock=clock, shuffle=True)
-            highres_model = model
-            if s.highres and s.compile != "none":  # its own kernels at that resolution
-                highres_model, costs["compile_seconds"]["highres"] = compile_model(
-                    model, s.compile, s.highres, s.highres_batch_size, device, s.dtype, key=identity)
-            costs["latency_highres_ms"] = (latency_ms(highres_model, s.highres, device, s.dtype,
-                                                      s.highres_batch_size) if s.highres else None)
-        costs.update(throughput_costs(tp["model"], tp.get("reference")))
-        costs["device"], costs["clock"] = key["device"], clock
-        log.info("measured %s in %.1fs (%.1fs waiting for the device): %s", identity, time.perf_counter() - t0,
-                 t_wait, costs)
-        del models, model
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-        store.put(key, costs)
-        return dict(costs)
-    finally:
-        torch.set_num_threads(previous_threads)
+    deploy = {"num_classes": DEPLOYED_NUM_CLASSES, **s.arch} if not isinstance(arch, str) else {}
+    model, identity, cfg = build_target(arch, s.img_size, **deploy)
+    clock = resolved_clock(s.clock, device)
+    key = {"model": identity, "device": device_label(device), "clock": clock, "img_size": s.img_size,
+           "batch_size": s.batch_size, "dtype": s.dtype, "reference": s.reference, "train": False,
+           "memory": memory, "highres": s.highres, "highres_batch_size": s.highres_batch_size,
+           "format": 2}  # 2: with per-repeat values and intervals
+    if s.compile != "none":  # (left out when eager, so eager entries cached before still count)
+        key["compile"] = s.compile
+    if not refresh:
+        hit = store.get(key)
+        if hit is not None:
+            log.debug("measurement cache hit for %s", identity)
+            return dict(hit)
+    t0 = time.perf_counter()
+    costs: dict = {"params": sum(p.numel() for p in model.parameters()),
+                   "macs": int(count_macs(model, s.img_size)),
+                   "activation_bytes": cost(cfg)["activation_bytes"] if cfg is not None else None}
+    models = {"model": model}
+    if s.reference:
+        models["reference"] = create_model_at(s.reference, s.img_size)
+    t_lock = time.perf_counter()
+    with device_lock(device).exclusive() if s.exclusive else contextlib.nullcontext():
+        t_wait = time.perf_counter() - t_lock
+        costs["peak_memory_bytes"] = (peak_memory_bytes(model, s.img_size, s.batch_size, device, s.dtype)
+                                      if memory else None)
+        if s.compile != "none":
+            costs["compile_seconds"], models = _compile_for_measurement(models, identity, s, device)
+        tp = measure_throughput(models, s.img_size, s.batch_size, device, s.dtype, warmup=s.warmup,
+                                repeats=s.repeats, iters=s.iters, clock=clock, shuffle=True)
+        highres_model = model
+        if s.highres and s.compile != "none":  # its own kernels at that resolution
+            highres_model, costs["compile_seconds"]["highres"] = compile_model(
+                model, s.compile, s.highres, s.highres_batch_size, device, s.dtype, key=identity)
+        costs["latency_highres_ms"] = (latency_ms(highres_model, s.highres, device, s.dtype,
+                                                  s.highres_batch_size) if s.highres else None)
+    costs.update(throughput_costs(tp["model"], tp.get("reference")))
+    costs["device"], costs["clock"] = key["device"], clock
+    log.info("measured %s in %.1fs (%.1fs waiting for the device): %s", identity, time.perf_counter() - t0,
+             t_wait, costs)
+    del models, model
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    store.put(key, costs)
+    return dict(costs)

@@ -11,20 +11,19 @@ On CPU a run is deterministic: the same seed (model initialization is the caller
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from wfsearch.errors import UserError
+from wfsearch.space import ProxySpec
 
 from .data import ProxyData, TensorBatches, augment_pad
 from .allocator import steady_allocations
@@ -36,63 +35,6 @@ log = logging.getLogger(__name__)
 # report(epoch, metrics) -> True to stop now (pruned); None/False to go on
 ReportFn = Callable[[int, dict[str, float]], "bool | None"]
 STATUSES = ("ok", "pruned", "diverged", "oom", "error")
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """How a proxy model is trained; ``epochs`` is the full budget (the last rung)."""
-
-    epochs: int = 10
-    batch_size: int = 128
-    optimizer: str = "adamw"
-    lr: float = 2e-3
-    weight_decay: float = 0.05
-    warmup_epochs: float = 1.0
-    min_lr: float = 1e-5
-    label_smoothing: float = 0.1
-    grad_clip: float | None = 1.0  # max global gradient norm; None or 0 = no clipping
-    seed: int = 0
-    device: str = "auto"  # auto = CUDA when present, else CPU
-    dtype: str = "auto"  # auto = bfloat16 autocast on CUDA, float32 on CPU
-    eval_batch_size: int | None = None  # default: 2 x batch_size
-    num_threads: int | None = None  # CPU threads for this run (None = leave torch's setting)
-    origin: str = ""  # e.g. the spec file, for error messages
-
-    def __post_init__(self) -> None:
-        for key in ("epochs", "batch_size"):
-            v = getattr(self, key)
-            if not _is_int(v) or v < 1:
-                raise self.error(key, v, "must be an integer >= 1")
-        for key in ("lr", "weight_decay", "warmup_epochs", "min_lr", "label_smoothing"):
-            v = getattr(self, key)
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0:
-                raise self.error(key, v, "must be a number >= 0")
-        if self.lr <= 0:
-            raise self.error("lr", self.lr, "must be > 0")
-        if self.label_smoothing >= 1:
-            raise self.error("label_smoothing", self.label_smoothing, "must be in [0, 1)")
-        if self.warmup_epochs >= self.epochs and self.warmup_epochs > 0:
-            raise self.error("warmup_epochs", self.warmup_epochs, f"must be below epochs={self.epochs}")
-        if self.grad_clip is not None and (not isinstance(self.grad_clip, (int, float)) or self.grad_clip < 0):
-            raise self.error("grad_clip", self.grad_clip, "must be a number > 0, or 0/null for no clipping")
-        if self.dtype != "auto":
-            try:
-                resolve_dtype(self.dtype)
-            except ValueError:
-                raise self.error("dtype", self.dtype, "must be auto, float32, bfloat16 or float16") from None
-        for key in ("eval_batch_size", "num_threads"):
-            v = getattr(self, key)
-            if v is not None and (not _is_int(v) or v < 1):
-                raise self.error(key, v, "must be an integer >= 1 (or left out)")
-
-    def error(self, key: str, value: Any, rule: str) -> UserError:
-        prefix = f"{self.origin}: " if self.origin else ""
-        return UserError(f"{prefix}proxy.{key}: {value!r}: {rule}")
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d.pop("origin")
-        return d
 
 
 @dataclass
@@ -136,10 +78,10 @@ def is_oom(exc: BaseException) -> bool:
                                               or "not enough memory" in msg)
 
 
-def train_dtype(settings: TrainSettings, device: torch.device) -> torch.dtype:
-    if settings.dtype == "auto":
+def train_dtype(proxy: ProxySpec, device: torch.device) -> torch.dtype:
+    if proxy.dtype == "auto":
         return torch.bfloat16 if device.type == "cuda" else torch.float32
-    return resolve_dtype(settings.dtype)
+    return resolve_dtype(proxy.dtype)
 
 
 @torch.inference_mode()
@@ -160,23 +102,24 @@ def evaluate(model: nn.Module, batches: TensorBatches, device: torch.device, dty
     return {"accuracy": correct.item() / max(n, 1), "loss": loss_sum.item() / max(n, 1)}
 
 
-def train_proxy(model: nn.Module, data: ProxyData, settings: TrainSettings,
+def train_proxy(model: nn.Module, data: ProxyData, proxy: ProxySpec,
                 report: ReportFn | None = None) -> TrainResult:
-    """Train ``model`` on ``data`` for ``settings.epochs``, reporting after every epoch.
+    """Train ``model`` on ``data`` as the spec's ``proxy`` section says, for ``proxy.max_epochs`` (the last
+    rung), reporting after every epoch.
 
     Never raises for divergence or out-of-memory: they come back as the result's status.
     """
     steady_allocations()
     previous_threads = torch.get_num_threads()
-    if settings.num_threads:
-        torch.set_num_threads(settings.num_threads)
+    if proxy.num_threads:
+        torch.set_num_threads(proxy.num_threads)
     try:
-        return _train(model, data, settings, report)
+        return _train(model, data, proxy, report)
     finally:
         torch.set_num_threads(previous_threads)
 
 
-def _train(model: nn.Module, data: ProxyData, s: TrainSettings, report: ReportFn | None) -> TrainResult:
+def _train(model: nn.Module, data: ProxyData, s: ProxySpec, report: ReportFn | None) -> TrainResult:
     from timm.optim import create_optimizer_v2
     from timm.scheduler import create_scheduler_v2
 
@@ -194,7 +137,7 @@ def _train(model: nn.Module, data: ProxyData, s: TrainSettings, report: ReportFn
         val_batches = TensorBatches(data.val, data.mean, data.std, s.eval_batch_size or 2 * s.batch_size, device)
         steps_per_epoch = len(train_batches)
         optimizer = create_optimizer_v2(model, opt=s.optimizer, lr=s.lr, weight_decay=s.weight_decay)
-        scheduler, _ = create_scheduler_v2(optimizer, sched="cosine", num_epochs=s.epochs, min_lr=s.min_lr,
+        scheduler, _ = create_scheduler_v2(optimizer, sched="cosine", num_epochs=s.max_epochs, min_lr=s.min_lr,
                                            warmup_lr=min(1e-6, s.lr), warmup_epochs=s.warmup_epochs,
                                            step_on_epochs=False, updates_per_epoch=steps_per_epoch)
         criterion = nn.CrossEntropyLoss(label_smoothing=s.label_smoothing)
@@ -202,7 +145,7 @@ def _train(model: nn.Module, data: ProxyData, s: TrainSettings, report: ReportFn
         check_every = 1 if device.type == "cpu" else 25  # a finiteness check syncs a GPU; batch them there
         step = 0
         lock = device_lock(device)  # a measurement on this device pauses the steps (see devicelock)
-        for epoch in range(1, s.epochs + 1):
+        for epoch in range(1, s.max_epochs + 1):
             model.train()
             t0 = time.perf_counter()
             loss_sum = torch.zeros((), device=device)
@@ -254,7 +197,3 @@ def _stop(result: TrainResult, status: str, reason: str, t_start: float) -> Trai
     result.status, result.reason = status, reason
     result.seconds = time.perf_counter() - t_start
     return result
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)

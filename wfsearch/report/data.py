@@ -177,11 +177,9 @@ def hypervolume_data(view: StudySnapshot) -> HypervolumeData:
     box = HypervolumeBox.of([tuple(t.values) for t in distinct], view.directions, view.objectives)
     starts = [t.datetime_start for t in view.trials if t.datetime_start is not None]
     t0 = min(starts) if starts else None
-    steps, values, hv = [], [], 0.0
-    for i, t in enumerate(done, 1):
-        if t.number in feasible:
-            values.append(tuple(t.values))
-            hv = box.hypervolume(values)
+    history = box.history([tuple(t.values) if t.number in feasible else None for t in done]) if box else [0.0] * len(done)
+    steps = []
+    for i, (t, hv) in enumerate(zip(done, history), 1):
         seconds = (t.datetime_complete - t0).total_seconds() if t0 and t.datetime_complete else None
         steps.append(HypervolumeStep(finished=i, number=t.number, seconds=seconds, hypervolume=hv))
     return HypervolumeData(objectives=view.objectives, directions=view.directions, box=box, steps=tuple(steps))
@@ -211,7 +209,7 @@ def importance_data(view: StudySnapshot) -> list[Importances]:
         return [Importances(o, (), note) for o in view.objectives]
     # knobs every trial sampled from the same distribution (conditional ones are not comparable)
     dists = [t.trial.distributions for t in trials]
-    common = [p for p, d in dists[0].items() if all(ds.get(p) == d for ds in dists)]
+    common = [p for p, d in dists[0].items() if all(ds.get(p) is d or ds.get(p) == d for ds in dists)]
     constant = [p for p in common if len({repr(t.params[p]) for t in trials}) < 2]
     conditional = sorted({p for t in trials for p in t.params} - set(common))
     knobs = [p for p in common if p not in constant]
@@ -225,7 +223,11 @@ def importance_data(view: StudySnapshot) -> list[Importances]:
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created in memory" line
     try:
         scratch = optuna.create_study(directions=list(view.directions))
-        scratch.add_trials([t.trial for t in trials])
+        # the knobs and the values only: Optuna deep-copies every trial it adds, attributes included
+        scratch.add_trials([optuna.trial.FrozenTrial(
+            number=t.number, state=TrialState.COMPLETE, value=None, values=list(t.values),
+            datetime_start=t.trial.datetime_start, datetime_complete=t.trial.datetime_complete, params=t.params, distributions=t.trial.distributions, user_attrs={},
+            system_attrs={}, intermediate_values={}, trial_id=t.number) for t in trials])
     finally:
         optuna.logging.set_verbosity(verbosity)
     evaluator, name = _evaluator()

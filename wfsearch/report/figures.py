@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from wfsearch.models import PREDICTORS
+from wfsearch.arch import PREDICTORS
 
 from .data import Axis, CurvesData, HypervolumeData, Importances, ParallelData, ParetoData, Point
 from .scaling import ScalingData
@@ -278,10 +278,41 @@ def _decade_ticks(ys: list[float]) -> dict:
     return dict(tickvals=vals, ticktext=[fmt(v) for v in vals]) if len(vals) >= 2 else dict(tickformat="~s")
 
 
+CURVE_TRACES_MAX = 60  # more dominated/pruned curves than this: one trace per (group, predictors), not per trial
+
+
+def _batched_curves(fig: go.Figure, curves: list) -> None:
+    """Many curves as one trace per (group, fc1, dwconv), the curves separated by gaps: a plot of
+    10,000 trials then holds a few dozen traces (one each would take minutes to build and to draw)."""
+    batches: dict[tuple[str, str, str], list] = {}
+    for c in curves:
+        batches.setdefault((c.group, c.fc1, c.dwconv), []).append(c)
+    for (group, fc1, dwconv), cs in batches.items():
+        pruned = group == "pruned"
+        xs, ys, text = [], [], []
+        for c in cs:
+            xs += [*c.epochs, None]
+            ys += [*c.values, None]
+            text += [f"{c.label} ({c.group}: {c.status})"] * len(c.epochs) + [""]
+        fig.add_trace(go.Scatter(
+            x=xs, y=ys, text=text, mode="lines+markers", connectgaps=False,
+            name=f"fc1 {fc1 or '-'}, dwconv {dwconv or '-'} ({len(cs)} trial{'s' if len(cs) != 1 else ''})",
+            legendgroup=group, legendgrouptitle_text=GROUP_TITLES.get(group, group), meta={"role": group},
+            opacity=0.75, line=dict(color=_fc1_color(fc1), width=1.2, dash="dot" if pruned else "solid"),
+            marker=dict(color=_fc1_color(fc1), symbol="x" if pruned else DWCONV_SYMBOLS.get(dwconv, "circle"), size=6,
+                        line=dict(width=0, color="black")),
+            hovertemplate="%{text}<br>epoch %{x}: %{y:.4g}<extra></extra>"))
+
+
 def curves_figure(data: CurvesData) -> go.Figure:
     """Proxy accuracy against epoch for every trained and pruned trial; the rungs as vertical lines."""
     fig = go.Figure()
-    for c in data.curves:
+    rest = [c for c in data.curves if c.group != "front"]
+    curves = data.curves
+    if len(rest) > CURVE_TRACES_MAX:
+        _batched_curves(fig, rest)
+        curves = tuple(c for c in data.curves if c.group == "front")
+    for c in curves:
         pruned = c.group == "pruned"
         fig.add_trace(go.Scatter(
             x=list(c.epochs), y=list(c.values), mode="lines+markers", name=f"{c.label} ({c.group})",

@@ -22,6 +22,7 @@ from .data import (CurvesData, HypervolumeData, Importances, ParallelData, Paret
                    reference_rows, trial_rows)
 from .erf import erf_section
 from .scaling import ScalingData
+from .table import MISSING, cell, columns_of, header
 from wfsearch.study import StudySnapshot
 
 log = logging.getLogger(__name__)
@@ -77,16 +78,8 @@ def _figure(div_id: str, fig, extra_attrs: str = "") -> str:
             f'<script>wfPlot("{div_id}", {spec});</script>')
 
 
-# the unit each table column is in (values print with k/M/G for thousands/millions/billions)
-COLUMN_UNITS = {"accuracy": "top-1, 0-1", "throughput": "img/s", "throughput_ratio": "× reference",
-                "params": "count", "macs": "per image", "peak_memory_bytes": "bytes", "latency_highres_ms": "ms",
-                "memory": "bytes"}
-
-
 def _head(key: str) -> str:
-    unit = COLUMN_UNITS.get(key)
-    name = _esc(figures.SHORT_NAMES.get(key, key))
-    return f"<th>{name}<br><small>{_esc(unit)}</small></th>" if unit else f"<th>{name}</th>"
+    return f"<th>{_esc(header(key))}</th>"
 
 
 def _command(cmd: str) -> str:
@@ -108,16 +101,17 @@ def _command(cmd: str) -> str:
 
 
 def _table(rows: list[Row], first: str, commands: bool) -> str:
+    """The front or the references: the columns, headers and numbers of the text table (`report.table`)."""
     if not rows:
         return ""
-    keys = list(dict.fromkeys(k for r in rows for k in r.values))
+    keys = columns_of(rows)
     head = f"<th>{_esc(first)}</th>" + "".join(_head(k) for k in keys) + "<th>architecture</th>" + \
         ("<th>export</th>" if commands else "")
     body = []
     for r in rows:
         cells = [f"<td>{_esc(r.label)}</td>"] + [
-            f'<td class="num">{_esc(figures.fmt(r.values.get(k)))}'
-            + (f'<br><small>[{_esc(figures.fmt(r.intervals[k][0]))}, {_esc(figures.fmt(r.intervals[k][1]))}]</small>'
+            f'<td class="num">{_esc(cell(k, r.values.get(k)))}'
+            + (f'<br><small>[{_esc(cell(k, r.intervals[k][0]))}, {_esc(cell(k, r.intervals[k][1]))}]</small>'
                if k in r.intervals else "") + "</td>" for k in keys]
         cells.append(f"<td>{_esc(r.arch)}</td>")
         if commands:
@@ -128,17 +122,17 @@ def _table(rows: list[Row], first: str, commands: bool) -> str:
 
 def _trials_table(rows: list[TrialRow]) -> str:
     """Every trial; a click on a header sorts by that column (numbers as numbers)."""
-    keys = list(dict.fromkeys(k for r in rows for k in r.values))
+    keys = columns_of(rows)
     head = ("<th>trial</th><th>status</th><th>reason</th><th>epochs<br><small>proxy</small></th>"
             + "".join(_head(k) for k in keys) + "<th>architecture</th>")
     body = []
     for r in rows:
         nums = "".join(f'<td class="num" data-v="{r.values[k] if k in r.values else ""}">'
-                       f'{_esc(figures.fmt(r.values.get(k)))}</td>' for k in keys)
+                       f'{_esc(cell(k, r.values.get(k)))}</td>' for k in keys)
         body.append(f'<tr class="st-{_esc(r.status)}"><td class="num" data-v="{r.number}">{r.number}</td>'
                     f"<td>{_esc(r.status)}</td><td>{_esc(r.reason)}</td>"
                     f'<td class="num" data-v="{"" if r.epochs is None else r.epochs}">'
-                    f'{"–" if r.epochs is None else r.epochs}</td>{nums}<td>{_esc(r.arch)}</td></tr>')
+                    f'{MISSING if r.epochs is None else r.epochs}</td>{nums}<td>{_esc(r.arch)}</td></tr>')
     return (f'<table class="sortable" id="trials-table"><thead><tr>{head}</tr></thead>'
             f"<tbody>{''.join(body)}</tbody></table>")
 

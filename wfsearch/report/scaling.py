@@ -1,7 +1,7 @@
 """Cost against resolution for the front and the references: linear in tokens, or quadratic.
 
 WeightFormer's cost per image grows linearly in the token count N (∝ resolution²); attention
-grows as N². Two curves per model: the analytic MACs per image (instant: `wfsearch.models.cost`
+grows as N². Two curves per model: the analytic MACs per image (instant: `wfsearch.arch.cost`
 for WeightFormer, Torch's flop counter on the meta device for any timm model) and, unless
 skipped, the measured inference throughput (`wfsearch.proxy.measure.measure_throughput`, the
 models interleaved at each resolution).
@@ -72,7 +72,7 @@ def macs_at(target: dict | str, img_size: int) -> float | None:
     """MACs of one image at ``img_size``; None when the model cannot be built at that size."""
     try:
         if isinstance(target, dict):
-            from wfsearch.models import ArchConfig, cost
+            from wfsearch.arch import ArchConfig, cost
 
             return float(cost(ArchConfig.from_dict(target), img_size)["macs"])
         return float(_counted_macs(target, img_size))

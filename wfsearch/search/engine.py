@@ -236,9 +236,8 @@ def preflight_data(spec: Any, cache_dir: str) -> None:
     if spec.proxy.dataset.name == "synthetic":
         return
     from wfsearch.proxy.data import load_dataset
-    from wfsearch.proxy.evaluate import ProxySettings
 
-    load_dataset(ProxySettings.from_spec(spec.proxy, origin=str(spec.path)).data, cache_dir)
+    load_dataset(spec.proxy, cache_dir, origin=str(spec.path))
 
 
 def _check_reachable(address: str, timeout: float = 5.0) -> None:
@@ -413,10 +412,10 @@ def throughput_scale(spec: Any, study: optuna.Study, settings: dict) -> float | 
 
 def _measure_reference(reference: str, settings: dict) -> dict:
     """A Ray task: the reference model measured against itself in the spec's throughput setting."""
-    from wfsearch.proxy.measure import MeasureSettings, measure_arch
+    from wfsearch.proxy.measure import measure_arch
 
-    ms = MeasureSettings.from_spec(settings["throughput"], memory=False, highres=None)
-    return measure_arch(reference, ms, cache=settings.get("cache_dir"))
+    return measure_arch(reference, {**settings["throughput"], "highres": None}, cache=settings.get("cache_dir"),
+                        memory=False)
 
 
 def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, progress: bool = True,
@@ -616,7 +615,7 @@ def _search(spec: Any, study: optuna.Study, storage: optuna.storages.RDBStorage,
         stop.check()
         # trials sampled in this round but never run stay RUNNING in Optuna: end them, so no later trial
         # waits on one (a re-sampled architecture waits only for a trial that is really training)
-        fail_stale_trials(study, reason="not run: its round ended first")
+        fail_stale_trials(study, reason="interrupted: not run, its round ended first")
         inflight.clear()
         if budget.count == before and not budget.stop_reason:
             log.warning("a round of %d trial(s) finished none; stopping (see %s)", remaining, sdir / "run.log")

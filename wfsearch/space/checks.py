@@ -17,7 +17,7 @@ import re
 from collections import Counter
 from typing import Any, Callable, Optional
 
-from wfsearch.models.config import ENUMS, ArchConfig
+from wfsearch.arch.config import ENUMS, ArchConfig
 
 from .spec import (CIFAR10_CLASSES, DATASET_CLASSES, SYNTHETIC_CLASSES, Knob, SpaceSize, SpaceSpec, _did_you_mean, _is_int, _same,
                    arch_value)
@@ -540,7 +540,7 @@ def _check_memory(spec: SpaceSpec) -> None:
     """The smallest architecture of the space must fit this machine: the proxy network trained at
     proxy.batch_size (weights, gradients, AdamW state, activations) and the deployed network measured at
     throughput.batch_size."""
-    from wfsearch.models import cost
+    from wfsearch.arch import cost
 
     small: dict[str, Any] = {}
     for f in SIZE_FIELDS:

@@ -391,16 +391,31 @@ def _origin(origins: dict[Path_, str], path: Path_, default: str) -> str:
 
 
 # --------------------------------------------------------------------------- pydantic errors
-def _from_pydantic(e: ValidationError, origins: dict[Path_, str], label: str) -> UserError:
+M = typing.TypeVar("M", bound=BaseModel)
+
+
+def validate_model(cls: type[M], data: Any, label: str, at: Path_ = ()) -> M:
+    """``cls.model_validate(data)`` (a recipe, a spec section at key path ``at``); a mistake is one
+    `UserError` line ``<label>: <at.key.path>: <value>: <rule>``, like the spec's."""
+    try:
+        return cls.model_validate(data)
+    except ValidationError as e:
+        raise _from_pydantic(e, {(): label}, label, cls, at) from None
+    except SpecIssue as issue:  # a validator that knows a deeper key path than its field's
+        raise _line(label, key_path(issue.path), issue.value, issue.rule) from None
+
+
+def _from_pydantic(e: ValidationError, origins: dict[Path_, str], label: str,
+                   root: type[BaseModel] = SpaceSpec, at: Path_ = ()) -> UserError:
     err = e.errors(include_url=False)[0]
-    loc = tuple(err["loc"])
+    loc = at + tuple(err["loc"])
     kind, msg = err["type"], err["msg"]
     for prefix in ("Value error, ", "Assertion failed, "):
         msg = msg.removeprefix(prefix)
     value = err.get("input", MISSING)
     where = _origin(origins, loc, label)
     if kind == "extra_forbidden":
-        allowed = _keys_at(loc[:-1])
+        allowed = _keys_at(loc[len(at):-1], root)
         name = str(loc[-1])
         close = close_matches(name, allowed, n=1, cutoff=0.5)
         hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(allowed)}"
@@ -424,9 +439,9 @@ _PATTERN_HINTS = {
 }
 
 
-def _keys_at(loc: Path_) -> list[str]:
+def _keys_at(loc: Path_, root: type[BaseModel]) -> list[str]:
     """The keys a model accepts at ``loc`` (for did-you-mean on unknown keys)."""
-    tp: Any = SpaceSpec
+    tp: Any = root
     for part in loc:
         tp = _unwrap(tp)
         if isinstance(tp, type) and issubclass(tp, BaseModel):

@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from wfsearch.models.config import ArchConfig
+from wfsearch.arch.config import ArchConfig
 
 from .spec import ProxySpec, SpaceSpec, encode_choice
 
@@ -83,7 +83,7 @@ def design_costs(spec: SpaceSpec, arch: ArchConfig) -> dict[str, float]:
     """The costs known before training, of the deployed network (the throughput section's scale and
     resolution): params, MACs, and the memory of a training step (activations of a batch plus weights,
     gradients and AdamW state in fp32). Raises ValueError when the deployed network cannot be built."""
-    from wfsearch.models import cost
+    from wfsearch.arch import cost
 
     c = cost(spec.throughput.deployed(arch))
     return {"params": c["params"], "macs": c["macs"],

@@ -20,7 +20,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
                       PlainSerializer, PrivateAttr, WithJsonSchema, field_validator, model_validator)
 
 from wfsearch.errors import UserError
-from wfsearch.models.config import ENUMS, ArchConfig
+from wfsearch.arch.config import ENUMS, ArchConfig
 
 # metric name -> the direction that is better, used when an objective gives none
 METRICS: dict[str, str] = {
@@ -194,7 +194,7 @@ class ResourcesSpec(_Section):
 
 # --------------------------------------------------------------------------- proxy
 class DatasetSpec(_Section):
-    """The proxy task; the options are those of `wfsearch.proxy.data.DataSettings`."""
+    """The proxy task, as `wfsearch.proxy.data.load_dataset` loads it (at `ProxySpec.img_size`)."""
 
     name: Literal[DATASETS] = "synthetic"  # type: ignore[valid-type]
     """synthetic (generated, no download), cifar10, cifar100 or imagefolder"""

@@ -11,6 +11,7 @@ import numpy as np
 from optuna._hypervolume import compute_hypervolume
 from optuna.study._multi_objective import _fast_non_domination_rank, _is_pareto_front
 
+from .hypervolume import StaircaseArea
 from .record import TrialRecord
 
 
@@ -96,10 +97,18 @@ def hypervolume_history(values: Sequence[Sequence[float] | None], directions: Se
                         reference: Sequence[float]) -> list[float]:
     """The hypervolume after each point of ``values`` in order (None: a trial that added no point).
 
-    Keeps only the current front, so a long study costs ``N x front size``, not ``N^2``.
+    Two objectives: one `StaircaseArea` updated per point (``O(N log N)``); more: only the current
+    front is kept and recomputed when a point joins it.
     """
     out, front, hv = [], np.zeros((0, len(directions))), 0.0
     ref = as_loss([reference], directions)[0]
+    if len(directions) == 2:
+        area = StaircaseArea(ref)
+        for v in values:
+            if v is not None and area.add(*as_loss([v], directions)[0]):
+                hv = area.area
+            out.append(hv)
+        return out
     for v in values:
         if v is not None:
             p = as_loss([v], directions)[0]

@@ -15,6 +15,8 @@ under one box, so ``benchmarks/mo_asha.py`` uses the box of all the studies it c
 """
 from __future__ import annotations
 
+import math
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -22,6 +24,46 @@ import numpy as np
 
 MARGIN = 0.1
 BOX_ATTR = "hypervolume_box"
+
+
+class StaircaseArea:
+    """The area that two-objective losses (minimized) dominate below ``reference``, kept as points arrive.
+
+    The front is held sorted by the first loss (the second then strictly falls), with the area as a
+    sum of strips ``(x_next - x_i) * (ref_y - y_i)``. A point finds its place by bisection; the points it
+    dominates are contiguous there and each leaves once, so N points cost ``O(N log N)`` comparisons
+    (plus list moves of the front, which C does in bulk).
+    """
+
+    def __init__(self, reference: Sequence[float]):
+        self.rx, self.ry = float(reference[0]), float(reference[1])
+        self.xs: list[float] = []
+        self.ys: list[float] = []
+        self.area = 0.0
+
+    def _next_x(self, i: int) -> float:
+        return self.xs[i] if i < len(self.xs) else self.rx
+
+    def add(self, x: float, y: float) -> bool:
+        """Add a point; True when it joined the front (the area grew)."""
+        x, y = float(x), float(y)
+        if not (math.isfinite(x) and math.isfinite(y) and x < self.rx and y < self.ry):  # outside the box
+            return False
+        xs, ys = self.xs, self.ys
+        i = bisect_right(xs, x)  # xs[:i] <= x
+        if i and ys[i - 1] <= y:  # dominated by (or equal to) a point of the front
+            return False
+        j = bisect_left(xs, x, 0, i)  # xs[j:i] == x, with larger y: dominated by the new point
+        k = i
+        while k < len(ys) and ys[k] >= y:  # further right and no lower: dominated too
+            k += 1
+        gone = sum((self._next_x(t + 1) - xs[t]) * (self.ry - ys[t]) for t in range(j, k))
+        if j:  # the strip of the point before now ends at x
+            self.area += (x - self._next_x(j)) * (self.ry - ys[j - 1])
+        self.area += (self._next_x(k) - x) * (self.ry - y) - gone
+        xs[j:k] = [x]
+        ys[j:k] = [y]
+        return True
 
 
 @dataclass(frozen=True)
@@ -74,12 +116,34 @@ class HypervolumeBox:
         return float(compute_hypervolume(loss, ref_loss)) / (1 + self.margin) ** u.shape[1]
 
     def history(self, values: Sequence[Sequence[float] | None]) -> list[float]:
-        """The hypervolume after each entry of ``values`` in order (None: a trial that added no point)."""
-        out, seen, hv = [], [], 0.0
+        """The hypervolume after each entry of ``values`` in order (None: a trial that added no point).
+
+        Two objectives: one `StaircaseArea` updated per point, ``O(N log N)`` in all. More: the current
+        front only, recomputed when a point joins it."""
+        m = len(self.directions)
+        scale = (1 + self.margin) ** m
+        present = [v for v in values if v is not None]
+        u_all = iter(self.normalize(present)) if present else iter(())
+        out, hv = [], 0.0
+        if m == 2:
+            area = StaircaseArea((self.margin, self.margin))
+            for v in values:
+                if v is not None:
+                    u = next(u_all)
+                    if area.add(-u[0], -u[1]):  # losses: -u against the reference -(-margin)
+                        hv = area.area / scale
+                out.append(hv)
+            return out
+        front = np.zeros((0, m))
         for v in values:
             if v is not None:
-                seen.append(list(v))
-                hv = self.hypervolume(seen)
+                loss = -next(u_all)
+                if np.all(np.isfinite(loss)) and np.all(loss < self.margin) and \
+                        not (len(front) and np.any(np.all(front <= loss, axis=1))):
+                    front = np.vstack([front[~np.all(loss <= front, axis=1)], loss])
+                    from optuna._hypervolume import compute_hypervolume
+
+                    hv = float(compute_hypervolume(front, np.full(m, self.margin))) / scale
             out.append(hv)
         return out
 

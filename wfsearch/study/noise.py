@@ -55,6 +55,8 @@ def plausibly_optimal(lows: Sequence[Sequence[float]], highs: Sequence[Sequence[
     """A mask of the points no other point clearly dominates (see the module docstring)."""
     best, worst = _as_loss_bounds(lows, highs, directions)
     n = len(best)
+    if len(directions) == 2 and np.all(np.isfinite(best)) and np.all(np.isfinite(worst)) and np.all(worst >= best):
+        return ~_clearly_dominated_2d(best, worst)
     out = np.ones(n, dtype=bool)
     for i in range(n):
         # j clearly dominates i: j's worst case is at least as good as i's best case in every
@@ -63,6 +65,21 @@ def plausibly_optimal(lows: Sequence[Sequence[float]], highs: Sequence[Sequence[
         clearly[i] = False
         out[i] = not bool(clearly.any())
     return out
+
+
+def _clearly_dominated_2d(best: np.ndarray, worst: np.ndarray) -> np.ndarray:
+    """`plausibly_optimal`'s test for two objectives in ``O(N log N)``: i is clearly dominated when some
+    j has ``worst_j <= best_i`` with ``worst_j,0 <= best_i,0`` and ``worst_j,1 < best_i,1``, or with
+    ``worst_j,0 < best_i,0`` and ``worst_j,1 <= best_i,1``: a prefix minimum of ``worst[:, 1]`` over the
+    points sorted by ``worst[:, 0]``. (No point passes its own test, as ``worst_i >= best_i``.)"""
+    order = np.argsort(worst[:, 0], kind="stable")
+    w0 = worst[order, 0]
+    prefix_min = np.minimum.accumulate(worst[order, 1])  # min of worst[:, 1] over the first k points
+    upto = np.searchsorted(w0, best[:, 0], side="right")  # points with worst_0 <= best_i,0
+    below = np.searchsorted(w0, best[:, 0], side="left")  # points with worst_0 < best_i,0
+    a = (upto > 0) & (prefix_min[np.maximum(upto - 1, 0)] < best[:, 1])
+    b = (below > 0) & (prefix_min[np.maximum(below - 1, 0)] <= best[:, 1])
+    return a | b
 
 
 def overlap_all(lo_a: Sequence[float], hi_a: Sequence[float], lo_b: Sequence[float], hi_b: Sequence[float]) -> bool:
@@ -136,10 +153,11 @@ def noise_summary(trials: Sequence[tuple[int, Sequence[float], Mapping[str, Any]
     bounds = [objective_bounds(m, objectives, v) for _, v, m in trials]
     lows, highs = [b[0] for b in bounds], [b[1] for b in bounds]
     mask = plausibly_optimal(lows, highs, directions)
-    on_front = [i for i, n in enumerate(numbers) if n in set(front)]
+    front_set = set(front)
+    on_front = [i for i, n in enumerate(numbers) if n in front_set]
     groups = indistinguishable_groups([lows[i] for i in on_front], [highs[i] for i in on_front])
     exact = tuple(o for o in objectives if not any(f"{o}_low" in m for _, _, m in trials))
-    return NoiseSummary(front=tuple(n for n in numbers if n in set(front)),
+    return NoiseSummary(front=tuple(n for n in numbers if n in front_set),
                         plausible=tuple(n for n, keep in zip(numbers, mask) if keep),
                         indistinguishable=tuple(tuple(numbers[on_front[i]] for i in g) for g in groups),
                         exact=exact)

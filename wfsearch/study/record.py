@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from enum import Enum
 from typing import Any
 
@@ -51,6 +52,8 @@ class Status(str, Enum):
 
 
 def finite(v: Any) -> bool:
+    if type(v) is float:  # the common case first: called for every number of every trial
+        return math.isfinite(v)
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
@@ -103,7 +106,7 @@ class TrialRecord:
     def is_search(self) -> bool:
         return self.kind == "search"
 
-    @property
+    @cached_property
     def trained(self) -> bool:
         """Completed with real scores: what the front is chosen from (infeasible trials hold the worst values)."""
         return (self.state == TrialState.COMPLETE and self.status is Status.OK and self.values is not None

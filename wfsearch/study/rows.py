@@ -33,6 +33,16 @@ def _local(t: datetime.datetime | None) -> datetime.datetime | None:
     return t.replace(tzinfo=datetime.timezone.utc).astimezone().replace(tzinfo=None)
 
 
+def _load_json(rows: list, into: dict[int, dict]) -> None:
+    """``(trial_id, key, value_json)`` rows into ``into[trial_id][key]``, decoded by one ``json.loads``
+    of them all (90,000 small documents: a third of the time of one call each)."""
+    if not rows:
+        return
+    decoded = json.loads("[" + ",".join(r[2] for r in rows) + "]")
+    for (tid, key, _), value in zip(rows, decoded):
+        into[tid][key] = value
+
+
 def read_trials(study: optuna.Study, states: Iterable[TrialState] | None = None,
                 user_attrs: Collection[str] | None = None, system_attrs: Collection[str] | None = ()) -> list[FrozenTrial]:
     """The trials of ``study`` (of ``states``) by number, with only ``user_attrs`` and ``system_attrs``
@@ -72,19 +82,17 @@ def read_trials(study: optuna.Study, states: Iterable[TrialState] | None = None,
     parsed_dists: dict[str, optuna.distributions.BaseDistribution] = {}
     with rdb.engine.connect() as con:
         rows = con.execute(q_trials).all()
-        for tid, obj, value, vtype in con.execute(q_values):
+        for tid, obj, value, vtype in con.execute(q_values).all():
             values[tid][obj] = models.TrialValueModel.stored_repr_to_value(value, vtype)
-        for tid, name, value, dist_json in con.execute(q_params):
+        for tid, name, value, dist_json in con.execute(q_params).all():
             dist = parsed_dists.get(dist_json)
             if dist is None:
                 dist = parsed_dists[dist_json] = json_to_distribution(dist_json)
             params[tid][name] = dist.to_external_repr(value)
             dists[tid][name] = dist
-        for tid, key, value_json in con.execute(q_attrs):
-            attrs[tid][key] = json.loads(value_json)
+        _load_json(con.execute(q_attrs).all(), attrs)
         if system_attrs is None or system_attrs:
-            for tid, key, value_json in con.execute(q_system):
-                system[tid][key] = json.loads(value_json)
+            _load_json(con.execute(q_system).all(), system)
     out = []
     for tid, number, state, start, complete in rows:
         v = values.get(tid)

@@ -98,18 +98,30 @@ class StudySnapshot:
         return (f"{c['front'] + c['dominated']} trained, {c['pruned']} pruned, {c['failed']} failed, "
                 f"{c['infeasible']} infeasible, {c['running']} running")
 
+    @cached_property
+    def _finished(self) -> tuple[TrialRecord, ...]:
+        return tuple(t for t in self.trials if t.trained)
+
     def finished(self) -> list[TrialRecord]:
         """COMPLETE search trials that were trained (what the front is chosen from)."""
-        return [t for t in self.trials if t.trained]
+        return list(self._finished)
 
     def failure_reasons(self) -> dict[str, int]:
         """Failed trials per status (``oom``, ``diverged``, ``error``, ``interrupted``)."""
         reasons = Counter((t.status or Status.ERROR).value for t in self.trials if t.state == TrialState.FAIL)
         return dict(reasons.most_common())
 
+    @cached_property
+    def _numbers(self) -> dict[int, tuple[TrialRecord, dict[str, float]]]:
+        return {}
+
     def metrics(self, t: TrialRecord) -> dict[str, float]:
-        """Every finite number known for a trial by name (costs, metrics, then objective values)."""
-        return t.numbers(self.objectives)
+        """Every finite number known for a trial by name (costs, metrics, then objective values); a copy
+        of what the first call found (the report asks several times per trial)."""
+        cached = self._numbers.get(id(t))
+        if cached is None or cached[0] is not t:  # the record is held, so its id is not reused
+            cached = self._numbers[id(t)] = (t, t.numbers(self.objectives))
+        return dict(cached[1])
 
     @property
     def throughput(self) -> dict:

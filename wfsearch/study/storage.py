@@ -63,12 +63,14 @@ def open_storage(url: str, create: bool = True) -> optuna.storages.RDBStorage:
 
 
 def fail_stale_trials(study: optuna.Study, reason: str = "interrupted: the run stopped while it was running") -> int:
-    """Mark trials left RUNNING by a crash or kill as FAIL, so their budget is spent again."""
+    """Mark trials left RUNNING by a crash or kill as FAIL, so their budget is spent again. ``reason``
+    is stored as the ``status_reason``; its status is the one it starts with (`Status.of`), else interrupted."""
+    status = (Status.of(reason) or Status.INTERRUPTED).value
     storage = study._storage
     n = 0
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
         storage.set_trial_user_attr(t._trial_id, "status_reason", reason)
-        storage.set_trial_user_attr(t._trial_id, "status", Status.of(reason).value)
+        storage.set_trial_user_attr(t._trial_id, "status", status)
         storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
         n += 1
     if n:

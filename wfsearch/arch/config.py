@@ -36,6 +36,16 @@ RANKED_FC1 = {"gap", "linear", "nonlinear", "deep", "bilateral"}
 POOLED_FC1 = {"linear", "nonlinear", "deep", "bilateral"}  # gap always pools globally
 POOLED_DWCONV = {"adaptive", "ampdir", "conv"}  # gap always pools globally
 
+# Released sizes (the released Base is the Small architecture trained at 448).
+# They pool and scale as the released code (`fc1_pool_mode="released"`), so the released weights give
+# the released outputs at every resolution; on grids the 2x2 pool divides both modes are identical.
+MODEL_SIZES: dict[str, dict[str, Any]] = {
+    "weightformer_tiny": dict(embed_dim=192, depth=17, fc1_pool_mode="released"),
+    "weightformer_small": dict(embed_dim=384, depth=17, drop_path_rate=0.2, fc1_pool_mode="released"),
+    "weightformer_base": dict(embed_dim=384, depth=17, img_size=448, drop_path_rate=0.2, fc1_pool_mode="released"),
+    "weightformer_test": dict(img_size=32, patch_size=4, num_classes=10, embed_dim=32, depth=4),
+}
+
 Placement = Union[str, list[int], tuple[int, ...]]
 
 

@@ -1,0 +1,249 @@
+"""Triton kernels for the dynamic layers in GPU inference: no per-sample weight, no layout copy.
+
+Imported only when a layer takes the kernel path (`fast_path.use_triton`: CUDA tensors, inference,
+``WFSEARCH_TRITON`` not 0), so ``import wfsearch.models`` never needs triton. Each kernel is a
+``torch.library.triton_op`` (``wfsearch::dwconv``, ``wfsearch::dynamic_linear``): eager calls run it
+directly, and ``torch.compile(fullgraph=True)`` traces through it (inductor sees the Triton kernel;
+no graph break). No backward: the layers never call them when a gradient is needed.
+
+``dwconv``: ``y = [x +] b + dwconv(x, K0 + norm(ΔK))`` on ``(B, H, W, C)`` tokens, 'same' padding.
+The per-sample kernel (``K0 + ΔK / (||ΔK||_F + 1)``, B x C x k x k) is formed inside each program
+from the predictor's raw ΔK; the eager fast path instead copies the tokens to ``(H, W, B, C)`` for a
+``B*C``-group conv, then adds the residual: 7 passes over the tokens against the kernel's 2.
+
+``dynamic_linear``: ``y = act(x W0ᵀ + (x P) Q' + b)`` per sample, with ``P Q' = norm(ΔW)`` and
+``ΔW = s · P Q`` (`DynamicLinear._factors`: ``P`` C_in x k shared or B x C_in x k, ``Q`` B x k x C_out).
+``x P`` is accumulated in the same loop over C_in as ``x W0ᵀ``; the column norms
+``s · sqrt(Q_jᵀ G Q_j)`` (``G = PᵀP``, k x k) are computed for the program's output columns from the Q
+tile it loads anyway; then one more ``k``-deep product adds the normalized low-rank term, the bias and
+(optionally) the exact GELU in registers. The tokens are read once, the ``N x C_out`` output written
+once; neither ``W0 + ΔW`` nor ``Q'`` nor the norms exist in memory.
+
+Block sizes are fixed heuristics, neither autotuned nor tuned on a GPU yet (benchmarks/NOTES.md).
+Imported with ``TRITON_INTERPRET=1`` set, the kernels run on CPU tensors in Triton's interpreter; that
+is how tests/test_triton.py checks them without a GPU. They call Triton builtins only (``tl.full``,
+not the ``@jit`` standard library's ``tl.zeros``): the standard library is made compiled or
+interpreted when triton is first imported (timm imports it), these kernels when this module is.
+"""
+from __future__ import annotations
+
+from typing import Optional  # the ops' signatures: torch.library reads them on every supported torch
+
+import torch
+import triton
+import triton.language as tl
+from torch._subclasses.fake_tensor import is_fake
+from torch.library import triton_op, wrap_triton
+from triton.runtime.jit import JITFunction
+
+__all__ = ["MAX_RANK", "dwconv", "dynamic_linear"]
+
+MAX_RANK = 256  # the widest low-rank inner dimension k the linear kernel holds in registers
+
+
+class _NoLaunch:
+    def __getitem__(self, grid):
+        return lambda *args, **kwargs: None
+
+
+def _launch(kernel, x: torch.Tensor):
+    """The kernel for launching: wrapped for torch's tracing; the interpreter's function as it is, or,
+    while ``x`` is a fake tensor (dynamo's shape propagation in interpreter tests), nothing to run."""
+    if isinstance(kernel, JITFunction):
+        return wrap_triton(kernel)
+    return _NoLaunch() if is_fake(x) else kernel
+
+
+def _pow2(n: int, lo: int = 16, hi: int | None = None) -> int:
+    v = max(lo, triton.next_power_of_2(n))
+    return v if hi is None else min(v, hi)
+
+
+# --------------------------------------------------------------------------- dynamic depthwise conv
+@triton.jit
+def _dwconv_kernel(x_ptr, d_ptr, k0_ptr, bias_ptr, y_ptr,
+                   H, W, C, n_ptiles,
+                   sxb, sxh, sxw, sxc, sdb, sdc, sdh, sdw,
+                   KS: tl.constexpr, HAS_DELTA: tl.constexpr, SQUASH: tl.constexpr, RESIDUAL: tl.constexpr,
+                   BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
+    # one program: BLOCK_P consecutive pixels (row-major) x BLOCK_C channels of one sample
+    pid = tl.program_id(0)
+    b = (pid // n_ptiles).to(tl.int64)
+    p = (pid % n_ptiles) * BLOCK_P + tl.arange(0, BLOCK_P)
+    c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+    pm = p < H * W
+    cm = c < C
+    h = p // W
+    w = p % W
+    x_b = x_ptr + b * sxb
+    d_bc = d_ptr + b * sdb + c * sdc
+    if HAS_DELTA and SQUASH:  # 1 / (||ΔK_c||_F + 1) for this sample's channels
+        ss = tl.full([BLOCK_C], 0.0, tl.float32)
+        for t in tl.static_range(KS * KS):
+            d = tl.load(d_bc + (t // KS) * sdh + (t % KS) * sdw, mask=cm, other=0.0).to(tl.float32)
+            ss += d * d
+        inv = 1.0 / (tl.sqrt(ss) + 1.0)
+    acc = tl.full([BLOCK_P, BLOCK_C], 0.0, tl.float32)
+    for t in tl.static_range(KS * KS):
+        kt = tl.load(k0_ptr + c * (KS * KS) + t, mask=cm, other=0.0).to(tl.float32)
+        if HAS_DELTA:
+            d = tl.load(d_bc + (t // KS) * sdh + (t % KS) * sdw, mask=cm, other=0.0).to(tl.float32)
+            if SQUASH:
+                kt += d * inv
+            else:
+                kt += d
+        hh = h + (t // KS - KS // 2)
+        ww = w + (t % KS - KS // 2)
+        m = pm & (hh >= 0) & (hh < H) & (ww >= 0) & (ww < W)
+        xv = tl.load(x_b + hh[:, None] * sxh + ww[:, None] * sxw + c[None, :] * sxc,
+                     mask=m[:, None] & cm[None, :], other=0.0).to(tl.float32)
+        acc += xv * kt[None, :]
+    acc += tl.load(bias_ptr + c, mask=cm, other=0.0).to(tl.float32)[None, :]
+    out_m = pm[:, None] & cm[None, :]
+    if RESIDUAL:
+        acc += tl.load(x_b + h[:, None] * sxh + w[:, None] * sxw + c[None, :] * sxc, mask=out_m,
+                       other=0.0).to(tl.float32)
+    tl.store(y_ptr + (b * H * W + p)[:, None] * C + c[None, :], acc.to(y_ptr.dtype.element_ty), mask=out_m)
+
+
+@triton_op("wfsearch::dwconv", mutates_args=())
+def _dwconv_op(x: torch.Tensor, delta: Optional[torch.Tensor], k0: torch.Tensor, bias: torch.Tensor,
+               squash: bool, residual: bool) -> torch.Tensor:
+    B, H, W, C = x.shape
+    KS = k0.shape[-1]
+    y = torch.empty((B, H, W, C), dtype=x.dtype, device=x.device)
+    BLOCK_C = _pow2(C, 16, 64)
+    BLOCK_P = 64 if BLOCK_C == 64 else 128
+    n_ptiles = triton.cdiv(H * W, BLOCK_P)
+    d = delta if delta is not None else k0  # (unread without a delta)
+    sd = d.stride() if delta is not None else (0, 0, 0, 0)
+    _launch(_dwconv_kernel, x)[(B * n_ptiles, triton.cdiv(C, BLOCK_C))](
+        x, d, k0, bias, y, H, W, C, n_ptiles, *x.stride(), *sd,
+        KS=KS, HAS_DELTA=delta is not None, SQUASH=squash, RESIDUAL=residual,
+        BLOCK_P=BLOCK_P, BLOCK_C=BLOCK_C, num_warps=4)
+    return y
+
+
+def dwconv(x_BHWC: torch.Tensor, delta_BCkk: torch.Tensor | None, k0_C1kk: torch.Tensor, bias_C: torch.Tensor,
+           squash: bool = True, residual: bool = False) -> torch.Tensor:
+    """``[x +] b + dwconv(x, K0 + norm(ΔK))`` for ``(B, H, W, C)`` tokens (any strides), 'same' padding;
+    returns contiguous ``(B, H, W, C)`` in ``x``'s dtype (accumulated in fp32). ``delta_BCkk`` is the
+    predictor's raw ΔK (None: the static kernel alone); ``squash`` divides it by ``||ΔK_c||_F + 1``."""
+    B, H, W, C = x_BHWC.shape
+    k = k0_C1kk.shape[-1]
+    if k0_C1kk.shape != (C, 1, k, k) or k % 2 == 0:
+        raise ValueError(f"dwconv: kernel of shape {tuple(k0_C1kk.shape)}, expected ({C}, 1, k, k) with k odd")
+    if delta_BCkk is not None and delta_BCkk.shape != (B, C, k, k):
+        raise ValueError(f"dwconv: ΔK of shape {tuple(delta_BCkk.shape)}, expected {(B, C, k, k)}")
+    return torch.ops.wfsearch.dwconv(x_BHWC, delta_BCkk, k0_C1kk.contiguous(), bias_C.contiguous(), bool(squash),
+                                     bool(residual))
+
+
+# --------------------------------------------------------------------------- dynamic linear
+@triton.jit
+def _dynamic_linear_kernel(x_ptr, w_ptr, p_ptr, q_ptr, g_ptr, bias_ptr, y_ptr,
+                           N, C, O, K, n_ntiles, n_otiles, scale, inv_scale,
+                           sxb, sxn, sxc, swo, swc, spb, spc, spk, sqb, sqk, sqo, sgb, sgk, sgl,
+                           SQUASH: tl.constexpr, GELU: tl.constexpr, PRECISION: tl.constexpr,
+                           BLOCK_N: tl.constexpr, BLOCK_O: tl.constexpr, BLOCK_C: tl.constexpr,
+                           BLOCK_K: tl.constexpr):
+    # one program: BLOCK_N tokens of one sample x BLOCK_O output columns; the output-column tiles of a
+    # token tile are neighbours in the launch order, so the tokens come from DRAM about once
+    pid = tl.program_id(0)
+    tile = pid // n_otiles
+    b = (tile // n_ntiles).to(tl.int64)
+    n = (tile % n_ntiles) * BLOCK_N + tl.arange(0, BLOCK_N)
+    o = (pid % n_otiles) * BLOCK_O + tl.arange(0, BLOCK_O)
+    kk = tl.arange(0, BLOCK_K)
+    nm = n < N
+    om = o < O
+    km = kk < K
+    cdt = y_ptr.dtype.element_ty  # the compute dtype (autocast's, or the tokens')
+    acc = tl.full([BLOCK_N, BLOCK_O], 0.0, tl.float32)  # x W0ᵀ
+    xp = tl.full([BLOCK_N, BLOCK_K], 0.0, tl.float32)  # x P
+    for c0 in range(0, C, BLOCK_C):
+        c = c0 + tl.arange(0, BLOCK_C)
+        cm = c < C
+        xt = tl.load(x_ptr + b * sxb + n[:, None] * sxn + c[None, :] * sxc, mask=nm[:, None] & cm[None, :],
+                     other=0.0).to(cdt)
+        wt = tl.load(w_ptr + c[:, None] * swc + o[None, :] * swo, mask=cm[:, None] & om[None, :], other=0.0).to(cdt)
+        pt = tl.load(p_ptr + b * spb + c[:, None] * spc + kk[None, :] * spk, mask=cm[:, None] & km[None, :],
+                     other=0.0).to(cdt)
+        acc = tl.dot(xt, wt, acc, input_precision=PRECISION)
+        xp = tl.dot(xt, pt, xp, input_precision=PRECISION)
+    qt = tl.load(q_ptr + b * sqb + kk[:, None] * sqk + o[None, :] * sqo, mask=km[:, None] & om[None, :],
+                 other=0.0).to(cdt)
+    low = tl.dot(xp.to(cdt), qt, input_precision=PRECISION)  # (x P) Q
+    if SQUASH:  # ||ΔW[:, o]|| = scale · sqrt(Q_oᵀ G Q_o); ΔW[:, o] / (||·|| + 1) = (P Q_o) / (sqrt(·) + 1/scale)
+        gt = tl.load(g_ptr + b * sgb + kk[:, None] * sgk + kk[None, :] * sgl, mask=km[:, None] & km[None, :],
+                     other=0.0).to(cdt)
+        gq = tl.dot(gt, qt, input_precision=PRECISION)  # (BLOCK_K, BLOCK_O), fp32
+        # the column sums of Q ∘ GQ, in every row of a (BLOCK_N, BLOCK_O) tile: a product with ones (a
+        # reduction here would be tl.sum, standard library; and it lands in the layout `low` has)
+        ones = tl.full([BLOCK_N, BLOCK_K], 1.0, tl.float32)
+        n2 = tl.dot(ones, qt.to(tl.float32) * gq, input_precision=PRECISION)
+        acc += low / (tl.sqrt(tl.maximum(n2, 1.1754943508222875e-38)) + inv_scale)
+    else:
+        acc += low * scale
+    acc += tl.load(bias_ptr + o, mask=om, other=0.0).to(tl.float32)[None, :]
+    if GELU:  # exact (erf) GELU, as nn.GELU()
+        acc = 0.5 * acc * (1.0 + tl.erf(acc * 0.7071067811865476))
+    tl.store(y_ptr + (b * N + n)[:, None] * O + o[None, :], acc.to(cdt), mask=nm[:, None] & om[None, :])
+
+
+@triton_op("wfsearch::dynamic_linear", mutates_args=())
+def _dynamic_linear_op(x: torch.Tensor, weight: torch.Tensor, p: torch.Tensor, q: torch.Tensor,
+                       gram: Optional[torch.Tensor], bias: torch.Tensor, scale: float, gelu: bool,
+                       out_dtype: torch.dtype, tf32: bool) -> torch.Tensor:
+    B, N, C = x.shape
+    O, K = weight.shape[0], q.shape[-2]
+    y = torch.empty((B, N, O), dtype=out_dtype, device=x.device)
+    BLOCK_N = 32 if N <= 256 else 64
+    BLOCK_O = _pow2(O, 16, 128)
+    BLOCK_C = _pow2(C, 16, 64)
+    BLOCK_K = _pow2(K)
+    n_ntiles, n_otiles = triton.cdiv(N, BLOCK_N), triton.cdiv(O, BLOCK_O)
+    # fp32 values a program holds: x W0ᵀ and x P tiles, and G Q with the squash; 8 warps past 16k
+    live = BLOCK_N * (BLOCK_O + BLOCK_K) + (BLOCK_K * BLOCK_O if gram is not None else 0)
+    warps = 8 if live > 16384 else 4
+    # IEEE fp32 products only where fp32 is asked for without TF32 (the norms' dot has fp32 operands in
+    # every dtype: TF32 there unless that); bf16/fp16 products ignore it
+    precision = "ieee" if out_dtype == torch.float32 and not tf32 else "tf32"
+    spb, spc, spk = p.stride() if p.dim() == 3 else (0, *p.stride())
+    g = gram if gram is not None else q  # (unread without the squash)
+    sg = ((g.stride() if g.dim() == 3 else (0, *g.stride())) if gram is not None else (0, 0, 0))
+    _launch(_dynamic_linear_kernel, x)[(B * n_ntiles * n_otiles,)](
+        x, weight, p, q, g, bias, y, N, C, O, K, n_ntiles, n_otiles, scale, 1.0 / scale,
+        *x.stride(), *weight.stride(), spb, spc, spk, *q.stride(), *sg,
+        SQUASH=gram is not None, GELU=gelu, PRECISION=precision,
+        BLOCK_N=BLOCK_N, BLOCK_O=BLOCK_O, BLOCK_C=BLOCK_C, BLOCK_K=BLOCK_K, num_warps=warps)
+    return y
+
+
+def dynamic_linear(x_BHWC: torch.Tensor, weight_OI: torch.Tensor, p: torch.Tensor, q_BKO: torch.Tensor,
+                   bias_O: torch.Tensor, gelu: bool = False, gram: torch.Tensor | None = None,
+                   scale: float = 1.0) -> torch.Tensor:
+    """``act(x (W0 + ΔW) + b)`` per sample for ``(B, H, W, C_in)`` tokens; returns ``(B, H, W, C_out)``.
+
+    ``ΔW = scale · P Q`` with ``P`` ``C_in x k`` (shared) or ``B x C_in x k`` and ``Q`` ``B x k x C_out``
+    (`DynamicLinear._factors` in a low-rank order); with ``gram`` (``G = PᵀP``, ``k x k`` or
+    ``B x k x k``) every column is squashed, ``ΔW[:, j] / (||ΔW[:, j]|| + 1)``, the norms computed in
+    the kernel as ``scale · sqrt(Q_jᵀ G Q_j)``. ``weight_OI`` is ``W0ᵀ`` (`nn.Linear` layout). Computes
+    in autocast's dtype when autocast is on for the tokens' device (as ``F.linear`` would), else in the
+    tokens' dtype; fp32 products use TF32 only where ``torch.backends.cuda.matmul.allow_tf32`` allows.
+    """
+    B, H, W, C = x_BHWC.shape
+    O, K = weight_OI.shape[0], q_BKO.shape[-2]
+    if (weight_OI.shape[1] != C or p.dim() not in (2, 3) or p.shape[-2:] != (C, K) or q_BKO.shape != (B, K, O)
+            or (gram is not None and gram.shape[-2:] != (K, K))):
+        raise ValueError(f"dynamic_linear: shapes x {tuple(x_BHWC.shape)}, W0ᵀ {tuple(weight_OI.shape)}, "
+                         f"P {tuple(p.shape)}, Q {tuple(q_BKO.shape)}"
+                         + (f", G {tuple(gram.shape)}" if gram is not None else "") + " do not chain")
+    if K > MAX_RANK:
+        raise ValueError(f"dynamic_linear: low-rank inner dimension {K} > {MAX_RANK}")
+    dev = x_BHWC.device.type
+    dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x_BHWC.dtype
+    tf32 = dtype == torch.float32 and dev == "cuda" and torch.backends.cuda.matmul.allow_tf32
+    y = torch.ops.wfsearch.dynamic_linear(x_BHWC.reshape(B, H * W, C), weight_OI, p, q_BKO, gram, bias_O,
+                                          float(scale), bool(gelu), dtype, tf32)
+    return y.view(B, H, W, O)
