@@ -40,8 +40,8 @@ from wfsearch.proxy.measure import autocast, create_model_at, resolve_dtype  # n
 
 
 def _device_peaks() -> dict:
-    """`throughput.DEVICE_PEAKS`, loaded by path: benchmarks/ stays off sys.path, where its tabulate.py
-    would shadow the `tabulate` package torch imports."""
+    """`throughput.DEVICE_PEAKS`, loaded by path: benchmarks/ stays off sys.path, where a script named
+    like a package torch imports would shadow it (as tabulate.py did before it became tabulate_space.py)."""
     spec = importlib.util.spec_from_file_location("_wf_throughput", os.path.join(_HERE, "throughput.py"))
     mod = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
