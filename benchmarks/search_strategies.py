@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import math
+import multiprocessing
 import os
 import random
 import statistics
@@ -103,8 +104,11 @@ def _load(spec_path: str, table_path: str, concurrent: int) -> dict:
         from wfsearch.search.table import load_table
         from wfsearch.space import load_spec
 
+        from wfsearch.cli.simulate import one_torch_thread
+
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        one_torch_thread()  # the GP sampler: 5x faster than with torch's default threads
         base = load_spec(spec_path)
         table = load_table(table_path)
         names = [o.name for o in base.study.objectives]
@@ -294,7 +298,8 @@ def main(argv: list[str] | None = None) -> int:
             if len(runs[strategy]) == expected[strategy]:
                 finished(strategy)
     else:
-        with ProcessPoolExecutor(max_workers=args.workers) as pool:
+        # spawn, not fork: a child forked after torch has set up its threads hangs in the GP sampler
+        with ProcessPoolExecutor(max_workers=args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = {pool.submit(run_one, *job, *strategy, seed): (strategy, seed) for strategy, seed in tasks}
             for fut in as_completed(futures):
                 strategy, seed = futures[fut]
