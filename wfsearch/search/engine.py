@@ -286,8 +286,10 @@ def init_ray(address: str | None, log_dir: Path) -> None:
         # a local cluster on loopback: Ray's notice that it turned token authentication on is noise here
         logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
         keep_on_loopback()
-        ray.init(num_cpus=os.cpu_count(), num_gpus=torch.cuda.device_count(), _node_ip_address="127.0.0.1",
-                 **kwargs)
+        # address="local": always a new cluster of this run's own, even where `ray start` left one running
+        # on this machine (Ray would otherwise join that one; --address is how to join a cluster)
+        ray.init(address="local", num_cpus=os.cpu_count(), num_gpus=torch.cuda.device_count(),
+                 _node_ip_address="127.0.0.1", **kwargs)
 
 
 def keep_on_loopback() -> None:
