@@ -161,6 +161,70 @@ def run_one(spec_path: str, table_path: str, concurrent: int, budget: float, sam
                    "stopped": s.stopped_because}
 
 
+# --------------------------------------------------------------------------- what limits the goal
+def ranks(xs: list[float]) -> list[float]:
+    order = sorted(range(len(xs)), key=lambda i: xs[i])
+    out = [0.0] * len(xs)
+    i = 0
+    while i < len(order):  # ties share their average rank
+        j = i
+        while j + 1 < len(order) and xs[order[j + 1]] == xs[order[i]]:
+            j += 1
+        for k in order[i:j + 1]:
+            out[k] = (i + j) / 2
+        i = j + 1
+    return out
+
+
+def rank_correlation(x: list[float], y: list[float]) -> float:
+    """Spearman's rho (Pearson's on average ranks)."""
+    return statistics.correlation(ranks(x), ranks(y))
+
+
+def limits(ctx: dict, concurrent: int) -> list[str]:
+    """What bounds any strategy's t95 on this table: how few architectures carry 95% of the true front's
+    hypervolume (an oracle that trains only those), and how well one training seed and the first rung
+    rank architectures by their true accuracy."""
+    import itertools
+
+    table, truth_norm, true_hv, t_space = ctx["table"], ctx["truth_norm"], ctx["true_hv"], ctx["t_space"]
+    front = [h for h, p in truth_norm.items() if not any(dominates(q, p) for q in truth_norm.values())]
+
+    def cost(h: str) -> float:
+        per = table.runs[h]
+        return sum(sum(e.seconds for e in c) for c in per.values()) / len(per) + table.archs[h].measure_seconds
+
+    oracle = None
+    if len(front) <= 16:  # every subset of the front: the cheapest that reaches 95%
+        for r in range(1, len(front) + 1):
+            for sub in itertools.combinations(front, r):
+                if hv([truth_norm[h] for h in sub]) >= 0.95 * true_hv:
+                    c = sum(cost(h) for h in sub) / concurrent / t_space
+                    oracle = min(oracle or (math.inf, 0), (c, r))
+    seeds = table.seeds
+    complete = [h for h in truth_norm if all(s in table.runs[h] for s in seeds)]
+    final = {s: [table.runs[h][s][-1].accuracy for h in complete] for s in seeds}
+    mean = [statistics.fmean(final[s][i] for s in seeds) for i in range(len(complete))]
+    pairs = [rank_correlation(final[a], final[b]) for a, b in itertools.combinations(seeds, 2)]
+    first = [c[0].accuracy for h in complete for c in table.runs[h].values()]
+    last = [c[-1].accuracy for h in complete for c in table.runs[h].values()]
+    spread = statistics.median(max(final[s][i] for s in seeds) - min(final[s][i] for s in seeds)
+                               for i in range(len(complete)))
+    q1, q2, q3 = quartiles(mean)
+    out = [f"True front: {len(front)} of {len(truth_norm)} architectures."]
+    if oracle:
+        out.append(f"An oracle that trains only the cheapest set of front architectures reaching 95% of its "
+                   f"hypervolume ({oracle[1]} of them) needs t95 = {oracle[0]:.3f} `T_space`; random search finds "
+                   f"a given set of k architectures in about k / (k + 1) of `T_space` on average.")
+    out.append(f"Final accuracy, mean over seeds, per architecture: median {q2:.3f} [IQR {q1:.3f}, {q3:.3f}], "
+               f"max {max(mean):.3f}; the spread between one architecture's seeds, median {spread:.3f}. "
+               f"Rank correlation of the final accuracy between seeds: "
+               + ", ".join(f"{r:.2f}" for r in pairs)
+               + f"; of a run's first-rung (epoch {table.runs[complete[0]][seeds[0]][0].epoch}) accuracy with its "
+               f"final one: {rank_correlation(first, last):.2f}.")
+    return out
+
+
 # --------------------------------------------------------------------------- figures
 def value_at(steps: list[tuple[float, float]], t: float) -> float:
     i = bisect.bisect_right([ts for ts, _ in steps], t)
@@ -354,6 +418,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         lines += ["", f"Goal not evaluated: it needs both `{default}` and `{reference}` "
                       "(--samplers and --schedulers left one out)."]
+    lines += ["", "What limits the ratio (from the table alone, whatever the strategy):", ""]
+    lines += [f"- {x}" for x in limits(ctx, args.concurrent)]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n")

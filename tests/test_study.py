@@ -130,6 +130,12 @@ def test_readers_do_not_import_ray_and_the_cli_starts_light() -> None:
     readers = _modules_after("import wfsearch.report, wfsearch.export, wfsearch.study, wfsearch.space, "
                              "wfsearch.cli.show, wfsearch.cli.report, wfsearch.cli.export")
     assert not readers & {"torch", "timm", "ray", "torchvision"}, readers & {"torch", "timm", "ray", "torchvision"}
+    # a recipe with the released optimizer and RandAugment policy is checked without timm; another name needs it
+    recipe = _modules_after("from wfsearch.export.recipe import Recipe, load_recipe, save_recipe; "
+                            "import tempfile, pathlib; p = pathlib.Path(tempfile.mkdtemp()) / 'r.yaml'; "
+                            "save_recipe(Recipe(), p); load_recipe(p)")
+    assert not recipe & {"torch", "timm"}, recipe & {"torch", "timm"}
+    assert "timm" in _modules_after("from wfsearch.export.recipe import OptimizerSection; OptimizerSection(name='lamb')")
     light = _modules_after("import wfsearch; from wfsearch.cli import build_parser; build_parser()")
     assert not light & {"torch", "timm", "optuna", "ray", "numpy", "pydantic"}, light & {"torch", "timm", "ray"}
 

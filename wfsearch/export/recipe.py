@@ -26,6 +26,10 @@ __all__ = [
 RECIPE_VERSION = 1
 IMAGENET_MEAN = [0.485, 0.456, 0.406]  # the released recipe normalizes with ImageNet statistics
 IMAGENET_STD = [0.229, 0.224, 0.225]
+# the released recipe's optimizer and RandAugment policy: validated without importing timm
+RELEASED_OPTIMIZER = "adamw"
+RELEASED_RAND_AUGMENT = "rand-m9-mstd0.5-inc1"
+
 Probability = Annotated[float, Field(ge=0, le=1)]
 
 
@@ -121,7 +125,7 @@ class TrainSection(_Section):
 class OptimizerSection(_Section):
     """AdamW with the learning rate scaled linearly by global batch / ``lr_base_batch``."""
 
-    name: str = "adamw"  # any timm optimizer name (create_optimizer_v2)
+    name: str = RELEASED_OPTIMIZER  # any timm optimizer name (create_optimizer_v2)
     lr_base: float = Field(5e-4, gt=0)  # lr = lr_base * global_batch / lr_base_batch
     lr_base_batch: int = Field(512, gt=0)
     betas: list[Annotated[float, Field(ge=0, lt=1)]] = Field([0.9, 0.999], min_length=2, max_length=2)
@@ -133,6 +137,8 @@ class OptimizerSection(_Section):
     @field_validator("name")
     @classmethod
     def _timm_optimizer(cls, v: str) -> str:
+        if v.lower() == RELEASED_OPTIMIZER:  # known without importing timm (and torch): export stays light
+            return v
         from timm.optim import list_optimizers
 
         if v.lower() not in list_optimizers():
@@ -168,7 +174,7 @@ class AugmentSection(_Section):
     """Training augmentation: RandAugment, random erasing, Mixup/CutMix (``enabled: false`` = none)."""
 
     enabled: bool = True  # false: train images get the eval transform and no Mixup/CutMix
-    auto_augment: Optional[str] = "rand-m9-mstd0.5-inc1"
+    auto_augment: Optional[str] = RELEASED_RAND_AUGMENT
     color_jitter: float = Field(0.4, ge=0)  # timm skips it when auto_augment is set
     hflip: Probability = 0.5
     scale: list[float] = Field([0.08, 1.0], min_length=2, max_length=2)  # RandomResizedCrop area range
@@ -191,7 +197,7 @@ class AugmentSection(_Section):
     @field_validator("auto_augment")
     @classmethod
     def _rand_augment(cls, v: Optional[str]) -> Optional[str]:
-        if v is not None and v.startswith("rand"):
+        if v is not None and v.startswith("rand") and v != RELEASED_RAND_AUGMENT:  # the released one is known
             from timm.data.auto_augment import rand_augment_transform
 
             try:

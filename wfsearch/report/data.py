@@ -201,6 +201,27 @@ def _evaluator() -> tuple[Any, str]:
     return optuna.importance.PedAnovaImportanceEvaluator(), "PED-ANOVA"
 
 
+class _FixedTrials(optuna.storages.InMemoryStorage):
+    """An in-memory storage whose one study holds ``trials`` as given (read-only, never copied)."""
+
+    def __init__(self, trials: list[optuna.trial.FrozenTrial]) -> None:
+        super().__init__()
+        self.fixed = trials
+
+    def get_all_trials(self, study_id: int, deepcopy: bool = True,
+                       states: Any = None) -> list[optuna.trial.FrozenTrial]:
+        return [t for t in self.fixed if states is None or t.state in states]
+
+
+def _scratch_study(directions: list[str], trials: list[optuna.trial.FrozenTrial]) -> optuna.Study:
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created in memory" line
+    try:
+        return optuna.create_study(storage=_FixedTrials(trials), directions=directions)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
 def importance_data(view: StudySnapshot) -> list[Importances]:
     """Knob importances for each objective over the trained trials (`optuna.importance`)."""
     trials = [t for t in view.finished() if t.params and all(finite(v) for v in t.values)]
@@ -219,17 +240,13 @@ def importance_data(view: StudySnapshot) -> list[Importances]:
     if not knobs:
         return [Importances(o, (), "no knob takes two values over the trained trials" +
                             (f" ({left_out})" if left_out else "")) for o in view.objectives]
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created in memory" line
-    try:
-        scratch = optuna.create_study(directions=list(view.directions))
-        # the knobs and the values only: Optuna deep-copies every trial it adds, attributes included
-        scratch.add_trials([optuna.trial.FrozenTrial(
-            number=t.number, state=TrialState.COMPLETE, value=None, values=list(t.values),
-            datetime_start=t.trial.datetime_start, datetime_complete=t.trial.datetime_complete, params=t.params, distributions=t.trial.distributions, user_attrs={},
-            system_attrs={}, intermediate_values={}, trial_id=t.number) for t in trials])
-    finally:
-        optuna.logging.set_verbosity(verbosity)
+    # the knobs and the values only, handed to Optuna as they are: `add_trials` deep-copies every trial
+    # (3 s of a 10,000-trial report)
+    scratch = _scratch_study(list(view.directions), [optuna.trial.FrozenTrial(
+        number=t.number, state=TrialState.COMPLETE, value=None, values=list(t.values),
+        datetime_start=t.trial.datetime_start, datetime_complete=t.trial.datetime_complete, params=t.params,
+        distributions=t.trial.distributions, user_attrs={}, system_attrs={}, intermediate_values={},
+        trial_id=t.number) for t in trials])
     evaluator, name = _evaluator()
     out = []
     for i, obj in enumerate(view.objectives):

@@ -8,11 +8,16 @@ from .naming import mask_secrets, safe_url
 
 CONNECT_TIMEOUT_S = 10
 STATEMENT_TIMEOUT_S = 300
+SQLITE_BUSY_TIMEOUT_S = 60  # how long a writer or reader waits for another process's SQLite write lock
 
 
 def engine_options(url: str) -> dict[str, Any]:
-    """SQLAlchemy engine options for ``url``: a PostgreSQL connection gives up after ``CONNECT_TIMEOUT_S``
-    (a server that accepts and never answers included) and a statement after ``STATEMENT_TIMEOUT_S``."""
+    """SQLAlchemy engine options for ``url``, the same for every reader and writer: a PostgreSQL connection
+    gives up after ``CONNECT_TIMEOUT_S`` (a server that accepts and never answers included) and a statement
+    after ``STATEMENT_TIMEOUT_S``; SQLite waits up to ``SQLITE_BUSY_TIMEOUT_S`` for a running search's
+    write lock."""
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
     if url.startswith("postgresql"):
         return {"pool_pre_ping": True,
                 "connect_args": {"connect_timeout": CONNECT_TIMEOUT_S,

@@ -11,21 +11,18 @@ import logging
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
 from wfsearch.errors import UserError
 
-from .connect import cannot_open, engine_options
+from .connect import SQLITE_BUSY_TIMEOUT_S, cannot_open, engine_options
 from .record import Status
 from .naming import check_study_name, is_references_study, mask_secrets, references_study_name, safe_url, study_dir
 from .sqlite import check_database_file, reader_url, sqlite_path, storage_error, writable
 
 log = logging.getLogger(__name__)
-
-SQLITE_BUSY_TIMEOUT_S = 60
 
 
 def open_storage(url: str, create: bool = True) -> optuna.storages.RDBStorage:
@@ -34,7 +31,6 @@ def open_storage(url: str, create: bool = True) -> optuna.storages.RDBStorage:
     A damaged, empty or foreign SQLite file, a read-only place and a full disk are one `UserError` line.
     """
     path = sqlite_path(url)
-    engine_kwargs: dict = {}
     if path is not None:
         check_database_file(path)
         if not path.exists() and not create:
@@ -50,11 +46,8 @@ def open_storage(url: str, create: bool = True) -> optuna.storages.RDBStorage:
                 con.close()
         except (OSError, sqlite3.Error) as e:
             raise (storage_error(str(path), e) or UserError(f"{path}: cannot open the study database ({e})")) from None
-        engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
-    else:
-        engine_kwargs = engine_options(url)  # bounded waits for a server that does not answer
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, skip_compatibility_check=False)
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_options(url), skip_compatibility_check=False)
     except Exception as e:  # bad URL, unreachable server, missing driver, a damaged file
         if path is None:
             raise UserError(cannot_open(url, e)) from None
@@ -127,14 +120,11 @@ def open_study(path: str | Path | None = None, storage: str | None = None,
         if not db.is_file():
             raise UserError(f"{db}: no study database here; run `wfsearch run SPEC` first or pass --storage URL")
         storage = f"sqlite:///{db}"
-    engine_kwargs: dict[str, Any] = engine_options(storage)  # bounded waits for a server that does not answer
     url = storage
-    if storage.startswith("sqlite"):
-        engine_kwargs["connect_args"] = {"timeout": 30}  # a running search may hold the write lock
-        if sqlite_path(storage) is not None:
-            url = reader_url(sqlite_path(storage))  # a read-only copy is opened read-only
+    if sqlite_path(storage) is not None:
+        url = reader_url(sqlite_path(storage))  # a read-only copy is opened read-only
     try:
-        rdb = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, skip_table_creation=True)
+        rdb = optuna.storages.RDBStorage(url, engine_kwargs=engine_options(url), skip_table_creation=True)
         names = [s.study_name for s in rdb.get_all_studies()]
     except (ValueError, ImportError) as e:
         raise UserError(f"--storage: {safe_url(storage)!r}: cannot open ({str(e).splitlines()[0]})") from None
