@@ -272,8 +272,9 @@ SELFTEST_SCRIPT = """
 function wfSelftest() {
   var gd = document.getElementById('pareto'), drawn = {}, data = 0;
   if (gd && gd.data) {
-    gd.data.forEach(function (t) {
-      if (t.meta && t.meta.role === 'front') data += t.x.filter(function (v) { return v !== null; }).length;
+    (gd._fullData || gd.data).forEach(function (t) {  // traces as drawn: numbers come as typed arrays
+      if (t.meta && t.meta.role === 'front')
+        data += Array.prototype.filter.call(t.x, function (v) { return v !== null && v === v; }).length;
     });
     gd.querySelectorAll('.scatterlayer .trace').forEach(function (g) {  // the markers actually drawn, by role
       var cd = g.__data__, tr = cd && cd[0] && cd[0].trace, role = tr && tr.meta && tr.meta.role;
