@@ -211,3 +211,13 @@ def test_committed_table_has_every_architecture_and_seed():
         assert all(sorted(per) == seeds for per in table.runs.values())
     else:  # a partial table: seed 0 goes first for every architecture
         assert all(0 in per for per in table.runs.values())
+
+
+@pytest.mark.parametrize("sampler, scheduler, warned", [("gp", "mo_asha", True), ("gp", "none", False),
+                                                         ("auto", "mo_asha", False)])
+def test_gp_with_early_stopping_is_warned_about(caplog, sampler: str, scheduler: str, warned: bool) -> None:
+    # GP learns from completed trials only: with mo_asha it re-proposes stopped architectures until the
+    # search ends (benchmarks/RESULTS-search.md); the spec says so when it is loaded
+    with caplog.at_level("WARNING", logger="wfsearch"):
+        load_spec(TABLE_SPEC, [f"study.sampler={sampler}", f"study.scheduler.type={scheduler}"])
+    assert any("re-proposes them" in r.getMessage() for r in caplog.records) is warned

@@ -66,6 +66,11 @@ def check(spec: SpaceSpec) -> tuple[SpaceSpec, tuple[str, ...], SpaceSize]:
                                 f"{spec.space[name].describe()}; give it a step or choose another sampler")
     if spec.study.scheduler.type == "mo_asha" and len(spec.proxy.epochs) == 1:
         log.info("%s: proxy.epochs has one rung, so mo_asha cannot stop trials early", spec.path)
+    elif spec.study.scheduler.type == "mo_asha" and spec.study.sampler == "gp":
+        # Optuna's GP sampler learns from completed trials only: it proposes a stopped architecture again
+        # and again (each told its known result) until the re-sample limit ends the search
+        log.warning("%s: study.sampler gp ignores trials mo_asha stopped early and re-proposes them; with mo_asha "
+                    "use sampler auto or tpe, or scheduler none with gp (benchmarks/RESULTS-search.md)", spec.path)
     return spec, order, size
 
 
