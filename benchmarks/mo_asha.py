@@ -59,10 +59,10 @@ def main() -> int:
             study = optuna.load_study(study_name=name, storage=f"sqlite:///{work}/studies/{name}/optuna.db")
             spec = load_spec(args.spec, [*args.overrides, f"study.name={name}", f"study.trials={args.trials}"])
             distinct = distinct_budget(spec, study).count
-            complete = len([t for t in pareto_candidates(study)])
+            trained = pareto_candidates(study)
+            complete = len(trained)
             pruned = len(study.get_trials(states=(TrialState.PRUNED,)))
-            pair.append((seed, scheduler, distinct, complete, pruned, pareto_front(pareto_candidates(study), directions),
-                         pareto_candidates(study)))
+            pair.append((seed, scheduler, distinct, complete, pruned, pareto_front(trained, directions), trained))
             print(f"seed {seed} {scheduler}: {distinct} distinct architectures, {complete} fully trained, "
                   f"{pruned} pruned, front {len(pair[-1][5])}", file=sys.stderr, flush=True)
         box = HypervolumeBox.of([t.values for p in pair for t in p[6]], directions, ["accuracy", "throughput"])

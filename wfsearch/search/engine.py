@@ -14,7 +14,7 @@ import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 import optuna
 import warnings
@@ -79,14 +79,24 @@ def study_dir_for(spec: Any) -> Path:
     return path.parent if path is not None else study_dir(spec.study.name)
 
 
-def search_records(study: optuna.Study, states: tuple = (TrialState.COMPLETE,)) -> list[TrialRecord]:
-    return [r for r in read_records(study, states) if r.is_search]
+def search_records(study: optuna.Study, states: tuple = (TrialState.COMPLETE,),
+                   after_number: int | None = None) -> list[TrialRecord]:
+    return [r for r in read_records(study, states, after_number) if r.is_search]
 
 
-def pareto_candidates(study: optuna.Study) -> list[TrialRecord]:
+Records = Union[optuna.Study, list[TrialRecord]]  # a study (read here) or its search records, read once
+
+
+def _records(source: Records, states: tuple) -> list[TrialRecord]:
+    if isinstance(source, optuna.Study):
+        return search_records(source, states)
+    return [r for r in source if r.state in states]
+
+
+def pareto_candidates(source: Records) -> list[TrialRecord]:
     """The trained trials, one per architecture (a repeat that reused an earlier result is not a second point)."""
     out, seen = [], set()
-    for r in search_records(study):
+    for r in _records(source, (TrialState.COMPLETE,)):
         if r.trained and (r.arch_hash is None or r.arch_hash not in seen):
             out.append(r)
             seen.add(r.arch_hash)
@@ -98,12 +108,12 @@ def trial_identity(r: TrialRecord) -> str:
     return DistinctBudget.identity(r.arch_hash, r.params)
 
 
-def distinct_budget(spec: Any, study: optuna.Study) -> DistinctBudget:
+def distinct_budget(spec: Any, source: Records) -> DistinctBudget:
     """The budget of ``spec.study.trials`` distinct architectures, with those the study has finished."""
     size = spec.size
     budget = DistinctBudget(total=spec.study.trials,
                             space_size=None if size.continuous or size.combinations is None else size.combinations)
-    for r in search_records(study, (TrialState.COMPLETE, TrialState.PRUNED)):
+    for r in _records(source, (TrialState.COMPLETE, TrialState.PRUNED)):
         budget.add(trial_identity(r))
     return budget
 
@@ -541,10 +551,12 @@ def _search(spec: Any, study: optuna.Study, storage: optuna.storages.RDBStorage,
 
     finished_states = (TrialState.COMPLETE, TrialState.PRUNED)
     prog = SearchProgress(total=spec.study.trials, objectives=names, directions=directions)
-    budget = distinct_budget(spec, study)
+    ended = (*finished_states, TrialState.FAIL)  # states a trial never leaves
+    read_first = search_records(study, ended)  # read once: a study may hold many thousands of trials
+    records = _records(read_first, finished_states)
+    budget = distinct_budget(spec, records)
     prog.finished = budget.count
-    records = search_records(study, finished_states)
-    for r in pareto_candidates(study):
+    for r in pareto_candidates(records):
         prog.add_point(r.values, r.arch_hash)
     printer = ProgressPrinter(prog, stream=stream, enabled=progress)
     known = known_results(records, max_epochs)
@@ -624,17 +636,20 @@ def _search(spec: Any, study: optuna.Study, storage: optuna.storages.RDBStorage,
             break
     printer.emit(final=True)
     study = optuna.load_study(study_name=spec.study.name, storage=storage)
-    front = pareto_front(search_records(study), directions)
-    box = HypervolumeBox.of([t.values for t in pareto_candidates(study)], directions, names)
+    # the trials read at the start have ended and cannot change: read only the newer ones
+    last = max((r.number for r in read_first), default=None)
+    records = list({r.number: r for r in [*read_first, *search_records(study, ended, after_number=last)]}.values())
+    front = pareto_front(_records(records, (TrialState.COMPLETE,)), directions)
+    box = HypervolumeBox.of([t.values for t in pareto_candidates(records)], directions, names)
     hv = box.hypervolume([t.values for t in front]) if box is not None else 0.0
     if box is not None:
         study.set_user_attr(BOX_ATTR, box.to_dict())
     if budget.stop_reason:
         log.info("%s", budget.stop_reason)
     return RunSummary(study_name=spec.study.name, storage=safe_url(storage_url(spec)), study_dir=sdir,
-                      finished=distinct_budget(spec, study).count, repeats=prog.repeats, stopped=budget.stop_reason,
-                      pruned=len(search_records(study, (TrialState.PRUNED,))),
-                      failed=len(search_records(study, (TrialState.FAIL,))), front=front, references=references,
+                      finished=distinct_budget(spec, records).count, repeats=prog.repeats, stopped=budget.stop_reason,
+                      pruned=len(_records(records, (TrialState.PRUNED,))),
+                      failed=len(_records(records, (TrialState.FAIL,))), front=front, references=references,
                       hypervolume=hv, archived_as=archived, seconds=time.monotonic() - t0)
 
 

@@ -44,13 +44,15 @@ def _load_json(rows: list, into: dict[int, dict]) -> None:
 
 
 def read_trials(study: optuna.Study, states: Iterable[TrialState] | None = None,
-                user_attrs: Collection[str] | None = None, system_attrs: Collection[str] | None = ()) -> list[FrozenTrial]:
-    """The trials of ``study`` (of ``states``) by number, with only ``user_attrs`` and ``system_attrs``
-    (None: all of them; the default reads no system attribute)."""
+                user_attrs: Collection[str] | None = None, system_attrs: Collection[str] | None = (),
+                after_number: int | None = None) -> list[FrozenTrial]:
+    """The trials of ``study`` (of ``states``; numbered above ``after_number``) by number, with only
+    ``user_attrs`` and ``system_attrs`` (None: all of them; the default reads no system attribute)."""
     rdb = _rdb(study)
     states = tuple(states) if states is not None else None
     if rdb is None:
-        return list(study.get_trials(deepcopy=False, states=states))
+        return [t for t in study.get_trials(deepcopy=False, states=states)
+                if after_number is None or t.number > after_number]
     import sqlalchemy as sa
     from optuna.storages._rdb import models
 
@@ -63,6 +65,8 @@ def read_trials(study: optuna.Study, states: Iterable[TrialState] | None = None,
     mine = sa.select(T.c.trial_id).where(T.c.study_id == study_id)
     if states is not None:
         mine = mine.where(T.c.state.in_(states))
+    if after_number is not None:
+        mine = mine.where(T.c.number > after_number)
     q_trials = sa.select(T.c.trial_id, T.c.number, T.c.state, T.c.datetime_start, T.c.datetime_complete) \
         .where(T.c.trial_id.in_(mine)).order_by(T.c.number)
     q_values = sa.select(V.c.trial_id, V.c.objective, V.c.value, V.c.value_type).where(V.c.trial_id.in_(mine))

@@ -39,12 +39,13 @@ def directions_of(study: optuna.Study) -> tuple[str, ...]:
     return tuple(d.name.lower() for d in study.directions)
 
 
-def read_records(study: optuna.Study, states: tuple | None = None) -> list[TrialRecord]:
-    """Every trial of ``study`` (of ``states``) as a record, by number (read by `read_trials`: four
-    queries, no system attribute but Optuna's constraints, no intermediate value)."""
+def read_records(study: optuna.Study, states: tuple | None = None, after_number: int | None = None) -> list[TrialRecord]:
+    """Every trial of ``study`` (of ``states``; numbered above ``after_number``) as a record, by number
+    (read by `read_trials`: four queries, no system attribute but Optuna's constraints, no intermediate value)."""
     from .rows import read_trials
 
-    return [TrialRecord.from_trial(t) for t in read_trials(study, states, system_attrs=("constraints",))]
+    return [TrialRecord.from_trial(t)
+            for t in read_trials(study, states, system_attrs=("constraints",), after_number=after_number)]
 
 
 @dataclass(frozen=True, eq=False)

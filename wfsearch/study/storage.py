@@ -60,8 +60,9 @@ def fail_stale_trials(study: optuna.Study, reason: str = "interrupted: the run s
     is stored as the ``status_reason``; its status is the one it starts with (`Status.of`), else interrupted."""
     status = (Status.of(reason) or Status.INTERRUPTED).value
     storage = study._storage
-    n = 0
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
+    backend = getattr(storage, "_backend", storage)  # the database itself: it filters by state, Optuna's
+    n = 0                                              # trial cache would read every trial first
+    for t in backend.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
         storage.set_trial_user_attr(t._trial_id, "status_reason", reason)
         storage.set_trial_user_attr(t._trial_id, "status", status)
         storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
