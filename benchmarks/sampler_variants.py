@@ -4,7 +4,7 @@
 
 `benchmarks/search_strategies.py` compares samplers with the settings ``wfsearch run`` gives them
 (`wfsearch.search.sampler.make_sampler`: at the quick start's ``study.trials: 20``, TPE multivariate
-with 6 start-up trials, NSGA-II with a population of 6). This replays the same simulated searches
+with 6 start-up trials and, as Optuna 5 sets by default, the constant liar; NSGA-II with a population of 6). This replays the same simulated searches
 (same table, budget, slots and seeds) with other settings in place of the spec's sampler, each with
 no early stopping and with ``mo_asha`` (reduction factor 2), and prints the median and interquartile
 range of ``t95`` (simulated time to 95% of the true front's hypervolume, in ``T_space``) next to random
@@ -24,14 +24,16 @@ import search_strategies as ss  # noqa: E402  (the replay, the hypervolume and t
 
 SPEC = str(ss.ROOT / "benchmarks/tables/predictors-table.yaml")
 TABLE = str(ss.ROOT / "benchmarks/tables/predictors")
-VARIANTS = {  # name -> (Optuna sampler class name, keyword arguments); "random" is the reference
-    "random": ("RandomSampler", {}),
-    "tpe (the default's settings)": ("TPESampler", {"multivariate": True, "n_startup_trials": 6}),
+VARIANTS = {  # name -> (Optuna sampler class name, keyword arguments), or the spec's sampler name to
+    # build it as `wfsearch run` does; "random" is the reference
+    "random": "random",
+    "tpe (the default's settings)": "tpe",
     "tpe, 3 start-up trials": ("TPESampler", {"multivariate": True, "n_startup_trials": 3}),
     "tpe, 10 start-up trials": ("TPESampler", {"multivariate": True, "n_startup_trials": 10}),
     "tpe, independent": ("TPESampler", {"multivariate": False, "n_startup_trials": 6}),
-    "tpe, constant liar": ("TPESampler", {"multivariate": True, "n_startup_trials": 6, "constant_liar": True}),
-    "nsga2, population 6 (the default's)": ("NSGAIISampler", {"population_size": 6}),
+    "tpe, constant liar on": ("TPESampler", {"multivariate": True, "n_startup_trials": 6, "constant_liar": True}),
+    "tpe, constant liar off": ("TPESampler", {"multivariate": True, "n_startup_trials": 6, "constant_liar": False}),
+    "nsga2 (the default's settings: population 6)": "nsga2",
     "nsga2, population 20": ("NSGAIISampler", {"population_size": 20}),
 }
 SCHEDULERS = [("none", None), ("mo_asha", 2)]
@@ -42,9 +44,16 @@ def one(variant: str, scheduler: str, rf: int | None, seed: int, budget: float, 
 
     import wfsearch.search.simulate as sim
 
-    kind, kwargs = VARIANTS[variant]
-    sim.make_sampler = lambda spec, n: getattr(optuna.samplers, kind)(seed=spec.study.seed, **kwargs)
-    steps, _ = ss.run_one(SPEC, TABLE, concurrent, budget, "tpe", scheduler, rf, seed)
+    from wfsearch.search.sampler import make_sampler
+
+    v = VARIANTS[variant]
+    sim.make_sampler = make_sampler  # a worker process runs several variants in turn
+    if isinstance(v, str):  # as `wfsearch run` builds it
+        steps, _ = ss.run_one(SPEC, TABLE, concurrent, budget, v, scheduler, rf, seed)
+    else:
+        kind, kwargs = v
+        sim.make_sampler = lambda spec, n: getattr(optuna.samplers, kind)(seed=spec.study.seed, **kwargs)
+        steps, _ = ss.run_one(SPEC, TABLE, concurrent, budget, "tpe", scheduler, rf, seed)
     ctx = ss._load(SPEC, TABLE, concurrent)
     return ss.time_to(steps, 0.95 * ctx["true_hv"]) / ctx["t_space"]
 
