@@ -2,8 +2,10 @@
 
 A small real study (``wfsearch run spaces/smoke.yaml``, real proxy trainings) is the seed; each
 large study copies its trials (states, values, parameters, every attribute) with SQL inserts until it
-holds N search trials. Objective values are jittered per copy (seeded), and each copy gets its own
-architecture hash, so the front, the ranks and the hypervolume history face N distinct points.
+holds N search trials. Objective values are jittered per copy (seeded), each copy gets its own
+architecture hash, and the floats of its metrics, costs and curve are scaled by a factor of its own,
+so the front, the ranks and the hypervolume history face N distinct points and the readers N distinct
+documents per attribute (the design and the proxy settings stay shared, as in a search that re-samples).
 
 Each command runs in a fresh process (so start-up counts: imports, and Ray for the resume); its wall
 time and the peak resident memory of that process (``wait4``) are printed. The same commands on the
@@ -51,6 +53,20 @@ def _rows(con: sqlite3.Connection, table: str, trial_ids: list[int]) -> list[tup
     return con.execute(f"SELECT * FROM {table} WHERE trial_id IN ({q})", trial_ids).fetchall()
 
 
+PER_TRIAL = ("metrics", "costs", "curve")  # attributes made distinct per copy, as each trial's own
+
+
+def _scaled(value, factor: float):
+    """``value`` with every float in it times ``factor`` (so that no two copies store the same document)."""
+    if isinstance(value, float):
+        return value * factor
+    if isinstance(value, dict):
+        return {k: _scaled(v, factor) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scaled(v, factor) for v in value]
+    return value
+
+
 def build_study(seed_db: Path, dest: Path, n: int, rng_seed: int = 0) -> None:
     """Copy ``seed_db`` to ``dest`` and add copies of its COMPLETE search trials until it holds ``n``."""
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -91,6 +107,8 @@ def build_study(seed_db: Path, dest: Path, n: int, rng_seed: int = 0) -> None:
                     row[c.index("value")] = row[c.index("value")] * jitter[row[c.index("objective")]]
                 if tab == "trial_user_attributes" and row[c.index("key")] == "arch_hash":
                     row[c.index("value_json")] = json.dumps(f"{json.loads(row[c.index('value_json')])}-{k}")
+                if tab == "trial_user_attributes" and row[c.index("key")] in PER_TRIAL:
+                    row[c.index("value_json")] = json.dumps(_scaled(json.loads(row[c.index("value_json")]), jitter[7]))
                 batch[tab].append(tuple(row))
     con.executemany("INSERT INTO trials (trial_id, number, study_id, state, datetime_start, datetime_complete) "
                     "VALUES (?, ?, ?, ?, ?, ?)", new_trials)

@@ -59,15 +59,25 @@ def _fc1_color(fc1: str) -> str:
     return qualitative.Dark24[sum(map(ord, fc1)) % len(qualitative.Dark24)]
 
 
-def hover(p: Point, x: str, y: str) -> str:
+def _arch_text(arch: dict) -> str:
+    fields = [f"{k}={v}" for k, v in arch.items()]
+    return "<br>".join(", ".join(fields[i:i + 4]) for i in range(0, len(fields), 4))
+
+
+def hover(p: Point, x: str, y: str, archs: dict[int, tuple[dict, str]] | None = None) -> str:
+    """A point's hover text. ``archs``: the architecture texts written so far, by dict (the trials of one
+    architecture share its dict as read), to write each once."""
     head = f"<b>{p.label}</b> ({GROUP_TITLES.get(p.group, p.group)})"
     if p.status and p.status not in ("ok", "reference"):
         head += f"<br>{p.status}"
     scores = f"{y} {fmt(p.y)} · {x} {fmt(p.x)}"
     costs = " · ".join(f"{k} {fmt(v)}" for k, v in p.costs.items() if k not in (x, y))
-    fields = [f"{k}={v}" for k, v in p.arch.items()]
-    arch = "<br>".join(", ".join(fields[i:i + 4]) for i in range(0, len(fields), 4))
-    return "<br>".join(s for s in (head, scores, costs, arch) if s)
+    known = archs.get(id(p.arch)) if archs is not None else None
+    if known is None or known[0] is not p.arch:
+        known = (p.arch, _arch_text(p.arch))
+        if archs is not None:
+            archs[id(p.arch)] = known  # holds the dict, so that its id is not reused meanwhile
+    return "<br>".join(s for s in (head, scores, costs, known[1]) if s)
 
 
 def error_bars(points: list, axis: str) -> dict | None:
@@ -84,6 +94,7 @@ def error_bars(points: list, axis: str) -> dict | None:
 # again when added (3x slower for a trace of 10,000 points)
 def pareto_figure(data: ParetoData) -> go.Figure:
     fig = go.Figure()
+    archs: dict[int, tuple[dict, str]] = {}
     order = PREDICTORS["fc1"] + sorted({p.fc1 for p in data.points} - set(PREDICTORS["fc1"]))
     for group in ("front", "dominated"):
         pts = data.group(group)
@@ -97,7 +108,7 @@ def pareto_figure(data: ParetoData) -> go.Figure:
                 marker=dict(color=_fc1_color(fc1), size=13 if group == "front" else 9,
                             symbol=[DWCONV_SYMBOLS.get(p.dwconv, "x") for p in sel],
                             line=dict(width=2 if group == "front" else 0, color="black")),
-                hovertext=[hover(p, data.x, data.y) for p in sel], hovertemplate="%{hovertext}<extra></extra>"))
+                hovertext=[hover(p, data.x, data.y, archs) for p in sel], hovertemplate="%{hovertext}<extra></extra>"))
     for group in ("pruned", "failed", "infeasible"):  # hidden until clicked in the legend
         sel = data.group(group)
         if sel:
@@ -105,7 +116,7 @@ def pareto_figure(data: ParetoData) -> go.Figure:
                 x=[p.x for p in sel], y=[p.y for p in sel], mode="markers", name=GROUP_TITLES[group],
                 legendgroup="other", legendgrouptitle_text="other trials", visible="legendonly",
                 meta={"role": group}, marker=dict(color="gray", size=8, symbol="x" if group == "failed" else "circle-open"),
-                hovertext=[hover(p, data.x, data.y) for p in sel], hovertemplate="%{hovertext}<extra></extra>"))
+                hovertext=[hover(p, data.x, data.y, archs) for p in sel], hovertemplate="%{hovertext}<extra></extra>"))
     refs = data.group("reference")
     if refs:
         fig.add_trace(dict(type="scatter",
@@ -113,7 +124,7 @@ def pareto_figure(data: ParetoData) -> go.Figure:
             text=[p.label for p in refs], textposition="top center", legendgroup="reference",
             legendgrouptitle_text="references", meta={"role": "reference"},
             marker=dict(color="black", size=15, symbol="star"),
-            hovertext=[hover(p, data.x, data.y) for p in refs], hovertemplate="%{hovertext}<extra></extra>"))
+            hovertext=[hover(p, data.x, data.y, archs) for p in refs], hovertemplate="%{hovertext}<extra></extra>"))
     front = sorted(data.group("front"), key=lambda p: p.x)
     if len(front) > 1 and data.x_direction and data.y_direction and data.n_objectives == 2:
         fig.add_trace(dict(type="scatter", x=[p.x for p in front], y=[p.y for p in front], mode="lines",

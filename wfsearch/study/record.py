@@ -120,7 +120,12 @@ class TrialRecord:
         """Every finite number known for the trial by name: costs, then metrics, then the objective values."""
         out: dict[str, float] = {}
         for source in (self.costs, self.metrics):
-            out.update({k: float(v) for k, v in source.items() if finite(v)})
+            for k, v in source.items():
+                if type(v) is float:  # most of them: finite unless inf or nan (then v - v is nan)
+                    if v - v == 0.0:
+                        out[k] = v
+                elif finite(v):
+                    out[k] = float(v)
         for name, v in zip(objectives, self.values or ()):
             if finite(v):
                 out[name] = float(v)
