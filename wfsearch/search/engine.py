@@ -22,6 +22,7 @@ from optuna.trial import TrialState
 
 import wfsearch
 from wfsearch.errors import UserError
+from wfsearch.gpu import gpu_count, gpu_info
 from wfsearch.study import (Status, TrialRecord, archive_study, as_dicts, cached_result,
                             fail_stale_trials, known_results, open_storage,
                             pareto_front, read_records, references_study_name, safe_url, sqlite_path, study_dir)
@@ -119,13 +120,8 @@ def distinct_budget(spec: Any, source: Records) -> DistinctBudget:
 
 
 def hardware_info() -> dict[str, Any]:
-    import torch
-
     info = {"hostname": platform.node(), "cpu": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
-            "cuda": torch.cuda.is_available()}
-    if torch.cuda.is_available():
-        info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+            "cpu_count": os.cpu_count(), "python": platform.python_version(), **gpu_info()}
     try:
         import ray
         info["ray"] = ray.__version__
@@ -292,13 +288,12 @@ def init_ray(address: str | None, log_dir: Path) -> None:
             raise UserError(f"--address {address}: cannot join the Ray cluster ({str(e).splitlines()[0]}); "
                             "start one with `ray start --head`") from e
     else:
-        import torch
         # a local cluster on loopback: Ray's notice that it turned token authentication on is noise here
         logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
         keep_on_loopback()
         # address="local": always a new cluster of this run's own, even where `ray start` left one running
         # on this machine (Ray would otherwise join that one; --address is how to join a cluster)
-        ray.init(address="local", num_cpus=os.cpu_count(), num_gpus=torch.cuda.device_count(),
+        ray.init(address="local", num_cpus=os.cpu_count(), num_gpus=gpu_count(),
                  _node_ip_address="127.0.0.1", **kwargs)
 
 

@@ -18,9 +18,11 @@ from collections import Counter
 from typing import Any, Callable, Optional
 
 from wfsearch.arch.config import ENUMS, ArchConfig
+from wfsearch.gpu import gpu_memory
 
 from .spec import (CIFAR10_CLASSES, DATASET_CLASSES, SYNTHETIC_CLASSES, Knob, SpaceSize, SpaceSpec, _did_you_mean, _is_int, _same,
                    arch_value)
+from .timm_names import is_timm_model, timm_model_names
 
 log = logging.getLogger(__name__)
 
@@ -532,10 +534,9 @@ SIZE_FIELDS = ("embed_dim", "depth", "mlp_ratio")
 def machine_memory() -> tuple[int, str]:
     """Bytes of memory a trial can use here and what they are: RAM, or the first GPU's memory."""
     try:
-        import torch
-
-        if torch.cuda.is_available():
-            return torch.cuda.get_device_properties(0).total_memory, "GPU memory"
+        gpu = gpu_memory()  # torch is not imported where there can be no GPU
+        if gpu:
+            return gpu, "GPU memory"
     except Exception:  # no torch build with CUDA: RAM it is
         pass
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "RAM"
@@ -603,8 +604,6 @@ def _check_references(spec: SpaceSpec) -> None:
 
 
 def _check_timm_name(path: tuple, name: Any) -> None:
-    import timm
-
-    if not timm.is_model(name):
-        hint = _did_you_mean(name, timm.list_models()) or "; list names with `python -c \"import timm; print(timm.list_models('deit*'))\"`"
+    if not is_timm_model(name):
+        hint = _did_you_mean(name, sorted(timm_model_names())) or "; list names with `python -c \"import timm; print(timm.list_models('deit*'))\"`"
         raise SpecIssue(path, name, "not a timm model" + hint)
