@@ -148,25 +148,32 @@ def test_a_resampled_pruned_architecture_is_told_its_pruned_result(spec, table_a
     assert repeats and summary.pruned > repeats
 
 
-def test_simulate_imports_no_ray(table_and_truth, tmp_path):
-    """The simulator and the CLI command around it never import Ray (nor does a replay or its save)."""
+def test_simulate_imports_no_ray(table_and_truth, tmp_path, monkeypatch):
+    """The simulator and the CLI command around it never import Ray (nor does a replay or its save); nor
+    torch, for a sampler other than GP, where the machine can have no GPU (`wfsearch.gpu`)."""
+    import glob
     import subprocess
     import sys
 
+    from wfsearch.gpu import DEVICE_NODES
+    from wfsearch.space.timm_names import timm_model_names
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    timm_model_names()  # the spec's reference model is checked against the cached names
     table, _ = table_and_truth
     code = (
-        "import sys, wfsearch.cli.simulate\n"
-        "from wfsearch.search.simulate import save_study, simulate\n"
-        "from wfsearch.search.table import load_table\n"
-        "from wfsearch.space import load_spec\n"
-        f"spec = load_spec({str(TABLE_SPEC)!r}, ['study.trials=10'])\n"
-        f"table = load_table({str(table.path)!r})\n"
-        "study, _ = simulate(spec, table, workers=2, seed=0)\n"
-        f"save_study(study, spec, table, 'sqlite:///{tmp_path / 'o.db'}', 'sim')\n"
-        "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))\n")
+        "import sys\n"
+        "from wfsearch.cli import main\n"
+        f"rc = main(['simulate', {str(TABLE_SPEC)!r}, '--table', {str(table.path)!r}, '--trials', '10', "
+        f"'--set', 'study.sampler=tpe', '-o', {str(tmp_path / 'o')!r}])\n"
+        "print(rc, sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')), 'torch' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]"
+    rc, rays, torch_loaded = out.stdout.strip().splitlines()[-1].split(" ", 2)
+    assert (rc, rays) == ("0", "[]")
+    if sys.platform.startswith("linux") and not any(glob.glob(p) for p in DEVICE_NODES):
+        assert torch_loaded == "False"
+    assert (tmp_path / "o" / "optuna.db").is_file()
 
 
 @pytest.mark.slow
