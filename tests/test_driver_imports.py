@@ -2,7 +2,6 @@
 there can be no GPU, and ask timm's model names from a per-version list instead of importing timm."""
 from __future__ import annotations
 
-import glob
 import json
 import os
 import subprocess
@@ -11,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from wfsearch.gpu import DEVICE_NODES
+from wfsearch.gpu import device_nodes
 
 REPO = Path(__file__).resolve().parents[1]
-NO_GPU_NODE = sys.platform.startswith("linux") and not any(glob.glob(p) for p in DEVICE_NODES)
+NO_GPU_NODE = sys.platform.startswith("linux") and not device_nodes()
 
 
 def _python(code: str, cache: Path) -> dict:

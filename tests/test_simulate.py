@@ -151,11 +151,10 @@ def test_a_resampled_pruned_architecture_is_told_its_pruned_result(spec, table_a
 def test_simulate_imports_no_ray(table_and_truth, tmp_path, monkeypatch):
     """The simulator and the CLI command around it never import Ray (nor does a replay or its save); nor
     torch, for a sampler other than GP, where the machine can have no GPU (`wfsearch.gpu`)."""
-    import glob
     import subprocess
     import sys
 
-    from wfsearch.gpu import DEVICE_NODES
+    from wfsearch.gpu import device_nodes
     from wfsearch.space.timm_names import timm_model_names
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
@@ -171,7 +170,7 @@ def test_simulate_imports_no_ray(table_and_truth, tmp_path, monkeypatch):
     assert out.returncode == 0, out.stderr
     rc, rays, torch_loaded = out.stdout.strip().splitlines()[-1].split(" ", 2)
     assert (rc, rays) == ("0", "[]")
-    if sys.platform.startswith("linux") and not any(glob.glob(p) for p in DEVICE_NODES):
+    if sys.platform.startswith("linux") and not device_nodes():
         assert torch_loaded == "False"
     assert (tmp_path / "o" / "optuna.db").is_file()
 

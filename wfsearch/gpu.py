@@ -22,7 +22,12 @@ def may_have_gpu() -> bool:
     """False only where torch.cuda cannot find a device: Linux, torch not loaded, no GPU device node."""
     if "torch" in sys.modules or not sys.platform.startswith("linux"):
         return True
-    return any(glob.glob(pattern) for pattern in DEVICE_NODES)
+    return bool(device_nodes())
+
+
+def device_nodes() -> list[str]:
+    """The GPU device nodes of this machine (none on a machine without a GPU driver)."""
+    return [node for pattern in DEVICE_NODES for node in glob.glob(pattern)]
 
 
 def gpu_count() -> int:
@@ -44,7 +49,7 @@ def gpu_memory() -> int | None:
 
 
 def gpu_info() -> dict[str, Any]:
-    """The torch version and the GPUs it sees, for a study's hardware record."""
+    """The torch version (as installed, on every machine alike) and the GPUs it sees, for a study's hardware record."""
     try:
         version = metadata.version("torch")
     except metadata.PackageNotFoundError:  # pragma: no cover - torch is a dependency
@@ -53,6 +58,5 @@ def gpu_info() -> dict[str, Any]:
     if gpu_count():
         import torch
 
-        info.update(torch=torch.__version__, cuda=True,
-                    gpus=[torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())])
+        info.update(cuda=True, gpus=[torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())])
     return info

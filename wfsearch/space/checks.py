@@ -604,6 +604,6 @@ def _check_references(spec: SpaceSpec) -> None:
 
 
 def _check_timm_name(path: tuple, name: Any) -> None:
-    if not is_timm_model(name):
+    if not is_timm_model(name):  # read once per process from the cached list (`timm_names`)
         hint = _did_you_mean(name, sorted(timm_model_names())) or "; list names with `python -c \"import timm; print(timm.list_models('deit*'))\"`"
         raise SpecIssue(path, name, "not a timm model" + hint)

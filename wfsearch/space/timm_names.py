@@ -8,6 +8,7 @@ imported, timm's own registry answers (it also knows models that a plugin regist
 """
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import tempfile
@@ -26,14 +27,21 @@ def timm_model_names() -> frozenset[str]:
     """Every architecture name timm can build here (pretrained tags stripped)."""
     if "timm" not in sys.modules:
         try:
-            return frozenset(cache_path().read_text().split()) | set(MODEL_SIZES)
+            return _read(cache_path())
         except (OSError, UnicodeDecodeError):
             pass
     import timm
 
     names = frozenset(timm.list_models()) | set(MODEL_SIZES)
-    _write(names)
+    if not cache_path().is_file():  # written once per timm version, not on every check
+        _write(names)
     return names
+
+
+@functools.lru_cache(maxsize=4)
+def _read(path: Path) -> frozenset[str]:
+    """The cached list, read once per process (a spec checks each of its reference models)."""
+    return frozenset(path.read_text().split()) | set(MODEL_SIZES)
 
 
 def is_timm_model(name: str) -> bool:
