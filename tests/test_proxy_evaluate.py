@@ -131,8 +131,15 @@ def test_cli_proxy_check(tmp_path, capsys, monkeypatch):
     import optuna
     study = optuna.load_study(study_name="smoke", storage=f"sqlite:///{tmp_path}/studies/smoke/optuna.db")
     assert study.user_attrs["seed_noise"] == pytest.approx(rep["seed_noise"])
-    assert study.user_attrs["seed_noise_source"]["seeds"] == [0, 1] and "recorded seed noise" in text
+    assert study.user_attrs["seed_noise_source"]["seeds"] == [0, 1] and "seed noise" in text and "recorded the verdict" in text
     assert not study.trials and study.user_attrs["spec_hash"]  # a study `run` resumes, with no trial yet
+    # the verdict: printed last, stored with the study, and printed again by `show` beside the front
+    verdict = study.user_attrs["proxy_verdict"]
+    assert verdict["line"].startswith(("PASS: ", "FAIL: ")) and verdict["line"] in text
+    assert verdict["passed"] == verdict["line"].startswith("PASS") and "icc" in verdict and "above_chance" in verdict
+    assert "single-run reliability ICC(1,1)" in text and "runs above chance" in text
+    assert main(["show", "studies/smoke"]) == 0
+    assert f"proxy check: {verdict['line']}" in capsys.readouterr().out
 
 
 def test_fidelity_statistics():

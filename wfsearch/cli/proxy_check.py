@@ -32,10 +32,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="trainings run in parallel, one thread each (default: 1, torch's threads)")
     p.add_argument("--require-ratio", type=float, default=None, metavar="R",
                    help="exit with status 1 when spread / seed noise is below R")
+    p.add_argument("--long-factor", type=int, default=None, metavar="F",
+                   help="also train every architecture and seed for F x the epochs, and print Kendall's tau "
+                        "between the proxy's ranking and that longer budget's (e.g. 4)")
+    p.add_argument("--results", metavar="PATH",
+                   help="a JSON-lines file of finished runs: read first (those runs are not trained again) and "
+                        "appended to, so an interrupted check resumes")
     p.add_argument("--json", metavar="PATH", help="also write the raw results as JSON")
     p.add_argument("--record", action="store_true",
-                   help="store the measured seed noise in the spec's study (created if new), so that `run`, "
-                        "`show`, `evaluate` and the report widen every accuracy interval by it")
+                   help="store the verdict and the measured seed noise in the spec's study (created if new): `run`, "
+                        "`show` and the report print the verdict, and widen every accuracy interval by the noise")
     p.set_defaults(func=run)
 
 
@@ -44,8 +50,8 @@ def run(args: argparse.Namespace) -> int:
     from wfsearch.proxy.fidelity import check_fidelity
     from wfsearch.space import load_spec
 
-    for flag, low in (("archs", 2), ("seeds", 2), ("workers", 1)):
-        if getattr(args, flag) < low:
+    for flag, low in (("archs", 2), ("seeds", 2), ("workers", 1), ("long_factor", 2)):
+        if getattr(args, flag) is not None and getattr(args, flag) < low:
             raise UserError(f"--{flag}: {getattr(args, flag)}: must be >= {low}")
     spec = load_spec(args.spec, args.overrides)
     full = spec.proxy.max_epochs
@@ -64,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
 
     rep = check_fidelity(spec, n_archs=args.archs, seeds=seeds, sample_seed=args.sample_seed,
                          short_epochs=args.short_epochs, workers=args.workers,
-                         include_references=args.references, on_result=progress)
+                         include_references=args.references, on_result=progress, long_factor=args.long_factor,
+                         results=args.results)
     print()
     seed_cols = " ".join(f"{'seed ' + str(s):>8}" for s in seeds)
     header = f"{'#':>2} {seed_cols} {'mean':>7} {'short':>7}  architecture"
@@ -82,6 +89,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"Kendall tau, epoch {rep.short_epochs} vs epoch {full:<3}          {rep.tau_short_full:.3f}")
     print(f"Kendall tau, seed {seeds[0]} vs seed {seeds[1]}              {rep.tau_seeds:.3f}")
     print(f"median training time per run           {rep.seconds_per_run:.1f}s")
+    if rep.quality is not None:
+        print()
+        print(quality_table(rep.quality))
+        print()
+        print(rep.quality.verdict())
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rep.to_dict(), f, indent=1, default=str)
@@ -102,17 +114,44 @@ def _record(spec, rep, seeds: tuple[int, ...], args: argparse.Namespace) -> None
     if not (math.isfinite(rep.seed_noise) and rep.seed_noise >= 0):
         raise UserError(f"--record: the seed noise could not be measured ({rep.seed_noise}): fewer than two "
                         "architectures finished every seed; nothing was recorded")
+    from wfsearch.study.verdict import VERDICT_ATTR, proxy_key
+
     study, _, _, lease = prepare_study(spec)
     try:
+        source = {"command": "proxy-check", "archs": len(rep.rows), "seeds": list(seeds),
+                  "epochs": spec.proxy.max_epochs, "spec_hash": spec.hash, "spread": rep.spread, "ratio": rep.ratio,
+                  "sample_seed": args.sample_seed}
         study.set_user_attr("seed_noise", float(rep.seed_noise))
-        study.set_user_attr("seed_noise_source", {
-            "command": "proxy-check", "archs": len(rep.rows), "seeds": list(seeds),
-            "epochs": spec.proxy.max_epochs, "spec_hash": spec.hash, "spread": rep.spread, "ratio": rep.ratio,
-            "sample_seed": args.sample_seed})
+        study.set_user_attr("seed_noise_source", source)
+        if rep.quality is not None:
+            q = rep.quality
+            study.set_user_attr(VERDICT_ATTR, {
+                "passed": q.passed(), "line": q.verdict(), "proxy_key": proxy_key(spec.proxy.model_dump(mode="json")),
+                "icc": q.icc.to_dict(), "above_chance": q.above_chance.to_dict(),
+                "tau_long": q.tau_long.to_dict() if q.tau_long is not None else None,
+                "tau_rung": q.tau_rung.to_dict(), "spearman_seeds": q.spearman_seeds.to_dict(),
+                "long_epochs": rep.long_epochs, **source})
     finally:
         lease.release()
-    print(f"recorded seed noise {rep.seed_noise:.4f} in study {spec.study.name!r} "
-          f"({safe_url(storage_url(spec))}); accuracy intervals of its trials are widened by it")
+    print(f"recorded the verdict and seed noise {rep.seed_noise:.4f} in study {spec.study.name!r} "
+          f"({safe_url(storage_url(spec))}); accuracy intervals of its trials are widened by the noise")
+
+
+def quality_table(q) -> str:
+    """The `ProxyQuality` statistics, one line each, with their bootstrap intervals over architectures."""
+    def fmt(iv, pct=False) -> str:
+        if iv is None or not math.isfinite(iv.value):
+            return "n/a"
+        f = (lambda v: f"{v:.0%}") if pct else (lambda v: f"{v:.2f}")
+        return f"{f(iv.value)} [{f(iv.low)}, {f(iv.high)}]"
+
+    level = f"{q.icc.level:.0%}"
+    rows = [(f"single-run reliability ICC(1,1) ({level} bootstrap over architectures)", fmt(q.icc)),
+            ("seed-to-seed Spearman", fmt(q.spearman_seeds)),
+            (f"Kendall tau, proxy vs {q.tau_long_label}", fmt(q.tau_long)),
+            (f"runs above chance ({q.chance:.3f}, binomial p < 0.05)", fmt(q.above_chance, pct=True)),
+            ("Kendall tau, first rung vs another seed's final", fmt(q.tau_rung))]
+    return "\n".join(f"{k:<66} {v}" for k, v in rows)
 
 
 def _nan0(v: float) -> float:

@@ -40,7 +40,7 @@ from wfsearch.space import DatasetSpec, ProxySpec
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1  # bump when a source's bytes change
+CACHE_VERSION = 2  # bump when a source's bytes change
 
 # Channel statistics used for normalization (of the uint8 data scaled to [0, 1]).
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
@@ -60,7 +60,7 @@ def dataset_error(origin: str = "") -> ErrorFn:
 def check_root(proxy: ProxySpec, origin: str = "") -> None:
     """Fail early, with the path, when a dataset that cannot be downloaded has no folder."""
     d = proxy.dataset
-    if d.root is None or d.name == "synthetic":
+    if d.root is None or d.name in ("synthetic", "digits"):
         return
     if not Path(d.root).expanduser().is_dir() and not (d.name.startswith("cifar") and d.download):
         hint = ("set proxy.dataset.download: true to fetch it" if d.name.startswith("cifar")
@@ -103,6 +103,7 @@ class ProxyData:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     augment: bool = True
+    translate: int | None = None  # training translation in pixels (None: 1/8 of the side)
 
     @property
     def num_classes(self) -> int:
@@ -117,7 +118,8 @@ class ProxyData:
 ATTRIBUTES = ("color", "shape", "pattern", "size")
 SYNTHETIC_DEFAULTS = {"num_classes": 4, "train_size": 5000, "val_size": 1000}
 PALETTE = np.array([(230, 40, 40), (40, 200, 60), (50, 90, 240), (235, 220, 40)], np.float32)  # RGB
-OBJECT_FRACTION = 0.3  # object box side / image side
+OBJECT_FRACTION = {"ends": 0.125, "quadrants": 0.3}  # object box side / image side
+ELONGATION = 3  # ends layout: object length across the separating axis / its width
 NOISE_STD = 8.0  # background pixel noise (uint8 scale)
 NUISANCE = False  # vary the attributes that are not label bits (harder, slower to learn)
 SHAPES = ("square", "disc", "plus", "ring", "cross", "triangle")
@@ -149,9 +151,14 @@ def _pattern_masks(o: int) -> np.ndarray:
     return np.stack(pats).astype(np.float32)
 
 
-def _glyph_bank(img_size: int) -> tuple[np.ndarray, int]:
+def object_side(img_size: int, layout: str = "ends") -> int:
+    """Side of an object's box in pixels: 1/8 of the image in the ``ends`` layout, 0.3 in ``quadrants``."""
+    return max(5, round(img_size * OBJECT_FRACTION[layout]))
+
+
+def _glyph_bank(img_size: int, layout: str = "ends") -> tuple[np.ndarray, int]:
     """Alpha masks ``(size, shape, pattern, o, o)`` of every object, and the box side ``o``."""
-    o = max(5, round(img_size * OBJECT_FRACTION))
+    o = object_side(img_size, layout)
     small = o - 2 * max(1, o // 6)
     bank = np.zeros((2, len(SHAPES), len(PATTERNS), o, o), np.float32)
     for si, side in enumerate((o, small)):
@@ -161,12 +168,13 @@ def _glyph_bank(img_size: int) -> tuple[np.ndarray, int]:
     return bank, o
 
 
-def synthetic_images(n: int, img_size: int = 32, num_classes: int = 4, seed: int = 0) -> ImageTensors:
+def synthetic_images(n: int, img_size: int = 32, num_classes: int = 4, seed: int = 0,
+                     layout: str = "ends") -> ImageTensors:
     """``n`` images of the relational two-object task (see the module docstring), from ``seed``."""
     assert 2 <= num_classes <= 2 ** len(ATTRIBUTES)
     rng = np.random.default_rng(seed)
     S = img_size
-    bank, o = _glyph_bank(S)
+    bank, o = _glyph_bank(S, layout)
     n_bits = max(1, math.ceil(math.log2(num_classes)))
     labels = rng.integers(0, num_classes, n)
     n_values = {"color": len(PALETTE), "shape": len(SHAPES), "pattern": len(PATTERNS), "size": 2}
@@ -187,31 +195,100 @@ def synthetic_images(n: int, img_size: int = 32, num_classes: int = 4, seed: int
     grey = rng.uniform(60, 110, (n, 1, 1, 1)).astype(np.float32)
     img = grey + rng.normal(0, NOISE_STD, (n, S, S, 3)).astype(np.float32)
 
-    # two different quadrants; the object hugs the quadrant's outer corner region (jittered)
-    qa = rng.integers(0, 4, n)
-    qb = (qa + rng.integers(1, 4, n)) % 4
-    half = S // 2
-    margin = synthetic_margin(S)  # = the training translation, so augmentation never cuts an object
-    span = max(1, (half - o - margin) // 2 + 1)  # offsets from the quadrant's outer corner
-    for q, obj in zip((qa, qb), objects):
-        jy = rng.integers(0, span, n)
-        jx = rng.integers(0, span, n)
-        top = np.where(q // 2 == 0, margin + jy, S - margin - o - jy)
-        left = np.where(q % 2 == 0, margin + jx, S - margin - o - jx)
-        alpha = bank[obj["size"], obj["shape"], obj["pattern"]][..., None]  # (n, o, o, 1)
+    e = elongation(S, layout)
+    tops, lefts, across = _place(rng, n, S, o, layout)
+    for (top, left), obj in zip(zip(tops, lefts), objects):
+        alpha = bank[obj["size"], obj["shape"], obj["pattern"]]  # (n, o, o)
         colour = PALETTE[obj["color"]] * rng.uniform(0.8, 1.0, (n, 1)).astype(np.float32)  # (n, 3)
-        rows = top[:, None] + np.arange(o)  # (n, o)
-        cols = left[:, None] + np.arange(o)
-        idx = (np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :])
-        patch = img[idx]  # (n, o, o, 3)
-        img[idx] = patch * (1 - alpha) + alpha * colour[:, None, None, :]
+        for axis in (0, 1):  # objects stretched e-fold across the axis that separates them
+            sel = np.flatnonzero(across == axis)
+            a = np.repeat(alpha[sel], e, axis=1 + axis)[..., None]  # (m, h, w, 1)
+            rows = top[sel, None] + np.arange(a.shape[1])  # (m, h)
+            cols = left[sel, None] + np.arange(a.shape[2])  # (m, w)
+            idx = (sel[:, None, None], rows[:, :, None], cols[:, None, :])
+            img[idx] = img[idx] * (1 - a) + a * colour[sel, None, None, :]
     images = torch.from_numpy(np.clip(img, 0, 255).round().astype(np.uint8)).permute(0, 3, 1, 2).contiguous()
     return ImageTensors(images, torch.from_numpy(labels.astype(np.int64)))
 
 
-def synthetic_margin(img_size: int) -> int:
+def _place(rng: np.random.Generator, n: int, S: int, o: int, layout: str
+           ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray], np.ndarray]:
+    """Top-left corners ``((top_a, top_b), (left_a, left_b))`` of the two objects of ``n`` images, and
+    per image the axis (0: rows, 1: columns) across which they are stretched `elongation`-fold.
+
+    ``ends``: the objects sit at the two ends of a random axis (left/right or top/bottom), each
+    within ``jitter`` pixels of its border, anywhere along the other axis; their gap along the axis
+    is at least `synthetic_gap` pixels. ``quadrants``: two different quadrants, each object near
+    its quadrant's outer corner (the layout before the task needed reach).
+    """
+    margin = synthetic_margin(S, layout)  # = the training translation, so augmentation never cuts an object
+    if layout == "ends":
+        length = elongation(S, layout) * o       # the object's extent across the separating axis
+        span = S - 2 * margin - length + 1       # free positions across it
+        jitter = synthetic_jitter(S)
+        along_a = margin + rng.integers(0, jitter + 1, n)
+        along_b = S - margin - o - rng.integers(0, jitter + 1, n)
+        swap = rng.random(n) < 0.5              # which object takes which end
+        first, second = np.where(swap, along_b, along_a), np.where(swap, along_a, along_b)
+        cross_a, cross_b = margin + rng.integers(0, span, n), margin + rng.integers(0, span, n)
+        vertical = rng.random(n) < 0.5          # the axis: top/bottom (objects stretched across x) or left/right
+        tops = (np.where(vertical, first, cross_a), np.where(vertical, second, cross_b))
+        lefts = (np.where(vertical, cross_a, first), np.where(vertical, cross_b, second))
+        return tops, lefts, np.where(vertical, 1, 0)
+    half = S // 2
+    qa = rng.integers(0, 4, n)
+    qb = (qa + rng.integers(1, 4, n)) % 4
+    span = max(1, (half - o - margin) // 2 + 1)  # offsets from the quadrant's outer corner
+    tops, lefts = [], []
+    for q in (qa, qb):
+        jy, jx = rng.integers(0, span, n), rng.integers(0, span, n)
+        tops.append(np.where(q // 2 == 0, margin + jy, S - margin - o - jy))
+        lefts.append(np.where(q % 2 == 0, margin + jx, S - margin - o - jx))
+    return (tops[0], tops[1]), (lefts[0], lefts[1]), np.zeros(n, np.int64)
+
+
+def synthetic_margin(img_size: int, layout: str = "ends") -> int:
     """Free border around the objects, in pixels; also the synthetic task's translation augmentation."""
-    return max(1, img_size // 16)
+    return max(1, img_size // (48 if layout == "ends" else 16))
+
+
+def elongation(img_size: int, layout: str = "ends") -> int:
+    """How many times longer than wide an object is, across the axis that separates the two (``ends``:
+    3, as long as the image allows; larger objects make the global summaries see more of them)."""
+    if layout != "ends":
+        return 1
+    o, m = object_side(img_size, layout), synthetic_margin(img_size, layout)
+    return max(1, min(ELONGATION, (img_size - 2 * m) // o))
+
+
+def synthetic_jitter(img_size: int) -> int:
+    """How far (pixels) an object of the ``ends`` layout may sit from its end of the axis."""
+    return max(0, img_size // 24 - 1)
+
+
+def synthetic_gap(img_size: int, layout: str = "ends") -> int:
+    """The smallest distance, in pixels, between the last pixel of one object and the first of the
+    other along the axis that separates them (``ends``), after any training translation."""
+    if layout != "ends":
+        return 0
+    o, m = object_side(img_size, layout), synthetic_margin(img_size, layout)
+    return img_size - 2 * m - 2 * o - 2 * synthetic_jitter(img_size) + 1
+
+
+def static_rf_span(arch: Any) -> int:
+    """Width in pixels of a static network's theoretical receptive field (the model's `static_rf_box`
+    of the central token, unclipped): ``(2 * depth * (k - 1) / 2 + 1) * patch``."""
+    from wfsearch.models.erf import static_rf_box
+
+    top, bottom, _, _ = static_rf_box(arch, (1 << 20, 1 << 20))
+    return bottom - top
+
+
+def needs_reach(arch: Any, img_size: int, layout: str = "ends") -> bool:
+    """True when, at ``img_size``, the synthetic task's two objects are always farther apart than
+    ``arch``'s static receptive field spans, so that no token of a static network sees both (its
+    only route to the label is then a linear read-out of a sum of one-object features)."""
+    return synthetic_gap(img_size, layout) >= static_rf_span(arch)
 
 
 def synthetic_class_names(num_classes: int) -> list[str]:
@@ -229,12 +306,14 @@ def _load_synthetic(d: DatasetSpec, img: int, err: ErrorFn) -> ProxyData:
     n_train = d.train_size or SYNTHETIC_DEFAULTS["train_size"]
     n_val = d.val_size or SYNTHETIC_DEFAULTS["val_size"]
     train_seed, val_seed = np.random.SeedSequence(d.seed).spawn(2)
-    train = synthetic_images(n_train, img, n_cls, train_seed.generate_state(1)[0])
-    val = synthetic_images(n_val, img, n_cls, val_seed.generate_state(1)[0])
+    layout = d.layout
+    train = synthetic_images(n_train, img, n_cls, train_seed.generate_state(1)[0], layout)
+    val = synthetic_images(n_val, img, n_cls, val_seed.generate_state(1)[0], layout)
     x = train.images[:1000].float().div_(255)
     mean = tuple(x.mean(dim=(0, 2, 3)).tolist())
     std = tuple(x.std(dim=(0, 2, 3)).tolist())
-    return ProxyData("synthetic", train, val, synthetic_class_names(n_cls), mean, std)
+    return ProxyData("synthetic", train, val, synthetic_class_names(n_cls), mean, std,
+                     translate=synthetic_margin(img, layout))
 
 
 # --------------------------------------------------------------------------- CIFAR and image folders
@@ -317,6 +396,39 @@ def _load_cifar(d: DatasetSpec, img: int, err: ErrorFn) -> ProxyData:
     return ProxyData(d.name, out["train"], out["val"], [names[i] for i in chosen], CIFAR_MEAN, CIFAR_STD)
 
 
+DIGITS_VAL_SHARE = 0.25  # of each class, held out for validation
+
+
+def _load_digits(d: DatasetSpec, img: int, err: ErrorFn) -> ProxyData:
+    """scikit-learn's 1,797 8x8 handwritten digits (shipped in its wheel: no download), grey as RGB,
+    upsampled to the proxy resolution; a seeded, class-stratified 75/25 train/val split."""
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise err("name", d.name, "needs scikit-learn, which ships the images: pip install 'wfsearch[digits]'") from None
+    bunch = load_digits()
+    x = np.round(bunch.images * (255.0 / 16.0)).astype(np.uint8)  # (1797, 8, 8), 0..16 -> 0..255
+    labels = bunch.target.astype(np.int64)
+    names = [str(c) for c in bunch.target_names]
+    chosen = _select_classes(d, names, err)
+    rng = np.random.default_rng(d.seed)
+    val_idx = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:round(DIGITS_VAL_SHARE * (labels == c).sum())]
+                              for c in chosen])
+    val_mask = np.zeros(len(labels), bool)
+    val_mask[val_idx] = True
+    out = {}
+    for split, mask, per_class, total in (("train", ~val_mask, d.samples_per_class, d.train_size),
+                                          ("val", val_mask, d.val_samples_per_class, d.val_size)):
+        pool = np.flatnonzero(mask)
+        idx = pool[_subset(labels[pool], chosen, per_class, total, rng)]
+        images = torch.from_numpy(x[idx])[:, None].expand(-1, 3, -1, -1).contiguous()  # (N, 3, 8, 8)
+        out[split] = ImageTensors(_resize(images, img), _remap(labels[idx], chosen))
+    t = out["train"].images[:1000].float().div_(255)
+    mean, std = tuple(t.mean(dim=(0, 2, 3)).tolist()), tuple(t.std(dim=(0, 2, 3)).tolist())
+    return ProxyData("digits", out["train"], out["val"], [names[i] for i in chosen], mean, std,
+                     translate=max(1, img // 16))
+
+
 VAL_FOLDERS = ("val", "validation", "test")
 
 
@@ -372,7 +484,7 @@ def _load_imagefolder(d: DatasetSpec, img: int, err: ErrorFn) -> ProxyData:
 
 # --------------------------------------------------------------------------- loading and caching
 _MEMORY: dict[str, ProxyData] = {}
-_LOADERS = {"synthetic": _load_synthetic, "cifar10": _load_cifar, "cifar100": _load_cifar,
+_LOADERS = {"synthetic": _load_synthetic, "digits": _load_digits, "cifar10": _load_cifar, "cifar100": _load_cifar,
             "imagefolder": _load_imagefolder}
 
 
@@ -494,4 +606,4 @@ def _pinned(t: torch.Tensor) -> torch.Tensor:
 
 def augment_pad(data: ProxyData) -> int:
     """Translation range of the training augmentation: the free border for synthetic, 1/8 otherwise."""
-    return synthetic_margin(data.img_size) if data.name == "synthetic" else max(1, data.img_size // 8)
+    return data.translate if data.translate is not None else max(1, data.img_size // 8)

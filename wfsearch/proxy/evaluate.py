@@ -142,7 +142,7 @@ def evaluate_arch(arch: Any, proxy: Any, throughput: Any = None, report: ReportF
         if violated:
             return _finish(result, "infeasible", f"infeasible: {violated}", t0)
 
-        data = load_dataset(proxy, cache_dir if proxy.dataset.name != "synthetic" else None)
+        data = load_dataset(proxy, cache_dir if proxy.dataset.name not in ("synthetic", "digits") else None)
         seed_everything(proxy.seed)
         try:
             model = build_target(arch, proxy.img_size, num_classes=data.num_classes)[0]

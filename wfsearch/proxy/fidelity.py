@@ -10,16 +10,28 @@ and reports:
   bar for the shipped quick start);
 - Kendall's tau between the seed-mean accuracy at a short budget (by default the first rung,
   read from the same runs, which is what successive halving sees when it stops trials) and at
-  the full budget; and between the rankings of two seeds.
+  the full budget; and between the rankings of two seeds;
+- the `ProxyQuality` statistics with bootstrap intervals over architectures (single-run
+  reliability ICC(1,1), runs above chance, tau with a ``long_factor`` x longer budget trained
+  separately, the first rung's tau with another seed's final accuracy) and their verdict.
+
+Results can be appended to a JSON-lines file (``results``) as they finish; a later call with the
+same file reuses them, so an interrupted check resumes where it stopped.
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
 import statistics
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
+
+import numpy as np
+
+from .quality import ProxyQuality, proxy_quality
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +45,7 @@ class FidelityRow:
     curves: dict[int, dict[int, float]] = field(default_factory=dict)  # seed -> {epoch: accuracy}
     statuses: dict[int, str] = field(default_factory=dict)
     seconds: dict[int, float] = field(default_factory=dict)
+    long_curves: dict[int, dict[int, float]] = field(default_factory=dict)  # the longer budget's runs
 
     def acc(self, epoch: int) -> list[float]:
         return [c[epoch] for c in self.curves.values() if epoch in c]
@@ -54,21 +67,28 @@ class FidelityReport:
     tau_short_full: float = float("nan")
     tau_seeds: float = float("nan")
     seconds_per_run: float = float("nan")
+    quality: ProxyQuality | None = None
+    long_epochs: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"seeds": self.seeds, "short_epochs": self.short_epochs, "full_epochs": self.full_epochs,
+                "long_epochs": self.long_epochs,
                 "seed_noise": self.seed_noise, "spread": self.spread, "ratio": self.ratio,
                 "tau_short_full": self.tau_short_full, "tau_seeds": self.tau_seeds,
                 "seconds_per_run": self.seconds_per_run,
+                "quality": self.quality.to_dict() if self.quality is not None else None,
                 "rows": [{"label": r.label, "target": r.target, "curves": r.curves, "statuses": r.statuses,
-                          "seconds": r.seconds} for r in self.rows]}
+                          "seconds": r.seconds, "long_curves": r.long_curves} for r in self.rows]}
 
 
-def summarize(rows: list[FidelityRow], seeds: list[int], short_epochs: int, full_epochs: int) -> FidelityReport:
-    """Noise, spread, their ratio and the rank correlations of finished runs."""
+def summarize(rows: list[FidelityRow], seeds: list[int], short_epochs: int, full_epochs: int,
+              n_val: int | None = None, num_classes: int | None = None,
+              long_epochs: int | None = None) -> FidelityReport:
+    """Noise, spread, their ratio and the rank correlations of finished runs; with ``n_val`` and
+    ``num_classes`` also the `ProxyQuality` statistics (with the ``long_epochs`` runs when there are)."""
     from scipy.stats import kendalltau
 
-    rep = FidelityReport(rows, seeds, short_epochs, full_epochs)
+    rep = FidelityReport(rows, seeds, short_epochs, full_epochs, long_epochs=long_epochs)
     done = [r for r in rows if len(r.acc(full_epochs)) >= 2]
     if len(done) >= 1:
         rep.seed_noise = math.sqrt(statistics.fmean(statistics.variance(r.acc(full_epochs)) for r in done))
@@ -85,11 +105,22 @@ def summarize(rows: list[FidelityRow], seeds: list[int], short_epochs: int, full
             rep.tau_seeds = float(kendalltau(a, b).statistic)
     secs = [s for r in rows for s in r.seconds.values()]
     rep.seconds_per_run = statistics.median(secs) if secs else float("nan")
+    if n_val and num_classes and rows:
+        def grid(curves_of: Callable[[FidelityRow], dict], epoch: int) -> np.ndarray:
+            return np.array([[curves_of(r).get(s, {}).get(epoch, np.nan) for s in seeds] for r in rows], float)
+
+        final, rung1 = grid(lambda r: r.curves, full_epochs), grid(lambda r: r.curves, short_epochs)
+        long = grid(lambda r: r.long_curves, long_epochs) if long_epochs else None
+        if long is not None and np.isnan(long).all():
+            long = None
+        rep.quality = proxy_quality(final, rung1=rung1, long=long, n_val=n_val, num_classes=num_classes)
+        rep.quality.tau_long_label = f"{long_epochs} epochs"
     return rep
 
 
 def _train_one(target: Any, proxy: dict, seed: int, threads: int | None) -> tuple[dict[int, float], str, float]:
-    """One proxy training (no cost measurement) in a worker; returns ({epoch: accuracy}, status, seconds)."""
+    """One proxy training (no cost measurement) in a worker; returns ({epoch: accuracy}, status, seconds).
+    ``proxy`` is the spec's proxy section as JSON (its ``epochs`` possibly scaled to a longer budget)."""
     import torch
 
     from wfsearch.models import ArchConfig
@@ -103,16 +134,28 @@ def _train_one(target: Any, proxy: dict, seed: int, threads: int | None) -> tupl
     return {c["epoch"]: c["accuracy"] for c in res.curve}, res.status, res.seconds.get("train", float("nan"))
 
 
+def scaled_budget(proxy: dict, factor: int) -> dict:
+    """The proxy section trained ``factor`` x longer: every rung and the warm-up scaled alike."""
+    return {**proxy, "epochs": [e * factor for e in proxy["epochs"]],
+            "warmup_epochs": proxy.get("warmup_epochs", 0) * factor}
+
+
 def check_fidelity(spec: Any, n_archs: int = 6, seeds: tuple[int, ...] = (0, 1), sample_seed: int = 0,
                    short_epochs: int | None = None, workers: int = 1, include_references: bool = False,
-                   on_result: Callable[[FidelityRow, int], None] | None = None) -> FidelityReport:
+                   on_result: Callable[[FidelityRow, int], None] | None = None, long_factor: int | None = None,
+                   results: str | Path | None = None) -> FidelityReport:
     """Train ``n_archs`` architectures sampled from ``spec`` (random sampler, ``sample_seed``) with
-    every seed in ``seeds`` for the spec's full proxy budget, then `summarize`.
+    every seed in ``seeds`` for the spec's full proxy budget (and, with ``long_factor``, again for
+    ``long_factor`` x the epochs), then `summarize`.
 
     ``workers > 1`` trains in that many processes with one thread each. ``include_references``
-    adds the spec's architecture references (not timm models) to the sampled ones.
+    adds the spec's architecture references (not timm models) to the sampled ones. ``results``: a
+    JSON-lines file of finished runs, read first (runs already there are not trained again) and
+    appended to as runs finish.
     """
     from wfsearch.space import random_samples
+
+    from .data import load_dataset
 
     proxy = spec.proxy.model_dump(mode="json")
     full = spec.proxy.max_epochs
@@ -137,25 +180,66 @@ def check_fidelity(spec: Any, n_archs: int = 6, seeds: tuple[int, ...] = (0, 1),
             rows.append(FidelityRow(_label(s.params), s.arch.to_dict()))
             if sum(not r.label.startswith("ref:") for r in rows) >= n_archs:
                 break
-    jobs = [(row, seed) for row in rows for seed in seeds]
+    budgets = {1: proxy} | ({long_factor: scaled_budget(proxy, long_factor)} if long_factor else {})
+    jobs = [(row, seed, f) for f in budgets for row in rows for seed in seeds]
+    done = _read_results(results)
     log.info("proxy check: %d architectures x %d seeds, %d epochs each", len(rows), len(seeds), full)
+
+    def record(row: FidelityRow, seed: int, factor: int, out: tuple) -> None:
+        if results is not None and _key(row, seed, budgets[factor]) not in done:
+            with open(results, "a") as fh:
+                fh.write(json.dumps({"key": _key(row, seed, budgets[factor]), "label": row.label,
+                                     "seed": seed, "factor": factor, "out": out}) + "\n")
+        _record(row, seed, factor, out, on_result)
+
+    todo = []
+    for row, seed, f in jobs:
+        prior = done.get(_key(row, seed, budgets[f]))
+        if prior is not None:
+            record(row, seed, f, prior)
+        else:
+            todo.append((row, seed, f))
     if workers <= 1:
-        for row, seed in jobs:
-            _record(row, seed, _train_one(row.target, proxy, seed, None), on_result)
-    else:
+        for row, seed, f in todo:
+            record(row, seed, f, _train_one(row.target, budgets[f], seed, None))
+    elif todo:
         import multiprocessing as mp
 
         with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-            futures = {pool.submit(_train_one, row.target, proxy, seed, 1): (row, seed) for row, seed in jobs}
+            futures = {pool.submit(_train_one, row.target, budgets[f], seed, 1): (row, seed, f)
+                       for row, seed, f in todo}
             for fut in as_completed(futures):
-                row, seed = futures[fut]
-                _record(row, seed, fut.result(), on_result)
-    return summarize(rows, list(seeds), short, full)
+                row, seed, f = futures[fut]
+                record(row, seed, f, fut.result())
+    data = load_dataset(spec.proxy)
+    return summarize(rows, list(seeds), short, full, n_val=len(data.val), num_classes=data.num_classes,
+                     long_epochs=full * long_factor if long_factor else None)
 
 
-def _record(row: FidelityRow, seed: int, out: tuple[dict[int, float], str, float],
+def _key(row: FidelityRow, seed: int, proxy: dict) -> str:
+    return json.dumps([row.target, seed, proxy], sort_keys=True)
+
+
+def _read_results(path: str | Path | None) -> dict[str, tuple]:
+    if path is None or not Path(path).is_file():
+        return {}
+    out = {}
+    for line in Path(path).read_text().splitlines():
+        try:
+            rec = json.loads(line)
+            curve, status, secs = rec["out"]
+            out[rec["key"]] = ({int(k): v for k, v in curve.items()}, status, secs)
+        except (ValueError, KeyError, TypeError):  # a line cut by an interruption
+            continue
+    return out
+
+
+def _record(row: FidelityRow, seed: int, factor: int, out: tuple[dict[int, float], str, float],
             on_result: Callable[[FidelityRow, int], None] | None) -> None:
     curve, status, seconds = out
+    if factor != 1:
+        row.long_curves[seed] = curve
+        return
     row.curves[seed], row.statuses[seed], row.seconds[seed] = curve, status, seconds
     if on_result is not None:
         on_result(row, seed)

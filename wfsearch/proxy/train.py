@@ -78,6 +78,21 @@ def is_oom(exc: BaseException) -> bool:
                                               or "not enough memory" in msg)
 
 
+def param_groups(model: nn.Module, weight_decay: float, predictor_lr_scale: float = 1.0) -> list[dict]:
+    """Optimizer groups as timm makes them (no weight decay on norms, biases and ``no_weight_decay()``),
+    each split into the dynamic-weight predictors' parameters (``.predictor.`` in the name), whose
+    learning rate is ``predictor_lr_scale`` x the others' (timm's schedulers honour ``lr_scale``)."""
+    skip = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
+    groups: dict[tuple[bool, bool], list] = {}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            decay = p.ndim > 1 and not name.endswith(".bias") and name not in skip
+            groups.setdefault((decay, ".predictor." in name), []).append(p)
+    return [{"params": ps, "weight_decay": weight_decay if decay else 0.0,
+             **({"lr_scale": predictor_lr_scale} if pred and predictor_lr_scale != 1.0 else {})}
+            for (decay, pred), ps in groups.items()]
+
+
 def train_dtype(proxy: ProxySpec, device: torch.device) -> torch.dtype:
     if proxy.dtype == "auto":
         return torch.bfloat16 if device.type == "cuda" else torch.float32
@@ -136,7 +151,8 @@ def _train(model: nn.Module, data: ProxyData, s: ProxySpec, report: ReportFn | N
                                       drop_last=n_train >= s.batch_size)
         val_batches = TensorBatches(data.val, data.mean, data.std, s.eval_batch_size or 2 * s.batch_size, device)
         steps_per_epoch = len(train_batches)
-        optimizer = create_optimizer_v2(model, opt=s.optimizer, lr=s.lr, weight_decay=s.weight_decay)
+        optimizer = create_optimizer_v2(param_groups(model, s.weight_decay, s.predictor_lr_scale), opt=s.optimizer,
+                                        lr=s.lr, weight_decay=s.weight_decay)
         scheduler, _ = create_scheduler_v2(optimizer, sched="cosine", num_epochs=s.max_epochs, min_lr=s.min_lr,
                                            warmup_lr=min(1e-6, s.lr), warmup_epochs=s.warmup_epochs,
                                            step_on_epochs=False, updates_per_epoch=steps_per_epoch)

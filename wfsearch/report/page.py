@@ -17,6 +17,8 @@ import plotly.io as pio
 import plotly.offline
 
 from . import figures
+from wfsearch.study.verdict import verdict_line
+
 from .data import (CurvesData, HypervolumeData, Importances, ParallelData, ParetoData, Row, TrialRow, captions,
                    curves_data, front_rows, hypervolume_data, importance_data, noise_data, parallel_data, pareto_data,
                    reference_rows, trial_rows)
@@ -176,6 +178,7 @@ def _sections(data: ReportData) -> list[tuple[str, str, str]]:
         noise = noise_data(v).lines()
         intro += ("<p>Error bars: 90% intervals (accuracy: Wilson over the validation images; speed: order "
                   "statistics of the repeats). " + " ".join(_esc(n[0].upper() + n[1:]) + "." for n in noise) + "</p>")
+        intro += f'<p class="verdict">{_esc(verdict_line(v.user_attrs, (v.spec or {}).get("proxy")))}</p>'
         body = intro + _captions(data) + _figure("pareto", figures.pareto_figure(p), f' data-front-points="{len(v.front)}"')
         if v.references:
             body += (f'<p class="small">The references live in a study of their own, '

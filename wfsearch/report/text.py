@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from wfsearch.study import StudySnapshot
+from wfsearch.study.verdict import verdict_line
 
 from .data import distinct_trained, front_rows, hypervolume_data, knob_names, noise_data, reference_rows
 from .figures import fmt
@@ -42,6 +43,7 @@ def show_text(view: StudySnapshot) -> str:
         lines.append("no trials yet: start or continue the study with `wfsearch run SPEC`")
     else:
         lines.append("no trained trial yet: the front fills in as trials finish")
+    lines.append(verdict_line(view.user_attrs, view.spec.get("proxy")))
     refs = reference_rows(view)
     if refs:
         lines += ["", "references", *text_table(refs, "name")]

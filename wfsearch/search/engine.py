@@ -12,6 +12,7 @@ import math
 import os
 import platform
 import time
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
@@ -23,6 +24,7 @@ from optuna.trial import TrialState
 import wfsearch
 from wfsearch.errors import UserError
 from wfsearch.gpu import gpu_count, gpu_info
+from wfsearch.study.verdict import verdict_line, verdict_passed
 from wfsearch.study import (Status, TrialRecord, archive_study, as_dicts, cached_result,
                             fail_stale_trials, known_results, open_storage,
                             pareto_front, read_records, references_study_name, safe_url, sqlite_path, study_dir)
@@ -239,7 +241,7 @@ def _prepare_attrs(spec: Any, study: optuna.Study, existing: set[str], names: li
 def preflight_data(spec: Any, cache_dir: str) -> None:
     """Load a real dataset once on the driver: a missing folder is one clear line before Ray starts,
     and the decoded tensors land in the study's cache for every worker."""
-    if spec.proxy.dataset.name == "synthetic":
+    if spec.proxy.dataset.name in ("synthetic", "digits"):
         return
     from wfsearch.proxy.data import load_dataset
 
@@ -542,6 +544,8 @@ def _search(spec: Any, study: optuna.Study, storage: optuna.storages.RDBStorage,
     stop.install()  # ray.init sets its own SIGTERM handler
     settings["reference_img_s"] = throughput_scale(spec, study, settings)
     settings["seed_noise"] = study.user_attrs.get("seed_noise")
+    if progress and verdict_passed(study.user_attrs, settings["proxy"]) is not True:
+        print(verdict_line(study.user_attrs, settings["proxy"]), file=stream or sys.stdout, flush=True)
     references = evaluate_references(spec, storage, settings) if spec.references else []
 
     finished_states = (TrialState.COMPLETE, TrialState.PRUNED)

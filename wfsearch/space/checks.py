@@ -118,7 +118,7 @@ def _resolve(spec: SpaceSpec) -> SpaceSpec:
     root = ds.root
     if ds.name == "imagefolder" and not root:
         raise SpecIssue(path + ("root",), MISSING, "imagefolder needs root: the folder holding train/ and val/")
-    if total is not None and not root:
+    if total is not None and not root and ds.name != "digits":
         root = "data"
     if root:
         root = os.path.abspath(os.path.expanduser(root))

@@ -33,8 +33,8 @@ METRICS: dict[str, str] = {
     "latency_highres": "minimize",  # ms per image at throughput.highres
 }
 SAMPLERS = ("auto", "nsga2", "tpe", "gp", "random", "grid")
-DATASETS = ("synthetic", "cifar10", "cifar100", "imagefolder")
-DATASET_CLASSES = {"cifar10": 10, "cifar100": 100}
+DATASETS = ("synthetic", "digits", "cifar10", "cifar100", "imagefolder")
+DATASET_CLASSES = {"digits": 10, "cifar10": 10, "cifar100": 100}
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 SYNTHETIC_CLASSES = (2, 16, 4)  # min, max, default classes of the synthetic task
 DEPLOYED_NUM_CLASSES = 1000  # the deployed network's head unless throughput.arch sets num_classes
@@ -197,7 +197,8 @@ class DatasetSpec(_Section):
     """The proxy task, as `wfsearch.proxy.data.load_dataset` loads it (at `ProxySpec.img_size`)."""
 
     name: Literal[DATASETS] = "synthetic"  # type: ignore[valid-type]
-    """synthetic (generated, no download), cifar10, cifar100 or imagefolder"""
+    """synthetic (generated, no download), digits (scikit-learn's 1,797 handwritten digits, no download),
+    cifar10, cifar100 or imagefolder"""
     root: Optional[str] = None
     """data folder (cifar: where it is or is downloaded to, default ./data; imagefolder: the folder with train/ and val/)"""
     download: bool = False
@@ -216,6 +217,9 @@ class DatasetSpec(_Section):
     """cifar/imagefolder: cap on validation images per class"""
     seed: int = 0
     """the dataset's own seed (synthetic generation, subsetting), not the training seed"""
+    layout: Literal["ends", "quadrants"] = "ends"
+    """synthetic: where the two objects sit: at the two ends of an axis, farther apart than a static
+    network's receptive field (ends, docs/TASK.md), or in two quadrants (the layout before 0.2)"""
     num_workers: int = Field(0, ge=0)
     """threads decoding an image folder (0: one per CPU, at most 8)"""
     augment: bool = True
@@ -252,6 +256,9 @@ class ProxySpec(_Section):
     """peak learning rate (cosine decay to min_lr after a linear warm-up)"""
     min_lr: float = Field(1e-5, ge=0)
     weight_decay: float = Field(0.05, ge=0)
+    predictor_lr_scale: float = Field(1.0, gt=0, le=1000)
+    """learning rate of the dynamic-weight predictors' parameters / lr (their ΔW starts near zero, so a
+    short proxy may need them to learn faster; benchmarks/proxy_quality.py)"""
     warmup_epochs: float = Field(1.0, ge=0)
     label_smoothing: float = Field(0.1, ge=0, lt=1)
     grad_clip: Optional[float] = Field(1.0, ge=0)
