@@ -62,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"# {spec.path}: {args.archs} architectures x {args.seeds} seeds, {ds.name} img {spec.proxy.img_size}, "
           f"{full} epochs (short budget: epoch {args.short_epochs or spec.proxy.epochs[0]}), "
           f"{args.workers} worker(s)", flush=True)
+    if ds.name == "synthetic":
+        print(f"# {task_geometry(spec)}", flush=True)
 
     def progress(row, seed) -> None:
         acc = row.curves[seed].get(full)
@@ -135,6 +137,19 @@ def _record(spec, rep, seeds: tuple[int, ...], args: argparse.Namespace) -> None
         lease.release()
     print(f"recorded the verdict and seed noise {rep.seed_noise:.4f} in study {spec.study.name!r} "
           f"({safe_url(storage_url(spec))}); accuracy intervals of its trials are widened by the noise")
+
+
+def task_geometry(spec) -> str:
+    """One line: does the synthetic task need reach for the spec's base network (docs/TASK.md)?"""
+    from wfsearch.proxy.data import needs_reach, static_rf_span, synthetic_gap
+
+    S, layout = spec.proxy.img_size, spec.proxy.dataset.layout
+    arch = spec.fixed_arch().replace(img_size=S)
+    gap, span = synthetic_gap(S, layout), static_rf_span(arch)
+    if needs_reach(arch, S, layout):
+        return f"task geometry: objects >= {gap} px apart, static receptive field {span} px: needs reach"
+    return (f"task geometry: the static receptive field ({span} px) covers both objects (layout {layout}, gap "
+            f"{gap} px): a static network can solve this task; use layout: ends with a larger image or a shallower base")
 
 
 def quality_table(q) -> str:

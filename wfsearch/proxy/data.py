@@ -8,16 +8,19 @@ which is much faster than a `DataLoader` for data already in memory.
 Normalization uses the CIFAR / ImageNet channel statistics, and for synthetic those of its first
 1,000 training images.
 
-**synthetic** (the default, no download): each image holds two objects in two different quadrants
-(centres 0.44 to 0.56 of the image side apart along one axis at least) on a noisy grey
-background. An object has a colour, a shape, a fill pattern and a size; the label says *which of
-these attributes the two objects share* (one bit per attribute: colour, then shape, pattern, size;
-``num_classes <= 16``); attributes beyond the label's bits are held fixed (solid, large), which
-makes the task faster to learn (`NUISANCE` = True varies them instead).
-Each object on its own is uniformly distributed whatever the label, so a network whose features
-see one object at a time (a small receptive field, then mean pooling and a linear head) stays at
-chance: "same colour" is an XOR of the two objects, which no sum of per-object scores separates.
-Only a model that relates distant parts of the image solves it. Same seed, same bytes.
+**synthetic** (the default, no download): each image holds two objects on a noisy grey background.
+An object has a colour, a shape, a fill pattern and a size; the label says *which of these attributes
+the two objects share* (one bit per attribute: colour, then shape, pattern, size; ``num_classes <=
+16``); attributes beyond the label's bits are held fixed (solid, large; `NUISANCE` = True varies them).
+In the default ``ends`` layout the objects sit at the two ends of a random axis, stretched across it
+into bars nearly the image's side long,
+always at least `synthetic_gap` pixels apart: farther than a static network of the quick start's depth
+can see (`needs_reach`, docs/TASK.md), so no token of a static network sees both, and its only route to
+the label is a linear read-out of a sum of one-object features, which cannot separate "same" from
+"different" (at most it can pick up conjunctions such as "both red"; measured at chance). A dynamic layer whose weights are predicted from the whole image relates them. The old
+``quadrants`` layout (two different quadrants) stays available. Same seed, same bytes.
+
+**digits**: scikit-learn's 1,797 8x8 handwritten digits (shipped in its wheel, no download), upsampled.
 """
 from __future__ import annotations
 
@@ -119,7 +122,7 @@ ATTRIBUTES = ("color", "shape", "pattern", "size")
 SYNTHETIC_DEFAULTS = {"num_classes": 4, "train_size": 5000, "val_size": 1000}
 PALETTE = np.array([(230, 40, 40), (40, 200, 60), (50, 90, 240), (235, 220, 40)], np.float32)  # RGB
 OBJECT_FRACTION = {"ends": 0.125, "quadrants": 0.3}  # object box side / image side
-ELONGATION = 3  # ends layout: object length across the separating axis / its width
+ELONGATION = 8  # ends layout: object length across the separating axis / its width (at most; the image caps it)
 NOISE_STD = 8.0  # background pixel noise (uint8 scale)
 NUISANCE = False  # vary the attributes that are not label bits (harder, slower to learn)
 SHAPES = ("square", "disc", "plus", "ring", "cross", "triangle")
@@ -254,7 +257,8 @@ def synthetic_margin(img_size: int, layout: str = "ends") -> int:
 
 def elongation(img_size: int, layout: str = "ends") -> int:
     """How many times longer than wide an object is, across the axis that separates the two (``ends``:
-    3, as long as the image allows; larger objects make the global summaries see more of them)."""
+    nearly the image's side, up to `ELONGATION`): the larger an object, the more of a global summary
+    it fills, and the faster a dynamic layer learns to relate the two."""
     if layout != "ends":
         return 1
     o, m = object_side(img_size, layout), synthetic_margin(img_size, layout)

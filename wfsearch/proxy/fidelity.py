@@ -153,15 +153,16 @@ def check_fidelity(spec: Any, n_archs: int = 6, seeds: tuple[int, ...] = (0, 1),
     JSON-lines file of finished runs, read first (runs already there are not trained again) and
     appended to as runs finish.
     """
+    rows = sample_rows(spec, n_archs, sample_seed, include_references)
+    return train_rows(spec, rows, seeds, short_epochs=short_epochs, workers=workers, on_result=on_result,
+                      long_factor=long_factor, results=results)
+
+
+def sample_rows(spec: Any, n_archs: int, sample_seed: int = 0, include_references: bool = False) -> list[FidelityRow]:
+    """The spec's architecture references (with ``include_references``) and ``n_archs`` distinct
+    architectures drawn by the random sampler from ``sample_seed``."""
     from wfsearch.space import random_samples
 
-    from .data import load_dataset
-
-    proxy = spec.proxy.model_dump(mode="json")
-    full = spec.proxy.max_epochs
-    short = short_epochs or spec.proxy.epochs[0]
-    if short == full and len(spec.proxy.epochs) > 1:
-        short = spec.proxy.epochs[0]
     rows: list[FidelityRow] = []
     seen: set[str] = set()
     if include_references:
@@ -180,6 +181,21 @@ def check_fidelity(spec: Any, n_archs: int = 6, seeds: tuple[int, ...] = (0, 1),
             rows.append(FidelityRow(_label(s.params), s.arch.to_dict()))
             if sum(not r.label.startswith("ref:") for r in rows) >= n_archs:
                 break
+    return rows
+
+
+def train_rows(spec: Any, rows: list[FidelityRow], seeds: tuple[int, ...], *, short_epochs: int | None = None,
+               workers: int = 1, on_result: Callable[[FidelityRow, int], None] | None = None,
+               long_factor: int | None = None, results: str | Path | None = None) -> FidelityReport:
+    """Train every row with every seed at the spec's proxy budget (and ``long_factor`` x longer), then
+    `summarize`; see `check_fidelity`."""
+    from .data import load_dataset
+
+    proxy = spec.proxy.model_dump(mode="json")
+    full = spec.proxy.max_epochs
+    short = short_epochs or spec.proxy.epochs[0]
+    if short == full and len(spec.proxy.epochs) > 1:
+        short = spec.proxy.epochs[0]
     budgets = {1: proxy} | ({long_factor: scaled_budget(proxy, long_factor)} if long_factor else {})
     jobs = [(row, seed, f) for f in budgets for row in rows for seed in seeds]
     done = _read_results(results)
