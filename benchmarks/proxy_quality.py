@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--archs", type=int, default=24)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--long-factor", type=int, default=4)
+    ap.add_argument("--long-seeds", type=int, default=None, help="seeds of the longer budget (default: all)")
     ap.add_argument("--sample-seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "proxy_quality"))
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     seeds = tuple(spec.proxy.seed + i for i in range(args.seeds))
     rep = check_fidelity(spec, n_archs=args.archs, seeds=seeds, sample_seed=args.sample_seed,
                          workers=args.workers, include_references=True, long_factor=args.long_factor,
+                         long_seeds=args.long_seeds,
                          results=out / "runs.jsonl",
                          on_result=lambda row, seed: print(f"  {row.label}  seed {seed}: "
                                                            f"{row.curves[seed].get(spec.proxy.max_epochs, 'n/a')}",
@@ -66,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         f"predictor_lr_scale {p.predictor_lr_scale:g}, batch {p.batch_size}; base "
         f"{spec.base.model_dump(exclude_none=True) if hasattr(spec.base, 'model_dump') else spec.base}.", "",
         f"{len(rep.rows)} architectures ({args.archs} random, sample seed {args.sample_seed}, and the references) "
-        f"x {len(seeds)} seeds at {full} epochs and at {long_e} epochs ({args.long_factor}x); one thread per "
+        f"x {len(seeds)} seeds at {full} epochs and at {long_e} epochs ({args.long_factor}x, "
+        f"{args.long_seeds or len(seeds)} seed(s)); one thread per "
         f"training, {args.workers} at a time, on {platform.processor() or platform.machine()} "
         f"({os.cpu_count()} CPUs).", "",
         "```", quality_table(q), "```", "",

@@ -6,8 +6,8 @@ Trains four designs of the quick start's base network with ``--seeds`` seeds, at
 budget and at ``--long-factor`` x its epochs: all-static, the released design, fc1-only dynamic
 (bilateral fc1, static dwconv) and dwconv-only dynamic (adaptive dwconv, static fc1); writes
 ``benchmarks/task_curves.md`` (every epoch's validation accuracy, chance and the task's geometry) and
-``benchmarks/task_curves.html`` (the curves, plotly). Finished runs go to ``task_curves.jsonl``, so
-the same command resumes.
+``benchmarks/task_curves.html`` (the curves, plotly). Finished runs go to (and are reused from)
+``benchmarks/proxy_quality/runs.jsonl``, so the same command resumes.
 """
 from __future__ import annotations
 
@@ -36,7 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--long-factor", type=int, default=4)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--long-seeds", type=int, default=1, help="seeds of the longer budget")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "task_curves"))
+    ap.add_argument("--runs", default=str(ROOT / "benchmarks" / "proxy_quality" / "runs.jsonl"),
+                    help="finished runs to reuse and extend (proxy_quality.py's: the static and released designs "
+                         "are its references)")
     args = ap.parse_args(argv)
 
     from wfsearch.proxy.data import needs_reach, static_rf_span, synthetic_gap
@@ -48,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = [FidelityRow(name, base.replace(**d).to_dict()) for name, d in DESIGNS.items()]
     seeds = tuple(spec.proxy.seed + i for i in range(args.seeds))
     rep = train_rows(spec, rows, seeds, workers=args.workers, long_factor=args.long_factor,
-                     results=f"{args.out}.jsonl")
+                     long_seeds=args.long_seeds, results=args.runs)
     p, S = spec.proxy, spec.proxy.img_size
     arch = base.replace(img_size=S)
     full, long_e = rep.full_epochs, rep.long_epochs
@@ -60,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
              f"{arch.patch_size}, width {arch.embed_dim}, depth {arch.depth}, kernel {arch.kernel_size}: a static "
              f"network's receptive field spans {static_rf_span(arch)} px; the two objects are always at least "
              f"{synthetic_gap(S, p.dataset.layout)} px apart (needs reach: {needs_reach(arch, S, p.dataset.layout)}).",
-             "", f"Validation accuracy after each epoch, {len(seeds)} seeds (mean; min-max in brackets at the end).",
+             "", f"Validation accuracy after each epoch: mean of {len(seeds)} seeds at the proxy budget, "
+             f"{args.long_seeds} at the longer one (min-max in brackets at the end).",
              ""]
     curves_fig = []
     for label, budget, pick in (("proxy budget", full, lambda r: r.curves), (f"{args.long_factor}x budget", long_e,

@@ -62,7 +62,7 @@ def test_synthetic_class_names_name_the_shared_attributes():
 def test_each_object_alone_carries_no_label_information():
     """The colour of one object (the pixel with the most saturated colour in the top-left quadrant's
     objects) is spread evenly over both labels: only the relation between the two objects decides."""
-    d = synthetic_images(4000, 32, 2, seed=1)
+    d = synthetic_images(4000, 32, 2, seed=1, layout="quadrants")  # the default layout: test_proxy_task.py
     x = d.images.float()
     sat = x.max(1).values - x.min(1).values  # (N, H, W) colourfulness
     # colour of the most saturated pixel in the left half vs the right half

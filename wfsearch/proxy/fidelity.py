@@ -143,7 +143,7 @@ def scaled_budget(proxy: dict, factor: int) -> dict:
 def check_fidelity(spec: Any, n_archs: int = 6, seeds: tuple[int, ...] = (0, 1), sample_seed: int = 0,
                    short_epochs: int | None = None, workers: int = 1, include_references: bool = False,
                    on_result: Callable[[FidelityRow, int], None] | None = None, long_factor: int | None = None,
-                   results: str | Path | None = None) -> FidelityReport:
+                   results: str | Path | None = None, long_seeds: int | None = None) -> FidelityReport:
     """Train ``n_archs`` architectures sampled from ``spec`` (random sampler, ``sample_seed``) with
     every seed in ``seeds`` for the spec's full proxy budget (and, with ``long_factor``, again for
     ``long_factor`` x the epochs), then `summarize`.
@@ -155,7 +155,7 @@ def check_fidelity(spec: Any, n_archs: int = 6, seeds: tuple[int, ...] = (0, 1),
     """
     rows = sample_rows(spec, n_archs, sample_seed, include_references)
     return train_rows(spec, rows, seeds, short_epochs=short_epochs, workers=workers, on_result=on_result,
-                      long_factor=long_factor, results=results)
+                      long_factor=long_factor, results=results, long_seeds=long_seeds)
 
 
 def sample_rows(spec: Any, n_archs: int, sample_seed: int = 0, include_references: bool = False) -> list[FidelityRow]:
@@ -186,9 +186,10 @@ def sample_rows(spec: Any, n_archs: int, sample_seed: int = 0, include_reference
 
 def train_rows(spec: Any, rows: list[FidelityRow], seeds: tuple[int, ...], *, short_epochs: int | None = None,
                workers: int = 1, on_result: Callable[[FidelityRow, int], None] | None = None,
-               long_factor: int | None = None, results: str | Path | None = None) -> FidelityReport:
-    """Train every row with every seed at the spec's proxy budget (and ``long_factor`` x longer), then
-    `summarize`; see `check_fidelity`."""
+               long_factor: int | None = None, results: str | Path | None = None,
+               long_seeds: int | None = None) -> FidelityReport:
+    """Train every row with every seed at the spec's proxy budget (and ``long_factor`` x longer, with
+    the first ``long_seeds`` seeds, default all), then `summarize`; see `check_fidelity`."""
     from .data import load_dataset
 
     proxy = spec.proxy.model_dump(mode="json")
@@ -197,7 +198,8 @@ def train_rows(spec: Any, rows: list[FidelityRow], seeds: tuple[int, ...], *, sh
     if short == full and len(spec.proxy.epochs) > 1:
         short = spec.proxy.epochs[0]
     budgets = {1: proxy} | ({long_factor: scaled_budget(proxy, long_factor)} if long_factor else {})
-    jobs = [(row, seed, f) for f in budgets for row in rows for seed in seeds]
+    jobs = [(row, seed, f) for f in budgets for row in rows
+            for seed in (seeds if f == 1 else seeds[:long_seeds or len(seeds)])]
     done = _read_results(results)
     log.info("proxy check: %d architectures x %d seeds, %d epochs each", len(rows), len(seeds), full)
 
