@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,6 +29,7 @@ LEVEL = 0.9  # of every band and interval, as the rest of wfsearch
 MAX_VALUES = 12  # a knob with more distinct values (a float range) is not compared value by value
 MIN_N = 3  # architectures per value (pairs per effect) below which no interval is drawn
 UNBIASED = ("random", "grid")
+WORK = 1_000_000  # resampled values per statistic: a larger sample gets fewer resamples (never below 200)
 
 
 @dataclass(frozen=True)
@@ -145,9 +147,16 @@ class _Boot:
     def __init__(self, n_boot: int, level: float, seed: int):
         self.n, self.level, self.rng = n_boot, level, np.random.default_rng(seed)
 
-    def rows(self, n: int) -> np.ndarray:
-        """(1 + n_boot, n) indices: the sample itself, then resamples with replacement."""
-        return np.vstack([np.arange(n)[None, :], self.rng.integers(0, n, (self.n, n))])
+    def count(self, n: int) -> int:
+        return min(self.n, max(200, WORK // max(n, 1)))
+
+    def rows(self, n: int, b: int | None = None) -> np.ndarray:
+        """(1 + b, n) indices: the sample itself, then ``b`` resamples with replacement (default `count`)."""
+        b = self.count(n) if b is None else b
+        out = np.empty((1 + b, n), dtype=np.intp)
+        out[0] = np.arange(n)
+        out[1:] = self.rng.integers(0, n, (b, n))
+        return out
 
     def interval(self, stats: np.ndarray) -> Estimate:
         """``stats[0]`` with the percentile interval of ``stats[1:]`` (None for fewer than 2 samples)."""
@@ -175,9 +184,24 @@ def _normalized_mean(p: np.ndarray, counts: np.ndarray, sums: np.ndarray, mask: 
 
 
 def _median_effect(boot: _Boot, values: np.ndarray) -> Estimate:
-    if len(values) < MIN_N:
+    """The median with the percentile interval of its bootstrap distribution. From 1,000 values on it is
+    computed rather than resampled: the m-th smallest of n values drawn from the sample is <= its j-th
+    smallest with probability P(Bin(n, j/n) >= m) (an even n: each bound the mean of the two middle ones')."""
+    n = len(values)
+    if n < MIN_N:
         return Estimate(float(np.median(values)))
-    return boot.interval(np.median(values[boot.rows(len(values))], axis=1))
+    if n < 1000:
+        return boot.interval(np.median(values[boot.rows(n)], axis=1))
+    from scipy.special import bdtrc  # P(Bin(n, p) > k)
+
+    xs, share, tail = np.sort(values), np.arange(1, n + 1) / n, (1 - boot.level) / 2
+
+    def quantile(m: int, q: float) -> float:
+        return float(xs[min(int(np.searchsorted(bdtrc(m - 1, n, share), q)), n - 1)])
+
+    middle = (n // 2, n // 2 + 1) if n % 2 == 0 else ((n + 1) // 2,)
+    return Estimate(float(np.median(xs)), float(np.mean([quantile(m, tail) for m in middle])),
+                    float(np.mean([quantile(m, 1 - tail) for m in middle])))
 
 
 # --------------------------------------------------------------------------- the analysis
@@ -204,24 +228,28 @@ def analyze(points: list[DesignPoint], *, level: float = LEVEL, n_boot: int = 10
                            f"are compared value by value)")
             continue
         knobs.append((name, values))
+    code = {name: np.array([p.knobs.get(name) for p in points], dtype=object) for name, _ in knobs}
     out = []
     for name, values in knobs:
-        groups = {v: np.array([i for i, p in enumerate(points) if p.knobs.get(name) == v]) for v in values}
+        groups = {v: np.flatnonzero(code[name] == v) for v in values}
         base = baselines.get(name) if baselines.get(name) in values else max(values, key=lambda v: len(groups[v]))
         edfs, verdict = _compare_values(boot, name, values, groups, acc, logt, len(points))
-        effects = tuple(_effects(boot, points, by_key, acc, logt, name, base, values))
-        out.append(KnobAnalysis(name, tuple(values), base, edfs, effects, verdict))
+        # for each other value, the index of the baseline architecture's neighbour with it (-1: none)
+        nbr = {v: np.array([by_key.get(p.neighbours.get((name, v)), -1) for p in points]) for v in values if v != base}
+        pairs = {v: (i, j[i]) for v, j in nbr.items() for i in [np.flatnonzero((code[name] == base) & (j >= 0))]}
+        pairs = {v: (i[code[name][j] == v], j[code[name][j] == v]) for v, (i, j) in pairs.items()}
+        out.append((KnobAnalysis(name, tuple(values), base, edfs, tuple(_effects(boot, base, pairs, acc, logt)), verdict),
+                    pairs))
     tables = []
-    for k in out if interactions else ():
-        for other in out:
-            if other.knob == k.knob:
-                continue
-            cells = [e for bv in other.values for e in _effects(boot, points, by_key, acc, logt, k.knob, k.baseline,
-                                                                 k.values, (other.knob, bv))]
-            if cells:
-                tables.append(Interaction(k.knob, other.knob, tuple(cells)))
+    for k, pairs in out if interactions else ():
+        for other, _ in out:
+            if other.knob != k.knob:
+                cells = [e for bv in other.values
+                         for e in _effects(boot, k.baseline, pairs, acc, logt, (other.knob, bv), code[other.knob])]
+                if cells:
+                    tables.append(Interaction(k.knob, other.knob, tuple(cells)))
     return DesignAnalysis(len(points), sum(p.runs for p in points), level, seed_noise, seed_noise_source,
-                          tuple(caveats), tuple(out), tuple(tables), tuple(skipped))
+                          tuple(caveats), tuple(k for k, _ in out), tuple(tables), tuple(skipped))
 
 
 def _compare_values(boot: _Boot, name: str, values: list[str], groups: dict[str, np.ndarray], acc: np.ndarray,
@@ -234,11 +262,13 @@ def _compare_values(boot: _Boot, name: str, values: list[str], groups: dict[str,
     p = np.bincount(bins, minlength=nb) / len(logt)
     err = 1.0 - acc
     grid = np.linspace(err.min(), err.max(), 101)
+    at = np.searchsorted(grid, err, side="left")  # each error's first grid point at or above it
     stats = {}
     edfs = []
+    b = boot.count(max(len(g) for g in groups.values()))  # one count for all values: they are compared
     for v in values:
         g = groups[v]
-        idx = g[boot.rows(len(g))]
+        idx = g[boot.rows(len(g), b)]
         counts = _bin_counts(bins, nb, idx)
         sums = _bin_counts(bins, nb, idx, acc)
         mask = counts > 0
@@ -248,11 +278,11 @@ def _compare_values(boot: _Boot, name: str, values: list[str], groups: dict[str,
         # EDF: each architecture weighs p(its bin) / (its value's count in that bin), per resample
         w = np.where(mask, p / np.where(mask, counts, 1), 0.0) / (p * mask).sum(1)[:, None]
         rows = np.arange(idx.shape[0])[:, None]
-        flat = (rows * len(grid) + np.searchsorted(grid, err[idx], side="left")).ravel()
+        flat = (rows * len(grid) + at[idx]).ravel()
         cdf = np.cumsum(np.bincount(flat, weights=w[rows, bins[idx]].ravel(), minlength=idx.shape[0] * len(grid))
                         .reshape(idx.shape[0], len(grid)), axis=1)
         tail = 100 * (1 - boot.level) / 2
-        lo, hi = np.percentile(cdf[1:], [tail, 100 - tail], axis=0) if boot.n else (cdf[0], cdf[0])
+        lo, hi = np.percentile(cdf[1:], [tail, 100 - tail], axis=0) if len(cdf) > 1 else (cdf[0], cdf[0])
         median_err = float(grid[min(np.searchsorted(cdf[0], 0.5), len(grid) - 1)])
         edfs.append(Edf(v, len(g), float((p * mask[0]).sum()), mean, median_err, tuple(map(float, grid)),
                         tuple(map(float, cdf[0])), tuple(map(float, lo)), tuple(map(float, hi))))
@@ -292,22 +322,18 @@ def _compare_values(boot: _Boot, name: str, values: list[str], groups: dict[str,
     return tuple(edfs), Verdict(best.value, runner.value, diff, False, more, text)
 
 
-def _effects(boot: _Boot, points: list[DesignPoint], by_key: dict[str, int], acc: np.ndarray, logt: np.ndarray,
-             name: str, base: str, values: list[str], by: tuple[str, str] | None = None) -> list[PairEffect]:
-    """Matched pairs (baseline, value) of knob ``name`` for each other value (where ``by`` holds)."""
+def _effects(boot: _Boot, base: str, pairs: dict[str, tuple[np.ndarray, np.ndarray]], acc: np.ndarray, logt: np.ndarray,
+             by: tuple[str, str] | None = None, by_code: np.ndarray | None = None) -> list[PairEffect]:
+    """The effect of each value from its matched pairs (baseline index, value index), where the baseline
+    architecture has ``by`` (knob, value)."""
     out = []
-    for v in values:
-        if v == base:
-            continue
-        pairs = [(i, by_key[p.neighbours[(name, v)]]) for i, p in enumerate(points)
-                 if p.knobs.get(name) == base and (by is None or p.knobs.get(by[0]) == by[1])
-                 and p.neighbours.get((name, v)) in by_key]
-        pairs = [(i, j) for i, j in pairs if points[j].knobs.get(name) == v]
-        if not pairs:
-            continue
-        i, j = np.array(pairs).T
-        out.append(PairEffect(v, base, len(pairs), _median_effect(boot, acc[j] - acc[i]),
-                              _exp(_median_effect(boot, logt[j] - logt[i])), by[1] if by else None))
+    for v, (i, j) in pairs.items():
+        if by is not None:
+            keep = by_code[i] == by[1]
+            i, j = i[keep], j[keep]
+        if len(i):
+            out.append(PairEffect(v, base, len(i), _median_effect(boot, acc[j] - acc[i]),
+                                  _exp(_median_effect(boot, logt[j] - logt[i])), by[1] if by else None))
     return out
 
 
@@ -318,7 +344,10 @@ def _exp(e: Estimate) -> Estimate:
 
 # --------------------------------------------------------------------------- from a study
 def _text(v) -> str:
-    return v if isinstance(v, str) else json.dumps(v)
+    """A knob value as text: as written in the spec, a placement list as JSON."""
+    if isinstance(v, str):
+        return v
+    return str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else json.dumps(v)
 
 
 def design_points(view: StudySnapshot) -> tuple[list[DesignPoint], float | None, int]:
@@ -364,24 +393,22 @@ def design_points(view: StudySnapshot) -> tuple[list[DesignPoint], float | None,
         ident[identity(t.arch, t.params)] = key
         a = [r[1] for r in rs]
         if len(a) > 1:
-            variances.append(float(np.var(a, ddof=1)))
-        points.append(DesignPoint(key, {k: _text(v) for k, v in t.params.items()}, float(np.mean(a)),
-                                  float(math.exp(np.mean([r[2] for r in rs]))), len(rs)))
-    values = {}
+            variances.append(statistics.variance(a))
+        points.append((key, t, sum(a) / len(a), math.exp(sum(r[2] for r in rs) / len(rs)), len(rs)))
+    values: dict[str, list[str]] = {}
     for k, v in field_value:
         values.setdefault(k, []).append(v)
     out = []
-    for pt in points:
-        t = runs[pt.key][0][0]
+    for key, t, a, tput, n in points:
+        knobs = {k: _text(v) for k, v in t.params.items()}
         nb = {}
-        for k, vs in values.items():
-            for v in vs:
-                if k in pt.knobs and v != pt.knobs[k]:
-                    other = ident.get(identity(t.arch, t.params, (k, field_value[(k, v)])))
-                    if other is not None:
-                        nb[(k, v)] = other
-        out.append(DesignPoint(pt.key, pt.knobs, pt.accuracy, pt.throughput, pt.runs, nb))
-    noise = math.sqrt(float(np.mean(variances))) if variances else None
+        for k, now in knobs.items():
+            for v in values[k]:
+                other = ident.get(identity(t.arch, t.params, (k, field_value[(k, v)]))) if v != now else None
+                if other is not None:
+                    nb[(k, v)] = other
+        out.append(DesignPoint(key, knobs, a, tput, n, nb))
+    noise = math.sqrt(sum(variances) / len(variances)) if variances else None
     return out, noise, len(variances)
 
 
