@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import itertools
 import json
+import sys
 import warnings
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from wfsearch.arch import MODEL_SIZES, ArchConfig
 from wfsearch.cli import main
 from wfsearch.report import render_html, report_data
 from wfsearch.search.simulate import _insert_trials as insert_trials
-from wfsearch.report.design import DesignPoint, analyze, design_analysis, design_points
+from wfsearch.report.design import DesignPoint, analyze, design_analysis, design_points, sampling_caveats
 from wfsearch.study import Status, outcome_attrs, read_study
 
 SPACE = {"fc1_predictor": ["linear", "bilateral"], "dwconv_predictor": ["gap", "adaptive"],
@@ -62,7 +63,7 @@ def points(runs: list[tuple[dict, float, float]], knobs=tuple(SPACE)) -> list[De
 
 # --------------------------------------------------------------------------- a stored study
 def write_study(folder: Path, runs: list[tuple], sampler: str = "random", seed_noise: float | None = None,
-                pruned: int = 0) -> Path:
+                pruned: int = 0, space: dict = SPACE) -> Path:
     """A study as `wfsearch run` stores one: the spec, objectives, and per trial the design's knobs, its
     `ArchConfig` and hash, and the accuracy and throughput metrics (written by `outcome_attrs`). ``runs``:
     (knobs, accuracy, throughput[, status reason])."""
@@ -77,10 +78,11 @@ def write_study(folder: Path, runs: list[tuple], sampler: str = "random", seed_n
                                        {"name": "throughput", "direction": "maximize"}])
     study.set_user_attr("spec", {"study": {"name": folder.name, "sampler": sampler, "trials": len(runs),
                                            "scheduler": {"type": "none"}},
-                                 "space": {k: {"choice": v} for k, v in SPACE.items()}})
+                                 "space": {k: {"choice": v} for k, v in space.items()},
+                                 "throughput": {"img_size": 16, "arch": {"depth": 12}}})
     if seed_noise is not None:
         study.set_user_attr("seed_noise", seed_noise)
-    dists = {k: CategoricalDistribution(tuple(v)) for k, v in SPACE.items()}
+    dists = {k: CategoricalDistribution(tuple(v)) for k, v in space.items()}
     size = {**MODEL_SIZES["weightformer_test"], "img_size": 16}
     trials = [(*r, "ok")[:4] for r in runs] + [(CELLS[i], 0.3, 500.0, "pruned at epoch 1") for i in range(pruned)]
     rows = []
@@ -89,7 +91,7 @@ def write_study(folder: Path, runs: list[tuple], sampler: str = "random", seed_n
         result = {"arch": cfg.to_dict(), "arch_hash": cfg.hash, "metrics": {"accuracy": acc, "throughput": tput}}
         status = Status.PRUNED if reason.startswith("pruned") else Status.OK
         t = create_trial(state=status.state, values=[acc, tput] if status is Status.OK else None,
-                         params={n: k[n] for n in SPACE}, distributions=dists,
+                         params={n: k[n] for n in space}, distributions=dists,
                          user_attrs=outcome_attrs(result, status, reason))
         rows.append((t, T0, T0 + datetime.timedelta(seconds=i + 1)))
     insert_trials(study._storage._backend, study._study_id, rows)  # in one transaction, as `simulate` saves
@@ -285,3 +287,63 @@ def test_the_report_has_a_design_space_section(truth_study) -> None:
     assert "<h3>fc1_predictor</h3><p><b>bilateral is better at matched throughput" in page
     assert all(f'id="design-{k}"' in page for k in SPACE)
     assert "wfsearch analyze" in page
+
+
+# --------------------------------------------------------------------------- benchmarks/design_claims.py
+def _claims_script():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "design_claims.py"
+    spec = importlib.util.spec_from_file_location("design_claims", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["design_claims"] = module  # its dataclass looks itself up there
+    spec.loader.exec_module(module)
+    return module
+
+
+CLAIMS_SPACE = {"dynamic_blocks": ["every:3:1", "every:2:1", "all"], "fc1_predictor": ["linear", "bilateral"],
+                "dwconv_predictor": ["gap", "adaptive"], "fc1_pool": [1, 2, 4], "embed_dim": [32, 48, 64]}
+
+
+def test_design_claims_on_a_study_whose_truth_is_known(tmp_path: Path) -> None:
+    """Every third block is the most accurate placement at any throughput (by 0.04) and the fastest (fewest
+    dynamic blocks), bilateral beats linear by 0.05, the dwconv predictor does nothing, and pooling 4x4
+    costs the linear predictor 0.06 but not the bilateral one."""
+    rng = np.random.default_rng(7)
+    runs = []
+    for c in itertools.product(*CLAIMS_SPACE.values()):
+        k = dict(zip(CLAIMS_SPACE, c))
+        place = CLAIMS_SPACE["dynamic_blocks"].index(k["dynamic_blocks"])
+        acc = (0.5 + 0.04 * (place == 0) + 0.05 * (k["fc1_predictor"] == "bilateral") + 0.02 * (k["embed_dim"] // 16)
+               - 0.06 * (k["fc1_pool"] == 4 and k["fc1_predictor"] == "linear") + rng.normal(0, 0.01))
+        tput = 1000.0 / (1 + 0.3 * place) * (32 / k["embed_dim"]) ** 1.5 * float(np.exp(rng.normal(0, 0.03)))
+        runs.append((k, acc, tput))
+    folder = write_study(tmp_path / "claims", runs, space=CLAIMS_SPACE)
+    out = tmp_path / "RESULTS-design.md"
+    assert _claims_script().main([str(folder), "--boot", "300", "--out", str(out)]) == 0
+    rows = {line.split(" | ")[0][2:]: line.split(" | ")[2] for line in out.read_text().splitlines()
+            if line.startswith("| ") and " | claims | " in line}
+    assert rows == {
+        "every third block is the best placement for accuracy at matched throughput": "**supported**",
+        "every third block is the best placement for throughput": "**supported**",
+        "bilateral is the best fc1 predictor at matched throughput": "**supported**",
+        "which fc1 predictor wins at matched throughput": "**bilateral**",
+        "adaptive is the best dwconv predictor at matched throughput": "**inside the noise**",
+        "which dwconv predictor wins at matched throughput": "**inside the noise**",
+        "spatial compression (fc1_pool) interacts with the fc1 predictor": "**interaction found**",
+        "channel compression (rank_ratio) interacts with the fc1 predictor": "**not answerable here**"}
+    text = out.read_text()
+    assert "These are claims about the proxy" in text and f"python benchmarks/design_claims.py {folder}" in text
+    assert "fc1_pool 4 (vs 2): bilateral" in text  # the cells that differ, with their intervals
+
+
+def test_design_claims_reads_a_table_as_a_study(tmp_path: Path) -> None:
+    """The repository's tabulated space: every architecture and seed one run, the seeds averaged."""
+    script = _claims_script()
+    folder = script.table_study(str(Path(__file__).resolve().parents[1] / "benchmarks/tables/predictors-table.yaml"),
+                                str(Path(__file__).resolve().parents[1] / "benchmarks/tables/predictors"),
+                                tmp_path / "table")
+    view = read_study(folder)
+    pts, noise, repeated = design_points(view)
+    assert len(pts) == repeated == 93 and sum(p.runs for p in pts) == 186 and 0 < noise < 0.1
+    assert sampling_caveats(view) == []  # the whole space, trained to the end

@@ -106,6 +106,17 @@ class Verdict:
 
 
 @dataclass(frozen=True)
+class Difference:
+    """Throughput-normalized mean accuracy of ``a`` minus that of ``b``, over the throughput bins both reach
+    (``shared``: their share of the study); None where they share none."""
+
+    a: str
+    b: str
+    accuracy: Estimate | None
+    shared: float
+
+
+@dataclass(frozen=True)
 class KnobAnalysis:
     knob: str
     values: tuple[str, ...]
@@ -113,6 +124,20 @@ class KnobAnalysis:
     edfs: tuple[Edf, ...]
     effects: tuple[PairEffect, ...]
     verdict: Verdict
+    differences: tuple[Difference, ...] = ()  # every two values with enough architectures
+
+    def difference(self, a: str, b: str) -> Difference | None:
+        return _difference(self.differences, a, b)
+
+
+def _difference(diffs: tuple[Difference, ...], a: str, b: str) -> Difference | None:
+    """The `Difference` of ``a`` minus ``b`` among ``diffs`` (either order stored)."""
+    for d in diffs:
+        if (d.a, d.b) == (a, b):
+            return d
+        if (d.b, d.a) == (a, b):
+            return Difference(a, b, d.accuracy and _negated(d.accuracy), d.shared)
+    return None
 
 
 @dataclass(frozen=True)
@@ -233,13 +258,13 @@ def analyze(points: list[DesignPoint], *, level: float = LEVEL, n_boot: int = 10
     for name, values in knobs:
         groups = {v: np.flatnonzero(code[name] == v) for v in values}
         base = baselines.get(name) if baselines.get(name) in values else max(values, key=lambda v: len(groups[v]))
-        edfs, verdict = _compare_values(boot, name, values, groups, acc, logt, len(points))
+        edfs, verdict, diffs = _compare_values(boot, values, groups, acc, logt, len(points))
         # for each other value, the index of the baseline architecture's neighbour with it (-1: none)
         nbr = {v: np.array([by_key.get(p.neighbours.get((name, v)), -1) for p in points]) for v in values if v != base}
         pairs = {v: (i, j[i]) for v, j in nbr.items() for i in [np.flatnonzero((code[name] == base) & (j >= 0))]}
         pairs = {v: (i[code[name][j] == v], j[code[name][j] == v]) for v, (i, j) in pairs.items()}
-        out.append((KnobAnalysis(name, tuple(values), base, edfs, tuple(_effects(boot, base, pairs, acc, logt)), verdict),
-                    pairs))
+        out.append((KnobAnalysis(name, tuple(values), base, edfs, tuple(_effects(boot, base, pairs, acc, logt)), verdict,
+                                 diffs), pairs))
     tables = []
     for k, pairs in out if interactions else ():
         for other, _ in out:
@@ -252,9 +277,9 @@ def analyze(points: list[DesignPoint], *, level: float = LEVEL, n_boot: int = 10
                           tuple(caveats), tuple(k for k, _ in out), tuple(tables), tuple(skipped))
 
 
-def _compare_values(boot: _Boot, name: str, values: list[str], groups: dict[str, np.ndarray], acc: np.ndarray,
-                    logt: np.ndarray, n_all: int) -> tuple[tuple[Edf, ...], Verdict]:
-    """The normalized EDF of each value, and the verdict between the two best values."""
+def _compare_values(boot: _Boot, values: list[str], groups: dict[str, np.ndarray], acc: np.ndarray, logt: np.ndarray,
+                    n_all: int) -> tuple[tuple[Edf, ...], Verdict, tuple[Difference, ...]]:
+    """The normalized EDF of each value, the difference of every two, the verdict between the two best."""
     smallest = min(len(g) for g in groups.values())
     nb = int(np.clip(smallest // 3, 1, 10))  # about 3 architectures per bin of the rarest value
     edges = np.quantile(logt, np.linspace(0, 1, nb + 1)[1:-1])
@@ -265,10 +290,10 @@ def _compare_values(boot: _Boot, name: str, values: list[str], groups: dict[str,
     at = np.searchsorted(grid, err, side="left")  # each error's first grid point at or above it
     stats = {}
     edfs = []
-    b = boot.count(max(len(g) for g in groups.values()))  # one count for all values: they are compared
+    n_rows = boot.count(max(len(g) for g in groups.values()))  # one count for all values: they are compared
     for v in values:
         g = groups[v]
-        idx = g[boot.rows(len(g), b)]
+        idx = g[boot.rows(len(g), n_rows)]
         counts = _bin_counts(bins, nb, idx)
         sums = _bin_counts(bins, nb, idx, acc)
         mask = counts > 0
@@ -286,31 +311,35 @@ def _compare_values(boot: _Boot, name: str, values: list[str], groups: dict[str,
         median_err = float(grid[min(np.searchsorted(cdf[0], 0.5), len(grid) - 1)])
         edfs.append(Edf(v, len(g), float((p * mask[0]).sum()), mean, median_err, tuple(map(float, grid)),
                         tuple(map(float, cdf[0])), tuple(map(float, lo)), tuple(map(float, hi))))
+    diffs = []
+    for i, a in enumerate(values):
+        for b in values[i + 1:]:
+            if min(len(groups[a]), len(groups[b])) >= MIN_N:
+                (ca, sa), (cb, sb) = stats[a], stats[b]
+                common = (ca > 0) & (cb > 0)  # the bins both values reach, per resample
+                est = boot.interval(_normalized_mean(p, ca, sa, common) - _normalized_mean(p, cb, sb, common))
+                diffs.append(Difference(a, b, est if common[0].any() else None, float((p * common[0]).sum())))
+    edfs, diffs = tuple(edfs), tuple(diffs)
     ranked = sorted((e for e in edfs if e.n >= MIN_N), key=lambda e: -e.accuracy.value)
     if len(ranked) < 2:
         few = ", ".join(f"{e.value} {e.n}" for e in edfs)
         text = f"too few architectures to compare: at least {MIN_N} per value are needed for two values (have {few})"
-        top = max(edfs, key=lambda e: e.accuracy.value)
-        return tuple(edfs), Verdict(top.value, None, None, False, None, text)
+        return edfs, Verdict(max(edfs, key=lambda e: e.accuracy.value).value, None, None, False, None, text), diffs
     best, runner = ranked[0], ranked[1]
-    (ca, sa), (cb, sb) = stats[best.value], stats[runner.value]
-    common = (ca > 0) & (cb > 0)  # bins both values reach, per resample
-    if not common[0].any():
+    d = _difference(diffs, best.value, runner.value)
+    if d.accuracy is None:
         text = (f"{best.value} and {runner.value} share no throughput range: they cannot be compared at matched "
                 f"throughput")
-        return tuple(edfs), Verdict(best.value, runner.value, None, False, None, text)
-    diff = boot.interval(_normalized_mean(p, ca, sa, common) - _normalized_mean(p, cb, sb, common))
+        return edfs, Verdict(best.value, runner.value, None, False, None, text), diffs
+    diff = d.accuracy
     if diff.value < 0:  # over the throughput both reach, the runner-up is ahead
-        best, runner = runner, best
-        diff = Estimate(-diff.value, -diff.high if diff.high is not None else None,
-                        -diff.low if diff.low is not None else None)
-    shared = float((p * common[0]).sum())
-    where = (f"; compared over the {100 * shared:.0f}% of the study's throughput distribution both reach"
-             if shared < 0.5 else "")
+        best, runner, diff = runner, best, _negated(diff)
+    where = (f"; compared over the {100 * d.shared:.0f}% of the study's throughput distribution both reach"
+             if d.shared < 0.5 else "")
     if diff.excludes(0.0):
         text = (f"{best.value} is better at matched throughput: {diff.text()} accuracy over {runner.value}, the "
                 f"next best ({best.n} and {runner.n} architectures{where})")
-        return tuple(edfs), Verdict(best.value, runner.value, diff, True, None, text)
+        return edfs, Verdict(best.value, runner.value, diff, True, None, text), diffs
     more = None
     if diff.low is not None and diff.high is not None and abs(diff.value) > 0:
         half = (diff.high - diff.low) / 2
@@ -319,7 +348,7 @@ def _compare_values(boot: _Boot, name: str, values: list[str], groups: dict[str,
             f"about {more} more architectures would be needed to tell a difference this size "
             f"(the band's half-width is {(diff.high - diff.low) / 2:.3f})")
     text = f"inside the noise: {best.value} leads {runner.value} by {diff.text()}; {need}{where}"
-    return tuple(edfs), Verdict(best.value, runner.value, diff, False, more, text)
+    return edfs, Verdict(best.value, runner.value, diff, False, more, text), diffs
 
 
 def _effects(boot: _Boot, base: str, pairs: dict[str, tuple[np.ndarray, np.ndarray]], acc: np.ndarray, logt: np.ndarray,
@@ -335,6 +364,10 @@ def _effects(boot: _Boot, base: str, pairs: dict[str, tuple[np.ndarray, np.ndarr
             out.append(PairEffect(v, base, len(i), _median_effect(boot, acc[j] - acc[i]),
                                   _exp(_median_effect(boot, logt[j] - logt[i])), by[1] if by else None))
     return out
+
+
+def _negated(e: Estimate) -> Estimate:
+    return Estimate(-e.value, None if e.high is None else -e.high, None if e.low is None else -e.low)
 
 
 def _exp(e: Estimate) -> Estimate:
@@ -433,9 +466,11 @@ def sampling_caveats(view: StudySnapshot) -> list[str]:
     return out
 
 
-def design_analysis(view: StudySnapshot, *, level: float = LEVEL, n_boot: int = 1000, seed: int = 0) -> DesignAnalysis:
+def design_analysis(view: StudySnapshot, *, level: float = LEVEL, n_boot: int = 1000, seed: int = 0,
+                    baselines: dict[str, str] | None = None) -> DesignAnalysis:
     """`analyze` on a study: its trained architectures, its ``seed_noise`` attribute (else the spread of
-    architectures run more than once), its space's value order, the released design as each knob's baseline."""
+    architectures run more than once), its space's value order, the released design as each knob's baseline
+    (unless ``baselines`` names another)."""
     import dataclasses
 
     from wfsearch.arch import ArchConfig
@@ -449,4 +484,4 @@ def design_analysis(view: StudySnapshot, *, level: float = LEVEL, n_boot: int = 
     order = {k: [_text(c) for c in (s.get("choice") or [])] for k, s in space.items() if isinstance(s, dict)}
     released = {f.name: _text(f.default) for f in dataclasses.fields(ArchConfig)}
     return analyze(points, level=level, n_boot=n_boot, seed=seed, seed_noise=noise, seed_noise_source=source,
-                   caveats=tuple(sampling_caveats(view)), order=order, baselines=released)
+                   caveats=tuple(sampling_caveats(view)), order=order, baselines={**released, **(baselines or {})})
