@@ -22,9 +22,10 @@ every study whose sample holds the knob with the values it needs:
    predictors? Found when two predictors' intervals for one compression value do not overlap (a
    conservative test).
 
-A "best" claim is *supported* when every comparison's interval lies above 0 (above 1 for a speed ratio of
-the claimed value, i.e. each other is slower), *contradicted* when some other value is better with an
-interval that excludes 0 (1), and *inside the noise* otherwise. These are claims about the proxy (its
+A "best" claim is *supported* when every comparison's 90% interval lies above 0 (for speed: every other
+placement is slower, its ratio's interval below 1), *contradicted* when some other value is better with an
+interval that excludes 0 (1) at the Bonferroni level for the m comparisons, 1 - 0.1/m (so that the claim
+is not called contradicted by one chance interval in many), and *inside the noise* otherwise. These are claims about the proxy (its
 task, resolution, training budget and the throughput setting the study measured), which the page says.
 """
 from __future__ import annotations
@@ -92,14 +93,22 @@ def table_study(spec_path: str, table_dir: str, folder: Path) -> Path:
 
 
 # --------------------------------------------------------------------------- the claims
-def best_claim(name: str, study: str, analysis, knob: str, claimed: str) -> Claim:
-    k = analysis.knob(knob)
+def adjusted(m: int) -> float:
+    """The level of each of ``m`` intervals that together hold all their truths at 90% (Bonferroni)."""
+    return 1 - 0.1 / max(m, 1)
+
+
+def best_claim(name: str, study: str, at, knob: str, claimed: str) -> Claim:
+    """``at(level)``: the study's analysis with intervals at ``level``."""
+    k = at(0.9).knob(knob)
     if k is None or claimed not in k.values:
         return Claim(name, study, "not answerable here", f"{knob} takes {list(k.values) if k else 'one value or none'} "
                                                          f"in this study")
+    others = [v for v in k.values if v != claimed]
+    wide = at(adjusted(len(others))).knob(knob)
     parts, worse, better, unknown = [], [], [], []
-    for other in (v for v in k.values if v != claimed):
-        diff = k.difference(claimed, other)
+    for other in others:
+        diff, adj = k.difference(claimed, other), wide.difference(claimed, other)
         d = diff.accuracy if diff else None
         if d is None or d.low is None:
             unknown.append(other)
@@ -108,12 +117,18 @@ def best_claim(name: str, study: str, analysis, knob: str, claimed: str) -> Clai
             continue
         parts.append(f"vs {other}: {d.text()}" + (f" (over {100 * diff.shared:.0f}% of the study's throughput)"
                                                   if diff.shared < 0.5 else ""))
-        (worse if d.low > 0 else better if d.high < 0 else unknown).append(other)
+        if adj.accuracy.high is not None and adj.accuracy.high < 0:
+            better.append(f"{other} ({adjusted(len(others)):.1%} interval {_negated(adj.accuracy).text()})")
+        (worse if d.low > 0 else unknown).append(other)
     verdict = ("contradicted" if better else "supported" if not unknown else "inside the noise")
     lead = f"{claimed} - other, accuracy at matched throughput: "
     if better:
-        lead = f"{', '.join(better)} better than {claimed}; " + lead
+        lead = f"better than {claimed}: {', '.join(better)}; " + lead
     return Claim(name, study, verdict, lead + "; ".join(parts))
+
+
+def _negated(e):
+    return type(e)(-e.value, -e.high, -e.low)
 
 
 def winner(name: str, study: str, analysis, knob: str) -> Claim:
@@ -123,18 +138,20 @@ def winner(name: str, study: str, analysis, knob: str) -> Claim:
     return Claim(name, study, k.verdict.best if k.verdict.decided else "inside the noise", k.verdict.text)
 
 
-def throughput_claim(name: str, study: str, analysis, knob: str, claimed: str, blocks: dict[str, int]) -> Claim:
-    k = analysis.knob(knob)
+def throughput_claim(name: str, study: str, at, knob: str, claimed: str, blocks: dict[str, int]) -> Claim:
+    k = at(0.9).knob(knob)
     if k is None or claimed not in k.values:
         return Claim(name, study, "not answerable here", f"{knob} is not compared in this study")
     effects = [e for e in k.effects if e.value != "none"]
     missing = [v for v in k.values if v not in (claimed, "none") and v not in {e.value for e in effects}]
-    faster = [e.value for e in effects if e.throughput_ratio.low is not None and e.throughput_ratio.low > 1]
+    wide = {e.value: e.throughput_ratio for e in at(adjusted(len(effects))).knob(knob).effects}
+    faster = [e.value for e in effects if wide[e.value].low is not None and wide[e.value].low > 1]
     slower = [e.value for e in effects if e.throughput_ratio.high is not None and e.throughput_ratio.high < 1]
     verdict = ("contradicted" if faster else "supported" if len(slower) == len(effects) and effects and not missing
                else "inside the noise" if effects else "not answerable here")
-    parts = [f"{e.value}: x{e.throughput_ratio.text('.3f')} ({e.pairs} pairs{_blocks(blocks, e.value)})"
-             for e in effects]
+    parts = [f"{e.value}: x{e.throughput_ratio.text('.3f')} ({e.pairs} pairs{_blocks(blocks, e.value)}"
+             + (f"; {adjusted(len(effects)):.1%} interval x{wide[e.value].text('.3f')}" if e.value in faster else "")
+             + ")" for e in effects]
     parts += [f"{v}: no matched pair" for v in missing]
     return Claim(name, study, verdict, f"throughput of other / {claimed}{_blocks(blocks, claimed, ' with ')}, "
                  f"matched pairs: " + "; ".join(parts))
@@ -157,15 +174,19 @@ def deployed_blocks(view, knob: str = "dynamic_blocks") -> dict[str, int]:
     return out
 
 
-def interaction_claim(name: str, study: str, analysis, knob: str) -> tuple[Claim, list[str]]:
+def interaction_claim(name: str, study: str, at, knob: str) -> tuple[Claim, list[str]]:
+    analysis = at(0.9)
     table = next((i for i in analysis.interactions if i.knob == knob and i.by == "fc1_predictor"), None)
     if analysis.knob(knob) is None or analysis.knob("fc1_predictor") is None:
         return Claim(name, study, "not answerable here", f"{knob} and fc1_predictor are not both searched here"), []
     if table is None:
         return Claim(name, study, "not answerable here", f"no matched pairs of {knob} within an fc1 predictor"), []
+    values = list(dict.fromkeys(e.value for e in table.effects))
+    m = sum(n * (n - 1) // 2 for n in (sum(e.value == v for e in table.effects) for v in values))
+    wide = next(i for i in at(adjusted(m)).interactions if i.knob == knob and i.by == "fc1_predictor")
     found, rows = [], []
-    for value in dict.fromkeys(e.value for e in table.effects):
-        cells = [e for e in table.effects if e.value == value and e.accuracy.low is not None]
+    for value in values:
+        cells = [e for e in wide.effects if e.value == value and e.accuracy.low is not None]
         for a in cells:
             for b in cells:
                 if a.by_value < b.by_value and (a.accuracy.high < b.accuracy.low or b.accuracy.high < a.accuracy.low):
@@ -174,31 +195,41 @@ def interaction_claim(name: str, study: str, analysis, knob: str) -> tuple[Claim
     rows = [f"| {e.by_value} | {e.value} | {e.pairs} | {e.accuracy.text()} | x{e.throughput_ratio.text('.2f')} |"
             for e in table.effects]
     verdict = "interaction found" if found else "inside the noise"
-    evidence = "; ".join(found) if found else (f"every fc1 predictor's interval of each {knob} effect overlaps the "
-                                               f"others' ({len(table.effects)} cells)")
+    evidence = (f"{adjusted(m):.1%} intervals (Bonferroni over {m} pairs of cells) that do not overlap: " +
+                "; ".join(found) if found else
+                f"every fc1 predictor's {adjusted(m):.1%} interval of each {knob} effect overlaps the others' "
+                f"({len(table.effects)} cells)")
     return Claim(name, study, verdict, evidence), rows
 
 
 # --------------------------------------------------------------------------- the page
 def judge(label: str, folder: Path, args, where: str = "") -> tuple[list[Claim], list[str]]:
     view = read_study(folder)
-    analysis = design_analysis(view, n_boot=args.boot, baselines={"dynamic_blocks": args.placement})
+    analyses = {}
+
+    def at(level: float):
+        if level not in analyses:
+            analyses[level] = design_analysis(view, level=level, n_boot=args.boot,
+                                              baselines={"dynamic_blocks": args.placement})
+        return analyses[level]
+
+    analysis = at(0.9)
     placement = "every third block" + (f" ({args.placement})" if args.placement != "every:3:1" else "")
-    claims = [best_claim(f"{placement} is the best placement for accuracy at matched throughput", label, analysis,
+    claims = [best_claim(f"{placement} is the best placement for accuracy at matched throughput", label, at,
                          "dynamic_blocks", args.placement),
-              throughput_claim(f"{placement} is the best placement for throughput", label, analysis,
+              throughput_claim(f"{placement} is the best placement for throughput", label, at,
                                "dynamic_blocks", args.placement, deployed_blocks(view)),
-              best_claim("bilateral is the best fc1 predictor at matched throughput", label, analysis,
+              best_claim("bilateral is the best fc1 predictor at matched throughput", label, at,
                          "fc1_predictor", "bilateral"),
               winner("which fc1 predictor wins at matched throughput", label, analysis, "fc1_predictor"),
-              best_claim("adaptive is the best dwconv predictor at matched throughput", label, analysis,
+              best_claim("adaptive is the best dwconv predictor at matched throughput", label, at,
                          "dwconv_predictor", "adaptive"),
               winner("which dwconv predictor wins at matched throughput", label, analysis, "dwconv_predictor")]
     detail = [f"### {label}", "", f"{where or f'`{folder}`'}: {analysis.architectures} architectures, "
               f"{analysis.runs} runs.", ""]
     for knob, what in (("fc1_pool", "spatial"), ("rank_ratio", "channel")):
         claim, rows = interaction_claim(f"{what} compression ({knob}) interacts with the fc1 predictor", label,
-                                        analysis, knob)
+                                        at, knob)
         claims.append(claim)
         if rows:
             detail += [f"{what.capitalize()} compression by fc1 predictor (matched pairs against {RELEASED[knob]}):",
