@@ -347,3 +347,19 @@ def test_design_claims_reads_a_table_as_a_study(tmp_path: Path) -> None:
     pts, noise, repeated = design_points(view)
     assert len(pts) == repeated == 93 and sum(p.runs for p in pts) == 186 and 0 < noise < 0.1
     assert sampling_caveats(view) == []  # the whole space, trained to the end
+
+
+def test_trials_without_a_stored_architecture_give_edfs_and_no_pairs(tmp_path: Path) -> None:
+    """A study of another tool: knobs and scores, no `arch`: nothing says which trials differ in one knob only."""
+    study = optuna.create_study(study_name="bare", storage=f"sqlite:///{tmp_path / 'optuna.db'}",
+                                directions=["maximize", "maximize"])
+    dist = {"width": CategoricalDistribution(("narrow", "wide")), "depth": CategoricalDistribution(tuple(range(6)))}
+    for i in range(12):
+        params = {"width": ("narrow", "wide")[i % 2], "depth": i // 2}  # each trial its own design
+        acc = 0.5 + 0.1 * (params["width"] == "wide") + 0.01 * i
+        study.add_trial(create_trial(values=[acc, 100.0 + i], params=params, distributions=dist,
+                                     user_attrs={"metrics": {"accuracy": acc, "throughput": 100.0 + i}}))
+    d = design_analysis(read_study(storage=f"sqlite:///{tmp_path / 'optuna.db'}"), n_boot=200)
+    width = d.knob("width")
+    assert [e.n for e in width.edfs] == [6, 6] and width.effects == () and d.interactions == ()
+    assert width.verdict.best == "wide" and width.verdict.decided

@@ -89,11 +89,6 @@ class PairEffect:
     throughput_ratio: Estimate
     by_value: str | None = None
 
-    def text(self) -> str:
-        """``+0.044 [+0.030, +0.062] accuracy, x0.79 [0.76, 0.83] throughput, 36 pairs``."""
-        return (f"{self.accuracy.text()} accuracy, x{self.throughput_ratio.text('.2f')} throughput, "
-                f"{self.pairs} pair{'s' if self.pairs != 1 else ''}")
-
 
 @dataclass(frozen=True)
 class Verdict:
@@ -184,7 +179,7 @@ class _Boot:
         return out
 
     def interval(self, stats: np.ndarray) -> Estimate:
-        """``stats[0]`` with the percentile interval of ``stats[1:]`` (None for fewer than 2 samples)."""
+        """``stats[0]`` with the percentile interval of ``stats[1:]`` (none from fewer than 10 finite resamples)."""
         est, boot = float(stats[0]), stats[1:]
         boot = boot[np.isfinite(boot)]
         if boot.size < 10:
@@ -403,27 +398,24 @@ def design_points(view: StudySnapshot) -> tuple[list[DesignPoint], float | None,
     field_value = {(k, _text(v)): (t.arch or {}).get(k, v) for rs in runs.values() for t, _, _ in rs
                    for k, v in t.params.items()}
 
-    cache: dict[tuple, tuple[dict, str]] = {}  # trials of one architecture share its dict as read
+    cache: dict[tuple, tuple[dict, str | None]] = {}  # trials of one architecture share its dict as read
 
-    def identity(arch: dict | None, params: dict, change: tuple = ()) -> str:
-        if arch:
-            known = cache.get((id(arch), *change))
-            if known is not None and known[0] is arch:
-                return known[1]
+    def identity(arch: dict | None, change: tuple = ()) -> str | None:
+        """The hash of ``arch`` with ``change`` (knob, value) made (None without a valid arch)."""
+        known = cache.get((id(arch), *change))
+        if arch and (known is None or known[0] is not arch):
             try:
                 h = ArchConfig.from_dict({**arch, **dict([change] if change else [])}).hash
             except (TypeError, ValueError):
                 h = None
-            if h is not None:
-                cache[(id(arch), *change)] = (arch, h)
-                return h
-        return json.dumps({k: _text(v) for k, v in {**params, **dict([change] if change else [])}.items()},
-                          sort_keys=True)
+            known = cache[(id(arch), *change)] = (arch, h)
+        return known[1] if arch else None
 
     points, ident, variances = [], {}, []
     for key, rs in runs.items():
         t = rs[0][0]
-        ident[identity(t.arch, t.params)] = key
+        if identity(t.arch) is not None:
+            ident[identity(t.arch)] = key  # (without an arch, no neighbours: no matched pairs)
         a = [r[1] for r in rs]
         if len(a) > 1:
             variances.append(statistics.variance(a))
@@ -437,7 +429,7 @@ def design_points(view: StudySnapshot) -> tuple[list[DesignPoint], float | None,
         nb = {}
         for k, now in knobs.items():
             for v in values[k]:
-                other = ident.get(identity(t.arch, t.params, (k, field_value[(k, v)]))) if v != now else None
+                other = ident.get(identity(t.arch, (k, field_value[(k, v)]))) if v != now else None
                 if other is not None:
                     nb[(k, v)] = other
         out.append(DesignPoint(key, knobs, a, tput, n, nb))
