@@ -20,9 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "(a search with TPE, NSGA-II or GP is still analysed, with a caveat). `wfsearch report` draws the "
                     "same as its Design space section.",
         **examples(
-            "wfsearch analyze studies/placement",
+            "wfsearch run spaces/explore.yaml && wfsearch analyze studies/explore   # an unbiased sample first",
             "wfsearch analyze studies/predictors --json > design.json",
-            "wfsearch analyze studies/predictors --interaction fc1_pool:fc1_predictor --level 0.95",
+            "wfsearch analyze studies/explore --interaction fc1_pool:fc1_predictor --level 0.95",
         ))
     add_study_args(p)
     p.add_argument("--json", action="store_true", help="everything as JSON (EDF grids and bands included)")
