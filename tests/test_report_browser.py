@@ -55,11 +55,31 @@ def test_report_in_headless_chromium(tmp_path: Path) -> None:
                         tmp_path / "report.html")
     check = open_in_chromium(page, tmp_path / "profile")
     assert check["errors"] == []
-    assert check["plots"] == check["plots_drawn"] == 6
+    assert check["plots"] == check["plots_drawn"] == 9
+    assert check["section_plots"]["sec-design"] == 3  # fc1_predictor, dwconv_predictor, rank_ratio
     assert check["front_points_drawn"] == check["front_points"] == len(view.front) == len(FRONT)
     # pruned, failed and infeasible trials are hidden until clicked in the legend
     assert check["drawn"] == {"front": 3, "dominated": len(TRAINED) - 3, "reference": 2}
     assert check["ok"] is True
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
+def test_design_space_section_in_headless_chromium(tmp_path: Path) -> None:
+    """The Design space section of a 144-architecture random sample: one EDF plot per knob, drawn without
+    a JavaScript error, its verdicts and matched-pair tables on the page."""
+    import numpy as np
+
+    from test_analyze import SPACE, draw, write_study
+
+    folder = write_study(tmp_path / "studies" / "truth", draw(np.random.default_rng(0)), seed_noise=0.02)
+    view = read_study(folder)
+    page = write_report(report_data(view, scaling_data(view, measure=False)), tmp_path / "report.html")
+    check = open_in_chromium(page, tmp_path / "profile", 900)
+    assert check["errors"] == [] and check["plots"] == check["plots_drawn"]
+    assert check["section_plots"]["sec-design"] == len(SPACE)
+    assert check["overlaps"] == [] and check["empty_sections"] == [] and check["ok"] is True
+    text = page.read_text()
+    assert "<b>bilateral is better at matched throughput" in text and "<b>inside the noise: " in text
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")

@@ -15,7 +15,7 @@ SPACES = sorted((Path(__file__).resolve().parents[1] / "spaces").glob("*.yaml"))
 
 
 def test_the_shipped_spaces_are_there():
-    assert {p.stem for p in SPACES} >= {"predictors", "placement", "compression", "smoke", "imagenet100"}
+    assert {p.stem for p in SPACES} >= {"predictors", "placement", "compression", "smoke", "imagenet100", "explore"}
 
 
 @pytest.mark.parametrize("path", SPACES, ids=[p.stem for p in SPACES])
@@ -53,6 +53,9 @@ def test_shipped_spaces_match_their_purpose():
     assert set(by_name["compression"].knobs) == {"fc1_pool", "dwconv_pool", "rank_ratio"}
     smoke = by_name["smoke"]
     assert smoke.proxy.max_epochs == 1 and smoke.study.trials <= 4 and smoke.proxy.dataset.train_size <= 512
+    explore = by_name["explore"]  # an unbiased sample for `wfsearch analyze`: random, every trial trained fully
+    assert (explore.study.sampler, explore.study.scheduler.type) == ("random", "none") and explore.study.trials >= 100
+    assert set(quick.knobs) == set(explore.knobs) and "every:3:1" in explore.space["dynamic_blocks"].choice
     big = by_name["imagenet100"]
     assert big.proxy.dataset.name == "imagefolder" and big.resources.gpus_per_trial > 0
 

@@ -128,7 +128,7 @@ def test_readers_do_not_import_ray_and_the_cli_starts_light() -> None:
     # show, report and export read a study: no Ray, and no torch or timm (the arch config and its cost are
     # `wfsearch.arch`; torch comes only with a measurement, a timm reference's MACs or `create`)
     readers = _modules_after("import wfsearch.report, wfsearch.export, wfsearch.study, wfsearch.space, "
-                             "wfsearch.cli.show, wfsearch.cli.report, wfsearch.cli.export")
+                             "wfsearch.cli.show, wfsearch.cli.report, wfsearch.cli.export, wfsearch.cli.analyze")
     assert not readers & {"torch", "timm", "ray", "torchvision"}, readers & {"torch", "timm", "ray", "torchvision"}
     # a recipe with the released optimizer and RandAugment policy is checked without timm; another name needs it
     recipe = _modules_after("from wfsearch.export.recipe import Recipe, load_recipe, save_recipe; "

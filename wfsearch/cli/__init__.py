@@ -22,6 +22,7 @@ COMMANDS = [
     "sample",
     "schema",
     "show",
+    "analyze",
     "erf",
     "report",
     "dashboard",

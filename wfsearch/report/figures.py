@@ -14,6 +14,7 @@ from plotly.subplots import make_subplots
 from wfsearch.arch import PREDICTORS
 
 from .data import Axis, CurvesData, HypervolumeData, Importances, ParallelData, ParetoData, Point
+from .design import KnobAnalysis
 from .scaling import ScalingData
 
 FC1_COLORS = dict(zip(PREDICTORS["fc1"], qualitative.D3))
@@ -342,4 +343,32 @@ def curves_figure(data: CurvesData) -> go.Figure:
                       xaxis_title="proxy epoch", yaxis_title=f"{data.metric} (validation)")
     fig.update_xaxes(dtick=1, automargin=True)
     fig.update_yaxes(automargin=True)
+    return fig
+
+
+def design_figure(knob: KnobAnalysis, seed_noise: float | None, level: float) -> go.Figure:
+    """The throughput-normalized EDF of the proxy error of each value of ``knob`` with its bootstrap band,
+    and beside each median the seed-noise floor (+-1 standard deviation of one run) as a bar."""
+    fig = go.Figure()
+    for i, e in enumerate(knob.edfs):
+        color = qualitative.D3[i % len(qualitative.D3)]
+        name = f"{e.value} ({e.n} arch.{'' if e.coverage > 0.999 else f', {100 * e.coverage:.0f}% of throughput'})"
+        x = list(e.errors)
+        fig.add_trace(dict(type="scatter", x=x + x[::-1], y=list(e.high) + list(e.low)[::-1], fill="toself",
+                           fillcolor=color, opacity=0.18, line=dict(width=0), hoverinfo="skip", showlegend=False,
+                           legendgroup=e.value, meta={"role": "band"}))
+        fig.add_trace(dict(type="scatter", x=x, y=list(e.cdf), mode="lines", name=name, legendgroup=e.value,
+                           line=dict(color=color, width=2, shape="hv"), meta={"role": "edf"},
+                           hovertemplate=f"{knob.knob}={e.value}<br>error %{{x:.3f}}: %{{y:.2f}}<extra></extra>"))
+        if seed_noise:
+            fig.add_trace(dict(type="scatter", x=[e.median_error], y=[0.5], mode="markers", showlegend=False,
+                               legendgroup=e.value, marker=dict(color=color, size=7, symbol="line-ns-open"),
+                               error_x=dict(type="constant", value=seed_noise, color=color, thickness=1.5, width=4),
+                               meta={"role": "noise"},
+                               hovertemplate=f"seed noise: ±{seed_noise:.3f} around the median<extra></extra>"))
+    fig.update_layout(**LAYOUT, height=360, legend=dict(title_text=knob.knob),
+                      xaxis_title="proxy error (1 - accuracy) · lower is better",
+                      yaxis_title=f"share of architectures<br>(throughput-normalized, {100 * level:.0f}% band)")
+    fig.update_yaxes(range=[0, 1.02], automargin=True)
+    fig.update_xaxes(automargin=True)
     return fig

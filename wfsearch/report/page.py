@@ -22,6 +22,7 @@ from wfsearch.study.verdict import verdict_line
 from .data import (CurvesData, HypervolumeData, Importances, ParallelData, ParetoData, Row, TrialRow, captions,
                    curves_data, front_rows, hypervolume_data, importance_data, noise_data, parallel_data, pareto_data,
                    reference_rows, trial_rows)
+from .design import DesignAnalysis, design_analysis
 from .erf import erf_section
 from .scaling import ScalingData
 from .table import MISSING, cell, columns_of, header
@@ -48,6 +49,7 @@ class ReportData:
     curves: CurvesData | None = None
     trials: list[TrialRow] = field(default_factory=list)
     captions: dict[str, str] = field(default_factory=dict)
+    design: DesignAnalysis | None = None
 
 
 def report_data(view: StudySnapshot, scaling: ScalingData | None = None) -> ReportData:
@@ -67,7 +69,8 @@ def report_data(view: StudySnapshot, scaling: ScalingData | None = None) -> Repo
     return ReportData(view=view, pareto=pareto_data(view), hypervolume=hypervolume_data(view),
                       importances=importance_data(view), parallel=parallel_data(view), front=front_rows(view),
                       references=reference_rows(view), scaling=scaling, notes=notes, curves=curves_data(view),
-                      trials=trial_rows(view), captions=captions(view))
+                      trials=trial_rows(view), captions=captions(view),
+                      design=design_analysis(view) if view.front else None)
 
 
 def _esc(s: object) -> str:
@@ -232,6 +235,7 @@ def _sections(data: ReportData) -> list[tuple[str, str, str]]:
         styles = figures.trial_styles(p)
         out.append(("scaling", "Throughput against resolution",
                     body + _figure("scaling", figures.scaling_figure(sc, styles))))
+    out.append(("design", "Design space", _design_section(data)))
     intro, fig = erf_section(v.folder, v.study_command("erf"))
     out.append(("erf", "Effective receptive fields", intro + (_figure("erf", fig) if fig is not None else "")))
     if data.trials:
@@ -239,6 +243,48 @@ def _sections(data: ReportData) -> list[tuple[str, str, str]]:
                     "<p>Click a column header to sort by it. The status is the trial's place in the study; the "
                     "reason is what its run recorded.</p>" + _trials_table(data.trials)))
     return out
+
+
+def _effects_table(effects, first: str, key) -> str:
+    head = f"<th>{_esc(first)}</th><th>pairs</th><th>Δ accuracy</th><th>throughput ratio</th>"
+    rows = "".join(f"<tr><td>{_esc(key(e))}</td><td class=\"num\">{e.pairs}</td><td class=\"num\">"
+                   f"{_esc(e.accuracy.text())}</td><td class=\"num\">{_esc(e.throughput_ratio.text('.2f'))}</td></tr>"
+                   for e in effects)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+def _design_section(data: ReportData) -> str:
+    """Per knob: the verdict, the throughput-normalized EDFs with bands, the matched pairs; then interactions."""
+    d, v = data.design, data.view
+    if d is None or not d.knobs:
+        why = "; ".join(d.skipped) if d and d.skipped else "needs trained architectures with two or more values of a knob"
+        return _message(f"Nothing to compare: {why}.")
+    pct = f"{100 * d.level:.0f}%"
+    noise = (f"Seed noise (one run's standard deviation, from {d.seed_noise_source}): ±{d.seed_noise:.3f}, drawn as "
+             f"a bar at each EDF's median." if d.seed_noise is not None else
+             f"No seed-noise estimate: record one with wfsearch proxy-check SPEC --record.")
+    body = (f"<p>{d.architectures} trained architectures ({d.runs} runs, the runs of one architecture averaged). "
+            f"For each knob and value: the EDF of the proxy error, throughput-normalized (each value's architectures "
+            f"reweighted so that their throughput distribution is the study's), with a {pct} bootstrap band over "
+            f"architectures; the verdict compares the two best values at matched throughput; matched pairs are "
+            f"architectures that differ in that knob only (median Δ accuracy and median throughput ratio against "
+            f"the baseline, {pct} intervals). The same in text: <code>{_esc(v.study_command('analyze'))}</code>. "
+            f"{_esc(noise)}</p>" + "".join(f'<p class="note">{_esc(c[0].upper() + c[1:])}.</p>' for c in d.caveats))
+    for k in d.knobs:
+        body += (f"<h3>{_esc(k.knob)}</h3><p><b>{_esc(k.verdict.text)}</b></p>"
+                 + _figure(f"design-{k.knob}", figures.design_figure(k, d.seed_noise, d.level)))
+        if k.effects:
+            body += f"<p class=\"small\">Matched pairs against {_esc(k.baseline)}:</p>" + \
+                _effects_table(k.effects, k.knob, lambda e: e.value)
+    if d.interactions:
+        body += "<h3>Interactions</h3><p>Matched-pair effects of one knob against its baseline, by the value of another.</p>"
+        for it in d.interactions:
+            body += (f"<details><summary>{_esc(it.knob)} by {_esc(it.by)}</summary>"
+                     + _effects_table(it.effects, f"{it.by}: {it.knob}", lambda e: f"{e.by_value}: {e.value}")
+                     + "</details>")
+    if d.skipped:
+        body += "<ul>" + "".join(f"<li>not compared: {_esc(s)}</li>" for s in d.skipped) + "</ul>"
+    return body
 
 
 def _captions(data: ReportData) -> str:
@@ -289,6 +335,8 @@ function wfSelftest() {
   var out = {errors: wfErrors, plots: plots, plots_drawn: done, front_points: data, front_points_drawn: drawn.front || 0, drawn: drawn,
              front_points_expected: gd ? Number(gd.getAttribute('data-front-points')) : null};
   out.overlaps = wfOverlaps(); out.empty_sections = wfEmptySections(); out.width = window.innerWidth;
+  out.section_plots = {};  // plots drawn per section
+  document.querySelectorAll('section').forEach(function (s) { out.section_plots[s.id] = s.querySelectorAll('.js-plotly-plot').length; });
   out.ok = out.errors.length === 0 && done === plots && out.front_points_drawn === out.front_points_expected &&
            out.overlaps.length === 0 && out.empty_sections.length === 0;
   var pre = document.getElementById('selftest');

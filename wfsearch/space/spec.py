@@ -151,7 +151,8 @@ class StudySpec(_Section):
     trials: int = Field(20, ge=1, le=1_000_000, strict=True)
     """number of finished trials to reach (references not counted)"""
     sampler: Literal[SAMPLERS] = "auto"  # type: ignore[valid-type]
-    """nsga2, tpe, gp, random, grid (discrete spaces only) or auto"""
+    """nsga2, tpe, gp, random, grid (discrete spaces only) or auto; random with scheduler none explores (an
+    unbiased sample for `wfsearch analyze`)"""
     seed: int = 0
     """seed of the sampler"""
     storage: Optional[str] = None
