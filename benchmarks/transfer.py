@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--runs", default=str(ROOT / "benchmarks" / "proxy_quality" / "runs.jsonl"),
                     help="finished runs to reuse and extend (proxy_quality.py's)")
+    ap.add_argument("--digits-only", action="store_true", help="train the digits runs only (and stop)")
     args = ap.parse_args(argv)
 
     from wfsearch.proxy.fidelity import sample_rows, train_rows
@@ -43,11 +44,14 @@ def main(argv: list[str] | None = None) -> int:
                                    f"proxy.epochs=[{args.digits_epochs}]", "proxy.warmup_epochs=1"])
     rows = [r for r in sample_rows(synth, args.archs, 0, include_references=True)]
     seeds = tuple(synth.proxy.seed + i for i in range(args.seeds))
-    rs = train_rows(synth, rows, seeds, workers=args.workers, long_factor=args.long_factor, results=args.runs)
-    s_long = np.array([np.nanmean([c.get(rs.long_epochs, np.nan) for c in r.long_curves.values()] or [np.nan])
-                       for r in rows])
     drows = [type(r)(r.label, r.target) for r in rows]
     rd = train_rows(digits, drows, seeds, workers=args.workers, results=args.runs)
+    if args.digits_only:
+        return 0
+    rs = train_rows(synth, rows, seeds, workers=args.workers, long_factor=args.long_factor, results=args.runs,
+                    long_seeds=1)
+    s_long = np.array([np.nanmean([c.get(rs.long_epochs, np.nan) for c in r.long_curves.values()] or [np.nan])
+                       for r in rows])
     d_acc = np.array([r.mean(rd.full_epochs) for r in drows])
     n = len(rows)
     tau = _bootstrap(lambda i: _corr(s_long[i], d_acc[i], "kendall"), n, 0)
@@ -55,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     cmd = f"python benchmarks/transfer.py {' '.join(sys.argv[1:] if argv is None else argv)}".strip()
     lines = ["# Synthetic task vs real images (digits)", "", f"`{cmd}`", "",
              f"{n} architectures (the references and the first random ones of `proxy_quality.py`), {len(seeds)} "
-             f"seeds each. Synthetic: the quick start's proxy trained {rs.long_epochs} epochs ({args.long_factor}x). "
+             f"seeds each on digits. Synthetic: the quick start's proxy trained {rs.long_epochs} epochs "
+             f"({args.long_factor}x; 1 seed, as `proxy_quality.py --long-seeds 1` trains it). "
              f"Digits: {args.digits_img_size} px, {args.digits_epochs} epochs, 1,347 train / 450 val images, "
              "10 classes.", "",
              f"Kendall tau {tau.value:.2f} [{tau.low:.2f}, {tau.high:.2f}], Spearman {rho.value:.2f} "

@@ -545,7 +545,8 @@ def _search(spec: Any, study: optuna.Study, storage: optuna.storages.RDBStorage,
     settings["reference_img_s"] = throughput_scale(spec, study, settings)
     settings["seed_noise"] = study.user_attrs.get("seed_noise")
     if progress and verdict_passed(study.user_attrs, settings["proxy"]) is not True:
-        print(verdict_line(study.user_attrs, settings["proxy"]), file=stream or sys.stdout, flush=True)
+        print(verdict_line(study.user_attrs, settings["proxy"], spec.path and os.path.relpath(spec.path)),
+              file=stream or sys.stdout, flush=True)
     references = evaluate_references(spec, storage, settings) if spec.references else []
 
     finished_states = (TrialState.COMPLETE, TrialState.PRUNED)

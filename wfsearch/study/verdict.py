@@ -23,11 +23,12 @@ def proxy_key(proxy: Mapping[str, Any]) -> str:
     return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def verdict_line(user_attrs: Mapping[str, Any], proxy: Mapping[str, Any] | None = None) -> str:
+def verdict_line(user_attrs: Mapping[str, Any], proxy: Mapping[str, Any] | None = None,
+                 spec_path: str | None = None) -> str:
     """``proxy check: PASS ...`` / ``FAIL ...`` from a study's attributes, or the line saying there is
     none (or that it was measured on another proxy) and the command that measures it."""
     v = user_attrs.get(VERDICT_ATTR)
-    how = "measure it with `wfsearch proxy-check SPEC --long-factor 4 --record`"
+    how = f"measure it with `wfsearch proxy-check {spec_path or 'SPEC'} --references --long-factor 4 --record`"
     if not isinstance(v, Mapping) or not isinstance(v.get("line"), str):
         return f"proxy check: none recorded, so the ranking's reliability is unknown; {how}"
     if proxy is not None and v.get("proxy_key") != proxy_key(proxy):
