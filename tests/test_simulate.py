@@ -114,7 +114,7 @@ def test_saved_simulated_study_reads_like_a_real_one(spec, table_and_truth, tmp_
     save_study(study, s, table, url, "sim")
     out = save_study(study, s, table, url, "sim")  # replaces the study of that name
     assert len(optuna.get_all_study_summaries(url)) == 1
-    assert [t.number for t in out.trials] == list(range(30))
+    assert [t.number for t in out.trials] == list(range(len(study.trials))) and len(study.trials) >= 30
     for a, b in zip(study.trials, out.trials):
         assert (b.state, b.values, b.params, b.distributions, b.user_attrs, b.system_attrs) == \
             (a.state, a.values, a.params, a.distributions, a.user_attrs, a.system_attrs)

@@ -97,15 +97,14 @@ def _record(spec, rep, seeds: tuple[int, ...], args: argparse.Namespace) -> None
     """Store the seed noise and where it came from in the spec's study (the one `run` would open)."""
     from wfsearch.errors import UserError
     from wfsearch.search.engine import prepare_study, storage_url
-    from wfsearch.study.naming import safe_url
+    from wfsearch.study import safe_url, set_study_attrs
 
     if not (math.isfinite(rep.seed_noise) and rep.seed_noise >= 0):
         raise UserError(f"--record: the seed noise could not be measured ({rep.seed_noise}): fewer than two "
                         "architectures finished every seed; nothing was recorded")
     study, _, _, lease = prepare_study(spec)
     try:
-        study.set_user_attr("seed_noise", float(rep.seed_noise))
-        study.set_user_attr("seed_noise_source", {
+        set_study_attrs(study, seed_noise=float(rep.seed_noise), seed_noise_source={
             "command": "proxy-check", "archs": len(rep.rows), "seeds": list(seeds),
             "epochs": spec.proxy.max_epochs, "spec_hash": spec.hash, "spread": rep.spread, "ratio": rep.ratio,
             "sample_seed": args.sample_seed})

@@ -22,6 +22,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .outcome import loss_signs
+
 MARGIN = 0.1
 BOX_ATTR = "hypervolume_box"
 
@@ -84,7 +86,7 @@ class HypervolumeBox:
         arr = arr[np.all(np.isfinite(arr), axis=1)]
         if not len(arr):
             return None
-        maxi = np.array([d == "maximize" for d in directions])
+        maxi = np.array(loss_signs(directions)) < 0
         worst = np.where(maxi, arr.min(axis=0), arr.max(axis=0))
         best = np.where(maxi, arr.max(axis=0), arr.min(axis=0))
         names = tuple(objectives) if objectives is not None else tuple(f"objective {i}" for i in range(len(directions)))
@@ -102,7 +104,7 @@ class HypervolumeBox:
 
     def hypervolume(self, values: Sequence[Sequence[float]]) -> float:
         """Normalized hypervolume of ``values`` in this box, in [0, 1] for values inside it."""
-        from optuna._hypervolume import compute_hypervolume
+        from .optuna_api import compute_hypervolume
 
         if len(values) == 0:
             return 0.0
@@ -141,7 +143,7 @@ class HypervolumeBox:
                 if np.all(np.isfinite(loss)) and np.all(loss < self.margin) and \
                         not (len(front) and np.any(np.all(front <= loss, axis=1))):
                     front = np.vstack([front[~np.all(loss <= front, axis=1)], loss])
-                    from optuna._hypervolume import compute_hypervolume
+                    from .optuna_api import compute_hypervolume
 
                     hv = float(compute_hypervolume(front, np.full(m, self.margin))) / scale
             out.append(hv)

@@ -17,6 +17,7 @@ from optuna.trial import TrialState
 
 from .front import pareto_front
 from .naming import references_study_name
+from .optuna_api import storage_of
 from .record import Status, TrialRecord
 from .storage import OpenStudy, open_study
 
@@ -162,7 +163,7 @@ def snapshot(opened: OpenStudy) -> StudySnapshot:
     references = [t for t in records if t.kind == "reference" and t.state == TrialState.COMPLETE]
     ref_name = references_study_name(study.study_name)
     try:
-        refs = optuna.load_study(study_name=ref_name, storage=study._storage)
+        refs = optuna.load_study(study_name=ref_name, storage=storage_of(study))
         references += read_records(refs, states=(TrialState.COMPLETE,))
     except KeyError:  # no references study: the spec listed none
         log.info("study %s: no %r study", study.study_name, ref_name)
