@@ -210,6 +210,9 @@ class ProgressPrinter(Callback):
         self._starts: dict[str, float] = {}
         self._last = ""
 
+    def __getstate__(self) -> dict:  # Tune pickles its state (never read back): not the stream
+        return {**self.__dict__, "stream": None}
+
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._starts[trial.trial_id] = time.monotonic()
         self._update(trials, redraw_only=True)
@@ -261,8 +264,8 @@ class TuneEvaluator:
     def evaluate(self, proposals: Sequence[Proposal]) -> list[Outcome]:
         import ray
 
-        remote = ray.remote(max_retries=2, **self.resources)(self.evaluate_one)
-        return [ray.get(f) for f in [remote.remote(p, self.settings) for p in proposals]]
+        remote = ray.remote(max_retries=2, **self.resources)(_evaluate_task)
+        return [ray.get(f) for f in [remote.remote(self.evaluate_one, p, self.settings) for p in proposals]]
 
     def run(self, loop: SearchLoop) -> None:
         from ray import tune
@@ -326,6 +329,11 @@ class TuneEvaluator:
                             self.folder / "run.log")
                 break
         printer.emit(final=True)
+
+
+def _evaluate_task(evaluate: Evaluate, proposal: Proposal, settings: dict) -> Outcome:
+    """A Ray task: one proposal evaluated to the end (a reference)."""
+    return evaluate(proposal, settings)
 
 
 def _trial_dirname(trial: Any) -> str:
