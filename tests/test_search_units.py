@@ -191,3 +191,25 @@ def test_an_architecture_in_training_is_waited_for_not_trained_again(tmp_path):
     fn(third)
     study.tell(second, state=optuna.trial.TrialState.PRUNED)
     assert wait_for_trial({"storage": url}, second._trial_id) is None
+
+
+def test_a_resumed_study_keeps_its_sampler(tmp_path):
+    """``sampler: auto`` is resolved once, when the study is created (TPE below 100 trials), and a resumed
+    study keeps it even where its new ``study.trials`` would resolve to NSGA-II."""
+    from wfsearch.search.engine import prepare_study
+    from wfsearch.space import load_spec
+
+    smoke = Path(__file__).parents[1] / "spaces" / "smoke.yaml"
+
+    def prepared(*overrides: str) -> optuna.Study:
+        spec = load_spec(smoke, ["study.sampler=auto", f"study.storage=sqlite:///{tmp_path}/s.db", *overrides])
+        study, _, _, lease = prepare_study(spec)
+        lease.release()
+        return study
+
+    first = prepared("study.trials=20")
+    assert isinstance(first.sampler, optuna.samplers.TPESampler) and first.user_attrs["sampler"]["name"] == "tpe"
+    resumed = prepared("study.trials=120")
+    assert isinstance(resumed.sampler, optuna.samplers.TPESampler)
+    assert resumed.user_attrs["sampler"] == first.user_attrs["sampler"]
+    assert isinstance(prepared("study.trials=120", "study.name=other").sampler, optuna.samplers.NSGAIISampler)

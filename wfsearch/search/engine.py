@@ -21,7 +21,7 @@ import optuna
 from optuna.trial import TrialState
 
 from wfsearch.errors import UserError
-from wfsearch.gpu import gpu_count, gpu_info
+from wfsearch.gpu import gpu_info
 from wfsearch.study import (TrialRecord, archive_study, fail_stale_trials, open_storage, pareto_front,
                             references_study_name, safe_url, set_study_attrs, sqlite_path, study_dir, write_header)
 from wfsearch.study.connect import engine_options
@@ -31,6 +31,7 @@ from wfsearch.study.naming import default_storage_url
 
 from .driver import distinct_budget, evaluate_references, pareto_candidates, search_loop, search_records
 from .sampler import SAMPLER_ATTR, SpaceFunction, make_sampler, objective_names, resolve_sampler  # noqa: F401
+from .ray_api import concurrency, init_ray, shutdown_ray
 from .stop import Interrupted, StopOnSignal
 from .tune import TuneEvaluator
 
@@ -193,91 +194,6 @@ def preflight_data(spec: Any, cache_dir: str) -> None:
     load_dataset(spec.proxy, cache_dir, origin=str(spec.path))
 
 
-def _check_reachable(address: str, timeout: float = 5.0) -> None:
-    """Fail fast with one line when HOST:PORT does not answer (Ray itself retries for minutes)."""
-    import socket
-
-    if address == "auto" or address.startswith("ray://"):
-        return
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
-        raise UserError(f"--address {address!r}: use auto or HOST:PORT (the head's GCS port, 6379 by default)")
-    try:
-        socket.create_connection((host, int(port)), timeout=timeout).close()
-    except OSError as e:
-        raise UserError(f"--address {address}: no Ray head answers there ({e.strerror or e}); "
-                        "start one with `ray start --head`") from None
-
-
-def init_ray(address: str | None, log_dir: Path) -> None:
-    import ray
-
-    # the study is the record: Tune's own result files and their "not found" warnings are not needed
-    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
-    # Tune's own copy of its state under the study folder (never read back: the study is the search state);
-    # a full disk is reported once, by the study
-    for name in ("ray.train._internal.syncer", "ray.tune.execution.experiment_state"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)
-    if ray.is_initialized():
-        return
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, configure_logging=True,
-                                  logging_level=logging.WARNING)
-    if address:
-        _check_reachable(address)
-        if address.split(":")[0] in ("127.0.0.1", "localhost"):
-            kwargs["_node_ip_address"] = "127.0.0.1"  # a head started with --node-ip-address=127.0.0.1
-        try:
-            ray.init(address=address, **kwargs)
-        except (ConnectionError, RuntimeError, ValueError) as e:
-            raise UserError(f"--address {address}: cannot join the Ray cluster ({str(e).splitlines()[0]}); "
-                            "start one with `ray start --head`") from e
-    else:
-        # a local cluster on loopback: Ray's notice that it turned token authentication on is noise here
-        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
-        keep_on_loopback()
-        # address="local": always a new cluster of this run's own, even where `ray start` left one running
-        # on this machine (Ray would otherwise join that one; --address is how to join a cluster)
-        ray.init(address="local", num_cpus=os.cpu_count(), num_gpus=gpu_count(),
-                 _node_ip_address="127.0.0.1", **kwargs)
-
-
-def keep_on_loopback() -> None:
-    """Make every process of a local Ray cluster (GCS, raylet, runtime-env agent, driver and workers) listen
-    on 127.0.0.1 only.
-
-    `ray.init(_node_ip_address="127.0.0.1")` alone is not enough: Ray turns a loopback node address into
-    the machine's routable one, and its gRPC servers listen on all interfaces unless the node address is
-    loopback. Ray keeps the node on loopback when multi-node clustering is off (its switch is named for
-    Windows and macOS, where that is the default); a local run never needs other nodes, so it is turned
-    off here, for the driver and, through the environment, for every process Ray starts.
-    """
-    import ray._private.ray_constants as ray_constants
-
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-    if hasattr(ray_constants, "ENABLE_RAY_CLUSTER"):
-        ray_constants.ENABLE_RAY_CLUSTER = False
-
-
-def _concurrency(spec: Any) -> int:
-    import ray
-
-    res = ray.cluster_resources()
-    cpus = spec.resources.cpus_per_trial
-    gpus = spec.resources.gpus_per_trial
-    fit = int(res.get("CPU", 1) // cpus) if cpus else 1_000_000
-    if gpus:
-        fit = min(fit, int(res.get("GPU", 0) // gpus))
-    if fit < 1:
-        raise UserError(f"resources: a trial needs {cpus} CPU and {gpus} GPU but the Ray cluster has "
-                        f"{res.get('CPU', 0)} CPU and {res.get('GPU', 0)} GPU; lower resources.cpus_per_trial/gpus_per_trial")
-    if spec.resources.max_concurrent:
-        fit = min(fit, spec.resources.max_concurrent)
-    return max(1, fit)
-
-
 SCALE_ATTR = "throughput_scale"
 
 
@@ -412,7 +328,7 @@ def _run_search(spec: Any, *, address: str | None, fresh: bool, progress: bool, 
                        time_budget_s=time_budget_s, stream=stream)
     except Interrupted as e:
         e.marked = mark_interrupted(e.signum)
-        _shutdown_ray()  # now, from Python: left to interpreter exit it takes many seconds
+        shutdown_ray()  # now, from Python: left to interpreter exit it takes many seconds
         raise e from None
     finally:
         stop.restore()
@@ -438,7 +354,7 @@ def _search(spec: Any, study: optuna.Study, storage: optuna.storages.RDBStorage,
     settings["reference_img_s"] = throughput_scale(spec, study, settings)
     settings["seed_noise"] = study.user_attrs.get("seed_noise")
     evaluator = TuneEvaluator(spec, settings, sdir, stop, time_budget_s=time_budget_s,
-                              concurrency=_concurrency(spec), progress=progress, stream=stream)
+                              concurrency=concurrency(spec), progress=progress, stream=stream)
     references = []
     if spec.references:
         ref_study = optuna.create_study(study_name=references_study_name(spec.study.name), storage=storage,
@@ -466,16 +382,6 @@ def _search(spec: Any, study: optuna.Study, storage: optuna.storages.RDBStorage,
                       stopped=budget.stop_reason, pruned=sum(r.state == TrialState.PRUNED for r in records),
                       failed=sum(r.state == TrialState.FAIL for r in records), front=front, references=references,
                       hypervolume=hv, archived_as=archived, seconds=time.monotonic() - t0)
-
-
-def _shutdown_ray() -> None:
-    import ray
-
-    if ray.is_initialized():
-        try:
-            ray.shutdown()
-        except Exception as e:  # stopping anyway
-            log.warning("ray.shutdown: %s", e)
 
 
 class _QuietFileHandler(logging.FileHandler):
