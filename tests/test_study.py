@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -86,16 +85,13 @@ def test_front_is_one_point_per_architecture_and_skips_untrained() -> None:
     assert set(known_results([TrialRecord.from_trial(t) for t in trials])) == {"a", "b", "c", "e", "f"}
 
 
-def test_front_and_hypervolume_history_scale_to_10000_trials() -> None:
+def test_front_and_hypervolume_history_of_10000_trials() -> None:  # their time: benchmarks/timings.py
     rng = np.random.default_rng(0)
     values = rng.random((10_000, 2)).tolist()
     records = [TrialRecord(number=i, state=TrialState.COMPLETE, status=Status.OK, reason="ok", values=tuple(v),
                            arch_hash=str(i)) for i, v in enumerate(values)]
-    t0 = time.perf_counter()
     front = pareto_front(records, MAXMAX)
     history = hypervolume_history(values, MAXMAX, (0.0, 0.0))
-    seconds = time.perf_counter() - t0
-    assert seconds < 5.0, seconds
     loss = -np.asarray(values)
     best = loss[[r.number for r in front]]
     assert not np.any([np.all(p <= best, axis=1) & np.any(p < best, axis=1) for p in loss])  # nothing beats it
