@@ -11,6 +11,7 @@ same tuner. What `run` stores, the simulator stores, by construction. Ray-free.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Protocol, Sequence
 
@@ -25,6 +26,8 @@ from .budget import DistinctBudget
 from .progress import SearchProgress
 from .rungs import ParetoRungs
 from .sampler import SpaceFunction, objective_names
+
+log = logging.getLogger(__name__)
 
 FINISHED = "FINISHED"  # `SearchLoop.ask`: the budget is spent or the space exhausted, nothing runs
 
@@ -176,6 +179,8 @@ def evaluate_references(spec: Any, study: optuna.Study, evaluator: Evaluator, ma
     for p in todo:
         trials.append(study.ask())
         write_proposal(trials[-1], p)
-    for trial, outcome in zip(trials, evaluator.evaluate(todo) if todo else []):
+    for trial, p, outcome in zip(trials, todo, evaluator.evaluate(todo) if todo else []):
+        if outcome.status is not Status.OK:
+            log.warning("reference %s: %s", p.name, outcome.reason)
         tell(study, trial, outcome.scored(names, directions))
     return [r for r in read_records(study, (TrialState.COMPLETE,)) if r.trained]

@@ -164,7 +164,7 @@ def snapshot(opened: OpenStudy) -> StudySnapshot:
     ref_name = references_study_name(study.study_name)
     try:
         refs = optuna.load_study(study_name=ref_name, storage=storage_of(study))
-        references += read_records(refs, states=(TrialState.COMPLETE,))
+        references += [r for r in read_records(refs, states=(TrialState.COMPLETE,)) if r.trained]
     except KeyError:  # no references study: the spec listed none
         log.info("study %s: no %r study", study.study_name, ref_name)
     return StudySnapshot(name=study.study_name, folder=opened.folder, storage_url=opened.storage_url,
