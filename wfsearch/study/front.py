@@ -98,21 +98,20 @@ def hypervolume_history(values: Sequence[Sequence[float] | None], directions: Se
     Two objectives: one `StaircaseArea` updated per point (``O(N log N)``); more: only the current
     front is kept and recomputed when a point joins it.
     """
-    out, front, hv = [], np.zeros((0, len(directions))), 0.0
+    m = len(directions)
     ref = as_loss([reference], directions)[0]
-    if len(directions) == 2:
-        area = StaircaseArea(ref)
-        for v in values:
-            if v is not None and area.add(*as_loss([v], directions)[0]):
-                hv = area.area
-            out.append(hv)
-        return out
+    present = [v for v in values if v is not None]
+    losses = iter(as_loss(present, directions).tolist() if present else ())
+    out, front, hv = [], np.zeros((0, m)), 0.0
+    area = StaircaseArea(ref) if m == 2 else None
     for v in values:
-        if v is not None:
-            p = as_loss([v], directions)[0]
-            dominated = front.size and bool(np.any(np.all(front <= p, axis=1)))
-            if not dominated and np.all(p < ref):
-                front = np.vstack([front[~np.all(p <= front, axis=1)], p])
-                hv = float(compute_hypervolume(front, ref))
+        p = None if v is None else next(losses)
+        if p is not None and area is not None:
+            if area.add(*p):
+                hv = area.area
+        elif p is not None and np.all(np.isfinite(p)) and np.all(p < ref) and \
+                not (front.size and np.any(np.all(front <= p, axis=1))):
+            front = np.vstack([front[~np.all(np.asarray(p) <= front, axis=1)], p])
+            hv = float(compute_hypervolume(front, ref))
         out.append(hv)
     return out
