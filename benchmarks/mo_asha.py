@@ -34,7 +34,7 @@ def main() -> int:
     import optuna
     from optuna.trial import TrialState
 
-    from wfsearch.search.engine import distinct_budget, pareto_candidates
+    from wfsearch.search.driver import distinct_budget, pareto_candidates, search_records
     from wfsearch.space import load_spec
     from wfsearch.study.front import pareto_front
     from wfsearch.study.hypervolume import HypervolumeBox
@@ -59,7 +59,7 @@ def main() -> int:
             study = optuna.load_study(study_name=name, storage=f"sqlite:///{work}/studies/{name}/optuna.db")
             spec = load_spec(args.spec, [*args.overrides, f"study.name={name}", f"study.trials={args.trials}"])
             distinct = distinct_budget(spec, study).count
-            trained = pareto_candidates(study)
+            trained = pareto_candidates(search_records(study))
             complete = len(trained)
             pruned = len(study.get_trials(states=(TrialState.PRUNED,)))
             pair.append((seed, scheduler, distinct, complete, pruned, pareto_front(trained, directions), trained))

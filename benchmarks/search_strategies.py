@@ -6,7 +6,7 @@
 
 For samplers random, tpe, nsga2, gp, auto x schedulers none, mo_asha (reduction factor 2 and 3),
 ``--seeds`` simulated searches each (`wfsearch.search.simulate`: the real sampler and rung decision,
-a random training seed's recorded curve per trial, a simulated clock on ``--concurrent`` parallel
+the recorded run of each trial's proxy.seed, a simulated clock on ``--concurrent`` parallel
 trial slots) run until the clock passes ``--budget`` x ``T_space``: the time that training every
 architecture of the table once would take on those slots (the sum of the table's mean run times,
 measurement included, divided by the slots). The sampler's settings follow the spec (``study.trials``

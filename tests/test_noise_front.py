@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from wfsearch.proxy.uncertainty import accuracy_interval, median_interval
+from wfsearch.study.interval import accuracy_interval, median_interval
 from wfsearch.study.hypervolume import HypervolumeBox, normalized_hypervolume
 from wfsearch.study.noise import indistinguishable_groups, objective_bounds, plausibly_optimal
 

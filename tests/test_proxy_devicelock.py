@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import threading
-import time
 
 import pytest
 import torch
@@ -57,14 +56,20 @@ def test_a_measurement_waits_for_the_step_in_flight_and_steps_share(tmp_path):
         with lock_b.shared():  # two trainers' steps overlap freely
             pass
 
+        trying, entered = threading.Event(), threading.Event()
+
         def measure():
+            trying.set()
             with meter.exclusive():
+                entered.set()
                 order.append("measurement")
 
         t = threading.Thread(target=measure, daemon=True)
         t.start()
-        time.sleep(0.3)
+        assert trying.wait(30)  # the measurement asks for the device while the step holds it
+        assert not entered.wait(0.3), "a measurement entered during a step"
         order.append("step ends")
+    assert entered.wait(30), "the measurement never ran after the step"
     t.join(30)
     assert order == ["step ends", "measurement"]
 

@@ -29,17 +29,16 @@ def spec():
 def test_evaluate_measures_first_then_trains(spec):
     seen = []
     res = evaluate_arch(spec.fixed_arch(), spec.proxy, spec.throughput,
-                        report=lambda e, m: seen.append((e, dict(m))))
+                        report=lambda e, partial: seen.append((e, dict(partial.metrics))))
     assert res.status == "ok" and res.reason == "ok"
     for key in ("accuracy", "loss", "throughput", "throughput_ratio", "params", "macs", "memory"):
         assert key in res.metrics, key
     assert 0 <= res.metrics["accuracy"] <= 1
-    assert res.curve == [{"epoch": 1, "accuracy": res.metrics["accuracy"], "loss": res.metrics["loss"]}]
+    assert list(res.curve) == [{"epoch": 1, "accuracy": res.metrics["accuracy"], "loss": res.metrics["loss"]}]
     for key in ("params", "macs", "activation_bytes", "peak_memory_bytes", "throughput", "throughput_ratio"):
         assert key in res.costs, key
     # every per-epoch report already carries the costs, so a multi-objective scheduler can rank at a rung
     assert seen[0][0] == 1 and seen[0][1]["throughput"] == res.metrics["throughput"]
-    assert res.proxy["epochs"] == [1] and res.proxy["dataset"]["name"] == "synthetic"
     # every measurement carries its 90% interval; the raw images/s stay a metric beside the paired objective
     acc = res.intervals["accuracy"]
     assert acc["low"] < res.metrics["accuracy"] < acc["high"] or res.metrics["accuracy"] in (0.0, 1.0)
@@ -54,7 +53,7 @@ def test_evaluate_measures_first_then_trains(spec):
 def test_paired_speed_objective_ignores_machine_drift():
     """The same architecture measured in two trials, the machine 30% slower during the second: the raw
     images/s move by 30%, the stored objective (per-repeat ratio x the study's reference images/s) not."""
-    from wfsearch.proxy.evaluate import cost_intervals, cost_metrics
+    from wfsearch.study.outcome import cost_intervals, cost_metrics
     from wfsearch.proxy.measure import Throughput, throughput_costs
 
     model, ref = [60.0, 62.0, 61.0], [30.0, 31.0, 30.5]
@@ -74,7 +73,7 @@ def test_pruned_infeasible_and_timm_targets(spec):
     infeasible = evaluate_arch(spec.fixed_arch(), spec.proxy, spec.throughput,
                                reject=lambda costs: first_violation([{"metric": "params", "op": "<=", "value": 10}], costs))
     assert infeasible.status == "infeasible" and infeasible.reason.startswith("infeasible: params=")
-    assert infeasible.curve == [] and "params" in infeasible.metrics
+    assert infeasible.curve == () and "params" in infeasible.metrics
     timm = evaluate_arch("weightformer_test", spec.proxy, None)
     assert timm.status == "ok" and timm.costs == {} and "accuracy" in timm.metrics
 
@@ -93,9 +92,12 @@ def test_missing_dataset_folder_is_a_user_error_before_measuring(spec, tmp_path)
 
 def test_the_stored_proxy_is_the_spec_section(spec):
     """A trial stores ``proxy`` as the spec's JSON dict; evaluating from that dict is evaluating the spec."""
-    res = evaluate_arch(spec.fixed_arch(), spec.proxy.model_dump(mode="json"), None)
-    assert res.proxy == spec.proxy.model_dump(mode="json") and res.status == "ok"
-    assert ProxySpec.model_validate(res.proxy) == spec.proxy
+    from wfsearch.search.driver import reference_proposals
+
+    stored = reference_proposals(spec)[0].attrs()["proxy"]
+    assert stored == spec.proxy.model_dump(mode="json") and ProxySpec.model_validate(stored) == spec.proxy
+    assert evaluate_arch(spec.fixed_arch(), stored, None).metrics == evaluate_arch(spec.fixed_arch(), spec.proxy,
+                                                                                   None).metrics
 
 
 def test_cli_evaluate(tmp_path, capsys):

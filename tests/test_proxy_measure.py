@@ -79,7 +79,8 @@ def test_the_spec_section_or_its_json_dict_and_errors():
     """A trial passes the spec's throughput section as its JSON dict: it measures the same network."""
     c = measure_arch(ARCH, TINY.model_dump(mode="json"), cache=MeasureCache())
     assert c["params"] == cost(ARCH, 32)["params"]
-    deployed = measure_arch(ARCH, {**TINY.model_dump(mode="json"), "arch": {}}, cache=MeasureCache())
+    plain = {**TINY.model_dump(mode="json"), "arch": {}}  # measured as given: the deployed network of `deployed`
+    deployed = measure_arch(ThroughputSpec(**plain).deployed(ARCH), plain, cache=MeasureCache())
     assert deployed["params"] == cost(ARCH.replace(num_classes=1000), 32)["params"]  # ImageNet's head by default
     with pytest.raises(UserError, match=r"^spec: throughput\.batch_size: 0: Input should be greater than or equal"):
         measure_arch(ARCH, {"batch_size": 0})

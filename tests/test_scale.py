@@ -48,24 +48,6 @@ def test_front_and_ranks_match_brute_force(n, seed):
     assert {int(rest[i]) for i in brute_front(values[rest], directions)} == set(np.flatnonzero(ranks == 1).tolist())
 
 
-def test_front_cost_grows_like_n_log_n():
-    import time
-
-    from wfsearch.study.front import on_front
-
-    rng = np.random.default_rng(0)
-
-    def seconds(n: int) -> float:
-        values = rng.random((n, 2)).tolist()
-        best = float("inf")
-        for _ in range(3):
-            t0 = time.perf_counter()
-            on_front(values, ["maximize", "maximize"])
-            best = min(best, time.perf_counter() - t0)
-        return best
-
-    small, big = seconds(20_000), seconds(200_000)
-    assert big / small < 30  # 10x the points: about 11x the time for N log N, 100x for N^2
 
 
 def test_read_trials_equals_optuna(tmp_path):

@@ -67,16 +67,12 @@ def test_three_objective_history_equals_every_prefix():
         assert got[i] == pytest.approx(box.hypervolume(values[:i + 1]), rel=1e-9, abs=1e-12)
 
 
-def test_history_of_many_points_is_fast():
-    import time
-
+def test_history_of_many_points():  # its time: benchmarks/timings.py
     rng = np.random.default_rng(1)
     box = HypervolumeBox.of([(0.0, 0.0), (1.0, 1.0)], ("maximize", "maximize"))
     line = [(x, 1 - x) for x in rng.permutation(np.linspace(0.0, 1.0, 20_000))]  # a front 20,000 points long
     values = line + [tuple(v) for v in rng.random((50_000, 2))]  # then points that replace most of it
-    t0 = time.perf_counter()
     hist = box.history(values)
-    assert time.perf_counter() - t0 < 5  # about 0.3 s here; the old per-prefix recomputation took minutes
     assert hist[-1] == pytest.approx(box.hypervolume(values), rel=1e-9)
 
 

@@ -11,7 +11,7 @@ from optuna.trial import TrialState
 from wfsearch.study import constraint_values, dominated_hypervolume, nondominated_ranks, pareto_order
 from wfsearch.study.front import crowding_distances
 from wfsearch.search.scheduler import ParetoSuccessiveHalving
-from wfsearch.search.searcher import StudySearcher
+from wfsearch.search.tune import LoopSearcher
 
 MAXMAX = ["maximize", "maximize"]
 
@@ -68,21 +68,41 @@ def test_check_constraints():
     assert values[0] > 0 and why
 
 
+def _json(status, reason="", **kw) -> str:
+    import json
+
+    from wfsearch.study import Outcome
+
+    return json.dumps(Outcome(status, reason, **kw).to_json())
+
+
 @pytest.mark.parametrize("result,error,state,reason", [
-    ({"status": "ok", "final": True, "metrics": {"accuracy": 0.5, "throughput": 10.0}}, False, TrialState.COMPLETE, "ok"),
-    ({"status": "running", "final": False, "epoch": 1, "metrics": {"accuracy": 0.2}}, False, TrialState.PRUNED,
-     "pruned at epoch 1"),
-    ({"status": "diverged", "final": True, "status_reason": "diverged"}, False, TrialState.FAIL, "diverged"),
-    ({"status": "oom", "final": True, "status_reason": "oom: CUDA out of memory"}, False, TrialState.FAIL, "oom"),
-    ({"status": "infeasible", "final": True, "status_reason": "infeasible: params=3e7 violates params <= 1e7",
-      "metrics": {"params": 3e7}}, False, TrialState.COMPLETE, "infeasible"),
+    ({"final": True, "outcome": _json("ok", metrics={"accuracy": 0.5, "throughput": 10.0})}, False,
+     TrialState.COMPLETE, "ok"),
+    ({"epoch": 1, "outcome": _json("pruned", "pruned at epoch 1", metrics={"accuracy": 0.2})}, False,
+     TrialState.PRUNED, "pruned at epoch 1"),
+    ({"final": True, "outcome": _json("diverged", "diverged")}, False, TrialState.FAIL, "diverged"),
+    ({"final": True, "outcome": _json("oom", "oom: CUDA out of memory")}, False, TrialState.FAIL, "oom"),
+    ({"final": True, "outcome": _json("infeasible", "infeasible: params=3e7 violates params <= 1e7",
+                                      metrics={"params": 3e7})}, False, TrialState.COMPLETE, "infeasible"),
     (None, True, TrialState.FAIL, "error"),
 ])
 def test_searcher_records_state_values_and_reason(result, error, state, reason):
+    from wfsearch.search.budget import DistinctBudget
+    from wfsearch.search.driver import SearchLoop
+    from wfsearch.search.progress import SearchProgress
+    from wfsearch.study import Proposal, write_proposal
+
+    def space(trial):  # the define-by-run function writes what the trial evaluates, as `SpaceFunction` does
+        trial.suggest_float("x", 0, 1)
+        write_proposal(trial, Proposal())
+        return Proposal()
+
     study = optuna.create_study(directions=MAXMAX)
-    searcher = StudySearcher(space=lambda t: {"x": t.suggest_float("x", 0, 1)}, objectives=["accuracy", "throughput"],
-                             directions=MAXMAX, max_epochs=3)
-    searcher._ot_study = study
+    names = ["accuracy", "throughput"]
+    loop = SearchLoop(study, space, names, MAXMAX,
+                      DistinctBudget(total=3), SearchProgress(total=3, objectives=names, directions=MAXMAX))
+    searcher = LoopSearcher(loop)
     searcher.suggest("t1")
     searcher.on_trial_complete("t1", result, error=error)
     t = study.trials[0]
@@ -98,38 +118,39 @@ def test_space_function_checks_constraints_before_training():
 
     from wfsearch.search.engine import SpaceFunction, make_sampler
     from wfsearch.space import load_spec
+    from wfsearch.study import Outcome, Status
 
     spec = load_spec(Path(__file__).parents[1] / "spaces" / "smoke.yaml", ["study.constraints=['params <= 65000']"])
     cons = [{"metric": c.metric, "op": c.op, "value": c.value} for c in spec.study.constraints]
     known = {}
     fn = SpaceFunction(spec, cons, known)
-    study = optuna.create_study(directions=MAXMAX, sampler=make_sampler(spec, 2))
+    study = optuna.create_study(directions=MAXMAX, sampler=make_sampler(spec))
     seen = {"feasible": 0, "infeasible": 0}
     from wfsearch.models import cost
     for _ in range(12):
         trial = study.ask()
         out = fn(trial)
         # constraints hold for the deployed network (throughput.img_size, 1000 classes), not the proxy
-        params = cost(__import__("wfsearch").models.ArchConfig.from_dict(out["deployed_arch"]))["params"]
-        assert out["deployed_arch"]["num_classes"] == 1000 and out["deployed_arch"]["img_size"] == 32
+        params = cost(out.deployed)["params"]
+        assert out.deployed.num_classes == 1000 and out.deployed.img_size == 32
         if params > 65000:
-            assert out["infeasible"].startswith("infeasible: params=") and "violates params <= 65000" in out["infeasible"]
+            assert out.infeasible.startswith("infeasible: params=") and "violates params <= 65000" in out.infeasible
             seen["infeasible"] += 1
         else:
-            assert "infeasible" not in out
+            assert out.infeasible is None
             seen["feasible"] += 1
         constraints = trial.user_attrs["constraints"]
         assert len(constraints) == 2 and constraints[1] == 0.0  # built fine
         assert (constraints[0] > 0) == (params > 65000)
-        study.tell(trial, [0.0, 0.0] if "infeasible" in out else [0.5, 1.0])
+        study.tell(trial, [0.0, 0.0] if out.infeasible else [0.5, 1.0])
     assert seen["feasible"] and seen["infeasible"]
     # Optuna's fronts honour the constraints: infeasible trials are never on them
     assert all(t.user_attrs["constraints"][0] <= 0 for t in study.best_trials)
     # an architecture already evaluated comes back as a cached result, not a new training
     done = next(t for t in study.trials if t.user_attrs["constraints"][0] <= 0)
-    known[done.user_attrs["arch_hash"]] = {"status": "ok", "metrics": {"accuracy": 0.5}}
+    known[done.user_attrs["arch_hash"]] = Outcome(Status.OK, metrics={"accuracy": 0.5})
     repeat = fn(optuna.trial.FixedTrial(done.params))
-    assert repeat["cached_result"] == {"status": "ok", "metrics": {"accuracy": 0.5}}
+    assert repeat.known == Outcome(Status.OK, metrics={"accuracy": 0.5})
 
 
 def test_an_architecture_in_training_is_waited_for_not_trained_again(tmp_path):
@@ -137,7 +158,7 @@ def test_an_architecture_in_training_is_waited_for_not_trained_again(tmp_path):
 
     from wfsearch.search.engine import SpaceFunction, make_sampler
     from wfsearch.study import open_storage
-    from wfsearch.search.trainable import wait_for_trial
+    from wfsearch.search.tune import wait_for_trial
     from wfsearch.space import load_spec
 
     spec = load_spec(Path(__file__).parents[1] / "spaces" / "smoke.yaml",
@@ -145,13 +166,13 @@ def test_an_architecture_in_training_is_waited_for_not_trained_again(tmp_path):
                       "space.rank_ratio={choice: [4]}"])
     url = f"sqlite:///{tmp_path}/s.db"
     study = optuna.create_study(study_name="s", storage=open_storage(url), directions=MAXMAX,
-                                sampler=make_sampler(spec, 1))
+                                sampler=make_sampler(spec))
     inflight: dict = {}
     fn = SpaceFunction(spec, [], {}, inflight)
     first, second, third = study.ask(), study.ask(), study.ask()
     a, b = fn(first), fn(second)
-    assert "wait_for_trial_id" not in a and b["wait_for_trial_id"] == first._trial_id
-    assert inflight == {a["arch_hash"]: first._trial_id}
+    assert a.wait_for is None and b.wait_for == first._trial_id
+    assert inflight == {a.arch_hash: first._trial_id}
 
     got = {}
     waiter = threading.Thread(target=lambda: got.update(r=wait_for_trial({"storage": url, "max_epochs": 1},
@@ -163,10 +184,32 @@ def test_an_architecture_in_training_is_waited_for_not_trained_again(tmp_path):
     first.set_user_attr("metrics", {"accuracy": 0.75, "throughput": 10.0})
     study.tell(first, [0.75, 10.0])
     waiter.join(30)
-    assert got["r"]["status"] == "ok" and got["r"]["accuracy"] == 0.75
-    assert got["r"]["status_reason"].startswith(f"ok (same architecture as trial {first.number}")
+    assert got["r"].status == "ok" and got["r"].metrics["accuracy"] == 0.75
+    assert got["r"].reason.startswith(f"ok (same architecture as trial {first.number}")
 
     # a pruned (or failed) original: the waiting trial evaluates the architecture itself
     fn(third)
     study.tell(second, state=optuna.trial.TrialState.PRUNED)
     assert wait_for_trial({"storage": url}, second._trial_id) is None
+
+
+def test_a_resumed_study_keeps_its_sampler(tmp_path):
+    """``sampler: auto`` is resolved once, when the study is created (TPE below 100 trials), and a resumed
+    study keeps it even where its new ``study.trials`` would resolve to NSGA-II."""
+    from wfsearch.search.engine import prepare_study
+    from wfsearch.space import load_spec
+
+    smoke = Path(__file__).parents[1] / "spaces" / "smoke.yaml"
+
+    def prepared(*overrides: str) -> optuna.Study:
+        spec = load_spec(smoke, ["study.sampler=auto", f"study.storage=sqlite:///{tmp_path}/s.db", *overrides])
+        study, _, _, lease = prepare_study(spec)
+        lease.release()
+        return study
+
+    first = prepared("study.trials=20")
+    assert isinstance(first.sampler, optuna.samplers.TPESampler) and first.user_attrs["sampler"]["name"] == "tpe"
+    resumed = prepared("study.trials=120")
+    assert isinstance(resumed.sampler, optuna.samplers.TPESampler)
+    assert resumed.user_attrs["sampler"] == first.user_attrs["sampler"]
+    assert isinstance(prepared("study.trials=120", "study.name=other").sampler, optuna.samplers.NSGAIISampler)

@@ -1,10 +1,8 @@
 """`wfsearch.study`: the trial record and its status, the one front, hypervolume, constraints, light imports."""
 from __future__ import annotations
 
-import dataclasses
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +10,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState, create_trial
 
-from wfsearch.study import (Status, TrialRecord, constraint_values, dominated_hypervolume, hypervolume_history, known_results,
-                            nondominated_ranks, pareto_front, read_records, reference_point)
+from wfsearch.study import (Outcome, Proposal, Status, TrialRecord, constraint_values, dominated_hypervolume,
+                            hypervolume_history, known_results, nondominated_ranks, pareto_front, read_records,
+                            reference_point, tell, write_proposal)
 from wfsearch.study.front import on_front
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,14 +44,24 @@ def test_status_of_old_reason_texts(reason, state, status) -> None:
     assert r.trained == (status is Status.OK)
 
 
-def test_record_round_trips_through_user_attrs() -> None:
-    attrs = {"arch": {"embed_dim": 64}, "arch_hash": "abc", "deployed_arch": {"embed_dim": 192},
-             "metrics": {"accuracy": 0.5, "throughput_interval": [90.0, 110.0]}, "costs": {"params": 10},
-             "curve": [{"epoch": 1, "accuracy": 0.5, "loss": 1.0}], "proxy": {"img_size": 32}, "constraints": [-1.0]}
-    r = TrialRecord.from_trial(_trial(3, [0.5, 100.0], **attrs))
-    again = TrialRecord.from_trial(_trial(3, [0.5, 100.0], **r.user_attrs()))
-    assert dataclasses.replace(again, datetime_start=None, datetime_complete=None) == \
-        dataclasses.replace(r, datetime_start=None, datetime_complete=None) and r.user_attrs()["status"] == "ok" and r.deployed_arch == {"embed_dim": 192}
+def test_record_round_trips_through_the_writer() -> None:
+    """What `write_proposal` and `tell` store, `TrialRecord.from_trial` reads back; the JSON pairs round-trip."""
+    from wfsearch.arch import ArchConfig
+
+    arch = ArchConfig(img_size=32, patch_size=4, embed_dim=16, depth=2, num_classes=4)
+    proposal = Proposal(arch=arch, deployed=arch.replace(embed_dim=192), proxy={"img_size": 32},
+                        constraints={"params <= 1e+06": -1.0, "buildable": 0.0})
+    outcome = Outcome(Status.OK, metrics={"accuracy": 0.5, "throughput": 100.0, "throughput_interval": [90.0, 110.0]},
+                      costs={"params": 10}, curve=[{"epoch": 1, "accuracy": 0.5, "loss": 1.0}]).scored(
+                          ["accuracy", "throughput"], MAXMAX)
+    assert Proposal.from_json(proposal.to_json()) == proposal and Outcome.from_json(outcome.to_json()) == outcome
+    study = optuna.create_study(directions=list(MAXMAX))
+    trial = study.ask()
+    write_proposal(trial, proposal)
+    r = TrialRecord.from_trial(tell(study, trial, outcome))
+    assert (r.kind, r.arch, r.arch_hash, r.deployed_arch, r.proxy, r.constraints) == \
+        ("search", arch.to_dict(), arch.hash, arch.replace(embed_dim=192).to_dict(), {"img_size": 32}, (-1.0, 0.0))
+    assert r.outcome == outcome and r.trial.user_attrs["status"] == "ok" and r.values == (0.5, 100.0)
     assert r.numbers(["accuracy", "throughput"]) == {"params": 10.0, "accuracy": 0.5, "throughput": 100.0}
     # a violated constraint (Optuna's own or the engine's) makes a COMPLETE trial infeasible
     assert TrialRecord.from_trial(_trial(4, [0.9, 900.0], constraints=[0.2])).status is Status.INFEASIBLE
@@ -73,19 +82,16 @@ def test_front_is_one_point_per_architecture_and_skips_untrained() -> None:
             scratch.add_trial(create_trial(values=t.values, user_attrs={"n": t.number}))
     assert {t.user_attrs["n"] for t in scratch.best_trials} == {0, 1, 6}  # Optuna agrees
     # trained and pruned architectures are known (a re-sample gets the same outcome); infeasible ones are not
-    assert set(known_results([TrialRecord.from_trial(t) for t in trials], 3)) == {"a", "b", "c", "e", "f"}
+    assert set(known_results([TrialRecord.from_trial(t) for t in trials])) == {"a", "b", "c", "e", "f"}
 
 
-def test_front_and_hypervolume_history_scale_to_10000_trials() -> None:
+def test_front_and_hypervolume_history_of_10000_trials() -> None:  # their time: benchmarks/timings.py
     rng = np.random.default_rng(0)
     values = rng.random((10_000, 2)).tolist()
     records = [TrialRecord(number=i, state=TrialState.COMPLETE, status=Status.OK, reason="ok", values=tuple(v),
                            arch_hash=str(i)) for i, v in enumerate(values)]
-    t0 = time.perf_counter()
     front = pareto_front(records, MAXMAX)
     history = hypervolume_history(values, MAXMAX, (0.0, 0.0))
-    seconds = time.perf_counter() - t0
-    assert seconds < 5.0, seconds
     loss = -np.asarray(values)
     best = loss[[r.number for r in front]]
     assert not np.any([np.all(p <= best, axis=1) & np.any(p < best, axis=1) for p in loss])  # nothing beats it
@@ -146,7 +152,7 @@ def test_readers_do_not_import_ray_and_the_cli_starts_light() -> None:
     ("the run stopped", Status.INTERRUPTED),  # a reason that names no status is stored as interrupted
 ])
 def test_stale_trials_end_failed_with_a_status(reason: str, status: Status) -> None:
-    from wfsearch.study.storage import fail_stale_trials
+    from wfsearch.study import fail_stale_trials
 
     study = optuna.create_study(directions=["maximize", "maximize"])
     running = [study.ask() for _ in range(2)]

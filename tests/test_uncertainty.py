@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from wfsearch.proxy.uncertainty import Interval, accuracy_interval, median_interval, spread
+from wfsearch.study.interval import Interval, accuracy_interval, median_interval, spread
 
 
 def test_median_interval_uses_order_statistics_with_their_coverage():

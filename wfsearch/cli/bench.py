@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
     from wfsearch.proxy.measure import (compile_model, count_macs, create_model_at, measure_throughput,
                                         resolve_device, resolve_dtype, resolved_clock)
-    from wfsearch.proxy.uncertainty import median_interval, spread
+    from wfsearch.study.interval import median_interval, spread
 
     from .evaluate import measurement_header
 

@@ -143,9 +143,10 @@ def run(args: argparse.Namespace) -> int:
                   + (f"{scale:.2f} img/s, study {spec.study.name!r}'s pooled reference median" if scale
                      else "this run's reference median (no study to take the scale from)"), flush=True)
 
-    from wfsearch.study import first_violation
+    from wfsearch.study import Status, first_violation
 
-    def report(epoch: int, metrics: dict[str, float]) -> None:
+    def report(epoch: int, partial) -> None:
+        metrics = partial.metrics
         print(f"epoch {epoch:>3}  accuracy {metrics['accuracy']:.4f}  loss {metrics['loss']:.4f}  "
               f"train loss {metrics.get('train_loss', float('nan')):.4f}  "
               f"({metrics.get('epoch_seconds', float('nan')):.1f}s)", flush=True)
@@ -171,8 +172,9 @@ def run(args: argparse.Namespace) -> int:
               + ("; [intervals]: 90%, accuracy: Wilson over the validation images"
                  + (f" and seed noise {known['seed_noise']:.3f}" if known.get("seed_noise") else "")
                  + ", speed: order statistics of the repeats" if spans else "") + ")")
-    secs = ", ".join(f"{k} {v:.1f}s" for k, v in res.seconds.items())
-    print(f"time: {secs}" + (f"; training {res.train_images_per_s:.0f} img/s" if res.train_images_per_s else ""))
+    secs = ", ".join(f"{k} {v:.1f}s" for k, v in res.seconds.items() if k != "train_images_per_s")
+    img_s = res.seconds.get("train_images_per_s")
+    print(f"time: {secs}" + (f"; training {img_s:.0f} img/s" if img_s else ""))
     if args.json:
-        Path(args.json).write_text(json.dumps(res.to_dict(), indent=1, default=str))
-    return 0 if res.status in ("ok", "pruned") else 1
+        Path(args.json).write_text(json.dumps(res.to_json(), indent=1, default=str))
+    return 0 if res.status in (Status.OK, Status.PRUNED) else 1

@@ -111,7 +111,7 @@ def _record(spec, rep, seeds: tuple[int, ...], args: argparse.Namespace) -> None
     """Store the seed noise and where it came from in the spec's study (the one `run` would open)."""
     from wfsearch.errors import UserError
     from wfsearch.search.engine import prepare_study, storage_url
-    from wfsearch.study.naming import safe_url
+    from wfsearch.study import safe_url, set_study_attrs
 
     if not (math.isfinite(rep.seed_noise) and rep.seed_noise >= 0):
         raise UserError(f"--record: the seed noise could not be measured ({rep.seed_noise}): fewer than two "
@@ -123,16 +123,16 @@ def _record(spec, rep, seeds: tuple[int, ...], args: argparse.Namespace) -> None
         source = {"command": "proxy-check", "archs": len(rep.rows), "seeds": list(seeds),
                   "epochs": spec.proxy.max_epochs, "spec_hash": spec.hash, "spread": rep.spread, "ratio": rep.ratio,
                   "sample_seed": args.sample_seed}
-        study.set_user_attr("seed_noise", float(rep.seed_noise))
-        study.set_user_attr("seed_noise_source", source)
+        attrs = {"seed_noise": float(rep.seed_noise), "seed_noise_source": source}
         if rep.quality is not None:
             q = rep.quality
-            study.set_user_attr(VERDICT_ATTR, {
+            attrs[VERDICT_ATTR] = {
                 "passed": q.passed(), "line": q.verdict(), "proxy_key": proxy_key(spec.proxy.model_dump(mode="json")),
                 "icc": q.icc.to_dict(), "above_chance": q.above_chance.to_dict(),
                 "tau_long": q.tau_long.to_dict() if q.tau_long is not None else None,
                 "tau_rung": q.tau_rung.to_dict(), "spearman_seeds": q.spearman_seeds.to_dict(),
-                "long_epochs": rep.long_epochs, **source})
+                "long_epochs": rep.long_epochs, **source}
+        set_study_attrs(study, **attrs)
     finally:
         lease.release()
     print(f"recorded the verdict and seed noise {rep.seed_noise:.4f} in study {spec.study.name!r} "

@@ -22,13 +22,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("spec", metavar="SPEC", help="the design-space YAML the table was made from")
     p.add_argument("--table", required=True, metavar="DIR", help="table folder, e.g. benchmarks/tables/predictors")
     add_set_argument(p)
-    p.add_argument("--trials", type=int, default=None, metavar="N", help="trials to run (default: study.trials)")
+    p.add_argument("--trials", type=int, default=None, metavar="N",
+                   help="distinct architectures to evaluate (default: study.trials)")
     p.add_argument("--time-budget", type=float, default=None, metavar="S",
                    help="stop asking for trials after S simulated seconds")
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="parallel trials (default: resources.max_concurrent, else the table's workers)")
-    p.add_argument("--seed", type=int, default=None, help="seed of the sampler and of the table-seed draw "
-                                                          "(default: study.seed)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the sampler (default: study.seed; each "
+                                                          "trial replays the table's run of proxy.seed)")
     p.add_argument("-o", "--output", metavar="DIR",
                    help="study folder to write (default: studies/<study name>-simulated)")
     p.set_defaults(func=run)
@@ -73,9 +74,10 @@ def run(args: argparse.Namespace) -> int:
     front = []
     if s.completions:
         vals = [v for _, _, v in s.completions]
-        ranks = nondominated_ranks(vals, [d.name.lower() for d in study.directions])
+        ranks = nondominated_ranks(vals, study.directions)
         front = sorted({s.completions[i][1] for i, r in enumerate(ranks) if r == 0})
-    print(f"simulated {s.trials} trials ({s.complete} complete, {s.pruned} pruned, {s.failed} failed; "
+    print(f"simulated {s.trials} trials" + (f" (+{s.repeats} re-sampled)" if s.repeats else "")
+          + f" ({s.complete} complete, {s.pruned} pruned, {s.failed} failed; "
           f"{s.distinct} architectures trained) in {s.simulated_seconds / 60:.1f} simulated min "
           f"on {args.workers or 'default'} workers, {s.seconds:.2f}s real ({s.trials / max(s.seconds, 1e-9):.0f} trials/s)")
     print(f"front: trials {front}")

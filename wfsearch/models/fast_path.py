@@ -34,6 +34,7 @@ import contextlib
 import importlib.util
 import logging
 import os
+from enum import StrEnum
 from typing import Iterator
 
 import torch
@@ -46,7 +47,7 @@ try:  # consulted on every forward, so imported once here
 except ImportError:  # pragma: no cover - torch without the helper
     _get_current_dispatch_mode_stack = None
 
-__all__ = ["ENV_VAR", "TRITON_ENV_VAR", "fast_path", "fast_order_enabled", "hooked", "linear", "linear_add",
+__all__ = ["ENV_VAR", "TRITON_ENV_VAR", "Path", "decide_path", "fast_path", "fast_order_enabled", "hooked", "linear", "linear_add",
            "linear_gelu", "needs_grad", "onednn_fusable", "reference_mode", "set_fast_path", "set_triton",
            "single_threaded", "triton", "use_fast_path", "use_triton"]
 
@@ -114,6 +115,33 @@ def _dispatch_modes() -> list:
 
 def _flop_counting() -> bool:
     return any(type(m).__name__ == "_FlopCounterMode" for m in _dispatch_modes())
+
+
+class Path(StrEnum):
+    """How one layer call runs (`decide_path`)."""
+
+    MODULES = "modules"  # each submodule called as a module: hooks watch them, or dropout is active
+    REFERENCE = "reference"  # the formulation as written (reference mode, flop counting, fx tracing)
+    TRITON = "triton"  # the call site's fused Triton kernel (CUDA inference)
+    ONEDNN = "onednn"  # the call site's fused oneDNN ops (eager CPU fp32 inference)
+    FAST = "fast"  # plain PyTorch in the fast order, with the call site's exact fusions
+
+
+def decide_path(x: torch.Tensor, *params: torch.Tensor, watched: tuple[nn.Module, ...] = (), noisy: bool = False,
+              triton: bool = False, onednn: bool = False) -> Path:
+    """The one decision of a layer call site on ``x``: `Path.MODULES` when ``noisy`` (dropout in training) or
+    hooks watch a module of ``watched``, `Path.REFERENCE` outside the fast order, then the site's Triton
+    kernel (``triton``: it has one, `use_triton`) or oneDNN ops (``onednn``: it has them, `onednn_fusable` with
+    its last weight, no gradient), else `Path.FAST`. ``params`` are the site's parameters."""
+    if noisy or hooked(*watched):
+        return Path.MODULES
+    if not fast_order_enabled():
+        return Path.REFERENCE
+    if triton and use_triton(x, *params):
+        return Path.TRITON
+    if onednn and onednn_fusable(x, params[-1]) and not needs_grad(*params):
+        return Path.ONEDNN
+    return Path.FAST
 
 
 # --------------------------------------------------------------------------- Triton kernels
@@ -191,6 +219,8 @@ def _observes(hooks: dict) -> bool:
 def hooked(*modules: nn.Module) -> bool:
     """Whether forward hooks watch any of ``modules`` (then they are called, not bypassed by fused code).
     Global hooks count too, except those of torch's module trackers (`_TRACKER_HOOK_OWNERS`)."""
+    if not modules:
+        return False
     if any(m._forward_hooks or m._forward_pre_hooks for m in modules):
         return True
     if torch.compiler.is_compiling():  # dynamo inlines the hooks of the modules it traces

@@ -8,7 +8,8 @@ written in docs/MODEL.md: form ``W0 + norm(ΔW)`` per sample, then apply it) and
 reassociates the products, fuses the normalization into the low-rank factors and keeps the tokens
 in one layout (see `benchmarks/NOTES.md` for what each step bought). ``forward`` takes the fast path
 unless `reference_mode()` is active or torch's flop counter is running (so counted MACs are those of
-the reference formulation, which `cost.py` describes). The CPU-only plumbing that uses torch internals
+the reference formulation, which `cost.py` describes): every call site decides once which path it runs
+(`fast_path.decide_path`) and branches once. The CPU-only plumbing that uses torch internals
 (oneDNN fused ops, thread sections, hook inspection) lives in `fast_path.py`, behind one switch; a
 model under ``torch.compile`` runs the plain fast-order code. In CUDA inference both dynamic layers
 run fused Triton kernels instead (`triton_kernels.py`, switch ``WFSEARCH_TRITON``), eager and compiled.
@@ -22,12 +23,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import trunc_normal_
 
-from .fast_path import (fast_order_enabled, hooked, linear, linear_add, linear_gelu, needs_grad,  # noqa: F401
-                        onednn_fusable, reference_mode, single_threaded, use_triton)
-
-# the names the layers were first written against
-fast_path_enabled = fast_order_enabled
-mkldnn_fusable = onednn_fusable
+from .fast_path import (Path, decide_path, hooked, linear, onednn_fusable, reference_mode,  # noqa: F401
+                        single_threaded)
+from .fast_path import fast_order_enabled as fast_path_enabled  # noqa: F401 (the name the layers were written against)
 
 
 def squash(v: torch.Tensor, dim: int | tuple[int, ...]) -> torch.Tensor:
@@ -134,13 +132,11 @@ class DynamicLinear(nn.Module):
     def forward(self, x_BHWC: torch.Tensor) -> torch.Tensor:
         if self.predictor is None:
             return F.linear(x_BHWC, self.weight, self.bias)
-        if not fast_path_enabled():
+        path = decide_path(x_BHWC, *self.parameters(), triton=True)
+        if path is Path.REFERENCE:
             return self.forward_reference(x_BHWC)
-        if use_triton(x_BHWC, *self.parameters()):
-            y_BHWO = self.forward_triton(x_BHWC)
-            if y_BHWO is not None:
-                return y_BHWO
-        return self.forward_fast(x_BHWC)
+        y_BHWO = self.forward_triton(x_BHWC) if path is Path.TRITON else None
+        return self.forward_fast(x_BHWC) if y_BHWO is None else y_BHWO
 
     def forward_triton(self, x_BHWC: torch.Tensor, gelu: bool = False) -> torch.Tensor | None:
         """`forward_fast` (then the exact GELU when ``gelu``) as one Triton kernel in the cheapest low-rank
@@ -306,9 +302,10 @@ class DynamicDWConv(nn.Module):
     def forward(self, x_BCHW: torch.Tensor) -> torch.Tensor:
         if self.predictor is None:
             return F.conv2d(x_BCHW, self.weight, self.bias, padding=self.kernel_size // 2, groups=self.dim)
-        if not fast_path_enabled():
+        path = decide_path(x_BCHW, *self.parameters(), triton=True)
+        if path is Path.REFERENCE:
             return self.forward_reference(x_BCHW)
-        if use_triton(x_BCHW, *self.parameters()):  # a channels-last (B, C, H, W) view of (B, H, W, C)
+        if path is Path.TRITON:  # a channels-last (B, C, H, W) view of (B, H, W, C)
             return self.forward_triton(x_BCHW.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
         return per_sample_dwconv_HWBC(x_BCHW, self.kernel(x_BCHW), self.bias).permute(2, 3, 0, 1)
 
@@ -332,7 +329,7 @@ class DynamicDWConv(nn.Module):
             eye[k // 2, k // 2] = 1.0
             y_BCHW = F.conv2d(x_BCHW, self.weight + eye, self.bias, padding=k // 2, groups=self.dim)
             return y_BCHW.permute(0, 2, 3, 1)
-        if use_triton(x_BHWC, *self.parameters()):
+        if decide_path(x_BHWC, *self.parameters(), triton=True) is Path.TRITON:
             return self.forward_triton(x_BHWC, residual=True)
         return x_BHWC + self.forward(x_BCHW).permute(0, 2, 3, 1)
 

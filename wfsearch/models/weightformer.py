@@ -17,8 +17,8 @@ from timm.layers import DropPath, PatchEmbed, trunc_normal_
 from timm.models import build_model_with_cfg, register_model
 
 from wfsearch.arch.config import MODEL_SIZES, ArchConfig
-from .layers import (DynamicDWConv, DynamicLinear, fast_path_enabled, hooked, linear_add, linear_gelu,
-                     mkldnn_fusable, needs_grad, use_triton)
+from .fast_path import Path, decide_path, linear_add, linear_gelu
+from .layers import DynamicDWConv, DynamicLinear
 from .predictors import DWCONV_PREDICTORS, FC1_PREDICTORS
 
 __all__ = ["WeightFormer", "WeightFormerBlock", "build", "MODEL_SIZES"]
@@ -36,23 +36,29 @@ class Mlp(nn.Module):
         self.drop1 = nn.Dropout(drop)
         self.fc2 = nn.Linear(hidden, dim)
         self.drop2 = nn.Dropout(drop)
+        # decided once: a dynamic fc1 and its (exact) GELU have one Triton kernel
+        self.triton_fc1 = fc1.predictor is not None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.drop2(self.fc2(self.drop1(self.act(self.fc1(x)))))
 
+    def fast_path(self, x: torch.Tensor, triton: bool = True) -> Path:
+        """How `forward_residual` runs on ``x``."""
+        noisy = self.training and (self.drop1.p > 0 or self.drop2.p > 0)
+        return decide_path(x, *self.fc1.parameters(), self.fc2.weight, watched=(self.fc1, self.fc2, self.act),
+                           noisy=noisy, triton=triton and self.triton_fc1, onednn=True)
+
     def forward_residual(self, x: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
         """``shortcut + mlp(x)``; in CPU fp32 inference fc1+GELU and fc2+residual run as fused oneDNN
-        ops (unless the reference path is asked for, or hooks watch fc1/fc2); in CUDA inference a dynamic
-        fc1 and its GELU are one Triton kernel (`DynamicLinear.forward_triton`)."""
+        ops, in CUDA inference a dynamic fc1 and its GELU are one Triton kernel (`DynamicLinear.forward_triton`)."""
         fc1, fc2 = self.fc1, self.fc2
-        if (fc1.predictor is not None and fast_path_enabled() and type(self.act) is nn.GELU
-                and self.act.approximate == "none" and not hooked(fc1, self.act)
-                and not (self.training and self.drop1.p > 0) and use_triton(x, *fc1.parameters())):
+        path = self.fast_path(x)
+        if path is Path.TRITON:
             h = fc1.forward_triton(x, gelu=True)
             if h is not None:
                 return shortcut + self.drop2(self.fc2(self.drop1(h)))
-        if (not fast_path_enabled() or not mkldnn_fusable(x, fc2.weight) or needs_grad(fc1.weight)
-                or (self.training and (self.drop1.p > 0 or self.drop2.p > 0)) or hooked(fc1, fc2, self.act)):
+            path = self.fast_path(x, triton=False)  # the kernel declined (a hooked predictor, a large rank)
+        if path is not Path.ONEDNN:
             return shortcut + self.forward(x)
         if fc1.predictor is None:
             h = linear_gelu(x, fc1.weight, fc1.bias)
@@ -86,15 +92,16 @@ class WeightFormerBlock(nn.Module):
             dim, hidden, fc1_cls(dim, hidden, rank_ratio, fc1_pool, fc1_act, fc1_pool_mode) if fc1_cls else None, delta_norm)
         self.mlp = Mlp(dim, hidden, fc1, drop)
         self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
+        self.drop_path_on = drop_path > 0.0  # decided once
 
     def forward(self, x_BHWC: torch.Tensor) -> torch.Tensor:
         x_BHWC = self.norm1(x_BHWC)
         # the conv runs on the channels-last view of the tokens and returns one: no transposing copies
-        if fast_path_enabled() and not hooked(self.token_mixer):
+        if decide_path(x_BHWC, watched=(self.token_mixer,)) is Path.FAST:
             x_BHWC = self.token_mixer.forward_residual(x_BHWC)  # residual folded into the static kernel
         else:
             x_BHWC = x_BHWC + self.token_mixer(x_BHWC.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-        if (self.training and not isinstance(self.drop_path, nn.Identity)) or hooked(self.mlp):
+        if decide_path(x_BHWC, watched=(self.mlp,), noisy=self.training and self.drop_path_on) is Path.MODULES:
             return x_BHWC + self.drop_path(self.mlp(self.norm2(x_BHWC)))
         return self.mlp.forward_residual(self.norm2(x_BHWC), x_BHWC)
 

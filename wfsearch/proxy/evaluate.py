@@ -1,119 +1,48 @@
 """One trial's evaluation, independent of Ray: measure costs first, then the proxy training.
 
-    result = evaluate_arch(arch, spec.proxy, spec.throughput, report=on_epoch, cache_dir="studies/x/cache")
-    result.status, result.metrics["accuracy"], result.metrics["throughput_ratio"], result.curve
+    outcome = evaluate_arch(arch, spec.proxy, spec.throughput, report=on_epoch, cache_dir="studies/x/cache")
+    outcome.status, outcome.metrics["accuracy"], outcome.metrics["throughput_ratio"], outcome.curve
 
-Costs (params, MACs, peak memory, throughput and its ratio to the reference model) are measured
-*before* training, in the throughput section's setting, so cost constraints can reject an
-architecture without training it (`measure_arch` alone does only that) and every per-epoch report
-already carries them. Divergence and out-of-memory come back as a status, never as an exception.
+Costs (params, MACs, peak memory, throughput and its ratio to the reference model) of the deployed
+network are measured *before* training, in the throughput section's setting, so cost constraints can
+reject an architecture without training it (`measure_arch` alone does only that) and every per-epoch
+report already carries them. Divergence and out-of-memory come back as a status, never as an exception.
+The result is the `wfsearch.study.Outcome` a study stores.
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import time
 import traceback
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
 
+from wfsearch.arch import ArchConfig
 from wfsearch.errors import UserError
-from wfsearch.space import ProxySpec, validate_model
+from wfsearch.space import ProxySpec, ThroughputSpec, validate_model
+from wfsearch.study import Outcome, Status
+from wfsearch.study.outcome import accuracy_metrics, measured_metrics
 
 from .data import check_root, load_dataset
 from .measure import build_target, measure_arch
-from .uncertainty import Interval, accuracy_interval, median_interval
 from .train import ReportFn, is_oom, seed_everything, train_proxy
 
 log = logging.getLogger(__name__)
 
-# cost key -> metric name (docs/CONTRACTS.md)
-COST_METRICS = {"params": "params", "macs": "macs", "peak_memory_bytes": "memory", "throughput": "throughput",
-                "throughput_ratio": "throughput_ratio", "latency_highres_ms": "latency_highres"}
-
-
-@dataclass
-class EvalResult:
-    """What one evaluation produced (see docs/CONTRACTS.md for the names)."""
-
-    status: str  # ok | pruned | diverged | oom | infeasible | error
-    reason: str  # "ok", "pruned at epoch E", "diverged (...)", "oom: ...", "infeasible: ...", "error: ..."
-    metrics: dict[str, Any] = field(default_factory=dict)  # accuracy, loss, throughput, throughput_ratio, params, ...
-    curve: list[dict[str, Any]] = field(default_factory=list)  # [{"epoch", "accuracy", "loss"}]
-    costs: dict[str, Any] = field(default_factory=dict)  # params, macs, activation_bytes, peak_memory_bytes, ...
-    proxy: dict[str, Any] = field(default_factory=dict)
-    # 90% intervals of metrics (`Interval.to_dict`): throughput, throughput_raw, throughput_ratio, accuracy
-    intervals: dict[str, dict] = field(default_factory=dict)
-    seconds: dict[str, float] = field(default_factory=dict)  # measure, train, total
-    train_images_per_s: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-def paired_throughput(costs: dict[str, Any], reference_img_s: float | None = None) -> Interval | None:
-    """The speed objective: the median of the per-repeat ratios to the reference measured alongside,
-    times ``reference_img_s`` (the study's pooled median reference images/s; None: this measurement's
-    own reference median), so the unit stays images/s but a machine that is faster or slower during
-    this trial than during another moves both models alike and leaves the value where it was.
-    None without a reference (or for costs measured before per-repeat values were kept)."""
-    ratios = costs.get("ratio_samples")
-    scale = reference_img_s or costs.get("reference_throughput")
-    if not ratios or not scale:
-        return None
-    return median_interval(ratios).scaled(float(scale))
-
-
-def cost_metrics(costs: dict[str, Any], reference_img_s: float | None = None) -> dict[str, float]:
-    """The metrics named in CONTRACTS.md from a costs dict (absent values left out).
-
-    ``throughput`` is the paired speed objective (`paired_throughput`) when the costs have a
-    reference, ``throughput_raw`` always the images/s measured in this trial.
-    """
-    out = {m: costs[k] for k, m in COST_METRICS.items() if costs.get(k) is not None}
-    if "throughput" in out:
-        out["throughput_raw"] = out["throughput"]
-        paired = paired_throughput(costs, reference_img_s)
-        if paired is not None:
-            out["throughput"] = paired.value
-    return out
-
-
-def cost_intervals(costs: dict[str, Any], reference_img_s: float | None = None) -> dict[str, dict]:
-    """90% intervals of the throughput metrics (as `Interval.to_dict`), for those the costs have."""
-    out: dict[str, dict] = {}
-    raw = costs.get("throughput_interval")
-    if raw:
-        out["throughput_raw"] = out["throughput"] = raw
-    paired = paired_throughput(costs, reference_img_s)
-    if paired is not None:
-        out["throughput"] = paired.to_dict()
-    for key in ("throughput_ratio", "reference_throughput"):
-        if costs.get(f"{key}_interval"):
-            out[key] = costs[f"{key}_interval"]
-    return out
-
-
-def interval_metrics(intervals: dict[str, dict]) -> dict[str, float]:
-    """Intervals as plain metrics, ``<metric>_low`` and ``<metric>_high``: how a study stores them."""
-    out = {}
-    for metric, iv in intervals.items():
-        out[f"{metric}_low"], out[f"{metric}_high"] = float(iv["low"]), float(iv["high"])
-    return out
-
 
 def evaluate_arch(arch: Any, proxy: Any, throughput: Any = None, report: ReportFn | None = None, *,
                   reject: Callable[[dict[str, float]], str | None] | None = None, cache_dir: str | None = None,
-                  measure: bool = True, reference_img_s: float | None = None,
-                  seed_noise: float | None = None) -> EvalResult:
+                  measure: bool = True, reference_img_s: float | None = None, seed_noise: float | None = None,
+                  deployed: Any = None) -> Outcome:
     """Evaluate an `ArchConfig` (or its dict, or a timm model name): costs, then proxy training.
 
     ``proxy``/``throughput`` are the spec's sections (`ProxySpec`, `ThroughputSpec`) or their JSON dicts.
-    ``report(epoch, metrics)`` is called after every epoch with ``accuracy``, ``loss`` and the cost metrics;
-    answering True stops the run (status ``pruned``). ``reject(costs)``
+    ``deployed`` is the network measured (default: ``throughput.deployed(arch)``; a timm model itself).
+    ``report(epoch, partial)`` is called after every epoch with the `Outcome` the trial would have if it
+    stopped there (pruned; its metrics: ``accuracy``, ``loss``, the epoch's training figures and the
+    cost metrics); answering True stops the run (status ``pruned``). ``reject(costs)``
     returning a reason (a violated cost constraint) ends it as ``infeasible`` before training. ``cache_dir``
     holds the measurement cache (and decoded image-folder/CIFAR datasets) shared by processes.
     A user's mistake (a missing dataset folder) raises `UserError`; anything else is a status.
@@ -123,24 +52,34 @@ def evaluate_arch(arch: Any, proxy: Any, throughput: Any = None, report: ReportF
     """
     t0 = time.perf_counter()
     proxy = proxy if isinstance(proxy, ProxySpec) else validate_model(ProxySpec, proxy, "spec", ("proxy",))
-    result = EvalResult("ok", "ok", proxy=proxy.model_dump(mode="json"))
     check_root(proxy)  # a missing dataset folder fails before the (long) measurement
+    seconds: dict[str, float] = {}
+    costs: dict[str, Any] = {}
+    metrics: dict[str, Any] = {}
+
+    def finish(status: Status, reason: str, curve: tuple = ()) -> Outcome:
+        seconds["total"] = time.perf_counter() - t0
+        if status is not Status.OK:
+            log.info("evaluation ended: %s", reason)
+        return Outcome(status, reason, metrics=metrics, costs=costs, curve=curve, seconds=seconds)
+
     try:
         if measure and throughput is not None:
             try:
-                result.costs = measure_arch(arch, throughput, cache=cache_dir)
+                if deployed is None and not isinstance(arch, str):
+                    s = throughput if isinstance(throughput, ThroughputSpec) else \
+                        validate_model(ThroughputSpec, throughput, "spec", ("throughput",))
+                    deployed = s.deployed(ArchConfig.from_dict(arch) if isinstance(arch, dict) else arch)
+                costs.update(measure_arch(arch if deployed is None else deployed, throughput, cache=cache_dir))
             except ValueError as e:  # the architecture cannot be built at the target resolution
                 if isinstance(e, UserError):
                     raise
-                return _finish(result, "infeasible", f"infeasible: {e}", t0)
-        result.seconds["measure"] = time.perf_counter() - t0
-        costs = cost_metrics(result.costs, reference_img_s)
-        result.metrics.update(costs)
-        result.intervals.update(cost_intervals(result.costs, reference_img_s))
-        result.metrics.update(interval_metrics(result.intervals))
-        violated = reject(costs) if reject is not None else None
+                return finish(Status.INFEASIBLE, f"infeasible: {e}")
+        seconds["measure"] = time.perf_counter() - t0
+        metrics.update(measured_metrics(costs, reference_img_s))
+        violated = reject(metrics) if reject is not None else None
         if violated:
-            return _finish(result, "infeasible", f"infeasible: {violated}", t0)
+            return finish(Status.INFEASIBLE, f"infeasible: {violated}")
 
         data = load_dataset(proxy, cache_dir if proxy.dataset.name not in ("synthetic", "digits") else None)
         seed_everything(proxy.seed)
@@ -149,28 +88,28 @@ def evaluate_arch(arch: Any, proxy: Any, throughput: Any = None, report: ReportF
         except ValueError as e:
             if isinstance(e, UserError):
                 raise
-            return _finish(result, "infeasible", f"infeasible: at the proxy resolution: {e}", t0)
+            return finish(Status.INFEASIBLE, f"infeasible: at the proxy resolution: {e}")
+        curve: list[dict[str, Any]] = []
 
-        def on_epoch(epoch: int, metrics: dict[str, float]) -> bool | None:
+        def on_epoch(epoch: int, epoch_metrics: dict[str, float]) -> bool | None:
+            curve.append({"epoch": epoch, "accuracy": epoch_metrics["accuracy"], "loss": epoch_metrics["loss"]})
             if report is None:
                 return None
+            partial = Outcome(Status.PRUNED, f"pruned at epoch {epoch}", metrics={**metrics, **epoch_metrics},
+                              costs=costs, curve=curve)
             try:
-                return report(epoch, {**costs, **metrics})
+                return report(epoch, partial)
             except BaseException as e:  # the caller's own exception (e.g. a scheduler's stop): theirs to see
                 raise _ReportRaised() from e
 
         t_train = time.perf_counter()
         tr = train_proxy(model, data, proxy, on_epoch)
-        result.seconds["train"] = time.perf_counter() - t_train
-        result.train_images_per_s = tr.images_per_s if math.isfinite(tr.images_per_s) else None
-        result.curve = [{"epoch": c["epoch"], "accuracy": c["accuracy"], "loss": c["loss"]} for c in tr.curve]
+        seconds["train"] = time.perf_counter() - t_train
+        if math.isfinite(tr.images_per_s):
+            seconds["train_images_per_s"] = tr.images_per_s
         if tr.curve:
-            result.metrics.update(accuracy=tr.accuracy, loss=tr.loss, epochs=tr.epochs)
-            if math.isfinite(tr.accuracy):
-                result.intervals["accuracy"] = accuracy_interval(tr.accuracy, len(data.val.labels),
-                                                                 seed_noise).to_dict()
-                result.metrics.update(interval_metrics({"accuracy": result.intervals["accuracy"]}))
-        return _finish(result, tr.status, tr.reason, t0)
+            metrics.update(accuracy_metrics(tr.accuracy, tr.loss, tr.epochs, len(data.val.labels), seed_noise))
+        return finish(tr.status, tr.reason, tuple(curve))
     except UserError:
         raise
     except _ReportRaised as e:
@@ -179,18 +118,10 @@ def evaluate_arch(arch: Any, proxy: Any, throughput: Any = None, report: ReportF
         if is_oom(e):
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
-            return _finish(result, "oom", f"oom: {str(e).splitlines()[0][:200]}", t0)
+            return finish(Status.OOM, f"oom: {str(e).splitlines()[0][:200]}")
         log.error("evaluation failed: %s", traceback.format_exc())
-        return _finish(result, "error", f"error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}", t0)
+        return finish(Status.ERROR, f"error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
 
 
 class _ReportRaised(Exception):
     """Carries an exception raised by the ``report`` callback through the trainer, unchanged."""
-
-
-def _finish(result: EvalResult, status: str, reason: str, t0: float) -> EvalResult:
-    result.status, result.reason = status, reason
-    result.seconds["total"] = time.perf_counter() - t0
-    if status != "ok":
-        log.info("evaluation ended: %s", reason)
-    return result

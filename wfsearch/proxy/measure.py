@@ -17,11 +17,11 @@ from typing import Iterator
 import torch
 import torch.nn as nn
 
-from wfsearch.space.spec import DEPLOYED_NUM_CLASSES, ThroughputSpec
+from wfsearch.space.spec import ThroughputSpec
 
 from .allocator import steady_allocations
 from .devicelock import device_lock
-from .uncertainty import Interval, median_interval, spread
+from wfsearch.study.interval import Interval, median_interval, spread
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ class Throughput:
 
     @property
     def interval(self) -> Interval:
-        """The median with its distribution-free 90% interval (`wfsearch.proxy.uncertainty`)."""
+        """The median with its distribution-free 90% interval (`wfsearch.study.interval`)."""
         return median_interval(self.samples)
 
     @property
@@ -432,9 +432,9 @@ def throughput_costs(model: Throughput, reference: Throughput | None = None) -> 
 
 def measure_arch(arch, throughput: ThroughputSpec | dict | None = None, cache=None, refresh: bool = False,
                  memory: bool = True) -> dict:
-    """Costs of an architecture (`ArchConfig`, its dict, or a timm model name) deployed as the spec's
-    ``throughput`` section says (`ThroughputSpec.deployed`: ``throughput.arch`` on top, 1000 classes unless
-    it sets them; its JSON dict also does; None: the defaults).
+    """Costs of the network ``arch`` (the deployed `ArchConfig` or its dict, as `ThroughputSpec.deployed`
+    gives it, or a timm model name) in the spec's ``throughput`` setting (its JSON dict also does; None:
+    the defaults).
 
     Returns ``{"params", "macs", "activation_bytes", "peak_memory_bytes", "throughput",
     "throughput_ratio", "reference_throughput", "latency_highres_ms", "device", "clock"}`` and the
@@ -454,8 +454,7 @@ def measure_arch(arch, throughput: ThroughputSpec | dict | None = None, cache=No
                                                                                   "spec", ("throughput",))
     store = cache if isinstance(cache, MeasureCache) else default_cache(cache)
     device = resolve_device(s.device)
-    deploy = {"num_classes": DEPLOYED_NUM_CLASSES, **s.arch} if not isinstance(arch, str) else {}
-    model, identity, cfg = build_target(arch, s.img_size, **deploy)
+    model, identity, cfg = build_target(arch, s.img_size)
     clock = resolved_clock(s.clock, device)
     key = {"model": identity, "device": device_label(device), "clock": clock, "img_size": s.img_size,
            "batch_size": s.batch_size, "dtype": s.dtype, "reference": s.reference, "train": False,

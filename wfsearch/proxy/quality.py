@@ -30,7 +30,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .uncertainty import LEVEL, Interval
+from wfsearch.study.interval import LEVEL, Interval
 
 # the verdict's bar: what the quick start's proxy is held to (benchmarks/proxy_quality.py)
 BAR = {"icc": 0.75, "icc_low": 0.5, "above_chance": 0.9, "tau_long": 0.6}

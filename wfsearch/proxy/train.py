@@ -16,7 +16,7 @@ import math
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -24,6 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from wfsearch.space import ProxySpec
+from wfsearch.study import Status
 
 from .data import ProxyData, TensorBatches, augment_pad
 from .allocator import steady_allocations
@@ -33,15 +34,14 @@ from .measure import autocast, resolve_device, resolve_dtype
 log = logging.getLogger(__name__)
 
 # report(epoch, metrics) -> True to stop now (pruned); None/False to go on
-ReportFn = Callable[[int, dict[str, float]], "bool | None"]
-STATUSES = ("ok", "pruned", "diverged", "oom", "error")
+ReportFn = Callable[[int, Any], "bool | None"]
 
 
 @dataclass
 class TrainResult:
     """What a proxy training produced: status, reason, the per-epoch curve and speed."""
 
-    status: str = "ok"  # ok | pruned | diverged | oom | error
+    status: Status = Status.OK
     reason: str = "ok"
     curve: list[dict[str, float]] = field(default_factory=list)  # {"epoch", "accuracy", "loss", ...}
     epochs: int = 0
@@ -181,34 +181,34 @@ def _train(model: nn.Module, data: ProxyData, s: ProxySpec, report: ReportFn | N
                 loss_sum += loss
                 nonfinite |= ~torch.isfinite(loss)
                 if i % check_every == 0 and nonfinite.item():
-                    return _stop(result, "diverged", f"diverged (non-finite loss at epoch {epoch}, step {i})",
+                    return _stop(result, Status.DIVERGED, f"diverged (non-finite loss at epoch {epoch}, step {i})",
                                  t_start)
             train_loss = loss_sum.item() / max(steps_per_epoch, 1)  # syncs the device
             if nonfinite.item():
-                return _stop(result, "diverged", f"diverged (non-finite loss at epoch {epoch})", t_start)
+                return _stop(result, Status.DIVERGED, f"diverged (non-finite loss at epoch {epoch})", t_start)
             dt = time.perf_counter() - t0
             result.train_seconds += dt
             result.train_images += steps_per_epoch * s.batch_size if train_batches.drop_last else n_train
             metrics = evaluate(model, val_batches, device, dtype)
             if not math.isfinite(metrics["loss"]):
-                return _stop(result, "diverged", f"diverged (non-finite validation loss at epoch {epoch})", t_start)
+                return _stop(result, Status.DIVERGED, f"diverged (non-finite validation loss at epoch {epoch})", t_start)
             metrics.update(train_loss=train_loss, lr=optimizer.param_groups[0]["lr"], epoch_seconds=dt)
             result.curve.append({"epoch": epoch, **metrics})
             result.epochs = epoch
             log.debug("epoch %d: %s", epoch, metrics)
             if report is not None and report(epoch, dict(metrics)):
-                return _stop(result, "pruned", f"pruned at epoch {epoch}", t_start)
+                return _stop(result, Status.PRUNED, f"pruned at epoch {epoch}", t_start)
     except Exception as e:
         if not is_oom(e):
             raise
         if device.type == "cuda":
             torch.cuda.empty_cache()
-        return _stop(result, "oom", f"oom: {str(e).splitlines()[0][:200]}", t_start)
+        return _stop(result, Status.OOM, f"oom: {str(e).splitlines()[0][:200]}", t_start)
     result.seconds = time.perf_counter() - t_start
     return result
 
 
-def _stop(result: TrainResult, status: str, reason: str, t_start: float) -> TrainResult:
+def _stop(result: TrainResult, status: Status, reason: str, t_start: float) -> TrainResult:
     log.info("proxy training stopped: %s", reason)
     result.status, result.reason = status, reason
     result.seconds = time.perf_counter() - t_start

@@ -14,7 +14,7 @@ import optuna
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
-from wfsearch.study import StudySnapshot, TrialRecord
+from wfsearch.study import StudySnapshot, TrialRecord, loss_sign
 from wfsearch.study.hypervolume import HypervolumeBox
 from wfsearch.study.noise import NoiseSummary, noise_summary
 from wfsearch.study.record import finite
@@ -311,7 +311,7 @@ def parallel_data(view: StudySnapshot) -> ParallelData | None:
 # --------------------------------------------------------------------------- tables
 def front_rows(view: StudySnapshot) -> list[Row]:
     """The front, best first on the first objective."""
-    sign = 1.0 if view.directions[0] == "maximize" else -1.0
+    sign = -loss_sign(view.directions[0])
     return [record_row(t, view.objectives, view.export_command(t.number), knob_names(view, [t]) or None)
             for t in sorted(view.front, key=lambda t: (-sign * t.values[0], t.number))]
 

@@ -12,6 +12,7 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from wfsearch.arch import PREDICTORS
+from wfsearch.study.outcome import Status, loss_sign
 
 from .data import Axis, CurvesData, HypervolumeData, Importances, ParallelData, ParetoData, Point
 from .design import KnobAnalysis
@@ -43,7 +44,7 @@ SHORT_NAMES = {"throughput_ratio": "ratio", "peak_memory_bytes": "memory", "late
 
 def axis_title(name: str, direction: str | None) -> str:
     unit = UNITS.get(name)
-    hint = {"maximize": "higher is better", "minimize": "lower is better"}.get(direction or "", "")
+    hint = ("higher is better" if loss_sign(direction) < 0 else "lower is better") if direction else ""
     return name + (f" ({unit})" if unit else "") + (f" · {hint}" if hint else "")
 
 
@@ -69,7 +70,7 @@ def hover(p: Point, x: str, y: str, archs: dict[int, tuple[dict, str]] | None = 
     """A point's hover text. ``archs``: the architecture texts written so far, by dict (the trials of one
     architecture share its dict as read), to write each once."""
     head = f"<b>{p.label}</b> ({GROUP_TITLES.get(p.group, p.group)})"
-    if p.status and p.status not in ("ok", "reference"):
+    if p.status and p.status not in (Status.OK, "reference"):
         head += f"<br>{p.status}"
     scores = f"{y} {fmt(p.y)} · {x} {fmt(p.x)}"
     costs = " · ".join(f"{k} {fmt(v)}" for k, v in p.costs.items() if k not in (x, y))
@@ -130,7 +131,7 @@ def pareto_figure(data: ParetoData) -> go.Figure:
     if len(front) > 1 and data.x_direction and data.y_direction and data.n_objectives == 2:
         fig.add_trace(dict(type="scatter", x=[p.x for p in front], y=[p.y for p in front], mode="lines",
                                  line=dict(color="black", width=1, dash="dot",  # through the worse corner of each pair
-                                           shape="vh" if data.x_direction == "maximize" else "hv"),
+                                           shape="vh" if loss_sign(data.x_direction) < 0 else "hv"),
                                  hoverinfo="skip", showlegend=False, meta={"role": "front-line"}))
     for dw in sorted({p.dwconv for p in data.points if p.group in ("front", "dominated")}):
         fig.add_trace(dict(type="scatter", x=[None], y=[None], mode="markers", name=f"dwconv={dw or '?'}",

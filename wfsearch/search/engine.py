@@ -1,50 +1,43 @@
 """`run_search`: a multi-objective search on Ray Tune, every trial stored in an Optuna study.
 
-Optuna samples through Ray's `OptunaSearch` (define-by-run over the spec), Ray runs one proxy
-evaluation per trial on a CPU/GPU slot, the Pareto-aware successive-halving scheduler stops
-trials that fall behind at a rung, and the study in RDB storage holds states, values and every
-attribute needed to rebuild and export a trial. Re-running continues the same study.
+The study is prepared (its header, its sampler, the run lease), the references and then the search
+run through the one `SearchLoop` with the Ray Tune evaluator (`wfsearch.search.tune`): Optuna samples,
+Ray runs one proxy evaluation per trial on a CPU/GPU slot, the Pareto-aware successive-halving
+scheduler stops trials that fall behind at a rung, and the study in RDB storage holds states, values
+and every attribute needed to rebuild and export a trial. Re-running continues the same study.
 """
 from __future__ import annotations
 
 import logging
-import math
 import os
 import platform
 import time
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import optuna
-import warnings
 from optuna.trial import TrialState
 
-import wfsearch
 from wfsearch.errors import UserError
-from wfsearch.gpu import gpu_count, gpu_info
+from wfsearch.gpu import gpu_info
+from wfsearch.study import (TrialRecord, archive_study, fail_stale_trials, open_storage, pareto_front,
+                            references_study_name, safe_url, set_study_attrs, sqlite_path, study_dir, write_header)
 from wfsearch.study.verdict import verdict_line, verdict_passed
-from wfsearch.study import (Status, TrialRecord, archive_study, as_dicts, cached_result,
-                            fail_stale_trials, known_results, open_storage,
-                            pareto_front, read_records, references_study_name, safe_url, sqlite_path, study_dir)
 from wfsearch.study.connect import engine_options
+from wfsearch.study.hypervolume import BOX_ATTR, HypervolumeBox
 from wfsearch.study.lease import StudyBusy, StudyLease, study_lease
 from wfsearch.study.naming import default_storage_url
-from wfsearch.study.hypervolume import BOX_ATTR, HypervolumeBox
-from wfsearch.study.record import outcome_attrs
 
-from .budget import DistinctBudget
-from .sampler import NATIVE_CONSTRAINTS, SpaceFunction, make_sampler, objective_names  # noqa: F401 (re-exported)
-
-from .progress import ProgressPrinter, SearchProgress
-from .searcher import StorageFailureStopper, StudySearcher
-from .stop import Interrupted, StopOnSignal, signal_stopper
-from .trainable import run_trial
+from .driver import distinct_budget, evaluate_references, pareto_candidates, search_loop, search_records
+from .sampler import SAMPLER_ATTR, SpaceFunction, make_sampler, objective_names, resolve_sampler  # noqa: F401
+from .ray_api import concurrency, init_ray, shutdown_ray
+from .stop import Interrupted, StopOnSignal
+from .tune import TuneEvaluator
 
 log = logging.getLogger(__name__)
-
-MAX_ROUNDS = 5  # Tuner rounds to top up the budget after failed or infeasible trials
 
 
 @dataclass
@@ -80,45 +73,6 @@ def study_dir_for(spec: Any) -> Path:
     """Where a study writes its logs and outputs: the SQLite file's folder or ``studies/<name>``."""
     path = sqlite_path(storage_url(spec))
     return path.parent if path is not None else study_dir(spec.study.name)
-
-
-def search_records(study: optuna.Study, states: tuple = (TrialState.COMPLETE,),
-                   after_number: int | None = None) -> list[TrialRecord]:
-    return [r for r in read_records(study, states, after_number) if r.is_search]
-
-
-Records = Union[optuna.Study, list[TrialRecord]]  # a study (read here) or its search records, read once
-
-
-def _records(source: Records, states: tuple) -> list[TrialRecord]:
-    if isinstance(source, optuna.Study):
-        return search_records(source, states)
-    return [r for r in source if r.state in states]
-
-
-def pareto_candidates(source: Records) -> list[TrialRecord]:
-    """The trained trials, one per architecture (a repeat that reused an earlier result is not a second point)."""
-    out, seen = [], set()
-    for r in _records(source, (TrialState.COMPLETE,)):
-        if r.trained and (r.arch_hash is None or r.arch_hash not in seen):
-            out.append(r)
-            seen.add(r.arch_hash)
-    return out
-
-
-def trial_identity(r: TrialRecord) -> str:
-    """The architecture a trial evaluated (its hash; the sampled knobs of one that does not build)."""
-    return DistinctBudget.identity(r.arch_hash, r.params)
-
-
-def distinct_budget(spec: Any, source: Records) -> DistinctBudget:
-    """The budget of ``spec.study.trials`` distinct architectures, with those the study has finished."""
-    size = spec.size
-    budget = DistinctBudget(total=spec.study.trials,
-                            space_size=None if size.continuous or size.combinations is None else size.combinations)
-    for r in _records(source, (TrialState.COMPLETE, TrialState.PRUNED)):
-        budget.add(trial_identity(r))
-    return budget
 
 
 def hardware_info() -> dict[str, Any]:
@@ -187,25 +141,30 @@ def _short(v: Any) -> str:
 
 def prepare_study(spec: Any, fresh: bool = False
                   ) -> tuple[optuna.Study, optuna.storages.RDBStorage, str | None, StudyLease]:
-    """Open (or create) the study with its objectives and attributes, holding its run lease (a second run
-    on the study is refused); with ``fresh``, archive the old one. Release the lease when the run ends."""
+    """Open (or create) the study with its objectives, header and sampler (the one resolved when it was
+    created), holding its run lease (a second run on the study is refused); with ``fresh``, archive the
+    old one. Release the lease when the run ends."""
     quiet_optuna()
     storage = open_storage(storage_url(spec))
     names, directions = objective_names(spec)
-    n_constraints = len(as_dicts(spec.study.constraints)) + 1  # the spec's constraints, then "buildable"
     existing = {s.study_name for s in storage.get_all_studies()}  # names only: summaries read every trial
     archived = None
     if fresh and spec.study.name in existing:
         with study_lease(optuna.load_study(study_name=spec.study.name, storage=storage)):  # not while a run holds it
             archived = archive_study(storage, spec.study.name)
         existing.discard(spec.study.name)
-    sampler = make_sampler(spec, n_constraints)
-    study = optuna.create_study(study_name=spec.study.name, storage=storage, sampler=sampler,
-                                directions=directions, load_if_exists=True)
+    study = optuna.create_study(study_name=spec.study.name, storage=storage, directions=directions,
+                                load_if_exists=True)
     lease = study_lease(study)
     lease.acquire()
     try:
-        _prepare_attrs(spec, study, existing, names, directions)
+        attrs = study.user_attrs
+        if spec.study.name in existing:
+            _check_resumable(spec, attrs, names)
+        sampler = resolve_sampler(spec, attrs.get(SAMPLER_ATTR))
+        study.sampler = make_sampler(spec, sampler)
+        write_header(study, spec, hardware_info())
+        set_study_attrs(study, **{SAMPLER_ATTR: sampler})
         fail_stale_trials(study)  # safe: no other live run holds the study
     except BaseException:
         lease.release()
@@ -213,29 +172,18 @@ def prepare_study(spec: Any, fresh: bool = False
     return study, storage, archived, lease
 
 
-def _prepare_attrs(spec: Any, study: optuna.Study, existing: set[str], names: list[str], directions: list[str]) -> None:
-    if spec.study.name in existing:
-        old = [o["name"] for o in study.user_attrs.get("objectives", [])]
-        if old and old != names:
-            raise UserError(f"study {spec.study.name!r} in {safe_url(storage_url(spec))}: it was run with objectives {old}, "
-                            f"the spec now says {names}; use --fresh to start a new study (the old one is kept)")
-        if study.user_attrs.get("spec_hash") not in (None, spec.hash):
-            change = spec_change(study.user_attrs.get("spec"), spec)
-            if change:
-                raise UserError(f"{getattr(spec, 'path', None) or 'spec'}: {change}: the spec changed since study "
-                                f"{spec.study.name!r} started, and trials of both would share one front; keep the "
-                                "spec, or start a new study with --fresh (the old one is kept as <name>-<timestamp>) "
-                                "or another study.name (only study.trials, study.storage and resources may change)")
-    study.set_metric_names(names)
-    stored_spec = spec.to_dict()
-    if stored_spec.get("study", {}).get("storage"):  # the study's own record never holds a password
-        stored_spec["study"]["storage"] = safe_url(stored_spec["study"]["storage"])
-    study.set_user_attr("spec", stored_spec)
-    study.set_user_attr("spec_hash", spec.hash)
-    study.set_user_attr("spec_path", str(getattr(spec, "path", "") or ""))
-    study.set_user_attr("wfsearch_version", wfsearch.__version__)
-    study.set_user_attr("hardware", hardware_info())
-    study.set_user_attr("objectives", [{"name": n, "direction": d} for n, d in zip(names, directions)])
+def _check_resumable(spec: Any, attrs: dict, names: list[str]) -> None:
+    old = [o["name"] for o in attrs.get("objectives", [])]
+    if old and old != names:
+        raise UserError(f"study {spec.study.name!r} in {safe_url(storage_url(spec))}: it was run with objectives {old}, "
+                        f"the spec now says {names}; use --fresh to start a new study (the old one is kept)")
+    if attrs.get("spec_hash") not in (None, spec.hash):
+        change = spec_change(attrs.get("spec"), spec)
+        if change:
+            raise UserError(f"{getattr(spec, 'path', None) or 'spec'}: {change}: the spec changed since study "
+                            f"{spec.study.name!r} started, and trials of both would share one front; keep the "
+                            "spec, or start a new study with --fresh (the old one is kept as <name>-<timestamp>) "
+                            "or another study.name (only study.trials, study.storage and resources may change)")
 
 
 def preflight_data(spec: Any, cache_dir: str) -> None:
@@ -246,139 +194,6 @@ def preflight_data(spec: Any, cache_dir: str) -> None:
     from wfsearch.proxy.data import load_dataset
 
     load_dataset(spec.proxy, cache_dir, origin=str(spec.path))
-
-
-def _check_reachable(address: str, timeout: float = 5.0) -> None:
-    """Fail fast with one line when HOST:PORT does not answer (Ray itself retries for minutes)."""
-    import socket
-
-    if address == "auto" or address.startswith("ray://"):
-        return
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
-        raise UserError(f"--address {address!r}: use auto or HOST:PORT (the head's GCS port, 6379 by default)")
-    try:
-        socket.create_connection((host, int(port)), timeout=timeout).close()
-    except OSError as e:
-        raise UserError(f"--address {address}: no Ray head answers there ({e.strerror or e}); "
-                        "start one with `ray start --head`") from None
-
-
-def init_ray(address: str | None, log_dir: Path) -> None:
-    import ray
-
-    # the study is the record: Tune's own result files and their "not found" warnings are not needed
-    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
-    # Tune's own copy of its state under the study folder (never read back: the study is the search state);
-    # a full disk is reported once, by the study
-    for name in ("ray.train._internal.syncer", "ray.tune.execution.experiment_state"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)
-    if ray.is_initialized():
-        return
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, configure_logging=True,
-                                  logging_level=logging.WARNING)
-    if address:
-        _check_reachable(address)
-        if address.split(":")[0] in ("127.0.0.1", "localhost"):
-            kwargs["_node_ip_address"] = "127.0.0.1"  # a head started with --node-ip-address=127.0.0.1
-        try:
-            ray.init(address=address, **kwargs)
-        except (ConnectionError, RuntimeError, ValueError) as e:
-            raise UserError(f"--address {address}: cannot join the Ray cluster ({str(e).splitlines()[0]}); "
-                            "start one with `ray start --head`") from e
-    else:
-        # a local cluster on loopback: Ray's notice that it turned token authentication on is noise here
-        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
-        keep_on_loopback()
-        # address="local": always a new cluster of this run's own, even where `ray start` left one running
-        # on this machine (Ray would otherwise join that one; --address is how to join a cluster)
-        ray.init(address="local", num_cpus=os.cpu_count(), num_gpus=gpu_count(),
-                 _node_ip_address="127.0.0.1", **kwargs)
-
-
-def keep_on_loopback() -> None:
-    """Make every process of a local Ray cluster (GCS, raylet, runtime-env agent, driver and workers) listen
-    on 127.0.0.1 only.
-
-    `ray.init(_node_ip_address="127.0.0.1")` alone is not enough: Ray turns a loopback node address into
-    the machine's routable one, and its gRPC servers listen on all interfaces unless the node address is
-    loopback. Ray keeps the node on loopback when multi-node clustering is off (its switch is named for
-    Windows and macOS, where that is the default); a local run never needs other nodes, so it is turned
-    off here, for the driver and, through the environment, for every process Ray starts.
-    """
-    import ray._private.ray_constants as ray_constants
-
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-    if hasattr(ray_constants, "ENABLE_RAY_CLUSTER"):
-        ray_constants.ENABLE_RAY_CLUSTER = False
-
-
-def _concurrency(spec: Any) -> int:
-    import ray
-
-    res = ray.cluster_resources()
-    cpus = spec.resources.cpus_per_trial
-    gpus = spec.resources.gpus_per_trial
-    fit = int(res.get("CPU", 1) // cpus) if cpus else 1_000_000
-    if gpus:
-        fit = min(fit, int(res.get("GPU", 0) // gpus))
-    if fit < 1:
-        raise UserError(f"resources: a trial needs {cpus} CPU and {gpus} GPU but the Ray cluster has "
-                        f"{res.get('CPU', 0)} CPU and {res.get('GPU', 0)} GPU; lower resources.cpus_per_trial/gpus_per_trial")
-    if spec.resources.max_concurrent:
-        fit = min(fit, spec.resources.max_concurrent)
-    return max(1, fit)
-
-
-def evaluate_references(spec: Any, storage: optuna.storages.RDBStorage, settings: dict) -> list[optuna.trial.FrozenTrial]:
-    """Evaluate the spec's references once per study (Ray tasks), stored in ``<name>:references``."""
-    import ray
-
-    names, directions = objective_names(spec)
-    ref_study = optuna.create_study(study_name=references_study_name(spec.study.name), storage=storage,
-                                    directions=directions, load_if_exists=True)
-    ref_study.set_metric_names(names)
-    done = {r.name for r in read_records(ref_study, (TrialState.COMPLETE,))}
-    todo = [r for r in spec.reference_archs() if r.name not in done]
-    if todo:
-        remote = ray.remote(num_cpus=spec.resources.cpus_per_trial, num_gpus=spec.resources.gpus_per_trial,
-                            max_retries=2)(_evaluate_reference)
-        futures = [(r, remote.remote(_reference_target(spec, r), settings)) for r in todo]
-        for ref, fut in futures:
-            result = ray.get(fut)
-            status = Status.of(result.get("status"))
-            attrs = {**outcome_attrs(result, status, result.get("status_reason") or status.value, kind="reference"),
-                     "reference_name": ref.name}
-            if status is Status.OK:
-                values = [float(result["metrics"][m]) for m in names]
-                ref_study.add_trial(optuna.trial.create_trial(values=values, user_attrs=attrs))
-            else:
-                log.warning("reference %s: %s", ref.name, result.get("status_reason"))
-                ref_study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL, user_attrs=attrs))
-    return read_records(ref_study, (TrialState.COMPLETE,))
-
-
-def _reference_target(spec: Any, ref: Any) -> dict:
-    return {"arch": ref.arch.to_dict()} if ref.arch is not None else {"timm_model": ref.model}
-
-
-def _evaluate_reference(target: dict, settings: dict) -> dict:
-    """A Ray task: evaluate one reference (``{"arch": dict}`` or ``{"timm_model": name}``)."""
-    if settings.get("noop"):
-        metrics = {m: 1.0 for m in settings["objectives"]}
-        return {**target, "status": "ok", "status_reason": "ok", "metrics": metrics}
-    from wfsearch.models import ArchConfig
-    from wfsearch.proxy.evaluate import evaluate_arch
-
-    what = ArchConfig.from_dict(target["arch"]) if target.get("arch") else target["timm_model"]
-    res = evaluate_arch(what, settings["proxy"], settings["throughput"], cache_dir=settings.get("cache_dir"),
-                        reference_img_s=settings.get("reference_img_s"), seed_noise=settings.get("seed_noise"))
-    return {**target, "arch_hash": what.hash if target.get("arch") else None, "status": res.status,
-            "status_reason": res.reason, "metrics": res.metrics, "costs": res.costs, "curve": res.curve,
-            "proxy": settings["proxy"]}
 
 
 SCALE_ATTR = "throughput_scale"
@@ -414,7 +229,7 @@ def throughput_scale(spec: Any, study: optuna.Study, settings: dict) -> float | 
              "device": costs.get("device"), "clock": costs.get("clock"),
              "how": "median images/s of the reference model over every repeat of one measurement of it against "
                     "itself, in a trial's setting; throughput = per-repeat ratio to the reference x img_s"}
-    study.set_user_attr(SCALE_ATTR, scale)
+    set_study_attrs(study, **{SCALE_ATTR: scale})
     log.info("speed objective: ratio to %s x %.2f img/s (%d repeats pooled)", reference, scale["img_s"], len(samples))
     return float(scale["img_s"])
 
@@ -515,7 +330,7 @@ def _run_search(spec: Any, *, address: str | None, fresh: bool, progress: bool, 
                        time_budget_s=time_budget_s, stream=stream)
     except Interrupted as e:
         e.marked = mark_interrupted(e.signum)
-        _shutdown_ray()  # now, from Python: left to interpreter exit it takes many seconds
+        shutdown_ray()  # now, from Python: left to interpreter exit it takes many seconds
         raise e from None
     finally:
         stop.restore()
@@ -526,19 +341,15 @@ def _search(spec: Any, study: optuna.Study, storage: optuna.storages.RDBStorage,
             stop: StopOnSignal, t0: float, *, address: str | None, progress: bool, noop: bool,
             time_budget_s: float | None, stream: Any) -> RunSummary:
     """The search itself, on a prepared study (SIGINT/SIGTERM raise `Interrupted`)."""
-    from ray import tune
-    from ray.tune.stopper import CombinedStopper
+    from wfsearch.study import as_dicts
 
     sdir = study_dir_for(spec)
     sdir.mkdir(parents=True, exist_ok=True)
     _log_to_file(sdir / "run.log")
     names, directions = objective_names(spec)
-    constraints = as_dicts(spec.study.constraints)
-    max_epochs = spec.proxy.max_epochs
     settings = {"proxy": spec.proxy.model_dump(mode="json"), "throughput": spec.throughput.model_dump(mode="json"),
-                "constraints": constraints, "objectives": names, "noop": noop,
-                "cache_dir": str((sdir / "cache").resolve()), "storage": absolute_url(storage_url(spec)),
-                "max_epochs": max_epochs}
+                "constraints": as_dicts(spec.study.constraints), "objectives": names, "noop": noop,
+                "cache_dir": str((sdir / "cache").resolve()), "storage": absolute_url(storage_url(spec))}
     preflight_data(spec, settings["cache_dir"])
     init_ray(address, sdir)
     stop.install()  # ray.init sets its own SIGTERM handler
@@ -547,124 +358,35 @@ def _search(spec: Any, study: optuna.Study, storage: optuna.storages.RDBStorage,
     if progress and verdict_passed(study.user_attrs, settings["proxy"]) is not True:
         print(verdict_line(study.user_attrs, settings["proxy"], spec.path and os.path.relpath(spec.path)),
               file=stream or sys.stdout, flush=True)
-    references = evaluate_references(spec, storage, settings) if spec.references else []
+    evaluator = TuneEvaluator(spec, settings, sdir, stop, time_budget_s=time_budget_s,
+                              concurrency=concurrency(spec), progress=progress, stream=stream)
+    references = []
+    if spec.references:
+        ref_study = optuna.create_study(study_name=references_study_name(spec.study.name), storage=storage,
+                                        directions=directions, load_if_exists=True)
+        references = evaluate_references(spec, ref_study, evaluator, hardware_info())
 
-    finished_states = (TrialState.COMPLETE, TrialState.PRUNED)
-    prog = SearchProgress(total=spec.study.trials, objectives=names, directions=directions)
-    ended = (*finished_states, TrialState.FAIL)  # states a trial never leaves
+    ended = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)  # states a trial never leaves
     read_first = search_records(study, ended)  # read once: a study may hold many thousands of trials
-    records = _records(read_first, finished_states)
-    budget = distinct_budget(spec, records)
-    prog.finished = budget.count
-    for r in pareto_candidates(records):
-        prog.add_point(r.values, r.arch_hash)
-    printer = ProgressPrinter(prog, stream=stream, enabled=progress)
-    known = known_results(records, max_epochs)
-    inflight: dict[str, int] = {}
-
-    def on_told(frozen: optuna.trial.FrozenTrial) -> None:
-        r = TrialRecord.from_trial(frozen)
-        h = r.arch_hash
-        if h and inflight.get(h) == r.trial_id:
-            del inflight[h]
-        if r.state not in finished_states:
-            prog.failed += 1
-            return
-        if not budget.add(trial_identity(r)):
-            prog.repeats += 1  # a re-sample: known result, no budget, not a second point on the front
-            return
-        prog.finished = budget.count
-        if r.state == TrialState.PRUNED:
-            prog.pruned += 1
-        elif r.trained:
-            prog.add_point(r.values, h)
-        if h and h not in known and (r.state == TrialState.PRUNED or r.trained):
-            known[h] = cached_result(r, max_epochs)
-
-    concurrency = _concurrency(spec)
-    prog.concurrency = concurrency
-    trainable = tune.with_resources(tune.with_parameters(run_trial, settings=settings),
-                                    {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial})
-    t_search = time.monotonic()  # the time budget counts search, not Ray's start-up or the references
-    for round_ in range(MAX_ROUNDS):
-        stop.check()
-        remaining = budget.total - budget.count
-        if remaining <= 0 or budget.stop_reason:
-            break
-        if time_budget_s is not None and time.monotonic() - t_search >= time_budget_s:
-            break
-        searcher = StudySearcher(SpaceFunction(spec, constraints, known, inflight), names, directions, max_epochs,
-                                 on_told=on_told, sampler=study.sampler, study_name=spec.study.name,
-                                 storage=storage, budget=budget)
-        scheduler = None
-        if spec.study.scheduler.type == "mo_asha" and len(spec.proxy.epochs) > 1:
-            from .scheduler import ParetoSuccessiveHalving
-            scheduler = ParetoSuccessiveHalving(spec.proxy.epochs, names, directions,
-                                                spec.study.scheduler.reduction_factor,
-                                                trial_number=searcher.trial_number)
-        tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=4 * remaining + 16,
-                                        max_concurrent_trials=concurrency, reuse_actors=True,
-                                        trial_dirname_creator=_trial_dirname,
-                                        time_budget_s=None if time_budget_s is None
-                                        else max(1.0, time_budget_s - (time.monotonic() - t_search))),
-            run_config=tune.RunConfig(name=f"round-{int(time.time())}-{round_}",
-                                      storage_path=str((sdir / "ray").resolve()), verbose=0,
-                                      callbacks=[printer], log_to_file=True,
-                                      stop=CombinedStopper(StorageFailureStopper(searcher), signal_stopper(stop)),
-                                      failure_config=tune.FailureConfig(max_failures=2)),
-        )
-        before = budget.count
-        stop.in_round = True
-        try:
-            tuner.fit()
-        except Exception:  # Tune's own files may be the next thing a full disk breaks
-            if searcher.storage_failure is None:
-                raise
-        finally:
-            stop.in_round = False
-        if searcher.storage_failure is not None:
-            raise searcher.storage_failure
-        stop.check()
-        # trials sampled in this round but never run stay RUNNING in Optuna: end them, so no later trial
-        # waits on one (a re-sampled architecture waits only for a trial that is really training)
-        fail_stale_trials(study, reason="interrupted: not run, its round ended first")
-        inflight.clear()
-        if budget.count == before and not budget.stop_reason:
-            log.warning("a round of %d trial(s) finished none; stopping (see %s)", remaining, sdir / "run.log")
-            break
-    printer.emit(final=True)
+    loop = search_loop(spec, study, read_first)
+    evaluator.run(loop)
     study = optuna.load_study(study_name=spec.study.name, storage=storage)
     # the trials read at the start have ended and cannot change: read only the newer ones
     last = max((r.number for r in read_first), default=None)
     records = list({r.number: r for r in [*read_first, *search_records(study, ended, after_number=last)]}.values())
-    front = pareto_front(_records(records, (TrialState.COMPLETE,)), directions)
+    front = pareto_front([r for r in records if r.state == TrialState.COMPLETE], directions)
     box = HypervolumeBox.of([t.values for t in pareto_candidates(records)], directions, names)
     hv = box.hypervolume([t.values for t in front]) if box is not None else 0.0
     if box is not None:
-        study.set_user_attr(BOX_ATTR, box.to_dict())
+        set_study_attrs(study, **{BOX_ATTR: box.to_dict()})
+    budget = loop.budget
     if budget.stop_reason:
         log.info("%s", budget.stop_reason)
     return RunSummary(study_name=spec.study.name, storage=safe_url(storage_url(spec)), study_dir=sdir,
-                      finished=distinct_budget(spec, records).count, repeats=prog.repeats, stopped=budget.stop_reason,
-                      pruned=len(_records(records, (TrialState.PRUNED,))),
-                      failed=len(_records(records, (TrialState.FAIL,))), front=front, references=references,
+                      finished=distinct_budget(spec, records).count, repeats=loop.progress.repeats,
+                      stopped=budget.stop_reason, pruned=sum(r.state == TrialState.PRUNED for r in records),
+                      failed=sum(r.state == TrialState.FAIL for r in records), front=front, references=references,
                       hypervolume=hv, archived_as=archived, seconds=time.monotonic() - t0)
-
-
-def _shutdown_ray() -> None:
-    import ray
-
-    if ray.is_initialized():
-        try:
-            ray.shutdown()
-        except Exception as e:  # stopping anyway
-            log.warning("ray.shutdown: %s", e)
-
-
-def _trial_dirname(trial: Any) -> str:
-    return f"trial_{trial.trial_id}"
 
 
 class _QuietFileHandler(logging.FileHandler):

@@ -1,13 +1,10 @@
-"""A live progress line for a search, and the state behind it (updated on the driver)."""
+"""The state of a running search and its progress line (updated by `SearchLoop`)."""
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, TextIO
 
-from ray.tune import Callback
-
+from wfsearch.study import loss_signs
 from wfsearch.study.hypervolume import HypervolumeBox
 
 
@@ -39,8 +36,8 @@ class SearchProgress:
     _archs: set[str] = field(default_factory=set, repr=False)
     _hv: float | None = field(default=None, repr=False)  # cached until the front or the reference changes
 
-    def _signs(self) -> list[float]:
-        return [-1.0 if d == "maximize" else 1.0 for d in self.directions]
+    def _signs(self) -> tuple[float, ...]:
+        return loss_signs(self.directions)
 
     def add_point(self, values: list[float], arch_hash: str | None = None) -> None:
         if arch_hash is not None:
@@ -122,50 +119,3 @@ class SearchProgress:
 def _fmt(seconds: float) -> str:
     seconds = int(seconds)
     return f"{seconds // 60}m{seconds % 60:02d}s"
-
-
-class ProgressPrinter(Callback):
-    """Ray Tune callback that prints the progress line (rewritten in place on a terminal)."""
-
-    def __init__(self, progress: SearchProgress, stream: TextIO | None = None, enabled: bool = True):
-        self.progress = progress
-        self.stream = stream or sys.stderr
-        self.enabled = enabled
-        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self._starts: dict[str, float] = {}
-        self._last = ""
-
-    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._starts[trial.trial_id] = time.monotonic()
-        self._update(trials, redraw_only=True)
-
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        start = self._starts.pop(trial.trial_id, None)
-        if start is not None:
-            self.progress.durations.append(time.monotonic() - start)
-        self._update(trials)
-
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._starts.pop(trial.trial_id, None)
-        self._update(trials)
-
-    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-        self._update(trials, redraw_only=True)
-
-    def _update(self, trials: list, redraw_only: bool = False) -> None:
-        self.progress.running = sum(1 for t in trials if t.status == "RUNNING")
-        if self.tty or not redraw_only:  # a log file gets a line per finished trial, a terminal a live line
-            self.emit()
-
-    def emit(self, final: bool = False) -> None:
-        if not self.enabled:
-            return
-        line = self.progress.line()
-        if line == self._last and not final:
-            return
-        self._last = line
-        if self.tty:
-            self.stream.write("\r\033[K" + line + ("\n" if final else ""))
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()

@@ -1,18 +1,20 @@
-"""The sampler and the define-by-run function that `wfsearch run` and `wfsearch simulate` share.
+"""The sampler and the define-by-run function of a search (`SearchLoop` asks through them).
 
-Ray-free (Optuna only), so that the table simulator replays the real sampling without importing Ray:
-`make_sampler` builds the spec's seeded Optuna sampler, `SpaceFunction` turns one Optuna trial into
-an architecture (knobs, deployed costs, constraints, a repeat's known result).
+Ray-free (Optuna only): `make_sampler` builds the spec's seeded Optuna sampler (``auto`` resolved once
+per study and kept with it, so a resumed study keeps its sampler), `SpaceFunction` turns one Optuna
+trial into a `Proposal` (design, deployed network, constraints, a repeat's known result) and writes it.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import optuna
 
-from wfsearch.study import CONSTRAINTS_ATTR, constraint_values
+from wfsearch.study import Outcome, Proposal, constraint_values, write_proposal
+from wfsearch.study.optuna_api import trial_id
 
-NATIVE_CONSTRAINTS = hasattr(optuna.trial.Trial, "set_constraint")
+SAMPLER_ATTR = "sampler"  # the study attribute holding the resolved sampler
 
 
 def objective_names(spec: Any) -> tuple[list[str], list[str]]:
@@ -20,25 +22,32 @@ def objective_names(spec: Any) -> tuple[list[str], list[str]]:
     return [o.name for o in objs], [o.direction for o in objs]
 
 
-def make_sampler(spec: Any, n_constraints: int) -> optuna.samplers.BaseSampler:
-    name, seed, trials = spec.study.sampler, spec.study.seed, spec.study.trials
-
-    def constraints_func(trial: optuna.trial.FrozenTrial) -> list[float]:
-        return list(trial.user_attrs.get(CONSTRAINTS_ATTR) or [0.0] * n_constraints)
-
-    if NATIVE_CONSTRAINTS:  # Optuna >= 5: samplers read the constraints each trial sets itself
-        constraints_func = None  # noqa: F811
-
+def resolve_sampler(spec: Any, stored: dict | None = None) -> dict[str, Any]:
+    """The sampler a study runs with: the one ``stored`` with it (what its first run resolved), else the
+    spec's, with ``auto`` decided by ``study.trials`` (TPE below 100, NSGA-II from 100) and the sizes
+    that follow from ``study.trials``; stored with the study, so a resumed study keeps it."""
+    name, trials = spec.study.sampler, spec.study.trials
+    if stored and stored.get("name") and spec.study.sampler in ("auto", stored["name"]):
+        return dict(stored)
     if name == "auto":
         name = "tpe" if trials < 100 else "nsga2"
     if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, constraints_func=constraints_func,
-                                             population_size=max(4, min(50, trials // 3)))
+        return {"name": name, "population_size": max(4, min(50, trials // 3))}
     if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, constraints_func=constraints_func, multivariate=True,
-                                          n_startup_trials=max(4, min(10, trials // 3)))
+        return {"name": name, "n_startup_trials": max(4, min(10, trials // 3))}
+    return {"name": name}
+
+
+def make_sampler(spec: Any, resolved: dict | None = None) -> optuna.samplers.BaseSampler:
+    """The seeded Optuna sampler of `resolve_sampler` (``resolved`` as stored; None: resolve the spec's)."""
+    options = dict(resolved or resolve_sampler(spec))
+    name, seed = options.pop("name"), spec.study.seed
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, **options)
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, **options)
     if name == "gp":
-        return optuna.samplers.GPSampler(seed=seed, constraints_func=constraints_func)
+        return optuna.samplers.GPSampler(seed=seed)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "grid":
@@ -47,14 +56,17 @@ def make_sampler(spec: Any, n_constraints: int) -> optuna.samplers.BaseSampler:
 
 
 class SpaceFunction:
-    """The define-by-run function Ray's `OptunaSearch` (or the simulator) calls for every new trial."""
+    """The define-by-run function: one asked Optuna trial -> the `Proposal` it evaluates (also written
+    to the trial). ``known``: outcomes by arch hash for re-samples; ``inflight``: arch hash -> the
+    Optuna trial id training it, for a re-sample to wait for."""
 
-    def __init__(self, spec: Any, constraints: list[dict], known: dict[str, dict],
+    def __init__(self, spec: Any, constraints: list[dict], known: dict[str, Outcome],
                  inflight: dict[str, int] | None = None):
         self.spec, self.constraints, self.known = spec, constraints, known
-        # architectures being trained right now: arch hash -> the Optuna trial id training it
         self.inflight = inflight if inflight is not None else {}
-        # what follows from an architecture alone (its dict, hash, deployed costs): computed once per
+        self.proxy = spec.proxy.model_dump(mode="json")
+        self.names = [f"{c['metric']} {c['op']} {c['value']:g}" for c in constraints] + ["buildable"]
+        # what follows from an architecture alone (deployed network, its costs): computed once per
         # architecture, since a search re-samples the same ones many times
         self._derived: dict[Any, tuple] = {}
 
@@ -63,42 +75,34 @@ class SpaceFunction:
 
         if arch not in self._derived:
             try:  # costs are those of the deployed model: the throughput section's scale and resolution
-                deployed = self.spec.throughput.deployed(arch)
-                self._derived[arch] = (arch.to_dict(), arch.hash, deployed.to_dict(),
-                                       design_costs(self.spec, arch), None)
+                self._derived[arch] = (self.spec.throughput.deployed(arch), design_costs(self.spec, arch), None)
             except ValueError as e:
-                self._derived[arch] = (arch.to_dict(), None, None, None, str(e))
+                self._derived[arch] = (None, None, str(e))
         return self._derived[arch]
 
-    def __call__(self, trial: Any) -> dict[str, Any]:
+    def __call__(self, trial: Any) -> Proposal:
         from wfsearch.space import sample_arch
 
         sample = sample_arch(self.spec, trial)
+        unbuildable = dict(zip(self.names, [1.0] * len(self.names)))
         if sample.arch is None:
-            self._constrain(trial, [1.0] * len(self.constraints), buildable=False)
-            return {"infeasible": f"infeasible: {sample.infeasible}", "arch": None}
-        arch_dict, arch_hash, deployed, metrics, error = self._derive(sample.arch)
-        if error is not None:
-            self._constrain(trial, [1.0] * len(self.constraints), buildable=False)
-            return {"infeasible": f"infeasible: at the deployment scale: {error}", "arch": dict(arch_dict)}
-        values, violated = constraint_values(self.constraints, metrics)
-        self._constrain(trial, values, buildable=True)
-        out = {"arch": dict(arch_dict), "arch_hash": arch_hash, "deployed_arch": dict(deployed)}
-        trial.set_user_attr("arch_hash", arch_hash)
-        if violated:
-            return {**out, "infeasible": f"infeasible: {violated}", "cost_metrics": dict(metrics)}
-        if arch_hash in self.known:
-            out["cached_result"] = self.known[arch_hash]
-        elif arch_hash in self.inflight:  # sampled again while a trial trains it: wait for that one
-            out["wait_for_trial_id"] = self.inflight[arch_hash]
-        elif getattr(trial, "_trial_id", None) is not None:
-            self.inflight[arch_hash] = trial._trial_id
-        return out
-
-    def _constrain(self, trial: Any, values: list[float], buildable: bool) -> None:
-        """Constraint values (<= 0 feasible) for the sampler: the spec's, then whether it builds."""
-        values = [*values, 0.0 if buildable else 1.0]
-        trial.set_user_attr(CONSTRAINTS_ATTR, values)
-        if NATIVE_CONSTRAINTS:
-            for c, v in zip([*self.constraints, None], values):
-                trial.set_constraint("buildable" if c is None else f"{c['metric']} {c['op']} {c['value']:g}", v)
+            p = Proposal(proxy=self.proxy, constraints=unbuildable, infeasible=f"infeasible: {sample.infeasible}")
+        elif (derived := self._derive(sample.arch))[2] is not None:
+            p = Proposal(arch=sample.arch, proxy=self.proxy, constraints=unbuildable,
+                         infeasible=f"infeasible: at the deployment scale: {derived[2]}")
+        else:
+            deployed, metrics, _ = derived
+            values, violated = constraint_values(self.constraints, metrics)
+            p = Proposal(arch=sample.arch, deployed=deployed, proxy=self.proxy,
+                         constraints=dict(zip(self.names, [*values, 0.0])))
+            h = p.arch_hash
+            if violated:
+                p = replace(p, infeasible=f"infeasible: {violated}", cost_metrics=dict(metrics))
+            elif h in self.known:
+                p = replace(p, known=self.known[h])
+            elif h in self.inflight:  # sampled again while a trial trains it: wait for that one
+                p = replace(p, wait_for=self.inflight[h])
+            elif trial_id(trial) is not None:  # an asked trial (a FixedTrial has no id)
+                self.inflight[h] = trial_id(trial)
+        write_proposal(trial, p)
+        return p

@@ -2,58 +2,48 @@
 
     study, summary = simulate(spec, load_table("benchmarks/tables/predictors"), workers=2)
 
-The spec's sampler (`make_sampler`, seeded by ``study.seed``) samples through the same define-by-run
-function the real search uses (`SpaceFunction`: `sample_arch`, constraints, repeats answered from the
-known result), and the spec's scheduler decides at each rung with the same code as the Ray scheduler
-(`ParetoRungs`). Instead of training, a trial takes one training seed's curve from the table (drawn at
-random per trial, seeded) and advances a simulated clock by the curve's recorded epoch times (plus
-the architecture's measurement time the first time it is trained), on ``workers`` parallel slots.
-Trials are written as the real search writes them (states, values, ``arch``, ``arch_hash``, ``costs``,
-``metrics``, ``curve``, ``status_reason``, ``constraints``, ``kind``), with ``simulated`` holding the
-table seed and the simulated start and end, and their start/complete datetimes set on the simulated
-clock, so `wfsearch show` and `wfsearch report` read the study like any other.
+The same `SearchLoop` as ``wfsearch run`` (the spec's sampler, the budget of distinct architectures,
+re-samples answered with their known result, the rung decision of the spec's scheduler, the one `tell`)
+with a different evaluator: `TableEvaluator` takes each trial's recorded run from the table (the run of
+its ``proxy.seed``, as ``run`` trains with it) instead of training, and advances a simulated clock by the
+run's recorded epoch times (plus the architecture's measurement time the first time it is trained) on
+``workers`` parallel slots. What a trial stores is what ``run`` would store (the paired throughput, the
+intervals), plus ``simulated`` (the table seed and the simulated start and end); the study's header holds
+the table's machine. `save_study` writes the in-memory study to SQLite with the trials' start and
+completion on the simulated clock, so `wfsearch show` and `wfsearch report` read it like any other.
 
-As in a real run, a re-sampled architecture is told the result it already has (completed, or pruned
-at the rung where it stopped) without training, a trial that samples an architecture being trained
-waits for it and reuses its result (or trains it itself when that one stops early), and the search
-stops asking once the sampler has proposed `MAX_REPEATS_IN_A_ROW` known architectures in a row.
-Trials are asked only when a slot is free (as Ray does).
-
-Speed: everything stays in memory (an in-memory Optuna study; `save_study` writes it to SQLite once,
-in one transaction), nothing imports Ray, and what follows from an architecture alone (hash, costs)
-is computed once per architecture; the sampler's own cost per trial (Optuna's TPE, NSGA-II and GP
-read every earlier trial) is what is left.
+Speed: everything stays in memory (an in-memory Optuna study; `save_study` writes it once, in one
+transaction), nothing imports Ray or torch (but the GP sampler), and what follows from an architecture
+alone is computed once per architecture; the sampler's own cost per trial is what is left.
 """
 from __future__ import annotations
 
 import datetime
 import heapq
-import math
-import random
+import itertools
 import time
-import warnings
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Sequence
 
 import optuna
 from optuna.trial import TrialState
 
 from wfsearch.errors import UserError
+from wfsearch.study import Outcome, Proposal, Status, TrialRecord, set_study_attrs, write_header
+from wfsearch.study.optuna_api import insert_trials, study_id, trial_id
 
-from .budget import MAX_REPEATS_IN_A_ROW
+from .driver import FINISHED, SearchLoop, search_loop
 from .rungs import ParetoRungs
-from .sampler import SpaceFunction, make_sampler, objective_names
+from .sampler import SAMPLER_ATTR, make_sampler, resolve_sampler
 from .table import Table
 
-# trials in a row that took no time (repeats, infeasible): the space is exhausted, as `wfsearch run` decides
-MAX_INSTANT_TRIALS = MAX_REPEATS_IN_A_ROW
-COST_KEYS = {"params": "params", "macs": "macs", "memory": "peak_memory_bytes", "throughput": "throughput",
-             "throughput_ratio": "throughput_ratio", "reference_throughput": "reference_throughput"}
+MISSING_LIMIT = 20  # sampled architectures in a row that are not in the table: the wrong table
 
 
 @dataclass
 class SimSummary:
-    trials: int = 0
+    trials: int = 0  # distinct architectures finished (what ``study.trials`` counts)
+    repeats: int = 0  # re-sampled architectures told their known result
     complete: int = 0
     pruned: int = 0
     failed: int = 0
@@ -68,18 +58,107 @@ class SimSummary:
 @dataclass
 class _Job:
     trial: Any  # optuna.Trial
-    arch: dict
-    arch_hash: str
-    seed: int | None
+    proposal: Proposal
     start: float
-    waits_for: int | None = None  # trial number this one waits for
+    seed: int | None = None  # the table seed it trains with (None: told a result without training)
 
 
-def _worst(metric: str, direction: str, metrics: dict[str, float]) -> float:
-    if direction == "maximize":
-        return 0.0
-    v = metrics.get(metric)
-    return float(v) if v is not None and math.isfinite(v) else 1e30
+class TableEvaluator:
+    """Evaluates a `SearchLoop`'s trials from a `Table` on a simulated clock with ``workers`` slots.
+
+    ``time_budget_s`` stops asking once the clock passes it (running trials finish); once ``stop()``
+    answers True nothing more is asked; ``on_complete(t, frozen)`` is called for every trained trial
+    that completes."""
+
+    def __init__(self, table: Table, settings: dict, workers: int, time_budget_s: float | None = None,
+                 on_complete: Callable[[float, optuna.trial.FrozenTrial], None] | None = None,
+                 stop: Callable[[], bool] | None = None):
+        self.table, self.settings, self.workers = table, settings, workers
+        self.time_budget_s, self.on_complete, self.stop = time_budget_s, on_complete, stop
+        self.clock = 0.0
+        self.jobs: dict[int, _Job] = {}  # trial number -> job holding a slot
+        self.waiting: dict[int, list[_Job]] = {}  # trial number trained -> jobs waiting for it
+        self.numbers: dict[int, int] = {}  # Optuna trial id -> number
+        self.events: list[tuple[float, int, int, int | None]] = []  # (time, order, number, rung epoch or None: end)
+        self.order = itertools.count()
+        self.measured: set[str] = set()
+        self.completions: list[tuple[float, int, list[float]]] = []
+        self.stopped = False
+        self.missing = 0
+
+    def evaluate(self, proposals: Sequence[Proposal]) -> list[Outcome]:
+        return [self.table.replay(p, self.settings) for p in proposals]
+
+    def run(self, loop: SearchLoop) -> None:
+        loop.stamp = lambda trial: {"simulated": {"table": str(self.table.path), "seed": None,
+                                                  "start_s": self.clock, "end_s": self.clock}}
+        while True:
+            while len(self.jobs) < self.workers and not self.stopped and \
+                    (self.time_budget_s is None or self.clock < self.time_budget_s):
+                if self.stop is not None and self.stop():
+                    self.stopped = True
+                    break
+                asked = loop.ask()
+                if asked is None or asked == FINISHED:
+                    break
+                self._start(loop, *asked)
+            if not self.events:
+                break
+            t, _, number, epoch = heapq.heappop(self.events)
+            job = self.jobs.get(number)
+            if job is None:  # an epoch of a trial stopped at an earlier rung
+                continue
+            self.clock = t
+            outcome = self.table.outcome(job.proposal, epoch, self.settings)
+            if epoch is None or not loop.go_on(number, epoch, outcome):
+                self._finish(loop, job, outcome)
+        assert not self.jobs and not self.waiting, (sorted(self.jobs), sorted(self.waiting))  # every trial told
+
+    def _start(self, loop: SearchLoop, trial: Any, p: Proposal) -> None:
+        self.numbers[trial_id(trial)] = trial.number
+        job = self.jobs[trial.number] = _Job(trial, p, self.clock)
+        if p.wait_for is not None:  # the same architecture is being trained by another trial: wait for it
+            self.waiting.setdefault(self.numbers[p.wait_for], []).append(job)
+        else:
+            self._train(loop, job)
+
+    def _train(self, loop: SearchLoop, job: _Job) -> None:
+        p, number = job.proposal, job.trial.number
+        why = self.table.missing(p.arch_hash, p.proxy["seed"])
+        if why:
+            self.missing += 1
+            if self.missing >= MISSING_LIMIT and not self.measured:
+                raise UserError(f"{self.table.path}: --table: none of the first {self.missing} sampled architectures "
+                                f"is in the table; simulate the spec the table was made from "
+                                f"({self.table.meta.get('spec', 'see its table.json')})")
+            return self._finish(loop, job, Outcome(Status.ERROR, why))
+        job.seed, job.start = p.proxy["seed"], self.clock
+        t = self.clock + (self.table.archs[p.arch_hash].measure_seconds if p.arch_hash not in self.measured else 0.0)
+        self.measured.add(p.arch_hash)
+        curve = self.table.curve(p)
+        rungs = set(p.proxy["epochs"][:-1])
+        for e in curve[:-1]:
+            t += e.seconds
+            if e.epoch in rungs:
+                heapq.heappush(self.events, (t, next(self.order), number, e.epoch))
+        t += curve[-1].seconds if curve else 0.0
+        heapq.heappush(self.events, (t, next(self.order), number, None))
+
+    def _finish(self, loop: SearchLoop, job: _Job, outcome: Outcome) -> None:
+        number = job.trial.number
+        del self.jobs[number]
+        simulated = {"table": str(self.table.path), "seed": job.seed, "start_s": job.start, "end_s": self.clock}
+        frozen = loop.tell(job.trial, replace(outcome, extra={"simulated": simulated}))
+        if frozen.state == TrialState.COMPLETE and job.seed is not None and frozen.values is not None:
+            self.completions.append((self.clock, number, list(frozen.values)))
+            if self.on_complete is not None:
+                self.on_complete(self.clock, frozen)
+        record = TrialRecord.from_trial(frozen)
+        for w in self.waiting.pop(number, []):
+            if record.trained:
+                self._finish(loop, w, record.outcome.reused(number))
+            else:  # the one it waited for stopped early: this trial trains the architecture itself
+                self._train(loop, w)
 
 
 def simulate(spec: Any, table: Table, *, workers: int | None = None, seed: int | None = None,
@@ -88,305 +167,77 @@ def simulate(spec: Any, table: Table, *, workers: int | None = None, seed: int |
              stop: Callable[[], bool] | None = None) -> tuple[optuna.Study, SimSummary]:
     """Run ``spec``'s search against ``table``; the in-memory study and a summary.
 
-    ``max_trials`` defaults to ``spec.study.trials``; ``time_budget_s`` stops asking for new trials
-    once the simulated clock passes it (running ones finish). ``seed`` (default ``study.seed``) seeds
-    the sampler and the draw of table seeds. ``workers`` defaults to ``resources.max_concurrent`` or
-    the number of workers the table was made with. ``on_complete(t, frozen)`` is called for every
-    trained trial that completes; once ``stop()`` returns True no new trial is asked (the search ends
-    with what is running: for a caller whose measure cannot change any more).
+    ``max_trials`` (distinct architectures, as ``study.trials``, its default) and ``time_budget_s``
+    bound the search (see `TableEvaluator`); ``seed`` (default ``study.seed``) seeds the sampler.
+    ``workers`` defaults to ``resources.max_concurrent`` or the number of workers the table was made with.
     """
-    from wfsearch.study import as_dicts
-
     t_wall = time.perf_counter()
     seed = spec.study.seed if seed is None else seed
-    spec = spec.model_copy(update={"study": spec.study.model_copy(update={"seed": seed})})
-    names, directions = objective_names(spec)
-    constraints = as_dicts(spec.study.constraints)
+    study_spec = spec.study.model_copy(update={"seed": seed, "trials": spec.study.trials if max_trials is None
+                                               else max_trials})
+    spec = spec.model_copy(update={"study": study_spec})
     workers = int(workers or spec.resources.max_concurrent or table.meta.get("machine", {}).get("workers") or 2)
-    max_trials = spec.study.trials if max_trials is None else max_trials
     rungs = list(spec.proxy.epochs)
-    max_epochs = rungs[-1]
     table_epochs = max((len(c) for per in table.runs.values() for c in per.values()), default=0)
-    if table_epochs < max_epochs:
+    if table_epochs < rungs[-1]:
         raise UserError(f"{spec.path}: proxy.epochs: {rungs}: the table {table.path} has curves of "
                         f"{table_epochs} epoch(s); use rungs within them")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    resolved = resolve_sampler(spec)
+    study = optuna.create_study(directions=[o.direction for o in spec.study.objectives],
+                                sampler=sampler or make_sampler(spec, resolved), study_name=spec.study.name)
+    write_header(study, spec, table_machine(table))
+    scale = {"reference": spec.throughput.reference, "img_s": table.reference_img_s,
+             "how": "median images/s of the reference model over the table's measurements"}
+    set_study_attrs(study, **{SAMPLER_ATTR: resolved, "simulated": {"table": str(table.path), "seed": seed}},
+                    **({"throughput_scale": scale} if table.reference_img_s else {}))
     decider = None
     if spec.study.scheduler.type == "mo_asha" and len(rungs) > 1:
-        decider = ParetoRungs(rungs, names, directions, spec.study.scheduler.reduction_factor)
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = sampler or make_sampler(spec, len(constraints) + 1)
-    study = optuna.create_study(directions=directions, sampler=sampler, study_name=spec.study.name)
-    _set_metric_names(study, names)
-    known: dict[str, dict] = {}
-    inflight: dict[str, int] = {}
-    space_fn = SpaceFunction(spec, constraints, known, inflight)
-    rng = random.Random(seed)
-    measured: set[str] = set()
-    proxy_attr = spec.proxy.model_dump(mode="json")
-    seeds_of = {h: sorted(per) for h, per in table.runs.items()}
-    summary = SimSummary()
-    events: list[tuple[float, int, int, int]] = []  # (time, order, trial number, epoch index)
-    jobs: dict[int, _Job] = {}
-    waiting: dict[int, list[_Job]] = {}  # trial number trained -> jobs waiting for it
-    by_id: dict[int, int] = {}  # optuna trial id -> number
-    timing: dict[int, tuple[float, float]] = {}
-    order = 0
-    clock = 0.0
-    instant = 0
-    missing = 0
-
-    def tell(job: _Job, state: TrialState, values: list[float] | None, attrs: dict, end: float) -> None:
-        for k, v in attrs.items():
-            job.trial.set_user_attr(k, v)
-        job.trial.set_user_attr("kind", "search")
-        job.trial.set_user_attr("simulated", {"table": str(table.path), "seed": job.seed, "start_s": job.start,
-                                              "end_s": end})
-        frozen = study.tell(job.trial, values, state=state)
-        timing[frozen.number] = (job.start, end)
-        summary.trials += 1
-        if state == TrialState.COMPLETE:
-            summary.complete += 1
-        elif state == TrialState.PRUNED:
-            summary.pruned += 1
-        else:
-            summary.failed += 1
-        if inflight.get(job.arch_hash) == job.trial._trial_id:
-            del inflight[job.arch_hash]
-        if state == TrialState.COMPLETE and job.seed is not None:
-            summary.completions.append((end, frozen.number, list(values)))
-            if on_complete is not None:
-                on_complete(end, frozen)
-
-    def result_attrs(job: _Job, epoch: int) -> tuple[dict, dict]:
-        m = table.metrics_at(job.arch_hash, job.seed, epoch)
-        costs = {COST_KEYS[k]: v for k, v in table.archs[job.arch_hash].metrics.items() if k in COST_KEYS}
-        curve = [{"epoch": e.epoch, "accuracy": e.accuracy, "loss": e.loss}
-                 for e in table.runs[job.arch_hash][job.seed] if e.epoch <= epoch]
-        return m, {"arch": job.arch, "arch_hash": job.arch_hash, "costs": costs, "metrics": m, "curve": curve,
-                   "proxy": proxy_attr}
-
-    def start_training(job: _Job, now: float) -> None:
-        nonlocal order
-        job.seed = rng.choice(seeds_of[job.arch_hash])
-        job.start = now
-        inflight[job.arch_hash] = job.trial._trial_id
-        t = now + (table.archs[job.arch_hash].measure_seconds if job.arch_hash not in measured else 0.0)
-        measured.add(job.arch_hash)
-        curve = table.runs[job.arch_hash][job.seed]
-        if not curve:  # the table's run failed before its first epoch
-            jobs[job.trial.number] = job
-            order += 1
-            heapq.heappush(events, (t, order, job.trial.number, -1))
-            return
-        for i, e in enumerate(curve):
-            if e.epoch > max_epochs:
-                break
-            t += e.seconds
-            if e.epoch in rungs:
-                order += 1
-                heapq.heappush(events, (t, order, job.trial.number, i))
-        jobs[job.trial.number] = job
-
-    def finish_waiters(number: int, now: float, state: TrialState, values: list[float] | None,
-                       attrs: dict) -> None:
-        for w in waiting.pop(number, []):
-            if state == TrialState.COMPLETE:
-                del jobs[w.trial.number]  # frees its slot
-                reused = {**attrs, "status_reason": f"ok (same architecture as trial {number}, not trained again)"}
-                tell(w, TrialState.COMPLETE, values, reused, now)
-            else:  # the one it waited for stopped early: this trial trains the architecture itself
-                start_training(w, now)
-
-    def ask_one(now: float) -> bool:
-        """Ask and start one trial; True when it finished at once (no simulated time spent)."""
-        nonlocal missing
-        trial = study.ask()
-        by_id[trial._trial_id] = trial.number
-        cfg = space_fn(trial)
-        h = cfg.get("arch_hash")
-        job = _Job(trial, cfg.get("arch"), h, None, now)
-        if cfg.get("infeasible"):
-            metrics = cfg.get("cost_metrics") or {}
-            values = [_worst(m, d, metrics) for m, d in zip(names, directions)]
-            tell(job, TrialState.COMPLETE, values, {"status_reason": cfg["infeasible"], "arch": cfg.get("arch"),
-                                                    "arch_hash": h, "metrics": metrics}, now)
-            return True
-        if h not in table.archs or h not in table.runs:
-            missing += 1
-            tell(job, TrialState.FAIL, None, {"arch": cfg.get("arch"), "arch_hash": h,
-                                              "status_reason": f"error: architecture {h} is not in the table"}, now)
-            if missing >= 20 and summary.trials == missing:
-                raise UserError(f"{table.path}: --table: none of the first {missing} sampled architectures is in "
-                                f"the table; simulate the spec the table was made from "
-                                f"({table.meta.get('spec', 'see its table.json')})")
-            return True
-        if "cached_result" in cfg:  # a re-sample: told the result it has (completed or pruned), not trained
-            r = cfg["cached_result"]
-            attrs = {k: r[k] for k in ("metrics", "costs", "curve") if r.get(k)} | {
-                "arch": cfg["arch"], "arch_hash": h, "status_reason": r["status_reason"]}
-            if r.get("status") == "pruned":
-                tell(job, TrialState.PRUNED, None, attrs, now)
-            else:
-                tell(job, TrialState.COMPLETE, [float(r["metrics"][m]) for m in names], attrs, now)
-            return True
-        if "wait_for_trial_id" in cfg:
-            other = by_id[cfg["wait_for_trial_id"]]
-            job.waits_for = other
-            waiting.setdefault(other, []).append(job)
-            jobs[trial.number] = job
-            return False
-        start_training(job, now)
-        return False
-
-    def running() -> int:
-        return len(jobs)
-
-    stopped = False
-    while True:
-        while (running() < workers and summary.trials + running() < max_trials
-               and (time_budget_s is None or clock < time_budget_s) and instant < MAX_INSTANT_TRIALS):
-            if stop is not None and stop():
-                stopped = True
-                break
-            if ask_one(clock):
-                instant += 1
-            else:
-                instant = 0
-        if not events:
-            break
-        t, _, number, idx = heapq.heappop(events)
-        job = jobs.get(number)
-        if job is None:  # an epoch of a trial stopped at an earlier rung
-            continue
-        clock = t
-        if idx < 0:  # the table's run failed before its first epoch
-            del jobs[number]
-            reason = f"{table.status[job.arch_hash][job.seed]} (table seed {job.seed})"
-            tell(job, TrialState.FAIL, None, {"arch": job.arch, "arch_hash": job.arch_hash,
-                                              "status_reason": reason}, t)
-            finish_waiters(number, t, TrialState.FAIL, None, {})
-            continue
-        e = table.runs[job.arch_hash][job.seed][idx]
-        metrics, attrs = result_attrs(job, e.epoch)
-        values = [float(metrics[m]) for m in names]
-        if e.epoch >= max_epochs:
-            del jobs[number]
-            status = table.status[job.arch_hash][job.seed]
-            if status != "ok":
-                tell(job, TrialState.FAIL, None, {**attrs, "status_reason": status}, t)
-                finish_waiters(number, t, TrialState.FAIL, None, attrs)
-                continue
-            attrs["status_reason"] = "ok"
-            tell(job, TrialState.COMPLETE, values, attrs, t)
-            known.setdefault(job.arch_hash, {"status": "ok", "metrics": metrics, "costs": attrs["costs"],
-                                             "curve": attrs["curve"], "epoch": max_epochs,
-                                             "status_reason": f"ok (same architecture as trial {number}, "
-                                                              "not trained again)"})
-            finish_waiters(number, t, TrialState.COMPLETE, values, attrs)
-        elif decider is not None and not decider.decide(number, e.epoch, values):
-            del jobs[number]  # its later epoch events are skipped when they come up
-            reason = f"pruned at epoch {e.epoch}"
-            tell(job, TrialState.PRUNED, None, {**attrs, "status_reason": reason}, t)
-            known.setdefault(job.arch_hash, {"status": "pruned", "metrics": metrics, "costs": attrs["costs"],
-                                             "curve": attrs["curve"], "status_reason": f"{reason} (same "
-                                             f"architecture as trial {number}, not trained again)"})
-            finish_waiters(number, t, TrialState.PRUNED, None, attrs)
-
-    assert not jobs and not waiting, (sorted(jobs), sorted(waiting))  # every trial asked was told
-    summary.simulated_seconds = clock
-    summary.stopped_because = ("stopped by the caller" if stopped
-                               else "time budget" if time_budget_s is not None and clock >= time_budget_s
-                               else "space exhausted" if instant >= MAX_INSTANT_TRIALS else "trials")
-    summary.distinct = len(measured)
-    summary.seconds = time.perf_counter() - t_wall
-    study.set_user_attr("simulated_timing", {str(k): v for k, v in timing.items()})
+        decider = ParetoRungs(rungs, [o.name for o in spec.study.objectives],
+                              [o.direction for o in spec.study.objectives], spec.study.scheduler.reduction_factor)
+    loop = search_loop(spec, study, [], decider)
+    evaluator = TableEvaluator(table, {"seed_noise": None}, workers, time_budget_s, on_complete, stop)
+    evaluator.run(loop)
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    b = loop.budget
+    summary = SimSummary(trials=b.count, repeats=loop.progress.repeats, complete=states.count(TrialState.COMPLETE),
+                         pruned=states.count(TrialState.PRUNED), failed=states.count(TrialState.FAIL),
+                         distinct=len(evaluator.measured), simulated_seconds=evaluator.clock,
+                         seconds=time.perf_counter() - t_wall, completions=evaluator.completions,
+                         stopped_because="stopped by the caller" if evaluator.stopped
+                         else "space exhausted" if b.stop_reason and not b.reached()
+                         else "trials" if b.reached() else "time budget")
     return study, summary
 
 
-def _set_metric_names(study: optuna.Study, names: list[str]) -> None:
-    with warnings.catch_warnings():  # experimental in Optuna, and what `wfsearch run` stores too
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.set_metric_names(names)
+def table_machine(table: Table) -> dict[str, Any]:
+    """The hardware record of a simulated study: the machine the table was measured on."""
+    machine = table.meta.get("machine") or {}
+    device = next((a.device for a in table.archs.values() if a.device), None)
+    return {"simulated": True, "table": str(table.path), "device": device, "cpu_count": machine.get("cpus"),
+            "torch": table.meta.get("torch"), **machine}
 
 
 def save_study(study: optuna.Study, spec: Any, table: Table, storage_url: str, study_name: str,
                t0: datetime.datetime | None = None) -> optuna.Study:
     """Copy a simulated in-memory study into ``storage_url`` as ``study_name`` (replacing one of that
-    name), each trial's start and completion on the simulated clock from ``t0``. The trials go in one
-    transaction (`_insert_trials`): Optuna's ``add_trials`` commits each trial and its attributes
-    row by row, which took longer than the whole replay."""
+    name), each trial's start and completion on the simulated clock from ``t0``, the trials in one
+    transaction (`insert_trials`: Optuna's ``add_trials`` commits each trial and its attributes row by
+    row, which took longer than the whole replay)."""
     from wfsearch.study import open_storage
 
     storage = open_storage(storage_url)
-    if study_name in {s.study_name for s in optuna.get_all_study_summaries(storage)}:
+    if study_name in {s.study_name for s in storage.get_all_studies()}:
         optuna.delete_study(study_name=study_name, storage=storage)
-    names, directions = objective_names(spec)
-    out = optuna.create_study(study_name=study_name, storage=storage, directions=directions)
-    _set_metric_names(out, names)
+    out = optuna.create_study(study_name=study_name, storage=storage, directions=study.directions)
     t0 = t0 or datetime.datetime.now().replace(microsecond=0)
-    timing = study.user_attrs.get("simulated_timing", {})
     trials = []
     for t in study.get_trials(deepcopy=False):
-        start, end = timing.get(str(t.number), (0.0, 0.0))
-        trials.append((t, t0 + datetime.timedelta(seconds=start), t0 + datetime.timedelta(seconds=end)))
-    _insert_trials(storage, out._study_id, trials)
-    out.set_user_attr("spec", spec.to_dict())
-    out.set_user_attr("spec_hash", spec.hash)
-    out.set_user_attr("spec_path", str(getattr(spec, "path", "") or ""))
-    import wfsearch
-
-    out.set_user_attr("wfsearch_version", wfsearch.__version__)
-    out.set_user_attr("hardware", {"simulated": True, "table": str(table.path),
-                                   **(table.meta.get("machine") or {})})
-    out.set_user_attr("objectives", [{"name": n, "direction": d} for n, d in zip(names, directions)])
-    out.set_user_attr("simulated", {"table": str(table.path), "seed": spec.study.seed})
+        sim = t.user_attrs.get("simulated") or {}
+        start, end = (t0 + datetime.timedelta(seconds=sim.get(k) or 0.0) for k in ("start_s", "end_s"))
+        trials.append((t, start, end))
+    insert_trials(storage, study_id(out), trials)
+    write_header(out, spec, table_machine(table))
+    written = out.user_attrs
+    set_study_attrs(out, **{k: v for k, v in study.user_attrs.items() if k not in written})
     return optuna.load_study(study_name=study_name, storage=storage)
-
-
-def _insert_trials(storage: optuna.storages.RDBStorage, study_id: int,
-                   trials: list[tuple[optuna.trial.FrozenTrial, datetime.datetime, datetime.datetime]]) -> None:
-    """Insert finished trials (numbered 0, 1, ... in order) into an empty study, in one transaction,
-    through Optuna's own table models and value encodings (what ``add_trial`` writes, row by row)."""
-    import json
-
-    from optuna.distributions import distribution_to_json
-    from optuna.storages._rdb import models
-    from sqlalchemy import insert
-
-    session = storage.scoped_session()
-    try:
-        rows = []
-        for number, (t, start, end) in enumerate(trials):
-            row = models.TrialModel(study_id=study_id, number=number, state=t.state)
-            row.datetime_start, row.datetime_complete = start, end  # stored as naive UTC, as Optuna does
-            rows.append(row)
-        session.add_all(rows)
-        session.flush()  # trial ids
-        values, params, user, system, steps = [], [], [], [], []
-        for row, (t, _, _) in zip(rows, trials):
-            tid = row.trial_id
-            for i, v in enumerate(t.values or []):
-                stored, kind = models.TrialValueModel.value_to_stored_repr(v)
-                values.append({"trial_id": tid, "objective": i, "value": stored, "value_type": kind})
-            for name, v in t.params.items():
-                dist = t.distributions[name]
-                params.append({"trial_id": tid, "param_name": name, "param_value": dist.to_internal_repr(v),
-                               "distribution_json": distribution_to_json(dist)})
-            user += [{"trial_id": tid, "key": k, "value_json": json.dumps(v)} for k, v in t.user_attrs.items()]
-            system += [{"trial_id": tid, "key": k, "value_json": json.dumps(v)} for k, v in t.system_attrs.items()]
-            for step, v in t.intermediate_values.items():
-                stored, kind = models.TrialIntermediateValueModel.intermediate_value_to_stored_repr(v)
-                steps.append({"trial_id": tid, "step": step, "intermediate_value": stored,
-                              "intermediate_value_type": kind})
-        for model, data in ((models.TrialValueModel, values), (models.TrialParamModel, params),
-                            (models.TrialUserAttributeModel, user), (models.TrialSystemAttributeModel, system),
-                            (models.TrialIntermediateValueModel, steps)):
-            if data:
-                session.execute(insert(model), data)
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()

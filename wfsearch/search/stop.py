@@ -81,8 +81,10 @@ class StopOnSignal:
         watchdog.start()
         if not self.in_round:
             raise Interrupted(signum)
-        tune_stop = signal.getsignal(signal.SIGUSR1) if hasattr(signal, "SIGUSR1") else None
-        if callable(tune_stop):  # Tune's "end the run now" handler: its loop exits at the next step
+        from .ray_api import tune_stop_handler
+
+        tune_stop = tune_stop_handler()
+        if tune_stop is not None:  # Tune's "end the run now" handler: its loop exits at the next step
             logging.getLogger("ray.tune.tune").setLevel(logging.ERROR)
             tune_stop(signal.SIGUSR1, frame)
 

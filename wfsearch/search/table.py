@@ -5,17 +5,23 @@ costs and, per training seed, its per-epoch validation curve and epoch times.
     table.archs["774858df099c"].metrics     # params, macs, memory, throughput, throughput_ratio
     table.runs["774858df099c"][0]           # seed 0: [Epoch(epoch=1, accuracy=..., loss=..., seconds=...), ...]
     table.mean_objectives(["accuracy", "throughput"])   # per architecture, accuracy averaged over seeds
+    table.outcome(proposal, None, settings)  # the `Outcome` a trial of it stores, as `wfsearch run` stores it
 """
 from __future__ import annotations
 
 import csv
 import json
 import math
+import statistics
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from wfsearch.errors import UserError
+from wfsearch.study import Outcome, Proposal, Status
+from wfsearch.study.interval import median_interval
+from wfsearch.study.outcome import accuracy_metrics, cost_metrics, measured_metrics
 
 COST_COLUMNS = ("params", "macs", "memory", "throughput", "throughput_ratio", "reference_throughput")
 
@@ -36,6 +42,23 @@ class TableArch:
     throughput_samples: list[float] = field(default_factory=list)
     throughput_ratio_samples: list[float] = field(default_factory=list)
     measure_seconds: float = 0.0
+    device: str | None = None
+    clock: str | None = None
+
+    def costs(self) -> dict[str, Any]:
+        """Its costs in `measure_arch`'s form (what the table kept of them)."""
+        m = self.metrics
+        out = {"params": m.get("params"), "macs": m.get("macs"), "peak_memory_bytes": m.get("memory"),
+               "throughput": m.get("throughput"), "throughput_ratio": m.get("throughput_ratio"),
+               "reference_throughput": m.get("reference_throughput"), "device": self.device, "clock": self.clock}
+        out = {k: v for k, v in out.items() if v is not None and v == v}  # v == v: not NaN
+        if self.throughput_samples:
+            out["throughput_samples"] = list(self.throughput_samples)
+            out["throughput_interval"] = median_interval(self.throughput_samples).to_dict()
+        if self.throughput_ratio_samples:
+            out["ratio_samples"] = list(self.throughput_ratio_samples)
+            out["throughput_ratio_interval"] = median_interval(self.throughput_ratio_samples).to_dict()
+        return out
 
 
 @dataclass
@@ -58,25 +81,73 @@ class Table:
             total += self.archs[h].measure_seconds if h in self.archs else 0.0
         return total
 
-    def metrics_at(self, arch_hash: str, seed: int, epoch: int | None = None) -> dict[str, float]:
-        """The costs with the accuracy and loss of ``seed`` after ``epoch`` (default: the last)."""
-        curve = self.runs[arch_hash][seed]
-        e = curve[-1] if epoch is None else next(x for x in curve if x.epoch == epoch)
-        return {**self.archs[arch_hash].metrics, "accuracy": e.accuracy, "loss": e.loss, "epochs": e.epoch}
+    @cached_property
+    def reference_img_s(self) -> float | None:
+        """The scale of the paired speed objective: the median of the reference's images/s over the
+        table's measurements (a study measures it once, `wfsearch.search.engine.throughput_scale`)."""
+        refs = [a.metrics["reference_throughput"] for a in self.archs.values()
+                if a.metrics.get("reference_throughput", math.nan) == a.metrics.get("reference_throughput")]
+        return statistics.median(refs) if refs else None
 
     def mean_objectives(self, names: list[str]) -> dict[str, list[float]]:
         """Per architecture (trained by every seed without failure), the objectives with accuracy and
         loss averaged over seeds: the table's true values."""
         out = {}
         for h, per in self.runs.items():
-            if h not in self.archs or any(s != "ok" for s in self.status[h].values()):
+            if h not in self.archs or any(s != Status.OK for s in self.status[h].values()):
                 continue
             finals = [curve[-1] for curve in per.values()]
             avg = {"accuracy": sum(e.accuracy for e in finals) / len(finals),
                    "loss": sum(e.loss for e in finals) / len(finals)}
-            m = {**self.archs[h].metrics, **avg}
+            m = {**self.archs[h].metrics, **cost_metrics(self.archs[h].costs(), self.reference_img_s), **avg}
             out[h] = [float(m[n]) for n in names]
         return out
+
+    def missing(self, arch_hash: str | None, seed: int) -> str | None:
+        """Why the table cannot answer for ``arch_hash`` trained with ``seed`` (None when it can)."""
+        if arch_hash not in self.archs or arch_hash not in self.runs:
+            return f"error: architecture {arch_hash} is not in the table"
+        if seed not in self.runs[arch_hash]:
+            return f"error: architecture {arch_hash} has no run of seed {seed} in the table (seeds {self.seeds})"
+        return None
+
+    def curve(self, p: Proposal) -> list[Epoch]:
+        """The epochs of ``p``'s run (its ``proxy.seed``) within its budget (``proxy.epochs[-1]``)."""
+        return [e for e in self.runs[p.arch_hash][p.proxy["seed"]] if e.epoch <= p.proxy["epochs"][-1]]
+
+    def outcome(self, p: Proposal, epoch: int | None, settings: dict) -> Outcome:
+        """The outcome of training ``p`` with its ``proxy.seed`` after ``epoch`` (pruned there), or with
+        None at the end of its run: what `wfsearch run` stores for it, from the table's values."""
+        seed = p.proxy["seed"]
+        why = self.missing(p.arch_hash, seed)
+        if why:
+            return Outcome(Status.ERROR, why)
+        curve = [e for e in self.curve(p) if epoch is None or e.epoch <= epoch]
+        costs = self.archs[p.arch_hash].costs()
+        metrics = measured_metrics(costs, self.reference_img_s)
+        if curve:
+            n_val = int((p.proxy.get("dataset") or {}).get("val_size") or 0)
+            metrics.update(accuracy_metrics(curve[-1].accuracy, curve[-1].loss, curve[-1].epoch, n_val,
+                                            settings.get("seed_noise")))
+        points = [{"epoch": e.epoch, "accuracy": e.accuracy, "loss": e.loss} for e in curve]
+        if epoch is not None:
+            return Outcome(Status.PRUNED, f"pruned at epoch {epoch}", metrics=metrics, costs=costs, curve=points)
+        status = self.status[p.arch_hash][seed]
+        if status == Status.OK and curve and curve[-1].epoch >= p.proxy["epochs"][-1]:
+            return Outcome(Status.OK, metrics=metrics, costs=costs, curve=points)
+        failed = Status.of(status) if status != Status.OK else None
+        reason = f"{status if status != Status.OK else 'error: the run ended early'} (table seed {seed})"
+        return Outcome(failed or Status.ERROR, reason, metrics=metrics, costs=costs, curve=points)
+
+    def replay(self, p: Proposal, settings: dict, report: Any = None) -> Outcome:
+        """``p`` evaluated from the table, reporting after every epoch as a training does (an evaluation
+        function of `wfsearch.search.tune.TuneEvaluator`; the simulator replays on a clock instead)."""
+        if not self.missing(p.arch_hash, p.proxy["seed"]) and report is not None:
+            for e in self.curve(p)[:-1]:
+                partial = self.outcome(p, e.epoch, settings)
+                if report(e.epoch, partial):
+                    return partial
+        return self.outcome(p, None, settings)
 
 
 def enumerate_space(spec: Any) -> list[tuple[str, dict[str, Any]]]:
@@ -115,7 +186,8 @@ def load_table(folder: str | Path) -> Table:
                 row["arch_hash"], json.loads(row["params_json"]), metrics,
                 [float(x) for x in row.get("throughput_samples", "").split()],
                 [float(x) for x in row.get("throughput_ratio_samples", "").split()],
-                _num(row.get("measure_seconds", "")) if row.get("measure_seconds") else 0.0)
+                _num(row.get("measure_seconds", "")) if row.get("measure_seconds") else 0.0,
+                row.get("device") or None, row.get("clock") or None)
     runs: dict[str, dict[int, list[Epoch]]] = {}
     status: dict[str, dict[int, str]] = {}
     with open(path / "runs.csv", newline="") as f:

@@ -2,25 +2,34 @@
 
 No Ray import (readers such as ``wfsearch show`` and ``report`` stay light), no torch.
 
-- `record`: `TrialRecord` (one trial, typed) and its `Status`, to and from Optuna user attributes.
-- `storage`: `open_storage` (writers), `open_study` (readers), stale-trial cleanup, archiving.
+- `outcome`: `Proposal` (what a trial evaluates) and `Outcome` (what it produced) with their JSON forms,
+  `Status`, the metrics an outcome stores, and directions as loss signs.
+- `write`: the one writer: `write_header`, `write_proposal`, `tell`, `fail_stale_trials`.
+- `record`: `TrialRecord` (one stored trial, typed), read back from Optuna user attributes.
+- `interval`: measured values with their 90% intervals.
+- `storage`: `open_storage` (writers), `open_study` (readers), archiving.
 - `naming`: study names, the study folder, the references study.
 - `front`: the one Pareto front (one point per architecture), ranks, hypervolume.
 - `constraints`: the one constraint evaluator.
 - `snapshot`: a study read once (`read_study`), what report, export and show compute from.
+- `optuna_api`: the private Optuna APIs used, named once.
 """
 from .constraints import as_dicts, constraint_values, first_violation, holds, violations
 from .front import dominated_hypervolume, hypervolume_history, nondominated_ranks, pareto_front, pareto_order, reference_point
 from .naming import check_study_name, mask_secrets, references_study_name, safe_url, study_dir
-from .record import CONSTRAINTS_ATTR, Status, TrialRecord, cached_result, known_results, outcome_attrs
+from .outcome import Outcome, Proposal, Status, loss_sign, loss_signs
+from .record import CONSTRAINTS_ATTR, TrialRecord, known_results
 from .snapshot import GROUPS, StudySnapshot, objective_names, read_records, read_study, snapshot
-from .storage import OpenStudy, archive_study, fail_stale_trials, open_storage, open_study, sqlite_path
+from .storage import OpenStudy, archive_study, open_storage, open_study, sqlite_path
+from .write import fail_stale_trials, set_study_attrs, tell, write_header, write_proposal
 
 __all__ = [
     "as_dicts", "constraint_values", "first_violation", "holds", "violations",
     "dominated_hypervolume", "hypervolume_history", "nondominated_ranks", "pareto_front", "pareto_order", "reference_point",
     "check_study_name", "mask_secrets", "references_study_name", "safe_url", "study_dir",
-    "CONSTRAINTS_ATTR", "Status", "TrialRecord", "cached_result", "known_results", "outcome_attrs",
+    "Outcome", "Proposal", "Status", "loss_sign", "loss_signs",
+    "CONSTRAINTS_ATTR", "TrialRecord", "known_results",
     "GROUPS", "StudySnapshot", "objective_names", "read_records", "read_study", "snapshot",
-    "OpenStudy", "archive_study", "fail_stale_trials", "open_storage", "open_study", "sqlite_path",
+    "OpenStudy", "archive_study", "open_storage", "open_study", "sqlite_path",
+    "fail_stale_trials", "set_study_attrs", "tell", "write_header", "write_proposal",
 ]

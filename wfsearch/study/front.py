@@ -8,23 +8,21 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-from optuna._hypervolume import compute_hypervolume
-from optuna.study._multi_objective import _fast_non_domination_rank, _is_pareto_front
-
 from .hypervolume import StaircaseArea
+from .optuna_api import compute_hypervolume, fast_non_domination_rank, is_pareto_front
+from .outcome import loss_sign, loss_signs
 from .record import TrialRecord
 
 
 def as_loss(values: Sequence[Sequence[float]], directions: Sequence[str]) -> np.ndarray:
-    signs = np.array([-1.0 if d == "maximize" else 1.0 for d in directions])
-    return np.asarray(values, dtype=float).reshape(-1, len(directions)) * signs
+    return np.asarray(values, dtype=float).reshape(-1, len(directions)) * np.array(loss_signs(directions))
 
 
 def on_front(values: Sequence[Sequence[float]], directions: Sequence[str]) -> np.ndarray:
     """A mask of the non-dominated points (equal points are all on the front)."""
     if len(values) == 0:
         return np.zeros(0, dtype=bool)
-    return _is_pareto_front(as_loss(values, directions), assume_unique_lexsorted=False)
+    return is_pareto_front(as_loss(values, directions), assume_unique_lexsorted=False)
 
 
 def pareto_front(records: Sequence[TrialRecord], directions: Sequence[str]) -> list[TrialRecord]:
@@ -43,7 +41,7 @@ def nondominated_ranks(values: Sequence[Sequence[float]], directions: Sequence[s
     """Rank 0 for the Pareto front, 1 for the front of the rest, and so on."""
     if len(values) == 0:
         return np.zeros(0, dtype=int)
-    return _fast_non_domination_rank(as_loss(values, directions))
+    return fast_non_domination_rank(as_loss(values, directions))
 
 
 def crowding_distances(values: Sequence[Sequence[float]], directions: Sequence[str]) -> np.ndarray:
@@ -77,7 +75,7 @@ def pareto_order(values: Sequence[Sequence[float]], directions: Sequence[str]) -
 
 def reference_point(directions: Sequence[str], values: Sequence[Sequence[float]]) -> tuple[float, ...]:
     """0 for maximized objectives, 1.1 x the largest value seen for minimized ones."""
-    return tuple(0.0 if d == "maximize" else 1.1 * max((v[j] for v in values), default=1.0)
+    return tuple(0.0 if loss_sign(d) < 0 else 1.1 * max((v[j] for v in values), default=1.0)
                  for j, d in enumerate(directions))
 
 
@@ -100,21 +98,20 @@ def hypervolume_history(values: Sequence[Sequence[float] | None], directions: Se
     Two objectives: one `StaircaseArea` updated per point (``O(N log N)``); more: only the current
     front is kept and recomputed when a point joins it.
     """
-    out, front, hv = [], np.zeros((0, len(directions))), 0.0
+    m = len(directions)
     ref = as_loss([reference], directions)[0]
-    if len(directions) == 2:
-        area = StaircaseArea(ref)
-        for v in values:
-            if v is not None and area.add(*as_loss([v], directions)[0]):
-                hv = area.area
-            out.append(hv)
-        return out
+    present = [v for v in values if v is not None]
+    losses = iter(as_loss(present, directions).tolist() if present else ())
+    out, front, hv = [], np.zeros((0, m)), 0.0
+    area = StaircaseArea(ref) if m == 2 else None
     for v in values:
-        if v is not None:
-            p = as_loss([v], directions)[0]
-            dominated = front.size and bool(np.any(np.all(front <= p, axis=1)))
-            if not dominated and np.all(p < ref):
-                front = np.vstack([front[~np.all(p <= front, axis=1)], p])
-                hv = float(compute_hypervolume(front, ref))
+        p = None if v is None else next(losses)
+        if p is not None and area is not None:
+            if area.add(*p):
+                hv = area.area
+        elif p is not None and np.all(np.isfinite(p)) and np.all(p < ref) and \
+                not (front.size and np.any(np.all(front <= p, axis=1))):
+            front = np.vstack([front[~np.all(np.asarray(p) <= front, axis=1)], p])
+            hv = float(compute_hypervolume(front, ref))
         out.append(hv)
     return out

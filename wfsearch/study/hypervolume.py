@@ -22,6 +22,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .outcome import loss_signs
+
 MARGIN = 0.1
 BOX_ATTR = "hypervolume_box"
 
@@ -84,7 +86,7 @@ class HypervolumeBox:
         arr = arr[np.all(np.isfinite(arr), axis=1)]
         if not len(arr):
             return None
-        maxi = np.array([d == "maximize" for d in directions])
+        maxi = np.array(loss_signs(directions)) < 0
         worst = np.where(maxi, arr.min(axis=0), arr.max(axis=0))
         best = np.where(maxi, arr.max(axis=0), arr.min(axis=0))
         names = tuple(objectives) if objectives is not None else tuple(f"objective {i}" for i in range(len(directions)))
@@ -102,7 +104,7 @@ class HypervolumeBox:
 
     def hypervolume(self, values: Sequence[Sequence[float]]) -> float:
         """Normalized hypervolume of ``values`` in this box, in [0, 1] for values inside it."""
-        from optuna._hypervolume import compute_hypervolume
+        from .optuna_api import compute_hypervolume
 
         if len(values) == 0:
             return 0.0
@@ -116,36 +118,16 @@ class HypervolumeBox:
         return float(compute_hypervolume(loss, ref_loss)) / (1 + self.margin) ** u.shape[1]
 
     def history(self, values: Sequence[Sequence[float] | None]) -> list[float]:
-        """The hypervolume after each entry of ``values`` in order (None: a trial that added no point).
+        """The hypervolume after each entry of ``values`` in order (None: a trial that added no point):
+        `front.hypervolume_history` of the values on the box's scale (``O(N log N)`` for two objectives)."""
+        from .front import hypervolume_history
 
-        Two objectives: one `StaircaseArea` updated per point, ``O(N log N)`` in all. More: the current
-        front only, recomputed when a point joins it."""
         m = len(self.directions)
-        scale = (1 + self.margin) ** m
         present = [v for v in values if v is not None]
-        u_all = iter(self.normalize(present)) if present else iter(())
-        out, hv = [], 0.0
-        if m == 2:
-            area = StaircaseArea((self.margin, self.margin))
-            for v in values:
-                if v is not None:
-                    u = next(u_all)
-                    if area.add(-u[0], -u[1]):  # losses: -u against the reference -(-margin)
-                        hv = area.area / scale
-                out.append(hv)
-            return out
-        front = np.zeros((0, m))
-        for v in values:
-            if v is not None:
-                loss = -next(u_all)
-                if np.all(np.isfinite(loss)) and np.all(loss < self.margin) and \
-                        not (len(front) and np.any(np.all(front <= loss, axis=1))):
-                    front = np.vstack([front[~np.all(loss <= front, axis=1)], loss])
-                    from optuna._hypervolume import compute_hypervolume
-
-                    hv = float(compute_hypervolume(front, np.full(m, self.margin))) / scale
-            out.append(hv)
-        return out
+        u = iter(self.normalize(present).tolist() if present else ())
+        scaled = [None if v is None else next(u) for v in values]
+        return [hv / (1 + self.margin) ** m for hv in
+                hypervolume_history(scaled, ("maximize",) * m, (-self.margin,) * m)]
 
     def describe(self) -> str:
         """``accuracy 0.203..0.289, throughput 380..641`` (worst..best, the reference 10% beyond the worst)."""

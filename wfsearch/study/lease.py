@@ -35,9 +35,9 @@ class StudyBusy(UserError):
 
 
 def _table():
-    from optuna.storages._rdb import models
+    from .optuna_api import rdb_models
 
-    return models.StudyUserAttributeModel.__table__
+    return rdb_models.StudyUserAttributeModel.__table__
 
 
 @dataclass
@@ -175,6 +175,6 @@ def _parse(value: str | None) -> dict:
 
 def study_lease(study: optuna.Study) -> StudyLease:
     """The run lease of ``study`` (an Optuna study in RDB storage), not yet acquired."""
-    storage = study._storage
-    storage = getattr(storage, "_backend", storage)  # a cached storage wraps the RDB one
-    return StudyLease(storage=storage, study_id=study._study_id, study_name=study.study_name)
+    from .optuna_api import rdb_backend, study_id
+
+    return StudyLease(storage=rdb_backend(study), study_id=study_id(study), study_name=study.study_name)

@@ -19,7 +19,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from wfsearch.proxy.uncertainty import LEVEL
+from .interval import LEVEL
+from .outcome import loss_signs
 
 __all__ = ["LEVEL", "NoiseSummary", "indistinguishable_groups", "noise_summary", "objective_bounds", "overlap_all",
            "plausibly_optimal"]
@@ -44,7 +45,7 @@ def _as_loss_bounds(lows: Sequence[Sequence[float]], highs: Sequence[Sequence[fl
     loss is -high and the worst -low."""
     lo = np.asarray(lows, dtype=float).reshape(-1, len(directions))
     hi = np.asarray(highs, dtype=float).reshape(-1, len(directions))
-    maxi = np.array([d == "maximize" for d in directions])
+    maxi = np.array(loss_signs(directions)) < 0
     best = np.where(maxi, -hi, lo)
     worst = np.where(maxi, -lo, hi)
     return best, worst

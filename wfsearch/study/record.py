@@ -1,60 +1,22 @@
-"""The stored-trial contract (docs/CONTRACTS.md) as a type: `TrialRecord` and its `Status`.
+"""The stored-trial contract (docs/CONTRACTS.md) read back as a type: `TrialRecord`.
 
 Optuna holds a trial's state and values; everything else a trial produced lives in its user
-attributes. `TrialRecord.from_trial` reads them back into typed fields (studies written before the
-``status`` attribute existed are read from their ``status_reason`` text), `outcome_attrs` is what a
-finished evaluation writes. Extra numbers (intervals, spreads ...) go in ``metrics`` by name.
+attributes (written by `wfsearch.study.write`). `TrialRecord.from_trial` reads them back into typed
+fields (studies written before the ``status`` attribute existed are read from their ``status_reason``
+text). Extra numbers (intervals, spreads ...) go in ``metrics`` by name.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from functools import cached_property
-from enum import Enum
 from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
 
-CONSTRAINTS_ATTR = "constraints"  # constraint values (<= 0 feasible) the engine stores for the sampler
-# the result keys a finished evaluation stores as user attributes, besides status and status_reason
-RESULT_KEYS = ("arch", "arch_hash", "deployed_arch", "costs", "metrics", "curve", "proxy", "timm_model")
+from .optuna_api import trial_id
+from .outcome import Outcome, Status, finite
 
-
-class Status(str, Enum):
-    """How a trial ended; ``str`` so that it is stored and compared as its value."""
-
-    OK = "ok"
-    PRUNED = "pruned"
-    DIVERGED = "diverged"
-    OOM = "oom"
-    INFEASIBLE = "infeasible"
-    ERROR = "error"
-    INTERRUPTED = "interrupted"
-
-    @classmethod
-    def of(cls, reason: str | None, state: TrialState | None = None) -> "Status | None":
-        """The status a ``status_reason`` text starts with; else the one ``state`` implies (None: running)."""
-        head = str(reason or "").split(":")[0].split("(")[0].split()
-        if head:
-            try:
-                return cls(head[0].lower())
-            except ValueError:
-                pass
-        return {TrialState.COMPLETE: cls.OK, TrialState.PRUNED: cls.PRUNED,
-                TrialState.FAIL: cls.ERROR}.get(state)  # type: ignore[arg-type]
-
-    @property
-    def state(self) -> TrialState:
-        """The Optuna state a trial with this status is stored in (infeasible: COMPLETE, worst values)."""
-        if self in (Status.OK, Status.INFEASIBLE):
-            return TrialState.COMPLETE
-        return TrialState.PRUNED if self is Status.PRUNED else TrialState.FAIL
-
-
-def finite(v: Any) -> bool:
-    if type(v) is float:  # the common case first: called for every number of every trial
-        return math.isfinite(v)
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+CONSTRAINTS_ATTR = "constraints"  # constraint values (<= 0 feasible) the search stores for the sampler
 
 
 @dataclass(frozen=True)
@@ -100,7 +62,7 @@ class TrialRecord:
             metrics=dict(a.get("metrics") or {}), costs=dict(a.get("costs") or {}), curve=tuple(a.get("curve") or ()),
             proxy=dict(a.get("proxy") or {}), params=dict(t.params), constraints=tuple(a.get(CONSTRAINTS_ATTR) or ()),
             datetime_start=t.datetime_start, datetime_complete=t.datetime_complete,
-            trial_id=getattr(t, "_trial_id", None), trial=t)
+            trial_id=trial_id(t), trial=t)
 
     @property
     def is_search(self) -> bool:
@@ -131,18 +93,9 @@ class TrialRecord:
                 out[name] = float(v)
         return out
 
-    def user_attrs(self) -> dict[str, Any]:
-        """The user attributes that store this record (the inverse of `from_trial`)."""
-        out: dict[str, Any] = {"kind": self.kind, "status_reason": self.reason}
-        if self.status is not None:
-            out["status"] = self.status.value
-        for key, value in (("reference_name", self.name), ("arch", self.arch), ("arch_hash", self.arch_hash),
-                           ("deployed_arch", self.deployed_arch), ("timm_model", self.timm_model),
-                           ("metrics", self.metrics), ("costs", self.costs), ("curve", list(self.curve)),
-                           ("proxy", self.proxy), (CONSTRAINTS_ATTR, list(self.constraints))):
-            if value:
-                out[key] = value
-        return out
+    @property
+    def outcome(self) -> Outcome:
+        return Outcome(self.status or Status.ERROR, self.reason, self.values, self.metrics, self.costs, self.curve)
 
 
 def _constraints_hold(t: FrozenTrial) -> bool:
@@ -154,30 +107,11 @@ def _constraints_hold(t: FrozenTrial) -> bool:
     return True
 
 
-def outcome_attrs(result: dict[str, Any], status: Status, reason: str, kind: str = "search") -> dict[str, Any]:
-    """The user attributes a finished evaluation's ``result`` dict is stored as."""
-    out = {k: result[k] for k in RESULT_KEYS if result.get(k) is not None}
-    return {**out, "status": status.value, "status_reason": reason, "kind": kind}
-
-
-def cached_result(record: TrialRecord, max_epochs: int) -> dict[str, Any]:
-    """A trained (or pruned) trial's result, to hand to a later trial of the same architecture instead
-    of training it."""
-    if record.state == TrialState.PRUNED:
-        return {"status": Status.PRUNED.value, "status_reason": f"{record.reason or 'pruned'} (same architecture "
-                f"as trial {record.number}, not trained again)", "metrics": dict(record.metrics),
-                "costs": record.costs, "curve": list(record.curve), "deployed_arch": record.deployed_arch}
-    return {"status": Status.OK.value,
-            "status_reason": f"ok (same architecture as trial {record.number}, not trained again)",
-            "metrics": dict(record.metrics), "costs": record.costs, "curve": list(record.curve),
-            "deployed_arch": record.deployed_arch, "epoch": max_epochs,
-            **{k: v for k, v in record.metrics.items() if finite(v)}}
-
-
-def known_results(records: list[TrialRecord], max_epochs: int) -> dict[str, dict]:
-    """Results of the architectures already trained or stopped at a rung, by arch hash (the first trial of each)."""
-    known: dict[str, dict] = {}
+def known_results(records: list[TrialRecord]) -> dict[str, Outcome]:
+    """The outcome a re-sample of an architecture already trained or stopped at a rung is told, by arch
+    hash (that of its first trial)."""
+    known: dict[str, Outcome] = {}
     for r in records:
         if r.is_search and (r.trained or r.state == TrialState.PRUNED) and r.arch_hash and r.arch_hash not in known:
-            known[r.arch_hash] = cached_result(r, max_epochs)
+            known[r.arch_hash] = r.outcome.reused(r.number)
     return known

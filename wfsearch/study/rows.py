@@ -19,11 +19,7 @@ import optuna
 from optuna.distributions import json_to_distribution
 from optuna.trial import FrozenTrial, TrialState
 
-
-def _rdb(study: optuna.Study):
-    storage = study._storage
-    backend = getattr(storage, "_backend", storage)  # `load_study` wraps RDB storage in a cache
-    return backend if isinstance(backend, optuna.storages.RDBStorage) else None
+from .optuna_api import rdb_backend, rdb_models as models, study_id as study_id_of
 
 
 def _local(t: datetime.datetime | None) -> datetime.datetime | None:
@@ -51,20 +47,19 @@ def read_trials(study: optuna.Study, states: Iterable[TrialState] | None = None,
                 after_number: int | None = None) -> list[FrozenTrial]:
     """The trials of ``study`` (of ``states``; numbered above ``after_number``) by number, with only
     ``user_attrs`` and ``system_attrs`` (None: all of them; the default reads no system attribute)."""
-    rdb = _rdb(study)
+    rdb = rdb_backend(study)
     states = tuple(states) if states is not None else None
     if rdb is None:
         return [t for t in study.get_trials(deepcopy=False, states=states)
                 if after_number is None or t.number > after_number]
     import sqlalchemy as sa
-    from optuna.storages._rdb import models
 
     T = models.TrialModel.__table__
     V = models.TrialValueModel.__table__
     P = models.TrialParamModel.__table__
     U = models.TrialUserAttributeModel.__table__
     S = models.TrialSystemAttributeModel.__table__
-    study_id = study._study_id
+    study_id = study_id_of(study)
     mine = sa.select(T.c.trial_id).where(T.c.study_id == study_id)
     if states is not None:
         mine = mine.where(T.c.state.in_(states))

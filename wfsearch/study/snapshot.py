@@ -17,6 +17,7 @@ from optuna.trial import TrialState
 
 from .front import pareto_front
 from .naming import references_study_name
+from .optuna_api import storage_of
 from .record import Status, TrialRecord
 from .storage import OpenStudy, open_study
 
@@ -162,8 +163,8 @@ def snapshot(opened: OpenStudy) -> StudySnapshot:
     references = [t for t in records if t.kind == "reference" and t.state == TrialState.COMPLETE]
     ref_name = references_study_name(study.study_name)
     try:
-        refs = optuna.load_study(study_name=ref_name, storage=study._storage)
-        references += read_records(refs, states=(TrialState.COMPLETE,))
+        refs = optuna.load_study(study_name=ref_name, storage=storage_of(study))
+        references += [r for r in read_records(refs, states=(TrialState.COMPLETE,)) if r.trained]
     except KeyError:  # no references study: the spec listed none
         log.info("study %s: no %r study", study.study_name, ref_name)
     return StudySnapshot(name=study.study_name, folder=opened.folder, storage_url=opened.storage_url,

@@ -13,12 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
-from optuna.trial import TrialState
 
 from wfsearch.errors import UserError
 
 from .connect import SQLITE_BUSY_TIMEOUT_S, cannot_open, engine_options
-from .record import Status
 from .naming import check_study_name, is_references_study, mask_secrets, references_study_name, safe_url, study_dir
 from .sqlite import check_database_file, reader_url, sqlite_path, storage_error, writable
 
@@ -53,23 +51,6 @@ def open_storage(url: str, create: bool = True) -> optuna.storages.RDBStorage:
             raise UserError(cannot_open(url, e)) from None
         reason = mask_secrets(str(e).splitlines()[0] if str(e) else "", url)
         raise (storage_error(str(path), e) or UserError(f"{path}: cannot open ({type(e).__name__}: {reason})")) from None
-
-
-def fail_stale_trials(study: optuna.Study, reason: str = "interrupted: the run stopped while it was running") -> int:
-    """Mark trials left RUNNING by a crash or kill as FAIL, so their budget is spent again. ``reason``
-    is stored as the ``status_reason``; its status is the one it starts with (`Status.of`), else interrupted."""
-    status = (Status.of(reason) or Status.INTERRUPTED).value
-    storage = study._storage
-    backend = getattr(storage, "_backend", storage)  # the database itself: it filters by state, Optuna's
-    n = 0                                              # trial cache would read every trial first
-    for t in backend.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
-        storage.set_trial_user_attr(t._trial_id, "status_reason", reason)
-        storage.set_trial_user_attr(t._trial_id, "status", status)
-        storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-        n += 1
-    if n:
-        log.warning("study %s: %d trial(s) left running by an earlier run marked failed", study.study_name, n)
-    return n
 
 
 def archive_study(storage: optuna.storages.BaseStorage, name: str) -> str | None:

@@ -1,0 +1,123 @@
+"""Ray start-up, and the private Ray APIs this project uses, each named here once
+(tests/test_private_apis.py pins them): the loggers quieted, the switch that keeps a local cluster on
+loopback, and Tune's handler that ends a run (`wfsearch.search.stop` calls it)."""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from pathlib import Path
+from typing import Any, Callable
+
+from wfsearch.errors import UserError
+from wfsearch.gpu import gpu_count
+
+log = logging.getLogger(__name__)
+
+QUIET_LOGGERS = {
+    # the study is the record: Tune's own result files and their "not found" warnings are not needed
+    "ray.tune.analysis.experiment_analysis": logging.ERROR,
+    # Tune's own copy of its state under the study folder (never read back: the study is the search state);
+    # a full disk is reported once, by the study
+    "ray.train._internal.syncer": logging.CRITICAL,
+    "ray.tune.execution.experiment_state": logging.CRITICAL,
+    # a local cluster on loopback: Ray's notice that it turned token authentication on is noise here
+    "ray._private.authentication.authentication_token_setup": logging.ERROR,
+}
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail fast with one line when HOST:PORT does not answer (Ray itself retries for minutes)."""
+    import socket
+
+    if address == "auto" or address.startswith("ray://"):
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"--address {address!r}: use auto or HOST:PORT (the head's GCS port, 6379 by default)")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise UserError(f"--address {address}: no Ray head answers there ({e.strerror or e}); "
+                        "start one with `ray start --head`") from None
+
+
+def init_ray(address: str | None, log_dir: Path | None = None) -> None:
+    """Join the Ray cluster at ``address``, or start a local one of this run's own on loopback."""
+    import ray
+
+    for name, level in QUIET_LOGGERS.items():
+        logging.getLogger(name).setLevel(level)
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, configure_logging=True,
+                                  logging_level=logging.WARNING)
+    if address:
+        _check_reachable(address)
+        if address.split(":")[0] in ("127.0.0.1", "localhost"):
+            kwargs["_node_ip_address"] = "127.0.0.1"  # a head started with --node-ip-address=127.0.0.1
+        try:
+            ray.init(address=address, **kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            raise UserError(f"--address {address}: cannot join the Ray cluster ({str(e).splitlines()[0]}); "
+                            "start one with `ray start --head`") from e
+    else:
+        keep_on_loopback()
+        # address="local": always a new cluster of this run's own, even where `ray start` left one running
+        # on this machine (Ray would otherwise join that one; --address is how to join a cluster)
+        ray.init(address="local", num_cpus=os.cpu_count(), num_gpus=gpu_count(),
+                 _node_ip_address="127.0.0.1", **kwargs)
+
+
+def keep_on_loopback() -> None:
+    """Make every process of a local Ray cluster (GCS, raylet, runtime-env agent, driver and workers) listen
+    on 127.0.0.1 only.
+
+    `ray.init(_node_ip_address="127.0.0.1")` alone is not enough: Ray turns a loopback node address into
+    the machine's routable one, and its gRPC servers listen on all interfaces unless the node address is
+    loopback. Ray keeps the node on loopback when multi-node clustering is off (its switch is named for
+    Windows and macOS, where that is the default); a local run never needs other nodes, so it is turned
+    off here, for the driver and, through the environment, for every process Ray starts.
+    """
+    import ray._private.ray_constants as ray_constants
+
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    if hasattr(ray_constants, "ENABLE_RAY_CLUSTER"):
+        ray_constants.ENABLE_RAY_CLUSTER = False
+
+
+def concurrency(spec: Any) -> int:
+    """Trials that run at once: as many as the cluster's CPUs and GPUs fit, at most ``max_concurrent``."""
+    import ray
+
+    res = ray.cluster_resources()
+    cpus = spec.resources.cpus_per_trial
+    gpus = spec.resources.gpus_per_trial
+    fit = int(res.get("CPU", 1) // cpus) if cpus else 1_000_000
+    if gpus:
+        fit = min(fit, int(res.get("GPU", 0) // gpus))
+    if fit < 1:
+        raise UserError(f"resources: a trial needs {cpus} CPU and {gpus} GPU but the Ray cluster has "
+                        f"{res.get('CPU', 0)} CPU and {res.get('GPU', 0)} GPU; lower resources.cpus_per_trial/gpus_per_trial")
+    if spec.resources.max_concurrent:
+        fit = min(fit, spec.resources.max_concurrent)
+    return max(1, fit)
+
+
+def shutdown_ray() -> None:
+    import ray
+
+    if ray.is_initialized():
+        try:
+            ray.shutdown()
+        except Exception as e:  # stopping anyway
+            log.warning("ray.shutdown: %s", e)
+
+
+def tune_stop_handler() -> Callable[[int, Any], None] | None:
+    """Tune's own "end the run now" handler while a `Tuner` runs (Tune sets it for SIGUSR1), else None."""
+    handler = signal.getsignal(signal.SIGUSR1) if hasattr(signal, "SIGUSR1") else None
+    return handler if callable(handler) else None
