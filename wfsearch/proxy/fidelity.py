@@ -85,7 +85,9 @@ def summarize(rows: list[FidelityRow], seeds: list[int], short_epochs: int, full
               n_val: int | None = None, num_classes: int | None = None,
               long_epochs: int | None = None) -> FidelityReport:
     """Noise, spread, their ratio and the rank correlations of finished runs; with ``n_val`` and
-    ``num_classes`` also the `ProxyQuality` statistics (with the ``long_epochs`` runs when there are)."""
+    ``num_classes`` also the `ProxyQuality` statistics of the sampled architectures (the references, which
+    include designs meant to stay at chance, are left out of them), with the ``long_epochs`` runs when
+    there are."""
     from scipy.stats import kendalltau
 
     rep = FidelityReport(rows, seeds, short_epochs, full_epochs, long_epochs=long_epochs)
@@ -105,9 +107,10 @@ def summarize(rows: list[FidelityRow], seeds: list[int], short_epochs: int, full
             rep.tau_seeds = float(kendalltau(a, b).statistic)
     secs = [s for r in rows for s in r.seconds.values()]
     rep.seconds_per_run = statistics.median(secs) if secs else float("nan")
-    if n_val and num_classes and rows:
+    sampled = [r for r in rows if not r.label.startswith("ref:")] or rows  # references are not a sample
+    if n_val and num_classes and sampled:
         def grid(curves_of: Callable[[FidelityRow], dict], epoch: int) -> np.ndarray:
-            return np.array([[curves_of(r).get(s, {}).get(epoch, np.nan) for s in seeds] for r in rows], float)
+            return np.array([[curves_of(r).get(s, {}).get(epoch, np.nan) for s in seeds] for r in sampled], float)
 
         final, rung1 = grid(lambda r: r.curves, full_epochs), grid(lambda r: r.curves, short_epochs)
         long = grid(lambda r: r.long_curves, long_epochs) if long_epochs else None
