@@ -121,3 +121,18 @@ def test_quality_verdict_and_bootstrap_intervals():
     noisy = np.full((24, 3), 0.25) + rng.normal(0, 0.01, (24, 3))
     q = proxy_quality(noisy, n_val=600, num_classes=4, resamples=200)
     assert not q.passed() and q.verdict().startswith("FAIL") and "train longer" in q.verdict()
+
+
+def test_verdict_line_matches_the_proxy_it_was_measured_on():
+    from wfsearch.study.verdict import VERDICT_ATTR, proxy_key, verdict_line, verdict_passed
+
+    proxy = load_spec(str(ROOT / "spaces" / "predictors.yaml"), []).proxy.model_dump(mode="json")
+    assert verdict_passed({}, proxy) is None and "none recorded" in verdict_line({}, proxy, "spaces/predictors.yaml")
+    assert "proxy-check spaces/predictors.yaml" in verdict_line({}, proxy, "spaces/predictors.yaml")
+    attrs = {VERDICT_ATTR: {"passed": False, "line": "FAIL: the proxy cannot tell designs apart (...)",
+                            "proxy_key": proxy_key(proxy)}}
+    assert verdict_passed(attrs, proxy) is False and verdict_line(attrs, proxy).startswith("proxy check: FAIL")
+    # where it runs does not change the verdict; what it trains does
+    assert proxy_key({**proxy, "device": "cuda", "num_threads": 4}) == proxy_key(proxy)
+    longer = {**proxy, "epochs": [1, 8]}
+    assert verdict_passed(attrs, longer) is None and "another proxy setting" in verdict_line(attrs, longer)
