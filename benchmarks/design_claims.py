@@ -66,7 +66,7 @@ def table_study(spec_path: str, table_dir: str, folder: Path) -> Path:
     from wfsearch.space import load_spec
     from wfsearch.space.sampling import sample_arch
     from wfsearch.space.spec import encode_choice
-    from wfsearch.study import Status, outcome_attrs
+    from wfsearch.study import Outcome, Status
 
     spec = load_spec(spec_path, ["study.sampler=grid", "study.scheduler.type=none"])
     table = load_table(table_dir)
@@ -85,7 +85,9 @@ def table_study(spec_path: str, table_dir: str, folder: Path) -> Path:
             m["throughput"] = m["throughput_ratio"] * ref  # the paired speed, as `wfsearch run` stores it
             result = {"arch": sample.arch.to_dict(), "arch_hash": sample.arch.hash, "metrics": m,
                       "costs": {k: m[k] for k in ("params", "macs", "throughput", "throughput_ratio") if k in m}}
-            for key, value in outcome_attrs(result, Status.OK, f"ok (table seed {seed})").items():
+            attrs = {"kind": "search", "arch": result["arch"], "arch_hash": result["arch_hash"],
+                     **Outcome(Status.OK, f"ok (table seed {seed})", metrics=m, costs=result["costs"]).attrs()}
+            for key, value in attrs.items():
                 trial.set_user_attr(key, value)
             study.tell(trial, [m["accuracy"], m["throughput"]])
     save_study(study, spec, table, f"sqlite:///{folder / 'optuna.db'}", folder.name)

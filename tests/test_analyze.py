@@ -22,9 +22,9 @@ from optuna.trial import TrialState, create_trial
 from wfsearch.arch import MODEL_SIZES, ArchConfig
 from wfsearch.cli import main
 from wfsearch.report import render_html, report_data
-from wfsearch.search.simulate import _insert_trials as insert_trials
+from wfsearch.study.optuna_api import insert_trials
 from wfsearch.report.design import DesignPoint, analyze, design_analysis, design_points, sampling_caveats
-from wfsearch.study import Status, outcome_attrs, read_study
+from wfsearch.study import Outcome, Status, read_study
 
 SPACE = {"fc1_predictor": ["linear", "bilateral"], "dwconv_predictor": ["gap", "adaptive"],
          "dynamic_blocks": ["every:3:1", "every:2:1", "all"], "embed_dim": [32, 48, 64, 80], "depth": [4, 5, 6]}
@@ -65,7 +65,7 @@ def points(runs: list[tuple[dict, float, float]], knobs=tuple(SPACE)) -> list[De
 def write_study(folder: Path, runs: list[tuple], sampler: str = "random", seed_noise: float | None = None,
                 pruned: int = 0, space: dict = SPACE) -> Path:
     """A study as `wfsearch run` stores one: the spec, objectives, and per trial the design's knobs, its
-    `ArchConfig` and hash, and the accuracy and throughput metrics (written by `outcome_attrs`). ``runs``:
+    `ArchConfig` and hash, and the accuracy and throughput metrics (stored as `Outcome.attrs` writes them). ``runs``:
     (knobs, accuracy, throughput[, status reason])."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     folder.mkdir(parents=True, exist_ok=True)
@@ -92,7 +92,8 @@ def write_study(folder: Path, runs: list[tuple], sampler: str = "random", seed_n
         status = Status.PRUNED if reason.startswith("pruned") else Status.OK
         t = create_trial(state=status.state, values=[acc, tput] if status is Status.OK else None,
                          params={n: k[n] for n in space}, distributions=dists,
-                         user_attrs=outcome_attrs(result, status, reason))
+                         user_attrs={"kind": "search", "arch": result["arch"], "arch_hash": result["arch_hash"],
+                                     **Outcome(status, reason, metrics=result["metrics"]).attrs()})
         rows.append((t, T0, T0 + datetime.timedelta(seconds=i + 1)))
     insert_trials(study._storage._backend, study._study_id, rows)  # in one transaction, as `simulate` saves
     return folder
