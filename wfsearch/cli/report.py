@@ -46,8 +46,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from wfsearch.report import DEFAULT_RESOLUTIONS, report_data, scaling_data, write_report
+    from wfsearch.report import DEFAULT_RESOLUTIONS, render_html, report_data, scaling_data
+
     from wfsearch.study import read_study
+
+    from .output import output_target, write_output
 
     res = tuple(args.scaling_res or DEFAULT_RESOLUTIONS)
     for flag, v, low in (("--scaling-res", min(res), 1), ("--scaling-batch", args.scaling_batch, 1),
@@ -55,11 +58,13 @@ def run(args: argparse.Namespace) -> int:
         if v < low:
             raise UserError(f"{flag}: {v}: must be >= {low}")
     view = read_study(args.study, storage=args.storage, study_name=args.study_name)
+    out, flag = (Path(args.output), "-o/--output") if args.output else (view.folder / "report.html", "report")
+    output_target(out, flag)  # a FIFO, a folder or a read-only place is refused before the work
     scaling = scaling_data(view, res, measure=not args.no_scaling, batch_size=args.scaling_batch,
                            device=args.scaling_device, max_front=args.scaling_max, threads=args.scaling_threads or None,
                            on_progress=lambda msg: print(msg, file=sys.stderr, flush=True))
     data = report_data(view, scaling)
-    path = write_report(data, Path(args.output) if args.output else view.folder / "report.html")
+    path = write_output(out, render_html(data), flag)
     print(f"study {view.name!r}: {view.counts_text()}; {len(view.front)} on the Pareto front")
     for note in data.notes:
         print(f"note: {note}")
