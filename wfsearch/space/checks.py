@@ -19,6 +19,7 @@ from typing import Any, Callable, Optional
 
 from wfsearch.arch.config import ENUMS, ArchConfig
 from wfsearch.gpu import gpu_memory
+from wfsearch.urls import safe_url
 
 from .spec import (CIFAR10_CLASSES, DATASET_CLASSES, SYNTHETIC_CLASSES, Knob, SpaceSize, SpaceSpec, _did_you_mean, _is_int, _same,
                    arch_value)
@@ -143,31 +144,20 @@ def _check_storage(url: str) -> None:
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError) as e:
-        raise SpecIssue(where, _masked(url), f"not a database URL ({e}); e.g. sqlite:///studies/NAME/optuna.db or "
+        raise SpecIssue(where, safe_url(url), f"not a database URL ({e}); e.g. sqlite:///studies/NAME/optuna.db or "
                                              "postgresql+psycopg2://user@host/db") from None
     try:
         dialect = parsed.get_dialect()
     except NoSuchModuleError:
-        raise SpecIssue(where, _masked(url), f"unknown database {parsed.drivername!r}; use sqlite:///PATH or "
+        raise SpecIssue(where, safe_url(url), f"unknown database {parsed.drivername!r}; use sqlite:///PATH or "
                                              "postgresql+psycopg2://USER@HOST/DB (any SQLAlchemy URL)") from None
     try:
         dialect.import_dbapi()
     except ImportError as e:
         driver = getattr(e, "name", None) or parsed.get_driver_name()
-        raise SpecIssue(where, _masked(url), f"the {parsed.get_backend_name()} driver {driver!r} is not installed; "
+        raise SpecIssue(where, safe_url(url), f"the {parsed.get_backend_name()} driver {driver!r} is not installed; "
                                              f"pip install it, or name an installed one (e.g. postgresql+psycopg2://, "
                                              "which wfsearch[test] installs)") from None
-
-
-def _masked(url: str) -> str:
-    if "://" not in url:
-        return url
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url.split("://", 1)[0] + "://..."
 
 
 def data_root_issue(spec: SpaceSpec) -> Optional[str]:

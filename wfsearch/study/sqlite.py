@@ -81,6 +81,11 @@ def storage_error(url_shown: str, e: BaseException, writing: bool = True) -> Use
         return UserError(f"{url_shown}: cannot write here (read-only); run from a writable folder or set "
                          "study.storage to a writable place (reading commands such as show and report work on "
                          "a read-only copy)")
+    if "database is locked" in text or "database table is locked" in text:
+        from .connect import SQLITE_BUSY_TIMEOUT_S
+
+        return UserError(f"{url_shown}: locked by another process for more than {SQLITE_BUSY_TIMEOUT_S} s (a program "
+                         "holding it open in a write transaction); let it finish or close it, then run again")
     if "unable to open database file" in text:
         return UserError(f"{url_shown}: cannot open the database file (a missing or read-only folder?); run from "
                          "a writable folder or set study.storage")

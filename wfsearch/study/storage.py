@@ -128,15 +128,23 @@ def open_study(path: str | Path | None = None, storage: str | None = None,
         rdb = optuna.storages.RDBStorage(url, engine_kwargs=engine_options(url), skip_table_creation=True)
         names = [s.study_name for s in rdb.get_all_studies()]
     except (ValueError, ImportError) as e:
-        raise UserError(f"--storage: {safe_url(storage)!r}: cannot open ({str(e).splitlines()[0]})") from None
-    except Exception as e:  # sqlalchemy.exc.* (no tables, unreachable server ...)
+        raise UserError(f"--storage: {safe_url(storage)!r}: cannot open "
+                        f"({mask_secrets(str(e).splitlines()[0], storage)})") from None
+    except Exception as e:  # sqlalchemy.exc.* (no tables, unreachable server, locked, full disk ...)
         if isinstance(e, optuna.exceptions.StorageInternalError) and e.__cause__ is not None:
             e = e.__cause__
         text = str(e).lower()
         if "timeout expired" in text or "timed out" in text or "connection refused" in text:
             raise UserError(cannot_open(storage, e)) from None
-        raise UserError(f"{safe_url(storage)}: not an Optuna study database ({type(e).__name__}); "
-                        f"check the path or --storage URL") from None
+        path = sqlite_path(storage)
+        err = storage_error(str(path) if path is not None else safe_url(storage), e, writing=False)
+        if err is not None:
+            raise err from None
+        if "no such table" in text or "does not exist" in text:
+            raise UserError(f"{safe_url(storage)}: not an Optuna study database (it has no Optuna tables); "
+                            f"check the path or --storage URL") from None
+        raise UserError(f"{safe_url(storage)}: cannot read the study database ({type(e).__name__}: "
+                        f"{mask_secrets(str(e).splitlines()[0], storage)[:200]})") from None
     if not names:
         raise UserError(f"{safe_url(storage)}: holds no study yet; run `wfsearch run SPEC` first")
     if study_name is None:
