@@ -301,9 +301,10 @@ def save_recipe(recipe: Recipe, path: str | Path) -> Path:
 def load_recipe(path: str | Path) -> Recipe:
     """Read and validate a recipe; any mistake raises `UserError` ``<file>: <key>: <value>: <rule>``."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise UserError(f"{path}: no such recipe file; export one with `wfsearch export STUDY --trial N`")
-    from wfsearch.space import parse_yaml
+    from wfsearch.space import parse_yaml, read_yaml_text
 
-    d = parse_yaml(path.read_text(), str(path))  # the spec's strict loader: no duplicate keys, 1e-3 is a number
+    # the spec's strict, bounded loader: no duplicate keys, 1e-3 is a number, no FIFO waited on
+    d = parse_yaml(read_yaml_text(path, str(path), "a recipe"), str(path))
     return Recipe.from_dict(d, str(path))

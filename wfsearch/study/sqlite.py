@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from pathlib import Path
 from urllib.parse import quote
 
@@ -28,7 +29,13 @@ def check_database_file(path: Path) -> None:
     inside a whole-length file is found by SQLite when read (see `storage_error`).
     """
     try:
-        size = path.stat().st_size
+        st = path.stat()
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError
+        if not stat.S_ISREG(st.st_mode):  # a FIFO would block the open below forever
+            raise UserError(f"{path}: not a regular file (a FIFO, a device or a socket), not a study database; "
+                            "move it away or point study.storage at a file")
+        size = st.st_size
         with open(path, "rb") as f:
             head = f.read(100)
     except FileNotFoundError:
@@ -54,6 +61,31 @@ def check_database_file(path: Path) -> None:
             raise UserError(f"{path}: truncated: {size} bytes where the database header says "
                             f"{pages * page_size}; restore the study from a backup, or delete the file to "
                             "start a new study")
+
+
+OPTUNA_TABLES = {"studies", "trials", "version_info"}
+
+
+def check_not_foreign(path: Path) -> None:
+    """A database that holds tables but not Optuna's belongs to another program: one `UserError` line, so that
+    a study is never written into it."""
+    import sqlite3
+    from urllib.parse import quote
+
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    try:
+        con = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True, timeout=5)
+        try:
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            con.close()
+    except sqlite3.Error:  # locked, damaged, unreadable: the opener reports it
+        return
+    if tables and not OPTUNA_TABLES <= tables:
+        shown = ", ".join(sorted(tables)[:5]) + (" ..." if len(tables) > 5 else "")
+        raise UserError(f"{path}: a database of another program (tables {shown}), not an Optuna study database; "
+                        "wfsearch does not write into it: point study.storage at a new file")
 
 
 def writable(path: Path) -> bool:

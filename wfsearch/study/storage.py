@@ -20,7 +20,7 @@ from wfsearch.errors import UserError
 from .connect import SQLITE_BUSY_TIMEOUT_S, cannot_open, engine_options
 from .record import Status
 from .naming import check_study_name, is_references_study, mask_secrets, references_study_name, safe_url, study_dir
-from .sqlite import check_database_file, reader_url, sqlite_path, storage_error, writable
+from .sqlite import check_database_file, check_not_foreign, reader_url, sqlite_path, storage_error, writable
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,7 @@ def open_storage(url: str, create: bool = True) -> optuna.storages.RDBStorage:
     path = sqlite_path(url)
     if path is not None:
         check_database_file(path)
+        check_not_foreign(path)
         if not path.exists() and not create:
             raise UserError(f"{path}: no study database here (run `wfsearch run SPEC` first, or pass --storage)")
         if path.parent.is_dir() and not writable(path):
@@ -123,6 +124,9 @@ def open_study(path: str | Path | None = None, storage: str | None = None,
         storage = f"sqlite:///{db}"
     url = storage
     if sqlite_path(storage) is not None:
+        check_database_file(sqlite_path(storage))  # a FIFO, an empty or a foreign file: one line, never a wait
+        if not sqlite_path(storage).exists():
+            raise UserError(f"{sqlite_path(storage)}: no study database here; run `wfsearch run SPEC` first")
         url = reader_url(sqlite_path(storage))  # a read-only copy is opened read-only
     try:
         rdb = optuna.storages.RDBStorage(url, engine_kwargs=engine_options(url), skip_table_creation=True)
