@@ -14,7 +14,7 @@ from wfsearch.errors import UserError
 from wfsearch.urls import mask_secrets, safe_url  # noqa: F401 (the study's way to show a storage URL)
 
 PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # the spec's `study.name` rule
-MAX_NAME_LENGTH = 128
+MAX_NAME_LENGTH = 128  # the spec's too (`wfsearch.space.spec`, not imported: readers stay light)
 REFERENCES_SUFFIX = ":references"
 
 

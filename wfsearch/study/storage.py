@@ -19,7 +19,8 @@ from wfsearch.errors import UserError
 
 from .connect import SQLITE_BUSY_TIMEOUT_S, cannot_open, engine_options
 from .record import Status
-from .naming import check_study_name, is_references_study, mask_secrets, references_study_name, safe_url, study_dir
+from .naming import (MAX_NAME_LENGTH, check_study_name, is_references_study, mask_secrets, references_study_name,
+                     safe_url, study_dir)
 from .sqlite import check_database_file, check_not_foreign, reader_url, sqlite_path, storage_error, writable
 
 log = logging.getLogger(__name__)
@@ -73,20 +74,28 @@ def fail_stale_trials(study: optuna.Study, reason: str = "interrupted: the run s
     return n
 
 
-def archive_study(storage: optuna.storages.BaseStorage, name: str) -> str | None:
-    """Keep an existing study under ``<name>-<timestamp>`` and delete ``name``; returns the new name."""
+def archive_study(storage: optuna.storages.RDBStorage, name: str) -> str | None:
+    """Keep an existing study (and its references study) under ``<name>-<timestamp>`` and free ``name``;
+    returns the new name. The new names are checked before anything changes, and the studies are renamed in
+    one transaction, so a failure leaves the storage as it was."""
+    from optuna.storages._rdb import models
+
     names = {s.study_name for s in storage.get_all_studies()}  # names only: summaries read every trial
     if name not in names:
         return None
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    new = f"{name}-{stamp}"
-    optuna.copy_study(from_study_name=name, from_storage=storage, to_storage=storage, to_study_name=new)
-    optuna.delete_study(study_name=name, storage=storage)
-    ref = references_study_name(name)
-    if ref in names:
-        optuna.copy_study(from_study_name=ref, from_storage=storage, to_storage=storage,
-                          to_study_name=references_study_name(new))
-        optuna.delete_study(study_name=ref, storage=storage)
+    new = check_study_name(f"{name[:MAX_NAME_LENGTH - len(stamp) - 1]}-{stamp}", "--fresh: the kept study's name")
+    renames = {name: new}
+    if references_study_name(name) in names:
+        renames[references_study_name(name)] = references_study_name(new)
+    taken = [to for to in renames.values() if to in names]
+    if taken:
+        raise UserError(f"--fresh: study {taken[0]!r} exists already, so study {name!r} cannot be kept under that "
+                        "name; run again in a second")
+    table = models.StudyModel.__table__
+    with storage.engine.begin() as conn:
+        for old, to in renames.items():
+            conn.execute(table.update().where(table.c.study_name == old).values(study_name=to))
     return new
 
 
