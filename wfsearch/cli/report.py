@@ -7,8 +7,6 @@ from .helptext import examples
 import sys
 from pathlib import Path
 
-from wfsearch.errors import UserError
-
 
 def add_study_args(p: argparse.ArgumentParser) -> None:
     """STUDY folder or --storage URL [--study NAME], as `wfsearch export` takes them."""
@@ -48,15 +46,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from wfsearch.report import DEFAULT_RESOLUTIONS, render_html, report_data, scaling_data
 
+    from wfsearch.arch.config import MAX_SIZES
+    from wfsearch.space.spec import MAX_COUNT, MAX_THREADS
     from wfsearch.study import read_study
 
     from .output import output_target, write_output
+    from .validate import check_ranges
 
     res = tuple(args.scaling_res or DEFAULT_RESOLUTIONS)
-    for flag, v, low in (("--scaling-res", min(res), 1), ("--scaling-batch", args.scaling_batch, 1),
-                         ("--scaling-max", args.scaling_max, 1), ("--scaling-threads", args.scaling_threads, 0)):
-        if v < low:
-            raise UserError(f"{flag}: {v}: must be >= {low}")
+    top = MAX_SIZES["img_size"]
+    check_ranges(("--scaling-res", min(res), 1, top), ("--scaling-res", max(res), 1, top),
+                 ("--scaling-batch", args.scaling_batch, 1, MAX_COUNT), ("--scaling-max", args.scaling_max, 1, MAX_COUNT),
+                 ("--scaling-threads", args.scaling_threads, 0, MAX_THREADS))
     view = read_study(args.study, storage=args.storage, study_name=args.study_name)
     out, flag = (Path(args.output), "-o/--output") if args.output else (view.folder / "report.html", "report")
     output_target(out, flag)  # a FIFO, a folder or a read-only place is refused before the work

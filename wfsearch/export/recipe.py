@@ -18,7 +18,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInf
 
 from wfsearch.arch.config import MAX_SIZES
 from wfsearch.errors import UserError
-from wfsearch.space.spec import MAX_COUNT, MAX_EPOCHS, MAX_REPEATS, MAX_SEED, MAX_THREADS
+from wfsearch.space.spec import MAX_COUNT, MAX_EPOCHS, MAX_RATE, MAX_REPEATS, MAX_SEED, MAX_THREADS
 
 __all__ = [
     "Recipe", "ModelSection", "DataSection", "TrainSection", "OptimizerSection", "ScheduleSection",
@@ -128,13 +128,13 @@ class OptimizerSection(_Section):
     """AdamW with the learning rate scaled linearly by global batch / ``lr_base_batch``."""
 
     name: str = RELEASED_OPTIMIZER  # any timm optimizer name (create_optimizer_v2)
-    lr_base: float = Field(5e-4, gt=0)  # lr = lr_base * global_batch / lr_base_batch
+    lr_base: float = Field(5e-4, gt=0, le=MAX_RATE)  # lr = lr_base * global_batch / lr_base_batch
     lr_base_batch: int = Field(512, gt=0, le=MAX_COUNT)
     betas: list[Annotated[float, Field(ge=0, lt=1)]] = Field([0.9, 0.999], min_length=2, max_length=2)
-    eps: float = Field(1e-8, gt=0)
-    weight_decay: float = Field(0.05, ge=0)
+    eps: float = Field(1e-8, gt=0, le=1)
+    weight_decay: float = Field(0.05, ge=0, le=MAX_RATE)
     decay_1d: bool = False  # False: no weight decay on 1-D parameters (norms) and biases
-    clip_grad: Optional[float] = Field(5.0, gt=0)  # max global gradient norm; null = no clipping
+    clip_grad: Optional[float] = Field(5.0, gt=0, le=MAX_COUNT)  # max global gradient norm; null = no clipping
 
     @field_validator("name")
     @classmethod
@@ -158,8 +158,8 @@ class ScheduleSection(_Section):
     name: Literal["cosine", "linear", "step", "constant"] = "cosine"
     epochs: int = Field(300, gt=0, le=MAX_EPOCHS)
     warmup_epochs: int = Field(20, ge=0)
-    warmup_lr_base: float = Field(5e-7, ge=0)  # start of the linear warm-up, scaled by global batch / lr_base_batch
-    min_lr_base: float = Field(5e-6, ge=0)  # floor of the cosine, scaled the same way
+    warmup_lr_base: float = Field(5e-7, ge=0, le=MAX_RATE)  # start of the linear warm-up, scaled by global batch / lr_base_batch
+    min_lr_base: float = Field(5e-6, ge=0, le=MAX_RATE)  # floor of the cosine, scaled the same way
     per_step: bool = True  # update the lr after every optimizer step, not once per epoch
     warmup_prefix: bool = False  # False: the cosine spans all epochs, warm-up included (as released)
 
@@ -177,14 +177,14 @@ class AugmentSection(_Section):
 
     enabled: bool = True  # false: train images get the eval transform and no Mixup/CutMix
     auto_augment: Optional[str] = RELEASED_RAND_AUGMENT
-    color_jitter: float = Field(0.4, ge=0)  # timm skips it when auto_augment is set
+    color_jitter: float = Field(0.4, ge=0, le=MAX_RATE)  # timm skips it when auto_augment is set
     hflip: Probability = 0.5
     scale: list[float] = Field([0.08, 1.0], min_length=2, max_length=2)  # RandomResizedCrop area range
     re_prob: Probability = 0.25
     re_mode: Literal["pixel", "rand", "const"] = "pixel"
     re_count: int = Field(1, gt=0, le=MAX_REPEATS)
-    mixup: float = Field(0.8, ge=0)  # Mixup alpha (0 = off)
-    cutmix: float = Field(1.0, ge=0)  # CutMix alpha (0 = off)
+    mixup: float = Field(0.8, ge=0, le=MAX_RATE)  # Mixup alpha (0 = off)
+    cutmix: float = Field(1.0, ge=0, le=MAX_RATE)  # CutMix alpha (0 = off)
     mixup_prob: Probability = 1.0
     mixup_switch_prob: Probability = 0.5
     mixup_mode: Literal["batch", "pair", "elem"] = "batch"

@@ -329,10 +329,11 @@ def _max_depth(spec: SpaceSpec) -> int:
 
 def _check_values(spec: SpaceSpec) -> None:
     depth = _max_depth(spec)
-    for f in sorted(spec.base, key=lambda f: f != "depth"):
-        rule = _solo_error(f, spec.base[f], depth)
-        if rule:
-            raise SpecIssue(("base", f), spec.base[f], rule)
+    for section, fields in (("base", spec.base), ("throughput", spec.throughput.arch)):
+        for f in sorted(fields, key=lambda f: f != "depth"):
+            rule = _solo_error(f, fields[f], depth)
+            if rule:
+                raise SpecIssue((section, "arch", f) if section == "throughput" else (section, f), fields[f], rule)
     for f, knob in spec.space.items():
         if knob.choice is not None:
             for i, v in enumerate(knob.choice):

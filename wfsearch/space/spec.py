@@ -50,6 +50,7 @@ MAX_SEED = 2**32 - 1  # NumPy's and Optuna's samplers take seeds in [0, 2**32)
 MAX_CPUS, MAX_GPUS, MAX_THREADS = 4096, 1024, 4096
 MAX_COUNT = 10**9  # images, batches, concurrent trials
 MAX_REPEATS = 10_000  # timing loops
+MAX_RATE = 100.0  # learning rates and weight decay: a larger one only diverges
 
 
 class _Section(BaseModel):
@@ -255,13 +256,13 @@ class ProxySpec(_Section):
     """fidelity rungs: epochs after which a trial reports and may be stopped; the last is the full budget"""
     batch_size: int = Field(128, ge=1, le=MAX_COUNT)
     optimizer: Literal["adamw", "sgd"] = "adamw"
-    lr: float = Field(2e-3, gt=0)
+    lr: float = Field(2e-3, gt=0, le=MAX_RATE)
     """peak learning rate (cosine decay to min_lr after a linear warm-up)"""
-    min_lr: float = Field(1e-5, ge=0)
-    weight_decay: float = Field(0.05, ge=0)
-    warmup_epochs: float = Field(1.0, ge=0)
+    min_lr: float = Field(1e-5, ge=0, le=MAX_RATE)
+    weight_decay: float = Field(0.05, ge=0, le=MAX_RATE)
+    warmup_epochs: float = Field(1.0, ge=0, le=MAX_EPOCHS)
     label_smoothing: float = Field(0.1, ge=0, lt=1)
-    grad_clip: Optional[float] = Field(1.0, ge=0)
+    grad_clip: Optional[float] = Field(1.0, ge=0, le=MAX_COUNT)
     """clip the global gradient norm to this value (0 or null: no clipping)"""
     seed: int = Field(0, ge=0, le=MAX_SEED)
     """seed of initialization and data order (the same for every trial)"""
@@ -410,6 +411,17 @@ class Knob(_Section):
             if not float(self.step).is_integer():
                 raise ValueError(f"the step of an int range must be a whole number, got {self.step}")
             object.__setattr__(self, "step", int(self.step))
+        if self.step is not None:
+            lo, hi = self.range
+            n = (hi - lo) / self.step
+            if hi > lo and self.step > hi - lo:
+                raise ValueError(f"step {self.step:g} is larger than the range [{lo:g}, {hi:g}]; use a smaller step")
+            if n > MAX_COUNT:
+                raise ValueError(f"step {self.step:g} cuts [{lo:g}, {hi:g}] into more than {MAX_COUNT:,} values; "
+                                 "use a larger step, or none for a continuous range")
+            if abs(n - round(n)) > 1e-9 * max(1.0, n):
+                raise ValueError(f"step {self.step:g} does not divide [{lo:g}, {hi:g}]: make high - low a multiple "
+                                 "of the step")
         return self
 
     # ---- what the knob can take ----
