@@ -129,9 +129,12 @@ def empty_data(tmp_path_factory) -> Path:
 @given(key=st.sampled_from(RECIPE_NUMBERS), value=NUMBERS)
 def test_every_numeric_recipe_field(key, value, tmp_path_factory, empty_data, capsys):
     d = Recipe(model={"name": "weightformer_test"}).to_dict()
-    section, _, name = key.partition(".")
-    current = d[section][name]
-    d[section][name] = [value] * len(current) if isinstance(current, list) else value
+    *sections, name = key.split(".")
+    parent = d
+    for section in sections:
+        parent = parent[section]
+    current = parent[name]
+    parent[name] = [value] * len(current) if isinstance(current, list) else value
     path = tmp_path_factory.mktemp("recipe") / "r.yaml"
     path.write_text(yaml.safe_dump(d))
     out = path.parent / "run"

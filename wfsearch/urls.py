@@ -42,3 +42,29 @@ def mask_secrets(text: str, url: str) -> str:
     for secret in found:
         text = text.replace(secret, MASK).replace(quote(secret, safe=""), MASK)
     return text
+
+
+PIP_NAMES = {"psycopg2": "psycopg2-binary", "psycopg": "'psycopg[binary]'", "MySQLdb": "mysqlclient"}
+
+
+def missing_driver(url: str) -> str | None:
+    """Why the database driver ``url`` names cannot be used here, in one line with what to install; None when it
+    is installed (or the URL names no known database: the opener says so)."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        u = make_url(url)
+        dialect = u.get_dialect()
+    except Exception:
+        return None
+    try:
+        dialect.import_dbapi()
+        return None
+    except ImportError as e:
+        module = getattr(e, "name", None) or u.get_driver_name()
+    backend = u.get_backend_name()
+    text = f"the {backend} driver {module!r} ({backend}+{u.get_driver_name()}://) is not installed: pip install " \
+           f"{PIP_NAMES.get(module, module)}"
+    if backend == "postgresql" and module != "psycopg2":
+        text += ", or write postgresql+psycopg2://... and pip install 'wfsearch[postgresql]'"
+    return text

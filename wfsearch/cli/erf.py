@@ -111,8 +111,11 @@ def _folder_images(root: Path, n: int, size: int):
 
     from wfsearch.errors import UserError
 
+    from wfsearch.proxy.imagefolder import quiet_pillow
+
     if not root.is_dir():
         raise UserError(f"--imagefolder: {root}: no such folder")
+    quiet_pillow()
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp", ".webp"))[:n]
     if not files:
         raise UserError(f"--imagefolder: {root}: holds no .jpg/.jpeg/.png/.bmp/.webp images")

@@ -104,8 +104,9 @@ class DataSection(_Section):
     val: str = "/data/imagenet/val"
     img_size: int = Field(224, gt=0, le=MAX_SIZES["img_size"])
     interpolation: Literal["bicubic", "bilinear", "nearest"] = "bicubic"
-    mean: Annotated[list[float], AfterValidator(_rgb)] = Field(default_factory=lambda: list(IMAGENET_MEAN))
-    std: Annotated[list[Annotated[float, Field(gt=0)]], AfterValidator(_rgb)] = Field(
+    # channel statistics of pixel values in [0, 1]
+    mean: Annotated[list[Probability], AfterValidator(_rgb)] = Field(default_factory=lambda: list(IMAGENET_MEAN))
+    std: Annotated[list[Annotated[float, Field(gt=0, le=1)]], AfterValidator(_rgb)] = Field(
         default_factory=lambda: list(IMAGENET_STD))
     crop_pct: float = Field(0.875, gt=0, le=1)  # eval: resize to img_size / crop_pct, center crop img_size
     crop_mode: Literal["squash", "center", "border"] = "squash"  # the released eval resizes both sides, then crops

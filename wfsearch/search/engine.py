@@ -11,6 +11,7 @@ import logging
 import math
 import os
 import platform
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,12 +26,15 @@ from wfsearch.errors import UserError
 from wfsearch.gpu import gpu_count, gpu_info
 from wfsearch.study import (Status, TrialRecord, archive_study, as_dicts, cached_result,
                             fail_stale_trials, known_results, open_storage,
-                            pareto_front, read_records, references_study_name, safe_url, sqlite_path, study_dir)
+                            pareto_front, read_records, references_study_name, safe_url, sqlite_path, study_attrs,
+                            study_dir)
 from wfsearch.study.connect import engine_options
 from wfsearch.study.lease import StudyBusy, StudyLease, study_lease
 from wfsearch.study.naming import default_storage_url
 from wfsearch.study.hypervolume import BOX_ATTR, HypervolumeBox
 from wfsearch.study.record import outcome_attrs
+from wfsearch.study.rows import check_values_stored
+from wfsearch.study.sqlite import checkpoint_wal
 
 from .budget import DistinctBudget
 from .sampler import NATIVE_CONSTRAINTS, SpaceFunction, make_sampler, objective_names  # noqa: F401 (re-exported)
@@ -203,6 +207,7 @@ def prepare_study(spec: Any, fresh: bool = False
     lease = study_lease(study)
     lease.acquire()
     try:
+        check_values_stored(study)
         _prepare_attrs(spec, study, existing, names, directions)
         fail_stale_trials(study)  # safe: no other live run holds the study
     except BaseException:
@@ -213,12 +218,13 @@ def prepare_study(spec: Any, fresh: bool = False
 
 def _prepare_attrs(spec: Any, study: optuna.Study, existing: set[str], names: list[str], directions: list[str]) -> None:
     if spec.study.name in existing:
-        old = [o["name"] for o in study.user_attrs.get("objectives", [])]
+        stored = study_attrs(study)
+        old = [o["name"] for o in stored.get("objectives", [])]
         if old and old != names:
             raise UserError(f"study {spec.study.name!r} in {safe_url(storage_url(spec))}: it was run with objectives {old}, "
                             f"the spec now says {names}; use --fresh to start a new study (the old one is kept)")
-        if study.user_attrs.get("spec_hash") not in (None, spec.hash):
-            change = spec_change(study.user_attrs.get("spec"), spec)
+        if stored.get("spec_hash") not in (None, spec.hash):
+            change = spec_change(stored.get("spec"), spec)
             if change:
                 raise UserError(f"{getattr(spec, 'path', None) or 'spec'}: {change}: the spec changed since study "
                                 f"{spec.study.name!r} started, and trials of both would share one front; keep the "
@@ -238,7 +244,10 @@ def _prepare_attrs(spec: Any, study: optuna.Study, existing: set[str], names: li
 
 def preflight_data(spec: Any, cache_dir: str) -> None:
     """Load a real dataset once on the driver: a missing folder is one clear line before Ray starts,
-    and the decoded tensors land in the study's cache for every worker."""
+    and the decoded tensors land in the study's cache for every worker. A bad WFSEARCH_LOCK_DIR is one line too."""
+    from wfsearch.proxy.devicelock import lock_dir
+
+    lock_dir()
     if spec.proxy.dataset.name == "synthetic":
         return
     from wfsearch.proxy.data import load_dataset
@@ -314,21 +323,44 @@ def keep_on_loopback() -> None:
         ray_constants.ENABLE_RAY_CLUSTER = False
 
 
-def _concurrency(spec: Any) -> int:
-    import ray
+def _concurrency(spec: Any, res: dict | None = None, where: str = "the Ray cluster") -> int:
+    """How many trials run at once on ``res`` (default: the Ray cluster's resources); a trial larger than
+    ``where`` is one `UserError` line naming the key."""
+    if res is None:
+        import ray
 
-    res = ray.cluster_resources()
+        res = ray.cluster_resources()
     cpus = spec.resources.cpus_per_trial
     gpus = spec.resources.gpus_per_trial
     fit = int(res.get("CPU", 1) // cpus) if cpus else 1_000_000
     if gpus:
         fit = min(fit, int(res.get("GPU", 0) // gpus))
     if fit < 1:
-        raise UserError(f"resources: a trial needs {cpus} CPU and {gpus} GPU but the Ray cluster has "
-                        f"{res.get('CPU', 0)} CPU and {res.get('GPU', 0)} GPU; lower resources.cpus_per_trial/gpus_per_trial")
+        key, value = ("cpus_per_trial", cpus) if res.get("CPU", 0) < cpus else ("gpus_per_trial", gpus)
+        raise UserError(f"{getattr(spec, 'path', None) or 'spec'}: resources.{key}: {value:g}: a trial needs {cpus:g} "
+                        f"CPU and {gpus:g} GPU, but {where} has {res.get('CPU', 0):g} CPU and {res.get('GPU', 0):g} "
+                        "GPU, so no trial could ever start; lower resources.cpus_per_trial/gpus_per_trial")
     if spec.resources.max_concurrent:
         fit = min(fit, spec.resources.max_concurrent)
     return max(1, fit)
+
+
+REMOTE_WAIT_S = 6 * 3600.0  # the longest a reference's evaluation or the speed calibration may take
+
+
+def _await(future: Any, spec: Any, what: str, poll_s: float = 10.0) -> Any:
+    """``ray.get(future)``, bounded: refused with one line as soon as the cluster can no longer fit a trial
+    (a node left), and after ``REMOTE_WAIT_S``."""
+    import ray
+
+    deadline = time.monotonic() + REMOTE_WAIT_S
+    while not ray.wait([future], timeout=poll_s)[0]:
+        _concurrency(spec)
+        if time.monotonic() > deadline:
+            ray.cancel(future, force=True)
+            raise UserError(f"{what}: no result after {REMOTE_WAIT_S / 3600:g} h; check the Ray cluster "
+                            f"(`ray status`) and run again")
+    return ray.get(future)
 
 
 def evaluate_references(spec: Any, storage: optuna.storages.RDBStorage, settings: dict) -> list[optuna.trial.FrozenTrial]:
@@ -346,7 +378,7 @@ def evaluate_references(spec: Any, storage: optuna.storages.RDBStorage, settings
                             max_retries=2)(_evaluate_reference)
         futures = [(r, remote.remote(_reference_target(spec, r), settings)) for r in todo]
         for ref, fut in futures:
-            result = ray.get(fut)
+            result = _await(fut, spec, f"reference {ref.name}")
             status = Status.of(result.get("status"))
             attrs = {**outcome_attrs(result, status, result.get("status_reason") or status.value, kind="reference"),
                      "reference_name": ref.name}
@@ -395,14 +427,14 @@ def throughput_scale(spec: Any, study: optuna.Study, settings: dict) -> float | 
     reference = spec.throughput.reference
     if not reference or settings.get("noop"):
         return None
-    known = study.user_attrs.get(SCALE_ATTR) or {}
+    known = study_attrs(study).get(SCALE_ATTR) or {}
     if known.get("reference") == reference and known.get("img_s"):
         return float(known["img_s"])
     import ray
 
     remote = ray.remote(num_cpus=spec.resources.cpus_per_trial, num_gpus=spec.resources.gpus_per_trial,
                         max_retries=2)(_measure_reference)
-    costs = ray.get(remote.remote(reference, settings))
+    costs = _await(remote.remote(reference, settings), spec, f"the speed calibration of {reference}")
     samples = [*costs.get("throughput_samples", []), *costs.get("reference_samples", [])]
     if not samples:
         return None
@@ -442,10 +474,24 @@ def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, pr
             _remove_if_empty(spec, sdir, new_folder)
         if isinstance(e, UserError):
             raise
-        err = _storage_error(spec, e)
+        err = _storage_error(spec, e) or _ray_error(e)
         if err is not None:
             raise err from None
         raise
+
+
+def _ray_error(e: BaseException) -> UserError | None:
+    """One line for a Ray failure (a node declared dead, a worker lost, a mistake inside a task), else None."""
+    ray = sys.modules.get("ray")
+    if ray is None or not isinstance(e, ray.exceptions.RayError):
+        return None
+    cause = getattr(e, "cause", None)
+    if isinstance(cause, UserError):
+        return UserError(str(cause))
+    text = " ".join(str(cause or e).split())[:200] or type(e).__name__
+    return UserError(f"the Ray cluster failed ({type(e).__name__}: {text}); the study holds every trial that "
+                     "finished before: run the same command again to continue (on a busy machine, with fewer "
+                     "trials at once: resources.max_concurrent)")
 
 
 def _storage_error(spec: Any, e: BaseException) -> UserError | None:
@@ -500,6 +546,8 @@ def _remove_if_empty(spec: Any, sdir: Path, new_folder: bool) -> None:
 def _run_search(spec: Any, *, address: str | None, fresh: bool, progress: bool, noop: bool,
                 time_budget_s: float | None, stream: Any) -> RunSummary:
     t0 = time.monotonic()
+    if address is None:  # a local cluster: a trial larger than this machine is refused before anything is made
+        _concurrency(spec, {"CPU": os.cpu_count() or 1, "GPU": gpu_count()}, "this machine")
     study, storage, archived, lease = prepare_study(spec, fresh)
 
     def mark_interrupted(signum: int) -> int:
@@ -518,6 +566,7 @@ def _run_search(spec: Any, *, address: str | None, fresh: bool, progress: bool, 
     finally:
         stop.restore()
         lease.release()
+        checkpoint_wal(sqlite_path(storage_url(spec)))  # the study whole in optuna.db, however the run ended
 
 
 def _search(spec: Any, study: optuna.Study, storage: optuna.storages.RDBStorage, archived: str | None,
@@ -539,9 +588,10 @@ def _search(spec: Any, study: optuna.Study, storage: optuna.storages.RDBStorage,
                 "max_epochs": max_epochs}
     preflight_data(spec, settings["cache_dir"])
     init_ray(address, sdir)
+    concurrency = _concurrency(spec)  # before anything waits on Ray: a task larger than the cluster never runs
     stop.install()  # ray.init sets its own SIGTERM handler
     settings["reference_img_s"] = throughput_scale(spec, study, settings)
-    settings["seed_noise"] = study.user_attrs.get("seed_noise")
+    settings["seed_noise"] = study_attrs(study).get("seed_noise")
     references = evaluate_references(spec, storage, settings) if spec.references else []
 
     finished_states = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -576,7 +626,6 @@ def _search(spec: Any, study: optuna.Study, storage: optuna.storages.RDBStorage,
         if h and h not in known and (r.state == TrialState.PRUNED or r.trained):
             known[h] = cached_result(r, max_epochs)
 
-    concurrency = _concurrency(spec)
     prog.concurrency = concurrency
     trainable = tune.with_resources(tune.with_parameters(run_trial, settings=settings),
                                     {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial})

@@ -19,7 +19,7 @@ from typing import Any, Callable, Optional
 
 from wfsearch.arch.config import ENUMS, MAX_SIZES, ArchConfig
 from wfsearch.gpu import gpu_memory
-from wfsearch.urls import safe_url
+from wfsearch.urls import missing_driver, safe_url
 
 from .spec import (CIFAR10_CLASSES, DATASET_CLASSES, SYNTHETIC_CLASSES, SYNTHETIC_SIZES, Knob, SpaceSize, SpaceSpec,
                    _did_you_mean, _is_int, _same,
@@ -148,17 +148,13 @@ def _check_storage(url: str) -> None:
         raise SpecIssue(where, safe_url(url), f"not a database URL ({e}); e.g. sqlite:///studies/NAME/optuna.db or "
                                              "postgresql+psycopg2://user@host/db") from None
     try:
-        dialect = parsed.get_dialect()
+        parsed.get_dialect()
     except NoSuchModuleError:
         raise SpecIssue(where, safe_url(url), f"unknown database {parsed.drivername!r}; use sqlite:///PATH or "
                                              "postgresql+psycopg2://USER@HOST/DB (any SQLAlchemy URL)") from None
-    try:
-        dialect.import_dbapi()
-    except ImportError as e:
-        driver = getattr(e, "name", None) or parsed.get_driver_name()
-        raise SpecIssue(where, safe_url(url), f"the {parsed.get_backend_name()} driver {driver!r} is not installed; "
-                                             f"pip install it, or name an installed one (e.g. postgresql+psycopg2://, "
-                                             "which wfsearch[test] installs)") from None
+    missing = missing_driver(url)
+    if missing:
+        raise SpecIssue(where, safe_url(url), missing)
 
 
 def data_root_issue(spec: SpaceSpec) -> Optional[str]:

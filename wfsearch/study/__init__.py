@@ -13,7 +13,7 @@ from .constraints import as_dicts, constraint_values, first_violation, holds, vi
 from .front import dominated_hypervolume, hypervolume_history, nondominated_ranks, pareto_front, pareto_order, reference_point
 from .naming import check_study_name, mask_secrets, references_study_name, safe_url, study_dir
 from .record import CONSTRAINTS_ATTR, Status, TrialRecord, cached_result, known_results, outcome_attrs
-from .snapshot import GROUPS, StudySnapshot, objective_names, read_records, read_study, snapshot
+from .snapshot import GROUPS, StudySnapshot, objective_names, read_records, read_study, snapshot, study_attrs
 from .storage import OpenStudy, archive_study, fail_stale_trials, open_storage, open_study, sqlite_path
 
 __all__ = [
@@ -21,6 +21,6 @@ __all__ = [
     "dominated_hypervolume", "hypervolume_history", "nondominated_ranks", "pareto_front", "pareto_order", "reference_point",
     "check_study_name", "mask_secrets", "references_study_name", "safe_url", "study_dir",
     "CONSTRAINTS_ATTR", "Status", "TrialRecord", "cached_result", "known_results", "outcome_attrs",
-    "GROUPS", "StudySnapshot", "objective_names", "read_records", "read_study", "snapshot",
+    "GROUPS", "StudySnapshot", "objective_names", "read_records", "read_study", "snapshot", "study_attrs",
     "OpenStudy", "archive_study", "fail_stale_trials", "open_storage", "open_study", "sqlite_path",
 ]

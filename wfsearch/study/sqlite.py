@@ -128,3 +128,21 @@ def storage_error(url_shown: str, e: BaseException, writing: bool = True) -> Use
         return UserError(f"{url_shown}: disk I/O error{' while writing' if writing else ''}; check the disk "
                          "(full, removed or failing) and run the same command again")
     return None
+
+
+def checkpoint_wal(path: Path | None) -> None:
+    """Move a WAL-mode database's log into the file itself, so that ``optuna.db`` alone (a copy, a backup) holds
+    the whole study; a failure is logged, never raised (the log stays beside it, as valid as before)."""
+    import logging
+    import sqlite3
+
+    if path is None or not path.is_file():
+        return
+    try:
+        con = sqlite3.connect(path, timeout=5)
+        try:
+            con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            con.close()
+    except sqlite3.Error as e:
+        logging.getLogger(__name__).warning("%s: could not fold the write-ahead log into it (%s)", path, e)

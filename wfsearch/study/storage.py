@@ -8,7 +8,9 @@ from __future__ import annotations
 import datetime
 import errno
 import logging
+import os
 import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import optuna
 from optuna.trial import TrialState
 
 from wfsearch.errors import UserError
+from wfsearch.urls import missing_driver
 
 from .connect import SQLITE_BUSY_TIMEOUT_S, cannot_open, engine_options
 from .record import Status
@@ -41,6 +44,8 @@ def open_storage(url: str, create: bool = True) -> optuna.storages.RDBStorage:
             raise storage_error(str(path), PermissionError(errno.EROFS, "read-only"))
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.exists():
+                _create_database(path)
             con = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S)
             try:
                 con.execute("PRAGMA journal_mode=WAL")
@@ -49,12 +54,45 @@ def open_storage(url: str, create: bool = True) -> optuna.storages.RDBStorage:
         except (OSError, sqlite3.Error) as e:
             raise (storage_error(str(path), e) or UserError(f"{path}: cannot open the study database ({e})")) from None
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_options(url), skip_compatibility_check=False)
+        return _rdb_storage(url)
     except Exception as e:  # bad URL, unreachable server, missing driver, a damaged file
         if path is None:
             raise UserError(cannot_open(url, e)) from None
         reason = mask_secrets(str(e).splitlines()[0] if str(e) else "", url)
         raise (storage_error(str(path), e) or UserError(f"{path}: cannot open ({type(e).__name__}: {reason})")) from None
+
+
+def _create_database(path: Path) -> None:
+    """A new, empty WAL-mode SQLite file at ``path``, made beside it and linked into place: a run starting at the
+    same moment finds no file or a whole one, never an empty one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.new")
+    con = sqlite3.connect(tmp)
+    try:
+        con.execute("PRAGMA journal_mode=WAL")
+    finally:
+        con.close()
+    try:
+        os.link(tmp, path)
+    except FileExistsError:  # another run made it first
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _rdb_storage(url: str, tries: int = 5) -> optuna.storages.RDBStorage:
+    """Optuna's storage on ``url``; two runs creating the tables of a new database at once race (one finds a table
+    the other has just made), so that is tried again, up to ``tries`` times."""
+    for attempt in range(tries):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_options(url), skip_compatibility_check=False)
+        except Exception as e:
+            text = str(getattr(e, "orig", None) or e).lower()
+            racing = "already exists" in text or "unique constraint" in text or "duplicate" in text
+            if not racing or attempt == tries - 1:
+                raise
+            log.info("storage %s: another process is creating its tables; trying again", safe_url(url))
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def fail_stale_trials(study: optuna.Study, reason: str = "interrupted: the run stopped while it was running") -> int:
@@ -141,6 +179,9 @@ def open_study(path: str | Path | None = None, storage: str | None = None,
         rdb = optuna.storages.RDBStorage(url, engine_kwargs=engine_options(url), skip_table_creation=True)
         names = [s.study_name for s in rdb.get_all_studies()]
     except (ValueError, ImportError) as e:
+        missing = missing_driver(storage)
+        if missing:
+            raise UserError(f"--storage: {safe_url(storage)!r}: {missing}") from None
         raise UserError(f"--storage: {safe_url(storage)!r}: cannot open "
                         f"({mask_secrets(str(e).splitlines()[0], storage)})") from None
     except Exception as e:  # sqlalchemy.exc.* (no tables, unreachable server, locked, full disk ...)
