@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import sqlite3
 import time
 import typing
@@ -28,6 +29,9 @@ from wfsearch.cli import main
 from wfsearch.errors import UserError
 from wfsearch.export import Recipe
 from wfsearch.space import SpaceSpec
+
+from test_export import pristine_study  # noqa: F401 (fixture: the smoke study as `wfsearch run` lays it out)
+from test_storage_faults import _remount, mount_point  # noqa: F401 (fixture: a tmpfs, when this process may mount)
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "spaces" / "smoke.yaml"
@@ -201,16 +205,6 @@ READERS = [["show", "{s}"], ["show", "{s}", "--all"], ["show", "{s}", "--json"],
            ["export", "{s}", "--pick", "min params where accuracy >= 0.3", "--output", "{o}", "--force"]]
 
 
-@pytest.fixture(scope="module")
-def stored(tmp_path_factory) -> Path:
-    """The smoke study as `wfsearch run` lays it out: search trials, a reference, pruned, failed, infeasible."""
-    from test_export import make_smoke_study
-
-    folder = tmp_path_factory.mktemp("stored") / "studies" / "smoke"
-    make_smoke_study(folder)
-    return folder
-
-
 def _attr_keys(db: Path) -> tuple[list[tuple[int, str]], list[str]]:
     con = sqlite3.connect(db)
     try:
@@ -248,39 +242,161 @@ def corrupt(db: Path, target: tuple, value) -> None:
 
 
 @pytest.fixture(scope="module")
-def targets(stored) -> list[tuple]:
-    trial, study = _attr_keys(stored / "optuna.db")
+def targets(pristine_study) -> list[tuple]:
+    trial, study = _attr_keys(pristine_study / "optuna.db")
     return [("trial", n, k) for n, k in trial] + [("study", k) for k in study] + [("value", n) for n in range(4)]
 
 
-@fuzz(60)
-@given(data=st.data(), value=JSON_VALUES | st.just(REMOVED), reader=st.sampled_from(READERS))
-def test_every_stored_attribute_of_another_type(data, value, reader, stored, targets, tmp_path_factory, capsys):
-    target = data.draw(st.sampled_from(targets))
-    folder = tmp_path_factory.mktemp("corrupt") / "studies" / "smoke"
+def corrupted_copy(pristine: Path, tmp_path_factory, target: tuple, value) -> Path:
+    """A copy of the study at ``pristine`` (``.../studies/<name>``) with one attribute corrupted."""
+    folder = tmp_path_factory.mktemp("corrupt") / "studies" / pristine.name
     folder.mkdir(parents=True)
-    (folder / "optuna.db").write_bytes((stored / "optuna.db").read_bytes())
+    shutil.copy(pristine / "optuna.db", folder / "optuna.db")
     corrupt(folder / "optuna.db", target, value)
-    n = target[1] if target[0] in ("trial", "value") and isinstance(target[1], int) else 0
-    args = [a.format(s=folder, n=n, o=folder / "out.yaml") for a in reader]
-    ends_cleanly(args, capsys)
+    return folder
+
+
+@fuzz(40)
+@given(data=st.data(), value=JSON_VALUES | st.just(REMOVED), reader=st.sampled_from(READERS))
+def test_every_stored_attribute_of_another_type(data, value, reader, pristine_study, targets, tmp_path_factory,
+                                                capsys):
+    target = data.draw(st.sampled_from(targets))
+    folder = corrupted_copy(pristine_study, tmp_path_factory, target, value)
+    n = target[1] if target[0] in ("trial", "value") else 0
+    ends_cleanly([a.format(s=folder, n=n, o=folder / "out.yaml") for a in reader], capsys)
+
+
+def _one_line_or_nothing(fn, *args) -> None:
+    try:
+        fn(*args)
+    except UserError as e:
+        assert "\n" not in str(e).strip(), str(e)
 
 
 @fuzz(15)
 @given(data=st.data(), value=JSON_VALUES | st.just(REMOVED))
-def test_the_report_reads_every_stored_attribute_of_another_type(data, value, stored, targets, tmp_path_factory):
-    """What the report draws (`report_data`: every table and figure's data) from a corrupted study: one
-    `UserError` line at most."""
-    from wfsearch.report import report_data, scaling_data
+def test_the_report_reads_every_stored_attribute_of_another_type(data, value, pristine_study, targets,
+                                                                  tmp_path_factory):
+    """What the report draws (`report_data`: every table's and figure's data, the resolution sweep aside: it
+    reads no attribute but the stored spec's throughput section) from a corrupted study."""
+    from wfsearch.report import render_html, report_data
     from wfsearch.study import read_study
 
-    target = data.draw(st.sampled_from(targets))
-    folder = tmp_path_factory.mktemp("corrupt") / "studies" / "smoke"
-    folder.mkdir(parents=True)
-    (folder / "optuna.db").write_bytes((stored / "optuna.db").read_bytes())
-    corrupt(folder / "optuna.db", target, value)
-    try:
-        view = read_study(folder)
-        report_data(view, scaling_data(view, measure=False))
-    except UserError as e:
-        assert "\n" not in str(e)
+    folder = corrupted_copy(pristine_study, tmp_path_factory, data.draw(st.sampled_from(targets)), value)
+    _one_line_or_nothing(lambda path: render_html(report_data(read_study(path))), folder)
+
+
+@pytest.fixture(scope="module")
+def run_study(tmp_path_factory) -> Path:
+    """A study as `wfsearch run` prepares it (its spec, hardware, objectives), with a trained and a pruned trial."""
+    from wfsearch.search.engine import prepare_study
+    from wfsearch.space import load_spec
+
+    from test_export import SEARCH_TRIALS, TEST_SIZE
+
+    folder = tmp_path_factory.mktemp("run") / "studies" / "smoke"
+    spec = load_spec(SMOKE, [f"study.storage=sqlite:///{folder / 'optuna.db'}"])
+    study, _, _, lease = prepare_study(spec)
+    study.set_user_attr("throughput_scale", {"reference": spec.throughput.reference, "img_s": 900.0})
+    study.set_user_attr("seed_noise", 0.01)
+    for i, (overrides, acc, tput) in enumerate(SEARCH_TRIALS[:2]):
+        arch = ArchConfig(**{**TEST_SIZE, **overrides})
+        attrs = {"kind": "search", "arch": arch.to_dict(), "arch_hash": arch.hash, "status": "ok",
+                 "status_reason": "ok", "metrics": {"accuracy": acc, "throughput": tput}, "costs": {"params": 1e4},
+                 "curve": [{"epoch": 1, "accuracy": acc, "loss": 1.0}], "proxy": {"epochs": [1]}, "constraints": [0.0]}
+        state = optuna.trial.TrialState.COMPLETE if i == 0 else optuna.trial.TrialState.PRUNED
+        study.add_trial(optuna.trial.create_trial(state=state, values=[acc, tput] if i == 0 else None,
+                                                  user_attrs=attrs))
+    lease.release()
+    return folder
+
+
+@fuzz(12)
+@given(data=st.data(), value=JSON_VALUES | st.just(REMOVED))
+def test_the_run_reads_every_stored_attribute_of_another_type(data, value, run_study, tmp_path_factory):
+    """What `wfsearch run` reads of a study it continues, before Ray starts: the lease, the spec and the
+    objectives it compares, the speed scale and seed noise, and every trial's known result."""
+    from wfsearch.search.engine import distinct_budget, known_results, pareto_candidates, prepare_study, search_records
+    from wfsearch.space import load_spec
+    from wfsearch.study import study_attrs
+
+    trial, study = _attr_keys(run_study / "optuna.db")
+    target = data.draw(st.sampled_from([("trial", n, k) for n, k in trial] + [("study", k) for k in study]
+                                       + [("study", "run_lease")]))
+    folder = corrupted_copy(run_study, tmp_path_factory, target, value)
+    spec = load_spec(SMOKE, [f"study.storage=sqlite:///{folder / 'optuna.db'}"])
+
+    def continue_run() -> None:
+        study, _, _, lease = prepare_study(spec)
+        try:
+            study_attrs(study)
+            records = search_records(study, (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))
+            known_results(records, spec.proxy.max_epochs)
+            distinct_budget(spec, records)
+            pareto_candidates(records)
+        finally:
+            lease.release()
+
+    _one_line_or_nothing(continue_run)
+
+
+# --------------------------------------------------------------------------- output paths
+KINDS = ["link to a file", "dangling link", "link to a folder", "FIFO", "folder", "read-only place"]
+WRITERS = {"report": ["report", "{s}", "--no-scaling", "-o", "{p}"],
+           "export": ["export", "{s}", "--trial", "0", "--force", "--output", "{p}"],
+           "schema": ["schema", "-o", "{p}"]}
+
+
+def _make(kind: str, where: Path, mount: Path | None) -> Path:
+    path = where / "out.txt"
+    if kind == "link to a file":
+        (where / "target.txt").write_text("old")
+        path.symlink_to(where / "target.txt")
+    elif kind == "dangling link":
+        path.symlink_to(where / "target.txt")
+    elif kind == "link to a folder":
+        (where / "target").mkdir()
+        path.symlink_to(where / "target")
+    elif kind == "FIFO":
+        os.mkfifo(path)
+    elif kind == "folder":
+        path.mkdir()
+    else:
+        path = mount / "out.txt"
+    return path
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("writer", sorted(WRITERS))
+def test_every_output_path_kind(writer, kind, pristine_study, tmp_path, request, capsys):
+    """A link to a file (or to where one will be) is written through and kept; a FIFO, a folder (or a link to
+    one) and a read-only place are refused with one line and left as they were."""
+    mount = None
+    if kind == "read-only place":
+        mount = request.getfixturevalue("mount_point")
+        _remount(mount, "ro")
+    path = _make(kind, tmp_path, mount)
+    before = sorted(p.name for p in path.parent.iterdir())
+    args = [a.format(s=pristine_study, p=path) for a in WRITERS[writer]]
+    rc, _, err = ends_cleanly(args, capsys, within_s=60, codes=(0,) if "file" in kind or "dangling" in kind else (2,))
+    if rc == 0:
+        assert path.is_symlink() and (tmp_path / "target.txt").stat().st_size > 100
+    else:
+        assert ("a read-only file system" if mount else "wfsearch writes a regular file only") in err
+        assert sorted(p.name for p in path.parent.iterdir()) == before and (path.is_fifo() or path.is_dir()
+                                                                             or mount is not None)
+
+
+@pytest.mark.parametrize("kind", ["file", "FIFO", "read-only place"])
+def test_erf_output_folder_kinds(kind, tmp_path, request, capsys):
+    if kind == "read-only place":
+        out = request.getfixturevalue("mount_point")
+        _remount(out, "ro")
+    elif kind == "FIFO":
+        os.mkfifo(tmp_path / "erf")
+        out = tmp_path / "erf"
+    else:
+        (tmp_path / "erf").write_text("x")
+        out = tmp_path / "erf"
+    rc, _, err = ends_cleanly(["erf", "--model", "resnet18", "--out", out], capsys, codes=(2,))
+    assert "--out: " in err

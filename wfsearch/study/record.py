@@ -108,7 +108,7 @@ class TrialRecord:
             values=tuple(t.values) if t.values is not None else None, kind=str(a.get("kind", "search")),
             name=a.get("reference_name"), arch=a.get("arch"), arch_hash=a.get("arch_hash"),
             deployed_arch=a.get("deployed_arch"), timm_model=a.get("timm_model"),
-            metrics=dict(a.get("metrics") or {}), costs=dict(a.get("costs") or {}), curve=_curve(a.get("curve")),
+            metrics=dict(a.get("metrics") or {}), costs=dict(a.get("costs") or {}), curve=_curve(a.get("curve"), t.number),
             proxy=dict(a.get("proxy") or {}), params=dict(t.params),
             constraints=tuple(c if finite(c) else math.nan for c in a.get(CONSTRAINTS_ATTR) or ()),
             datetime_start=t.datetime_start, datetime_complete=t.datetime_complete,
@@ -172,9 +172,13 @@ def _is_a(value: Any, kind: Any) -> bool:
     return isinstance(value, kind) and not (isinstance(value, bool) and kind is not bool)
 
 
-def _curve(points: Any) -> tuple:
-    """The stored curve's points that have a finite epoch (a damaged point is left out)."""
-    return tuple(p for p in points or () if isinstance(p, dict) and finite(p.get("epoch")))
+def _curve(points: Any, number: int) -> tuple:
+    """The stored curve's points that have a finite epoch (a damaged point is left out, and logged)."""
+    kept = tuple(p for p in points or () if isinstance(p, dict) and finite(p.get("epoch")))
+    if len(kept) < len(points or ()):
+        log.warning("trial %d: stored 'curve' holds %d point(s) that are not {epoch, accuracy, loss} mappings; "
+                    "left out", number, len(points) - len(kept))
+    return kept
 
 
 def _constraints_hold(t: FrozenTrial) -> bool:
