@@ -291,6 +291,7 @@ def run_study(tmp_path_factory) -> Path:
     """A study as `wfsearch run` prepares it (its spec, hardware, objectives), with a trained and a pruned trial."""
     from wfsearch.search.engine import prepare_study
     from wfsearch.space import load_spec
+    from wfsearch.study.sqlite import checkpoint_wal
 
     from test_export import SEARCH_TRIALS, TEST_SIZE
 
@@ -308,6 +309,7 @@ def run_study(tmp_path_factory) -> Path:
         study.add_trial(optuna.trial.create_trial(state=state, values=[acc, tput] if i == 0 else None,
                                                   user_attrs=attrs))
     lease.release()
+    checkpoint_wal(folder / "optuna.db")  # its connections stay open: the study into optuna.db, to be copied
     return folder
 
 

@@ -219,7 +219,7 @@ def prepare_study(spec: Any, fresh: bool = False
 def _prepare_attrs(spec: Any, study: optuna.Study, existing: set[str], names: list[str], directions: list[str]) -> None:
     if spec.study.name in existing:
         stored = study_attrs(study)
-        old = [o["name"] for o in stored.get("objectives", [])]
+        old = [o["name"] for o in stored.get("objectives") or []]
         if old and old != names:
             raise UserError(f"study {spec.study.name!r} in {safe_url(storage_url(spec))}: it was run with objectives {old}, "
                             f"the spec now says {names}; use --fresh to start a new study (the old one is kept)")

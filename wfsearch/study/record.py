@@ -101,7 +101,7 @@ class TrialRecord:
         a = readable_attrs(t.user_attrs, TRIAL_ATTR_TYPES, f"trial {t.number}")
         reason = str(a.get("status_reason") or "")
         status = Status.of(a.get("status") or reason, t.state) if t.state.is_finished() else None
-        if status is Status.OK and not _constraints_hold(t):
+        if status is Status.OK and not _constraints_hold(t, a):
             status = Status.INFEASIBLE  # a native Optuna constraint says so (studies of other tools)
         return cls(
             number=t.number, state=t.state, status=status, reason=reason or (status.value if status else ""),
@@ -181,10 +181,10 @@ def _curve(points: Any, number: int) -> tuple:
     return kept
 
 
-def _constraints_hold(t: FrozenTrial) -> bool:
+def _constraints_hold(t: FrozenTrial, attrs: dict[str, Any]) -> bool:
     """No constraint violated: Optuna's own (``system_attrs``) nor the engine's user attribute."""
-    for cons in (t.system_attrs.get("constraints"), t.user_attrs.get(CONSTRAINTS_ATTR)):
-        values = cons.values() if isinstance(cons, dict) else (cons or [])
+    for cons in (t.system_attrs.get("constraints"), attrs.get(CONSTRAINTS_ATTR)):
+        values = cons.values() if isinstance(cons, dict) else cons if isinstance(cons, (list, tuple)) else []
         if any(finite(c) and c > 0.0 for c in values):
             return False
     return True
