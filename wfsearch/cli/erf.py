@@ -19,12 +19,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "feature with respect to the input, accumulated over images (the study's proxy validation "
                     "images, or --imagefolder). Writes a heat-map PNG per model, grid.png and erf.json "
                     "(per model: the share of ERF mass outside the static network's theoretical receptive "
-                    "field, and the radii holding 50%% / 90%% of the mass), which `wfsearch report` shows.",
+                    "field, and the radii holding 50% / 90% of the mass), which `wfsearch report` shows.",
         **examples(
             "wfsearch erf studies/predictors --front --references          # untrained",
             "wfsearch erf studies/predictors --trial 3 --trained           # also after the proxy training",
             "wfsearch erf --model deit_tiny_patch16_224 --img-size 224 --imagefolder ~/imagenet/val",
-            "wfsearch erf --recipe studies/predictors/recipes/trial3.yaml --checkpoint out/last.pth.tar",
+            "wfsearch erf --recipe studies/predictors/recipes/trial-3.yaml --checkpoint studies/predictors/runs/trial-3/last.pth",
         ))
     p.add_argument("study", nargs="?", metavar="STUDY", help="a study folder (studies/<name>)")
     p.add_argument("--trial", type=int, action="append", default=[], metavar="N", help="a trial of STUDY (repeatable)")
