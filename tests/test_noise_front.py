@@ -135,7 +135,7 @@ def test_show_report_and_pick_say_when_front_members_are_indistinguishable(tmp_p
     view = read_study(folder)
     text = show_text(view)
     # the re-sample of trial 0 is not a second point: 2 on the front, as `run` and --pick count it
-    assert "2 on the Pareto front" in text and "1 trained trial re-sampled" in text
+    assert "2 on the Pareto front" in text and "1 repeat of an architecture already evaluated" in text
     assert "noise: trials 0 and 1 are indistinguishable within noise" in text
     assert "0.5200 [0.4700, 0.5700]" in text  # value [90% interval] in the table
     s = noise_data(view)

@@ -150,7 +150,8 @@ def cli(args: list, capsys) -> tuple[int, str, str]:
 def test_view_reads_groups_front_and_references(view) -> None:
     assert view.name == "mixed" and view.objectives == ("accuracy", "throughput")
     assert [t.number for t in view.front] == FRONT == [t.number for t in pareto_front(read_records(view_study(view)), view.directions)]
-    assert view.counts() == {"front": 3, "dominated": 3, "infeasible": 1, "pruned": 1, "failed": 2, "running": 1}
+    assert view.counts() == {"front": 3, "dominated": 3, "repeat": 0, "infeasible": 1, "pruned": 1, "failed": 2,
+                             "running": 1}
     assert view.failure_reasons() == {"oom": 1, "diverged": 1}
     assert [r.name for r in view.references] == ["all_static", "deit_tiny"]
 
@@ -369,7 +370,7 @@ def test_show_command(study_dir: Path, capsys) -> None:
     assert rc == 0 and err == ""
     assert out.isascii()
     lines = out.splitlines()
-    assert "trials: 6 trained, 1 pruned, 2 failed, 1 infeasible, 1 running; 3 on the Pareto front" in lines
+    assert "trials: 6 architectures trained, 1 pruned, 2 failed, 1 infeasible, 1 running; 3 on the Pareto front" in lines
     assert "failures: oom x1, diverged x1" in lines
     rows = [l.split()[0] for l in lines[lines.index("Pareto front (export a row with the command under it)") + 3:]
             if l and not l.startswith(" ")][:3]

@@ -74,6 +74,10 @@ def run(args: argparse.Namespace) -> int:
     objectives = snap.objectives
     if args.trial is not None:
         trial = find_trial(snap, args.trial)
+        first = snap.repeat_of.get(trial.number)
+        if first is not None:
+            print(f"note: trial {trial.number} repeats trial {first}'s architecture (its result reused, not trained "
+                  f"again): this is trial {first}'s recipe")
     else:
         front = snap.front
         if args.pick is None:
@@ -90,6 +94,11 @@ def run(args: argparse.Namespace) -> int:
     recipe = recipe_from_trial(snap, trial, img_size=args.img_size, num_classes=args.num_classes,
                                data=args.data, batch_size=args.batch_size, seed=args.seed, recipe_path=path)
     save_recipe(recipe, path)
+    from wfsearch.report.data import chance_flag
+
+    flag = chance_flag(snap, trial)
+    if flag:
+        print(f"warning: trial {trial.number} is {flag}")
     known = snap.metrics(trial)
     scores = ", ".join(f"{k}={known[k]:.4g}" for k in objectives if k in known)
     print(f"trial {trial.number} ({scores}) -> {recipe.model.name} at {recipe.data.img_size}px")

@@ -63,6 +63,7 @@ class ParetoData:
     points: tuple[Point, ...]
     unplotted: dict[str, int]  # trials per group that have no (x, y) to plot (failed before scoring ...)
     n_objectives: int = 2  # with more than the two axes, the front is not a staircase in this plane
+    chance: float | None = None  # chance accuracy of the proxy task, drawn on an accuracy axis
 
     def group(self, name: str) -> list[Point]:
         return [p for p in self.points if p.group == name]
@@ -98,6 +99,8 @@ def pareto_data(view: StudySnapshot) -> ParetoData:
     unplotted: dict[str, int] = {}
     for t in view.trials:
         group = view.group(t)
+        if group == "repeat":  # the same point as the trial it repeats
+            continue
         xy = _coords(view, t, x, y) if group != "running" else None
         if xy is None or (group == "infeasible" and not all(finite(v) and abs(v) < 1e29 for v in xy)):
             unplotted[group] = unplotted.get(group, 0) + 1
@@ -115,18 +118,20 @@ def pareto_data(view: StudySnapshot) -> ParetoData:
             unplotted["reference"] = unplotted.get("reference", 0) + 1
             continue
         arch = r.arch or {}
+        same = [t.number for t in view.trials if r.arch_hash and t.arch_hash == r.arch_hash and t.trained]
         points.append(Point(group="reference", number=None, label=name, x=xy[0], y=xy[1],
                             fc1=str(arch.get("fc1_predictor", "")), dwconv=str(arch.get("dwconv_predictor", "")),
                             arch=arch or {"timm_model": r.timm_model}, costs=_costs(view, r),
-                            status="reference"))
+                            status="reference" + (f" (the architecture of trial {same[0]})" if same else "")))
     return ParetoData(x=x, y=y, x_direction=directions.get(x), y_direction=directions.get(y),
-                      points=tuple(points), unplotted=unplotted, n_objectives=len(view.objectives))
+                      points=tuple(points), unplotted=unplotted, n_objectives=len(view.objectives),
+                      chance=view.chance)
 
 
 # --------------------------------------------------------------------------- hypervolume over the search
 @dataclass(frozen=True)
 class HypervolumeStep:
-    finished: int  # search trials finished so far (complete, pruned or failed)
+    finished: int  # search trials finished so far (complete, pruned or failed; repeats not counted)
     number: int  # the trial that just finished
     seconds: float | None  # since the first trial started
     hypervolume: float
@@ -169,10 +174,25 @@ def noise_data(view: StudySnapshot) -> NoiseSummary:
                          view.directions, [t.number for t in view.front])
 
 
+def intervals_text(view: StudySnapshot) -> str:
+    """What the intervals shown are: their coverage as stored (a median of fewer than 5 repeats gets the
+    whole range, which covers less than 90%; one repeat gets none)."""
+    seen = set()
+    for t in distinct_trained(view):
+        iv = t.costs.get("throughput_interval")
+        if isinstance(iv, dict) and finite(iv.get("level")):
+            seen.add((round(float(iv["level"]), 3), len(t.costs.get("throughput_samples") or ())))
+    speed = [("none (1 repeat)" if n <= 1 else f"{level:.0%} (the whole range of {n} repeats; 5 or more reach 90%)"
+              if level < 0.9 else f"{level:.0%} (order statistics of {n} repeats)") for level, n in sorted(seen)]
+    return ("intervals: accuracy 90% (Wilson, over the validation images); speed "
+            + ("; ".join(speed) if speed else "90% (order statistics of the repeats)"))
+
+
 def hypervolume_data(view: StudySnapshot) -> HypervolumeData:
     distinct = distinct_trained(view)
     feasible = {t.number for t in distinct}
-    done = [t for t in view.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)]
+    done = [t for t in view.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+            and t.number not in view.repeat_of]  # a repeat spent no budget and added no point
     done.sort(key=lambda t: (t.datetime_complete is None, t.datetime_complete or 0, t.number))
     box = HypervolumeBox.of([tuple(t.values) for t in distinct], view.directions, view.objectives)
     starts = [t.datetime_start for t in view.trials if t.datetime_start is not None]
@@ -224,7 +244,8 @@ def _scratch_study(directions: list[str], trials: list[optuna.trial.FrozenTrial]
 
 def importance_data(view: StudySnapshot) -> list[Importances]:
     """Knob importances for each objective over the trained trials (`optuna.importance`)."""
-    trials = [t for t in view.finished() if t.params and all(finite(v) for v in t.values)]
+    trials = [t for t in view.finished() if t.params and all(finite(v) for v in t.values)
+              and t.number not in view.repeat_of]  # a re-sample told a known result is no new data
     if len(trials) < 2:
         note = f"needs at least 2 trained trials with sampled knobs; the study has {len(trials)}"
         return [Importances(o, (), note) for o in view.objectives]
@@ -298,7 +319,7 @@ def _knob_axis(name: str, trials: list[TrialRecord]) -> Axis:
 
 
 def parallel_data(view: StudySnapshot) -> ParallelData | None:
-    trials = [t for t in view.finished() if all(finite(v) for v in t.values)]
+    trials = [t for t in view.finished() if all(finite(v) for v in t.values) and t.number not in view.repeat_of]
     if not trials:
         return None
     trials.sort(key=lambda t: (t.number in view.front_numbers, t.number))
@@ -309,11 +330,24 @@ def parallel_data(view: StudySnapshot) -> ParallelData | None:
 
 
 # --------------------------------------------------------------------------- tables
+def chance_flag(view: StudySnapshot, t: TrialRecord) -> str:
+    """Why a trial's accuracy says nothing about its design (at chance), or ""."""
+    if not view.at_chance(t):
+        return ""
+    n = round(1 / view.chance)
+    return (f"at chance: accuracy {view.metrics(t)['accuracy']:.3f} is not above 1/{n} classes = {view.chance:.3f}; "
+            "its place on the front comes from its speed alone, not worth a full training")
+
+
 def front_rows(view: StudySnapshot) -> list[Row]:
-    """The front, best first on the first objective."""
+    """The front, best first on the first objective; a trial at chance gets its flag instead of a command."""
     sign = 1.0 if view.directions[0] == "maximize" else -1.0
-    return [record_row(t, view.objectives, view.export_command(t.number), knob_names(view, [t]) or None)
-            for t in sorted(view.front, key=lambda t: (-sign * t.values[0], t.number))]
+    rows = []
+    for t in sorted(view.front, key=lambda t: (-sign * t.values[0], t.number)):
+        flag = chance_flag(view, t)
+        rows.append(record_row(t, view.objectives, "" if flag else view.export_command(t.number),
+                               knob_names(view, [t]) or None, flag=flag))
+    return rows
 
 
 def reference_rows(view: StudySnapshot) -> list[Row]:
@@ -339,6 +373,7 @@ class CurvesData:
     metric: str
     rungs: tuple[int, ...]  # the proxy's fidelity rungs (where pruning decides), () with one budget
     curves: tuple[Curve, ...]  # dominated and pruned first, the front last (drawn on top)
+    chance: float | None = None  # chance accuracy of the proxy task
 
 
 def curves_data(view: StudySnapshot) -> CurvesData | None:
@@ -364,7 +399,7 @@ def curves_data(view: StudySnapshot) -> CurvesData | None:
                        if t.proxy.get("epochs") is not None), None)
     rungs = tuple(int(e) for e in epochs) if isinstance(epochs, (list, tuple)) and len(epochs) > 1 else ()
     curves.sort(key=lambda c: (order[c.group], c.number))
-    return CurvesData(metric, rungs, tuple(curves))
+    return CurvesData(metric, rungs, tuple(curves), view.chance if metric == "accuracy" else None)
 
 
 # --------------------------------------------------------------------------- every trial, as a table

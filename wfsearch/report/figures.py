@@ -124,7 +124,7 @@ def pareto_figure(data: ParetoData) -> go.Figure:
             x=[p.x for p in refs], y=[p.y for p in refs], mode="markers+text", name="references",
             text=[p.label for p in refs], textposition="top center", legendgroup="reference",
             legendgrouptitle_text="references", meta={"role": "reference"},
-            marker=dict(color="black", size=15, symbol="star"),
+            marker=dict(color="black", size=18, symbol="star-open", line=dict(width=2)),  # open: a trial under it shows
             hovertext=[hover(p, data.x, data.y, archs) for p in refs], hovertemplate="%{hovertext}<extra></extra>"))
     front = sorted(data.group("front"), key=lambda p: p.x)
     if len(front) > 1 and data.x_direction and data.y_direction and data.n_objectives == 2:
@@ -136,11 +136,25 @@ def pareto_figure(data: ParetoData) -> go.Figure:
         fig.add_trace(dict(type="scatter", x=[None], y=[None], mode="markers", name=f"dwconv={dw or '?'}",
                                  legendgroup="key", legendgrouptitle_text="marker: dwconv predictor",
                                  meta={"role": "key"}, marker=dict(color="gray", size=10, symbol=DWCONV_SYMBOLS.get(dw, "x"))))
+    chance_line(fig, data.chance, "y" if data.y == "accuracy" else "x" if data.x == "accuracy" else None)
     fig.update_layout(**LAYOUT, height=560, legend=dict(groupclick="toggleitem"),
                       xaxis_title=axis_title(data.x, data.x_direction), yaxis_title=axis_title(data.y, data.y_direction))
     fig.update_xaxes(automargin=True, title_standoff=8)
     fig.update_yaxes(automargin=True, title_standoff=8)
     return fig
+
+
+def chance_line(fig: go.Figure, chance: float | None, axis: str | None) -> None:
+    """A dashed line at the proxy task's chance accuracy on ``axis`` ("x", "y" or None: none)."""
+    if chance is None or axis is None:
+        return
+    text = f"chance (1/{round(1 / chance)} classes)"
+    style = dict(line=dict(color="firebrick", width=1, dash="dash"), annotation_text=text,
+                 annotation_font_size=11, annotation_font_color="firebrick")
+    if axis == "y":
+        fig.add_hline(y=chance, annotation_position="bottom right", **style)
+    else:
+        fig.add_vline(x=chance, annotation_position="top right", **style)
 
 
 def _time_unit(seconds: list[float]) -> tuple[float, str]:
@@ -339,6 +353,7 @@ def curves_figure(data: CurvesData) -> go.Figure:
     for r in data.rungs:
         fig.add_vline(x=r, line=dict(color="gray", width=1, dash="dash"), annotation_text=f"rung {r}",
                       annotation_position="top left", annotation_font_size=11)
+    chance_line(fig, data.chance, "y")
     fig.update_layout(**LAYOUT, height=440, legend=dict(groupclick="toggleitem"),
                       xaxis_title="proxy epoch", yaxis_title=f"{data.metric} (validation)")
     fig.update_xaxes(dtick=1, automargin=True)

@@ -20,7 +20,7 @@ from . import figures
 from wfsearch.study.verdict import verdict_line
 
 from .data import (CurvesData, HypervolumeData, Importances, ParallelData, ParetoData, Row, TrialRow, captions,
-                   curves_data, front_rows, hypervolume_data, importance_data, noise_data, parallel_data, pareto_data,
+                   curves_data, front_rows, hypervolume_data, importance_data, intervals_text, noise_data, parallel_data, pareto_data,
                    reference_rows, trial_rows)
 from .design import DesignAnalysis, design_analysis
 from .erf import erf_section
@@ -120,7 +120,7 @@ def _table(rows: list[Row], first: str, commands: bool) -> str:
                if k in r.intervals else "") + "</td>" for k in keys]
         cells.append(f"<td>{_esc(r.arch)}</td>")
         if commands:
-            cells.append(f"<td>{_command(r.command)}</td>")
+            cells.append(f'<td class="flag">{_esc(r.flag)}</td>' if r.flag else f"<td>{_command(r.command)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
@@ -179,8 +179,7 @@ def _sections(data: ReportData) -> list[tuple[str, str, str]]:
                  f"are hidden (click them in the legend); references are stars. Hover a point for its architecture "
                  f"and costs.{' Not plotted (no scores): ' + _esc(hidden) + '.' if hidden else ''}</p>")
         noise = noise_data(v).lines()
-        intro += ("<p>Error bars: 90% intervals (accuracy: Wilson over the validation images; speed: order "
-                  "statistics of the repeats). " + " ".join(_esc(n[0].upper() + n[1:]) + "." for n in noise) + "</p>")
+        intro += ("<p>Error bars: " + _esc(intervals_text(v).removeprefix("intervals: ")) + ". " + " ".join(_esc(n[0].upper() + n[1:]) + "." for n in noise) + "</p>")
         intro += f'<p class="verdict">{_esc(verdict_line(v.user_attrs, (v.spec or {}).get("proxy")))}</p>'
         body = intro + _captions(data) + _figure("pareto", figures.pareto_figure(p), f' data-front-points="{len(v.front)}"')
         if v.references:

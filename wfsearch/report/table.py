@@ -40,6 +40,7 @@ class Row:
     command: str = ""  # how to export it ("" for references)
     status: str = ""
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)  # 90% intervals of the objectives
+    flag: str = ""  # a warning shown in place of the command (a front trial at chance)
 
 
 def header(key: str) -> str:
@@ -68,20 +69,22 @@ def describe_arch(arch: dict | None, knobs: list[str] | None = None) -> str:
 
 
 def record_row(t: TrialRecord, objectives: tuple[str, ...] | list[str], command: str = "",
-               knobs: list[str] | None = None) -> Row:
+               knobs: list[str] | None = None, flag: str = "") -> Row:
     arch = {**(t.arch or {}), **t.params} or ({"timm_model": t.timm_model} if t.timm_model else {})
     numbers = t.numbers(objectives)
     return Row(label=t.name or str(t.number), number=None if t.kind == "reference" else t.number,
                values=row_values(numbers, objectives), arch=describe_arch(arch, knobs),
-               command=command, status=t.reason, intervals=intervals_of(numbers, objectives or ("accuracy", "throughput")))
+               command=command, status=t.reason, intervals=intervals_of(numbers, objectives or ("accuracy", "throughput")),
+               flag=flag)
 
 
 def intervals_of(numbers: dict[str, float], keys) -> dict[str, tuple[float, float]]:
-    """The 90% intervals stored as ``<metric>_low``/``<metric>_high`` around the value, by metric."""
+    """The intervals stored as ``<metric>_low``/``<metric>_high`` around the value, by metric (none of zero
+    width: a single repeat has no interval, whatever its bounds say)."""
     out = {}
     for k in keys:
         v, lo, hi = numbers.get(k), numbers.get(f"{k}_low"), numbers.get(f"{k}_high")
-        if v is not None and lo is not None and hi is not None and lo <= v <= hi:
+        if v is not None and lo is not None and hi is not None and lo <= v <= hi and lo < hi:
             out[k] = (lo, hi)
     return out
 
@@ -108,8 +111,8 @@ def text_table(rows: list[Row], first: str, with_command: bool = False, with_sta
     out = [line(head), "-" * len(line(head))]
     for r, c in zip(rows, cells):
         out.append(line(c))
-        if with_command and r.command:
-            out.append(f"    {r.command}")
+        if with_command and (r.command or r.flag):
+            out.append(f"    {r.flag or r.command}")
     return out
 
 

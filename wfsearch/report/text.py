@@ -4,7 +4,7 @@ from __future__ import annotations
 from wfsearch.study import StudySnapshot
 from wfsearch.study.verdict import verdict_line
 
-from .data import distinct_trained, front_rows, hypervolume_data, knob_names, noise_data, reference_rows
+from .data import front_rows, intervals_text, hypervolume_data, knob_names, noise_data, reference_rows
 from .figures import fmt
 from .table import record_row, text_table
 
@@ -23,12 +23,9 @@ def scales_text(view: StudySnapshot) -> str:
 def show_text(view: StudySnapshot) -> str:
     counts = view.counts()
     hv = hypervolume_data(view)
-    repeats = len(view.finished()) - len(distinct_trained(view))
     lines = [f"study {view.name!r}  ({view.storage_url})",
              f"objectives: " + ", ".join(f"{o} ({d[:3]})" for o, d in zip(view.objectives, view.directions)),
-             f"trials: {view.counts_text()}; {len(view.front)} on the Pareto front"
-             + (f" ({repeats} trained trial{'s' if repeats != 1 else ''} re-sampled an architecture already evaluated: "
-                "not counted)" if repeats else ""),
+             f"trials: {view.counts_text()}; {len(view.front)} on the Pareto front",
              f"hypervolume: {hv.final:.3f} ({hv.describe()})", scales_text(view)]
     if counts["failed"]:
         lines.append("failures: " + ", ".join(f"{k} x{v}" for k, v in view.failure_reasons().items()))
@@ -38,7 +35,7 @@ def show_text(view: StudySnapshot) -> str:
     front = front_rows(view)
     if front:
         lines += ["Pareto front (export a row with the command under it)", *text_table(front, "trial", True)]
-        lines += [f"noise: {line}" for line in noise_data(view).lines()]
+        lines += [intervals_text(view)] + [f"noise: {line}" for line in noise_data(view).lines()]
     elif not view.trials:
         lines.append("no trials yet: start or continue the study with `wfsearch run SPEC`")
     else:

@@ -6,6 +6,7 @@ A running search keeps writing while a report or a table is built, so every read
 from __future__ import annotations
 
 import logging
+import re
 import shlex
 from collections import Counter
 from dataclasses import dataclass
@@ -22,7 +23,10 @@ from .storage import OpenStudy, open_study
 
 log = logging.getLogger(__name__)
 
-GROUPS = ("front", "dominated", "infeasible", "pruned", "failed", "running")
+# "repeat": a later trial of an architecture already evaluated (a re-sample told the known result, or
+# another run of it): one point with that trial everywhere, never counted as trained twice
+_REUSED = re.compile(r"same architecture as trial (\d+), not trained again")
+GROUPS = ("front", "dominated", "repeat", "infeasible", "pruned", "failed", "running")
 
 
 def objective_names(study: optuna.Study) -> list[str]:
@@ -78,8 +82,35 @@ class StudySnapshot:
     def trial(self, number: int) -> TrialRecord | None:
         return next((t for t in self.trials if t.number == number), None)
 
+    @cached_property
+    def repeat_of(self) -> dict[int, int]:
+        """Trial number -> the earlier trial whose result it reused: a re-sampled architecture told the known
+        result ("... (same architecture as trial N, not trained again)"), one point with trial N everywhere."""
+        out = {}
+        for t in self.trials:
+            m = _REUSED.search(t.reason)
+            if m and int(m.group(1)) != t.number:
+                out[t.number] = int(m.group(1))
+        return out
+
+    @cached_property
+    def chance(self) -> float | None:
+        """Chance accuracy of the proxy task (1 / its classes), None when the study does not say."""
+        n = next((t.arch.get("num_classes") for t in self.trials if t.arch and t.arch.get("num_classes")), None)
+        n = n or ((self.spec.get("proxy") or {}).get("dataset") or {}).get("num_classes")
+        return 1.0 / n if isinstance(n, int) and n > 1 else None
+
+    def at_chance(self, t: TrialRecord) -> bool:
+        """Is a trial's proxy accuracy no better than chance (its 90% interval reaches chance, or the value
+        when it has none)? Its place on the front then says nothing about its design."""
+        m = self.metrics(t)
+        acc = m.get("accuracy_low", m.get("accuracy"))
+        return self.chance is not None and acc is not None and acc <= self.chance
+
     def group(self, t: TrialRecord) -> str:
         """Which of `GROUPS` a search trial belongs to."""
+        if t.number in self.repeat_of:
+            return "repeat"
         if t.state == TrialState.COMPLETE:
             if not t.trained:
                 return "infeasible"
@@ -95,9 +126,14 @@ class StudySnapshot:
         return {g: c.get(g, 0) for g in GROUPS}
 
     def counts_text(self) -> str:
+        """Architectures, not trials: a repeat is counted apart, never as trained again."""
         c = self.counts()
-        return (f"{c['front'] + c['dominated']} trained, {c['pruned']} pruned, {c['failed']} failed, "
-                f"{c['infeasible']} infeasible, {c['running']} running")
+        runs = c["front"] + c["dominated"]
+        archs = len({t.arch_hash or t.number for t in self._finished if t.number not in self.repeat_of})
+        return (f"{archs} architectures trained" + (f" ({runs} runs)" if runs != archs else "") + f", {c['pruned']} pruned, {c['failed']} failed, "
+                f"{c['infeasible']} infeasible, {c['running']} running"
+                + (f"; {c['repeat']} repeat{'s' if c['repeat'] != 1 else ''} of an architecture already evaluated "
+                   "(not trained again)" if c['repeat'] else ""))
 
     @cached_property
     def _finished(self) -> tuple[TrialRecord, ...]:
