@@ -195,17 +195,17 @@ def test_axes_and_front_line_follow_the_objectives(view, tmp_path: Path) -> None
     data = pareto_data(three)
     assert (data.x, data.y, data.x_direction, data.n_objectives) == ("throughput", "accuracy", "maximize", 3)
     assert "front-line" not in [t.meta["role"] for t in pareto_figure(data).data]  # no staircase in a projection
-    box = hypervolume_data(three).box  # params (minimized): worst = the largest, best = the smallest
-    assert box.worst[1] == max(t.values[1] for t in three.finished()) and box.best[1] == min(t.values[1] for t in three.finished())
+    box = hypervolume_data(three).box  # params (minimized): s/(v + s), s the first trained trial's params
+    first = three.finished()[0].values[1]
+    assert box.half[1] == first and box.normalize([(0.5, first, 800.0)])[0, 1] == 0.5
 
 
 def test_hypervolume_history(view) -> None:
     hv = hypervolume_data(view)
-    # the normalized hypervolume: the box of the trained trials' values, the reference 10% beyond the worst
-    trained = [tuple(t.values) for t in view.finished()]
-    assert hv.box.worst == tuple(min(v[j] for v in trained) for j in range(2))
-    assert hv.box.best == tuple(max(v[j] for v in trained) for j in range(2))
-    assert "normalized" in hv.describe() and "beyond the worst" in hv.describe()
+    # the normalized hypervolume in the study's fixed box: accuracy from chance (10 classes) to 1, throughput
+    # v/(v + s) with s the first trained trial's (no reference speed stored)
+    assert (hv.box.worst[0], hv.box.best[0], hv.box.half) == (0.1, 1.0, (None, 800.0))
+    assert "normalized" in hv.describe() and "fixed for the whole study" in hv.describe()
     assert [s.number for s in hv.steps] == list(range(10))  # complete, pruned and failed trials; not the running one
     assert [s.finished for s in hv.steps] == list(range(1, 11))
     assert [s.seconds for s in hv.steps] == [10.0 * i + 8 for i in range(10)]
@@ -326,7 +326,7 @@ def test_page_is_self_contained_with_plotly_once(view) -> None:
         assert f'<div id="{anchor}" class="plot"' in page
     assert 'data-front-points="3"' in page
     assert "wfsearch export " + str(view.folder) in page
-    assert "hypervolume" in page and "beyond the worst" in page  # the normalized hypervolume, its box stated
+    assert "hypervolume" in page and "fixed for the whole study" in page  # the normalized hypervolume, its box stated
     assert "oom ×1" in page and "still writing" in page
 
 

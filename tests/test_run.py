@@ -63,7 +63,10 @@ def test_run_resume_and_fresh(tmp_path):
     assert [r.user_attrs["reference_name"] for r in refs] == ["all_static"]
     # the summary names the outputs
     assert "on the front" in res.stdout and "storage: sqlite" in res.stdout and "reference" in res.stdout
-    assert (tmp_path / "studies" / "smoke" / "run.log").exists()
+    assert "next:    wfsearch show studies/smoke   |   wfsearch report studies/smoke   |   wfsearch export studies/smoke --trial" in res.stdout
+    log = (tmp_path / "studies" / "smoke" / "run.log").read_text()
+    assert log.count("run started: study smoke") == 1 and log.count("run ended: 3 distinct") == 1
+    assert all(f"trial {n} complete: ok" in log for n in range(3)) and "phase: starting Ray" in log
 
     # the same command again: the budget is already spent, nothing is trained twice
     res = run_cli(["run", SMOKE, "--set", "study.trials=3", "--no-progress"], tmp_path)
@@ -71,6 +74,8 @@ def test_run_resume_and_fresh(tmp_path):
     again = load(url)
     assert [t.values for t in again.get_trials(states=(TrialState.COMPLETE,))] == [t.values for t in done]
     assert len(load(url, "smoke:references").trials) == 1  # references are evaluated once per study
+    log = (tmp_path / "studies" / "smoke" / "run.log").read_text()
+    assert log.count("run started: study smoke") == 2  # the log of every run, appended
 
     # --fresh keeps the old study under another name
     res = run_cli(["run", SMOKE, "--set", "study.trials=1", "--fresh", "--no-progress"], tmp_path)

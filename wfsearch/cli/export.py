@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     save_recipe(recipe, path)
     from wfsearch.report.data import chance_flag
 
-    flag = chance_flag(snap, trial)
+    flag = chance_flag(trial, snap.chance, snap.metrics(trial))
     if flag:
         print(f"warning: trial {trial.number} is {flag}")
     known = snap.metrics(trial)

@@ -15,7 +15,8 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
 from wfsearch.study import StudySnapshot, TrialRecord
-from wfsearch.study.hypervolume import HypervolumeBox
+from wfsearch.study.snapshot import at_chance
+from wfsearch.study.hypervolume import HypervolumeBox, stored_box, study_box
 from wfsearch.study.noise import NoiseSummary, noise_summary
 from wfsearch.study.record import finite
 
@@ -148,6 +149,9 @@ class HypervolumeData:
         """``normalized; box accuracy 0.2..0.45, throughput 310..620 (worst..best); reference 10% beyond the worst``."""
         if self.box is None:
             return "normalized; no trained trial yet"
+        if self.box.fixed:
+            return (f"normalized in a box fixed for the whole study, so it never falls: each axis scored 0..1 "
+                    f"({self.box.describe()}; v is the trial's value)")
         return (f"normalized: each objective scaled from its worst to its best feasible value ({self.box.describe()}), "
                 f"reference point {100 * self.box.margin:.0f}% of each range beyond the worst; 1 = one trial best in all")
 
@@ -194,7 +198,10 @@ def hypervolume_data(view: StudySnapshot) -> HypervolumeData:
     done = [t for t in view.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
             and t.number not in view.repeat_of]  # a repeat spent no budget and added no point
     done.sort(key=lambda t: (t.datetime_complete is None, t.datetime_complete or 0, t.number))
-    box = HypervolumeBox.of([tuple(t.values) for t in distinct], view.directions, view.objectives)
+    box = stored_box(view.user_attrs, view.objectives) or study_box(
+        view.objectives, view.directions, chance=view.chance,
+        reference_img_s=(view.user_attrs.get("throughput_scale") or {}).get("img_s"),
+        first=tuple(distinct[0].values) if distinct else None)
     starts = [t.datetime_start for t in view.trials if t.datetime_start is not None]
     t0 = min(starts) if starts else None
     history = box.history([tuple(t.values) if t.number in feasible else None for t in done]) if box else [0.0] * len(done)
@@ -330,12 +337,12 @@ def parallel_data(view: StudySnapshot) -> ParallelData | None:
 
 
 # --------------------------------------------------------------------------- tables
-def chance_flag(view: StudySnapshot, t: TrialRecord) -> str:
+def chance_flag(t: TrialRecord, chance: float | None, numbers: dict[str, float] | None = None) -> str:
     """Why a trial's accuracy says nothing about its design (at chance), or ""."""
-    if not view.at_chance(t):
+    m = t.numbers(("accuracy",)) if numbers is None else numbers
+    if not at_chance(m, chance):
         return ""
-    n = round(1 / view.chance)
-    return (f"at chance: accuracy {view.metrics(t)['accuracy']:.3f} is not above 1/{n} classes = {view.chance:.3f}; "
+    return (f"at chance: accuracy {m['accuracy']:.3f} is not above 1/{round(1 / chance)} classes = {chance:.3f}; "
             "its place on the front comes from its speed alone, not worth a full training")
 
 
@@ -344,7 +351,7 @@ def front_rows(view: StudySnapshot) -> list[Row]:
     sign = 1.0 if view.directions[0] == "maximize" else -1.0
     rows = []
     for t in sorted(view.front, key=lambda t: (-sign * t.values[0], t.number)):
-        flag = chance_flag(view, t)
+        flag = chance_flag(t, view.chance, view.metrics(t))
         rows.append(record_row(t, view.objectives, "" if flag else view.export_command(t.number),
                                knob_names(view, [t]) or None, flag=flag))
     return rows

@@ -31,7 +31,7 @@ from wfsearch.study import (Status, TrialRecord, archive_study, as_dicts, cached
 from wfsearch.study.connect import engine_options
 from wfsearch.study.lease import StudyBusy, StudyLease, study_lease
 from wfsearch.study.naming import default_storage_url
-from wfsearch.study.hypervolume import BOX_ATTR, HypervolumeBox
+from wfsearch.study.hypervolume import BOX_ATTR, stored_box
 from wfsearch.study.record import outcome_attrs
 
 from .budget import DistinctBudget
@@ -525,13 +525,13 @@ def _run_search(spec: Any, *, address: str | None, fresh: bool, progress: bool, 
 def _search(spec: Any, study: optuna.Study, storage: optuna.storages.RDBStorage, archived: str | None,
             stop: StopOnSignal, t0: float, *, address: str | None, progress: bool, noop: bool,
             time_budget_s: float | None, stream: Any) -> RunSummary:
-    """The search itself, on a prepared study (SIGINT/SIGTERM raise `Interrupted`)."""
-    from ray import tune
-    from ray.tune.stopper import CombinedStopper
-
+    """The search itself, on a prepared study (SIGINT/SIGTERM raise `Interrupted`), with a live line."""
     sdir = study_dir_for(spec)
     sdir.mkdir(parents=True, exist_ok=True)
     _log_to_file(sdir / "run.log")
+    log.info("run started: study %s (%s), %d trials, sampler %s, wfsearch %s (pid %d)", spec.study.name,
+             getattr(spec, "path", None) or "?", spec.study.trials,
+             spec.study.sampler, wfsearch.__version__, os.getpid())
     names, directions = objective_names(spec)
     constraints = as_dicts(spec.study.constraints)
     max_epochs = spec.proxy.max_epochs
@@ -539,17 +539,44 @@ def _search(spec: Any, study: optuna.Study, storage: optuna.storages.RDBStorage,
                 "constraints": constraints, "objectives": names, "noop": noop,
                 "cache_dir": str((sdir / "cache").resolve()), "storage": absolute_url(storage_url(spec)),
                 "max_epochs": max_epochs}
-    preflight_data(spec, settings["cache_dir"])
-    init_ray(address, sdir)
-    stop.install()  # ray.init sets its own SIGTERM handler
-    settings["reference_img_s"] = throughput_scale(spec, study, settings)
-    settings["seed_noise"] = study.user_attrs.get("seed_noise")
+    prog = SearchProgress(total=spec.study.trials, objectives=names, directions=directions,
+                          chance=1.0 / spec.proxy.dataset.num_classes if spec.proxy.dataset.num_classes else None,
+                          hv_box=stored_box(study.user_attrs, names))
+    printer = ProgressPrinter(prog, stream=stream, enabled=progress)
     if progress and verdict_passed(study.user_attrs, settings["proxy"]) is not True:
         print(verdict_line(study.user_attrs, settings["proxy"]), file=stream or sys.stdout, flush=True)
+    printer.set_phase("checking the data")
+    printer.start()
+    try:
+        return _search_phases(spec, study, storage, archived, stop, t0, sdir, names, directions, settings, prog,
+                              printer, address=address, time_budget_s=time_budget_s)
+    finally:
+        printer.stop()
+
+
+def _search_phases(spec: Any, study: optuna.Study, storage: optuna.storages.RDBStorage, archived: str | None,
+                   stop: StopOnSignal, t0: float, sdir: Path, names: list[str], directions: list[str],
+                   settings: dict, prog: SearchProgress, printer: ProgressPrinter, *, address: str | None,
+                   time_budget_s: float | None) -> RunSummary:
+    from ray import tune
+    from ray.tune.stopper import CombinedStopper
+
+    max_epochs = spec.proxy.max_epochs
+    constraints = settings["constraints"]
+    preflight_data(spec, settings["cache_dir"])
+    printer.set_phase("starting Ray")
+    init_ray(address, sdir)
+    stop.install()  # ray.init sets its own SIGTERM handler
+    if spec.throughput.reference and not settings.get("noop"):
+        printer.set_phase(f"measuring the reference {spec.throughput.reference} (the speed scale)")
+    settings["reference_img_s"] = prog.reference_img_s = throughput_scale(spec, study, settings)
+    settings["seed_noise"] = study.user_attrs.get("seed_noise")
+    if spec.references:
+        printer.set_phase(f"evaluating {len(spec.references)} reference(s)")
     references = evaluate_references(spec, storage, settings) if spec.references else []
+    printer.set_phase("reading the study")
 
     finished_states = (TrialState.COMPLETE, TrialState.PRUNED)
-    prog = SearchProgress(total=spec.study.trials, objectives=names, directions=directions)
     ended = (*finished_states, TrialState.FAIL)  # states a trial never leaves
     read_first = search_records(study, ended)  # read once: a study may hold many thousands of trials
     records = _records(read_first, finished_states)
@@ -557,13 +584,25 @@ def _search(spec: Any, study: optuna.Study, storage: optuna.storages.RDBStorage,
     prog.finished = budget.count
     for r in pareto_candidates(records):
         prog.add_point(r.values, r.arch_hash)
-    printer = ProgressPrinter(prog, stream=stream, enabled=progress)
+    box_stored = prog.hv_box is not None and study.user_attrs.get(BOX_ATTR) == prog.hv_box.to_dict()
+
+    def store_box() -> None:
+        """The study's hypervolume box, stored once it is fixed (readers then use the same one)."""
+        nonlocal box_stored
+        if not box_stored and prog.hv_box is not None:
+            study.set_user_attr(BOX_ATTR, prog.hv_box.to_dict())
+            box_stored = True
+
+    store_box()
+    printer.set_phase("searching")
     known = known_results(records, max_epochs)
     inflight: dict[str, int] = {}
 
     def on_told(frozen: optuna.trial.FrozenTrial) -> None:
         r = TrialRecord.from_trial(frozen)
         h = r.arch_hash
+        log.info("trial %d %s: %s%s", r.number, r.state.name.lower(), r.reason,
+                 "".join(f", {n} {v:.4g}" for n, v in zip(names, r.values or ())))
         if h and inflight.get(h) == r.trial_id:
             del inflight[h]
         if r.state not in finished_states:
@@ -577,6 +616,7 @@ def _search(spec: Any, study: optuna.Study, storage: optuna.storages.RDBStorage,
             prog.pruned += 1
         elif r.trained:
             prog.add_point(r.values, h)
+            store_box()
         if h and h not in known and (r.state == TrialState.PRUNED or r.trained):
             known[h] = cached_result(r, max_epochs)
 
@@ -633,16 +673,19 @@ def _search(spec: Any, study: optuna.Study, storage: optuna.storages.RDBStorage,
         if budget.count == before and not budget.stop_reason:
             log.warning("a round of %d trial(s) finished none; stopping (see %s)", remaining, sdir / "run.log")
             break
-    printer.emit(final=True)
+    prog.running = 0
+    printer.set_phase("finishing")
     study = optuna.load_study(study_name=spec.study.name, storage=storage)
     # the trials read at the start have ended and cannot change: read only the newer ones
     last = max((r.number for r in read_first), default=None)
     records = list({r.number: r for r in [*read_first, *search_records(study, ended, after_number=last)]}.values())
     front = pareto_front(_records(records, (TrialState.COMPLETE,)), directions)
-    box = HypervolumeBox.of([t.values for t in pareto_candidates(records)], directions, names)
-    hv = box.hypervolume([t.values for t in front]) if box is not None else 0.0
-    if box is not None:
-        study.set_user_attr(BOX_ATTR, box.to_dict())
+    box = prog.hv_box  # the study's fixed box: the live line's
+    hv = box.hypervolume([t.values for t in front]) if box is not None and front else 0.0
+    printer.set_phase("done")
+    printer.emit(final=True)
+    log.info("run ended: %d distinct architectures finished, front %s, hypervolume %.3f, %.0f s",
+             distinct_budget(spec, records).count, [t.number for t in front], hv, time.monotonic() - t0)
     if budget.stop_reason:
         log.info("%s", budget.stop_reason)
     return RunSummary(study_name=spec.study.name, storage=safe_url(storage_url(spec)), study_dir=sdir,

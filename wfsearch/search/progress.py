@@ -1,14 +1,18 @@
 """A live progress line for a search, and the state behind it (updated on the driver)."""
 from __future__ import annotations
 
+import logging
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from ray.tune import Callback
 
-from wfsearch.study.hypervolume import HypervolumeBox
+from wfsearch.study.hypervolume import HypervolumeBox, study_box
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -16,9 +20,11 @@ class SearchProgress:
     """Counts and the current front of a running search; `line()` renders it.
 
     The front is kept incrementally (a point dominated on arrival never joins it; one that joins drops
-    the points it dominates), with the running best of each objective and the reference point, so a
-    progress line costs O(front) however many trials the study holds. An architecture counts once:
-    a repeat that reused an earlier result is not a second point, as in the final summary.
+    the points it dominates), with the running best of each objective, so a progress line costs
+    O(front) however many trials the study holds. An architecture counts once: a repeat that reused an
+    earlier result is not a second point, as in the final summary. The hypervolume's box is the study's
+    (`wfsearch.study.hypervolume.study_box`): fixed from the first point on, so the figure never falls.
+    ``phase`` says what the run is doing (starting Ray, measuring the reference, searching ...).
     """
 
     total: int
@@ -33,9 +39,12 @@ class SearchProgress:
     concurrency: int = 1
     repeats: int = 0  # re-sampled architectures, told their known result without using the budget
     n_points: int = 0
+    phase: str = "starting"
+    chance: float | None = None  # the proxy task's chance accuracy, for the box
+    reference_img_s: float | None = None  # what the paired throughput is a ratio of, for the box
+    hv_box: HypervolumeBox | None = None  # the study's box: stored, else fixed by the first point
     _front: list[tuple[float, ...]] = field(default_factory=list, repr=False)  # as losses (minimized)
     _best: list[float] | None = field(default=None, repr=False)  # as losses
-    _worst: list[float] | None = field(default=None, repr=False)  # as losses, for the hypervolume's box
     _archs: set[str] = field(default_factory=set, repr=False)
     _hv: float | None = field(default=None, repr=False)  # cached until the front or the reference changes
 
@@ -49,13 +58,10 @@ class SearchProgress:
             self._archs.add(arch_hash)
         loss = tuple(v * s for v, s in zip(values, self._signs()))
         self.n_points += 1
-        if self._best is None:
-            self._best, self._worst = list(loss), list(loss)
-        else:
-            self._best = [min(a, b) for a, b in zip(self._best, loss)]
-            worst = [max(a, b) for a, b in zip(self._worst, loss)]
-            if worst != self._worst:
-                self._worst, self._hv = worst, None
+        if self.hv_box is None:
+            self.hv_box = study_box(self.objectives, self.directions, chance=self.chance,
+                                    reference_img_s=self.reference_img_s, first=values)
+        self._best = list(loss) if self._best is None else [min(a, b) for a, b in zip(self._best, loss)]
         if any(all(f <= p for f, p in zip(q, loss)) and q != loss for q in self._front):
             return  # dominated (an equal point joins, as in the summary's front)
         self._front = [q for q in self._front if not (all(p <= f for p, f in zip(loss, q)) and q != loss)]
@@ -67,21 +73,12 @@ class SearchProgress:
         signs = self._signs()
         return [[v * s for v, s in zip(q, signs)] for q in self._front]
 
-    def box(self) -> HypervolumeBox | None:
-        """The normalized hypervolume's box: the worst and best value of each objective so far."""
-        if self._best is None or self._worst is None:
-            return None
-        signs = self._signs()
-        return HypervolumeBox(tuple(self.objectives), tuple(self.directions),
-                              tuple(w * s for w, s in zip(self._worst, signs)),
-                              tuple(b * s for b, s in zip(self._best, signs)))
-
     def hypervolume(self) -> float:
-        """The normalized hypervolume (`wfsearch.study.hypervolume`) of the front in the box so far."""
-        if not self._front:
+        """The normalized hypervolume (`wfsearch.study.hypervolume`) of the front in the study's box."""
+        if not self._front or self.hv_box is None:
             return 0.0
         if self._hv is None:
-            self._hv = self.box().hypervolume(self.front())
+            self._hv = self.hv_box.hypervolume(self.front())
         return self._hv
 
     def best(self, metric: str) -> float | None:
@@ -100,7 +97,10 @@ class SearchProgress:
         return per * left / max(1, self.concurrency)
 
     def line(self) -> str:
-        parts = [f"trials {self.finished}/{self.total}" + (f" (+{self.repeats} re-sampled)" if self.repeats else ""),
+        elapsed = f"elapsed {_fmt(time.monotonic() - self.started)}"
+        if self.phase != "searching" and not self.finished and not self.running:
+            return f"{self.phase} | {elapsed}"  # before the first trial: what the run is doing
+        parts = [self.phase, f"trials {self.finished}/{self.total}" + (f" (+{self.repeats} re-sampled)" if self.repeats else ""),
                  f"running {self.running}"]
         if self.pruned:
             parts.append(f"pruned {self.pruned}")
@@ -113,9 +113,8 @@ class SearchProgress:
         if tp is not None:
             parts.append(f"best img/s {tp:.0f}")
         parts.append(f"HV {self.hypervolume():.3f}")
-        eta = self.eta_seconds()
-        elapsed = time.monotonic() - self.started
-        parts.append(f"elapsed {_fmt(elapsed)}" + (f", ETA {_fmt(eta)}" if eta is not None else ""))
+        eta = self.eta_seconds() if self.finished < self.total else None  # done: the phase says what is left
+        parts.append(elapsed + (f", ETA {_fmt(eta)}" if eta is not None else ""))
         return " | ".join(parts)
 
 
@@ -125,15 +124,50 @@ def _fmt(seconds: float) -> str:
 
 
 class ProgressPrinter(Callback):
-    """Ray Tune callback that prints the progress line (rewritten in place on a terminal)."""
+    """Ray Tune callback that prints the progress line: on a terminal rewritten in place, and at least once
+    a second (`start`) so that the clock moves between events; elsewhere (a log) a line per event."""
 
-    def __init__(self, progress: SearchProgress, stream: TextIO | None = None, enabled: bool = True):
+    def __init__(self, progress: SearchProgress, stream: TextIO | None = None, enabled: bool = True,
+                 interval_s: float = 1.0):
         self.progress = progress
         self.stream = stream or sys.stderr
         self.enabled = enabled
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.interval_s = interval_s
         self._starts: dict[str, float] = {}
         self._last = ""
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+
+    def __getstate__(self) -> dict:
+        """Ray Tune pickles its callbacks with the experiment: without the lock, the thread and the stream."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("_lock", "_stop", "_ticker", "stream")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, stream=sys.stderr, _lock=threading.Lock(), _stop=threading.Event(), _ticker=None)
+
+    def start(self) -> None:
+        """Redraw every ``interval_s`` on a terminal until `stop`."""
+        if self.enabled and self.tty and self._ticker is None:
+            self._ticker = threading.Thread(target=self._tick, name="wfsearch-progress", daemon=True)
+            self._ticker.start()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.emit()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join(timeout=5)
+            self._ticker = None
+
+    def set_phase(self, phase: str) -> None:
+        """What the run does now ("starting Ray", "measuring the reference" ...); shown at once."""
+        self.progress.phase = phase
+        log.info("phase: %s", phase)
+        self.emit()
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._starts[trial.trial_id] = time.monotonic()
@@ -160,12 +194,15 @@ class ProgressPrinter(Callback):
     def emit(self, final: bool = False) -> None:
         if not self.enabled:
             return
-        line = self.progress.line()
-        if line == self._last and not final:
-            return
-        self._last = line
-        if self.tty:
-            self.stream.write("\r\033[K" + line + ("\n" if final else ""))
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
+        with self._lock:
+            line = self.progress.line()
+            if not self.tty and line.split(" | elapsed")[0] == self._last.split(" | elapsed")[0] and not final:
+                return  # a log gets a line when something changed, not when the clock did
+            if line == self._last and not (final and self.tty):
+                return
+            self._last = line
+            if self.tty:
+                self.stream.write("\r\033[K" + line + ("\n" if final else ""))
+            else:
+                self.stream.write(line + "\n")
+            self.stream.flush()

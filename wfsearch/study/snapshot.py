@@ -29,6 +29,19 @@ _REUSED = re.compile(r"same architecture as trial (\d+), not trained again")
 GROUPS = ("front", "dominated", "repeat", "infeasible", "pruned", "failed", "running")
 
 
+def chance_of(records) -> float | None:
+    """Chance accuracy (1 / classes) of the proxy task the records were trained on, None when unknown."""
+    n = next((t.arch.get("num_classes") for t in records if t.arch and t.arch.get("num_classes")), None)
+    return 1.0 / n if isinstance(n, int) and n > 1 else None
+
+
+def at_chance(numbers: dict[str, float], chance: float | None) -> bool:
+    """Is a proxy accuracy no better than chance (its 90% interval reaches chance, or the value when it has
+    none)? A front place then says nothing about the design, only about its speed."""
+    acc = numbers.get("accuracy_low", numbers.get("accuracy"))
+    return chance is not None and acc is not None and acc <= chance
+
+
 def objective_names(study: optuna.Study) -> list[str]:
     """Objective names in value order: the ``objectives`` attr, else Optuna's metric names."""
     objs = study.user_attrs.get("objectives")
@@ -96,16 +109,11 @@ class StudySnapshot:
     @cached_property
     def chance(self) -> float | None:
         """Chance accuracy of the proxy task (1 / its classes), None when the study does not say."""
-        n = next((t.arch.get("num_classes") for t in self.trials if t.arch and t.arch.get("num_classes")), None)
-        n = n or ((self.spec.get("proxy") or {}).get("dataset") or {}).get("num_classes")
-        return 1.0 / n if isinstance(n, int) and n > 1 else None
+        n = ((self.spec.get("proxy") or {}).get("dataset") or {}).get("num_classes")
+        return chance_of(self.trials) or (1.0 / n if isinstance(n, int) and n > 1 else None)
 
     def at_chance(self, t: TrialRecord) -> bool:
-        """Is a trial's proxy accuracy no better than chance (its 90% interval reaches chance, or the value
-        when it has none)? Its place on the front then says nothing about its design."""
-        m = self.metrics(t)
-        acc = m.get("accuracy_low", m.get("accuracy"))
-        return self.chance is not None and acc is not None and acc <= self.chance
+        return at_chance(self.metrics(t), self.chance)
 
     def group(self, t: TrialRecord) -> str:
         """Which of `GROUPS` a search trial belongs to."""
