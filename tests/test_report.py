@@ -403,13 +403,39 @@ def test_show_every_trial_as_json_csv_and_table(study_dir: Path, capsys) -> None
     rc, out, _ = cli(["show", study_dir, "--csv"], capsys)
     rows = list(csv.DictReader(io.StringIO(out)))
     assert rc == 0 and [int(r["number"]) for r in rows] == list(range(11))
-    assert rows[0]["status"] == "ok" and float(rows[0]["accuracy"]) == 0.6 and json.loads(rows[0]["design"]) == t0["design"]
+    # flat, as Optuna's trials_dataframe(): values_<objective>, params_<knob>, times; intervals, raw speed, costs
+    r0 = rows[0]
+    assert r0["status"] == "ok" and float(r0["values_accuracy"]) == 0.6 and float(r0["values_throughput"]) == 800.0
+    assert (r0["params_fc1_predictor"], r0["params_dwconv_predictor"], r0["params_rank_ratio"]) == ("bilateral", "adaptive", "4")
+    assert rows[1]["params_rank_ratio"] == ""  # not sampled by this trial
+    assert float(r0["duration_s"]) == 8.0 and r0["datetime_start"].startswith("2026-01-01")
+    assert {"accuracy_low", "accuracy_high", "throughput_low", "throughput_raw", "throughput_raw_low",
+            "throughput_ratio", "deployed_params", "deployed_macs", "repeat_of"} <= set(r0)
+    assert float(r0["throughput_ratio"]) == 0.8 and float(r0["deployed_params"]) == t0["deployed_costs"]["params"]
+    assert not any(v.startswith("{") for v in r0.values())  # nothing nested
     rc, out, _ = cli(["show", study_dir, "--all"], capsys)
     lines = out.splitlines()
     header = next(l for l in lines if l.startswith("trial"))
     assert rc == 0 and "accuracy" in header and "img/s" in header and "params (M)" in header and "status" in header
     assert sum(1 for l in lines if l.split() and l.split()[0].isdigit()) == 11
     assert any("oom: CUDA out of memory" in l for l in lines) and any(l.startswith("scales: ") for l in lines)
+
+
+def test_show_sorts_keeps_the_top_and_reads_the_database_file(study_dir: Path, capsys) -> None:
+    import csv
+    import io
+
+    rc, out, _ = cli(["show", study_dir, "--csv", "--sort", "accuracy", "--top", "3"], capsys)
+    assert rc == 0 and [int(r["number"]) for r in csv.DictReader(io.StringIO(out))] == [2, 0, 5]
+    rc, out, _ = cli(["show", study_dir, "--all", "--sort", "throughput", "--reverse", "--top", "2"], capsys)
+    rows = [line.split()[0] for line in out.splitlines() if line.split() and line.split()[0].isdigit()]
+    assert rc == 0 and rows == ["2", "5"]  # the slowest first
+    rc, out, _ = cli(["show", study_dir, "--sort", "params", "--top", "1"], capsys)  # the front, largest first
+    assert rc == 0 and out.count("wfsearch export studies/mixed --trial") == 1
+    rc, out, _ = cli(["show", study_dir / "optuna.db"], capsys)  # the database file, as Optuna users pass it
+    assert rc == 0 and out.startswith("study 'mixed'") and "wfsearch export studies/mixed --trial 0" in out
+    rc, out, err = cli(["show", study_dir, "--sort", "acc"], capsys)
+    assert rc == 2 and "--sort: 'acc': unknown; the trials have ['accuracy'," in err
 
 
 @pytest.mark.parametrize("args, message", [

@@ -186,6 +186,8 @@ def intervals_text(view: StudySnapshot) -> str:
         iv = t.costs.get("throughput_interval")
         if isinstance(iv, dict) and finite(iv.get("level")):
             seen.add((round(float(iv["level"]), 3), len(t.costs.get("throughput_samples") or ())))
+    if not seen and not any("accuracy_low" in t.metrics for t in distinct_trained(view)):
+        return ""  # a study that stores no interval (a simulated one)
     speed = [("none (1 repeat)" if n <= 1 else f"{level:.0%} (the whole range of {n} repeats; 5 or more reach 90%)"
               if level < 0.9 else f"{level:.0%} (order statistics of {n} repeats)") for level, n in sorted(seen)]
     return ("intervals: accuracy 90% (Wilson, over the validation images); speed "

@@ -179,7 +179,7 @@ def _sections(data: ReportData) -> list[tuple[str, str, str]]:
                  f"are hidden (click them in the legend); references are stars. Hover a point for its architecture "
                  f"and costs.{' Not plotted (no scores): ' + _esc(hidden) + '.' if hidden else ''}</p>")
         noise = noise_data(v).lines()
-        intro += ("<p>Error bars: " + _esc(intervals_text(v).removeprefix("intervals: ")) + ". " + " ".join(_esc(n[0].upper() + n[1:]) + "." for n in noise) + "</p>")
+        intro += ("<p>Error bars: " + _esc(intervals_text(v).removeprefix("intervals: ") or "none stored") + ". " + " ".join(_esc(n[0].upper() + n[1:]) + "." for n in noise) + "</p>")
         intro += f'<p class="verdict">{_esc(verdict_line(v.user_attrs, (v.spec or {}).get("proxy")))}</p>'
         body = intro + _captions(data) + _figure("pareto", figures.pareto_figure(p), f' data-front-points="{len(v.front)}"')
         if v.references:

@@ -134,24 +134,69 @@ def trial_dict(snap: StudySnapshot, t: TrialRecord) -> dict[str, Any]:
     }
 
 
-def trials_json(snap: StudySnapshot) -> str:
+def trials_json(snap: StudySnapshot, trials: list[TrialRecord] | None = None) -> str:
     return json.dumps({"study": snap.name, "storage": snap.storage_url, "objectives": list(snap.objectives),
                        "directions": list(snap.directions), "front": sorted(snap.front_numbers),
-                       "trials": [trial_dict(snap, t) for t in snap.trials]}, indent=1, default=str)
+                       "trials": [trial_dict(snap, t) for t in (snap.trials if trials is None else trials)]},
+                      indent=1, default=str)
 
 
-def trials_csv(snap: StudySnapshot) -> str:
-    """One line per trial; nested fields (design, architectures) as JSON text."""
-    dicts = [trial_dict(snap, t) for t in snap.trials]
-    fields = ["number", "state", "status", "group", *snap.objectives, *(f"deployed_{k}" for k in COST_KEYS),
-              "design", "proxy_arch", "deployed_arch", "status_reason"]
+# measured numbers a CSV row carries with their intervals, besides the objectives
+CSV_METRICS = ("throughput_raw", "throughput_ratio")
+
+
+def trials_csv(snap: StudySnapshot, trials: list[TrialRecord] | None = None) -> str:
+    """One line per trial, flat as Optuna's ``trials_dataframe()``: ``values_<objective>``, the knobs as
+    ``params_<knob>``, ``datetime_start``/``_complete`` and ``duration_s``; then each objective's and measured
+    speed's interval (``<metric>_low``/``_high``), the raw and paired speeds, the deployed network's costs."""
+    trials = list(snap.trials if trials is None else trials)
+    knobs = [k for k in (snap.spec.get("space") or {}) if any(k in t.params for t in trials)]
+    knobs += sorted({k for t in trials for k in t.params} - set(knobs))
+    extra = [m for m in CSV_METRICS if m not in snap.objectives]
+    fields = ["number", "state", "status", "group", "repeat_of", *(f"values_{o}" for o in snap.objectives),
+              *(f"{o}{s}" for o in snap.objectives for s in ("_low", "_high")),
+              *(f"{m}{s}" for m in extra for s in ("", "_low", "_high")),
+              *(f"deployed_{k}" for k in COST_KEYS if k not in ("throughput", "throughput_ratio")),
+              "datetime_start", "datetime_complete", "duration_s", *(f"params_{k}" for k in knobs),
+              "arch_hash", "status_reason"]
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n", extrasaction="ignore")
     w.writeheader()
-    for d in dicts:
-        w.writerow({"number": d["number"], "state": d["state"], "status": d["status"] or "", "group": d["group"],
-                    **{o: v for o, v in (d["values"] or {}).items()},
+    for t in trials:
+        d = trial_dict(snap, t)
+        numbers = {ALIASES.get(k, k): v for k, v in snap.metrics(t).items()}
+        start, end = t.datetime_start, t.datetime_complete
+        w.writerow({"number": t.number, "state": d["state"], "status": d["status"] or "", "group": d["group"],
+                    "repeat_of": snap.repeat_of.get(t.number, ""),
+                    **{f"values_{o}": v for o, v in (d["values"] or {}).items()},
+                    **{k: v for k, v in numbers.items() if k in fields},
                     **{f"deployed_{k}": v for k, v in d["deployed_costs"].items()},
-                    **{k: json.dumps(d[k], sort_keys=True) for k in ("design", "proxy_arch", "deployed_arch")},
-                    "status_reason": d["status_reason"]})
+                    "datetime_start": start or "", "datetime_complete": end or "",
+                    "duration_s": (end - start).total_seconds() if start and end else "",
+                    **{f"params_{k}": v for k, v in t.params.items()},
+                    "arch_hash": t.arch_hash or "", "status_reason": t.reason})
     return buf.getvalue()
+
+
+def sort_trials(snap: StudySnapshot, trials, key: str | None, top: int | None, reverse: bool = False) -> list:
+    """``trials`` best first by ``key`` (an objective by its direction, any other number largest first; trials
+    without it last), the first ``top`` of them. ``key`` "number" keeps the order of the trials."""
+    from wfsearch.errors import UserError
+
+    trials = list(trials)
+    if key is not None and key != "number":
+        known = sorted({k for t in trials for k in snap.metrics(t)} | set(snap.objectives))
+        if key not in known:
+            raise UserError(f"--sort: {key!r}: unknown; the trials have {known} (or number)")
+        sign = -1.0 if dict(zip(snap.objectives, snap.directions)).get(key, "maximize") == "maximize" else 1.0
+        if reverse:
+            sign = -sign
+        has = [t for t in trials if key in snap.metrics(t)]
+        trials = sorted(has, key=lambda t: (sign * snap.metrics(t)[key], t.number)) + [t for t in trials if t not in has]
+    elif reverse:
+        trials = trials[::-1]
+    if top is not None:
+        if top < 1:
+            raise UserError(f"--top: {top}: must be >= 1")
+        trials = trials[:top]
+    return trials

@@ -6,7 +6,7 @@ from wfsearch.study.verdict import verdict_line
 
 from .data import front_rows, intervals_text, hypervolume_data, knob_names, noise_data, reference_rows
 from .figures import fmt
-from .table import record_row, text_table
+from .table import record_row, sort_trials, text_table
 
 
 def scales_text(view: StudySnapshot) -> str:
@@ -20,7 +20,8 @@ def scales_text(view: StudySnapshot) -> str:
             f"at {tp.get('img_size', '?')} px), which `export` writes")
 
 
-def show_text(view: StudySnapshot) -> str:
+def show_text(view: StudySnapshot, order: dict | None = None) -> str:
+    """The study's header, its front (``order``: `sort_trials`'s key, top and reverse) and its references."""
     counts = view.counts()
     hv = hypervolume_data(view)
     lines = [f"study {view.name!r}  ({view.storage_url})",
@@ -33,9 +34,12 @@ def show_text(view: StudySnapshot) -> str:
         lines.append(f"note: a run is still writing ({counts['running']} running); this is a snapshot")
     lines.append("")
     front = front_rows(view)
+    if order and (order.get("key") or order.get("top") or order.get("reverse")):
+        by_number = {r.number: r for r in front}
+        front = [by_number[t.number] for t in sort_trials(view, view.front, **order)]
     if front:
         lines += ["Pareto front (export a row with the command under it)", *text_table(front, "trial", True)]
-        lines += [intervals_text(view)] + [f"noise: {line}" for line in noise_data(view).lines()]
+        lines += [s for s in [intervals_text(view)] if s] + [f"noise: {line}" for line in noise_data(view).lines()]
     elif not view.trials:
         lines.append("no trials yet: start or continue the study with `wfsearch run SPEC`")
     else:
@@ -48,8 +52,9 @@ def show_text(view: StudySnapshot) -> str:
     return "\n".join(lines)
 
 
-def all_trials_text(view: StudySnapshot) -> str:
-    """Every search trial as one table, by number, with its status (``wfsearch show --all``)."""
-    rows = [record_row(t, view.objectives, knobs=knob_names(view, [t]) or None) for t in view.trials]
+def all_trials_text(view: StudySnapshot, trials: list | None = None) -> str:
+    """Every search trial (or ``trials``) as one table, by number, with its status (``wfsearch show --all``)."""
+    rows = [record_row(t, view.objectives, knobs=knob_names(view, [t]) or None)
+            for t in (view.trials if trials is None else trials)]
     head = [f"study {view.name!r}  ({view.storage_url}): {view.counts_text()}", scales_text(view), ""]
     return "\n".join(head + (text_table(rows, "trial", with_status=True) if rows else ["no trials yet"]))
