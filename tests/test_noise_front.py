@@ -146,5 +146,5 @@ def test_show_report_and_pick_say_when_front_members_are_indistinguishable(tmp_p
         (0, 0.45, 0.55, 95.0, 105.0), (1, 0.47, 0.57, 93.0, 103.0)}  # the plot's error bars
     rc = main(["export", str(folder), "--pick", "max accuracy", "--output", str(tmp_path / "r.yaml")])
     out = capsys.readouterr().out
-    assert rc == 0 and "trial 1 (" in out
+    assert rc == 0 and "trial 1: accuracy 0.5200 (proxy top-1)" in out
     assert "note: trial 1 is indistinguishable within noise from trial 0" in out

@@ -27,10 +27,14 @@ def _cfg(fc1: str, dw: str) -> ArchConfig:
     return ArchConfig(**FOUR, fc1_predictor=fc1, dwconv_predictor=dw)
 
 
-def repeats_study(folder: Path) -> Path:
+def repeats_study(folder: Path, paired: bool = False) -> Path:
+    """``paired``: speeds stored as `wfsearch run` stores them: ``throughput`` the paired objective (ratio x
+    the reference's 400 img/s), ``throughput_raw`` and ``costs.throughput`` the trial's own 0.8 x that."""
     study = new_study(folder)
     study.set_user_attr("spec", {**study.user_attrs["spec"],
                                  "proxy": {"dataset": {"name": "synthetic", "num_classes": 4, "val_size": 128}}})
+    if paired:
+        study.set_user_attr("throughput_scale", {"reference": "deit_tiny_patch16_224", "img_s": 400.0})
     for i, (fc1, dw, acc, tput, reason) in enumerate(TRIALS):
         params = {"fc1_predictor": fc1, "dwconv_predictor": dw}
         attrs = _attrs(_cfg(fc1, dw), acc, tput, reason)
@@ -38,6 +42,9 @@ def repeats_study(folder: Path) -> Path:
                                 accuracy_high=acc + 0.05)  # one repeat: a zero-width speed "interval"
         attrs["costs"].update(throughput_samples=[tput], throughput_interval={"value": tput, "low": tput, "high": tput,
                                                                               "level": 0.0})
+        if paired:
+            attrs["metrics"].update(throughput_raw=0.8 * tput, throughput_ratio=tput / 400.0)
+            attrs["costs"].update(throughput=0.8 * tput, ratio_samples=[tput / 400.0], throughput_ratio=tput / 400.0)
         _add(study, i, values=[acc, tput], params=params, distributions={k: DISTRIBUTIONS[k] for k in params},
              user_attrs=attrs)
     refs = optuna.create_study(study_name=references_study_name(folder.name), storage=f"sqlite:///{folder / 'optuna.db'}",
@@ -119,3 +126,90 @@ def test_intervals_say_their_real_coverage_and_a_single_repeat_has_none(repeats)
         t.costs["throughput_interval"]["level"] = 0.75
         t.costs["throughput_samples"] = [1.0, 2.0, 3.0]
     assert "speed 75% (the whole range of 3 repeats; 5 or more reach 90%)" in intervals_text(view)
+
+
+# --------------------------------------------------------------------------- one name, one figure
+@pytest.fixture
+def paired_study(tmp_path: Path, monkeypatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    return repeats_study(Path("studies") / "paired", paired=True)
+
+
+def test_the_paired_and_the_measured_speed_are_told_apart_everywhere(paired_study, capsys):
+    import yaml
+
+    from wfsearch.report import captions, render_html, report_data
+
+    view = read_study(paired_study)
+    text = show_text(view)
+    head = next(line for line in text.splitlines() if line.startswith("trial "))
+    assert "img/s paired" in head and "img/s measured" in head
+    row0 = next(line for line in text.splitlines() if line.startswith("0 "))
+    assert " 800.0 " in row0 and " 640.0 " in row0  # the objective, and what the trial measured
+    assert captions(view)["throughput"].startswith("throughput = img/s paired of the deployed network, derived: its "
+                                                   "ratio to deit_tiny_patch16_224 measured alongside it, times "
+                                                   "deit_tiny_patch16_224's 400.0 img/s")
+    fig = figures.pareto_figure(pareto_data(view))
+    assert fig.layout.xaxis.title.text.startswith("img/s paired (derived: ratio x the reference's img/s)")
+    hovers = [h for t in fig.data if t.meta["role"] == "front" for h in t.hovertext]
+    assert any("accuracy 0.6 · img/s paired 800 · img/s measured 640 · ratio 2" in h for h in hovers)
+    rc, out, _ = cli(["export", paired_study, "--trial", "0"], capsys)
+    assert rc == 0 and ("trial 0: accuracy 0.6000 (proxy top-1); 800.0 img/s paired (derived: ratio 2 x the "
+                        "reference's 400.0 img/s); 640.0 img/s measured -> ") in out
+    text = (paired_study / "recipes" / "trial-0.yaml").read_text()
+    notes = {line.split(":")[0].strip(): line.split("#", 1)[1].strip() for line in text.splitlines()
+             if line.startswith("    throughput") and "#" in line}
+    assert notes == {"throughput": "img/s paired (derived: ratio x the reference's img/s)",
+                     "throughput_raw": "img/s measured (this trial's own)",
+                     "throughput_ratio": "ratio to the reference (paired, measured alongside)"}
+    assert yaml.safe_load(text)["provenance"]["metrics"]["throughput_raw"] == 640.0  # comments leave values alone
+    from wfsearch.export.recipe import _noted
+
+    costs = _noted("provenance:\n  costs:\n    throughput: 640.0\n")  # where the search measured the network built
+    assert costs.endswith("throughput: 640.0  # img/s measured (= metrics.throughput_raw; not the paired objective)\n")
+    page = render_html(report_data(view))
+    assert "<th>img/s paired</th>" in page and "<th>img/s measured</th>" in page
+
+
+def test_labels_say_which_network_and_which_unit(repeats, tmp_path, capsys):
+    view = read_study(repeats)
+    fig = figures.pareto_figure(pareto_data(view))
+    hover = next(t for t in fig.data if t.meta["role"] == "front").hovertext[0]
+    assert "deployed network (32 px, 1000 classes): params " in hover
+    assert "proxy network (trained for accuracy): img_size=16" in hover
+    head = next(line for line in show_text(view).splitlines() if line.startswith("trial "))
+    assert "MACs (k)" in head and "params (k)" in head  # not "0.000" G for every row
+    hv = figures.hypervolume_figure(hypervolume_data(view))
+    assert hv.layout.yaxis.title.text == "normalized hypervolume (0..1, fixed box)"
+    rc, out, _ = cli(["validate", Path(__file__).resolve().parents[1] / "spaces" / "smoke.yaml"], capsys)
+    cost = [line for line in out.splitlines() if "params " in line or "MACs " in line]
+    assert rc == 0 and "deployed network (the design at 32px, 1000 classes" in cost[0] and "proxy" in cost[0]
+    assert "deployed;" in cost[1] and "proxy network (at 16px, 4 classes" in cost[1]
+
+
+def test_a_simulated_study_says_it_was_replayed(tmp_path, monkeypatch):
+    from wfsearch.report import captions, render_html, report_data
+    from test_readme_examples import ROOT
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["simulate", str(ROOT / "benchmarks/tables/predictors-table.yaml"), "--table",
+                 str(ROOT / "benchmarks/tables/predictors"), "--trials", "6", "-o", "studies/sim"]) == 0
+    view = read_study(Path("studies/sim"))
+    page = render_html(report_data(view))
+    assert "?" not in page.split("<dt>hardware</dt><dd>")[1].split("</dd>")[0]
+    assert "replayed from the table" in page.split("<dt>hardware</dt><dd>")[1].split("</dd>")[0]
+    cap = captions(view)["throughput"]
+    assert "on auto" not in cap and "replayed from the table" in cap and cap.startswith("throughput = img/s measured")
+
+
+def test_sample_names_the_memory_estimate_apart_from_the_measured_peak(capsys):
+    import yaml
+
+    from test_readme_examples import ROOT
+
+    assert main(["sample", str(ROOT / "spaces" / "smoke.yaml"), "-n", "2"]) == 0
+    out = capsys.readouterr().out
+    doc = yaml.safe_load(out)
+    assert all("memory_estimate" in s["deployed"] and "memory" not in s["deployed"] for s in doc)
+    assert "`memory_estimate`: bytes of one training step of the deployed network estimated before training" in out
+    assert "the search stores the measured peak as `memory`" in out

@@ -86,6 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("wfsearch: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `wfsearch sample ... | head`: the reader has what it wanted
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141
     except ValueError as e:  # UserError and validation errors of user input
         if debug:
             raise

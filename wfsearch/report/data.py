@@ -15,6 +15,7 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
 from wfsearch.study import StudySnapshot, TrialRecord
+from wfsearch.study.labels import paired
 from wfsearch.study.snapshot import at_chance
 from wfsearch.study.hypervolume import HypervolumeBox, stored_box, study_box
 from wfsearch.study.noise import NoiseSummary, noise_summary
@@ -65,6 +66,8 @@ class ParetoData:
     unplotted: dict[str, int]  # trials per group that have no (x, y) to plot (failed before scoring ...)
     n_objectives: int = 2  # with more than the two axes, the front is not a staircase in this plane
     chance: float | None = None  # chance accuracy of the proxy task, drawn on an accuracy axis
+    paired: bool = True  # is ``throughput`` the paired objective (else the img/s measured in each trial)
+    deployed: str = ""  # the deployed network's scale, e.g. "224 px, 1000 classes"
 
     def group(self, name: str) -> list[Point]:
         return [p for p in self.points if p.group == name]
@@ -90,7 +93,12 @@ def _coords(view: StudySnapshot, t: TrialRecord, x: str, y: str) -> tuple[float,
 
 def _costs(view: StudySnapshot, t: TrialRecord) -> dict:
     m = view.metrics(t)
-    return {k: m[k] for k in ("accuracy", "throughput", *COST_KEYS, "memory") if k in m}
+    return {k: m[k] for k in ("accuracy", "throughput", "throughput_raw", *COST_KEYS, "memory") if k in m}
+
+
+def speed_paired(view: StudySnapshot) -> bool:
+    """Is the study's ``throughput`` the paired objective (its trials kept per-repeat ratios)?"""
+    return any(paired(t.costs) for t in view.trials if t.costs)
 
 
 def pareto_data(view: StudySnapshot) -> ParetoData:
@@ -126,7 +134,13 @@ def pareto_data(view: StudySnapshot) -> ParetoData:
                             status="reference" + (f" (the architecture of trial {same[0]})" if same else "")))
     return ParetoData(x=x, y=y, x_direction=directions.get(x), y_direction=directions.get(y),
                       points=tuple(points), unplotted=unplotted, n_objectives=len(view.objectives),
-                      chance=view.chance)
+                      chance=view.chance, paired=speed_paired(view), deployed=_deployed_scale(view))
+
+
+def _deployed_scale(view: StudySnapshot) -> str:
+    tp = view.throughput
+    classes = (tp.get("arch") or {}).get("num_classes", 1000)
+    return f"{tp['img_size']} px, {classes} classes" if tp.get("img_size") else ""
 
 
 # --------------------------------------------------------------------------- hypervolume over the search
@@ -344,8 +358,11 @@ def chance_flag(t: TrialRecord, chance: float | None, numbers: dict[str, float] 
     m = t.numbers(("accuracy",)) if numbers is None else numbers
     if not at_chance(m, chance):
         return ""
-    return (f"at chance: accuracy {m['accuracy']:.3f} is not above 1/{round(1 / chance)} classes = {chance:.3f}; "
-            "its place on the front comes from its speed alone, not worth a full training")
+    acc, lo, hi = m["accuracy"], m.get("accuracy_low"), m.get("accuracy_high")
+    level = f"1/{round(1 / chance)} classes = {chance:.3f}"
+    said = (f"accuracy {acc:.3f} is not above {level}" if acc <= chance else
+            f"accuracy {acc:.3f} [{lo:.3f}, {hi:.3f}] is within noise of {level}")
+    return f"at chance: {said}; its place on the front comes from its speed alone, not worth a full training"
 
 
 def front_rows(view: StudySnapshot) -> list[Row]:
@@ -420,6 +437,7 @@ class TrialRow:
     epochs: int | None  # proxy epochs trained
     values: dict[str, float]
     arch: str
+    paired: bool = True  # ``throughput`` is the paired objective
 
 
 def trial_rows(view: StudySnapshot) -> list[TrialRow]:
@@ -429,8 +447,11 @@ def trial_rows(view: StudySnapshot) -> list[TrialRow]:
         curve = t.curve
         epochs = max((int(c["epoch"]) for c in curve if finite(c.get("epoch"))), default=None)
         knobs = {**(t.arch or {}), **t.params}
-        rows.append(TrialRow(t.number, view.group(t), t.reason, epochs, row_values(view.metrics(t), view.objectives),
-                             describe_arch(knobs, knob_names(view, [t]) or None)))
+        values = row_values(view.metrics(t), view.objectives)
+        if not paired(t.costs):
+            values.pop("throughput_raw", None)
+        rows.append(TrialRow(t.number, view.group(t), t.reason, epochs, values,
+                             describe_arch(knobs, knob_names(view, [t]) or None), paired(t.costs)))
     return rows
 
 
@@ -459,15 +480,25 @@ def captions(view: StudySnapshot) -> dict[str, str]:
                        " (a ranking signal for the search, not an ImageNet number)") if parts else ""
     measured = next((t.costs for t in view.trials if t.costs.get("device")), {})
     hw = view.user_attrs.get("hardware") or {}
-    where = measured.get("device") or tp.get("device")
+    where = measured.get("device") or (tp.get("device") if tp.get("device") != "auto" else "")
     cond = [f"{tp['img_size']} px" if tp.get("img_size") else "", f"batch {tp['batch_size']}" if tp.get("batch_size") else "",
             str(tp.get("dtype") or ""), f"on {where}" if where else "",
             f"{measured['threads']} thread(s)" if measured.get("threads") else "",
             f"{measured['clock']} clock" if measured.get("clock") else "",
             f"{hw['cpu_count']} CPUs on the machine" if hw.get("cpu_count") else ""]
     arch = tp.get("arch")
-    scale = f" of the deployed network ({', '.join(f'{k} {v}' for k, v in arch.items())})" if arch else ""
+    scale = f" of the deployed network ({', '.join(f'{k} {v}' for k, v in arch.items())})" if arch else \
+        " of the deployed network"
     cond = [c for c in cond if c]
-    out["throughput"] = (f"throughput = images/s{scale}, measured at " + ", ".join(cond) +
-                         (f", against {tp['reference']}" if tp.get("reference") else "")) if cond else ""
+    scale_attr = view.user_attrs.get("throughput_scale") or {}
+    ref, img_s = tp.get("reference") or scale_attr.get("reference"), scale_attr.get("img_s")
+    if speed_paired(view) and ref:
+        what = (f"throughput = img/s paired{scale}, derived: its ratio to {ref} measured alongside it, times "
+                + (f"{ref}'s {img_s:.1f} img/s measured once for the study" if img_s else f"{ref}'s img/s")
+                + " (img/s measured: the trial's own figure, which drifts with the machine)")
+    else:
+        what = f"throughput = img/s measured{scale}" + (f", against {ref}" if ref else "")
+    if hw.get("simulated"):
+        what += f"; replayed from the table {hw.get('table', '?')}, not measured in this study"
+    out["throughput"] = (what + (", at " + ", ".join(cond) if cond else "")) if (cond or hw.get("simulated")) else ""
     return out

@@ -12,17 +12,51 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from wfsearch.study import StudySnapshot, TrialRecord
+from wfsearch.study.labels import MEASURED_SPEED, paired
 
-# metric -> (header with its unit, formatter); the columns of every table, in this order
+# metric -> (header with its unit, formatter); the columns of every table, in this order. The two speeds are
+# different figures (`wfsearch.study.labels`): the paired objective, derived, and the trial's own measurement
 COLUMNS: dict[str, tuple[str, Callable[[float], str]]] = {
     "accuracy": ("accuracy", lambda v: f"{v:.4f}"),
-    "throughput": ("img/s", lambda v: f"{v:.1f}"),
+    "throughput": ("img/s paired", lambda v: f"{v:.1f}"),
+    "throughput_raw": ("img/s measured", lambda v: f"{v:.1f}"),
     "throughput_ratio": ("ratio", lambda v: f"{v:.2f}"),
     "params": ("params (M)", lambda v: f"{v / 1e6:.3f}"),
     "macs": ("MACs (G)", lambda v: f"{v / 1e9:.3f}"),
     "memory": ("memory (MB)", lambda v: f"{v / 2**20:.1f}"),
     "latency_highres": ("latency hi-res (ms)", lambda v: f"{v:.2f}"),
 }
+# counts shown in the unit that fits the table's values (a tiny network's MACs are not 0.002 G)
+SCALED = {"params": ("params", 1), "macs": ("MACs", 1)}
+PREFIXES = ((1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""))
+
+
+def column_formats(rows: list[Row], keys: list[str]) -> dict[str, tuple[str, Callable[[Any], str]]]:
+    """(header, cell formatter) of each column of ``rows``; ``throughput`` is "img/s measured" where no row
+    holds the paired figure."""
+    out = {k: column_format(k, [r.values.get(k) for r in rows]) for k in keys}
+    if "throughput" in out and not any(r.paired for r in rows if "throughput" in r.values):
+        out["throughput"] = (MEASURED_SPEED, out["throughput"][1])
+    return out
+
+
+def column_format(key: str, values) -> tuple[str, Callable[[Any], str]]:
+    """(header, cell formatter) of a column holding ``values``: `COLUMNS`' own, except that params and
+    MACs take the prefix of their median value."""
+    if key in SCALED:
+        shown = sorted(float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v))
+        if shown:
+            mid = shown[len(shown) // 2]
+            scale, prefix = next((s, p) for s, p in PREFIXES if mid >= s or s == 1.0)
+            return (f"{SCALED[key][0]} ({prefix or 'count'})",
+                    lambda v: MISSING if not _number(v) else f"{float(v) / scale:.3f}" if prefix else f"{v:.0f}")
+    return header(key), lambda v: cell(key, v)
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
 # stored names that are the same quantity as a column
 ALIASES = {"peak_memory_bytes": "memory", "latency_highres_ms": "latency_highres"}
 ARCH_KNOBS = ("fc1_predictor", "dwconv_predictor", "dynamic_blocks", "fc1_pool", "dwconv_pool", "rank_ratio")
@@ -41,6 +75,7 @@ class Row:
     status: str = ""
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)  # 90% intervals of the objectives
     flag: str = ""  # a warning shown in place of the command (a front trial at chance)
+    paired: bool = True  # ``throughput`` is the paired objective (else the img/s the trial measured)
 
 
 def header(key: str) -> str:
@@ -72,8 +107,12 @@ def record_row(t: TrialRecord, objectives: tuple[str, ...] | list[str], command:
                knobs: list[str] | None = None, flag: str = "") -> Row:
     arch = {**(t.arch or {}), **t.params} or ({"timm_model": t.timm_model} if t.timm_model else {})
     numbers = t.numbers(objectives)
+    values = row_values(numbers, objectives)
+    is_paired = paired(t.costs)
+    if not is_paired:
+        values.pop("throughput_raw", None)  # the same figure as throughput
     return Row(label=t.name or str(t.number), number=None if t.kind == "reference" else t.number,
-               values=row_values(numbers, objectives), arch=describe_arch(arch, knobs),
+               values=values, arch=describe_arch(arch, knobs), paired=is_paired,
                command=command, status=t.reason, intervals=intervals_of(numbers, objectives or ("accuracy", "throughput")),
                flag=flag)
 
@@ -98,9 +137,11 @@ def columns_of(rows: list[Row]) -> list[str]:
 def text_table(rows: list[Row], first: str, with_command: bool = False, with_status: bool = False) -> list[str]:
     """Aligned columns: the label, every column known for the rows, the architecture (and export command)."""
     keys = columns_of(rows)
-    head = [first, *(header(k) for k in keys), *(["status"] if with_status else []), "architecture"]
-    cells = [[r.label, *(cell(k, r.values.get(k)) + (f" [{cell(k, r.intervals[k][0])}, {cell(k, r.intervals[k][1])}]"
-                                                     if k in r.intervals else "") for k in keys),
+    formats = column_formats(rows, keys)
+    head = [first, *(formats[k][0] for k in keys), *(["status"] if with_status else []), "architecture"]
+    cells = [[r.label, *(formats[k][1](r.values.get(k)) + (f" [{formats[k][1](r.intervals[k][0])}, "
+                                                           f"{formats[k][1](r.intervals[k][1])}]"
+                                                           if k in r.intervals else "") for k in keys),
               *([r.status] if with_status else []), r.arch] for r in rows]
     widths = [max(len(str(c)) for c in col) for col in zip(head, *cells)]
     numeric = [False, *([True] * len(keys)), *([False] if with_status else []), False]
