@@ -215,3 +215,22 @@ def test_bad_address_is_one_line(tmp_path):
     assert res.returncode == 2
     lines = [line for line in res.stderr.splitlines() if line.startswith("wfsearch: error")]
     assert len(lines) == 1 and "--address" in lines[0] and "Traceback" not in res.stderr
+
+
+def test_known_designs_are_evaluated_first_once(tmp_path):
+    """--enqueue: Optuna's enqueue_trial for the search; a design the study holds is not queued again."""
+    (tmp_path / "known.yaml").write_text("- {fc1_predictor: none, dwconv_predictor: adaptive}\n")
+    args = ["run", SMOKE, "--set", "study.trials=1", "--set", "references=[]", "--no-progress", "--enqueue", "known.yaml"]
+    res = run_cli(args, tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    study = load(f"sqlite:///{tmp_path}/studies/smoke/optuna.db")
+    assert [t.params for t in study.trials] == [{"fc1_predictor": "none", "dwconv_predictor": "adaptive"}]
+    res = run_cli([*args[:3], "study.trials=2", *args[4:]], tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert len(load(f"sqlite:///{tmp_path}/studies/smoke/optuna.db").trials) >= 2
+    assert sum(t.params == {"fc1_predictor": "none", "dwconv_predictor": "adaptive"} and t.user_attrs["status_reason"]
+               == "ok" for t in load(f"sqlite:///{tmp_path}/studies/smoke/optuna.db").trials) == 1
+    (tmp_path / "bad.yaml").write_text("- {fc1_predictor: deep}\n")
+    res = run_cli(["run", SMOKE, "--enqueue", "bad.yaml"], tmp_path)
+    assert res.returncode == 2 and res.stderr.strip() == (
+        "wfsearch: error: bad.yaml: [0].fc1_predictor: 'deep': not one of the space's choices ['none', 'bilateral']")

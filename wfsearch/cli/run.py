@@ -16,6 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             'wfsearch run spaces/predictors.yaml                        # the quick start, minutes on a CPU',
             'wfsearch run spaces/predictors.yaml --set study.trials=40  # run again: continues the same study',
             'wfsearch run spaces/predictors.yaml --fresh                # a new study; the old one is kept',
+            'wfsearch run spaces/predictors.yaml --enqueue known.yaml   # these designs first',
             'ray start --head && wfsearch run spaces/predictors.yaml --address auto',
         ))
     p.add_argument("spec", metavar="SPEC", help="design-space YAML, e.g. spaces/predictors.yaml")
@@ -25,6 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="join an existing Ray cluster: auto or HOST:PORT (default: start Ray locally)")
     p.add_argument("--fresh", action="store_true",
                    help="start a new study; the old one is kept as <name>-<timestamp>")
+    p.add_argument("--enqueue", metavar="DESIGNS.yaml",
+                   help="evaluate these designs first (a YAML list of knob mappings, as Optuna's enqueue_trial; "
+                        "a design the study already holds is not queued again)")
     p.add_argument("--no-progress", action="store_true", help="no live progress line")
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
                    help="stop starting new trials after this many seconds of search (Ray's start-up, the "
@@ -44,6 +48,9 @@ def run(args: argparse.Namespace) -> int:
     from wfsearch.space import load_spec
 
     spec = load_spec(args.spec, args.overrides)
+    from wfsearch.space import load_designs
+
+    designs = load_designs(spec, args.enqueue) if args.enqueue else None
     if not args.no_progress:  # loading Ray takes seconds: say what is coming first
         print(f"wfsearch run {args.spec}: study {spec.study.name!r}, {spec.study.trials} architectures; loading Ray",
               file=sys.stderr, flush=True)
@@ -52,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         summary = run_search(spec, address=args.address, fresh=args.fresh, progress=not args.no_progress,
-                             noop=args.noop, time_budget_s=args.time_budget)
+                             noop=args.noop, time_budget_s=args.time_budget, enqueue=designs)
     except Interrupted as e:
         again = " ".join(shlex.quote(a) for a in ["wfsearch", "run", args.spec,
                                                   *(x for o in args.overrides for x in ("--set", o))])

@@ -428,7 +428,8 @@ def _measure_reference(reference: str, settings: dict) -> dict:
 
 
 def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, progress: bool = True,
-               noop: bool = False, time_budget_s: float | None = None, stream: Any = None) -> RunSummary:
+               noop: bool = False, time_budget_s: float | None = None, stream: Any = None,
+               enqueue: list[dict] | None = None) -> RunSummary:
     """Run (or continue) the study of ``spec`` until ``spec.study.trials`` trials have finished.
 
     A run that fails before its study holds any trial leaves nothing behind (no study, no folder);
@@ -438,7 +439,7 @@ def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, pr
     new_folder = not sdir.exists()
     try:
         return _run_search(spec, address=address, fresh=fresh, progress=progress, noop=noop,
-                           time_budget_s=time_budget_s, stream=stream)
+                           time_budget_s=time_budget_s, stream=stream, enqueue=enqueue)
     except BaseException as e:
         if not isinstance(e, StudyBusy):  # never touch a study that another run holds
             _remove_if_empty(spec, sdir, new_folder)
@@ -500,9 +501,11 @@ def _remove_if_empty(spec: Any, sdir: Path, new_folder: bool) -> None:
 
 
 def _run_search(spec: Any, *, address: str | None, fresh: bool, progress: bool, noop: bool,
-                time_budget_s: float | None, stream: Any) -> RunSummary:
+                time_budget_s: float | None, stream: Any, enqueue: list[dict] | None = None) -> RunSummary:
     t0 = time.monotonic()
     study, storage, archived, lease = prepare_study(spec, fresh)
+    for params in enqueue or ():  # known designs first, as Optuna's enqueue_trial does (once per study)
+        study.enqueue_trial(params, skip_if_exists=True)
 
     def mark_interrupted(signum: int) -> int:
         return fail_stale_trials(study, reason=f"interrupted: the run was stopped ({Interrupted(signum).signal_name}) "
