@@ -81,7 +81,9 @@ def table_study(spec_path: str, table_dir: str, folder: Path) -> Path:
             study.enqueue_trial({k: encode_choice(v) for k, v in arch.params.items()})
             trial = study.ask()
             sample = sample_arch(spec, trial)
-            m = {**table.metrics_at(h, seed), "throughput_raw": arch.metrics["throughput"]}
+            last = curve[-1]
+            m = {**arch.metrics, "accuracy": last.accuracy, "loss": last.loss, "epochs": last.epoch,
+                 "throughput_raw": arch.metrics["throughput"]}
             m["throughput"] = m["throughput_ratio"] * ref  # the paired speed, as `wfsearch run` stores it
             result = {"arch": sample.arch.to_dict(), "arch_hash": sample.arch.hash, "metrics": m,
                       "costs": {k: m[k] for k in ("params", "macs", "throughput", "throughput_ratio") if k in m}}
