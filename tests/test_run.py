@@ -63,7 +63,10 @@ def test_run_resume_and_fresh(tmp_path):
     assert [r.user_attrs["reference_name"] for r in refs] == ["all_static"]
     # the summary names the outputs
     assert "on the front" in res.stdout and "storage: sqlite" in res.stdout and "reference" in res.stdout
-    assert "next:    wfsearch show studies/smoke   |   wfsearch report studies/smoke   |   wfsearch export studies/smoke --trial" in res.stdout
+    assert "next:    wfsearch show studies/smoke   |   wfsearch report studies/smoke" in res.stdout  # as typed
+    # export is offered for the most accurate front trial, unless every front trial is at chance (flagged)
+    assert "   |   wfsearch export studies/smoke --trial " in res.stdout or res.stdout.count("    at chance: ") == \
+        sum(1 for line in res.stdout.split("references")[0].splitlines() if line[:1].isdigit())
     log = (tmp_path / "studies" / "smoke" / "run.log").read_text()
     assert log.count("run started: study smoke") == 1 and log.count("run ended: 3 distinct") == 1
     assert all(f"trial {n} complete: ok" in log for n in range(3)) and "phase: starting Ray" in log
