@@ -33,6 +33,7 @@ RELEASED_OPTIMIZER = "adamw"
 RELEASED_RAND_AUGMENT = "rand-m9-mstd0.5-inc1"
 
 Probability = Annotated[float, Field(ge=0, le=1)]
+MAX_BASE_RATE = 512 * MAX_RATE  # rates per 512 images of global batch: a batch of one scales them by 1/512
 
 
 def drop_path_for(embed_dim: int) -> float:
@@ -129,7 +130,7 @@ class OptimizerSection(_Section):
     """AdamW with the learning rate scaled linearly by global batch / ``lr_base_batch``."""
 
     name: str = RELEASED_OPTIMIZER  # any timm optimizer name (create_optimizer_v2)
-    lr_base: float = Field(5e-4, gt=0, le=MAX_RATE)  # lr = lr_base * global_batch / lr_base_batch
+    lr_base: float = Field(5e-4, gt=0, le=MAX_BASE_RATE)  # lr = lr_base * global_batch / lr_base_batch
     lr_base_batch: int = Field(512, gt=0, le=MAX_COUNT)
     betas: list[Annotated[float, Field(ge=0, lt=1)]] = Field([0.9, 0.999], min_length=2, max_length=2)
     eps: float = Field(1e-8, gt=0, le=1)
@@ -159,8 +160,8 @@ class ScheduleSection(_Section):
     name: Literal["cosine", "linear", "step", "constant"] = "cosine"
     epochs: int = Field(300, gt=0, le=MAX_EPOCHS)
     warmup_epochs: int = Field(20, ge=0)
-    warmup_lr_base: float = Field(5e-7, ge=0, le=MAX_RATE)  # start of the linear warm-up, scaled by global batch / lr_base_batch
-    min_lr_base: float = Field(5e-6, ge=0, le=MAX_RATE)  # floor of the cosine, scaled the same way
+    warmup_lr_base: float = Field(5e-7, ge=0, le=MAX_BASE_RATE)  # start of the linear warm-up, scaled by global batch / lr_base_batch
+    min_lr_base: float = Field(5e-6, ge=0, le=MAX_BASE_RATE)  # floor of the cosine, scaled the same way
     per_step: bool = True  # update the lr after every optimizer step, not once per epoch
     warmup_prefix: bool = False  # False: the cosine spans all epochs, warm-up included (as released)
 
