@@ -20,6 +20,7 @@ import yaml
 
 from test_export import pristine_study, study_dir  # noqa: F401 (fixtures)
 from test_fuzz_hostile import corrupt, ends_cleanly
+from test_hostile_specs import refused as one_line  # status 2, one `wfsearch: error:` line, within a bound
 from test_storage_faults import _remount, mount_point  # noqa: F401 (fixture)
 from wfsearch.cli import main
 from wfsearch.errors import UserError
@@ -31,14 +32,6 @@ SMOKE = REPO / "spaces" / "smoke.yaml"
 
 def cli(args: list) -> int:
     return main([str(a) for a in args])
-
-
-def one_line(args: list, capsys, within_s: float = 20.0) -> str:
-    """The CLI refuses ``args`` with one ``wfsearch: error:`` line and status 2; that line."""
-    rc, out, err = ends_cleanly(args, capsys, within_s, codes=(2,))
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    return lines[0]
 
 
 # ---------------------------------------------------------------- 1: outputs never replace what is not a file
@@ -58,7 +51,7 @@ def test_outputs_write_through_links_and_refuse_fifos_devices_and_folders(study_
                        (["report", study_dir, "--no-scaling", "-o"], fifo),
                        (["report", study_dir, "--no-scaling", "-o"], folder),
                        (["schema", "-o"], fifo)):
-        line = one_line(args + [path], capsys)
+        line = one_line(args + [path], capsys, within_s=30)
         assert "is there; wfsearch writes a regular file only" in line, line
     if os.geteuid() == 0:  # a device node: only root may make one
         device = tmp_path / "null"
@@ -122,7 +115,7 @@ def test_writing_into_a_read_only_place_is_one_line(study_dir, mount_point, caps
     for args in (["report", study_dir, "--no-scaling", "-o", mount_point / "r.html"],
                  ["export", study_dir, "--trial", "0", "--output", mount_point / "r.yaml"],
                  ["schema", "-o", mount_point / "s.json"]):
-        assert "a read-only file system" in one_line(args, capsys)
+        assert "a read-only file system" in one_line(args, capsys, within_s=30)
 
 
 def _hold_write_lock(db: Path, journal: str, ready: multiprocessing.Event, release: multiprocessing.Event) -> None:
@@ -189,8 +182,8 @@ def test_hostile_yaml_is_one_line(tmp_path, capsys):
     for name, message in cases.items():
         assert message in one_line(["validate", tmp_path / name], capsys), name
     assert "nesting deeper" in one_line(["validate", SMOKE, "--set", f"base.x={deep}"], capsys)
-    assert "nesting deeper" in one_line(["train", tmp_path / "recipe.yaml", "--data", tmp_path], capsys)
-    assert "not a regular file" in one_line(["train", tmp_path / "fifo.yaml", "--data", tmp_path], capsys)
+    assert "nesting deeper" in one_line(["train", tmp_path / "recipe.yaml", "--data", tmp_path], capsys, 30)
+    assert "not a regular file" in one_line(["train", tmp_path / "fifo.yaml", "--data", tmp_path], capsys, 30)
 
 
 @pytest.mark.timeout(60)
@@ -198,7 +191,7 @@ def test_an_optuna_db_that_is_a_fifo_is_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "studies" / "smoke").mkdir(parents=True)
     os.mkfifo(tmp_path / "studies" / "smoke" / "optuna.db")
-    assert "not a regular file" in one_line(["run", SMOKE, "--no-progress"], capsys)
+    assert "not a regular file" in one_line(["run", SMOKE, "--no-progress"], capsys, within_s=30)
     assert "not a regular file" in one_line(["show", "--storage", "sqlite:///studies/smoke/optuna.db"], capsys)
 
 
@@ -239,11 +232,11 @@ def test_a_recipe_larger_than_the_machine_is_refused_before_training(study_dir, 
     for split in ("train", "val"):
         (tmp_path / "data" / split / "a").mkdir(parents=True)
     capsys.readouterr()
-    line = one_line(["train", tmp_path / "r.yaml", "--data", tmp_path / "data", "--device", "cpu"], capsys)
+    line = one_line(["train", tmp_path / "r.yaml", "--data", tmp_path / "data", "--device", "cpu"], capsys, 30)
     assert "data.img_size: 16000: training weightformer_test" in line and "GiB" in line, line
     recipe["data"]["img_size"] = recipe["model"]["kwargs"]["img_size"] = 100000
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
-    assert "must lie in [1, 16384]" in one_line(["train", tmp_path / "r.yaml", "--data", tmp_path / "data"], capsys)
+    assert "must lie in [1, 16384]" in one_line(["train", tmp_path / "r.yaml", "--data", tmp_path / "data"], capsys, 30)
 
 
 # ---------------------------------------------------------------- 7: --fresh keeps a long-named study
@@ -273,7 +266,8 @@ def test_a_foreign_sqlite_database_is_never_written_into(tmp_path, monkeypatch, 
     con.commit()
     con.close()
     before = (tmp_path / "other.db").read_bytes()
-    line = one_line(["run", SMOKE, "--no-progress", "--set", f"study.storage=sqlite:///{tmp_path / 'other.db'}"], capsys)
+    line = one_line(["run", SMOKE, "--no-progress", "--set", f"study.storage=sqlite:///{tmp_path / 'other.db'}"],
+                    capsys, within_s=30)
     assert "a database of another program (tables customers)" in line, line
     assert (tmp_path / "other.db").read_bytes() == before
 
@@ -449,7 +443,7 @@ def test_a_ray_failure_is_one_line(tmp_path, monkeypatch, capsys):
         raise ray.exceptions.NodeDiedError("the node 127.0.0.1 was declared dead")
 
     monkeypatch.setattr(engine, "_search", node_died)
-    line = one_line(["run", SMOKE, "--no-progress"], capsys)
+    line = one_line(["run", SMOKE, "--no-progress"], capsys, within_s=30)
     assert "the Ray cluster failed (NodeDiedError" in line and "run the same command again" in line, line
 
 
