@@ -105,7 +105,7 @@ SPEC_NUMBERS = ([(k, "{}") for k in numeric_fields(SpaceSpec)]
                    for form in ("{{float: [{}, 2]}}", "{{float: [0.1, {}], log: true}}", "{{float: [0.1, 0.5], step: {}}}")])
 
 
-@fuzz(60)
+@fuzz(150)
 @given(field=st.sampled_from(SPEC_NUMBERS), value=NUMBERS)
 def test_every_numeric_spec_field(field, value, capsys):
     key, form = field
@@ -129,7 +129,7 @@ def empty_data(tmp_path_factory) -> Path:
     return root
 
 
-@fuzz(40)
+@fuzz(100)
 @given(key=st.sampled_from(RECIPE_NUMBERS), value=NUMBERS)
 def test_every_numeric_recipe_field(key, value, tmp_path_factory, empty_data, capsys):
     d = Recipe(model={"name": "weightformer_test"}).to_dict()
@@ -180,7 +180,7 @@ def test_any_nesting_depth(kind, depth, where, tmp_path_factory, empty_data, cap
         assert rc == 2 and "nesting deeper than 64 levels" in err, err
 
 
-@fuzz(40)
+@fuzz(80)
 @given(data=st.binary(max_size=3000), at=st.integers(0, 10**6), as_recipe=st.booleans())
 def test_any_bytes(data, at, as_recipe, tmp_path_factory, empty_data, capsys):
     """Random bytes as a whole file, or spliced into a valid spec."""
