@@ -193,15 +193,18 @@ def test_simulate_cli_writes_a_study(table_and_truth, tmp_path, capsys):
     assert rc == 2 and "no archs.csv" in err and "Traceback" not in err
 
 
-def test_committed_table_has_every_architecture_and_seed():
-    """The committed table: built from its spec, monotone epochs, costs with per-repeat throughput;
-    every architecture of the space with every seed once tabulate_space.py has marked it complete."""
-    if not (TABLE / "runs.csv").is_file():
-        pytest.skip("no committed table")
-    spec = load_spec(TABLE_SPEC)
-    table = load_table(TABLE)
+@pytest.mark.parametrize("name, size", [("predictors", 90), ("quickstart", 200)])
+def test_committed_table_has_every_architecture_and_seed(name, size):
+    """A committed table: built from its spec, monotone epochs, costs with per-repeat throughput and the
+    paired ratio to the reference; every architecture of the space with every seed once
+    tabulate_space.py has marked it complete."""
+    folder = TABLE.parent / name
+    if not (folder / "runs.csv").is_file():
+        pytest.skip(f"no committed table {name}")
+    spec = load_spec(TABLE.parent / f"{name}-table.yaml")
+    table = load_table(folder)
     space = dict(enumerate_space(spec))
-    assert len(space) >= 90
+    assert len(space) >= size
     assert set(table.runs) <= set(space) and set(table.archs) <= set(space)
     seeds = list(range(table.meta["seeds"]))
     assert len(seeds) >= 2
@@ -214,7 +217,9 @@ def test_committed_table_has_every_architecture_and_seed():
             epochs = [e.epoch for e in curve]
             assert epochs == list(range(1, max_epochs + 1)), (h, s, epochs)
             assert all(e.seconds > 0 and 0 <= e.accuracy <= 1 for e in curve)
-        assert table.archs[h].metrics["throughput"] > 0 and len(table.archs[h].throughput_samples) >= 2
+        m = table.archs[h]
+        assert m.metrics["throughput"] > 0 and len(m.throughput_samples) >= 2
+        assert m.metrics["throughput_ratio"] > 0 and len(m.throughput_ratio_samples) == len(m.throughput_samples)
     if table.meta.get("complete"):
         assert set(table.runs) == set(space)
         assert all(sorted(per) == seeds for per in table.runs.values())
@@ -230,3 +235,23 @@ def test_gp_with_early_stopping_is_warned_about(caplog, sampler: str, scheduler:
     with caplog.at_level("WARNING", logger="wfsearch"):
         load_spec(TABLE_SPEC, [f"study.sampler={sampler}", f"study.scheduler.type={scheduler}"])
     assert any("re-proposes them" in r.getMessage() for r in caplog.records) is warned
+
+
+def test_front_frequency_tells_a_stable_member_from_one_there_by_luck():
+    """Bootstrap over seeds and throughput repeats: the fastest design is always on the front; of two equally
+    fast ones whose seeds overlap, each is there in only part of the draws; a clearly dominated one never."""
+    from wfsearch.search.table import Epoch, Table, TableArch
+
+    def arch(h, ratios):
+        return TableArch(h, {}, {"throughput": 100.0 * ratios[0], "throughput_ratio": ratios[0],
+                                 "reference_throughput": 100.0}, [100.0 * r for r in ratios], list(ratios))
+
+    accs = {"fast": [0.60, 0.61, 0.59], "a": [0.80, 0.90, 0.70], "b": [0.85, 0.75, 0.80], "slow": [0.5, 0.5, 0.5]}
+    ratios = {"fast": [3.0, 3.1, 2.9], "a": [1.0, 1.01, 0.99], "b": [1.0, 1.01, 0.99], "slow": [0.5, 0.5, 0.5]}
+    table = Table(Path("."), {}, {h: arch(h, ratios[h]) for h in accs},
+                  {h: {s: [Epoch(1, a, 1 - a, 1.0)] for s, a in enumerate(v)} for h, v in accs.items()},
+                  {h: dict.fromkeys(range(3), "ok") for h in accs})
+    freq = table.front_frequency(["accuracy", "throughput"], ["maximize", "maximize"], draws=300)
+    assert freq["fast"] == 1.0 and freq["slow"] == 0.0
+    assert 0.2 < freq["a"] < 0.8 and 0.2 < freq["b"] < 0.8, freq
+    assert freq == table.front_frequency(["accuracy", "throughput"], ["maximize", "maximize"], draws=300)

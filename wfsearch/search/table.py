@@ -103,6 +103,38 @@ class Table:
             out[h] = [float(m[n]) for n in names]
         return out
 
+    def front_frequency(self, names: list[str], directions: list[str], draws: int = 200,
+                        seed: int = 0) -> dict[str, float]:
+        """Per architecture of `mean_objectives`, the share of ``draws`` bootstrap draws in which it is on the
+        Pareto front of the seed-averaged values: each draw resamples, with replacement, the training seeds
+        whose final accuracy and loss are averaged, and the per-repeat throughput ratios whose median times
+        the reference's img/s is the paired throughput (the other costs as measured). A member of the true
+        front at 1.0 is on it whatever the noise; one at 0.1 is there by the luck of one measurement."""
+        import random
+
+        from wfsearch.study import pareto_front
+
+        rng = random.Random(seed)
+        truth = self.mean_objectives(names)
+        hashes = list(truth)
+        count = dict.fromkeys(hashes, 0)
+        for _ in range(draws):
+            values = {}
+            for h in hashes:
+                finals = [curve[-1] for curve in self.runs[h].values()]
+                picked = [rng.choice(finals) for _ in finals]
+                avg = {"accuracy": sum(e.accuracy for e in picked) / len(picked),
+                       "loss": sum(e.loss for e in picked) / len(picked)}
+                ratios = self.archs[h].throughput_ratio_samples
+                if ratios and self.reference_img_s:
+                    ratio = statistics.median(rng.choice(ratios) for _ in ratios)
+                    avg.update(throughput=ratio * self.reference_img_s, throughput_ratio=ratio)
+                v = dict(zip(names, truth[h]))
+                values[h] = [float(avg.get(n, v[n])) for n in names]
+            for h in _front_keys(values, directions):
+                count[h] += 1
+        return {h: count[h] / draws for h in hashes}
+
     def missing(self, arch_hash: str | None, seed: int) -> str | None:
         """Why the table cannot answer for ``arch_hash`` trained with ``seed`` (None when it can)."""
         if arch_hash not in self.archs or arch_hash not in self.runs:
@@ -148,6 +180,14 @@ class Table:
                 if report(e.epoch, partial):
                     return partial
         return self.outcome(p, None, settings)
+
+
+def _front_keys(values: dict[str, list[float]], directions: list[str]) -> list[str]:
+    """The keys of the non-dominated values (an exact tie is on the front with its twin)."""
+    from wfsearch.study import nondominated_ranks
+
+    keys = list(values)
+    return [k for k, r in zip(keys, nondominated_ranks([values[k] for k in keys], directions)) if r == 0]
 
 
 def enumerate_space(spec: Any) -> list[tuple[str, dict[str, Any]]]:
