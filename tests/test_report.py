@@ -416,7 +416,7 @@ def test_show_every_trial_as_json_csv_and_table(study_dir: Path, capsys) -> None
     (["show", "studies"], "studies/optuna.db: no study database here"),
     (["report"], "give a study folder (studies/<name>) or --storage URL"),
     (["show", "studies/mixed", "--study", "other"], "--study: 'other': no such study"),
-    (["report", "studies/mixed", "--scaling-batch", "0"], "--scaling-batch: 0: must be >= 1"),
+    (["report", "studies/mixed", "--scaling-batch", "0"], "--scaling-batch: 0: must lie in [1, 1000000000]"),
 ])
 def test_mistakes_are_one_line(args, message, study_dir: Path, capsys) -> None:
     rc, out, err = cli(args, capsys)

@@ -62,8 +62,10 @@ def _say_noise(snap, picked) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from wfsearch.export import (find_trial, parse_pick, recipe_from_trial, recipe_path_for, save_recipe,
-                                 save_timm_args, select)
+    from wfsearch.export import (find_trial, parse_pick, recipe_from_trial, recipe_path_for, recipe_to_yaml,
+                                 select, timm_args_to_yaml)
+
+    from .output import output_target, write_output
     from wfsearch.study import read_study
 
     for flag in ("img_size", "num_classes", "batch_size"):
@@ -85,17 +87,18 @@ def run(args: argparse.Namespace) -> int:
     path = Path(args.output) if args.output else recipe_path_for(snap, trial)
     timm_path = path.with_name(path.stem + ".timm.yaml")
     for target in [path] + ([timm_path] if args.format == "timm" else []):
+        output_target(target, "--output")
         if target.exists() and not args.force:
             raise UserError(f"--output: {str(target)!r}: exists (it may hold your edits); pass --force to overwrite")
     recipe = recipe_from_trial(snap, trial, img_size=args.img_size, num_classes=args.num_classes,
                                data=args.data, batch_size=args.batch_size, seed=args.seed, recipe_path=path)
-    save_recipe(recipe, path)
+    write_output(path, recipe_to_yaml(recipe, path), "--output")
     known = snap.metrics(trial)
     scores = ", ".join(f"{k}={known[k]:.4g}" for k in objectives if k in known)
     print(f"trial {trial.number} ({scores}) -> {recipe.model.name} at {recipe.data.img_size}px")
     print(f"wrote {path}")
     if args.format == "timm":
-        save_timm_args(recipe, timm_path)
+        write_output(timm_path, timm_args_to_yaml(recipe, timm_path), "--output")
         print(f"wrote {timm_path}  (timm train.py args; run it through `python -m wfsearch.export.run_timm`)")
     print("train it:")
     for cmd in recipe.launch.values():

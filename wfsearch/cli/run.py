@@ -45,6 +45,10 @@ def run(args: argparse.Namespace) -> int:
     from wfsearch.search.stop import Interrupted
     from wfsearch.space import load_spec
 
+    if args.time_budget is not None and not 0 < args.time_budget < float("inf"):
+        from wfsearch.errors import UserError
+
+        raise UserError(f"--time-budget: {args.time_budget}: must be a number of seconds above 0")
     spec = load_spec(args.spec, args.overrides)
     try:
         summary = run_search(spec, address=args.address, fresh=args.fresh, progress=not args.no_progress,

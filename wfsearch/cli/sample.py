@@ -27,13 +27,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import yaml
 
-    from wfsearch.errors import UserError
     from wfsearch.arch import cost
     from wfsearch.space import design_costs, load_spec, random_samples
+    from wfsearch.space.spec import MAX_SEED
     from wfsearch.study import violations
 
-    if args.num < 1:
-        raise UserError(f"-n: {args.num}: must be >= 1")
+    from .validate import MAX_SAMPLES, check_ranges
+
+    check_ranges(("-n", args.num, 1, MAX_SAMPLES), ("--seed", args.seed, 0, MAX_SEED))
     spec = load_spec(args.spec, args.overrides)
     seed = spec.study.seed if args.seed is None else args.seed
     out, flagged = [], 0

@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             'wfsearch show studies/predictors',
             'wfsearch show studies/predictors --all',
             'wfsearch show studies/predictors --json > trials.json',
-            'wfsearch show --storage postgresql://user@host/db --study predictors',
+            "wfsearch show --storage postgresql+psycopg2://user@host/db --study predictors  # pip install 'wfsearch[postgresql]'",
         ))
     add_study_args(p)
     form = p.add_mutually_exclusive_group()

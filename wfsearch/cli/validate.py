@@ -7,6 +7,17 @@ from .helptext import examples
 import json
 from typing import Any
 
+MAX_SAMPLES = 100_000  # architectures one validate or sample draws
+
+
+def check_ranges(*flags: tuple[str, Any, int, int]) -> None:
+    """Each ``(flag, value, low, high)``: an integer flag (None: not given) in [low, high], else one line."""
+    from wfsearch.errors import UserError
+
+    for flag, value, low, high in flags:
+        if value is not None and not low <= value <= high:
+            raise UserError(f"{flag}: {value}: must lie in [{low}, {high}]")
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("validate", help="check a design-space spec and summarize it",
@@ -32,13 +43,12 @@ def add_set_argument(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from wfsearch.errors import UserError
     from wfsearch.arch import cost
     from wfsearch.space import load_spec, random_samples
+    from wfsearch.space.spec import MAX_SEED
     from wfsearch.study import safe_url
 
-    if args.samples < 1:
-        raise UserError(f"--samples: {args.samples}: must be >= 1")
+    check_ranges(("--samples", args.samples, 1, MAX_SAMPLES), ("--seed", args.seed, 0, MAX_SEED))
     spec = load_spec(args.spec, args.overrides)
     st, pr, tp, ds = spec.study, spec.proxy, spec.throughput, spec.proxy.dataset
     print(f"{spec.path}: ok (spec hash {spec.hash})")

@@ -194,6 +194,52 @@ def _evaluate(model: nn.Module, loader, d: Distributed, precision: str, num_clas
     return {"val_loss": loss / n, "top1": 100.0 * top1 / n, "top5": 100.0 * top5 / n, "val_images": int(n)}
 
 
+def training_memory(recipe: Recipe, batch: int | None = None) -> float:
+    """Bytes one training process needs, estimated before anything is built: the input batches (the loader
+    workers' prefetched ones as float32) and, for a WeightFormer, its weights, gradients, AdamW state and
+    activations from the analytic cost."""
+    from wfsearch.arch import MODEL_SIZES, ArchConfig, cost
+
+    t, data, name = recipe.train, recipe.data, recipe.model.name
+    batch = batch or t.batch_size
+    need = (2 * data.workers + 2) * batch * 3 * data.img_size ** 2 * 4
+    if name in MODEL_SIZES:
+        try:
+            c = cost(ArchConfig.from_dict({**MODEL_SIZES[name], **recipe.model.kwargs, "img_size": data.img_size}))
+            need += 16 * c["params"] + c["activation_bytes"] * batch
+        except (ValueError, TypeError):  # the model section's own check names it
+            pass
+    return need
+
+
+def check_memory(recipe: Recipe, source: str, batch: int | None = None) -> None:
+    """Refuse, before anything is allocated, a recipe this machine cannot hold: one line naming the key whose
+    reset to a default shrinks the estimate most (`training_memory`)."""
+    from wfsearch.space.checks import machine_memory
+
+    have, kind = machine_memory()
+    need = training_memory(recipe, batch)
+    if need <= have:
+        return
+    kwargs = recipe.model.kwargs
+    candidates = [("data.img_size", recipe.data.img_size, {"data__img_size": 224}),
+                  ("train.batch_size", recipe.train.batch_size, {"train__batch_size": 1}),
+                  ("data.workers", recipe.data.workers, {"data__workers": 0})]
+    candidates += [(f"model.kwargs.{k}", kwargs[k], {"model__kwargs": {f: v for f, v in kwargs.items() if f != k}})
+                   for k in kwargs]
+    best = min(candidates, key=lambda c: _need_or_inf(recipe, c[2], batch))
+    raise UserError(f"{source}: {best[0]}: {best[1]!r}: training {recipe.model.name} at {recipe.data.img_size} px, "
+                    f"batch {batch or recipe.train.batch_size} per process, needs about {need / 2**30:.3g} GiB, "
+                    f"more than this machine's {have / 2**30:.3g} GiB of {kind}; lower it")
+
+
+def _need_or_inf(recipe: Recipe, changes: dict[str, Any], batch: int | None) -> float:
+    try:
+        return training_memory(recipe.replace(**changes), batch if "train__batch_size" not in changes else 1)
+    except UserError:
+        return math.inf
+
+
 def initial_model(recipe: Recipe, num_classes: int, device: torch.device | str = "cpu") -> nn.Module:
     """The network a run starts from: built right after seeding with ``train.seed`` (same on every process)."""
     _seed(recipe.train.seed)
@@ -231,6 +277,7 @@ def train(recipe: Recipe, output: str | Path, *, resume: bool | str | Path = Fal
         raise UserError(f"--output: {str(out)!r}: already holds a run (last.pth); pass --resume to continue it "
                         f"or choose another --output")
     t, o, s = recipe.train, recipe.optimizer, recipe.schedule
+    check_memory(recipe, source)
 
     train_ds, val_ds = build_datasets(recipe, source, augment=augment)
     num_classes = len(train_ds.classes)
@@ -417,6 +464,7 @@ def evaluate_checkpoint(recipe: Recipe, checkpoint: str | Path, *, workers: int 
     if not path.is_file():
         raise UserError(f"--evaluate: {str(path)!r}: no checkpoint there; train first or pass --resume CKPT")
     ckpt = load_checkpoint(path, "--evaluate")
+    check_memory(recipe, source, recipe.train.eval_batch_size or recipe.train.batch_size)
     train_ds, val_ds = build_datasets(recipe, source, augment=False)
     num_classes = ckpt.get("num_classes", len(train_ds.classes))
     if num_classes != len(train_ds.classes):

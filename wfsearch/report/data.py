@@ -362,7 +362,7 @@ def curves_data(view: StudySnapshot) -> CurvesData | None:
     if epochs is None:
         epochs = next((t.proxy.get("epochs") for t in view.trials
                        if t.proxy.get("epochs") is not None), None)
-    rungs = tuple(int(e) for e in epochs) if isinstance(epochs, (list, tuple)) and len(epochs) > 1 else ()
+    rungs = tuple(int(e) for e in epochs if finite(e)) if isinstance(epochs, (list, tuple)) and len(epochs) > 1 else ()
     curves.sort(key=lambda c: (order[c.group], c.number))
     return CurvesData(metric, rungs, tuple(curves))
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import platform
-import time
 import sys
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,18 +22,21 @@ import optuna
 from optuna.trial import TrialState
 
 from wfsearch.errors import UserError
-from wfsearch.gpu import gpu_info
+from wfsearch.gpu import gpu_count, gpu_info
 from wfsearch.study import (TrialRecord, archive_study, fail_stale_trials, open_storage, pareto_front,
-                            references_study_name, safe_url, set_study_attrs, sqlite_path, study_dir, write_header)
+                            references_study_name, safe_url, set_study_attrs, sqlite_path, study_attrs, study_dir,
+                            write_header)
 from wfsearch.study.verdict import verdict_line, verdict_passed
 from wfsearch.study.connect import engine_options
 from wfsearch.study.hypervolume import BOX_ATTR, HypervolumeBox
 from wfsearch.study.lease import StudyBusy, StudyLease, study_lease
 from wfsearch.study.naming import default_storage_url
+from wfsearch.study.rows import check_values_stored
+from wfsearch.study.sqlite import checkpoint_wal
 
 from .driver import distinct_budget, evaluate_references, pareto_candidates, search_loop, search_records
 from .sampler import SAMPLER_ATTR, SpaceFunction, make_sampler, objective_names, resolve_sampler  # noqa: F401
-from .ray_api import concurrency, init_ray, shutdown_ray
+from .ray_api import await_result, concurrency, init_ray, shutdown_ray
 from .stop import Interrupted, StopOnSignal
 from .tune import TuneEvaluator
 
@@ -158,7 +161,8 @@ def prepare_study(spec: Any, fresh: bool = False
     lease = study_lease(study)
     lease.acquire()
     try:
-        attrs = study.user_attrs
+        check_values_stored(study)
+        attrs = study_attrs(study)
         if spec.study.name in existing:
             _check_resumable(spec, attrs, names)
         sampler = resolve_sampler(spec, attrs.get(SAMPLER_ATTR))
@@ -173,7 +177,7 @@ def prepare_study(spec: Any, fresh: bool = False
 
 
 def _check_resumable(spec: Any, attrs: dict, names: list[str]) -> None:
-    old = [o["name"] for o in attrs.get("objectives", [])]
+    old = [o["name"] for o in attrs.get("objectives") or []]
     if old and old != names:
         raise UserError(f"study {spec.study.name!r} in {safe_url(storage_url(spec))}: it was run with objectives {old}, "
                         f"the spec now says {names}; use --fresh to start a new study (the old one is kept)")
@@ -188,7 +192,10 @@ def _check_resumable(spec: Any, attrs: dict, names: list[str]) -> None:
 
 def preflight_data(spec: Any, cache_dir: str) -> None:
     """Load a real dataset once on the driver: a missing folder is one clear line before Ray starts,
-    and the decoded tensors land in the study's cache for every worker."""
+    and the decoded tensors land in the study's cache for every worker. A bad WFSEARCH_LOCK_DIR is one line too."""
+    from wfsearch.proxy.devicelock import lock_dir
+
+    lock_dir()
     if spec.proxy.dataset.name in ("synthetic", "digits"):
         return
     from wfsearch.proxy.data import load_dataset
@@ -212,14 +219,14 @@ def throughput_scale(spec: Any, study: optuna.Study, settings: dict) -> float | 
     reference = spec.throughput.reference
     if not reference or settings.get("noop"):
         return None
-    known = study.user_attrs.get(SCALE_ATTR) or {}
+    known = study_attrs(study).get(SCALE_ATTR) or {}
     if known.get("reference") == reference and known.get("img_s"):
         return float(known["img_s"])
     import ray
 
     remote = ray.remote(num_cpus=spec.resources.cpus_per_trial, num_gpus=spec.resources.gpus_per_trial,
                         max_retries=2)(_measure_reference)
-    costs = ray.get(remote.remote(reference, settings))
+    costs = await_result(remote.remote(reference, settings), spec, f"the speed calibration of {reference}")
     samples = [*costs.get("throughput_samples", []), *costs.get("reference_samples", [])]
     if not samples:
         return None
@@ -259,10 +266,24 @@ def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, pr
             _remove_if_empty(spec, sdir, new_folder)
         if isinstance(e, UserError):
             raise
-        err = _storage_error(spec, e)
+        err = _storage_error(spec, e) or _ray_error(e)
         if err is not None:
             raise err from None
         raise
+
+
+def _ray_error(e: BaseException) -> UserError | None:
+    """One line for a Ray failure (a node declared dead, a worker lost, a mistake inside a task), else None."""
+    ray = sys.modules.get("ray")
+    if ray is None or not isinstance(e, ray.exceptions.RayError):
+        return None
+    cause = getattr(e, "cause", None)
+    if isinstance(cause, UserError):
+        return UserError(str(cause))
+    text = " ".join(str(cause or e).split())[:200] or type(e).__name__
+    return UserError(f"the Ray cluster failed ({type(e).__name__}: {text}); the study holds every trial that "
+                     "finished before: run the same command again to continue (on a busy machine, with fewer "
+                     "trials at once: resources.max_concurrent)")
 
 
 def _storage_error(spec: Any, e: BaseException) -> UserError | None:
@@ -317,6 +338,8 @@ def _remove_if_empty(spec: Any, sdir: Path, new_folder: bool) -> None:
 def _run_search(spec: Any, *, address: str | None, fresh: bool, progress: bool, noop: bool,
                 time_budget_s: float | None, stream: Any) -> RunSummary:
     t0 = time.monotonic()
+    if address is None:  # a local cluster: a trial larger than this machine is refused before anything is made
+        concurrency(spec, {"CPU": os.cpu_count() or 1, "GPU": gpu_count()}, "this machine")
     study, storage, archived, lease = prepare_study(spec, fresh)
 
     def mark_interrupted(signum: int) -> int:
@@ -335,6 +358,7 @@ def _run_search(spec: Any, *, address: str | None, fresh: bool, progress: bool, 
     finally:
         stop.restore()
         lease.release()
+        checkpoint_wal(sqlite_path(storage_url(spec)))  # the study whole in optuna.db, however the run ended
 
 
 def _search(spec: Any, study: optuna.Study, storage: optuna.storages.RDBStorage, archived: str | None,
@@ -352,14 +376,16 @@ def _search(spec: Any, study: optuna.Study, storage: optuna.storages.RDBStorage,
                 "cache_dir": str((sdir / "cache").resolve()), "storage": absolute_url(storage_url(spec))}
     preflight_data(spec, settings["cache_dir"])
     init_ray(address, sdir)
+    trials_at_once = concurrency(spec)  # before anything waits on Ray: a task larger than the cluster never runs
     stop.install()  # ray.init sets its own SIGTERM handler
     settings["reference_img_s"] = throughput_scale(spec, study, settings)
-    settings["seed_noise"] = study.user_attrs.get("seed_noise")
-    if progress and verdict_passed(study.user_attrs, settings["proxy"]) is not True:
-        print(verdict_line(study.user_attrs, settings["proxy"], spec.path and os.path.relpath(spec.path)),
+    attrs = study_attrs(study)
+    settings["seed_noise"] = attrs.get("seed_noise")
+    if progress and verdict_passed(attrs, settings["proxy"]) is not True:
+        print(verdict_line(attrs, settings["proxy"], spec.path and os.path.relpath(spec.path)),
               file=stream or sys.stdout, flush=True)
     evaluator = TuneEvaluator(spec, settings, sdir, stop, time_budget_s=time_budget_s,
-                              concurrency=concurrency(spec), progress=progress, stream=stream)
+                              concurrency=trials_at_once, progress=progress, stream=stream)
     references = []
     if spec.references:
         ref_study = optuna.create_study(study_name=references_study_name(spec.study.name), storage=storage,

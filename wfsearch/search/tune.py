@@ -24,6 +24,7 @@ from wfsearch.study import Outcome, Proposal, Status
 
 from .driver import FINISHED, SearchLoop
 from .progress import SearchProgress
+from .ray_api import await_result
 
 log = logging.getLogger(__name__)
 
@@ -265,7 +266,8 @@ class TuneEvaluator:
         import ray
 
         remote = ray.remote(max_retries=2, **self.resources)(_evaluate_task)
-        return [ray.get(f) for f in [remote.remote(self.evaluate_one, p, self.settings) for p in proposals]]
+        futures = [remote.remote(self.evaluate_one, p, self.settings) for p in proposals]
+        return [await_result(f, self.spec, f"reference {p.name or p.arch_hash}") for p, f in zip(proposals, futures)]
 
     def run(self, loop: SearchLoop) -> None:
         from ray import tune

@@ -18,19 +18,46 @@ from optuna.trial import TrialState
 from .front import pareto_front
 from .naming import references_study_name
 from .optuna_api import storage_of
-from .record import Status, TrialRecord
+from .outcome import finite
+from .record import STUDY_ATTR_TYPES, Status, TrialRecord, readable_attrs
 from .storage import OpenStudy, open_study
 
 log = logging.getLogger(__name__)
 
 GROUPS = ("front", "dominated", "infeasible", "pruned", "failed", "running")
+SPEC_SECTIONS = ("study", "resources", "proxy", "throughput", "base", "space")  # mappings in a stored spec
+
+
+def study_attrs(study: optuna.Study) -> dict:
+    """The study's user attributes as wfsearch wrote them: one of another type (`STUDY_ATTR_TYPES`), objectives
+    that are not ``{"name", "direction"}`` mappings as many as the study's directions, a speed scale or a seed
+    noise that is not a finite positive number are logged and read as absent."""
+    origin = f"study {study.study_name!r}"
+    attrs = dict(readable_attrs(study.user_attrs, STUDY_ATTR_TYPES, origin))
+    objs = attrs.get("objectives")
+    wrong = {"objectives": objs is not None and (len(objs) != len(study.directions) or not all(
+        isinstance(o, dict) and isinstance(o.get("name"), str) and o.get("direction") in ("maximize", "minimize")
+        for o in objs))}
+    spec = attrs.get("spec") or {}
+    wrong["spec"] = not (_mappings(spec, SPEC_SECTIONS) and _mappings(spec.get("throughput") or {}, ("arch",))
+                         and _mappings(spec.get("proxy") or {}, ("dataset",)))
+    for key, value in (("throughput_scale", (attrs.get("throughput_scale") or {}).get("img_s", 1.0)),
+                       ("seed_noise", attrs.get("seed_noise", 0.0))):
+        wrong[key] = not (finite(value) and value >= 0)
+    for key in [k for k, w in wrong.items() if w]:
+        log.warning("%s: stored %r is not what wfsearch writes (%.80r); read as absent", origin, key, attrs.pop(key))
+    return attrs
+
+
+def _mappings(d: dict, keys: tuple[str, ...]) -> bool:
+    return all(isinstance(d.get(k) or {}, dict) for k in keys)
 
 
 def objective_names(study: optuna.Study) -> list[str]:
     """Objective names in value order: the ``objectives`` attr, else Optuna's metric names."""
-    objs = study.user_attrs.get("objectives")
+    objs = study_attrs(study).get("objectives")
     if objs:
-        return [o["name"] if isinstance(o, dict) else str(o) for o in objs]
+        return [o["name"] for o in objs]
     if study.metric_names:
         return list(study.metric_names)
     return [f"objective{i}" for i in range(len(study.directions))]
@@ -170,7 +197,7 @@ def snapshot(opened: OpenStudy) -> StudySnapshot:
     return StudySnapshot(name=study.study_name, folder=opened.folder, storage_url=opened.storage_url,
                          by_storage=opened.by_storage, objectives=tuple(objective_names(study)),
                          directions=directions_of(study), trials=tuple(trials), references=tuple(references),
-                         user_attrs=dict(study.user_attrs))
+                         user_attrs=study_attrs(study))
 
 
 def read_study(path: str | Path | None = None, storage: str | None = None,
