@@ -20,12 +20,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "feature with respect to the input, accumulated over images (the study's proxy validation "
                     "images, or --imagefolder). Writes a heat-map PNG per model, grid.png and erf.json "
                     "(per model: the share of ERF mass outside the static network's theoretical receptive "
-                    "field, and the radii holding 50%% / 90%% of the mass), which `wfsearch report` shows.",
+                    "field, and the radii holding 50% / 90% of the mass), which `wfsearch report` shows.",
         **examples(
             "wfsearch erf studies/predictors --front --references          # untrained",
             "wfsearch erf studies/predictors --trial 3 --trained           # also after the proxy training",
             "wfsearch erf --model deit_tiny_patch16_224 --img-size 224 --imagefolder ~/imagenet/val",
-            "wfsearch erf --recipe studies/predictors/recipes/trial3.yaml --checkpoint out/last.pth.tar",
+            "wfsearch erf --recipe studies/predictors/recipes/trial-3.yaml --checkpoint studies/predictors/runs/trial-3/last.pth",
         ))
     p.add_argument("study", nargs="?", metavar="STUDY", help="a study folder (studies/<name>)")
     p.add_argument("--trial", type=int, action="append", default=[], metavar="N", help="a trial of STUDY (repeatable)")
@@ -217,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
             ref = static_arch or (arch.replace(img_size=img_size) if isinstance(arch, ArchConfig) else None)
             box = E.static_rf_box(ref, (img_size, img_size)) if ref is not None else None
             s = E.summarize(m, patch, box)
-            label = t.label if state == "untrained" else f"{t.label} ({state})"
+            label = f"{t.label} ({state})"  # untrained: random initial weights, the architecture's reach only
             results.append({"label": label, "model": t.label, "state": state,
                             "what": t.what if isinstance(t.what, str) else t.what.to_dict(),
                             "patch_size": patch, "static_rf_box": list(box) if box else None,
@@ -275,7 +275,9 @@ def _pct(v: float | None) -> str:
 
 
 def _file(label: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in label).strip("_")
+    import re
+
+    return re.sub(r"[^\w.-]+", "_", label).strip("_")
 
 
 def _small(d: Any, size: int = 48) -> list[list[float]]:
@@ -301,6 +303,14 @@ def _save_png(image: Any, path: Path) -> None:
     write_output(path, buf.getvalue(), "--out")
 
 
+def panel_box(result: dict, side: int) -> tuple[int, int, int, int] | None:
+    """A result's static receptive-field box (pixels of its image) scaled to a ``side``-pixel panel."""
+    box, size = result.get("static_rf_box"), result.get("img_size")
+    if not box or not size:
+        return None
+    return tuple(round(v * side / size) for v in box)  # type: ignore[return-value]
+
+
 def _write_grid(results: list[dict], path: Path, tile: int = 192) -> None:
     from PIL import Image, ImageDraw
 
@@ -311,12 +321,18 @@ def _write_grid(results: list[dict], path: Path, tile: int = 192) -> None:
     cols = min(4, len(results))
     rows = -(-len(results) // cols)
     caption = 30
+    side = tile - 8  # every panel square and the same size
     grid = Image.new("RGB", (cols * tile, rows * (tile + caption)), "white")
     draw = ImageDraw.Draw(grid)
     for i, r in enumerate(results):
-        img = Image.fromarray(colorize(torch.tensor(r["map"])).numpy()).resize((tile - 8, tile - 8), Image.NEAREST)
+        img = Image.fromarray(colorize(torch.tensor(r["map"])).numpy()).resize((side, side), Image.NEAREST)
         x, y = (i % cols) * tile, (i // cols) * (tile + caption)
         grid.paste(img, (x + 4, y + caption))
+        box = panel_box(r, side)
+        if box is not None:  # the static network's theoretical receptive field, as in each PNG
+            top, bottom, left, right = box
+            draw.rectangle((x + 4 + left, y + caption + top, x + 4 + right - 1, y + caption + bottom - 1),
+                           outline="white")
         draw.text((x + 4, y + 2), r["label"][:30], fill="black")
         draw.text((x + 4, y + 15), f"out {_pct(r['outside_static_rf']).strip()} r50 {r['r50']:.0f} r90 {r['r90']:.0f}px",
                   fill="black")

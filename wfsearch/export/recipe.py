@@ -283,14 +283,31 @@ _Dumper.add_representer(list, lambda dumper, data: dumper.represent_sequence(
 
 
 def recipe_to_yaml(recipe: Recipe, path: str | Path | None = None) -> str:
-    """The recipe as YAML text, one blank-line-separated block per section, with a usage header."""
+    """The recipe as YAML text, one blank-line-separated block per section, with a usage header; the
+    provenance's numbers say what they are in a comment (`wfsearch.study.labels.RECIPE_NOTES`)."""
     d = recipe.to_dict()
     out = [_HEADER.format(version=recipe.version, name=recipe.name, path=path or "RECIPE.yaml")]
     out.append(yaml.dump({"version": d.pop("version"), "name": d.pop("name")}, Dumper=_Dumper, sort_keys=False))
     for section, body in d.items():
-        out.append("\n" + yaml.dump({section: body}, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
-                                     width=10_000))
+        text = yaml.dump({section: body}, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=10_000)
+        out.append("\n" + (_noted(text) if section == "provenance" else text))
     return "".join(out)
+
+
+def _noted(text: str) -> str:
+    """``provenance`` YAML with a comment beside each number `RECIPE_NOTES` names (``metrics.throughput``
+    and ``costs.throughput`` are two different speeds)."""
+    from wfsearch.study.labels import RECIPE_NOTES
+
+    lines, section = [], ""
+    for line in text.splitlines():
+        indent = len(line) - len(line.lstrip(" "))
+        key = line.strip().split(":")[0]
+        if indent == 2:
+            section = key
+        note = RECIPE_NOTES.get((section, key)) if indent == 4 else None
+        lines.append(f"{line}  # {note}" if note and not line.rstrip().endswith(":") else line)
+    return "\n".join(lines) + "\n"
 
 
 def save_recipe(recipe: Recipe, path: str | Path) -> Path:

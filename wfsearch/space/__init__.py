@@ -5,7 +5,7 @@
 """
 from .checks import SpecIssue
 from .loader import apply_overrides, key_path, load_spec, parse_yaml, read_yaml_text, spec_from_dict, validate_model
-from .sampling import Sample, arch_from_params, design_costs, random_samples, sample_arch
+from .sampling import Sample, arch_from_params, design_costs, load_designs, random_samples, sample_arch
 from .spec import (METRICS, SAMPLERS, Constraint, DatasetSpec, Knob, Objective, ProxySpec, Reference,
                    ResolvedReference, ResourcesSpec, SchedulerSpec, SpaceSize, SpaceSpec, StudySpec, ThroughputSpec,
                    encode_choice, parse_constraint)
@@ -28,5 +28,6 @@ __all__ = [
     "SpaceSpec", "StudySpec", "ResourcesSpec", "ProxySpec", "DatasetSpec", "ThroughputSpec", "SchedulerSpec",
     "Objective", "Constraint", "parse_constraint", "Knob", "Reference", "ResolvedReference", "SpaceSize",
     "METRICS", "SAMPLERS", "SpecIssue", "Sample", "sample_arch", "design_costs", "arch_from_params", "random_samples",
+    "load_designs",
     "encode_choice",
 ]

@@ -6,6 +6,7 @@ A running search keeps writing while a report or a table is built, so every read
 from __future__ import annotations
 
 import logging
+import re
 import shlex
 from collections import Counter
 from dataclasses import dataclass
@@ -24,8 +25,24 @@ from .storage import OpenStudy, open_study
 
 log = logging.getLogger(__name__)
 
-GROUPS = ("front", "dominated", "infeasible", "pruned", "failed", "running")
+# "repeat": a later trial of an architecture already evaluated (a re-sample told the known result, or
+# another run of it): one point with that trial everywhere, never counted as trained twice
+_REUSED = re.compile(r"same architecture as trial (\d+), not trained again")
+GROUPS = ("front", "dominated", "repeat", "infeasible", "pruned", "failed", "running")
 SPEC_SECTIONS = ("study", "resources", "proxy", "throughput", "base", "space")  # mappings in a stored spec
+
+
+def chance_of(records) -> float | None:
+    """Chance accuracy (1 / classes) of the proxy task the records were trained on, None when unknown."""
+    n = next((t.arch.get("num_classes") for t in records if t.arch and t.arch.get("num_classes")), None)
+    return 1.0 / n if isinstance(n, int) and n > 1 else None
+
+
+def at_chance(numbers: dict[str, float], chance: float | None) -> bool:
+    """Is a proxy accuracy no better than chance (its 90% interval reaches chance, or the value when it has
+    none)? A front place then says nothing about the design, only about its speed."""
+    acc = numbers.get("accuracy_low", numbers.get("accuracy"))
+    return chance is not None and acc is not None and acc <= chance
 
 
 def study_attrs(study: optuna.Study) -> dict:
@@ -106,8 +123,30 @@ class StudySnapshot:
     def trial(self, number: int) -> TrialRecord | None:
         return next((t for t in self.trials if t.number == number), None)
 
+    @cached_property
+    def repeat_of(self) -> dict[int, int]:
+        """Trial number -> the earlier trial whose result it reused: a re-sampled architecture told the known
+        result ("... (same architecture as trial N, not trained again)"), one point with trial N everywhere."""
+        out = {}
+        for t in self.trials:
+            m = _REUSED.search(t.reason)
+            if m and int(m.group(1)) != t.number:
+                out[t.number] = int(m.group(1))
+        return out
+
+    @cached_property
+    def chance(self) -> float | None:
+        """Chance accuracy of the proxy task (1 / its classes), None when the study does not say."""
+        n = ((self.spec.get("proxy") or {}).get("dataset") or {}).get("num_classes")
+        return chance_of(self.trials) or (1.0 / n if isinstance(n, int) and n > 1 else None)
+
+    def at_chance(self, t: TrialRecord) -> bool:
+        return at_chance(self.metrics(t), self.chance)
+
     def group(self, t: TrialRecord) -> str:
         """Which of `GROUPS` a search trial belongs to."""
+        if t.number in self.repeat_of:
+            return "repeat"
         if t.state == TrialState.COMPLETE:
             if not t.trained:
                 return "infeasible"
@@ -123,9 +162,14 @@ class StudySnapshot:
         return {g: c.get(g, 0) for g in GROUPS}
 
     def counts_text(self) -> str:
+        """Architectures, not trials: a repeat is counted apart, never as trained again."""
         c = self.counts()
-        return (f"{c['front'] + c['dominated']} trained, {c['pruned']} pruned, {c['failed']} failed, "
-                f"{c['infeasible']} infeasible, {c['running']} running")
+        runs = c["front"] + c["dominated"]
+        archs = len({t.arch_hash or t.number for t in self._finished if t.number not in self.repeat_of})
+        return (f"{archs} architectures trained" + (f" ({runs} runs)" if runs != archs else "") + f", {c['pruned']} pruned, {c['failed']} failed, "
+                f"{c['infeasible']} infeasible, {c['running']} running"
+                + (f"; {c['repeat']} repeat{'s' if c['repeat'] != 1 else ''} of an architecture already evaluated "
+                   "(not trained again)" if c['repeat'] else ""))
 
     @cached_property
     def _finished(self) -> tuple[TrialRecord, ...]:

@@ -140,6 +140,8 @@ def open_study(path: str | Path | None = None, storage: str | None = None,
     """
     folder = Path(path) if path is not None else None
     by_storage = storage is not None
+    if storage is None and folder is not None and folder.is_file():  # studies/<name>/optuna.db itself
+        storage, folder = f"sqlite:///{folder}", folder.parent
     if storage is None:
         if folder is None:
             raise UserError("give a study folder (studies/<name>) or --storage URL [--study NAME]")
