@@ -199,7 +199,7 @@ def test_a_simulated_study_says_it_was_replayed(tmp_path, monkeypatch):
     assert "?" not in page.split("<dt>hardware</dt><dd>")[1].split("</dd>")[0]
     assert "replayed from the table" in page.split("<dt>hardware</dt><dd>")[1].split("</dd>")[0]
     cap = captions(view)["throughput"]
-    assert "on auto" not in cap and "replayed from the table" in cap and cap.startswith("throughput = img/s measured")
+    assert "on auto" not in cap and "replayed from the table" in cap and cap.startswith("throughput = img/s paired")
 
 
 def test_sample_names_the_memory_estimate_apart_from_the_measured_peak(capsys):

@@ -70,7 +70,8 @@ def test_readers_use_the_box_the_run_stored_and_their_history_never_falls(tmp_pa
 
 
 def test_the_live_line_redraws_every_second_and_names_its_phase():
-    from wfsearch.search.progress import ProgressPrinter, SearchProgress
+    from wfsearch.search.progress import SearchProgress
+    from wfsearch.search.tune import ProgressPrinter
 
     term = Terminal()
     prog = SearchProgress(total=3, objectives=["accuracy", "throughput"], directions=["maximize", "maximize"])

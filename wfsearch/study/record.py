@@ -30,7 +30,7 @@ TRIAL_ATTR_TYPES: dict[str, type] = {
 STUDY_ATTR_TYPES: dict[str, type | tuple[type, ...]] = {
     "spec": dict, "spec_hash": str, "spec_path": str, "wfsearch_version": str, "hardware": dict, "objectives": list,
     "throughput_scale": dict, "hypervolume_box": dict, "seed_noise": (int, float),
-    "sampler": str, "proxy_verdict": dict, "simulated": dict}
+    "sampler": dict, "proxy_verdict": dict, "simulated": dict}
 
 
 @dataclass(frozen=True)
