@@ -318,7 +318,8 @@ def run_study(tmp_path_factory) -> Path:
 def test_the_run_reads_every_stored_attribute_of_another_type(data, value, run_study, tmp_path_factory):
     """What `wfsearch run` reads of a study it continues, before Ray starts: the lease, the spec and the
     objectives it compares, the speed scale and seed noise, and every trial's known result."""
-    from wfsearch.search.engine import distinct_budget, pareto_candidates, prepare_study, search_records
+    from wfsearch.search.driver import distinct_budget, pareto_candidates, search_records
+    from wfsearch.search.engine import prepare_study
     from wfsearch.study import known_results
     from wfsearch.space import load_spec
     from wfsearch.study import study_attrs

@@ -466,9 +466,9 @@ def test_pick_equality_holds_at_the_precision_written(study_dir, capsys):
     corrupt(study_dir / "optuna.db", ("trial", 1, "metrics"), {"accuracy": 0.6, "throughput_ratio": 0.265625})
     rc, out, err = ends_cleanly(["export", study_dir, "--pick", "min accuracy where throughput_ratio == 0.2656",
                                  "--output", study_dir / "r.yaml"], capsys, codes=(0,))
-    assert out.startswith("trial 1 "), out
+    assert out.startswith("trial 1:"), out
     assert cli(["export", study_dir, "--pick", "min accuracy where throughput_ratio != 0.2656", "--output",
-                 study_dir / "r2.yaml"]) == 0 and capsys.readouterr().out.startswith("trial 2 ")
+                 study_dir / "r2.yaml"]) == 0 and capsys.readouterr().out.startswith("trial 2:")
 
 
 def test_pillow_warnings_stay_out_of_the_output(tmp_path, monkeypatch):
