@@ -73,9 +73,9 @@ def test_erf_command_writes_pictures_and_summaries(tmp_path, capsys):
     assert "weightformer_test" in text and "r50" in text
     data = json.loads((out / "erf.json").read_text())
     (entry,) = data["models"]
-    assert entry["label"] == "weightformer_test" and data["img_size"] == 32
+    assert entry["label"] == "weightformer_test (untrained)" and data["img_size"] == 32
     assert 0 <= entry["outside_static_rf"] <= 1 and entry["r50"] <= entry["r90"]
-    assert (out / "weightformer_test.png").stat().st_size > 0 and (out / "grid.png").stat().st_size > 0
+    assert (out / "weightformer_test_untrained.png").stat().st_size > 0 and (out / "grid.png").stat().st_size > 0
 
 
 @pytest.mark.parametrize("argv,words", [
@@ -104,4 +104,46 @@ def test_report_section_reads_what_the_command_wrote(tmp_path, capsys):
     assert "outside the static network" in intro and fig is not None
     (heat,) = fig.data
     assert heat.type == "heatmap" and len(heat.z) == 32 and max(max(r) for r in heat.z) == 1.0
-    assert "weightformer_test" in fig.layout.annotations[0].text
+    assert "weightformer_test (untrained)" in fig.layout.annotations[0].text
+
+
+def test_the_map_is_the_mean_over_images_as_replknet_takes_it():
+    """RepLKNet averages the per-image maps (an AverageMeter over batches of one) before log10(1 + m) / max;
+    the log is not linear, so a sum would display differently."""
+    import math
+
+    import numpy as np
+
+    model = build(ArchConfig(**NET, fc1_predictor="bilateral", dwconv_predictor="adaptive"))
+    images = torch.cat(list(_batches()))
+    per_image = [E.erf_map(model, [x[None]]).numpy() for x in images]
+    mean = np.mean(per_image, axis=0)
+    np.testing.assert_allclose(E.erf_map(model, images.split(3)).numpy(), mean, rtol=1e-4)  # any batching
+    expect = np.log10(1 + mean) / np.log10(1 + mean).max()
+    np.testing.assert_allclose(E.display(E.erf_map(model, _batches())).numpy(), expect, rtol=1e-4)
+    assert not math.isclose(float(np.abs(np.log10(1 + 4 * mean) / np.log10(1 + 4 * mean).max() - expect).max()), 0)
+
+
+def test_grid_and_report_show_the_static_box_state_and_square_panels(tmp_path):
+    from PIL import Image
+
+    from wfsearch.cli.erf import panel_box
+    from wfsearch.report.erf import erf_section
+
+    out = tmp_path / "erf"
+    assert main(["erf", "--model", "weightformer_test", "--model", "deit_tiny_patch16_224", "--img-size", "64",
+                 "--images", "2", "--out", str(out)]) == 0
+    data = json.loads((out / "erf.json").read_text())
+    wf = data["models"][0]
+    assert wf["static_rf_box"] and wf["state"] == "untrained"
+    grid = Image.open(out / "grid.png").convert("RGB")
+    top, bottom, left, right = panel_box(wf, 192 - 8)
+    assert grid.getpixel((4 + left, 30 + top)) == (255, 255, 255)  # the box's corner, inside the panel
+    assert grid.getpixel((4 + left + 1, 30 + top + 1)) != (255, 255, 255)  # a map pixel inside it
+    intro, fig = erf_section(tmp_path, "wfsearch erf studies/x")
+    assert "Every map here is of an untrained network" in intro
+    assert [a.text.split("<br>")[0] for a in fig.layout.annotations] == [
+        "weightformer_test (untrained)", "deit_tiny_patch16_224 (untrained)"]
+    rects = [s for s in fig.layout.shapes if s.type == "rect"]
+    assert len(rects) == sum(1 for m in data["models"] if m["static_rf_box"]) >= 1
+    assert fig.layout.yaxis.scaleanchor == "x" and fig.layout.yaxis2.scaleanchor == "x2"  # each panel square

@@ -48,7 +48,7 @@ def test_tune_and_table_evaluators_store_the_same_trials(tmp_path: Path) -> None
     settings = {"objectives": names, "storage": url, "seed_noise": None}
     init_ray(None, tmp_path)
     try:
-        tune = TuneEvaluator(spec, settings, tmp_path, StopOnSignal(), evaluate=table.replay, progress=False)
+        tune = TuneEvaluator(spec, settings, tmp_path, StopOnSignal(), evaluate=table.replay)
         tune.run(search_loop(spec, study, []))
         refs = {e: optuna.create_study(study_name=f"refs-{i}", storage=url, directions=simulated.directions)
                 for i, e in enumerate((tune, TableEvaluator(table, settings, 1)))}

@@ -83,7 +83,8 @@ def test_huge_choice_lists_and_files(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("override,expect", [
-    ("base.embed_dim=1000000000", "GiB to train the proxy network"),
+    ("base.embed_dim=1000000000", "must be an integer in [1, 65536]"),
+    ("base.embed_dim=60000", "base.embed_dim: 60000: training the smallest proxy network of the space"),
     ("study.storage=notadb://whatever", "unknown database 'notadb'"),
     ("study.storage=postgresql+nosuchdriver://u@h/db", "unknown database"),
     ("proxy.epochs=[1, 1000000000000]", "less than or equal to 100000"),

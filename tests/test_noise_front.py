@@ -135,16 +135,16 @@ def test_show_report_and_pick_say_when_front_members_are_indistinguishable(tmp_p
     view = read_study(folder)
     text = show_text(view)
     # the re-sample of trial 0 is not a second point: 2 on the front, as `run` and --pick count it
-    assert "2 on the Pareto front" in text and "1 trained trial re-sampled" in text
+    assert "2 on the Pareto front" in text and "1 repeat of an architecture already evaluated" in text
     assert "noise: trials 0 and 1 are indistinguishable within noise" in text
     assert "0.5200 [0.4700, 0.5700]" in text  # value [90% interval] in the table
     s = noise_data(view)
     assert s.plausible == (0, 1) and 2 not in s.plausible  # the clearly dominated trial is not plausibly optimal
-    assert "normalized" in text and hypervolume_data(view).box.worst == (0.30, 60.0)
+    assert "normalized" in text and hypervolume_data(view).box.half == (None, 100.0)
     front = [p for p in pareto_data(view).points if p.group == "front"]
     assert {(p.number, p.y_low, p.y_high, p.x_low, p.x_high) for p in front} == {
         (0, 0.45, 0.55, 95.0, 105.0), (1, 0.47, 0.57, 93.0, 103.0)}  # the plot's error bars
     rc = main(["export", str(folder), "--pick", "max accuracy", "--output", str(tmp_path / "r.yaml")])
     out = capsys.readouterr().out
-    assert rc == 0 and "trial 1 (" in out
+    assert rc == 0 and "trial 1: accuracy 0.5200 (proxy top-1)" in out
     assert "note: trial 1 is indistinguishable within noise from trial 0" in out

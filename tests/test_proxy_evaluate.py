@@ -113,7 +113,9 @@ def test_cli_evaluate(tmp_path, capsys):
     # the result is one row of the text table of `run` and `show`: same columns, units in the headers
     lines = text.splitlines()
     head = next(i for i, line in enumerate(lines) if line.startswith("model "))
-    assert lines[head].split()[:5] == ["model", "accuracy", "img/s", "ratio", "params"] and "MACs (G)" in lines[head]
+    # the two speeds apart (the paired objective, derived; the trial's own), counts in the unit that fits them
+    assert lines[head].split()[:8] == ["model", "accuracy", "img/s", "paired", "img/s", "measured", "ratio", "params"]
+    assert "MACs (M)" in lines[head]
     assert lines[head + 2].startswith("arch ") and "the paired speed objective" in text
     assert json.loads(out.read_text())["status"] == "ok"
     cfg.write_text("rank_ratio: 5\nfc1_predictor: bilateral\n")

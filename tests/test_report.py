@@ -150,7 +150,8 @@ def cli(args: list, capsys) -> tuple[int, str, str]:
 def test_view_reads_groups_front_and_references(view) -> None:
     assert view.name == "mixed" and view.objectives == ("accuracy", "throughput")
     assert [t.number for t in view.front] == FRONT == [t.number for t in pareto_front(read_records(view_study(view)), view.directions)]
-    assert view.counts() == {"front": 3, "dominated": 3, "infeasible": 1, "pruned": 1, "failed": 2, "running": 1}
+    assert view.counts() == {"front": 3, "dominated": 3, "repeat": 0, "infeasible": 1, "pruned": 1, "failed": 2,
+                             "running": 1}
     assert view.failure_reasons() == {"oom": 1, "diverged": 1}
     assert [r.name for r in view.references] == ["all_static", "deit_tiny"]
 
@@ -194,17 +195,17 @@ def test_axes_and_front_line_follow_the_objectives(view, tmp_path: Path) -> None
     data = pareto_data(three)
     assert (data.x, data.y, data.x_direction, data.n_objectives) == ("throughput", "accuracy", "maximize", 3)
     assert "front-line" not in [t.meta["role"] for t in pareto_figure(data).data]  # no staircase in a projection
-    box = hypervolume_data(three).box  # params (minimized): worst = the largest, best = the smallest
-    assert box.worst[1] == max(t.values[1] for t in three.finished()) and box.best[1] == min(t.values[1] for t in three.finished())
+    box = hypervolume_data(three).box  # params (minimized): s/(v + s), s the first trained trial's params
+    first = three.finished()[0].values[1]
+    assert box.half[1] == first and box.normalize([(0.5, first, 800.0)])[0, 1] == 0.5
 
 
 def test_hypervolume_history(view) -> None:
     hv = hypervolume_data(view)
-    # the normalized hypervolume: the box of the trained trials' values, the reference 10% beyond the worst
-    trained = [tuple(t.values) for t in view.finished()]
-    assert hv.box.worst == tuple(min(v[j] for v in trained) for j in range(2))
-    assert hv.box.best == tuple(max(v[j] for v in trained) for j in range(2))
-    assert "normalized" in hv.describe() and "beyond the worst" in hv.describe()
+    # the normalized hypervolume in the study's fixed box: accuracy from chance (10 classes) to 1, throughput
+    # v/(v + s) with s the first trained trial's (no reference speed stored)
+    assert (hv.box.worst[0], hv.box.best[0], hv.box.half) == (0.1, 1.0, (None, 800.0))
+    assert "normalized" in hv.describe() and "fixed for the whole study" in hv.describe()
     assert [s.number for s in hv.steps] == list(range(10))  # complete, pruned and failed trials; not the running one
     assert [s.finished for s in hv.steps] == list(range(1, 11))
     assert [s.seconds for s in hv.steps] == [10.0 * i + 8 for i in range(10)]
@@ -325,7 +326,7 @@ def test_page_is_self_contained_with_plotly_once(view) -> None:
         assert f'<div id="{anchor}" class="plot"' in page
     assert 'data-front-points="3"' in page
     assert "wfsearch export " + str(view.folder) in page
-    assert "hypervolume" in page and "beyond the worst" in page  # the normalized hypervolume, its box stated
+    assert "hypervolume" in page and "fixed for the whole study" in page  # the normalized hypervolume, its box stated
     assert "oom ×1" in page and "still writing" in page
 
 
@@ -369,7 +370,7 @@ def test_show_command(study_dir: Path, capsys) -> None:
     assert rc == 0 and err == ""
     assert out.isascii()
     lines = out.splitlines()
-    assert "trials: 6 trained, 1 pruned, 2 failed, 1 infeasible, 1 running; 3 on the Pareto front" in lines
+    assert "trials: 6 architectures trained, 1 pruned, 2 failed, 1 infeasible, 1 running; 3 on the Pareto front" in lines
     assert "failures: oom x1, diverged x1" in lines
     rows = [l.split()[0] for l in lines[lines.index("Pareto front (export a row with the command under it)") + 3:]
             if l and not l.startswith(" ")][:3]
@@ -402,13 +403,39 @@ def test_show_every_trial_as_json_csv_and_table(study_dir: Path, capsys) -> None
     rc, out, _ = cli(["show", study_dir, "--csv"], capsys)
     rows = list(csv.DictReader(io.StringIO(out)))
     assert rc == 0 and [int(r["number"]) for r in rows] == list(range(11))
-    assert rows[0]["status"] == "ok" and float(rows[0]["accuracy"]) == 0.6 and json.loads(rows[0]["design"]) == t0["design"]
+    # flat, as Optuna's trials_dataframe(): values_<objective>, params_<knob>, times; intervals, raw speed, costs
+    r0 = rows[0]
+    assert r0["status"] == "ok" and float(r0["values_accuracy"]) == 0.6 and float(r0["values_throughput"]) == 800.0
+    assert (r0["params_fc1_predictor"], r0["params_dwconv_predictor"], r0["params_rank_ratio"]) == ("bilateral", "adaptive", "4")
+    assert rows[1]["params_rank_ratio"] == ""  # not sampled by this trial
+    assert float(r0["duration_s"]) == 8.0 and r0["datetime_start"].startswith("2026-01-01")
+    assert {"accuracy_low", "accuracy_high", "throughput_low", "throughput_raw", "throughput_raw_low",
+            "throughput_ratio", "deployed_params", "deployed_macs", "repeat_of"} <= set(r0)
+    assert float(r0["throughput_ratio"]) == 0.8 and float(r0["deployed_params"]) == t0["deployed_costs"]["params"]
+    assert not any(v.startswith("{") for v in r0.values())  # nothing nested
     rc, out, _ = cli(["show", study_dir, "--all"], capsys)
     lines = out.splitlines()
     header = next(l for l in lines if l.startswith("trial"))
-    assert rc == 0 and "accuracy" in header and "img/s" in header and "params (M)" in header and "status" in header
+    assert rc == 0 and "accuracy" in header and "img/s" in header and "params (k)" in header and "status" in header
     assert sum(1 for l in lines if l.split() and l.split()[0].isdigit()) == 11
     assert any("oom: CUDA out of memory" in l for l in lines) and any(l.startswith("scales: ") for l in lines)
+
+
+def test_show_sorts_keeps_the_top_and_reads_the_database_file(study_dir: Path, capsys) -> None:
+    import csv
+    import io
+
+    rc, out, _ = cli(["show", study_dir, "--csv", "--sort", "accuracy", "--top", "3"], capsys)
+    assert rc == 0 and [int(r["number"]) for r in csv.DictReader(io.StringIO(out))] == [2, 0, 5]
+    rc, out, _ = cli(["show", study_dir, "--all", "--sort", "throughput", "--reverse", "--top", "2"], capsys)
+    rows = [line.split()[0] for line in out.splitlines() if line.split() and line.split()[0].isdigit()]
+    assert rc == 0 and rows == ["2", "5"]  # the slowest first
+    rc, out, _ = cli(["show", study_dir, "--sort", "params", "--top", "1"], capsys)  # the front, largest first
+    assert rc == 0 and out.count("wfsearch export studies/mixed --trial") == 1
+    rc, out, _ = cli(["show", study_dir / "optuna.db"], capsys)  # the database file, as Optuna users pass it
+    assert rc == 0 and out.startswith("study 'mixed'") and "wfsearch export studies/mixed --trial 0" in out
+    rc, out, err = cli(["show", study_dir, "--sort", "acc"], capsys)
+    assert rc == 2 and "--sort: 'acc': unknown; the trials have ['accuracy'," in err
 
 
 @pytest.mark.parametrize("args, message", [
@@ -416,7 +443,7 @@ def test_show_every_trial_as_json_csv_and_table(study_dir: Path, capsys) -> None
     (["show", "studies"], "studies/optuna.db: no study database here"),
     (["report"], "give a study folder (studies/<name>) or --storage URL"),
     (["show", "studies/mixed", "--study", "other"], "--study: 'other': no such study"),
-    (["report", "studies/mixed", "--scaling-batch", "0"], "--scaling-batch: 0: must be >= 1"),
+    (["report", "studies/mixed", "--scaling-batch", "0"], "--scaling-batch: 0: must lie in [1, 1000000000]"),
 ])
 def test_mistakes_are_one_line(args, message, study_dir: Path, capsys) -> None:
     rc, out, err = cli(args, capsys)
@@ -450,7 +477,9 @@ def test_captions_say_what_accuracy_and_throughput_are(view) -> None:
 
     c = captions(view)
     assert "after 2 epochs of proxy training" in c["accuracy"] and "not an ImageNet number" in c["accuracy"]
-    assert c["throughput"].startswith("throughput = images/s, measured at 32 px, batch 4, float32, on cpu")
+    # the mixed study's trials kept no per-repeat ratios: their throughput is the img/s each measured
+    assert c["throughput"].startswith("throughput = img/s measured of the deployed network, at 32 px, batch 4, "
+                                      "float32, on cpu")
 
 
 def test_learning_curves_and_the_table_of_every_trial(view) -> None:
@@ -469,7 +498,8 @@ def test_learning_curves_and_the_table_of_every_trial(view) -> None:
 def test_tables_have_units_and_commands_that_wrap_between_arguments(view) -> None:
     page = render_html(report_data(view, scaling_data(view, (32, 64), measure=False)))
     # the text table's columns, headers (units in them) and number formatting (`wfsearch.report.table`)
-    assert "<th>img/s</th>" in page and "<th>MACs (G)</th>" in page and "<th>params (M)</th>" in page
+    # (the test network's MACs and params in the unit that fits them, not 0.002 G)
+    assert "<th>img/s measured</th>" in page and "<th>MACs (k)</th>" in page and "<th>params (k)</th>" in page
     assert f"<span>wfsearch</span> <span>export</span> <span>{view.folder}</span> <span>--trial 2</span>" in page
     assert 'id="trials-table"' in page and 'id="sec-curves"' in page and f"{view.name}:references" in page
 

@@ -63,7 +63,13 @@ def test_run_resume_and_fresh(tmp_path):
     assert [r.user_attrs["reference_name"] for r in refs] == ["all_static"]
     # the summary names the outputs
     assert "on the front" in res.stdout and "storage: sqlite" in res.stdout and "reference" in res.stdout
-    assert (tmp_path / "studies" / "smoke" / "run.log").exists()
+    assert "next:    wfsearch show studies/smoke   |   wfsearch report studies/smoke" in res.stdout  # as typed
+    # export is offered for the most accurate front trial, unless every front trial is at chance (flagged)
+    assert "   |   wfsearch export studies/smoke --trial " in res.stdout or res.stdout.count("    at chance: ") == \
+        sum(1 for line in res.stdout.split("references")[0].splitlines() if line[:1].isdigit())
+    log = (tmp_path / "studies" / "smoke" / "run.log").read_text()
+    assert log.count("run started: study smoke") == 1 and log.count("run ended: 3 distinct") == 1
+    assert all(f"trial {n} complete: ok" in log for n in range(3)) and "phase: starting Ray" in log
 
     # the same command again: the budget is already spent, nothing is trained twice
     res = run_cli(["run", SMOKE, "--set", "study.trials=3", "--no-progress"], tmp_path)
@@ -71,6 +77,8 @@ def test_run_resume_and_fresh(tmp_path):
     again = load(url)
     assert [t.values for t in again.get_trials(states=(TrialState.COMPLETE,))] == [t.values for t in done]
     assert len(load(url, "smoke:references").trials) == 1  # references are evaluated once per study
+    log = (tmp_path / "studies" / "smoke" / "run.log").read_text()
+    assert log.count("run started: study smoke") == 2  # the log of every run, appended
 
     # --fresh keeps the old study under another name
     res = run_cli(["run", SMOKE, "--set", "study.trials=1", "--fresh", "--no-progress"], tmp_path)
@@ -210,3 +218,22 @@ def test_bad_address_is_one_line(tmp_path):
     assert res.returncode == 2
     lines = [line for line in res.stderr.splitlines() if line.startswith("wfsearch: error")]
     assert len(lines) == 1 and "--address" in lines[0] and "Traceback" not in res.stderr
+
+
+def test_known_designs_are_evaluated_first_once(tmp_path):
+    """--enqueue: Optuna's enqueue_trial for the search; a design the study holds is not queued again."""
+    (tmp_path / "known.yaml").write_text("- {fc1_predictor: none, dwconv_predictor: adaptive}\n")
+    args = ["run", SMOKE, "--set", "study.trials=1", "--set", "references=[]", "--no-progress", "--enqueue", "known.yaml"]
+    res = run_cli(args, tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    study = load(f"sqlite:///{tmp_path}/studies/smoke/optuna.db")
+    assert [t.params for t in study.trials] == [{"fc1_predictor": "none", "dwconv_predictor": "adaptive"}]
+    res = run_cli([*args[:3], "study.trials=2", *args[4:]], tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert len(load(f"sqlite:///{tmp_path}/studies/smoke/optuna.db").trials) >= 2
+    assert sum(t.params == {"fc1_predictor": "none", "dwconv_predictor": "adaptive"} and t.user_attrs["status_reason"]
+               == "ok" for t in load(f"sqlite:///{tmp_path}/studies/smoke/optuna.db").trials) == 1
+    (tmp_path / "bad.yaml").write_text("- {fc1_predictor: deep}\n")
+    res = run_cli(["run", SMOKE, "--enqueue", "bad.yaml"], tmp_path)
+    assert res.returncode == 2 and res.stderr.strip() == (
+        "wfsearch: error: bad.yaml: [0].fc1_predictor: 'deep': not one of the space's choices ['none', 'bilateral']")

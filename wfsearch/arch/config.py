@@ -47,6 +47,11 @@ MODEL_SIZES: dict[str, dict[str, Any]] = {
 }
 
 Placement = Union[str, list[int], tuple[int, ...]]
+# The largest value of each size knob: far above any backbone, low enough that a placement or a cost loop over
+# the blocks stays instant (what a machine cannot hold is refused earlier, by `wfsearch.space`'s memory estimate).
+MAX_SIZES = {"img_size": 16384, "patch_size": 16384, "in_chans": 64, "num_classes": 1_000_000, "embed_dim": 65536,
+             "depth": 4096, "kernel_size": 63, "rank_ratio": 65536, "fc1_pool": 16384}
+MAX_MLP_RATIO = 64.0
 
 
 def _err(field_name: str, value: Any, rule: str) -> ValueError:
@@ -129,6 +134,7 @@ class ArchConfig:
             object.__setattr__(self, name, value)
 
         img = self.img_size
+        top = MAX_SIZES["img_size"]
         if isinstance(img, (list, tuple)):
             if len(img) != 2 or not all(_is_int(v) for v in img):
                 raise _err("img_size", img, "must be an integer or a pair of integers (height, width)")
@@ -138,17 +144,21 @@ class ArchConfig:
             raise _err("img_size", img, "must be an integer or a pair of integers (height, width)")
         for name in ("patch_size", "in_chans", "embed_dim", "depth", "kernel_size", "rank_ratio"):
             v = getattr(self, name)
-            if not _is_int(v) or v < 1:
-                raise _err(name, v, "must be an integer >= 1")
-        if not _is_int(self.num_classes) or self.num_classes < 0:
-            raise _err("num_classes", self.num_classes, "must be an integer >= 0 (0 = no classifier head)")
+            if not _is_int(v) or not 1 <= v <= MAX_SIZES[name]:
+                raise _err(name, v, f"must be an integer in [1, {MAX_SIZES[name]}]")
+        if not _is_int(self.num_classes) or not 0 <= self.num_classes <= MAX_SIZES["num_classes"]:
+            raise _err("num_classes", self.num_classes, f"must be an integer in [0, {MAX_SIZES['num_classes']}] "
+                                                        "(0 = no classifier head)")
         h, w = self.img_hw
-        if h < 1 or w < 1:
-            raise _err("img_size", self.img_size, "must be >= 1")
+        if not (1 <= h <= top and 1 <= w <= top):
+            raise _err("img_size", self.img_size, f"must lie in [1, {top}]")
         if h % self.patch_size or w % self.patch_size:
             raise _err("img_size", self.img_size, f"must be divisible by patch_size={self.patch_size}")
-        if not isinstance(self.mlp_ratio, (int, float)) or isinstance(self.mlp_ratio, bool) or self.mlp_ratio <= 0:
-            raise _err("mlp_ratio", self.mlp_ratio, "must be a number > 0")
+        ratio = self.mlp_ratio
+        if not isinstance(ratio, (int, float)) or isinstance(ratio, bool) or not 0 < ratio <= MAX_MLP_RATIO:
+            raise _err("mlp_ratio", ratio, f"must be a number in (0, {MAX_MLP_RATIO:g}]")
+        if int(self.embed_dim * ratio) < 1:
+            raise _err("mlp_ratio", ratio, f"embed_dim * mlp_ratio must be at least 1 (embed_dim={self.embed_dim})")
         set_("mlp_ratio", float(self.mlp_ratio))
         if self.kernel_size % 2 == 0:
             raise _err("kernel_size", self.kernel_size, "must be odd so that 'same' padding keeps the grid")
@@ -173,8 +183,8 @@ class ArchConfig:
             if fp.lower() != "global":
                 raise _err("fc1_pool", fp, "must be an integer pool size >= 1 or 'global'")
             set_("fc1_pool", "global")
-        elif not _is_int(fp) or fp < 1:
-            raise _err("fc1_pool", fp, "must be an integer pool size >= 1 or 'global'")
+        elif not _is_int(fp) or not 1 <= fp <= MAX_SIZES["fc1_pool"]:
+            raise _err("fc1_pool", fp, f"must be an integer pool size in [1, {MAX_SIZES['fc1_pool']}] or 'global'")
         dyn = parse_placement(self.dynamic_blocks, self.depth)
         if isinstance(self.dynamic_blocks, (list, tuple)):
             set_("dynamic_blocks", list(dyn))

@@ -6,8 +6,10 @@ exits with status 2; ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
+import os
 import sys
 
 # subcommand modules, in the order `wfsearch --help` lists them
@@ -30,10 +32,17 @@ COMMANDS = [
 ]
 
 
+class Parser(argparse.ArgumentParser):
+    """A mistake on the command line is one line, as every other mistake (the usage is in --help)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from wfsearch import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="wfsearch", description="Design-space exploration for WeightFormer-style vision backbones.")
     parser.add_argument("--version", action="version", version=f"wfsearch {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
@@ -73,6 +82,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"usage: wfsearch [-h] [--version] [--debug] [-v] COMMAND ...\nwfsearch: error: {bad}", file=sys.stderr)
         return 2
     try:
+        os.getcwd()
+    except FileNotFoundError:
+        print("wfsearch: error: the current folder no longer exists (deleted while this shell was in it); "
+              "cd to an existing folder and run again", file=sys.stderr)
+        return 2
+    try:
         parser = build_parser()
         args = parser.parse_args(argv)
         level = logging.INFO if args.verbose else logging.WARNING
@@ -82,21 +97,48 @@ def main(argv: list[str] | None = None) -> int:
         if not getattr(args, "func", None):
             parser.print_help()
             return 2
-        return int(args.func(args) or 0)
+        status = int(args.func(args) or 0)
+        sys.stdout.flush()  # a full disk or a closed pipe behind stdout shows here, not at exit
+        return status
     except KeyboardInterrupt:
         print("wfsearch: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `wfsearch show ... | head -1`: the reader has what it wanted
+        _drop_stdout()
+        return 141  # 128 + SIGPIPE, as a command killed by the broken pipe would end
     except ValueError as e:  # UserError and validation errors of user input
         if debug:
             raise
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         print(f"wfsearch: error: {msg}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as e:
+    except OSError as e:  # a file the user named (missing, a folder, read-only ...) or standard output
         if debug:
             raise
-        print(f"wfsearch: error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        from .output import output_error
+
+        if e.errno in WRITE_ERRORS and e.filename is None:  # standard output (`wfsearch schema > /dev/full`)
+            _drop_stdout()
+            where, text = "standard output", output_error(e).split(";")[0] + "; the output is incomplete"
+        elif e.errno in WRITE_ERRORS:
+            where, text = e.filename, output_error(e)
+        else:
+            where, text = e.filename or type(e).__name__, e.strerror or str(e) or "failed"
+        print(f"wfsearch: error: {where}: {text}", file=sys.stderr)
         return 2
+
+
+WRITE_ERRORS = (errno.ENOSPC, errno.EROFS, errno.EDQUOT)  # met by a read-only command only when it writes
+
+
+def _drop_stdout() -> None:
+    """Point standard output at /dev/null, so that Python's flush at exit meets no broken pipe or full disk."""
+    try:
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, sys.stdout.fileno())
+        os.close(fd)
+    except (OSError, ValueError, AttributeError):  # stdout is not a file (captured in tests)
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

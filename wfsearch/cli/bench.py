@@ -13,7 +13,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="measure throughput of timm models side by side",
                        description="Measure inference throughput of registered timm models (WeightFormer "
                                    "sizes or any timm name), interleaved, with warm-up and median of repeats "
-                                   "and its 90% interval; ratios are to the first model, paired repeat by repeat.",
+                                   "and its 90% interval; each model's ratio is its img/s over the reference's "
+                                   "(the last model, or --reference), paired repeat by repeat, as a study's "
+                                   "trial/reference ratio. On a CPU it times one thread by process CPU time by "
+                                   "default, so other processes on the machine do not count.",
         **examples(
             'wfsearch bench                                  # the WeightFormer sizes against DeiT',
             'wfsearch bench weightformer_tiny deit_tiny_patch16_224 --res 224 448',
@@ -25,7 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, default=16, help="batch size (default: 16)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default: auto)")
     p.add_argument("--dtype", default="float32", help="float32, bfloat16 or float16 (default: float32)")
-    p.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads (default: torch's setting)")
+    p.add_argument("--reference", metavar="MODEL", help="the model the ratios are to (default: the last one)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="CPU threads (default on a CPU: 1, timed by this process's CPU time; more threads are timed "
+                        "by the wall clock, which other processes disturb)")
     p.add_argument("--clock", default="auto", choices=("auto", "wall", "process"),
                    help="CPU timer: process (CPU time of this process: other processes on the machine do not "
                         "count), wall, or auto (process with one thread, else wall; CUDA events on GPU)")
@@ -40,6 +46,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(CUDA graphs on GPU); compiled by an untimed call first, compile time printed "
                         "(default: none)")
     p.set_defaults(func=run)
+
+
+def _say(text: str) -> None:
+    """Progress on stderr: rewritten in place on a terminal, a line each elsewhere ("" ends it)."""
+    import sys
+
+    if sys.stderr.isatty():
+        sys.stderr.write("\r\033[K" + (f"# measuring {text} ..." if text else ""))
+    elif text:
+        sys.stderr.write(f"# measuring {text} ...\n")
+    sys.stderr.flush()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,15 +79,19 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--res {args.res}: resolutions must be >= 1")
     device = resolve_device(args.device)
     resolve_dtype(args.dtype)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    reference = args.reference or args.models[-1]
+    if reference not in args.models:
+        raise ValueError(f"--reference: {reference!r}: not one of the models measured {args.models}; add it")
+    threads = args.threads or (1 if device.type == "cpu" else None)
+    if threads:
+        torch.set_num_threads(threads)
     clock = resolved_clock(args.clock, device)
     mode = ("train step" if args.train else "inference") + ("" if args.compile == "none" else
                                                             f", torch.compile mode {args.compile}")
     print(measurement_header(device, torch.get_num_threads(), clock, args.dtype, args.batch,
                              " ".join(map(str, args.res)), mode))
     print(f"# {args.repeats} repeats x {args.iters} batches after {args.warmup} warm-up, models interleaved; "
-          "img/s: median [90% interval]; ratio: median of the per-repeat ratios to the first model")
+          f"img/s: median [90% interval]; ratio: median of the per-repeat ratios img/s / {reference}'s img/s")
     header = (f"{'model':<28} {'res':>5} {'params(M)':>10} {'GMACs':>8} {'img/s':>10} {'90% interval':>19} "
               f"{'spread':>7} {'ratio':>7} {'90% interval':>15}")
     print(header)
@@ -85,10 +106,12 @@ def run(args: argparse.Namespace) -> int:
                 models[name], took[name] = compile_model(models[name], args.compile, res, args.batch, device,
                                                          args.dtype, train=args.train)
             print(f"# compile seconds at {res} (untimed): " + ", ".join(f"{n} {t:.1f}" for n, t in took.items()))
+        _say(f"{res} px: {args.warmup} warm-up batch(es) per model")
         tp = measure_throughput(models, res, args.batch, device, args.dtype, warmup=args.warmup,
                                 repeats=args.repeats, iters=args.iters, train=args.train, clock=clock,
-                                alternate=True)
-        first = tp[args.models[0]].samples
+                                alternate=True, on_repeat=lambda done, n: _say(f"{res} px: repeat {done}/{n}"))
+        _say("")
+        first = tp[reference].samples
         for name in args.models:
             params, macs = stats[name]
             iv = tp[name].interval

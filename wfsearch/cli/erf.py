@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .helptext import examples
+from .output import write_output
 
 DEFAULT_IMAGES = 16
 
@@ -19,12 +20,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "feature with respect to the input, accumulated over images (the study's proxy validation "
                     "images, or --imagefolder). Writes a heat-map PNG per model, grid.png and erf.json "
                     "(per model: the share of ERF mass outside the static network's theoretical receptive "
-                    "field, and the radii holding 50%% / 90%% of the mass), which `wfsearch report` shows.",
+                    "field, and the radii holding 50% / 90% of the mass), which `wfsearch report` shows.",
         **examples(
             "wfsearch erf studies/predictors --front --references          # untrained",
             "wfsearch erf studies/predictors --trial 3 --trained           # also after the proxy training",
             "wfsearch erf --model deit_tiny_patch16_224 --img-size 224 --imagefolder ~/imagenet/val",
-            "wfsearch erf --recipe studies/predictors/recipes/trial3.yaml --checkpoint out/last.pth.tar",
+            "wfsearch erf --recipe studies/predictors/recipes/trial-3.yaml --checkpoint studies/predictors/runs/trial-3/last.pth",
         ))
     p.add_argument("study", nargs="?", metavar="STUDY", help="a study folder (studies/<name>)")
     p.add_argument("--trial", type=int, action="append", default=[], metavar="N", help="a trial of STUDY (repeatable)")
@@ -110,8 +111,11 @@ def _folder_images(root: Path, n: int, size: int):
 
     from wfsearch.errors import UserError
 
+    from wfsearch.proxy.imagefolder import quiet_pillow
+
     if not root.is_dir():
         raise UserError(f"--imagefolder: {root}: no such folder")
+    quiet_pillow()
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp", ".webp"))[:n]
     if not files:
         raise UserError(f"--imagefolder: {root}: holds no .jpg/.jpeg/.png/.bmp/.webp images")
@@ -158,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
     proxy_size = spec.proxy.img_size if spec is not None else None
     img_size = args.img_size or (3 * proxy_size if proxy_size else 224)
     out = Path(args.out) if args.out else (opened.folder / "erf" if opened is not None else Path("erf"))
+    _check_out(out, args, img_size)
     images, source = _images(args, spec, img_size)
     static_arch = spec.fixed_arch(fc1_predictor="none", dwconv_predictor="none").replace(img_size=img_size) \
         if spec is not None else None
@@ -189,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
                 import timm
                 model = t.recipe.model.create(img_size=img_size) if t.recipe.model.name.startswith("weightformer") \
                     else t.recipe.model.create()
-                timm.models.load_checkpoint(model, t.checkpoint, strict=False)
+                _load_checkpoint(timm, model, t.checkpoint)
                 state = "checkpoint"
             else:
                 size = proxy_size or img_size
@@ -212,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
             ref = static_arch or (arch.replace(img_size=img_size) if isinstance(arch, ArchConfig) else None)
             box = E.static_rf_box(ref, (img_size, img_size)) if ref is not None else None
             s = E.summarize(m, patch, box)
-            label = t.label if state == "untrained" else f"{t.label} ({state})"
+            label = f"{t.label} ({state})"  # untrained: random initial weights, the architecture's reach only
             results.append({"label": label, "model": t.label, "state": state,
                             "what": t.what if isinstance(t.what, str) else t.what.to_dict(),
                             "patch_size": patch, "static_rf_box": list(box) if box else None,
@@ -221,9 +226,42 @@ def run(args: argparse.Namespace) -> int:
             print(f"{label:<28} outside static RF {_pct(s.outside_static_rf)}   r50 {s.r50:6.1f} px   "
                   f"r90 {s.r90:6.1f} px", flush=True)
     _write_grid(results, out / "grid.png")
-    (out / "erf.json").write_text(json.dumps({"img_size": img_size, "images": source, "models": results}))
+    write_output(out / "erf.json", json.dumps({"img_size": img_size, "images": source, "models": results}), "--out")
     print(f"wrote {out}/grid.png, one PNG per model and {out}/erf.json")
     return 0
+
+
+def _check_out(out: Path, args: argparse.Namespace, img_size: int) -> None:
+    """Refuse, before any work, an output that is not a folder (or new) and images larger than memory."""
+    from wfsearch.errors import UserError
+    from wfsearch.space.checks import machine_memory
+
+    from .output import output_target
+
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out: {str(out)!r}: not a folder; erf writes a folder of PNGs and erf.json")
+    output_target(out / "erf.json", "--out")
+    have, kind = machine_memory()
+    need = 16 * args.images * 3 * img_size * img_size * 4  # the images, their gradients and a model's activations
+    if need > have:
+        flag = "--img-size" if args.img_size else "--images"
+        raise UserError(f"{flag}: {args.img_size or args.images}: {args.images} images at {img_size} px need about "
+                        f"{need / 2**30:.3g} GiB, more than this machine's {have / 2**30:.3g} GiB of {kind}; "
+                        "use fewer or smaller images")
+
+
+def _load_checkpoint(timm: Any, model: Any, path: str) -> None:
+    """``path``'s weights into ``model`` (timm's loader, tensors only); a missing or foreign file is one line."""
+    from wfsearch.errors import UserError
+
+    if not Path(path).is_file():
+        raise UserError(f"--checkpoint: {path!r}: {'not a regular file' if Path(path).exists() else 'no such file'}")
+    try:
+        timm.models.load_checkpoint(model, path, strict=False)
+    except Exception as e:  # a damaged, foreign or crafted file: torch and timm raise many kinds
+        reason = " ".join(str(e).split())[:200] or type(e).__name__
+        raise UserError(f"--checkpoint: {path!r}: not a checkpoint of this model ({type(e).__name__}: {reason})") \
+            from None
 
 
 def _patch(model: Any) -> int:
@@ -237,7 +275,9 @@ def _pct(v: float | None) -> str:
 
 
 def _file(label: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in label).strip("_")
+    import re
+
+    return re.sub(r"[^\w.-]+", "_", label).strip("_")
 
 
 def _small(d: Any, size: int = 48) -> list[list[float]]:
@@ -252,8 +292,23 @@ def _small(d: Any, size: int = 48) -> list[list[float]]:
 def _write_png(rgb: Any, path: Path) -> None:
     from PIL import Image
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(rgb.numpy()).save(path)
+    _save_png(Image.fromarray(rgb.numpy()), path)
+
+
+def _save_png(image: Any, path: Path) -> None:
+    import io
+
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    write_output(path, buf.getvalue(), "--out")
+
+
+def panel_box(result: dict, side: int) -> tuple[int, int, int, int] | None:
+    """A result's static receptive-field box (pixels of its image) scaled to a ``side``-pixel panel."""
+    box, size = result.get("static_rf_box"), result.get("img_size")
+    if not box or not size:
+        return None
+    return tuple(round(v * side / size) for v in box)  # type: ignore[return-value]
 
 
 def _write_grid(results: list[dict], path: Path, tile: int = 192) -> None:
@@ -266,14 +321,19 @@ def _write_grid(results: list[dict], path: Path, tile: int = 192) -> None:
     cols = min(4, len(results))
     rows = -(-len(results) // cols)
     caption = 30
+    side = tile - 8  # every panel square and the same size
     grid = Image.new("RGB", (cols * tile, rows * (tile + caption)), "white")
     draw = ImageDraw.Draw(grid)
     for i, r in enumerate(results):
-        img = Image.fromarray(colorize(torch.tensor(r["map"])).numpy()).resize((tile - 8, tile - 8), Image.NEAREST)
+        img = Image.fromarray(colorize(torch.tensor(r["map"])).numpy()).resize((side, side), Image.NEAREST)
         x, y = (i % cols) * tile, (i // cols) * (tile + caption)
         grid.paste(img, (x + 4, y + caption))
+        box = panel_box(r, side)
+        if box is not None:  # the static network's theoretical receptive field, as in each PNG
+            top, bottom, left, right = box
+            draw.rectangle((x + 4 + left, y + caption + top, x + 4 + right - 1, y + caption + bottom - 1),
+                           outline="white")
         draw.text((x + 4, y + 2), r["label"][:30], fill="black")
         draw.text((x + 4, y + 15), f"out {_pct(r['outside_static_rf']).strip()} r50 {r['r50']:.0f} r90 {r['r90']:.0f}px",
                   fill="black")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    grid.save(path)
+    _save_png(grid, path)

@@ -61,9 +61,36 @@ def _say_noise(snap, picked) -> None:
               "off the front are plausibly optimal too (dominated only within noise)")
 
 
+def _scores(snap, trial) -> str:
+    """The trial's objectives, each with its unit and what it is (the two speeds apart)."""
+    from wfsearch.study.labels import LABELS, paired
+
+    m = snap.metrics(trial)
+    out = []
+    for k in snap.objectives:
+        if k not in m:
+            continue
+        if k == "accuracy":
+            out.append(f"accuracy {m[k]:.4f} (proxy top-1)")
+        elif k == "throughput" and paired(trial.costs):
+            ref = (snap.user_attrs.get("throughput_scale") or {}).get("img_s")
+            how = (f"ratio {m['throughput_ratio']:.3g} x the reference's {ref:.1f} img/s"
+                   if ref and "throughput_ratio" in m else "ratio x the reference's img/s")
+            out.append(f"{m[k]:.1f} img/s paired (derived: {how})")
+        elif k == "throughput":
+            out.append(f"{m[k]:.1f} img/s measured")
+        else:
+            out.append(f"{k} {m[k]:.4g} ({LABELS.get(k, k)})")
+    if "throughput" in snap.objectives and paired(trial.costs) and "throughput_raw" in m:
+        out.append(f"{m['throughput_raw']:.1f} img/s measured")
+    return "; ".join(out)
+
+
 def run(args: argparse.Namespace) -> int:
-    from wfsearch.export import (find_trial, parse_pick, recipe_from_trial, recipe_path_for, save_recipe,
-                                 save_timm_args, select)
+    from wfsearch.export import (find_trial, parse_pick, recipe_from_trial, recipe_path_for, recipe_to_yaml,
+                                 select, timm_args_to_yaml)
+
+    from .output import output_target, write_output
     from wfsearch.study import read_study
 
     for flag in ("img_size", "num_classes", "batch_size"):
@@ -74,6 +101,10 @@ def run(args: argparse.Namespace) -> int:
     objectives = snap.objectives
     if args.trial is not None:
         trial = find_trial(snap, args.trial)
+        first = snap.repeat_of.get(trial.number)
+        if first is not None:
+            print(f"note: trial {trial.number} repeats trial {first}'s architecture (its result reused, not trained "
+                  f"again): this is trial {first}'s recipe")
     else:
         front = snap.front
         if args.pick is None:
@@ -85,17 +116,21 @@ def run(args: argparse.Namespace) -> int:
     path = Path(args.output) if args.output else recipe_path_for(snap, trial)
     timm_path = path.with_name(path.stem + ".timm.yaml")
     for target in [path] + ([timm_path] if args.format == "timm" else []):
+        output_target(target, "--output")
         if target.exists() and not args.force:
             raise UserError(f"--output: {str(target)!r}: exists (it may hold your edits); pass --force to overwrite")
     recipe = recipe_from_trial(snap, trial, img_size=args.img_size, num_classes=args.num_classes,
                                data=args.data, batch_size=args.batch_size, seed=args.seed, recipe_path=path)
-    save_recipe(recipe, path)
-    known = snap.metrics(trial)
-    scores = ", ".join(f"{k}={known[k]:.4g}" for k in objectives if k in known)
-    print(f"trial {trial.number} ({scores}) -> {recipe.model.name} at {recipe.data.img_size}px")
+    write_output(path, recipe_to_yaml(recipe, path), "--output")
+    from wfsearch.report.data import chance_flag
+
+    flag = chance_flag(trial, snap.chance, snap.metrics(trial))
+    if flag:
+        print(f"warning: trial {trial.number} is {flag}")
+    print(f"trial {trial.number}: {_scores(snap, trial)} -> {recipe.model.name} at {recipe.data.img_size}px")
     print(f"wrote {path}")
     if args.format == "timm":
-        save_timm_args(recipe, timm_path)
+        write_output(timm_path, timm_args_to_yaml(recipe, timm_path), "--output")
         print(f"wrote {timm_path}  (timm train.py args; run it through `python -m wfsearch.export.run_timm`)")
     print("train it:")
     for cmd in recipe.launch.values():

@@ -7,8 +7,6 @@ from .helptext import examples
 import sys
 from pathlib import Path
 
-from wfsearch.errors import UserError
-
 
 def add_study_args(p: argparse.ArgumentParser) -> None:
     """STUDY folder or --storage URL [--study NAME], as `wfsearch export` takes them."""
@@ -46,20 +44,28 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from wfsearch.report import DEFAULT_RESOLUTIONS, report_data, scaling_data, write_report
+    from wfsearch.report import DEFAULT_RESOLUTIONS, render_html, report_data, scaling_data
+
+    from wfsearch.arch.config import MAX_SIZES
+    from wfsearch.space.spec import MAX_COUNT, MAX_THREADS
     from wfsearch.study import read_study
 
+    from .output import output_target, write_output
+    from .validate import check_ranges
+
     res = tuple(args.scaling_res or DEFAULT_RESOLUTIONS)
-    for flag, v, low in (("--scaling-res", min(res), 1), ("--scaling-batch", args.scaling_batch, 1),
-                         ("--scaling-max", args.scaling_max, 1), ("--scaling-threads", args.scaling_threads, 0)):
-        if v < low:
-            raise UserError(f"{flag}: {v}: must be >= {low}")
+    top = MAX_SIZES["img_size"]
+    check_ranges(("--scaling-res", min(res), 1, top), ("--scaling-res", max(res), 1, top),
+                 ("--scaling-batch", args.scaling_batch, 1, MAX_COUNT), ("--scaling-max", args.scaling_max, 1, MAX_COUNT),
+                 ("--scaling-threads", args.scaling_threads, 0, MAX_THREADS))
     view = read_study(args.study, storage=args.storage, study_name=args.study_name)
+    out, flag = (Path(args.output), "-o/--output") if args.output else (view.folder / "report.html", "report")
+    output_target(out, flag)  # a FIFO, a folder or a read-only place is refused before the work
     scaling = scaling_data(view, res, measure=not args.no_scaling, batch_size=args.scaling_batch,
                            device=args.scaling_device, max_front=args.scaling_max, threads=args.scaling_threads or None,
                            on_progress=lambda msg: print(msg, file=sys.stderr, flush=True))
     data = report_data(view, scaling)
-    path = write_report(data, Path(args.output) if args.output else view.folder / "report.html")
+    path = write_output(out, render_html(data), flag)
     print(f"study {view.name!r}: {view.counts_text()}; {len(view.front)} on the Pareto front")
     for note in data.notes:
         print(f"note: {note}")

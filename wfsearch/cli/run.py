@@ -16,6 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             'wfsearch run spaces/predictors.yaml                        # the quick start, minutes on a CPU',
             'wfsearch run spaces/predictors.yaml --set study.trials=40  # run again: continues the same study',
             'wfsearch run spaces/predictors.yaml --fresh                # a new study; the old one is kept',
+            'wfsearch run spaces/predictors.yaml --enqueue known.yaml   # these designs first',
             'ray start --head && wfsearch run spaces/predictors.yaml --address auto',
         ))
     p.add_argument("spec", metavar="SPEC", help="design-space YAML, e.g. spaces/predictors.yaml")
@@ -25,6 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="join an existing Ray cluster: auto or HOST:PORT (default: start Ray locally)")
     p.add_argument("--fresh", action="store_true",
                    help="start a new study; the old one is kept as <name>-<timestamp>")
+    p.add_argument("--enqueue", metavar="DESIGNS.yaml",
+                   help="evaluate these designs first (a YAML list of knob mappings, as Optuna's enqueue_trial; "
+                        "a design the study already holds is not queued again)")
     p.add_argument("--no-progress", action="store_true", help="no live progress line")
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
                    help="stop starting new trials after this many seconds of search (Ray's start-up, the "
@@ -41,14 +45,25 @@ def run(args: argparse.Namespace) -> int:
         os.environ["RAY_AUTH_MODE"] = "token"  # `ray start` enabled token auth and saved its token there
     import shlex
 
-    from wfsearch.search.engine import run_search
-    from wfsearch.search.stop import Interrupted
     from wfsearch.space import load_spec
 
+    if args.time_budget is not None and not 0 < args.time_budget < float("inf"):
+        from wfsearch.errors import UserError
+
+        raise UserError(f"--time-budget: {args.time_budget}: must be a number of seconds above 0")
     spec = load_spec(args.spec, args.overrides)
+    from wfsearch.space import load_designs
+
+    designs = load_designs(spec, args.enqueue) if args.enqueue else None
+    if not args.no_progress:  # loading Ray takes seconds: say what is coming first
+        print(f"wfsearch run {args.spec}: study {spec.study.name!r}, {spec.study.trials} architectures; loading Ray",
+              file=sys.stderr, flush=True)
+    from wfsearch.search.engine import run_search
+    from wfsearch.search.stop import Interrupted
+
     try:
         summary = run_search(spec, address=args.address, fresh=args.fresh, progress=not args.no_progress,
-                             noop=args.noop, time_budget_s=args.time_budget)
+                             noop=args.noop, time_budget_s=args.time_budget, enqueue=designs)
     except Interrupted as e:
         again = " ".join(shlex.quote(a) for a in ["wfsearch", "run", args.spec,
                                                   *(x for o in args.overrides for x in ("--set", o))])
@@ -60,25 +75,49 @@ def run(args: argparse.Namespace) -> int:
 
 
 def print_summary(summary) -> None:
-    out = sys.stdout
-    if summary.archived_as:
-        print(f"previous study kept as {summary.archived_as!r}", file=out)
-    if summary.stopped:
-        print(f"\n{summary.stopped}", file=out)
-    repeats = f", {summary.repeats} re-sampled (told their known result, not counted)" if summary.repeats else ""
-    print(f"\nstudy {summary.study_name!r}: {summary.finished} distinct architectures finished ({summary.pruned} "
-          f"pruned), {summary.failed} failed{repeats}, {len(summary.front)} on the front, normalized hypervolume "
-          f"{summary.hypervolume:.3f}, {summary.seconds:.0f}s", file=out)
+    print(summary_text(summary))
+
+
+def _shown(path) -> str:
+    """A path as the user would type it: relative to the working directory when under it."""
+    import shlex
+    from pathlib import Path
+
+    p = Path(path)
+    try:
+        p = p.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        pass
+    return shlex.quote(str(p))
+
+
+def summary_text(summary) -> str:
+    """What `run` prints at its end: counts, the front and the references, where things are, what next."""
+    from wfsearch.report.data import chance_flag
     from wfsearch.report.table import record_row, text_table
+    from wfsearch.study.snapshot import chance_of
 
-    front = [record_row(t, ()) for t in sorted(summary.front, key=lambda t: (-t.values[0], t.number))]
+    out = []
+    if summary.archived_as:
+        out.append(f"previous study kept as {summary.archived_as!r}")
+    if summary.stopped:
+        out.append(f"\n{summary.stopped}")
+    repeats = f", {summary.repeats} re-sampled (told their known result, not counted)" if summary.repeats else ""
+    out.append(f"\nstudy {summary.study_name!r}: {summary.finished} distinct architectures finished ({summary.pruned} "
+               f"pruned), {summary.failed} failed{repeats}, {len(summary.front)} on the front, normalized hypervolume "
+               f"{summary.hypervolume:.3f}, {summary.seconds:.0f}s")
+    chance = chance_of(summary.front)
+    front = [record_row(t, (), flag=chance_flag(t, chance))
+             for t in sorted(summary.front, key=lambda t: (-t.values[0], t.number))]
     if front:
-        print("\nPareto front (img/s, ratio, params, MACs: the deployed network)", file=out)
-        print("\n".join(text_table(front, "trial")), file=out)
+        out += ["\nPareto front (deployed network: speed, params, MACs, memory)", *text_table(front, "trial", True)]
     if summary.references:
-        print("\nreferences", file=out)
-        print("\n".join(text_table([record_row(t, ()) for t in summary.references], "reference")), file=out)
-    print(f"\nstorage: {summary.storage}", file=out)
-    print(f"logs:    {summary.study_dir / 'run.log'}", file=out)
-    print(f"next:    wfsearch show {summary.study_dir}   |   wfsearch report {summary.study_dir}", file=out)
-
+        out += ["\nreferences", *text_table([record_row(t, ()) for t in summary.references], "reference")]
+    folder = _shown(summary.study_dir)
+    out += [f"\nstorage: {summary.storage}", f"logs:    {_shown(summary.study_dir / 'run.log')}"]
+    nxt = [f"wfsearch show {folder}", f"wfsearch report {folder}"]
+    best = next((r for r in front if not r.flag), None)
+    if best is not None:
+        nxt.append(f"wfsearch export {folder} --trial {best.number}")
+    out.append("next:    " + "   |   ".join(nxt))
+    return "\n".join(out)

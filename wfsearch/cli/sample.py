@@ -27,13 +27,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import yaml
 
-    from wfsearch.errors import UserError
     from wfsearch.arch import cost
     from wfsearch.space import design_costs, load_spec, random_samples
+    from wfsearch.space.spec import MAX_SEED
     from wfsearch.study import violations
 
-    if args.num < 1:
-        raise UserError(f"-n: {args.num}: must be >= 1")
+    from .validate import MAX_SAMPLES, check_ranges
+
+    check_ranges(("-n", args.num, 1, MAX_SAMPLES), ("--seed", args.seed, 0, MAX_SEED))
     spec = load_spec(args.spec, args.overrides)
     seed = spec.study.seed if args.seed is None else args.seed
     out, flagged = [], 0
@@ -53,13 +54,17 @@ def run(args: argparse.Namespace) -> int:
                 flagged += 1
             entry.update(arch_hash=s.arch.hash, arch=s.arch.to_dict(),
                          proxy={"params": c["params"], "macs": c["macs"]},
-                         deployed=None if deployed is None else {**deployed, "arch": dict(spec.throughput.arch),
-                                                                 "img_size": spec.throughput.img_size})
+                         deployed=None if deployed is None else {
+                             "params": deployed["params"], "macs": deployed["macs"],
+                             "memory_estimate": deployed["memory"], "arch": dict(spec.throughput.arch),
+                             "img_size": spec.throughput.img_size})
         out.append(entry)
     scale = f"{dict(spec.throughput.arch)} on the design" if spec.throughput.arch else "the design"
     print(f"# {args.num} samples of {spec.path} (spec hash {spec.hash}, seed {seed}); `proxy`: the network trained "
           f"for accuracy, MACs at {spec.proxy.img_size}px; `deployed`: the network measured and exported ({scale} at "
-          f"{spec.throughput.img_size}px, memory of a training step in bytes)")
+          f"{spec.throughput.img_size}px); `memory_estimate`: bytes of one training step of the deployed network "
+          f"estimated before training (activations of a batch + 16 bytes a parameter), what a memory constraint is "
+          f"checked against before training; the search stores the measured peak as `memory`")
     if spec.study.constraints:
         print(f"# constraints {', '.join(map(str, spec.study.constraints))}: {flagged} of {args.num} samples violate "
               "them (marked `violates:`, judged on the costs of the deployed network; the search records such an "

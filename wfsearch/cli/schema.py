@@ -13,15 +13,23 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "language server at it for completion and checks, e.g. put "
                                    "`# yaml-language-server: $schema=spec.schema.json` at the top of a spec.",
         **examples(
-            'wfsearch schema > spec.schema.json    # then put at the top of a spec:',
+            'wfsearch schema -o spec.schema.json    # then put at the top of a spec:',
             '# yaml-language-server: $schema=spec.schema.json',
         ))
-    p.add_argument("--indent", type=int, default=2, help="indentation of the JSON (default: 2)")
+    p.add_argument("--indent", type=int, default=2, choices=range(0, 9), metavar="N",
+                   help="indentation of the JSON, 0 to 8 (default: 2)")
+    p.add_argument("-o", "--output", metavar="FILE", help="write it to FILE instead of standard output")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from wfsearch.space import spec_json_schema
 
-    print(json.dumps(spec_json_schema(), indent=args.indent))
+    text = json.dumps(spec_json_schema(), indent=args.indent) + "\n"
+    if args.output:
+        from .output import write_output
+
+        write_output(args.output, text, "-o/--output")
+    else:
+        print(text, end="")
     return 0

@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
             ckpt = Path(args.resume) if isinstance(args.resume, str) else output / "last.pth"
             m = evaluate_checkpoint(recipe, ckpt, workers=args.workers, dist_ctx=d, source=str(path), progress=progress)
             if is_main:
-                print(f"{ckpt}: top1 {m['top1']:.2f}  top5 {m['top5']:.2f}  loss {m['val_loss']:.4f}  "
+                print(f"{ckpt}: top1 {m['top1']:.2f}{_top5(m)}  loss {m['val_loss']:.4f}  "
                       f"({m['val_images']} images)")
             return 0
         if is_main:
@@ -120,7 +120,8 @@ def run(args: argparse.Namespace) -> int:
             result = train(recipe, output, resume=args.resume, augment=not args.no_augment, workers=args.workers,
                            dist_ctx=d, source=str(path), progress=progress, on_epoch=_print_epoch if is_main else None,
                            on_step=None if tty else _print_step, log_every=args.log_every,
-                           tensorboard=not args.no_tensorboard, wandb=args.wandb)
+                           tensorboard=not args.no_tensorboard, wandb=args.wandb,
+                           on_resume=_print_resume if is_main else None)
         except Diverged as e:
             print(f"wfsearch: error: {e}", file=sys.stderr)
             return 1
@@ -133,11 +134,11 @@ def run(args: argparse.Namespace) -> int:
             return 130
         if is_main and result.nothing_left:
             print(f"nothing left to do: {result.output} has finished all {_n(result.epochs, 'epoch')} of the recipe; "
-                  f"its last checkpoint scores top1 {result.top1:.2f}, top5 {result.top5:.2f}. To train longer, "
+                  f"its last checkpoint scores top1 {result.top1:.2f}{_top5(result.__dict__, ',')}. To train longer, "
                   f"pass --resume --epochs N with N > {result.epochs}")
         elif is_main:
-            print(f"done: {_n(result.epochs, 'epoch')}, top1 {result.top1:.2f} (best {result.best_top1:.2f}), "
-                  f"top5 {result.top5:.2f}; checkpoints, metrics.jsonl and tensorboard/ in {result.output}")
+            print(f"done: {_n(result.epochs, 'epoch')}, top1 {result.top1:.2f} (best {result.best_top1:.2f})"
+                  f"{_top5(result.__dict__, ',')}; checkpoints, metrics.jsonl and tensorboard/ in {result.output}")
         return 0
     finally:
         if dist.is_initialized():
@@ -172,10 +173,19 @@ def _print_step(info: dict) -> None:
           f"loss {info['loss']:.4f}  lr {info['lr']:.3g}  {info['images_per_s']:.0f} img/s", flush=True)
 
 
+def _top5(m: dict, sep: str = " ") -> str:
+    """`` top5 92.31`` (after ``sep``), or "" where every label is in the top 5 (5 classes or fewer)."""
+    return f"{sep} top5 {m['top5']:.2f}" if m.get("top5") is not None else ""
+
+
+def _print_resume(epoch: int, step: int, checkpoint: Path) -> None:
+    print(f"resumed from epoch {epoch} (step {step}) of {checkpoint}", flush=True)
+
+
 def _print_epoch(row: dict) -> None:
     ema = f"  ema top1 {row['ema_top1']:.2f}" if "ema_top1" in row else ""
     print(f"epoch {row['epoch']:>4}  train loss {row['train_loss']:.4f}  val loss {row['val_loss']:.4f}  "
-          f"top1 {row['top1']:.2f}  top5 {row['top5']:.2f}{ema}  lr {row['lr']:.3g}  "
+          f"top1 {row['top1']:.2f}{_top5(row)}{ema}  lr {row['lr']:.3g}  "
           f"{row['train_images_per_s']:.0f} img/s", flush=True)
 
 

@@ -7,6 +7,17 @@ from .helptext import examples
 import json
 from typing import Any
 
+MAX_SAMPLES = 100_000  # architectures one validate or sample draws
+
+
+def check_ranges(*flags: tuple[str, Any, int, int]) -> None:
+    """Each ``(flag, value, low, high)``: an integer flag (None: not given) in [low, high], else one line."""
+    from wfsearch.errors import UserError
+
+    for flag, value, low, high in flags:
+        if value is not None and not low <= value <= high:
+            raise UserError(f"{flag}: {value}: must lie in [{low}, {high}]")
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("validate", help="check a design-space spec and summarize it",
@@ -32,13 +43,12 @@ def add_set_argument(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from wfsearch.errors import UserError
     from wfsearch.arch import cost
     from wfsearch.space import load_spec, random_samples
+    from wfsearch.space.spec import DEPLOYED_NUM_CLASSES, MAX_SEED
     from wfsearch.study import safe_url
 
-    if args.samples < 1:
-        raise UserError(f"--samples: {args.samples}: must be >= 1")
+    check_ranges(("--samples", args.samples, 1, MAX_SAMPLES), ("--seed", args.seed, 0, MAX_SEED))
     spec = load_spec(args.spec, args.overrides)
     st, pr, tp, ds = spec.study, spec.proxy, spec.throughput, spec.proxy.dataset
     print(f"{spec.path}: ok (spec hash {spec.hash})")
@@ -87,15 +97,20 @@ def run(args: argparse.Namespace) -> int:
     costs = [(cost(s.arch), _deployed_cost(s.arch, tp)) for s in feasible]
     costs = [c for c in costs if c[1] is not None]
     params = [c[1]["params"] for c in costs]
+    params_proxy = [c[0]["params"] for c in costs]
     macs_proxy = [c[0]["macs"] for c in costs]
     macs_target = [c[1]["macs"] for c in costs]
     print(f"{'cost':<{width}} over {len(feasible)} sampled architectures"
           + (f" ({len(samples) - len(feasible)} of {len(samples)} samples infeasible)"
              if len(feasible) < len(samples) else ""))
-    scale = f" at the deployed scale {_val(dict(tp.arch))}" if tp.arch else ""
-    print(f"{'':<{width}} params {_si(min(params))} .. {_si(max(params))}{scale}")
-    print(f"{'':<{width}} MACs   {_si(min(macs_target))} .. {_si(max(macs_target))} at {tp.img_size}px (throughput), "
-          f"{_si(min(macs_proxy))} .. {_si(max(macs_proxy))} at {pr.img_size}px (proxy)")
+    head = int(tp.arch.get("num_classes", DEPLOYED_NUM_CLASSES))
+    deployed = (f"deployed network ({_val(dict(tp.arch)) + ' on ' if tp.arch else ''}the design at {tp.img_size}px, "
+                f"{head} classes: measured and exported)")
+    proxy = f"proxy network (at {pr.img_size}px, {feasible[0].arch.num_classes} classes: trained for accuracy)"
+    print(f"{'':<{width}} params {_si(min(params))} .. {_si(max(params))} {deployed}; "
+          f"{_si(min(params_proxy))} .. {_si(max(params_proxy))} proxy")
+    print(f"{'':<{width}} MACs   {_si(min(macs_target))} .. {_si(max(macs_target))} deployed; "
+          f"{_si(min(macs_proxy))} .. {_si(max(macs_proxy))} {proxy}")
     if spec.study.constraints:
         print(f"{'satisfying':<{width}} {_satisfying(spec, feasible, len(samples))}")
     reasons = sorted({s.infeasible for s in samples if s.infeasible})

@@ -83,6 +83,9 @@ class ImageFiles(Dataset):
     MAX_BAD_IN_A_ROW = 16
 
     def __init__(self, folder: Path, samples: list[tuple[str, int]], classes: list[str], transform=None):
+        from wfsearch.proxy.imagefolder import quiet_pillow
+
+        quiet_pillow()  # also in the loader's worker processes, which inherit the filter
         self.root, self.samples, self.classes, self.transform = str(folder), samples, classes, transform
         self.class_to_idx = {c: i for i, c in enumerate(classes)}
         self.targets = [y for _, y in samples]

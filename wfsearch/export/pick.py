@@ -36,8 +36,11 @@ class Condition:
     metric: str
     op: str
     value: float
+    digits: int = 17  # significant digits written: == and != compare at that precision (0.2656 matches 0.265625)
 
     def holds(self, x: float) -> bool:
+        if self.op in ("==", "!="):
+            x = float(f"{x:.{self.digits}g}")
         return holds(x, self.op, self.value)
 
     def __str__(self) -> str:
@@ -56,6 +59,12 @@ class Pick:
 
     def __str__(self) -> str:
         return f"{self.goal} {self.metric}" + (" where " + " and ".join(map(str, self.where)) if self.where else "")
+
+
+def _significant_digits(num: str) -> int:
+    """``"0.2656"`` -> 4, ``"1.5e6"`` -> 2: the precision a number was written with."""
+    mantissa = num.lower().split("e")[0].lstrip("+-").replace(".", "").lstrip("0")
+    return max(1, len(mantissa))
 
 
 def _fail(text: str, rule: str) -> UserError:
@@ -97,7 +106,7 @@ def parse_pick(text: str) -> Pick:
             name = take("name", "a metric name in the condition")
             op = take("op", f"a comparison (>=, <=, >, <, ==, !=) after {name!r}")
             num = take("num", f"a number after '{name} {op}'")
-            where.append(Condition(name, op, float(num)))
+            where.append(Condition(name, op, float(num), _significant_digits(num)))
             if pos >= len(tokens):
                 break
             kind, value = tokens[pos]

@@ -16,7 +16,9 @@ from typing import Annotated, Any, Literal, Optional
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from wfsearch.arch.config import MAX_SIZES
 from wfsearch.errors import UserError
+from wfsearch.space.spec import MAX_COUNT, MAX_EPOCHS, MAX_RATE, MAX_REPEATS, MAX_SEED, MAX_THREADS
 
 __all__ = [
     "Recipe", "ModelSection", "DataSection", "TrainSection", "OptimizerSection", "ScheduleSection",
@@ -31,6 +33,7 @@ RELEASED_OPTIMIZER = "adamw"
 RELEASED_RAND_AUGMENT = "rand-m9-mstd0.5-inc1"
 
 Probability = Annotated[float, Field(ge=0, le=1)]
+MAX_BASE_RATE = 512 * MAX_RATE  # rates per 512 images of global batch: a batch of one scales them by 1/512
 
 
 def drop_path_for(embed_dim: int) -> float:
@@ -100,39 +103,40 @@ class DataSection(_Section):
 
     train: str = "/data/imagenet/train"
     val: str = "/data/imagenet/val"
-    img_size: int = Field(224, gt=0)
+    img_size: int = Field(224, gt=0, le=MAX_SIZES["img_size"])
     interpolation: Literal["bicubic", "bilinear", "nearest"] = "bicubic"
-    mean: Annotated[list[float], AfterValidator(_rgb)] = Field(default_factory=lambda: list(IMAGENET_MEAN))
-    std: Annotated[list[Annotated[float, Field(gt=0)]], AfterValidator(_rgb)] = Field(
+    # channel statistics of pixel values in [0, 1]
+    mean: Annotated[list[Probability], AfterValidator(_rgb)] = Field(default_factory=lambda: list(IMAGENET_MEAN))
+    std: Annotated[list[Annotated[float, Field(gt=0, le=1)]], AfterValidator(_rgb)] = Field(
         default_factory=lambda: list(IMAGENET_STD))
     crop_pct: float = Field(0.875, gt=0, le=1)  # eval: resize to img_size / crop_pct, center crop img_size
     crop_mode: Literal["squash", "center", "border"] = "squash"  # the released eval resizes both sides, then crops
-    workers: int = Field(8, ge=0)  # data-loading processes per training process
+    workers: int = Field(8, ge=0, le=MAX_THREADS)  # data-loading processes per training process
 
 
 class TrainSection(_Section):
     """Batch, loss, precision, EMA and seed."""
 
-    batch_size: int = Field(256, gt=0)  # per process; the global batch is batch_size x processes
-    eval_batch_size: Optional[int] = Field(None, gt=0)  # default: batch_size
+    batch_size: int = Field(256, gt=0, le=MAX_COUNT)  # per process; the global batch is batch_size x processes
+    eval_batch_size: Optional[int] = Field(None, gt=0, le=MAX_COUNT)  # default: batch_size
     label_smoothing: float = Field(0.1, ge=0, lt=1)
     precision: Literal["bf16", "fp32"] = "bf16"  # bf16 autocast (no loss scaling needed) or fp32
     ema: bool = False  # keep an exponential moving average of the weights (timm ModelEmaV3), evaluated too
     ema_decay: float = Field(0.9998, gt=0, lt=1)
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED)
 
 
 class OptimizerSection(_Section):
     """AdamW with the learning rate scaled linearly by global batch / ``lr_base_batch``."""
 
     name: str = RELEASED_OPTIMIZER  # any timm optimizer name (create_optimizer_v2)
-    lr_base: float = Field(5e-4, gt=0)  # lr = lr_base * global_batch / lr_base_batch
-    lr_base_batch: int = Field(512, gt=0)
+    lr_base: float = Field(5e-4, gt=0, le=MAX_BASE_RATE)  # lr = lr_base * global_batch / lr_base_batch
+    lr_base_batch: int = Field(512, gt=0, le=MAX_COUNT)
     betas: list[Annotated[float, Field(ge=0, lt=1)]] = Field([0.9, 0.999], min_length=2, max_length=2)
-    eps: float = Field(1e-8, gt=0)
-    weight_decay: float = Field(0.05, ge=0)
+    eps: float = Field(1e-8, gt=0, le=1)
+    weight_decay: float = Field(0.05, ge=0, le=MAX_RATE)
     decay_1d: bool = False  # False: no weight decay on 1-D parameters (norms) and biases
-    clip_grad: Optional[float] = Field(5.0, gt=0)  # max global gradient norm; null = no clipping
+    clip_grad: Optional[float] = Field(5.0, gt=0, le=MAX_COUNT)  # max global gradient norm; null = no clipping
 
     @field_validator("name")
     @classmethod
@@ -154,10 +158,10 @@ class ScheduleSection(_Section):
     """Epochs and the learning-rate schedule (per optimizer step by default)."""
 
     name: Literal["cosine", "linear", "step", "constant"] = "cosine"
-    epochs: int = Field(300, gt=0)
+    epochs: int = Field(300, gt=0, le=MAX_EPOCHS)
     warmup_epochs: int = Field(20, ge=0)
-    warmup_lr_base: float = Field(5e-7, ge=0)  # start of the linear warm-up, scaled by global batch / lr_base_batch
-    min_lr_base: float = Field(5e-6, ge=0)  # floor of the cosine, scaled the same way
+    warmup_lr_base: float = Field(5e-7, ge=0, le=MAX_BASE_RATE)  # start of the linear warm-up, scaled by global batch / lr_base_batch
+    min_lr_base: float = Field(5e-6, ge=0, le=MAX_BASE_RATE)  # floor of the cosine, scaled the same way
     per_step: bool = True  # update the lr after every optimizer step, not once per epoch
     warmup_prefix: bool = False  # False: the cosine spans all epochs, warm-up included (as released)
 
@@ -175,14 +179,14 @@ class AugmentSection(_Section):
 
     enabled: bool = True  # false: train images get the eval transform and no Mixup/CutMix
     auto_augment: Optional[str] = RELEASED_RAND_AUGMENT
-    color_jitter: float = Field(0.4, ge=0)  # timm skips it when auto_augment is set
+    color_jitter: float = Field(0.4, ge=0, le=MAX_RATE)  # timm skips it when auto_augment is set
     hflip: Probability = 0.5
     scale: list[float] = Field([0.08, 1.0], min_length=2, max_length=2)  # RandomResizedCrop area range
     re_prob: Probability = 0.25
     re_mode: Literal["pixel", "rand", "const"] = "pixel"
-    re_count: int = Field(1, gt=0)
-    mixup: float = Field(0.8, ge=0)  # Mixup alpha (0 = off)
-    cutmix: float = Field(1.0, ge=0)  # CutMix alpha (0 = off)
+    re_count: int = Field(1, gt=0, le=MAX_REPEATS)
+    mixup: float = Field(0.8, ge=0, le=MAX_RATE)  # Mixup alpha (0 = off)
+    cutmix: float = Field(1.0, ge=0, le=MAX_RATE)  # CutMix alpha (0 = off)
     mixup_prob: Probability = 1.0
     mixup_switch_prob: Probability = 0.5
     mixup_mode: Literal["batch", "pair", "elem"] = "batch"
@@ -279,14 +283,31 @@ _Dumper.add_representer(list, lambda dumper, data: dumper.represent_sequence(
 
 
 def recipe_to_yaml(recipe: Recipe, path: str | Path | None = None) -> str:
-    """The recipe as YAML text, one blank-line-separated block per section, with a usage header."""
+    """The recipe as YAML text, one blank-line-separated block per section, with a usage header; the
+    provenance's numbers say what they are in a comment (`wfsearch.study.labels.RECIPE_NOTES`)."""
     d = recipe.to_dict()
     out = [_HEADER.format(version=recipe.version, name=recipe.name, path=path or "RECIPE.yaml")]
     out.append(yaml.dump({"version": d.pop("version"), "name": d.pop("name")}, Dumper=_Dumper, sort_keys=False))
     for section, body in d.items():
-        out.append("\n" + yaml.dump({section: body}, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
-                                     width=10_000))
+        text = yaml.dump({section: body}, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=10_000)
+        out.append("\n" + (_noted(text) if section == "provenance" else text))
     return "".join(out)
+
+
+def _noted(text: str) -> str:
+    """``provenance`` YAML with a comment beside each number `RECIPE_NOTES` names (``metrics.throughput``
+    and ``costs.throughput`` are two different speeds)."""
+    from wfsearch.study.labels import RECIPE_NOTES
+
+    lines, section = [], ""
+    for line in text.splitlines():
+        indent = len(line) - len(line.lstrip(" "))
+        key = line.strip().split(":")[0]
+        if indent == 2:
+            section = key
+        note = RECIPE_NOTES.get((section, key)) if indent == 4 else None
+        lines.append(f"{line}  # {note}" if note and not line.rstrip().endswith(":") else line)
+    return "\n".join(lines) + "\n"
 
 
 def save_recipe(recipe: Recipe, path: str | Path) -> Path:
@@ -301,9 +322,10 @@ def save_recipe(recipe: Recipe, path: str | Path) -> Path:
 def load_recipe(path: str | Path) -> Recipe:
     """Read and validate a recipe; any mistake raises `UserError` ``<file>: <key>: <value>: <rule>``."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise UserError(f"{path}: no such recipe file; export one with `wfsearch export STUDY --trial N`")
-    from wfsearch.space import parse_yaml
+    from wfsearch.space import parse_yaml, read_yaml_text
 
-    d = parse_yaml(path.read_text(), str(path))  # the spec's strict loader: no duplicate keys, 1e-3 is a number
+    # the spec's strict, bounded loader: no duplicate keys, 1e-3 is a number, no FIFO waited on
+    d = parse_yaml(read_yaml_text(path, str(path), "a recipe"), str(path))
     return Recipe.from_dict(d, str(path))

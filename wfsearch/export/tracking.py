@@ -25,7 +25,9 @@ class RunTrackers:
     """TensorBoard (when installed, unless ``tensorboard=False``) and W&B (when ``wandb=True``) for one run."""
 
     def __init__(self, output: Path, run_name: str, config: dict[str, Any], *, tensorboard: bool = True,
-                 wandb: bool = False, resume: bool = False):
+                 wandb: bool = False, resume: bool = False, first_step: int = 0):
+        """``first_step``: the first step this session logs; on resume, TensorBoard hides what an interrupted
+        session logged from there on (it is logged again), so no step shows twice."""
         self.writer = None
         self.wandb_run = None
         if wandb:
@@ -43,7 +45,8 @@ class RunTrackers:
                 log.warning("TensorBoard logging is off: the tensorboard package is not installed "
                             "(pip install 'wfsearch[tensorboard]'); metrics.jsonl has every epoch")
             else:
-                self.writer = SummaryWriter(log_dir=str(output / "tensorboard"))
+                self.writer = SummaryWriter(log_dir=str(output / "tensorboard"),
+                                            purge_step=first_step if resume else None)
 
     @property
     def active(self) -> bool:
@@ -65,7 +68,7 @@ class RunTrackers:
             for k, v in values.items():
                 self.writer.add_scalar(k, v, step)
         if self.wandb_run is not None:
-            self.wandb_run.log(values, step=step)
+            self.wandb_run.log(values, step=step)  # W&B drops steps below its run's last one
 
     def close(self) -> None:
         if self.writer is not None:

@@ -97,7 +97,7 @@ def init_distributed(device: str = "auto") -> Distributed:
 class TrainResult:
     epochs: int  # epochs completed
     top1: float
-    top5: float
+    top5: float | None  # None with 5 classes or fewer
     val_loss: float
     train_loss: float | None
     best_top1: float
@@ -173,7 +173,8 @@ def load_checkpoint(path: str | Path, flag: str = "--resume") -> dict[str, Any]:
 @torch.no_grad()
 def _evaluate(model: nn.Module, loader, d: Distributed, precision: str, num_classes: int,
               progress: Progress | None, desc: str) -> dict[str, float]:
-    """Top-1/top-5 (percent) and cross-entropy over the whole validation set, summed across processes."""
+    """Top-1/top-5 (percent) and cross-entropy over the whole validation set, summed across processes. With 5
+    classes or fewer every label is in the top 5: top5 is None, not a 100% that says nothing."""
     model.eval()
     k = min(5, num_classes)
     sums = [0.0, 0.0, 0.0, 0.0]  # loss, top1 hits, top5 hits, count
@@ -191,7 +192,54 @@ def _evaluate(model: nn.Module, loader, d: Distributed, precision: str, num_clas
         sums[3] += y.numel()
     loss, top1, top5, n = _all_sum(sums, d)
     n = max(n, 1.0)
-    return {"val_loss": loss / n, "top1": 100.0 * top1 / n, "top5": 100.0 * top5 / n, "val_images": int(n)}
+    return {"val_loss": loss / n, "top1": 100.0 * top1 / n, "top5": 100.0 * top5 / n if num_classes > 5 else None,
+            "val_images": int(n)}
+
+
+def training_memory(recipe: Recipe, batch: int | None = None) -> float:
+    """Bytes one training process needs, estimated before anything is built: the input batches (the loader
+    workers' prefetched ones as float32) and, for a WeightFormer, its weights, gradients, AdamW state and
+    activations from the analytic cost."""
+    from wfsearch.arch import MODEL_SIZES, ArchConfig, cost
+
+    t, data, name = recipe.train, recipe.data, recipe.model.name
+    batch = batch or t.batch_size
+    need = (2 * data.workers + 2) * batch * 3 * data.img_size ** 2 * 4
+    if name in MODEL_SIZES:
+        try:
+            c = cost(ArchConfig.from_dict({**MODEL_SIZES[name], **recipe.model.kwargs, "img_size": data.img_size}))
+            need += 16 * c["params"] + c["activation_bytes"] * batch
+        except (ValueError, TypeError):  # the model section's own check names it
+            pass
+    return need
+
+
+def check_memory(recipe: Recipe, source: str, batch: int | None = None) -> None:
+    """Refuse, before anything is allocated, a recipe this machine cannot hold: one line naming the key whose
+    reset to a default shrinks the estimate most (`training_memory`)."""
+    from wfsearch.space.checks import machine_memory
+
+    have, kind = machine_memory()
+    need = training_memory(recipe, batch)
+    if need <= have:
+        return
+    kwargs = recipe.model.kwargs
+    candidates = [("data.img_size", recipe.data.img_size, {"data__img_size": 224}),
+                  ("train.batch_size", recipe.train.batch_size, {"train__batch_size": 1}),
+                  ("data.workers", recipe.data.workers, {"data__workers": 0})]
+    candidates += [(f"model.kwargs.{k}", kwargs[k], {"model__kwargs": {f: v for f, v in kwargs.items() if f != k}})
+                   for k in kwargs]
+    best = min(candidates, key=lambda c: _need_or_inf(recipe, c[2], batch))
+    raise UserError(f"{source}: {best[0]}: {best[1]!r}: training {recipe.model.name} at {recipe.data.img_size} px, "
+                    f"batch {batch or recipe.train.batch_size} per process, needs about {need / 2**30:.3g} GiB, "
+                    f"more than this machine's {have / 2**30:.3g} GiB of {kind}; lower it")
+
+
+def _need_or_inf(recipe: Recipe, changes: dict[str, Any], batch: int | None) -> float:
+    try:
+        return training_memory(recipe.replace(**changes), batch if "train__batch_size" not in changes else 1)
+    except UserError:
+        return math.inf
 
 
 def initial_model(recipe: Recipe, num_classes: int, device: torch.device | str = "cpu") -> nn.Module:
@@ -204,13 +252,14 @@ def train(recipe: Recipe, output: str | Path, *, resume: bool | str | Path = Fal
           workers: int | None = None, dist_ctx: Distributed | None = None, source: str = "recipe",
           progress: Progress | None = None, on_epoch: Callable[[dict[str, Any]], None] | None = None,
           on_step: StepHook | None = None, log_every: int = 50, tensorboard: bool = True,
-          wandb: bool = False) -> TrainResult:
+          wandb: bool = False, on_resume: Callable[[int, int, Path], None] | None = None) -> TrainResult:
     """Train ``recipe`` to its last epoch, writing checkpoints and metrics under ``output``.
 
     ``resume``: True continues from ``output/last.pth``, a path from that checkpoint. ``augment=False``
     turns every random augmentation off (exact comparisons across process counts). ``progress``,
     ``on_epoch`` and ``on_step`` (every ``log_every`` optimizer steps: loss, lr, images/s) are called on
-    the main process only. ``tensorboard`` logs to ``output/tensorboard`` when the package is installed,
+    the main process only, as is ``on_resume(epoch, step, checkpoint)`` when a checkpoint is resumed.
+    ``tensorboard`` logs to ``output/tensorboard`` when the package is installed,
     ``wandb`` to Weights & Biases (see `wfsearch.export.tracking`). ``source`` names the recipe in errors.
     """
     from .tracking import RunTrackers
@@ -231,6 +280,7 @@ def train(recipe: Recipe, output: str | Path, *, resume: bool | str | Path = Fal
         raise UserError(f"--output: {str(out)!r}: already holds a run (last.pth); pass --resume to continue it "
                         f"or choose another --output")
     t, o, s = recipe.train, recipe.optimizer, recipe.schedule
+    check_memory(recipe, source)
 
     train_ds, val_ds = build_datasets(recipe, source, augment=augment)
     num_classes = len(train_ds.classes)
@@ -275,6 +325,8 @@ def train(recipe: Recipe, output: str | Path, *, resume: bool | str | Path = Fal
             log.warning("resuming with global batch %d, checkpoint used %s: the schedule shifts",
                         global_batch, ckpt.get("global_batch"))
         log.info("resumed from %s at epoch %d (step %d)", ckpt_path, start_epoch, global_step)
+        if on_resume is not None and d.is_main:
+            on_resume(start_epoch, global_step, ckpt_path)
         del ckpt
         # the lr is a function of the step and the recipe, so a longer --epochs on resume extends the cosine
         if s.per_step:
@@ -304,7 +356,7 @@ def train(recipe: Recipe, output: str | Path, *, resume: bool | str | Path = Fal
         (out / "recipe.yaml").write_text(recipe_to_yaml(as_run))
         if start_epoch < s.epochs and (tensorboard or wandb):
             trackers = RunTrackers(out, recipe.name, as_run.to_dict(), tensorboard=tensorboard, wandb=wandb,
-                                   resume=ckpt_path is not None)
+                                   resume=ckpt_path is not None, first_step=global_step + 1)
         log.info("training %s: %d classes, %d/%d train/val images, %d process(es), global batch %d, lr %.3g",
                  recipe.model.name, num_classes, len(train_ds), len(val_ds), d.world, global_batch, lr)
     meta = {"num_classes": num_classes, "classes": train_ds.classes, "global_batch": global_batch,
@@ -378,7 +430,8 @@ def train(recipe: Recipe, output: str | Path, *, resume: bool | str | Path = Fal
                                    "train_loss": train_loss, **evals}
             if ema is not None:
                 e = _evaluate(ema.module, val_loader, d, t.precision, num_classes, None, "eval ema")
-                row.update({"ema_top1": e["top1"], "ema_top5": e["top5"], "ema_val_loss": e["val_loss"]})
+                row.update({"ema_top1": e["top1"], "ema_val_loss": e["val_loss"],
+                            **({"ema_top5": e["top5"]} if e["top5"] is not None else {})})
             row.update({"epoch_s": round(epoch_s, 3), "train_images_per_s": round(seen / max(epoch_s, 1e-9), 1),
                         "world_size": d.world, "global_batch": global_batch})
             best = max(best, evals["top1"])
@@ -417,6 +470,7 @@ def evaluate_checkpoint(recipe: Recipe, checkpoint: str | Path, *, workers: int 
     if not path.is_file():
         raise UserError(f"--evaluate: {str(path)!r}: no checkpoint there; train first or pass --resume CKPT")
     ckpt = load_checkpoint(path, "--evaluate")
+    check_memory(recipe, source, recipe.train.eval_batch_size or recipe.train.batch_size)
     train_ds, val_ds = build_datasets(recipe, source, augment=False)
     num_classes = ckpt.get("num_classes", len(train_ds.classes))
     if num_classes != len(train_ds.classes):

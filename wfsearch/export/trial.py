@@ -152,6 +152,7 @@ def recipe_from_trial(snap: StudySnapshot, trial: TrialRecord, *, img_size: int 
             "study": snap.name,
             "storage": snap.storage_url,
             "trial": trial.number,
+            **({"repeat_of_trial": snap.repeat_of[trial.number]} if trial.number in snap.repeat_of else {}),
             "arch_hash": trial.arch_hash or ArchConfig.from_dict(trial.arch).hash,
             "proxy_arch": trial.arch,
             "deployed_arch": deployed.to_dict(),

@@ -2,8 +2,8 @@
 
 The measure of the paper's Fig. 3 and of RepLKNet's ERF tool: for a set of images, the gradient of
 the central token's final features (ReLU'd and summed over channels, as in RepLKNet) with respect to
-the input, ReLU'd, summed over colour channels and accumulated over the images. Display normalization:
-``log10(1 + m) / max``. Works for any timm model with ``forward_intermediates`` (WeightFormer, ViT/DeiT, ...).
+the input, ReLU'd, summed over colour channels and averaged over the images (RepLKNet averages the
+per-image maps with an ``AverageMeter``). Display normalization: ``log10(1 + m) / max`` of that mean. Works for any timm model with ``forward_intermediates`` (WeightFormer, ViT/DeiT, ...).
 
 The static WeightFormer's *theoretical* receptive field is a box: the central token's patch grown by
 ``(k - 1) / 2`` tokens per block on every side (depthwise k x k convs are the only token mixing; norms
@@ -28,11 +28,13 @@ def final_feature_map(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def erf_map(model: nn.Module, batches: Iterable[torch.Tensor], rectify: bool = True) -> torch.Tensor:
-    """The accumulated ERF ``(H, W)`` (float64) of ``model`` over normalized image ``batches``.
-    ``rectify=False`` accumulates the gradient's magnitude instead of its positive part (RepLKNet's)."""
+    """The ERF ``(H, W)`` (float64) of ``model``: the mean over the images of normalized image ``batches`` of
+    each image's map (the log in `display` is not linear, so the mean, as RepLKNet takes it, not the sum).
+    ``rectify=False`` takes the gradient's magnitude instead of its positive part (RepLKNet's)."""
     model.eval()
-    total = None
+    total, n = None, 0
     for x in batches:
+        n += x.shape[0]
         x = x.detach().clone().requires_grad_(True)
         feats = final_feature_map(model, x)
         h, w = feats.shape[-2:]
@@ -42,7 +44,7 @@ def erf_map(model: nn.Module, batches: Iterable[torch.Tensor], rectify: bool = T
         total = contrib if total is None else total + contrib
     if total is None:
         raise ValueError("no images to measure the ERF on")
-    return total.detach()
+    return total.detach() / n
 
 
 def display(erf: torch.Tensor) -> torch.Tensor:

@@ -40,6 +40,7 @@ import torch.nn.functional as F
 
 from wfsearch.errors import UserError
 from wfsearch.space import DatasetSpec, ProxySpec
+from wfsearch.space.spec import SYNTHETIC_CLASSES, SYNTHETIC_SIZES
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,8 @@ class ProxyData:
 
 # --------------------------------------------------------------------------- the synthetic task
 ATTRIBUTES = ("color", "shape", "pattern", "size")
-SYNTHETIC_DEFAULTS = {"num_classes": 4, "train_size": 5000, "val_size": 1000}
+SYNTHETIC_DEFAULTS = {"num_classes": SYNTHETIC_CLASSES[2], "train_size": SYNTHETIC_SIZES[0],
+                      "val_size": SYNTHETIC_SIZES[1]}
 PALETTE = np.array([(230, 40, 40), (40, 200, 60), (50, 90, 240), (235, 220, 40)], np.float32)  # RGB
 OBJECT_FRACTION = {"ends": 0.125, "quadrants": 0.3}  # object box side / image side
 ELONGATION = 8  # ends layout: object length across the separating axis / its width (at most; the image caps it)

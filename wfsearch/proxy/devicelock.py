@@ -22,9 +22,12 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-import torch
+from wfsearch.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
 
 try:
     import fcntl
@@ -35,6 +38,8 @@ except ImportError:  # pragma: no cover - Windows
 def device_key(device: torch.device | str) -> str:
     """The physical device: ``cpu`` (the host's CPUs), or the GPU's UUID, which stays the same
     whatever ``CUDA_VISIBLE_DEVICES`` numbering a process sees."""
+    import torch
+
     device = torch.device(device)
     if device.type != "cuda":
         return device.type
@@ -44,7 +49,18 @@ def device_key(device: torch.device | str) -> str:
 
 
 def lock_dir() -> Path:
-    return Path(os.environ.get("WFSEARCH_LOCK_DIR") or Path(tempfile.gettempdir()) / f"wfsearch-locks-{os.getuid()}")
+    """The folder of the lock files: ``WFSEARCH_LOCK_DIR``, an existing writable folder (never created: a mistyped
+    path would silently take this run's measurements out of step with the others'), else this user's folder
+    in the temporary folder. Importing this module needs no torch, so the run driver checks it first."""
+    named = os.environ.get("WFSEARCH_LOCK_DIR")
+    if not named:
+        return Path(tempfile.gettempdir()) / f"wfsearch-locks-{os.getuid()}"
+    if not os.path.isdir(named) or not os.access(named, os.W_OK | os.X_OK):
+        what = "not a writable folder" if os.path.isdir(named) else "not a folder" if os.path.exists(named) \
+            else "no such folder"
+        raise UserError(f"WFSEARCH_LOCK_DIR: {named!r}: {what}; point it at a folder every wfsearch process on this "
+                        "host can write (make it first), or unset it to use the temporary folder")
+    return Path(named)
 
 
 class DeviceLock:
@@ -116,6 +132,8 @@ class DeviceLock:
 def _lock(key: str, directory: str, device: str) -> DeviceLock:
     drain = None
     if key.startswith("cuda"):
+        import torch
+
         dev = torch.device(device)
         drain = functools.partial(torch.cuda.synchronize, dev)
     return DeviceLock(key, directory, drain)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -174,6 +175,12 @@ def _refuse_link(path: str, own: str, class_dirs: list[str], root: str, follow_l
     return f"link out of the dataset root ({target}); set proxy.dataset.follow_links: true to follow it"
 
 
+def quiet_pillow() -> None:
+    """Keep Pillow's warnings about odd files (EXIF, palettes, large images) out of the output: a file that cannot
+    be decoded is reported by wfsearch, once, with its path; one that decodes is used as it is."""
+    warnings.filterwarnings("ignore", module=r"PIL\.")
+
+
 def decode(path: str, size: int) -> np.ndarray:
     """One image file -> ``(size, size, 3)`` uint8: shorter side resized to ``size``, centre crop."""
     from PIL import Image
@@ -208,6 +215,8 @@ def why_unreadable(path: str, e: Exception) -> str:
 def decode_all(paths: Sequence[str], size: int, workers: int) -> tuple[list[np.ndarray | None], list[str | None]]:
     """Decode ``paths`` on ``workers`` threads; a file that fails gives None and its reason."""
     from concurrent.futures import ThreadPoolExecutor
+
+    quiet_pillow()
 
     def one(p: str) -> tuple[np.ndarray | None, str | None]:
         try:

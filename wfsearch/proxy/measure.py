@@ -12,7 +12,7 @@ import random
 import statistics
 import time
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 import torch.nn as nn
@@ -148,7 +148,8 @@ def measure_throughput(models: dict[str, nn.Module], img_size: int, batch_size: 
                        device: torch.device | str = "cpu", dtype: str = "float32", warmup: int = 2,
                        repeats: int = 5, iters: int = 3, train: bool = False,
                        in_chans: int = 3, alternate: bool = False, clock: str = "wall",
-                       shuffle: bool = False) -> dict[str, Throughput]:
+                       shuffle: bool = False, on_repeat: Callable[[int, int], None] | None = None
+                       ) -> dict[str, Throughput]:
     """Images/s of each model at ``img_size`` x ``batch_size``, interleaved over ``repeats``.
 
     ``train=True`` times a forward+backward step (no optimizer) instead of inference.
@@ -160,7 +161,8 @@ def measure_throughput(models: dict[str, nn.Module], img_size: int, batch_size: 
     which biases both ratios the same way for as long as the pairing lasts.
     ``clock="process"`` times CPU runs by this process's CPU time instead of the wall clock: with
     one thread, time slices lost to other processes on a shared machine then do not count, so the
-    figure is that of a dedicated core (ignored on CUDA).
+    figure is that of a dedicated core (ignored on CUDA). ``on_repeat(done, repeats)`` is called after the
+    warm-up (done 0) and after every repeat, for a progress display.
     """
     if clock not in ("wall", "process"):
         raise ValueError(f"clock={clock!r}: must be 'wall' or 'process'")
@@ -189,6 +191,8 @@ def measure_throughput(models: dict[str, nn.Module], img_size: int, batch_size: 
     results = {name: Throughput() for name in models}
     rng = random.Random(os.urandom(8)) if shuffle else None
     for r in range(repeats):
+        if on_repeat is not None:
+            on_repeat(r, repeats)
         order = list(steps.items())
         if rng is not None:
             rng.shuffle(order)
@@ -197,6 +201,8 @@ def measure_throughput(models: dict[str, nn.Module], img_size: int, batch_size: 
         for name, step in order:
             seconds = _timed_run(step, device, iters, clock)
             results[name].samples.append(batch_size * iters / seconds)
+    if on_repeat is not None:
+        on_repeat(repeats, repeats)
     if train:
         for model in models.values():
             model.zero_grad(set_to_none=True)

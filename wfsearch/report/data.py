@@ -15,7 +15,9 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
 from wfsearch.study import StudySnapshot, TrialRecord, loss_sign
-from wfsearch.study.hypervolume import HypervolumeBox
+from wfsearch.study.hypervolume import HypervolumeBox, stored_box, study_box
+from wfsearch.study.labels import paired
+from wfsearch.study.snapshot import at_chance
 from wfsearch.study.noise import NoiseSummary, noise_summary
 from wfsearch.study.record import finite
 
@@ -63,6 +65,9 @@ class ParetoData:
     points: tuple[Point, ...]
     unplotted: dict[str, int]  # trials per group that have no (x, y) to plot (failed before scoring ...)
     n_objectives: int = 2  # with more than the two axes, the front is not a staircase in this plane
+    chance: float | None = None  # chance accuracy of the proxy task, drawn on an accuracy axis
+    paired: bool = True  # is ``throughput`` the paired objective (else the img/s measured in each trial)
+    deployed: str = ""  # the deployed network's scale, e.g. "224 px, 1000 classes"
 
     def group(self, name: str) -> list[Point]:
         return [p for p in self.points if p.group == name]
@@ -88,7 +93,12 @@ def _coords(view: StudySnapshot, t: TrialRecord, x: str, y: str) -> tuple[float,
 
 def _costs(view: StudySnapshot, t: TrialRecord) -> dict:
     m = view.metrics(t)
-    return {k: m[k] for k in ("accuracy", "throughput", *COST_KEYS, "memory") if k in m}
+    return {k: m[k] for k in ("accuracy", "throughput", "throughput_raw", *COST_KEYS, "memory") if k in m}
+
+
+def speed_paired(view: StudySnapshot) -> bool:
+    """Is the study's ``throughput`` the paired objective (its trials kept per-repeat ratios)?"""
+    return any(paired(t.costs) for t in view.trials if t.costs)
 
 
 def pareto_data(view: StudySnapshot) -> ParetoData:
@@ -98,6 +108,8 @@ def pareto_data(view: StudySnapshot) -> ParetoData:
     unplotted: dict[str, int] = {}
     for t in view.trials:
         group = view.group(t)
+        if group == "repeat":  # the same point as the trial it repeats
+            continue
         xy = _coords(view, t, x, y) if group != "running" else None
         if xy is None or (group == "infeasible" and not all(finite(v) and abs(v) < 1e29 for v in xy)):
             unplotted[group] = unplotted.get(group, 0) + 1
@@ -115,18 +127,26 @@ def pareto_data(view: StudySnapshot) -> ParetoData:
             unplotted["reference"] = unplotted.get("reference", 0) + 1
             continue
         arch = r.arch or {}
+        same = [t.number for t in view.trials if r.arch_hash and t.arch_hash == r.arch_hash and t.trained]
         points.append(Point(group="reference", number=None, label=name, x=xy[0], y=xy[1],
                             fc1=str(arch.get("fc1_predictor", "")), dwconv=str(arch.get("dwconv_predictor", "")),
                             arch=arch or {"timm_model": r.timm_model}, costs=_costs(view, r),
-                            status="reference"))
+                            status="reference" + (f" (the architecture of trial {same[0]})" if same else "")))
     return ParetoData(x=x, y=y, x_direction=directions.get(x), y_direction=directions.get(y),
-                      points=tuple(points), unplotted=unplotted, n_objectives=len(view.objectives))
+                      points=tuple(points), unplotted=unplotted, n_objectives=len(view.objectives),
+                      chance=view.chance, paired=speed_paired(view), deployed=_deployed_scale(view))
+
+
+def _deployed_scale(view: StudySnapshot) -> str:
+    tp = view.throughput
+    classes = (tp.get("arch") or {}).get("num_classes", 1000)
+    return f"{tp['img_size']} px, {classes} classes" if tp.get("img_size") else ""
 
 
 # --------------------------------------------------------------------------- hypervolume over the search
 @dataclass(frozen=True)
 class HypervolumeStep:
-    finished: int  # search trials finished so far (complete, pruned or failed)
+    finished: int  # search trials finished so far (complete, pruned or failed; repeats not counted)
     number: int  # the trial that just finished
     seconds: float | None  # since the first trial started
     hypervolume: float
@@ -143,6 +163,9 @@ class HypervolumeData:
         """``normalized; box accuracy 0.2..0.45, throughput 310..620 (worst..best); reference 10% beyond the worst``."""
         if self.box is None:
             return "normalized; no trained trial yet"
+        if self.box.fixed:
+            return (f"normalized in a box fixed for the whole study, so it never falls: each axis scored 0..1 "
+                    f"({self.box.describe()}; v is the trial's value)")
         return (f"normalized: each objective scaled from its worst to its best feasible value ({self.box.describe()}), "
                 f"reference point {100 * self.box.margin:.0f}% of each range beyond the worst; 1 = one trial best in all")
 
@@ -169,12 +192,32 @@ def noise_data(view: StudySnapshot) -> NoiseSummary:
                          view.directions, [t.number for t in view.front])
 
 
+def intervals_text(view: StudySnapshot) -> str:
+    """What the intervals shown are: their coverage as stored (a median of fewer than 5 repeats gets the
+    whole range, which covers less than 90%; one repeat gets none)."""
+    seen = set()
+    for t in distinct_trained(view):
+        iv = t.costs.get("throughput_interval")
+        if isinstance(iv, dict) and finite(iv.get("level")):
+            seen.add((round(float(iv["level"]), 3), len(t.costs.get("throughput_samples") or ())))
+    if not seen and not any("accuracy_low" in t.metrics for t in distinct_trained(view)):
+        return ""  # a study that stores no interval (a simulated one)
+    speed = [("none (1 repeat)" if n <= 1 else f"{level:.0%} (the whole range of {n} repeats; 5 or more reach 90%)"
+              if level < 0.9 else f"{level:.0%} (order statistics of {n} repeats)") for level, n in sorted(seen)]
+    return ("intervals: accuracy 90% (Wilson, over the validation images); speed "
+            + ("; ".join(speed) if speed else "90% (order statistics of the repeats)"))
+
+
 def hypervolume_data(view: StudySnapshot) -> HypervolumeData:
     distinct = distinct_trained(view)
     feasible = {t.number for t in distinct}
-    done = [t for t in view.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)]
+    done = [t for t in view.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+            and t.number not in view.repeat_of]  # a repeat spent no budget and added no point
     done.sort(key=lambda t: (t.datetime_complete is None, t.datetime_complete or 0, t.number))
-    box = HypervolumeBox.of([tuple(t.values) for t in distinct], view.directions, view.objectives)
+    box = stored_box(view.user_attrs, view.objectives) or study_box(
+        view.objectives, view.directions, chance=view.chance,
+        reference_img_s=(view.user_attrs.get("throughput_scale") or {}).get("img_s"),
+        first=tuple(distinct[0].values) if distinct else None)
     starts = [t.datetime_start for t in view.trials if t.datetime_start is not None]
     t0 = min(starts) if starts else None
     history = box.history([tuple(t.values) if t.number in feasible else None for t in done]) if box else [0.0] * len(done)
@@ -224,7 +267,8 @@ def _scratch_study(directions: list[str], trials: list[optuna.trial.FrozenTrial]
 
 def importance_data(view: StudySnapshot) -> list[Importances]:
     """Knob importances for each objective over the trained trials (`optuna.importance`)."""
-    trials = [t for t in view.finished() if t.params and all(finite(v) for v in t.values)]
+    trials = [t for t in view.finished() if t.params and all(finite(v) for v in t.values)
+              and t.number not in view.repeat_of]  # a re-sample told a known result is no new data
     if len(trials) < 2:
         note = f"needs at least 2 trained trials with sampled knobs; the study has {len(trials)}"
         return [Importances(o, (), note) for o in view.objectives]
@@ -298,7 +342,7 @@ def _knob_axis(name: str, trials: list[TrialRecord]) -> Axis:
 
 
 def parallel_data(view: StudySnapshot) -> ParallelData | None:
-    trials = [t for t in view.finished() if all(finite(v) for v in t.values)]
+    trials = [t for t in view.finished() if all(finite(v) for v in t.values) and t.number not in view.repeat_of]
     if not trials:
         return None
     trials.sort(key=lambda t: (t.number in view.front_numbers, t.number))
@@ -309,11 +353,27 @@ def parallel_data(view: StudySnapshot) -> ParallelData | None:
 
 
 # --------------------------------------------------------------------------- tables
+def chance_flag(t: TrialRecord, chance: float | None, numbers: dict[str, float] | None = None) -> str:
+    """Why a trial's accuracy says nothing about its design (at chance), or ""."""
+    m = t.numbers(("accuracy",)) if numbers is None else numbers
+    if not at_chance(m, chance):
+        return ""
+    acc, lo, hi = m["accuracy"], m.get("accuracy_low"), m.get("accuracy_high")
+    level = f"1/{round(1 / chance)} classes = {chance:.3f}"
+    said = (f"accuracy {acc:.3f} is not above {level}" if acc <= chance else
+            f"accuracy {acc:.3f} [{lo:.3f}, {hi:.3f}] is within noise of {level}")
+    return f"at chance: {said}; its place on the front comes from its speed alone, not worth a full training"
+
+
 def front_rows(view: StudySnapshot) -> list[Row]:
-    """The front, best first on the first objective."""
+    """The front, best first on the first objective; a trial at chance gets its flag instead of a command."""
     sign = -loss_sign(view.directions[0])
-    return [record_row(t, view.objectives, view.export_command(t.number), knob_names(view, [t]) or None)
-            for t in sorted(view.front, key=lambda t: (-sign * t.values[0], t.number))]
+    rows = []
+    for t in sorted(view.front, key=lambda t: (-sign * t.values[0], t.number)):
+        flag = chance_flag(t, view.chance, view.metrics(t))
+        rows.append(record_row(t, view.objectives, "" if flag else view.export_command(t.number),
+                               knob_names(view, [t]) or None, flag=flag))
+    return rows
 
 
 def reference_rows(view: StudySnapshot) -> list[Row]:
@@ -339,6 +399,7 @@ class CurvesData:
     metric: str
     rungs: tuple[int, ...]  # the proxy's fidelity rungs (where pruning decides), () with one budget
     curves: tuple[Curve, ...]  # dominated and pruned first, the front last (drawn on top)
+    chance: float | None = None  # chance accuracy of the proxy task
 
 
 def curves_data(view: StudySnapshot) -> CurvesData | None:
@@ -362,9 +423,9 @@ def curves_data(view: StudySnapshot) -> CurvesData | None:
     if epochs is None:
         epochs = next((t.proxy.get("epochs") for t in view.trials
                        if t.proxy.get("epochs") is not None), None)
-    rungs = tuple(int(e) for e in epochs) if isinstance(epochs, (list, tuple)) and len(epochs) > 1 else ()
+    rungs = tuple(int(e) for e in epochs if finite(e)) if isinstance(epochs, (list, tuple)) and len(epochs) > 1 else ()
     curves.sort(key=lambda c: (order[c.group], c.number))
-    return CurvesData(metric, rungs, tuple(curves))
+    return CurvesData(metric, rungs, tuple(curves), view.chance if metric == "accuracy" else None)
 
 
 # --------------------------------------------------------------------------- every trial, as a table
@@ -376,6 +437,7 @@ class TrialRow:
     epochs: int | None  # proxy epochs trained
     values: dict[str, float]
     arch: str
+    paired: bool = True  # ``throughput`` is the paired objective
 
 
 def trial_rows(view: StudySnapshot) -> list[TrialRow]:
@@ -385,8 +447,11 @@ def trial_rows(view: StudySnapshot) -> list[TrialRow]:
         curve = t.curve
         epochs = max((int(c["epoch"]) for c in curve if finite(c.get("epoch"))), default=None)
         knobs = {**(t.arch or {}), **t.params}
-        rows.append(TrialRow(t.number, view.group(t), t.reason, epochs, row_values(view.metrics(t), view.objectives),
-                             describe_arch(knobs, knob_names(view, [t]) or None)))
+        values = row_values(view.metrics(t), view.objectives)
+        if not paired(t.costs):
+            values.pop("throughput_raw", None)
+        rows.append(TrialRow(t.number, view.group(t), t.reason, epochs, values,
+                             describe_arch(knobs, knob_names(view, [t]) or None), paired(t.costs)))
     return rows
 
 
@@ -415,15 +480,25 @@ def captions(view: StudySnapshot) -> dict[str, str]:
                        " (a ranking signal for the search, not an ImageNet number)") if parts else ""
     measured = next((t.costs for t in view.trials if t.costs.get("device")), {})
     hw = view.user_attrs.get("hardware") or {}
-    where = measured.get("device") or tp.get("device")
+    where = measured.get("device") or (tp.get("device") if tp.get("device") != "auto" else "")
     cond = [f"{tp['img_size']} px" if tp.get("img_size") else "", f"batch {tp['batch_size']}" if tp.get("batch_size") else "",
             str(tp.get("dtype") or ""), f"on {where}" if where else "",
             f"{measured['threads']} thread(s)" if measured.get("threads") else "",
             f"{measured['clock']} clock" if measured.get("clock") else "",
             f"{hw['cpu_count']} CPUs on the machine" if hw.get("cpu_count") else ""]
     arch = tp.get("arch")
-    scale = f" of the deployed network ({', '.join(f'{k} {v}' for k, v in arch.items())})" if arch else ""
+    scale = f" of the deployed network ({', '.join(f'{k} {v}' for k, v in arch.items())})" if arch else \
+        " of the deployed network"
     cond = [c for c in cond if c]
-    out["throughput"] = (f"throughput = images/s{scale}, measured at " + ", ".join(cond) +
-                         (f", against {tp['reference']}" if tp.get("reference") else "")) if cond else ""
+    scale_attr = view.user_attrs.get("throughput_scale") or {}
+    ref, img_s = tp.get("reference") or scale_attr.get("reference"), scale_attr.get("img_s")
+    if speed_paired(view) and ref:
+        what = (f"throughput = img/s paired{scale}, derived: its ratio to {ref} measured alongside it, times "
+                + (f"{ref}'s {img_s:.1f} img/s measured once for the study" if img_s else f"{ref}'s img/s")
+                + " (img/s measured: the trial's own figure, which drifts with the machine)")
+    else:
+        what = f"throughput = img/s measured{scale}" + (f", against {ref}" if ref else "")
+    if hw.get("simulated"):
+        what += f"; replayed from the table {hw.get('table', '?')}, not measured in this study"
+    out["throughput"] = (what + (", at " + ", ".join(cond) if cond else "")) if (cond or hw.get("simulated")) else ""
     return out

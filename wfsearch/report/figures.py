@@ -38,13 +38,20 @@ def fmt(v: float | None, missing: str = "–") -> str:
     return f"{v:.4g}"
 
 
-SHORT_NAMES = {"throughput_ratio": "ratio", "peak_memory_bytes": "memory", "latency_highres_ms": "latency_hr_ms",
-               "macs": "MACs"}
+# what a number is called beside the others in a hover (`wfsearch.study.labels` says it in full)
+SHORT_NAMES = {"throughput": "img/s paired", "throughput_raw": "img/s measured", "throughput_ratio": "ratio",
+               "peak_memory_bytes": "memory", "memory": "memory", "latency_highres_ms": "latency hi-res ms",
+               "macs": "MACs", "params": "params"}
+DEPLOYED_COSTS = ("params", "macs", "peak_memory_bytes", "memory", "latency_highres_ms")
 
 
-def axis_title(name: str, direction: str | None) -> str:
-    unit = UNITS.get(name)
+def axis_title(name: str, direction: str | None, paired: bool = True) -> str:
+    from wfsearch.study.labels import label
+
     hint = ("higher is better" if loss_sign(direction) < 0 else "lower is better") if direction else ""
+    if name in ("throughput", "accuracy"):
+        return label(name, paired) + (f" · {hint}" if hint else "")
+    unit = UNITS.get(name)
     return name + (f" ({unit})" if unit else "") + (f" · {hint}" if hint else "")
 
 
@@ -66,17 +73,28 @@ def _arch_text(arch: dict) -> str:
     return "<br>".join(", ".join(fields[i:i + 4]) for i in range(0, len(fields), 4))
 
 
-def hover(p: Point, x: str, y: str, archs: dict[int, tuple[dict, str]] | None = None) -> str:
-    """A point's hover text. ``archs``: the architecture texts written so far, by dict (the trials of one
-    architecture share its dict as read), to write each once."""
+def hover(p: Point, x: str, y: str, archs: dict[int, tuple[dict, str]] | None = None, paired: bool = True,
+          deployed: str = "") -> str:
+    """A point's hover text: scores, then the deployed network's costs, then the proxy network it was trained
+    as (each labelled: they are two networks). ``archs``: the architecture texts written so far, by dict (the
+    trials of one architecture share its dict as read), to write each once."""
     head = f"<b>{p.label}</b> ({GROUP_TITLES.get(p.group, p.group)})"
     if p.status and p.status not in (Status.OK, "reference"):
         head += f"<br>{p.status}"
-    scores = f"{y} {fmt(p.y)} · {x} {fmt(p.x)}"
-    costs = " · ".join(f"{k} {fmt(v)}" for k, v in p.costs.items() if k not in (x, y))
+    names = {**SHORT_NAMES, **({} if paired else {"throughput": "img/s measured"})}
+    speeds = " · ".join(f"{names[k]} {fmt(p.costs[k])}" for k in ("throughput", "throughput_raw", "throughput_ratio")
+                        if k in p.costs and k not in (x, y) and not (k == "throughput_raw" and not paired))
+    scores = " · ".join(s for s in (f"{names.get(y, y)} {fmt(p.y)}", f"{names.get(x, x)} {fmt(p.x)}", speeds) if s)
+    shown = {}  # by display name: memory is stored twice (metrics.memory, costs.peak_memory_bytes)
+    for k, v in p.costs.items():
+        if k in DEPLOYED_COSTS and k not in (x, y):
+            shown.setdefault(names.get(k, k), f"{fmt(v)}B" if "memory" in k else fmt(v))
+    costs = " · ".join(f"{n} {v}" for n, v in shown.items())
+    costs = f"deployed network{f' ({deployed})' if deployed else ''}: {costs}" if costs else ""
     known = archs.get(id(p.arch)) if archs is not None else None
     if known is None or known[0] is not p.arch:
-        known = (p.arch, _arch_text(p.arch))
+        known = (p.arch, ("proxy network (trained for accuracy): " if "timm_model" not in p.arch else "")
+                 + _arch_text(p.arch))
         if archs is not None:
             archs[id(p.arch)] = known  # holds the dict, so that its id is not reused meanwhile
     return "<br>".join(s for s in (head, scores, costs, known[1]) if s)
@@ -110,7 +128,7 @@ def pareto_figure(data: ParetoData) -> go.Figure:
                 marker=dict(color=_fc1_color(fc1), size=13 if group == "front" else 9,
                             symbol=[DWCONV_SYMBOLS.get(p.dwconv, "x") for p in sel],
                             line=dict(width=2 if group == "front" else 0, color="black")),
-                hovertext=[hover(p, data.x, data.y, archs) for p in sel], hovertemplate="%{hovertext}<extra></extra>"))
+                hovertext=[hover(p, data.x, data.y, archs, data.paired, data.deployed) for p in sel], hovertemplate="%{hovertext}<extra></extra>"))
     for group in ("pruned", "failed", "infeasible"):  # hidden until clicked in the legend
         sel = data.group(group)
         if sel:
@@ -118,15 +136,15 @@ def pareto_figure(data: ParetoData) -> go.Figure:
                 x=[p.x for p in sel], y=[p.y for p in sel], mode="markers", name=GROUP_TITLES[group],
                 legendgroup="other", legendgrouptitle_text="other trials", visible="legendonly",
                 meta={"role": group}, marker=dict(color="gray", size=8, symbol="x" if group == "failed" else "circle-open"),
-                hovertext=[hover(p, data.x, data.y, archs) for p in sel], hovertemplate="%{hovertext}<extra></extra>"))
+                hovertext=[hover(p, data.x, data.y, archs, data.paired, data.deployed) for p in sel], hovertemplate="%{hovertext}<extra></extra>"))
     refs = data.group("reference")
     if refs:
         fig.add_trace(dict(type="scatter",
             x=[p.x for p in refs], y=[p.y for p in refs], mode="markers+text", name="references",
             text=[p.label for p in refs], textposition="top center", legendgroup="reference",
             legendgrouptitle_text="references", meta={"role": "reference"},
-            marker=dict(color="black", size=15, symbol="star"),
-            hovertext=[hover(p, data.x, data.y, archs) for p in refs], hovertemplate="%{hovertext}<extra></extra>"))
+            marker=dict(color="black", size=18, symbol="star-open", line=dict(width=2)),  # open: a trial under it shows
+            hovertext=[hover(p, data.x, data.y, archs, data.paired, data.deployed) for p in refs], hovertemplate="%{hovertext}<extra></extra>"))
     front = sorted(data.group("front"), key=lambda p: p.x)
     if len(front) > 1 and data.x_direction and data.y_direction and data.n_objectives == 2:
         fig.add_trace(dict(type="scatter", x=[p.x for p in front], y=[p.y for p in front], mode="lines",
@@ -137,11 +155,26 @@ def pareto_figure(data: ParetoData) -> go.Figure:
         fig.add_trace(dict(type="scatter", x=[None], y=[None], mode="markers", name=f"dwconv={dw or '?'}",
                                  legendgroup="key", legendgrouptitle_text="marker: dwconv predictor",
                                  meta={"role": "key"}, marker=dict(color="gray", size=10, symbol=DWCONV_SYMBOLS.get(dw, "x"))))
+    chance_line(fig, data.chance, "y" if data.y == "accuracy" else "x" if data.x == "accuracy" else None)
     fig.update_layout(**LAYOUT, height=560, legend=dict(groupclick="toggleitem"),
-                      xaxis_title=axis_title(data.x, data.x_direction), yaxis_title=axis_title(data.y, data.y_direction))
+                      xaxis_title=axis_title(data.x, data.x_direction, data.paired),
+                      yaxis_title=axis_title(data.y, data.y_direction, data.paired))
     fig.update_xaxes(automargin=True, title_standoff=8)
     fig.update_yaxes(automargin=True, title_standoff=8)
     return fig
+
+
+def chance_line(fig: go.Figure, chance: float | None, axis: str | None) -> None:
+    """A dashed line at the proxy task's chance accuracy on ``axis`` ("x", "y" or None: none)."""
+    if chance is None or axis is None:
+        return
+    text = f"chance (1/{round(1 / chance)} classes)"
+    style = dict(line=dict(color="firebrick", width=1, dash="dash"), annotation_text=text,
+                 annotation_font_size=11, annotation_font_color="firebrick")
+    if axis == "y":
+        fig.add_hline(y=chance, annotation_position="bottom right", **style)
+    else:
+        fig.add_vline(x=chance, annotation_position="top right", **style)
 
 
 def _time_unit(seconds: list[float]) -> tuple[float, str]:
@@ -164,7 +197,8 @@ def hypervolume_figure(data: HypervolumeData) -> go.Figure:
                              hovertemplate="%{hovertext}<extra></extra>"), row=1, col=2)
     fig.update_xaxes(title_text="finished search trials", row=1, col=1)
     fig.update_xaxes(title_text=f"{unit} since the first trial started", row=1, col=2)
-    fig.update_yaxes(title_text="hypervolume (" + " × ".join(UNITS.get(o, o) for o in data.objectives) + ")", row=1, col=1)
+    fig.update_yaxes(title_text="normalized hypervolume (0..1, fixed box)" if data.box is not None and data.box.fixed
+                     else "normalized hypervolume (0..1)", row=1, col=1)
     fig.update_layout(**LAYOUT, height=380, showlegend=False)
     return fig
 
@@ -340,6 +374,7 @@ def curves_figure(data: CurvesData) -> go.Figure:
     for r in data.rungs:
         fig.add_vline(x=r, line=dict(color="gray", width=1, dash="dash"), annotation_text=f"rung {r}",
                       annotation_position="top left", annotation_font_size=11)
+    chance_line(fig, data.chance, "y")
     fig.update_layout(**LAYOUT, height=440, legend=dict(groupclick="toggleitem"),
                       xaxis_title="proxy epoch", yaxis_title=f"{data.metric} (validation)")
     fig.update_xaxes(dtick=1, automargin=True)

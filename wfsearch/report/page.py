@@ -20,12 +20,12 @@ from . import figures
 from wfsearch.study.verdict import verdict_line
 
 from .data import (CurvesData, HypervolumeData, Importances, ParallelData, ParetoData, Row, TrialRow, captions,
-                   curves_data, front_rows, hypervolume_data, importance_data, noise_data, parallel_data, pareto_data,
+                   curves_data, front_rows, hypervolume_data, importance_data, intervals_text, noise_data, parallel_data, pareto_data,
                    reference_rows, trial_rows)
 from .design import DesignAnalysis, design_analysis
 from .erf import erf_section
 from .scaling import ScalingData
-from .table import MISSING, cell, columns_of, header
+from .table import MISSING, column_formats, columns_of
 from wfsearch.study import StudySnapshot
 
 log = logging.getLogger(__name__)
@@ -83,10 +83,6 @@ def _figure(div_id: str, fig, extra_attrs: str = "") -> str:
             f'<script>wfPlot("{div_id}", {spec});</script>')
 
 
-def _head(key: str) -> str:
-    return f"<th>{_esc(header(key))}</th>"
-
-
 def _command(cmd: str) -> str:
     """A shell command that wraps only between arguments, a flag kept with its value."""
     import shlex
@@ -110,17 +106,18 @@ def _table(rows: list[Row], first: str, commands: bool) -> str:
     if not rows:
         return ""
     keys = columns_of(rows)
-    head = f"<th>{_esc(first)}</th>" + "".join(_head(k) for k in keys) + "<th>architecture</th>" + \
-        ("<th>export</th>" if commands else "")
+    formats = column_formats(rows, keys)
+    head = f"<th>{_esc(first)}</th>" + "".join(f"<th>{_esc(formats[k][0])}</th>" for k in keys) + \
+        "<th>architecture</th>" + ("<th>export</th>" if commands else "")
     body = []
     for r in rows:
         cells = [f"<td>{_esc(r.label)}</td>"] + [
-            f'<td class="num">{_esc(cell(k, r.values.get(k)))}'
-            + (f'<br><small>[{_esc(cell(k, r.intervals[k][0]))}, {_esc(cell(k, r.intervals[k][1]))}]</small>'
+            f'<td class="num">{_esc(formats[k][1](r.values.get(k)))}'
+            + (f'<br><small>[{_esc(formats[k][1](r.intervals[k][0]))}, {_esc(formats[k][1](r.intervals[k][1]))}]</small>'
                if k in r.intervals else "") + "</td>" for k in keys]
         cells.append(f"<td>{_esc(r.arch)}</td>")
         if commands:
-            cells.append(f"<td>{_command(r.command)}</td>")
+            cells.append(f'<td class="flag">{_esc(r.flag)}</td>' if r.flag else f"<td>{_command(r.command)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
@@ -128,12 +125,13 @@ def _table(rows: list[Row], first: str, commands: bool) -> str:
 def _trials_table(rows: list[TrialRow]) -> str:
     """Every trial; a click on a header sorts by that column (numbers as numbers)."""
     keys = columns_of(rows)
+    formats = column_formats(rows, keys)
     head = ("<th>trial</th><th>status</th><th>reason</th><th>epochs<br><small>proxy</small></th>"
-            + "".join(_head(k) for k in keys) + "<th>architecture</th>")
+            + "".join(f"<th>{_esc(formats[k][0])}</th>" for k in keys) + "<th>architecture</th>")
     body = []
     for r in rows:
         nums = "".join(f'<td class="num" data-v="{r.values[k] if k in r.values else ""}">'
-                       f'{_esc(cell(k, r.values.get(k)))}</td>' for k in keys)
+                       f'{_esc(formats[k][1](r.values.get(k)))}</td>' for k in keys)
         body.append(f'<tr class="st-{_esc(r.status)}"><td class="num" data-v="{r.number}">{r.number}</td>'
                     f"<td>{_esc(r.status)}</td><td>{_esc(r.reason)}</td>"
                     f'<td class="num" data-v="{"" if r.epochs is None else r.epochs}">'
@@ -155,12 +153,22 @@ def _header(data: ReportData) -> str:
         ("objectives", _esc(objectives)),
         ("trials", _esc(v.counts_text() + f"; {len(v.front)} on the Pareto front")),
         ("hypervolume", _esc(f"{hv.final:.3f} ({hv.describe()})")),
-        ("hardware", _esc(f"{device or '?'}; {hw.get('cpu_count', '?')} CPUs; torch {hw.get('torch', '?')}")),
+        ("hardware", _esc(_hardware(hw, device))),
         ("written", _esc(f"{datetime.datetime.now():%Y-%m-%d %H:%M} by wfsearch {attrs.get('wfsearch_version', '')}")),
     ]
     dl = "".join(f"<dt>{k}</dt><dd>{val}</dd>" for k, val in items)
     notes = "".join(f'<p class="note">{_esc(n)}</p>' for n in data.notes)
     return f"<h1>Study {_esc(v.name)}</h1><dl>{dl}</dl>{notes}"
+
+
+def _hardware(hw: dict, device: str) -> str:
+    """Where the study ran; a simulated study says it replayed a table measured elsewhere."""
+    if hw.get("simulated"):
+        where = ", ".join(str(x) for x in (hw.get("platform"), f"{hw['cpus']} CPUs" if hw.get("cpus") else "") if x)
+        return f"none: replayed from the table {hw.get('table', '?')}" + (f" (measured on {where})" if where else "")
+    parts = [device, f"{hw['cpu_count']} CPUs" if hw.get("cpu_count") else "",
+             f"torch {hw['torch']}" if hw.get("torch") else ""]
+    return "; ".join(p for p in parts if p) or "not recorded"
 
 
 def _message(text: str) -> str:
@@ -179,8 +187,7 @@ def _sections(data: ReportData) -> list[tuple[str, str, str]]:
                  f"are hidden (click them in the legend); references are stars. Hover a point for its architecture "
                  f"and costs.{' Not plotted (no scores): ' + _esc(hidden) + '.' if hidden else ''}</p>")
         noise = noise_data(v).lines()
-        intro += ("<p>Error bars: 90% intervals (accuracy: Wilson over the validation images; speed: order "
-                  "statistics of the repeats). " + " ".join(_esc(n[0].upper() + n[1:]) + "." for n in noise) + "</p>")
+        intro += ("<p>Error bars: " + _esc(intervals_text(v).removeprefix("intervals: ") or "none stored") + ". " + " ".join(_esc(n[0].upper() + n[1:]) + "." for n in noise) + "</p>")
         intro += f'<p class="verdict">{_esc(verdict_line(v.user_attrs, (v.spec or {}).get("proxy")))}</p>'
         body = intro + _captions(data) + _figure("pareto", figures.pareto_figure(p), f' data-front-points="{len(v.front)}"')
         if v.references:

@@ -12,17 +12,51 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from wfsearch.study import StudySnapshot, TrialRecord
+from wfsearch.study.labels import MEASURED_SPEED, paired
 
-# metric -> (header with its unit, formatter); the columns of every table, in this order
+# metric -> (header with its unit, formatter); the columns of every table, in this order. The two speeds are
+# different figures (`wfsearch.study.labels`): the paired objective, derived, and the trial's own measurement
 COLUMNS: dict[str, tuple[str, Callable[[float], str]]] = {
     "accuracy": ("accuracy", lambda v: f"{v:.4f}"),
-    "throughput": ("img/s", lambda v: f"{v:.1f}"),
+    "throughput": ("img/s paired", lambda v: f"{v:.1f}"),
+    "throughput_raw": ("img/s measured", lambda v: f"{v:.1f}"),
     "throughput_ratio": ("ratio", lambda v: f"{v:.2f}"),
     "params": ("params (M)", lambda v: f"{v / 1e6:.3f}"),
     "macs": ("MACs (G)", lambda v: f"{v / 1e9:.3f}"),
     "memory": ("memory (MB)", lambda v: f"{v / 2**20:.1f}"),
     "latency_highres": ("latency hi-res (ms)", lambda v: f"{v:.2f}"),
 }
+# counts shown in the unit that fits the table's values (a tiny network's MACs are not 0.002 G)
+SCALED = {"params": ("params", 1), "macs": ("MACs", 1)}
+PREFIXES = ((1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""))
+
+
+def column_formats(rows: list[Row], keys: list[str]) -> dict[str, tuple[str, Callable[[Any], str]]]:
+    """(header, cell formatter) of each column of ``rows``; ``throughput`` is "img/s measured" where no row
+    holds the paired figure."""
+    out = {k: column_format(k, [r.values.get(k) for r in rows]) for k in keys}
+    if "throughput" in out and not any(r.paired for r in rows if "throughput" in r.values):
+        out["throughput"] = (MEASURED_SPEED, out["throughput"][1])
+    return out
+
+
+def column_format(key: str, values) -> tuple[str, Callable[[Any], str]]:
+    """(header, cell formatter) of a column holding ``values``: `COLUMNS`' own, except that params and
+    MACs take the prefix of their median value."""
+    if key in SCALED:
+        shown = sorted(float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v))
+        if shown:
+            mid = shown[len(shown) // 2]
+            scale, prefix = next((s, p) for s, p in PREFIXES if mid >= s or s == 1.0)
+            return (f"{SCALED[key][0]} ({prefix or 'count'})",
+                    lambda v: MISSING if not _number(v) else f"{float(v) / scale:.3f}" if prefix else f"{v:.0f}")
+    return header(key), lambda v: cell(key, v)
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
 # stored names that are the same quantity as a column
 ALIASES = {"peak_memory_bytes": "memory", "latency_highres_ms": "latency_highres"}
 ARCH_KNOBS = ("fc1_predictor", "dwconv_predictor", "dynamic_blocks", "fc1_pool", "dwconv_pool", "rank_ratio")
@@ -40,6 +74,8 @@ class Row:
     command: str = ""  # how to export it ("" for references)
     status: str = ""
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)  # 90% intervals of the objectives
+    flag: str = ""  # a warning shown in place of the command (a front trial at chance)
+    paired: bool = True  # ``throughput`` is the paired objective (else the img/s the trial measured)
 
 
 def header(key: str) -> str:
@@ -68,20 +104,26 @@ def describe_arch(arch: dict | None, knobs: list[str] | None = None) -> str:
 
 
 def record_row(t: TrialRecord, objectives: tuple[str, ...] | list[str], command: str = "",
-               knobs: list[str] | None = None) -> Row:
+               knobs: list[str] | None = None, flag: str = "") -> Row:
     arch = {**(t.arch or {}), **t.params} or ({"timm_model": t.timm_model} if t.timm_model else {})
     numbers = t.numbers(objectives)
+    values = row_values(numbers, objectives)
+    is_paired = paired(t.costs)
+    if not is_paired:
+        values.pop("throughput_raw", None)  # the same figure as throughput
     return Row(label=t.name or str(t.number), number=None if t.kind == "reference" else t.number,
-               values=row_values(numbers, objectives), arch=describe_arch(arch, knobs),
-               command=command, status=t.reason, intervals=intervals_of(numbers, objectives or ("accuracy", "throughput")))
+               values=values, arch=describe_arch(arch, knobs), paired=is_paired,
+               command=command, status=t.reason, intervals=intervals_of(numbers, objectives or ("accuracy", "throughput")),
+               flag=flag)
 
 
 def intervals_of(numbers: dict[str, float], keys) -> dict[str, tuple[float, float]]:
-    """The 90% intervals stored as ``<metric>_low``/``<metric>_high`` around the value, by metric."""
+    """The intervals stored as ``<metric>_low``/``<metric>_high`` around the value, by metric (none of zero
+    width: a single repeat has no interval, whatever its bounds say)."""
     out = {}
     for k in keys:
         v, lo, hi = numbers.get(k), numbers.get(f"{k}_low"), numbers.get(f"{k}_high")
-        if v is not None and lo is not None and hi is not None and lo <= v <= hi:
+        if v is not None and lo is not None and hi is not None and lo <= v <= hi and lo < hi:
             out[k] = (lo, hi)
     return out
 
@@ -95,9 +137,11 @@ def columns_of(rows: list[Row]) -> list[str]:
 def text_table(rows: list[Row], first: str, with_command: bool = False, with_status: bool = False) -> list[str]:
     """Aligned columns: the label, every column known for the rows, the architecture (and export command)."""
     keys = columns_of(rows)
-    head = [first, *(header(k) for k in keys), *(["status"] if with_status else []), "architecture"]
-    cells = [[r.label, *(cell(k, r.values.get(k)) + (f" [{cell(k, r.intervals[k][0])}, {cell(k, r.intervals[k][1])}]"
-                                                     if k in r.intervals else "") for k in keys),
+    formats = column_formats(rows, keys)
+    head = [first, *(formats[k][0] for k in keys), *(["status"] if with_status else []), "architecture"]
+    cells = [[r.label, *(formats[k][1](r.values.get(k)) + (f" [{formats[k][1](r.intervals[k][0])}, "
+                                                           f"{formats[k][1](r.intervals[k][1])}]"
+                                                           if k in r.intervals else "") for k in keys),
               *([r.status] if with_status else []), r.arch] for r in rows]
     widths = [max(len(str(c)) for c in col) for col in zip(head, *cells)]
     numeric = [False, *([True] * len(keys)), *([False] if with_status else []), False]
@@ -108,8 +152,8 @@ def text_table(rows: list[Row], first: str, with_command: bool = False, with_sta
     out = [line(head), "-" * len(line(head))]
     for r, c in zip(rows, cells):
         out.append(line(c))
-        if with_command and r.command:
-            out.append(f"    {r.command}")
+        if with_command and (r.command or r.flag):
+            out.append(f"    {r.flag or r.command}")
     return out
 
 
@@ -131,24 +175,69 @@ def trial_dict(snap: StudySnapshot, t: TrialRecord) -> dict[str, Any]:
     }
 
 
-def trials_json(snap: StudySnapshot) -> str:
+def trials_json(snap: StudySnapshot, trials: list[TrialRecord] | None = None) -> str:
     return json.dumps({"study": snap.name, "storage": snap.storage_url, "objectives": list(snap.objectives),
                        "directions": list(snap.directions), "front": sorted(snap.front_numbers),
-                       "trials": [trial_dict(snap, t) for t in snap.trials]}, indent=1, default=str)
+                       "trials": [trial_dict(snap, t) for t in (snap.trials if trials is None else trials)]},
+                      indent=1, default=str)
 
 
-def trials_csv(snap: StudySnapshot) -> str:
-    """One line per trial; nested fields (design, architectures) as JSON text."""
-    dicts = [trial_dict(snap, t) for t in snap.trials]
-    fields = ["number", "state", "status", "group", *snap.objectives, *(f"deployed_{k}" for k in COST_KEYS),
-              "design", "proxy_arch", "deployed_arch", "status_reason"]
+# measured numbers a CSV row carries with their intervals, besides the objectives
+CSV_METRICS = ("throughput_raw", "throughput_ratio")
+
+
+def trials_csv(snap: StudySnapshot, trials: list[TrialRecord] | None = None) -> str:
+    """One line per trial, flat as Optuna's ``trials_dataframe()``: ``values_<objective>``, the knobs as
+    ``params_<knob>``, ``datetime_start``/``_complete`` and ``duration_s``; then each objective's and measured
+    speed's interval (``<metric>_low``/``_high``), the raw and paired speeds, the deployed network's costs."""
+    trials = list(snap.trials if trials is None else trials)
+    knobs = [k for k in (snap.spec.get("space") or {}) if any(k in t.params for t in trials)]
+    knobs += sorted({k for t in trials for k in t.params} - set(knobs))
+    extra = [m for m in CSV_METRICS if m not in snap.objectives]
+    fields = ["number", "state", "status", "group", "repeat_of", *(f"values_{o}" for o in snap.objectives),
+              *(f"{o}{s}" for o in snap.objectives for s in ("_low", "_high")),
+              *(f"{m}{s}" for m in extra for s in ("", "_low", "_high")),
+              *(f"deployed_{k}" for k in COST_KEYS if k not in ("throughput", "throughput_ratio")),
+              "datetime_start", "datetime_complete", "duration_s", *(f"params_{k}" for k in knobs),
+              "arch_hash", "status_reason"]
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n", extrasaction="ignore")
     w.writeheader()
-    for d in dicts:
-        w.writerow({"number": d["number"], "state": d["state"], "status": d["status"] or "", "group": d["group"],
-                    **{o: v for o, v in (d["values"] or {}).items()},
+    for t in trials:
+        d = trial_dict(snap, t)
+        numbers = {ALIASES.get(k, k): v for k, v in snap.metrics(t).items()}
+        start, end = t.datetime_start, t.datetime_complete
+        w.writerow({"number": t.number, "state": d["state"], "status": d["status"] or "", "group": d["group"],
+                    "repeat_of": snap.repeat_of.get(t.number, ""),
+                    **{f"values_{o}": v for o, v in (d["values"] or {}).items()},
+                    **{k: v for k, v in numbers.items() if k in fields},
                     **{f"deployed_{k}": v for k, v in d["deployed_costs"].items()},
-                    **{k: json.dumps(d[k], sort_keys=True) for k in ("design", "proxy_arch", "deployed_arch")},
-                    "status_reason": d["status_reason"]})
+                    "datetime_start": start or "", "datetime_complete": end or "",
+                    "duration_s": (end - start).total_seconds() if start and end else "",
+                    **{f"params_{k}": v for k, v in t.params.items()},
+                    "arch_hash": t.arch_hash or "", "status_reason": t.reason})
     return buf.getvalue()
+
+
+def sort_trials(snap: StudySnapshot, trials, key: str | None, top: int | None, reverse: bool = False) -> list:
+    """``trials`` best first by ``key`` (an objective by its direction, any other number largest first; trials
+    without it last), the first ``top`` of them. ``key`` "number" keeps the order of the trials."""
+    from wfsearch.errors import UserError
+
+    trials = list(trials)
+    if key is not None and key != "number":
+        known = sorted({k for t in trials for k in snap.metrics(t)} | set(snap.objectives))
+        if key not in known:
+            raise UserError(f"--sort: {key!r}: unknown; the trials have {known} (or number)")
+        sign = -1.0 if dict(zip(snap.objectives, snap.directions)).get(key, "maximize") == "maximize" else 1.0
+        if reverse:
+            sign = -sign
+        has = [t for t in trials if key in snap.metrics(t)]
+        trials = sorted(has, key=lambda t: (sign * snap.metrics(t)[key], t.number)) + [t for t in trials if t not in has]
+    elif reverse:
+        trials = trials[::-1]
+    if top is not None:
+        if top < 1:
+            raise UserError(f"--top: {top}: must be >= 1")
+        trials = trials[:top]
+    return trials

@@ -18,8 +18,9 @@ from typing import Any, Callable, Protocol, Sequence
 import optuna
 from optuna.trial import TrialState
 
-from wfsearch.study import (Outcome, Proposal, Status, TrialRecord, as_dicts, known_results, read_records, tell,
-                            write_header, write_proposal)
+from wfsearch.study import (Outcome, Proposal, Status, TrialRecord, as_dicts, known_results, read_records,
+                            set_study_attrs, tell, write_header, write_proposal)
+from wfsearch.study.hypervolume import BOX_ATTR
 from wfsearch.study.optuna_api import trial_id
 
 from .budget import DistinctBudget
@@ -56,6 +57,7 @@ class SearchLoop:
     rungs: ParetoRungs | None = None
     stamp: Callable[[Any], dict] | None = None  # further attributes an evaluator stores with every trial
     live: dict[int, str | None] = field(default_factory=dict)  # trial number -> the new architecture it evaluates
+    box_stored: bool = False  # the progress's hypervolume box is in the study
 
     def ask(self) -> tuple[optuna.Trial, Proposal] | str | None:
         """The next trial to evaluate and its proposal; None while the rest of the budget is running;
@@ -94,6 +96,8 @@ class SearchLoop:
         frozen = tell(self.study, trial, outcome.scored(self.objectives, self.directions))
         self.live.pop(frozen.number, None)
         r = TrialRecord.from_trial(frozen)
+        log.info("trial %d %s: %s%s", r.number, r.state.name.lower(), r.reason,
+                 "".join(f", {n} {v:.4g}" for n, v in zip(self.objectives, r.values or ())))
         if r.arch_hash and self.inflight.get(r.arch_hash) == trial_id(frozen):
             del self.inflight[r.arch_hash]
         prog = self.progress
@@ -107,9 +111,18 @@ class SearchLoop:
                 prog.pruned += 1
             elif r.trained:
                 prog.add_point(r.values, r.arch_hash)
+                self.store_box()
             if r.arch_hash and r.arch_hash not in self.known and (r.state == TrialState.PRUNED or r.trained):
                 self.known[r.arch_hash] = r.outcome.reused(r.number)
         return frozen
+
+    def store_box(self) -> None:
+        """The study's hypervolume box, stored once the progress has fixed it (readers then use the same)."""
+        box = self.progress.hv_box
+        if box is not None and not self.box_stored:
+            if self.study.user_attrs.get(BOX_ATTR) != box.to_dict():
+                set_study_attrs(self.study, **{BOX_ATTR: box.to_dict()})
+            self.box_stored = True
 
     def round_ended(self) -> None:
         """Forget the trials that will not be told (their round ended before they ran)."""
@@ -145,19 +158,23 @@ def pareto_candidates(records: list[TrialRecord]) -> list[TrialRecord]:
     return out
 
 
-def search_loop(spec: Any, study: optuna.Study, records: list[TrialRecord], rungs: ParetoRungs | None = None
-                ) -> SearchLoop:
-    """The loop of ``spec``'s search on ``study``, continuing from its finished search ``records``."""
+def search_loop(spec: Any, study: optuna.Study, records: list[TrialRecord], rungs: ParetoRungs | None = None,
+                progress: SearchProgress | None = None) -> SearchLoop:
+    """The loop of ``spec``'s search on ``study``, continuing from its finished search ``records``
+    (``progress``: the live line's state, else a new one)."""
     names, directions = objective_names(spec)
     finished = [r for r in records if r.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     budget = distinct_budget(spec, finished)
-    prog = SearchProgress(total=spec.study.trials, objectives=names, directions=directions, finished=budget.count)
+    prog = progress or SearchProgress(total=spec.study.trials, objectives=names, directions=directions)
+    prog.finished = budget.count
     for r in pareto_candidates(finished):
         prog.add_point(r.values, r.arch_hash)
     known = known_results(finished)
     inflight: dict[str, int] = {}
-    return SearchLoop(study, SpaceFunction(spec, as_dicts(spec.study.constraints), known, inflight), names,
+    loop = SearchLoop(study, SpaceFunction(spec, as_dicts(spec.study.constraints), known, inflight), names,
                       directions, budget, prog, known, inflight, rungs)
+    loop.store_box()
+    return loop
 
 
 def reference_proposals(spec: Any) -> list[Proposal]:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import platform
-import time
 import sys
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,21 +21,26 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+import wfsearch
 from wfsearch.errors import UserError
-from wfsearch.gpu import gpu_info
-from wfsearch.study import (TrialRecord, archive_study, fail_stale_trials, open_storage, pareto_front,
-                            references_study_name, safe_url, set_study_attrs, sqlite_path, study_dir, write_header)
+from wfsearch.gpu import gpu_count, gpu_info
+from wfsearch.study import (TrialRecord, archive_study, as_dicts, fail_stale_trials, open_storage, pareto_front,
+                            references_study_name, safe_url, set_study_attrs, sqlite_path, study_attrs, study_dir,
+                            write_header)
 from wfsearch.study.verdict import verdict_line, verdict_passed
 from wfsearch.study.connect import engine_options
-from wfsearch.study.hypervolume import BOX_ATTR, HypervolumeBox
+from wfsearch.study.hypervolume import stored_box
 from wfsearch.study.lease import StudyBusy, StudyLease, study_lease
 from wfsearch.study.naming import default_storage_url
+from wfsearch.study.rows import check_values_stored
+from wfsearch.study.sqlite import checkpoint_wal
 
-from .driver import distinct_budget, evaluate_references, pareto_candidates, search_loop, search_records
+from .driver import distinct_budget, evaluate_references, search_loop, search_records
 from .sampler import SAMPLER_ATTR, SpaceFunction, make_sampler, objective_names, resolve_sampler  # noqa: F401
-from .ray_api import concurrency, init_ray, shutdown_ray
+from .ray_api import await_result, concurrency, init_ray, shutdown_ray
 from .stop import Interrupted, StopOnSignal
-from .tune import TuneEvaluator
+from .progress import SearchProgress
+from .tune import ProgressPrinter, TuneEvaluator
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +163,8 @@ def prepare_study(spec: Any, fresh: bool = False
     lease = study_lease(study)
     lease.acquire()
     try:
-        attrs = study.user_attrs
+        check_values_stored(study)
+        attrs = study_attrs(study)
         if spec.study.name in existing:
             _check_resumable(spec, attrs, names)
         sampler = resolve_sampler(spec, attrs.get(SAMPLER_ATTR))
@@ -173,7 +179,7 @@ def prepare_study(spec: Any, fresh: bool = False
 
 
 def _check_resumable(spec: Any, attrs: dict, names: list[str]) -> None:
-    old = [o["name"] for o in attrs.get("objectives", [])]
+    old = [o["name"] for o in attrs.get("objectives") or []]
     if old and old != names:
         raise UserError(f"study {spec.study.name!r} in {safe_url(storage_url(spec))}: it was run with objectives {old}, "
                         f"the spec now says {names}; use --fresh to start a new study (the old one is kept)")
@@ -188,7 +194,10 @@ def _check_resumable(spec: Any, attrs: dict, names: list[str]) -> None:
 
 def preflight_data(spec: Any, cache_dir: str) -> None:
     """Load a real dataset once on the driver: a missing folder is one clear line before Ray starts,
-    and the decoded tensors land in the study's cache for every worker."""
+    and the decoded tensors land in the study's cache for every worker. A bad WFSEARCH_LOCK_DIR is one line too."""
+    from wfsearch.proxy.devicelock import lock_dir
+
+    lock_dir()
     if spec.proxy.dataset.name in ("synthetic", "digits"):
         return
     from wfsearch.proxy.data import load_dataset
@@ -212,14 +221,14 @@ def throughput_scale(spec: Any, study: optuna.Study, settings: dict) -> float | 
     reference = spec.throughput.reference
     if not reference or settings.get("noop"):
         return None
-    known = study.user_attrs.get(SCALE_ATTR) or {}
+    known = study_attrs(study).get(SCALE_ATTR) or {}
     if known.get("reference") == reference and known.get("img_s"):
         return float(known["img_s"])
     import ray
 
     remote = ray.remote(num_cpus=spec.resources.cpus_per_trial, num_gpus=spec.resources.gpus_per_trial,
                         max_retries=2)(_measure_reference)
-    costs = ray.get(remote.remote(reference, settings))
+    costs = await_result(remote.remote(reference, settings), spec, f"the speed calibration of {reference}")
     samples = [*costs.get("throughput_samples", []), *costs.get("reference_samples", [])]
     if not samples:
         return None
@@ -243,7 +252,8 @@ def _measure_reference(reference: str, settings: dict) -> dict:
 
 
 def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, progress: bool = True,
-               noop: bool = False, time_budget_s: float | None = None, stream: Any = None) -> RunSummary:
+               noop: bool = False, time_budget_s: float | None = None, stream: Any = None,
+               enqueue: list[dict] | None = None) -> RunSummary:
     """Run (or continue) the study of ``spec`` until ``spec.study.trials`` trials have finished.
 
     A run that fails before its study holds any trial leaves nothing behind (no study, no folder);
@@ -253,16 +263,30 @@ def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, pr
     new_folder = not sdir.exists()
     try:
         return _run_search(spec, address=address, fresh=fresh, progress=progress, noop=noop,
-                           time_budget_s=time_budget_s, stream=stream)
+                           time_budget_s=time_budget_s, stream=stream, enqueue=enqueue)
     except BaseException as e:
         if not isinstance(e, StudyBusy):  # never touch a study that another run holds
             _remove_if_empty(spec, sdir, new_folder)
         if isinstance(e, UserError):
             raise
-        err = _storage_error(spec, e)
+        err = _storage_error(spec, e) or _ray_error(e)
         if err is not None:
             raise err from None
         raise
+
+
+def _ray_error(e: BaseException) -> UserError | None:
+    """One line for a Ray failure (a node declared dead, a worker lost, a mistake inside a task), else None."""
+    ray = sys.modules.get("ray")
+    if ray is None or not isinstance(e, ray.exceptions.RayError):
+        return None
+    cause = getattr(e, "cause", None)
+    if isinstance(cause, UserError):
+        return UserError(str(cause))
+    text = " ".join(str(cause or e).split())[:200] or type(e).__name__
+    return UserError(f"the Ray cluster failed ({type(e).__name__}: {text}); the study holds every trial that "
+                     "finished before: run the same command again to continue (on a busy machine, with fewer "
+                     "trials at once: resources.max_concurrent)")
 
 
 def _storage_error(spec: Any, e: BaseException) -> UserError | None:
@@ -315,9 +339,13 @@ def _remove_if_empty(spec: Any, sdir: Path, new_folder: bool) -> None:
 
 
 def _run_search(spec: Any, *, address: str | None, fresh: bool, progress: bool, noop: bool,
-                time_budget_s: float | None, stream: Any) -> RunSummary:
+                time_budget_s: float | None, stream: Any, enqueue: list[dict] | None = None) -> RunSummary:
     t0 = time.monotonic()
+    if address is None:  # a local cluster: a trial larger than this machine is refused before anything is made
+        concurrency(spec, {"CPU": os.cpu_count() or 1, "GPU": gpu_count()}, "this machine")
     study, storage, archived, lease = prepare_study(spec, fresh)
+    for params in enqueue or ():  # known designs first, as Optuna's enqueue_trial does (once per study)
+        study.enqueue_trial(params, skip_if_exists=True)
 
     def mark_interrupted(signum: int) -> int:
         return fail_stale_trials(study, reason=f"interrupted: the run was stopped ({Interrupted(signum).signal_name}) "
@@ -335,51 +363,82 @@ def _run_search(spec: Any, *, address: str | None, fresh: bool, progress: bool, 
     finally:
         stop.restore()
         lease.release()
+        checkpoint_wal(sqlite_path(storage_url(spec)))  # the study whole in optuna.db, however the run ended
 
 
 def _search(spec: Any, study: optuna.Study, storage: optuna.storages.RDBStorage, archived: str | None,
             stop: StopOnSignal, t0: float, *, address: str | None, progress: bool, noop: bool,
             time_budget_s: float | None, stream: Any) -> RunSummary:
-    """The search itself, on a prepared study (SIGINT/SIGTERM raise `Interrupted`)."""
-    from wfsearch.study import as_dicts
-
+    """The search itself, on a prepared study (SIGINT/SIGTERM raise `Interrupted`), with a live line."""
     sdir = study_dir_for(spec)
     sdir.mkdir(parents=True, exist_ok=True)
     _log_to_file(sdir / "run.log")
+    log.info("run started: study %s (%s), %d trials, sampler %s, wfsearch %s (pid %d)", spec.study.name,
+             getattr(spec, "path", None) or "?", spec.study.trials, spec.study.sampler, wfsearch.__version__,
+             os.getpid())
     names, directions = objective_names(spec)
     settings = {"proxy": spec.proxy.model_dump(mode="json"), "throughput": spec.throughput.model_dump(mode="json"),
                 "constraints": as_dicts(spec.study.constraints), "objectives": names, "noop": noop,
                 "cache_dir": str((sdir / "cache").resolve()), "storage": absolute_url(storage_url(spec))}
-    preflight_data(spec, settings["cache_dir"])
-    init_ray(address, sdir)
-    stop.install()  # ray.init sets its own SIGTERM handler
-    settings["reference_img_s"] = throughput_scale(spec, study, settings)
-    settings["seed_noise"] = study.user_attrs.get("seed_noise")
-    if progress and verdict_passed(study.user_attrs, settings["proxy"]) is not True:
-        print(verdict_line(study.user_attrs, settings["proxy"], spec.path and os.path.relpath(spec.path)),
+    attrs = study_attrs(study)
+    prog = SearchProgress(total=spec.study.trials, objectives=names, directions=directions,
+                          chance=1.0 / spec.proxy.dataset.num_classes if spec.proxy.dataset.num_classes else None,
+                          hv_box=stored_box(attrs, names))
+    printer = ProgressPrinter(prog, stream=stream, enabled=progress)
+    if progress and verdict_passed(attrs, settings["proxy"]) is not True:
+        print(verdict_line(attrs, settings["proxy"], spec.path and os.path.relpath(spec.path)),
               file=stream or sys.stdout, flush=True)
+    printer.set_phase("checking the data")
+    printer.start()
+    try:
+        return _search_phases(spec, study, storage, archived, stop, t0, sdir, settings, printer,
+                              address=address, time_budget_s=time_budget_s)
+    finally:
+        printer.stop()
+
+
+def _search_phases(spec: Any, study: optuna.Study, storage: optuna.storages.RDBStorage, archived: str | None,
+                   stop: StopOnSignal, t0: float, sdir: Path, settings: dict, printer: ProgressPrinter, *,
+                   address: str | None, time_budget_s: float | None) -> RunSummary:
+    names, directions = objective_names(spec)
+    prog = printer.progress
+    preflight_data(spec, settings["cache_dir"])
+    printer.set_phase("starting Ray")
+    init_ray(address, sdir)
+    trials_at_once = concurrency(spec)  # before anything waits on Ray: a task larger than the cluster never runs
+    stop.install()  # ray.init sets its own SIGTERM handler
+    if spec.throughput.reference and not settings.get("noop"):
+        printer.set_phase(f"measuring the reference {spec.throughput.reference} (the speed scale)")
+    settings["reference_img_s"] = prog.reference_img_s = throughput_scale(spec, study, settings)
+    settings["seed_noise"] = study_attrs(study).get("seed_noise")
     evaluator = TuneEvaluator(spec, settings, sdir, stop, time_budget_s=time_budget_s,
-                              concurrency=concurrency(spec), progress=progress, stream=stream)
+                              concurrency=trials_at_once, printer=printer)
     references = []
     if spec.references:
+        printer.set_phase(f"evaluating {len(spec.references)} reference(s)")
         ref_study = optuna.create_study(study_name=references_study_name(spec.study.name), storage=storage,
                                         directions=directions, load_if_exists=True)
         references = evaluate_references(spec, ref_study, evaluator, hardware_info())
-
+    printer.set_phase("reading the study")
     ended = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)  # states a trial never leaves
     read_first = search_records(study, ended)  # read once: a study may hold many thousands of trials
-    loop = search_loop(spec, study, read_first)
+    loop = search_loop(spec, study, read_first, progress=prog)
+    printer.set_phase("searching")
     evaluator.run(loop)
+    prog.running = 0
+    printer.set_phase("finishing")
     study = optuna.load_study(study_name=spec.study.name, storage=storage)
     # the trials read at the start have ended and cannot change: read only the newer ones
     last = max((r.number for r in read_first), default=None)
     records = list({r.number: r for r in [*read_first, *search_records(study, ended, after_number=last)]}.values())
     front = pareto_front([r for r in records if r.state == TrialState.COMPLETE], directions)
-    box = HypervolumeBox.of([t.values for t in pareto_candidates(records)], directions, names)
-    hv = box.hypervolume([t.values for t in front]) if box is not None else 0.0
-    if box is not None:
-        set_study_attrs(study, **{BOX_ATTR: box.to_dict()})
+    box = prog.hv_box  # the study's fixed box: the live line's
+    hv = box.hypervolume([t.values for t in front]) if box is not None and front else 0.0
     budget = loop.budget
+    printer.set_phase("done")
+    printer.emit(final=True)
+    log.info("run ended: %d distinct architectures finished, front %s, hypervolume %.3f, %.0f s",
+             budget.count, [t.number for t in front], hv, time.monotonic() - t0)
     if budget.stop_reason:
         log.info("%s", budget.stop_reason)
     return RunSummary(study_name=spec.study.name, storage=safe_url(storage_url(spec)), study_dir=sdir,

@@ -5,7 +5,7 @@ import time
 from dataclasses import dataclass, field
 
 from wfsearch.study import loss_signs
-from wfsearch.study.hypervolume import HypervolumeBox
+from wfsearch.study.hypervolume import HypervolumeBox, study_box
 
 
 @dataclass
@@ -13,9 +13,11 @@ class SearchProgress:
     """Counts and the current front of a running search; `line()` renders it.
 
     The front is kept incrementally (a point dominated on arrival never joins it; one that joins drops
-    the points it dominates), with the running best of each objective and the reference point, so a
-    progress line costs O(front) however many trials the study holds. An architecture counts once:
-    a repeat that reused an earlier result is not a second point, as in the final summary.
+    the points it dominates), with the running best of each objective, so a progress line costs
+    O(front) however many trials the study holds. An architecture counts once: a repeat that reused an
+    earlier result is not a second point, as in the final summary. The hypervolume's box is the study's
+    (`wfsearch.study.hypervolume.study_box`): fixed from the first point on, so the figure never falls.
+    ``phase`` says what the run is doing (starting Ray, measuring the reference, searching ...).
     """
 
     total: int
@@ -30,9 +32,12 @@ class SearchProgress:
     concurrency: int = 1
     repeats: int = 0  # re-sampled architectures, told their known result without using the budget
     n_points: int = 0
+    phase: str = "starting"
+    chance: float | None = None  # the proxy task's chance accuracy, for the box
+    reference_img_s: float | None = None  # what the paired throughput is a ratio of, for the box
+    hv_box: HypervolumeBox | None = None  # the study's box: stored, else fixed by the first point
     _front: list[tuple[float, ...]] = field(default_factory=list, repr=False)  # as losses (minimized)
     _best: list[float] | None = field(default=None, repr=False)  # as losses
-    _worst: list[float] | None = field(default=None, repr=False)  # as losses, for the hypervolume's box
     _archs: set[str] = field(default_factory=set, repr=False)
     _hv: float | None = field(default=None, repr=False)  # cached until the front or the reference changes
 
@@ -46,13 +51,10 @@ class SearchProgress:
             self._archs.add(arch_hash)
         loss = tuple(v * s for v, s in zip(values, self._signs()))
         self.n_points += 1
-        if self._best is None:
-            self._best, self._worst = list(loss), list(loss)
-        else:
-            self._best = [min(a, b) for a, b in zip(self._best, loss)]
-            worst = [max(a, b) for a, b in zip(self._worst, loss)]
-            if worst != self._worst:
-                self._worst, self._hv = worst, None
+        if self.hv_box is None:
+            self.hv_box = study_box(self.objectives, self.directions, chance=self.chance,
+                                    reference_img_s=self.reference_img_s, first=values)
+        self._best = list(loss) if self._best is None else [min(a, b) for a, b in zip(self._best, loss)]
         if any(all(f <= p for f, p in zip(q, loss)) and q != loss for q in self._front):
             return  # dominated (an equal point joins, as in the summary's front)
         self._front = [q for q in self._front if not (all(p <= f for p, f in zip(loss, q)) and q != loss)]
@@ -64,21 +66,12 @@ class SearchProgress:
         signs = self._signs()
         return [[v * s for v, s in zip(q, signs)] for q in self._front]
 
-    def box(self) -> HypervolumeBox | None:
-        """The normalized hypervolume's box: the worst and best value of each objective so far."""
-        if self._best is None or self._worst is None:
-            return None
-        signs = self._signs()
-        return HypervolumeBox(tuple(self.objectives), tuple(self.directions),
-                              tuple(w * s for w, s in zip(self._worst, signs)),
-                              tuple(b * s for b, s in zip(self._best, signs)))
-
     def hypervolume(self) -> float:
-        """The normalized hypervolume (`wfsearch.study.hypervolume`) of the front in the box so far."""
-        if not self._front:
+        """The normalized hypervolume (`wfsearch.study.hypervolume`) of the front in the study's box."""
+        if not self._front or self.hv_box is None:
             return 0.0
         if self._hv is None:
-            self._hv = self.box().hypervolume(self.front())
+            self._hv = self.hv_box.hypervolume(self.front())
         return self._hv
 
     def best(self, metric: str) -> float | None:
@@ -97,7 +90,10 @@ class SearchProgress:
         return per * left / max(1, self.concurrency)
 
     def line(self) -> str:
-        parts = [f"trials {self.finished}/{self.total}" + (f" (+{self.repeats} re-sampled)" if self.repeats else ""),
+        elapsed = f"elapsed {_fmt(time.monotonic() - self.started)}"
+        if self.phase != "searching" and not self.finished and not self.running:
+            return f"{self.phase} | {elapsed}"  # before the first trial: what the run is doing
+        parts = [self.phase, f"trials {self.finished}/{self.total}" + (f" (+{self.repeats} re-sampled)" if self.repeats else ""),
                  f"running {self.running}"]
         if self.pruned:
             parts.append(f"pruned {self.pruned}")
@@ -110,9 +106,8 @@ class SearchProgress:
         if tp is not None:
             parts.append(f"best img/s {tp:.0f}")
         parts.append(f"HV {self.hypervolume():.3f}")
-        eta = self.eta_seconds()
-        elapsed = time.monotonic() - self.started
-        parts.append(f"elapsed {_fmt(elapsed)}" + (f", ETA {_fmt(eta)}" if eta is not None else ""))
+        eta = self.eta_seconds() if self.finished < self.total else None  # done: the phase says what is left
+        parts.append(elapsed + (f", ETA {_fmt(eta)}" if eta is not None else ""))
         return " | ".join(parts)
 
 

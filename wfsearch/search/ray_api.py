@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -89,22 +90,44 @@ def keep_on_loopback() -> None:
         ray_constants.ENABLE_RAY_CLUSTER = False
 
 
-def concurrency(spec: Any) -> int:
-    """Trials that run at once: as many as the cluster's CPUs and GPUs fit, at most ``max_concurrent``."""
-    import ray
+def concurrency(spec: Any, res: dict | None = None, where: str = "the Ray cluster") -> int:
+    """Trials that run at once on ``res`` (default: the Ray cluster's resources): as many as its CPUs and GPUs
+    fit, at most ``max_concurrent``; a trial larger than ``where`` is one `UserError` line naming the key."""
+    if res is None:
+        import ray
 
-    res = ray.cluster_resources()
+        res = ray.cluster_resources()
     cpus = spec.resources.cpus_per_trial
     gpus = spec.resources.gpus_per_trial
     fit = int(res.get("CPU", 1) // cpus) if cpus else 1_000_000
     if gpus:
         fit = min(fit, int(res.get("GPU", 0) // gpus))
     if fit < 1:
-        raise UserError(f"resources: a trial needs {cpus} CPU and {gpus} GPU but the Ray cluster has "
-                        f"{res.get('CPU', 0)} CPU and {res.get('GPU', 0)} GPU; lower resources.cpus_per_trial/gpus_per_trial")
+        key, value = ("cpus_per_trial", cpus) if res.get("CPU", 0) < cpus else ("gpus_per_trial", gpus)
+        raise UserError(f"{getattr(spec, 'path', None) or 'spec'}: resources.{key}: {value:g}: a trial needs {cpus:g} "
+                        f"CPU and {gpus:g} GPU, but {where} has {res.get('CPU', 0):g} CPU and {res.get('GPU', 0):g} "
+                        "GPU, so no trial could ever start; lower resources.cpus_per_trial/gpus_per_trial")
     if spec.resources.max_concurrent:
         fit = min(fit, spec.resources.max_concurrent)
     return max(1, fit)
+
+
+REMOTE_WAIT_S = 6 * 3600.0  # the longest a reference's evaluation or the speed calibration may take
+
+
+def await_result(future: Any, spec: Any, what: str, poll_s: float = 10.0) -> Any:
+    """``ray.get(future)``, bounded: refused with one line as soon as the cluster can no longer fit a trial
+    (a node left), and after ``REMOTE_WAIT_S``."""
+    import ray
+
+    deadline = time.monotonic() + REMOTE_WAIT_S
+    while not ray.wait([future], timeout=poll_s)[0]:
+        concurrency(spec)
+        if time.monotonic() > deadline:
+            ray.cancel(future, force=True)
+            raise UserError(f"{what}: no result after {REMOTE_WAIT_S / 3600:g} h; check the Ray cluster "
+                            f"(`ray status`) and run again")
+    return ray.get(future)
 
 
 def shutdown_ray() -> None:

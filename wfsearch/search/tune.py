@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -24,6 +25,7 @@ from wfsearch.study import Outcome, Proposal, Status
 
 from .driver import FINISHED, SearchLoop
 from .progress import SearchProgress
+from .ray_api import await_result
 
 log = logging.getLogger(__name__)
 
@@ -200,18 +202,50 @@ class StorageFailureStopper(Stopper):
 
 
 class ProgressPrinter(Callback):
-    """Ray Tune callback that prints the progress line (rewritten in place on a terminal)."""
+    """Ray Tune callback that prints the progress line: on a terminal rewritten in place, and at least once
+    a second (`start`) so that the clock moves between events; elsewhere (a log) a line per event."""
 
-    def __init__(self, progress: SearchProgress, stream: TextIO | None = None, enabled: bool = True):
+    def __init__(self, progress: SearchProgress, stream: TextIO | None = None, enabled: bool = True,
+                 interval_s: float = 1.0):
         self.progress = progress
         self.stream = stream or sys.stderr
         self.enabled = enabled
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.interval_s = interval_s
         self._starts: dict[str, float] = {}
         self._last = ""
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
 
-    def __getstate__(self) -> dict:  # Tune pickles its state (never read back): not the stream
-        return {**self.__dict__, "stream": None}
+    def __getstate__(self) -> dict:
+        """Ray Tune pickles its callbacks with the experiment: without the lock, the thread and the stream."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("_lock", "_stop", "_ticker", "stream")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, stream=sys.stderr, _lock=threading.Lock(), _stop=threading.Event(), _ticker=None)
+
+    def start(self) -> None:
+        """Redraw every ``interval_s`` on a terminal until `stop`."""
+        if self.enabled and self.tty and self._ticker is None:
+            self._ticker = threading.Thread(target=self._tick, name="wfsearch-progress", daemon=True)
+            self._ticker.start()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.emit()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join(timeout=5)
+            self._ticker = None
+
+    def set_phase(self, phase: str) -> None:
+        """What the run does now ("starting Ray", "measuring the reference" ...); shown at once."""
+        self.progress.phase = phase
+        log.info("phase: %s", phase)
+        self.emit()
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._starts[trial.trial_id] = time.monotonic()
@@ -238,15 +272,18 @@ class ProgressPrinter(Callback):
     def emit(self, final: bool = False) -> None:
         if not self.enabled:
             return
-        line = self.progress.line()
-        if line == self._last and not final:
-            return
-        self._last = line
-        if self.tty:
-            self.stream.write("\r\033[K" + line + ("\n" if final else ""))
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
+        with self._lock:
+            line = self.progress.line()
+            if not self.tty and line.split(" | elapsed")[0] == self._last.split(" | elapsed")[0] and not final:
+                return  # a log gets a line when something changed, not when the clock did
+            if line == self._last and not (final and self.tty):
+                return
+            self._last = line
+            if self.tty:
+                self.stream.write("\r\033[K" + line + ("\n" if final else ""))
+            else:
+                self.stream.write(line + "\n")
+            self.stream.flush()
 
 
 class TuneEvaluator:
@@ -254,18 +291,18 @@ class TuneEvaluator:
     and the references as Ray tasks, each with a trial's resources."""
 
     def __init__(self, spec: Any, settings: dict, folder: Path, stop: Any, evaluate: Evaluate = evaluate_proposal,
-                 time_budget_s: float | None = None, concurrency: int = 1, progress: bool = True,
-                 stream: TextIO | None = None):
+                 time_budget_s: float | None = None, concurrency: int = 1, printer: "ProgressPrinter | None" = None):
         self.spec, self.settings, self.folder, self.stop, self.evaluate_one = spec, settings, folder, stop, evaluate
         self.time_budget_s, self.concurrency = time_budget_s, concurrency
-        self.show_progress, self.stream = progress, stream
+        self.printer = printer
         self.resources = {"num_cpus": spec.resources.cpus_per_trial, "num_gpus": spec.resources.gpus_per_trial}
 
     def evaluate(self, proposals: Sequence[Proposal]) -> list[Outcome]:
         import ray
 
         remote = ray.remote(max_retries=2, **self.resources)(_evaluate_task)
-        return [ray.get(f) for f in [remote.remote(self.evaluate_one, p, self.settings) for p in proposals]]
+        futures = [remote.remote(self.evaluate_one, p, self.settings) for p in proposals]
+        return [await_result(f, self.spec, f"reference {p.name or p.arch_hash}") for p, f in zip(proposals, futures)]
 
     def run(self, loop: SearchLoop) -> None:
         from ray import tune
@@ -276,7 +313,8 @@ class TuneEvaluator:
 
         spec, budget, stop = self.spec, loop.budget, self.stop
         loop.progress.concurrency = self.concurrency
-        printer = self.printer = ProgressPrinter(loop.progress, stream=self.stream, enabled=self.show_progress)
+        printer = self.printer = self.printer or ProgressPrinter(loop.progress, enabled=False)
+        printer.progress = loop.progress
         trainable = tune.with_resources(tune.with_parameters(run_trial, settings=self.settings,
                                                              evaluate=self.evaluate_one),
                                         {"cpu": self.resources["num_cpus"], "gpu": self.resources["num_gpus"]})

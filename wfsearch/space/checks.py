@@ -17,10 +17,12 @@ import re
 from collections import Counter
 from typing import Any, Callable, Optional
 
-from wfsearch.arch.config import ENUMS, ArchConfig
+from wfsearch.arch.config import ENUMS, MAX_SIZES, ArchConfig
 from wfsearch.gpu import gpu_memory
+from wfsearch.urls import missing_driver, safe_url
 
-from .spec import (CIFAR10_CLASSES, DATASET_CLASSES, SYNTHETIC_CLASSES, Knob, SpaceSize, SpaceSpec, _did_you_mean, _is_int, _same,
+from .spec import (CIFAR10_CLASSES, DATASET_CLASSES, SYNTHETIC_CLASSES, SYNTHETIC_SIZES, Knob, SpaceSize, SpaceSpec,
+                   _did_you_mean, _is_int, _same,
                    arch_value)
 from .timm_names import is_timm_model, timm_model_names
 
@@ -55,11 +57,11 @@ def check(spec: SpaceSpec) -> tuple[SpaceSpec, tuple[str, ...], SpaceSize]:
     spec = _resolve(spec)
     _check_metrics(spec)
     _check_field_names(spec)
+    _check_memory(spec)
     order = _knob_order(spec)
     _check_values(spec)
     size = _analyze(spec, order)
     _check_throughput_sizes(spec)
-    _check_memory(spec)
     _check_references(spec)
     if spec.study.sampler == "grid":
         for name in order:
@@ -143,31 +145,16 @@ def _check_storage(url: str) -> None:
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError) as e:
-        raise SpecIssue(where, _masked(url), f"not a database URL ({e}); e.g. sqlite:///studies/NAME/optuna.db or "
+        raise SpecIssue(where, safe_url(url), f"not a database URL ({e}); e.g. sqlite:///studies/NAME/optuna.db or "
                                              "postgresql+psycopg2://user@host/db") from None
     try:
-        dialect = parsed.get_dialect()
+        parsed.get_dialect()
     except NoSuchModuleError:
-        raise SpecIssue(where, _masked(url), f"unknown database {parsed.drivername!r}; use sqlite:///PATH or "
+        raise SpecIssue(where, safe_url(url), f"unknown database {parsed.drivername!r}; use sqlite:///PATH or "
                                              "postgresql+psycopg2://USER@HOST/DB (any SQLAlchemy URL)") from None
-    try:
-        dialect.import_dbapi()
-    except ImportError as e:
-        driver = getattr(e, "name", None) or parsed.get_driver_name()
-        raise SpecIssue(where, _masked(url), f"the {parsed.get_backend_name()} driver {driver!r} is not installed; "
-                                             f"pip install it, or name an installed one (e.g. postgresql+psycopg2://, "
-                                             "which wfsearch[test] installs)") from None
-
-
-def _masked(url: str) -> str:
-    if "://" not in url:
-        return url
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url.split("://", 1)[0] + "://..."
+    missing = missing_driver(url)
+    if missing:
+        raise SpecIssue(where, safe_url(url), missing)
 
 
 def data_root_issue(spec: SpaceSpec) -> Optional[str]:
@@ -314,8 +301,9 @@ def _rule(message: str, field: str, value: Any) -> str:
 
 def _solo_error(field: str, value: Any, depth: Any) -> Optional[str]:
     """Why ``field=value`` is invalid on its own (None when it is valid in some context)."""
+    valid_depth = _is_int(depth) and 1 <= depth <= MAX_SIZES["depth"]  # else the depth's own check says why
     ctx: dict[str, Any] = {"fc1_predictor": "none", "dwconv_predictor": "none", "dynamic_blocks": "none",
-                           "patch_size": 1, "depth": depth if _is_int(depth) and depth >= 1 else 17}
+                           "patch_size": 1, "depth": depth if valid_depth else 17}
     ctx.pop(field, None)
     if field == "patch_size" and _is_int(value) and value >= 1:
         ctx["img_size"] = value
@@ -337,10 +325,11 @@ def _max_depth(spec: SpaceSpec) -> int:
 
 def _check_values(spec: SpaceSpec) -> None:
     depth = _max_depth(spec)
-    for f in sorted(spec.base, key=lambda f: f != "depth"):
-        rule = _solo_error(f, spec.base[f], depth)
-        if rule:
-            raise SpecIssue(("base", f), spec.base[f], rule)
+    for section, fields in (("base", spec.base), ("throughput", spec.throughput.arch)):
+        for f in sorted(fields, key=lambda f: f != "depth"):
+            rule = _solo_error(f, fields[f], depth)
+            if rule:
+                raise SpecIssue((section, "arch", f) if section == "throughput" else (section, f), fields[f], rule)
     for f, knob in spec.space.items():
         if knob.choice is not None:
             for i, v in enumerate(knob.choice):
@@ -528,7 +517,8 @@ def _check_throughput_sizes(spec: SpaceSpec) -> None:
 
 
 # --------------------------------------------------------------------------- memory
-SIZE_FIELDS = ("embed_dim", "depth", "mlp_ratio")
+SIZE_FIELDS = ("embed_dim", "depth", "mlp_ratio", "img_size", "patch_size", "kernel_size", "num_classes")
+DATA_BYTES_PER_VALUE = 17  # a synthetic image is generated as float32 arrays (about 4 alive) and kept as uint8
 
 
 def machine_memory() -> tuple[int, str]:
@@ -543,38 +533,97 @@ def machine_memory() -> tuple[int, str]:
 
 
 def _check_memory(spec: SpaceSpec) -> None:
-    """The smallest architecture of the space must fit this machine: the proxy network trained at
-    proxy.batch_size (weights, gradients, AdamW state, activations) and the deployed network measured at
-    throughput.batch_size."""
-    from wfsearch.arch import cost
+    """The smallest architecture of the space must fit this machine (an estimate, before anything is built):
+    the proxy network trained at proxy.batch_size (weights, gradients, AdamW state, activations) and evaluated,
+    the deployed network measured at throughput.batch_size (and highres), and the proxy images in memory. Too
+    much is refused naming the key whose reset to a default shrinks the need most."""
+    small = _smallest(spec)
+    have, kind = machine_memory()
+    needs = _memory_needs(spec, small)
+    for i, (need, what) in enumerate(needs):
+        if need > have:
+            path, value = _memory_culprit(spec, small, i)
+            raise SpecIssue(path, value, f"{what} needs about {need / 2**30:.3g} GiB, more than this machine's "
+                                         f"{have / 2**30:.3g} GiB of {kind}; lower it")
 
+
+def _smallest(spec: SpaceSpec) -> dict[str, Any]:
     small: dict[str, Any] = {}
     for f in SIZE_FIELDS:
         if f in spec.space:
             knob = spec.space[f]
             values = knob.values(limit=DOMAIN_LIMIT)
             small[f] = min(values) if values else knob.range[0]
+    return small
+
+
+def _memory_needs(spec: SpaceSpec, small: dict[str, Any]) -> list[tuple[float, str]]:
+    """(bytes, what needs them) of each step a trial takes; empty when the base does not build (the space
+    checks name the reason)."""
+    from wfsearch.arch import cost
+
     try:
         proxy = spec.fixed_arch(**small)
         deployed = spec.throughput.deployed(proxy)
-    except (ValueError, TypeError):  # not buildable as such: the space checks name the reason
-        return
-    have, kind = machine_memory()
-    p, d = cost(proxy), cost(deployed)
-    needs = [(16 * p["params"] + p["activation_bytes"] * spec.proxy.batch_size, "train the proxy network at "
-              f"proxy.batch_size={spec.proxy.batch_size}", p["params"]),
-             # inference keeps about two blocks' activations alive at a time, not every block's
-             (4 * d["params"] + 2 * d["activation_bytes"] * spec.throughput.batch_size / max(deployed.depth, 1),
-              "measure the deployed network at "
-              f"throughput.batch_size={spec.throughput.batch_size}", d["params"])]
-    for need, what, params in needs:
-        if need > have:
-            field = next((f for f in SIZE_FIELDS if f in spec.base), None)
-            path = ("base", field) if field else ("space",) if small else ("base",)
-            value = spec.base[field] if field else small or dict(spec.base)
-            raise SpecIssue(path, value, f"the smallest architecture of this spec ({params:.3g} parameters) needs about "
-                                         f"{need / 2**30:.3g} GiB to {what}, more than this machine's "
-                                         f"{have / 2**30:.3g} GiB of {kind}; use a smaller embed_dim/depth or batch")
+        p, d = cost(proxy), cost(deployed)
+    except (ValueError, TypeError):
+        return []
+    px, tp, ds = spec.proxy, spec.throughput, spec.proxy.dataset
+    net = f"the smallest proxy network of the space ({p['params']:.3g} parameters)"
+    deployed_net = f"the smallest deployed network ({d['params']:.3g} parameters)"
+    # inference keeps about two blocks' activations alive at a time, not every block's
+    infer = lambda c, arch, batch: 4 * c["params"] + 2 * c["activation_bytes"] * batch / max(arch.depth, 1)  # noqa: E731
+    eval_batch = px.eval_batch_size or 2 * px.batch_size
+    needs = [(16 * p["params"] + p["activation_bytes"] * px.batch_size,
+              f"training {net} at proxy.batch_size={px.batch_size}"),
+             (infer(p, proxy, eval_batch), f"evaluating {net} at a batch of {eval_batch}"),
+             (infer(d, deployed, tp.batch_size), f"measuring {deployed_net} at throughput.batch_size={tp.batch_size}")]
+    if tp.highres is not None:
+        try:
+            h = cost(deployed, img_size=tp.highres)
+            needs.append((infer(h, deployed, tp.highres_batch_size),
+                          f"timing {deployed_net} at throughput.highres={tp.highres}"))
+        except ValueError:  # not divisible: `_check_throughput_sizes` says so
+            pass
+    if ds.name == "synthetic":
+        n = [ds.train_size or SYNTHETIC_SIZES[0], ds.val_size or SYNTHETIC_SIZES[1]]
+    else:  # what a folder or CIFAR holds is unknown before reading it: the caps that are set
+        n = [ds.train_size or 0, ds.val_size or 0]
+    pixels = 3 * px.img_size * px.img_size
+    needs.append((DATA_BYTES_PER_VALUE * max(n) * pixels + sum(n) * pixels,
+                  f"holding {sum(n)} proxy images of {px.img_size} px"))
+    return needs
+
+
+def _memory_culprit(spec: SpaceSpec, small: dict[str, Any], i: int) -> tuple[tuple, Any]:
+    """The key path (and value) whose reset to a default or to the smallest value shrinks need ``i`` most."""
+    px, tp, ds = spec.proxy, spec.throughput, spec.proxy.dataset
+    proxy = lambda **u: spec.model_copy(update={"proxy": px.model_copy(update=u)})  # noqa: E731
+    through = lambda **u: spec.model_copy(update={"throughput": tp.model_copy(update=u)})  # noqa: E731
+    data = lambda **u: proxy(dataset=ds.model_copy(update=u))  # noqa: E731
+    candidates = [(("proxy", "batch_size"), px.batch_size, proxy(batch_size=1), small),
+                  (("proxy", "eval_batch_size"), px.eval_batch_size, proxy(eval_batch_size=1), small),
+                  (("proxy", "img_size"), px.img_size, proxy(img_size=32), small),
+                  (("proxy", "dataset", "num_classes"), ds.num_classes, data(num_classes=2), small),
+                  (("proxy", "dataset", "train_size"), ds.train_size, data(train_size=1), small),
+                  (("proxy", "dataset", "val_size"), ds.val_size, data(val_size=1), small),
+                  (("throughput", "batch_size"), tp.batch_size, through(batch_size=1), small),
+                  (("throughput", "img_size"), tp.img_size, through(img_size=224), small),
+                  (("throughput", "highres_batch_size"), tp.highres_batch_size, through(highres_batch_size=1), small),
+                  (("throughput", "highres"), tp.highres, through(highres=None), small)]
+    candidates += [(("base", f), spec.base[f], spec.model_copy(update={"base": {k: v for k, v in spec.base.items()
+                                                                              if k != f}}), small)
+                   for f in spec.base]
+    candidates += [(("throughput", "arch", f), v, through(arch={k: w for k, w in tp.arch.items() if k != f}), small)
+                   for f, v in tp.arch.items()]
+    candidates += [(("space", f), _knob_value(spec.space[f]), spec, {k: v for k, v in small.items() if k != f})
+                   for f in small]
+    best, best_need = (("base",), dict(spec.base)), _memory_needs(spec, small)[i][0]
+    for path, value, variant, variant_small in candidates:
+        needs = _memory_needs(variant, variant_small)
+        if value is not None and len(needs) > i and needs[i][0] < best_need:
+            best, best_need = (path, value), needs[i][0]
+    return best
 
 
 # --------------------------------------------------------------------------- references

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import stat
 import typing
 from pathlib import Path
 from typing import Any, Iterable, Optional
@@ -76,33 +77,47 @@ def _check_shape(text: str, label: str) -> None:
     if len(text) > MAX_SPEC_BYTES:
         raise UserError(f"{label}: (file): {len(text):,} characters: a spec holds at most {MAX_SPEC_BYTES:,}; "
                         "a design space is a few lines of YAML (use {int: [low, high]} for long ranges)")
+    for loader in (_FastLoader, yaml.SafeLoader):  # libyaml refuses deep nesting while scanning: look again
+        try:
+            _scan_events(text, label, loader)
+            return
+        except yaml.YAMLError:  # malformed: the strict loader reports it with its position
+            continue
+
+
+def _scan_events(text: str, label: str, loader: type) -> None:
     depth = nodes = 0
     seqs: list[list[int]] = []  # per open collection: [values so far] for lists, [] for mappings
-    try:
-        for event in yaml.parse(text, Loader=_FastLoader):
-            if isinstance(event, yaml.NodeEvent):
-                nodes += 1
-                if nodes > MAX_NODES:
-                    raise UserError(f"{label}: line {event.start_mark.line + 1}: more than {MAX_NODES:,} values: a "
-                                    "spec is a few lines of YAML (use {int: [low, high]} for long ranges)")
-                if seqs and seqs[-1]:
-                    seqs[-1][0] += 1
-                    if seqs[-1][0] > MAX_CHOICES:
-                        raise UserError(f"{label}: line {event.start_mark.line + 1}: a list of more than "
-                                        f"{MAX_CHOICES:,} values; a choice lists at most {MAX_CHOICES:,} (use "
-                                        "{int: [low, high], step: N} for a long range)")
-            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-                depth += 1
-                if depth > MAX_DEPTH:
-                    mark = event.start_mark
-                    raise UserError(f"{label}: line {mark.line + 1}, column {mark.column + 1}: nesting deeper than "
-                                    f"{MAX_DEPTH} levels: a spec is a few levels of mappings and lists; flatten it")
-                seqs.append([0] if isinstance(event, yaml.SequenceStartEvent) else [])
-            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-                depth -= 1
-                seqs.pop()
-    except yaml.YAMLError:  # malformed: the strict loader reports it with its position
-        return
+    for event in yaml.parse(text, Loader=loader):
+        if isinstance(event, yaml.NodeEvent):
+            nodes += 1
+            if nodes > MAX_NODES:
+                raise UserError(f"{label}: line {event.start_mark.line + 1}: more than {MAX_NODES:,} values: a "
+                                "spec is a few lines of YAML (use {int: [low, high]} for long ranges)")
+            if seqs and seqs[-1]:
+                seqs[-1][0] += 1
+                if seqs[-1][0] > MAX_CHOICES:
+                    raise UserError(f"{label}: line {event.start_mark.line + 1}: a list of more than "
+                                    f"{MAX_CHOICES:,} values; a choice lists at most {MAX_CHOICES:,} (use "
+                                    "{int: [low, high], step: N} for a long range)")
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise _too_deep(label, event.start_mark)
+            seqs.append([0] if isinstance(event, yaml.SequenceStartEvent) else [])
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+            seqs.pop()
+
+
+def _char(c: Any) -> str:
+    return repr(chr(c) if isinstance(c, int) else c)
+
+
+def _too_deep(label: str, mark: Any = None) -> UserError:
+    where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "(yaml)"
+    return UserError(f"{label}: {where}: nesting deeper than {MAX_DEPTH} levels: a spec is a few levels of mappings "
+                     "and lists; flatten it")
 
 
 def _expanded_sizes(node: yaml.Node, label: str, sizes: dict[int, int]) -> int:
@@ -133,10 +148,11 @@ def _expanded_sizes(node: yaml.Node, label: str, sizes: dict[int, int]) -> int:
 def parse_yaml(text: str, label: str) -> Any:
     """Parse one YAML document strictly: safe tags only, no duplicate keys, string keys; bounded in size,
     nesting and alias expansion."""
-    loader = StrictLoader(text)
+    loader = None
     try:
         try:
             _check_shape(text, label)
+            loader = StrictLoader(text)
             node = loader.get_single_node()
         except yaml.MarkedYAMLError as e:
             mark = e.problem_mark or e.context_mark
@@ -145,6 +161,9 @@ def parse_yaml(text: str, label: str) -> Any:
             fix = ("a spec is a single YAML document; remove the extra '---'" if "another document" in problem
                    else "check the indentation, colons and quoting there")
             raise UserError(f"{label}: {where}: invalid YAML: {problem}; {fix}") from None
+        except yaml.reader.ReaderError as e:
+            raise UserError(f"{label}: position {e.position}: character {_char(e.character)} is not allowed in YAML text "
+                            "(a binary file, or a NUL byte?); a spec is a UTF-8 YAML text file") from None
         except yaml.YAMLError as e:
             raise UserError(f"{label}: (yaml): invalid YAML: {' '.join(str(e).split())}") from None
         if node is None:
@@ -152,8 +171,11 @@ def parse_yaml(text: str, label: str) -> Any:
         _check_node(node, (), label, set(), frozenset())
         _expanded_sizes(node, label, {})
         return loader.construct_document(node)
+    except RecursionError:  # the bounded scan above should have refused it first
+        raise _too_deep(label) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def _check_node(node: yaml.Node, path: Path_, label: str, seen: set[int], ancestors: frozenset[int]) -> None:
@@ -190,23 +212,37 @@ def _check_node(node: yaml.Node, path: Path_, label: str, seen: set[int], ancest
 
 
 # --------------------------------------------------------------------------- files and extends
-def _read(path: Path, label: str) -> dict[str, Any]:
+def read_yaml_text(path: str | os.PathLike, label: str, what: str = "a spec") -> str:
+    """The text of a YAML file, read once and bounded: a folder, a FIFO, a device, a file larger than
+    ``MAX_SPEC_BYTES`` or not UTF-8 is one `UserError` line (never a wait)."""
     try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_SPEC_BYTES + 1)  # never more: a huge file or a device costs one bounded read
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO or a device is refused, never waited on
+        with open(fd, "rb") as f:
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISDIR(mode):
+                raise IsADirectoryError
+            if not stat.S_ISREG(mode):
+                raise UserError(f"{label}: (file): {str(path)!r}: not a regular file (a FIFO, a device or a "
+                                f"socket); {what} is a YAML file")
+            raw = f.read(MAX_SPEC_BYTES + 1)  # never more: a huge file costs one bounded read
         if len(raw) > MAX_SPEC_BYTES:
-            raise UserError(f"{label}: (file): {str(path)!r}: larger than {MAX_SPEC_BYTES:,} bytes; a spec is a few "
-                            "lines of YAML (use {int: [low, high]} for long ranges)")
-        text = raw.decode("utf-8")
+            raise UserError(f"{label}: (file): {str(path)!r}: larger than {MAX_SPEC_BYTES:,} bytes; {what} is a few "
+                            "lines of YAML")
+        return raw.decode("utf-8")
     except FileNotFoundError:
         raise UserError(f"{label}: (file): {str(path)!r}: no such file; check the path") from None
     except IsADirectoryError:
-        raise UserError(f"{label}: (file): {str(path)!r}: is a directory; give a YAML file such as "
-                        "spaces/predictors.yaml") from None
+        raise UserError(f"{label}: (file): {str(path)!r}: is a directory; {what} is a YAML file") from None
     except UnicodeDecodeError:
-        raise UserError(f"{label}: (file): {str(path)!r}: not UTF-8 text; a spec is a YAML file") from None
+        raise UserError(f"{label}: (file): {str(path)!r}: not UTF-8 text; {what} is a YAML file") from None
     except PermissionError:
         raise UserError(f"{label}: (file): {str(path)!r}: permission denied") from None
+    except OSError as e:
+        raise UserError(f"{label}: (file): {str(path)!r}: cannot read it ({e.strerror or e})") from None
+
+
+def _read(path: Path, label: str) -> dict[str, Any]:
+    text = read_yaml_text(path, label, "a spec (such as spaces/predictors.yaml)")
     data = parse_yaml(text, label)
     if data is None:
         raise UserError(f"{label}: {TOP}: None: the file is empty; a spec is a mapping with sections such as "

@@ -61,6 +61,42 @@ def arch_from_params(spec: SpaceSpec, params: dict[str, Any]) -> Sample:
     return sample_arch(spec, optuna.trial.FixedTrial(fixed))
 
 
+def load_designs(spec: SpaceSpec, path: str) -> list[dict[str, Any]]:
+    """Known designs to evaluate first (Optuna's ``enqueue_trial``): a YAML list of knob mappings, each
+    checked against the space (every knob it samples there, each value one it can take); returned as
+    Optuna stores the params. A mistake is one `UserError` line naming the file, entry and knob."""
+    from pathlib import Path
+
+    from wfsearch.errors import UserError
+    from wfsearch.suggest import did_you_mean
+
+    from .loader import parse_yaml
+
+    try:
+        doc = parse_yaml(Path(path).read_text(), path)
+    except OSError as e:
+        raise UserError(f"--enqueue: {path}: cannot read it ({e.strerror or e})") from None
+    if not isinstance(doc, list) or not all(isinstance(d, dict) for d in doc):
+        raise UserError(f"{path}: a list of designs, each a mapping of knobs (- {{fc1_predictor: bilateral, ...}})")
+    out = []
+    for i, design in enumerate(doc):
+        for k, v in design.items():
+            if k not in spec.knobs:
+                raise UserError(f"{path}: [{i}].{k}: not a knob of the space{did_you_mean(k, list(spec.knobs)) or ';'}"
+                                f" its knobs are {list(spec.knobs)}")
+            choices = spec.space[k].choice
+            if choices is not None and encode_choice(v) not in [encode_choice(c) for c in choices]:
+                raise UserError(f"{path}: [{i}].{k}: {v!r}: not one of the space's choices {choices}")
+        try:
+            sample = arch_from_params(spec, design)
+        except ValueError as e:
+            raise UserError(f"{path}: [{i}]: {str(e).splitlines()[0]}") from None
+        if sample.arch is None:
+            raise UserError(f"{path}: [{i}]: cannot be built: {sample.infeasible}")
+        out.append({k: encode_choice(v) for k, v in sample.params.items()})
+    return out
+
+
 def random_samples(spec: SpaceSpec, n: int, seed: int = 0) -> list[Sample]:
     """``n`` samples drawn with Optuna's RandomSampler on an in-memory study."""
     import optuna

@@ -20,7 +20,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
                       PlainSerializer, PrivateAttr, WithJsonSchema, field_validator, model_validator)
 
 from wfsearch.errors import UserError
-from wfsearch.arch.config import ENUMS, ArchConfig
+from wfsearch.arch.config import ENUMS, MAX_SIZES, ArchConfig
 
 # metric name -> the direction that is better, used when an objective gives none
 METRICS: dict[str, str] = {
@@ -37,12 +37,20 @@ DATASETS = ("synthetic", "digits", "cifar10", "cifar100", "imagefolder")
 DATASET_CLASSES = {"digits": 10, "cifar10": 10, "cifar100": 100}
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 SYNTHETIC_CLASSES = (2, 16, 4)  # min, max, default classes of the synthetic task
+SYNTHETIC_SIZES = (5000, 1000)  # default training and validation images of the synthetic task
 DEPLOYED_NUM_CLASSES = 1000  # the deployed network's head unless throughput.arch sets num_classes
 DTYPES = ("float32", "bfloat16", "float16")
 _DEVICE_RE = r"^(auto|cpu|mps|cuda(:\d+)?)$"
 _NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+MAX_NAME_LENGTH = 128  # a study name names a folder; `--fresh` keeps the old study as <name>-<timestamp>
 MAX_CHOICES = 10_000  # values of one choice knob; a longer list is a range: {int: [low, high], step: ...}
 MAX_EPOCHS = 100_000  # proxy epochs; a proxy trains for a handful
+# bounds of the other counts: far above any use, so that no value is accepted that fails later
+MAX_SEED = 2**32 - 1  # NumPy's and Optuna's samplers take seeds in [0, 2**32)
+MAX_CPUS, MAX_GPUS, MAX_THREADS = 4096, 1024, 4096
+MAX_COUNT = 10**9  # images, batches, concurrent trials
+MAX_REPEATS = 10_000  # timing loops
+MAX_RATE = 100.0  # learning rates and weight decay: a larger one only diverges
 
 
 class _Section(BaseModel):
@@ -141,19 +149,19 @@ class SchedulerSpec(_Section):
 
     type: Literal["mo_asha", "none"] = "mo_asha"
     """mo_asha: multi-objective ASHA stops dominated trials at each rung; none: train every trial fully"""
-    reduction_factor: int = Field(3, ge=2)
+    reduction_factor: int = Field(3, ge=2, le=1000)
     """keep about 1/reduction_factor of the trials at each rung"""
 
 
 class StudySpec(_Section):
-    name: Optional[str] = Field(None, pattern=_NAME_RE)
+    name: Optional[str] = Field(None, pattern=_NAME_RE, max_length=MAX_NAME_LENGTH)
     """study name, also the folder studies/<name>/ (default: the spec file's stem)"""
     trials: int = Field(20, ge=1, le=1_000_000, strict=True)
     """number of finished trials to reach (references not counted)"""
     sampler: Literal[SAMPLERS] = "auto"  # type: ignore[valid-type]
     """nsga2, tpe, gp, random, grid (discrete spaces only) or auto; random with scheduler none explores (an
     unbiased sample for `wfsearch analyze`)"""
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     """seed of the sampler"""
     storage: Optional[str] = None
     """Optuna RDB URL (default sqlite:///studies/<name>/optuna.db, resolved against the current directory)"""
@@ -178,11 +186,11 @@ class StudySpec(_Section):
 
 # --------------------------------------------------------------------------- resources
 class ResourcesSpec(_Section):
-    cpus_per_trial: float = Field(1.0, gt=0)
+    cpus_per_trial: float = Field(1.0, gt=0, le=MAX_CPUS)
     """CPU cores reserved per trial (fractions allowed)"""
-    gpus_per_trial: float = Field(0.0, ge=0)
+    gpus_per_trial: float = Field(0.0, ge=0, le=MAX_GPUS)
     """GPUs per trial; a fraction such as 0.5 packs trials onto one GPU"""
-    max_concurrent: Optional[int] = Field(None, ge=1)
+    max_concurrent: Optional[int] = Field(None, ge=1, le=MAX_COUNT)
     """most trials running at once (null: as many as the resources fit)"""
 
     @field_validator("gpus_per_trial")
@@ -204,24 +212,24 @@ class DatasetSpec(_Section):
     """data folder (cifar: where it is or is downloaded to, default ./data; imagefolder: the folder with train/ and val/)"""
     download: bool = False
     """let torchvision download cifar10/cifar100 into root when missing"""
-    num_classes: Optional[int] = Field(None, ge=2)
+    num_classes: Optional[int] = Field(None, ge=2, le=MAX_SIZES["num_classes"])
     """synthetic: 2..16 classes (default 4); others: keep the first N classes (default: all, or len(classes))"""
     classes: Optional[list[str]] = Field(None, min_length=2)
     """cifar/imagefolder: keep these classes (names), in this order"""
-    train_size: Optional[int] = Field(None, ge=1)
+    train_size: Optional[int] = Field(None, ge=1, le=MAX_COUNT)
     """training images (synthetic: how many to generate, default 5000; others: a cap)"""
-    val_size: Optional[int] = Field(None, ge=1)
+    val_size: Optional[int] = Field(None, ge=1, le=MAX_COUNT)
     """validation images (synthetic: default 1000; others: a cap)"""
-    samples_per_class: Optional[int] = Field(None, ge=1)
+    samples_per_class: Optional[int] = Field(None, ge=1, le=MAX_COUNT)
     """cifar/imagefolder: cap on training images per class"""
-    val_samples_per_class: Optional[int] = Field(None, ge=1)
+    val_samples_per_class: Optional[int] = Field(None, ge=1, le=MAX_COUNT)
     """cifar/imagefolder: cap on validation images per class"""
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     """the dataset's own seed (synthetic generation, subsetting), not the training seed"""
     layout: Literal["ends", "quadrants"] = "ends"
     """synthetic: where the two objects sit: at the two ends of an axis, farther apart than a static
     network's receptive field (ends, docs/TASK.md), or in two quadrants (the layout before 0.2)"""
-    num_workers: int = Field(0, ge=0)
+    num_workers: int = Field(0, ge=0, le=MAX_THREADS)
     """threads decoding an image folder (0: one per CPU, at most 8)"""
     augment: bool = True
     """random translation and horizontal flip while training"""
@@ -245,34 +253,34 @@ class ProxySpec(_Section):
 
     dataset: DatasetSpec = Field(default_factory=DatasetSpec)
     """the proxy task"""
-    img_size: int = Field(32, ge=8)
+    img_size: int = Field(32, ge=8, le=MAX_SIZES["img_size"])
     """training resolution; becomes the architecture's img_size unless base sets one"""
     epochs: Annotated[list[Annotated[int, Field(ge=1, le=MAX_EPOCHS, strict=True)]],
                       BeforeValidator(_epochs_shorthand, json_schema_input_type=int | list[int]),
                       AfterValidator(_increasing)] = Field(default_factory=lambda: [1, 3], min_length=1)
     """fidelity rungs: epochs after which a trial reports and may be stopped; the last is the full budget"""
-    batch_size: int = Field(128, ge=1)
+    batch_size: int = Field(128, ge=1, le=MAX_COUNT)
     optimizer: Literal["adamw", "sgd"] = "adamw"
-    lr: float = Field(2e-3, gt=0)
+    lr: float = Field(2e-3, gt=0, le=MAX_RATE)
     """peak learning rate (cosine decay to min_lr after a linear warm-up)"""
-    min_lr: float = Field(1e-5, ge=0)
-    weight_decay: float = Field(0.05, ge=0)
+    min_lr: float = Field(1e-5, ge=0, le=MAX_RATE)
+    weight_decay: float = Field(0.05, ge=0, le=MAX_RATE)
     predictor_lr_scale: float = Field(1.0, gt=0, le=1000)
     """learning rate of the dynamic-weight predictors' parameters / lr (their ΔW starts near zero, so a
     short proxy may need them to learn faster; benchmarks/proxy_quality.py)"""
-    warmup_epochs: float = Field(1.0, ge=0)
+    warmup_epochs: float = Field(1.0, ge=0, le=MAX_EPOCHS)
     label_smoothing: float = Field(0.1, ge=0, lt=1)
-    grad_clip: Optional[float] = Field(1.0, ge=0)
+    grad_clip: Optional[float] = Field(1.0, ge=0, le=MAX_COUNT)
     """clip the global gradient norm to this value (0 or null: no clipping)"""
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     """seed of initialization and data order (the same for every trial)"""
     device: str = Field("auto", pattern=_DEVICE_RE)
     """auto (the trial's GPU when it has one, else CPU), cpu, cuda, cuda:N"""
     dtype: Literal[("auto",) + DTYPES] = "auto"  # type: ignore[valid-type]
     """autocast dtype of training (auto: bfloat16 on CUDA, float32 on CPU)"""
-    eval_batch_size: Optional[int] = Field(None, ge=1)
+    eval_batch_size: Optional[int] = Field(None, ge=1, le=MAX_COUNT)
     """validation batch (default: 2 x batch_size)"""
-    num_threads: Optional[int] = Field(None, ge=1)
+    num_threads: Optional[int] = Field(None, ge=1, le=MAX_THREADS)
     """CPU threads of one trial (default: torch's setting)"""
 
     @property
@@ -285,24 +293,24 @@ class ProxySpec(_Section):
 class ThroughputSpec(_Section):
     """The deployment setting in which speed is measured (independent of the proxy's)."""
 
-    img_size: int = Field(224, ge=1)
+    img_size: int = Field(224, ge=1, le=MAX_SIZES["img_size"])
     """target resolution"""
-    batch_size: int = Field(64, ge=1)
+    batch_size: int = Field(64, ge=1, le=MAX_COUNT)
     """target batch"""
     reference: Optional[str] = "deit_tiny_patch16_224"
     """timm model measured interleaved with every trial (throughput_ratio = trial / reference)"""
     device: str = Field("auto", pattern=_DEVICE_RE)
     """auto, cpu, cuda, cuda:N"""
     dtype: Literal[DTYPES] = "float32"  # type: ignore[valid-type]
-    warmup: int = Field(2, ge=0)
+    warmup: int = Field(2, ge=0, le=MAX_REPEATS)
     """untimed batches per model"""
-    repeats: int = Field(5, ge=1)
+    repeats: int = Field(5, ge=1, le=MAX_REPEATS)
     """timed repeats per model (the median is reported)"""
-    iters: int = Field(3, ge=1)
+    iters: int = Field(3, ge=1, le=MAX_REPEATS)
     """batches per timed repeat"""
-    highres: Optional[int] = Field(None, ge=1)
+    highres: Optional[int] = Field(None, ge=1, le=MAX_SIZES["img_size"])
     """also measure latency at this resolution (e.g. 1024), for the latency_highres metric"""
-    highres_batch_size: int = Field(1, ge=1)
+    highres_batch_size: int = Field(1, ge=1, le=MAX_COUNT)
     clock: Literal["auto", "wall", "process"] = "auto"
     """CPU timer: process (this process's CPU time, so other processes' use of the machine does not
     count), wall, or auto (process with one thread, wall otherwise; CUDA events on GPU)"""
@@ -411,6 +419,17 @@ class Knob(_Section):
             if not float(self.step).is_integer():
                 raise ValueError(f"the step of an int range must be a whole number, got {self.step}")
             object.__setattr__(self, "step", int(self.step))
+        if self.step is not None:
+            lo, hi = self.range
+            n = (hi - lo) / self.step
+            if hi > lo and self.step > hi - lo:
+                raise ValueError(f"step {self.step:g} is larger than the range [{lo:g}, {hi:g}]; use a smaller step")
+            if n > MAX_COUNT:
+                raise ValueError(f"step {self.step:g} cuts [{lo:g}, {hi:g}] into more than {MAX_COUNT:,} values; "
+                                 "use a larger step, or none for a continuous range")
+            if abs(n - round(n)) > 1e-9 * max(1.0, n):
+                raise ValueError(f"step {self.step:g} does not divide [{lo:g}, {hi:g}]: make high - low a multiple "
+                                 "of the step")
         return self
 
     # ---- what the knob can take ----

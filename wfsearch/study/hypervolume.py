@@ -2,16 +2,19 @@
 
 The raw hypervolume against (0 accuracy, 0 img/s) is essentially best accuracy x best throughput:
 the corner trials decide it and the shape of the front between them hardly moves it. Here each
-objective is first mapped to [0, 1] over a *box*: 0 at the worst value any feasible (trained)
-trial reached, 1 at the best, so every objective weighs the same whatever its unit. The reference
-point sits ``MARGIN`` (10%) of each range beyond the worst value, so the trials at the ends of the
-front count too, and the volume is divided by ``(1 + MARGIN) ** m``: a single trial best in every
-objective scores 1, a front that is one point at the worst corner scores 0.
+objective is first mapped to [0, 1] over a *box*, so every objective weighs the same whatever its unit.
 
-The box is what a hypervolume depends on, so it is stored with the study (``hypervolume_box``)
-and printed beside the figure. Within a study ``run``, ``show`` and the report all compute it from
-the same feasible trials, hence the same number; hypervolumes of different searches compare only
-under one box, so ``benchmarks/mo_asha.py`` uses the box of all the studies it compares.
+A study's box (`study_box`) is fixed before its first trained trial and kept to its end, so the
+hypervolume never falls as trials arrive (a box drawn around the trials so far moves with each new
+best or worst, and the figure with it): accuracy runs linearly from chance (0) to 1; throughput is
+mapped ``r / (1 + r)`` by its ratio r to the reference model (0 at standstill, 0.5 at the reference's
+speed, 1 out of reach); any other objective likewise against its value in the study's first trained
+trial (``v / (v + s)`` maximized, ``s / (v + s)`` minimized). It is stored with the study
+(``hypervolume_box``) and printed beside the figure: `run`, `show` and the report use the same box.
+
+`HypervolumeBox.of` draws a box around given values instead (0 at the worst, 1 at the best, the
+reference point ``MARGIN`` of each range beyond the worst, the volume divided by ``(1 + MARGIN) ** m``):
+what ``benchmarks/mo_asha.py`` uses to put the finished studies it compares in one box.
 """
 from __future__ import annotations
 
@@ -70,13 +73,16 @@ class StaircaseArea:
 
 @dataclass(frozen=True)
 class HypervolumeBox:
-    """Per objective: the worst and the best feasible value (the ends of its [0, 1] scale)."""
+    """Per objective: the values that score 0 (``worst``) and 1 (``best``) on its scale; or, for an open
+    axis (``half`` not None), the value that scores 0.5: ``v / (v + half)`` maximized, ``half / (v + half)``
+    minimized (0 scores 1)."""
 
     objectives: tuple[str, ...]
     directions: tuple[str, ...]
     worst: tuple[float, ...]
     best: tuple[float, ...]
     margin: float = MARGIN
+    half: tuple[float | None, ...] = ()
 
     @classmethod
     def of(cls, values: Sequence[Sequence[float]], directions: Sequence[str],
@@ -99,8 +105,11 @@ class HypervolumeBox:
         worst, best = np.asarray(self.worst), np.asarray(self.best)
         span = best - worst  # negative for a minimized objective
         flat = span == 0
-        u = (arr - worst) / np.where(flat, 1.0, span)
-        return np.where(flat, 1.0, u)
+        u = np.where(flat, 1.0, (arr - worst) / np.where(flat, 1.0, span))
+        for j, h in enumerate(self.half):
+            if h is not None:
+                u[:, j] = arr[:, j] / (arr[:, j] + h) if self.directions[j] == "maximize" else h / (arr[:, j] + h)
+        return u
 
     def hypervolume(self, values: Sequence[Sequence[float]]) -> float:
         """Normalized hypervolume of ``values`` in this box, in [0, 1] for values inside it."""
@@ -129,20 +138,65 @@ class HypervolumeBox:
         return [hv / (1 + self.margin) ** m for hv in
                 hypervolume_history(scaled, ("maximize",) * m, (-self.margin,) * m)]
 
+    @property
+    def fixed(self) -> bool:
+        """A study's box (`study_box`), as opposed to one drawn around given values (`of`)."""
+        return bool(self.half)
+
     def describe(self) -> str:
-        """``accuracy 0.203..0.289, throughput 380..641`` (worst..best, the reference 10% beyond the worst)."""
-        return ", ".join(f"{o} {w:.4g}..{b:.4g}" for o, w, b in zip(self.objectives, self.worst, self.best))
+        """``accuracy 0.25 (chance)..1, throughput v/(v + 426.6)``: what scores 0 and 1 on each axis."""
+        def axis(o: str, d: str, w: float, b: float, h: float | None) -> str:
+            if h is None:
+                return f"{o} {w:.4g}..{b:.4g}"
+            return f"{o} v/(v + {h:.4g})" if d == "maximize" else f"{o} {h:.4g}/(v + {h:.4g})"
+        return ", ".join(axis(*a) for a in zip(self.objectives, self.directions, self.worst, self.best,
+                                               self.half or (None,) * len(self.objectives)))
 
     def to_dict(self) -> dict[str, Any]:
+        how = ("fixed for the study: linear from worst (0) to best (1), or v/(v + half) (maximized), "
+               "half/(v + half) (minimized) where half is set; volume / (1 + margin)^m" if self.fixed else
+               "each objective scaled to [0, 1] from its worst to its best feasible value; reference "
+               "point `margin` of the range beyond the worst; volume / (1 + margin)^m")
         return {"objectives": list(self.objectives), "directions": list(self.directions), "worst": list(self.worst),
-                "best": list(self.best), "margin": self.margin,
-                "how": "each objective scaled to [0, 1] from its worst to its best feasible value; reference "
-                       "point `margin` of the range beyond the worst; volume / (1 + margin)^m"}
+                "best": list(self.best), "margin": self.margin, **({"half": list(self.half)} if self.half else {}),
+                "how": how}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "HypervolumeBox":
         return cls(tuple(d["objectives"]), tuple(d["directions"]), tuple(map(float, d["worst"])),
-                   tuple(map(float, d["best"])), float(d.get("margin", MARGIN)))
+                   tuple(map(float, d["best"])), float(d.get("margin", MARGIN)),
+                   tuple(None if h is None else float(h) for h in d.get("half") or ()))
+
+
+def study_box(objectives: Sequence[str], directions: Sequence[str], *, chance: float | None = None,
+              reference_img_s: float | None = None, first: Sequence[float] | None = None) -> HypervolumeBox | None:
+    """A study's fixed box (see the module docstring): ``chance`` is the proxy task's chance accuracy,
+    ``reference_img_s`` the reference model's images/s that the paired throughput is a ratio of, ``first``
+    the objective values of the study's first trained trial. None while an axis still needs ``first``."""
+    worst, best, half = [], [], []
+    for j, (name, d) in enumerate(zip(objectives, directions)):
+        if name == "accuracy" and d == "maximize":
+            worst.append(float(chance or 0.0))
+            best.append(1.0)
+            half.append(None)
+            continue
+        s = reference_img_s if name == "throughput" else 1.0 if name == "throughput_ratio" else None
+        if not s and first is not None and math.isfinite(first[j]) and first[j] > 0:
+            s = float(first[j])
+        if not s:
+            return None
+        worst.append(0.0)
+        best.append(float(s))
+        half.append(float(s))
+    return HypervolumeBox(tuple(objectives), tuple(directions), tuple(worst), tuple(best), 0.0, tuple(half))
+
+
+def stored_box(attrs: dict[str, Any], objectives: Sequence[str]) -> HypervolumeBox | None:
+    """The fixed box a study stores (``hypervolume_box``), None when it stores none or an older kind."""
+    d = attrs.get(BOX_ATTR)
+    if not isinstance(d, dict) or not d.get("half") or list(d.get("objectives") or ()) != list(objectives):
+        return None
+    return HypervolumeBox.from_dict(d)
 
 
 def normalized_hypervolume(values: Sequence[Sequence[float]], directions: Sequence[str],

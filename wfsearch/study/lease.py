@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import socket
 import threading
@@ -138,8 +139,9 @@ class StudyLease:
 
     def _died_here(self, holder: dict) -> bool:
         """The holder ran on this machine and its process is gone (killed): no need to wait for expiry."""
-        if holder.get("host") != self.owner["host"] or not isinstance(holder.get("pid"), int):
-            return False
+        pid = holder.get("pid")
+        if holder.get("host") != self.owner["host"] or not isinstance(pid, int) or not 0 < pid < 2**22:
+            return False  # another machine's, or not a process id (2**22: Linux's largest)
         try:
             os.kill(holder["pid"], 0)
         except ProcessLookupError:
@@ -166,11 +168,22 @@ class StudyLease:
 
 
 def _parse(value: str | None) -> dict:
+    """A stored lease as written by `StudyLease`; a damaged one (fields of another type, an expiry further ahead
+    than a lease is ever written, such as 1e308 from a clock gone wrong) reads as expired, so it never blocks."""
     try:
         out = json.loads(value) if value else {}
-        return out if isinstance(out, dict) else {}
     except ValueError:
         return {}
+    if not isinstance(out, dict):
+        return {}
+    now = time.time()
+    for key in ("heartbeat", "expires"):
+        v = out.get(key)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v > now + 2 * TTL_S:
+            out[key] = 0.0
+    if isinstance(out.get("pid"), bool):
+        out["pid"] = None
+    return out
 
 
 def study_lease(study: optuna.Study) -> StudyLease:

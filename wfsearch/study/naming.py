@@ -1,5 +1,5 @@
-"""Study and storage names: the one check every path built from a name goes through, and the one
-way a storage URL is shown (password masked).
+"""Study and storage names: the one check every path built from a name goes through (storage URLs are
+shown through `wfsearch.urls`, credentials masked).
 
 A name comes from a spec, a flag or a database anyone may hand over; a stored name like
 ``../../tmp/x`` or ``/tmp/x`` must not steer `report` or `export` outside the study folder, so
@@ -11,9 +11,10 @@ import re
 from pathlib import Path
 
 from wfsearch.errors import UserError
+from wfsearch.urls import mask_secrets, safe_url  # noqa: F401 (the study's way to show a storage URL)
 
 PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # the spec's `study.name` rule
-MAX_NAME_LENGTH = 128
+MAX_NAME_LENGTH = 128  # the spec's too (`wfsearch.space.spec`, not imported: readers stay light)
 REFERENCES_SUFFIX = ":references"
 
 
@@ -31,28 +32,6 @@ def check_study_name(name: object, origin: str = "study name") -> str:
 def study_dir(name: str, root: str | Path = "studies", origin: str = "study name") -> Path:
     """``<root>/<name>``, for a plain ``name`` only."""
     return Path(root) / check_study_name(name, origin)
-
-
-def safe_url(url: str) -> str:
-    """A storage URL fit to print or store: any password masked (``***``)."""
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL SQLAlchemy can parse: keep only the scheme
-        return url.split("://", 1)[0] + "://..."
-
-
-def mask_secrets(text: str, url: str) -> str:
-    """``text`` (an error message that may quote ``url``) with the URL's password masked."""
-    try:
-        from sqlalchemy.engine import make_url
-
-        password = make_url(url).password
-    except Exception:
-        password = None
-    text = text.replace(url, safe_url(url))
-    return text.replace(str(password), "***") if password else text
 
 
 def references_study_name(name: str) -> str:

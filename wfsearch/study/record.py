@@ -7,6 +7,8 @@ text). Extra numbers (intervals, spreads ...) go in ``metrics`` by name.
 """
 from __future__ import annotations
 
+import logging
+import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -16,7 +18,19 @@ from optuna.trial import FrozenTrial, TrialState
 from .optuna_api import trial_id
 from .outcome import Outcome, Status, finite
 
+log = logging.getLogger(__name__)
+
 CONSTRAINTS_ATTR = "constraints"  # constraint values (<= 0 feasible) the search stores for the sampler
+
+# the type of each stored attribute (docs/CONTRACTS.md); a damaged one of another type is read as absent
+TRIAL_ATTR_TYPES: dict[str, type] = {
+    "kind": str, "reference_name": str, "arch": dict, "arch_hash": str, "deployed_arch": dict, "timm_model": str,
+    "metrics": dict, "costs": dict, "curve": list, "proxy": dict, "status": str, "status_reason": str,
+    CONSTRAINTS_ATTR: list}
+STUDY_ATTR_TYPES: dict[str, type | tuple[type, ...]] = {
+    "spec": dict, "spec_hash": str, "spec_path": str, "wfsearch_version": str, "hardware": dict, "objectives": list,
+    "throughput_scale": dict, "hypervolume_box": dict, "seed_noise": (int, float),
+    "sampler": dict, "proxy_verdict": dict, "simulated": dict}
 
 
 @dataclass(frozen=True)
@@ -49,18 +63,19 @@ class TrialRecord:
 
     @classmethod
     def from_trial(cls, t: FrozenTrial) -> "TrialRecord":
-        a = t.user_attrs
+        a = readable_attrs(t.user_attrs, TRIAL_ATTR_TYPES, f"trial {t.number}")
         reason = str(a.get("status_reason") or "")
         status = Status.of(a.get("status") or reason, t.state) if t.state.is_finished() else None
-        if status is Status.OK and not _constraints_hold(t):
+        if status is Status.OK and not _constraints_hold(t, a):
             status = Status.INFEASIBLE  # a native Optuna constraint says so (studies of other tools)
         return cls(
             number=t.number, state=t.state, status=status, reason=reason or (status.value if status else ""),
             values=tuple(t.values) if t.values is not None else None, kind=str(a.get("kind", "search")),
             name=a.get("reference_name"), arch=a.get("arch"), arch_hash=a.get("arch_hash"),
             deployed_arch=a.get("deployed_arch"), timm_model=a.get("timm_model"),
-            metrics=dict(a.get("metrics") or {}), costs=dict(a.get("costs") or {}), curve=tuple(a.get("curve") or ()),
-            proxy=dict(a.get("proxy") or {}), params=dict(t.params), constraints=tuple(a.get(CONSTRAINTS_ATTR) or ()),
+            metrics=dict(a.get("metrics") or {}), costs=dict(a.get("costs") or {}), curve=_curve(a.get("curve"), t.number),
+            proxy=dict(a.get("proxy") or {}), params=dict(t.params),
+            constraints=tuple(c if finite(c) else math.nan for c in a.get(CONSTRAINTS_ATTR) or ()),
             datetime_start=t.datetime_start, datetime_complete=t.datetime_complete,
             trial_id=trial_id(t), trial=t)
 
@@ -98,10 +113,34 @@ class TrialRecord:
         return Outcome(self.status or Status.ERROR, self.reason, self.values, self.metrics, self.costs, self.curve)
 
 
-def _constraints_hold(t: FrozenTrial) -> bool:
+def readable_attrs(attrs: dict[str, Any], types: dict[str, Any], origin: str) -> dict[str, Any]:
+    """``attrs`` without the attributes stored with another type than ``types`` says (a damaged or hand-edited
+    study): each is logged once, naming ``origin`` (``trial 3``), and read as absent."""
+    bad = [k for k, v in attrs.items() if v is not None and k in types and not _is_a(v, types[k])]
+    if not bad:
+        return attrs
+    log.warning("%s: stored %s of another type than wfsearch writes; read as absent", origin,
+                ", ".join(f"{k!r} ({type(attrs[k]).__name__})" for k in bad))
+    return {k: v for k, v in attrs.items() if k not in bad}
+
+
+def _is_a(value: Any, kind: Any) -> bool:
+    return isinstance(value, kind) and not (isinstance(value, bool) and kind is not bool)
+
+
+def _curve(points: Any, number: int) -> tuple:
+    """The stored curve's points that have a finite epoch (a damaged point is left out, and logged)."""
+    kept = tuple(p for p in points or () if isinstance(p, dict) and finite(p.get("epoch")))
+    if len(kept) < len(points or ()):
+        log.warning("trial %d: stored 'curve' holds %d point(s) that are not {epoch, accuracy, loss} mappings; "
+                    "left out", number, len(points) - len(kept))
+    return kept
+
+
+def _constraints_hold(t: FrozenTrial, attrs: dict[str, Any]) -> bool:
     """No constraint violated: Optuna's own (``system_attrs``) nor the engine's user attribute."""
-    for cons in (t.system_attrs.get("constraints"), t.user_attrs.get(CONSTRAINTS_ATTR)):
-        values = cons.values() if isinstance(cons, dict) else (cons or [])
+    for cons in (t.system_attrs.get("constraints"), attrs.get(CONSTRAINTS_ATTR)):
+        values = cons.values() if isinstance(cons, dict) else cons if isinstance(cons, (list, tuple)) else []
         if any(finite(c) and c > 0.0 for c in values):
             return False
     return True

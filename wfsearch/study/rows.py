@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 from collections import defaultdict
 from typing import Collection, Iterable
 
@@ -82,10 +83,12 @@ def read_trials(study: optuna.Study, states: Iterable[TrialState] | None = None,
     attrs: dict[int, dict] = defaultdict(dict)
     system: dict[int, dict] = defaultdict(dict)
     parsed_dists: dict[str, optuna.distributions.BaseDistribution] = {}
+    finite = models.TrialValueModel.TrialValueType.FINITE
     with rdb.engine.connect() as con:
         rows = con.execute(q_trials).all()
-        for tid, obj, value, vtype in con.execute(q_values).all():
-            values[tid][obj] = models.TrialValueModel.stored_repr_to_value(value, vtype)
+        for tid, obj, value, vtype in con.execute(q_values).all():  # a damaged (NULL) finite value reads as NaN
+            values[tid][obj] = math.nan if value is None and vtype == finite else \
+                models.TrialValueModel.stored_repr_to_value(value, vtype)
         for tid, name, value, dist_json in con.execute(q_params).all():
             dist = parsed_dists.get(dist_json)
             if dist is None:
@@ -100,8 +103,30 @@ def read_trials(study: optuna.Study, states: Iterable[TrialState] | None = None,
         v = values.get(tid)
         out.append(FrozenTrial(
             number=number, state=state, value=None,
-            values=[v[i] for i in range(len(v))] if v else None,
+            values=[v.get(i, math.nan) for i in range(max(v) + 1)] if v else None,
             datetime_start=_local(start), datetime_complete=_local(complete),
             params=params.get(tid, {}), distributions=dists.get(tid, {}), user_attrs=attrs.get(tid, {}),
             system_attrs=system.get(tid, {}), intermediate_values={}, trial_id=tid))
     return out
+
+
+def check_values_stored(study: optuna.Study) -> None:
+    """Refuse a study whose database holds a finite objective value as NULL (damaged: Optuna's own reader, which
+    the samplers use, fails on it): one `UserError` line naming the trial. Readers read it as NaN instead."""
+    rdb = rdb_backend(study)
+    if rdb is None:
+        return
+    import sqlalchemy as sa
+
+    T, V = models.TrialModel.__table__, models.TrialValueModel.__table__
+    q = sa.select(T.c.number, V.c.objective).join(V, V.c.trial_id == T.c.trial_id).where(
+        T.c.study_id == study_id_of(study), V.c.value.is_(None),
+        V.c.value_type == models.TrialValueModel.TrialValueType.FINITE).limit(1)
+    with rdb.engine.connect() as con:
+        row = con.execute(q).first()
+    if row is not None:
+        from wfsearch.errors import UserError
+
+        raise UserError(f"study {study.study_name!r}: trial {row[0]}: objective {row[1]} is stored as NULL (a damaged "
+                        "database): the search cannot continue it; start a new study with --fresh (the old one is "
+                        "kept, and show, report and export still read it)")

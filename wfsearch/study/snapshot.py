@@ -6,6 +6,7 @@ A running search keeps writing while a report or a table is built, so every read
 from __future__ import annotations
 
 import logging
+import re
 import shlex
 from collections import Counter
 from dataclasses import dataclass
@@ -18,19 +19,62 @@ from optuna.trial import TrialState
 from .front import pareto_front
 from .naming import references_study_name
 from .optuna_api import storage_of
-from .record import Status, TrialRecord
+from .outcome import finite
+from .record import STUDY_ATTR_TYPES, Status, TrialRecord, readable_attrs
 from .storage import OpenStudy, open_study
 
 log = logging.getLogger(__name__)
 
-GROUPS = ("front", "dominated", "infeasible", "pruned", "failed", "running")
+# "repeat": a later trial of an architecture already evaluated (a re-sample told the known result, or
+# another run of it): one point with that trial everywhere, never counted as trained twice
+_REUSED = re.compile(r"same architecture as trial (\d+), not trained again")
+GROUPS = ("front", "dominated", "repeat", "infeasible", "pruned", "failed", "running")
+SPEC_SECTIONS = ("study", "resources", "proxy", "throughput", "base", "space")  # mappings in a stored spec
+
+
+def chance_of(records) -> float | None:
+    """Chance accuracy (1 / classes) of the proxy task the records were trained on, None when unknown."""
+    n = next((t.arch.get("num_classes") for t in records if t.arch and t.arch.get("num_classes")), None)
+    return 1.0 / n if isinstance(n, int) and n > 1 else None
+
+
+def at_chance(numbers: dict[str, float], chance: float | None) -> bool:
+    """Is a proxy accuracy no better than chance (its 90% interval reaches chance, or the value when it has
+    none)? A front place then says nothing about the design, only about its speed."""
+    acc = numbers.get("accuracy_low", numbers.get("accuracy"))
+    return chance is not None and acc is not None and acc <= chance
+
+
+def study_attrs(study: optuna.Study) -> dict:
+    """The study's user attributes as wfsearch wrote them: one of another type (`STUDY_ATTR_TYPES`), objectives
+    that are not ``{"name", "direction"}`` mappings as many as the study's directions, a speed scale or a seed
+    noise that is not a finite positive number are logged and read as absent."""
+    origin = f"study {study.study_name!r}"
+    attrs = dict(readable_attrs(study.user_attrs, STUDY_ATTR_TYPES, origin))
+    objs = attrs.get("objectives")
+    wrong = {"objectives": objs is not None and (len(objs) != len(study.directions) or not all(
+        isinstance(o, dict) and isinstance(o.get("name"), str) and o.get("direction") in ("maximize", "minimize")
+        for o in objs))}
+    spec = attrs.get("spec") or {}
+    wrong["spec"] = not (_mappings(spec, SPEC_SECTIONS) and _mappings(spec.get("throughput") or {}, ("arch",))
+                         and _mappings(spec.get("proxy") or {}, ("dataset",)))
+    for key, value in (("throughput_scale", (attrs.get("throughput_scale") or {}).get("img_s", 1.0)),
+                       ("seed_noise", attrs.get("seed_noise", 0.0))):
+        wrong[key] = not (finite(value) and value >= 0)
+    for key in [k for k, w in wrong.items() if w]:
+        log.warning("%s: stored %r is not what wfsearch writes (%.80r); read as absent", origin, key, attrs.pop(key))
+    return attrs
+
+
+def _mappings(d: dict, keys: tuple[str, ...]) -> bool:
+    return all(isinstance(d.get(k) or {}, dict) for k in keys)
 
 
 def objective_names(study: optuna.Study) -> list[str]:
     """Objective names in value order: the ``objectives`` attr, else Optuna's metric names."""
-    objs = study.user_attrs.get("objectives")
+    objs = study_attrs(study).get("objectives")
     if objs:
-        return [o["name"] if isinstance(o, dict) else str(o) for o in objs]
+        return [o["name"] for o in objs]
     if study.metric_names:
         return list(study.metric_names)
     return [f"objective{i}" for i in range(len(study.directions))]
@@ -79,8 +123,30 @@ class StudySnapshot:
     def trial(self, number: int) -> TrialRecord | None:
         return next((t for t in self.trials if t.number == number), None)
 
+    @cached_property
+    def repeat_of(self) -> dict[int, int]:
+        """Trial number -> the earlier trial whose result it reused: a re-sampled architecture told the known
+        result ("... (same architecture as trial N, not trained again)"), one point with trial N everywhere."""
+        out = {}
+        for t in self.trials:
+            m = _REUSED.search(t.reason)
+            if m and int(m.group(1)) != t.number:
+                out[t.number] = int(m.group(1))
+        return out
+
+    @cached_property
+    def chance(self) -> float | None:
+        """Chance accuracy of the proxy task (1 / its classes), None when the study does not say."""
+        n = ((self.spec.get("proxy") or {}).get("dataset") or {}).get("num_classes")
+        return chance_of(self.trials) or (1.0 / n if isinstance(n, int) and n > 1 else None)
+
+    def at_chance(self, t: TrialRecord) -> bool:
+        return at_chance(self.metrics(t), self.chance)
+
     def group(self, t: TrialRecord) -> str:
         """Which of `GROUPS` a search trial belongs to."""
+        if t.number in self.repeat_of:
+            return "repeat"
         if t.state == TrialState.COMPLETE:
             if not t.trained:
                 return "infeasible"
@@ -96,9 +162,14 @@ class StudySnapshot:
         return {g: c.get(g, 0) for g in GROUPS}
 
     def counts_text(self) -> str:
+        """Architectures, not trials: a repeat is counted apart, never as trained again."""
         c = self.counts()
-        return (f"{c['front'] + c['dominated']} trained, {c['pruned']} pruned, {c['failed']} failed, "
-                f"{c['infeasible']} infeasible, {c['running']} running")
+        runs = c["front"] + c["dominated"]
+        archs = len({t.arch_hash or t.number for t in self._finished if t.number not in self.repeat_of})
+        return (f"{archs} architectures trained" + (f" ({runs} runs)" if runs != archs else "") + f", {c['pruned']} pruned, {c['failed']} failed, "
+                f"{c['infeasible']} infeasible, {c['running']} running"
+                + (f"; {c['repeat']} repeat{'s' if c['repeat'] != 1 else ''} of an architecture already evaluated "
+                   "(not trained again)" if c['repeat'] else ""))
 
     @cached_property
     def _finished(self) -> tuple[TrialRecord, ...]:
@@ -170,7 +241,7 @@ def snapshot(opened: OpenStudy) -> StudySnapshot:
     return StudySnapshot(name=study.study_name, folder=opened.folder, storage_url=opened.storage_url,
                          by_storage=opened.by_storage, objectives=tuple(objective_names(study)),
                          directions=directions_of(study), trials=tuple(trials), references=tuple(references),
-                         user_attrs=dict(study.user_attrs))
+                         user_attrs=study_attrs(study))
 
 
 def read_study(path: str | Path | None = None, storage: str | None = None,

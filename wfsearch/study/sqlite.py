@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from pathlib import Path
 from urllib.parse import quote
 
@@ -28,7 +29,13 @@ def check_database_file(path: Path) -> None:
     inside a whole-length file is found by SQLite when read (see `storage_error`).
     """
     try:
-        size = path.stat().st_size
+        st = path.stat()
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError
+        if not stat.S_ISREG(st.st_mode):  # a FIFO would block the open below forever
+            raise UserError(f"{path}: not a regular file (a FIFO, a device or a socket), not a study database; "
+                            "move it away or point study.storage at a file")
+        size = st.st_size
         with open(path, "rb") as f:
             head = f.read(100)
     except FileNotFoundError:
@@ -56,6 +63,31 @@ def check_database_file(path: Path) -> None:
                             "start a new study")
 
 
+OPTUNA_TABLES = {"studies", "trials", "version_info"}
+
+
+def check_not_foreign(path: Path) -> None:
+    """A database that holds tables but not Optuna's belongs to another program: one `UserError` line, so that
+    a study is never written into it."""
+    import sqlite3
+    from urllib.parse import quote
+
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    try:
+        con = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True, timeout=5)
+        try:
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            con.close()
+    except sqlite3.Error:  # locked, damaged, unreadable: the opener reports it
+        return
+    if tables and not OPTUNA_TABLES <= tables:
+        shown = ", ".join(sorted(tables)[:5]) + (" ..." if len(tables) > 5 else "")
+        raise UserError(f"{path}: a database of another program (tables {shown}), not an Optuna study database; "
+                        "wfsearch does not write into it: point study.storage at a new file")
+
+
 def writable(path: Path) -> bool:
     """Whether SQLite can write ``path`` (and its journal files beside it)."""
     folder = path.parent if str(path.parent) else Path(".")
@@ -81,6 +113,11 @@ def storage_error(url_shown: str, e: BaseException, writing: bool = True) -> Use
         return UserError(f"{url_shown}: cannot write here (read-only); run from a writable folder or set "
                          "study.storage to a writable place (reading commands such as show and report work on "
                          "a read-only copy)")
+    if "database is locked" in text or "database table is locked" in text:
+        from .connect import SQLITE_BUSY_TIMEOUT_S
+
+        return UserError(f"{url_shown}: locked by another process for more than {SQLITE_BUSY_TIMEOUT_S} s (a program "
+                         "holding it open in a write transaction); let it finish or close it, then run again")
     if "unable to open database file" in text:
         return UserError(f"{url_shown}: cannot open the database file (a missing or read-only folder?); run from "
                          "a writable folder or set study.storage")
@@ -91,3 +128,21 @@ def storage_error(url_shown: str, e: BaseException, writing: bool = True) -> Use
         return UserError(f"{url_shown}: disk I/O error{' while writing' if writing else ''}; check the disk "
                          "(full, removed or failing) and run the same command again")
     return None
+
+
+def checkpoint_wal(path: Path | None) -> None:
+    """Move a WAL-mode database's log into the file itself, so that ``optuna.db`` alone (a copy, a backup) holds
+    the whole study; a failure is logged, never raised (the log stays beside it, as valid as before)."""
+    import logging
+    import sqlite3
+
+    if path is None or not path.is_file():
+        return
+    try:
+        con = sqlite3.connect(path, timeout=5)
+        try:
+            con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            con.close()
+    except sqlite3.Error as e:
+        logging.getLogger(__name__).warning("%s: could not fold the write-ahead log into it (%s)", path, e)

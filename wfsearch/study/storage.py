@@ -8,17 +8,22 @@ from __future__ import annotations
 import datetime
 import errno
 import logging
+import os
 import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
 
 from wfsearch.errors import UserError
+from wfsearch.urls import missing_driver
 
 from .connect import SQLITE_BUSY_TIMEOUT_S, cannot_open, engine_options
-from .naming import check_study_name, is_references_study, mask_secrets, references_study_name, safe_url, study_dir
-from .sqlite import check_database_file, reader_url, sqlite_path, storage_error, writable
+from .naming import (MAX_NAME_LENGTH, check_study_name, is_references_study, mask_secrets, references_study_name,
+                     safe_url, study_dir)
+from .optuna_api import rdb_backend, rdb_models
+from .sqlite import check_database_file, check_not_foreign, reader_url, sqlite_path, storage_error, writable
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +36,15 @@ def open_storage(url: str, create: bool = True) -> optuna.storages.RDBStorage:
     path = sqlite_path(url)
     if path is not None:
         check_database_file(path)
+        check_not_foreign(path)
         if not path.exists() and not create:
             raise UserError(f"{path}: no study database here (run `wfsearch run SPEC` first, or pass --storage)")
         if path.parent.is_dir() and not writable(path):
             raise storage_error(str(path), PermissionError(errno.EROFS, "read-only"))
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.exists():
+                _create_database(path)
             con = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S)
             try:
                 con.execute("PRAGMA journal_mode=WAL")
@@ -45,7 +53,7 @@ def open_storage(url: str, create: bool = True) -> optuna.storages.RDBStorage:
         except (OSError, sqlite3.Error) as e:
             raise (storage_error(str(path), e) or UserError(f"{path}: cannot open the study database ({e})")) from None
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_options(url), skip_compatibility_check=False)
+        return _rdb_storage(url)
     except Exception as e:  # bad URL, unreachable server, missing driver, a damaged file
         if path is None:
             raise UserError(cannot_open(url, e)) from None
@@ -53,20 +61,59 @@ def open_storage(url: str, create: bool = True) -> optuna.storages.RDBStorage:
         raise (storage_error(str(path), e) or UserError(f"{path}: cannot open ({type(e).__name__}: {reason})")) from None
 
 
+def _create_database(path: Path) -> None:
+    """A new, empty WAL-mode SQLite file at ``path``, made beside it and linked into place: a run starting at the
+    same moment finds no file or a whole one, never an empty one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.new")
+    con = sqlite3.connect(tmp)
+    try:
+        con.execute("PRAGMA journal_mode=WAL")
+    finally:
+        con.close()
+    try:
+        os.link(tmp, path)
+    except FileExistsError:  # another run made it first
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _rdb_storage(url: str, tries: int = 5) -> optuna.storages.RDBStorage:
+    """Optuna's storage on ``url``; two runs creating the tables of a new database at once race (one finds a table
+    the other has just made), so that is tried again, up to ``tries`` times."""
+    for attempt in range(tries):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_options(url), skip_compatibility_check=False)
+        except Exception as e:
+            text = str(getattr(e, "orig", None) or e).lower()
+            racing = "already exists" in text or "unique constraint" in text or "duplicate" in text
+            if not racing or attempt == tries - 1:
+                raise
+            log.info("storage %s: another process is creating its tables; trying again", safe_url(url))
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
 def archive_study(storage: optuna.storages.BaseStorage, name: str) -> str | None:
-    """Keep an existing study under ``<name>-<timestamp>`` and delete ``name``; returns the new name."""
+    """Keep an existing study (and its references study) under ``<name>-<timestamp>`` and free ``name``;
+    returns the new name. The new names are checked before anything changes, and the studies are renamed in
+    one transaction, so a failure leaves the storage as it was."""
     names = {s.study_name for s in storage.get_all_studies()}  # names only: summaries read every trial
     if name not in names:
         return None
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    new = f"{name}-{stamp}"
-    optuna.copy_study(from_study_name=name, from_storage=storage, to_storage=storage, to_study_name=new)
-    optuna.delete_study(study_name=name, storage=storage)
-    ref = references_study_name(name)
-    if ref in names:
-        optuna.copy_study(from_study_name=ref, from_storage=storage, to_storage=storage,
-                          to_study_name=references_study_name(new))
-        optuna.delete_study(study_name=ref, storage=storage)
+    new = check_study_name(f"{name[:MAX_NAME_LENGTH - len(stamp) - 1]}-{stamp}", "--fresh: the kept study's name")
+    renames = {name: new}
+    if references_study_name(name) in names:
+        renames[references_study_name(name)] = references_study_name(new)
+    taken = [to for to in renames.values() if to in names]
+    if taken:
+        raise UserError(f"--fresh: study {taken[0]!r} exists already, so study {name!r} cannot be kept under that "
+                        "name; run again in a second")
+    table = rdb_models.StudyModel.__table__
+    with rdb_backend(storage).engine.begin() as conn:
+        for old, to in renames.items():
+            conn.execute(table.update().where(table.c.study_name == old).values(study_name=to))
     return new
 
 
@@ -93,6 +140,8 @@ def open_study(path: str | Path | None = None, storage: str | None = None,
     """
     folder = Path(path) if path is not None else None
     by_storage = storage is not None
+    if storage is None and folder is not None and folder.is_file():  # studies/<name>/optuna.db itself
+        storage, folder = f"sqlite:///{folder}", folder.parent
     if storage is None:
         if folder is None:
             raise UserError("give a study folder (studies/<name>) or --storage URL [--study NAME]")
@@ -104,20 +153,34 @@ def open_study(path: str | Path | None = None, storage: str | None = None,
         storage = f"sqlite:///{db}"
     url = storage
     if sqlite_path(storage) is not None:
+        check_database_file(sqlite_path(storage))  # a FIFO, an empty or a foreign file: one line, never a wait
+        if not sqlite_path(storage).exists():
+            raise UserError(f"{sqlite_path(storage)}: no study database here; run `wfsearch run SPEC` first")
         url = reader_url(sqlite_path(storage))  # a read-only copy is opened read-only
     try:
         rdb = optuna.storages.RDBStorage(url, engine_kwargs=engine_options(url), skip_table_creation=True)
         names = [s.study_name for s in rdb.get_all_studies()]
     except (ValueError, ImportError) as e:
-        raise UserError(f"--storage: {safe_url(storage)!r}: cannot open ({str(e).splitlines()[0]})") from None
-    except Exception as e:  # sqlalchemy.exc.* (no tables, unreachable server ...)
+        missing = missing_driver(storage)
+        if missing:
+            raise UserError(f"--storage: {safe_url(storage)!r}: {missing}") from None
+        raise UserError(f"--storage: {safe_url(storage)!r}: cannot open "
+                        f"({mask_secrets(str(e).splitlines()[0], storage)})") from None
+    except Exception as e:  # sqlalchemy.exc.* (no tables, unreachable server, locked, full disk ...)
         if isinstance(e, optuna.exceptions.StorageInternalError) and e.__cause__ is not None:
             e = e.__cause__
         text = str(e).lower()
         if "timeout expired" in text or "timed out" in text or "connection refused" in text:
             raise UserError(cannot_open(storage, e)) from None
-        raise UserError(f"{safe_url(storage)}: not an Optuna study database ({type(e).__name__}); "
-                        f"check the path or --storage URL") from None
+        path = sqlite_path(storage)
+        err = storage_error(str(path) if path is not None else safe_url(storage), e, writing=False)
+        if err is not None:
+            raise err from None
+        if "no such table" in text or "does not exist" in text:
+            raise UserError(f"{safe_url(storage)}: not an Optuna study database (it has no Optuna tables); "
+                            f"check the path or --storage URL") from None
+        raise UserError(f"{safe_url(storage)}: cannot read the study database ({type(e).__name__}: "
+                        f"{mask_secrets(str(e).splitlines()[0], storage)[:200]})") from None
     if not names:
         raise UserError(f"{safe_url(storage)}: holds no study yet; run `wfsearch run SPEC` first")
     if study_name is None:
