@@ -14,6 +14,13 @@ mode (`wfsearch.proxy.measure.compile_model`: compiled by an untimed call first,
 
     .venv/bin/python benchmarks/throughput.py --compile default --threads 1 --res 224 896 --no-train \
         --models weightformer_tiny deit_tiny_patch16_224 --out benchmarks/RESULTS-compile.md
+
+``proxy:NAME`` is the quick start's proxy network (spaces/predictors.yaml's reference NAME at the proxy's
+size; ``proxy:deit`` a DeiT of the same patch, width and depth): its training step at the proxy's
+resolution and batch, against the reference formulation and DeiT, side by side:
+
+    .venv/bin/python benchmarks/throughput.py --threads 1 --clock process --res 56 --batch 64 --no-memory \
+        --models proxy:released proxy:released[reference] proxy:deit --out benchmarks/RESULTS-proxy-train.md
 """
 from __future__ import annotations
 
@@ -37,10 +44,13 @@ import torch
 import torch.nn as nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from pathlib import Path
+
 from wfsearch.models import reference_mode
 from wfsearch.proxy.measure import (COMPILE_MODES, compile_model, count_macs, create_model_at, measure_throughput,
                                     peak_memory_bytes, resolve_device, resolved_clock)
 
+ROOT = Path(__file__).resolve().parents[1]
 PAIRS = [("weightformer_tiny", "deit_tiny_patch16_224"), ("weightformer_small", "deit_small_patch16_224")]
 DEFAULT_MODELS = ["weightformer_tiny", "deit_tiny_patch16_224", "weightformer_small", "deit_small_patch16_224",
                   "weightformer_tiny[reference]"]
@@ -74,11 +84,33 @@ class ReferencePath(nn.Module):
             return self.model(x)
 
 
+QUICKSTART = ROOT / "spaces" / "predictors.yaml"
+
+
+def proxy_model(name: str, img_size: int) -> nn.Module:
+    """The quick start's proxy network (``spaces/predictors.yaml``: its base at the proxy's patch, width, depth
+    and classes) as ``proxy:REFERENCE`` (a reference of the spec by name: ``proxy:released``,
+    ``proxy:all_static``) or ``proxy:deit`` (DeiT with the same patch, width, depth and classes, 32-wide heads)."""
+    from wfsearch.proxy.measure import build_target
+    from wfsearch.space import load_spec
+
+    spec = load_spec(QUICKSTART)
+    what = name.removeprefix("proxy:")
+    refs = {r.name: r.arch for r in spec.reference_archs() if r.arch is not None}
+    if what == "deit":
+        a = refs["all_static"]
+        return create_model_at("deit_tiny_patch16_224", img_size, patch_size=a.patch_size, embed_dim=a.embed_dim,
+                               depth=a.depth, num_heads=max(1, a.embed_dim // 32), num_classes=a.num_classes)
+    if what not in refs:
+        raise ValueError(f"model {name!r}: proxy:NAME takes a reference of {QUICKSTART.name} ({sorted(refs)}) or deit")
+    return build_target(refs[what], img_size)[0]
+
+
 def build(spec: str, img_size: int) -> tuple[nn.Module, nn.Module]:
     """``(model to time, plain model)`` for ``NAME``, ``NAME[reference]`` or ``NAME[compiled]``."""
     name, _, variant = spec.partition("[")
     variant = variant.rstrip("]")
-    model = create_model_at(name, img_size)
+    model = proxy_model(name, img_size) if name.startswith("proxy:") else create_model_at(name, img_size)
     if variant == "reference":
         return ReferencePath(model), model
     if variant == "compiled":
@@ -290,6 +322,9 @@ def report(args, device, info, rows, loads, seconds, compile_seconds=None) -> st
     pairs += [(f"{a}[compiled]", f"{b}[compiled]") for a, b in PAIRS
               if f"{a}[compiled]" in specs and f"{b}[compiled]" in specs]
     pairs += [(a, f"{a}[reference]") for a, _ in PAIRS if a in specs and f"{a}[reference]" in specs]
+    pairs += [(a, f"{a}[reference]") for a in specs if a.startswith("proxy:") and f"{a}[reference]" in specs]
+    pairs += [(a, "proxy:deit") for a in specs if a.startswith("proxy:") and "[" not in a and a != "proxy:deit"
+              and "proxy:deit" in specs]
     pairs += [(f"{a}[compiled]", a) for a in dict.fromkeys(n for p in PAIRS for n in p)
               if a in specs and f"{a}[compiled]" in specs]
     for a, b in pairs:

@@ -10,7 +10,8 @@ cProfile, and attributes its time to phases by the functions on the stack: the m
 and in training the forward pass, the backward pass, the optimizer step (with gradient clipping and
 the schedule), the validation, and the rest of the loop, and the time its steps waited while another process on the machine measured
 throughput (`wfsearch.proxy.devicelock`; a trial alone: none). Each phase's CPU seconds and share are
-printed and written to ``--out`` with the command and the machine. cProfile adds a per-call cost to
+printed (CPU seconds: a shared machine does not inflate them) and written to ``--out`` with the command
+and the machine. cProfile adds a per-call cost to
 Python calls (not to the kernels they launch), so the shares of Python-heavy phases are upper bounds.
 """
 from __future__ import annotations
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     import tempfile
 
     cache = tempfile.mkdtemp(prefix="wfsearch-profile-")  # a new architecture: measured, not read from a cache
-    prof = cProfile.Profile()
+    prof = cProfile.Profile(time.process_time)  # CPU time: a busy machine does not inflate a phase
     wall0, cpu0 = time.perf_counter(), time.process_time()
     prof.enable()
     out = evaluate_arch(ref.arch, spec.proxy, spec.throughput, lambda e, m: None, cache_dir=cache)
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
              "", f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__}, one thread. "
              f"Trial: `{args.arch}` of `{os.path.relpath(args.spec, ROOT)}` ({out.status.value}, accuracy "
              f"{out.metrics.get('accuracy', float('nan')):.3f}); {wall:.1f} s wall, {cpu:.1f} s CPU, profiled "
-             f"{profiled:.1f} s (cProfile's clock).", "",
+             f"{profiled:.1f} s of CPU time under cProfile.", "",
              "| phase | seconds | share |", "|---|---|---|"]
     for phase, sec in rows:
         lines.append(f"| {phase} | {sec:.2f} | {sec / profiled:.0%} |")
