@@ -125,13 +125,9 @@ def _record(spec, rep, seeds: tuple[int, ...], args: argparse.Namespace) -> None
                   "sample_seed": args.sample_seed}
         attrs = {"seed_noise": float(rep.seed_noise), "seed_noise_source": source}
         if rep.quality is not None:
-            q = rep.quality
-            attrs[VERDICT_ATTR] = {
-                "passed": q.passed(), "line": q.verdict(), "proxy_key": proxy_key(spec.proxy.model_dump(mode="json")),
-                "icc": q.icc.to_dict(), "above_chance": q.above_chance.to_dict(),
-                "tau_long": q.tau_long.to_dict() if q.tau_long is not None else None,
-                "tau_rung": q.tau_rung.to_dict(), "spearman_seeds": q.spearman_seeds.to_dict(),
-                "long_epochs": rep.long_epochs, **source}
+            q = rep.quality.to_dict()
+            attrs[VERDICT_ATTR] = {**q, "line": q["verdict"], "proxy_key": proxy_key(spec.proxy.model_dump(mode="json")),
+                                   "long_epochs": rep.long_epochs, **source}
         set_study_attrs(study, **attrs)
     finally:
         lease.release()

@@ -118,6 +118,10 @@ def summarize(rows: list[FidelityRow], seeds: list[int], short_epochs: int, full
             long = None
         rep.quality = proxy_quality(final, rung1=rung1, long=long, n_val=n_val, num_classes=num_classes)
         rep.quality.tau_long_label = f"{long_epochs} epochs"
+        if math.isfinite(rep.quality.seed_noise):  # one seed noise: that of the sample, as the verdict's
+            rep.seed_noise = rep.quality.seed_noise
+            if math.isfinite(rep.spread):
+                rep.ratio = rep.spread / rep.seed_noise if rep.seed_noise > 0 else float("inf")
     return rep
 
 
