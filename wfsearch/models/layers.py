@@ -140,8 +140,8 @@ class DynamicLinear(nn.Module):
 
     def forward_triton(self, x_BHWC: torch.Tensor, gelu: bool = False) -> torch.Tensor | None:
         """`forward_fast` (then the exact GELU when ``gelu``) as one Triton kernel in the cheapest low-rank
-        order: ``x W0ᵀ + (x P) Q' + b``, the column norms of ``Q'`` computed in the kernel from ``Q`` and
-        the Gram, no per-sample weight (`triton_kernels.dynamic_linear`). None where the kernel does not
+        order: ``x W0ᵀ + (x P) Q' + b``, ``x P`` and the column-normalized ``Q'`` (from ``Q`` and the Gram)
+        formed once per sample before the launch, no per-sample weight (`triton_kernels.dynamic_linear`). None where the kernel does not
         apply: a predictor without codes or one watched by hooks (its factors come as Φa, Φb), or a
         low-rank inner dimension above `triton_kernels.MAX_RANK`."""
         pred = self.predictor

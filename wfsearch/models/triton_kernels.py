@@ -13,13 +13,15 @@ from the predictor's raw ΔK; the eager fast path instead copies the tokens to `
 
 ``dynamic_linear``: ``y = act(x W0ᵀ + (x P) Q' + b)`` per sample, with ``P Q' = norm(ΔW)`` and
 ``ΔW = s · P Q`` (`DynamicLinear._factors`: ``P`` C_in x k shared or B x C_in x k, ``Q`` B x k x C_out).
-``x P`` is accumulated in the same loop over C_in as ``x W0ᵀ``; the column norms
-``s · sqrt(Q_jᵀ G Q_j)`` (``G = PᵀP``, k x k) are computed for the program's output columns from the Q
-tile it loads anyway; then one more ``k``-deep product adds the normalized low-rank term, the bias and
-(optionally) the exact GELU in registers. The tokens are read once, the ``N x C_out`` output written
-once; neither ``W0 + ΔW`` nor ``Q'`` nor the norms exist in memory.
+A pre-pass forms, once per sample, ``x P`` (``N x k``) and the scaled ``Q'`` (each column of ``Q``
+times ``s / (s · sqrt(Q_jᵀ G Q_j) + 1)``, ``G = PᵀP``): two small products next to the main one, where
+a kernel computing them per tile would redo ``x P`` for every output tile and ``G Q`` for every token
+tile. The kernel then accumulates ``x W0ᵀ`` over C_in, adds ``(x P) Q'`` with one more ``k``-deep
+product, the bias and (optionally) the exact GELU in registers: the tokens read once, the ``N x C_out``
+output written once, ``W0 + ΔW`` never formed.
 
-Block sizes are fixed heuristics, neither autotuned nor tuned on a GPU yet (benchmarks/NOTES.md).
+Block sizes are fixed heuristics (token tiles of 64 or 128 rows, Hopper's ``wgmma`` tile), not
+autotuned: no GPU has run these kernels yet to choose configurations on (benchmarks/NOTES.md).
 Imported with ``TRITON_INTERPRET=1`` set, the kernels run on CPU tensors in Triton's interpreter; that
 is how tests/test_triton.py checks them without a GPU. They call Triton builtins only (``tl.full``,
 not the ``@jit`` standard library's ``tl.zeros``): the standard library is made compiled or
@@ -141,10 +143,10 @@ def dwconv(x_BHWC: torch.Tensor, delta_BCkk: torch.Tensor | None, k0_C1kk: torch
 
 # --------------------------------------------------------------------------- dynamic linear
 @triton.jit
-def _dynamic_linear_kernel(x_ptr, w_ptr, p_ptr, q_ptr, g_ptr, bias_ptr, y_ptr,
-                           N, C, O, K, n_ntiles, n_otiles, scale, inv_scale,
-                           sxb, sxn, sxc, swo, swc, spb, spc, spk, sqb, sqk, sqo, sgb, sgk, sgl,
-                           SQUASH: tl.constexpr, GELU: tl.constexpr, PRECISION: tl.constexpr,
+def _dynamic_linear_kernel(x_ptr, w_ptr, xp_ptr, q_ptr, bias_ptr, y_ptr,
+                           N, C, O, K, n_ntiles, n_otiles,
+                           sxb, sxn, sxc, swo, swc, spb, spn, spk, sqb, sqk, sqo,
+                           GELU: tl.constexpr, PRECISION: tl.constexpr,
                            BLOCK_N: tl.constexpr, BLOCK_O: tl.constexpr, BLOCK_C: tl.constexpr,
                            BLOCK_K: tl.constexpr):
     # one program: BLOCK_N tokens of one sample x BLOCK_O output columns; the output-column tiles of a
@@ -160,31 +162,19 @@ def _dynamic_linear_kernel(x_ptr, w_ptr, p_ptr, q_ptr, g_ptr, bias_ptr, y_ptr,
     km = kk < K
     cdt = y_ptr.dtype.element_ty  # the compute dtype (autocast's, or the tokens')
     acc = tl.full([BLOCK_N, BLOCK_O], 0.0, tl.float32)  # x W0ᵀ
-    xp = tl.full([BLOCK_N, BLOCK_K], 0.0, tl.float32)  # x P
     for c0 in range(0, C, BLOCK_C):
         c = c0 + tl.arange(0, BLOCK_C)
         cm = c < C
         xt = tl.load(x_ptr + b * sxb + n[:, None] * sxn + c[None, :] * sxc, mask=nm[:, None] & cm[None, :],
                      other=0.0).to(cdt)
         wt = tl.load(w_ptr + c[:, None] * swc + o[None, :] * swo, mask=cm[:, None] & om[None, :], other=0.0).to(cdt)
-        pt = tl.load(p_ptr + b * spb + c[:, None] * spc + kk[None, :] * spk, mask=cm[:, None] & km[None, :],
-                     other=0.0).to(cdt)
         acc = tl.dot(xt, wt, acc, input_precision=PRECISION)
-        xp = tl.dot(xt, pt, xp, input_precision=PRECISION)
+    # + (x P) Q': both formed once per sample before the launch, so no program recomputes them
+    xpt = tl.load(xp_ptr + b * spb + n[:, None] * spn + kk[None, :] * spk, mask=nm[:, None] & km[None, :],
+                  other=0.0).to(cdt)
     qt = tl.load(q_ptr + b * sqb + kk[:, None] * sqk + o[None, :] * sqo, mask=km[:, None] & om[None, :],
                  other=0.0).to(cdt)
-    low = tl.dot(xp.to(cdt), qt, input_precision=PRECISION)  # (x P) Q
-    if SQUASH:  # ||ΔW[:, o]|| = scale · sqrt(Q_oᵀ G Q_o); ΔW[:, o] / (||·|| + 1) = (P Q_o) / (sqrt(·) + 1/scale)
-        gt = tl.load(g_ptr + b * sgb + kk[:, None] * sgk + kk[None, :] * sgl, mask=km[:, None] & km[None, :],
-                     other=0.0).to(cdt)
-        gq = tl.dot(gt, qt, input_precision=PRECISION)  # (BLOCK_K, BLOCK_O), fp32
-        # the column sums of Q ∘ GQ, in every row of a (BLOCK_N, BLOCK_O) tile: a product with ones (a
-        # reduction here would be tl.sum, standard library; and it lands in the layout `low` has)
-        ones = tl.full([BLOCK_N, BLOCK_K], 1.0, tl.float32)
-        n2 = tl.dot(ones, qt.to(tl.float32) * gq, input_precision=PRECISION)
-        acc += low / (tl.sqrt(tl.maximum(n2, 1.1754943508222875e-38)) + inv_scale)
-    else:
-        acc += low * scale
+    acc = tl.dot(xpt, qt, acc, input_precision=PRECISION)
     acc += tl.load(bias_ptr + o, mask=om, other=0.0).to(tl.float32)[None, :]
     if GELU:  # exact (erf) GELU, as nn.GELU()
         acc = 0.5 * acc * (1.0 + tl.erf(acc * 0.7071067811865476))
@@ -192,30 +182,22 @@ def _dynamic_linear_kernel(x_ptr, w_ptr, p_ptr, q_ptr, g_ptr, bias_ptr, y_ptr,
 
 
 @triton_op("wfsearch::dynamic_linear", mutates_args=())
-def _dynamic_linear_op(x: torch.Tensor, weight: torch.Tensor, p: torch.Tensor, q: torch.Tensor,
-                       gram: Optional[torch.Tensor], bias: torch.Tensor, scale: float, gelu: bool,
-                       out_dtype: torch.dtype, tf32: bool) -> torch.Tensor:
+def _dynamic_linear_op(x: torch.Tensor, weight: torch.Tensor, xp: torch.Tensor, q: torch.Tensor,
+                       bias: torch.Tensor, gelu: bool, out_dtype: torch.dtype, tf32: bool) -> torch.Tensor:
     B, N, C = x.shape
     O, K = weight.shape[0], q.shape[-2]
     y = torch.empty((B, N, O), dtype=out_dtype, device=x.device)
-    BLOCK_N = 32 if N <= 256 else 64
+    BLOCK_N = 64 if N <= 4096 else 128  # at least Hopper's 64-row wgmma tile
     BLOCK_O = _pow2(O, 16, 128)
     BLOCK_C = _pow2(C, 16, 64)
     BLOCK_K = _pow2(K)
     n_ntiles, n_otiles = triton.cdiv(N, BLOCK_N), triton.cdiv(O, BLOCK_O)
-    # fp32 values a program holds: x W0ᵀ and x P tiles, and G Q with the squash; 8 warps past 16k
-    live = BLOCK_N * (BLOCK_O + BLOCK_K) + (BLOCK_K * BLOCK_O if gram is not None else 0)
-    warps = 8 if live > 16384 else 4
-    # IEEE fp32 products only where fp32 is asked for without TF32 (the norms' dot has fp32 operands in
-    # every dtype: TF32 there unless that); bf16/fp16 products ignore it
+    warps = 8 if BLOCK_N * BLOCK_O > 8192 else 4  # fp32 accumulator values a program holds
+    # IEEE fp32 products only where fp32 is asked for without TF32; bf16/fp16 products ignore it
     precision = "ieee" if out_dtype == torch.float32 and not tf32 else "tf32"
-    spb, spc, spk = p.stride() if p.dim() == 3 else (0, *p.stride())
-    g = gram if gram is not None else q  # (unread without the squash)
-    sg = ((g.stride() if g.dim() == 3 else (0, *g.stride())) if gram is not None else (0, 0, 0))
     _launch(_dynamic_linear_kernel, x)[(B * n_ntiles * n_otiles,)](
-        x, weight, p, q, g, bias, y, N, C, O, K, n_ntiles, n_otiles, scale, 1.0 / scale,
-        *x.stride(), *weight.stride(), spb, spc, spk, *q.stride(), *sg,
-        SQUASH=gram is not None, GELU=gelu, PRECISION=precision,
+        x, weight, xp, q, bias, y, N, C, O, K, n_ntiles, n_otiles,
+        *x.stride(), *weight.stride(), *xp.stride(), *q.stride(), GELU=gelu, PRECISION=precision,
         BLOCK_N=BLOCK_N, BLOCK_O=BLOCK_O, BLOCK_C=BLOCK_C, BLOCK_K=BLOCK_K, num_warps=warps)
     return y
 
@@ -244,6 +226,15 @@ def dynamic_linear(x_BHWC: torch.Tensor, weight_OI: torch.Tensor, p: torch.Tenso
     dev = x_BHWC.device.type
     dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x_BHWC.dtype
     tf32 = dtype == torch.float32 and dev == "cuda" and torch.backends.cuda.matmul.allow_tf32
-    y = torch.ops.wfsearch.dynamic_linear(x_BHWC.reshape(B, H * W, C), weight_OI, p, q_BKO, gram, bias_O,
-                                          float(scale), bool(gelu), dtype, tf32)
+    x_BNC = x_BHWC.reshape(B, H * W, C)
+    # the pre-pass, once per sample (small next to the main product): x P (B x N x k) and the scaled Q',
+    # ΔW[:, j] / (||ΔW[:, j]|| + 1) = P Q_j · scale / (scale · sqrt(Q_jᵀ G Q_j) + 1)
+    xp = torch.matmul(x_BNC.to(dtype), p.to(dtype))
+    q = q_BKO.float()
+    if gram is None:
+        q = q * scale
+    else:
+        n2 = (q * torch.matmul(gram.float(), q)).sum(-2, keepdim=True).clamp_min(0.0)  # B x 1 x O
+        q = q * (scale / (scale * n2.sqrt() + 1.0))
+    y = torch.ops.wfsearch.dynamic_linear(x_BNC, weight_OI, xp, q.to(dtype), bias_O, bool(gelu), dtype, tf32)
     return y.view(B, H, W, O)
