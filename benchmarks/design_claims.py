@@ -96,6 +96,36 @@ def table_study(spec_path: str, table_dir: str, folder: Path) -> Path:
     return folder
 
 
+def table_reliability(spec_path: str, table_dir: str) -> str:
+    """How far the table's own runs rank designs (`wfsearch.proxy.quality` over its architectures x seeds),
+    and whether the table is complete."""
+    import numpy as np
+
+    from wfsearch.proxy.quality import proxy_quality
+    from wfsearch.search.table import load_table
+    from wfsearch.space import load_spec
+
+    table, ds = load_table(table_dir), load_spec(spec_path).proxy.dataset
+    state = "complete" if table.meta.get("complete") else "**partial** (tabulate_space.py has not finished it)"
+    seeds = table.seeds
+    archs = [h for h, per in table.runs.items() if all(s in per and per[s] for s in seeds)]
+    if len(seeds) < 2 or len(archs) < 3:
+        return (f"The table is {state}, with {len(seeds)} training seed(s) so far: the proxy's reliability is not "
+                "measured on it yet (the quick start's, over 24 random architectures x 3 seeds: "
+                "`benchmarks/proxy_quality/README.md`).")
+    q = proxy_quality(np.array([[table.runs[h][s][-1].accuracy for s in seeds] for h in archs]),
+                      n_val=ds.val_size or 1000, num_classes=ds.num_classes or 4)
+    return f"The table is {state}. The proxy on it ({len(archs)} architectures x {len(seeds)} seeds): {q.verdict()}."
+
+
+def study_reliability(folder: Path) -> str:
+    """The proxy verdict `proxy-check --record` stored in the study, or that none is."""
+    from wfsearch.study.verdict import verdict_line
+
+    view = read_study(folder)
+    return verdict_line(view.user_attrs, view.spec.get("proxy")) + "."
+
+
 # --------------------------------------------------------------------------- the claims
 def adjusted(m: int) -> float:
     """The level of each of ``m`` intervals that together hold all their truths at 90% (Bonferroni)."""
@@ -207,7 +237,7 @@ def interaction_claim(name: str, study: str, at, knob: str) -> tuple[Claim, list
 
 
 # --------------------------------------------------------------------------- the page
-def judge(label: str, folder: Path, args, where: str = "") -> tuple[list[Claim], list[str]]:
+def judge(label: str, folder: Path, args, where: str = "", reliability: str = "") -> tuple[list[Claim], list[str]]:
     view = read_study(folder)
     analyses = {}
 
@@ -230,7 +260,7 @@ def judge(label: str, folder: Path, args, where: str = "") -> tuple[list[Claim],
                          "dwconv_predictor", "adaptive"),
               winner("which dwconv predictor wins at matched throughput", label, analysis, "dwconv_predictor")]
     detail = [f"### {label}", "", f"{where or f'`{folder}`'}: {analysis.architectures} architectures, "
-              f"{analysis.runs} runs.", ""]
+              f"{analysis.runs} runs. {reliability or study_reliability(folder)}", ""]
     for knob, what in (("fc1_pool", "spatial"), ("rank_ratio", "channel")):
         claim, rows = interaction_claim(f"{what} compression ({knob}) interacts with the fc1 predictor", label,
                                         at, knob)
@@ -255,13 +285,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.studies and not args.table:
         p.error("give at least one STUDY folder or --table SPEC DIR")
     work = Path(tempfile.mkdtemp(prefix="design-claims-"))
-    inputs = [(Path(s).name, Path(s), "") for s in args.studies]
+    inputs = [(Path(s).name, Path(s), "", "") for s in args.studies]
     for spec, table in args.table:
         inputs.append((f"table {Path(table).name}", table_study(spec, table, work / f"{Path(table).name}-table"),
-                       f"the table `{table}` (spec `{spec}`), every architecture and training seed"))
+                       f"the table `{table}` (spec `{spec}`), every architecture and training seed",
+                       table_reliability(spec, table)))
     claims, details = [], []
-    for label, folder, where in inputs:
-        c, d = judge(label, folder, args, where)
+    for label, folder, where, reliability in inputs:
+        c, d = judge(label, folder, args, where, reliability)
         claims += c
         details += d
     command = "python benchmarks/design_claims.py " + " ".join(
@@ -272,7 +303,8 @@ def main(argv: list[str] | None = None) -> int:
              f"claim is judged; bootstrap {args.boot} resamples, 90% intervals).", "",
              "**These are claims about the proxy**: short trainings on the proxy task at the proxy's resolution, "
              "ranked by the throughput each study measured. They say which design is better *for that proxy*; "
-             "an ImageNet-scale training can disagree.", "",
+             "an ImageNet-scale training can disagree. And a verdict is only as good as the proxy's ranking: "
+             "each study's section says how reliable its runs are.", "",
              "| claim | study | verdict | evidence (90% intervals) |", "|---|---|---|---|",
              *(f"| {c.claim} | {c.study} | **{c.verdict}** | {c.evidence} |" for c in claims), "",
              "## Each study", "", *details]
