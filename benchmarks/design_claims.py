@@ -83,7 +83,7 @@ def table_study(spec_path: str, table_dir: str, folder: Path) -> Path:
             sample = sample_arch(spec, trial)
             last = curve[-1]
             m = {**arch.metrics, "accuracy": last.accuracy, "loss": last.loss, "epochs": last.epoch,
-                 "throughput_raw": arch.metrics["throughput"]}
+                 "throughput_img_s": arch.metrics["throughput"]}
             m["throughput"] = m["throughput_ratio"] * ref  # the paired speed, as `wfsearch run` stores it
             result = {"arch": sample.arch.to_dict(), "arch_hash": sample.arch.hash, "metrics": m,
                       "costs": {k: m[k] for k in ("params", "macs", "throughput", "throughput_ratio") if k in m}}

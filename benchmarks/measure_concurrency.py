@@ -38,7 +38,7 @@ def _measure(arch: dict, throughput: dict, exclusive: bool, barrier, out, slot: 
         barrier.wait()
     t0 = time.perf_counter()
     c = measure_arch(cfg, settings, cache=MeasureCache(), memory=False)
-    out[slot] = (c["throughput_ratio"], c["throughput"], time.perf_counter() - t0)
+    out[slot] = (c["throughput_ratio"], c["throughput_img_s"], time.perf_counter() - t0)
 
 
 def _train(proxy: dict, arch: dict, barrier, stop, out, slot: int) -> None:

@@ -10,7 +10,7 @@ trial does (`measure_arch` in the spec's throughput setting, one thread, no cach
 architectures interleaved round by round. For each architecture it prints the spread across those
 trials, (max - min) / median and the coefficient of variation, of
 
-- ``raw``: the images/s each trial measured (``throughput_raw``, what the objective used to be);
+- ``raw``: the images/s each trial measured (``throughput_img_s``, what the objective used to be);
 - ``paired``: the stored objective, the trial's per-repeat ratio to the reference measured alongside
   times one fixed reference images/s (the study's ``throughput_scale``, here the median reference
   images/s over all the trials of this run).
@@ -35,7 +35,7 @@ def _measure(arch: dict, throughput: dict, out) -> None:
 
     settings = {**throughput, "device": "cpu"}
     c = measure_arch(ArchConfig.from_dict(arch), settings, cache=MeasureCache(), memory=False)
-    out.put((c["throughput"], c["throughput_ratio"], c["reference_throughput"], c["clock"]))
+    out.put((c["throughput_img_s"], c["throughput_ratio"], c["reference_throughput"], c["clock"]))
 
 
 def _trial(arch: dict, throughput: dict) -> tuple[float, float, float, str]:

@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
                     _append(out / "archs.csv", ARCH_FIELDS, [{
                         "arch_hash": r["arch_hash"], "params_json": json.dumps(r["params"], sort_keys=True),
                         "params": c.get("params"), "macs": c.get("macs"), "memory": c.get("peak_memory_bytes"),
-                        "throughput": _fmt(c.get("throughput")),
+                        "throughput": _fmt(c.get("throughput_img_s", c.get("throughput"))),
                         "throughput_samples": " ".join(f"{v:.5g}" for v in smp.get("model", [])),
                         "throughput_ratio": _fmt(c.get("throughput_ratio")),
                         "throughput_ratio_samples": " ".join(f"{v:.5g}" for v in ratios),

@@ -71,5 +71,5 @@ def test_tune_and_table_evaluators_store_the_same_trials(tmp_path: Path) -> None
         paired = statistics.median(arch.throughput_ratio_samples) * table.reference_img_s
         assert t.values[1] == pytest.approx(paired) and t.values[1] != pytest.approx(arch.metrics["throughput"])
         assert t.values[0] == table.runs[arch.arch_hash][spec.proxy.seed][-1].accuracy
-        assert t.user_attrs["metrics"]["throughput_raw"] == arch.metrics["throughput"]
+        assert t.user_attrs["metrics"]["throughput_img_s"] == arch.metrics["throughput"]
     assert all(t.user_attrs["simulated"]["seed"] in (None, spec.proxy.seed) for t in simulated.trials)

@@ -29,7 +29,7 @@ def _cfg(fc1: str, dw: str) -> ArchConfig:
 
 def repeats_study(folder: Path, paired: bool = False) -> Path:
     """``paired``: speeds stored as `wfsearch run` stores them: ``throughput`` the paired objective (ratio x
-    the reference's 400 img/s), ``throughput_raw`` and ``costs.throughput`` the trial's own 0.8 x that."""
+    the reference's 400 img/s), ``throughput_img_s`` (metrics and costs) the trial's own 0.8 x that."""
     study = new_study(folder)
     study.set_user_attr("spec", {**study.user_attrs["spec"],
                                  "proxy": {"dataset": {"name": "synthetic", "num_classes": 4, "val_size": 128}}})
@@ -40,11 +40,11 @@ def repeats_study(folder: Path, paired: bool = False) -> Path:
         attrs = _attrs(_cfg(fc1, dw), acc, tput, reason)
         attrs["metrics"].update(throughput_low=tput, throughput_high=tput, accuracy_low=acc - 0.05,
                                 accuracy_high=acc + 0.05)  # one repeat: a zero-width speed "interval"
-        attrs["costs"].update(throughput_samples=[tput], throughput_interval={"value": tput, "low": tput, "high": tput,
-                                                                              "level": 0.0})
+        attrs["costs"].update(throughput_img_s_samples=[tput], throughput_img_s_interval={
+            "value": tput, "low": tput, "high": tput, "level": 0.0})
         if paired:
-            attrs["metrics"].update(throughput_raw=0.8 * tput, throughput_ratio=tput / 400.0)
-            attrs["costs"].update(throughput=0.8 * tput, ratio_samples=[tput / 400.0], throughput_ratio=tput / 400.0)
+            attrs["metrics"].update(throughput_img_s=0.8 * tput, throughput_ratio=tput / 400.0)
+            attrs["costs"].update(throughput_img_s=0.8 * tput, ratio_samples=[tput / 400.0], throughput_ratio=tput / 400.0)
         _add(study, i, values=[acc, tput], params=params, distributions={k: DISTRIBUTIONS[k] for k in params},
              user_attrs=attrs)
     refs = optuna.create_study(study_name=references_study_name(folder.name), storage=f"sqlite:///{folder / 'optuna.db'}",
@@ -123,8 +123,8 @@ def test_intervals_say_their_real_coverage_and_a_single_repeat_has_none(repeats)
 
     view = read_study(repeats)
     for t in view.trials:
-        t.costs["throughput_interval"]["level"] = 0.75
-        t.costs["throughput_samples"] = [1.0, 2.0, 3.0]
+        t.costs["throughput_img_s_interval"]["level"] = 0.75
+        t.costs["throughput_img_s_samples"] = [1.0, 2.0, 3.0]
     assert "speed 75% (the whole range of 3 repeats; 5 or more reach 90%)" in intervals_text(view)
 
 
@@ -160,13 +160,13 @@ def test_the_paired_and_the_measured_speed_are_told_apart_everywhere(paired_stud
     notes = {line.split(":")[0].strip(): line.split("#", 1)[1].strip() for line in text.splitlines()
              if line.startswith("    throughput") and "#" in line}
     assert notes == {"throughput": "img/s paired (derived: ratio x the reference's img/s)",
-                     "throughput_raw": "img/s measured (this trial's own)",
+                     "throughput_img_s": "img/s measured (this trial's own)",
                      "throughput_ratio": "ratio to the reference (paired, measured alongside)"}
-    assert yaml.safe_load(text)["provenance"]["metrics"]["throughput_raw"] == 640.0  # comments leave values alone
+    assert yaml.safe_load(text)["provenance"]["metrics"]["throughput_img_s"] == 640.0  # comments leave values alone
     from wfsearch.export.recipe import _noted
 
-    costs = _noted("provenance:\n  costs:\n    throughput: 640.0\n")  # where the search measured the network built
-    assert costs.endswith("throughput: 640.0  # img/s measured (= metrics.throughput_raw; not the paired objective)\n")
+    costs = _noted("provenance:\n  costs:\n    throughput_img_s: 640.0\n")  # where the search measured the network built
+    assert costs.endswith("throughput_img_s: 640.0  # img/s measured (this trial's own)\n")
     page = render_html(report_data(view))
     assert "<th>img/s paired</th>" in page and "<th>img/s measured</th>" in page
 

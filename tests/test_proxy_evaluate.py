@@ -35,19 +35,19 @@ def test_evaluate_measures_first_then_trains(spec):
         assert key in res.metrics, key
     assert 0 <= res.metrics["accuracy"] <= 1
     assert list(res.curve) == [{"epoch": 1, "accuracy": res.metrics["accuracy"], "loss": res.metrics["loss"]}]
-    for key in ("params", "macs", "activation_bytes", "peak_memory_bytes", "throughput", "throughput_ratio"):
+    for key in ("params", "macs", "activation_bytes", "peak_memory_bytes", "throughput_img_s", "throughput_ratio"):
         assert key in res.costs, key
     # every per-epoch report already carries the costs, so a multi-objective scheduler can rank at a rung
     assert seen[0][0] == 1 and seen[0][1]["throughput"] == res.metrics["throughput"]
     # every measurement carries its 90% interval; the raw images/s stay a metric beside the paired objective
     acc = res.intervals["accuracy"]
     assert acc["low"] < res.metrics["accuracy"] < acc["high"] or res.metrics["accuracy"] in (0.0, 1.0)
-    for key in ("throughput", "throughput_raw", "throughput_ratio"):
+    for key in ("throughput", "throughput_img_s", "throughput_ratio"):
         iv = res.intervals[key]
         assert iv["low"] <= res.metrics[key] == iv["value"] <= iv["high"], key
-    assert res.metrics["throughput_raw"] == res.costs["throughput"]
+    assert res.metrics["throughput_img_s"] == res.costs["throughput_img_s"] and "throughput" not in res.costs
     assert res.metrics["accuracy_low"] == acc["low"] and res.metrics["throughput_high"] == res.intervals["throughput"]["high"]
-    assert len(res.costs["throughput_samples"]) == len(res.costs["ratio_samples"]) == spec.throughput.repeats
+    assert len(res.costs["throughput_img_s_samples"]) == len(res.costs["ratio_samples"]) == spec.throughput.repeats
 
 
 def test_paired_speed_objective_ignores_machine_drift():
@@ -60,11 +60,33 @@ def test_paired_speed_objective_ignores_machine_drift():
     fast = throughput_costs(Throughput(model), Throughput(ref))
     slow = throughput_costs(Throughput([0.7 * v for v in model]), Throughput([0.7 * v for v in ref]))
     a, b = cost_metrics(fast, reference_img_s=31.0), cost_metrics(slow, reference_img_s=31.0)
-    assert b["throughput_raw"] == pytest.approx(0.7 * a["throughput_raw"])
+    assert b["throughput_img_s"] == pytest.approx(0.7 * a["throughput_img_s"])
     assert a["throughput"] == pytest.approx(b["throughput"]) == pytest.approx(2.0 * 31.0)
     iv = cost_intervals(fast, reference_img_s=31.0)["throughput"]
     assert iv["low"] == pytest.approx(62.0 / 31.0 * 31.0) and iv["value"] == pytest.approx(62.0)
-    assert cost_metrics({"throughput": 50.0, "throughput_ratio": None}) == {"throughput": 50.0, "throughput_raw": 50.0}
+    assert cost_metrics({"throughput_img_s": 50.0, "throughput_ratio": None}) == {"throughput": 50.0,
+                                                                                "throughput_img_s": 50.0}
+
+
+def test_a_study_written_before_the_rename_reads_under_the_current_names():
+    """Older studies stored the measured images/s as ``costs.throughput`` and ``metrics.throughput_raw``: they
+    are read as ``throughput_img_s``, and ``throughput`` then means only the speed objective."""
+    from optuna.trial import create_trial
+
+    from wfsearch.study import TrialRecord
+
+    old = {"costs": {"throughput": 640.0, "throughput_samples": [630.0, 640.0, 650.0],
+                     "throughput_interval": {"value": 640.0, "low": 630.0, "high": 650.0, "level": 0.75},
+                     "ratio_samples": [2.0], "throughput_ratio": 2.0},
+           "metrics": {"throughput": 800.0, "throughput_raw": 640.0, "throughput_raw_low": 630.0,
+                       "throughput_raw_high": 650.0, "throughput_ratio": 2.0}, "kind": "search", "status": "ok"}
+    r = TrialRecord.from_trial(create_trial(values=[0.5, 800.0], user_attrs=old))
+    assert r.costs["throughput_img_s"] == 640.0 and "throughput" not in r.costs
+    assert r.costs["throughput_img_s_samples"] == [630.0, 640.0, 650.0] and r.costs["throughput_img_s_interval"]["low"] == 630.0
+    assert r.metrics == {"throughput": 800.0, "throughput_img_s": 640.0, "throughput_img_s_low": 630.0,
+                         "throughput_img_s_high": 650.0, "throughput_ratio": 2.0}
+    new = {**old, "costs": {"throughput_img_s": 640.0}, "metrics": {"throughput": 800.0, "throughput_img_s": 640.0}}
+    assert TrialRecord.from_trial(create_trial(values=[0.5, 800.0], user_attrs=new)).costs == {"throughput_img_s": 640.0}
 
 
 def test_pruned_infeasible_and_timm_targets(spec):

@@ -26,12 +26,12 @@ def test_measure_arch_reports_every_cost():
     at = cost(ARCH, 32)
     assert c["params"] == at["params"] and c["macs"] == at["macs"]
     assert c["activation_bytes"] == at["activation_bytes"]
-    assert c["throughput"] > 0 and c["reference_throughput"] > 0 and c["throughput_ratio"] > 0
+    assert c["throughput_img_s"] > 0 and c["reference_throughput"] > 0 and c["throughput_ratio"] > 0
     assert c["peak_memory_bytes"] > 4 * c["params"]  # at least the fp32 weights
     assert c["latency_highres_ms"] is None and c["device"].startswith("cpu:")
     # per-repeat values kept, each median with its 90% interval, the ratio paired repeat by repeat
-    assert len(c["throughput_samples"]) == len(c["reference_samples"]) == len(c["ratio_samples"]) == 3
-    assert c["ratio_samples"] == [a / b for a, b in zip(c["throughput_samples"], c["reference_samples"])]
+    assert len(c["throughput_img_s_samples"]) == len(c["reference_samples"]) == len(c["ratio_samples"]) == 3
+    assert c["ratio_samples"] == [a / b for a, b in zip(c["throughput_img_s_samples"], c["reference_samples"])]
     for key in ("throughput", "throughput_ratio", "reference_throughput"):
         iv = c[f"{key}_interval"]
         assert iv["low"] <= c[key] == iv["value"] <= iv["high"] and iv["level"] == 0.75, key

@@ -54,7 +54,7 @@ def _attrs(cfg: ArchConfig, acc: float | None, tput: float | None, reason: str =
         metrics.update(throughput=tput, throughput_ratio=tput / 1000.0)
     if acc is not None:
         metrics.update(accuracy=acc, loss=1.0 - acc)
-    costs = {**c, **{k: metrics[k] for k in ("throughput", "throughput_ratio") if k in metrics}}
+    costs = {**c, **({"throughput_img_s": tput, "throughput_ratio": tput / 1000.0} if tput is not None else {})}
     curve = [{"epoch": 1, "accuracy": acc / 2, "loss": 1.2}, {"epoch": 2, "accuracy": acc, "loss": 1.0}] if acc else []
     return {"kind": "search", "arch": cfg.to_dict(), "arch_hash": cfg.hash, "metrics": metrics, "costs": costs,
             "curve": curve, "status_reason": reason, "proxy": {"epochs": [1, 2]}, "constraints": [0.0], **extra}
@@ -409,7 +409,7 @@ def test_show_every_trial_as_json_csv_and_table(study_dir: Path, capsys) -> None
     assert (r0["params_fc1_predictor"], r0["params_dwconv_predictor"], r0["params_rank_ratio"]) == ("bilateral", "adaptive", "4")
     assert rows[1]["params_rank_ratio"] == ""  # not sampled by this trial
     assert float(r0["duration_s"]) == 8.0 and r0["datetime_start"].startswith("2026-01-01")
-    assert {"accuracy_low", "accuracy_high", "throughput_low", "throughput_raw", "throughput_raw_low",
+    assert {"accuracy_low", "accuracy_high", "throughput_low", "throughput_img_s", "throughput_img_s_low",
             "throughput_ratio", "deployed_params", "deployed_macs", "repeat_of"} <= set(r0)
     assert float(r0["throughput_ratio"]) == 0.8 and float(r0["deployed_params"]) == t0["deployed_costs"]["params"]
     assert not any(v.startswith("{") for v in r0.values())  # nothing nested

@@ -90,7 +90,7 @@ def test_simulated_study_is_reproducible_and_carries_the_tables_values(spec, tab
         curve = truth[t.user_attrs["arch_hash"]]["curves"][sim["seed"]]
         assert t.user_attrs["curve"] == [{"epoch": e, "accuracy": acc, "loss": pytest.approx(1.4 - acc)}
                                          for e, acc, _ in curve][:len(t.user_attrs["curve"])]
-        assert t.user_attrs["costs"]["throughput"] == truth[t.user_attrs["arch_hash"]]["throughput"]
+        assert t.user_attrs["costs"]["throughput_img_s"] == truth[t.user_attrs["arch_hash"]]["throughput"]
         took = sum(secs for e, _, secs in curve if e <= t.user_attrs["curve"][-1]["epoch"])
         assert sim["end_s"] - sim["start_s"] == pytest.approx(took + 5.0) or \
             sim["end_s"] - sim["start_s"] == pytest.approx(took)  # measured once per architecture

@@ -165,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
         for line in text_table([Row(name, None, values, describe_arch(arch, list(spec.space) or None),
                                     intervals=spans)], "model"):
             print(line)
-        raw = res.metrics.get("throughput_raw")
+        raw = res.metrics.get("throughput_img_s")
         print(f"  (objectives: {', '.join(header(o) for o in objectives)}"
               + (f"; {header('throughput')}: the paired speed objective, {raw:.1f} as measured in this run"
                  if raw is not None and "throughput" in values else "")

@@ -81,8 +81,8 @@ def _scores(snap, trial) -> str:
             out.append(f"{m[k]:.1f} img/s measured")
         else:
             out.append(f"{k} {m[k]:.4g} ({LABELS.get(k, k)})")
-    if "throughput" in snap.objectives and paired(trial.costs) and "throughput_raw" in m:
-        out.append(f"{m['throughput_raw']:.1f} img/s measured")
+    if "throughput" in snap.objectives and paired(trial.costs) and "throughput_img_s" in m:
+        out.append(f"{m['throughput_img_s']:.1f} img/s measured")
     return "; ".join(out)
 
 

@@ -423,8 +423,8 @@ def throughput_costs(model: Throughput, reference: Throughput | None = None) -> 
     The ratio is the median of the per-repeat ratios (each from two back-to-back timings, so a
     slowdown of the machine during one repeat cancels out); its interval comes from those ratios.
     """
-    out: dict = {"throughput": model.median, "throughput_samples": list(model.samples),
-                 "throughput_interval": model.interval.to_dict()}
+    out: dict = {"throughput_img_s": model.median, "throughput_img_s_samples": list(model.samples),
+                 "throughput_img_s_interval": model.interval.to_dict()}
     if reference is None:
         out.update(throughput_ratio=None, reference_throughput=None)
         return out
@@ -442,7 +442,7 @@ def measure_arch(arch, throughput: ThroughputSpec | dict | None = None, cache=No
     gives it, or a timm model name) in the spec's ``throughput`` setting (its JSON dict also does; None:
     the defaults).
 
-    Returns ``{"params", "macs", "activation_bytes", "peak_memory_bytes", "throughput",
+    Returns ``{"params", "macs", "activation_bytes", "peak_memory_bytes", "throughput_img_s",
     "throughput_ratio", "reference_throughput", "latency_highres_ms", "device", "clock"}`` and the
     per-repeat values and intervals of `throughput_costs`: MACs per image
     at ``throughput.img_size`` (analytic for WeightFormer, counted for timm models), inference throughput in
@@ -465,7 +465,7 @@ def measure_arch(arch, throughput: ThroughputSpec | dict | None = None, cache=No
     key = {"model": identity, "device": device_label(device), "clock": clock, "img_size": s.img_size,
            "batch_size": s.batch_size, "dtype": s.dtype, "reference": s.reference, "train": False,
            "memory": memory, "highres": s.highres, "highres_batch_size": s.highres_batch_size,
-           "format": 2}  # 2: with per-repeat values and intervals
+           "format": 3}  # 2: with per-repeat values and intervals; 3: the measured rate named throughput_img_s
     if s.compile != "none":  # (left out when eager, so eager entries cached before still count)
         key["compile"] = s.compile
     if not refresh:

@@ -93,7 +93,7 @@ def _coords(view: StudySnapshot, t: TrialRecord, x: str, y: str) -> tuple[float,
 
 def _costs(view: StudySnapshot, t: TrialRecord) -> dict:
     m = view.metrics(t)
-    return {k: m[k] for k in ("accuracy", "throughput", "throughput_raw", *COST_KEYS, "memory") if k in m}
+    return {k: m[k] for k in ("accuracy", "throughput", "throughput_img_s", *COST_KEYS, "memory") if k in m}
 
 
 def speed_paired(view: StudySnapshot) -> bool:
@@ -197,9 +197,9 @@ def intervals_text(view: StudySnapshot) -> str:
     whole range, which covers less than 90%; one repeat gets none)."""
     seen = set()
     for t in distinct_trained(view):
-        iv = t.costs.get("throughput_interval")
+        iv = t.costs.get("throughput_img_s_interval")
         if isinstance(iv, dict) and finite(iv.get("level")):
-            seen.add((round(float(iv["level"]), 3), len(t.costs.get("throughput_samples") or ())))
+            seen.add((round(float(iv["level"]), 3), len(t.costs.get("throughput_img_s_samples") or ())))
     if not seen and not any("accuracy_low" in t.metrics for t in distinct_trained(view)):
         return ""  # a study that stores no interval (a simulated one)
     speed = [("none (1 repeat)" if n <= 1 else f"{level:.0%} (the whole range of {n} repeats; 5 or more reach 90%)"
@@ -449,7 +449,7 @@ def trial_rows(view: StudySnapshot) -> list[TrialRow]:
         knobs = {**(t.arch or {}), **t.params}
         values = row_values(view.metrics(t), view.objectives)
         if not paired(t.costs):
-            values.pop("throughput_raw", None)
+            values.pop("throughput_img_s", None)
         rows.append(TrialRow(t.number, view.group(t), t.reason, epochs, values,
                              describe_arch(knobs, knob_names(view, [t]) or None), paired(t.costs)))
     return rows

@@ -39,7 +39,7 @@ def fmt(v: float | None, missing: str = "–") -> str:
 
 
 # what a number is called beside the others in a hover (`wfsearch.study.labels` says it in full)
-SHORT_NAMES = {"throughput": "img/s paired", "throughput_raw": "img/s measured", "throughput_ratio": "ratio",
+SHORT_NAMES = {"throughput": "img/s paired", "throughput_img_s": "img/s measured", "throughput_ratio": "ratio",
                "peak_memory_bytes": "memory", "memory": "memory", "latency_highres_ms": "latency hi-res ms",
                "macs": "MACs", "params": "params"}
 DEPLOYED_COSTS = ("params", "macs", "peak_memory_bytes", "memory", "latency_highres_ms")
@@ -82,8 +82,8 @@ def hover(p: Point, x: str, y: str, archs: dict[int, tuple[dict, str]] | None = 
     if p.status and p.status not in (Status.OK, "reference"):
         head += f"<br>{p.status}"
     names = {**SHORT_NAMES, **({} if paired else {"throughput": "img/s measured"})}
-    speeds = " · ".join(f"{names[k]} {fmt(p.costs[k])}" for k in ("throughput", "throughput_raw", "throughput_ratio")
-                        if k in p.costs and k not in (x, y) and not (k == "throughput_raw" and not paired))
+    speeds = " · ".join(f"{names[k]} {fmt(p.costs[k])}" for k in ("throughput", "throughput_img_s", "throughput_ratio")
+                        if k in p.costs and k not in (x, y) and not (k == "throughput_img_s" and not paired))
     scores = " · ".join(s for s in (f"{names.get(y, y)} {fmt(p.y)}", f"{names.get(x, x)} {fmt(p.x)}", speeds) if s)
     shown = {}  # by display name: memory is stored twice (metrics.memory, costs.peak_memory_bytes)
     for k, v in p.costs.items():

@@ -19,7 +19,7 @@ from wfsearch.study.labels import MEASURED_SPEED, paired
 COLUMNS: dict[str, tuple[str, Callable[[float], str]]] = {
     "accuracy": ("accuracy", lambda v: f"{v:.4f}"),
     "throughput": ("img/s paired", lambda v: f"{v:.1f}"),
-    "throughput_raw": ("img/s measured", lambda v: f"{v:.1f}"),
+    "throughput_img_s": ("img/s measured", lambda v: f"{v:.1f}"),
     "throughput_ratio": ("ratio", lambda v: f"{v:.2f}"),
     "params": ("params (M)", lambda v: f"{v / 1e6:.3f}"),
     "macs": ("MACs (G)", lambda v: f"{v / 1e9:.3f}"),
@@ -110,7 +110,7 @@ def record_row(t: TrialRecord, objectives: tuple[str, ...] | list[str], command:
     values = row_values(numbers, objectives)
     is_paired = paired(t.costs)
     if not is_paired:
-        values.pop("throughput_raw", None)  # the same figure as throughput
+        values.pop("throughput_img_s", None)  # the same figure as throughput
     return Row(label=t.name or str(t.number), number=None if t.kind == "reference" else t.number,
                values=values, arch=describe_arch(arch, knobs), paired=is_paired,
                command=command, status=t.reason, intervals=intervals_of(numbers, objectives or ("accuracy", "throughput")),
@@ -183,7 +183,7 @@ def trials_json(snap: StudySnapshot, trials: list[TrialRecord] | None = None) ->
 
 
 # measured numbers a CSV row carries with their intervals, besides the objectives
-CSV_METRICS = ("throughput_raw", "throughput_ratio")
+CSV_METRICS = ("throughput_img_s", "throughput_ratio")
 
 
 def trials_csv(snap: StudySnapshot, trials: list[TrialRecord] | None = None) -> str:

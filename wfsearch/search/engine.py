@@ -229,7 +229,7 @@ def throughput_scale(spec: Any, study: optuna.Study, settings: dict) -> float | 
     remote = ray.remote(num_cpus=spec.resources.cpus_per_trial, num_gpus=spec.resources.gpus_per_trial,
                         max_retries=2)(_measure_reference)
     costs = await_result(remote.remote(reference, settings), spec, f"the speed calibration of {reference}")
-    samples = [*costs.get("throughput_samples", []), *costs.get("reference_samples", [])]
+    samples = [*costs.get("throughput_img_s_samples", []), *costs.get("reference_samples", [])]
     if not samples:
         return None
     import statistics

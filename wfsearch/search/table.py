@@ -49,12 +49,12 @@ class TableArch:
         """Its costs in `measure_arch`'s form (what the table kept of them)."""
         m = self.metrics
         out = {"params": m.get("params"), "macs": m.get("macs"), "peak_memory_bytes": m.get("memory"),
-               "throughput": m.get("throughput"), "throughput_ratio": m.get("throughput_ratio"),
+               "throughput_img_s": m.get("throughput"), "throughput_ratio": m.get("throughput_ratio"),
                "reference_throughput": m.get("reference_throughput"), "device": self.device, "clock": self.clock}
         out = {k: v for k, v in out.items() if v is not None and v == v}  # v == v: not NaN
         if self.throughput_samples:
-            out["throughput_samples"] = list(self.throughput_samples)
-            out["throughput_interval"] = median_interval(self.throughput_samples).to_dict()
+            out["throughput_img_s_samples"] = list(self.throughput_samples)
+            out["throughput_img_s_interval"] = median_interval(self.throughput_samples).to_dict()
         if self.throughput_ratio_samples:
             out["ratio_samples"] = list(self.throughput_ratio_samples)
             out["throughput_ratio_interval"] = median_interval(self.throughput_ratio_samples).to_dict()

@@ -1,10 +1,11 @@
 """What each stored number is, said once: the display names of the stored keys, for tables, plots,
 the export line and recipe comments.
 
-One stored name holds two speeds today: a trial's ``metrics.throughput`` is the paired objective
-(its per-repeat ratio to the reference model, measured alongside, times the reference's images/s
-measured once for the study: derived), ``metrics.throughput_raw`` and ``costs.throughput`` the
-images/s measured in the trial. Every display says which one it shows.
+Each speed has one name: ``throughput`` is the speed objective, paired when the study has a
+reference model (the trial's per-repeat ratio to it, measured alongside, times the reference's
+images/s measured once for the study: derived), ``throughput_img_s`` the images/s measured in the
+trial (``metrics`` and ``costs``), ``throughput_ratio`` the ratio itself. Every display says which
+one it shows.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 LABELS = {
     "accuracy": "accuracy (proxy top-1)",
     "throughput": "img/s paired (derived: ratio x the reference's img/s)",
-    "throughput_raw": "img/s measured (this trial's own)",
+    "throughput_img_s": "img/s measured (this trial's own)",
     "throughput_ratio": "ratio to the reference (paired, measured alongside)",
     "params": "params (deployed network)",
     "macs": "MACs per image (deployed network)",
@@ -42,10 +43,10 @@ def label(name: str, is_paired: bool = True) -> str:
 RECIPE_NOTES = {
     ("objectives", "throughput"): LABELS["throughput"],
     ("metrics", "throughput"): LABELS["throughput"],
-    ("metrics", "throughput_raw"): LABELS["throughput_raw"],
+    ("metrics", "throughput_img_s"): LABELS["throughput_img_s"],
     ("metrics", "throughput_ratio"): LABELS["throughput_ratio"],
     ("metrics", "memory"): LABELS["memory"],
-    ("costs", "throughput"): "img/s measured (= metrics.throughput_raw; not the paired objective)",
+    ("costs", "throughput_img_s"): LABELS["throughput_img_s"],
     ("costs", "throughput_ratio"): LABELS["throughput_ratio"],
     ("costs", "reference_throughput"): "the reference's img/s measured alongside, in this trial",
     ("costs", "peak_memory_bytes"): LABELS["peak_memory_bytes"],

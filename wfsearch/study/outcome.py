@@ -190,7 +190,7 @@ class Proposal:
 
 # --------------------------------------------------------------------------- the metrics an outcome stores
 # cost key -> metric name (docs/CONTRACTS.md)
-COST_METRICS = {"params": "params", "macs": "macs", "peak_memory_bytes": "memory", "throughput": "throughput",
+COST_METRICS = {"params": "params", "macs": "macs", "peak_memory_bytes": "memory", "throughput_img_s": "throughput_img_s",
                 "throughput_ratio": "throughput_ratio", "latency_highres_ms": "latency_highres"}
 
 
@@ -210,24 +210,22 @@ def paired_throughput(costs: Mapping[str, Any], reference_img_s: float | None = 
 def cost_metrics(costs: Mapping[str, Any], reference_img_s: float | None = None) -> dict[str, float]:
     """The metrics named in CONTRACTS.md from a costs dict (absent values left out).
 
-    ``throughput`` is the paired speed objective (`paired_throughput`) when the costs have a
-    reference, ``throughput_raw`` always the images/s measured in this trial.
+    ``throughput`` is the speed objective: paired (`paired_throughput`, derived) when the costs have a
+    reference, else the images/s measured; ``throughput_img_s`` always the images/s measured in this trial.
     """
     out = {m: costs[k] for k, m in COST_METRICS.items() if costs.get(k) is not None}
-    if "throughput" in out:
-        out["throughput_raw"] = out["throughput"]
+    if "throughput_img_s" in out:
         paired = paired_throughput(costs, reference_img_s)
-        if paired is not None:
-            out["throughput"] = paired.value
+        out["throughput"] = paired.value if paired is not None else out["throughput_img_s"]
     return out
 
 
 def cost_intervals(costs: Mapping[str, Any], reference_img_s: float | None = None) -> dict[str, dict]:
     """90% intervals of the throughput metrics (as `Interval.to_dict`), for those the costs have."""
     out: dict[str, dict] = {}
-    raw = costs.get("throughput_interval")
+    raw = costs.get("throughput_img_s_interval")
     if raw:
-        out["throughput_raw"] = out["throughput"] = raw
+        out["throughput_img_s"] = out["throughput"] = raw
     paired = paired_throughput(costs, reference_img_s)
     if paired is not None:
         out["throughput"] = paired.to_dict()

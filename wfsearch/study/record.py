@@ -63,7 +63,7 @@ class TrialRecord:
 
     @classmethod
     def from_trial(cls, t: FrozenTrial) -> "TrialRecord":
-        a = readable_attrs(t.user_attrs, TRIAL_ATTR_TYPES, f"trial {t.number}")
+        a = _current_names(readable_attrs(t.user_attrs, TRIAL_ATTR_TYPES, f"trial {t.number}"))
         reason = str(a.get("status_reason") or "")
         status = Status.of(a.get("status") or reason, t.state) if t.state.is_finished() else None
         if status is Status.OK and not _constraints_hold(t, a):
@@ -111,6 +111,26 @@ class TrialRecord:
     @property
     def outcome(self) -> Outcome:
         return Outcome(self.status or Status.ERROR, self.reason, self.values, self.metrics, self.costs, self.curve)
+
+
+# studies written before the rename named the measured images/s ``throughput`` in costs, ``throughput_raw`` in
+# metrics
+LEGACY_NAMES = {"costs": {"throughput": "throughput_img_s", "throughput_samples": "throughput_img_s_samples",
+                          "throughput_interval": "throughput_img_s_interval"},
+                "metrics": {"throughput_raw": "throughput_img_s", "throughput_raw_low": "throughput_img_s_low",
+                            "throughput_raw_high": "throughput_img_s_high"}}
+
+
+def _current_names(attrs: dict[str, Any]) -> dict[str, Any]:
+    """A trial's attributes with the measured images/s under its current name, ``throughput_img_s``."""
+    costs = attrs.get("costs")
+    if not isinstance(costs, dict) or "throughput_img_s" in costs or "throughput" not in costs:
+        return attrs
+    out = dict(attrs)
+    for section, names in LEGACY_NAMES.items():
+        if isinstance(out.get(section), dict):
+            out[section] = {names.get(k, k): v for k, v in out[section].items()}
+    return out
 
 
 def readable_attrs(attrs: dict[str, Any], types: dict[str, Any], origin: str) -> dict[str, Any]:
