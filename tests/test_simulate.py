@@ -255,3 +255,32 @@ def test_front_frequency_tells_a_stable_member_from_one_there_by_luck():
     assert freq["fast"] == 1.0 and freq["slow"] == 0.0
     assert 0.2 < freq["a"] < 0.8 and 0.2 < freq["b"] < 0.8, freq
     assert freq == table.front_frequency(["accuracy", "throughput"], ["maximize", "maximize"], draws=300)
+
+
+def test_run_tensorboard_logs_every_finished_architecture(tmp_path):
+    """`wfsearch run --tensorboard`: each finished distinct architecture logs its objectives and the search's
+    progress at the count of architectures finished; the hypervolume (the study's fixed box) never falls."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from wfsearch.search.driver import search_loop
+    from wfsearch.search.engine import search_trackers
+    from wfsearch.search.simulate import TableEvaluator
+
+    spec = load_spec(TABLE_SPEC, ["study.trials=8", "study.sampler=random", "study.scheduler.type=none"])
+    write_table(tmp_path / "table", spec, ratios=True)
+    table = load_table(tmp_path / "table")
+    study = optuna.create_study(directions=["maximize", "maximize"], sampler=optuna.samplers.RandomSampler(seed=1))
+    loop = search_loop(spec, study, [])
+    trackers = search_trackers(spec, tmp_path, loop, ("tensorboard",))
+    TableEvaluator(table, {"seed_noise": None}, 2).run(loop)
+    trackers.close()
+    events = EventAccumulator(str(tmp_path / "tensorboard")).Reload()
+    hv = [(e.step, e.value) for e in events.Scalars("search/hypervolume")]
+    assert [s for s, _ in hv] == list(range(1, loop.budget.count + 1)) and loop.budget.count == 8
+    assert all(b >= a for (_, a), (_, b) in zip(hv, hv[1:])) and hv[-1][1] > 0
+    accs = {e.step: e.value for e in events.Scalars("trial/accuracy")}
+    done = {t.user_attrs["arch_hash"]: t.values[0] for t in study.trials  # one per architecture: repeats log nothing
+            if t.state == optuna.trial.TrialState.COMPLETE}
+    assert sorted(accs.values()) == pytest.approx(sorted(done.values()), abs=1e-6)
+    assert search_trackers(spec, tmp_path, loop, ()) is None

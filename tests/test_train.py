@@ -202,7 +202,7 @@ def test_logging_tensorboard_interrupt_and_finished_resume(setup, tmp_path: Path
     args = [str(a) for a in ["train", recipe, "--data", data, "--batch-size", "4", "--epochs", "2", "--log-every",
                              "2", "--no-augment", "--output", run, *COMMON]]
 
-    from wfsearch.export.tracking import RunTrackers
+    from wfsearch.tracking import RunTrackers
 
     logged = RunTrackers.step
 

@@ -17,6 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             'wfsearch run spaces/predictors.yaml --set study.trials=40  # run again: continues the same study',
             'wfsearch run spaces/predictors.yaml --fresh                # a new study; the old one is kept',
             'wfsearch run spaces/predictors.yaml --enqueue known.yaml   # these designs first',
+            'wfsearch run spaces/predictors.yaml --tensorboard          # also log to studies/predictors/tensorboard/',
             'ray start --head && wfsearch run spaces/predictors.yaml --address auto',
         ))
     p.add_argument("spec", metavar="SPEC", help="design-space YAML, e.g. spaces/predictors.yaml")
@@ -29,6 +30,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--enqueue", metavar="DESIGNS.yaml",
                    help="evaluate these designs first (a YAML list of knob mappings, as Optuna's enqueue_trial; "
                         "a design the study already holds is not queued again)")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="also log the search to studies/<name>/tensorboard/: each finished trial's objectives and the "
+                        "hypervolume, front size and bests (needs pip install 'wfsearch[tensorboard]')")
+    p.add_argument("--wandb", action="store_true",
+                   help="also log the search to Weights & Biases, project wfsearch (needs pip install wandb)")
     p.add_argument("--no-progress", action="store_true", help="no live progress line")
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
                    help="stop starting new trials after this many seconds of search (Ray's start-up, the "
@@ -55,6 +61,15 @@ def run(args: argparse.Namespace) -> int:
     from wfsearch.space import load_designs
 
     designs = load_designs(spec, args.enqueue) if args.enqueue else None
+    if args.wandb:
+        import importlib.util
+
+        if importlib.util.find_spec("wandb") is None:
+            from wfsearch.errors import UserError
+
+            raise UserError("--wandb: the wandb package is not installed; pip install 'wfsearch[wandb]' "
+                            "(and `wandb login`), or drop --wandb")
+    trackers = tuple(t for t in ("tensorboard", "wandb") if getattr(args, t))
     if not args.no_progress:  # loading Ray takes seconds: say what is coming first
         print(f"wfsearch run {args.spec}: study {spec.study.name!r}, {spec.study.trials} architectures; loading Ray",
               file=sys.stderr, flush=True)
@@ -63,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         summary = run_search(spec, address=args.address, fresh=args.fresh, progress=not args.no_progress,
-                             noop=args.noop, time_budget_s=args.time_budget, enqueue=designs)
+                             noop=args.noop, time_budget_s=args.time_budget, enqueue=designs, trackers=trackers)
     except Interrupted as e:
         again = " ".join(shlex.quote(a) for a in ["wfsearch", "run", args.spec,
                                                   *(x for o in args.overrides for x in ("--set", o))])

@@ -262,7 +262,7 @@ def train(recipe: Recipe, output: str | Path, *, resume: bool | str | Path = Fal
     ``tensorboard`` logs to ``output/tensorboard`` when the package is installed,
     ``wandb`` to Weights & Biases (see `wfsearch.export.tracking`). ``source`` names the recipe in errors.
     """
-    from .tracking import RunTrackers
+    from wfsearch.tracking import RunTrackers
 
     from timm.data import Mixup
     from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy

@@ -58,6 +58,7 @@ class SearchLoop:
     stamp: Callable[[Any], dict] | None = None  # further attributes an evaluator stores with every trial
     live: dict[int, str | None] = field(default_factory=dict)  # trial number -> the new architecture it evaluates
     box_stored: bool = False  # the progress's hypervolume box is in the study
+    on_told: Callable[[TrialRecord], None] | None = None  # called with every told trial (a tracker)
 
     def ask(self) -> tuple[optuna.Trial, Proposal] | str | None:
         """The next trial to evaluate and its proposal; None while the rest of the budget is running;
@@ -114,6 +115,8 @@ class SearchLoop:
                 self.store_box()
             if r.arch_hash and r.arch_hash not in self.known and (r.state == TrialState.PRUNED or r.trained):
                 self.known[r.arch_hash] = r.outcome.reused(r.number)
+        if self.on_told is not None:
+            self.on_told(r)
         return frozen
 
     def store_box(self) -> None:

@@ -253,8 +253,9 @@ def _measure_reference(reference: str, settings: dict) -> dict:
 
 def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, progress: bool = True,
                noop: bool = False, time_budget_s: float | None = None, stream: Any = None,
-               enqueue: list[dict] | None = None) -> RunSummary:
-    """Run (or continue) the study of ``spec`` until ``spec.study.trials`` trials have finished.
+               enqueue: list[dict] | None = None, trackers: tuple[str, ...] = ()) -> RunSummary:
+    """Run (or continue) the study of ``spec`` until ``spec.study.trials`` trials have finished;
+    ``trackers`` (``"tensorboard"``, ``"wandb"``) also log the search there (`search_trackers`).
 
     A run that fails before its study holds any trial leaves nothing behind (no study, no folder);
     a storage failure (disk full, read-only, damaged file) is one `UserError` line.
@@ -263,7 +264,7 @@ def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, pr
     new_folder = not sdir.exists()
     try:
         return _run_search(spec, address=address, fresh=fresh, progress=progress, noop=noop,
-                           time_budget_s=time_budget_s, stream=stream, enqueue=enqueue)
+                           time_budget_s=time_budget_s, stream=stream, enqueue=enqueue, trackers=trackers)
     except BaseException as e:
         if not isinstance(e, StudyBusy):  # never touch a study that another run holds
             _remove_if_empty(spec, sdir, new_folder)
@@ -339,7 +340,8 @@ def _remove_if_empty(spec: Any, sdir: Path, new_folder: bool) -> None:
 
 
 def _run_search(spec: Any, *, address: str | None, fresh: bool, progress: bool, noop: bool,
-                time_budget_s: float | None, stream: Any, enqueue: list[dict] | None = None) -> RunSummary:
+                time_budget_s: float | None, stream: Any, enqueue: list[dict] | None = None,
+                trackers: tuple[str, ...] = ()) -> RunSummary:
     t0 = time.monotonic()
     if address is None:  # a local cluster: a trial larger than this machine is refused before anything is made
         concurrency(spec, {"CPU": os.cpu_count() or 1, "GPU": gpu_count()}, "this machine")
@@ -355,7 +357,7 @@ def _run_search(spec: Any, *, address: str | None, fresh: bool, progress: bool, 
     stop.install()
     try:
         return _search(spec, study, storage, archived, stop, t0, address=address, progress=progress, noop=noop,
-                       time_budget_s=time_budget_s, stream=stream)
+                       time_budget_s=time_budget_s, stream=stream, trackers=trackers)
     except Interrupted as e:
         e.marked = mark_interrupted(e.signum)
         shutdown_ray()  # now, from Python: left to interpreter exit it takes many seconds
@@ -368,7 +370,7 @@ def _run_search(spec: Any, *, address: str | None, fresh: bool, progress: bool, 
 
 def _search(spec: Any, study: optuna.Study, storage: optuna.storages.RDBStorage, archived: str | None,
             stop: StopOnSignal, t0: float, *, address: str | None, progress: bool, noop: bool,
-            time_budget_s: float | None, stream: Any) -> RunSummary:
+            time_budget_s: float | None, stream: Any, trackers: tuple[str, ...] = ()) -> RunSummary:
     """The search itself, on a prepared study (SIGINT/SIGTERM raise `Interrupted`), with a live line."""
     sdir = study_dir_for(spec)
     sdir.mkdir(parents=True, exist_ok=True)
@@ -392,14 +394,14 @@ def _search(spec: Any, study: optuna.Study, storage: optuna.storages.RDBStorage,
     printer.start()
     try:
         return _search_phases(spec, study, storage, archived, stop, t0, sdir, settings, printer,
-                              address=address, time_budget_s=time_budget_s)
+                              address=address, time_budget_s=time_budget_s, trackers=trackers)
     finally:
         printer.stop()
 
 
 def _search_phases(spec: Any, study: optuna.Study, storage: optuna.storages.RDBStorage, archived: str | None,
                    stop: StopOnSignal, t0: float, sdir: Path, settings: dict, printer: ProgressPrinter, *,
-                   address: str | None, time_budget_s: float | None) -> RunSummary:
+                   address: str | None, time_budget_s: float | None, trackers: tuple[str, ...] = ()) -> RunSummary:
     names, directions = objective_names(spec)
     prog = printer.progress
     preflight_data(spec, settings["cache_dir"])
@@ -423,8 +425,13 @@ def _search_phases(spec: Any, study: optuna.Study, storage: optuna.storages.RDBS
     ended = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)  # states a trial never leaves
     read_first = search_records(study, ended)  # read once: a study may hold many thousands of trials
     loop = search_loop(spec, study, read_first, progress=prog)
+    tracking = search_trackers(spec, sdir, loop, trackers)
     printer.set_phase("searching")
-    evaluator.run(loop)
+    try:
+        evaluator.run(loop)
+    finally:
+        if tracking is not None:
+            tracking.close()
     prog.running = 0
     printer.set_phase("finishing")
     study = optuna.load_study(study_name=spec.study.name, storage=storage)
@@ -446,6 +453,37 @@ def _search_phases(spec: Any, study: optuna.Study, storage: optuna.storages.RDBS
                       stopped=budget.stop_reason, pruned=sum(r.state == TrialState.PRUNED for r in records),
                       failed=sum(r.state == TrialState.FAIL for r in records), front=front, references=references,
                       hypervolume=hv, archived_as=archived, seconds=time.monotonic() - t0)
+
+
+def search_trackers(spec: Any, sdir: Path, loop: Any, which: tuple[str, ...]) -> Any:
+    """TensorBoard (``studies/<name>/tensorboard/``) and/or W&B for the search, as ``which`` asks: every
+    finished distinct architecture logs its objectives (``trial/<name>``) and the search's progress
+    (``search/hypervolume`` in the study's fixed box, ``search/front_size``, ``search/best_<name>``,
+    ``search/pruned``, ``search/failed``) at the count of distinct architectures finished. None when
+    nothing is asked."""
+    if not which:
+        return None
+    from wfsearch.tracking import RunTrackers
+
+    stored = spec.to_dict()
+    if stored.get("study", {}).get("storage"):
+        stored["study"]["storage"] = safe_url(stored["study"]["storage"])
+    trackers = RunTrackers(sdir, spec.study.name, stored, tensorboard="tensorboard" in which,
+                           wandb="wandb" in which, resume=True, first_step=loop.budget.count + 1)
+    prog, last = loop.progress, [loop.budget.count]
+
+    def on_told(r: TrialRecord) -> None:
+        if prog.finished == last[0]:
+            return  # a repeat or a failure: no new architecture finished
+        last[0] = prog.finished
+        values = {f"trial/{n}": v for n, v in zip(loop.objectives, r.values or ()) if r.trained}
+        values.update({"search/hypervolume": prog.hypervolume(), "search/front_size": len(prog.front()),
+                       "search/pruned": prog.pruned, "search/failed": prog.failed})
+        values.update({f"search/best_{n}": prog.best(n) for n in loop.objectives if prog.best(n) is not None})
+        trackers.log(values, prog.finished)
+
+    loop.on_told = on_told
+    return trackers
 
 
 class _QuietFileHandler(logging.FileHandler):

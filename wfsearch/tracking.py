@@ -1,10 +1,12 @@
-"""Where a training run's numbers go besides ``metrics.jsonl``: TensorBoard and Weights & Biases.
+"""Where a run's numbers go besides the study and ``metrics.jsonl``: TensorBoard and Weights & Biases.
 
 TensorBoard (``torch.utils.tensorboard``, needs the ``tensorboard`` package: ``pip install
-'wfsearch[tensorboard]'``) writes ``OUTPUT/tensorboard/``: ``train/loss``, ``train/lr`` and
-``train/images_per_s`` every logged step, and each epoch's metrics line under ``epoch/`` at the
-epoch's last step. W&B (``pip install wandb``) logs the same when asked for. Both run on the main
-process only.
+'wfsearch[tensorboard]'``) writes ``OUTPUT/tensorboard/``. A training run (`wfsearch train`) logs
+``train/loss``, ``train/lr`` and ``train/images_per_s`` every logged step, and each epoch's metrics line
+under ``epoch/`` at the epoch's last step; a search (`wfsearch run --tensorboard`) logs every finished
+trial's objectives under ``trial/`` and the search's progress (``search/hypervolume``, front size, best
+of each objective) at the count of distinct architectures finished. W&B (``pip install wandb``) logs the
+same when asked for. Both run on the main process (the driver) only.
 """
 from __future__ import annotations
 
@@ -51,6 +53,10 @@ class RunTrackers:
     @property
     def active(self) -> bool:
         return self.writer is not None or self.wandb_run is not None
+
+    def log(self, values: dict[str, float], step: int) -> None:
+        """Scalars by name at ``step``."""
+        self._log({k: float(v) for k, v in values.items()}, step)
 
     def step(self, info: dict[str, Any]) -> None:
         """A logged optimizer step: ``{"step", "loss", "lr", "images_per_s", ...}``."""
