@@ -116,7 +116,7 @@ def test_measure_arch_with_compile_default(tmp_path, monkeypatch):
                        exclusive=False, compile="default")
     c = M.measure_arch(arch, s, cache=MeasureCache(tmp_path), memory=False)
     assert calls == ["WeightFormer"]
-    assert c["compile_seconds"]["model"] > 0 and c["throughput"] > 0
+    assert c["compile_seconds"]["model"] > 0 and c["throughput_img_s"] > 0
     again = M.measure_arch(arch, s, cache=MeasureCache(tmp_path), refresh=True, memory=False)
     assert calls == ["WeightFormer"] and again["compile_seconds"] == c["compile_seconds"]  # reused
     eager = M.measure_arch(arch, s.model_copy(update={"compile": "none"}), cache=MeasureCache(tmp_path), memory=False)

@@ -88,7 +88,7 @@ def test_measurement_on_gpu_uses_cuda_events_and_the_allocator():
                      cache=MeasureCache())
     assert c["device"].startswith("cuda:") and torch.cuda.get_device_name(0) in c["device"]
     assert c["clock"] == "wall"  # CUDA events
-    assert c["throughput"] > 0 and c["reference_throughput"] > 0 and c["throughput_ratio"] > 0
+    assert c["throughput_img_s"] > 0 and c["reference_throughput"] > 0 and c["throughput_ratio"] > 0
     assert c["peak_memory_bytes"] > 4 * c["params"]
 
 
@@ -171,4 +171,4 @@ def test_measure_arch_compiled_on_gpu(tmp_path):
                        dtype="bfloat16", warmup=1, repeats=3, iters=2, compile="max-autotune")
     c = measure_arch(ARCH, s, cache=MeasureCache(tmp_path), memory=False)
     assert c["compile_seconds"]["model"] > 0 and c["compile_seconds"]["reference"] > 0
-    assert c["throughput"] > 0 and c["throughput_ratio"] > 0
+    assert c["throughput_img_s"] > 0 and c["throughput_ratio"] > 0

@@ -32,7 +32,7 @@ def test_measure_arch_reports_every_cost():
     # per-repeat values kept, each median with its 90% interval, the ratio paired repeat by repeat
     assert len(c["throughput_img_s_samples"]) == len(c["reference_samples"]) == len(c["ratio_samples"]) == 3
     assert c["ratio_samples"] == [a / b for a, b in zip(c["throughput_img_s_samples"], c["reference_samples"])]
-    for key in ("throughput", "throughput_ratio", "reference_throughput"):
+    for key in ("throughput_img_s", "throughput_ratio", "reference_throughput"):
         iv = c[f"{key}_interval"]
         assert iv["low"] <= c[key] == iv["value"] <= iv["high"] and iv["level"] == 0.75, key
 
