@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from wfsearch.study import StudySnapshot, TrialRecord
+from wfsearch.study import StudySnapshot, TrialRecord, loss_sign
 from wfsearch.study.labels import MEASURED_SPEED, paired
 
 # metric -> (header with its unit, formatter); the columns of every table, in this order. The two speeds are
@@ -229,7 +229,8 @@ def sort_trials(snap: StudySnapshot, trials, key: str | None, top: int | None, r
         known = sorted({k for t in trials for k in snap.metrics(t)} | set(snap.objectives))
         if key not in known:
             raise UserError(f"--sort: {key!r}: unknown; the trials have {known} (or number)")
-        sign = -1.0 if dict(zip(snap.objectives, snap.directions)).get(key, "maximize") == "maximize" else 1.0
+        # best first: an objective by its direction, any other number largest first
+        sign = loss_sign(dict(zip(snap.objectives, snap.directions)).get(key, "maximize"))
         if reverse:
             sign = -sign
         has = [t for t in trials if key in snap.metrics(t)]

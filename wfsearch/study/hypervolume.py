@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .outcome import loss_signs
+from .outcome import loss_sign, loss_signs
 
 MARGIN = 0.1
 BOX_ATTR = "hypervolume_box"
@@ -108,7 +108,7 @@ class HypervolumeBox:
         u = np.where(flat, 1.0, (arr - worst) / np.where(flat, 1.0, span))
         for j, h in enumerate(self.half):
             if h is not None:
-                u[:, j] = arr[:, j] / (arr[:, j] + h) if self.directions[j] == "maximize" else h / (arr[:, j] + h)
+                u[:, j] = arr[:, j] / (arr[:, j] + h) if loss_sign(self.directions[j]) < 0 else h / (arr[:, j] + h)
         return u
 
     def hypervolume(self, values: Sequence[Sequence[float]]) -> float:
@@ -148,7 +148,7 @@ class HypervolumeBox:
         def axis(o: str, d: str, w: float, b: float, h: float | None) -> str:
             if h is None:
                 return f"{o} {w:.4g}..{b:.4g}"
-            return f"{o} v/(v + {h:.4g})" if d == "maximize" else f"{o} {h:.4g}/(v + {h:.4g})"
+            return f"{o} v/(v + {h:.4g})" if loss_sign(d) < 0 else f"{o} {h:.4g}/(v + {h:.4g})"
         return ", ".join(axis(*a) for a in zip(self.objectives, self.directions, self.worst, self.best,
                                                self.half or (None,) * len(self.objectives)))
 
@@ -175,7 +175,7 @@ def study_box(objectives: Sequence[str], directions: Sequence[str], *, chance: f
     the objective values of the study's first trained trial. None while an axis still needs ``first``."""
     worst, best, half = [], [], []
     for j, (name, d) in enumerate(zip(objectives, directions)):
-        if name == "accuracy" and d == "maximize":
+        if name == "accuracy" and loss_sign(d) < 0:
             worst.append(float(chance or 0.0))
             best.append(1.0)
             half.append(None)
