@@ -115,3 +115,7 @@ def test_the_summary_names_the_study_as_typed_and_offers_export(tmp_path, monkey
     text = summary_text(s)
     assert "next:    wfsearch show studies/r   |   wfsearch report studies/r   |   wfsearch export studies/r --trial 0" in text
     assert str(tmp_path) not in text
+    # the proxy's reliability is said beside the front it qualifies
+    verdict = "proxy check: FAIL: the proxy cannot tell designs apart (ICC(1,1) 0.40 [0.20, 0.55], 60% of runs above chance)"
+    lines = summary_text(RunSummary(**{**s.__dict__, "verdict": verdict})).splitlines()
+    assert verdict in lines and lines.index(verdict) > max(i for i, l in enumerate(lines) if l.startswith("Pareto front"))

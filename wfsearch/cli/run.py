@@ -126,6 +126,8 @@ def summary_text(summary) -> str:
              for t in sorted(summary.front, key=lambda t: (-t.values[0], t.number))]
     if front:
         out += ["\nPareto front (deployed network: speed, params, MACs, memory)", *text_table(front, "trial", True)]
+        if summary.verdict:  # the ranking is only as good as the proxy's reliability: said beside it
+            out.append(summary.verdict)
     if summary.references:
         out += ["\nreferences", *text_table([record_row(t, ()) for t in summary.references], "reference")]
     folder = _shown(summary.study_dir)

@@ -60,6 +60,7 @@ class RunSummary:
     seconds: float = 0.0
     repeats: int = 0  # re-sampled architectures told their known result (not counted in ``finished``)
     stopped: str | None = None  # why the search ended below its budget (the space is exhausted)
+    verdict: str = ""  # how far the proxy's ranking can be trusted (`wfsearch.study.verdict.verdict_line`)
 
 
 # --------------------------------------------------------------------------- study helpers
@@ -452,7 +453,9 @@ def _search_phases(spec: Any, study: optuna.Study, storage: optuna.storages.RDBS
                       finished=distinct_budget(spec, records).count, repeats=loop.progress.repeats,
                       stopped=budget.stop_reason, pruned=sum(r.state == TrialState.PRUNED for r in records),
                       failed=sum(r.state == TrialState.FAIL for r in records), front=front, references=references,
-                      hypervolume=hv, archived_as=archived, seconds=time.monotonic() - t0)
+                      hypervolume=hv, archived_as=archived, seconds=time.monotonic() - t0,
+                      verdict=verdict_line(study_attrs(study), settings["proxy"],
+                                           spec.path and os.path.relpath(spec.path)))
 
 
 def search_trackers(spec: Any, sdir: Path, loop: Any, which: tuple[str, ...]) -> Any:
