@@ -483,3 +483,20 @@ def test_pillow_warnings_stay_out_of_the_output(tmp_path, monkeypatch):
         arrays, why = decode_all([str(tmp_path / "big.png")], 16, 1)
     assert arrays[0].shape == (16, 16, 3) and why == [None]
     assert not [w for w in caught if "PIL" in w.filename], [str(w.message) for w in caught]
+
+
+def test_a_local_ray_node_is_not_declared_dead_for_late_health_checks(monkeypatch):
+    """Starved of CPU (every core training), a local raylet misses Ray's health checks; with Ray's defaults
+    the node is declared dead after about 15 s and the run ends in Ray's logs. A local node cannot be lost,
+    so the run's own cluster waits minutes before giving up on it."""
+    import ray
+
+    from wfsearch.search import ray_api
+
+    seen: dict = {}
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda **kw: seen.update(kw))
+    monkeypatch.setattr(ray_api, "keep_on_loopback", lambda: None)
+    ray_api.init_ray(None)
+    cfg = seen["_system_config"]
+    assert seen["address"] == "local" and cfg["health_check_period_ms"] * cfg["health_check_failure_threshold"] >= 300_000

@@ -43,6 +43,10 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
                         "start one with `ray start --head`") from None
 
 
+LOCAL_HEALTH_CHECKS = {"health_check_period_ms": 3000, "health_check_timeout_ms": 60_000,
+                       "health_check_failure_threshold": 200}  # 10 min of missed checks before a node is dead
+
+
 def init_ray(address: str | None, log_dir: Path | None = None) -> None:
     """Join the Ray cluster at ``address``, or start a local one of this run's own on loopback."""
     import ray
@@ -69,8 +73,10 @@ def init_ray(address: str | None, log_dir: Path | None = None) -> None:
         keep_on_loopback()
         # address="local": always a new cluster of this run's own, even where `ray start` left one running
         # on this machine (Ray would otherwise join that one; --address is how to join a cluster)
-        ray.init(address="local", num_cpus=os.cpu_count(), num_gpus=gpu_count(),
-                 _node_ip_address="127.0.0.1", **kwargs)
+        # a local node cannot be lost: only starved (every core busy training), so it is never declared dead
+        # for late health checks (Ray's default gives up after about 15 s of them, and ends the run)
+        ray.init(address="local", num_cpus=os.cpu_count(), num_gpus=gpu_count(), _node_ip_address="127.0.0.1",
+                 _system_config=LOCAL_HEALTH_CHECKS, **kwargs)
 
 
 def keep_on_loopback() -> None:
