@@ -182,6 +182,7 @@ def test_the_studys_seed_noise_and_the_samplers_bias_are_reported(tmp_path: Path
     rc, out, _ = cli(["analyze", folder, "--boot", "100"], capsys)
     assert rc == 0
     assert "seed noise: ±0.0310 (one run's standard deviation, from the study's seed_noise" in out
+    assert out.splitlines()[2].startswith("proxy check: none recorded, so the ranking's reliability is unknown")
     caveats = [line for line in out.splitlines() if line.startswith("caveat: ")]
     assert len(caveats) == 2
     assert "sampler is tpe" in caveats[0] and "study.sampler: random" in caveats[0]

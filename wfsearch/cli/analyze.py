@@ -59,10 +59,14 @@ def run(args: argparse.Namespace) -> int:
                             f"of study {view.name!r}; compared: {', '.join(sorted(knobs)) or 'none'}")
     if wanted:
         d = dataclasses.replace(d, interactions=tuple(i for i in d.interactions if (i.knob, i.by) in wanted))
+    from wfsearch.study.verdict import verdict_line
+
+    verdict = verdict_line(view.user_attrs, view.spec.get("proxy"))  # how far its runs rank designs
     if args.json:
-        print(json.dumps({"study": view.name, **dataclasses.asdict(d)}, default=str))
+        print(json.dumps({"study": view.name, "proxy_verdict": verdict, **dataclasses.asdict(d)}, default=str))
         return 0
-    print("\n".join(analysis_text(view.name, d)))
+    text = analysis_text(view.name, d)
+    print("\n".join([*text[:2], verdict, *text[2:]]))
     return 0
 
 
