@@ -213,3 +213,21 @@ def test_a_resumed_study_keeps_its_sampler(tmp_path):
     assert isinstance(resumed.sampler, optuna.samplers.TPESampler)
     assert resumed.user_attrs["sampler"] == first.user_attrs["sampler"]
     assert isinstance(prepared("study.trials=120", "study.name=other").sampler, optuna.samplers.NSGAIISampler)
+
+
+def test_a_resumed_study_draws_new_designs_instead_of_replaying_its_first_draws():
+    """A new study's sampler is seeded with study.seed (reproducible); a resumed one moves its seed on by the
+    trials the study holds, so a random exploration continued after a stop samples new designs."""
+    from pathlib import Path
+
+    from wfsearch.search.sampler import make_sampler
+    from wfsearch.space import load_spec
+
+    spec = load_spec(Path(__file__).parents[1] / "spaces" / "smoke.yaml", ["study.sampler=random"])
+
+    def draws(sampler) -> list[float]:
+        study = optuna.create_study(sampler=sampler)
+        return [study.ask({"x": optuna.distributions.FloatDistribution(0, 1)}).params["x"] for _ in range(5)]
+
+    assert draws(make_sampler(spec)) == draws(make_sampler(spec))
+    assert draws(make_sampler(spec, resumed_at=7)) != draws(make_sampler(spec))

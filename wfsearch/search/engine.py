@@ -32,6 +32,7 @@ from wfsearch.study.connect import engine_options
 from wfsearch.study.hypervolume import stored_box
 from wfsearch.study.lease import StudyBusy, StudyLease, study_lease
 from wfsearch.study.naming import default_storage_url
+from wfsearch.study.optuna_api import n_trials
 from wfsearch.study.rows import check_values_stored
 from wfsearch.study.sqlite import checkpoint_wal
 
@@ -169,7 +170,7 @@ def prepare_study(spec: Any, fresh: bool = False
         if spec.study.name in existing:
             _check_resumable(spec, attrs, names)
         sampler = resolve_sampler(spec, attrs.get(SAMPLER_ATTR))
-        study.sampler = make_sampler(spec, sampler)
+        study.sampler = make_sampler(spec, sampler, resumed_at=n_trials(study))
         write_header(study, spec, hardware_info())
         set_study_attrs(study, **{SAMPLER_ATTR: sampler})
         fail_stale_trials(study)  # safe: no other live run holds the study

@@ -38,10 +38,13 @@ def resolve_sampler(spec: Any, stored: dict | None = None) -> dict[str, Any]:
     return {"name": name}
 
 
-def make_sampler(spec: Any, resolved: dict | None = None) -> optuna.samplers.BaseSampler:
-    """The seeded Optuna sampler of `resolve_sampler` (``resolved`` as stored; None: resolve the spec's)."""
+def make_sampler(spec: Any, resolved: dict | None = None, resumed_at: int = 0) -> optuna.samplers.BaseSampler:
+    """The seeded Optuna sampler of `resolve_sampler` (``resolved`` as stored; None: resolve the spec's).
+    ``resumed_at``: the trials the study holds already; the seed moves on by as many, so that a resumed
+    study draws new designs instead of replaying the first run's random draws as repeats (a new study:
+    ``study.seed`` itself, reproducible)."""
     options = dict(resolved or resolve_sampler(spec))
-    name, seed = options.pop("name"), spec.study.seed
+    name, seed = options.pop("name"), (spec.study.seed + resumed_at) % 2**32
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed, **options)
     if name == "tpe":

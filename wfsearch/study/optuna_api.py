@@ -25,6 +25,11 @@ def study_id(study: optuna.Study) -> int:
     return study._study_id
 
 
+def n_trials(study: optuna.Study) -> int:
+    """How many trials the study holds, counted by the storage (not read)."""
+    return storage_of(study).get_n_trials(study_id(study))
+
+
 def trial_id(trial: Any) -> int | None:
     """The storage's id of a trial (`optuna.Trial` or `FrozenTrial`), unique across its studies (None
     for a trial that is not stored, such as a `FixedTrial`)."""
