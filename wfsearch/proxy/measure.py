@@ -19,7 +19,7 @@ import torch.nn as nn
 
 from wfsearch.space.spec import ThroughputSpec
 
-from .allocator import steady_allocations
+from .allocator import release_memory, steady_allocations
 from .devicelock import device_lock
 from wfsearch.study.interval import Interval, median_interval, spread
 
@@ -499,8 +499,9 @@ def measure_arch(arch, throughput: ThroughputSpec | dict | None = None, cache=No
     costs["device"], costs["clock"] = key["device"], clock
     log.info("measured %s in %.1fs (%.1fs waiting for the device): %s", identity, time.perf_counter() - t0,
              t_wait, costs)
-    del models, model
+    del models, model, tp
     if device.type == "cuda":
         torch.cuda.empty_cache()
+    release_memory()  # the heap this architecture's shapes grew, back to the OS (allocator.py)
     store.put(key, costs)
     return dict(costs)

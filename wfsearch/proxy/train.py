@@ -27,7 +27,7 @@ from wfsearch.space import ProxySpec
 from wfsearch.study import Status
 
 from .data import ProxyData, TensorBatches, augment_pad
-from .allocator import steady_allocations
+from .allocator import release_memory, steady_allocations
 from .devicelock import device_lock
 from .measure import autocast, resolve_device, resolve_dtype
 
@@ -132,6 +132,7 @@ def train_proxy(model: nn.Module, data: ProxyData, proxy: ProxySpec,
         return _train(model, data, proxy, report)
     finally:
         torch.set_num_threads(previous_threads)
+        release_memory()
 
 
 def _train(model: nn.Module, data: ProxyData, s: ProxySpec, report: ReportFn | None) -> TrainResult:
