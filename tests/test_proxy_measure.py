@@ -126,3 +126,26 @@ def test_single_threaded_cpu_uses_process_time():
     assert c["clock"] == "process"
     with pytest.raises(UserError, match="throughput.clock"):
         measure_arch(ARCH, {"clock": "sundial"})
+
+
+def test_freed_heap_pages_go_back_to_the_os_after_a_measurement():
+    """glibc keeps freed heap pages under steady_allocations; release_memory gives them back (malloc_trim), and
+    measure_arch calls it when it is done, so a worker measuring one architecture after another stays bounded."""
+    from wfsearch.proxy import allocator
+
+    if allocator._glibc() is None:
+        pytest.skip("not glibc")
+    allocator.steady_allocations()
+    blocks = [torch.ones(256 * 1024) for _ in range(200)]  # 1 MiB each: below the mmap threshold, on the heap
+    del blocks
+    assert allocator.release_memory() is True
+    calls = []
+    import wfsearch.proxy.measure as measure
+
+    original = measure.release_memory
+    measure.release_memory = lambda: calls.append(1) or original()
+    try:
+        measure_arch(ARCH, TINY.model_copy(update={"reference": None}), cache=MeasureCache())
+    finally:
+        measure.release_memory = original
+    assert calls == [1]
