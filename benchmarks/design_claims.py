@@ -99,30 +99,23 @@ def table_study(spec_path: str, table_dir: str, folder: Path) -> Path:
 def table_reliability(spec_path: str, table_dir: str) -> str:
     """How far the table's own runs rank designs (`wfsearch.proxy.quality` over its architectures x seeds),
     and whether the table is complete."""
-    import numpy as np
-
-    from wfsearch.proxy.quality import proxy_quality
     from wfsearch.search.table import load_table
     from wfsearch.space import load_spec
 
     table, ds = load_table(table_dir), load_spec(spec_path).proxy.dataset
     state = "complete" if table.meta.get("complete") else "**partial** (tabulate_space.py has not finished it)"
-    seeds = table.seeds
-    archs = [h for h, per in table.runs.items() if all(s in per and per[s] for s in seeds)]
-    if len(seeds) < 2 or len(archs) < 3:
-        return (f"The table is {state}, with {len(seeds)} training seed(s) so far: the proxy's reliability is not "
-                "measured on it yet (the quick start's, over 24 random architectures x 3 seeds: "
+    q, n = table.quality(ds.val_size or 1000, ds.num_classes or 4)
+    if q is None:
+        return (f"The table is {state}, with {len(table.seeds)} training seed(s) so far: the proxy's reliability is "
+                "not measured on it yet (the quick start's, over 24 random architectures x 3 seeds: "
                 "`benchmarks/proxy_quality/README.md`).")
-    q = proxy_quality(np.array([[table.runs[h][s][-1].accuracy for s in seeds] for h in archs]),
-                      n_val=ds.val_size or 1000, num_classes=ds.num_classes or 4)
-    return f"The table is {state}. The proxy on it ({len(archs)} architectures x {len(seeds)} seeds): {q.verdict()}."
+    return f"The table is {state}. The proxy on it ({n} architectures x {len(table.seeds)} seeds): {q.verdict()}."
 
 
-def study_reliability(folder: Path) -> str:
+def study_reliability(view) -> str:
     """The proxy verdict `proxy-check --record` stored in the study, or that none is."""
     from wfsearch.study.verdict import verdict_line
 
-    view = read_study(folder)
     return verdict_line(view.user_attrs, view.spec.get("proxy")) + "."
 
 
@@ -260,7 +253,7 @@ def judge(label: str, folder: Path, args, where: str = "", reliability: str = ""
                          "dwconv_predictor", "adaptive"),
               winner("which dwconv predictor wins at matched throughput", label, analysis, "dwconv_predictor")]
     detail = [f"### {label}", "", f"{where or f'`{folder}`'}: {analysis.architectures} architectures, "
-              f"{analysis.runs} runs. {reliability or study_reliability(folder)}", ""]
+              f"{analysis.runs} runs. {reliability or study_reliability(view)}", ""]
     for knob, what in (("fc1_pool", "spatial"), ("rank_ratio", "channel")):
         claim, rows = interaction_claim(f"{what} compression ({knob}) interacts with the fc1 predictor", label,
                                         at, knob)

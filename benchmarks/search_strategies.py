@@ -225,19 +225,12 @@ def limits(ctx: dict, concurrent: int) -> list[str]:
                                for i in range(len(complete)))
     q1, q2, q3 = quartiles(mean)
     out = [f"True front: {len(front)} of {len(truth_norm)} architectures."]
-    if len(seeds) >= 2:  # how far this table's own runs rank designs: the proxy's reliability, measured here
-        import numpy as np
-
-        from wfsearch.proxy.quality import proxy_quality
-
-        ds = ctx["base"].proxy.dataset
-        q = proxy_quality(np.array([[table.runs[h][s][-1].accuracy for s in seeds] for h in complete]),
-                          rung1=np.array([[table.runs[h][s][0].accuracy for s in seeds] for h in complete]),
-                          n_val=ds.val_size or 1000, num_classes=ds.num_classes or 4)
-        out.append(f"The proxy on this table ({len(complete)} architectures x {len(seeds)} seeds, "
-                   f"`wfsearch.proxy.quality`): {q.verdict()}; first-rung tau {q.tau_rung.value:.2f} "
-                   f"[{q.tau_rung.low:.2f}, {q.tau_rung.high:.2f}]. A strategy cannot rank designs better than "
-                   "the runs it reads do.")
+    ds = ctx["base"].proxy.dataset  # how far this table's own runs rank designs: the proxy's reliability
+    q, n = table.quality(ds.val_size or 1000, ds.num_classes or 4)
+    if q is not None:
+        out.append(f"The proxy on this table ({n} architectures x {len(seeds)} seeds, `wfsearch.proxy.quality`): "
+                   f"{q.verdict()}; first-rung tau {q.tau_rung.value:.2f} [{q.tau_rung.low:.2f}, "
+                   f"{q.tau_rung.high:.2f}]. A strategy cannot rank designs better than the runs it reads do.")
     if oracle:
         out.append(f"An oracle that trains only the cheapest set of front architectures reaching 95% of its "
                    f"hypervolume ({oracle[1]} of them) needs t95 = {oracle[0]:.3f} `T_space`; random search finds "

@@ -112,28 +112,40 @@ class Table:
         front at 1.0 is on it whatever the noise; one at 0.1 is there by the luck of one measurement."""
         import random
 
-        from wfsearch.study import pareto_front
-
         rng = random.Random(seed)
-        truth = self.mean_objectives(names)
-        hashes = list(truth)
-        count = dict.fromkeys(hashes, 0)
+        truth = {h: dict(zip(names, v)) for h, v in self.mean_objectives(names).items()}
+        finals = {h: [curve[-1] for curve in self.runs[h].values()] for h in truth}  # read once, drawn from often
+        count = dict.fromkeys(truth, 0)
         for _ in range(draws):
             values = {}
-            for h in hashes:
-                finals = [curve[-1] for curve in self.runs[h].values()]
-                picked = [rng.choice(finals) for _ in finals]
+            for h, runs in finals.items():
+                picked = [rng.choice(runs) for _ in runs]
                 avg = {"accuracy": sum(e.accuracy for e in picked) / len(picked),
                        "loss": sum(e.loss for e in picked) / len(picked)}
                 ratios = self.archs[h].throughput_ratio_samples
                 if ratios and self.reference_img_s:
                     ratio = statistics.median(rng.choice(ratios) for _ in ratios)
                     avg.update(throughput=ratio * self.reference_img_s, throughput_ratio=ratio)
-                v = dict(zip(names, truth[h]))
-                values[h] = [float(avg.get(n, v[n])) for n in names]
+                values[h] = [float(avg.get(n, truth[h][n])) for n in names]
             for h in _front_keys(values, directions):
                 count[h] += 1
-        return {h: count[h] / draws for h in hashes}
+        return {h: n / draws for h, n in count.items()}
+
+    def quality(self, n_val: int, num_classes: int) -> tuple[Any, int]:
+        """The proxy's reliability on this table (`wfsearch.proxy.quality.proxy_quality` of the final and
+        first-rung accuracies of the architectures run with every seed) and how many those are; None
+        (and the count) with fewer than two seeds or three such architectures."""
+        import numpy as np
+
+        from wfsearch.proxy.quality import proxy_quality
+
+        seeds = self.seeds
+        archs = [h for h, per in self.runs.items() if all(per.get(s) for s in seeds)]
+        if len(seeds) < 2 or len(archs) < 3:
+            return None, len(archs)
+        return proxy_quality(np.array([[self.runs[h][s][-1].accuracy for s in seeds] for h in archs]),
+                             rung1=np.array([[self.runs[h][s][0].accuracy for s in seeds] for h in archs]),
+                             n_val=n_val, num_classes=num_classes), len(archs)
 
     def missing(self, arch_hash: str | None, seed: int) -> str | None:
         """Why the table cannot answer for ``arch_hash`` trained with ``seed`` (None when it can)."""
