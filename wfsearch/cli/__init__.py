@@ -13,23 +13,9 @@ import os
 import sys
 
 # subcommand modules, in the order `wfsearch --help` lists them
-COMMANDS = [
-    "run",
-    "bench",
-    "evaluate",
-    "proxy_check",
-    "export",
-    "train",
-    "validate",
-    "sample",
-    "schema",
-    "show",
-    "analyze",
-    "erf",
-    "report",
-    "dashboard",
-    "simulate",
-]
+COMMANDS = ["run", "bench", "evaluate", "proxy_check", "export", "train", "validate", "sample", "schema", "show",
+            "analyze", "erf", "report", "dashboard", "simulate"]
+WRITE_ERRORS = (errno.ENOSPC, errno.EROFS, errno.EDQUOT)  # met by a read-only command only when it writes
 
 
 class Parser(argparse.ArgumentParser):
@@ -37,6 +23,38 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, except that an epilog starting with ``examples:`` keeps its lines."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith("examples:"):
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
+def examples(*lines: str) -> dict:
+    """``add_parser`` keywords for an ``examples:`` epilog: one command (with an optional # comment) a line."""
+    return dict(epilog="examples:\n" + "".join(f"  {line}\n" for line in lines), formatter_class=HelpFormatter)
+
+
+def check_min(args: argparse.Namespace, low: int | float, *flags: str) -> None:
+    """Each flag (its dest; None: not given) at least ``low``, else one line ``--flag: value: must be >= low``."""
+    from wfsearch.errors import UserError
+
+    for flag in flags:
+        v = getattr(args, flag)
+        if v is not None and v < low:
+            raise UserError(f"--{flag.replace('_', '-')}: {v}: must be >= {low}")
+
+
+def add_spec_args(p: argparse.ArgumentParser, help: str = "design-space YAML, e.g. spaces/predictors.yaml") -> None:
+    """The SPEC argument and ``--set`` overrides of a command that loads a spec."""
+    p.add_argument("spec", metavar="SPEC", help=help)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                   help="override a key of the spec, the value read as YAML (repeatable), "
+                        "e.g. --set study.trials=8 --set space.rank_ratio.choice=[2,4]")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -126,9 +144,6 @@ def main(argv: list[str] | None = None) -> int:
             where, text = e.filename or type(e).__name__, e.strerror or str(e) or "failed"
         print(f"wfsearch: error: {where}: {text}", file=sys.stderr)
         return 2
-
-
-WRITE_ERRORS = (errno.ENOSPC, errno.EROFS, errno.EDQUOT)  # met by a read-only command only when it writes
 
 
 def _drop_stdout() -> None:

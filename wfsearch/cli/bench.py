@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .helptext import examples
+from . import examples
 
 DEFAULT_MODELS = ["weightformer_tiny", "deit_tiny_patch16_224"]
 MAX_SPREAD = 0.10  # warn above this (max - min) / median over the repeats

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .helptext import examples
+from . import examples
 import sys
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .helptext import examples
+from . import examples
 from .report import add_study_args
 
 
