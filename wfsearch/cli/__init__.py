@@ -12,6 +12,8 @@ import logging
 import os
 import sys
 
+from wfsearch.errors import UserError
+
 # subcommand modules, in the order `wfsearch --help` lists them
 COMMANDS = ["run", "bench", "evaluate", "proxy_check", "export", "train", "validate", "sample", "schema", "show",
             "analyze", "erf", "report", "dashboard", "simulate"]
@@ -41,12 +43,17 @@ def examples(*lines: str) -> dict:
 
 def check_min(args: argparse.Namespace, low: int | float, *flags: str) -> None:
     """Each flag (its dest; None: not given) at least ``low``, else one line ``--flag: value: must be >= low``."""
-    from wfsearch.errors import UserError
-
     for flag in flags:
         v = getattr(args, flag)
         if v is not None and v < low:
             raise UserError(f"--{flag.replace('_', '-')}: {v}: must be >= {low}")
+
+
+def check_ranges(*flags: tuple[str, int | None, int, int]) -> None:
+    """Each ``(flag, value, low, high)``: an integer flag (None: not given) in [low, high], else one line."""
+    for flag, value, low, high in flags:
+        if value is not None and not low <= value <= high:
+            raise UserError(f"{flag}: {value}: must lie in [{low}, {high}]")
 
 
 def add_spec_args(p: argparse.ArgumentParser, help: str = "design-space YAML, e.g. spaces/predictors.yaml") -> None:
@@ -55,6 +62,13 @@ def add_spec_args(p: argparse.ArgumentParser, help: str = "design-space YAML, e.
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                    help="override a key of the spec, the value read as YAML (repeatable), "
                         "e.g. --set study.trials=8 --set space.rank_ratio.choice=[2,4]")
+
+
+def add_study_args(p: argparse.ArgumentParser) -> None:
+    """STUDY folder or --storage URL [--study NAME], for the commands that read a study."""
+    p.add_argument("study", nargs="?", metavar="STUDY", help="study folder, e.g. studies/predictors (holds optuna.db)")
+    p.add_argument("--storage", metavar="URL", help="SQLAlchemy URL of the study storage instead of a folder")
+    p.add_argument("--study", dest="study_name", metavar="NAME", help="study name within the storage")
 
 
 def build_parser() -> argparse.ArgumentParser:

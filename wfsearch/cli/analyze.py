@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 
-from . import examples
-from .report import add_study_args
+from wfsearch.errors import UserError
+
+from . import add_study_args, check_min, examples
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,17 +38,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import dataclasses
-    import json
-
-    from wfsearch.errors import UserError
     from wfsearch.report.design import design_analysis
     from wfsearch.study import read_study
+    from wfsearch.study.verdict import verdict_line
 
     if not 0 < args.level < 1:
         raise UserError(f"--level: {args.level}: must lie between 0 and 1, e.g. 0.9")
-    if args.boot < 0:
-        raise UserError(f"--boot: {args.boot}: must be >= 0")
+    check_min(args, 0, "boot")
     wanted = [tuple(s.split(":", 1)) for s in args.interaction or []]
     bad = next((s for s, w in zip(args.interaction or [], wanted) if len(w) != 2 or not all(w)), None)
     if bad is not None:
@@ -59,8 +58,6 @@ def run(args: argparse.Namespace) -> int:
                             f"of study {view.name!r}; compared: {', '.join(sorted(knobs)) or 'none'}")
     if wanted:
         d = dataclasses.replace(d, interactions=tuple(i for i in d.interactions if (i.knob, i.by) in wanted))
-    from wfsearch.study.verdict import verdict_line
-
     verdict = verdict_line(view.user_attrs, view.spec.get("proxy"))  # how far its runs rank designs
     if args.json:
         print(json.dumps({"study": view.name, "proxy_verdict": verdict, **dataclasses.asdict(d)}, default=str))

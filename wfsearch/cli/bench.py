@@ -42,9 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"warn when (max - min) / median over the repeats exceeds F (default: {MAX_SPREAD:g})")
     p.add_argument("--train", action="store_true", help="time a forward+backward step instead of inference")
     p.add_argument("--compile", default="none", metavar="MODE",
-                   help="run every model under torch.compile in this mode: none, default or max-autotune "
-                        "(CUDA graphs on GPU); compiled by an untimed call first, compile time printed "
-                        "(default: none)")
+                   help="run every model under torch.compile in this mode: none, default or max-autotune (CUDA graphs "
+                        "on GPU); compiled by an untimed call first, compile time printed (default: none)")
     p.set_defaults(func=run)
 
 

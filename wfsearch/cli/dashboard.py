@@ -5,8 +5,7 @@ import argparse
 
 from wfsearch.errors import UserError
 
-from . import examples
-from .report import add_study_args
+from . import add_study_args, examples
 
 INSTALL_HINT = "optuna-dashboard is not installed; pip install 'wfsearch[dashboard]' (or pip install optuna-dashboard)"
 

@@ -135,9 +135,8 @@ def run(args: argparse.Namespace) -> int:
 
     def report(epoch: int, partial) -> None:
         m = partial.metrics
-        print(f"epoch {epoch:>3}  accuracy {m['accuracy']:.4f}  loss {m['loss']:.4f}  "
-              f"train loss {m.get('train_loss', float('nan')):.4f}  "
-              f"({m.get('epoch_seconds', float('nan')):.1f}s)", flush=True)
+        print(f"epoch {epoch:>3}  accuracy {m['accuracy']:.4f}  loss {m['loss']:.4f}  train loss "
+              f"{m.get('train_loss', float('nan')):.4f}  ({m.get('epoch_seconds', float('nan')):.1f}s)", flush=True)
 
     res = evaluate_arch(target, proxy, None if args.no_measure else spec.throughput, report=report,
                         reject=lambda costs: first_violation(spec.study.constraints, costs),

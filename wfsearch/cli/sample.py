@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from . import add_spec_args, examples
+from . import add_spec_args, check_ranges, examples
+from .validate import MAX_SAMPLES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,8 +28,6 @@ def run(args: argparse.Namespace) -> int:
     from wfsearch.space import design_costs, load_spec, random_samples
     from wfsearch.space.spec import MAX_SEED
     from wfsearch.study import violations
-
-    from .validate import MAX_SAMPLES, check_ranges
 
     check_ranges(("-n", args.num, 1, MAX_SAMPLES), ("--seed", args.seed, 0, MAX_SEED))
     spec = load_spec(args.spec, args.overrides)

@@ -103,8 +103,7 @@ def run(args: argparse.Namespace) -> int:
             ckpt = Path(args.resume) if isinstance(args.resume, str) else output / "last.pth"
             m = evaluate_checkpoint(recipe, ckpt, workers=args.workers, dist_ctx=d, source=str(path), progress=progress)
             if is_main:
-                print(f"{ckpt}: top1 {m['top1']:.2f}{_top5(m)}  loss {m['val_loss']:.4f}  "
-                      f"({m['val_images']} images)")
+                print(f"{ckpt}: top1 {m['top1']:.2f}{_top5(m)}  loss {m['val_loss']:.4f}  ({m['val_images']} images)")
             return 0
         if is_main:
             s, t = recipe.schedule, recipe.train
@@ -179,9 +178,8 @@ def _print_resume(epoch: int, step: int, checkpoint: Path) -> None:
 
 def _print_epoch(row: dict) -> None:
     ema = f"  ema top1 {row['ema_top1']:.2f}" if "ema_top1" in row else ""
-    print(f"epoch {row['epoch']:>4}  train loss {row['train_loss']:.4f}  val loss {row['val_loss']:.4f}  "
-          f"top1 {row['top1']:.2f}{_top5(row)}{ema}  lr {row['lr']:.3g}  "
-          f"{row['train_images_per_s']:.0f} img/s", flush=True)
+    print(f"epoch {row['epoch']:>4}  train loss {row['train_loss']:.4f}  val loss {row['val_loss']:.4f}  top1 "
+          f"{row['top1']:.2f}{_top5(row)}{ema}  lr {row['lr']:.3g}  {row['train_images_per_s']:.0f} img/s", flush=True)
 
 
 def _tqdm(iterable, total: int, desc: str):

@@ -5,18 +5,9 @@ import argparse
 import json
 from typing import Any
 
-from wfsearch.errors import UserError
-
-from . import add_spec_args, examples
+from . import add_spec_args, check_ranges, examples
 
 MAX_SAMPLES = 100_000  # architectures one validate or sample draws
-
-
-def check_ranges(*flags: tuple[str, Any, int, int]) -> None:
-    """Each ``(flag, value, low, high)``: an integer flag (None: not given) in [low, high], else one line."""
-    for flag, value, low, high in flags:
-        if value is not None and not low <= value <= high:
-            raise UserError(f"{flag}: {value}: must lie in [{low}, {high}]")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
