@@ -25,8 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         **examples(
             "wfsearch run spaces/explore.yaml && wfsearch analyze studies/explore   # an unbiased sample first",
             "wfsearch analyze studies/predictors --json > design.json",
-            "wfsearch analyze studies/explore --interaction fc1_pool:fc1_predictor --level 0.95",
-        ))
+            "wfsearch analyze studies/explore --interaction fc1_pool:fc1_predictor --level 0.95"))
     add_study_args(p)
     p.add_argument("--json", action="store_true", help="everything as JSON (EDF grids and bands included)")
     p.add_argument("--level", type=float, default=0.9, metavar="P", help="level of bands and intervals (default 0.9)")

@@ -18,8 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "and the export command of every front trial. Safe while a run is still writing.",
         **examples(
             'wfsearch report studies/predictors        # -> studies/predictors/report.html',
-            'wfsearch report studies/predictors --no-scaling -o /tmp/report.html',
-        ))
+            'wfsearch report studies/predictors --no-scaling -o /tmp/report.html'))
     add_study_args(p)
     p.add_argument("-o", "--output", metavar="FILE", help="where to write (default: STUDY/report.html)")
     p.add_argument("--no-scaling", action="store_true",

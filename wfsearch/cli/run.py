@@ -24,8 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             'wfsearch run spaces/predictors.yaml --fresh                # a new study; the old one is kept',
             'wfsearch run spaces/predictors.yaml --enqueue known.yaml   # these designs first',
             'wfsearch run spaces/predictors.yaml --tensorboard          # also log to studies/predictors/tensorboard/',
-            'ray start --head && wfsearch run spaces/predictors.yaml --address auto',
-        ))
+            'ray start --head && wfsearch run spaces/predictors.yaml --address auto'))
     add_spec_args(p)
     p.add_argument("--address", default=None,
                    help="join an existing Ray cluster: auto or HOST:PORT (default: start Ray locally)")
