@@ -13,15 +13,13 @@ from . import add_study_args, check_min, examples
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "analyze", help="compare the values of each knob at matched throughput, with intervals",
-        description="Answer design-space questions from a study's trained architectures (runs of one architecture "
-                    "averaged): per knob and value, the throughput-normalized EDF of the proxy error with a bootstrap "
-                    "band; matched-pair effects (architectures that differ in that knob only: median accuracy "
-                    "difference and throughput ratio, with intervals); one verdict per knob (the better value at "
-                    "matched throughput and by how much, or 'inside the noise' with how many more architectures would "
-                    "tell); and a two-knob interaction table. The answers describe the space only where it was "
-                    "sampled without bias: run the study with study.sampler: random and study.scheduler: {type: none} "
-                    "(a search with TPE, NSGA-II or GP is still analysed, with a caveat). `wfsearch report` draws the "
-                    "same as its Design space section.",
+        description="Per knob, from a study's trained architectures (runs of one architecture averaged): the "
+                    "throughput-normalized EDF of the proxy error per value with a bootstrap band; matched-pair "
+                    "effects (architectures differing in that knob only: accuracy difference and throughput ratio, with "
+                    "intervals); a verdict (the better value at matched throughput and by how much, or 'inside the "
+                    "noise' with how many more architectures would tell); and two-knob interaction tables. Unbiased "
+                    "only where the study sampled with study.sampler: random and study.scheduler: {type: none} (TPE, "
+                    "NSGA-II or GP get a caveat). `wfsearch report` draws the same in its Design space section.",
         **examples(
             "wfsearch run spaces/explore.yaml && wfsearch analyze studies/explore   # an unbiased sample first",
             "wfsearch analyze studies/predictors --json > design.json",
