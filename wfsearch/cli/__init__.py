@@ -74,24 +74,18 @@ def add_study_args(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from wfsearch import __version__
 
-    parser = Parser(
-        prog="wfsearch", description="Design-space exploration for WeightFormer-style vision backbones.")
+    parser = Parser(prog="wfsearch", description="Design-space exploration for WeightFormer-style vision backbones.")
     parser.add_argument("--version", action="version", version=f"wfsearch {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"wfsearch.cli.{name}").register(sub)
-    for p in sub.choices.values():  # the global flags also work after the subcommand
-        add_global_flags(p)
+    for p in sub.choices.values():  # global flags also after the subcommand; SUPPRESS keeps one given before
+        g = p.add_argument_group("global options (also accepted before the command)")
+        g.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for errors")
+        g.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log at INFO level")
     return parser
-
-
-def add_global_flags(p: argparse.ArgumentParser) -> None:
-    """``--debug`` and ``-v`` on a subcommand; SUPPRESS keeps the value given before the subcommand."""
-    g = p.add_argument_group("global options (also accepted before the command)")
-    g.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for errors")
-    g.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log at INFO level")
 
 
 def unknown_command(argv: list[str]) -> str | None:
