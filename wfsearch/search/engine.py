@@ -1,10 +1,7 @@
 """`run_search`: a multi-objective search on Ray Tune, every trial stored in an Optuna study.
 
-The study is prepared (its header, its sampler, the run lease), the references and then the search
-run through the one `SearchLoop` with the Ray Tune evaluator (`wfsearch.search.tune`): Optuna samples,
-Ray runs one proxy evaluation per trial on a CPU/GPU slot, the Pareto-aware successive-halving
-scheduler stops trials that fall behind at a rung, and the study in RDB storage holds states, values
-and every attribute needed to rebuild and export a trial. Re-running continues the same study.
+The study is prepared (header, sampler, run lease); the references and then the search run through the one
+`SearchLoop` with the Ray Tune evaluator (`wfsearch.search.tune`). Re-running continues the same study.
 """
 from __future__ import annotations
 
@@ -41,7 +38,7 @@ from .sampler import SAMPLER_ATTR, SpaceFunction, make_sampler, objective_names,
 from .ray_api import await_result, concurrency, init_ray, shutdown_ray
 from .stop import Interrupted, StopOnSignal
 from .progress import SearchProgress
-from .tune import ProgressPrinter, TuneEvaluator
+from .tune import ProgressPrinter, TuneEvaluator, exception_chain
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +61,6 @@ class RunSummary:
     verdict: str = ""  # how far the proxy's ranking can be trusted (`wfsearch.study.verdict.verdict_line`)
 
 
-# --------------------------------------------------------------------------- study helpers
 def storage_url(spec: Any) -> str:
     """The spec's storage URL; by default ``sqlite:///studies/<name>/optuna.db`` under the current folder."""
     return spec.study.storage or default_storage_url(spec.study.name)
@@ -85,15 +81,11 @@ def study_dir_for(spec: Any) -> Path:
 def hardware_info() -> dict[str, Any]:
     info = {"hostname": platform.node(), "cpu": platform.processor() or platform.machine(),
             "cpu_count": os.cpu_count(), "python": platform.python_version(), **gpu_info()}
-    try:
-        import ray
-        info["ray"] = ray.__version__
-    except ImportError:  # pragma: no cover
-        pass
-    return info
+    import ray
+
+    return {**info, "ray": ray.__version__}
 
 
-# --------------------------------------------------------------------------- the run
 def quiet_optuna() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -104,9 +96,9 @@ RESUMABLE_CHANGES = (("study", "trials"), ("study", "storage"), ("resources",))
 
 
 def spec_change(stored: Any, spec: Any) -> str | None:
-    """The first key path where ``spec`` differs from the ``stored`` spec of a study in what decides
-    results (``"proxy.dataset.num_classes: 4 -> 8"``), or None. Both sides are read by this version
-    (the stored one rebuilt with today's defaults), so a key added since is no change."""
+    """The first key path where ``spec`` differs from a study's ``stored`` spec in what decides results
+    (``"proxy.dataset.num_classes: 4 -> 8"``), or None. The stored one is rebuilt with today's defaults, so a
+    key added since is no change."""
     from wfsearch.space import spec_from_dict
 
     if not isinstance(stored, dict):
@@ -129,10 +121,7 @@ def spec_change(stored: Any, spec: Any) -> str | None:
 def _first_difference(a: Any, b: Any, path: tuple) -> str | None:
     if isinstance(a, dict) and isinstance(b, dict):
         for k in sorted(set(a) | set(b), key=str):
-            if k not in a or k not in b:
-                shown = ".".join(map(str, (*path, k)))
-                return f"{shown}: {_short(a.get(k, '(absent)'))} -> {_short(b.get(k, '(absent)'))}"
-            diff = _first_difference(a[k], b[k], (*path, k))
+            diff = _first_difference(a.get(k, "(absent)"), b.get(k, "(absent)"), (*path, k))
             if diff:
                 return diff
         return None
@@ -149,8 +138,7 @@ def _short(v: Any) -> str:
 def prepare_study(spec: Any, fresh: bool = False
                   ) -> tuple[optuna.Study, optuna.storages.RDBStorage, str | None, StudyLease]:
     """Open (or create) the study with its objectives, header and sampler (the one resolved when it was
-    created), holding its run lease (a second run on the study is refused); with ``fresh``, archive the
-    old one. Release the lease when the run ends."""
+    created), holding its run lease (release it when the run ends); ``fresh`` archives the old one."""
     quiet_optuna()
     storage = open_storage(storage_url(spec))
     names, directions = objective_names(spec)
@@ -183,8 +171,8 @@ def prepare_study(spec: Any, fresh: bool = False
 def _check_resumable(spec: Any, attrs: dict, names: list[str]) -> None:
     old = [o["name"] for o in attrs.get("objectives") or []]
     if old and old != names:
-        raise UserError(f"study {spec.study.name!r} in {safe_url(storage_url(spec))}: it was run with objectives {old}, "
-                        f"the spec now says {names}; use --fresh to start a new study (the old one is kept)")
+        raise UserError(f"study {spec.study.name!r} in {safe_url(storage_url(spec))}: it was run with objectives "
+                        f"{old}, the spec now says {names}; use --fresh to start a new study (the old one is kept)")
     if attrs.get("spec_hash") not in (None, spec.hash):
         change = spec_change(attrs.get("spec"), spec)
         if change:
@@ -195,8 +183,8 @@ def _check_resumable(spec: Any, attrs: dict, names: list[str]) -> None:
 
 
 def preflight_data(spec: Any, cache_dir: str) -> None:
-    """Load a real dataset once on the driver: a missing folder is one clear line before Ray starts,
-    and the decoded tensors land in the study's cache for every worker. A bad WFSEARCH_LOCK_DIR is one line too."""
+    """Load a real dataset once on the driver (a missing folder, or a bad WFSEARCH_LOCK_DIR, is one line before Ray
+    starts; the decoded tensors land in the study's cache for every worker)."""
     from wfsearch.proxy.devicelock import lock_dir
 
     lock_dir()
@@ -211,15 +199,10 @@ SCALE_ATTR = "throughput_scale"
 
 
 def throughput_scale(spec: Any, study: optuna.Study, settings: dict) -> float | None:
-    """The study's pooled median reference images/s: the scale of the paired speed objective.
-
-    Every trial's stored ``throughput`` is its per-repeat ratio to the reference model (measured
-    alongside it) times this one number, fixed for the whole study: measured once, before the
-    first trial, as a trial would (a Ray task with a trial's resources, the spec's throughput
-    setting), the reference timed against itself, all repeats of both copies pooled; stored in the
-    study attribute ``throughput_scale`` and reused when the study is continued. None (objective =
-    raw images/s) without a reference model.
-    """
+    """The study's pooled median reference images/s, the scale of the paired speed objective (a trial's
+    ``throughput`` = its per-repeat ratio to the reference x this). Measured once as a trial would (the reference
+    timed against itself, all repeats pooled), stored as ``throughput_scale`` and reused on resume. None without
+    a reference model."""
     reference = spec.throughput.reference
     if not reference or settings.get("noop"):
         return None
@@ -256,12 +239,9 @@ def _measure_reference(reference: str, settings: dict) -> dict:
 def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, progress: bool = True,
                noop: bool = False, time_budget_s: float | None = None, stream: Any = None,
                enqueue: list[dict] | None = None, trackers: tuple[str, ...] = ()) -> RunSummary:
-    """Run (or continue) the study of ``spec`` until ``spec.study.trials`` trials have finished;
-    ``trackers`` (``"tensorboard"``, ``"wandb"``) also log the search there (`search_trackers`).
-
-    A run that fails before its study holds any trial leaves nothing behind (no study, no folder);
-    a storage failure (disk full, read-only, damaged file) is one `UserError` line.
-    """
+    """Run (or continue) the study of ``spec`` until ``spec.study.trials`` trials have finished; ``trackers``
+    (``"tensorboard"``, ``"wandb"``) also log it. A run that fails before its study holds a trial leaves nothing
+    behind; a storage failure (disk full, read-only, damaged file) is one `UserError` line."""
     sdir = study_dir_for(spec)
     new_folder = not sdir.exists()
     try:
@@ -294,36 +274,25 @@ def _ray_error(e: BaseException) -> UserError | None:
 
 def _storage_error(spec: Any, e: BaseException) -> UserError | None:
     """One line for a storage failure anywhere in ``e``'s chain (Ray may wrap it), else None."""
-    from wfsearch.study.sqlite import storage_error
-
-    path = sqlite_path(storage_url(spec))
-    shown = str(path) if path is not None else "the study storage"
-    seen = set()
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        if isinstance(e, (OSError, *_db_errors())):
-            err = storage_error(shown, e)
-            if err is not None:
-                return err
-        e = e.__cause__ or e.__context__
-    return None
-
-
-def _db_errors() -> tuple[type, ...]:
     import sqlite3
 
     import sqlalchemy.exc
 
-    return (sqlite3.Error, sqlalchemy.exc.DBAPIError)
+    from wfsearch.study.sqlite import storage_error
+
+    path = sqlite_path(storage_url(spec))
+    shown = str(path) if path is not None else "the study storage"
+    errs = (storage_error(shown, c) for c in exception_chain(e)
+            if isinstance(c, (OSError, sqlite3.Error, sqlalchemy.exc.DBAPIError)))
+    return next((err for err in errs if err is not None), None)
 
 
 def _remove_if_empty(spec: Any, sdir: Path, new_folder: bool) -> None:
     """After a failed run: drop a study that holds no trial yet, and its folder if this run made it."""
+    url, path = storage_url(spec), sqlite_path(storage_url(spec))
     try:
-        storage = optuna.storages.RDBStorage(storage_url(spec), skip_table_creation=True,
-                                             engine_kwargs=engine_options(storage_url(spec))) \
-            if sqlite_path(storage_url(spec)) is None or sqlite_path(storage_url(spec)).exists() else None
-        if storage is not None:
+        if path is None or path.exists():
+            storage = optuna.storages.RDBStorage(url, skip_table_creation=True, engine_kwargs=engine_options(url))
             names = {s.study_name for s in storage.get_all_studies()}  # names only: summaries read every trial
             if spec.study.name in names and not optuna.load_study(study_name=spec.study.name,
                                                                   storage=storage).get_trials(deepcopy=False):
@@ -395,84 +364,71 @@ def _search(spec: Any, study: optuna.Study, storage: optuna.storages.RDBStorage,
     printer.set_phase("checking the data")
     printer.start()
     try:
-        return _search_phases(spec, study, storage, archived, stop, t0, sdir, settings, printer,
-                              address=address, time_budget_s=time_budget_s, trackers=trackers)
+        preflight_data(spec, settings["cache_dir"])
+        printer.set_phase("starting Ray")
+        init_ray(address, sdir)
+        trials_at_once = concurrency(spec)  # before anything waits on Ray: a task larger than the cluster never runs
+        stop.install()  # ray.init sets its own SIGTERM handler
+        if spec.throughput.reference and not settings.get("noop"):
+            printer.set_phase(f"measuring the reference {spec.throughput.reference} (the speed scale)")
+        settings["reference_img_s"] = prog.reference_img_s = throughput_scale(spec, study, settings)
+        settings["seed_noise"] = study_attrs(study).get("seed_noise")
+        evaluator = TuneEvaluator(spec, settings, sdir, stop, time_budget_s=time_budget_s,
+                                  concurrency=trials_at_once, printer=printer)
+        references = []
+        if spec.references:
+            printer.set_phase(f"evaluating {len(spec.references)} reference(s)")
+            ref_study = optuna.create_study(study_name=references_study_name(spec.study.name), storage=storage,
+                                            directions=directions, load_if_exists=True)
+            references = evaluate_references(spec, ref_study, evaluator, hardware_info())
+        printer.set_phase("reading the study")
+        ended = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)  # states a trial never leaves
+        read_first = search_records(study, ended)  # read once: a study may hold many thousands of trials
+        loop = search_loop(spec, study, read_first, progress=prog)
+        tracking = search_trackers(spec, sdir, loop, trackers)
+        printer.set_phase("searching")
+        try:
+            evaluator.run(loop)
+        finally:
+            if tracking is not None:
+                tracking.close()
+        prog.running = 0
+        printer.set_phase("finishing")
+        study = optuna.load_study(study_name=spec.study.name, storage=storage)
+        # the trials read at the start have ended and cannot change: read only the newer ones
+        last = max((r.number for r in read_first), default=None)
+        records = list({r.number: r for r in [*read_first, *search_records(study, ended, after_number=last)]}.values())
+        front = pareto_front([r for r in records if r.state == TrialState.COMPLETE], directions)
+        box = prog.hv_box  # the study's fixed box: the live line's
+        hv = box.hypervolume([t.values for t in front]) if box is not None and front else 0.0
+        budget = loop.budget
+        printer.set_phase("done")
+        printer.emit(final=True)
+        log.info("run ended: %d distinct architectures finished, front %s, hypervolume %.3f, %.0f s",
+                 budget.count, [t.number for t in front], hv, time.monotonic() - t0)
+        if budget.stop_reason:
+            log.info("%s", budget.stop_reason)
+        return RunSummary(study_name=spec.study.name, storage=safe_url(storage_url(spec)), study_dir=sdir,
+                          finished=distinct_budget(spec, records).count, repeats=loop.progress.repeats,
+                          stopped=budget.stop_reason, pruned=sum(r.state == TrialState.PRUNED for r in records),
+                          failed=sum(r.state == TrialState.FAIL for r in records), front=front, references=references,
+                          hypervolume=hv, archived_as=archived, seconds=time.monotonic() - t0,
+                          verdict=verdict_line(study_attrs(study), settings["proxy"],
+                                               spec.path and os.path.relpath(spec.path)))
     finally:
         printer.stop()
 
 
-def _search_phases(spec: Any, study: optuna.Study, storage: optuna.storages.RDBStorage, archived: str | None,
-                   stop: StopOnSignal, t0: float, sdir: Path, settings: dict, printer: ProgressPrinter, *,
-                   address: str | None, time_budget_s: float | None, trackers: tuple[str, ...] = ()) -> RunSummary:
-    names, directions = objective_names(spec)
-    prog = printer.progress
-    preflight_data(spec, settings["cache_dir"])
-    printer.set_phase("starting Ray")
-    init_ray(address, sdir)
-    trials_at_once = concurrency(spec)  # before anything waits on Ray: a task larger than the cluster never runs
-    stop.install()  # ray.init sets its own SIGTERM handler
-    if spec.throughput.reference and not settings.get("noop"):
-        printer.set_phase(f"measuring the reference {spec.throughput.reference} (the speed scale)")
-    settings["reference_img_s"] = prog.reference_img_s = throughput_scale(spec, study, settings)
-    settings["seed_noise"] = study_attrs(study).get("seed_noise")
-    evaluator = TuneEvaluator(spec, settings, sdir, stop, time_budget_s=time_budget_s,
-                              concurrency=trials_at_once, printer=printer)
-    references = []
-    if spec.references:
-        printer.set_phase(f"evaluating {len(spec.references)} reference(s)")
-        ref_study = optuna.create_study(study_name=references_study_name(spec.study.name), storage=storage,
-                                        directions=directions, load_if_exists=True)
-        references = evaluate_references(spec, ref_study, evaluator, hardware_info())
-    printer.set_phase("reading the study")
-    ended = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)  # states a trial never leaves
-    read_first = search_records(study, ended)  # read once: a study may hold many thousands of trials
-    loop = search_loop(spec, study, read_first, progress=prog)
-    tracking = search_trackers(spec, sdir, loop, trackers)
-    printer.set_phase("searching")
-    try:
-        evaluator.run(loop)
-    finally:
-        if tracking is not None:
-            tracking.close()
-    prog.running = 0
-    printer.set_phase("finishing")
-    study = optuna.load_study(study_name=spec.study.name, storage=storage)
-    # the trials read at the start have ended and cannot change: read only the newer ones
-    last = max((r.number for r in read_first), default=None)
-    records = list({r.number: r for r in [*read_first, *search_records(study, ended, after_number=last)]}.values())
-    front = pareto_front([r for r in records if r.state == TrialState.COMPLETE], directions)
-    box = prog.hv_box  # the study's fixed box: the live line's
-    hv = box.hypervolume([t.values for t in front]) if box is not None and front else 0.0
-    budget = loop.budget
-    printer.set_phase("done")
-    printer.emit(final=True)
-    log.info("run ended: %d distinct architectures finished, front %s, hypervolume %.3f, %.0f s",
-             budget.count, [t.number for t in front], hv, time.monotonic() - t0)
-    if budget.stop_reason:
-        log.info("%s", budget.stop_reason)
-    return RunSummary(study_name=spec.study.name, storage=safe_url(storage_url(spec)), study_dir=sdir,
-                      finished=distinct_budget(spec, records).count, repeats=loop.progress.repeats,
-                      stopped=budget.stop_reason, pruned=sum(r.state == TrialState.PRUNED for r in records),
-                      failed=sum(r.state == TrialState.FAIL for r in records), front=front, references=references,
-                      hypervolume=hv, archived_as=archived, seconds=time.monotonic() - t0,
-                      verdict=verdict_line(study_attrs(study), settings["proxy"],
-                                           spec.path and os.path.relpath(spec.path)))
-
-
 def search_trackers(spec: Any, sdir: Path, loop: Any, which: tuple[str, ...]) -> Any:
-    """TensorBoard (``studies/<name>/tensorboard/``) and/or W&B for the search, as ``which`` asks: every
-    finished distinct architecture logs its objectives (``trial/<name>``) and the search's progress
-    (``search/hypervolume`` in the study's fixed box, ``search/front_size``, ``search/best_<name>``,
-    ``search/pruned``, ``search/failed``) at the count of distinct architectures finished. None when
-    nothing is asked."""
+    """TensorBoard (``studies/<name>/tensorboard/``) and/or W&B, as ``which`` asks (None when nothing is): every
+    finished distinct architecture logs ``trial/<objective>`` and ``search/hypervolume``, ``front_size``,
+    ``best_<objective>``, ``pruned``, ``failed``, at the count of distinct architectures finished."""
     if not which:
         return None
+    from wfsearch.study.write import stored_spec
     from wfsearch.tracking import RunTrackers
 
-    stored = spec.to_dict()
-    if stored.get("study", {}).get("storage"):
-        stored["study"]["storage"] = safe_url(stored["study"]["storage"])
-    trackers = RunTrackers(sdir, spec.study.name, stored, tensorboard="tensorboard" in which,
+    trackers = RunTrackers(sdir, spec.study.name, stored_spec(spec), tensorboard="tensorboard" in which,
                            wandb="wandb" in which, resume=True, first_step=loop.budget.count + 1)
     prog, last = loop.progress, [loop.budget.count]
 
@@ -491,10 +447,8 @@ def search_trackers(spec: Any, sdir: Path, loop: Any, which: tuple[str, ...]) ->
 
 
 class _QuietFileHandler(logging.FileHandler):
-    """The run's log file; a full or read-only disk stops it quietly (the run itself reports that)."""
-
     def handleError(self, record: logging.LogRecord) -> None:
-        pass
+        """A full or read-only disk stops the run's log quietly (the run itself reports that)."""
 
 
 def _log_to_file(path: Path) -> None:
