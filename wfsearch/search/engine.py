@@ -245,8 +245,30 @@ def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, pr
     sdir = study_dir_for(spec)
     new_folder = not sdir.exists()
     try:
-        return _run_search(spec, address=address, fresh=fresh, progress=progress, noop=noop,
-                           time_budget_s=time_budget_s, stream=stream, enqueue=enqueue, trackers=trackers)
+        t0 = time.monotonic()
+        if address is None:  # a local cluster: a trial larger than this machine is refused before anything is made
+            concurrency(spec, {"CPU": os.cpu_count() or 1, "GPU": gpu_count()}, "this machine")
+        study, storage, archived, lease = prepare_study(spec, fresh)
+        for params in enqueue or ():  # known designs first, as Optuna's enqueue_trial does (once per study)
+            study.enqueue_trial(params, skip_if_exists=True)
+
+        def mark_interrupted(signum: int) -> int:
+            return fail_stale_trials(study, f"interrupted: the run was stopped ({Interrupted(signum).signal_name}) "
+                                            "while this trial ran; `wfsearch run` again resumes the study")
+
+        stop = StopOnSignal(on_hard_stop=mark_interrupted)
+        stop.install()
+        try:
+            return _search(spec, study, storage, archived, stop, t0, address=address, progress=progress, noop=noop,
+                           time_budget_s=time_budget_s, stream=stream, trackers=trackers)
+        except Interrupted as e:
+            e.marked = mark_interrupted(e.signum)
+            shutdown_ray()  # now, from Python: left to interpreter exit it takes many seconds
+            raise e from None
+        finally:
+            stop.restore()
+            lease.release()
+            checkpoint_wal(sqlite_path(storage_url(spec)))  # the study whole in optuna.db, however the run ended
     except BaseException as e:
         if not isinstance(e, StudyBusy):  # never touch a study that another run holds
             _remove_if_empty(spec, sdir, new_folder)
@@ -309,34 +331,6 @@ def _remove_if_empty(spec: Any, sdir: Path, new_folder: bool) -> None:
 
         shutil.rmtree(sdir, ignore_errors=True)
 
-
-def _run_search(spec: Any, *, address: str | None, fresh: bool, progress: bool, noop: bool,
-                time_budget_s: float | None, stream: Any, enqueue: list[dict] | None = None,
-                trackers: tuple[str, ...] = ()) -> RunSummary:
-    t0 = time.monotonic()
-    if address is None:  # a local cluster: a trial larger than this machine is refused before anything is made
-        concurrency(spec, {"CPU": os.cpu_count() or 1, "GPU": gpu_count()}, "this machine")
-    study, storage, archived, lease = prepare_study(spec, fresh)
-    for params in enqueue or ():  # known designs first, as Optuna's enqueue_trial does (once per study)
-        study.enqueue_trial(params, skip_if_exists=True)
-
-    def mark_interrupted(signum: int) -> int:
-        return fail_stale_trials(study, reason=f"interrupted: the run was stopped ({Interrupted(signum).signal_name}) "
-                                               "while this trial ran; `wfsearch run` again resumes the study")
-
-    stop = StopOnSignal(on_hard_stop=mark_interrupted)
-    stop.install()
-    try:
-        return _search(spec, study, storage, archived, stop, t0, address=address, progress=progress, noop=noop,
-                       time_budget_s=time_budget_s, stream=stream, trackers=trackers)
-    except Interrupted as e:
-        e.marked = mark_interrupted(e.signum)
-        shutdown_ray()  # now, from Python: left to interpreter exit it takes many seconds
-        raise e from None
-    finally:
-        stop.restore()
-        lease.release()
-        checkpoint_wal(sqlite_path(storage_url(spec)))  # the study whole in optuna.db, however the run ended
 
 
 def _search(spec: Any, study: optuna.Study, storage: optuna.storages.RDBStorage, archived: str | None,

@@ -62,17 +62,11 @@ def read_trials(study: optuna.Study, states: Iterable[TrialState] | None = None,
     q_values = sa.select(V.c.trial_id, V.c.objective, V.c.value, V.c.value_type).where(V.c.trial_id.in_(mine))
     q_params = sa.select(P.c.trial_id, P.c.param_name, P.c.param_value, P.c.distribution_json) \
         .where(P.c.trial_id.in_(mine)).order_by(P.c.param_id)
-    q_attrs = sa.select(U.c.trial_id, U.c.key, U.c.value_json).where(U.c.trial_id.in_(mine))
-    if user_attrs is not None:
-        q_attrs = q_attrs.where(U.c.key.in_(list(user_attrs)))
-    q_system = sa.select(S.c.trial_id, S.c.key, S.c.value_json).where(S.c.trial_id.in_(mine))
-    if system_attrs is not None:
-        q_system = q_system.where(S.c.key.in_(list(system_attrs)))
+    q_attrs, q_system = (sa.select(A.c.trial_id, A.c.key, A.c.value_json).where(
+        A.c.trial_id.in_(mine), *([] if keys is None else [A.c.key.in_(list(keys))]))
+        for A, keys in ((U, user_attrs), (S, system_attrs)))
     values: dict[int, dict[int, float]] = defaultdict(dict)
-    params: dict[int, dict] = defaultdict(dict)
-    dists: dict[int, dict] = defaultdict(dict)
-    attrs: dict[int, dict] = defaultdict(dict)
-    system: dict[int, dict] = defaultdict(dict)
+    params, dists, attrs, system = (defaultdict(dict) for _ in range(4))
     parsed_dists: dict[str, optuna.distributions.BaseDistribution] = {}
     finite = models.TrialValueModel.TrialValueType.FINITE
     with rdb.engine.connect() as con:
