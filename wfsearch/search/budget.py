@@ -12,8 +12,7 @@ MAX_REPEATS_IN_A_ROW = 200
 
 @dataclass
 class DistinctBudget:
-    """``total`` distinct architectures to finish; ``finished``: the identities of those that have (completed,
-    pruned or infeasible); ``space_size``: how many the space has, when known."""
+    """``total`` distinct architectures to finish, the identities of those ``finished``, the ``space_size``."""
 
     total: int
     space_size: int | None = None

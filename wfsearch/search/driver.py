@@ -174,8 +174,7 @@ def reference_proposals(spec: Any) -> list[Proposal]:
 
 
 def evaluate_references(spec: Any, study: optuna.Study, evaluator: Evaluator, machine: dict) -> list[TrialRecord]:
-    """Evaluate the spec's references not yet in ``study`` (``<name>:references``) as the search evaluates trials;
-    its trained references."""
+    """Evaluate the spec's references not yet in ``study`` (``<name>:references``); its trained references."""
     names, directions = objective_names(spec)
     write_header(study, spec, machine)
     done = {r.name for r in read_records(study, (TrialState.COMPLETE,))}

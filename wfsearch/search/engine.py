@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import platform
+import statistics
 import sys
 import time
 import warnings
@@ -96,9 +97,8 @@ RESUMABLE_CHANGES = (("study", "trials"), ("study", "storage"), ("resources",))
 
 
 def spec_change(stored: Any, spec: Any) -> str | None:
-    """The first key path where ``spec`` differs from a study's ``stored`` spec in what decides results
-    (``"proxy.dataset.num_classes: 4 -> 8"``), or None. The stored one is rebuilt with today's defaults, so a
-    key added since is no change."""
+    """The first key path where ``spec`` differs from the ``stored`` one (rebuilt with today's defaults) in what
+    decides results (``"proxy.dataset.num_classes: 4 -> 8"``), or None."""
     from wfsearch.space import spec_from_dict
 
     if not isinstance(stored, dict):
@@ -137,8 +137,7 @@ def _short(v: Any) -> str:
 
 def prepare_study(spec: Any, fresh: bool = False
                   ) -> tuple[optuna.Study, optuna.storages.RDBStorage, str | None, StudyLease]:
-    """Open (or create) the study with its objectives, header and sampler (the one resolved when it was
-    created), holding its run lease (release it when the run ends); ``fresh`` archives the old one."""
+    """Open (or create) the study with its header and sampler, holding its run lease; ``fresh`` archives the old one."""
     quiet_optuna()
     storage = open_storage(storage_url(spec))
     names, directions = objective_names(spec)
@@ -199,26 +198,22 @@ SCALE_ATTR = "throughput_scale"
 
 
 def throughput_scale(spec: Any, study: optuna.Study, settings: dict) -> float | None:
-    """The study's pooled median reference images/s, the scale of the paired speed objective (a trial's
-    ``throughput`` = its per-repeat ratio to the reference x this). Measured once as a trial would (the reference
-    timed against itself, all repeats pooled), stored as ``throughput_scale`` and reused on resume. None without
-    a reference model."""
+    """The study's pooled median reference images/s (paired ``throughput`` = per-repeat ratio x this), measured once
+    as a trial would and stored as ``throughput_scale``; None without a reference model."""
+    import ray
+
     reference = spec.throughput.reference
     if not reference or settings.get("noop"):
         return None
     known = study_attrs(study).get(SCALE_ATTR) or {}
     if known.get("reference") == reference and known.get("img_s"):
         return float(known["img_s"])
-    import ray
-
     remote = ray.remote(num_cpus=spec.resources.cpus_per_trial, num_gpus=spec.resources.gpus_per_trial,
                         max_retries=2)(_measure_reference)
     costs = await_result(remote.remote(reference, settings), spec, f"the speed calibration of {reference}")
     samples = [*costs.get("throughput_img_s_samples", []), *costs.get("reference_samples", [])]
     if not samples:
         return None
-    import statistics
-
     scale = {"reference": reference, "img_s": statistics.median(samples), "samples": len(samples),
              "device": costs.get("device"), "clock": costs.get("clock"),
              "how": "median images/s of the reference model over every repeat of one measurement of it against "

@@ -10,8 +10,7 @@ from wfsearch.study.hypervolume import HypervolumeBox, study_box
 
 @dataclass
 class SearchProgress:
-    """Counts and the current front of a running search (kept incrementally, an architecture once, so a line
-    costs O(front)); `line()` renders it. The hypervolume's box is the study's, fixed from the first point on."""
+    """Counts and the current front of a running search (incremental: a line costs O(front)); `line()` renders it."""
 
     total: int
     objectives: list[str]

@@ -86,8 +86,7 @@ def keep_on_loopback() -> None:
 
 
 def concurrency(spec: Any, res: dict | None = None, where: str = "the Ray cluster") -> int:
-    """Trials that run at once on ``res`` (default: the Ray cluster's), at most ``max_concurrent``; a trial larger
-    than ``where`` is one `UserError` line naming the key."""
+    """Trials at once on ``res`` (default: the cluster's), at most ``max_concurrent``; a trial too large: one line."""
     if res is None:
         import ray
 

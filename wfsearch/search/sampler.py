@@ -20,8 +20,7 @@ def objective_names(spec: Any) -> tuple[list[str], list[str]]:
 
 
 def resolve_sampler(spec: Any, stored: dict | None = None) -> dict[str, Any]:
-    """The sampler a study runs with: the one ``stored`` with it, else the spec's, ``auto`` being TPE below 100
-    ``study.trials`` and NSGA-II from 100, sized by ``study.trials``."""
+    """The sampler ``stored`` with a study, else the spec's (``auto``: TPE below 100 trials, NSGA-II from 100)."""
     name, trials = spec.study.sampler, spec.study.trials
     if stored and stored.get("name") and spec.study.sampler in ("auto", stored["name"]):
         return dict(stored)

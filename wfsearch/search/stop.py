@@ -38,11 +38,8 @@ class StopOnSignal:
     """Signal handlers for one search. ``in_round`` is True while Tune runs a round."""
 
     def __init__(self, on_hard_stop: Callable[[int], None] | None = None, hard_stop_s: float = HARD_STOP_S):
-        self.event = threading.Event()
-        self.signum: int | None = None
-        self.in_round = False
-        self.on_hard_stop = on_hard_stop
-        self.hard_stop_s = hard_stop_s
+        self.event, self.signum, self.in_round = threading.Event(), None, False
+        self.on_hard_stop, self.hard_stop_s = on_hard_stop, hard_stop_s
         self._previous: dict[int, Any] = {}
 
     def install(self) -> None:
@@ -103,10 +100,6 @@ def signal_stopper(stop: StopOnSignal):
     return _SignalStopper()
 
 
-def _stopping() -> bool:
-    return any(s.event.is_set() for s in _ACTIVE)
-
-
 try:
     from ray.tune import Stopper as _TuneStopper
 except ImportError:  # pragma: no cover (the search layer always has Ray)
@@ -118,4 +111,4 @@ class _SignalStopper(_TuneStopper):
         return self.stop_all()
 
     def stop_all(self) -> bool:
-        return _stopping()
+        return any(s.event.is_set() for s in _ACTIVE)

@@ -79,8 +79,7 @@ class Table:
         return statistics.median(refs) if refs else None
 
     def mean_objectives(self, names: list[str]) -> dict[str, list[float]]:
-        """Per architecture trained by every seed without failure, the objectives with accuracy and loss averaged
-        over seeds: the table's true values."""
+        """The table's true objectives per architecture trained by every seed (accuracy and loss seed-averaged)."""
         out = {}
         for h, per in self.runs.items():
             if h not in self.archs or any(s != Status.OK for s in self.status[h].values()):
@@ -142,8 +141,7 @@ class Table:
         return [e for e in self.runs[p.arch_hash][p.proxy["seed"]] if e.epoch <= p.proxy["epochs"][-1]]
 
     def outcome(self, p: Proposal, epoch: int | None, settings: dict) -> Outcome:
-        """What `wfsearch run` stores for ``p`` trained with its ``proxy.seed``: pruned after ``epoch``, or (None)
-        at the end of its run."""
+        """What `wfsearch run` stores for ``p``: pruned after ``epoch``, or (None) at the end of its run."""
         seed = p.proxy["seed"]
         why = self.missing(p.arch_hash, seed)
         if why:

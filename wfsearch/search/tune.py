@@ -164,8 +164,7 @@ class LoopSearcher(Searcher):
         return Outcome.from_json(json.loads(result["outcome"]))
 
     def _stop_on_storage_failure(self, e: Exception) -> bool:
-        """Remember a storage failure instead of letting Tune log a traceback per trial; the run then starts
-        nothing new and stops (`StorageFailureStopper`)."""
+        """Remember a storage failure (the run then stops) instead of letting Tune log a traceback per trial."""
         if not is_storage_failure(e):
             return False
         if self.storage_failure is None:
@@ -199,18 +198,15 @@ class StorageFailureStopper(Stopper):
 
 
 class ProgressPrinter(Callback):
-    """Ray Tune callback printing the progress line: on a terminal rewritten in place at least once a second
-    (`start`), elsewhere (a log) a line per event."""
+    """Ray Tune callback printing the progress line: in place on a terminal (every second), else a line per event."""
 
     def __init__(self, progress: SearchProgress, stream: TextIO | None = None, enabled: bool = True,
                  interval_s: float = 1.0):
         self.progress, self.stream, self.enabled, self.interval_s = progress, stream or sys.stderr, enabled, interval_s
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self._starts: dict[str, float] = {}
-        self._last = ""
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._ticker: threading.Thread | None = None
+        self._last, self._ticker = "", None
+        self._lock, self._stop = threading.Lock(), threading.Event()
 
     def __getstate__(self) -> dict:
         """Ray Tune pickles its callbacks with the experiment: without the lock, the thread and the stream."""
@@ -278,8 +274,8 @@ class ProgressPrinter(Callback):
 
 
 class TuneEvaluator:
-    """Runs a `SearchLoop`'s trials as Ray Tune trials (rounds of a `Tuner` until the budget is spent),
-    and the references as Ray tasks, each with a trial's resources."""
+    """Runs a `SearchLoop`'s trials as Ray Tune trials (`Tuner` rounds until the budget is spent), references as
+    Ray tasks."""
 
     def __init__(self, spec: Any, settings: dict, folder: Path, stop: Any, evaluate: Evaluate = evaluate_proposal,
                  time_budget_s: float | None = None, concurrency: int = 1, printer: "ProgressPrinter | None" = None):

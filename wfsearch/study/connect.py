@@ -12,8 +12,7 @@ SQLITE_BUSY_TIMEOUT_S = 60  # how long a writer or reader waits for another proc
 
 
 def engine_options(url: str) -> dict[str, Any]:
-    """SQLAlchemy engine options for ``url``, the same for every reader and writer: bounded connects and
-    statements on a server, SQLite waiting for a running search's write lock."""
+    """SQLAlchemy engine options for ``url`` (bounded waits), the same for every reader and writer."""
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
     if url.startswith("postgresql"):

@@ -103,8 +103,7 @@ class HypervolumeBox:
             return 0.0
         u = self.normalize(values)
         u = u[np.all(np.isfinite(u), axis=1)]
-        ref = np.full(u.shape[1], -self.margin)
-        loss, ref_loss = -u, -ref
+        loss, ref_loss = -u, np.full(u.shape[1], self.margin)
         loss = loss[np.all(loss < ref_loss, axis=1)]
         if not len(loss):
             return 0.0
@@ -153,8 +152,7 @@ class HypervolumeBox:
 
 def study_box(objectives: Sequence[str], directions: Sequence[str], *, chance: float | None = None,
               reference_img_s: float | None = None, first: Sequence[float] | None = None) -> HypervolumeBox | None:
-    """A study's fixed box (see the module docstring); ``first``: the objective values of its first trained
-    trial. None while an axis still needs ``first``."""
+    """A study's fixed box (``first``: its first trained trial's values); None while an axis still needs ``first``."""
     worst, best, half = [], [], []
     for j, (name, d) in enumerate(zip(objectives, directions)):
         if name == "accuracy" and loss_sign(d) < 0:

@@ -90,8 +90,7 @@ def spread(samples: Sequence[float]) -> float:
 
 
 def accuracy_interval(accuracy: float, n: int, seed_noise: float | None = None, level: float = LEVEL) -> Interval:
-    """Wilson score interval of an accuracy on ``n`` images, widened in quadrature by ``seed_noise`` (the
-    standard deviation of the accuracy between training seeds)."""
+    """Wilson interval of an accuracy on ``n`` images, widened in quadrature by ``seed_noise`` (its seed-to-seed sd)."""
     z = Z.get(level) or statistics.NormalDist().inv_cdf(0.5 + level / 2)
     p = min(1.0, max(0.0, float(accuracy)))
     if n < 1:

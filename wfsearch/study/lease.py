@@ -162,8 +162,7 @@ class StudyLease:
 
 
 def _parse(value: str | None) -> dict:
-    """A stored lease; a damaged one (fields of another type, an expiry further ahead than a lease is ever written)
-    reads as expired, so it never blocks."""
+    """A stored lease; a damaged one (wrong types, an expiry further ahead than ever written) reads as expired."""
     try:
         out = json.loads(value) if value else {}
     except ValueError:

@@ -131,8 +131,7 @@ def _names(numbers: Sequence[int]) -> str:
 
 def noise_summary(trials: Sequence[tuple[int, Sequence[float], Mapping[str, Any]]], objectives: Sequence[str],
                   directions: Sequence[str], front: Sequence[int]) -> NoiseSummary:
-    """`NoiseSummary` of ``trials`` = ``(number, objective values, metrics)`` of the trained trials (one per
-    architecture) and the numbers of those on the ``front``."""
+    """`NoiseSummary` of trained ``trials`` ``(number, objective values, metrics)`` and the ``front`` numbers."""
     if not trials:
         return NoiseSummary(tuple(front), (), ())
     numbers = [n for n, _, _ in trials]

@@ -49,8 +49,7 @@ class Status(StrEnum):
 
 
 def loss_sign(direction: Any) -> float:
-    """-1 for a maximized objective, +1 for a minimized one (a string or a `StudyDirection`): ``value * sign``
-    is a loss."""
+    """-1 for a maximized objective, +1 for a minimized one: ``value * sign`` is a loss."""
     return -1.0 if str(direction).lower().endswith("maximize") else 1.0
 
 
@@ -181,9 +180,8 @@ COST_METRICS = {"params": "params", "macs": "macs", "peak_memory_bytes": "memory
 
 
 def paired_throughput(costs: Mapping[str, Any], reference_img_s: float | None = None) -> Interval | None:
-    """The speed objective: the median per-repeat ratio to the reference measured alongside x ``reference_img_s``
-    (the study's scale; None: this measurement's reference median), so a machine's drift moves both models alike.
-    None without per-repeat ratios."""
+    """The speed objective: median per-repeat ratio to the reference measured alongside x ``reference_img_s`` (the
+    study's scale, else this measurement's reference median): drift moves both alike. None without ratios."""
     ratios = costs.get("ratio_samples")
     scale = reference_img_s or costs.get("reference_throughput")
     if not ratios or not scale:

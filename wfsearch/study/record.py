@@ -31,8 +31,7 @@ STUDY_ATTR_TYPES: dict[str, type | tuple[type, ...]] = {
 
 @dataclass(frozen=True)
 class TrialRecord:
-    """One stored trial, typed: ``arch`` at proxy scale (trained), ``deployed_arch`` at the throughput section's
-    scale (measured, and what a recipe builds)."""
+    """One stored trial, typed: ``arch`` at proxy scale (trained), ``deployed_arch`` as measured (and exported)."""
 
     number: int
     state: TrialState
