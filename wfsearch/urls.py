@@ -7,6 +7,7 @@ from urllib.parse import quote
 
 SECRET_KEY = re.compile(r"pass|pwd|secret|token|auth|key", re.IGNORECASE)  # query keys whose values are hidden
 MASK = "***"
+PIP_NAMES = {"psycopg2": "psycopg2-binary", "psycopg": "'psycopg[binary]'", "MySQLdb": "mysqlclient"}
 
 
 def _masked(url: str):
@@ -36,15 +37,12 @@ def mask_secrets(text: str, url: str) -> str:
     try:
         found = _masked(url)[1]
     except Exception:  # not parseable: the credentials as written
-        found = [m for m in re.findall(r"://[^:/@\s]*:([^@\s]+)@", url)
-                 + [v for k, v in re.findall(r"[?&]([^=&]+)=([^&\s]+)", url) if SECRET_KEY.search(k)]]
+        found = re.findall(r"://[^:/@\s]*:([^@\s]+)@", url) + [
+            v for k, v in re.findall(r"[?&]([^=&]+)=([^&\s]+)", url) if SECRET_KEY.search(k)]
     text = text.replace(url, safe_url(url))
     for secret in found:
         text = text.replace(secret, MASK).replace(quote(secret, safe=""), MASK)
     return text
-
-
-PIP_NAMES = {"psycopg2": "psycopg2-binary", "psycopg": "'psycopg[binary]'", "MySQLdb": "mysqlclient"}
 
 
 def missing_driver(url: str) -> str | None:

@@ -14,6 +14,7 @@ import re
 from collections import Counter
 from typing import Any, Callable, Optional
 
+from wfsearch.arch import cost
 from wfsearch.arch.config import ENUMS, MAX_SIZES, ArchConfig
 from wfsearch.gpu import gpu_memory
 from wfsearch.urls import missing_driver, safe_url
@@ -507,8 +508,6 @@ def _check_memory(spec: SpaceSpec) -> None:
 
 def _memory_needs(spec: SpaceSpec, small: dict[str, Any]) -> list[tuple[float, str]]:
     """(bytes, what needs them) of each step a trial takes; empty when the base does not build."""
-    from wfsearch.arch import cost
-
     try:
         proxy = spec.fixed_arch(**small)
         deployed = spec.throughput.deployed(proxy)
