@@ -151,8 +151,7 @@ class StudySpec(_Section):
     """number of finished trials to reach (references not counted)"""
     sampler: Literal[SAMPLERS] = "auto"  # type: ignore[valid-type]
     """nsga2, tpe, gp, random, grid (discrete spaces only) or auto; random with scheduler none explores"""
-    seed: int = Field(0, ge=0, le=MAX_SEED)
-    """seed of the sampler"""
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="seed of the sampler")
     storage: Optional[str] = None
     """Optuna RDB URL (default sqlite:///studies/<name>/optuna.db, resolved against the current directory)"""
     objectives: list[Annotated[Objective, BeforeValidator(
@@ -200,8 +199,7 @@ class DatasetSpec(_Section):
     """synthetic (generated), digits (scikit-learn's 1,797 digits), cifar10, cifar100 or imagefolder"""
     root: Optional[str] = None
     """data folder (cifar: default ./data; imagefolder: the folder with train/ and val/)"""
-    download: bool = False
-    """let torchvision download cifar10/cifar100 into root when missing"""
+    download: bool = Field(False, description="let torchvision download cifar10/cifar100 into root when missing")
     num_classes: Optional[int] = Field(None, ge=2, le=MAX_SIZES["num_classes"])
     """synthetic: 2..16 classes (default 4); others: keep the first N classes (default: all, or len(classes))"""
     classes: Optional[list[str]] = Field(None, min_length=2)
@@ -220,8 +218,7 @@ class DatasetSpec(_Section):
     """synthetic: the two objects sit at the ends of an axis (beyond a static receptive field) or in quadrants"""
     num_workers: int = Field(0, ge=0, le=MAX_THREADS)
     """threads decoding an image folder (0: one per CPU, at most 8)"""
-    augment: bool = True
-    """random translation and horizontal flip while training"""
+    augment: bool = Field(True, description="random translation and horizontal flip while training")
     follow_links: bool = False
     """imagefolder: also follow links out of root (never twice, never into another class or split)"""
 
@@ -235,8 +232,7 @@ def _increasing(v: list[int]) -> list[int]:
 class ProxySpec(_Section):
     """The short training that ranks architectures (same for every trial and reference)."""
 
-    dataset: DatasetSpec = Field(default_factory=DatasetSpec)
-    """the proxy task"""
+    dataset: DatasetSpec = Field(default_factory=DatasetSpec, description="the proxy task")
     img_size: int = Field(32, ge=8, le=MAX_SIZES["img_size"])
     """training resolution; becomes the architecture's img_size unless base sets one"""
     epochs: Annotated[list[Annotated[int, Field(ge=1, le=MAX_EPOCHS, strict=True)]],
@@ -295,21 +291,15 @@ ArchFields = Annotated[dict[str, Any], WithJsonSchema({
 class ThroughputSpec(_Section):
     """The deployment setting in which speed is measured (independent of the proxy's)."""
 
-    img_size: int = Field(224, ge=1, le=MAX_SIZES["img_size"])
-    """target resolution"""
-    batch_size: int = Field(64, ge=1, le=MAX_COUNT)
-    """target batch"""
+    img_size: int = Field(224, ge=1, le=MAX_SIZES["img_size"], description="target resolution")
+    batch_size: int = Field(64, ge=1, le=MAX_COUNT, description="target batch")
     reference: Optional[str] = "deit_tiny_patch16_224"
     """timm model measured interleaved with every trial (throughput_ratio = trial / reference)"""
-    device: str = Field("auto", pattern=_DEVICE_RE)
-    """auto, cpu, cuda, cuda:N"""
+    device: str = Field("auto", pattern=_DEVICE_RE, description="auto, cpu, cuda, cuda:N")
     dtype: Literal[DTYPES] = "float32"  # type: ignore[valid-type]
-    warmup: int = Field(2, ge=0, le=MAX_REPEATS)
-    """untimed batches per model"""
-    repeats: int = Field(5, ge=1, le=MAX_REPEATS)
-    """timed repeats per model (the median is reported)"""
-    iters: int = Field(3, ge=1, le=MAX_REPEATS)
-    """batches per timed repeat"""
+    warmup: int = Field(2, ge=0, le=MAX_REPEATS, description="untimed batches per model")
+    repeats: int = Field(5, ge=1, le=MAX_REPEATS, description="timed repeats per model (the median is reported)")
+    iters: int = Field(3, ge=1, le=MAX_REPEATS, description="batches per timed repeat")
     highres: Optional[int] = Field(None, ge=1, le=MAX_SIZES["img_size"])
     """also measure latency at this resolution (e.g. 1024), for the latency_highres metric"""
     highres_batch_size: int = Field(1, ge=1, le=MAX_COUNT)
@@ -338,14 +328,10 @@ class Knob(_Section):
 
     choice: Optional[list[Any]] = Field(None, min_length=1, max_length=MAX_CHOICES)
     """the values to choose from"""
-    int_: Optional[tuple[int, int]] = Field(None, alias="int")
-    """[low, high], both included"""
-    float_: Optional[tuple[float, float]] = Field(None, alias="float")
-    """[low, high]"""
-    step: Optional[float] = Field(None, gt=0)
-    """spacing of an int or float range"""
-    log: bool = False
-    """sample a range on a log scale"""
+    int_: Optional[tuple[int, int]] = Field(None, alias="int", description="[low, high], both included")
+    float_: Optional[tuple[float, float]] = Field(None, alias="float", description="[low, high]")
+    step: Optional[float] = Field(None, gt=0, description="spacing of an int or float range")
+    log: bool = Field(False, description="sample a range on a log scale")
     when: dict[str, Annotated[list[Any], BeforeValidator(lambda v: v if isinstance(v, list) else [v],
                                                          json_schema_input_type=Any)]] = Field(default_factory=dict)
     """sample this knob only when every listed field takes one of the listed values"""
@@ -482,10 +468,8 @@ class Reference(_Section):
     """A fixed model evaluated with the same proxy and measurement: an architecture or a timm model."""
 
     name: str = Field(pattern=_NAME_RE)
-    arch: Optional[ArchFields] = None
-    """ArchConfig fields applied on top of base"""
-    model: Optional[str] = None
-    """a timm model name, e.g. deit_tiny_patch16_224"""
+    arch: Optional[ArchFields] = Field(None, description="ArchConfig fields applied on top of base")
+    model: Optional[str] = Field(None, description="a timm model name, e.g. deit_tiny_patch16_224")
 
     @model_validator(mode="after")
     def _one_kind(self) -> "Reference":
@@ -521,10 +505,8 @@ class SpaceSpec(_Section):
 
     study: StudySpec = Field(default_factory=StudySpec)
     """the Optuna study: trials, sampler, objectives, constraints, storage"""
-    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
-    """what each parallel trial reserves"""
-    proxy: ProxySpec = Field(default_factory=ProxySpec)
-    """the short training that ranks architectures"""
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec, description="what each parallel trial reserves")
+    proxy: ProxySpec = Field(default_factory=ProxySpec, description="the short training that ranks architectures")
     throughput: ThroughputSpec = Field(default_factory=ThroughputSpec)
     """the deployment setting for speed measurements"""
     base: ArchFields = Field(default_factory=dict)
@@ -533,8 +515,7 @@ class SpaceSpec(_Section):
                                                      json_schema_input_type=Union[Knob, list, None])]] = Field(
         default_factory=dict, json_schema_extra={"propertyNames": {"enum": ArchConfig.field_names()}})
     """searched ArchConfig fields: {choice: [...]}, {int: [lo, hi]} or {float: [lo, hi]}, optional when"""
-    references: list[Reference] = Field(default_factory=list)
-    """fixed models every front is read against"""
+    references: list[Reference] = Field(default_factory=list, description="fixed models every front is read against")
 
     _path: str = PrivateAttr("<dict>")
     _order: tuple[str, ...] = PrivateAttr(())
