@@ -22,7 +22,6 @@ def gpu_count() -> int:
     if "torch" not in sys.modules and sys.platform.startswith("linux") and not device_nodes():
         return 0
     import torch
-
     return torch.cuda.device_count()
 
 
@@ -31,7 +30,6 @@ def gpu_memory() -> int | None:
     if not gpu_count():
         return None
     import torch
-
     return torch.cuda.get_device_properties(0).total_memory
 
 
@@ -44,6 +42,5 @@ def gpu_info() -> dict[str, Any]:
     info: dict[str, Any] = {"torch": version, "cuda": False}
     if gpu_count():
         import torch
-
         info.update(cuda=True, gpus=[torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())])
     return info

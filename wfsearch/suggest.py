@@ -1,7 +1,5 @@
-"""Did-you-mean for a mistyped name. Unlike plain ``difflib``, a shared prefix counts extra (people misspell
-the end of a word more than its start, so ``bilinear`` is nearest ``bilateral``, not ``linear``), a word that
-begins a name is close (``acc`` -> ``accuracy``), and a name differing only in case matches best of all.
-"""
+"""Did-you-mean for a mistyped name: unlike plain ``difflib``, a shared prefix counts extra (``bilinear`` ->
+``bilateral``, not ``linear``), an abbreviation is close (``acc`` -> ``accuracy``), case-only differences best."""
 from __future__ import annotations
 
 import difflib

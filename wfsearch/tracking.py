@@ -1,10 +1,5 @@
-"""Where a run's numbers go besides the study and ``metrics.jsonl``: TensorBoard and Weights & Biases.
-
-TensorBoard (``pip install 'wfsearch[tensorboard]'``) writes ``OUTPUT/tensorboard/``: a training run logs
-``train/*`` every logged step and each epoch's metrics under ``epoch/``; a search logs each finished trial under
-``trial/`` and its progress under ``search/``. W&B (``pip install wandb``) logs the same when asked. Both run
-on the driver only.
-"""
+"""TensorBoard (``OUTPUT/tensorboard/``) and Weights & Biases logging of a training run (``train/``, ``epoch/``)
+or a search (``trial/``, ``search/``), besides the study and ``metrics.jsonl``; on the driver only."""
 from __future__ import annotations
 
 import logging

@@ -13,7 +13,6 @@ PIP_NAMES = {"psycopg2": "psycopg2-binary", "psycopg": "'psycopg[binary]'", "MyS
 def _masked(url: str):
     """(the parsed URL with every credential masked, the credentials' values)."""
     from sqlalchemy.engine import make_url
-
     u = make_url(url)
     found = [u.password] if u.password else []
     hidden = {}
@@ -50,7 +49,6 @@ def missing_driver(url: str) -> str | None:
     is installed (or the URL names no known database: the opener says so)."""
     try:
         from sqlalchemy.engine import make_url
-
         u = make_url(url)
         dialect = u.get_dialect()
     except Exception:

@@ -1,8 +1,5 @@
-"""`ArchConfig`: every architecture knob of a WeightFormer-style backbone, validated on construction.
-
-The defaults reproduce the released WeightFormer-Tiny; `cfg.hash` identifies the network (irrelevant knobs
-ignored), `cfg.to_dict()` / `ArchConfig.from_dict()` serialize it.
-"""
+"""`ArchConfig`: every architecture knob of a WeightFormer-style backbone (defaults: the released
+WeightFormer-Tiny), validated on construction; `cfg.hash` identifies the network, irrelevant knobs ignored."""
 from __future__ import annotations
 
 import dataclasses

@@ -1,8 +1,7 @@
-"""Analytic cost of an architecture: parameters, MACs and activation memory, block by block, without torch.
+"""Analytic cost of an architecture without torch: parameters, MACs and activation memory, block by block.
 
-MACs count the multiply-accumulates of linear maps, convolutions and matrix products (what
-`torch.utils.flop_counter` reports, halved); element-wise work (norms, activations, pooling) is left out.
-The predictors' formulas live here too; each class in `wfsearch.models.predictors` takes its ``cost`` from them.
+MACs count linear maps, convolutions and matrix products (`torch.utils.flop_counter` halved), not element-wise
+work. `wfsearch.models.predictors` takes each predictor's ``cost`` from the formulas here.
 """
 from __future__ import annotations
 
@@ -20,7 +19,6 @@ def pooled_count(grid: tuple[int, int], pool: int | str, cover: bool = False) ->
     return (grid[0] // pool) * (grid[1] // pool)
 
 
-# --------------------------------------------------------------------------- the predictors' formulas
 def lowrank_cost(c_in: int, c_out: int, rank_ratio: int, n_tokens: int, m_tokens: int,
                  deep: bool = False) -> tuple[int, int]:
     """(params, MACs) of a low-rank fc1 predictor: down M·C_in·(C_in/r + C_out/r), factors

@@ -1,9 +1,5 @@
-"""Cross-field rules of a spec, each failure a `SpecIssue` at the exact key path.
-
-`check` resolves what the file leaves implicit (storage, dataset classes and root) and checks field names,
-conditions (`when`), single values and, where decidable, that every choice can be part of a buildable
-architecture; the rest surfaces at sampling time as an infeasible sample.
-"""
+"""Cross-field rules of a spec, each failure a `SpecIssue` at the exact key path: field names, conditions,
+single values and, where decidable, that every choice can be part of a buildable architecture."""
 from __future__ import annotations
 
 import logging
@@ -17,10 +13,11 @@ from typing import Any, Callable, Optional
 from wfsearch.arch import cost
 from wfsearch.arch.config import ENUMS, MAX_SIZES, ArchConfig
 from wfsearch.gpu import gpu_memory
+from wfsearch.suggest import did_you_mean
 from wfsearch.urls import missing_driver, safe_url
 
 from .spec import (CIFAR10_CLASSES, DATASET_CLASSES, SYNTHETIC_CLASSES, SYNTHETIC_SIZES, Knob, SpaceSize, SpaceSpec,
-                   _did_you_mean, _is_int, _same, arch_value)
+                   _is_int, _same, arch_value)
 from .timm_names import is_timm_model, timm_model_names
 
 log = logging.getLogger(__name__)
@@ -71,7 +68,6 @@ def check(spec: SpaceSpec) -> tuple[SpaceSpec, tuple[str, ...], SpaceSize]:
     return spec, order, size
 
 
-# --------------------------------------------------------------------------- resolution
 def _resolve(spec: SpaceSpec) -> SpaceSpec:
     study, ds = spec.study, spec.proxy.dataset
     if study.name is None:
@@ -97,7 +93,7 @@ def _resolve(spec: SpaceSpec) -> SpaceSpec:
         for i, c in enumerate(ds.classes):
             if ds.name == "cifar10" and c not in CIFAR10_CLASSES:
                 raise SpecIssue(path + ("classes", i), c, "not a CIFAR-10 class"
-                                + (_did_you_mean(c, CIFAR10_CLASSES) or f"; classes are {list(CIFAR10_CLASSES)}"))
+                                + (did_you_mean(c, CIFAR10_CLASSES) or f"; classes are {list(CIFAR10_CLASSES)}"))
             if ds.classes.index(c) != i:
                 raise SpecIssue(path + ("classes", i), c, "listed twice; list each class once")
         n = len(ds.classes)
@@ -136,7 +132,6 @@ def _check_storage(url: str) -> None:
     """A storage URL SQLAlchemy can parse, of a known database, whose driver is installed."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError
-
     where = ("study", "storage")
     try:
         parsed = make_url(url)
@@ -163,7 +158,6 @@ def data_root_issue(spec: SpaceSpec) -> Optional[str]:
     return None
 
 
-# --------------------------------------------------------------------------- metrics and field names
 def _check_metrics(spec: SpaceSpec) -> None:
     needs = {"latency_highres": (spec.throughput.highres, "throughput.highres (the resolution to time, e.g. 1024)"),
              "throughput_ratio": (spec.throughput.reference, "throughput.reference (a timm model name)")}
@@ -176,7 +170,7 @@ def _check_metrics(spec: SpaceSpec) -> None:
 
 
 def _unknown_field(path: tuple, name: str) -> SpecIssue:
-    return SpecIssue(path, name, "not an ArchConfig field" + (_did_you_mean(name, FIELDS)
+    return SpecIssue(path, name, "not an ArchConfig field" + (did_you_mean(name, FIELDS)
                                                               or f"; ArchConfig fields are {FIELDS}"))
 
 
@@ -214,7 +208,6 @@ def _knob_value(knob: Knob) -> Any:
     return knob.choice if knob.choice is not None else list(knob.range)
 
 
-# --------------------------------------------------------------------------- conditions
 def _knob_order(spec: SpaceSpec) -> tuple[str, ...]:
     """Check every ``when`` and order the knobs so that each comes after the knobs it reads."""
     defaults = spec.arch_defaults()
@@ -260,7 +253,6 @@ def _knob_order(spec: SpaceSpec) -> tuple[str, ...]:
     return tuple(order)
 
 
-# --------------------------------------------------------------------------- single values
 def _solo_error(field: str, value: Any, depth: Any) -> Optional[str]:
     """Why ``field=value`` is invalid on its own (None when it is valid in some context)."""
     valid_depth = _is_int(depth) and 1 <= depth <= MAX_SIZES["depth"]  # else the depth's own check says why
@@ -275,7 +267,7 @@ def _solo_error(field: str, value: Any, depth: Any) -> Optional[str]:
         message, prefix = str(e), f"{field}={value!r}: "
         m = re.match(rf"^{re.escape(field)}=.*?: (.*)$", message)
         rule = message[len(prefix):] if message.startswith(prefix) else m.group(1) if m else message
-        return rule + (_did_you_mean(value, ENUMS[field]) if field in ENUMS else "")
+        return rule + (did_you_mean(value, ENUMS[field]) if field in ENUMS else "")
     return None
 
 
@@ -314,7 +306,6 @@ def _values_of(spec: SpaceSpec, field: str) -> Optional[list[Any]]:
     return [arch_value(spec.arch_defaults(), field)]
 
 
-# --------------------------------------------------------------------------- the whole space
 def _walk(spec: SpaceSpec, order: tuple[str, ...], branch: set[str], domains: dict[str, list[Any]],
           on_leaf: Callable[[dict[str, Any], list[tuple[str, int]]], None]) -> None:
     """Call ``on_leaf(values, picks)`` for every combination of the active ``branch`` knobs: ``values`` maps
@@ -459,7 +450,6 @@ def _nothing_builds(spec: SpaceSpec, reason: str, probes: int = 0) -> SpecIssue:
     return SpecIssue(path, value, f"{what} (e.g. {reason}); {fix}")
 
 
-# --------------------------------------------------------------------------- measurement sizes
 def _check_throughput_sizes(spec: SpaceSpec) -> None:
     patches = _values_of(spec, "patch_size") or list(spec.space["patch_size"].range)
     where = "space.patch_size" if "patch_size" in spec.space else "base.patch_size" if "patch_size" in spec.base \
@@ -472,7 +462,6 @@ def _check_throughput_sizes(spec: SpaceSpec) -> None:
                                                            f"use a multiple of {p}")
 
 
-# --------------------------------------------------------------------------- memory
 SIZE_FIELDS = ("embed_dim", "depth", "mlp_ratio", "img_size", "patch_size", "kernel_size", "num_classes")
 DATA_BYTES_PER_VALUE = 17  # a synthetic image is generated as float32 arrays (about 4 alive) and kept as uint8
 # what `_memory_culprit` tries: each key reset to a small value or its default
@@ -567,7 +556,6 @@ def _memory_culprit(spec: SpaceSpec, small: dict[str, Any], i: int) -> tuple[tup
     return best
 
 
-# --------------------------------------------------------------------------- references
 def _check_references(spec: SpaceSpec) -> None:
     seen: set[str] = set()
     for i, r in enumerate(spec.references):
@@ -594,6 +582,6 @@ def _check_references(spec: SpaceSpec) -> None:
 
 def _check_timm_name(path: tuple, name: Any) -> None:
     if not is_timm_model(name):  # read once per process from the cached list (`timm_names`)
-        hint = _did_you_mean(name, sorted(timm_model_names())) or \
+        hint = did_you_mean(name, sorted(timm_model_names())) or \
             "; list names with `python -c \"import timm; print(timm.list_models('deit*'))\"`"
         raise SpecIssue(path, name, "not a timm model" + hint)

@@ -1,7 +1,5 @@
-"""Loading a spec: strict YAML, ``extends`` composition, ``--set`` overrides, one-line errors.
-
-Every mistake is a `UserError` ``<file>: <key.path>: <value>: <rule and fix>`` naming the file that set the key.
-"""
+"""Loading a spec: strict YAML, ``extends`` composition, ``--set`` overrides; every mistake is one `UserError`
+line ``<file>: <key.path>: <value>: <rule and fix>`` naming the file that set the key."""
 from __future__ import annotations
 
 import copy
@@ -32,7 +30,6 @@ MAX_NODES = 50_000  # values in one document, every alias counted as what it exp
 MAX_EXTENDS = 32  # files in one extends chain
 
 
-# --------------------------------------------------------------------------- strict YAML
 _FastLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when PyYAML has it: ~10x faster
 
 
@@ -182,7 +179,6 @@ def _check_node(node: yaml.Node, path: Path_, label: str, sizes: dict[int, int],
     return total
 
 
-# --------------------------------------------------------------------------- files and extends
 def read_yaml_text(path: str | os.PathLike, label: str, what: str = "a spec") -> str:
     """The text of a YAML file, read once and bounded: a folder, a FIFO, a device, a file larger than
     ``MAX_SPEC_BYTES`` or not UTF-8 is one `UserError` line (never a wait)."""
@@ -199,16 +195,11 @@ def read_yaml_text(path: str | os.PathLike, label: str, what: str = "a spec") ->
         if len(raw) > MAX_SPEC_BYTES:
             raise UserError(f"{where}: larger than {MAX_SPEC_BYTES:,} bytes; {what} is a few lines of YAML")
         return raw.decode("utf-8")
-    except FileNotFoundError:
-        raise UserError(f"{where}: no such file; check the path") from None
-    except IsADirectoryError:
-        raise UserError(f"{where}: is a directory; {what} is a YAML file") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{where}: not UTF-8 text; {what} is a YAML file") from None
-    except PermissionError:
-        raise UserError(f"{where}: permission denied") from None
-    except OSError as e:
-        raise UserError(f"{where}: cannot read it ({e.strerror or e})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        why = {FileNotFoundError: "no such file; check the path", PermissionError: "permission denied",
+               IsADirectoryError: f"is a directory; {what} is a YAML file",
+               UnicodeDecodeError: f"not UTF-8 text; {what} is a YAML file"}.get(type(e))
+        raise UserError(f"{where}: {why or f'cannot read it ({e.strerror or e})'}") from None
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -265,7 +256,6 @@ def _load_tree(path: Path, label: str, chain: tuple[Path, ...]) -> tuple[dict[st
     return _merge(merged, data), origins, layers + [label]
 
 
-# --------------------------------------------------------------------------- --set
 def apply_overrides(data: dict[str, Any], overrides: Iterable[str], label: str,
                     origins: Optional[dict[Path_, str]] = None) -> dict[str, Any]:
     """Apply ``key.path=value`` strings (value parsed as YAML) to a copy of ``data``."""
@@ -302,7 +292,6 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str], label: str,
     return data
 
 
-# --------------------------------------------------------------------------- building the spec
 def load_spec(path: str | os.PathLike, overrides: Iterable[str] = ()) -> SpaceSpec:
     """Load, compose (``extends``), override (``--set``) and check a spec file; a mistake is one `UserError`
     line naming the file, the key path, the value and the fix."""
@@ -363,7 +352,6 @@ def _origin(origins: dict[Path_, str], path: Path_, default: str) -> str:
     return next((origins[path[:n]] for n in range(len(path), -1, -1) if path[:n] in origins), default)
 
 
-# --------------------------------------------------------------------------- pydantic errors
 M = typing.TypeVar("M", bound=BaseModel)
 
 

@@ -1,8 +1,5 @@
-"""Sampling a spec into architectures: an Optuna define-by-run function.
-
-Knobs whose ``when`` does not hold keep their base or ArchConfig default; an architecture that cannot be built
-is an *infeasible* `Sample` with the reason, never an exception, so the search records it and moves on.
-"""
+"""Sampling a spec into architectures (Optuna define-by-run): knobs whose ``when`` does not hold keep their
+default; an architecture that cannot be built is an *infeasible* `Sample` with the reason, never an exception."""
 from __future__ import annotations
 
 import logging
@@ -35,11 +32,8 @@ class Sample:
 
 
 def sample_arch(spec: SpaceSpec, trial: Any) -> Sample:
-    """Sample an architecture with ``trial.suggest_*`` (an Optuna Trial, FixedTrial or FrozenTrial-like).
-
-    ``Sample.params`` holds the decoded knob values (a placement as a list); the trial's own ``params`` what
-    Optuna stores (such a list as JSON text). Equal params give equal ``arch.hash``.
-    """
+    """Sample an architecture with ``trial.suggest_*``; ``Sample.params`` holds the decoded knob values (a
+    placement as a list, where the trial stores JSON text). Equal params give equal ``arch.hash``."""
     values = spec.arch_defaults()
     params: dict[str, Any] = {}
     for name in spec.knobs:
@@ -56,7 +50,6 @@ def sample_arch(spec: SpaceSpec, trial: Any) -> Sample:
 def arch_from_params(spec: SpaceSpec, params: dict[str, Any]) -> Sample:
     """Rebuild a sample from stored knob values (a trial's ``params``, decoded or as Optuna stores them)."""
     import optuna
-
     return sample_arch(spec, optuna.trial.FixedTrial({k: encode_choice(v) for k, v in params.items()}))
 
 
@@ -91,7 +84,6 @@ def load_designs(spec: SpaceSpec, path: str) -> list[dict[str, Any]]:
 def random_samples(spec: SpaceSpec, n: int, seed: int = 0) -> list[Sample]:
     """``n`` samples drawn with Optuna's RandomSampler on an in-memory study."""
     import optuna
-
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "study created" line for a scratch study
     try:

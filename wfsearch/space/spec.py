@@ -1,8 +1,5 @@
-"""`SpaceSpec`: the typed form of a design-space YAML file.
-
-Each section is a frozen pydantic model with ``extra="forbid"`` (a misspelled key is an error; the JSON
-Schema comes for free). Cross-field rules live in `wfsearch.space.checks`, loading in `wfsearch.space.loader`.
-"""
+"""`SpaceSpec`: the typed form of a design-space YAML file, each section a frozen pydantic model with
+``extra="forbid"``; cross-field rules live in `wfsearch.space.checks`, loading in `wfsearch.space.loader`."""
 from __future__ import annotations
 
 import hashlib
@@ -60,7 +57,6 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-# --------------------------------------------------------------------------- study
 _CONSTRAINT_RE = re.compile(r"^\s*([A-Za-z_]+)\s*(<=|>=|<|>|==|=|!=)\s*([-+0-9.eE_]+)\s*([kKMGT]?)\s*$")
 _UNIT_RE = re.compile(r"^\s*([A-Za-z_]+)\s*(<=|>=|<|>|==|=|!=)\s*"
                       r"([-+0-9.eE_]*[0-9][0-9_]*\.?[0-9_]*)\s*([A-Za-z%/]+)\s*$")
@@ -98,7 +94,7 @@ def parse_constraint(text: Any) -> Constraint:
         raise ValueError("a constraint is 'METRIC OP VALUE' with OP one of <=, <, >=, >, e.g. 'params <= 30e6'")
     metric, op, num, suffix = m.groups()
     if metric not in METRICS:
-        raise ValueError(f"unknown metric {metric!r}{_did_you_mean(metric, METRICS)}; metrics are {list(METRICS)}")
+        raise ValueError(f"unknown metric {metric!r}{did_you_mean(metric, METRICS)}; metrics are {list(METRICS)}")
     if op not in ("<=", "<", ">=", ">"):
         raise ValueError(f"operator {op!r} is not supported; use <=, <, >= or >")
     try:
@@ -174,7 +170,6 @@ class StudySpec(_Section):
         return v
 
 
-# --------------------------------------------------------------------------- resources
 class ResourcesSpec(_Section):
     cpus_per_trial: float = Field(1.0, gt=0, le=MAX_CPUS)
     """CPU cores reserved per trial (fractions allowed)"""
@@ -191,7 +186,6 @@ class ResourcesSpec(_Section):
         return v
 
 
-# --------------------------------------------------------------------------- proxy
 class DatasetSpec(_Section):
     """The proxy task, as `wfsearch.proxy.data.load_dataset` loads it (at `ProxySpec.img_size`)."""
 
@@ -268,7 +262,6 @@ class ProxySpec(_Section):
         return self.epochs[-1]
 
 
-# --------------------------------------------------------------------------- base, space
 _SCHEMAS: dict[str, Any] = {
     "mlp_ratio": {"type": "number"}, "drop_path_rate": {"type": "number"}, "drop_rate": {"type": "number"},
     "img_size": {"anyOf": [{"type": "integer"},
@@ -287,7 +280,6 @@ ArchFields = Annotated[dict[str, Any], WithJsonSchema({
     "description": "ArchConfig fields (a null removes an entry inherited through extends)"})]
 
 
-# --------------------------------------------------------------------------- throughput
 class ThroughputSpec(_Section):
     """The deployment setting in which speed is measured (independent of the proxy's)."""
 
@@ -497,7 +489,6 @@ class SpaceSize:
     continuous: bool
 
 
-# --------------------------------------------------------------------------- the spec
 class SpaceSpec(_Section):
     """A whole design-space study: what to search, how to rank it, how to measure speed."""
 
@@ -593,7 +584,3 @@ class SpaceSpec(_Section):
                                 "cannot be searched on a grid; give it a step or use another sampler")
             out[name] = [encode_choice(v) for v in values]
         return out
-
-
-def _did_you_mean(word: Any, options: Any) -> str:
-    return did_you_mean(word, [str(o) for o in options])

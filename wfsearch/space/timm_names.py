@@ -1,7 +1,5 @@
-"""Is a name a timm model? Answered from a list cached per timm version (``$XDG_CACHE_HOME/wfsearch`` or
-``~/.cache/wfsearch``), so that checking a spec's reference model does not import torch (about 470 MB and
-seconds in every `wfsearch run` driver). Where timm is already imported, timm's own registry answers.
-"""
+"""Is a name a timm model? Answered from a list cached per timm version in ``$XDG_CACHE_HOME/wfsearch``, so
+that checking a spec does not import torch (470 MB, seconds); where timm is imported, its registry answers."""
 from __future__ import annotations
 
 import functools
@@ -27,7 +25,6 @@ def timm_model_names() -> frozenset[str]:
         except (OSError, UnicodeDecodeError):
             pass
     import timm
-
     names = frozenset(timm.list_models()) | set(MODEL_SIZES)
     path = cache_path()
     if not path.is_file():  # written once per timm version, whole (readers see all of it or none)
