@@ -108,13 +108,10 @@ def _resolve(spec: SpaceSpec) -> SpaceSpec:
             if ds.root and os.path.isdir(train) else ""
         raise SpecIssue(path + ("num_classes",), MISSING, "imagefolder needs num_classes (keep the first N classes) "
                         "or a classes list, so that the head size is known" + found)
-    root = ds.root
-    if ds.name == "imagefolder" and not root:
+    if ds.name == "imagefolder" and not ds.root:
         raise SpecIssue(path + ("root",), MISSING, "imagefolder needs root: the folder holding train/ and val/")
-    if total is not None and not root and ds.name != "digits":
-        root = "data"
-    if root:
-        root = os.path.abspath(os.path.expanduser(root))
+    root = ds.root if ds.root or total is None or ds.name == "digits" else "data"
+    root = os.path.abspath(os.path.expanduser(root)) if root else root
     if 0 < spec.proxy.max_epochs <= spec.proxy.warmup_epochs:
         raise SpecIssue(("proxy", "warmup_epochs"), spec.proxy.warmup_epochs,
                         f"must be below the budget of {spec.proxy.max_epochs} epoch(s) (the last of proxy.epochs); "
