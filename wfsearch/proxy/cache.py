@@ -1,8 +1,5 @@
-"""A cache of cost measurements, so a repeated architecture is not measured twice.
-
-In memory always; with a folder, also on disk as one small JSON file per key, written atomically
-(write to a temporary name, then rename), so separate processes such as Ray workers share it
-without locks: a reader sees a whole file or none, and two writers of one key write equal values.
+"""A cache of cost measurements: in memory, and with a folder on disk as one JSON file per key, written
+atomically (temporary name, then rename), so processes share it without locks.
 """
 from __future__ import annotations
 
