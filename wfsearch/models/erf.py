@@ -103,7 +103,6 @@ def summarize(erf: torch.Tensor, patch: int, box: tuple[int, int, int, int] | No
     return ErfSummary(outside, radius(0.5), radius(0.9), int(max(h, w)))
 
 
-# ------------------------------------------------------------------------- pictures (no plotting library)
 _VIRIDIS = [(68, 1, 84), (72, 40, 120), (62, 73, 137), (49, 104, 142), (38, 130, 142), (31, 158, 137),
             (53, 183, 121), (110, 206, 88), (181, 222, 43), (253, 231, 37)]
 

@@ -33,8 +33,8 @@ try:  # consulted on every forward, so imported once here
 except ImportError:  # pragma: no cover - torch without the helper
     _get_current_dispatch_mode_stack = None
 
-__all__ = ["ENV_VAR", "TRITON_ENV_VAR", "Path", "decide_path", "fast_path", "fast_order_enabled", "hooked", "linear", "linear_add",
-           "linear_gelu", "needs_grad", "onednn_fusable", "reference_mode", "set_fast_path", "set_triton",
+__all__ = ["ENV_VAR", "TRITON_ENV_VAR", "Path", "decide_path", "fast_path", "fast_order_enabled", "hooked", "linear",
+           "linear_add", "linear_gelu", "needs_grad", "onednn_fusable", "reference_mode", "set_fast_path", "set_triton",
            "single_threaded", "triton", "use_fast_path", "use_triton"]
 
 ENV_VAR = "WFSEARCH_FAST_PATH"
@@ -42,7 +42,6 @@ _enabled = os.environ.get(ENV_VAR, "1").strip().lower() not in ("0", "false", "n
 _reference_depth = 0
 
 
-# --------------------------------------------------------------------------- the switches
 def use_fast_path() -> bool:
     """Whether the eager CPU plumbing may run: switched on, no reference mode, nothing compiling or tracing."""
     return _enabled and not _reference_depth and not torch.compiler.is_compiling() and not _fx_tracing()
@@ -58,8 +57,7 @@ def set_fast_path(enabled: bool) -> None:
 def fast_path(enabled: bool = True) -> Iterator[None]:
     """`set_fast_path` for the enclosed code only."""
     global _enabled
-    before = _enabled
-    _enabled = bool(enabled)
+    before, _enabled = _enabled, bool(enabled)
     try:
         yield
     finally:
@@ -70,8 +68,7 @@ def fast_path(enabled: bool = True) -> Iterator[None]:
 def reference_mode(enabled: bool = True) -> Iterator[None]:
     """Run WeightFormer layers in their straightforward reference formulation inside the block."""
     global _reference_depth
-    step = 1 if enabled else 0
-    _reference_depth += step
+    _reference_depth += (step := 1 if enabled else 0)
     try:
         yield
     finally:
@@ -80,11 +77,8 @@ def reference_mode(enabled: bool = True) -> Iterator[None]:
 
 def fast_order_enabled() -> bool:
     """True unless `reference_mode()` is active or `torch.utils.flop_counter.FlopCounterMode` is counting."""
-    if _reference_depth or _fx_tracing():  # symbolic tracing follows the plain formulation
-        return False
-    if torch.compiler.is_compiling():
-        return True
-    return not _flop_counting()
+    # symbolic tracing follows the plain formulation
+    return not (_reference_depth or _fx_tracing()) and (torch.compiler.is_compiling() or not _flop_counting())
 
 
 def _fx_tracing() -> bool:
@@ -127,7 +121,6 @@ def decide_path(x: torch.Tensor, *params: torch.Tensor, watched: tuple[nn.Module
     return Path.FAST
 
 
-# --------------------------------------------------------------------------- Triton kernels
 TRITON_ENV_VAR = "WFSEARCH_TRITON"
 TRITON_SETTINGS = ("on", "off", "eager")
 # devices whose tensors take the kernels (tests add "cpu" for Triton's interpreter, TRITON_INTERPRET=1)
@@ -135,14 +128,13 @@ TRITON_DEVICES: tuple[str, ...] = ("cuda",)
 _TRITON_INSTALLED = importlib.util.find_spec("triton") is not None and hasattr(torch.library, "triton_op")
 
 
+_TRITON_WORDS = {**dict.fromkeys(("1", "true", "yes", "on"), "on"), **dict.fromkeys(("0", "false", "no", "off"), "off"),
+                 "eager": "eager"}
+
+
 def _triton_setting(value: object) -> str:
-    v = str(value).strip().lower()
-    if v in ("1", "true", "yes", "on"):
-        return "on"
-    if v in ("0", "false", "no", "off"):
-        return "off"
-    if v == "eager":
-        return "eager"
+    if (v := _TRITON_WORDS.get(str(value).strip().lower())) is not None:
+        return v
     raise ValueError(f"{TRITON_ENV_VAR}={value!r}: must be 1 (on), 0 (off) or eager (not under torch.compile)")
 
 
@@ -181,7 +173,6 @@ def triton(enabled: bool | str = True) -> Iterator[None]:
         _triton = before
 
 
-# --------------------------------------------------------------------------- hooks
 # torch's module trackers (MemTracker, FlopCounterMode) hook every module globally without reading outputs:
 # they must not switch the model to the unfused paths (MemTracker would measure a path training never takes)
 _TRACKER_HOOK_OWNERS = frozenset({"torch.distributed._tools.mod_tracker.ModTracker",
@@ -214,7 +205,6 @@ def needs_grad(*tensors: torch.Tensor) -> bool:
     return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
-# --------------------------------------------------------------------------- threads
 @contextlib.contextmanager
 def single_threaded(enabled: bool = True) -> Iterator[None]:
     """Run the enclosed ops on one intra-op thread: for small tensors a parallel region costs more than the
@@ -231,7 +221,6 @@ def single_threaded(enabled: bool = True) -> Iterator[None]:
         torch.set_num_threads(n)
 
 
-# --------------------------------------------------------------------------- oneDNN fused linears
 _HAS_LINEAR_POINTWISE = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 

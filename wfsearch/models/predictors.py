@@ -18,7 +18,6 @@ from wfsearch.arch.cost import (adaptive_cost, ampdir_cost, conv_cost, gap_dwcon
                                  pooled_count)  # noqa: F401  (pooled_count: M of `pool_tokens`)
 
 
-# --------------------------------------------------------------------------- spatial compression
 def pool_tokens(x_BHWC: torch.Tensor, pool: int | str, cover: bool = False) -> torch.Tensor:
     """Compress the token grid: ``s x s`` average pool or the global mean; returns ``(B, M, C)``.
     ``cover=False``: the released floor pooling (a partial last row/column of cells is ignored);
@@ -79,7 +78,6 @@ def _act(name: str) -> nn.Module:
     return get_act_layer(name)()
 
 
-# --------------------------------------------------------------------------- fc1 predictors
 class LowRankPredictor(nn.Module):
     """Shared shape of the fc1 predictors: ``U = down(P)`` on the ``M`` pooled tokens, split into ``U_a``
     (``C_in/r``) and ``U_b`` (``C_out/r``); ``Φa = f_a(U_a) W1``, ``Φb = f_b(U_b) W2``, ``ΔW = Φaᵀ Φb · C_in^-½ / Z``.
@@ -204,7 +202,6 @@ FC1_PREDICTORS: dict[str, type[LowRankPredictor] | None] = {
 }
 
 
-# --------------------------------------------------------------------------- dwconv predictors
 def _resample_kernel(k_BCgg: torch.Tensor, k: int) -> torch.Tensor:
     """Map a ``g x g`` map of per-tap summaries onto the ``k x k`` kernel taps (identity when g == k)."""
     g = k_BCgg.shape[-1]

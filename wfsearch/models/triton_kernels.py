@@ -46,7 +46,6 @@ def _pow2(n: int, lo: int = 16, hi: int | None = None) -> int:
     return v if hi is None else min(v, hi)
 
 
-# --------------------------------------------------------------------------- dynamic depthwise conv
 @triton.jit
 def _dwconv_kernel(x_ptr, d_ptr, k0_ptr, bias_ptr, y_ptr,
                    H, W, C, n_ptiles,
@@ -126,7 +125,6 @@ def dwconv(x_BHWC: torch.Tensor, delta_BCkk: torch.Tensor | None, k0_C1kk: torch
                                      bool(residual))
 
 
-# --------------------------------------------------------------------------- dynamic linear
 @triton.jit
 def _dynamic_linear_kernel(x_ptr, w_ptr, xp_ptr, q_ptr, bias_ptr, y_ptr,
                            N, C, O, K, n_ntiles, n_otiles,

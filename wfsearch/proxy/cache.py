@@ -30,10 +30,8 @@ class MeasureCache:
 
     def get(self, key: dict[str, Any]) -> dict[str, Any] | None:
         digest = _digest(key)
-        if digest in self._memory:
-            return self._memory[digest]
-        if self.dir is None:
-            return None
+        if digest in self._memory or self.dir is None:
+            return self._memory.get(digest)
         path = self._path(digest)
         try:
             blob = json.loads(path.read_text())

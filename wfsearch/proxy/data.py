@@ -81,6 +81,7 @@ class ImageTensors:
     def __post_init__(self) -> None:
         assert self.images.dtype == torch.uint8 and self.images.ndim == 4, self.images.shape
         assert self.labels.dtype == torch.int64 and len(self.labels) == len(self.images)
+
     def __len__(self) -> int:
         return len(self.labels)
 
@@ -105,6 +106,7 @@ class ProxyData:
     @property
     def img_size(self) -> int:
         return self.train.images.shape[-1]
+
 
 ATTRIBUTES = ("color", "shape", "pattern", "size")
 SYNTHETIC_DEFAULTS = {"num_classes": SYNTHETIC_CLASSES[2], "train_size": SYNTHETIC_SIZES[0],
@@ -498,6 +500,7 @@ def _write_disk(path: Path, data: ProxyData) -> None:
                 "val_x": data.val.images, "val_y": data.val.labels, "classes": data.classes,
                 "mean": list(data.mean), "std": list(data.std)}, tmp)
     os.replace(tmp, path)  # atomic: concurrent writers leave one whole file
+
 
 class TensorBatches:
     """Batches of normalized float images and labels cut from uint8 tensors, on ``device``. Training batches

@@ -65,18 +65,14 @@ def check_class_sets(train_dir: Path, val_dir: Path, train_names: Sequence[str],
         only_train, only_val = sorted(set(train_names) - val_set), sorted(val_set - set(train_names))
     if not only_train and not only_val:
         return
-    parts = []
-    if only_train:
-        parts.append(f"only in {train_dir}: {_names(only_train)}")
-    if only_val:
-        parts.append(f"only in {val_dir}: {_names(only_val)}")
+    parts = [f"only in {d}: {_names(c)}" for d, c in ((train_dir, only_train), (val_dir, only_val)) if c]
     raise error(key, value, f"train and val have different class folders ({'; '.join(parts)}); give both "
                             "the same class folders, or choose classes both have with proxy.dataset.classes")
 
 
 def _names(names: Sequence[str], n: int = 5) -> str:
     shown = ", ".join(repr(x) for x in names[:n])
-    return f"[{shown}{', ...' if len(names) > n else ''}] ({len(names)})" if len(names) > n else f"[{shown}]"
+    return f"[{shown}, ...] ({len(names)})" if len(names) > n else f"[{shown}]"
 
 
 def _inside(path: str, folder: str) -> bool:

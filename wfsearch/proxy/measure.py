@@ -200,7 +200,6 @@ def measure_throughput(models: dict[str, nn.Module], img_size: int, batch_size: 
     return results
 
 
-# --------------------------------------------------------------------------- torch.compile
 COMPILE_MODES = ("none", "default", "max-autotune")
 _COMPILED_CACHE_SIZE = 6  # compiled models kept per worker (each holds its model and inductor's kernels)
 _compiled: dict[tuple, tuple[nn.Module, float]] = {}
