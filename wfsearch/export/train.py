@@ -93,15 +93,13 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)  # the metrics lines of this run
 
     @property
-    def nothing_left(self) -> bool:
-        """The run was resumed after its last epoch: no epoch was trained."""
+    def nothing_left(self) -> bool:  # resumed after its last epoch: no epoch was trained
         return not self.history
 
 
 def _seed(seed: int, *keys: int) -> None:
     """Seed Python, NumPy (Mixup draws from it) and torch from (seed, *keys)."""
     import random
-
     s = int(np.random.SeedSequence([seed, *keys]).generate_state(1)[0])
     random.seed(s)
     np.random.seed(s)
@@ -130,11 +128,10 @@ CHECKPOINT_KEYS = ("model", "epoch", "num_classes")
 
 
 def load_checkpoint(path: str | Path, flag: str = "--resume") -> dict[str, Any]:
-    """A checkpoint written by `train`, loaded with ``weights_only=True``: only tensors and plain types
-    are unpickled, so a crafted file cannot run code. Anything else is one line naming the file."""
+    """A checkpoint written by `train`, loaded with ``weights_only=True`` (a crafted file cannot run code);
+    anything else is one line naming the file."""
     import pickle
     import re
-
     where = f"{flag}: {str(path)!r}"
     if Path(path).is_file() and Path(path).stat().st_size == 0:
         raise UserError(f"{where}: the file is empty; not a wfsearch checkpoint")
@@ -160,8 +157,7 @@ def load_checkpoint(path: str | Path, flag: str = "--resume") -> dict[str, Any]:
 @torch.no_grad()
 def _evaluate(model: nn.Module, loader, d: Distributed, precision: str, num_classes: int,
               progress: Progress | None, desc: str) -> dict[str, float]:
-    """Top-1/top-5 (percent) and cross-entropy over the whole validation set, summed across processes. With 5
-    classes or fewer every label is in the top 5: top5 is None, not a 100% that says nothing."""
+    """Top-1/top-5 (percent; top5 None with 5 classes or fewer) and cross-entropy over the whole validation set."""
     model.eval()
     k = min(5, num_classes)
     sums = [0.0, 0.0, 0.0, 0.0]  # loss, top1 hits, top5 hits, count
@@ -184,9 +180,8 @@ def _evaluate(model: nn.Module, loader, d: Distributed, precision: str, num_clas
 
 
 def training_memory(recipe: Recipe, batch: int | None = None) -> float:
-    """Bytes one training process needs, estimated before anything is built: the input batches (the loader
-    workers' prefetched ones as float32) and, for a WeightFormer, its weights, gradients, AdamW state and
-    activations from the analytic cost."""
+    """Bytes one training process needs: the input batches (the workers' prefetched ones too) and, for a
+    WeightFormer, weights, gradients, AdamW state and activations from the analytic cost."""
     from wfsearch.arch import MODEL_SIZES, ArchConfig, cost
 
     t, data, name = recipe.train, recipe.data, recipe.model.name
@@ -202,10 +197,8 @@ def training_memory(recipe: Recipe, batch: int | None = None) -> float:
 
 
 def check_memory(recipe: Recipe, source: str, batch: int | None = None) -> None:
-    """Refuse, before anything is allocated, a recipe this machine cannot hold: one line naming the key whose
-    reset to a default shrinks the estimate most (`training_memory`)."""
+    """Refuse a recipe this machine cannot hold: one line naming the key whose reset shrinks the estimate most."""
     from wfsearch.space.checks import machine_memory
-
     have, kind = machine_memory()
     need = training_memory(recipe, batch)
     if need <= have:
@@ -245,14 +238,13 @@ def train(recipe: Recipe, output: str | Path, *, resume: bool | str | Path = Fal
     ``resume``: True continues from ``output/last.pth``, a path from that checkpoint. ``augment=False`` turns
     random augmentation off. The callbacks (``on_step`` every ``log_every`` steps) run on the main process only.
     """
-    from wfsearch.tracking import RunTrackers
-
     from timm.data import Mixup
     from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
     from timm.optim import create_optimizer_v2
     from timm.scheduler import create_scheduler_v2
     from timm.utils import ModelEmaV3
 
+    from wfsearch.tracking import RunTrackers
     d = dist_ctx or init_distributed()
     out = Path(output)
     last = out / "last.pth"
@@ -315,13 +307,9 @@ def train(recipe: Recipe, output: str | Path, *, resume: bool | str | Path = Fal
                   prob=recipe.augment.mixup_prob, switch_prob=recipe.augment.mixup_switch_prob,
                   mode=recipe.augment.mixup_mode, label_smoothing=t.label_smoothing,
                   num_classes=num_classes) if mixup_on else None
-    if mixup is not None:
-        criterion: nn.Module = SoftTargetCrossEntropy()  # smoothing is inside Mixup's soft targets
-    elif t.label_smoothing > 0:
-        criterion = LabelSmoothingCrossEntropy(smoothing=t.label_smoothing)
-    else:
-        criterion = nn.CrossEntropyLoss()
-
+    # with Mixup the smoothing is inside its soft targets
+    criterion: nn.Module = SoftTargetCrossEntropy() if mixup is not None else \
+        LabelSmoothingCrossEntropy(smoothing=t.label_smoothing) if t.label_smoothing > 0 else nn.CrossEntropyLoss()
     trackers = None
     if d.is_main:
         out.mkdir(parents=True, exist_ok=True)
