@@ -1,10 +1,7 @@
 """wfsearch: design-space exploration for WeightFormer-style vision backbones.
 
-``import wfsearch`` is light (the command line starts fast, and commands that only read a study never
-load torch). It registers the ``weightformer_*`` models with timm as timm users expect, without
-loading timm itself: at once when timm is already imported, otherwise the moment timm is (a one-shot
-import hook), so ``import timm, wfsearch`` or ``import wfsearch, timm`` then ``timm.create_model(
-"weightformer_tiny")`` both work. ``import wfsearch.models`` registers them explicitly.
+``import wfsearch`` is light (no torch, no timm) yet registers the ``weightformer_*`` models with timm: at once
+when timm is imported, otherwise the moment it is (a one-shot import hook); ``import wfsearch.models`` does it too.
 """
 from __future__ import annotations
 

@@ -1,28 +1,15 @@
-"""Does this machine have a GPU torch can use? Answered without importing torch where it cannot have one.
-
-Importing torch costs a process about 470 MB and seconds of start-up. The processes that only plan a search
-(the spec's memory check, ``wfsearch run``'s driver, which starts Ray and records the hardware) need torch
-only to ask CUDA about its devices; on a Linux machine with no NVIDIA or AMD device node torch would answer
-"none", so they skip it. Everywhere else (another OS, a device node present, torch already loaded) torch is
-asked, as before.
+"""Does this machine have a GPU torch can use? Answered without importing torch (about 470 MB and seconds of
+start-up) where it cannot have one: on Linux with no NVIDIA, AMD or WSL device node torch would answer "none".
 """
 from __future__ import annotations
 
 import glob
-import os
 import sys
 from importlib import metadata
 from typing import Any
 
 # the device nodes a CUDA (NVIDIA), ROCm (AMD: torch.cuda too) or WSL GPU driver creates
 DEVICE_NODES = ("/dev/nvidia[0-9]*", "/dev/kfd", "/dev/dxg")
-
-
-def may_have_gpu() -> bool:
-    """False only where torch.cuda cannot find a device: Linux, torch not loaded, no GPU device node."""
-    if "torch" in sys.modules or not sys.platform.startswith("linux"):
-        return True
-    return bool(device_nodes())
 
 
 def device_nodes() -> list[str]:
@@ -32,10 +19,9 @@ def device_nodes() -> list[str]:
 
 def gpu_count() -> int:
     """The number of GPUs torch can use here (0 without importing torch where there can be none)."""
-    if not may_have_gpu():
+    if "torch" not in sys.modules and sys.platform.startswith("linux") and not device_nodes():
         return 0
     import torch
-
     return torch.cuda.device_count()
 
 
@@ -44,12 +30,11 @@ def gpu_memory() -> int | None:
     if not gpu_count():
         return None
     import torch
-
     return torch.cuda.get_device_properties(0).total_memory
 
 
 def gpu_info() -> dict[str, Any]:
-    """The torch version (as installed, on every machine alike) and the GPUs it sees, for a study's hardware record."""
+    """The torch version (as installed) and the GPUs it sees, for a study's hardware record."""
     try:
         version = metadata.version("torch")
     except metadata.PackageNotFoundError:  # pragma: no cover - torch is a dependency
@@ -57,6 +42,5 @@ def gpu_info() -> dict[str, Any]:
     info: dict[str, Any] = {"torch": version, "cuda": False}
     if gpu_count():
         import torch
-
         info.update(cuda=True, gpus=[torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())])
     return info

@@ -1,11 +1,5 @@
-"""Did-you-mean for a mistyped name: which of the known names the user most likely meant.
-
-Plain ``difflib`` ranks by shared characters only, so ``bilinear`` comes out nearest ``linear`` (a
-substring) rather than ``bilateral``, and ``acc`` is too short to reach ``accuracy`` at all. People
-abbreviate and misspell the *end* of a word far more often than its start, so here a shared prefix
-counts extra and a word that begins a name (``acc`` -> ``accuracy``) counts as a close match.
-A name that differs only in case (``NSGA2`` -> ``nsga2``) is the best match of all.
-"""
+"""Did-you-mean for a mistyped name: unlike plain ``difflib``, a shared prefix counts extra (``bilinear`` ->
+``bilateral``, not ``linear``), an abbreviation is close (``acc`` -> ``accuracy``), case-only differences best."""
 from __future__ import annotations
 
 import difflib
@@ -14,14 +8,12 @@ from typing import Any, Iterable
 
 __all__ = ["close_matches", "did_you_mean", "similarity"]
 
-CASE_ONLY = 2.0  # the score of a match that differs only in letter case
-
 
 def similarity(word: str, name: str) -> float:
     """A score >= 0 of how likely ``word`` is a mistyping of ``name`` (higher is closer; 0.6 is close)."""
     w, n = word.lower(), name.lower()
     if w == n:
-        return CASE_ONLY if word != name else 3.0
+        return 2.0 if word != name else 3.0  # 2.0: only the case differs
     ratio = difflib.SequenceMatcher(None, w, n).ratio()
     if len(w) >= 2 and n.startswith(w):  # an abbreviation: acc -> accuracy
         ratio = max(ratio, 0.75)
@@ -37,16 +29,12 @@ def close_matches(word: Any, names: Iterable[Any], n: int = 2, cutoff: float = 0
         return []
     scored = sorted(((similarity(word, str(x)), str(x)) for x in names), key=lambda s: -s[0])
     scored = [(s, x) for s, x in scored if s >= cutoff]
-    if not scored:
-        return []
-    best = scored[0][0]
-    return [x for s, x in scored[:n] if s >= best - 0.1]
+    return [x for s, x in scored[:n] if s >= scored[0][0] - 0.1]
 
 
 def did_you_mean(word: Any, names: Iterable[Any], n: int = 2) -> str:
     """``"; did you mean 'x'?"`` (with a note when only the case differs), or ``""`` when nothing is close."""
-    names = list(names)
-    close = close_matches(word, names, n=n)
+    close = close_matches(word, list(names), n=n)
     if not close:
         return ""
     if isinstance(word, str) and close[0].lower() == word.lower():

@@ -1,16 +1,9 @@
-"""Where a run's numbers go besides the study and ``metrics.jsonl``: TensorBoard and Weights & Biases.
-
-TensorBoard (``torch.utils.tensorboard``, needs the ``tensorboard`` package: ``pip install
-'wfsearch[tensorboard]'``) writes ``OUTPUT/tensorboard/``. A training run (`wfsearch train`) logs
-``train/loss``, ``train/lr`` and ``train/images_per_s`` every logged step, and each epoch's metrics line
-under ``epoch/`` at the epoch's last step; a search (`wfsearch run --tensorboard`) logs every finished
-trial's objectives under ``trial/`` and the search's progress (``search/hypervolume``, front size, best
-of each objective) at the count of distinct architectures finished. W&B (``pip install wandb``) logs the
-same when asked for. Both run on the main process (the driver) only.
-"""
+"""TensorBoard (``OUTPUT/tensorboard/``) and Weights & Biases logging of a training run (``train/``, ``epoch/``)
+or a search (``trial/``, ``search/``), besides the study and ``metrics.jsonl``; on the driver only."""
 from __future__ import annotations
 
 import logging
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +17,14 @@ SKIP = ("epoch", "step", "world_size", "global_batch")  # the metrics-line field
 
 
 class RunTrackers:
-    """TensorBoard (when installed, unless ``tensorboard=False``) and W&B (when ``wandb=True``) for one run."""
+    """TensorBoard (when installed, unless ``tensorboard=False``) and W&B (when ``wandb=True``) for one run.
+
+    ``first_step``: the first step this session logs; on resume TensorBoard hides what an interrupted session
+    logged from there on (it is logged again), so no step shows twice."""
 
     def __init__(self, output: Path, run_name: str, config: dict[str, Any], *, tensorboard: bool = True,
                  wandb: bool = False, resume: bool = False, first_step: int = 0):
-        """``first_step``: the first step this session logs; on resume, TensorBoard hides what an interrupted
-        session logged from there on (it is logged again), so no step shows twice."""
-        self.writer = None
-        self.wandb_run = None
+        self.writer = self.wandb_run = None
         if wandb:
             try:
                 import wandb as wandb_lib
@@ -50,31 +43,22 @@ class RunTrackers:
                 self.writer = SummaryWriter(log_dir=str(output / "tensorboard"),
                                             purge_step=first_step if resume else None)
 
-    @property
-    def active(self) -> bool:
-        return self.writer is not None or self.wandb_run is not None
-
     def log(self, values: dict[str, float], step: int) -> None:
         """Scalars by name at ``step``."""
-        self._log({k: float(v) for k, v in values.items()}, step)
+        values = {k: float(v) for k, v in values.items()}
+        for k, v in values.items() if self.writer is not None else ():
+            self.writer.add_scalar(k, v, step)
+        if self.wandb_run is not None:
+            self.wandb_run.log(values, step=step)  # W&B drops steps below its run's last one
 
     def step(self, info: dict[str, Any]) -> None:
         """A logged optimizer step: ``{"step", "loss", "lr", "images_per_s", ...}``."""
-        values = {f"train/{k}": float(info[k]) for k in ("loss", "lr", "images_per_s") if k in info}
-        self._log(values, int(info["step"]))
+        self.log({f"train/{k}": info[k] for k in ("loss", "lr", "images_per_s") if k in info}, int(info["step"]))
 
     def epoch(self, row: dict[str, Any]) -> None:
         """An epoch's metrics line (as written to ``metrics.jsonl``)."""
-        values = {f"epoch/{k}": float(v) for k, v in row.items()
-                  if k not in SKIP and isinstance(v, (int, float)) and not isinstance(v, bool)}
-        self._log(values, int(row["step"]))
-
-    def _log(self, values: dict[str, float], step: int) -> None:
-        if self.writer is not None:
-            for k, v in values.items():
-                self.writer.add_scalar(k, v, step)
-        if self.wandb_run is not None:
-            self.wandb_run.log(values, step=step)  # W&B drops steps below its run's last one
+        self.log({f"epoch/{k}": v for k, v in row.items()
+                  if k not in SKIP and isinstance(v, (int, float)) and not isinstance(v, bool)}, int(row["step"]))
 
     def close(self) -> None:
         if self.writer is not None:
@@ -88,8 +72,6 @@ def _wandb_id(output: Path, resume: bool) -> str:
     path = output / "wandb_id"
     if resume and path.is_file():
         return path.read_text().strip()
-    import uuid
-
     run_id = uuid.uuid4().hex[:12]
     output.mkdir(parents=True, exist_ok=True)
     path.write_text(run_id + "\n")

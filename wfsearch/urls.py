@@ -7,12 +7,12 @@ from urllib.parse import quote
 
 SECRET_KEY = re.compile(r"pass|pwd|secret|token|auth|key", re.IGNORECASE)  # query keys whose values are hidden
 MASK = "***"
+PIP_NAMES = {"psycopg2": "psycopg2-binary", "psycopg": "'psycopg[binary]'", "MySQLdb": "mysqlclient"}
 
 
 def _masked(url: str):
     """(the parsed URL with every credential masked, the credentials' values)."""
     from sqlalchemy.engine import make_url
-
     u = make_url(url)
     found = [u.password] if u.password else []
     hidden = {}
@@ -36,15 +36,12 @@ def mask_secrets(text: str, url: str) -> str:
     try:
         found = _masked(url)[1]
     except Exception:  # not parseable: the credentials as written
-        found = [m for m in re.findall(r"://[^:/@\s]*:([^@\s]+)@", url)
-                 + [v for k, v in re.findall(r"[?&]([^=&]+)=([^&\s]+)", url) if SECRET_KEY.search(k)]]
+        found = re.findall(r"://[^:/@\s]*:([^@\s]+)@", url) + [
+            v for k, v in re.findall(r"[?&]([^=&]+)=([^&\s]+)", url) if SECRET_KEY.search(k)]
     text = text.replace(url, safe_url(url))
     for secret in found:
         text = text.replace(secret, MASK).replace(quote(secret, safe=""), MASK)
     return text
-
-
-PIP_NAMES = {"psycopg2": "psycopg2-binary", "psycopg": "'psycopg[binary]'", "MySQLdb": "mysqlclient"}
 
 
 def missing_driver(url: str) -> str | None:
@@ -52,7 +49,6 @@ def missing_driver(url: str) -> str | None:
     is installed (or the URL names no known database: the opener says so)."""
     try:
         from sqlalchemy.engine import make_url
-
         u = make_url(url)
         dialect = u.get_dialect()
     except Exception:

@@ -1,15 +1,11 @@
-"""`ArchConfig`: every architecture knob of a WeightFormer-style backbone, validated on construction.
-
-The defaults reproduce the released WeightFormer-Tiny exactly. A sampled architecture is an
-`ArchConfig`; `cfg.hash` identifies it (equal architectures give equal hashes, whatever the
-irrelevant knobs say), `cfg.to_dict()` / `ArchConfig.from_dict()` serialize it.
-"""
+"""`ArchConfig`: every architecture knob of a WeightFormer-style backbone (defaults: the released
+WeightFormer-Tiny), validated on construction; `cfg.hash` identifies the network, irrelevant knobs ignored."""
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional, Union
 
 PREDICTORS: dict[str, list[str]] = {
@@ -17,28 +13,22 @@ PREDICTORS: dict[str, list[str]] = {
     "dwconv": ["none", "gap", "adaptive", "ampdir", "conv"],
 }
 ACTIVATIONS = ["silu", "gelu", "relu", "identity"]
-DELTA_NORMS = ["squash", "none"]
-# cover: a ceil-mode pool that sees every token, ΔW scaled by 1/(4M) (independent of the pool);
-# released: the released code's floor pool (drops border tokens) and 1/N scale (shrinks as 1/s²)
-FC1_POOL_MODES = ["cover", "released"]
-# where the residual stream is re-normalized (norm1): dynamic = in the blocks that `dynamic_blocks`
-# names (released; none when both predictors are 'none'), placement = in those blocks even when
-# both predictors are 'none', all = every block, none = no block
-RENORMS = ["dynamic", "placement", "all", "none"]
+# fc1_pool_mode: cover = a ceil-mode pool that sees every token, ΔW scaled by 1/(4M); released = the released
+# floor pool (drops border tokens), scale 1/N (shrinks as 1/s²).
+# renorm (where norm1 re-normalizes the residual stream): dynamic = the `dynamic_blocks` (released; none when
+# both predictors are 'none'), placement = those blocks even then, all, none.
 ENUMS: dict[str, list[str]] = {
     "fc1_predictor": PREDICTORS["fc1"], "dwconv_predictor": PREDICTORS["dwconv"],
-    "fc1_act": ACTIVATIONS, "dwconv_act": ACTIVATIONS, "delta_norm": DELTA_NORMS,
-    "fc1_pool_mode": FC1_POOL_MODES, "renorm": RENORMS,
+    "fc1_act": ACTIVATIONS, "dwconv_act": ACTIVATIONS, "delta_norm": ["squash", "none"],
+    "fc1_pool_mode": ["cover", "released"], "renorm": ["dynamic", "placement", "all", "none"],
 }
 RELEASED_POOL_AREA = 4  # the released 2x2 pool: the cover scale 1/(4M) equals the released 1/N there
-# fc1 predictors whose low-rank factors use `rank_ratio` and `fc1_pool`
-RANKED_FC1 = {"gap", "linear", "nonlinear", "deep", "bilateral"}
-POOLED_FC1 = {"linear", "nonlinear", "deep", "bilateral"}  # gap always pools globally
+RANKED_FC1 = {"gap", "linear", "nonlinear", "deep", "bilateral"}  # low-rank factors: use rank_ratio
+POOLED_FC1 = {"linear", "nonlinear", "deep", "bilateral"}  # use fc1_pool (gap always pools globally)
 POOLED_DWCONV = {"adaptive", "ampdir", "conv"}  # gap always pools globally
 
-# Released sizes (the released Base is the Small architecture trained at 448).
-# They pool and scale as the released code (`fc1_pool_mode="released"`), so the released weights give
-# the released outputs at every resolution; on grids the 2x2 pool divides both modes are identical.
+# Released sizes (the released Base is Small trained at 448). They pool and scale as the released code, so
+# the released weights give the released outputs at every resolution.
 MODEL_SIZES: dict[str, dict[str, Any]] = {
     "weightformer_tiny": dict(embed_dim=192, depth=17, fc1_pool_mode="released"),
     "weightformer_small": dict(embed_dim=384, depth=17, drop_path_rate=0.2, fc1_pool_mode="released"),
@@ -47,28 +37,29 @@ MODEL_SIZES: dict[str, dict[str, Any]] = {
 }
 
 Placement = Union[str, list[int], tuple[int, ...]]
-# The largest value of each size knob: far above any backbone, low enough that a placement or a cost loop over
-# the blocks stays instant (what a machine cannot hold is refused earlier, by `wfsearch.space`'s memory estimate).
+# The largest value of each size knob: far above any backbone, low enough that loops over the blocks stay
+# instant (what a machine cannot hold is refused earlier, by `wfsearch.space`'s memory estimate).
 MAX_SIZES = {"img_size": 16384, "patch_size": 16384, "in_chans": 64, "num_classes": 1_000_000, "embed_dim": 65536,
              "depth": 4096, "kernel_size": 63, "rank_ratio": 65536, "fc1_pool": 16384}
 MAX_MLP_RATIO = 64.0
+_PLACEMENTS = "use 'all', 'none', 'every:K[:OFFSET]', 'first:N', 'last:N' or a list of indices"
 
 
 def _err(field_name: str, value: Any, rule: str) -> ValueError:
     return ValueError(f"{field_name}={value!r}: {rule}")
 
 
-def parse_placement(spec: Placement, depth: int) -> tuple[int, ...]:
-    """Resolve a placement of dynamic blocks to sorted 0-based block indices.
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
 
-    Forms: ``"all"``, ``"none"``, ``"every:K"`` / ``"every:K:OFFSET"`` (index i is dynamic when
-    ``i % K == OFFSET``; the released model is ``"every:3:1"``), ``"first:N"``, ``"last:N"``, or an
-    explicit list of indices such as ``[1, 4, 7]``.
-    """
+
+def parse_placement(spec: Placement, depth: int) -> tuple[int, ...]:
+    """Resolve a placement of dynamic blocks to sorted 0-based block indices: ``"all"``, ``"none"``,
+    ``"every:K[:OFFSET]"`` (i % K == OFFSET; released: ``"every:3:1"``), ``"first:N"``, ``"last:N"`` or a list."""
     name = "dynamic_blocks"
     if isinstance(spec, (list, tuple)):
         idx = list(spec)
-        if not all(isinstance(i, int) and not isinstance(i, bool) for i in idx):
+        if not all(_is_int(i) for i in idx):
             raise _err(name, spec, "an explicit placement must be a list of integer block indices")
         bad = [i for i in idx if not 0 <= i < depth]
         if bad:
@@ -77,12 +68,10 @@ def parse_placement(spec: Placement, depth: int) -> tuple[int, ...]:
             raise _err(name, spec, "block indices must not repeat")
         return tuple(sorted(idx))
     if not isinstance(spec, str):
-        raise _err(name, spec, "use 'all', 'none', 'every:K[:OFFSET]', 'first:N', 'last:N' or a list of indices")
+        raise _err(name, spec, _PLACEMENTS)
     s = spec.strip().lower()
-    if s == "all":
-        return tuple(range(depth))
-    if s == "none":
-        return ()
+    if s in ("all", "none"):
+        return tuple(range(depth)) if s == "all" else ()
     kind, _, rest = s.partition(":")
     try:
         nums = [int(p) for p in rest.split(":")] if rest else []
@@ -100,7 +89,7 @@ def parse_placement(spec: Placement, depth: int) -> tuple[int, ...]:
         if not 0 <= n <= depth:
             raise _err(name, spec, f"N must satisfy 0 <= N <= depth={depth}, got {n}")
         return tuple(range(n)) if kind == "first" else tuple(range(depth - n, depth))
-    raise _err(name, spec, "use 'all', 'none', 'every:K[:OFFSET]', 'first:N', 'last:N' or a list of indices")
+    raise _err(name, spec, _PLACEMENTS)
 
 
 @dataclass(frozen=True)
@@ -125,7 +114,7 @@ class ArchConfig:
     fc1_act: str = "silu"  # activation inside the fc1 predictors
     dwconv_act: str = "gelu"  # activation inside the dwconv predictors
     delta_norm: str = "squash"  # squash: v / (||v|| + 1); none: raw ΔW
-    renorm: str = "dynamic"  # blocks whose residual stream is re-normalized (norm1); see RENORMS
+    renorm: str = "dynamic"  # blocks whose residual stream is re-normalized (norm1)
     drop_path_rate: float = 0.0
     drop_rate: float = 0.0
 
@@ -133,13 +122,9 @@ class ArchConfig:
         def set_(name: str, value: Any) -> None:
             object.__setattr__(self, name, value)
 
-        img = self.img_size
-        top = MAX_SIZES["img_size"]
-        if isinstance(img, (list, tuple)):
-            if len(img) != 2 or not all(_is_int(v) for v in img):
-                raise _err("img_size", img, "must be an integer or a pair of integers (height, width)")
-            img = tuple(int(v) for v in img)
-            set_("img_size", img[0] if img[0] == img[1] else img)
+        img, top = self.img_size, MAX_SIZES["img_size"]
+        if isinstance(img, (list, tuple)) and len(img) == 2 and all(_is_int(v) for v in img):
+            set_("img_size", int(img[0]) if img[0] == img[1] else tuple(int(v) for v in img))
         elif not _is_int(img):
             raise _err("img_size", img, "must be an integer or a pair of integers (height, width)")
         for name in ("patch_size", "in_chans", "embed_dim", "depth", "kernel_size", "rank_ratio"):
@@ -162,26 +147,24 @@ class ArchConfig:
         set_("mlp_ratio", float(self.mlp_ratio))
         if self.kernel_size % 2 == 0:
             raise _err("kernel_size", self.kernel_size, "must be odd so that 'same' padding keeps the grid")
-        if self.dwconv_pool is not None:
-            if not _is_int(self.dwconv_pool) or self.dwconv_pool < 1:
-                raise _err("dwconv_pool", self.dwconv_pool, "must be an integer >= 1 (or null: kernel_size)")
-            if self.dwconv_pool not in (1, self.kernel_size):
-                raise _err("dwconv_pool", self.dwconv_pool,
-                           f"must be 1 (one global summary) or kernel_size={self.kernel_size} (one summary per "
-                           "kernel tap); any other grid would be resampled onto the taps")
+        if self.dwconv_pool is not None and (not _is_int(self.dwconv_pool) or self.dwconv_pool < 1):
+            raise _err("dwconv_pool", self.dwconv_pool, "must be an integer >= 1 (or null: kernel_size)")
+        if self.dwconv_pool not in (None, 1, self.kernel_size):
+            raise _err("dwconv_pool", self.dwconv_pool,
+                       f"must be 1 (one global summary) or kernel_size={self.kernel_size} (one summary per "
+                       "kernel tap); any other grid would be resampled onto the taps")
         for name, choices in ENUMS.items():
-            v = getattr(self, name)
-            if v not in choices:
-                raise _err(name, v, f"must be one of {choices}")
+            if getattr(self, name) not in choices:
+                raise _err(name, getattr(self, name), f"must be one of {choices}")
         for name in ("drop_path_rate", "drop_rate"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0.0 <= v < 1.0:
                 raise _err(name, v, "must be a number in [0, 1)")
             set_(name, float(v))
         fp = self.fc1_pool
+        if isinstance(fp, str) and fp.lower() != "global":
+            raise _err("fc1_pool", fp, "must be an integer pool size >= 1 or 'global'")
         if isinstance(fp, str):
-            if fp.lower() != "global":
-                raise _err("fc1_pool", fp, "must be an integer pool size >= 1 or 'global'")
             set_("fc1_pool", "global")
         elif not _is_int(fp) or not 1 <= fp <= MAX_SIZES["fc1_pool"]:
             raise _err("fc1_pool", fp, f"must be an integer pool size in [1, {MAX_SIZES['fc1_pool']}] or 'global'")
@@ -190,21 +173,20 @@ class ArchConfig:
             set_("dynamic_blocks", list(dyn))
         elif isinstance(self.dynamic_blocks, str):
             set_("dynamic_blocks", self.dynamic_blocks.strip().lower())
-        if dyn and self.fc1_predictor in RANKED_FC1:
+        if not dyn:
+            return
+        if self.fc1_predictor in RANKED_FC1:
             for what, width in (("embed_dim", self.embed_dim), ("embed_dim * mlp_ratio", self.hidden_dim)):
                 if width % self.rank_ratio:
-                    raise _err("rank_ratio", self.rank_ratio,
-                               f"{what}={width} must be divisible by rank_ratio for fc1_predictor={self.fc1_predictor!r}")
-        if dyn:
-            gh, gw = self.grid_size
-            if self.fc1_predictor in POOLED_FC1 and isinstance(self.fc1_pool, int) and self.fc1_pool > min(gh, gw):
-                raise _err("fc1_pool", self.fc1_pool,
-                           f"pool larger than the token grid {gh}x{gw} (img_size={self.img_size}, patch_size={self.patch_size})")
-            if self.dwconv_predictor in POOLED_DWCONV and self.dwconv_grid > min(gh, gw):
-                raise _err("dwconv_pool", self.dwconv_grid,
-                           f"pool larger than the token grid {gh}x{gw} (img_size={self.img_size}, patch_size={self.patch_size})")
+                    raise _err("rank_ratio", self.rank_ratio, f"{what}={width} must be divisible by rank_ratio "
+                                                              f"for fc1_predictor={self.fc1_predictor!r}")
+        gh, gw = self.grid_size
+        for name, pool, pooled in (("fc1_pool", self.fc1_pool, self.fc1_predictor in POOLED_FC1),
+                                   ("dwconv_pool", self.dwconv_grid, self.dwconv_predictor in POOLED_DWCONV)):
+            if pooled and _is_int(pool) and pool > min(gh, gw):
+                raise _err(name, pool, f"pool larger than the token grid {gh}x{gw} (img_size={self.img_size}, "
+                                       f"patch_size={self.patch_size})")
 
-    # ---- derived ----
     @property
     def img_hw(self) -> tuple[int, int]:
         return (self.img_size, self.img_size) if isinstance(self.img_size, int) else tuple(self.img_size)
@@ -228,20 +210,15 @@ class ArchConfig:
     @property
     def norm_indices(self) -> tuple[int, ...]:
         """Indices of the blocks that re-normalize the residual stream (carry ``norm1``)."""
-        if self.renorm == "all":
-            return tuple(range(self.depth))
-        if self.renorm == "none":
-            return ()
-        if self.renorm == "dynamic":
-            return self.dynamic_indices
-        return parse_placement(self.dynamic_blocks, self.depth)
+        if self.renorm in ("all", "none"):
+            return tuple(range(self.depth)) if self.renorm == "all" else ()
+        return self.dynamic_indices if self.renorm == "dynamic" else parse_placement(self.dynamic_blocks, self.depth)
 
     @property
     def dwconv_grid(self) -> int:
         """The g x g summary grid of the pooled dwconv predictors (``dwconv_pool``, default kernel_size)."""
         return self.kernel_size if self.dwconv_pool is None else self.dwconv_pool
 
-    # ---- serialization and identity ----
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         if isinstance(d["img_size"], tuple):
@@ -270,15 +247,10 @@ class ArchConfig:
         return dataclasses.replace(self, **changes)
 
     def canonical(self) -> dict[str, Any]:
-        """The architecture with knobs that have no effect reset and equivalent networks merged, so
-        that networks computing the same function (with the same parameters) compare equal.
-
-        Merges: ``bilateral``/``nonlinear`` with ``fc1_act: identity`` are ``linear``; with the cover
-        scale a globally pooled ``bilateral`` is ``gap`` (and a globally pooled ``linear`` is ``gap``
-        with the identity); ``fc1_pool_mode`` is dropped where both modes agree (a pool that tiles
-        the grid exactly with ``s = 2``, or no pooled fc1 predictor); ``renorm`` becomes the list of
-        re-normalized blocks, ``dwconv_pool`` its resolved grid.
-        """
+        """The architecture with ineffective knobs reset and equivalent networks merged (same function, same
+        parameters, equal dict): ``bilateral``/``nonlinear`` with identity are ``linear``; a globally pooled
+        cover ``bilateral`` is ``gap`` (``linear``: ``gap`` with identity); ``fc1_pool_mode`` goes where both
+        modes agree; ``renorm`` becomes the re-normalized blocks, ``dwconv_pool`` its resolved grid."""
         d = self.to_dict()
         dyn = self.dynamic_indices
         d["dynamic_blocks"] = list(dyn)
@@ -290,7 +262,7 @@ class ArchConfig:
         act, pool, mode = self.fc1_act, self.fc1_pool, self.fc1_pool_mode
         if fc1 in ("bilateral", "nonlinear") and act == "identity":
             fc1 = "linear"
-        if fc1 in POOLED_FC1 and pool == "global" and mode == "cover" and fc1 in ("bilateral", "linear"):
+        if fc1 in ("bilateral", "linear") and pool == "global" and mode == "cover":
             fc1, act = "gap", act if fc1 == "bilateral" else "identity"
         if fc1 == "linear":
             act = default["fc1_act"]
@@ -311,19 +283,13 @@ class ArchConfig:
         return d
 
     def _pool_modes_agree(self) -> bool:
-        """Whether the cover and released fc1 pooling compute the same thing at this grid."""
-        s = self.fc1_pool
-        if s == "global":
-            return False  # scales 1/4 and 1/N
-        gh, gw = self.grid_size
-        return gh % s == 0 and gw % s == 0 and s * s == RELEASED_POOL_AREA
+        """Whether the cover and released fc1 pooling compute the same thing at this grid (global: scales
+        1/4 and 1/N differ)."""
+        s, (gh, gw) = self.fc1_pool, self.grid_size
+        return s != "global" and gh % s == 0 and gw % s == 0 and s * s == RELEASED_POOL_AREA
 
     @property
     def hash(self) -> str:
         """Stable 12-hex identifier of the architecture (same network, same hash)."""
         blob = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha1(blob.encode()).hexdigest()[:12]
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)

@@ -1,19 +1,11 @@
-"""Analytic cost of an architecture: parameters, MACs and activation memory, block by block.
+"""Analytic cost of an architecture without torch: parameters, MACs and activation memory, block by block.
 
-MACs count the multiply-accumulates of linear maps, convolutions and matrix products (what
-`torch.utils.flop_counter` reports, halved); normalizations, activations and pooling are O(N·C)
-element-wise work and are left out. Every term is linear in the token count N.
-
-The predictors' own formulas are here too (``FC1_COSTS``, ``DWCONV_COSTS``), so a cost needs no torch;
-each predictor class in `wfsearch.models.predictors` carries its math in its docstring and its
-``cost`` from this table.
+MACs count linear maps, convolutions and matrix products (`torch.utils.flop_counter` halved), not element-wise
+work. `wfsearch.models.predictors` takes each predictor's ``cost`` from the formulas here.
 """
 from __future__ import annotations
 
-from functools import partial
-from typing import Callable
-
-from .config import PREDICTORS, ArchConfig
+from .config import ArchConfig
 
 BYTES_PER_ELEMENT = 4  # fp32 activations
 
@@ -27,7 +19,6 @@ def pooled_count(grid: tuple[int, int], pool: int | str, cover: bool = False) ->
     return (grid[0] // pool) * (grid[1] // pool)
 
 
-# --------------------------------------------------------------------------- the predictors' formulas
 def lowrank_cost(c_in: int, c_out: int, rank_ratio: int, n_tokens: int, m_tokens: int,
                  deep: bool = False) -> tuple[int, int]:
     """(params, MACs) of a low-rank fc1 predictor: down M·C_in·(C_in/r + C_out/r), factors
@@ -63,15 +54,8 @@ def conv_cost(dim: int, kernel_size: int, pool: int) -> tuple[int, int]:
     return 9 * dim * dim + dim + dim * dim, 10 * pool * pool * dim * dim
 
 
-# name -> (params, MACs) formula, None for no predictor; the same keys as `PREDICTORS`
-FC1_COSTS: dict[str, Callable[..., tuple[int, int]] | None] = {
-    "none": None, "gap": lowrank_cost, "linear": lowrank_cost, "nonlinear": lowrank_cost,
-    "deep": partial(lowrank_cost, deep=True), "bilateral": lowrank_cost,
-}
-DWCONV_COSTS: dict[str, Callable[[int, int, int], tuple[int, int]] | None] = {
-    "none": None, "gap": gap_dwconv_cost, "adaptive": adaptive_cost, "ampdir": ampdir_cost, "conv": conv_cost,
-}
-assert list(FC1_COSTS) == PREDICTORS["fc1"] and list(DWCONV_COSTS) == PREDICTORS["dwconv"]
+# dwconv predictor name -> (params, MACs) formula (fc1: every predictor but none is `lowrank_cost`)
+DWCONV_COSTS = {"gap": gap_dwconv_cost, "adaptive": adaptive_cost, "ampdir": ampdir_cost, "conv": conv_cost}
 
 
 def block_cost(cfg: ArchConfig, grid: tuple[int, int], dynamic: bool, renorm: bool | None = None) -> dict[str, int]:
@@ -84,26 +68,21 @@ def block_cost(cfg: ArchConfig, grid: tuple[int, int], dynamic: bool, renorm: bo
     if dynamic if renorm is None else renorm:
         params += 2 * C  # norm1
         acts += N * C
-    if dynamic:
-        fc1 = FC1_COSTS[cfg.fc1_predictor]
-        if fc1 is not None:
-            m = 1 if cfg.fc1_predictor == "gap" else pooled_count(grid, cfg.fc1_pool, cfg.fc1_pool_mode == "cover")
-            p, mac = fc1(C, Hd, cfg.rank_ratio, N, m)
-            params, macs = params + p, macs + mac
-            acts += m * (C + Hd) * 2 + 2 * C * Hd  # factors, ΔW and W0 + ΔW
-        dw = DWCONV_COSTS[cfg.dwconv_predictor]
-        if dw is not None:
-            p, mac = dw(C, k, cfg.dwconv_grid)
-            params, macs = params + p, macs + mac
-            acts += 3 * C * k * k
+    if dynamic and cfg.fc1_predictor != "none":
+        m = 1 if cfg.fc1_predictor == "gap" else pooled_count(grid, cfg.fc1_pool, cfg.fc1_pool_mode == "cover")
+        p, mac = lowrank_cost(C, Hd, cfg.rank_ratio, N, m, deep=cfg.fc1_predictor == "deep")
+        params, macs = params + p, macs + mac
+        acts += m * (C + Hd) * 2 + 2 * C * Hd  # factors, ΔW and W0 + ΔW
+    if dynamic and cfg.dwconv_predictor != "none":
+        p, mac = DWCONV_COSTS[cfg.dwconv_predictor](C, k, cfg.dwconv_grid)
+        params, macs = params + p, macs + mac
+        acts += 3 * C * k * k
     return {"params": params, "macs": macs, "activations": acts}
 
 
 def cost(cfg: ArchConfig, img_size: int | tuple[int, int] | None = None) -> dict[str, int]:
-    """``{"params", "macs", "activation_bytes"}`` for one image at ``img_size`` (default: ``cfg.img_size``).
-
-    ``activation_bytes`` estimates the fp32 activations kept for the backward pass per image.
-    """
+    """``{"params", "macs", "activation_bytes"}`` for one image at ``img_size`` (default: ``cfg.img_size``);
+    ``activation_bytes`` estimates the fp32 activations kept for the backward pass."""
     if img_size is not None:
         cfg = cfg.replace(img_size=img_size)
     gh, gw = cfg.grid_size

@@ -12,24 +12,12 @@ import logging
 import os
 import sys
 
+from wfsearch.errors import UserError
+
 # subcommand modules, in the order `wfsearch --help` lists them
-COMMANDS = [
-    "run",
-    "bench",
-    "evaluate",
-    "proxy_check",
-    "export",
-    "train",
-    "validate",
-    "sample",
-    "schema",
-    "show",
-    "analyze",
-    "erf",
-    "report",
-    "dashboard",
-    "simulate",
-]
+COMMANDS = ["run", "bench", "evaluate", "proxy_check", "export", "train", "validate", "sample", "schema", "show",
+            "analyze", "erf", "report", "dashboard", "simulate"]
+WRITE_ERRORS = (errno.ENOSPC, errno.EROFS, errno.EDQUOT)  # met by a read-only command only when it writes
 
 
 class Parser(argparse.ArgumentParser):
@@ -39,27 +27,65 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, except that an epilog starting with ``examples:`` keeps its lines."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith("examples:"):
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
+def examples(*lines: str) -> dict:
+    """``add_parser`` keywords for an ``examples:`` epilog: one command (with an optional # comment) a line."""
+    return dict(epilog="examples:\n" + "".join(f"  {line}\n" for line in lines), formatter_class=HelpFormatter)
+
+
+def check_min(args: argparse.Namespace, low: int | float, *flags: str) -> None:
+    """Each flag (its dest; None: not given) at least ``low``, else one line ``--flag: value: must be >= low``."""
+    for flag in flags:
+        v = getattr(args, flag)
+        if v is not None and v < low:
+            raise UserError(f"--{flag.replace('_', '-')}: {v}: must be >= {low}")
+
+
+def check_ranges(*flags: tuple[str, int | None, int, int]) -> None:
+    """Each ``(flag, value, low, high)``: an integer flag (None: not given) in [low, high], else one line."""
+    for flag, value, low, high in flags:
+        if value is not None and not low <= value <= high:
+            raise UserError(f"{flag}: {value}: must lie in [{low}, {high}]")
+
+
+def add_spec_args(p: argparse.ArgumentParser, help: str = "design-space YAML, e.g. spaces/predictors.yaml") -> None:
+    """The SPEC argument and ``--set`` overrides of a command that loads a spec."""
+    p.add_argument("spec", metavar="SPEC", help=help)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                   help="override a key of the spec, the value read as YAML (repeatable), "
+                        "e.g. --set study.trials=8 --set space.rank_ratio.choice=[2,4]")
+
+
+def add_study_args(p: argparse.ArgumentParser) -> None:
+    """STUDY folder or --storage URL [--study NAME], for the commands that read a study."""
+    p.add_argument("study", nargs="?", metavar="STUDY", help="study folder, e.g. studies/predictors (holds optuna.db)")
+    p.add_argument("--storage", metavar="URL", help="SQLAlchemy URL of the study storage instead of a folder")
+    p.add_argument("--study", dest="study_name", metavar="NAME", help="study name within the storage")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from wfsearch import __version__
 
-    parser = Parser(
-        prog="wfsearch", description="Design-space exploration for WeightFormer-style vision backbones.")
+    parser = Parser(prog="wfsearch", description="Design-space exploration for WeightFormer-style vision backbones.")
     parser.add_argument("--version", action="version", version=f"wfsearch {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"wfsearch.cli.{name}").register(sub)
-    for p in sub.choices.values():  # the global flags also work after the subcommand
-        add_global_flags(p)
+    for p in sub.choices.values():  # global flags also after the subcommand; SUPPRESS keeps one given before
+        g = p.add_argument_group("global options (also accepted before the command)")
+        g.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for errors")
+        g.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log at INFO level")
     return parser
-
-
-def add_global_flags(p: argparse.ArgumentParser) -> None:
-    """``--debug`` and ``-v`` on a subcommand; SUPPRESS keeps the value given before the subcommand."""
-    g = p.add_argument_group("global options (also accepted before the command)")
-    g.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for errors")
-    g.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log at INFO level")
 
 
 def unknown_command(argv: list[str]) -> str | None:
@@ -126,9 +152,6 @@ def main(argv: list[str] | None = None) -> int:
             where, text = e.filename or type(e).__name__, e.strerror or str(e) or "failed"
         print(f"wfsearch: error: {where}: {text}", file=sys.stderr)
         return 2
-
-
-WRITE_ERRORS = (errno.ENOSPC, errno.EROFS, errno.EDQUOT)  # met by a read-only command only when it writes
 
 
 def _drop_stdout() -> None:

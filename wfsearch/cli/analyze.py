@@ -2,28 +2,28 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 
-from .helptext import examples
-from .report import add_study_args
+from wfsearch.errors import UserError
+
+from . import add_study_args, check_min, examples
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "analyze", help="compare the values of each knob at matched throughput, with intervals",
-        description="Answer design-space questions from a study's trained architectures (runs of one architecture "
-                    "averaged): per knob and value, the throughput-normalized EDF of the proxy error with a bootstrap "
-                    "band; matched-pair effects (architectures that differ in that knob only: median accuracy "
-                    "difference and throughput ratio, with intervals); one verdict per knob (the better value at "
-                    "matched throughput and by how much, or 'inside the noise' with how many more architectures would "
-                    "tell); and a two-knob interaction table. The answers describe the space only where it was "
-                    "sampled without bias: run the study with study.sampler: random and study.scheduler: {type: none} "
-                    "(a search with TPE, NSGA-II or GP is still analysed, with a caveat). `wfsearch report` draws the "
-                    "same as its Design space section.",
+        description="Per knob, from a study's trained architectures (runs of one architecture averaged): the "
+                    "throughput-normalized EDF of the proxy error per value with a bootstrap band; matched-pair "
+                    "effects (architectures differing in that knob only: accuracy difference and throughput ratio, with "
+                    "intervals); a verdict (the better value at matched throughput and by how much, or 'inside the "
+                    "noise' with how many more architectures would tell); and two-knob interaction tables. Unbiased "
+                    "only where the study sampled with study.sampler: random and study.scheduler: {type: none} (TPE, "
+                    "NSGA-II or GP get a caveat). `wfsearch report` draws the same in its Design space section.",
         **examples(
             "wfsearch run spaces/explore.yaml && wfsearch analyze studies/explore   # an unbiased sample first",
             "wfsearch analyze studies/predictors --json > design.json",
-            "wfsearch analyze studies/explore --interaction fc1_pool:fc1_predictor --level 0.95",
-        ))
+            "wfsearch analyze studies/explore --interaction fc1_pool:fc1_predictor --level 0.95"))
     add_study_args(p)
     p.add_argument("--json", action="store_true", help="everything as JSON (EDF grids and bands included)")
     p.add_argument("--level", type=float, default=0.9, metavar="P", help="level of bands and intervals (default 0.9)")
@@ -35,17 +35,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import dataclasses
-    import json
-
-    from wfsearch.errors import UserError
     from wfsearch.report.design import design_analysis
     from wfsearch.study import read_study
+    from wfsearch.study.verdict import verdict_line
 
     if not 0 < args.level < 1:
         raise UserError(f"--level: {args.level}: must lie between 0 and 1, e.g. 0.9")
-    if args.boot < 0:
-        raise UserError(f"--boot: {args.boot}: must be >= 0")
+    check_min(args, 0, "boot")
     wanted = [tuple(s.split(":", 1)) for s in args.interaction or []]
     bad = next((s for s, w in zip(args.interaction or [], wanted) if len(w) != 2 or not all(w)), None)
     if bad is not None:
@@ -59,8 +55,6 @@ def run(args: argparse.Namespace) -> int:
                             f"of study {view.name!r}; compared: {', '.join(sorted(knobs)) or 'none'}")
     if wanted:
         d = dataclasses.replace(d, interactions=tuple(i for i in d.interactions if (i.knob, i.by) in wanted))
-    from wfsearch.study.verdict import verdict_line
-
     verdict = verdict_line(view.user_attrs, view.spec.get("proxy"))  # how far its runs rank designs
     if args.json:
         print(json.dumps({"study": view.name, "proxy_verdict": verdict, **dataclasses.asdict(d)}, default=str))

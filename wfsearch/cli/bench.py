@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .helptext import examples
+from . import examples
 
 DEFAULT_MODELS = ["weightformer_tiny", "deit_tiny_patch16_224"]
 MAX_SPREAD = 0.10  # warn above this (max - min) / median over the repeats
@@ -20,8 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         **examples(
             'wfsearch bench                                  # the WeightFormer sizes against DeiT',
             'wfsearch bench weightformer_tiny deit_tiny_patch16_224 --res 224 448',
-            'wfsearch bench --device cuda --dtype bfloat16 --batch 128',
-        ))
+            'wfsearch bench --device cuda --dtype bfloat16 --batch 128'))
     p.add_argument("models", nargs="*", default=DEFAULT_MODELS, metavar="MODEL",
                    help=f"timm model names (default: {' '.join(DEFAULT_MODELS)})")
     p.add_argument("--res", nargs="+", type=int, default=[224], help="input resolutions (default: 224)")
@@ -42,9 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"warn when (max - min) / median over the repeats exceeds F (default: {MAX_SPREAD:g})")
     p.add_argument("--train", action="store_true", help="time a forward+backward step instead of inference")
     p.add_argument("--compile", default="none", metavar="MODE",
-                   help="run every model under torch.compile in this mode: none, default or max-autotune "
-                        "(CUDA graphs on GPU); compiled by an untimed call first, compile time printed "
-                        "(default: none)")
+                   help="run every model under torch.compile in this mode: none, default or max-autotune (CUDA graphs "
+                        "on GPU); compiled by an untimed call first, compile time printed (default: none)")
     p.set_defaults(func=run)
 
 
@@ -68,11 +66,9 @@ def run(args: argparse.Namespace) -> int:
 
     from .evaluate import measurement_header
 
-    for flag in ("batch", "repeats", "iters"):
-        if getattr(args, flag) < 1:
+    for flag in ("batch", "repeats", "iters", "threads"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
             raise ValueError(f"--{flag}={getattr(args, flag)}: must be >= 1")
-    if args.threads is not None and args.threads < 1:
-        raise ValueError(f"--threads={args.threads}: must be >= 1")
     if args.compile not in ("none", "default", "max-autotune"):
         raise ValueError(f"--compile={args.compile}: must be none, default or max-autotune")
     if any(r < 1 for r in args.res):
@@ -94,8 +90,7 @@ def run(args: argparse.Namespace) -> int:
           f"img/s: median [90% interval]; ratio: median of the per-repeat ratios img/s / {reference}'s img/s")
     header = (f"{'model':<28} {'res':>5} {'params(M)':>10} {'GMACs':>8} {'img/s':>10} {'90% interval':>19} "
               f"{'spread':>7} {'ratio':>7} {'90% interval':>15}")
-    print(header)
-    print("-" * len(header))
+    print(f"{header}\n{'-' * len(header)}")
     noisy = []
     for res in args.res:
         models = {name: create_model_at(name, res) for name in args.models}
@@ -113,8 +108,7 @@ def run(args: argparse.Namespace) -> int:
         _say("")
         first = tp[reference].samples
         for name in args.models:
-            params, macs = stats[name]
-            iv = tp[name].interval
+            (params, macs), iv = stats[name], tp[name].interval
             ratio = median_interval([a / b for a, b in zip(tp[name].samples, first)])
             sp = spread(tp[name].samples)
             if sp > args.max_spread:

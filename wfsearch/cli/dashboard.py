@@ -5,8 +5,7 @@ import argparse
 
 from wfsearch.errors import UserError
 
-from .helptext import examples
-from .report import add_study_args
+from . import add_study_args, examples
 
 INSTALL_HINT = "optuna-dashboard is not installed; pip install 'wfsearch[dashboard]' (or pip install optuna-dashboard)"
 
@@ -15,9 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("dashboard", help="browse a study in optuna-dashboard",
                        description="Serve optuna-dashboard on the study's storage. SQLite studies are in WAL mode, "
                                    "so reading them while `wfsearch run` writes is safe.",
-        **examples(
-            'wfsearch dashboard studies/predictors --port 8080   # then open http://127.0.0.1:8080',
-        ))
+        **examples('wfsearch dashboard studies/predictors --port 8080   # then open http://127.0.0.1:8080'))
     add_study_args(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
@@ -33,8 +30,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--port: {args.port}: must be between 0 and 65535")
     from pathlib import Path
 
-    from wfsearch.study import open_study
-    from wfsearch.study import open_storage
+    from wfsearch.study import open_storage, open_study
 
     opened = open_study(args.study, storage=args.storage, study_name=args.study_name)  # checks the study is there
     url = args.storage or f"sqlite:///{Path(args.study) / 'optuna.db'}"

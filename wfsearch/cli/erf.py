@@ -4,10 +4,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 from pathlib import Path
 from typing import Any
 
-from .helptext import examples
+from wfsearch.errors import UserError
+
+from . import check_min, examples
 from .output import write_output
 
 DEFAULT_IMAGES = 16
@@ -59,10 +62,9 @@ class Target:
 
 
 def _study_targets(args: argparse.Namespace) -> tuple[Any, list[Target]]:
-    from wfsearch.errors import UserError
-    from wfsearch.study import read_study
     from wfsearch.models import ArchConfig
     from wfsearch.space import spec_from_dict
+    from wfsearch.study import read_study
 
     snap = read_study(args.study)
     stored = snap.user_attrs.get("spec")
@@ -73,15 +75,13 @@ def _study_targets(args: argparse.Namespace) -> tuple[Any, list[Target]]:
     numbers = list(args.trial)
     if args.front:
         numbers += [t.number for t in snap.front if t.number not in numbers]
-    targets = []
-    for n in numbers:
-        t = trials.get(n)
-        if t is None or not t.arch:
-            raise UserError(f"--trial: {n}: no trial with an architecture in study {snap.name!r}")
-        targets.append(Target(f"trial{n}", ArchConfig.from_dict(t.arch), trainable=True))
+    bad = next((n for n in numbers if trials.get(n) is None or not trials[n].arch), None)
+    if bad is not None:
+        raise UserError(f"--trial: {bad}: no trial with an architecture in study {snap.name!r}")
+    targets = [Target(f"trial{n}", ArchConfig.from_dict(trials[n].arch), trainable=True) for n in numbers]
     if args.references:
-        for r in spec.reference_archs():
-            targets.append(Target(r.name, r.arch if r.arch is not None else r.model, trainable=True))
+        targets += [Target(r.name, r.arch if r.arch is not None else r.model, trainable=True)
+                    for r in spec.reference_archs()]
     return (spec, snap), targets
 
 
@@ -90,26 +90,26 @@ def _images(args: argparse.Namespace, spec: Any, img_size: int):
     import torch
 
     if args.imagefolder:
-        return _folder_images(Path(args.imagefolder), args.images, img_size)
-    from wfsearch.proxy.data import load_dataset
-    from wfsearch.space import ProxySpec
+        x, mean, std, source = _folder_images(Path(args.imagefolder), args.images, img_size)
+    else:
+        from wfsearch.proxy.data import load_dataset
+        from wfsearch.space import ProxySpec
 
-    proxy = spec.proxy if spec is not None else ProxySpec()
-    # only the first validation images are needed: load no more than that of either split
-    dataset = proxy.dataset.model_copy(update={"train_size": args.images, "val_size": args.images})
-    data = load_dataset(proxy.model_copy(update={"img_size": img_size, "dataset": dataset}))
-    x = data.val.images[:args.images].float() / 255.0
-    mean, std = torch.tensor(data.mean).view(1, 3, 1, 1), torch.tensor(data.std).view(1, 3, 1, 1)
-    return (x - mean) / std, f"{len(x)} {data.name} validation images"
+        proxy = spec.proxy if spec is not None else ProxySpec()
+        # only the first validation images are needed: load no more than that of either split
+        dataset = proxy.dataset.model_copy(update={"train_size": args.images, "val_size": args.images})
+        data = load_dataset(proxy.model_copy(update={"img_size": img_size, "dataset": dataset}))
+        x = data.val.images[:args.images].float() / 255.0
+        mean, std, source = data.mean, data.std, f"{len(x)} {data.name} validation images"
+    return (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1), source
 
 
 def _folder_images(root: Path, n: int, size: int):
+    """(images in [0, 1], mean, std, description) of the first ``n`` images under ``root``."""
     import numpy as np
     import torch
     from PIL import Image
     from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-
-    from wfsearch.errors import UserError
 
     from wfsearch.proxy.imagefolder import quiet_pillow
 
@@ -127,21 +127,17 @@ def _folder_images(root: Path, n: int, size: int):
         except OSError as e:
             raise UserError(f"--imagefolder: {f}: not a readable image ({e})") from None
     x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2) / 255.0
-    mean = torch.tensor(IMAGENET_DEFAULT_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_DEFAULT_STD).view(1, 3, 1, 1)
-    return (x - mean) / std, f"{len(files)} images from {root}"
+    return x, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, f"{len(files)} images from {root}"
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from wfsearch.errors import UserError
     from wfsearch.models import ArchConfig
     from wfsearch.models import erf as E
     from wfsearch.proxy.measure import build_target
 
-    if args.images < 1:
-        raise UserError(f"--images: {args.images}: must be >= 1")
+    check_min(args, 1, "images")
     if (args.trial or args.front or args.references or args.trained) and not args.study:
         raise UserError("--trial/--front/--references/--trained need a STUDY folder (studies/<name>)")
     if bool(args.recipe) != bool(args.checkpoint):
@@ -150,8 +146,7 @@ def run(args: argparse.Namespace) -> int:
     targets: list[Target] = []
     if args.study:
         (spec, opened), targets = _study_targets(args)
-    for name in args.model:
-        targets.append(Target(name, name))
+    targets += [Target(name, name) for name in args.model]
     if args.recipe:
         from wfsearch.export.recipe import load_recipe
         recipe = load_recipe(args.recipe)
@@ -178,9 +173,8 @@ def run(args: argparse.Namespace) -> int:
                 raise UserError(f"--epochs: {args.epochs}: must be >= 1 and above the spec's proxy.warmup_epochs="
                                 f"{proxy.warmup_epochs:g}")
             proxy = proxy.model_copy(update={"epochs": [args.epochs]})
+        check_min(args, 1, "train_size")
         if args.train_size is not None:
-            if args.train_size < 1:
-                raise UserError(f"--train-size: {args.train_size}: must be >= 1")
             dataset = proxy.dataset.model_copy(update={"train_size": args.train_size})
             proxy = proxy.model_copy(update={"dataset": dataset})
         data = load_dataset(proxy, origin=str(spec.path))
@@ -191,10 +185,9 @@ def run(args: argparse.Namespace) -> int:
         for state in states:
             torch.manual_seed(0)
             if t.recipe is not None:
-                import timm
                 model = t.recipe.model.create(img_size=img_size) if t.recipe.model.name.startswith("weightformer") \
                     else t.recipe.model.create()
-                _load_checkpoint(timm, model, t.checkpoint)
+                _load_checkpoint(model, t.checkpoint)
                 state = "checkpoint"
             else:
                 size = proxy_size or img_size
@@ -222,7 +215,7 @@ def run(args: argparse.Namespace) -> int:
                             "what": t.what if isinstance(t.what, str) else t.what.to_dict(),
                             "patch_size": patch, "static_rf_box": list(box) if box else None,
                             **s.to_dict(), "map": _small(E.display(m))})
-            _write_png(E.heatmap_rgb(m, box=box), out / f"{_file(label)}.png")
+            _save_png(E.heatmap_rgb(m, box=box).numpy(), out / (re.sub(r"[^\w.-]+", "_", label).strip("_") + ".png"))
             print(f"{label:<28} outside static RF {_pct(s.outside_static_rf)}   r50 {s.r50:6.1f} px   "
                   f"r90 {s.r90:6.1f} px", flush=True)
     _write_grid(results, out / "grid.png")
@@ -233,7 +226,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _check_out(out: Path, args: argparse.Namespace, img_size: int) -> None:
     """Refuse, before any work, an output that is not a folder (or new) and images larger than memory."""
-    from wfsearch.errors import UserError
     from wfsearch.space.checks import machine_memory
 
     from .output import output_target
@@ -250,9 +242,9 @@ def _check_out(out: Path, args: argparse.Namespace, img_size: int) -> None:
                         "use fewer or smaller images")
 
 
-def _load_checkpoint(timm: Any, model: Any, path: str) -> None:
+def _load_checkpoint(model: Any, path: str) -> None:
     """``path``'s weights into ``model`` (timm's loader, tensors only); a missing or foreign file is one line."""
-    from wfsearch.errors import UserError
+    import timm
 
     if not Path(path).is_file():
         raise UserError(f"--checkpoint: {path!r}: {'not a regular file' if Path(path).exists() else 'no such file'}")
@@ -265,19 +257,12 @@ def _load_checkpoint(timm: Any, model: Any, path: str) -> None:
 
 
 def _patch(model: Any) -> int:
-    pe = getattr(model, "patch_embed", None)
-    size = getattr(pe, "patch_size", None)
+    size = getattr(getattr(model, "patch_embed", None), "patch_size", None)
     return int(size[0] if isinstance(size, (tuple, list)) else size or 16)
 
 
 def _pct(v: float | None) -> str:
     return "   n/a" if v is None else f"{100 * v:5.1f}%"
-
-
-def _file(label: str) -> str:
-    import re
-
-    return re.sub(r"[^\w.-]+", "_", label).strip("_")
 
 
 def _small(d: Any, size: int = 48) -> list[list[float]]:
@@ -289,15 +274,13 @@ def _small(d: Any, size: int = 48) -> list[list[float]]:
     return [[round(float(v), 3) for v in row] for row in d]
 
 
-def _write_png(rgb: Any, path: Path) -> None:
-    from PIL import Image
-
-    _save_png(Image.fromarray(rgb.numpy()), path)
-
-
 def _save_png(image: Any, path: Path) -> None:
+    """``image`` (a PIL image or an RGB array) as a PNG file, through `write_output`."""
     import io
 
+    from PIL import Image
+
+    image = image if isinstance(image, Image.Image) else Image.fromarray(image)
     buf = io.BytesIO()
     image.save(buf, format="PNG")
     write_output(path, buf.getvalue(), "--out")
@@ -312,9 +295,8 @@ def panel_box(result: dict, side: int) -> tuple[int, int, int, int] | None:
 
 
 def _write_grid(results: list[dict], path: Path, tile: int = 192) -> None:
-    from PIL import Image, ImageDraw
-
     import torch
+    from PIL import Image, ImageDraw
 
     from wfsearch.models.erf import colorize
 
@@ -334,6 +316,6 @@ def _write_grid(results: list[dict], path: Path, tile: int = 192) -> None:
             draw.rectangle((x + 4 + left, y + caption + top, x + 4 + right - 1, y + caption + bottom - 1),
                            outline="white")
         draw.text((x + 4, y + 2), r["label"][:30], fill="black")
-        draw.text((x + 4, y + 15), f"out {_pct(r['outside_static_rf']).strip()} r50 {r['r50']:.0f} r90 {r['r90']:.0f}px",
-                  fill="black")
+        caption_text = f"out {_pct(r['outside_static_rf']).strip()} r50 {r['r50']:.0f} r90 {r['r90']:.0f}px"
+        draw.text((x + 4, y + 15), caption_text, fill="black")
     _save_png(grid, path)

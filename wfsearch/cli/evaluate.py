@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import argparse
-
-from .helptext import examples
 import json
 import math
 from pathlib import Path
 from typing import Any
+
+from wfsearch.errors import UserError
+
+from . import add_spec_args, check_min, examples
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,16 +19,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "base, and print its objectives. CONFIG is a YAML mapping of ArchConfig fields "
                                    "(like a reference's arch:), {arch: {...}} or {model: <timm name>}; without "
                                    "it, the spec's base architecture.",
-        **examples(
-            "wfsearch evaluate spaces/predictors.yaml        # the spec's base architecture",
-            'wfsearch evaluate spaces/predictors.yaml --config arch.yaml --json result.json',
-            'wfsearch evaluate spaces/predictors.yaml --model deit_tiny_patch16_224',
-        ))
-    p.add_argument("spec", metavar="SPEC", help="design-space YAML, e.g. spaces/predictors.yaml")
+                       **examples("wfsearch evaluate spaces/predictors.yaml        # the spec's base architecture",
+                                  'wfsearch evaluate spaces/predictors.yaml --config arch.yaml --json result.json',
+                                  'wfsearch evaluate spaces/predictors.yaml --model deit_tiny_patch16_224'))
+    add_spec_args(p)
     p.add_argument("--config", metavar="CONFIG.yaml", help="the architecture to evaluate")
     p.add_argument("--model", metavar="NAME", help="evaluate a timm model instead (e.g. deit_tiny_patch16_224)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
-                   help="override a key of the spec, the value read as YAML (repeatable)")
     p.add_argument("--no-measure", action="store_true", help="skip the cost and throughput measurement")
     p.add_argument("--threads", type=int, metavar="N",
                    help="CPU threads (default: a trial's, proxy.num_threads or resources.cpus_per_trial, so the "
@@ -40,7 +38,6 @@ def load_target(spec: Any, config: str | None, model: str | None) -> Any:
     """The `ArchConfig` (base + CONFIG's fields) or timm model name to evaluate."""
     import yaml
 
-    from wfsearch.errors import UserError
     from wfsearch.models import ArchConfig
 
     if model and config:
@@ -49,9 +46,8 @@ def load_target(spec: Any, config: str | None, model: str | None) -> Any:
         return model
     fields: dict[str, Any] = {}
     if config:
-        path = Path(config)
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            data = yaml.safe_load(Path(config).read_text()) or {}
         except yaml.YAMLError as e:
             raise UserError(f"{config}: not valid YAML: {str(e).splitlines()[0]}") from None
         if not isinstance(data, dict):
@@ -72,15 +68,11 @@ def load_target(spec: Any, config: str | None, model: str | None) -> Any:
         raise UserError(f"{config or spec.path}: {str(e).splitlines()[0]}") from None
 
 
-def trial_threads(spec: Any) -> int:
-    """The CPU threads a trial of ``spec`` runs with: ``proxy.num_threads``, else what Ray gives a
-    trial (``resources.cpus_per_trial``, rounded up)."""
-    return int(spec.proxy.num_threads or max(1, math.ceil(spec.resources.cpus_per_trial)))
-
-
 def study_measurement(spec: Any) -> dict[str, Any]:
-    """What the spec's study stored about its measurements (the speed objective's scale, the proxy's
-    seed noise), when the study exists in the spec's storage; else {}."""
+    """What the spec's study (if it exists) stored about its measurements: the speed objective's scale and
+    the proxy's seed noise; else {}."""
+    import optuna
+
     from wfsearch.study import sqlite_path
     from wfsearch.study.naming import default_storage_url
 
@@ -88,8 +80,6 @@ def study_measurement(spec: Any) -> dict[str, Any]:
     path = sqlite_path(url)
     if path is not None and not path.exists():
         return {}
-    import optuna
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         attrs = optuna.load_study(study_name=spec.study.name, storage=url).user_attrs
@@ -103,26 +93,26 @@ def measurement_header(device: Any, threads: int, clock: str, dtype: str, batch:
     """One line saying what a throughput figure measured: device, threads, clock, dtype, batch, resolution."""
     from wfsearch.proxy.measure import device_label
 
-    clock_text = {"process": "CPU time of this process", "wall": "wall clock"}.get(clock, clock)
-    if device.type == "cuda":
-        clock_text = "CUDA events"
-    return (f"# measured on {device_label(device)} ({threads} thread{'s' if threads != 1 else ''}), clock: {clock_text}, "
-            f"dtype {dtype}, batch {batch}, resolution {res}, {mode}")
+    clock_text = "CUDA events" if device.type == "cuda" else \
+        {"process": "CPU time of this process", "wall": "wall clock"}.get(clock, clock)
+    return (f"# measured on {device_label(device)} ({threads} thread{'s' if threads != 1 else ''}), "
+            f"clock: {clock_text}, dtype {dtype}, batch {batch}, resolution {res}, {mode}")
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from wfsearch.errors import UserError
     from wfsearch.proxy.evaluate import evaluate_arch
     from wfsearch.proxy.measure import resolve_device, resolved_clock
+    from wfsearch.report.table import Row, describe_arch, header, intervals_of, row_values, text_table
     from wfsearch.space import load_spec
+    from wfsearch.study import Status, first_violation
 
     spec = load_spec(args.spec, args.overrides)
     target = load_target(spec, args.config, args.model)
-    if args.threads is not None and args.threads < 1:
-        raise UserError(f"--threads: {args.threads}: must be >= 1")
-    threads = args.threads or trial_threads(spec)
+    check_min(args, 1, "threads")
+    # a trial's threads: proxy.num_threads, else what Ray gives a trial (resources.cpus_per_trial, rounded up)
+    threads = args.threads or int(spec.proxy.num_threads or max(1, math.ceil(spec.resources.cpus_per_trial)))
     torch.set_num_threads(threads)
     proxy = spec.proxy.model_copy(update={"num_threads": threads})
     measure = spec.throughput
@@ -143,28 +133,22 @@ def run(args: argparse.Namespace) -> int:
                   + (f"{scale:.2f} img/s, study {spec.study.name!r}'s pooled reference median" if scale
                      else "this run's reference median (no study to take the scale from)"), flush=True)
 
-    from wfsearch.study import Status, first_violation
-
     def report(epoch: int, partial) -> None:
-        metrics = partial.metrics
-        print(f"epoch {epoch:>3}  accuracy {metrics['accuracy']:.4f}  loss {metrics['loss']:.4f}  "
-              f"train loss {metrics.get('train_loss', float('nan')):.4f}  "
-              f"({metrics.get('epoch_seconds', float('nan')):.1f}s)", flush=True)
+        m = partial.metrics
+        print(f"epoch {epoch:>3}  accuracy {m['accuracy']:.4f}  loss {m['loss']:.4f}  train loss "
+              f"{m.get('train_loss', float('nan')):.4f}  ({m.get('epoch_seconds', float('nan')):.1f}s)", flush=True)
 
     res = evaluate_arch(target, proxy, None if args.no_measure else spec.throughput, report=report,
                         reject=lambda costs: first_violation(spec.study.constraints, costs),
                         cache_dir=args.cache_dir, reference_img_s=scale, seed_noise=known.get("seed_noise"))
     print(f"status: {res.reason}")
-    from wfsearch.report.table import Row, describe_arch, header, intervals_of, row_values, text_table
-
     objectives = spec.objective_names
     values = row_values(res.metrics, objectives)
     spans = {k: iv for k, iv in intervals_of(res.metrics, values).items() if iv[0] < iv[1]}  # one repeat: none
     arch = {"timm_model": target} if isinstance(target, str) else target.to_dict()
     if values:  # the columns, headers and numbers of `run`'s table and `show`
-        for line in text_table([Row(name, None, values, describe_arch(arch, list(spec.space) or None),
-                                    intervals=spans)], "model"):
-            print(line)
+        row = Row(name, None, values, describe_arch(arch, list(spec.space) or None), intervals=spans)
+        print("\n".join(text_table([row], "model")))
         raw = res.metrics.get("throughput_img_s")
         print(f"  (objectives: {', '.join(header(o) for o in objectives)}"
               + (f"; {header('throughput')}: the paired speed objective, {raw:.1f} as measured in this run"

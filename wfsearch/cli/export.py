@@ -6,6 +6,9 @@ from pathlib import Path
 
 from wfsearch.errors import UserError
 
+from . import add_study_args, check_min
+from .output import output_target, write_output
+
 PICK_HELP = """\
 selection rules for --pick (over the Pareto front of the search trials; references never count):
   max METRIC | min METRIC  [where METRIC OP NUMBER [and METRIC OP NUMBER ...]]     OP: >= <= > < == !=
@@ -24,9 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "timm name plus overrides, its provenance, ImageFolder data paths and the released 300-epoch "
                     "WeightFormer recipe with launch commands.",
         epilog=PICK_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("study", nargs="?", metavar="STUDY", help="study folder, e.g. studies/predictors (holds optuna.db)")
-    p.add_argument("--storage", metavar="URL", help="SQLAlchemy URL of the study storage instead of a folder")
-    p.add_argument("--study", dest="study_name", metavar="NAME", help="study name within the storage")
+    add_study_args(p)
     which = p.add_mutually_exclusive_group()
     which.add_argument("--trial", type=int, metavar="N", help="export trial number N")
     which.add_argument("--pick", metavar="RULE", help="choose from the front by a rule (see below)")
@@ -67,9 +68,7 @@ def _scores(snap, trial) -> str:
 
     m = snap.metrics(trial)
     out = []
-    for k in snap.objectives:
-        if k not in m:
-            continue
+    for k in (k for k in snap.objectives if k in m):
         if k == "accuracy":
             out.append(f"accuracy {m[k]:.4f} (proxy top-1)")
         elif k == "throughput" and paired(trial.costs):
@@ -90,13 +89,10 @@ def run(args: argparse.Namespace) -> int:
     from wfsearch.export import (find_trial, parse_pick, recipe_from_trial, recipe_path_for, recipe_to_yaml,
                                  select, timm_args_to_yaml)
 
-    from .output import output_target, write_output
+    from wfsearch.report.data import chance_flag
     from wfsearch.study import read_study
 
-    for flag in ("img_size", "num_classes", "batch_size"):
-        v = getattr(args, flag)
-        if v is not None and v < 1:
-            raise UserError(f"--{flag.replace('_', '-')}: {v}: must be >= 1")
+    check_min(args, 1, "img_size", "num_classes", "batch_size")
     snap = read_study(args.study, storage=args.storage, study_name=args.study_name)
     objectives = snap.objectives
     if args.trial is not None:
@@ -122,8 +118,6 @@ def run(args: argparse.Namespace) -> int:
     recipe = recipe_from_trial(snap, trial, img_size=args.img_size, num_classes=args.num_classes,
                                data=args.data, batch_size=args.batch_size, seed=args.seed, recipe_path=path)
     write_output(path, recipe_to_yaml(recipe, path), "--output")
-    from wfsearch.report.data import chance_flag
-
     flag = chance_flag(trial, snap.chance, snap.metrics(trial))
     if flag:
         print(f"warning: trial {trial.number} is {flag}")

@@ -12,13 +12,19 @@ from wfsearch.errors import UserError
 
 KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+FULL = "the disk is full; nothing was written (a file that was there is kept): free some space and run again"
+ERRORS = {errno.ENOSPC: FULL, errno.EDQUOT: FULL,
+          errno.EROFS: "a read-only file system; write somewhere else (-o/--output)",
+          errno.EACCES: "permission denied; write somewhere else (-o/--output)",
+          errno.EPERM: "permission denied; write somewhere else (-o/--output)",
+          errno.ENAMETOOLONG: "the name is too long for the file system; choose a shorter path",
+          errno.ENOTDIR: "a part of the path is a file, not a folder; fix the path"}
 
 
 def write_output(path: str | Path, data: str | bytes, flag: str) -> Path:
-    """Write ``data`` as the whole file at ``path``: a temporary file beside it, renamed over it (a reader never
-    sees half a file). A link is written through (its target replaced, the link kept); anything at the path
-    that is not a regular file is refused, as are a read-only place and a full disk: one `UserError` line
-    naming ``flag`` and the path, the temporary file removed, the old file kept."""
+    """Write ``data`` as the whole file at ``path`` (a temporary file beside it, renamed over it), through a
+    link. Anything there but a regular file, a read-only place or a full disk is one `UserError` line naming
+    ``flag`` and the path; the temporary file is removed, the old file kept."""
     path = Path(path)
     try:
         target, mode = output_target(path, flag)
@@ -54,33 +60,16 @@ def output_target(path: str | Path, flag: str) -> tuple[Path, int | None]:
         raise UserError(f"{flag}: {str(path)!r}: {output_error(e)}") from None
     folder = next(p for p in target.parents if p.exists())  # the folder that will hold it, or its nearest parent
     if not os.access(folder, os.W_OK):
-        err = OSError(errno.EROFS if _read_only(folder) else errno.EACCES, "")
-        raise UserError(f"{flag}: {str(path)!r}: {output_error(err)}")
+        err = errno.EROFS if os.statvfs(folder).f_flag & os.ST_RDONLY else errno.EACCES
+        raise UserError(f"{flag}: {str(path)!r}: {output_error(OSError(err, ''))}")
     if mode is not None and not stat.S_ISREG(mode):
         kind = next((name for test, name in KINDS if test(mode)), "not a regular file")
-        raise UserError(f"{flag}: {str(path)!r}: {kind} is there{_via(path, target)}; wfsearch writes a "
+        via = f" (the link leads to {str(target)!r})" if path.is_symlink() else ""
+        raise UserError(f"{flag}: {str(path)!r}: {kind} is there{via}; wfsearch writes a "
                         "regular file only: give the path of a file (a new one, or one to replace)")
     return target, mode
 
 
-def _read_only(folder: Path) -> bool:
-    return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
-
-
-def _via(path: Path, target: Path) -> str:
-    return f" (the link leads to {str(target)!r})" if path.is_symlink() else ""
-
-
 def output_error(e: OSError) -> str:
     """What an OS error when writing a file means for the user, and the fix (the path not included)."""
-    if e.errno in (errno.ENOSPC, errno.EDQUOT):
-        return "the disk is full; nothing was written (a file that was there is kept): free some space and run again"
-    if e.errno == errno.EROFS:
-        return "a read-only file system; write somewhere else (-o/--output)"
-    if e.errno in (errno.EACCES, errno.EPERM):
-        return "permission denied; write somewhere else (-o/--output)"
-    if e.errno == errno.ENAMETOOLONG:
-        return "the name is too long for the file system; choose a shorter path"
-    if e.errno == errno.ENOTDIR:
-        return "a part of the path is a file, not a folder; fix the path"
-    return f"cannot write it ({e.strerror or e}); fix the path or write somewhere else"
+    return ERRORS.get(e.errno, f"cannot write it ({e.strerror or e}); fix the path or write somewhere else")

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import argparse
-
-from .helptext import examples
 import json
 import math
+from pathlib import Path
+
+from wfsearch.errors import UserError
+
+from . import add_spec_args, check_min, examples
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,14 +17,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "each, for the spec's full proxy budget, and print the seed-to-seed noise, the "
                                    "spread across architectures, their ratio, and Kendall's tau between the "
                                    "accuracy at a short budget (the first rung) and at the full budget.",
-        **examples(
-            'wfsearch proxy-check spaces/predictors.yaml',
-            'wfsearch proxy-check spaces/predictors.yaml --archs 4 --seeds 3 --require-ratio 2',
-            'wfsearch proxy-check spaces/predictors.yaml --record   # the study then widens accuracy intervals by it',
-        ))
-    p.add_argument("spec", metavar="SPEC", help="design-space YAML, e.g. spaces/predictors.yaml")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
-                   help="override a key of the spec, the value read as YAML (repeatable)")
+        **examples('wfsearch proxy-check spaces/predictors.yaml',
+                   'wfsearch proxy-check spaces/predictors.yaml --archs 4 --seeds 3 --require-ratio 2',
+                   'wfsearch proxy-check spaces/predictors.yaml --record   # then the study widens accuracy intervals'))
+    add_spec_args(p)
     p.add_argument("--archs", type=int, default=6, help="architectures sampled from the space (default: 6)")
     p.add_argument("--seeds", type=int, default=2, help="training seeds per architecture (default: 2)")
     p.add_argument("--sample-seed", type=int, default=0, help="seed of the architecture sample (default: 0)")
@@ -46,13 +45,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from wfsearch.errors import UserError
     from wfsearch.proxy.fidelity import check_fidelity
     from wfsearch.space import load_spec
 
-    for flag, low in (("archs", 2), ("seeds", 2), ("workers", 1), ("long_factor", 2)):
-        if getattr(args, flag) is not None and getattr(args, flag) < low:
-            raise UserError(f"--{flag}: {getattr(args, flag)}: must be >= {low}")
+    check_min(args, 2, "archs", "seeds")
+    check_min(args, 1, "workers")
+    check_min(args, 2, "long_factor")
     spec = load_spec(args.spec, args.overrides)
     full = spec.proxy.max_epochs
     if args.short_epochs is not None and not 1 <= args.short_epochs <= full:
@@ -74,31 +72,23 @@ def run(args: argparse.Namespace) -> int:
                          short_epochs=args.short_epochs, workers=args.workers,
                          include_references=args.references, on_result=progress, long_factor=args.long_factor,
                          results=args.results)
-    print()
     seed_cols = " ".join(f"{'seed ' + str(s):>8}" for s in seeds)
     header = f"{'#':>2} {seed_cols} {'mean':>7} {'short':>7}  architecture"
-    print(header)
-    print("-" * len(header))
-    order = sorted(range(len(rep.rows)), key=lambda i: -_nan0(rep.rows[i].mean(full)))
-    for rank, i in enumerate(order, 1):
-        row = rep.rows[i]
+    print(f"\n{header}\n{'-' * len(header)}")
+    order = sorted(rep.rows, key=lambda r: -r.mean(full) if math.isfinite(r.mean(full)) else 1.0)
+    for rank, row in enumerate(order, 1):
         cells = " ".join(f"{row.curves.get(s, {}).get(full, float('nan')):>8.3f}" for s in seeds)
         print(f"{rank:>2} {cells} {row.mean(full):>7.3f} {row.mean(rep.short_epochs):>7.3f}  {row.label}")
-    print()
-    print(f"seed noise (pooled std over seeds)     {rep.seed_noise:.4f}")
+    print(f"\nseed noise (pooled std over seeds)     {rep.seed_noise:.4f}")
     print(f"spread (std across architectures)      {rep.spread:.4f}")
     print(f"spread / seed noise                    {rep.ratio:.2f}x")
     print(f"Kendall tau, epoch {rep.short_epochs} vs epoch {full:<3}          {rep.tau_short_full:.3f}")
     print(f"Kendall tau, seed {seeds[0]} vs seed {seeds[1]}              {rep.tau_seeds:.3f}")
     print(f"median training time per run           {rep.seconds_per_run:.1f}s")
     if rep.quality is not None:
-        print()
-        print(quality_table(rep.quality))
-        print()
-        print(rep.quality.verdict())
+        print(f"\n{quality_table(rep.quality)}\n\n{rep.quality.verdict()}")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rep.to_dict(), f, indent=1, default=str)
+        Path(args.json).write_text(json.dumps(rep.to_dict(), indent=1, default=str))
     if args.record:
         _record(spec, rep, seeds, args)
     if args.require_ratio is not None and not rep.ratio >= args.require_ratio:
@@ -109,15 +99,13 @@ def run(args: argparse.Namespace) -> int:
 
 def _record(spec, rep, seeds: tuple[int, ...], args: argparse.Namespace) -> None:
     """Store the seed noise and where it came from in the spec's study (the one `run` would open)."""
-    from wfsearch.errors import UserError
     from wfsearch.search.engine import prepare_study, storage_url
     from wfsearch.study import safe_url, set_study_attrs
+    from wfsearch.study.verdict import VERDICT_ATTR, proxy_key
 
     if not (math.isfinite(rep.seed_noise) and rep.seed_noise >= 0):
         raise UserError(f"--record: the seed noise could not be measured ({rep.seed_noise}): fewer than two "
                         "architectures finished every seed; nothing was recorded")
-    from wfsearch.study.verdict import VERDICT_ATTR, proxy_key
-
     study, _, _, lease = prepare_study(spec)
     try:
         source = {"command": "proxy-check", "archs": len(rep.rows), "seeds": list(seeds),
@@ -126,8 +114,9 @@ def _record(spec, rep, seeds: tuple[int, ...], args: argparse.Namespace) -> None
         attrs = {"seed_noise": float(rep.seed_noise), "seed_noise_source": source}
         if rep.quality is not None:
             q = rep.quality.to_dict()
-            attrs[VERDICT_ATTR] = {**q, "line": q["verdict"], "proxy_key": proxy_key(spec.proxy.model_dump(mode="json")),
-                                   "long_epochs": rep.long_epochs, **source}
+            key = proxy_key(spec.proxy.model_dump(mode="json"))
+            attrs[VERDICT_ATTR] = {**q, "line": q["verdict"], "proxy_key": key, "long_epochs": rep.long_epochs,
+                                   **source}
         set_study_attrs(study, **attrs)
     finally:
         lease.release()
@@ -144,26 +133,20 @@ def task_geometry(spec) -> str:
     gap, span = synthetic_gap(S, layout), static_rf_span(arch)
     if needs_reach(arch, S, layout):
         return f"task geometry: objects >= {gap} px apart, static receptive field {span} px: needs reach"
-    return (f"task geometry: the static receptive field ({span} px) covers both objects (layout {layout}, gap "
-            f"{gap} px): a static network can solve this task; use layout: ends with a larger image or a shallower base")
+    return (f"task geometry: the static receptive field ({span} px) covers both objects (layout {layout}, gap {gap} "
+            "px): a static network can solve this task; use layout: ends with a larger image or a shallower base")
 
 
 def quality_table(q) -> str:
     """The `ProxyQuality` statistics, one line each, with their bootstrap intervals over architectures."""
-    def fmt(iv, pct=False) -> str:
+    def fmt(iv, form: str = ".2f") -> str:
         if iv is None or not math.isfinite(iv.value):
             return "n/a"
-        f = (lambda v: f"{v:.0%}") if pct else (lambda v: f"{v:.2f}")
-        return f"{f(iv.value)} [{f(iv.low)}, {f(iv.high)}]"
+        return f"{iv.value:{form}} [{iv.low:{form}}, {iv.high:{form}}]"
 
-    level = f"{q.icc.level:.0%}"
-    rows = [(f"single-run reliability ICC(1,1) ({level} bootstrap over architectures)", fmt(q.icc)),
+    rows = [(f"single-run reliability ICC(1,1) ({q.icc.level:.0%} bootstrap over architectures)", fmt(q.icc)),
             ("seed-to-seed Spearman", fmt(q.spearman_seeds)),
             (f"Kendall tau, proxy vs {q.tau_long_label}", fmt(q.tau_long)),
-            (f"runs above chance ({q.chance:.3f}, binomial p < 0.05)", fmt(q.above_chance, pct=True)),
+            (f"runs above chance ({q.chance:.3f}, binomial p < 0.05)", fmt(q.above_chance, ".0%")),
             ("Kendall tau, first rung vs another seed's final", fmt(q.tau_rung))]
     return "\n".join(f"{k:<66} {v}" for k, v in rows)
-
-
-def _nan0(v: float) -> float:
-    return v if math.isfinite(v) else -1.0

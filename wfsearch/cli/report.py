@@ -2,17 +2,11 @@
 from __future__ import annotations
 
 import argparse
-
-from .helptext import examples
 import sys
 from pathlib import Path
 
-
-def add_study_args(p: argparse.ArgumentParser) -> None:
-    """STUDY folder or --storage URL [--study NAME], as `wfsearch export` takes them."""
-    p.add_argument("study", nargs="?", metavar="STUDY", help="study folder, e.g. studies/predictors (holds optuna.db)")
-    p.add_argument("--storage", metavar="URL", help="SQLAlchemy URL of the study storage instead of a folder")
-    p.add_argument("--study", dest="study_name", metavar="NAME", help="study name within the storage")
+from . import add_study_args, check_ranges, examples
+from .output import output_target, write_output
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,8 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "and the export command of every front trial. Safe while a run is still writing.",
         **examples(
             'wfsearch report studies/predictors        # -> studies/predictors/report.html',
-            'wfsearch report studies/predictors --no-scaling -o /tmp/report.html',
-        ))
+            'wfsearch report studies/predictors --no-scaling -o /tmp/report.html'))
     add_study_args(p)
     p.add_argument("-o", "--output", metavar="FILE", help="where to write (default: STUDY/report.html)")
     p.add_argument("--no-scaling", action="store_true",
@@ -49,9 +42,6 @@ def run(args: argparse.Namespace) -> int:
     from wfsearch.arch.config import MAX_SIZES
     from wfsearch.space.spec import MAX_COUNT, MAX_THREADS
     from wfsearch.study import read_study
-
-    from .output import output_target, write_output
-    from .validate import check_ranges
 
     res = tuple(args.scaling_res or DEFAULT_RESOLUTIONS)
     top = MAX_SIZES["img_size"]

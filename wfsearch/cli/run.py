@@ -2,9 +2,15 @@
 from __future__ import annotations
 
 import argparse
-
-from .helptext import examples
+import importlib.util
+import os
+import shlex
 import sys
+from pathlib import Path
+
+from wfsearch.errors import UserError
+
+from . import add_spec_args, examples
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,11 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
             'wfsearch run spaces/predictors.yaml --fresh                # a new study; the old one is kept',
             'wfsearch run spaces/predictors.yaml --enqueue known.yaml   # these designs first',
             'wfsearch run spaces/predictors.yaml --tensorboard          # also log to studies/predictors/tensorboard/',
-            'ray start --head && wfsearch run spaces/predictors.yaml --address auto',
-        ))
-    p.add_argument("spec", metavar="SPEC", help="design-space YAML, e.g. spaces/predictors.yaml")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
-                   help="override a spec value, e.g. --set study.trials=8 (repeatable)")
+            'ray start --head && wfsearch run spaces/predictors.yaml --address auto'))
+    add_spec_args(p)
     p.add_argument("--address", default=None,
                    help="join an existing Ray cluster: auto or HOST:PORT (default: start Ray locally)")
     p.add_argument("--fresh", action="store_true",
@@ -44,31 +47,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import os
-    from pathlib import Path
-
     if args.address and "RAY_AUTH_MODE" not in os.environ and (Path.home() / ".ray" / "auth_token").exists():
         os.environ["RAY_AUTH_MODE"] = "token"  # `ray start` enabled token auth and saved its token there
-    import shlex
-
-    from wfsearch.space import load_spec
+    from wfsearch.space import load_designs, load_spec
 
     if args.time_budget is not None and not 0 < args.time_budget < float("inf"):
-        from wfsearch.errors import UserError
-
         raise UserError(f"--time-budget: {args.time_budget}: must be a number of seconds above 0")
     spec = load_spec(args.spec, args.overrides)
-    from wfsearch.space import load_designs
-
     designs = load_designs(spec, args.enqueue) if args.enqueue else None
-    if args.wandb:
-        import importlib.util
-
-        if importlib.util.find_spec("wandb") is None:
-            from wfsearch.errors import UserError
-
-            raise UserError("--wandb: the wandb package is not installed; pip install 'wfsearch[wandb]' "
-                            "(and `wandb login`), or drop --wandb")
+    if args.wandb and importlib.util.find_spec("wandb") is None:
+        raise UserError("--wandb: the wandb package is not installed; pip install 'wfsearch[wandb]' "
+                        "(and `wandb login`), or drop --wandb")
     trackers = tuple(t for t in ("tensorboard", "wandb") if getattr(args, t))
     if not args.no_progress:  # loading Ray takes seconds: say what is coming first
         print(f"wfsearch run {args.spec}: study {spec.study.name!r}, {spec.study.trials} architectures; loading Ray",
@@ -80,24 +69,16 @@ def run(args: argparse.Namespace) -> int:
         summary = run_search(spec, address=args.address, fresh=args.fresh, progress=not args.no_progress,
                              noop=args.noop, time_budget_s=args.time_budget, enqueue=designs, trackers=trackers)
     except Interrupted as e:
-        again = " ".join(shlex.quote(a) for a in ["wfsearch", "run", args.spec,
-                                                  *(x for o in args.overrides for x in ("--set", o))])
+        again = shlex.join(["wfsearch", "run", args.spec, *(x for o in args.overrides for x in ("--set", o))])
         print(f"\nwfsearch: interrupted by {e.signal_name}: {e.marked} running trial(s) marked interrupted; "
               f"resume with: {again}", file=sys.stderr, flush=True)
         return e.exit_status
-    print_summary(summary)
-    return 0
-
-
-def print_summary(summary) -> None:
     print(summary_text(summary))
+    return 0
 
 
 def _shown(path) -> str:
     """A path as the user would type it: relative to the working directory when under it."""
-    import shlex
-    from pathlib import Path
-
     p = Path(path)
     try:
         p = p.resolve().relative_to(Path.cwd().resolve())

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from .helptext import examples
-from .validate import add_set_argument
+from . import add_spec_args, check_ranges, examples
+from .validate import MAX_SAMPLES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -13,14 +13,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "print them as a YAML list: the sampled knobs, the full ArchConfig (or why it "
                                    "cannot be built), its hash, params and MACs, and the spec's constraints it "
                                    "violates, if any.",
-        **examples(
-            'wfsearch sample spaces/predictors.yaml -n 3',
-            'wfsearch sample spaces/predictors.yaml -n 10 --seed 1 --set space.rank_ratio.choice=[2,4]',
-        ))
-    p.add_argument("spec", metavar="SPEC", help="design-space YAML, e.g. spaces/predictors.yaml")
+        **examples('wfsearch sample spaces/predictors.yaml -n 3',
+                   'wfsearch sample spaces/predictors.yaml -n 10 --seed 1 --set space.rank_ratio.choice=[2,4]'))
+    add_spec_args(p)
     p.add_argument("-n", "--num", type=int, default=5, metavar="N", help="how many to draw (default: 5)")
     p.add_argument("--seed", type=int, default=None, help="seed (default: study.seed of the spec)")
-    add_set_argument(p)
     p.set_defaults(func=run)
 
 
@@ -31,8 +28,6 @@ def run(args: argparse.Namespace) -> int:
     from wfsearch.space import design_costs, load_spec, random_samples
     from wfsearch.space.spec import MAX_SEED
     from wfsearch.study import violations
-
-    from .validate import MAX_SAMPLES, check_ranges
 
     check_ranges(("-n", args.num, 1, MAX_SAMPLES), ("--seed", args.seed, 0, MAX_SEED))
     spec = load_spec(args.spec, args.overrides)

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import argparse
-
-from .helptext import examples
 import json
+
+from . import examples
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -12,10 +12,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Print the JSON Schema of a design-space YAML file. Point your editor's YAML "
                                    "language server at it for completion and checks, e.g. put "
                                    "`# yaml-language-server: $schema=spec.schema.json` at the top of a spec.",
-        **examples(
-            'wfsearch schema -o spec.schema.json    # then put at the top of a spec:',
-            '# yaml-language-server: $schema=spec.schema.json',
-        ))
+                       **examples('wfsearch schema -o spec.schema.json    # then put at the top of a spec:',
+                                  '# yaml-language-server: $schema=spec.schema.json'))
     p.add_argument("--indent", type=int, default=2, choices=range(0, 9), metavar="N",
                    help="indentation of the JSON, 0 to 8 (default: 2)")
     p.add_argument("-o", "--output", metavar="FILE", help="write it to FILE instead of standard output")
@@ -25,10 +23,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from wfsearch.space import spec_json_schema
 
+    from .output import write_output
+
     text = json.dumps(spec_json_schema(), indent=args.indent) + "\n"
     if args.output:
-        from .output import write_output
-
         write_output(args.output, text, "-o/--output")
     else:
         print(text, end="")

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .helptext import examples
-from .report import add_study_args
+from . import add_study_args, examples
 
 
 def register(sub: argparse._SubParsersAction) -> None:

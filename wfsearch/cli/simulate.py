@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import argparse
 
-from .helptext import examples
-from .validate import add_set_argument
+from wfsearch.errors import UserError
+
+from . import add_spec_args, check_min, examples
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,9 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                            "wfsearch simulate benchmarks/tables/predictors-table.yaml --table benchmarks/tables/predictors \\",
                            "    --set study.sampler=random --set study.scheduler.type=none --seed 3   # one strategy, one seed",
                            "wfsearch show studies/predictors-table-simulated                 # an ordinary study"))
-    p.add_argument("spec", metavar="SPEC", help="the design-space YAML the table was made from")
+    add_spec_args(p, help="the design-space YAML the table was made from")
     p.add_argument("--table", required=True, metavar="DIR", help="table folder, e.g. benchmarks/tables/predictors")
-    add_set_argument(p)
     p.add_argument("--trials", type=int, default=None, metavar="N",
                    help="distinct architectures to evaluate (default: study.trials)")
     p.add_argument("--time-budget", type=float, default=None, metavar="S",
@@ -36,28 +36,23 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def one_torch_thread(sampler: str) -> None:
-    """The replay runs in one thread; so should the GP sampler's small torch matrices (with torch's
-    default threads it was 5x slower on a shared 2-core machine: 0.42 against 2.2 trials/s). The
-    other samplers do not use torch, and the replay does not load it for them."""
-    if sampler != "gp":
-        return
-    import torch
+    """The replay runs in one thread; so should the GP sampler's small torch matrices (with torch's default
+    threads it was 5x slower on a shared 2-core machine). Other samplers do not load torch."""
+    if sampler == "gp":
+        import torch
 
-    torch.set_num_threads(1)
+        torch.set_num_threads(1)
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from wfsearch.errors import UserError
-    from wfsearch.study import nondominated_ranks
     from wfsearch.search.simulate import save_study, simulate
     from wfsearch.search.table import load_table
     from wfsearch.space import load_spec
+    from wfsearch.study import nondominated_ranks, study_dir
 
-    for flag, v in (("--trials", args.trials), ("--workers", args.workers)):
-        if v is not None and v < 1:
-            raise UserError(f"{flag}: {v}: must be >= 1")
+    check_min(args, 1, "trials", "workers")
     if args.time_budget is not None and not args.time_budget > 0:
         raise UserError(f"--time-budget: {args.time_budget}: must be > 0 simulated seconds")
     spec = load_spec(args.spec, args.overrides)
@@ -65,16 +60,12 @@ def run(args: argparse.Namespace) -> int:
     one_torch_thread(spec.study.sampler)
     study, s = simulate(spec, table, workers=args.workers, seed=args.seed, max_trials=args.trials,
                         time_budget_s=args.time_budget)
-    from wfsearch.study import study_dir
-
     name = f"{spec.study.name}-simulated"
     out_dir = Path(args.output) if args.output else study_dir(name)
-    url = f"sqlite:///{out_dir / 'optuna.db'}"
-    save_study(study, spec, table, url, name)
+    save_study(study, spec, table, f"sqlite:///{out_dir / 'optuna.db'}", name)
     front = []
     if s.completions:
-        vals = [v for _, _, v in s.completions]
-        ranks = nondominated_ranks(vals, study.directions)
+        ranks = nondominated_ranks([v for _, _, v in s.completions], study.directions)
         front = sorted({s.completions[i][1] for i, r in enumerate(ranks) if r == 0})
     print(f"simulated {s.trials} trials" + (f" (+{s.repeats} re-sampled)" if s.repeats else "")
           + f" ({s.complete} complete, {s.pruned} pruned, {s.failed} failed; "

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from wfsearch.errors import UserError
 
+from . import check_min
+
 EPILOG = """\
 examples:
   wfsearch train studies/predictors/recipes/trial-7.yaml --data /data/imagenet
@@ -67,22 +69,18 @@ def apply_overrides(recipe, args: argparse.Namespace, source: str):
         if not root.is_dir():
             raise UserError(f"--data: {args.data!r}: no such folder; give the ImageFolder root holding train/ and val/")
         changes.update(data__train=str(root / "train"), data__val=str(root / "val"))
+    check_min(args, 1, "epochs")
     if args.epochs is not None:
-        if args.epochs < 1:
-            raise UserError(f"--epochs: {args.epochs}: must be >= 1")
         s = recipe.schedule
         changes["schedule__epochs"] = args.epochs
         if args.warmup_epochs is None:
             changes["schedule__warmup_epochs"] = min(round(s.warmup_epochs * args.epochs / s.epochs), args.epochs - 1)
     if args.warmup_epochs is not None:
         changes["schedule__warmup_epochs"] = args.warmup_epochs
-    for flag, key in (("batch_size", "train__batch_size"), ("precision", "train__precision"), ("seed", "train__seed")):
-        if getattr(args, flag) is not None:
-            changes[key] = getattr(args, flag)
-    if args.ema:
-        changes["train__ema"] = True
-    if args.no_augment:
-        changes["augment__enabled"] = False
+    changes.update({f"train__{k}": getattr(args, k) for k in ("batch_size", "precision", "seed")
+                    if getattr(args, k) is not None})
+    changes.update({k: v for k, v, given in (("train__ema", True, args.ema),
+                                               ("augment__enabled", False, args.no_augment)) if given})
     return recipe.replace(source=f"{source} with the command-line overrides", **changes)
 
 
@@ -92,24 +90,20 @@ def run(args: argparse.Namespace) -> int:
     from wfsearch.export import load_recipe
     from wfsearch.export.train import Diverged, evaluate_checkpoint, init_distributed, train
 
-    if args.workers is not None and args.workers < 0:
-        raise UserError(f"--workers: {args.workers}: must be >= 0")
-    if args.log_every < 0:
-        raise UserError(f"--log-every: {args.log_every}: must be >= 0")
+    check_min(args, 0, "workers", "log_every")
     path = Path(args.recipe)
     recipe = apply_overrides(load_recipe(path), args, str(path))
     output = Path(args.output) if args.output else default_output(path)
     is_main = int(os.environ.get("RANK", "0")) == 0
     d = init_distributed(args.device)
+    tty = sys.stderr.isatty()
+    progress = _tqdm if is_main and tty else None
     try:
-        tty = sys.stderr.isatty()
-        progress = _tqdm if is_main and tty else None
         if args.evaluate:
             ckpt = Path(args.resume) if isinstance(args.resume, str) else output / "last.pth"
             m = evaluate_checkpoint(recipe, ckpt, workers=args.workers, dist_ctx=d, source=str(path), progress=progress)
             if is_main:
-                print(f"{ckpt}: top1 {m['top1']:.2f}{_top5(m)}  loss {m['val_loss']:.4f}  "
-                      f"({m['val_images']} images)")
+                print(f"{ckpt}: top1 {m['top1']:.2f}{_top5(m)}  loss {m['val_loss']:.4f}  ({m['val_images']} images)")
             return 0
         if is_main:
             s, t = recipe.schedule, recipe.train
@@ -127,10 +121,10 @@ def run(args: argparse.Namespace) -> int:
             return 1
         except KeyboardInterrupt:
             if is_main:
-                saved = (output / "last.pth").is_file()
-                print("\ninterrupted; " + (f"continue from the last finished epoch with:\n  {resume_command(args, output)}"
-                                           if saved else "no epoch had finished, so nothing was saved: run the "
-                                           "same command again to start over"), file=sys.stderr)
+                again = f"continue from the last finished epoch with:\n  {resume_command(args, output)}"
+                print("\ninterrupted; " + (again if (output / "last.pth").is_file() else "no epoch had finished, "
+                                           "so nothing was saved: run the same command again to start over"),
+                      file=sys.stderr)
             return 130
         if is_main and result.nothing_left:
             print(f"nothing left to do: {result.output} has finished all {_n(result.epochs, 'epoch')} of the recipe; "
@@ -150,11 +144,11 @@ def resume_command(args: argparse.Namespace, output: Path) -> str:
     import shlex
 
     words = ["wfsearch", "train", args.recipe]
+    defaults = dict(device="auto", log_every=50)  # not repeated when they are the defaults
     for flag in ("data", "epochs", "warmup_epochs", "batch_size", "device", "workers", "precision", "seed",
                  "log_every"):
         value = getattr(args, flag)
-        if value is not None and not (flag == "device" and value == "auto") and not (flag == "log_every"
-                                                                                     and value == 50):
+        if value is not None and value != defaults.get(flag):
             words += [f"--{flag.replace('_', '-')}", str(value)]
     words += [f"--{f.replace('_', '-')}" for f in ("ema", "no_augment", "no_tensorboard", "wandb") if getattr(args, f)]
     words += ["--output", str(output), "--resume"]
@@ -184,9 +178,8 @@ def _print_resume(epoch: int, step: int, checkpoint: Path) -> None:
 
 def _print_epoch(row: dict) -> None:
     ema = f"  ema top1 {row['ema_top1']:.2f}" if "ema_top1" in row else ""
-    print(f"epoch {row['epoch']:>4}  train loss {row['train_loss']:.4f}  val loss {row['val_loss']:.4f}  "
-          f"top1 {row['top1']:.2f}{_top5(row)}{ema}  lr {row['lr']:.3g}  "
-          f"{row['train_images_per_s']:.0f} img/s", flush=True)
+    print(f"epoch {row['epoch']:>4}  train loss {row['train_loss']:.4f}  val loss {row['val_loss']:.4f}  top1 "
+          f"{row['top1']:.2f}{_top5(row)}{ema}  lr {row['lr']:.3g}  {row['train_images_per_s']:.0f} img/s", flush=True)
 
 
 def _tqdm(iterable, total: int, desc: str):

@@ -2,21 +2,12 @@
 from __future__ import annotations
 
 import argparse
-
-from .helptext import examples
 import json
 from typing import Any
 
+from . import add_spec_args, check_ranges, examples
+
 MAX_SAMPLES = 100_000  # architectures one validate or sample draws
-
-
-def check_ranges(*flags: tuple[str, Any, int, int]) -> None:
-    """Each ``(flag, value, low, high)``: an integer flag (None: not given) in [low, high], else one line."""
-    from wfsearch.errors import UserError
-
-    for flag, value, low, high in flags:
-        if value is not None and not low <= value <= high:
-            raise UserError(f"{flag}: {value}: must lie in [{low}, {high}]")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,34 +15,27 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Load a design-space YAML strictly (the same checks as `wfsearch run`) and "
                                    "print its knobs, the size of the space, an example architecture and the "
                                    "range of params and MACs over a random sample. Exit status 2 on a mistake.",
-        **examples(
-            'wfsearch validate spaces/predictors.yaml',
-            'wfsearch validate spaces/predictors.yaml --set \'study.constraints=["params <= 1.5e6"]\'',
-        ))
-    p.add_argument("spec", metavar="SPEC", help="design-space YAML, e.g. spaces/predictors.yaml")
-    add_set_argument(p)
+        **examples('wfsearch validate spaces/predictors.yaml',
+                   "wfsearch validate spaces/predictors.yaml --set 'study.constraints=[\"params <= 1.5e6\"]'"))
+    add_spec_args(p)
     p.add_argument("--samples", type=int, default=256, metavar="N",
                    help="architectures sampled for the params/MACs range (default: 256)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random sample (default: 0)")
     p.set_defaults(func=run)
 
 
-def add_set_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
-                   help="override a key of the spec, the value read as YAML (repeatable), "
-                        "e.g. --set study.trials=8 --set space.rank_ratio.choice=[2,4]")
-
-
 def run(args: argparse.Namespace) -> int:
     from wfsearch.arch import cost
     from wfsearch.space import load_spec, random_samples
+    from wfsearch.space.checks import data_root_issue
     from wfsearch.space.spec import DEPLOYED_NUM_CLASSES, MAX_SEED
     from wfsearch.study import safe_url
 
     check_ranges(("--samples", args.samples, 1, MAX_SAMPLES), ("--seed", args.seed, 0, MAX_SEED))
     spec = load_spec(args.spec, args.overrides)
-    st, pr, tp, ds = spec.study, spec.proxy, spec.throughput, spec.proxy.dataset
+    st, pr, tp, ds, rs = spec.study, spec.proxy, spec.throughput, spec.proxy.dataset, spec.resources
     print(f"{spec.path}: ok (spec hash {spec.hash})")
+    sizes = " / ".join(f"{n} {k}" for n, k in ((ds.train_size, "train"), (ds.val_size, "val")) if n)
     rows: list[tuple[str, str]] = [
         ("study", f"{st.name}: {st.trials} trials, sampler {st.sampler}, seed {st.seed}"),
         ("storage", safe_url(st.storage) if st.storage else st.storage),
@@ -59,10 +43,11 @@ def run(args: argparse.Namespace) -> int:
         ("constraints", ", ".join(str(c) for c in st.constraints) or "none"),
         ("scheduler", st.scheduler.type + (f" (reduction factor {st.scheduler.reduction_factor}) over epoch rungs "
                                            f"{pr.epochs}" if st.scheduler.type != "none" else "")),
-        ("resources", f"{_num(spec.resources.cpus_per_trial)} CPU + {_num(spec.resources.gpus_per_trial)} GPU per "
-                      f"trial, at most {spec.resources.max_concurrent or 'as many as fit'} at once"),
-        ("proxy", f"{ds.name} ({ds.num_classes} classes{_sizes(ds)}), img {pr.img_size}, {pr.max_epochs} epochs, "
-                  f"batch {pr.batch_size}, {pr.optimizer} lr {pr.lr:g}, {_runs_on(pr.dtype, pr.device)}"),
+        ("resources", f"{rs.cpus_per_trial:g} CPU + {rs.gpus_per_trial:g} GPU per "
+                      f"trial, at most {rs.max_concurrent or 'as many as fit'} at once"),
+        ("proxy", f"{ds.name} ({ds.num_classes} classes{', ' + sizes if sizes else ''}), img {pr.img_size}, "
+                  f"{pr.max_epochs} epochs, batch {pr.batch_size}, {pr.optimizer} lr {pr.lr:g}, "
+                  f"{_runs_on(pr.dtype, pr.device)}"),
         ("throughput", f"img {tp.img_size} x batch {tp.batch_size}, {_runs_on(tp.dtype, tp.device)}, reference "
                        f"{tp.reference or 'none'}" + (f", latency at {tp.highres}" if tp.highres else "")),
         ("base", " ".join(f"{k}={_val(v)}" for k, v in spec.arch_defaults().items())),
@@ -76,12 +61,13 @@ def run(args: argparse.Namespace) -> int:
         knob = spec.space[name]
         cond = "  when " + ", ".join(f"{f} in {_val(v)}" for f, v in knob.when.items()) if knob.when else ""
         print(f"  {name:<{name_w}}  {knob.describe()}{cond}")
-    print(f"{'space':<{width}} {_size(spec.size)}")
+    size = spec.size
+    text = f"{size.combinations:,} combinations" if size.combinations is not None else "too many combinations to count"
+    if size.combinations is not None and size.buildable is not None:
+        text += f" ({size.buildable:,} buildable)"
+    print(f"{'space':<{width}} {text}" + (", with continuous ranges" if size.continuous else ""))
     refs = [f"{r.name} ({'arch ' + r.arch.hash if r.arch else 'timm ' + r.model})" for r in spec.reference_archs()]
     print(f"{'references':<{width}} {', '.join(refs) or 'none'}")
-
-    from wfsearch.space.checks import data_root_issue
-
     issue = data_root_issue(spec)
     if issue:
         print(f"{'data':<{width}} warning: {issue}")
@@ -96,10 +82,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'':<{width}} {json.dumps(ex.arch.to_dict())}")
     costs = [(cost(s.arch), _deployed_cost(s.arch, tp)) for s in feasible]
     costs = [c for c in costs if c[1] is not None]
-    params = [c[1]["params"] for c in costs]
-    params_proxy = [c[0]["params"] for c in costs]
-    macs_proxy = [c[0]["macs"] for c in costs]
-    macs_target = [c[1]["macs"] for c in costs]
+
+    def span(i: int, key: str) -> str:  # min .. max of a cost over the samples (i: 0 proxy, 1 deployed)
+        values = [c[i][key] for c in costs]
+        return f"{_si(min(values))} .. {_si(max(values))}"
+
     print(f"{'cost':<{width}} over {len(feasible)} sampled architectures"
           + (f" ({len(samples) - len(feasible)} of {len(samples)} samples infeasible)"
              if len(feasible) < len(samples) else ""))
@@ -107,10 +94,8 @@ def run(args: argparse.Namespace) -> int:
     deployed = (f"deployed network ({_val(dict(tp.arch)) + ' on ' if tp.arch else ''}the design at {tp.img_size}px, "
                 f"{head} classes: measured and exported)")
     proxy = f"proxy network (at {pr.img_size}px, {feasible[0].arch.num_classes} classes: trained for accuracy)"
-    print(f"{'':<{width}} params {_si(min(params))} .. {_si(max(params))} {deployed}; "
-          f"{_si(min(params_proxy))} .. {_si(max(params_proxy))} proxy")
-    print(f"{'':<{width}} MACs   {_si(min(macs_target))} .. {_si(max(macs_target))} deployed; "
-          f"{_si(min(macs_proxy))} .. {_si(max(macs_proxy))} {proxy}")
+    print(f"{'':<{width}} params {span(1, 'params')} {deployed}; {span(0, 'params')} proxy")
+    print(f"{'':<{width}} MACs   {span(1, 'macs')} deployed; {span(0, 'macs')} {proxy}")
     if spec.study.constraints:
         print(f"{'satisfying':<{width}} {_satisfying(spec, feasible, len(samples))}")
     reasons = sorted({s.infeasible for s in samples if s.infeasible})
@@ -140,41 +125,20 @@ def _satisfying(spec: Any, feasible: list, drawn: int) -> str:
             ok += not violations(spec.study.constraints, design_costs(spec, s.arch))
         except ValueError:
             pass
-    share = ok / drawn
     size = spec.size.buildable if spec.size.buildable is not None else spec.size.combinations
     later = [str(c) for c in spec.study.constraints if c.metric not in ("params", "macs", "memory")]
     text = f"{ok} of {drawn} random samples satisfy {', '.join(str(c) for c in spec.study.constraints)}"
     if size is not None and not spec.size.continuous:
-        text += f": about {round(share * size):,} of the {size:,} combinations"
+        text += f": about {round(ok / drawn * size):,} of the {size:,} combinations"
     if later:
         text += f" ({', '.join(later)} judged only after training)"
     return text
-
-
-def _size(size: Any) -> str:
-    if size.combinations is None:
-        text = "too many combinations to count"
-    else:
-        text = f"{size.combinations:,} combinations"
-        if size.buildable is not None:
-            text += f" ({size.buildable:,} buildable)"
-    return text + (", with continuous ranges" if size.continuous else "")
-
-
-def _sizes(ds: Any) -> str:
-    parts = [f"{ds.train_size} train" if ds.train_size else "", f"{ds.val_size} val" if ds.val_size else ""]
-    parts = [p for p in parts if p]
-    return (", " + " / ".join(parts)) if parts else ""
 
 
 def _val(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
     return json.dumps(v) if isinstance(v, (list, dict)) else str(v)
-
-
-def _num(x: float) -> str:
-    return f"{x:g}"
 
 
 def _si(x: float) -> str:

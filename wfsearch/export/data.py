@@ -12,9 +12,6 @@ from wfsearch.errors import UserError
 
 from .recipe import Recipe
 
-__all__ = ["check_image_folder", "build_transforms", "build_datasets", "ImageFiles", "build_loaders", "usable_workers", "ShardSampler",
-           "patch_posterize"]
-
 log = logging.getLogger(__name__)
 
 
@@ -51,18 +48,12 @@ def _posterize(img, bits_to_keep, **_):
 
     if bits_to_keep >= 8:
         return img
-    if bits_to_keep <= 0:
-        return Image.new(img.mode, img.size)
-    return ImageOps.posterize(img, bits_to_keep)
+    return Image.new(img.mode, img.size) if bits_to_keep <= 0 else ImageOps.posterize(img, bits_to_keep)
 
 
 def patch_posterize(transform):
-    """Make RandAugment's ``PosterizeIncreasing`` safe on Pillow >= 12.
-
-    At magnitude >= 10 (``rand-m9-mstd0.5`` reaches it through the magnitude noise) timm asks
-    ``ImageOps.posterize`` to keep 0 bits; Pillow used to return a black image and now raises
-    ``bits must be between or equal to 1 and 8``, which would stop a long run at a random step.
-    """
+    """Make RandAugment's posterize safe on Pillow >= 12: at magnitude >= 10 (``rand-m9-mstd0.5`` reaches it
+    through the noise) timm asks to keep 0 bits, which Pillow now refuses, stopping a run at a random step."""
     from timm.data import auto_augment
 
     for t in getattr(transform, "transforms", []):
@@ -73,13 +64,8 @@ def patch_posterize(transform):
 
 
 class ImageFiles(Dataset):
-    """An ImageFolder over a safely scanned file list (see `wfsearch.proxy.imagefolder`).
-
-    A file that fails to decode while training is skipped: the next file takes its place (so batches
-    stay full and the sampler's order stays the same) and one warning names it; `MAX_BAD_IN_A_ROW`
-    failures in a row stop the run with one line.
-    """
-
+    """An ImageFolder over a safely scanned file list (see `wfsearch.proxy.imagefolder`). A file that fails to
+    decode is replaced by the next one (batches stay full) with one warning; `MAX_BAD_IN_A_ROW` stop the run."""
     MAX_BAD_IN_A_ROW = 16
 
     def __init__(self, folder: Path, samples: list[tuple[str, int]], classes: list[str], transform=None):
@@ -153,7 +139,6 @@ def build_datasets(recipe: Recipe, source: str, augment: bool = True) -> tuple[D
 
 class ShardSampler(Sampler[int]):
     """Indices ``rank, rank + world, ...``: every sample evaluated exactly once across processes."""
-
     def __init__(self, n: int, rank: int, world: int):
         self.indices = list(range(rank, n, world))
 
@@ -165,26 +150,20 @@ class ShardSampler(Sampler[int]):
 
 
 def usable_workers(requested: int) -> int:
-    """``requested`` data-loading workers, at most this process's share of the CPUs it may run on
-    (more only make PyTorch warn and the processes compete)."""
+    """``requested`` data-loading workers, at most this process's share of the CPUs it may run on."""
     import os
-
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     share = max(1, cpus // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
     if requested > share:
         log.info("data.workers %d -> %d: %d CPUs here for %s process(es)", requested,
                  share, cpus, os.environ.get("LOCAL_WORLD_SIZE", "1"))
-        return share
-    return requested
+    return min(requested, share)
 
 
 def build_loaders(train_ds: Dataset, val_ds: Dataset, batch_size: int, eval_batch_size: int, workers: int,
                   rank: int, world: int, seed: int, pin_memory: bool) -> tuple[DataLoader, DataLoader, DistributedSampler]:
-    """Train loader (shuffled by a seeded `DistributedSampler`, full batches only) and val loader.
-
-    The shuffle depends on (seed, epoch) only, so the global batch at each step holds the same
-    images whatever the number of processes.
-    """
+    """Train loader (a seeded `DistributedSampler`, full batches only: the global batch at each step holds the
+    same images whatever the number of processes) and val loader."""
     sampler = DistributedSampler(train_ds, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True)
     train = DataLoader(train_ds, batch_size=batch_size, sampler=sampler, num_workers=workers,
                        pin_memory=pin_memory, drop_last=True)

@@ -1,17 +1,10 @@
-"""The ``--pick`` selection language: choose one trial of the Pareto front by a rule.
+"""The ``--pick`` language: choose one trial of the Pareto front by a rule (keywords case-insensitive)::
 
-Grammar (keywords are case-insensitive; ``,`` may stand for ``and``)::
+    pick       := ("max" | "min") METRIC [ "where" condition ( ("and" | ",") condition )* ]
+    condition  := METRIC (">=" | "<=" | ">" | "<" | "==" | "!=") NUMBER
 
-    pick       := ("max" | "min") METRIC [ "where" condition ( "and" condition )* ]
-    condition  := METRIC OP NUMBER
-    OP         := ">=" | "<=" | ">" | "<" | "==" | "!="
-
-Examples: ``max accuracy``, ``max accuracy where throughput_ratio >= 1.2``,
-``min params where accuracy >= 0.8 and macs <= 1.5e9``.
-
-METRIC is any number stored with a trial: an objective (``accuracy``, ``throughput``), a metric
-or a cost (``params``, ``macs``, ``throughput_ratio``, ``peak_memory_bytes`` ...). Only trials on
-the front of the search trials are candidates; a trial that lacks a metric the rule uses is
+e.g. ``min params where accuracy >= 0.8 and macs <= 1.5e9``. METRIC is any number stored with a trial (an
+objective, a metric or a cost). Only front trials are candidates; one lacking a metric the rule uses is
 skipped; ties go to the lowest trial number.
 """
 from __future__ import annotations
@@ -23,8 +16,6 @@ from typing import Callable, Sequence
 from wfsearch.errors import UserError
 from wfsearch.study import TrialRecord, holds
 from wfsearch.suggest import did_you_mean
-
-__all__ = ["Condition", "Pick", "parse_pick", "select"]
 
 EXAMPLE = "e.g. 'max accuracy where throughput_ratio >= 1.2'"
 _TOKEN = re.compile(r"\s*(?:(?P<op>>=|<=|==|!=|>|<)|(?P<num>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?![\w.]))"
@@ -63,8 +54,7 @@ class Pick:
 
 def _significant_digits(num: str) -> int:
     """``"0.2656"`` -> 4, ``"1.5e6"`` -> 2: the precision a number was written with."""
-    mantissa = num.lower().split("e")[0].lstrip("+-").replace(".", "").lstrip("0")
-    return max(1, len(mantissa))
+    return max(1, len(num.lower().split("e")[0].lstrip("+-").replace(".", "").lstrip("0")))
 
 
 def _fail(text: str, rule: str) -> UserError:
@@ -73,35 +63,37 @@ def _fail(text: str, rule: str) -> UserError:
 
 def parse_pick(text: str) -> Pick:
     """Parse a selection rule; a malformed one raises `UserError` naming the problem and an example."""
+    def fail(rule: str) -> UserError:
+        return _fail(text, f"{rule}; {EXAMPLE}")
+
     tokens: list[tuple[str, str]] = []
     for m in _TOKEN.finditer(text):
-        kind = m.lastgroup
-        if kind == "bad":
-            raise _fail(text, f"unexpected character {m.group(kind)!r}; {EXAMPLE}")
-        tokens.append((kind, m.group(kind)))
+        if m.lastgroup == "bad":
+            raise fail(f"unexpected character {m.group('bad')!r}")
+        tokens.append((m.lastgroup, m.group(m.lastgroup)))
     if not tokens:
-        raise _fail(text, f"empty rule; {EXAMPLE}")
+        raise fail("empty rule")
     pos = 0
 
     def take(expect: str, what: str) -> str:
         nonlocal pos
         if pos >= len(tokens):
-            raise _fail(text, f"ends early: expected {what}; {EXAMPLE}")
+            raise fail(f"ends early: expected {what}")
         kind, value = tokens[pos]
         if kind != expect:
-            raise _fail(text, f"expected {what} but got {value!r}; {EXAMPLE}")
+            raise fail(f"expected {what} but got {value!r}")
         pos += 1
         return value
 
     goal = take("name", "'max' or 'min'").lower()
     if goal not in ("max", "min"):
-        raise _fail(text, f"must start with 'max' or 'min', not {goal!r}; {EXAMPLE}")
+        raise fail(f"must start with 'max' or 'min', not {goal!r}")
     metric = take("name", "a metric name after '" + goal + "'")
     where: list[Condition] = []
     if pos < len(tokens):
         kw = take("name", "'where'")
         if kw.lower() != "where":
-            raise _fail(text, f"expected 'where' after '{goal} {metric}' but got {kw!r}; {EXAMPLE}")
+            raise fail(f"expected 'where' after '{goal} {metric}' but got {kw!r}")
         while True:
             name = take("name", "a metric name in the condition")
             op = take("op", f"a comparison (>=, <=, >, <, ==, !=) after {name!r}")
@@ -110,12 +102,11 @@ def parse_pick(text: str) -> Pick:
             if pos >= len(tokens):
                 break
             kind, value = tokens[pos]
-            if (kind == "name" and value.lower() == "and") or kind == "comma":
-                pos += 1
-                if pos >= len(tokens):
-                    raise _fail(text, f"ends after {value!r}: expected another condition; {EXAMPLE}")
-                continue
-            raise _fail(text, f"expected 'and' between conditions but got {value!r}; {EXAMPLE}")
+            if not ((kind == "name" and value.lower() == "and") or kind == "comma"):
+                raise fail(f"expected 'and' between conditions but got {value!r}")
+            pos += 1
+            if pos >= len(tokens):
+                raise fail(f"ends after {value!r}: expected another condition")
     return Pick(goal, metric, tuple(where))
 
 

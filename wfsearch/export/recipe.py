@@ -1,12 +1,7 @@
 """`Recipe`: everything needed to train one architecture at full scale, as a YAML file.
 
-Sections, one pydantic model each: ``model`` (a timm name plus keyword overrides, so that
-``timm.create_model(model.name, **model.kwargs)`` rebuilds the network once ``wfsearch`` is imported),
-``data`` (ImageFolder train/val folders and the input pipeline), ``train``, ``optimizer``,
-``schedule``, ``augment``, and two free-form ones: ``provenance`` (where the architecture came from)
-and ``launch`` (ready-made commands). Defaults are the released WeightFormer recipe (He, Han, Huang
-2026; a Swin/DeiT-style ImageNet schedule). `load_recipe` reads a file with the spec's strict YAML
-loader and turns a mistake into one line naming the file, the key path and the rule, like the spec's.
+One pydantic model per section; ``provenance`` and ``launch`` are free-form. Defaults are the released
+WeightFormer recipe (He, Han, Huang 2026; a Swin/DeiT-style ImageNet schedule).
 """
 from __future__ import annotations
 
@@ -19,11 +14,6 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInf
 from wfsearch.arch.config import MAX_SIZES
 from wfsearch.errors import UserError
 from wfsearch.space.spec import MAX_COUNT, MAX_EPOCHS, MAX_RATE, MAX_REPEATS, MAX_SEED, MAX_THREADS
-
-__all__ = [
-    "Recipe", "ModelSection", "DataSection", "TrainSection", "OptimizerSection", "ScheduleSection",
-    "AugmentSection", "load_recipe", "save_recipe", "recipe_to_yaml", "drop_path_for",
-]
 
 RECIPE_VERSION = 1
 IMAGENET_MEAN = [0.485, 0.456, 0.406]  # the released recipe normalizes with ImageNet statistics
@@ -54,7 +44,6 @@ class _Section(BaseModel):
 
 class ModelSection(_Section):
     """The network: a registered timm model name and the keyword arguments that rebuild it."""
-
     name: str = "weightformer_tiny"
     kwargs: dict[str, Any] = Field(default_factory=dict)
 
@@ -74,8 +63,7 @@ class ModelSection(_Section):
 
     @field_validator("kwargs")
     @classmethod
-    def _buildable(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
-        """Validate a WeightFormer architecture now rather than at the first batch."""
+    def _buildable(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:  # now, not at the first batch
         from wfsearch.arch import MODEL_SIZES, ArchConfig
         from wfsearch.space import SpecIssue
 
@@ -94,13 +82,11 @@ class ModelSection(_Section):
         import timm
 
         import wfsearch.models  # noqa: F401
-
         return timm.create_model(self.name, **{**self.kwargs, **overrides})
 
 
 class DataSection(_Section):
     """ImageFolder data (one sub-folder per class) and the input pipeline."""
-
     train: str = "/data/imagenet/train"
     val: str = "/data/imagenet/val"
     img_size: int = Field(224, gt=0, le=MAX_SIZES["img_size"])
@@ -116,7 +102,6 @@ class DataSection(_Section):
 
 class TrainSection(_Section):
     """Batch, loss, precision, EMA and seed."""
-
     batch_size: int = Field(256, gt=0, le=MAX_COUNT)  # per process; the global batch is batch_size x processes
     eval_batch_size: Optional[int] = Field(None, gt=0, le=MAX_COUNT)  # default: batch_size
     label_smoothing: float = Field(0.1, ge=0, lt=1)
@@ -128,7 +113,6 @@ class TrainSection(_Section):
 
 class OptimizerSection(_Section):
     """AdamW with the learning rate scaled linearly by global batch / ``lr_base_batch``."""
-
     name: str = RELEASED_OPTIMIZER  # any timm optimizer name (create_optimizer_v2)
     lr_base: float = Field(5e-4, gt=0, le=MAX_BASE_RATE)  # lr = lr_base * global_batch / lr_base_batch
     lr_base_batch: int = Field(512, gt=0, le=MAX_COUNT)
@@ -156,7 +140,6 @@ class OptimizerSection(_Section):
 
 class ScheduleSection(_Section):
     """Epochs and the learning-rate schedule (per optimizer step by default)."""
-
     name: Literal["cosine", "linear", "step", "constant"] = "cosine"
     epochs: int = Field(300, gt=0, le=MAX_EPOCHS)
     warmup_epochs: int = Field(20, ge=0)
@@ -176,7 +159,6 @@ class ScheduleSection(_Section):
 
 class AugmentSection(_Section):
     """Training augmentation: RandAugment, random erasing, Mixup/CutMix (``enabled: false`` = none)."""
-
     enabled: bool = True  # false: train images get the eval transform and no Mixup/CutMix
     auto_augment: Optional[str] = RELEASED_RAND_AUGMENT
     color_jitter: float = Field(0.4, ge=0, le=MAX_RATE)  # timm skips it when auto_augment is set
@@ -217,7 +199,6 @@ class AugmentSection(_Section):
 
 class Recipe(_Section):
     """A full training recipe; ``Recipe()`` is the released WeightFormer-Tiny recipe."""
-
     version: int = RECIPE_VERSION
     name: str = "weightformer_tiny"
     model: ModelSection = Field(default_factory=ModelSection)
@@ -249,7 +230,6 @@ class Recipe(_Section):
     def from_dict(cls, d: Any, source: str = "recipe") -> "Recipe":
         """Build and validate; a mistake raises `UserError` ``<source>: <key.path>: <value>: <rule>``."""
         from wfsearch.space import validate_model
-
         return validate_model(cls, d, source)
 
     def replace(self, source: str = "recipe", **dotted: Any) -> "Recipe":
@@ -257,14 +237,9 @@ class Recipe(_Section):
         d = self.to_dict()
         for key, value in dotted.items():
             section, _, name = key.partition("__")
-            if name:
-                d[section][name] = value
-            else:
-                d[section] = value
+            (d[section] if name else d)[name or section] = value
         return Recipe.from_dict(d, source)
 
-
-# ---- YAML ----
 
 _HEADER = """\
 # wfsearch training recipe (version {version}): {name}
@@ -283,8 +258,7 @@ _Dumper.add_representer(list, lambda dumper, data: dumper.represent_sequence(
 
 
 def recipe_to_yaml(recipe: Recipe, path: str | Path | None = None) -> str:
-    """The recipe as YAML text, one blank-line-separated block per section, with a usage header; the
-    provenance's numbers say what they are in a comment (`wfsearch.study.labels.RECIPE_NOTES`)."""
+    """The recipe as YAML, one blank-line-separated block per section, under a usage header."""
     d = recipe.to_dict()
     out = [_HEADER.format(version=recipe.version, name=recipe.name, path=path or "RECIPE.yaml")]
     out.append(yaml.dump({"version": d.pop("version"), "name": d.pop("name")}, Dumper=_Dumper, sort_keys=False))
@@ -295,8 +269,7 @@ def recipe_to_yaml(recipe: Recipe, path: str | Path | None = None) -> str:
 
 
 def _noted(text: str) -> str:
-    """``provenance`` YAML with a comment beside each number `RECIPE_NOTES` names (``metrics.throughput``
-    and ``costs.throughput`` are two different speeds)."""
+    """``provenance`` YAML with a comment beside each number `RECIPE_NOTES` names."""
     from wfsearch.study.labels import RECIPE_NOTES
 
     lines, section = [], ""
@@ -325,7 +298,6 @@ def load_recipe(path: str | Path) -> Recipe:
     if not path.exists():
         raise UserError(f"{path}: no such recipe file; export one with `wfsearch export STUDY --trial N`")
     from wfsearch.space import parse_yaml, read_yaml_text
-
     # the spec's strict, bounded loader: no duplicate keys, 1e-3 is a number, no FIFO waited on
     d = parse_yaml(read_yaml_text(path, str(path), "a recipe"), str(path))
     return Recipe.from_dict(d, str(path))

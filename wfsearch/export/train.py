@@ -1,15 +1,8 @@
-"""The full trainer: runs a `Recipe` on one CPU, one GPU, or many under ``torchrun`` (DDP).
+"""The full trainer: runs a `Recipe` on one CPU, one GPU, or many under ``torchrun`` (DDP), from timm's parts.
 
-Built from timm's parts: ``create_transform`` (data), ``Mixup`` (Mixup/CutMix with label
-smoothing), ``create_optimizer_v2`` (AdamW, no weight decay on 1-D parameters and biases),
-``create_scheduler_v2`` (per-step cosine with linear warm-up), ``ModelEmaV3`` (optional EMA),
-``SoftTargetCrossEntropy`` / ``LabelSmoothingCrossEntropy`` (loss). The learning rates follow the
-global batch (``lr_base x batch_size x processes / lr_base_batch``).
-
-Each epoch ends with a top-1/top-5 evaluation (every validation image counted once across
-processes), one JSON line appended to ``OUTPUT/metrics.jsonl`` and a checkpoint ``OUTPUT/last.pth``
-(plus ``best.pth``); ``resume`` continues from ``last.pth``. Randomness is reseeded from
-(seed, epoch, rank) at every epoch, so a resumed run retraces an uninterrupted one.
+Learning rates follow the global batch (``lr_base x batch_size x processes / lr_base_batch``). Each epoch
+ends with an evaluation, a line in ``OUTPUT/metrics.jsonl`` and ``OUTPUT/last.pth`` (and ``best.pth``).
+Randomness is reseeded from (seed, epoch, rank) every epoch, so a resumed run retraces an uninterrupted one.
 """
 from __future__ import annotations
 
@@ -21,7 +14,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
@@ -33,9 +26,6 @@ from wfsearch.errors import UserError
 
 from .data import build_datasets, build_loaders, usable_workers
 from .recipe import Recipe, recipe_to_yaml
-
-__all__ = ["train", "evaluate_checkpoint", "initial_model", "TrainResult", "Distributed", "Diverged",
-           "init_distributed", "iter_metrics"]
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +43,6 @@ class Diverged(RuntimeError):
 @dataclass
 class Distributed:
     """This process's place in the job (world 1 without torchrun)."""
-
     rank: int = 0
     world: int = 1
     local_rank: int = 0
@@ -79,11 +68,10 @@ def init_distributed(device: str = "auto") -> Distributed:
             dev = torch.device(device)
         except RuntimeError:
             raise UserError(f"--device: {device!r}: not a torch device; use auto, cpu or cuda") from None
-        if dev.type == "cuda":
-            if not torch.cuda.is_available():
-                raise UserError(f"--device: {device!r}: CUDA is not available here; use auto or cpu")
-            if dev.index is None:
-                dev = torch.device(f"cuda:{local_rank}")
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise UserError(f"--device: {device!r}: CUDA is not available here; use auto or cpu")
+        if dev.type == "cuda" and dev.index is None:
+            dev = torch.device(f"cuda:{local_rank}")
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
     if world > 1 and not dist.is_initialized():
@@ -105,15 +93,13 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)  # the metrics lines of this run
 
     @property
-    def nothing_left(self) -> bool:
-        """The run was resumed after its last epoch: no epoch was trained."""
+    def nothing_left(self) -> bool:  # resumed after its last epoch: no epoch was trained
         return not self.history
 
 
 def _seed(seed: int, *keys: int) -> None:
     """Seed Python, NumPy (Mixup draws from it) and torch from (seed, *keys)."""
     import random
-
     s = int(np.random.SeedSequence([seed, *keys]).generate_state(1)[0])
     random.seed(s)
     np.random.seed(s)
@@ -121,9 +107,8 @@ def _seed(seed: int, *keys: int) -> None:
 
 
 def _autocast(device: torch.device, precision: str):
-    if precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    bf16 = precision == "bf16"
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
 
 
 def _all_sum(values: list[float], d: Distributed) -> list[float]:
@@ -143,11 +128,10 @@ CHECKPOINT_KEYS = ("model", "epoch", "num_classes")
 
 
 def load_checkpoint(path: str | Path, flag: str = "--resume") -> dict[str, Any]:
-    """A checkpoint written by `train`, loaded with ``weights_only=True``: only tensors and plain types
-    are unpickled, so a crafted file cannot run code. Anything else is one line naming the file."""
+    """A checkpoint written by `train`, loaded with ``weights_only=True`` (a crafted file cannot run code);
+    anything else is one line naming the file."""
     import pickle
     import re
-
     where = f"{flag}: {str(path)!r}"
     if Path(path).is_file() and Path(path).stat().st_size == 0:
         raise UserError(f"{where}: the file is empty; not a wfsearch checkpoint")
@@ -173,8 +157,7 @@ def load_checkpoint(path: str | Path, flag: str = "--resume") -> dict[str, Any]:
 @torch.no_grad()
 def _evaluate(model: nn.Module, loader, d: Distributed, precision: str, num_classes: int,
               progress: Progress | None, desc: str) -> dict[str, float]:
-    """Top-1/top-5 (percent) and cross-entropy over the whole validation set, summed across processes. With 5
-    classes or fewer every label is in the top 5: top5 is None, not a 100% that says nothing."""
+    """Top-1/top-5 (percent; top5 None with 5 classes or fewer) and cross-entropy over the whole validation set."""
     model.eval()
     k = min(5, num_classes)
     sums = [0.0, 0.0, 0.0, 0.0]  # loss, top1 hits, top5 hits, count
@@ -197,9 +180,8 @@ def _evaluate(model: nn.Module, loader, d: Distributed, precision: str, num_clas
 
 
 def training_memory(recipe: Recipe, batch: int | None = None) -> float:
-    """Bytes one training process needs, estimated before anything is built: the input batches (the loader
-    workers' prefetched ones as float32) and, for a WeightFormer, its weights, gradients, AdamW state and
-    activations from the analytic cost."""
+    """Bytes one training process needs: the input batches (the workers' prefetched ones too) and, for a
+    WeightFormer, weights, gradients, AdamW state and activations from the analytic cost."""
     from wfsearch.arch import MODEL_SIZES, ArchConfig, cost
 
     t, data, name = recipe.train, recipe.data, recipe.model.name
@@ -215,10 +197,8 @@ def training_memory(recipe: Recipe, batch: int | None = None) -> float:
 
 
 def check_memory(recipe: Recipe, source: str, batch: int | None = None) -> None:
-    """Refuse, before anything is allocated, a recipe this machine cannot hold: one line naming the key whose
-    reset to a default shrinks the estimate most (`training_memory`)."""
+    """Refuse a recipe this machine cannot hold: one line naming the key whose reset shrinks the estimate most."""
     from wfsearch.space.checks import machine_memory
-
     have, kind = machine_memory()
     need = training_memory(recipe, batch)
     if need <= have:
@@ -255,21 +235,16 @@ def train(recipe: Recipe, output: str | Path, *, resume: bool | str | Path = Fal
           wandb: bool = False, on_resume: Callable[[int, int, Path], None] | None = None) -> TrainResult:
     """Train ``recipe`` to its last epoch, writing checkpoints and metrics under ``output``.
 
-    ``resume``: True continues from ``output/last.pth``, a path from that checkpoint. ``augment=False``
-    turns every random augmentation off (exact comparisons across process counts). ``progress``,
-    ``on_epoch`` and ``on_step`` (every ``log_every`` optimizer steps: loss, lr, images/s) are called on
-    the main process only, as is ``on_resume(epoch, step, checkpoint)`` when a checkpoint is resumed.
-    ``tensorboard`` logs to ``output/tensorboard`` when the package is installed,
-    ``wandb`` to Weights & Biases (see `wfsearch.export.tracking`). ``source`` names the recipe in errors.
+    ``resume``: True continues from ``output/last.pth``, a path from that checkpoint. ``augment=False`` turns
+    random augmentation off. The callbacks (``on_step`` every ``log_every`` steps) run on the main process only.
     """
-    from wfsearch.tracking import RunTrackers
-
     from timm.data import Mixup
     from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
     from timm.optim import create_optimizer_v2
     from timm.scheduler import create_scheduler_v2
     from timm.utils import ModelEmaV3
 
+    from wfsearch.tracking import RunTrackers
     d = dist_ctx or init_distributed()
     out = Path(output)
     last = out / "last.pth"
@@ -281,7 +256,6 @@ def train(recipe: Recipe, output: str | Path, *, resume: bool | str | Path = Fal
                         f"or choose another --output")
     t, o, s = recipe.train, recipe.optimizer, recipe.schedule
     check_memory(recipe, source)
-
     train_ds, val_ds = build_datasets(recipe, source, augment=augment)
     num_classes = len(train_ds.classes)
     global_batch = t.batch_size * d.world
@@ -292,11 +266,9 @@ def train(recipe: Recipe, output: str | Path, *, resume: bool | str | Path = Fal
     if mixup_on and t.batch_size % 2:
         raise UserError(f"{source}: train.batch_size: {t.batch_size}: Mixup/CutMix need an even batch per process")
     workers = usable_workers(recipe.data.workers if workers is None else workers)
-    loaders = build_loaders(train_ds, val_ds, t.batch_size, t.eval_batch_size or t.batch_size,
-                            workers, d.rank, d.world, t.seed, pin_memory=d.device.type == "cuda")
-    train_loader, val_loader, sampler = loaders
+    train_loader, val_loader, sampler = build_loaders(train_ds, val_ds, t.batch_size, t.eval_batch_size or t.batch_size,
+                                                      workers, d.rank, d.world, t.seed, d.device.type == "cuda")
     steps_per_epoch = len(train_loader)
-
     model = initial_model(recipe, num_classes, d.device)  # the same initial weights on every process
     if d.device.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -309,7 +281,6 @@ def train(recipe: Recipe, output: str | Path, *, resume: bool | str | Path = Fal
         warmup_lr=o.scaled(s.warmup_lr_base, global_batch), min_lr=o.scaled(s.min_lr_base, global_batch),
         warmup_prefix=s.warmup_prefix, step_on_epochs=not s.per_step, updates_per_epoch=steps_per_epoch)
     ema = ModelEmaV3(model, decay=t.ema_decay) if t.ema else None
-
     start_epoch, global_step, best = 0, 0, -1.0
     if ckpt_path is not None:
         ckpt = load_checkpoint(ckpt_path, "--resume")
@@ -329,24 +300,16 @@ def train(recipe: Recipe, output: str | Path, *, resume: bool | str | Path = Fal
             on_resume(start_epoch, global_step, ckpt_path)
         del ckpt
         # the lr is a function of the step and the recipe, so a longer --epochs on resume extends the cosine
-        if s.per_step:
-            scheduler.step_update(num_updates=global_step)
-        else:
-            scheduler.step(start_epoch)
-
+        scheduler.step_update(num_updates=global_step) if s.per_step else scheduler.step(start_epoch)
     ddp = nn.parallel.DistributedDataParallel(model, device_ids=[d.device] if d.device.type == "cuda" else None) \
         if d.enabled else model
     mixup = Mixup(mixup_alpha=recipe.augment.mixup, cutmix_alpha=recipe.augment.cutmix,
                   prob=recipe.augment.mixup_prob, switch_prob=recipe.augment.mixup_switch_prob,
                   mode=recipe.augment.mixup_mode, label_smoothing=t.label_smoothing,
                   num_classes=num_classes) if mixup_on else None
-    if mixup is not None:
-        criterion: nn.Module = SoftTargetCrossEntropy()  # smoothing is inside Mixup's soft targets
-    elif t.label_smoothing > 0:
-        criterion = LabelSmoothingCrossEntropy(smoothing=t.label_smoothing)
-    else:
-        criterion = nn.CrossEntropyLoss()
-
+    # with Mixup the smoothing is inside its soft targets
+    criterion: nn.Module = SoftTargetCrossEntropy() if mixup is not None else \
+        LabelSmoothingCrossEntropy(smoothing=t.label_smoothing) if t.label_smoothing > 0 else nn.CrossEntropyLoss()
     trackers = None
     if d.is_main:
         out.mkdir(parents=True, exist_ok=True)
@@ -486,10 +449,4 @@ def evaluate_checkpoint(recipe: Recipe, checkpoint: str | Path, *, workers: int 
     return _evaluate(model, val_loader, d, t.precision, num_classes, progress if d.is_main else None, "eval")
 
 
-def iter_metrics(path: str | Path) -> Iterator[dict[str, Any]]:
-    """The JSON lines of a run's ``metrics.jsonl``."""
-    with open(path) as f:
-        for line in f:
-            if line.strip():
-                yield json.loads(line)
 

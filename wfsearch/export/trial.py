@@ -1,14 +1,12 @@
 """Turning one stored search trial into a full training `Recipe` of its *deployed* network.
 
-A trial is one design at two scales: the proxy network (trained for accuracy) and the deployed
-network (``throughput.arch`` on top of the design at ``throughput.img_size``: measured for
-throughput, params, MACs and memory). The recipe builds the deployed network, as the registered
-WeightFormer size that needs the fewest overrides plus the `ArchConfig` fields that differ from it,
-so ``timm.create_model(name, **kwargs)`` rebuilds it exactly, and its provenance costs are that
-network's.
+A trial is one design at two scales: the proxy network (trained for accuracy) and the deployed network
+(``throughput.arch`` on the design, measured for speed and costs). The recipe builds the deployed network as
+the registered WeightFormer size needing the fewest overrides plus those overrides.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import logging
 import shlex
@@ -24,8 +22,6 @@ from wfsearch.study import Status, StudySnapshot, TrialRecord
 
 from .recipe import DataSection, ModelSection, Recipe, TrainSection, drop_path_for
 
-__all__ = ["recipe_from_trial", "timm_model_for", "launch_commands", "find_trial", "recipe_path_for"]
-
 log = logging.getLogger(__name__)
 
 # fields that never pick the base size: they are set per recipe, not searched
@@ -38,25 +34,21 @@ SIZE_ORDER = ("weightformer_tiny", "weightformer_small", "weightformer_base", "w
 def timm_model_for(arch: ArchConfig) -> tuple[str, dict[str, Any]]:
     """(registered name, kwargs) with the fewest architecture overrides that rebuild ``arch``."""
     target = arch.to_dict()
-    best: tuple[tuple[int, int, int], str, dict[str, Any]] | None = None
-    for rank, name in enumerate(SIZE_ORDER):
-        base = ArchConfig(**MODEL_SIZES[name]).to_dict()
-        diff = {k: v for k, v in target.items() if base[k] != v or k in _ALWAYS}
-        cost = sum(1 for k in diff if k not in _NOT_ARCH and base[k] != target[k])
-        key = (cost, int(base["img_size"] != target["img_size"]), rank)  # then the size trained at this resolution
-        if best is None or key < best[0]:
-            best = (key, name, diff)
-    assert best is not None
-    name, diff = best[1], best[2]
-    base = ArchConfig(**MODEL_SIZES[name]).to_dict()
+    bases = {name: ArchConfig(**MODEL_SIZES[name]).to_dict() for name in SIZE_ORDER}
+
+    def key(rank: int, name: str) -> tuple[int, int, int]:  # then the size trained at this resolution
+        base = bases[name]
+        overrides = sum(1 for k, v in target.items() if k not in _NOT_ARCH and base[k] != v)
+        return overrides, int(base["img_size"] != target["img_size"]), rank
+
+    name = min(enumerate(SIZE_ORDER), key=lambda rn: key(*rn))[1]
+    base = bases[name]
+    diff = {k: v for k, v in target.items() if base[k] != v or k in _ALWAYS}
     for k in [k for k in diff if k not in _ALWAYS]:  # overrides the network does not need (same hash without)
         trial_diff = {kk: vv for kk, vv in diff.items() if kk != k}
-        try:
-            same = ArchConfig(**{**base, **trial_diff}).hash == arch.hash
-        except ValueError:
-            same = False
-        if same:
-            diff = trial_diff
+        with contextlib.suppress(ValueError):
+            if ArchConfig(**{**base, **trial_diff}).hash == arch.hash:
+                diff = trial_diff
     return name, diff
 
 
@@ -112,10 +104,8 @@ def recipe_from_trial(snap: StudySnapshot, trial: TrialRecord, *, img_size: int 
                       seed: int = 0, recipe_path: str | Path | None = None) -> Recipe:
     """The released full-training recipe for ``trial``'s deployed network, with its provenance.
 
-    ``img_size`` and ``num_classes`` default to the deployed network's (the throughput section's
-    resolution, at which the search measured speed); ``data`` is the ImageFolder root holding
-    ``train/`` and ``val/`` (a placeholder the user fills or overrides). Provenance ``costs`` are the
-    params and MACs of the network the recipe builds, with the search's measurements of it.
+    ``img_size`` and ``num_classes`` default to the deployed network's; ``data`` is the ImageFolder root
+    holding ``train/`` and ``val/``.
     """
     check_exportable(trial)
     try:
@@ -134,20 +124,18 @@ def recipe_from_trial(snap: StudySnapshot, trial: TrialRecord, *, img_size: int 
         raise UserError(f"--img-size: {res}: the architecture does not fit this resolution ({e})") from None
     name, kwargs = timm_model_for(arch)
     path = str(recipe_path) if recipe_path is not None else str(recipe_path_for(snap, trial))
-    # the costs of the network this recipe builds: the search's measurements when it is the deployed
-    # network unchanged (only drop path differs), else (or in a study that did not store which network
-    # it measured) its analytic params and MACs
+    # the search's measurements when the recipe builds the deployed network unchanged (but for drop path),
+    # else the analytic params and MACs
     same = bool(trial.deployed_arch) and arch.replace(drop_path_rate=deployed.drop_path_rate) == deployed
     built = cost(arch)
     costs = {**(trial.costs if same else {})}
-    costs = {**costs, **{k: built[k] for k in ("params", "macs") if k not in costs}}
-    train = TrainSection(batch_size=batch_size, seed=seed)
+    costs.update({k: built[k] for k in ("params", "macs") if k not in costs})
     su = snap.user_attrs
     recipe = Recipe(
         name=f"{snap.name}-trial-{trial.number}",
         model=ModelSection(name=name, kwargs=kwargs),
         data=DataSection(train=f"{data.rstrip('/')}/train", val=f"{data.rstrip('/')}/val", img_size=res),
-        train=train,
+        train=TrainSection(batch_size=batch_size, seed=seed),
         provenance={
             "study": snap.name,
             "storage": snap.storage_url,
@@ -158,7 +146,6 @@ def recipe_from_trial(snap: StudySnapshot, trial: TrialRecord, *, img_size: int 
             "deployed_arch": deployed.to_dict(),
             "objectives": {n: v for n, v in zip(snap.objectives, trial.values or [])},
             "metrics": trial.metrics,
-            # the network this recipe builds; measurements only when it is the deployed one unchanged
             "costs": costs,
             "costs_scale": "deployed" if same else "recipe (differs from the deployed network the search measured)",
             "proxy": trial.proxy,

@@ -1,8 +1,4 @@
-"""The WeightFormer model library: dynamic layers, predictors, the backbone, ERFs (configs and costs,
-which need no torch, are `wfsearch.arch`, re-exported here).
-
-The math of the released model and the definition of every predictor: docs/MODEL.md.
-
+"""The WeightFormer model library (configs and costs: `wfsearch.arch`, re-exported); math: docs/MODEL.md.
 Importing it registers ``weightformer_tiny/small/base/test`` in timm's registry.
 """
 from wfsearch.arch import MODEL_SIZES, PREDICTORS, ArchConfig, cost, parse_placement

@@ -1,9 +1,5 @@
-"""Load checkpoints of the public reference implementation (and the Hugging Face releases).
-
-The reference names parameters ``init_norm``, ``blocks.{i}.dwc``, ``blocks.{i}.linear1`` /
-``linear2`` and stores the dynamic fc1 base weight as ``w`` (``C_in x C_out``); this library uses
-timm's layout (``norm_pre``, ``token_mixer``, ``mlp.fc1`` / ``mlp.fc2``, ``weight`` as
-``C_out x C_in``).
+"""Load checkpoints of the public reference implementation (and the Hugging Face releases): its names
+(``init_norm``, ``dwc``, ``linear1``/``linear2``, fc1 base ``w`` as ``C_in x C_out``) to timm's layout.
 """
 from __future__ import annotations
 
@@ -33,22 +29,15 @@ _TOP_RULES: list[tuple[str, str]] = [
 
 
 def convert_official_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Map a reference-format WeightFormer state dict to this library's parameter names.
-
-    Accepts the raw dict or one wrapped under ``"model"`` / ``"state_dict"``, with or without a
-    DDP ``module.`` prefix. A dict already in this library's format is returned unchanged.
-    """
+    """Map a reference-format state dict (raw, or under ``"model"``/``"state_dict"``, with or without a DDP
+    ``module.`` prefix) to this library's names; one already in this format is returned unchanged."""
     for key in ("model", "state_dict"):
         if key in state_dict and isinstance(state_dict[key], dict):
             state_dict = state_dict[key]
     state_dict = {k.removeprefix("module."): v for k, v in state_dict.items()}
     if "init_norm.weight" not in state_dict:
         return dict(state_dict)
-    out: dict[str, torch.Tensor] = {}
-    for k, v in state_dict.items():
-        out_key, value = _convert_key(k, v)
-        out[out_key] = value
-    return out
+    return dict(_convert_key(k, v) for k, v in state_dict.items())
 
 
 def _convert_key(key: str, value: torch.Tensor) -> tuple[str, torch.Tensor]:

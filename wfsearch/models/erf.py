@@ -1,17 +1,14 @@
 """Effective receptive fields (ERF): how much each input pixel moves the central output feature.
 
-The measure of the paper's Fig. 3 and of RepLKNet's ERF tool: for a set of images, the gradient of
-the central token's final features (ReLU'd and summed over channels, as in RepLKNet) with respect to
-the input, ReLU'd, summed over colour channels and averaged over the images (RepLKNet averages the
-per-image maps with an ``AverageMeter``). Display normalization: ``log10(1 + m) / max`` of that mean. Works for any timm model with ``forward_intermediates`` (WeightFormer, ViT/DeiT, ...).
-
-The static WeightFormer's *theoretical* receptive field is a box: the central token's patch grown by
-``(k - 1) / 2`` tokens per block on every side (depthwise k x k convs are the only token mixing; norms
-and MLPs act per token). Dynamic blocks pool the whole grid into their predictors, so their ERF can
-reach every pixel.
+As the paper's Fig. 3 and RepLKNet's tool: the gradient of the central token's final features (ReLU'd,
+summed over channels) with respect to the input, ReLU'd, summed over colours and averaged over images;
+displayed as ``log10(1 + m) / max``. Any timm model with ``forward_intermediates`` works. A static
+WeightFormer's theoretical RF is a box (the central patch grown by ``(k - 1) / 2`` tokens per block);
+dynamic blocks pool the whole grid, so their ERF can reach every pixel.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Iterable
@@ -28,8 +25,7 @@ def final_feature_map(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def erf_map(model: nn.Module, batches: Iterable[torch.Tensor], rectify: bool = True) -> torch.Tensor:
-    """The ERF ``(H, W)`` (float64) of ``model``: the mean over the images of normalized image ``batches`` of
-    each image's map (the log in `display` is not linear, so the mean, as RepLKNet takes it, not the sum).
+    """The ERF ``(H, W)`` (float64): the mean over the images of ``batches`` of each image's map.
     ``rectify=False`` takes the gradient's magnitude instead of its positive part (RepLKNet's)."""
     model.eval()
     total, n = None, 0
@@ -60,9 +56,8 @@ def central_token(img_hw: tuple[int, int], patch: int) -> tuple[float, float]:
 
 
 def static_rf_box(arch: ArchConfig, img_hw: tuple[int, int] | None = None) -> tuple[int, int, int, int]:
-    """The static network's theoretical receptive field of the central token, in pixels
-    ``(top, bottom, left, right)`` (end-exclusive, clipped to the image): its patch grown by
-    ``depth * (k - 1) / 2`` tokens on every side."""
+    """The static network's theoretical RF of the central token, ``(top, bottom, left, right)`` pixels
+    (end-exclusive, clipped): its patch grown by ``depth * (k - 1) / 2`` tokens on every side."""
     h, w = img_hw or arch.img_hw
     p = arch.patch_size
     gh, gw = h // p, w // p
@@ -73,8 +68,7 @@ def static_rf_box(arch: ArchConfig, img_hw: tuple[int, int] | None = None) -> tu
 
 @dataclass(frozen=True)
 class ErfSummary:
-    """Scalars of one ERF: the share of its mass outside the static network's theoretical RF, and
-    the radii (pixels from the central token's centre) holding 50% and 90% of the mass."""
+    """The share of an ERF's mass outside the static RF, and the radii (pixels) holding 50% and 90% of it."""
 
     outside_static_rf: float | None
     r50: float
@@ -82,8 +76,7 @@ class ErfSummary:
     img_size: int
 
     def to_dict(self) -> dict:
-        return {"outside_static_rf": self.outside_static_rf, "r50": self.r50, "r90": self.r90,
-                "img_size": self.img_size}
+        return dataclasses.asdict(self)
 
 
 def summarize(erf: torch.Tensor, patch: int, box: tuple[int, int, int, int] | None = None) -> ErfSummary:
@@ -110,7 +103,6 @@ def summarize(erf: torch.Tensor, patch: int, box: tuple[int, int, int, int] | No
     return ErfSummary(outside, radius(0.5), radius(0.9), int(max(h, w)))
 
 
-# ------------------------------------------------------------------------- pictures (no plotting library)
 _VIRIDIS = [(68, 1, 84), (72, 40, 120), (62, 73, 137), (49, 104, 142), (38, 130, 142), (31, 158, 137),
             (53, 183, 121), (110, 206, 88), (181, 222, 43), (253, 231, 37)]
 
@@ -125,8 +117,7 @@ def colorize(values: torch.Tensor) -> torch.Tensor:
 
 
 def heatmap_rgb(erf: torch.Tensor, size: int = 256, box: tuple[int, int, int, int] | None = None) -> torch.Tensor:
-    """The display-normalized ERF as an RGB image ``size`` pixels high (nearest upscaling), with the
-    static network's theoretical RF drawn as a white outline when ``box`` is given."""
+    """The display-normalized ERF as RGB, ``size`` pixels high, with ``box`` outlined in white."""
     img = colorize(display(erf))
     h, w = erf.shape
     s = max(1, math.ceil(size / h))

@@ -1,32 +1,18 @@
 """The switches behind WeightFormer's fast evaluation, and the CPU plumbing that uses torch internals.
 
-Two things are decided here and nowhere else:
+1. **Evaluation order** (`fast_order_enabled`): ``x (W0 + norm(ΔW))`` as written (the reference, inside
+   `reference_mode()` and while torch's flop counter counts, so MACs match `cost.py`) or reassociated
+   (the fast order, everywhere else, ``torch.compile`` included). Both are plain PyTorch.
+2. **Eager CPU plumbing** (`use_fast_path`): in eager CPU fp32 inference, oneDNN's fused linear+pointwise
+   ops with cached pre-blocked weights, and single-threaded sections for small tensors (private torch
+   APIs, all here). Off with ``WFSEARCH_FAST_PATH=0``, `set_fast_path(False)` or ``with fast_path(False):``,
+   and always under ``torch.compile``.
+3. **Triton kernels** (`use_triton`): in CUDA inference the dynamic dwconv and fc1 run as fused kernels
+   (`triton_kernels.py`). ``WFSEARCH_TRITON=0`` (off), ``eager`` (not under ``torch.compile``), default on;
+   `set_triton` / ``with triton(...)``. Only `TRITON_DEVICES` take them.
 
-1. **Evaluation order** (`fast_order_enabled`): the layers in `layers.py` compute ``x (W0 + norm(ΔW))``
-   either as written (the reference formulation) or reassociated (the fast order). Both are plain
-   PyTorch. The reference order runs inside `reference_mode()` and while torch's flop counter is
-   counting (so counted MACs are those `cost.py` describes); everywhere else, including under
-   ``torch.compile``, the fast order runs.
-2. **Eager CPU plumbing** (`use_fast_path`): in eager CPU fp32 inference, oneDNN's fused
-   linear+pointwise ops with cached pre-blocked weights, and single-threaded sections for the
-   predictors' small tensors (`benchmarks/NOTES.md`). These use private torch APIs
-   (``torch.ops.mkldnn._linear_pointwise``, ``_reorder_linear_weight``, the dispatch-mode stack,
-   module-hook dictionaries), all of them in this module. One switch turns them off, like timm's
-   ``use_fused_attn()``: the environment variable ``WFSEARCH_FAST_PATH=0``, `set_fast_path(False)` or
-   ``with fast_path(False):``. Under ``torch.compile`` they are always off: a compiled model takes the
-   plain fast-order code, which inductor fuses itself (and CUDA graphs can capture).
-
-3. **Triton kernels on GPUs** (`use_triton`): in CUDA inference the dynamic depthwise conv and the
-   dynamic fc1 run as fused Triton kernels (`triton_kernels.py`: no per-sample weight, no layout
-   copy, residual / bias / GELU in the epilogue), when triton is importable. Switch:
-   ``WFSEARCH_TRITON=0`` (off), ``WFSEARCH_TRITON=eager`` (eager only: compiled models take the plain
-   PyTorch code), default on in eager and under ``torch.compile``, where the kernels are
-   ``torch.library.triton_op`` custom ops that inductor sees into; `set_triton` / ``with triton(...)``.
-   CPU tensors never take them (`TRITON_DEVICES`).
-
-Forward hooks never change the evaluation order's complexity: a hooked fc1 predictor is called so
-its hooks see ``(Φa, Φb, scale)``, and the layer then takes the cheapest order from those factors,
-which is linear in the tokens (`layers.plan_dynamic_linear`).
+A hooked fc1 predictor is called so its hooks see ``(Φa, Φb, scale)``; the layer then takes the cheapest
+order from those factors, still linear in the tokens (`layers.plan_dynamic_linear`).
 """
 from __future__ import annotations
 
@@ -47,8 +33,8 @@ try:  # consulted on every forward, so imported once here
 except ImportError:  # pragma: no cover - torch without the helper
     _get_current_dispatch_mode_stack = None
 
-__all__ = ["ENV_VAR", "TRITON_ENV_VAR", "Path", "decide_path", "fast_path", "fast_order_enabled", "hooked", "linear", "linear_add",
-           "linear_gelu", "needs_grad", "onednn_fusable", "reference_mode", "set_fast_path", "set_triton",
+__all__ = ["ENV_VAR", "TRITON_ENV_VAR", "Path", "decide_path", "fast_path", "fast_order_enabled", "hooked", "linear",
+           "linear_add", "linear_gelu", "needs_grad", "onednn_fusable", "reference_mode", "set_fast_path", "set_triton",
            "single_threaded", "triton", "use_fast_path", "use_triton"]
 
 ENV_VAR = "WFSEARCH_FAST_PATH"
@@ -56,10 +42,8 @@ _enabled = os.environ.get(ENV_VAR, "1").strip().lower() not in ("0", "false", "n
 _reference_depth = 0
 
 
-# --------------------------------------------------------------------------- the switches
 def use_fast_path() -> bool:
-    """Whether the eager CPU plumbing (oneDNN fused ops, pre-blocked weights, thread sections) may run:
-    the switch is on, no reference formulation is asked for, and nothing is being compiled."""
+    """Whether the eager CPU plumbing may run: switched on, no reference mode, nothing compiling or tracing."""
     return _enabled and not _reference_depth and not torch.compiler.is_compiling() and not _fx_tracing()
 
 
@@ -73,8 +57,7 @@ def set_fast_path(enabled: bool) -> None:
 def fast_path(enabled: bool = True) -> Iterator[None]:
     """`set_fast_path` for the enclosed code only."""
     global _enabled
-    before = _enabled
-    _enabled = bool(enabled)
+    before, _enabled = _enabled, bool(enabled)
     try:
         yield
     finally:
@@ -85,8 +68,7 @@ def fast_path(enabled: bool = True) -> Iterator[None]:
 def reference_mode(enabled: bool = True) -> Iterator[None]:
     """Run WeightFormer layers in their straightforward reference formulation inside the block."""
     global _reference_depth
-    step = 1 if enabled else 0
-    _reference_depth += step
+    _reference_depth += (step := 1 if enabled else 0)
     try:
         yield
     finally:
@@ -95,16 +77,12 @@ def reference_mode(enabled: bool = True) -> Iterator[None]:
 
 def fast_order_enabled() -> bool:
     """True unless `reference_mode()` is active or `torch.utils.flop_counter.FlopCounterMode` is counting."""
-    if _reference_depth or _fx_tracing():  # symbolic tracing follows the plain formulation
-        return False
-    if torch.compiler.is_compiling():
-        return True
-    return not _flop_counting()
+    # symbolic tracing follows the plain formulation
+    return not (_reference_depth or _fx_tracing()) and (torch.compiler.is_compiling() or not _flop_counting())
 
 
 def _fx_tracing() -> bool:
-    """Whether `torch.fx` is tracing the model symbolically (torchvision's feature extraction, timm's
-    ``create_feature_extractor``): shapes are proxies then, so only the plain formulation traces."""
+    """Whether `torch.fx` traces symbolically (shapes are proxies: only the plain formulation traces)."""
     return torch.fx._symbolic_trace.is_fx_symbolic_tracing()
 
 
@@ -130,9 +108,8 @@ class Path(StrEnum):
 def decide_path(x: torch.Tensor, *params: torch.Tensor, watched: tuple[nn.Module, ...] = (), noisy: bool = False,
               triton: bool = False, onednn: bool = False) -> Path:
     """The one decision of a layer call site on ``x``: `Path.MODULES` when ``noisy`` (dropout in training) or
-    hooks watch a module of ``watched``, `Path.REFERENCE` outside the fast order, then the site's Triton
-    kernel (``triton``: it has one, `use_triton`) or oneDNN ops (``onednn``: it has them, `onednn_fusable` with
-    its last weight, no gradient), else `Path.FAST`. ``params`` are the site's parameters."""
+    hooks watch ``watched``, `Path.REFERENCE` outside the fast order, then the site's Triton kernel (``triton``)
+    or oneDNN ops (``onednn``: fusable with its last weight, no gradient), else `Path.FAST`."""
     if noisy or hooked(*watched):
         return Path.MODULES
     if not fast_order_enabled():
@@ -144,23 +121,20 @@ def decide_path(x: torch.Tensor, *params: torch.Tensor, watched: tuple[nn.Module
     return Path.FAST
 
 
-# --------------------------------------------------------------------------- Triton kernels
 TRITON_ENV_VAR = "WFSEARCH_TRITON"
 TRITON_SETTINGS = ("on", "off", "eager")
-# Devices whose tensors take the kernels. Only CUDA: the CPU keeps its oneDNN path unchanged (the tests
-# add "cpu" to run the layers' kernel path in Triton's interpreter, TRITON_INTERPRET=1).
+# devices whose tensors take the kernels (tests add "cpu" for Triton's interpreter, TRITON_INTERPRET=1)
 TRITON_DEVICES: tuple[str, ...] = ("cuda",)
 _TRITON_INSTALLED = importlib.util.find_spec("triton") is not None and hasattr(torch.library, "triton_op")
 
 
+_TRITON_WORDS = {**dict.fromkeys(("1", "true", "yes", "on"), "on"), **dict.fromkeys(("0", "false", "no", "off"), "off"),
+                 "eager": "eager"}
+
+
 def _triton_setting(value: object) -> str:
-    v = str(value).strip().lower()
-    if v in ("1", "true", "yes", "on"):
-        return "on"
-    if v in ("0", "false", "no", "off"):
-        return "off"
-    if v == "eager":
-        return "eager"
+    if (v := _TRITON_WORDS.get(str(value).strip().lower())) is not None:
+        return v
     raise ValueError(f"{TRITON_ENV_VAR}={value!r}: must be 1 (on), 0 (off) or eager (not under torch.compile)")
 
 
@@ -172,9 +146,8 @@ except ValueError as e:  # an environment typo must not stop every import of the
 
 
 def use_triton(x: torch.Tensor, *params: torch.Tensor) -> bool:
-    """Whether a dynamic layer may run its Triton kernel on ``x``: the switch allows it (``WFSEARCH_TRITON``),
-    triton is importable, ``x`` is on a `TRITON_DEVICES` device, the fast order runs (no reference mode,
-    flop counting or fx tracing) and nothing needs a gradient (the kernels have no backward)."""
+    """Whether a dynamic layer may run its Triton kernel on ``x``: switched on, triton importable, ``x`` on a
+    `TRITON_DEVICES` device, the fast order runs and nothing needs a gradient (no backward)."""
     if _triton == "off" or not _TRITON_INSTALLED or x.device.type not in TRITON_DEVICES:
         return False
     if _triton == "eager" and torch.compiler.is_compiling():
@@ -200,10 +173,8 @@ def triton(enabled: bool | str = True) -> Iterator[None]:
         _triton = before
 
 
-# --------------------------------------------------------------------------- hooks
-# torch's module trackers (behind MemTracker, FlopCounterMode, ...) hook every module globally to know
-# which module an op runs in; they do not look at outputs, so they must not switch the model to the
-# unfused paths: MemTracker would then measure a path that training never takes.
+# torch's module trackers (MemTracker, FlopCounterMode) hook every module globally without reading outputs:
+# they must not switch the model to the unfused paths (MemTracker would measure a path training never takes)
 _TRACKER_HOOK_OWNERS = frozenset({"torch.distributed._tools.mod_tracker.ModTracker",
                                   "torch.utils.module_tracker.ModuleTracker"})
 
@@ -234,14 +205,11 @@ def needs_grad(*tensors: torch.Tensor) -> bool:
     return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
-# --------------------------------------------------------------------------- threads
 @contextlib.contextmanager
 def single_threaded(enabled: bool = True) -> Iterator[None]:
-    """Run the enclosed ops on one intra-op thread: for the predictors' small tensors (pooled tokens,
-    rank-sized matrices, 3x3 kernels) a parallel region costs more than the work, and on a busy
-    machine each one can wait a scheduler time slice for the second thread (NOTES.md, item 9)."""
-    # inference only: under autograd the thread-count switches cost more than they save (training
-    # a proxy ran several times slower), and the backward pass would run on the restored count anyway
+    """Run the enclosed ops on one intra-op thread: for small tensors a parallel region costs more than the
+    work, and may wait a time slice for the second thread (NOTES.md, item 9). Inference only (under
+    autograd the switches cost more than they save)."""
     n = torch.get_num_threads() if enabled and not torch.is_grad_enabled() and use_fast_path() else 1
     if n == 1:
         yield
@@ -253,13 +221,11 @@ def single_threaded(enabled: bool = True) -> Iterator[None]:
         torch.set_num_threads(n)
 
 
-# --------------------------------------------------------------------------- oneDNN fused linears
 _HAS_LINEAR_POINTWISE = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 
 def onednn_fusable(x: torch.Tensor, weight: torch.Tensor) -> bool:
-    """Whether oneDNN's fused linear+pointwise ops may stand in for ``F.linear`` and its neighbour:
-    the switch is on (`use_fast_path`), CPU fp32 inference (nothing needs a gradient), no autocast."""
+    """Whether oneDNN's fused linear+pointwise ops may run: `use_fast_path`, CPU fp32 inference, no autocast."""
     return (_HAS_LINEAR_POINTWISE and use_fast_path() and x.device.type == "cpu" and x.dtype == torch.float32
             and weight.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
             and not needs_grad(x, weight))
@@ -271,13 +237,9 @@ _packed: WeakTensorKeyDictionary = WeakTensorKeyDictionary()  # weight -> ((vers
 
 
 def packed_weight(weight: torch.Tensor) -> torch.Tensor:
-    """oneDNN's blocked copy of a linear ``weight`` (``C_out x C_in``), made on first use and reused
-    while the weight is unchanged; otherwise oneDNN re-blocks the plain weight on every call.
-
-    The copy is keyed on the parameter object and stamped with its version counter and storage, so
-    an optimizer step, ``load_state_dict`` or ``.to()`` makes a fresh one; it dies with the weight and
-    is never part of a state dict or a pickle. Inference tensors (no version counter) are not cached.
-    """
+    """oneDNN's blocked copy of a linear ``weight``, reused while the weight's version counter and storage are
+    unchanged (an optimizer step, ``load_state_dict`` or ``.to()`` makes a fresh one); it dies with the
+    weight. Inference tensors (no version counter) are not cached."""
     if not PACK_WEIGHTS or weight.is_inference() or _dispatch_modes():
         return weight  # (a dispatch mode, e.g. MemTracker, cannot look inside an opaque oneDNN tensor)
     stamp = (weight._version, weight.data_ptr())

@@ -1,18 +1,9 @@
 """Layers whose weights are predicted from the input: ``W(X) = W0 + norm(ΔW(X))``.
 
-With ``predictor=None`` each layer is its plain static counterpart (a linear layer, a depthwise
-conv), with the same parameter names, so static and dynamic blocks share one code path.
-
-Every layer has two exact evaluations of the same function: ``forward_reference`` (the formulation
-written in docs/MODEL.md: form ``W0 + norm(ΔW)`` per sample, then apply it) and a fast path that
-reassociates the products, fuses the normalization into the low-rank factors and keeps the tokens
-in one layout (see `benchmarks/NOTES.md` for what each step bought). ``forward`` takes the fast path
-unless `reference_mode()` is active or torch's flop counter is running (so counted MACs are those of
-the reference formulation, which `cost.py` describes): every call site decides once which path it runs
-(`fast_path.decide_path`) and branches once. The CPU-only plumbing that uses torch internals
-(oneDNN fused ops, thread sections, hook inspection) lives in `fast_path.py`, behind one switch; a
-model under ``torch.compile`` runs the plain fast-order code. In CUDA inference both dynamic layers
-run fused Triton kernels instead (`triton_kernels.py`, switch ``WFSEARCH_TRITON``), eager and compiled.
+With ``predictor=None`` a layer is its static counterpart with the same parameter names. Each has two
+exact evaluations: ``forward_reference`` (docs/MODEL.md: form ``W0 + norm(ΔW)`` per sample, apply it) and
+a fast path (reassociated products, normalization folded into the low-rank factors; benchmarks/NOTES.md),
+chosen once per call site by `fast_path.decide_path`; Triton kernels in CUDA inference.
 """
 from __future__ import annotations
 
@@ -33,32 +24,19 @@ def squash(v: torch.Tensor, dim: int | tuple[int, ...]) -> torch.Tensor:
     return v / (v.norm(dim=dim, keepdim=True) + 1.0)
 
 
-# Predictor work (MACs, whole batch) up to which the fast path runs it on one intra-op thread: a few
-# milliseconds of one core, against parallel regions that wait for a second thread (NOTES.md, item 9).
-SINGLE_THREAD_MAX_MACS = 256_000_000
-# ... except one GEMM of at least this many MACs (the predictor's down-projection at high resolution),
-# which is large enough to gain from every thread even when the machine is busy.
-PARALLEL_MIN_MACS = 32_000_000
-
-# Relative cost of one GEMM per sample against one GEMM over all the batch's tokens, plus writing the
-# per-sample weight (measured on CPU, benchmarks/NOTES.md); it tips the fast-path plan at equal MACs.
-PER_SAMPLE_GEMM_OVERHEAD = 0.1
+SINGLE_THREAD_MAX_MACS = 256_000_000  # predictor work (whole batch) run on one thread (NOTES.md, item 9)
+PARALLEL_MIN_MACS = 32_000_000  # ... except one GEMM this large (the down-projection), worth every thread
+PER_SAMPLE_GEMM_OVERHEAD = 0.1  # a per-sample GEMM plus weight write against one batched GEMM (measured, CPU)
 
 
 def plan_dynamic_linear(n: int, m: int, c_in: int, c_out: int, rank_a: int | None, rank_b: int | None,
                         squash_norm: bool, orders: tuple[str, ...] = ("materialize", "lowrank")) -> tuple[str, str]:
-    """Cheapest exact evaluation order of ``y = x (W0 + norm(ΔW))`` for one sample, by MACs.
+    """Cheapest exact evaluation order of ``y = x (W0 + norm(ΔW))`` for one sample, by MACs: ``(inner, order)``.
 
-    ``ΔW = s · P Q`` with an inner dimension k of either the ``M`` pooled tokens (``"tokens"``:
-    ``P = Φaᵀ``, ``Q = Φb``) or the predictor rank (``"rank"``: ``P = W1ᵀ`` shared by the batch,
-    ``Q = (codes_aᵀ codes_b) W2``, exact since ``Φaᵀ Φb = W1ᵀ codes_aᵀ codes_b W2``). Column norms come
-    from the k x k Gram ``PᵀP`` (``||P q||² = qᵀ PᵀP q``) and scale the columns of Q. Then either
-    ``"materialize"`` the per-sample ``W0ᵀ + P Q'`` (k·C_in·C_out, constant in N) and apply it, or go
-    ``"lowrank"``: ``x W0ᵀ + (x P) Q'`` (N·k·(C_in + C_out), linear in N). With pooled predictors
-    ``M ∝ N``, so the "tokens" inner dimension and the low-rank order lose at high resolution; the
-    "tokens" materialize order forms ΔW and normalizes it directly, without the M x M Gram, so the
-    best order is linear in N with either inner dimension (a hooked predictor offers only "tokens").
-    ``orders`` restricts the choice (the Triton kernel takes only ``"lowrank"``). Returns ``(inner, order)``.
+    ``ΔW = s · P Q`` with inner dimension k of the ``M`` pooled tokens (``"tokens"``: ``P = Φaᵀ``, ``Q = Φb``)
+    or the rank (``"rank"``: ``P = W1ᵀ`` shared, ``Q = (codes_aᵀ codes_b) W2``). Column norms come from the
+    Gram ``PᵀP`` and scale Q's columns. ``"materialize"`` forms ``W0ᵀ + P Q'`` per sample (constant in N);
+    ``"lowrank"`` computes ``x W0ᵀ + (x P) Q'`` (linear in N). ``orders`` restricts the choice.
     """
     sq = 1 if squash_norm else 0
     prep = {"tokens": m * ((rank_a or 0) * c_in + (rank_b or 0) * c_out)}
@@ -81,12 +59,8 @@ def plan_dynamic_linear(n: int, m: int, c_in: int, c_out: int, rank_a: int | Non
 
 
 def per_sample_dwconv_HWBC(x_BCHW: torch.Tensor, kernel_BCkk: torch.Tensor, bias_C: torch.Tensor) -> torch.Tensor:
-    """Depthwise conv with a kernel per sample and channel, 'same' padding; returns ``(H, W, B, C)``.
-
-    The batch folds into the channels (``B*C`` groups) of one conv whose input is laid out
-    ``(H, W, B, C)``: that is the channels-last layout of ``(1, B*C, H, W)``, which oneDNN's depthwise
-    kernel handles as fast as a static conv. One copy in, none out.
-    """
+    """Depthwise conv with a kernel per sample and channel, 'same' padding; returns ``(H, W, B, C)``: one
+    ``B*C``-group conv on ``(H, W, B, C)``, the channels-last layout of ``(1, B*C, H, W)`` (one copy in)."""
     B, C, H, W = x_BCHW.shape
     k = kernel_BCkk.shape[-1]
     x_HWBC = x_BCHW.permute(2, 3, 0, 1).contiguous()
@@ -98,11 +72,7 @@ def per_sample_dwconv_HWBC(x_BCHW: torch.Tensor, kernel_BCkk: torch.Tensor, bias
 
 class DynamicLinear(nn.Module):
     """``y = x @ (W0 + ΔW(X)) + b``; ``ΔW = norm(scale · Φaᵀ Φb)`` from a low-rank fc1 predictor.
-
-    ``weight`` is ``W0ᵀ`` in `nn.Linear` layout (``C_out x C_in``); ``delta_norm='squash'`` divides
-    every output column ``ΔW[:, j]`` by ``||ΔW[:, j]||₂ + 1`` per sample. ``forward_reference`` forms
-    ``W0 + ΔW`` per sample as written; the fast path (`plan_dynamic_linear`) computes the same.
-    """
+    ``weight`` is in `nn.Linear` layout; ``delta_norm='squash'`` divides each column by ``||ΔW[:, j]||₂ + 1``."""
 
     def __init__(self, in_features: int, out_features: int, predictor: nn.Module | None = None,
                  delta_norm: str = "squash"):
@@ -139,11 +109,8 @@ class DynamicLinear(nn.Module):
         return self.forward_fast(x_BHWC) if y_BHWO is None else y_BHWO
 
     def forward_triton(self, x_BHWC: torch.Tensor, gelu: bool = False) -> torch.Tensor | None:
-        """`forward_fast` (then the exact GELU when ``gelu``) as one Triton kernel in the cheapest low-rank
-        order: ``x W0ᵀ + (x P) Q' + b``, ``x P`` and the column-normalized ``Q'`` (from ``Q`` and the Gram)
-        formed once per sample before the launch, no per-sample weight (`triton_kernels.dynamic_linear`). None where the kernel does not
-        apply: a predictor without codes or one watched by hooks (its factors come as Φa, Φb), or a
-        low-rank inner dimension above `triton_kernels.MAX_RANK`."""
+        """`forward_fast` (then the exact GELU when ``gelu``) as one Triton kernel (`triton_kernels.dynamic_linear`).
+        None where it does not apply: no codes, a hooked predictor, or a rank above `triton_kernels.MAX_RANK`."""
         pred = self.predictor
         if pred is None or not hasattr(pred, "codes_pooled") or hooked(pred):
             return None
@@ -189,18 +156,15 @@ class DynamicLinear(nn.Module):
 
     def factors(self, x_BHWC: torch.Tensor, plan: tuple[str, str] | None = None,
                 orders: tuple[str, ...] = ("materialize", "lowrank")) -> tuple[torch.Tensor, torch.Tensor, str]:
-        """``(P, Q', order)`` with ``norm(ΔW) = P Q'`` (normalization and scale folded into ``Q'``):
-        ``P`` is ``C_in x k`` shared by the batch or ``B x C_in x k``, ``Q'`` is ``B x k x C_out``;
-        or ``(norm(ΔW), None, "materialize")`` where ΔW is formed from the tokens' factors anyway.
-        Without ``plan``, the cheapest of ``orders`` (`plan_dynamic_linear`)."""
+        """``(P, Q', order)`` with ``norm(ΔW) = P Q'`` (``P``: ``C_in x k`` or ``B x C_in x k``; ``Q'``:
+        ``B x k x C_out``), or ``(norm(ΔW), None, "materialize")``. Default: the cheapest of ``orders``."""
         P_IK, Q_BKO, order, _, _ = self._factors(x_BHWC, plan, orders, fold=True)
         return P_IK, Q_BKO, order
 
     def _factors(self, x_BHWC: torch.Tensor, plan: tuple[str, str] | None, orders: tuple[str, ...], fold: bool
                  ) -> tuple[torch.Tensor, torch.Tensor | None, str, torch.Tensor | None, float | None]:
-        """`factors`, or with ``fold=False`` ``(P, Q, order, G, scale)`` before the folding: ``ΔW = scale · P Q``,
-        ``G = PᵀP`` (None without the squash), so ``||ΔW[:, j]|| = scale · sqrt(Q_jᵀ G Q_j)`` (the Triton
-        kernel folds the norms itself). With ``fold=True`` the last two are None."""
+        """`factors` (last two None), or with ``fold=False`` ``(P, Q, order, G, scale)`` before folding:
+        ``ΔW = scale · P Q``, ``G = PᵀP`` (None without the squash)."""
         B, H, W, C = x_BHWC.shape
         N, O = H * W, self.out_features
         pred = self.predictor
@@ -256,12 +220,8 @@ class DynamicLinear(nn.Module):
 
 
 class DynamicDWConv(nn.Module):
-    """Depthwise ``k x k`` conv with a per-sample kernel ``K0 + norm(ΔK(X))``, bias, 'same' padding.
-
-    ``delta_norm='squash'`` divides each per-sample, per-channel kernel by ``||ΔK_c||_F + 1``.
-    Fed the channels-last view of ``(B, H, W, C)`` tokens (as the block does), neither path copies
-    the static case; the fast dynamic path runs all samples as one channels-last grouped conv.
-    """
+    """Depthwise ``k x k`` conv with a per-sample kernel ``K0 + norm(ΔK(X))``, bias, 'same' padding;
+    ``delta_norm='squash'`` divides each per-channel kernel by ``||ΔK_c||_F + 1``."""
 
     def __init__(self, dim: int, kernel_size: int = 3, predictor: nn.Module | None = None,
                  delta_norm: str = "squash"):
@@ -310,18 +270,14 @@ class DynamicDWConv(nn.Module):
         return per_sample_dwconv_HWBC(x_BCHW, self.kernel(x_BCHW), self.bias).permute(2, 3, 0, 1)
 
     def forward_triton(self, x_BHWC: torch.Tensor, residual: bool = False) -> torch.Tensor:
-        """``[x +] conv(x)`` for ``(B, H, W, C)`` tokens as one Triton kernel (`triton_kernels.dwconv`):
-        ``K0 + norm(ΔK)`` is formed per program from the predictor's ΔK, the tokens are read in place
-        and the result (plus the residual) written once, ``(B, H, W, C)``."""
+        """``[x +] conv(x)`` for ``(B, H, W, C)`` tokens as one Triton kernel (`triton_kernels.dwconv`)."""
         from . import triton_kernels  # imports triton: only on this path
         d_BCkk = self.predictor(x_BHWC.permute(0, 3, 1, 2))
         return triton_kernels.dwconv(x_BHWC, d_BCkk, self.weight, self.bias, squash=self.delta_norm == "squash",
                                      residual=residual)
 
     def forward_residual(self, x_BHWC: torch.Tensor) -> torch.Tensor:
-        """``x + conv(x)`` for ``(B, H, W, C)`` tokens. Static: one conv on the tokens' channels-last
-        view with 1 added to the kernel's centre tap (exact: ``(1 + K_c) x = x + K_c x``), so the
-        residual costs no extra pass over the tokens. Dynamic: the add also restores the layout."""
+        """``x + conv(x)`` for ``(B, H, W, C)`` tokens; static: 1 added to the kernel's centre tap (exact)."""
         x_BCHW = x_BHWC.permute(0, 3, 1, 2)
         if self.predictor is None:
             k = self.kernel_size

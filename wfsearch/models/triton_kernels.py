@@ -1,31 +1,17 @@
 """Triton kernels for the dynamic layers in GPU inference: no per-sample weight, no layout copy.
 
-Imported only when a layer takes the kernel path (`fast_path.use_triton`: CUDA tensors, inference,
-``WFSEARCH_TRITON`` not 0), so ``import wfsearch.models`` never needs triton. Each kernel is a
-``torch.library.triton_op`` (``wfsearch::dwconv``, ``wfsearch::dynamic_linear``): eager calls run it
-directly, and ``torch.compile(fullgraph=True)`` traces through it (inductor sees the Triton kernel;
-no graph break). No backward: the layers never call them when a gradient is needed.
+Imported only on the kernel path (`fast_path.use_triton`), so ``import wfsearch.models`` never needs
+triton. Each kernel is a ``torch.library.triton_op`` that ``torch.compile(fullgraph=True)`` traces
+through; no backward (the layers never call them when a gradient is needed).
 
-``dwconv``: ``y = [x +] b + dwconv(x, K0 + norm(ΔK))`` on ``(B, H, W, C)`` tokens, 'same' padding.
-The per-sample kernel (``K0 + ΔK / (||ΔK||_F + 1)``, B x C x k x k) is formed inside each program
-from the predictor's raw ΔK; the eager fast path instead copies the tokens to ``(H, W, B, C)`` for a
-``B*C``-group conv, then adds the residual: 7 passes over the tokens against the kernel's 2.
+``dwconv``: ``[x +] b + dwconv(x, K0 + norm(ΔK))`` on ``(B, H, W, C)`` tokens, the per-sample kernel
+formed inside each program (2 passes over the tokens against the eager path's 7). ``dynamic_linear``:
+``act(x W0ᵀ + (x P) Q' + b)``, with ``x P`` and the column-normalized ``Q'`` formed once per sample in a
+pre-pass (not per tile); ``W0 + ΔW`` is never formed.
 
-``dynamic_linear``: ``y = act(x W0ᵀ + (x P) Q' + b)`` per sample, with ``P Q' = norm(ΔW)`` and
-``ΔW = s · P Q`` (`DynamicLinear._factors`: ``P`` C_in x k shared or B x C_in x k, ``Q`` B x k x C_out).
-A pre-pass forms, once per sample, ``x P`` (``N x k``) and the scaled ``Q'`` (each column of ``Q``
-times ``s / (s · sqrt(Q_jᵀ G Q_j) + 1)``, ``G = PᵀP``): two small products next to the main one, where
-a kernel computing them per tile would redo ``x P`` for every output tile and ``G Q`` for every token
-tile. The kernel then accumulates ``x W0ᵀ`` over C_in, adds ``(x P) Q'`` with one more ``k``-deep
-product, the bias and (optionally) the exact GELU in registers: the tokens read once, the ``N x C_out``
-output written once, ``W0 + ΔW`` never formed.
-
-Block sizes are fixed heuristics (token tiles of 64 or 128 rows, Hopper's ``wgmma`` tile), not
-autotuned: no GPU has run these kernels yet to choose configurations on (benchmarks/NOTES.md).
-Imported with ``TRITON_INTERPRET=1`` set, the kernels run on CPU tensors in Triton's interpreter; that
-is how tests/test_triton.py checks them without a GPU. They call Triton builtins only (``tl.full``,
-not the ``@jit`` standard library's ``tl.zeros``): the standard library is made compiled or
-interpreted when triton is first imported (timm imports it), these kernels when this module is.
+Block sizes are fixed heuristics, not autotuned (benchmarks/NOTES.md). With ``TRITON_INTERPRET=1`` the
+kernels run on CPU tensors (tests/test_triton.py). They use Triton builtins only (``tl.full``, not the
+``@jit`` standard library's ``tl.zeros``, which is made compiled or interpreted when triton is first imported).
 """
 from __future__ import annotations
 
@@ -49,8 +35,7 @@ class _NoLaunch:
 
 
 def _launch(kernel, x: torch.Tensor):
-    """The kernel for launching: wrapped for torch's tracing; the interpreter's function as it is, or,
-    while ``x`` is a fake tensor (dynamo's shape propagation in interpreter tests), nothing to run."""
+    """The kernel wrapped for torch's tracing; the interpreter's function as it is (nothing while ``x`` is fake)."""
     if isinstance(kernel, JITFunction):
         return wrap_triton(kernel)
     return _NoLaunch() if is_fake(x) else kernel
@@ -61,7 +46,6 @@ def _pow2(n: int, lo: int = 16, hi: int | None = None) -> int:
     return v if hi is None else min(v, hi)
 
 
-# --------------------------------------------------------------------------- dynamic depthwise conv
 @triton.jit
 def _dwconv_kernel(x_ptr, d_ptr, k0_ptr, bias_ptr, y_ptr,
                    H, W, C, n_ptiles,
@@ -141,7 +125,6 @@ def dwconv(x_BHWC: torch.Tensor, delta_BCkk: torch.Tensor | None, k0_C1kk: torch
                                      bool(residual))
 
 
-# --------------------------------------------------------------------------- dynamic linear
 @triton.jit
 def _dynamic_linear_kernel(x_ptr, w_ptr, xp_ptr, q_ptr, bias_ptr, y_ptr,
                            N, C, O, K, n_ntiles, n_otiles,
@@ -207,12 +190,10 @@ def dynamic_linear(x_BHWC: torch.Tensor, weight_OI: torch.Tensor, p: torch.Tenso
                    scale: float = 1.0) -> torch.Tensor:
     """``act(x (W0 + ΔW) + b)`` per sample for ``(B, H, W, C_in)`` tokens; returns ``(B, H, W, C_out)``.
 
-    ``ΔW = scale · P Q`` with ``P`` ``C_in x k`` (shared) or ``B x C_in x k`` and ``Q`` ``B x k x C_out``
-    (`DynamicLinear._factors` in a low-rank order); with ``gram`` (``G = PᵀP``, ``k x k`` or
-    ``B x k x k``) every column is squashed, ``ΔW[:, j] / (||ΔW[:, j]|| + 1)``, the norms computed in
-    the kernel as ``scale · sqrt(Q_jᵀ G Q_j)``. ``weight_OI`` is ``W0ᵀ`` (`nn.Linear` layout). Computes
-    in autocast's dtype when autocast is on for the tokens' device (as ``F.linear`` would), else in the
-    tokens' dtype; fp32 products use TF32 only where ``torch.backends.cuda.matmul.allow_tf32`` allows.
+    ``ΔW = scale · P Q`` (``P``: ``C_in x k`` or ``B x C_in x k``; ``Q``: ``B x k x C_out``); with ``gram``
+    (``G = PᵀP``) every column is squashed, its norm ``scale · sqrt(Q_jᵀ G Q_j)``. ``weight_OI`` is in
+    `nn.Linear` layout. Computes in autocast's dtype when on (else the tokens'); fp32 uses TF32 only where
+    ``torch.backends.cuda.matmul.allow_tf32`` allows.
     """
     B, H, W, C = x_BHWC.shape
     O, K = weight_OI.shape[0], q_BKO.shape[-2]

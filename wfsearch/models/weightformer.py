@@ -49,8 +49,7 @@ class Mlp(nn.Module):
                            noisy=noisy, triton=triton and self.triton_fc1, onednn=True)
 
     def forward_residual(self, x: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
-        """``shortcut + mlp(x)``; in CPU fp32 inference fc1+GELU and fc2+residual run as fused oneDNN
-        ops, in CUDA inference a dynamic fc1 and its GELU are one Triton kernel (`DynamicLinear.forward_triton`)."""
+        """``shortcut + mlp(x)``, fused by oneDNN (CPU fp32 inference) or Triton (CUDA inference)."""
         fc1, fc2 = self.fc1, self.fc2
         path = self.fast_path(x)
         if path is Path.TRITON:
@@ -68,9 +67,8 @@ class Mlp(nn.Module):
 
 
 class WeightFormerBlock(nn.Module):
-    """One block: ``x = norm1(x)`` when ``renorm`` (default: when ``dynamic``, as released), then
-    ``x = x + dwconv(x)`` and ``x = x + drop_path(fc2(gelu(fc1(norm2(x)))))``; ``dynamic`` blocks
-    predict the dwconv kernel and fc1 with the predictors named by the config (docs/MODEL.md)."""
+    """``x = norm1(x)`` when ``renorm`` (default: when ``dynamic``), ``x = x + dwconv(x)``, then
+    ``x = x + drop_path(mlp(norm2(x)))``; ``dynamic`` blocks predict the dwconv kernel and fc1."""
 
     def __init__(self, dim: int, mlp_ratio: float = 4.0, kernel_size: int = 3, dynamic: bool = False,
                  fc1_predictor: str = "bilateral", dwconv_predictor: str = "adaptive",
@@ -155,8 +153,7 @@ class WeightFormer(nn.Module):
 
     @staticmethod
     def _init_weights(m: nn.Module) -> None:
-        # As DeiT/the released model: trunc-normal(0.02) linear layers with zero bias, unit LayerNorms;
-        # convs keep PyTorch's default; dynamic layers initialize their own parameters.
+        # as DeiT/released: trunc-normal(0.02) linears, zero bias, unit LayerNorms; dynamic layers init themselves
         if isinstance(m, nn.Linear):
             trunc_normal_(m.weight, std=0.02)
             if m.bias is not None:
@@ -188,8 +185,7 @@ class WeightFormer(nn.Module):
         self.head = nn.Linear(self.embed_dim, num_classes) if num_classes > 0 else nn.Identity()
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Images ``(B, C, H, W)`` -> normalized tokens, channels last: ``(B, H/p, W/p, C)`` (NHWC;
-        `forward_intermediates` gives NCHW feature maps)."""
+        """Images ``(B, C, H, W)`` -> normalized tokens ``(B, H/p, W/p, C)`` (NHWC)."""
         x = self.norm_pre(self.patch_embed(x))
         if self.grad_checkpointing and not torch.jit.is_scripting():
             from timm.models import checkpoint_seq
@@ -201,15 +197,10 @@ class WeightFormer(nn.Module):
     def forward_intermediates(self, x: torch.Tensor, indices: int | list[int] | None = None, norm: bool = False,
                               stop_early: bool = False, output_fmt: str = "NCHW", intermediates_only: bool = False
                               ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
-        """timm's feature API (as its ViT): the outputs of the blocks named by ``indices`` (an int n:
-        the last n blocks; a list: those blocks, negative from the end; None: all).
-
-        Layouts: intermediates are ``output_fmt`` ``"NCHW"`` ``(B, C, H/p, W/p)`` (the default, for
-        detection and segmentation necks), ``"NHWC"`` ``(B, H/p, W/p, C)`` (the layout the blocks
-        work in, no copy) or ``"NLC"`` ``(B, H/p * W/p, C)``; the final features (returned first
-        unless ``intermediates_only``) are `forward_features`' normalized ``(B, H/p, W/p, C)`` tokens.
-        ``norm`` applies the final LayerNorm to every intermediate; ``stop_early`` skips the blocks
-        after the last one asked for.
+        """timm's feature API (as its ViT): the outputs of the blocks named by ``indices`` (int n: the last n;
+        list: those, negative from the end; None: all), in ``output_fmt`` ``"NCHW"``, ``"NHWC"`` (no copy) or
+        ``"NLC"``, after `forward_features`' NHWC tokens unless ``intermediates_only``. ``norm`` applies the
+        final LayerNorm to each; ``stop_early`` skips the blocks after the last one asked for.
         """
         from timm.models._features import feature_take_indices
         if output_fmt not in ("NCHW", "NHWC", "NLC"):
@@ -237,8 +228,7 @@ class WeightFormer(nn.Module):
 
     def prune_intermediate_layers(self, indices: int | list[int] = 1, prune_norm: bool = False,
                                   prune_head: bool = True) -> list[int]:
-        """Drop the blocks after the last of ``indices`` (and the final norm / the head); returns the
-        kept indices, as timm's ViT."""
+        """Drop the blocks after the last of ``indices`` (and the final norm / the head), as timm's ViT."""
         from timm.models._features import feature_take_indices
         take_indices, max_index = feature_take_indices(len(self.blocks), indices)
         self.blocks = self.blocks[:max_index + 1]
@@ -265,9 +255,7 @@ def build(cfg: ArchConfig, **kwargs: Any) -> WeightFormer:
 
 
 def _cfg(hf_hub_id: str = "", **kwargs: Any) -> dict[str, Any]:
-    # The released training and evaluation preprocessing (as `wfsearch.export.recipe` writes it):
-    # ImageNet mean/std, bicubic, eval resize of both sides to img_size / crop_pct (squash) and a
-    # centre crop; `timm.data.resolve_model_data_config` reads it from here.
+    # the released preprocessing (as `wfsearch.export.recipe` writes it), read by timm's resolve_model_data_config
     return {
         "hf_hub_id": hf_hub_id, "num_classes": 1000, "input_size": (3, 224, 224), "pool_size": None,
         "crop_pct": 0.875, "crop_mode": "squash", "interpolation": "bicubic", "fixed_input_size": False,
@@ -291,8 +279,7 @@ def _filter_fn(state_dict: dict[str, torch.Tensor], model: nn.Module) -> dict[st
 
 
 def _create_weightformer(variant: str, pretrained: bool = False, **kwargs: Any) -> WeightFormer:
-    """Through timm's builder, so ``features_only=True`` gives a `FeatureGetterNet` over
-    `forward_intermediates` (NCHW maps of the blocks in ``out_indices``, default the last 3)."""
+    """Through timm's builder: ``features_only=True`` gives a `FeatureGetterNet` (``out_indices``, default 3)."""
     out_indices = kwargs.pop("out_indices", 3)
     model_args = {**MODEL_SIZES[variant], **kwargs}
     return build_model_with_cfg(WeightFormer, variant, pretrained, pretrained_filter_fn=_filter_fn,

@@ -1,23 +1,11 @@
 """Steady CPU timings: keep glibc's large allocations on the heap instead of fresh ``mmap`` pages.
 
-By default glibc serves each allocation above a *dynamic* threshold (128 KiB, growing as blocks
-are freed) with its own ``mmap``, and gives freed heap tops back to the OS. A model's activations
-at a realistic batch are such blocks, so every forward pass page-faults and zeroes memory anew,
-and how much it does so depends on the process's allocation history. Measured on a 2-core CPU
-with DeiT-Tiny at 224 x 16, one thread: images/s differed by up to 15% between processes and
-stayed put within each (so more repeats did not help), and two processes' throughput ratios
-disagreed by up to 14%; with the allocations kept on the heap every process ran at the fastest
-of those speeds and the ratios agreed within 1% (``benchmarks/measure_concurrency.py``,
-``benchmarks/NOTES.md``). The cost is that freed memory stays with the process, and in a process that
-measures one architecture after another (a reused Ray worker, a table's worker) the heap grows with
-each one's shapes: about 170 MB per DeiT-scale architecture at 224 px, 7 GB per table worker after
-about 100 of them. `release_memory` hands the freed pages back (``malloc_trim``) once a measurement or
-a training has ended, outside anything timed: about 38 MB per architecture remain, from elsewhere
-(not oneDNN's primitive cache, not the CPU fast path's cached weights; `benchmarks/memory_growth.txt`).
-
-`steady_allocations` sets that once per process with ``mallopt``; elsewhere (musl, macOS,
-Windows) it does nothing, as `release_memory` does. ``WFSEARCH_MALLOC=default`` leaves glibc's
-settings alone.
+glibc serves allocations above a dynamic threshold with their own ``mmap``, so each forward pass
+page-faults anew, depending on the process's history: DeiT-Tiny's images/s differed by up to 15% between
+processes, and throughput ratios by 14%; on the heap they agreed within 1% (``benchmarks/NOTES.md``).
+The heap then grows with each architecture's shapes (~170 MB each), so `release_memory` (``malloc_trim``)
+hands freed pages back after a measurement or training (`benchmarks/memory_growth.txt`). Both do nothing
+off glibc or with ``WFSEARCH_MALLOC=default``.
 """
 from __future__ import annotations
 
@@ -56,8 +44,7 @@ def steady_allocations() -> bool:
 
 
 def release_memory() -> bool:
-    """Give the heap's freed pages back to the OS (``malloc_trim(0)``): after a measurement or a training,
-    so that a long-lived worker stays at one architecture's peak. True when glibc released some."""
+    """Give the heap's freed pages back to the OS (``malloc_trim(0)``); True when glibc released some."""
     libc = _glibc()
     if libc is None or os.environ.get("WFSEARCH_MALLOC", "").lower() == "default":
         return False

@@ -1,8 +1,5 @@
-"""A cache of cost measurements, so a repeated architecture is not measured twice.
-
-In memory always; with a folder, also on disk as one small JSON file per key, written atomically
-(write to a temporary name, then rename), so separate processes such as Ray workers share it
-without locks: a reader sees a whole file or none, and two writers of one key write equal values.
+"""A cache of cost measurements: in memory, and with a folder on disk as one JSON file per key, written
+atomically (temporary name, then rename), so processes share it without locks.
 """
 from __future__ import annotations
 
@@ -33,10 +30,8 @@ class MeasureCache:
 
     def get(self, key: dict[str, Any]) -> dict[str, Any] | None:
         digest = _digest(key)
-        if digest in self._memory:
-            return self._memory[digest]
-        if self.dir is None:
-            return None
+        if digest in self._memory or self.dir is None:
+            return self._memory.get(digest)
         path = self._path(digest)
         try:
             blob = json.loads(path.read_text())

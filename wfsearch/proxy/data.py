@@ -1,24 +1,16 @@
-"""Proxy datasets as uint8 tensors in memory: the embedded `synthetic` task, CIFAR-10/100, image folders.
+"""Proxy datasets as uint8 tensors in memory: the embedded `synthetic` task, digits, CIFAR-10/100, image folders.
 
-Every source is decoded (or generated) once into ``(N, 3, H, W)`` uint8 images at the proxy
-resolution plus int64 labels, cached in memory and, with a cache folder, on disk. Batches are cut,
-augmented (random translation and horizontal flip) and normalized on tensors by `TensorBatches`,
-which is much faster than a `DataLoader` for data already in memory.
+Every source is decoded (or generated) once into ``(N, 3, H, W)`` uint8 images at the proxy resolution
+plus int64 labels, cached in memory and, with a cache folder, on disk. `TensorBatches` cuts, augments
+(random translation, horizontal flip) and normalizes batches on tensors: much faster than a `DataLoader`.
 
-Normalization uses the CIFAR / ImageNet channel statistics, and for synthetic those of its first
-1,000 training images.
-
-**synthetic** (the default, no download): each image holds two objects on a noisy grey background.
-An object has a colour, a shape, a fill pattern and a size; the label says *which of these attributes
-the two objects share* (one bit per attribute: colour, then shape, pattern, size; ``num_classes <=
-16``); attributes beyond the label's bits are held fixed (solid, large; `NUISANCE` = True varies them).
-In the default ``ends`` layout the objects sit at the two ends of a random axis, stretched across it
-into bars nearly the image's side long,
-always at least `synthetic_gap` pixels apart: farther than a static network of the quick start's depth
-can see (`needs_reach`, docs/TASK.md), so no token of a static network sees both, and its only route to
-the label is a linear read-out of a sum of one-object features, which cannot separate "same" from
-"different" (at most it can pick up conjunctions such as "both red"; measured at chance). A dynamic layer whose weights are predicted from the whole image relates them. The old
-``quadrants`` layout (two different quadrants) stays available. Same seed, same bytes.
+**synthetic** (default, no download): two objects (colour, shape, fill pattern, size) on a noisy grey
+background; the label says which attributes they share (one bit per attribute, ``num_classes <= 16``);
+the others stay fixed (`NUISANCE` = True varies them). In the default ``ends`` layout the objects are bars
+at the two ends of a random axis, at least `synthetic_gap` pixels apart: farther than a static network of
+the quick start's depth can see (`needs_reach`, docs/TASK.md), so only a dynamic layer relates them (a
+static one's linear read-out of one-object features stays at chance). ``quadrants`` (two different
+quadrants) stays available. Same seed, same bytes. Normalized with the first 1,000 training images' stats.
 
 **digits**: scikit-learn's 1,797 8x8 handwritten digits (shipped in its wheel, no download), upsampled.
 """
@@ -46,12 +38,10 @@ log = logging.getLogger(__name__)
 
 CACHE_VERSION = 2  # bump when a source's bytes change
 
-# Channel statistics used for normalization (of the uint8 data scaled to [0, 1]).
+# channel statistics of the data scaled to [0, 1]
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
-
-# --------------------------------------------------------------------------- what to load, and containers
 ErrorFn = Callable[[str, Any, str], UserError]
 
 
@@ -118,7 +108,6 @@ class ProxyData:
         return self.train.images.shape[-1]
 
 
-# --------------------------------------------------------------------------- the synthetic task
 ATTRIBUTES = ("color", "shape", "pattern", "size")
 SYNTHETIC_DEFAULTS = {"num_classes": SYNTHETIC_CLASSES[2], "train_size": SYNTHETIC_SIZES[0],
                       "val_size": SYNTHETIC_SIZES[1]}
@@ -131,33 +120,23 @@ SHAPES = ("square", "disc", "plus", "ring", "cross", "triangle")
 PATTERNS = ("solid", "hstripes", "vstripes", "checker")
 
 
-def _shape_masks(o: int) -> np.ndarray:
-    """Binary masks ``(len(SHAPES), o, o)`` of the object shapes in an ``o x o`` box."""
+def _masks(o: int) -> tuple[np.ndarray, np.ndarray]:
+    """Shape masks ``(len(SHAPES), o, o)`` and fill patterns ``(len(PATTERNS), o, o)`` (1 full, 0.35 dimmed)."""
     y, x = np.mgrid[0:o, 0:o].astype(np.float32)
-    c, r = (o - 1) / 2.0, o / 2.0
-    t = max(1, o // 4)  # stroke width
-    masks = [
-        np.ones((o, o), bool),                                           # square
-        (x - c) ** 2 + (y - c) ** 2 <= r * r,                             # disc
-        (np.abs(x - c) < t / 2 + 0.5) | (np.abs(y - c) < t / 2 + 0.5),    # plus
-        (np.minimum.reduce([x, y, o - 1 - x, o - 1 - y]) < t),            # ring (hollow square)
-        (np.abs(x - y) < t) | (np.abs(x + y - (o - 1)) < t),              # cross (diagonal)
-        (y >= np.abs(x - c) * 2 - 0.5) & (y <= o - 1),                    # triangle (apex up)
-    ]
-    return np.stack(masks).astype(np.float32)
-
-
-def _pattern_masks(o: int) -> np.ndarray:
-    """Fill patterns ``(len(PATTERNS), o, o)``: 1 = full colour, 0.35 = dimmed."""
-    y, x = np.mgrid[0:o, 0:o]
-    dim = 0.35
-    pats = [np.ones((o, o)), np.where(y % 2 == 0, 1.0, dim), np.where(x % 2 == 0, 1.0, dim),
-            np.where((x + y) % 2 == 0, 1.0, dim)]
-    return np.stack(pats).astype(np.float32)
+    c, r, t = (o - 1) / 2.0, o / 2.0, max(1, o // 4)  # t: stroke width
+    shapes = [np.ones((o, o), bool), (x - c) ** 2 + (y - c) ** 2 <= r * r,  # square, disc
+              (np.abs(x - c) < t / 2 + 0.5) | (np.abs(y - c) < t / 2 + 0.5),  # plus
+              (np.minimum.reduce([x, y, o - 1 - x, o - 1 - y]) < t),  # ring (hollow square)
+              (np.abs(x - y) < t) | (np.abs(x + y - (o - 1)) < t),  # cross (diagonal)
+              (y >= np.abs(x - c) * 2 - 0.5) & (y <= o - 1)]  # triangle (apex up)
+    yi, xi = y.astype(int), x.astype(int)
+    pats = [np.ones((o, o)), np.where(yi % 2 == 0, 1.0, 0.35), np.where(xi % 2 == 0, 1.0, 0.35),
+            np.where((xi + yi) % 2 == 0, 1.0, 0.35)]
+    return np.stack(shapes).astype(np.float32), np.stack(pats).astype(np.float32)
 
 
 def object_side(img_size: int, layout: str = "ends") -> int:
-    """Side of an object's box in pixels: 1/8 of the image in the ``ends`` layout, 0.3 in ``quadrants``."""
+    """Side of an object's box in pixels (`OBJECT_FRACTION` of the image)."""
     return max(5, round(img_size * OBJECT_FRACTION[layout]))
 
 
@@ -168,8 +147,8 @@ def _glyph_bank(img_size: int, layout: str = "ends") -> tuple[np.ndarray, int]:
     bank = np.zeros((2, len(SHAPES), len(PATTERNS), o, o), np.float32)
     for si, side in enumerate((o, small)):
         off = (o - side) // 2
-        m = _shape_masks(side)[:, None] * _pattern_masks(side)[None]  # (shape, pattern, side, side)
-        bank[si, :, :, off:off + side, off:off + side] = m
+        shapes, pats = _masks(side)
+        bank[si, :, :, off:off + side, off:off + side] = shapes[:, None] * pats[None]  # (shape, pattern, side, side)
     return bank, o
 
 
@@ -218,14 +197,10 @@ def synthetic_images(n: int, img_size: int = 32, num_classes: int = 4, seed: int
 
 def _place(rng: np.random.Generator, n: int, S: int, o: int, layout: str
            ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray], np.ndarray]:
-    """Top-left corners ``((top_a, top_b), (left_a, left_b))`` of the two objects of ``n`` images, and
-    per image the axis (0: rows, 1: columns) across which they are stretched `elongation`-fold.
-
-    ``ends``: the objects sit at the two ends of a random axis (left/right or top/bottom), each
-    within ``jitter`` pixels of its border, anywhere along the other axis; their gap along the axis
-    is at least `synthetic_gap` pixels. ``quadrants``: two different quadrants, each object near
-    its quadrant's outer corner (the layout before the task needed reach).
-    """
+    """Top-left corners ``((top_a, top_b), (left_a, left_b))`` of the two objects of ``n`` images, and per
+    image the axis (0: rows, 1: columns) across which they are stretched `elongation`-fold. ``ends``: at the two
+    ends of a random axis, each within `synthetic_jitter` of its border; ``quadrants``: two different quadrants,
+    each object near its quadrant's outer corner."""
     margin = synthetic_margin(S, layout)  # = the training translation, so augmentation never cuts an object
     if layout == "ends":
         length = elongation(S, layout) * o       # the object's extent across the separating axis
@@ -258,9 +233,8 @@ def synthetic_margin(img_size: int, layout: str = "ends") -> int:
 
 
 def elongation(img_size: int, layout: str = "ends") -> int:
-    """How many times longer than wide an object is, across the axis that separates the two (``ends``:
-    nearly the image's side, up to `ELONGATION`): the larger an object, the more of a global summary
-    it fills, and the faster a dynamic layer learns to relate the two."""
+    """How many times longer than wide an object is across the separating axis (``ends``: nearly the image's
+    side, up to `ELONGATION`; a larger object fills more of a global summary, so a dynamic layer learns faster)."""
     if layout != "ends":
         return 1
     o, m = object_side(img_size, layout), synthetic_margin(img_size, layout)
@@ -273,8 +247,7 @@ def synthetic_jitter(img_size: int) -> int:
 
 
 def synthetic_gap(img_size: int, layout: str = "ends") -> int:
-    """The smallest distance, in pixels, between the last pixel of one object and the first of the
-    other along the axis that separates them (``ends``), after any training translation."""
+    """Smallest gap in pixels between the two objects along their axis (``ends``), after any translation."""
     if layout != "ends":
         return 0
     o, m = object_side(img_size, layout), synthetic_margin(img_size, layout)
@@ -282,8 +255,7 @@ def synthetic_gap(img_size: int, layout: str = "ends") -> int:
 
 
 def static_rf_span(arch: Any) -> int:
-    """Width in pixels of a static network's theoretical receptive field (the model's `static_rf_box`
-    of the central token, unclipped): ``(2 * depth * (k - 1) / 2 + 1) * patch``."""
+    """Width in pixels of a static network's theoretical receptive field (`static_rf_box`, unclipped)."""
     from wfsearch.models.erf import static_rf_box
 
     top, bottom, _, _ = static_rf_box(arch, (1 << 20, 1 << 20))
@@ -291,20 +263,21 @@ def static_rf_span(arch: Any) -> int:
 
 
 def needs_reach(arch: Any, img_size: int, layout: str = "ends") -> bool:
-    """True when, at ``img_size``, the synthetic task's two objects are always farther apart than
-    ``arch``'s static receptive field spans, so that no token of a static network sees both (its
-    only route to the label is then a linear read-out of a sum of one-object features)."""
+    """True when the synthetic task's objects are always farther apart than ``arch``'s static receptive field."""
     return synthetic_gap(img_size, layout) >= static_rf_span(arch)
 
 
 def synthetic_class_names(num_classes: int) -> list[str]:
     """Class ``i`` names the attributes the two objects share: bit b of i set = attribute b shared."""
     n_bits = max(1, math.ceil(math.log2(num_classes)))
-    names = []
-    for i in range(num_classes):
-        shared = [ATTRIBUTES[b] for b in range(n_bits) if (i >> b) & 1]
-        names.append("same_" + "_".join(shared) if shared else "none_shared")
-    return names
+    shared = [[ATTRIBUTES[b] for b in range(n_bits) if (i >> b) & 1] for i in range(num_classes)]
+    return ["same_" + "_".join(s) if s else "none_shared" for s in shared]
+
+
+def _stats(images: torch.Tensor) -> tuple[tuple, tuple]:
+    """Channel mean and std of the first 1,000 images, scaled to [0, 1]."""
+    x = images[:1000].float().div_(255)
+    return tuple(x.mean(dim=(0, 2, 3)).tolist()), tuple(x.std(dim=(0, 2, 3)).tolist())
 
 
 def _load_synthetic(d: DatasetSpec, img: int, err: ErrorFn) -> ProxyData:
@@ -312,17 +285,17 @@ def _load_synthetic(d: DatasetSpec, img: int, err: ErrorFn) -> ProxyData:
     n_train = d.train_size or SYNTHETIC_DEFAULTS["train_size"]
     n_val = d.val_size or SYNTHETIC_DEFAULTS["val_size"]
     train_seed, val_seed = np.random.SeedSequence(d.seed).spawn(2)
-    layout = d.layout
-    train = synthetic_images(n_train, img, n_cls, train_seed.generate_state(1)[0], layout)
-    val = synthetic_images(n_val, img, n_cls, val_seed.generate_state(1)[0], layout)
-    x = train.images[:1000].float().div_(255)
-    mean = tuple(x.mean(dim=(0, 2, 3)).tolist())
-    std = tuple(x.std(dim=(0, 2, 3)).tolist())
-    return ProxyData("synthetic", train, val, synthetic_class_names(n_cls), mean, std,
-                     translate=synthetic_margin(img, layout))
+    train = synthetic_images(n_train, img, n_cls, train_seed.generate_state(1)[0], d.layout)
+    val = synthetic_images(n_val, img, n_cls, val_seed.generate_state(1)[0], d.layout)
+    return ProxyData("synthetic", train, val, synthetic_class_names(n_cls), *_stats(train.images),
+                     translate=synthetic_margin(img, d.layout))
 
 
-# --------------------------------------------------------------------------- CIFAR and image folders
+def _splits(d: DatasetSpec) -> tuple:
+    """``(split, per_class, total)`` of the train and val splits."""
+    return ("train", d.samples_per_class, d.train_size), ("val", d.val_samples_per_class, d.val_size)
+
+
 def _subset(labels: np.ndarray, classes: list[int], per_class: int | None, total: int | None,
             rng: np.random.Generator) -> np.ndarray:
     """Indices of the samples of ``classes`` (at most ``per_class`` each, ``total`` overall), seeded, sorted."""
@@ -393,8 +366,7 @@ def _load_cifar(d: DatasetSpec, img: int, err: ErrorFn) -> ProxyData:
     chosen = _select_classes(d, names, err)
     rng = np.random.default_rng(d.seed)
     out = {}
-    for split, per_class, total in (("train", d.samples_per_class, d.train_size),
-                                    ("val", d.val_samples_per_class, d.val_size)):
+    for split, per_class, total in _splits(d):
         data, labels, _ = splits[split]
         idx = _subset(labels, chosen, per_class, total, rng)
         images = torch.from_numpy(data[idx]).permute(0, 3, 1, 2).contiguous()  # (N, 3, 32, 32)
@@ -406,8 +378,7 @@ DIGITS_VAL_SHARE = 0.25  # of each class, held out for validation
 
 
 def _load_digits(d: DatasetSpec, img: int, err: ErrorFn) -> ProxyData:
-    """scikit-learn's 1,797 8x8 handwritten digits (shipped in its wheel: no download), grey as RGB,
-    upsampled to the proxy resolution; a seeded, class-stratified 75/25 train/val split."""
+    """scikit-learn's 8x8 digits, grey as RGB, upsampled; a seeded, class-stratified 75/25 train/val split."""
     try:
         from sklearn.datasets import load_digits
     except ImportError:
@@ -423,15 +394,12 @@ def _load_digits(d: DatasetSpec, img: int, err: ErrorFn) -> ProxyData:
     val_mask = np.zeros(len(labels), bool)
     val_mask[val_idx] = True
     out = {}
-    for split, mask, per_class, total in (("train", ~val_mask, d.samples_per_class, d.train_size),
-                                          ("val", val_mask, d.val_samples_per_class, d.val_size)):
+    for (split, per_class, total), mask in zip(_splits(d), (~val_mask, val_mask)):
         pool = np.flatnonzero(mask)
         idx = pool[_subset(labels[pool], chosen, per_class, total, rng)]
         images = torch.from_numpy(x[idx])[:, None].expand(-1, 3, -1, -1).contiguous()  # (N, 3, 8, 8)
         out[split] = ImageTensors(_resize(images, img), _remap(labels[idx], chosen))
-    t = out["train"].images[:1000].float().div_(255)
-    mean, std = tuple(t.mean(dim=(0, 2, 3)).tolist()), tuple(t.std(dim=(0, 2, 3)).tolist())
-    return ProxyData("digits", out["train"], out["val"], [names[i] for i in chosen], mean, std,
+    return ProxyData("digits", out["train"], out["val"], [names[i] for i in chosen], *_stats(out["train"].images),
                      translate=max(1, img // 16))
 
 
@@ -464,8 +432,7 @@ def _load_imagefolder(d: DatasetSpec, img: int, err: ErrorFn) -> ProxyData:
     rng = np.random.default_rng(d.seed)
     workers = d.num_workers or min(8, os.cpu_count() or 1)
     out = {}
-    for split, per_class, total in (("train", d.samples_per_class, d.train_size),
-                                    ("val", d.val_samples_per_class, d.val_size)):
+    for split, per_class, total in _splits(d):
         scan = scans[split]
         labels = np.array([t for _, t in scan.samples], np.int64)
         idx = _subset(labels, list(range(len(chosen))), per_class, total, rng)
@@ -487,17 +454,14 @@ def _load_imagefolder(d: DatasetSpec, img: int, err: ErrorFn) -> ProxyData:
         log.info("decoded %d %s images from %s at %dx%d", len(good), split, scan.folder, img, img)
     return ProxyData("imagefolder", out["train"], out["val"], chosen_names, IMAGENET_MEAN, IMAGENET_STD)
 
-
-# --------------------------------------------------------------------------- loading and caching
 _MEMORY: dict[str, ProxyData] = {}
 _LOADERS = {"synthetic": _load_synthetic, "digits": _load_digits, "cifar10": _load_cifar, "cifar100": _load_cifar,
             "imagefolder": _load_imagefolder}
 
 
 def load_dataset(proxy: ProxySpec, cache_dir: str | os.PathLike | None = None, origin: str = "") -> ProxyData:
-    """The dataset of the spec's ``proxy`` section (``proxy.dataset`` at ``proxy.img_size``), from the
-    in-memory cache, the disk cache under ``cache_dir`` (one ``data-<key>.pt`` file per dataset, shared by
-    processes), or built and cached now. A mistake names ``origin`` (the spec file) and the key."""
+    """``proxy.dataset`` at ``proxy.img_size``, from memory, the disk cache ``cache_dir/data-<key>.pt`` (shared
+    by processes), or built and cached now. A mistake names ``origin`` (the spec file) and the key."""
     key, d = data_key(proxy), proxy.dataset
     data = _MEMORY.get(key)
     if data is None and cache_dir is not None:
@@ -538,14 +502,10 @@ def _write_disk(path: Path, data: ProxyData) -> None:
     os.replace(tmp, path)  # atomic: concurrent writers leave one whole file
 
 
-# --------------------------------------------------------------------------- batches
 class TensorBatches:
-    """Batches of normalized float images and labels cut from uint8 tensors, on ``device``.
-
-    Training batches are shuffled by a seeded generator and augmented per batch on the device:
-    random translation by up to ``pad`` pixels (zero-padded, as a padded random crop) and a
-    horizontal flip with probability 1/2 (both keep the synthetic task's labels intact).
-    """
+    """Batches of normalized float images and labels cut from uint8 tensors, on ``device``. Training batches
+    are shuffled by a seeded generator and augmented on the device: a random translation by up to ``pad``
+    pixels (zero-padded) and a horizontal flip with probability 1/2."""
 
     def __init__(self, split: ImageTensors, mean: tuple[float, ...], std: tuple[float, ...], batch_size: int,
                  device: torch.device | str = "cpu", shuffle: bool = False, augment: bool = False,

@@ -1,18 +1,10 @@
 """One measurement at a time per device: a host-wide readers-writer lock.
 
-Throughput is measured by timing. On a device that other trials share (two single-threaded trials
-on a 2-core CPU, four proxies on one GPU with ``gpus_per_trial: 0.25``), whatever those trials
-happen to run inside the timed window moves the figure, and two measurements running at once can
-lock into a pairing (one timing model A whenever the other times model B) that biases both.
-So a measurement takes its device *exclusively* and each proxy training or validation step takes
-it *shared*: a measurement waits for the steps in flight, the trainers wait at their next step,
-and two measurements run one after the other.
-
-The locks are ``flock(2)`` locks on files in the temporary folder, one pair per device and user,
-so every process of this user on this host takes part (Ray workers, separate ``wfsearch`` runs),
-and a process that dies drops its locks with it. A turnstile in front of the shared lock keeps a
-steady stream of overlapping training steps from starving a waiting measurement. Where ``fcntl``
-does not exist (Windows) the locks do nothing.
+Work that other trials run on a shared device inside a timed window moves the figure, so a measurement
+takes its device *exclusively* and each training or validation step *shared*. The locks are ``flock(2)``
+locks on files, one pair per device and user, so every process of this user on the host takes part and a
+dead process drops its locks. A turnstile keeps a stream of training steps from starving a waiting
+measurement. Without ``fcntl`` (Windows) the locks do nothing.
 """
 from __future__ import annotations
 
@@ -36,8 +28,7 @@ except ImportError:  # pragma: no cover - Windows
 
 
 def device_key(device: torch.device | str) -> str:
-    """The physical device: ``cpu`` (the host's CPUs), or the GPU's UUID, which stays the same
-    whatever ``CUDA_VISIBLE_DEVICES`` numbering a process sees."""
+    """The physical device: ``cpu``, or the GPU's UUID (the same whatever ``CUDA_VISIBLE_DEVICES`` says)."""
     import torch
 
     device = torch.device(device)
@@ -49,9 +40,8 @@ def device_key(device: torch.device | str) -> str:
 
 
 def lock_dir() -> Path:
-    """The folder of the lock files: ``WFSEARCH_LOCK_DIR``, an existing writable folder (never created: a mistyped
-    path would silently take this run's measurements out of step with the others'), else this user's folder
-    in the temporary folder. Importing this module needs no torch, so the run driver checks it first."""
+    """``WFSEARCH_LOCK_DIR`` (an existing writable folder, never created: a typo would silently desynchronize
+    this run), else this user's folder in the temporary folder."""
     named = os.environ.get("WFSEARCH_LOCK_DIR")
     if not named:
         return Path(tempfile.gettempdir()) / f"wfsearch-locks-{os.getuid()}"

@@ -1,13 +1,8 @@
 """One trial's evaluation, independent of Ray: measure costs first, then the proxy training.
 
-    outcome = evaluate_arch(arch, spec.proxy, spec.throughput, report=on_epoch, cache_dir="studies/x/cache")
-    outcome.status, outcome.metrics["accuracy"], outcome.metrics["throughput_ratio"], outcome.curve
-
-Costs (params, MACs, peak memory, throughput and its ratio to the reference model) of the deployed
-network are measured *before* training, in the throughput section's setting, so cost constraints can
-reject an architecture without training it (`measure_arch` alone does only that) and every per-epoch
-report already carries them. Divergence and out-of-memory come back as a status, never as an exception.
-The result is the `wfsearch.study.Outcome` a study stores.
+Costs of the deployed network are measured *before* training, so cost constraints can reject an
+architecture untrained and every per-epoch report carries them. Divergence and out-of-memory come back
+as a status. The result is the `wfsearch.study.Outcome` a study stores.
 """
 from __future__ import annotations
 
@@ -38,17 +33,12 @@ def evaluate_arch(arch: Any, proxy: Any, throughput: Any = None, report: ReportF
                   deployed: Any = None) -> Outcome:
     """Evaluate an `ArchConfig` (or its dict, or a timm model name): costs, then proxy training.
 
-    ``proxy``/``throughput`` are the spec's sections (`ProxySpec`, `ThroughputSpec`) or their JSON dicts.
-    ``deployed`` is the network measured (default: ``throughput.deployed(arch)``; a timm model itself).
-    ``report(epoch, partial)`` is called after every epoch with the `Outcome` the trial would have if it
-    stopped there (pruned; its metrics: ``accuracy``, ``loss``, the epoch's training figures and the
-    cost metrics); answering True stops the run (status ``pruned``). ``reject(costs)``
-    returning a reason (a violated cost constraint) ends it as ``infeasible`` before training. ``cache_dir``
-    holds the measurement cache (and decoded image-folder/CIFAR datasets) shared by processes.
-    A user's mistake (a missing dataset folder) raises `UserError`; anything else is a status.
-    ``reference_img_s`` scales the paired speed objective (`paired_throughput`); ``seed_noise``
-    (the accuracy's standard deviation between training seeds, when known) widens the accuracy's
-    interval beyond the Wilson interval of the validation size.
+    ``proxy``/``throughput``: the spec's sections or their JSON dicts. ``deployed``: the network measured
+    (default ``throughput.deployed(arch)``). ``report(epoch, partial)`` gets the `Outcome` the trial would
+    have if pruned there; True stops the run (``pruned``). ``reject(costs)`` returning a reason ends it as
+    ``infeasible`` before training. ``cache_dir`` holds the measurement and dataset caches. A user's mistake
+    raises `UserError`; anything else is a status. ``reference_img_s`` scales the paired speed objective;
+    ``seed_noise`` (the accuracy's std between seeds) widens the accuracy's interval.
     """
     t0 = time.perf_counter()
     proxy = proxy if isinstance(proxy, ProxySpec) else validate_model(ProxySpec, proxy, "spec", ("proxy",))

@@ -1,25 +1,14 @@
 """Proxy fidelity: does the proxy separate architectures, beyond its own seed-to-seed noise?
 
-`check_fidelity` trains a handful of architectures sampled from a spec with several seeds each
-and reports:
-
-- *seed noise*: the pooled within-architecture standard deviation of the final accuracy,
-  ``sqrt(mean_a var_seeds(acc_a))``;
-- *spread*: the standard deviation across architectures of their seed-mean accuracy;
-- their ratio (a proxy that ranks architectures needs a spread well above the noise; 3x is the
-  bar for the shipped quick start);
-- Kendall's tau between the seed-mean accuracy at a short budget (by default the first rung,
-  read from the same runs, which is what successive halving sees when it stops trials) and at
-  the full budget; and between the rankings of two seeds;
-- the `ProxyQuality` statistics with bootstrap intervals over architectures (single-run
-  reliability ICC(1,1), runs above chance, tau with a ``long_factor`` x longer budget trained
-  separately, the first rung's tau with another seed's final accuracy) and their verdict.
-
-Results can be appended to a JSON-lines file (``results``) as they finish; a later call with the
-same file reuses them, so an interrupted check resumes where it stopped.
+`check_fidelity` trains a few sampled architectures with several seeds each and reports the *seed noise*
+(pooled within-architecture std of the final accuracy), the *spread* (std across architectures of the
+seed-mean accuracy) and their ratio (3x is the quick start's bar); Kendall's tau of the short budget (the
+first rung) against the full one, and between two seeds; and the `ProxyQuality` statistics and verdict.
+Finished runs go to a JSON-lines file (``results``), so an interrupted check resumes where it stopped.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -71,23 +60,18 @@ class FidelityReport:
     long_epochs: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"seeds": self.seeds, "short_epochs": self.short_epochs, "full_epochs": self.full_epochs,
-                "long_epochs": self.long_epochs,
-                "seed_noise": self.seed_noise, "spread": self.spread, "ratio": self.ratio,
-                "tau_short_full": self.tau_short_full, "tau_seeds": self.tau_seeds,
-                "seconds_per_run": self.seconds_per_run,
+        keys = ("seeds", "short_epochs", "full_epochs", "long_epochs", "seed_noise", "spread", "ratio",
+                "tau_short_full", "tau_seeds", "seconds_per_run")
+        return {**{k: getattr(self, k) for k in keys},
                 "quality": self.quality.to_dict() if self.quality is not None else None,
-                "rows": [{"label": r.label, "target": r.target, "curves": r.curves, "statuses": r.statuses,
-                          "seconds": r.seconds, "long_curves": r.long_curves} for r in self.rows]}
+                "rows": [dataclasses.asdict(r) for r in self.rows]}
 
 
 def summarize(rows: list[FidelityRow], seeds: list[int], short_epochs: int, full_epochs: int,
               n_val: int | None = None, num_classes: int | None = None,
               long_epochs: int | None = None) -> FidelityReport:
-    """Noise, spread, their ratio and the rank correlations of finished runs; with ``n_val`` and
-    ``num_classes`` also the `ProxyQuality` statistics of the sampled architectures (the references, which
-    include designs meant to stay at chance, are left out of them), with the ``long_epochs`` runs when
-    there are."""
+    """Noise, spread, ratio and rank correlations of finished runs; with ``n_val`` and ``num_classes`` also the
+    `ProxyQuality` of the sampled architectures (references, which may stay at chance, left out)."""
     from scipy.stats import kendalltau
 
     rep = FidelityReport(rows, seeds, short_epochs, full_epochs, long_epochs=long_epochs)
@@ -126,8 +110,7 @@ def summarize(rows: list[FidelityRow], seeds: list[int], short_epochs: int, full
 
 
 def _train_one(target: Any, proxy: dict, seed: int, threads: int | None) -> tuple[dict[int, float], str, float]:
-    """One proxy training (no cost measurement) in a worker; returns ({epoch: accuracy}, status, seconds).
-    ``proxy`` is the spec's proxy section as JSON (its ``epochs`` possibly scaled to a longer budget)."""
+    """One proxy training (no measurement) of the JSON ``proxy`` section; ({epoch: accuracy}, status, seconds)."""
     import torch
 
     from wfsearch.models import ArchConfig
@@ -151,14 +134,10 @@ def check_fidelity(spec: Any, n_archs: int = 6, seeds: tuple[int, ...] = (0, 1),
                    short_epochs: int | None = None, workers: int = 1, include_references: bool = False,
                    on_result: Callable[[FidelityRow, int], None] | None = None, long_factor: int | None = None,
                    results: str | Path | None = None, long_seeds: int | None = None) -> FidelityReport:
-    """Train ``n_archs`` architectures sampled from ``spec`` (random sampler, ``sample_seed``) with
-    every seed in ``seeds`` for the spec's full proxy budget (and, with ``long_factor``, again for
-    ``long_factor`` x the epochs), then `summarize`.
-
-    ``workers > 1`` trains in that many processes with one thread each. ``include_references``
-    adds the spec's architecture references (not timm models) to the sampled ones. ``results``: a
-    JSON-lines file of finished runs, read first (runs already there are not trained again) and
-    appended to as runs finish.
+    """Train ``n_archs`` architectures sampled from ``spec`` (``sample_seed``) with every seed in ``seeds`` at
+    the full proxy budget (and ``long_factor`` x longer), then `summarize`. ``workers > 1``: that many
+    single-threaded processes. ``include_references`` adds the spec's architecture references. ``results``:
+    a JSON-lines file of finished runs, read first and appended to.
     """
     rows = sample_rows(spec, n_archs, sample_seed, include_references)
     return train_rows(spec, rows, seeds, short_epochs=short_epochs, workers=workers, on_result=on_result,
@@ -166,8 +145,7 @@ def check_fidelity(spec: Any, n_archs: int = 6, seeds: tuple[int, ...] = (0, 1),
 
 
 def sample_rows(spec: Any, n_archs: int, sample_seed: int = 0, include_references: bool = False) -> list[FidelityRow]:
-    """The spec's architecture references (with ``include_references``) and ``n_archs`` distinct
-    architectures drawn by the random sampler from ``sample_seed``."""
+    """The spec's references (with ``include_references``) and ``n_archs`` distinct random architectures."""
     from wfsearch.space import random_samples
 
     rows: list[FidelityRow] = []
@@ -195,8 +173,8 @@ def train_rows(spec: Any, rows: list[FidelityRow], seeds: tuple[int, ...], *, sh
                workers: int = 1, on_result: Callable[[FidelityRow, int], None] | None = None,
                long_factor: int | None = None, results: str | Path | None = None,
                long_seeds: int | None = None) -> FidelityReport:
-    """Train every row with every seed at the spec's proxy budget (and ``long_factor`` x longer, with
-    the first ``long_seeds`` seeds, default all), then `summarize`; see `check_fidelity`."""
+    """Train every row with every seed (the ``long_factor`` budget with the first ``long_seeds``), then
+    `summarize`; see `check_fidelity`."""
     from .data import load_dataset
 
     proxy = spec.proxy.model_dump(mode="json")

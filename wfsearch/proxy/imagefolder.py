@@ -1,19 +1,12 @@
 """Image folders read safely: class sets checked up front, links followed at most once, bad files skipped.
 
-The policy (the README's data section says the same):
-
-- ``train/`` and ``val/`` must hold the same class folders (or at least every class chosen with
-  ``classes``/``num_classes``); otherwise one line names both folders and the classes that differ.
-- The dataset root, its split folders and the class folders may be links (to another disk). Inside a
-  class folder a link is followed only when its target stays inside the class folder, or lies elsewhere
-  under the dataset root and outside every split's class folders (so no image is ever labelled with
-  another class, or shared between train and val); links leading out of the root are followed only when
-  asked (``follow_links``). No folder is entered twice and no file is read twice, so link loops end.
-  Dangling links, loops and refused links are skipped and counted.
-- Files whose names start with ``.`` are ignored. A file that cannot be decoded (truncated, not an
-  image, empty, over Pillow's decompression-bomb limit) is skipped; one warning per split gives the
-  count and the first few names. More than `MAX_BAD_FRACTION` of a split unreadable, or a class left
-  without images, stops before training with one line.
+Policy (as the README's data section): train/ and val/ must hold the same class folders (or every chosen
+class). The root, split and class folders may be links. Inside a class folder a link is followed only when
+its target stays in that folder, or lies under the root outside every split's class folders (no image gets
+another label or is shared between splits); links out of the root only with ``follow_links``. No folder or
+file is read twice, so loops end; dangling, looping and refused links are skipped and counted. Hidden
+files are ignored; undecodable files are skipped with one warning per split. More than `MAX_BAD_FRACTION`
+of a split unreadable, or a class left without images, stops before training with one line.
 """
 from __future__ import annotations
 
@@ -72,18 +65,14 @@ def check_class_sets(train_dir: Path, val_dir: Path, train_names: Sequence[str],
         only_train, only_val = sorted(set(train_names) - val_set), sorted(val_set - set(train_names))
     if not only_train and not only_val:
         return
-    parts = []
-    if only_train:
-        parts.append(f"only in {train_dir}: {_names(only_train)}")
-    if only_val:
-        parts.append(f"only in {val_dir}: {_names(only_val)}")
+    parts = [f"only in {d}: {_names(c)}" for d, c in ((train_dir, only_train), (val_dir, only_val)) if c]
     raise error(key, value, f"train and val have different class folders ({'; '.join(parts)}); give both "
                             "the same class folders, or choose classes both have with proxy.dataset.classes")
 
 
 def _names(names: Sequence[str], n: int = 5) -> str:
     shown = ", ".join(repr(x) for x in names[:n])
-    return f"[{shown}{', ...' if len(names) > n else ''}] ({len(names)})" if len(names) > n else f"[{shown}]"
+    return f"[{shown}, ...] ({len(names)})" if len(names) > n else f"[{shown}]"
 
 
 def _inside(path: str, folder: str) -> bool:
@@ -92,11 +81,8 @@ def _inside(path: str, folder: str) -> bool:
 
 def scan_splits(root: Path, splits: dict[str, Path], classes: Sequence[str], follow_links: bool = False,
                 suffixes: Iterable[str] = IMAGE_SUFFIXES) -> dict[str, SplitScan]:
-    """The image files of ``classes`` (label = position in ``classes``) in every split folder, safely.
-
-    See the module docstring for the link rules. Files are listed in sorted order, so the same
-    folder gives the same list whatever the file system's order.
-    """
+    """The image files of ``classes`` (label = position) in every split folder, in sorted order (link rules:
+    the module docstring)."""
     suffixes = tuple(s.lower() for s in suffixes)
     root_real = os.path.realpath(root)
     class_real = {(split, c): os.path.realpath(folder / c) for split, folder in splits.items() for c in classes}
@@ -176,8 +162,7 @@ def _refuse_link(path: str, own: str, class_dirs: list[str], root: str, follow_l
 
 
 def quiet_pillow() -> None:
-    """Keep Pillow's warnings about odd files (EXIF, palettes, large images) out of the output: a file that cannot
-    be decoded is reported by wfsearch, once, with its path; one that decodes is used as it is."""
+    """Silence Pillow's warnings about odd files: wfsearch reports undecodable files itself."""
     warnings.filterwarnings("ignore", module=r"PIL\.")
 
 
@@ -208,8 +193,7 @@ def why_unreadable(path: str, e: Exception) -> str:
         except OSError:
             empty = False
         return "empty file" if empty else "not an image"
-    msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    return msg
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
 
 def decode_all(paths: Sequence[str], size: int, workers: int) -> tuple[list[np.ndarray | None], list[str | None]]:

@@ -62,6 +62,19 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _step(model: nn.Module, x: torch.Tensor, device: torch.device, tdtype: torch.dtype, train: bool) -> Callable:
+    """One inference call of ``model`` on ``x``, or with ``train`` a forward+backward step (no optimizer)."""
+    def step() -> None:
+        if train:
+            with autocast(device, tdtype):
+                out = model(x)
+            out.float().sum().backward()
+        else:
+            with torch.inference_mode(), autocast(device, tdtype):
+                model(x)
+    return step
+
+
 def create_model_at(name: str, img_size: int, **kwargs) -> nn.Module:
     """A timm model (``weightformer_*`` or any registered name) built for ``img_size`` inputs."""
     import timm
@@ -80,10 +93,8 @@ def create_model_at(name: str, img_size: int, **kwargs) -> nn.Module:
 def count_macs(model: nn.Module, img_size: int, in_chans: int = 3) -> int:
     """MACs of one image: the analytic formula for WeightFormer, `torch.utils.flop_counter` otherwise.
 
-    Attention is counted under the math SDPA backend: which fused kernel runs depends on the device
-    and the Torch version, and some (the CPU flash kernel in Torch 2.14) have no flop formula, so
-    counting them would silently drop the N^2 attention term. The math backend runs plain matmuls,
-    which every version counts. Works on the meta device (no memory, no compute).
+    Attention is counted under the math SDPA backend: some fused kernels (the CPU flash kernel in Torch 2.14)
+    have no flop formula and would silently drop the N^2 term. Works on the meta device.
     """
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
@@ -116,13 +127,11 @@ class Throughput:
         return statistics.median(self.samples) if self.samples else float("nan")
 
     @property
-    def interval(self) -> Interval:
-        """The median with its distribution-free 90% interval (`wfsearch.study.interval`)."""
+    def interval(self) -> Interval:  # the median with its distribution-free 90% interval
         return median_interval(self.samples)
 
     @property
-    def spread(self) -> float:
-        """(max - min) / median over the repeats."""
+    def spread(self) -> float:  # (max - min) / median over the repeats
         return spread(self.samples)
 
 
@@ -152,17 +161,12 @@ def measure_throughput(models: dict[str, nn.Module], img_size: int, batch_size: 
                        ) -> dict[str, Throughput]:
     """Images/s of each model at ``img_size`` x ``batch_size``, interleaved over ``repeats``.
 
-    ``train=True`` times a forward+backward step (no optimizer) instead of inference.
-    ``alternate=True`` reverses the order of the models on every other repeat (A B, B A, ...), so
-    a load that drifts during a repeat does not favour the model that always runs first.
-    ``shuffle=True`` runs the models of each repeat in a fresh random order instead (seeded from the
-    OS, so two processes never share it): two measurements running at once on one machine then do
-    not lock into a fixed pairing (this process timing model A whenever the other times model B),
-    which biases both ratios the same way for as long as the pairing lasts.
-    ``clock="process"`` times CPU runs by this process's CPU time instead of the wall clock: with
-    one thread, time slices lost to other processes on a shared machine then do not count, so the
-    figure is that of a dedicated core (ignored on CUDA). ``on_repeat(done, repeats)`` is called after the
-    warm-up (done 0) and after every repeat, for a progress display.
+    ``train=True`` times a forward+backward step (no optimizer). ``alternate=True`` reverses the order on
+    every other repeat, so a drifting load does not favour the first model. ``shuffle=True`` uses a fresh
+    random order per repeat (seeded from the OS), so two concurrent measurements do not lock into a fixed
+    pairing that biases both ratios. ``clock="process"`` times CPU runs by this process's CPU time (time
+    slices lost to other processes do not count; ignored on CUDA). ``on_repeat(done, repeats)`` is called
+    after the warm-up (done 0) and after every repeat.
     """
     if clock not in ("wall", "process"):
         raise ValueError(f"clock={clock!r}: must be 'wall' or 'process'")
@@ -170,20 +174,7 @@ def measure_throughput(models: dict[str, nn.Module], img_size: int, batch_size: 
     device = resolve_device(device) if isinstance(device, str) else device
     tdtype = resolve_dtype(dtype)
     x = torch.randn(batch_size, in_chans, img_size, img_size, device=device)
-    steps = {}
-    for name, model in models.items():
-        model.to(device).train(train)
-
-        def step(model=model):
-            if train:
-                with autocast(device, tdtype):
-                    out = model(x)
-                out.float().sum().backward()
-            else:
-                with torch.inference_mode(), autocast(device, tdtype):
-                    model(x)
-
-        steps[name] = step
+    steps = {name: _step(model.to(device).train(train), x, device, tdtype, train) for name, model in models.items()}
     for step in steps.values():
         for _ in range(warmup):
             step()
@@ -209,16 +200,14 @@ def measure_throughput(models: dict[str, nn.Module], img_size: int, batch_size: 
     return results
 
 
-# --------------------------------------------------------------------------- torch.compile
 COMPILE_MODES = ("none", "default", "max-autotune")
 _COMPILED_CACHE_SIZE = 6  # compiled models kept per worker (each holds its model and inductor's kernels)
 _compiled: dict[tuple, tuple[nn.Module, float]] = {}
 
 
 class _Compiled(nn.Module):
-    """A compiled model as the measurement calls it: ``train()``/``to()`` reach the original, and where
-    the mode captures CUDA graphs every call starts a new graph step (so outputs of a previous step
-    may be overwritten, as when a user deploys with CUDA graphs)."""
+    """A compiled model: ``train()``/``to()`` reach the original; with CUDA graphs every call starts a new
+    graph step (a previous step's outputs may be overwritten, as when deployed with CUDA graphs)."""
 
     def __init__(self, model: nn.Module, compiled, cudagraphs: bool):
         super().__init__()
@@ -235,15 +224,12 @@ class _Compiled(nn.Module):
 def compile_model(model: nn.Module, mode: str, img_size: int, batch_size: int,
                   device: torch.device | str = "cpu", dtype: str = "float32", train: bool = False,
                   in_chans: int = 3, key: object = None) -> tuple[nn.Module, float]:
-    """``(model under torch.compile, seconds compiling)`` for ``mode`` (`COMPILE_MODES`), compiled for
-    inference (or a training step) at ``batch_size x img_size`` on ``device`` by one untimed call, so
-    compile time never counts as run time. ``none`` returns ``(model, 0.0)``.
+    """``(model under torch.compile, seconds compiling)`` for ``mode`` (`COMPILE_MODES`), compiled by one
+    untimed call at ``batch_size x img_size`` on ``device``; ``none`` returns ``(model, 0.0)``.
 
-    WeightFormer models compile as one graph (``fullgraph=True``: the plain fast-order code, no
-    graph breaks); other timm models compile as they come (DeiT keeps its fused attention).
-    ``max-autotune`` also captures CUDA graphs on CUDA. Shapes are static (``dynamic=False``): each
-    resolution gets its own kernels. With ``key`` (e.g. the architecture's identity) the compiled
-    model is cached in this process and returned again, with the seconds of its first compile.
+    WeightFormer compiles as one graph (``fullgraph=True``); other timm models as they come. ``max-autotune``
+    also captures CUDA graphs on CUDA. Shapes are static: each resolution gets its own kernels. With ``key``
+    the compiled model is cached in this process and returned again, with the seconds of its first compile.
     """
     if mode not in COMPILE_MODES:
         raise ValueError(f"compile={mode!r}: must be one of {', '.join(COMPILE_MODES)}")
@@ -261,17 +247,11 @@ def compile_model(model: nn.Module, mode: str, img_size: int, batch_size: int,
     compiled = torch.compile(model, mode=None if mode == "default" else mode, dynamic=False,
                              fullgraph=isinstance(model, WeightFormer))
     wrapped = _Compiled(model, compiled, cudagraphs=device.type == "cuda" and mode == "max-autotune")
-    tdtype = resolve_dtype(dtype)
-    x = torch.randn(batch_size, in_chans, img_size, img_size, device=device)
+    step = _step(wrapped, torch.randn(batch_size, in_chans, img_size, img_size, device=device), device,
+                 resolve_dtype(dtype), train)
     t0 = time.perf_counter()
     for _ in range(2 if wrapped.cudagraphs else 1):  # CUDA graphs are recorded on the second call
-        if train:
-            with autocast(device, tdtype):
-                out = wrapped(x)
-            out.float().sum().backward()
-        else:
-            with torch.inference_mode(), autocast(device, tdtype):
-                wrapped(x)
+        step()
     _sync(device)
     seconds = time.perf_counter() - t0
     model.zero_grad(set_to_none=True)
@@ -282,9 +262,7 @@ def compile_model(model: nn.Module, mode: str, img_size: int, batch_size: int,
 
 def _compile_for_measurement(models: dict[str, nn.Module], identity: str, s: ThroughputSpec,
                              device: torch.device) -> tuple[dict, dict[str, nn.Module]]:
-    """`compile_model` for `measure_arch`: the model and its reference alike, cached by identity (the
-    architecture's hash, or the timm name) so a worker compiles each architecture and the reference once.
-    Returns ``({name: compile seconds}, {name: compiled model})``."""
+    """`compile_model` of the model and its reference, cached by identity; ``({name: seconds}, {name: model})``."""
     seconds, compiled = {}, {}
     for name, model in models.items():
         key = identity if name == "model" else f"timm:{s.reference}"
@@ -299,11 +277,9 @@ def clear_compiled() -> None:
     torch._dynamo.reset()
 
 
-# --------------------------------------------------------------------------- costs of one architecture
 def resolved_clock(clock: str, device: torch.device) -> str:
-    """The CPU timer of ``throughput.clock``: ``process`` (CPU time) for single-threaded CPU runs under
-    ``auto``, so a shared machine's other processes cost the measurement no time; ``wall`` otherwise (and
-    always on CUDA, timed by events)."""
+    """The timer of ``throughput.clock``: ``auto`` is ``process`` (CPU time) for single-threaded CPU runs,
+    ``wall`` otherwise; always ``wall`` on CUDA (timed by events)."""
     if device.type != "cpu":
         return "wall"
     if clock == "auto":
@@ -322,13 +298,9 @@ def device_label(device: torch.device) -> str:
 
 def peak_memory_bytes(model: nn.Module, img_size: int, batch_size: int, device: torch.device | str = "cpu",
                       dtype: str = "float32", train: bool = True, in_chans: int = 3) -> int | None:
-    """Peak bytes of one step on ``batch_size`` images: parameters, buffers, input, activations and,
-    with ``train=True`` (forward, backward, AdamW update), gradients and optimizer state.
-
-    CUDA: the caching allocator's peak (`torch.cuda.max_memory_allocated`) over the step, counted
-    from before the model is moved to the device. CPU: torch's `MemTracker`, a dispatch mode that
-    follows every tensor storage as it is created and freed (and the model's parameters, buffers
-    and optimizer state), over the same step; None where torch lacks it.
+    """Peak bytes of one step on ``batch_size`` images: parameters, buffers, input, activations and, with
+    ``train=True`` (forward, backward, AdamW update), gradients and optimizer state. CUDA: the allocator's
+    peak from before the model moves to the device; CPU: torch's `MemTracker` (None where torch lacks it).
     """
     device = resolve_device(device) if isinstance(device, str) else device
     tdtype = resolve_dtype(dtype)
@@ -383,12 +355,7 @@ def latency_ms(model: nn.Module, img_size: int, device: torch.device | str = "cp
     tdtype = resolve_dtype(dtype)
     was_training = model.training
     model.to(device).eval()
-    x = torch.randn(batch_size, in_chans, img_size, img_size, device=device)
-
-    def step() -> None:
-        with torch.inference_mode(), autocast(device, tdtype):
-            model(x)
-
+    step = _step(model, torch.randn(batch_size, in_chans, img_size, img_size, device=device), device, tdtype, False)
     step()
     _sync(device)
     seconds = statistics.median(_timed_run(step, device, 1) for _ in range(repeats))
@@ -397,10 +364,8 @@ def latency_ms(model: nn.Module, img_size: int, device: torch.device | str = "cp
 
 
 def build_target(arch, img_size: int, **kwargs) -> tuple[nn.Module, str, object]:
-    """(model at ``img_size``, identity, ArchConfig or None) of an `ArchConfig`, its dict or a timm name.
-
-    The identity is ``arch:<hash>`` (the hash of the architecture at that resolution) or ``timm:<name>``.
-    """
+    """(model at ``img_size``, identity ``arch:<hash>`` or ``timm:<name>``, ArchConfig or None) of an
+    `ArchConfig`, its dict or a timm name."""
     from wfsearch.models import ArchConfig, build
 
     if isinstance(arch, dict):
@@ -417,12 +382,8 @@ def build_target(arch, img_size: int, **kwargs) -> tuple[nn.Module, str, object]
 
 
 def throughput_costs(model: Throughput, reference: Throughput | None = None) -> dict:
-    """The throughput entries of `measure_arch`'s costs from the interleaved timings of a model and
-    its reference: medians, the per-repeat values and the 90% interval of each median.
-
-    The ratio is the median of the per-repeat ratios (each from two back-to-back timings, so a
-    slowdown of the machine during one repeat cancels out); its interval comes from those ratios.
-    """
+    """The throughput entries of `measure_arch`'s costs: medians, per-repeat values and 90% intervals. The
+    ratio is the median of the per-repeat ratios (a slowdown during one repeat cancels out)."""
     out: dict = {"throughput_img_s": model.median, "throughput_img_s_samples": list(model.samples),
                  "throughput_img_s_interval": model.interval.to_dict()}
     if reference is None:
@@ -438,18 +399,14 @@ def throughput_costs(model: Throughput, reference: Throughput | None = None) -> 
 
 def measure_arch(arch, throughput: ThroughputSpec | dict | None = None, cache=None, refresh: bool = False,
                  memory: bool = True) -> dict:
-    """Costs of the network ``arch`` (the deployed `ArchConfig` or its dict, as `ThroughputSpec.deployed`
-    gives it, or a timm model name) in the spec's ``throughput`` setting (its JSON dict also does; None:
-    the defaults).
+    """Costs of the network ``arch`` (the deployed `ArchConfig`, its dict, or a timm model name) in the spec's
+    ``throughput`` setting (or its JSON dict; None: the defaults).
 
     Returns ``{"params", "macs", "activation_bytes", "peak_memory_bytes", "throughput_img_s",
-    "throughput_ratio", "reference_throughput", "latency_highres_ms", "device", "clock"}`` and the
-    per-repeat values and intervals of `throughput_costs`: MACs per image
-    at ``throughput.img_size`` (analytic for WeightFormer, counted for timm models), inference throughput in
-    images/s interleaved with ``throughput.reference`` and the ratio to it (the median of the
-    per-repeat ratios, each from two back-to-back timings); ``memory=False`` skips the peak memory of a
-    training step. Results are cached by (architecture, device, resolution, batch, dtype, reference, ...):
-    in this process always, and across processes with ``cache`` = a `MeasureCache` or a cache folder.
+    "throughput_ratio", "reference_throughput", "latency_highres_ms", "device", "clock"}`` plus
+    `throughput_costs`' per-repeat values and intervals; ``memory=False`` skips the training step's peak
+    memory. Cached by (architecture, device, resolution, ...) in this process, and across processes with
+    ``cache`` = a `MeasureCache` or a cache folder.
     """
     from wfsearch.models import cost
     from wfsearch.space import validate_model

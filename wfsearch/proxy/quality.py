@@ -1,26 +1,12 @@
-"""How well a proxy ranks architectures: reliability over seeds, agreement with a longer budget, runs
-above chance, and a one-line verdict, each statistic with a bootstrap interval over architectures.
+"""How well a proxy ranks architectures, each statistic with a bootstrap interval over architectures.
 
-    q = proxy_quality(final, rung1=first, long=final_4x, n_val=600, num_classes=4)
-    q.icc.value, q.icc.low      # single-run reliability ICC(1,1) and its interval
-    q.verdict()                 # "PASS: the proxy tells designs apart ..." or "FAIL: ... (what to change)"
-
-``final`` is an ``(architectures, seeds)`` array of accuracies at the proxy budget (NaN where a run
-did not finish); ``rung1`` the same runs at the first rung; ``long`` independent runs at a longer
-budget (any number of seeds). The statistics (Shrout and Fleiss 1979 for the ICC):
-
-- ``icc``: ICC(1,1) = (MSB - MSW) / (MSB + (k - 1) MSW) from the one-way ANOVA of architectures: the
-  share of one run's variance that is between architectures (1: a single run ranks perfectly);
-- ``spearman_seeds``: the mean over seed pairs of the Spearman correlation between two seeds' rankings;
-- ``tau_long``: Kendall's tau between the seed-averaged accuracy and the seed-averaged accuracy at
-  the longer budget (does the short proxy rank as a longer training would?);
-- ``above_chance``: the share of runs whose accuracy beats ``1 / num_classes`` by a one-sided binomial
-  test at p < 0.05 on ``n_val`` validation images;
-- ``tau_rung``: Kendall's tau between the first rung of one seed and the final accuracy of another
-  (what successive halving relies on when it stops trials), averaged over ordered seed pairs.
-
-Intervals are percentile bootstraps over architectures (``LEVEL``, 1,000 resamples, seeded), so a
-statistic measured on 24 architectures says how much another 24 could move it.
+``final``: ``(architectures, seeds)`` accuracies at the proxy budget (NaN: unfinished); ``rung1`` the same
+runs at the first rung; ``long`` independent runs at a longer budget. Statistics: ``icc`` ICC(1,1) =
+(MSB - MSW) / (MSB + (k - 1) MSW) (Shrout and Fleiss 1979: the share of one run's variance between
+architectures); ``spearman_seeds`` the mean Spearman correlation over seed pairs; ``tau_long`` Kendall's
+tau of the seed means against the longer budget's; ``above_chance`` the share of runs beating chance by a
+one-sided binomial test (p < 0.05, ``n_val`` images); ``tau_rung`` Kendall's tau of one seed's first rung
+against another's final accuracy. Intervals: seeded percentile bootstraps (``LEVEL``, 1,000 resamples).
 """
 from __future__ import annotations
 
@@ -59,19 +45,20 @@ def _corr(a: np.ndarray, b: np.ndarray, kind: str) -> float:
     return float(fn(a[ok], b[ok]).statistic)
 
 
-def spearman_seeds(x: np.ndarray) -> float:
-    k = x.shape[1]
-    vals = [_corr(x[:, i], x[:, j], "spearman") for i in range(k) for j in range(i + 1, k)]
+def _finite_mean(vals: list[float]) -> float:
     vals = [v for v in vals if math.isfinite(v)]
     return float(np.mean(vals)) if vals else float("nan")
+
+
+def spearman_seeds(x: np.ndarray) -> float:
+    k = x.shape[1]
+    return _finite_mean([_corr(x[:, i], x[:, j], "spearman") for i in range(k) for j in range(i + 1, k)])
 
 
 def tau_rung(rung1: np.ndarray, final: np.ndarray) -> float:
     """Mean Kendall tau of the first rung of seed i against the final accuracy of seed j != i."""
     k = final.shape[1]
-    vals = [_corr(rung1[:, i], final[:, j], "kendall") for i in range(k) for j in range(k) if i != j]
-    vals = [v for v in vals if math.isfinite(v)]
-    return float(np.mean(vals)) if vals else float("nan")
+    return _finite_mean([_corr(rung1[:, i], final[:, j], "kendall") for i in range(k) for j in range(k) if i != j])
 
 
 def above_chance(acc: np.ndarray, n_val: int, num_classes: int, alpha: float = 0.05) -> np.ndarray:
@@ -153,8 +140,8 @@ def _bootstrap(stat: Callable[[np.ndarray], float], n: int, seed: int, resamples
     draws = np.array([stat(rng.integers(0, n, n)) for _ in range(resamples)])
     draws = draws[np.isfinite(draws)]
     if not math.isfinite(value) or len(draws) < resamples // 2:
-        return Interval(value, value, value, level) if math.isfinite(value) else Interval(math.nan, math.nan,
-                                                                                           math.nan, level)
+        v = value if math.isfinite(value) else math.nan
+        return Interval(v, v, v, level)
     a = (1 - level) / 2
     low, high = np.quantile(draws, [a, 1 - a])
     return Interval(value, float(min(low, value)), float(max(high, value)), level)

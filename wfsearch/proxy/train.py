@@ -1,13 +1,9 @@
 """The proxy trainer: a short, seeded training of one model on an in-memory `ProxyData`.
 
-AdamW (timm's `create_optimizer_v2`: no weight decay on norms and biases), a per-step cosine
-schedule with linear warm-up (timm's `create_scheduler_v2`), label smoothing, gradient clipping,
-bf16 autocast on CUDA and float32 on CPU. After every epoch the validation top-1 and loss go to a
-``report(epoch, metrics)`` callback, which may answer True to stop the run (pruning). A NaN or Inf
-loss ends the run as ``diverged``, an out-of-memory error as ``oom``; neither raises.
-
-On CPU a run is deterministic: the same seed (model initialization is the caller's, see
-`seed_everything`) and the same thread count give the same accuracy bit for bit.
+timm's AdamW and per-step cosine schedule with warm-up, label smoothing, gradient clipping, bf16 autocast
+on CUDA. After every epoch ``report(epoch, metrics)`` may answer True to stop (pruning). A non-finite loss
+ends the run as ``diverged``, out-of-memory as ``oom``; neither raises. On CPU the same seed and thread
+count give the same accuracy bit for bit.
 """
 from __future__ import annotations
 
@@ -79,9 +75,8 @@ def is_oom(exc: BaseException) -> bool:
 
 
 def param_groups(model: nn.Module, weight_decay: float, predictor_lr_scale: float = 1.0) -> list[dict]:
-    """Optimizer groups as timm makes them (no weight decay on norms, biases and ``no_weight_decay()``),
-    each split into the dynamic-weight predictors' parameters (``.predictor.`` in the name), whose
-    learning rate is ``predictor_lr_scale`` x the others' (timm's schedulers honour ``lr_scale``)."""
+    """timm's optimizer groups (no weight decay on norms, biases, ``no_weight_decay()``), each split off the
+    predictors' parameters (``.predictor.``), whose ``lr_scale`` is ``predictor_lr_scale``."""
     skip = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
     groups: dict[tuple[bool, bool], list] = {}
     for name, p in model.named_parameters():
@@ -119,11 +114,8 @@ def evaluate(model: nn.Module, batches: TensorBatches, device: torch.device, dty
 
 def train_proxy(model: nn.Module, data: ProxyData, proxy: ProxySpec,
                 report: ReportFn | None = None) -> TrainResult:
-    """Train ``model`` on ``data`` as the spec's ``proxy`` section says, for ``proxy.max_epochs`` (the last
-    rung), reporting after every epoch.
-
-    Never raises for divergence or out-of-memory: they come back as the result's status.
-    """
+    """Train ``model`` on ``data`` for ``proxy.max_epochs``, reporting after every epoch; divergence and
+    out-of-memory come back as the result's status."""
     steady_allocations()
     previous_threads = torch.get_num_threads()
     if proxy.num_threads:
@@ -205,12 +197,12 @@ def _train(model: nn.Module, data: ProxyData, s: ProxySpec, report: ReportFn | N
         if device.type == "cuda":
             torch.cuda.empty_cache()
         return _stop(result, Status.OOM, f"oom: {str(e).splitlines()[0][:200]}", t_start)
-    result.seconds = time.perf_counter() - t_start
-    return result
+    return _stop(result, None, "", t_start)
 
 
-def _stop(result: TrainResult, status: Status, reason: str, t_start: float) -> TrainResult:
-    log.info("proxy training stopped: %s", reason)
-    result.status, result.reason = status, reason
+def _stop(result: TrainResult, status: Status | None, reason: str, t_start: float) -> TrainResult:
+    if status is not None:
+        log.info("proxy training stopped: %s", reason)
+        result.status, result.reason = status, reason
     result.seconds = time.perf_counter() - t_start
     return result

@@ -96,6 +96,12 @@ def _costs(view: StudySnapshot, t: TrialRecord) -> dict:
     return {k: m[k] for k in ("accuracy", "throughput", "throughput_img_s", *COST_KEYS, "memory") if k in m}
 
 
+def _predictors(arch: dict | None) -> tuple[str, str]:
+    """(fc1, dwconv) predictors of an architecture, "" where it has none (a timm model)."""
+    arch = arch or {}
+    return str(arch.get("fc1_predictor", "")), str(arch.get("dwconv_predictor", ""))
+
+
 def speed_paired(view: StudySnapshot) -> bool:
     """Is the study's ``throughput`` the paired objective (its trials kept per-repeat ratios)?"""
     return any(paired(t.costs) for t in view.trials if t.costs)
@@ -114,24 +120,19 @@ def pareto_data(view: StudySnapshot) -> ParetoData:
         if xy is None or (group == "infeasible" and not all(finite(v) and abs(v) < 1e29 for v in xy)):
             unplotted[group] = unplotted.get(group, 0) + 1
             continue
-        arch = t.arch or {}
         m = view.metrics(t) if group in ("front", "dominated") else {}
         (xl, xh), (yl, yh) = _bounds(m, x, xy[0]), _bounds(m, y, xy[1])
-        points.append(Point(group=group, number=t.number, label=f"trial {t.number}", x=xy[0], y=xy[1],
-                            fc1=str(arch.get("fc1_predictor", "")), dwconv=str(arch.get("dwconv_predictor", "")),
-                            arch=arch, costs=_costs(view, t), status=t.reason, x_low=xl, x_high=xh, y_low=yl, y_high=yh))
+        points.append(Point(group, t.number, f"trial {t.number}", *xy, *_predictors(t.arch), t.arch or {},
+                            _costs(view, t), t.reason, x_low=xl, x_high=xh, y_low=yl, y_high=yh))
     for r in view.references:
         xy = _coords(view, r, x, y)
         name = str(r.name or r.timm_model or f"reference {r.number}")
         if xy is None:
             unplotted["reference"] = unplotted.get("reference", 0) + 1
             continue
-        arch = r.arch or {}
         same = [t.number for t in view.trials if r.arch_hash and t.arch_hash == r.arch_hash and t.trained]
-        points.append(Point(group="reference", number=None, label=name, x=xy[0], y=xy[1],
-                            fc1=str(arch.get("fc1_predictor", "")), dwconv=str(arch.get("dwconv_predictor", "")),
-                            arch=arch or {"timm_model": r.timm_model}, costs=_costs(view, r),
-                            status="reference" + (f" (the architecture of trial {same[0]})" if same else "")))
+        points.append(Point("reference", None, name, *xy, *_predictors(r.arch), r.arch or {"timm_model": r.timm_model},
+                            _costs(view, r), "reference" + (f" (the architecture of trial {same[0]})" if same else "")))
     return ParetoData(x=x, y=y, x_direction=directions.get(x), y_direction=directions.get(y),
                       points=tuple(points), unplotted=unplotted, n_objectives=len(view.objectives),
                       chance=view.chance, paired=speed_paired(view), deployed=_deployed_scale(view))
@@ -160,7 +161,7 @@ class HypervolumeData:
     steps: tuple[HypervolumeStep, ...]
 
     def describe(self) -> str:
-        """``normalized; box accuracy 0.2..0.45, throughput 310..620 (worst..best); reference 10% beyond the worst``."""
+        """How the hypervolume is normalized, in words."""
         if self.box is None:
             return "normalized; no trained trial yet"
         if self.box.fixed:
@@ -193,8 +194,7 @@ def noise_data(view: StudySnapshot) -> NoiseSummary:
 
 
 def intervals_text(view: StudySnapshot) -> str:
-    """What the intervals shown are: their coverage as stored (a median of fewer than 5 repeats gets the
-    whole range, which covers less than 90%; one repeat gets none)."""
+    """What the intervals shown are: their coverage as stored (fewer than 5 repeats: the whole range, under 90%)."""
     seen = set()
     for t in distinct_trained(view):
         iv = t.costs.get("throughput_img_s_interval")
@@ -238,7 +238,7 @@ class Importances:
 
 
 def _evaluator() -> tuple[Any, str]:
-    """fANOVA (Optuna's default) when scikit-learn is installed, PED-ANOVA (no extra dependency) otherwise."""
+    """fANOVA (Optuna's default) with scikit-learn installed, else PED-ANOVA."""
     if importlib.util.find_spec("sklearn") is not None:
         return optuna.importance.FanovaImportanceEvaluator(seed=0), "fANOVA"
     return optuna.importance.PedAnovaImportanceEvaluator(), "PED-ANOVA"
@@ -284,8 +284,7 @@ def importance_data(view: StudySnapshot) -> list[Importances]:
     if not knobs:
         return [Importances(o, (), "no knob takes two values over the trained trials" +
                             (f" ({left_out})" if left_out else "")) for o in view.objectives]
-    # the trials as read, handed to Optuna as they are: `add_trials` deep-copies every trial (3 s of a
-    # 10,000-trial report)
+    # the trials handed to Optuna as read: `add_trials` deep-copies each (3 s of a 10,000-trial report)
     scratch = _scratch_study(list(view.directions), [t.trial for t in trials])
     evaluator, name = _evaluator()
     out = []
@@ -329,8 +328,7 @@ def knob_names(view: StudySnapshot, trials: list[TrialRecord]) -> list[str]:
 
 
 def _knob_axis(name: str, trials: list[TrialRecord]) -> Axis:
-    """A categorical axis for a choice (``rank_ratio`` 2/4/8 has three values, not a 2-8 range), numeric
-    for a sampled range."""
+    """A categorical axis for a choice (``rank_ratio`` 2/4/8: three values, not a range), numeric for a range."""
     values = [t.params.get(name, MISSING) for t in trials]
     dist = next((t.trial.distributions[name] for t in trials if name in t.trial.distributions), None)
     if all(finite(v) for v in values) and not isinstance(dist, CategoricalDistribution):
@@ -413,19 +411,21 @@ def curves_data(view: StudySnapshot) -> CurvesData | None:
                   if finite(c.get("epoch")) and finite(c.get(metric))]
         if group not in order or not points:
             continue
-        arch = t.arch or {}
-        curves.append(Curve(f"trial {t.number}", t.number, group, t.reason,
-                            str(arch.get("fc1_predictor", "")), str(arch.get("dwconv_predictor", "")),
+        curves.append(Curve(f"trial {t.number}", t.number, group, t.reason, *_predictors(t.arch),
                             tuple(e for e, _ in points), tuple(v for _, v in points)))
     if not curves:
         return None
-    epochs = (view.spec.get("proxy") or {}).get("epochs")
-    if epochs is None:
-        epochs = next((t.proxy.get("epochs") for t in view.trials
-                       if t.proxy.get("epochs") is not None), None)
+    epochs = _proxy_epochs(view)
     rungs = tuple(int(e) for e in epochs if finite(e)) if isinstance(epochs, (list, tuple)) and len(epochs) > 1 else ()
     curves.sort(key=lambda c: (order[c.group], c.number))
     return CurvesData(metric, rungs, tuple(curves), view.chance if metric == "accuracy" else None)
+
+
+def _proxy_epochs(view: StudySnapshot):
+    """The spec's proxy epochs (a list of rungs, or one number), else the first trial's."""
+    epochs = (view.spec.get("proxy") or {}).get("epochs")
+    return epochs if epochs is not None else next((t.proxy["epochs"] for t in view.trials
+                                                   if t.proxy.get("epochs") is not None), None)
 
 
 # --------------------------------------------------------------------------- every trial, as a table
@@ -457,15 +457,11 @@ def trial_rows(view: StudySnapshot) -> list[TrialRow]:
 
 # --------------------------------------------------------------------------- what the numbers are
 def captions(view: StudySnapshot) -> dict[str, str]:
-    """What the accuracy is and under which conditions the throughput was measured, from the stored spec
-    and the trials' measurement records: ``{"accuracy": ..., "throughput": ...}``."""
+    """``{"accuracy": ..., "throughput": ...}``: what the accuracy is, how the throughput was measured."""
     spec = view.spec
     proxy, tp = spec.get("proxy") or {}, spec.get("throughput") or {}
     ds = proxy.get("dataset") or {}
-    epochs = proxy.get("epochs")
-    if epochs is None:
-        epochs = next((t.proxy.get("epochs") for t in view.trials
-                       if t.proxy.get("epochs") is not None), None)
+    epochs = _proxy_epochs(view)
     full = max(epochs) if isinstance(epochs, (list, tuple)) and epochs else epochs
     out = {}
     parts = []

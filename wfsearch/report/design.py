@@ -1,17 +1,10 @@
 """What the design space says, knob by knob: throughput-normalized EDFs, matched-pair effects, verdicts.
 
-The method of Radosavovic et al. (2019, 2020) for accuracy against measured throughput. Each architecture
-is one point (the runs of one architecture, several seeds or repeats, averaged). For a knob and each of its
-values, the EDF of the proxy error is *throughput-normalized*: the study's throughput range is cut into
-quantile bins and each value's architectures are reweighted so that their throughput distribution is the
-study's (a bin the value never reaches is left out; ``coverage`` says how much of the study that leaves).
-Bands and intervals are percentile bootstraps over architectures (over pairs for pair effects). A
-*matched pair* is two architectures that differ in one knob only. The verdict compares the two best values
-at matched throughput; when the interval of their difference holds 0 it is *inside the noise*, and the
-band's half-width says how many more architectures would shrink it below the difference.
-
-Pure computation (numpy, no plotly, torch or Ray): `design_analysis(view)` reads a study, `analyze(points)`
-works on any `DesignPoint`s; `figures.design_figure` draws a `KnobAnalysis`.
+Radosavovic et al. (2019, 2020), for accuracy against measured throughput. One point per architecture (its
+runs averaged). A value's EDF of the proxy error is reweighted over throughput quantile bins to the study's
+throughput distribution; bands are percentile bootstraps over architectures (over pairs for pair effects).
+A matched pair is two architectures that differ in one knob only. Pure numpy: `design_analysis(view)` reads
+a study, `analyze(points)` works on any `DesignPoint`s.
 """
 from __future__ import annotations
 
@@ -35,7 +28,6 @@ WORK = 1_000_000  # resampled values per statistic: a larger sample gets fewer r
 @dataclass(frozen=True)
 class Estimate:
     """A statistic and its bootstrap interval (None where there are too few samples for one)."""
-
     value: float
     low: float | None = None
     high: float | None = None
@@ -44,16 +36,14 @@ class Estimate:
         return self.low is not None and self.high is not None and not self.low <= x <= self.high
 
     def text(self, spec: str = "+.3f") -> str:
-        if self.low is None or self.high is None:
-            return f"{self.value:{spec}}"
-        return f"{self.value:{spec}} [{self.low:{spec}}, {self.high:{spec}}]"
+        band = f" [{self.low:{spec}}, {self.high:{spec}}]" if self.low is not None and self.high is not None else ""
+        return f"{self.value:{spec}}" + band
 
 
 @dataclass(frozen=True)
 class DesignPoint:
-    """One architecture: its sampled knob values (as text), mean accuracy, geometric-mean throughput, and
-    the key of the architecture that differs from it in one knob only, by ``(knob, value)``."""
-
+    """One architecture: knob values (as text), mean accuracy, geometric-mean throughput, and by ``(knob,
+    value)`` the key of the architecture that differs from it in that knob only."""
     key: str
     knobs: dict[str, str]
     accuracy: float
@@ -65,7 +55,6 @@ class DesignPoint:
 @dataclass(frozen=True)
 class Edf:
     """The throughput-normalized EDF of the proxy error of one knob value, with its pointwise band."""
-
     value: str
     n: int  # architectures
     coverage: float  # share of the study's throughput distribution this value's architectures reach
@@ -79,9 +68,8 @@ class Edf:
 
 @dataclass(frozen=True)
 class PairEffect:
-    """Matched pairs ``value`` against ``baseline`` (optionally where knob ``by`` is ``by_value``): the
-    median accuracy difference (value - baseline) and the median throughput ratio (value / baseline)."""
-
+    """Matched pairs ``value`` against ``baseline`` (where knob ``by`` is ``by_value``): median accuracy
+    difference (value - baseline) and median throughput ratio (value / baseline)."""
     value: str
     baseline: str
     pairs: int
@@ -102,9 +90,7 @@ class Verdict:
 
 @dataclass(frozen=True)
 class Difference:
-    """Throughput-normalized mean accuracy of ``a`` minus that of ``b``, over the throughput bins both reach
-    (``shared``: their share of the study); None where they share none."""
-
+    """Normalized mean accuracy of ``a`` minus ``b`` over the throughput bins both reach (``shared`` of the study)."""
     a: str
     b: str
     accuracy: Estimate | None
@@ -126,8 +112,7 @@ class KnobAnalysis:
 
 
 def _difference(diffs: tuple[Difference, ...], a: str, b: str) -> Difference | None:
-    """The `Difference` of ``a`` minus ``b`` among ``diffs`` (either order stored)."""
-    for d in diffs:
+    for d in diffs:  # either order stored
         if (d.a, d.b) == (a, b):
             return d
         if (d.b, d.a) == (a, b):
@@ -138,7 +123,6 @@ def _difference(diffs: tuple[Difference, ...], a: str, b: str) -> Difference | N
 @dataclass(frozen=True)
 class Interaction:
     """The matched-pair effects of ``knob`` for each value of ``by``."""
-
     knob: str
     by: str
     effects: tuple[PairEffect, ...]
@@ -163,7 +147,6 @@ class DesignAnalysis:
 # --------------------------------------------------------------------------- the statistics
 class _Boot:
     """Percentile bootstrap with one seeded generator; index matrices have the original sample as row 0."""
-
     def __init__(self, n_boot: int, level: float, seed: int):
         self.n, self.level, self.rng = n_boot, level, np.random.default_rng(seed)
 
@@ -171,7 +154,7 @@ class _Boot:
         return min(self.n, max(200, WORK // max(n, 1)))
 
     def rows(self, n: int, b: int | None = None) -> np.ndarray:
-        """(1 + b, n) indices: the sample itself, then ``b`` resamples with replacement (default `count`)."""
+        """(1 + b, n) indices: the sample itself, then ``b`` resamples."""
         b = self.count(n) if b is None else b
         out = np.empty((1 + b, n), dtype=np.intp)
         out[0] = np.arange(n)
@@ -204,9 +187,8 @@ def _normalized_mean(p: np.ndarray, counts: np.ndarray, sums: np.ndarray, mask: 
 
 
 def _median_effect(boot: _Boot, values: np.ndarray) -> Estimate:
-    """The median with the percentile interval of its bootstrap distribution. From 1,000 values on it is
-    computed rather than resampled: the m-th smallest of n values drawn from the sample is <= its j-th
-    smallest with probability P(Bin(n, j/n) >= m) (an even n: each bound the mean of the two middle ones')."""
+    """The median with its bootstrap percentile interval; from 1,000 values on computed, not resampled: the m-th
+    smallest of n draws is <= the sample's j-th smallest with probability P(Bin(n, j/n) >= m)."""
     n = len(values)
     if n < MIN_N:
         return Estimate(float(np.median(values)))
@@ -229,9 +211,8 @@ def analyze(points: list[DesignPoint], *, level: float = LEVEL, n_boot: int = 10
             seed_noise: float | None = None, seed_noise_source: str = "", caveats: tuple[str, ...] = (),
             order: dict[str, list[str]] | None = None, baselines: dict[str, str] | None = None,
             interactions: bool = True) -> DesignAnalysis:
-    """Every knob of ``points`` with 2 to `MAX_VALUES` values, and (with ``interactions``) the matched-pair
-    effects of each one per value of every other. ``order`` lists the knobs and their values in display
-    order; ``baselines`` names the value pair effects are measured against (default: the most common)."""
+    """Every knob of ``points`` with 2 to `MAX_VALUES` values, and (``interactions``) each one's pair effects per
+    value of every other. ``order``: knobs and values in display order; ``baselines``: default the most common."""
     boot = _Boot(n_boot, level, seed)
     order, baselines = order or {}, baselines or {}
     acc = np.array([p.accuracy for p in points], float)
@@ -348,8 +329,7 @@ def _compare_values(boot: _Boot, values: list[str], groups: dict[str, np.ndarray
 
 def _effects(boot: _Boot, base: str, pairs: dict[str, tuple[np.ndarray, np.ndarray]], acc: np.ndarray, logt: np.ndarray,
              by: tuple[str, str] | None = None, by_code: np.ndarray | None = None) -> list[PairEffect]:
-    """The effect of each value from its matched pairs (baseline index, value index), where the baseline
-    architecture has ``by`` (knob, value)."""
+    """Each value's effect from its matched pairs (baseline index, value index), where the baseline has ``by``."""
     out = []
     for v, (i, j) in pairs.items():
         if by is not None:
@@ -373,16 +353,13 @@ def _exp(e: Estimate) -> Estimate:
 # --------------------------------------------------------------------------- from a study
 def _text(v) -> str:
     """A knob value as text: as written in the spec, a placement list as JSON."""
-    if isinstance(v, str):
-        return v
-    return str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else json.dumps(v)
+    return v if isinstance(v, str) else str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) \
+        else json.dumps(v)
 
 
 def design_points(view: StudySnapshot) -> tuple[list[DesignPoint], float | None, int]:
-    """The trained search trials as one point per architecture (``arch_hash``), their runs averaged; the
-    pooled within-architecture standard deviation of accuracy where some ran more than once (None if
-    none did), and how many architectures gave it. A re-sampled architecture that reused a result is
-    not another run."""
+    """One point per trained architecture (runs averaged; a reused result is not a run), the pooled
+    within-architecture standard deviation of accuracy (None without repeats), and how many gave it."""
     from wfsearch.arch import ArchConfig
 
     runs: dict[str, list] = {}
@@ -460,9 +437,8 @@ def sampling_caveats(view: StudySnapshot) -> list[str]:
 
 def design_analysis(view: StudySnapshot, *, level: float = LEVEL, n_boot: int = 1000, seed: int = 0,
                     baselines: dict[str, str] | None = None) -> DesignAnalysis:
-    """`analyze` on a study: its trained architectures, its ``seed_noise`` attribute (else the spread of
-    architectures run more than once), its space's value order, the released design as each knob's baseline
-    (unless ``baselines`` names another)."""
+    """`analyze` on a study: its ``seed_noise`` (else the spread of repeats), its space's value order, the
+    released design as each knob's baseline (unless ``baselines`` names another)."""
     import dataclasses
 
     from wfsearch.arch import ArchConfig

@@ -1,8 +1,5 @@
-"""The report's ERF section: what `wfsearch erf` left in ``<study>/erf/erf.json``, as heat maps.
-
-Measuring is `wfsearch erf`'s job (it may train the models on the proxy); the report only reads its
-output, so it stays cheap and never imports torch's autograd machinery for this.
-"""
+"""The report's ERF section: what `wfsearch erf` left in ``<study>/erf/erf.json``, as heat maps (the report
+only reads it, so it stays cheap)."""
 from __future__ import annotations
 
 import json
@@ -34,8 +31,7 @@ def _pct(v: float | None) -> str:
 
 
 def erf_figure(data: dict[str, Any]) -> go.Figure:
-    """One square panel per model, the same size, with its state (untrained, trained) in the title and the
-    static network's theoretical receptive field outlined in white."""
+    """One square panel per model, its state in the title, the static network's receptive field outlined."""
     models = data["models"][:MAX_MAPS]
     rows = math.ceil(len(models) / COLS)
     cols = min(COLS, len(models))

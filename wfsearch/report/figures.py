@@ -1,7 +1,6 @@
 """Plotly figures drawn from the report's data (`data.py`, `scaling.py`); no study access here.
 
-Every trace of the Pareto plot carries ``meta={"role": ...}`` (front, dominated, pruned, failed,
-infeasible, reference, key, front-line) so the page's self-check can count the front's points.
+Every trace carries ``meta={"role": ...}`` (front, dominated, ...) so the page's self-check can count the front.
 """
 from __future__ import annotations
 
@@ -63,9 +62,7 @@ def trial_styles(data: ParetoData) -> dict[str, dict]:
 
 
 def _fc1_color(fc1: str) -> str:
-    if fc1 in FC1_COLORS:
-        return FC1_COLORS[fc1]
-    return qualitative.Dark24[sum(map(ord, fc1)) % len(qualitative.Dark24)]
+    return FC1_COLORS.get(fc1) or qualitative.Dark24[sum(map(ord, fc1)) % len(qualitative.Dark24)]
 
 
 def _arch_text(arch: dict) -> str:
@@ -75,9 +72,8 @@ def _arch_text(arch: dict) -> str:
 
 def hover(p: Point, x: str, y: str, archs: dict[int, tuple[dict, str]] | None = None, paired: bool = True,
           deployed: str = "") -> str:
-    """A point's hover text: scores, then the deployed network's costs, then the proxy network it was trained
-    as (each labelled: they are two networks). ``archs``: the architecture texts written so far, by dict (the
-    trials of one architecture share its dict as read), to write each once."""
+    """A point's hover text: scores, the deployed network's costs, the proxy network it was trained as (two
+    networks, each labelled). ``archs``: architecture texts written so far, by id of the shared dict."""
     head = f"<b>{p.label}</b> ({GROUP_TITLES.get(p.group, p.group)})"
     if p.status and p.status not in (Status.OK, "reference"):
         head += f"<br>{p.status}"
@@ -110,11 +106,14 @@ def error_bars(points: list, axis: str) -> dict | None:
                 arrayminus=[v - lo if lo is not None else 0.0 for v, lo, _ in bounds])
 
 
-# Traces go in as dicts: plotly then checks them once, where a `go.Scatter` is checked when built and
-# again when added (3x slower for a trace of 10,000 points)
+# Traces go in as dicts: plotly checks them once, a `go.Scatter` twice (3x slower for 10,000 points)
 def pareto_figure(data: ParetoData) -> go.Figure:
     fig = go.Figure()
     archs: dict[int, tuple[dict, str]] = {}
+
+    def hovers(pts: list[Point]) -> dict:
+        return dict(hovertext=[hover(p, data.x, data.y, archs, data.paired, data.deployed) for p in pts],
+                    hovertemplate="%{hovertext}<extra></extra>")
     order = PREDICTORS["fc1"] + sorted({p.fc1 for p in data.points} - set(PREDICTORS["fc1"]))
     for group in ("front", "dominated"):
         pts = data.group(group)
@@ -127,8 +126,7 @@ def pareto_figure(data: ParetoData) -> go.Figure:
                 error_x=error_bars(sel, "x"), error_y=error_bars(sel, "y"),  # 90% intervals
                 marker=dict(color=_fc1_color(fc1), size=13 if group == "front" else 9,
                             symbol=[DWCONV_SYMBOLS.get(p.dwconv, "x") for p in sel],
-                            line=dict(width=2 if group == "front" else 0, color="black")),
-                hovertext=[hover(p, data.x, data.y, archs, data.paired, data.deployed) for p in sel], hovertemplate="%{hovertext}<extra></extra>"))
+                            line=dict(width=2 if group == "front" else 0, color="black")), **hovers(sel)))
     for group in ("pruned", "failed", "infeasible"):  # hidden until clicked in the legend
         sel = data.group(group)
         if sel:
@@ -136,7 +134,7 @@ def pareto_figure(data: ParetoData) -> go.Figure:
                 x=[p.x for p in sel], y=[p.y for p in sel], mode="markers", name=GROUP_TITLES[group],
                 legendgroup="other", legendgrouptitle_text="other trials", visible="legendonly",
                 meta={"role": group}, marker=dict(color="gray", size=8, symbol="x" if group == "failed" else "circle-open"),
-                hovertext=[hover(p, data.x, data.y, archs, data.paired, data.deployed) for p in sel], hovertemplate="%{hovertext}<extra></extra>"))
+                **hovers(sel)))
     refs = data.group("reference")
     if refs:
         fig.add_trace(dict(type="scatter",
@@ -144,7 +142,7 @@ def pareto_figure(data: ParetoData) -> go.Figure:
             text=[p.label for p in refs], textposition="top center", legendgroup="reference",
             legendgrouptitle_text="references", meta={"role": "reference"},
             marker=dict(color="black", size=18, symbol="star-open", line=dict(width=2)),  # open: a trial under it shows
-            hovertext=[hover(p, data.x, data.y, archs, data.paired, data.deployed) for p in refs], hovertemplate="%{hovertext}<extra></extra>"))
+            **hovers(refs)))
     front = sorted(data.group("front"), key=lambda p: p.x)
     if len(front) > 1 and data.x_direction and data.y_direction and data.n_objectives == 2:
         fig.add_trace(dict(type="scatter", x=[p.x for p in front], y=[p.y for p in front], mode="lines",
@@ -184,17 +182,13 @@ def _time_unit(seconds: list[float]) -> tuple[float, str]:
 
 def hypervolume_figure(data: HypervolumeData) -> go.Figure:
     fig = make_subplots(rows=1, cols=2, subplot_titles=("against finished trials", "against wall time"))
-    steps = data.steps
-    hover = [f"after trial {s.number}: {s.hypervolume:.5g}" for s in steps]
-    fig.add_trace(dict(type="scatter", x=[s.finished for s in steps], y=[s.hypervolume for s in steps], mode="lines+markers",
-                             line_shape="hv", name="hypervolume", hovertext=hover, hovertemplate="%{hovertext}<extra></extra>"),
-                  row=1, col=1)
-    timed = [s for s in steps if s.seconds is not None]
+    timed = [s for s in data.steps if s.seconds is not None]
     scale, unit = _time_unit([s.seconds for s in timed])
-    fig.add_trace(dict(type="scatter", x=[s.seconds / scale for s in timed], y=[s.hypervolume for s in timed],
-                             mode="lines+markers", line_shape="hv", showlegend=False,
-                             hovertext=[f"after trial {s.number}: {s.hypervolume:.5g}" for s in timed],
-                             hovertemplate="%{hovertext}<extra></extra>"), row=1, col=2)
+    for col, steps, x in ((1, data.steps, lambda s: s.finished), (2, timed, lambda s: s.seconds / scale)):
+        fig.add_trace(dict(type="scatter", x=[x(s) for s in steps], y=[s.hypervolume for s in steps],
+                           mode="lines+markers", line_shape="hv", name="hypervolume", showlegend=col == 1,
+                           hovertext=[f"after trial {s.number}: {s.hypervolume:.5g}" for s in steps],
+                           hovertemplate="%{hovertext}<extra></extra>"), row=1, col=col)
     fig.update_xaxes(title_text="finished search trials", row=1, col=1)
     fig.update_xaxes(title_text=f"{unit} since the first trial started", row=1, col=2)
     fig.update_yaxes(title_text="normalized hypervolume (0..1, fixed box)" if data.box is not None and data.box.fixed
@@ -268,8 +262,7 @@ REFERENCE_DASHES = ("dash", "longdash", "dashdot", "longdashdot")
 
 
 def scaling_figure(data: ScalingData, styles: dict[str, dict] | None = None) -> go.Figure:
-    """One panel per quantity, stacked (full width each, so titles and axes never collide on a narrow page).
-    ``styles``: a trial's marker (colour = fc1 predictor, symbol = dwconv predictor) as in the Pareto plot."""
+    """One full-width panel per quantity, stacked; ``styles``: each trial's marker as in the Pareto plot."""
     panels = (["throughput"] if data.measured else []) + ["macs"]
     titles = {"throughput": f"measured throughput (batch {data.batch_size}, {data.device})",
               "macs": "MACs per image (analytic / counted)"}
@@ -315,8 +308,7 @@ def scaling_figure(data: ScalingData, styles: dict[str, dict] | None = None) -> 
 
 
 def _decade_ticks(ys: list[float]) -> dict:
-    """Log-axis ticks: one per decade with its SI label ("100M", "1G") when the data span a decade or more,
-    else 1-2-5 steps; never plotly's crowded minor digits."""
+    """Log-axis ticks: one per decade (SI labels) over a wide span, else 1-2-5 steps; never plotly's minor digits."""
     ys = [y for y in ys if y and y > 0]
     if not ys:
         return {}
@@ -331,8 +323,7 @@ CURVE_TRACES_MAX = 60  # more dominated/pruned curves than this: one trace per (
 
 
 def _batched_curves(fig: go.Figure, curves: list) -> None:
-    """Many curves as one trace per (group, fc1, dwconv), the curves separated by gaps: a plot of
-    10,000 trials then holds a few dozen traces (one each would take minutes to build and to draw)."""
+    """Many curves as one trace per (group, fc1, dwconv), separated by gaps: 10,000 trials in a few dozen traces."""
     batches: dict[tuple[str, str, str], list] = {}
     for c in curves:
         batches.setdefault((c.group, c.fc1, c.dwconv), []).append(c)
@@ -383,8 +374,7 @@ def curves_figure(data: CurvesData) -> go.Figure:
 
 
 def design_figure(knob: KnobAnalysis, seed_noise: float | None, level: float) -> go.Figure:
-    """The throughput-normalized EDF of the proxy error of each value of ``knob`` with its bootstrap band,
-    and beside each median the seed-noise floor (+-1 standard deviation of one run) as a bar."""
+    """Each value's throughput-normalized EDF of the proxy error with its band, and the seed noise at its median."""
     fig = go.Figure()
     for i, e in enumerate(knob.edfs):
         color = qualitative.D3[i % len(qualitative.D3)]

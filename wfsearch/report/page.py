@@ -1,8 +1,6 @@
 """The report as one self-contained HTML file: plotly.js embedded once, every figure inline, no network.
 
-The page checks itself when it has drawn: ``<pre id="selftest">`` receives a JSON line with the
-JavaScript errors seen and the number of Pareto-front points drawn (for the headless browser test,
-and for anyone wondering whether their browser rendered everything).
+Once drawn, the page writes a self-check into ``<pre id="selftest">``: JavaScript errors, Pareto points drawn.
 """
 from __future__ import annotations
 
@@ -36,7 +34,6 @@ PLOT_CONFIG = {"displaylogo": False, "responsive": True, "toImageButtonOptions":
 @dataclass(frozen=True)
 class ReportData:
     """Everything one report shows, computed from one reading of the study."""
-
     view: StudySnapshot
     pareto: ParetoData
     hypervolume: HypervolumeData
@@ -86,7 +83,6 @@ def _figure(div_id: str, fig, extra_attrs: str = "") -> str:
 def _command(cmd: str) -> str:
     """A shell command that wraps only between arguments, a flag kept with its value."""
     import shlex
-
     try:
         words = shlex.split(cmd)
     except ValueError:
@@ -162,7 +158,7 @@ def _header(data: ReportData) -> str:
 
 
 def _hardware(hw: dict, device: str) -> str:
-    """Where the study ran; a simulated study says it replayed a table measured elsewhere."""
+    """Where the study ran (a simulated study replayed a table measured elsewhere)."""
     if hw.get("simulated"):
         where = ", ".join(str(x) for x in (hw.get("platform"), f"{hw['cpus']} CPUs" if hw.get("cpus") else "") if x)
         return f"none: replayed from the table {hw.get('table', '?')}" + (f" (measured on {where})" if where else "")
@@ -199,13 +195,14 @@ def _sections(data: ReportData) -> list[tuple[str, str, str]]:
         body = _message("No trained trials to plot yet.") + \
             f'<div id="pareto" class="plot-empty" data-front-points="{len(v.front)}"></div>'
     out.append(("pareto", "Pareto front", body))
+    refs = _table(data.references, "reference", False)
     if data.front:
         out.append(("front-table", "The front, and how to export it",
                     "<p>Each row's command writes its full training recipe to "
                     f"<code>{_esc(v.folder)}/recipes/</code>.</p>" + _table(data.front, "trial", True)
-                    + ("<h3>References</h3>" + _table(data.references, "reference", False) if data.references else "")))
-    elif data.references:
-        out.append(("front-table", "References", _table(data.references, "reference", False)))
+                    + ("<h3>References</h3>" + refs if refs else "")))
+    elif refs:
+        out.append(("front-table", "References", refs))
     hv = data.hypervolume
     if any(s.hypervolume > 0 for s in hv.steps):
         out.append(("hypervolume", "Hypervolume of the front as the search went on",
@@ -239,9 +236,8 @@ def _sections(data: ReportData) -> list[tuple[str, str, str]]:
                 + (f" Throughput measured for this page with batch {sc.batch_size} on {_esc(sc.device)}, the models "
                    f"interleaved at each resolution (the search's own throughput objective was measured as the "
                    f"caption of the Pareto plot says)." if sc.measured else "") + "</p>")
-        styles = figures.trial_styles(p)
         out.append(("scaling", "Throughput against resolution",
-                    body + _figure("scaling", figures.scaling_figure(sc, styles))))
+                    body + _figure("scaling", figures.scaling_figure(sc, figures.trial_styles(p)))))
     out.append(("design", "Design space", _design_section(data)))
     intro, fig = erf_section(v.folder, v.study_command("erf"))
     out.append(("erf", "Effective receptive fields", intro + (_figure("erf", fig) if fig is not None else "")))
@@ -295,8 +291,8 @@ def _design_section(data: ReportData) -> str:
 
 
 def _captions(data: ReportData) -> str:
-    lines = [c for c in (data.captions.get("accuracy"), data.captions.get("throughput")) if c]
-    return "".join(f'<p class="caption">{_esc(c)}.</p>' for c in lines)
+    return "".join(f'<p class="caption">{_esc(data.captions[k])}.</p>' for k in ("accuracy", "throughput")
+                   if data.captions.get(k))
 
 
 CSS = """

@@ -1,10 +1,7 @@
-"""Cost against resolution for the front and the references: linear in tokens, or quadratic.
+"""Cost against resolution for the front and the references: linear in tokens N (∝ resolution²), or quadratic.
 
-WeightFormer's cost per image grows linearly in the token count N (∝ resolution²); attention
-grows as N². Two curves per model: the analytic MACs per image (instant: `wfsearch.arch.cost`
-for WeightFormer, Torch's flop counter on the meta device for any timm model) and, unless
-skipped, the measured inference throughput (`wfsearch.proxy.measure.measure_throughput`, the
-models interleaved at each resolution).
+Per model: analytic MACs per image (`wfsearch.arch.cost`, or a flop count on the meta device for timm models)
+and, unless skipped, the measured throughput (the models interleaved at each resolution).
 """
 from __future__ import annotations
 
@@ -52,7 +49,7 @@ class ScalingData:
 
 def scaling_targets(view: StudySnapshot, max_front: int = 8) -> list[tuple[str, str, dict | str]]:
     """(label, kind, arch dict or timm name): up to ``max_front`` front trials spread along the front (their
-    deployed networks: the scale the search measured them at), the references."""
+    deployed networks), then the references."""
     front = [t for t in view.front if t.arch]
     if len(front) > max_front > 0:
         front.sort(key=lambda t: t.values[0])
@@ -60,12 +57,8 @@ def scaling_targets(view: StudySnapshot, max_front: int = 8) -> list[tuple[str, 
         front = [front[round(i * step)] for i in range(max_front)]
     out: list[tuple[str, str, dict | str]] = [(f"trial {t.number}", "front", view.deployed_arch(t))
                                               for t in sorted(front, key=lambda t: t.number)]
-    for r in view.references:
-        name = str(r.name or f"reference {r.number}")
-        target = r.arch or r.timm_model
-        if target:
-            out.append((name, "reference", target))
-    return out
+    return out + [(str(r.name or f"reference {r.number}"), "reference", r.arch or r.timm_model)
+                  for r in view.references if r.arch or r.timm_model]
 
 
 def macs_at(target: dict | str, img_size: int) -> float | None:
@@ -84,7 +77,6 @@ def macs_at(target: dict | str, img_size: int) -> float | None:
 def _counted_macs(name: str, img_size: int) -> int:
     """A timm model's MACs (`count_macs`) built on the meta device (no memory, no compute)."""
     import torch
-
     from wfsearch.proxy.measure import count_macs, create_model_at
 
     with torch.device("meta"):
@@ -123,11 +115,8 @@ def scaling_data(view: StudySnapshot, resolutions: tuple[int, ...] = DEFAULT_RES
                  batch_size: int = 1, device: str | None = None, dtype: str | None = None, max_front: int = 8,
                  repeats: int = 3, threads: int | None = 1,
                  on_progress: Callable[[str], None] | None = None) -> ScalingData:
-    """MACs (and, with ``measure``, throughput) of the front and the references at each resolution.
-
-    On a CPU the measurement uses ``threads`` threads (None: torch's setting); with one thread it
-    counts this process's CPU time, so a machine shared with other work still gives a clean slope.
-    """
+    """MACs (and, with ``measure``, throughput) of the front and the references at each resolution. On a CPU
+    with one thread (``threads``) it counts process CPU time, so a shared machine still gives a clean slope."""
     tp = view.spec.get("throughput") or {}
     device = device or tp.get("device") or "auto"
     dtype = dtype or tp.get("dtype") or "float32"
@@ -139,7 +128,6 @@ def scaling_data(view: StudySnapshot, resolutions: tuple[int, ...] = DEFAULT_RES
     tput: dict[str, list[float | None]] = {label: [] for label, _, _ in targets}
     if measure and targets:
         import torch
-
         from wfsearch.proxy.measure import resolve_device
 
         dev = resolve_device(device)

@@ -1,6 +1,5 @@
-"""The text table of `wfsearch run`'s summary and `show`: the same columns in the same order, units in
-the headers, the same number formatting; and the machine-readable forms (`show --json`/`--csv`),
-which carry every trial with raw numbers (`trial_dict`).
+"""The text table of `wfsearch run`'s summary and `show` (units in the headers), and the machine-readable
+forms (`show --json`/`--csv`), which carry every trial with raw numbers (`trial_dict`).
 """
 from __future__ import annotations
 
@@ -11,6 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from wfsearch.errors import UserError
 from wfsearch.study import StudySnapshot, TrialRecord, loss_sign
 from wfsearch.study.labels import MEASURED_SPEED, paired
 
@@ -32,8 +32,7 @@ PREFIXES = ((1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""))
 
 
 def column_formats(rows: list[Row], keys: list[str]) -> dict[str, tuple[str, Callable[[Any], str]]]:
-    """(header, cell formatter) of each column of ``rows``; ``throughput`` is "img/s measured" where no row
-    holds the paired figure."""
+    """(header, cell formatter) of each column; ``throughput`` is "img/s measured" where no row is paired."""
     out = {k: column_format(k, [r.values.get(k) for r in rows]) for k in keys}
     if "throughput" in out and not any(r.paired for r in rows if "throughput" in r.values):
         out["throughput"] = (MEASURED_SPEED, out["throughput"][1])
@@ -41,8 +40,7 @@ def column_formats(rows: list[Row], keys: list[str]) -> dict[str, tuple[str, Cal
 
 
 def column_format(key: str, values) -> tuple[str, Callable[[Any], str]]:
-    """(header, cell formatter) of a column holding ``values``: `COLUMNS`' own, except that params and
-    MACs take the prefix of their median value."""
+    """(header, cell formatter) of a column: `COLUMNS`' own, but params and MACs take their median's prefix."""
     if key in SCALED:
         shown = sorted(float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v))
         if shown:
@@ -66,7 +64,6 @@ MISSING = "-"
 @dataclass(frozen=True)
 class Row:
     """A row of a table: a trial or a reference, its numbers by metric, its design, how to export it."""
-
     label: str  # trial number or reference name
     number: int | None
     values: dict[str, float]  # metric -> raw value (objectives and the deployed network's costs)
@@ -83,7 +80,7 @@ def header(key: str) -> str:
 
 
 def cell(key: str, v: Any) -> str:
-    if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+    if not _number(v):
         return MISSING
     return COLUMNS[key][1](float(v)) if key in COLUMNS else f"{v:.4g}"
 
@@ -118,8 +115,7 @@ def record_row(t: TrialRecord, objectives: tuple[str, ...] | list[str], command:
 
 
 def intervals_of(numbers: dict[str, float], keys) -> dict[str, tuple[float, float]]:
-    """The intervals stored as ``<metric>_low``/``<metric>_high`` around the value, by metric (none of zero
-    width: a single repeat has no interval, whatever its bounds say)."""
+    """The intervals stored as ``<metric>_low``/``_high`` around the value, by metric (none of zero width)."""
     out = {}
     for k in keys:
         v, lo, hi = numbers.get(k), numbers.get(f"{k}_low"), numbers.get(f"{k}_high")
@@ -187,9 +183,8 @@ CSV_METRICS = ("throughput_img_s", "throughput_ratio")
 
 
 def trials_csv(snap: StudySnapshot, trials: list[TrialRecord] | None = None) -> str:
-    """One line per trial, flat as Optuna's ``trials_dataframe()``: ``values_<objective>``, the knobs as
-    ``params_<knob>``, ``datetime_start``/``_complete`` and ``duration_s``; then each objective's and measured
-    speed's interval (``<metric>_low``/``_high``), the raw and paired speeds, the deployed network's costs."""
+    """One line per trial, flat as Optuna's ``trials_dataframe()`` (``values_<objective>``, ``params_<knob>``,
+    ...), with the intervals (``<metric>_low``/``_high``), both speeds and the deployed network's costs."""
     trials = list(snap.trials if trials is None else trials)
     knobs = [k for k in (snap.spec.get("space") or {}) if any(k in t.params for t in trials)]
     knobs += sorted({k for t in trials for k in t.params} - set(knobs))
@@ -220,19 +215,14 @@ def trials_csv(snap: StudySnapshot, trials: list[TrialRecord] | None = None) -> 
 
 
 def sort_trials(snap: StudySnapshot, trials, key: str | None, top: int | None, reverse: bool = False) -> list:
-    """``trials`` best first by ``key`` (an objective by its direction, any other number largest first; trials
-    without it last), the first ``top`` of them. ``key`` "number" keeps the order of the trials."""
-    from wfsearch.errors import UserError
-
+    """``trials`` best first by ``key`` (trials without it last), the first ``top``; "number" keeps their order."""
     trials = list(trials)
     if key is not None and key != "number":
         known = sorted({k for t in trials for k in snap.metrics(t)} | set(snap.objectives))
         if key not in known:
             raise UserError(f"--sort: {key!r}: unknown; the trials have {known} (or number)")
         # best first: an objective by its direction, any other number largest first
-        sign = loss_sign(dict(zip(snap.objectives, snap.directions)).get(key, "maximize"))
-        if reverse:
-            sign = -sign
+        sign = loss_sign(dict(zip(snap.objectives, snap.directions)).get(key, "maximize")) * (-1 if reverse else 1)
         has = [t for t in trials if key in snap.metrics(t)]
         trials = sorted(has, key=lambda t: (sign * snap.metrics(t)[key], t.number)) + [t for t in trials if t not in has]
     elif reverse:

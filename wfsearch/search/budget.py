@@ -1,5 +1,5 @@
-"""The search budget counts distinct architectures: a re-sampled one is told its known result but
-spends nothing, and a space smaller than the budget ends the search with one clear line."""
+"""The search budget counts distinct architectures: a re-sample is told its known result but spends nothing, and a
+space smaller than the budget ends the search with one clear line."""
 from __future__ import annotations
 
 import json
@@ -12,8 +12,7 @@ MAX_REPEATS_IN_A_ROW = 200
 
 @dataclass
 class DistinctBudget:
-    """``total`` distinct architectures to finish; ``finished`` holds the identities of those that have
-    (completed, pruned or infeasible), ``space_size`` how many the space has when that is known."""
+    """``total`` distinct architectures to finish, the identities of those ``finished``, the ``space_size``."""
 
     total: int
     space_size: int | None = None
@@ -25,9 +24,7 @@ class DistinctBudget:
     @staticmethod
     def identity(arch_hash: str | None, params: dict[str, Any] | None = None) -> str:
         """An architecture's identity: its hash, or the sampled knobs of one that does not build."""
-        if arch_hash:
-            return arch_hash
-        return "params:" + json.dumps(params or {}, sort_keys=True, default=str)
+        return arch_hash or "params:" + json.dumps(params or {}, sort_keys=True, default=str)
 
     @property
     def count(self) -> int:
@@ -61,5 +58,6 @@ class DistinctBudget:
                     "(widen the space or lower study.trials)")
         if self.repeats_in_a_row >= self.max_repeats_in_a_row:
             return (f"the sampler proposed {self.repeats_in_a_row} already-evaluated architectures in a row after "
-                    f"{self.count} distinct ones: the space looks exhausted, stopping below study.trials = {self.total}")
+                    f"{self.count} distinct ones: the space looks exhausted, stopping below study.trials = "
+                    f"{self.total}")
         return None

@@ -1,13 +1,6 @@
-"""The one ask/tell loop of a search, and the `Evaluator` protocol of what runs its trials.
-
-`SearchLoop` owns every decision of a search: what to evaluate next (`ask`: sample, answer a re-sampled
-architecture with its known result and an infeasible one with the worst values, at once), whether a
-trial goes on past a rung (`go_on`), and what is stored when a trial ends (`tell`, the one
-`wfsearch.study.tell`); with the budget of distinct architectures and the progress counts. An
-`Evaluator` runs the trials it asks for and hands their outcomes back: Ray Tune trainings
-(`wfsearch.search.tune.TuneEvaluator`) or the replay of a tabulated space on a simulated clock
-(`wfsearch.search.simulate.TableEvaluator`), as Syne Tune runs its simulator as a backend behind the
-same tuner. What `run` stores, the simulator stores, by construction. Ray-free.
+"""The one ask/tell loop of a search (`SearchLoop`: what to evaluate next, whether a trial goes on past a rung,
+what is stored when it ends) and the `Evaluator` protocol of what runs its trials: Ray Tune trainings
+(`wfsearch.search.tune`) or a table replay on a simulated clock (`wfsearch.search.simulate`). Ray-free.
 """
 from __future__ import annotations
 
@@ -20,6 +13,7 @@ from optuna.trial import TrialState
 
 from wfsearch.study import (Outcome, Proposal, Status, TrialRecord, as_dicts, known_results, read_records,
                             set_study_attrs, tell, write_header, write_proposal)
+from wfsearch.study.front import one_per_arch
 from wfsearch.study.hypervolume import BOX_ATTR
 from wfsearch.study.optuna_api import trial_id
 
@@ -37,8 +31,7 @@ class Evaluator(Protocol):
     """What runs the trials of a `SearchLoop`."""
 
     def run(self, loop: "SearchLoop") -> None:
-        """Evaluate what ``loop.ask()`` proposes until it answers `FINISHED`, telling every outcome
-        (``loop.tell``) and asking ``loop.go_on`` at each rung."""
+        """Evaluate what ``loop.ask()`` proposes until `FINISHED` (``loop.go_on`` at each rung, then ``loop.tell``)."""
 
     def evaluate(self, proposals: Sequence[Proposal]) -> list[Outcome]:
         """The outcomes of fixed proposals (the references), evaluated to the end."""
@@ -61,10 +54,8 @@ class SearchLoop:
     on_told: Callable[[TrialRecord], None] | None = None  # called with every told trial (a tracker)
 
     def ask(self) -> tuple[optuna.Trial, Proposal] | str | None:
-        """The next trial to evaluate and its proposal; None while the rest of the budget is running;
-        `FINISHED` once the budget's distinct architectures have finished or the space is exhausted.
-        A proposal with a known outcome (a re-sample, an infeasible design) is told at once, and
-        sampling goes on."""
+        """The next trial and its proposal; None while the rest of the budget is running; `FINISHED` once it is
+        spent or the space is exhausted. A known outcome (a re-sample, an infeasible design) is told at once."""
         b = self.budget
         while True:
             if b.reached() or b.stop_reason:
@@ -120,7 +111,7 @@ class SearchLoop:
         return frozen
 
     def store_box(self) -> None:
-        """The study's hypervolume box, stored once the progress has fixed it (readers then use the same)."""
+        """Store the study's hypervolume box once the progress has fixed it (readers then use the same)."""
         box = self.progress.hv_box
         if box is not None and not self.box_stored:
             if self.study.user_attrs.get(BOX_ATTR) != box.to_dict():
@@ -153,18 +144,12 @@ def distinct_budget(spec: Any, source: optuna.Study | list[TrialRecord]) -> Dist
 
 def pareto_candidates(records: list[TrialRecord]) -> list[TrialRecord]:
     """The trained trials, one per architecture (a repeat that reused an earlier result is not a second point)."""
-    out, seen = [], set()
-    for r in records:
-        if r.state == TrialState.COMPLETE and r.trained and (r.arch_hash is None or r.arch_hash not in seen):
-            out.append(r)
-            seen.add(r.arch_hash)
-    return out
+    return one_per_arch([r for r in records if r.state == TrialState.COMPLETE and r.trained])
 
 
 def search_loop(spec: Any, study: optuna.Study, records: list[TrialRecord], rungs: ParetoRungs | None = None,
                 progress: SearchProgress | None = None) -> SearchLoop:
-    """The loop of ``spec``'s search on ``study``, continuing from its finished search ``records``
-    (``progress``: the live line's state, else a new one)."""
+    """The loop of ``spec``'s search on ``study``, continuing from its finished search ``records``."""
     names, directions = objective_names(spec)
     finished = [r for r in records if r.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     budget = distinct_budget(spec, finished)
@@ -189,16 +174,14 @@ def reference_proposals(spec: Any) -> list[Proposal]:
 
 
 def evaluate_references(spec: Any, study: optuna.Study, evaluator: Evaluator, machine: dict) -> list[TrialRecord]:
-    """Evaluate the spec's references not evaluated yet in ``study`` (``<name>:references``), through the
-    same proposal, evaluator and `tell` as the search; its trained references."""
+    """Evaluate the spec's references not yet in ``study`` (``<name>:references``); its trained references."""
     names, directions = objective_names(spec)
     write_header(study, spec, machine)
     done = {r.name for r in read_records(study, (TrialState.COMPLETE,))}
     todo = [p for p in reference_proposals(spec) if p.name not in done]
-    trials = []
-    for p in todo:
-        trials.append(study.ask())
-        write_proposal(trials[-1], p)
+    trials = [study.ask() for _ in todo]
+    for trial, p in zip(trials, todo):
+        write_proposal(trial, p)
     for trial, p, outcome in zip(trials, todo, evaluator.evaluate(todo) if todo else []):
         if outcome.status is not Status.OK:
             log.warning("reference %s: %s", p.name, outcome.reason)

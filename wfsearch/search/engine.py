@@ -1,16 +1,14 @@
 """`run_search`: a multi-objective search on Ray Tune, every trial stored in an Optuna study.
 
-The study is prepared (its header, its sampler, the run lease), the references and then the search
-run through the one `SearchLoop` with the Ray Tune evaluator (`wfsearch.search.tune`): Optuna samples,
-Ray runs one proxy evaluation per trial on a CPU/GPU slot, the Pareto-aware successive-halving
-scheduler stops trials that fall behind at a rung, and the study in RDB storage holds states, values
-and every attribute needed to rebuild and export a trial. Re-running continues the same study.
+The study is prepared (header, sampler, run lease); the references and then the search run through the one
+`SearchLoop` with the Ray Tune evaluator (`wfsearch.search.tune`). Re-running continues the same study.
 """
 from __future__ import annotations
 
 import logging
 import os
 import platform
+import statistics
 import sys
 import time
 import warnings
@@ -41,7 +39,7 @@ from .sampler import SAMPLER_ATTR, SpaceFunction, make_sampler, objective_names,
 from .ray_api import await_result, concurrency, init_ray, shutdown_ray
 from .stop import Interrupted, StopOnSignal
 from .progress import SearchProgress
-from .tune import ProgressPrinter, TuneEvaluator
+from .tune import ProgressPrinter, TuneEvaluator, exception_chain
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +62,6 @@ class RunSummary:
     verdict: str = ""  # how far the proxy's ranking can be trusted (`wfsearch.study.verdict.verdict_line`)
 
 
-# --------------------------------------------------------------------------- study helpers
 def storage_url(spec: Any) -> str:
     """The spec's storage URL; by default ``sqlite:///studies/<name>/optuna.db`` under the current folder."""
     return spec.study.storage or default_storage_url(spec.study.name)
@@ -85,15 +82,11 @@ def study_dir_for(spec: Any) -> Path:
 def hardware_info() -> dict[str, Any]:
     info = {"hostname": platform.node(), "cpu": platform.processor() or platform.machine(),
             "cpu_count": os.cpu_count(), "python": platform.python_version(), **gpu_info()}
-    try:
-        import ray
-        info["ray"] = ray.__version__
-    except ImportError:  # pragma: no cover
-        pass
-    return info
+    import ray
+
+    return {**info, "ray": ray.__version__}
 
 
-# --------------------------------------------------------------------------- the run
 def quiet_optuna() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -104,9 +97,8 @@ RESUMABLE_CHANGES = (("study", "trials"), ("study", "storage"), ("resources",))
 
 
 def spec_change(stored: Any, spec: Any) -> str | None:
-    """The first key path where ``spec`` differs from the ``stored`` spec of a study in what decides
-    results (``"proxy.dataset.num_classes: 4 -> 8"``), or None. Both sides are read by this version
-    (the stored one rebuilt with today's defaults), so a key added since is no change."""
+    """The first key path where ``spec`` differs from the ``stored`` one (rebuilt with today's defaults) in what
+    decides results (``"proxy.dataset.num_classes: 4 -> 8"``), or None."""
     from wfsearch.space import spec_from_dict
 
     if not isinstance(stored, dict):
@@ -129,10 +121,7 @@ def spec_change(stored: Any, spec: Any) -> str | None:
 def _first_difference(a: Any, b: Any, path: tuple) -> str | None:
     if isinstance(a, dict) and isinstance(b, dict):
         for k in sorted(set(a) | set(b), key=str):
-            if k not in a or k not in b:
-                shown = ".".join(map(str, (*path, k)))
-                return f"{shown}: {_short(a.get(k, '(absent)'))} -> {_short(b.get(k, '(absent)'))}"
-            diff = _first_difference(a[k], b[k], (*path, k))
+            diff = _first_difference(a.get(k, "(absent)"), b.get(k, "(absent)"), (*path, k))
             if diff:
                 return diff
         return None
@@ -148,9 +137,7 @@ def _short(v: Any) -> str:
 
 def prepare_study(spec: Any, fresh: bool = False
                   ) -> tuple[optuna.Study, optuna.storages.RDBStorage, str | None, StudyLease]:
-    """Open (or create) the study with its objectives, header and sampler (the one resolved when it was
-    created), holding its run lease (a second run on the study is refused); with ``fresh``, archive the
-    old one. Release the lease when the run ends."""
+    """Open (or create) the study with its header and sampler, holding its run lease; ``fresh`` archives the old one."""
     quiet_optuna()
     storage = open_storage(storage_url(spec))
     names, directions = objective_names(spec)
@@ -183,8 +170,8 @@ def prepare_study(spec: Any, fresh: bool = False
 def _check_resumable(spec: Any, attrs: dict, names: list[str]) -> None:
     old = [o["name"] for o in attrs.get("objectives") or []]
     if old and old != names:
-        raise UserError(f"study {spec.study.name!r} in {safe_url(storage_url(spec))}: it was run with objectives {old}, "
-                        f"the spec now says {names}; use --fresh to start a new study (the old one is kept)")
+        raise UserError(f"study {spec.study.name!r} in {safe_url(storage_url(spec))}: it was run with objectives "
+                        f"{old}, the spec now says {names}; use --fresh to start a new study (the old one is kept)")
     if attrs.get("spec_hash") not in (None, spec.hash):
         change = spec_change(attrs.get("spec"), spec)
         if change:
@@ -195,8 +182,8 @@ def _check_resumable(spec: Any, attrs: dict, names: list[str]) -> None:
 
 
 def preflight_data(spec: Any, cache_dir: str) -> None:
-    """Load a real dataset once on the driver: a missing folder is one clear line before Ray starts,
-    and the decoded tensors land in the study's cache for every worker. A bad WFSEARCH_LOCK_DIR is one line too."""
+    """Load a real dataset once on the driver (a missing folder, or a bad WFSEARCH_LOCK_DIR, is one line before Ray
+    starts; the decoded tensors land in the study's cache for every worker)."""
     from wfsearch.proxy.devicelock import lock_dir
 
     lock_dir()
@@ -211,31 +198,22 @@ SCALE_ATTR = "throughput_scale"
 
 
 def throughput_scale(spec: Any, study: optuna.Study, settings: dict) -> float | None:
-    """The study's pooled median reference images/s: the scale of the paired speed objective.
+    """The study's pooled median reference images/s (paired ``throughput`` = per-repeat ratio x this), measured once
+    as a trial would and stored as ``throughput_scale``; None without a reference model."""
+    import ray
 
-    Every trial's stored ``throughput`` is its per-repeat ratio to the reference model (measured
-    alongside it) times this one number, fixed for the whole study: measured once, before the
-    first trial, as a trial would (a Ray task with a trial's resources, the spec's throughput
-    setting), the reference timed against itself, all repeats of both copies pooled; stored in the
-    study attribute ``throughput_scale`` and reused when the study is continued. None (objective =
-    raw images/s) without a reference model.
-    """
     reference = spec.throughput.reference
     if not reference or settings.get("noop"):
         return None
     known = study_attrs(study).get(SCALE_ATTR) or {}
     if known.get("reference") == reference and known.get("img_s"):
         return float(known["img_s"])
-    import ray
-
     remote = ray.remote(num_cpus=spec.resources.cpus_per_trial, num_gpus=spec.resources.gpus_per_trial,
                         max_retries=2)(_measure_reference)
     costs = await_result(remote.remote(reference, settings), spec, f"the speed calibration of {reference}")
     samples = [*costs.get("throughput_img_s_samples", []), *costs.get("reference_samples", [])]
     if not samples:
         return None
-    import statistics
-
     scale = {"reference": reference, "img_s": statistics.median(samples), "samples": len(samples),
              "device": costs.get("device"), "clock": costs.get("clock"),
              "how": "median images/s of the reference model over every repeat of one measurement of it against "
@@ -256,17 +234,36 @@ def _measure_reference(reference: str, settings: dict) -> dict:
 def run_search(spec: Any, *, address: str | None = None, fresh: bool = False, progress: bool = True,
                noop: bool = False, time_budget_s: float | None = None, stream: Any = None,
                enqueue: list[dict] | None = None, trackers: tuple[str, ...] = ()) -> RunSummary:
-    """Run (or continue) the study of ``spec`` until ``spec.study.trials`` trials have finished;
-    ``trackers`` (``"tensorboard"``, ``"wandb"``) also log the search there (`search_trackers`).
-
-    A run that fails before its study holds any trial leaves nothing behind (no study, no folder);
-    a storage failure (disk full, read-only, damaged file) is one `UserError` line.
-    """
+    """Run (or continue) the study of ``spec`` until ``spec.study.trials`` trials have finished; ``trackers``
+    (``"tensorboard"``, ``"wandb"``) also log it. A run that fails before its study holds a trial leaves nothing
+    behind; a storage failure (disk full, read-only, damaged file) is one `UserError` line."""
     sdir = study_dir_for(spec)
     new_folder = not sdir.exists()
     try:
-        return _run_search(spec, address=address, fresh=fresh, progress=progress, noop=noop,
-                           time_budget_s=time_budget_s, stream=stream, enqueue=enqueue, trackers=trackers)
+        t0 = time.monotonic()
+        if address is None:  # a local cluster: a trial larger than this machine is refused before anything is made
+            concurrency(spec, {"CPU": os.cpu_count() or 1, "GPU": gpu_count()}, "this machine")
+        study, storage, archived, lease = prepare_study(spec, fresh)
+        for params in enqueue or ():  # known designs first, as Optuna's enqueue_trial does (once per study)
+            study.enqueue_trial(params, skip_if_exists=True)
+
+        def mark_interrupted(signum: int) -> int:
+            return fail_stale_trials(study, f"interrupted: the run was stopped ({Interrupted(signum).signal_name}) "
+                                            "while this trial ran; `wfsearch run` again resumes the study")
+
+        stop = StopOnSignal(on_hard_stop=mark_interrupted)
+        stop.install()
+        try:
+            return _search(spec, study, storage, archived, stop, t0, address=address, progress=progress, noop=noop,
+                           time_budget_s=time_budget_s, stream=stream, trackers=trackers)
+        except Interrupted as e:
+            e.marked = mark_interrupted(e.signum)
+            shutdown_ray()  # now, from Python: left to interpreter exit it takes many seconds
+            raise e from None
+        finally:
+            stop.restore()
+            lease.release()
+            checkpoint_wal(sqlite_path(storage_url(spec)))  # the study whole in optuna.db, however the run ended
     except BaseException as e:
         if not isinstance(e, StudyBusy):  # never touch a study that another run holds
             _remove_if_empty(spec, sdir, new_folder)
@@ -294,36 +291,25 @@ def _ray_error(e: BaseException) -> UserError | None:
 
 def _storage_error(spec: Any, e: BaseException) -> UserError | None:
     """One line for a storage failure anywhere in ``e``'s chain (Ray may wrap it), else None."""
-    from wfsearch.study.sqlite import storage_error
-
-    path = sqlite_path(storage_url(spec))
-    shown = str(path) if path is not None else "the study storage"
-    seen = set()
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        if isinstance(e, (OSError, *_db_errors())):
-            err = storage_error(shown, e)
-            if err is not None:
-                return err
-        e = e.__cause__ or e.__context__
-    return None
-
-
-def _db_errors() -> tuple[type, ...]:
     import sqlite3
 
     import sqlalchemy.exc
 
-    return (sqlite3.Error, sqlalchemy.exc.DBAPIError)
+    from wfsearch.study.sqlite import storage_error
+
+    path = sqlite_path(storage_url(spec))
+    shown = str(path) if path is not None else "the study storage"
+    errs = (storage_error(shown, c) for c in exception_chain(e)
+            if isinstance(c, (OSError, sqlite3.Error, sqlalchemy.exc.DBAPIError)))
+    return next((err for err in errs if err is not None), None)
 
 
 def _remove_if_empty(spec: Any, sdir: Path, new_folder: bool) -> None:
     """After a failed run: drop a study that holds no trial yet, and its folder if this run made it."""
+    url, path = storage_url(spec), sqlite_path(storage_url(spec))
     try:
-        storage = optuna.storages.RDBStorage(storage_url(spec), skip_table_creation=True,
-                                             engine_kwargs=engine_options(storage_url(spec))) \
-            if sqlite_path(storage_url(spec)) is None or sqlite_path(storage_url(spec)).exists() else None
-        if storage is not None:
+        if path is None or path.exists():
+            storage = optuna.storages.RDBStorage(url, skip_table_creation=True, engine_kwargs=engine_options(url))
             names = {s.study_name for s in storage.get_all_studies()}  # names only: summaries read every trial
             if spec.study.name in names and not optuna.load_study(study_name=spec.study.name,
                                                                   storage=storage).get_trials(deepcopy=False):
@@ -340,34 +326,6 @@ def _remove_if_empty(spec: Any, sdir: Path, new_folder: bool) -> None:
 
         shutil.rmtree(sdir, ignore_errors=True)
 
-
-def _run_search(spec: Any, *, address: str | None, fresh: bool, progress: bool, noop: bool,
-                time_budget_s: float | None, stream: Any, enqueue: list[dict] | None = None,
-                trackers: tuple[str, ...] = ()) -> RunSummary:
-    t0 = time.monotonic()
-    if address is None:  # a local cluster: a trial larger than this machine is refused before anything is made
-        concurrency(spec, {"CPU": os.cpu_count() or 1, "GPU": gpu_count()}, "this machine")
-    study, storage, archived, lease = prepare_study(spec, fresh)
-    for params in enqueue or ():  # known designs first, as Optuna's enqueue_trial does (once per study)
-        study.enqueue_trial(params, skip_if_exists=True)
-
-    def mark_interrupted(signum: int) -> int:
-        return fail_stale_trials(study, reason=f"interrupted: the run was stopped ({Interrupted(signum).signal_name}) "
-                                               "while this trial ran; `wfsearch run` again resumes the study")
-
-    stop = StopOnSignal(on_hard_stop=mark_interrupted)
-    stop.install()
-    try:
-        return _search(spec, study, storage, archived, stop, t0, address=address, progress=progress, noop=noop,
-                       time_budget_s=time_budget_s, stream=stream, trackers=trackers)
-    except Interrupted as e:
-        e.marked = mark_interrupted(e.signum)
-        shutdown_ray()  # now, from Python: left to interpreter exit it takes many seconds
-        raise e from None
-    finally:
-        stop.restore()
-        lease.release()
-        checkpoint_wal(sqlite_path(storage_url(spec)))  # the study whole in optuna.db, however the run ended
 
 
 def _search(spec: Any, study: optuna.Study, storage: optuna.storages.RDBStorage, archived: str | None,
@@ -395,84 +353,71 @@ def _search(spec: Any, study: optuna.Study, storage: optuna.storages.RDBStorage,
     printer.set_phase("checking the data")
     printer.start()
     try:
-        return _search_phases(spec, study, storage, archived, stop, t0, sdir, settings, printer,
-                              address=address, time_budget_s=time_budget_s, trackers=trackers)
+        preflight_data(spec, settings["cache_dir"])
+        printer.set_phase("starting Ray")
+        init_ray(address, sdir)
+        trials_at_once = concurrency(spec)  # before anything waits on Ray: a task larger than the cluster never runs
+        stop.install()  # ray.init sets its own SIGTERM handler
+        if spec.throughput.reference and not settings.get("noop"):
+            printer.set_phase(f"measuring the reference {spec.throughput.reference} (the speed scale)")
+        settings["reference_img_s"] = prog.reference_img_s = throughput_scale(spec, study, settings)
+        settings["seed_noise"] = study_attrs(study).get("seed_noise")
+        evaluator = TuneEvaluator(spec, settings, sdir, stop, time_budget_s=time_budget_s,
+                                  concurrency=trials_at_once, printer=printer)
+        references = []
+        if spec.references:
+            printer.set_phase(f"evaluating {len(spec.references)} reference(s)")
+            ref_study = optuna.create_study(study_name=references_study_name(spec.study.name), storage=storage,
+                                            directions=directions, load_if_exists=True)
+            references = evaluate_references(spec, ref_study, evaluator, hardware_info())
+        printer.set_phase("reading the study")
+        ended = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)  # states a trial never leaves
+        read_first = search_records(study, ended)  # read once: a study may hold many thousands of trials
+        loop = search_loop(spec, study, read_first, progress=prog)
+        tracking = search_trackers(spec, sdir, loop, trackers)
+        printer.set_phase("searching")
+        try:
+            evaluator.run(loop)
+        finally:
+            if tracking is not None:
+                tracking.close()
+        prog.running = 0
+        printer.set_phase("finishing")
+        study = optuna.load_study(study_name=spec.study.name, storage=storage)
+        # the trials read at the start have ended and cannot change: read only the newer ones
+        last = max((r.number for r in read_first), default=None)
+        records = list({r.number: r for r in [*read_first, *search_records(study, ended, after_number=last)]}.values())
+        front = pareto_front([r for r in records if r.state == TrialState.COMPLETE], directions)
+        box = prog.hv_box  # the study's fixed box: the live line's
+        hv = box.hypervolume([t.values for t in front]) if box is not None and front else 0.0
+        budget = loop.budget
+        printer.set_phase("done")
+        printer.emit(final=True)
+        log.info("run ended: %d distinct architectures finished, front %s, hypervolume %.3f, %.0f s",
+                 budget.count, [t.number for t in front], hv, time.monotonic() - t0)
+        if budget.stop_reason:
+            log.info("%s", budget.stop_reason)
+        return RunSummary(study_name=spec.study.name, storage=safe_url(storage_url(spec)), study_dir=sdir,
+                          finished=distinct_budget(spec, records).count, repeats=loop.progress.repeats,
+                          stopped=budget.stop_reason, pruned=sum(r.state == TrialState.PRUNED for r in records),
+                          failed=sum(r.state == TrialState.FAIL for r in records), front=front, references=references,
+                          hypervolume=hv, archived_as=archived, seconds=time.monotonic() - t0,
+                          verdict=verdict_line(study_attrs(study), settings["proxy"],
+                                               spec.path and os.path.relpath(spec.path)))
     finally:
         printer.stop()
 
 
-def _search_phases(spec: Any, study: optuna.Study, storage: optuna.storages.RDBStorage, archived: str | None,
-                   stop: StopOnSignal, t0: float, sdir: Path, settings: dict, printer: ProgressPrinter, *,
-                   address: str | None, time_budget_s: float | None, trackers: tuple[str, ...] = ()) -> RunSummary:
-    names, directions = objective_names(spec)
-    prog = printer.progress
-    preflight_data(spec, settings["cache_dir"])
-    printer.set_phase("starting Ray")
-    init_ray(address, sdir)
-    trials_at_once = concurrency(spec)  # before anything waits on Ray: a task larger than the cluster never runs
-    stop.install()  # ray.init sets its own SIGTERM handler
-    if spec.throughput.reference and not settings.get("noop"):
-        printer.set_phase(f"measuring the reference {spec.throughput.reference} (the speed scale)")
-    settings["reference_img_s"] = prog.reference_img_s = throughput_scale(spec, study, settings)
-    settings["seed_noise"] = study_attrs(study).get("seed_noise")
-    evaluator = TuneEvaluator(spec, settings, sdir, stop, time_budget_s=time_budget_s,
-                              concurrency=trials_at_once, printer=printer)
-    references = []
-    if spec.references:
-        printer.set_phase(f"evaluating {len(spec.references)} reference(s)")
-        ref_study = optuna.create_study(study_name=references_study_name(spec.study.name), storage=storage,
-                                        directions=directions, load_if_exists=True)
-        references = evaluate_references(spec, ref_study, evaluator, hardware_info())
-    printer.set_phase("reading the study")
-    ended = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)  # states a trial never leaves
-    read_first = search_records(study, ended)  # read once: a study may hold many thousands of trials
-    loop = search_loop(spec, study, read_first, progress=prog)
-    tracking = search_trackers(spec, sdir, loop, trackers)
-    printer.set_phase("searching")
-    try:
-        evaluator.run(loop)
-    finally:
-        if tracking is not None:
-            tracking.close()
-    prog.running = 0
-    printer.set_phase("finishing")
-    study = optuna.load_study(study_name=spec.study.name, storage=storage)
-    # the trials read at the start have ended and cannot change: read only the newer ones
-    last = max((r.number for r in read_first), default=None)
-    records = list({r.number: r for r in [*read_first, *search_records(study, ended, after_number=last)]}.values())
-    front = pareto_front([r for r in records if r.state == TrialState.COMPLETE], directions)
-    box = prog.hv_box  # the study's fixed box: the live line's
-    hv = box.hypervolume([t.values for t in front]) if box is not None and front else 0.0
-    budget = loop.budget
-    printer.set_phase("done")
-    printer.emit(final=True)
-    log.info("run ended: %d distinct architectures finished, front %s, hypervolume %.3f, %.0f s",
-             budget.count, [t.number for t in front], hv, time.monotonic() - t0)
-    if budget.stop_reason:
-        log.info("%s", budget.stop_reason)
-    return RunSummary(study_name=spec.study.name, storage=safe_url(storage_url(spec)), study_dir=sdir,
-                      finished=distinct_budget(spec, records).count, repeats=loop.progress.repeats,
-                      stopped=budget.stop_reason, pruned=sum(r.state == TrialState.PRUNED for r in records),
-                      failed=sum(r.state == TrialState.FAIL for r in records), front=front, references=references,
-                      hypervolume=hv, archived_as=archived, seconds=time.monotonic() - t0,
-                      verdict=verdict_line(study_attrs(study), settings["proxy"],
-                                           spec.path and os.path.relpath(spec.path)))
-
-
 def search_trackers(spec: Any, sdir: Path, loop: Any, which: tuple[str, ...]) -> Any:
-    """TensorBoard (``studies/<name>/tensorboard/``) and/or W&B for the search, as ``which`` asks: every
-    finished distinct architecture logs its objectives (``trial/<name>``) and the search's progress
-    (``search/hypervolume`` in the study's fixed box, ``search/front_size``, ``search/best_<name>``,
-    ``search/pruned``, ``search/failed``) at the count of distinct architectures finished. None when
-    nothing is asked."""
+    """TensorBoard (``studies/<name>/tensorboard/``) and/or W&B, as ``which`` asks (None when nothing is): every
+    finished distinct architecture logs ``trial/<objective>`` and ``search/hypervolume``, ``front_size``,
+    ``best_<objective>``, ``pruned``, ``failed``, at the count of distinct architectures finished."""
     if not which:
         return None
+    from wfsearch.study.write import stored_spec
     from wfsearch.tracking import RunTrackers
 
-    stored = spec.to_dict()
-    if stored.get("study", {}).get("storage"):
-        stored["study"]["storage"] = safe_url(stored["study"]["storage"])
-    trackers = RunTrackers(sdir, spec.study.name, stored, tensorboard="tensorboard" in which,
+    trackers = RunTrackers(sdir, spec.study.name, stored_spec(spec), tensorboard="tensorboard" in which,
                            wandb="wandb" in which, resume=True, first_step=loop.budget.count + 1)
     prog, last = loop.progress, [loop.budget.count]
 
@@ -491,10 +436,8 @@ def search_trackers(spec: Any, sdir: Path, loop: Any, which: tuple[str, ...]) ->
 
 
 class _QuietFileHandler(logging.FileHandler):
-    """The run's log file; a full or read-only disk stops it quietly (the run itself reports that)."""
-
     def handleError(self, record: logging.LogRecord) -> None:
-        pass
+        """A full or read-only disk stops the run's log quietly (the run itself reports that)."""
 
 
 def _log_to_file(path: Path) -> None:

@@ -10,15 +10,7 @@ from wfsearch.study.hypervolume import HypervolumeBox, study_box
 
 @dataclass
 class SearchProgress:
-    """Counts and the current front of a running search; `line()` renders it.
-
-    The front is kept incrementally (a point dominated on arrival never joins it; one that joins drops
-    the points it dominates), with the running best of each objective, so a progress line costs
-    O(front) however many trials the study holds. An architecture counts once: a repeat that reused an
-    earlier result is not a second point, as in the final summary. The hypervolume's box is the study's
-    (`wfsearch.study.hypervolume.study_box`): fixed from the first point on, so the figure never falls.
-    ``phase`` says what the run is doing (starting Ray, measuring the reference, searching ...).
-    """
+    """Counts and the current front of a running search (incremental: a line costs O(front)); `line()` renders it."""
 
     total: int
     objectives: list[str]
@@ -41,15 +33,12 @@ class SearchProgress:
     _archs: set[str] = field(default_factory=set, repr=False)
     _hv: float | None = field(default=None, repr=False)  # cached until the front or the reference changes
 
-    def _signs(self) -> tuple[float, ...]:
-        return loss_signs(self.directions)
-
     def add_point(self, values: list[float], arch_hash: str | None = None) -> None:
         if arch_hash is not None:
             if arch_hash in self._archs:
                 return
             self._archs.add(arch_hash)
-        loss = tuple(v * s for v, s in zip(values, self._signs()))
+        loss = tuple(v * s for v, s in zip(values, loss_signs(self.directions)))
         self.n_points += 1
         if self.hv_box is None:
             self.hv_box = study_box(self.objectives, self.directions, chance=self.chance,
@@ -63,11 +52,11 @@ class SearchProgress:
 
     def front(self) -> list[list[float]]:
         """The current non-dominated points, in the objectives' own signs."""
-        signs = self._signs()
+        signs = loss_signs(self.directions)
         return [[v * s for v, s in zip(q, signs)] for q in self._front]
 
     def hypervolume(self) -> float:
-        """The normalized hypervolume (`wfsearch.study.hypervolume`) of the front in the study's box."""
+        """The normalized hypervolume of the front in the study's box."""
         if not self._front or self.hv_box is None:
             return 0.0
         if self._hv is None:
@@ -78,7 +67,7 @@ class SearchProgress:
         if metric not in self.objectives or self._best is None:
             return None
         j = self.objectives.index(metric)
-        return self._best[j] * self._signs()[j]
+        return self._best[j] * loss_signs(self.directions)[j]
 
     def eta_seconds(self) -> float | None:
         left = self.total - self.finished
@@ -93,18 +82,13 @@ class SearchProgress:
         elapsed = f"elapsed {_fmt(time.monotonic() - self.started)}"
         if self.phase != "searching" and not self.finished and not self.running:
             return f"{self.phase} | {elapsed}"  # before the first trial: what the run is doing
-        parts = [self.phase, f"trials {self.finished}/{self.total}" + (f" (+{self.repeats} re-sampled)" if self.repeats else ""),
-                 f"running {self.running}"]
-        if self.pruned:
-            parts.append(f"pruned {self.pruned}")
-        if self.failed:
-            parts.append(f"failed {self.failed}")
+        repeats = f" (+{self.repeats} re-sampled)" if self.repeats else ""
+        parts = [self.phase, f"trials {self.finished}/{self.total}{repeats}", f"running {self.running}"]
+        parts += [f"{k} {n}" for k, n in (("pruned", self.pruned), ("failed", self.failed)) if n]
         parts.append(f"front {len(self.front())}")
-        acc, tp = self.best("accuracy"), self.best("throughput")
-        if acc is not None:
-            parts.append(f"best acc {acc:.3f}")
-        if tp is not None:
-            parts.append(f"best img/s {tp:.0f}")
+        for metric, fmt in (("accuracy", "best acc {:.3f}"), ("throughput", "best img/s {:.0f}")):
+            if self.best(metric) is not None:
+                parts.append(fmt.format(self.best(metric)))
         parts.append(f"HV {self.hypervolume():.3f}")
         eta = self.eta_seconds() if self.finished < self.total else None  # done: the phase says what is left
         parts.append(elapsed + (f", ETA {_fmt(eta)}" if eta is not None else ""))

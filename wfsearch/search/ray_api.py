@@ -1,6 +1,5 @@
-"""Ray start-up, and the private Ray APIs this project uses, each named here once
-(tests/test_private_apis.py pins them): the loggers quieted, the switch that keeps a local cluster on
-loopback, and Tune's handler that ends a run (`wfsearch.search.stop` calls it)."""
+"""Ray start-up, and the private Ray APIs this project uses, each named here once (tests/test_private_apis.py
+pins them): the loggers quieted, the switch that keeps a local cluster on loopback, and Tune's stop handler."""
 from __future__ import annotations
 
 import logging
@@ -15,14 +14,11 @@ from wfsearch.gpu import gpu_count
 
 log = logging.getLogger(__name__)
 
-QUIET_LOGGERS = {
-    # the study is the record: Tune's own result files and their "not found" warnings are not needed
+QUIET_LOGGERS = {  # the study is the record: Tune's own result and state files are never read back (a full disk is
+    # reported once, by the study); token authentication on a loopback cluster is noise
     "ray.tune.analysis.experiment_analysis": logging.ERROR,
-    # Tune's own copy of its state under the study folder (never read back: the study is the search state);
-    # a full disk is reported once, by the study
     "ray.train._internal.syncer": logging.CRITICAL,
     "ray.tune.execution.experiment_state": logging.CRITICAL,
-    # a local cluster on loopback: Ray's notice that it turned token authentication on is noise here
     "ray._private.authentication.authentication_token_setup": logging.ERROR,
 }
 
@@ -71,23 +67,16 @@ def init_ray(address: str | None, log_dir: Path | None = None) -> None:
                             "start one with `ray start --head`") from e
     else:
         keep_on_loopback()
-        # address="local": always a new cluster of this run's own, even where `ray start` left one running
-        # on this machine (Ray would otherwise join that one; --address is how to join a cluster)
-        # a local node cannot be lost: only starved (every core busy training), so it is never declared dead
-        # for late health checks (Ray's default gives up after about 15 s of them, and ends the run)
+        # "local": a new cluster of this run's own even where `ray start` left one; a local node is only ever
+        # starved (every core training), never lost, so late health checks do not end the run
         ray.init(address="local", num_cpus=os.cpu_count(), num_gpus=gpu_count(), _node_ip_address="127.0.0.1",
                  _system_config=LOCAL_HEALTH_CHECKS, **kwargs)
 
 
 def keep_on_loopback() -> None:
-    """Make every process of a local Ray cluster (GCS, raylet, runtime-env agent, driver and workers) listen
-    on 127.0.0.1 only.
-
-    `ray.init(_node_ip_address="127.0.0.1")` alone is not enough: Ray turns a loopback node address into
-    the machine's routable one, and its gRPC servers listen on all interfaces unless the node address is
-    loopback. Ray keeps the node on loopback when multi-node clustering is off (its switch is named for
-    Windows and macOS, where that is the default); a local run never needs other nodes, so it is turned
-    off here, for the driver and, through the environment, for every process Ray starts.
+    """Make every process of a local Ray cluster listen on 127.0.0.1 only. ``_node_ip_address`` alone is not
+    enough: Ray turns a loopback address into the routable one unless multi-node clustering is off (its switch is
+    named for Windows and macOS); off here, for the driver and, through the environment, every process Ray starts.
     """
     import ray._private.ray_constants as ray_constants
 
@@ -97,8 +86,7 @@ def keep_on_loopback() -> None:
 
 
 def concurrency(spec: Any, res: dict | None = None, where: str = "the Ray cluster") -> int:
-    """Trials that run at once on ``res`` (default: the Ray cluster's resources): as many as its CPUs and GPUs
-    fit, at most ``max_concurrent``; a trial larger than ``where`` is one `UserError` line naming the key."""
+    """Trials at once on ``res`` (default: the cluster's), at most ``max_concurrent``; a trial too large: one line."""
     if res is None:
         import ray
 
@@ -122,8 +110,7 @@ REMOTE_WAIT_S = 6 * 3600.0  # the longest a reference's evaluation or the speed 
 
 
 def await_result(future: Any, spec: Any, what: str, poll_s: float = 10.0) -> Any:
-    """``ray.get(future)``, bounded: refused with one line as soon as the cluster can no longer fit a trial
-    (a node left), and after ``REMOTE_WAIT_S``."""
+    """``ray.get(future)``, refused with one line once the cluster cannot fit a trial, or after ``REMOTE_WAIT_S``."""
     import ray
 
     deadline = time.monotonic() + REMOTE_WAIT_S

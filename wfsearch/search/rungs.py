@@ -1,11 +1,7 @@
-"""The rung decision of Pareto-aware asynchronous successive halving (MO-ASHA), without Ray.
-
-At each rung (an epoch count from the spec's ``proxy.epochs``) a trial's objectives at that rung are
-recorded; it goes on only if it ranks in the top ``1/reduction_factor`` of all trials recorded at
-that rung, ranked by non-dominated sorting with crowding distance breaking ties (asynchronous: it is
-compared with the trials that have reached the rung so far, so nothing waits). The Ray scheduler
-(`wfsearch.search.scheduler`) and the table simulator (`wfsearch.search.simulate`) both decide here.
-"""
+"""The rung decision of Pareto-aware asynchronous successive halving (MO-ASHA), without Ray: at each rung (an
+epoch of ``proxy.epochs``) a trial goes on only if it ranks in the top ``1/reduction_factor`` of the trials
+recorded there so far (non-dominated sorting, crowding distance breaking ties). Used by the Ray scheduler and
+the table simulator."""
 from __future__ import annotations
 
 import logging

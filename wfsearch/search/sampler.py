@@ -1,8 +1,5 @@
-"""The sampler and the define-by-run function of a search (`SearchLoop` asks through them).
-
-Ray-free (Optuna only): `make_sampler` builds the spec's seeded Optuna sampler (``auto`` resolved once
-per study and kept with it, so a resumed study keeps its sampler), `SpaceFunction` turns one Optuna
-trial into a `Proposal` (design, deployed network, constraints, a repeat's known result) and writes it.
+"""The sampler and the define-by-run function of a search (Optuna only): `make_sampler` builds the spec's seeded
+sampler (``auto`` resolved once per study and kept with it), `SpaceFunction` turns an Optuna trial into a `Proposal`.
 """
 from __future__ import annotations
 
@@ -23,9 +20,7 @@ def objective_names(spec: Any) -> tuple[list[str], list[str]]:
 
 
 def resolve_sampler(spec: Any, stored: dict | None = None) -> dict[str, Any]:
-    """The sampler a study runs with: the one ``stored`` with it (what its first run resolved), else the
-    spec's, with ``auto`` decided by ``study.trials`` (TPE below 100, NSGA-II from 100) and the sizes
-    that follow from ``study.trials``; stored with the study, so a resumed study keeps it."""
+    """The sampler ``stored`` with a study, else the spec's (``auto``: TPE below 100 trials, NSGA-II from 100)."""
     name, trials = spec.study.sampler, spec.study.trials
     if stored and stored.get("name") and spec.study.sampler in ("auto", stored["name"]):
         return dict(stored)
@@ -39,29 +34,22 @@ def resolve_sampler(spec: Any, stored: dict | None = None) -> dict[str, Any]:
 
 
 def make_sampler(spec: Any, resolved: dict | None = None, resumed_at: int = 0) -> optuna.samplers.BaseSampler:
-    """The seeded Optuna sampler of `resolve_sampler` (``resolved`` as stored; None: resolve the spec's).
-    ``resumed_at``: the trials the study holds already; the seed moves on by as many, so that a resumed
-    study draws new designs instead of replaying the first run's random draws as repeats (a new study:
-    ``study.seed`` itself, reproducible)."""
+    """The seeded Optuna sampler of `resolve_sampler` (``resolved`` as stored). The seed moves on by ``resumed_at``
+    (the trials the study holds), so a resumed study draws new designs instead of replaying the first run's."""
     options = dict(resolved or resolve_sampler(spec))
     name, seed = options.pop("name"), (spec.study.seed + resumed_at) % 2**32
-    if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, **options)
-    if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, **options)
-    if name == "gp":
-        return optuna.samplers.GPSampler(seed=seed)
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
     if name == "grid":
         return optuna.samplers.GridSampler(spec.grid(), seed=seed)
-    raise AssertionError(f"unknown sampler {name!r}")  # the spec validates names
+    if name == "tpe":
+        options["multivariate"] = True
+    samplers = {"nsga2": optuna.samplers.NSGAIISampler, "tpe": optuna.samplers.TPESampler,
+                "gp": optuna.samplers.GPSampler, "random": optuna.samplers.RandomSampler}
+    return samplers[name](seed=seed, **options)  # the spec validates names
 
 
 class SpaceFunction:
-    """The define-by-run function: one asked Optuna trial -> the `Proposal` it evaluates (also written
-    to the trial). ``known``: outcomes by arch hash for re-samples; ``inflight``: arch hash -> the
-    Optuna trial id training it, for a re-sample to wait for."""
+    """The define-by-run function: an asked trial -> the `Proposal` it evaluates (also written to it). ``known``:
+    outcomes by arch hash for re-samples; ``inflight``: arch hash -> the trial id training it, to wait for."""
 
     def __init__(self, spec: Any, constraints: list[dict], known: dict[str, Outcome],
                  inflight: dict[str, int] | None = None):
@@ -69,8 +57,7 @@ class SpaceFunction:
         self.inflight = inflight if inflight is not None else {}
         self.proxy = spec.proxy.model_dump(mode="json")
         self.names = [f"{c['metric']} {c['op']} {c['value']:g}" for c in constraints] + ["buildable"]
-        # what follows from an architecture alone (deployed network, its costs): computed once per
-        # architecture, since a search re-samples the same ones many times
+        # the deployed network and its costs: once per architecture (a search re-samples the same ones many times)
         self._derived: dict[Any, tuple] = {}
 
     def _derive(self, arch: Any) -> tuple:

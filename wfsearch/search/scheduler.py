@@ -1,9 +1,5 @@
-"""Pareto-aware asynchronous successive halving (in the spirit of MO-ASHA) for Ray Tune.
-
-Neither Optuna's pruners nor Ray's schedulers handle several objectives. The rung decision lives in
-`wfsearch.search.rungs.ParetoRungs` (Ray-free, shared with the table simulator); this class feeds it
-the trials' per-epoch results and stops the trials it rejects.
-"""
+"""Pareto-aware asynchronous successive halving (MO-ASHA) for Ray Tune (neither Optuna's pruners nor Ray's
+schedulers handle several objectives): the decision is `wfsearch.search.rungs.ParetoRungs`'."""
 from __future__ import annotations
 
 import logging

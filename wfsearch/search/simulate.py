@@ -1,20 +1,10 @@
-"""Replay a search against a tabulated design space, in simulated time.
+"""Replay a search against a tabulated design space, in simulated time:
+``study, summary = simulate(spec, load_table("benchmarks/tables/predictors"), workers=2)``.
 
-    study, summary = simulate(spec, load_table("benchmarks/tables/predictors"), workers=2)
-
-The same `SearchLoop` as ``wfsearch run`` (the spec's sampler, the budget of distinct architectures,
-re-samples answered with their known result, the rung decision of the spec's scheduler, the one `tell`)
-with a different evaluator: `TableEvaluator` takes each trial's recorded run from the table (the run of
-its ``proxy.seed``, as ``run`` trains with it) instead of training, and advances a simulated clock by the
-run's recorded epoch times (plus the architecture's measurement time the first time it is trained) on
-``workers`` parallel slots. What a trial stores is what ``run`` would store (the paired throughput, the
-intervals), plus ``simulated`` (the table seed and the simulated start and end); the study's header holds
-the table's machine. `save_study` writes the in-memory study to SQLite with the trials' start and
-completion on the simulated clock, so `wfsearch show` and `wfsearch report` read it like any other.
-
-Speed: everything stays in memory (an in-memory Optuna study; `save_study` writes it once, in one
-transaction), nothing imports Ray or torch (but the GP sampler), and what follows from an architecture
-alone is computed once per architecture; the sampler's own cost per trial is what is left.
+The same `SearchLoop` as ``wfsearch run`` with another evaluator: `TableEvaluator` takes each trial's recorded run
+(of its ``proxy.seed``) from the table and advances a simulated clock by its epoch times (plus the architecture's
+measurement the first time) on ``workers`` slots. A trial stores what ``run`` would, plus ``simulated``;
+`save_study` writes the in-memory study to SQLite for `show` and `report`. Nothing imports Ray or torch.
 """
 from __future__ import annotations
 
@@ -64,11 +54,9 @@ class _Job:
 
 
 class TableEvaluator:
-    """Evaluates a `SearchLoop`'s trials from a `Table` on a simulated clock with ``workers`` slots.
-
-    ``time_budget_s`` stops asking once the clock passes it (running trials finish); once ``stop()``
-    answers True nothing more is asked; ``on_complete(t, frozen)`` is called for every trained trial
-    that completes."""
+    """Evaluates a `SearchLoop`'s trials from a `Table` on a simulated clock with ``workers`` slots; nothing more
+    is asked once the clock passes ``time_budget_s`` or ``stop()`` is True; ``on_complete(t, frozen)`` is called
+    for every trained trial that completes."""
 
     def __init__(self, table: Table, settings: dict, workers: int, time_budget_s: float | None = None,
                  on_complete: Callable[[float, optuna.trial.FrozenTrial], None] | None = None,
@@ -165,12 +153,9 @@ def simulate(spec: Any, table: Table, *, workers: int | None = None, seed: int |
              max_trials: int | None = None, time_budget_s: float | None = None, sampler: Any = None,
              on_complete: Callable[[float, optuna.trial.FrozenTrial], None] | None = None,
              stop: Callable[[], bool] | None = None) -> tuple[optuna.Study, SimSummary]:
-    """Run ``spec``'s search against ``table``; the in-memory study and a summary.
-
-    ``max_trials`` (distinct architectures, as ``study.trials``, its default) and ``time_budget_s``
-    bound the search (see `TableEvaluator`); ``seed`` (default ``study.seed``) seeds the sampler.
-    ``workers`` defaults to ``resources.max_concurrent`` or the number of workers the table was made with.
-    """
+    """Run ``spec``'s search against ``table``: the in-memory study and a summary. ``max_trials`` (default
+    ``study.trials``), ``seed`` (default ``study.seed``), ``workers`` (default ``resources.max_concurrent`` or the
+    table's)."""
     t_wall = time.perf_counter()
     seed = spec.study.seed if seed is None else seed
     study_spec = spec.study.model_copy(update={"seed": seed, "trials": spec.study.trials if max_trials is None
@@ -220,10 +205,8 @@ def table_machine(table: Table) -> dict[str, Any]:
 
 def save_study(study: optuna.Study, spec: Any, table: Table, storage_url: str, study_name: str,
                t0: datetime.datetime | None = None) -> optuna.Study:
-    """Copy a simulated in-memory study into ``storage_url`` as ``study_name`` (replacing one of that
-    name), each trial's start and completion on the simulated clock from ``t0``, the trials in one
-    transaction (`insert_trials`: Optuna's ``add_trials`` commits each trial and its attributes row by
-    row, which took longer than the whole replay)."""
+    """Copy a simulated study into ``storage_url`` as ``study_name`` (replacing one), times on the simulated clock
+    from ``t0``, in one transaction (`insert_trials`: ``add_trials`` took longer than the whole replay)."""
     from wfsearch.study import open_storage
 
     storage = open_storage(storage_url)
@@ -231,12 +214,9 @@ def save_study(study: optuna.Study, spec: Any, table: Table, storage_url: str, s
         optuna.delete_study(study_name=study_name, storage=storage)
     out = optuna.create_study(study_name=study_name, storage=storage, directions=study.directions)
     t0 = t0 or datetime.datetime.now().replace(microsecond=0)
-    trials = []
-    for t in study.get_trials(deepcopy=False):
-        sim = t.user_attrs.get("simulated") or {}
-        start, end = (t0 + datetime.timedelta(seconds=sim.get(k) or 0.0) for k in ("start_s", "end_s"))
-        trials.append((t, start, end))
-    insert_trials(storage, study_id(out), trials)
+    at = [(t, t.user_attrs.get("simulated") or {}) for t in study.get_trials(deepcopy=False)]
+    insert_trials(storage, study_id(out), [(t, *(t0 + datetime.timedelta(seconds=sim.get(k) or 0.0)
+                                                  for k in ("start_s", "end_s"))) for t, sim in at])
     write_header(out, spec, table_machine(table))
     written = out.user_attrs
     set_study_attrs(out, **{k: v for k, v in study.user_attrs.items() if k not in written})

@@ -1,11 +1,8 @@
 """A clean stop: SIGINT (Ctrl-C) and SIGTERM end a search within seconds.
 
-While Ray Tune runs a round, a signal asks Tune to end the round now (its own interrupt event, and a
-stopper as a second route) and the engine starts no further round; outside a round the signal raises
-`Interrupted` at once. Either way the engine then marks the trials that were running as interrupted,
-releases the study, and the CLI exits with 128 + the signal number (130 for SIGINT, 143 for SIGTERM).
-A watchdog bounds the whole stop: if the process is still alive ``HARD_STOP_S`` after the signal, it
-exits with the same status.
+In a Ray Tune round a signal asks Tune to end the round (its own interrupt handler, and a stopper as a second
+route); outside one it raises `Interrupted` at once. The engine then marks running trials interrupted and the CLI
+exits with 128 + the signal number. A watchdog exits anyway ``HARD_STOP_S`` after the signal.
 """
 from __future__ import annotations
 
@@ -41,11 +38,8 @@ class StopOnSignal:
     """Signal handlers for one search. ``in_round`` is True while Tune runs a round."""
 
     def __init__(self, on_hard_stop: Callable[[int], None] | None = None, hard_stop_s: float = HARD_STOP_S):
-        self.event = threading.Event()
-        self.signum: int | None = None
-        self.in_round = False
-        self.on_hard_stop = on_hard_stop
-        self.hard_stop_s = hard_stop_s
+        self.event, self.signum, self.in_round = threading.Event(), None, False
+        self.on_hard_stop, self.hard_stop_s = on_hard_stop, hard_stop_s
         self._previous: dict[int, Any] = {}
 
     def install(self) -> None:
@@ -89,8 +83,7 @@ class StopOnSignal:
             tune_stop(signal.SIGUSR1, frame)
 
     def _hard_stop(self, signum: int) -> None:
-        log.error("the search did not stop within %.0f s of %s; exiting", self.hard_stop_s,
-                  signal.Signals(signum).name)
+        log.error("the search did not stop within %.0f s of %s; exiting", self.hard_stop_s, signal.Signals(signum).name)
         try:
             if self.on_hard_stop is not None:
                 self.on_hard_stop(signum)
@@ -102,14 +95,9 @@ _ACTIVE: list[StopOnSignal] = []  # the search of this process (the stopper is p
 
 
 def signal_stopper(stop: StopOnSignal):
-    """A Tune `Stopper` that ends every trial once a signal has arrived (the route that does not
-    depend on Tune's own interrupt handler)."""
+    """A Tune `Stopper` that ends every trial once a signal has arrived (not relying on Tune's own handler)."""
     _ACTIVE[:] = [stop]
     return _SignalStopper()
-
-
-def _stopping() -> bool:
-    return any(s.event.is_set() for s in _ACTIVE)
 
 
 try:
@@ -120,7 +108,7 @@ except ImportError:  # pragma: no cover (the search layer always has Ray)
 
 class _SignalStopper(_TuneStopper):
     def __call__(self, trial_id: str, result: dict) -> bool:
-        return _stopping()
+        return self.stop_all()
 
     def stop_all(self) -> bool:
-        return _stopping()
+        return any(s.event.is_set() for s in _ACTIVE)

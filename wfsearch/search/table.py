@@ -1,12 +1,5 @@
-"""A tabulated design space (written by ``benchmarks/tabulate_space.py``): every architecture's measured
-costs and, per training seed, its per-epoch validation curve and epoch times.
-
-    table = load_table("benchmarks/tables/predictors")
-    table.archs["774858df099c"].metrics     # params, macs, memory, throughput, throughput_ratio
-    table.runs["774858df099c"][0]           # seed 0: [Epoch(epoch=1, accuracy=..., loss=..., seconds=...), ...]
-    table.mean_objectives(["accuracy", "throughput"])   # per architecture, accuracy averaged over seeds
-    table.outcome(proposal, None, settings)  # the `Outcome` a trial of it stores, as `wfsearch run` stores it
-"""
+"""A tabulated design space (written by ``benchmarks/tabulate_space.py``): every architecture's measured costs and,
+per training seed, its per-epoch validation curve and epoch times (``load_table(folder)``)."""
 from __future__ import annotations
 
 import csv
@@ -75,41 +68,32 @@ class Table:
 
     def total_train_seconds(self) -> float:
         """Seconds to train every architecture once (the mean over seeds), measurement included."""
-        total = 0.0
-        for h, per in self.runs.items():
-            total += sum(sum(e.seconds for e in curve) for curve in per.values()) / max(1, len(per))
-            total += self.archs[h].measure_seconds if h in self.archs else 0.0
-        return total
+        return sum(sum(sum(e.seconds for e in curve) for curve in per.values()) / max(1, len(per))
+                   + (self.archs[h].measure_seconds if h in self.archs else 0.0) for h, per in self.runs.items())
 
     @cached_property
     def reference_img_s(self) -> float | None:
-        """The scale of the paired speed objective: the median of the reference's images/s over the
-        table's measurements (a study measures it once, `wfsearch.search.engine.throughput_scale`)."""
+        """The scale of the paired speed objective: the median reference images/s over the table's measurements."""
         refs = [a.metrics["reference_throughput"] for a in self.archs.values()
                 if a.metrics.get("reference_throughput", math.nan) == a.metrics.get("reference_throughput")]
         return statistics.median(refs) if refs else None
 
     def mean_objectives(self, names: list[str]) -> dict[str, list[float]]:
-        """Per architecture (trained by every seed without failure), the objectives with accuracy and
-        loss averaged over seeds: the table's true values."""
+        """The table's true objectives per architecture trained by every seed (accuracy and loss seed-averaged)."""
         out = {}
         for h, per in self.runs.items():
             if h not in self.archs or any(s != Status.OK for s in self.status[h].values()):
                 continue
-            finals = [curve[-1] for curve in per.values()]
-            avg = {"accuracy": sum(e.accuracy for e in finals) / len(finals),
-                   "loss": sum(e.loss for e in finals) / len(finals)}
+            avg = _average([curve[-1] for curve in per.values()])
             m = {**self.archs[h].metrics, **cost_metrics(self.archs[h].costs(), self.reference_img_s), **avg}
             out[h] = [float(m[n]) for n in names]
         return out
 
     def front_frequency(self, names: list[str], directions: list[str], draws: int = 200,
                         seed: int = 0) -> dict[str, float]:
-        """Per architecture of `mean_objectives`, the share of ``draws`` bootstrap draws in which it is on the
-        Pareto front of the seed-averaged values: each draw resamples, with replacement, the training seeds
-        whose final accuracy and loss are averaged, and the per-repeat throughput ratios whose median times
-        the reference's img/s is the paired throughput (the other costs as measured). A member of the true
-        front at 1.0 is on it whatever the noise; one at 0.1 is there by the luck of one measurement."""
+        """Per architecture of `mean_objectives`, the share of ``draws`` bootstrap draws (seeds and throughput
+        repeats resampled with replacement) in which it is on the Pareto front: 1.0 whatever the noise, 0.1 by
+        the luck of one measurement."""
         import random
 
         rng = random.Random(seed)
@@ -119,9 +103,7 @@ class Table:
         for _ in range(draws):
             values = {}
             for h, runs in finals.items():
-                picked = [rng.choice(runs) for _ in runs]
-                avg = {"accuracy": sum(e.accuracy for e in picked) / len(picked),
-                       "loss": sum(e.loss for e in picked) / len(picked)}
+                avg = _average([rng.choice(runs) for _ in runs])
                 ratios = self.archs[h].throughput_ratio_samples
                 if ratios and self.reference_img_s:
                     ratio = statistics.median(rng.choice(ratios) for _ in ratios)
@@ -132,9 +114,8 @@ class Table:
         return {h: n / draws for h, n in count.items()}
 
     def quality(self, n_val: int, num_classes: int) -> tuple[Any, int]:
-        """The proxy's reliability on this table (`wfsearch.proxy.quality.proxy_quality` of the final and
-        first-rung accuracies of the architectures run with every seed) and how many those are; None
-        (and the count) with fewer than two seeds or three such architectures."""
+        """`proxy_quality` of the final and first-rung accuracies of the architectures run with every seed, and
+        their count; None (and the count) with fewer than two seeds or three such architectures."""
         import numpy as np
 
         from wfsearch.proxy.quality import proxy_quality
@@ -160,8 +141,7 @@ class Table:
         return [e for e in self.runs[p.arch_hash][p.proxy["seed"]] if e.epoch <= p.proxy["epochs"][-1]]
 
     def outcome(self, p: Proposal, epoch: int | None, settings: dict) -> Outcome:
-        """The outcome of training ``p`` with its ``proxy.seed`` after ``epoch`` (pruned there), or with
-        None at the end of its run: what `wfsearch run` stores for it, from the table's values."""
+        """What `wfsearch run` stores for ``p``: pruned after ``epoch``, or (None) at the end of its run."""
         seed = p.proxy["seed"]
         why = self.missing(p.arch_hash, seed)
         if why:
@@ -184,14 +164,18 @@ class Table:
         return Outcome(failed or Status.ERROR, reason, metrics=metrics, costs=costs, curve=points)
 
     def replay(self, p: Proposal, settings: dict, report: Any = None) -> Outcome:
-        """``p`` evaluated from the table, reporting after every epoch as a training does (an evaluation
-        function of `wfsearch.search.tune.TuneEvaluator`; the simulator replays on a clock instead)."""
+        """``p`` evaluated from the table, reporting after every epoch as a training does (for `TuneEvaluator`)."""
         if not self.missing(p.arch_hash, p.proxy["seed"]) and report is not None:
             for e in self.curve(p)[:-1]:
                 partial = self.outcome(p, e.epoch, settings)
                 if report(e.epoch, partial):
                     return partial
         return self.outcome(p, None, settings)
+
+
+def _average(finals: list[Epoch]) -> dict[str, float]:
+    n = len(finals)
+    return {"accuracy": sum(e.accuracy for e in finals) / n, "loss": sum(e.loss for e in finals) / n}
 
 
 def _front_keys(values: dict[str, list[float]], directions: list[str]) -> list[str]:

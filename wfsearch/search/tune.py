@@ -1,10 +1,8 @@
 """The Ray Tune evaluator of a `SearchLoop`: one Ray trial per proposal, on a CPU/GPU slot.
 
-Tune drives the event loop; its searcher (`LoopSearcher`) asks the `SearchLoop` what to evaluate and
-tells it every outcome, and the Pareto-aware successive-halving scheduler stops trials at a rung with the
-loop's rung decision. A trial (`run_trial`, in a Ray worker) gets its `Proposal` as JSON, evaluates it
-(`evaluate_proposal`, or waits for a running trial of the same architecture) and reports after every
-epoch and once at the end with the `Outcome` as JSON (a string, so Tune does not flatten it).
+Tune's searcher (`LoopSearcher`) asks the loop what to evaluate and tells it every outcome. A trial (`run_trial`,
+in a worker) gets its `Proposal` as JSON and reports after every epoch and at the end with the `Outcome` as JSON
+(a string, so Tune does not flatten it).
 """
 from __future__ import annotations
 
@@ -15,13 +13,13 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Callable, Sequence, TextIO
+from typing import Any, Callable, Iterator, Sequence, TextIO
 
 from ray.tune import Callback
 from ray.tune.search import Searcher
 from ray.tune.stopper import Stopper
 
-from wfsearch.study import Outcome, Proposal, Status
+from wfsearch.study import Outcome, Proposal, Status, fail_stale_trials
 
 from .driver import FINISHED, SearchLoop
 from .progress import SearchProgress
@@ -35,7 +33,6 @@ WAIT_FOR_TRIAL_S = 1800.0
 Evaluate = Callable[[Proposal, dict, Any], Outcome]
 
 
-# --------------------------------------------------------------------------- in a worker
 def evaluate_proposal(p: Proposal, settings: dict, report: Any = None) -> Outcome:
     """A real evaluation: the deployed network's costs, then the proxy training (``noop``: none at all)."""
     if settings.get("noop"):  # orchestration-overhead benchmark
@@ -75,10 +72,9 @@ def run_trial(config: dict, settings: dict, evaluate: Evaluate = evaluate_propos
 
 def wait_for_trial(settings: dict, trial_id: int, poll_s: float = 0.02, max_poll_s: float = 1.0,
                    timeout_s: float | None = None) -> Outcome | None:
-    """Wait (at most ``timeout_s``, default ``settings["wait_for_trial_s"]`` or 30 min) until the Optuna
-    trial ``trial_id`` has finished; its outcome to reuse when it completed a feasible evaluation, else
-    None (it was pruned, failed or is still running at the deadline: this trial then evaluates the
-    architecture itself, as a later re-sample of it would)."""
+    """Wait (at most ``timeout_s``, default ``settings["wait_for_trial_s"]`` or 30 min) until the Optuna trial
+    ``trial_id`` has finished; its outcome to reuse when it was trained, else None (pruned, failed or still
+    running: this trial then evaluates the architecture itself)."""
     from wfsearch.study import TrialRecord, open_storage
 
     timeout_s = float(settings.get("wait_for_trial_s", WAIT_FOR_TRIAL_S)) if timeout_s is None else timeout_s
@@ -102,7 +98,15 @@ def wait_for_trial(settings: dict, trial_id: int, poll_s: float = 0.02, max_poll
     return record.outcome.reused(record.number)
 
 
-# --------------------------------------------------------------------------- on the driver
+def exception_chain(e: BaseException | None) -> Iterator[BaseException]:
+    """``e`` and what caused it, in order (each once)."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        yield e
+        e = e.__cause__ or e.__context__
+
+
 def is_storage_failure(e: BaseException) -> bool:
     """Whether ``e`` (or what caused it) is the storage failing: SQLAlchemy/SQLite errors, a full disk."""
     import errno
@@ -111,16 +115,10 @@ def is_storage_failure(e: BaseException) -> bool:
     import optuna
     import sqlalchemy.exc
 
-    seen = set()
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        if isinstance(e, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.DatabaseError, sqlite3.Error,
-                          optuna.exceptions.StorageInternalError)):
-            return True
-        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EROFS, errno.EIO):
-            return True
-        e = e.__cause__ or e.__context__
-    return False
+    db = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.DatabaseError, sqlite3.Error,
+          optuna.exceptions.StorageInternalError)
+    return any(isinstance(c, db) or (isinstance(c, OSError) and c.errno in (errno.ENOSPC, errno.EROFS, errno.EIO))
+               for c in exception_chain(e))
 
 
 class LoopSearcher(Searcher):
@@ -158,8 +156,7 @@ class LoopSearcher(Searcher):
 
     @staticmethod
     def outcome(result: dict | None, error: bool) -> Outcome:
-        """A trial's last result as an `Outcome`: the final one, or the partial one of the epoch at which
-        the scheduler stopped it (pruned there)."""
+        """A trial's last result as an `Outcome`: the final one, or the partial one of the rung that stopped it."""
         result = result or {}
         if "outcome" not in result or (error and not result.get("final")):
             return Outcome(Status.ERROR, "error: the trial's worker failed" if error
@@ -167,8 +164,7 @@ class LoopSearcher(Searcher):
         return Outcome.from_json(json.loads(result["outcome"]))
 
     def _stop_on_storage_failure(self, e: Exception) -> bool:
-        """Remember a storage failure (disk full, read-only, damaged file) instead of letting Tune log a
-        traceback per trial; the run then starts nothing new and stops (`StorageFailureStopper`)."""
+        """Remember a storage failure (the run then stops) instead of letting Tune log a traceback per trial."""
         if not is_storage_failure(e):
             return False
         if self.storage_failure is None:
@@ -185,7 +181,7 @@ class LoopSearcher(Searcher):
         """Nothing to save: the Optuna study in RDB storage is the search state (resume reads it)."""
 
     def restore(self, checkpoint_path: str) -> None:
-        pass
+        """Nothing to restore (see `save`)."""
 
 
 class StorageFailureStopper(Stopper):
@@ -195,28 +191,22 @@ class StorageFailureStopper(Stopper):
         self.searcher = searcher
 
     def __call__(self, trial_id: str, result: dict) -> bool:
-        return self.searcher.storage_failure is not None
+        return self.stop_all()
 
     def stop_all(self) -> bool:
         return self.searcher.storage_failure is not None
 
 
 class ProgressPrinter(Callback):
-    """Ray Tune callback that prints the progress line: on a terminal rewritten in place, and at least once
-    a second (`start`) so that the clock moves between events; elsewhere (a log) a line per event."""
+    """Ray Tune callback printing the progress line: in place on a terminal (every second), else a line per event."""
 
     def __init__(self, progress: SearchProgress, stream: TextIO | None = None, enabled: bool = True,
                  interval_s: float = 1.0):
-        self.progress = progress
-        self.stream = stream or sys.stderr
-        self.enabled = enabled
+        self.progress, self.stream, self.enabled, self.interval_s = progress, stream or sys.stderr, enabled, interval_s
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.interval_s = interval_s
         self._starts: dict[str, float] = {}
-        self._last = ""
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._ticker: threading.Thread | None = None
+        self._last, self._ticker = "", None
+        self._lock, self._stop = threading.Lock(), threading.Event()
 
     def __getstate__(self) -> dict:
         """Ray Tune pickles its callbacks with the experiment: without the lock, the thread and the stream."""
@@ -279,22 +269,18 @@ class ProgressPrinter(Callback):
             if line == self._last and not (final and self.tty):
                 return
             self._last = line
-            if self.tty:
-                self.stream.write("\r\033[K" + line + ("\n" if final else ""))
-            else:
-                self.stream.write(line + "\n")
+            self.stream.write("\r\033[K" + line + ("\n" if final else "") if self.tty else line + "\n")
             self.stream.flush()
 
 
 class TuneEvaluator:
-    """Runs a `SearchLoop`'s trials as Ray Tune trials (rounds of a `Tuner` until the budget is spent),
-    and the references as Ray tasks, each with a trial's resources."""
+    """Runs a `SearchLoop`'s trials as Ray Tune trials (`Tuner` rounds until the budget is spent), references as
+    Ray tasks."""
 
     def __init__(self, spec: Any, settings: dict, folder: Path, stop: Any, evaluate: Evaluate = evaluate_proposal,
                  time_budget_s: float | None = None, concurrency: int = 1, printer: "ProgressPrinter | None" = None):
         self.spec, self.settings, self.folder, self.stop, self.evaluate_one = spec, settings, folder, stop, evaluate
-        self.time_budget_s, self.concurrency = time_budget_s, concurrency
-        self.printer = printer
+        self.time_budget_s, self.concurrency, self.printer = time_budget_s, concurrency, printer
         self.resources = {"num_cpus": spec.resources.cpus_per_trial, "num_gpus": spec.resources.gpus_per_trial}
 
     def evaluate(self, proposals: Sequence[Proposal]) -> list[Outcome]:
@@ -322,9 +308,8 @@ class TuneEvaluator:
         for round_ in range(MAX_ROUNDS):
             stop.check()
             remaining = budget.total - budget.count
-            if remaining <= 0 or budget.stop_reason:
-                break
-            if self.time_budget_s is not None and time.monotonic() - t_search >= self.time_budget_s:
+            if remaining <= 0 or budget.stop_reason or (
+                    self.time_budget_s is not None and time.monotonic() - t_search >= self.time_budget_s):
                 break
             searcher = LoopSearcher(loop)
             scheduler = None
@@ -356,10 +341,7 @@ class TuneEvaluator:
             if searcher.storage_failure is not None:
                 raise searcher.storage_failure
             stop.check()
-            # trials sampled in this round but never run stay RUNNING in Optuna: end them, so no later trial
-            # waits on one (a re-sampled architecture waits only for a trial that is really training)
-            from wfsearch.study import fail_stale_trials
-
+            # trials sampled in this round but never run stay RUNNING: end them, so no later trial waits on one
             fail_stale_trials(loop.study, reason="interrupted: not run, its round ended first")
             loop.round_ended()
             if budget.count == before and not budget.stop_reason:

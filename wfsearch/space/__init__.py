@@ -23,11 +23,8 @@ def spec_json_schema() -> dict:
     return schema
 
 
-__all__ = [
-    "load_spec", "spec_from_dict", "apply_overrides", "parse_yaml", "read_yaml_text", "key_path", "spec_json_schema", "validate_model",
-    "SpaceSpec", "StudySpec", "ResourcesSpec", "ProxySpec", "DatasetSpec", "ThroughputSpec", "SchedulerSpec",
-    "Objective", "Constraint", "parse_constraint", "Knob", "Reference", "ResolvedReference", "SpaceSize",
-    "METRICS", "SAMPLERS", "SpecIssue", "Sample", "sample_arch", "design_costs", "arch_from_params", "random_samples",
-    "load_designs",
-    "encode_choice",
-]
+__all__ = ["load_spec", "spec_from_dict", "apply_overrides", "parse_yaml", "read_yaml_text", "key_path",
+           "spec_json_schema", "validate_model", "SpaceSpec", "StudySpec", "ResourcesSpec", "ProxySpec", "DatasetSpec",
+           "ThroughputSpec", "SchedulerSpec", "Objective", "Constraint", "parse_constraint", "Knob", "Reference",
+           "ResolvedReference", "SpaceSize", "METRICS", "SAMPLERS", "SpecIssue", "Sample", "sample_arch",
+           "design_costs", "arch_from_params", "random_samples", "load_designs", "encode_choice"]

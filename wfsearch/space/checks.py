@@ -1,12 +1,5 @@
-"""Cross-field rules of a spec, each failure a `SpecIssue` at the exact key path.
-
-`check` resolves what the file leaves implicit (study storage, dataset classes and root), then
-checks that every base/space/reference key is an ArchConfig field, that conditions (`when`)
-refer to values that exist and form no cycle, that every value is valid on its own, and — over
-the whole space where that is decidable — that every choice can be part of a buildable
-architecture. What cannot be decided at load time (a continuous or very large space) surfaces at
-sampling time as an infeasible sample.
-"""
+"""Cross-field rules of a spec, each failure a `SpecIssue` at the exact key path: field names, conditions,
+single values and, where decidable, that every choice can be part of a buildable architecture."""
 from __future__ import annotations
 
 import logging
@@ -17,23 +10,21 @@ import re
 from collections import Counter
 from typing import Any, Callable, Optional
 
+from wfsearch.arch import cost
 from wfsearch.arch.config import ENUMS, MAX_SIZES, ArchConfig
 from wfsearch.gpu import gpu_memory
+from wfsearch.suggest import did_you_mean
 from wfsearch.urls import missing_driver, safe_url
 
 from .spec import (CIFAR10_CLASSES, DATASET_CLASSES, SYNTHETIC_CLASSES, SYNTHETIC_SIZES, Knob, SpaceSize, SpaceSpec,
-                   _did_you_mean, _is_int, _same,
-                   arch_value)
+                   _is_int, _same, arch_value)
 from .timm_names import is_timm_model, timm_model_names
 
 log = logging.getLogger(__name__)
 
 FIELDS = ArchConfig.field_names()
-ENUM_FIELDS = ENUMS
-# Fields whose validity ArchConfig decides from the field alone. All others interact (the token
-# grid from img_size/patch_size against the pools, the dwconv grid against the kernel size, widths
-# against the rank ratio, the placement
-# against the depth), so the whole-space check enumerates their combinations.
+# Fields whose validity ArchConfig decides from the field alone; all others interact (token grid vs pools,
+# widths vs rank ratio, placement vs depth), so the whole-space check enumerates their combinations.
 SOLO_FIELDS = {"in_chans", "num_classes", "fc1_act", "dwconv_act", "delta_norm", "fc1_pool_mode", "renorm",
                "drop_path_rate", "drop_rate"}
 DOMAIN_LIMIT = 256  # a range with more values than this is treated as not enumerable
@@ -71,14 +62,12 @@ def check(spec: SpaceSpec) -> tuple[SpaceSpec, tuple[str, ...], SpaceSize]:
     if spec.study.scheduler.type == "mo_asha" and len(spec.proxy.epochs) == 1:
         log.info("%s: proxy.epochs has one rung, so mo_asha cannot stop trials early", spec.path)
     elif spec.study.scheduler.type == "mo_asha" and spec.study.sampler == "gp":
-        # Optuna's GP sampler learns from completed trials only: it proposes a stopped architecture again
-        # and again (each told its known result) until the re-sample limit ends the search
+        # Optuna's GP sampler learns from completed trials only: it re-proposes a stopped architecture
         log.warning("%s: study.sampler gp ignores trials mo_asha stopped early and re-proposes them; with mo_asha "
                     "use sampler auto or tpe, or scheduler none with gp (benchmarks/RESULTS-search.md)", spec.path)
     return spec, order, size
 
 
-# --------------------------------------------------------------------------- resolution
 def _resolve(spec: SpaceSpec) -> SpaceSpec:
     study, ds = spec.study, spec.proxy.dataset
     if study.name is None:
@@ -104,7 +93,7 @@ def _resolve(spec: SpaceSpec) -> SpaceSpec:
         for i, c in enumerate(ds.classes):
             if ds.name == "cifar10" and c not in CIFAR10_CLASSES:
                 raise SpecIssue(path + ("classes", i), c, "not a CIFAR-10 class"
-                                + (_did_you_mean(c, CIFAR10_CLASSES) or f"; classes are {list(CIFAR10_CLASSES)}"))
+                                + (did_you_mean(c, CIFAR10_CLASSES) or f"; classes are {list(CIFAR10_CLASSES)}"))
             if ds.classes.index(c) != i:
                 raise SpecIssue(path + ("classes", i), c, "listed twice; list each class once")
         n = len(ds.classes)
@@ -114,33 +103,32 @@ def _resolve(spec: SpaceSpec) -> SpaceSpec:
                                                         f"first N, so N <= {total}")
         n = n or total
     elif n is None:
-        found = _count_class_folders(ds.root, ds.name)
+        train = os.path.join(os.path.expanduser(ds.root or ""), "train")
+        found = f"; {train} has {sum(1 for e in os.scandir(train) if e.is_dir())} class folders" \
+            if ds.root and os.path.isdir(train) else ""
         raise SpecIssue(path + ("num_classes",), MISSING, "imagefolder needs num_classes (keep the first N classes) "
-                        "or a classes list, so that the head size is known" + (f"; {found}" if found else ""))
-    root = ds.root
-    if ds.name == "imagefolder" and not root:
+                        "or a classes list, so that the head size is known" + found)
+    if ds.name == "imagefolder" and not ds.root:
         raise SpecIssue(path + ("root",), MISSING, "imagefolder needs root: the folder holding train/ and val/")
-    if total is not None and not root and ds.name != "digits":
-        root = "data"
-    if root:
-        root = os.path.abspath(os.path.expanduser(root))
+    root = ds.root if ds.root or total is None or ds.name == "digits" else "data"
+    root = os.path.abspath(os.path.expanduser(root)) if root else root
     if 0 < spec.proxy.max_epochs <= spec.proxy.warmup_epochs:
         raise SpecIssue(("proxy", "warmup_epochs"), spec.proxy.warmup_epochs,
                         f"must be below the budget of {spec.proxy.max_epochs} epoch(s) (the last of proxy.epochs); "
                         "lower it (0 for no warm-up) or raise epochs")
     _check_storage(storage)
+    prefix = "sqlite:///"  # a relative sqlite path becomes absolute (relative to the current directory)
+    if storage.startswith(prefix) and not storage.startswith(prefix + "/") and storage != prefix + ":memory:":
+        storage = prefix + os.path.abspath(storage[len(prefix):])
     ds = ds.model_copy(update={"num_classes": n, "root": root})
-    return spec.model_copy(update={
-        "study": study.model_copy(update={"storage": _absolute_sqlite(storage)}),
-        "proxy": spec.proxy.model_copy(update={"dataset": ds}),
-    })
+    return spec.model_copy(update={"study": study.model_copy(update={"storage": storage}),
+                                   "proxy": spec.proxy.model_copy(update={"dataset": ds})})
 
 
 def _check_storage(url: str) -> None:
     """A storage URL SQLAlchemy can parse, of a known database, whose driver is installed."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError
-
     where = ("study", "storage")
     try:
         parsed = make_url(url)
@@ -158,8 +146,7 @@ def _check_storage(url: str) -> None:
 
 
 def data_root_issue(spec: SpaceSpec) -> Optional[str]:
-    """Why the proxy dataset's folder cannot be read as it stands (None when it can, or nothing is read):
-    `validate` reports it before a run; the run itself stops there with the same reason."""
+    """Why the proxy dataset's folder cannot be read (None when it can, or nothing is read): `validate` warns."""
     ds = spec.proxy.dataset
     if ds.name == "imagefolder" and ds.root and not os.path.isdir(os.path.join(ds.root, "train")):
         return f"proxy.dataset.root: {ds.root}: no train/ folder there; root holds train/<class>/ and val/<class>/"
@@ -168,23 +155,6 @@ def data_root_issue(spec: SpaceSpec) -> Optional[str]:
     return None
 
 
-def _count_class_folders(root: Optional[str], name: str) -> str:
-    train = os.path.join(os.path.expanduser(root or ""), "train")
-    if root and os.path.isdir(train):
-        n = sum(1 for e in os.scandir(train) if e.is_dir())
-        return f"{train} has {n} class folders"
-    return ""
-
-
-def _absolute_sqlite(url: str) -> str:
-    """``sqlite:///rel/path.db`` -> ``sqlite:////abs/rel/path.db`` (relative to the current directory)."""
-    prefix = "sqlite:///"
-    if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
-        return prefix + os.path.abspath(url[len(prefix):])
-    return url
-
-
-# --------------------------------------------------------------------------- metrics
 def _check_metrics(spec: SpaceSpec) -> None:
     needs = {"latency_highres": (spec.throughput.highres, "throughput.highres (the resolution to time, e.g. 1024)"),
              "throughput_ratio": (spec.throughput.reference, "throughput.reference (a timm model name)")}
@@ -196,10 +166,9 @@ def _check_metrics(spec: SpaceSpec) -> None:
             raise SpecIssue(("study", "constraints", i), str(c), f"needs {needs[c.metric][1]}")
 
 
-# --------------------------------------------------------------------------- field names
 def _unknown_field(path: tuple, name: str) -> SpecIssue:
-    hint = _did_you_mean(name, FIELDS) or f"; ArchConfig fields are {FIELDS}"
-    return SpecIssue(path, name, "not an ArchConfig field" + hint)
+    return SpecIssue(path, name, "not an ArchConfig field" + (did_you_mean(name, FIELDS)
+                                                              or f"; ArchConfig fields are {FIELDS}"))
 
 
 def _check_field_names(spec: SpaceSpec) -> None:
@@ -236,7 +205,6 @@ def _knob_value(knob: Knob) -> Any:
     return knob.choice if knob.choice is not None else list(knob.range)
 
 
-# --------------------------------------------------------------------------- conditions
 def _knob_order(spec: SpaceSpec) -> tuple[str, ...]:
     """Check every ``when`` and order the knobs so that each comes after the knobs it reads."""
     defaults = spec.arch_defaults()
@@ -244,8 +212,7 @@ def _knob_order(spec: SpaceSpec) -> tuple[str, ...]:
         for f, allowed in knob.when.items():
             path = ("space", name, "when", f)
             if f not in FIELDS:
-                raise SpecIssue(path, f, "not an ArchConfig field" + (_did_you_mean(f, FIELDS)
-                                                                      or f"; ArchConfig fields are {FIELDS}"))
+                raise _unknown_field(path, f)
             if f == name:
                 raise SpecIssue(path, allowed, "a knob's condition cannot read the knob itself")
             if not allowed:
@@ -270,8 +237,11 @@ def _knob_order(spec: SpaceSpec) -> tuple[str, ...]:
     pending = list(spec.space)
     while pending:
         ready = next((k for k in pending if all(f in order or f not in spec.space for f in spec.space[k].when)), None)
-        if ready is None:
-            cycle = _find_cycle(spec, pending)
+        if ready is None:  # a cycle: follow the conditions from the first pending knob until one repeats
+            cycle = [pending[0]]
+            while cycle.count(cycle[-1]) < 2:
+                cycle.append(next(f for f in spec.space[cycle[-1]].when if f in pending))
+            cycle = cycle[cycle.index(cycle[-1]):]
             raise SpecIssue(("space", cycle[0], "when"), dict(spec.space[cycle[0]].when),
                             f"circular condition {' -> '.join(cycle)}; a condition may only read knobs that do not "
                             "depend on this one")
@@ -280,41 +250,21 @@ def _knob_order(spec: SpaceSpec) -> tuple[str, ...]:
     return tuple(order)
 
 
-def _find_cycle(spec: SpaceSpec, pending: list[str]) -> list[str]:
-    path = [pending[0]]
-    while True:
-        nxt = next(f for f in spec.space[path[-1]].when if f in pending)
-        if nxt in path:
-            return path[path.index(nxt):] + [nxt]
-        path.append(nxt)
-
-
-# --------------------------------------------------------------------------- single values
-def _rule(message: str, field: str, value: Any) -> str:
-    """ArchConfig says ``field=value: rule``; keep the rule."""
-    prefix = f"{field}={value!r}: "
-    if message.startswith(prefix):
-        return message[len(prefix):]
-    m = re.match(rf"^{re.escape(field)}=.*?: (.*)$", message)
-    return m.group(1) if m else message
-
-
 def _solo_error(field: str, value: Any, depth: Any) -> Optional[str]:
     """Why ``field=value`` is invalid on its own (None when it is valid in some context)."""
     valid_depth = _is_int(depth) and 1 <= depth <= MAX_SIZES["depth"]  # else the depth's own check says why
     ctx: dict[str, Any] = {"fc1_predictor": "none", "dwconv_predictor": "none", "dynamic_blocks": "none",
                            "patch_size": 1, "depth": depth if valid_depth else 17}
-    ctx.pop(field, None)
     if field == "patch_size" and _is_int(value) and value >= 1:
         ctx["img_size"] = value
     ctx[field] = value
     try:
         ArchConfig(**ctx)
-    except (ValueError, TypeError) as e:
-        rule = _rule(str(e), field, value)
-        if field in ENUM_FIELDS:
-            rule += _did_you_mean(value, ENUM_FIELDS[field])
-        return rule
+    except (ValueError, TypeError) as e:  # ArchConfig says ``field=value: rule``; keep the rule
+        message, prefix = str(e), f"{field}={value!r}: "
+        m = re.match(rf"^{re.escape(field)}=.*?: (.*)$", message)
+        rule = message[len(prefix):] if message.startswith(prefix) else m.group(1) if m else message
+        return rule + (did_you_mean(value, ENUMS[field]) if field in ENUMS else "")
     return None
 
 
@@ -325,11 +275,11 @@ def _max_depth(spec: SpaceSpec) -> int:
 
 def _check_values(spec: SpaceSpec) -> None:
     depth = _max_depth(spec)
-    for section, fields in (("base", spec.base), ("throughput", spec.throughput.arch)):
+    for section, fields in (("base",), spec.base), (("throughput", "arch"), spec.throughput.arch):
         for f in sorted(fields, key=lambda f: f != "depth"):
             rule = _solo_error(f, fields[f], depth)
             if rule:
-                raise SpecIssue((section, "arch", f) if section == "throughput" else (section, f), fields[f], rule)
+                raise SpecIssue(section + (f,), fields[f], rule)
     for f, knob in spec.space.items():
         if knob.choice is not None:
             for i, v in enumerate(knob.choice):
@@ -340,9 +290,9 @@ def _check_values(spec: SpaceSpec) -> None:
         values = knob.values(DOMAIN_LIMIT)
         for i, v in ([(None, v) for v in values] if values is not None else enumerate(knob.range)):
             rule = _solo_error(f, v, depth)
+            if rule and i is None:
+                raise SpecIssue(("space", f, knob.kind), list(knob.range), f"includes {v!r}, but {rule}")
             if rule:
-                if i is None:
-                    raise SpecIssue(("space", f, knob.kind), list(knob.range), f"includes {v!r}, but {rule}")
                 raise SpecIssue(("space", f, knob.kind, i), v, rule)
 
 
@@ -353,13 +303,10 @@ def _values_of(spec: SpaceSpec, field: str) -> Optional[list[Any]]:
     return [arch_value(spec.arch_defaults(), field)]
 
 
-# --------------------------------------------------------------------------- the whole space
 def _walk(spec: SpaceSpec, order: tuple[str, ...], branch: set[str], domains: dict[str, list[Any]],
           on_leaf: Callable[[dict[str, Any], list[tuple[str, int]]], None]) -> None:
-    """Call ``on_leaf(values, picks)`` for every combination of the ``branch`` knobs that are active.
-
-    ``values`` maps each active branch knob to its value, ``picks`` lists (knob, index in domain).
-    """
+    """Call ``on_leaf(values, picks)`` for every combination of the active ``branch`` knobs: ``values`` maps
+    each to its value, ``picks`` lists (knob, index in domain)."""
     base = spec.arch_defaults()
     knobs = [k for k in order if k in branch]
     values: dict[str, Any] = {}
@@ -388,6 +335,7 @@ def _analyze(spec: SpaceSpec, order: tuple[str, ...]) -> SpaceSize:
     domains = {k: knobs[k].values(DOMAIN_LIMIT) for k in order}
     drivers = {f for k in knobs.values() for f in k.when if f in knobs}
     continuous = any(knobs[k].cardinality() is None for k in order)
+    discrete = lambda names: math.prod(knobs[k].cardinality() or 1 for k in names)  # noqa: E731
 
     # how many combinations, and which knobs can ever be active (branching only on the drivers)
     combinations: Optional[int] = None
@@ -395,10 +343,9 @@ def _analyze(spec: SpaceSpec, order: tuple[str, ...]) -> SpaceSize:
         total, ever_active = [0], set()
 
         def count(values: dict[str, Any], picks: list[tuple[str, int]]) -> None:
-            ever_active.update(values)
             active = [k for k in order if k not in drivers and knobs[k].active({**base, **values})]
-            ever_active.update(active)
-            total[0] += _discrete_product(knobs, active)
+            ever_active.update(values, active)
+            total[0] += discrete(active)
 
         _walk(spec, order, drivers, domains, count)
         combinations = total[0]
@@ -410,9 +357,8 @@ def _analyze(spec: SpaceSpec, order: tuple[str, ...]) -> SpaceSize:
 
     # which architectures build: exhaustively when the interacting knobs are few enough
     branch = drivers | {k for k in order if k not in SOLO_FIELDS}
-    exhaustive = (all(domains[k] is not None for k in branch)
-                  and math.prod(len(domains[k]) for k in branch) <= ENUMERATION_LIMIT)
-    if not exhaustive:
+    if not (all(domains[k] is not None for k in branch)
+            and math.prod(len(domains[k]) for k in branch) <= ENUMERATION_LIMIT):
         _probe_randomly(spec, order)
         return SpaceSize(combinations, None, continuous)
     buildable, built = [0], [0]
@@ -432,24 +378,17 @@ def _analyze(spec: SpaceSpec, order: tuple[str, ...]) -> SpaceSize:
             return
         built[0] += 1
         feasible_picks.update(picks)
-        buildable[0] += _discrete_product(knobs, [k for k in order if k not in branch
-                                                   and knobs[k].active({**base, **values})])
+        buildable[0] += discrete([k for k in order if k not in branch and knobs[k].active({**base, **values})])
 
     _walk(spec, order, branch, domains, build)
     if not built[0]:
         raise _nothing_builds(spec, reasons.most_common(1)[0][0])
     for k in order:
-        if k in branch and knobs[k].choice is not None:
-            for j, v in enumerate(knobs[k].choice):
-                if (k, j) in seen_picks and (k, j) not in feasible_picks:
-                    raise SpecIssue(("space", k, "choice", j), v, "no architecture in the space can use it "
-                                    f"({first_reason[(k, j)]}); drop it or change base/space")
+        for j, v in enumerate(knobs[k].choice if k in branch and knobs[k].choice is not None else ()):
+            if (k, j) in seen_picks and (k, j) not in feasible_picks:
+                raise SpecIssue(("space", k, "choice", j), v, "no architecture in the space can use it "
+                                f"({first_reason[(k, j)]}); drop it or change base/space")
     return SpaceSize(combinations, buildable[0], continuous)
-
-
-def _discrete_product(knobs: dict[str, Knob], names: list[str]) -> int:
-    """Combinations of the discrete knobs among ``names`` (a continuous range counts once)."""
-    return math.prod(knobs[k].cardinality() or 1 for k in names)
 
 
 def _probe_randomly(spec: SpaceSpec, order: tuple[str, ...]) -> None:
@@ -484,9 +423,14 @@ def _random_value(knob: Knob, rng: random.Random) -> Any:
     return rng.uniform(lo, hi)
 
 
-def _nothing_builds(spec: SpaceSpec, reason: str, probes: int = 0) -> SpecIssue:
+def _field_of(reason: str) -> str:
+    """The field an ArchConfig error names (``field=value: rule``)."""
     m = re.match(r"^(\w+)=", reason)
-    field = m.group(1) if m else ""
+    return m.group(1) if m else ""
+
+
+def _nothing_builds(spec: SpaceSpec, reason: str, probes: int = 0) -> SpecIssue:
+    field = _field_of(reason)
     if field in spec.space:
         path, value = ("space", field), _knob_value(spec.space[field])
     elif field in spec.base:
@@ -503,7 +447,6 @@ def _nothing_builds(spec: SpaceSpec, reason: str, probes: int = 0) -> SpecIssue:
     return SpecIssue(path, value, f"{what} (e.g. {reason}); {fix}")
 
 
-# --------------------------------------------------------------------------- measurement sizes
 def _check_throughput_sizes(spec: SpaceSpec) -> None:
     patches = _values_of(spec, "patch_size") or list(spec.space["patch_size"].range)
     where = "space.patch_size" if "patch_size" in spec.space else "base.patch_size" if "patch_size" in spec.base \
@@ -516,9 +459,13 @@ def _check_throughput_sizes(spec: SpaceSpec) -> None:
                                                            f"use a multiple of {p}")
 
 
-# --------------------------------------------------------------------------- memory
 SIZE_FIELDS = ("embed_dim", "depth", "mlp_ratio", "img_size", "patch_size", "kernel_size", "num_classes")
 DATA_BYTES_PER_VALUE = 17  # a synthetic image is generated as float32 arrays (about 4 alive) and kept as uint8
+# what `_memory_culprit` tries: each key reset to a small value or its default
+_RESETS = {("proxy", "batch_size"): 1, ("proxy", "eval_batch_size"): 1, ("proxy", "img_size"): 32,
+           ("proxy", "dataset", "num_classes"): 2, ("proxy", "dataset", "train_size"): 1,
+           ("proxy", "dataset", "val_size"): 1, ("throughput", "batch_size"): 1, ("throughput", "img_size"): 224,
+           ("throughput", "highres_batch_size"): 1, ("throughput", "highres"): None}
 
 
 def machine_memory() -> tuple[int, str]:
@@ -533,35 +480,20 @@ def machine_memory() -> tuple[int, str]:
 
 
 def _check_memory(spec: SpaceSpec) -> None:
-    """The smallest architecture of the space must fit this machine (an estimate, before anything is built):
-    the proxy network trained at proxy.batch_size (weights, gradients, AdamW state, activations) and evaluated,
-    the deployed network measured at throughput.batch_size (and highres), and the proxy images in memory. Too
-    much is refused naming the key whose reset to a default shrinks the need most."""
-    small = _smallest(spec)
+    """The smallest architecture of the space must fit this machine (an estimate: training, evaluation,
+    the throughput measurements and the proxy images); too much names the key that shrinks the need most."""
+    small = {f: min(v) if (v := spec.space[f].values(limit=DOMAIN_LIMIT)) else spec.space[f].range[0]
+             for f in SIZE_FIELDS if f in spec.space}
     have, kind = machine_memory()
-    needs = _memory_needs(spec, small)
-    for i, (need, what) in enumerate(needs):
+    for i, (need, what) in enumerate(_memory_needs(spec, small)):
         if need > have:
             path, value = _memory_culprit(spec, small, i)
             raise SpecIssue(path, value, f"{what} needs about {need / 2**30:.3g} GiB, more than this machine's "
                                          f"{have / 2**30:.3g} GiB of {kind}; lower it")
 
 
-def _smallest(spec: SpaceSpec) -> dict[str, Any]:
-    small: dict[str, Any] = {}
-    for f in SIZE_FIELDS:
-        if f in spec.space:
-            knob = spec.space[f]
-            values = knob.values(limit=DOMAIN_LIMIT)
-            small[f] = min(values) if values else knob.range[0]
-    return small
-
-
 def _memory_needs(spec: SpaceSpec, small: dict[str, Any]) -> list[tuple[float, str]]:
-    """(bytes, what needs them) of each step a trial takes; empty when the base does not build (the space
-    checks name the reason)."""
-    from wfsearch.arch import cost
-
+    """(bytes, what needs them) of each step a trial takes; empty when the base does not build."""
     try:
         proxy = spec.fixed_arch(**small)
         deployed = spec.throughput.deployed(proxy)
@@ -572,7 +504,7 @@ def _memory_needs(spec: SpaceSpec, small: dict[str, Any]) -> list[tuple[float, s
     net = f"the smallest proxy network of the space ({p['params']:.3g} parameters)"
     deployed_net = f"the smallest deployed network ({d['params']:.3g} parameters)"
     # inference keeps about two blocks' activations alive at a time, not every block's
-    infer = lambda c, arch, batch: 4 * c["params"] + 2 * c["activation_bytes"] * batch / max(arch.depth, 1)  # noqa: E731
+    infer = lambda c, arch, b: 4 * c["params"] + 2 * c["activation_bytes"] * b / max(arch.depth, 1)  # noqa: E731
     eval_batch = px.eval_batch_size or 2 * px.batch_size
     needs = [(16 * p["params"] + p["activation_bytes"] * px.batch_size,
               f"training {net} at proxy.batch_size={px.batch_size}"),
@@ -595,26 +527,21 @@ def _memory_needs(spec: SpaceSpec, small: dict[str, Any]) -> list[tuple[float, s
     return needs
 
 
+def _with(model: Any, path: tuple, value: Any) -> Any:
+    """A copy of ``model`` with the key at ``path`` set to ``value``."""
+    inner = _with(getattr(model, path[0]), path[1:], value) if len(path) > 1 else value
+    return model.model_copy(update={path[0]: inner})
+
+
 def _memory_culprit(spec: SpaceSpec, small: dict[str, Any], i: int) -> tuple[tuple, Any]:
     """The key path (and value) whose reset to a default or to the smallest value shrinks need ``i`` most."""
-    px, tp, ds = spec.proxy, spec.throughput, spec.proxy.dataset
-    proxy = lambda **u: spec.model_copy(update={"proxy": px.model_copy(update=u)})  # noqa: E731
-    through = lambda **u: spec.model_copy(update={"throughput": tp.model_copy(update=u)})  # noqa: E731
-    data = lambda **u: proxy(dataset=ds.model_copy(update=u))  # noqa: E731
-    candidates = [(("proxy", "batch_size"), px.batch_size, proxy(batch_size=1), small),
-                  (("proxy", "eval_batch_size"), px.eval_batch_size, proxy(eval_batch_size=1), small),
-                  (("proxy", "img_size"), px.img_size, proxy(img_size=32), small),
-                  (("proxy", "dataset", "num_classes"), ds.num_classes, data(num_classes=2), small),
-                  (("proxy", "dataset", "train_size"), ds.train_size, data(train_size=1), small),
-                  (("proxy", "dataset", "val_size"), ds.val_size, data(val_size=1), small),
-                  (("throughput", "batch_size"), tp.batch_size, through(batch_size=1), small),
-                  (("throughput", "img_size"), tp.img_size, through(img_size=224), small),
-                  (("throughput", "highres_batch_size"), tp.highres_batch_size, through(highres_batch_size=1), small),
-                  (("throughput", "highres"), tp.highres, through(highres=None), small)]
-    candidates += [(("base", f), spec.base[f], spec.model_copy(update={"base": {k: v for k, v in spec.base.items()
-                                                                              if k != f}}), small)
-                   for f in spec.base]
-    candidates += [(("throughput", "arch", f), v, through(arch={k: w for k, w in tp.arch.items() if k != f}), small)
+    tp = spec.throughput
+    get = lambda path: getattr(get(path[:-1]), path[-1]) if path else spec  # noqa: E731
+    candidates = [(path, get(path), _with(spec, path, v), small) for path, v in _RESETS.items()]
+    candidates += [(("base", f), spec.base[f], _with(spec, ("base",), {k: v for k, v in spec.base.items()
+                                                                       if k != f}), small) for f in spec.base]
+    candidates += [(("throughput", "arch", f), v, _with(spec, ("throughput", "arch"),
+                                                        {k: w for k, w in tp.arch.items() if k != f}), small)
                    for f, v in tp.arch.items()]
     candidates += [(("space", f), _knob_value(spec.space[f]), spec, {k: v for k, v in small.items() if k != f})
                    for f in small]
@@ -626,33 +553,32 @@ def _memory_culprit(spec: SpaceSpec, small: dict[str, Any], i: int) -> tuple[tup
     return best
 
 
-# --------------------------------------------------------------------------- references
 def _check_references(spec: SpaceSpec) -> None:
     seen: set[str] = set()
     for i, r in enumerate(spec.references):
         if r.name in seen:
             raise SpecIssue(("references", i, "name"), r.name, "another reference has this name; names must differ")
         seen.add(r.name)
-        if r.arch is not None:
-            try:
-                arch = spec.fixed_arch(**r.arch)
-            except ValueError as e:
-                m = re.match(r"^(\w+)=", str(e))
-                field = m.group(1) if m else ""
-                path = ("references", i, "arch") + ((field,) if field in r.arch else ())
-                raise SpecIssue(path, r.arch.get(field, dict(r.arch)), f"cannot be built on top of base: {e}") from None
-            for key in ("img_size", "highres"):
-                res = getattr(spec.throughput, key)
-                if res is not None and res % arch.patch_size:
-                    raise SpecIssue(("references", i, "arch"), dict(r.arch), f"patch_size={arch.patch_size} does "
-                                    f"not divide throughput.{key}={res}; change one of them")
-        else:
+        if r.arch is None:
             _check_timm_name(("references", i, "model"), r.model)
+            continue
+        try:
+            arch = spec.fixed_arch(**r.arch)
+        except ValueError as e:
+            field = _field_of(str(e))
+            path = ("references", i, "arch") + ((field,) if field in r.arch else ())
+            raise SpecIssue(path, r.arch.get(field, dict(r.arch)), f"cannot be built on top of base: {e}") from None
+        for key in ("img_size", "highres"):
+            res = getattr(spec.throughput, key)
+            if res is not None and res % arch.patch_size:
+                raise SpecIssue(("references", i, "arch"), dict(r.arch), f"patch_size={arch.patch_size} does "
+                                f"not divide throughput.{key}={res}; change one of them")
     if spec.throughput.reference is not None:
         _check_timm_name(("throughput", "reference"), spec.throughput.reference)
 
 
 def _check_timm_name(path: tuple, name: Any) -> None:
     if not is_timm_model(name):  # read once per process from the cached list (`timm_names`)
-        hint = _did_you_mean(name, sorted(timm_model_names())) or "; list names with `python -c \"import timm; print(timm.list_models('deit*'))\"`"
+        hint = did_you_mean(name, sorted(timm_model_names())) or \
+            "; list names with `python -c \"import timm; print(timm.list_models('deit*'))\"`"
         raise SpecIssue(path, name, "not a timm model" + hint)

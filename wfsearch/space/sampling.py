@@ -1,18 +1,17 @@
-"""Sampling a spec into architectures: an Optuna define-by-run function.
-
-`sample_arch(spec, trial)` asks the trial for each knob in order, skipping knobs whose ``when``
-does not hold (they keep their base or ArchConfig default), and builds the `ArchConfig`. An
-architecture that cannot be built comes back as an *infeasible* `Sample` with the reason,
-never as an exception, so the search can record it and move on.
-"""
+"""Sampling a spec into architectures (Optuna define-by-run): knobs whose ``when`` does not hold keep their
+default; an architecture that cannot be built is an *infeasible* `Sample` with the reason, never an exception."""
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
-from wfsearch.arch.config import ArchConfig
+from wfsearch.arch import ArchConfig, cost
+from wfsearch.errors import UserError
+from wfsearch.suggest import did_you_mean
 
+from .loader import parse_yaml
 from .spec import ProxySpec, SpaceSpec, encode_choice
 
 log = logging.getLogger(__name__)
@@ -33,12 +32,8 @@ class Sample:
 
 
 def sample_arch(spec: SpaceSpec, trial: Any) -> Sample:
-    """Sample an architecture with ``trial.suggest_*`` (an Optuna Trial, FixedTrial or FrozenTrial-like).
-
-    ``Sample.params`` holds the decoded knob values (an explicit placement as a list); the trial's
-    own ``params`` hold what Optuna stores (such a list as JSON text). Equal params give equal
-    ``arch.hash``.
-    """
+    """Sample an architecture with ``trial.suggest_*``; ``Sample.params`` holds the decoded knob values (a
+    placement as a list, where the trial stores JSON text). Equal params give equal ``arch.hash``."""
     values = spec.arch_defaults()
     params: dict[str, Any] = {}
     for name in spec.knobs:
@@ -46,32 +41,21 @@ def sample_arch(spec: SpaceSpec, trial: Any) -> Sample:
         if knob.active(values):
             params[name] = values[name] = knob.suggest(trial, name)
     try:
-        arch = ArchConfig(**values)
+        return Sample(params, ArchConfig(**values), None, spec.proxy)
     except ValueError as e:
         log.debug("infeasible sample %s: %s", params, e)
         return Sample(params, None, str(e), spec.proxy)
-    return Sample(params, arch, None, spec.proxy)
 
 
 def arch_from_params(spec: SpaceSpec, params: dict[str, Any]) -> Sample:
     """Rebuild a sample from stored knob values (a trial's ``params``, decoded or as Optuna stores them)."""
     import optuna
-
-    fixed = {k: encode_choice(v) for k, v in params.items()}
-    return sample_arch(spec, optuna.trial.FixedTrial(fixed))
+    return sample_arch(spec, optuna.trial.FixedTrial({k: encode_choice(v) for k, v in params.items()}))
 
 
 def load_designs(spec: SpaceSpec, path: str) -> list[dict[str, Any]]:
-    """Known designs to evaluate first (Optuna's ``enqueue_trial``): a YAML list of knob mappings, each
-    checked against the space (every knob it samples there, each value one it can take); returned as
-    Optuna stores the params. A mistake is one `UserError` line naming the file, entry and knob."""
-    from pathlib import Path
-
-    from wfsearch.errors import UserError
-    from wfsearch.suggest import did_you_mean
-
-    from .loader import parse_yaml
-
+    """Known designs to evaluate first (Optuna's ``enqueue_trial``): a YAML list of knob mappings, each checked
+    against the space; returned as Optuna stores the params. A mistake is one `UserError` line."""
     try:
         doc = parse_yaml(Path(path).read_text(), path)
     except OSError as e:
@@ -100,7 +84,6 @@ def load_designs(spec: SpaceSpec, path: str) -> list[dict[str, Any]]:
 def random_samples(spec: SpaceSpec, n: int, seed: int = 0) -> list[Sample]:
     """``n`` samples drawn with Optuna's RandomSampler on an in-memory study."""
     import optuna
-
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "study created" line for a scratch study
     try:
@@ -116,11 +99,8 @@ def random_samples(spec: SpaceSpec, n: int, seed: int = 0) -> list[Sample]:
 
 
 def design_costs(spec: SpaceSpec, arch: ArchConfig) -> dict[str, float]:
-    """The costs known before training, of the deployed network (the throughput section's scale and
-    resolution): params, MACs, and the memory of a training step (activations of a batch plus weights,
-    gradients and AdamW state in fp32). Raises ValueError when the deployed network cannot be built."""
-    from wfsearch.arch import cost
-
+    """The costs known before training, of the deployed network: params, MACs, and the memory of a training
+    step (activations of a batch plus fp32 weights, gradients and AdamW state). ValueError if it cannot build."""
     c = cost(spec.throughput.deployed(arch))
     return {"params": c["params"], "macs": c["macs"],
             "memory": c["activation_bytes"] * spec.throughput.batch_size + 16 * c["params"]}

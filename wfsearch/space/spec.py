@@ -1,10 +1,5 @@
-"""`SpaceSpec`: the typed, validated form of a design-space YAML file.
-
-Each section is a frozen pydantic model with ``extra="forbid"``, so a misspelled key is an error
-and the JSON Schema (``wfsearch schema``) comes for free. Cross-field rules (knob conditions,
-buildable architectures, dataset/metric consistency) live in `wfsearch.space.checks`, which
-knows the full key path of every value; loading lives in `wfsearch.space.loader`.
-"""
+"""`SpaceSpec`: the typed form of a design-space YAML file, each section a frozen pydantic model with
+``extra="forbid"``; cross-field rules live in `wfsearch.space.checks`, loading in `wfsearch.space.loader`."""
 from __future__ import annotations
 
 import hashlib
@@ -21,6 +16,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
 
 from wfsearch.errors import UserError
 from wfsearch.arch.config import ENUMS, MAX_SIZES, ArchConfig
+from wfsearch.suggest import did_you_mean
 
 # metric name -> the direction that is better, used when an objective gives none
 METRICS: dict[str, str] = {
@@ -61,16 +57,15 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-# --------------------------------------------------------------------------- study
 _CONSTRAINT_RE = re.compile(r"^\s*([A-Za-z_]+)\s*(<=|>=|<|>|==|=|!=)\s*([-+0-9.eE_]+)\s*([kKMGT]?)\s*$")
-_UNIT_RE = re.compile(r"^\s*([A-Za-z_]+)\s*(<=|>=|<|>|==|=|!=)\s*([-+0-9.eE_]*[0-9][0-9_]*\.?[0-9_]*)\s*([A-Za-z%/]+)\s*$")
+_UNIT_RE = re.compile(r"^\s*([A-Za-z_]+)\s*(<=|>=|<|>|==|=|!=)\s*"
+                      r"([-+0-9.eE_]*[0-9][0-9_]*\.?[0-9_]*)\s*([A-Za-z%/]+)\s*$")
 _SUFFIX = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
 
 
 @dataclass(frozen=True)
 class Constraint:
-    """``metric op value``, e.g. ``params <= 30e6``; a trial is feasible when it holds
-    (`wfsearch.study.constraint_values` evaluates it)."""
+    """``metric op value``, e.g. ``params <= 30e6``; a trial is feasible when it holds."""
 
     metric: str
     op: str
@@ -99,7 +94,7 @@ def parse_constraint(text: Any) -> Constraint:
         raise ValueError("a constraint is 'METRIC OP VALUE' with OP one of <=, <, >=, >, e.g. 'params <= 30e6'")
     metric, op, num, suffix = m.groups()
     if metric not in METRICS:
-        raise ValueError(f"unknown metric {metric!r}{_did_you_mean(metric, METRICS)}; metrics are {list(METRICS)}")
+        raise ValueError(f"unknown metric {metric!r}{did_you_mean(metric, METRICS)}; metrics are {list(METRICS)}")
     if op not in ("<=", "<", ">=", ">"):
         raise ValueError(f"operator {op!r} is not supported; use <=, <, >= or >")
     try:
@@ -136,14 +131,6 @@ class Objective(_Section):
         return v
 
 
-def _objective_shorthand(v: Any) -> Any:
-    return {"name": v} if isinstance(v, str) else v
-
-
-def _default_objectives() -> list[Objective]:
-    return [Objective(name="accuracy"), Objective(name="throughput")]
-
-
 class SchedulerSpec(_Section):
     """Multi-fidelity early stopping over the ``proxy.epochs`` rungs."""
 
@@ -159,15 +146,14 @@ class StudySpec(_Section):
     trials: int = Field(20, ge=1, le=1_000_000, strict=True)
     """number of finished trials to reach (references not counted)"""
     sampler: Literal[SAMPLERS] = "auto"  # type: ignore[valid-type]
-    """nsga2, tpe, gp, random, grid (discrete spaces only) or auto; random with scheduler none explores (an
-    unbiased sample for `wfsearch analyze`)"""
-    seed: int = Field(0, ge=0, le=MAX_SEED)
-    """seed of the sampler"""
+    """nsga2, tpe, gp, random, grid (discrete spaces only) or auto; random with scheduler none explores"""
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="seed of the sampler")
     storage: Optional[str] = None
     """Optuna RDB URL (default sqlite:///studies/<name>/optuna.db, resolved against the current directory)"""
     objectives: list[Annotated[Objective, BeforeValidator(
-        _objective_shorthand, json_schema_input_type=Union[Literal[tuple(METRICS)], Objective])]] = Field(  # type: ignore[valid-type]
-        default_factory=_default_objectives, min_length=1)
+        lambda v: {"name": v} if isinstance(v, str) else v,
+        json_schema_input_type=Union[Literal[tuple(METRICS)], Objective])]] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: [Objective(name="accuracy"), Objective(name="throughput")], min_length=1)
     """metrics to optimize, each a name or {name, direction}"""
     constraints: list[ConstraintField] = Field(default_factory=list)
     """bounds a trial must satisfy to count as feasible, e.g. 'params <= 30e6'"""
@@ -184,7 +170,6 @@ class StudySpec(_Section):
         return v
 
 
-# --------------------------------------------------------------------------- resources
 class ResourcesSpec(_Section):
     cpus_per_trial: float = Field(1.0, gt=0, le=MAX_CPUS)
     """CPU cores reserved per trial (fractions allowed)"""
@@ -201,17 +186,14 @@ class ResourcesSpec(_Section):
         return v
 
 
-# --------------------------------------------------------------------------- proxy
 class DatasetSpec(_Section):
     """The proxy task, as `wfsearch.proxy.data.load_dataset` loads it (at `ProxySpec.img_size`)."""
 
     name: Literal[DATASETS] = "synthetic"  # type: ignore[valid-type]
-    """synthetic (generated, no download), digits (scikit-learn's 1,797 handwritten digits, no download),
-    cifar10, cifar100 or imagefolder"""
+    """synthetic (generated), digits (scikit-learn's 1,797 digits), cifar10, cifar100 or imagefolder"""
     root: Optional[str] = None
-    """data folder (cifar: where it is or is downloaded to, default ./data; imagefolder: the folder with train/ and val/)"""
-    download: bool = False
-    """let torchvision download cifar10/cifar100 into root when missing"""
+    """data folder (cifar: default ./data; imagefolder: the folder with train/ and val/)"""
+    download: bool = Field(False, description="let torchvision download cifar10/cifar100 into root when missing")
     num_classes: Optional[int] = Field(None, ge=2, le=MAX_SIZES["num_classes"])
     """synthetic: 2..16 classes (default 4); others: keep the first N classes (default: all, or len(classes))"""
     classes: Optional[list[str]] = Field(None, min_length=2)
@@ -227,19 +209,12 @@ class DatasetSpec(_Section):
     seed: int = Field(0, ge=0, le=MAX_SEED)
     """the dataset's own seed (synthetic generation, subsetting), not the training seed"""
     layout: Literal["ends", "quadrants"] = "ends"
-    """synthetic: where the two objects sit: at the two ends of an axis, farther apart than a static
-    network's receptive field (ends, docs/TASK.md), or in two quadrants (the layout before 0.2)"""
+    """synthetic: the two objects sit at the ends of an axis (beyond a static receptive field) or in quadrants"""
     num_workers: int = Field(0, ge=0, le=MAX_THREADS)
     """threads decoding an image folder (0: one per CPU, at most 8)"""
-    augment: bool = True
-    """random translation and horizontal flip while training"""
+    augment: bool = Field(True, description="random translation and horizontal flip while training")
     follow_links: bool = False
-    """imagefolder: also follow links that lead out of root (links are never followed twice, and never
-    into another class or split)"""
-
-
-def _epochs_shorthand(v: Any) -> Any:
-    return [v] if _is_int(v) else v
+    """imagefolder: also follow links out of root (never twice, never into another class or split)"""
 
 
 def _increasing(v: list[int]) -> list[int]:
@@ -251,12 +226,11 @@ def _increasing(v: list[int]) -> list[int]:
 class ProxySpec(_Section):
     """The short training that ranks architectures (same for every trial and reference)."""
 
-    dataset: DatasetSpec = Field(default_factory=DatasetSpec)
-    """the proxy task"""
+    dataset: DatasetSpec = Field(default_factory=DatasetSpec, description="the proxy task")
     img_size: int = Field(32, ge=8, le=MAX_SIZES["img_size"])
     """training resolution; becomes the architecture's img_size unless base sets one"""
     epochs: Annotated[list[Annotated[int, Field(ge=1, le=MAX_EPOCHS, strict=True)]],
-                      BeforeValidator(_epochs_shorthand, json_schema_input_type=int | list[int]),
+                      BeforeValidator(lambda v: [v] if _is_int(v) else v, json_schema_input_type=int | list[int]),
                       AfterValidator(_increasing)] = Field(default_factory=lambda: [1, 3], min_length=1)
     """fidelity rungs: epochs after which a trial reports and may be stopped; the last is the full budget"""
     batch_size: int = Field(128, ge=1, le=MAX_COUNT)
@@ -266,8 +240,7 @@ class ProxySpec(_Section):
     min_lr: float = Field(1e-5, ge=0, le=MAX_RATE)
     weight_decay: float = Field(0.05, ge=0, le=MAX_RATE)
     predictor_lr_scale: float = Field(1.0, gt=0, le=1000)
-    """learning rate of the dynamic-weight predictors' parameters / lr (their ΔW starts near zero, so a
-    short proxy may need them to learn faster; benchmarks/proxy_quality.py)"""
+    """learning rate of the dynamic-weight predictors / lr (their ΔW starts near zero; a short proxy may need more)"""
     warmup_epochs: float = Field(1.0, ge=0, le=MAX_EPOCHS)
     label_smoothing: float = Field(0.1, ge=0, lt=1)
     grad_clip: Optional[float] = Field(1.0, ge=0, le=MAX_COUNT)
@@ -289,77 +262,52 @@ class ProxySpec(_Section):
         return self.epochs[-1]
 
 
-# --------------------------------------------------------------------------- throughput
+_SCHEMAS: dict[str, Any] = {
+    "mlp_ratio": {"type": "number"}, "drop_path_rate": {"type": "number"}, "drop_rate": {"type": "number"},
+    "img_size": {"anyOf": [{"type": "integer"},
+                           {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2}]},
+    "fc1_pool": {"anyOf": [{"type": "integer", "minimum": 1}, {"const": "global"}]},
+    "dwconv_pool": {"type": "integer", "minimum": 1,
+                    "description": "1 (global) or kernel_size (the default: one summary per tap)"},
+    "dynamic_blocks": {"anyOf": [{"type": "string", "examples": ["all", "none", "every:3:1", "first:4", "last:4"]},
+                                 {"type": "array", "items": {"type": "integer", "minimum": 0}}]},
+}
+# JSON Schema of the ArchConfig fields, for editor completion of base and references' arch
+ArchFields = Annotated[dict[str, Any], WithJsonSchema({
+    "type": "object", "additionalProperties": False,
+    "properties": {n: {"enum": ENUMS[n]} if n in ENUMS else _SCHEMAS.get(n, {"type": "integer"})
+                   for n in ArchConfig.field_names()},
+    "description": "ArchConfig fields (a null removes an entry inherited through extends)"})]
+
+
 class ThroughputSpec(_Section):
     """The deployment setting in which speed is measured (independent of the proxy's)."""
 
-    img_size: int = Field(224, ge=1, le=MAX_SIZES["img_size"])
-    """target resolution"""
-    batch_size: int = Field(64, ge=1, le=MAX_COUNT)
-    """target batch"""
+    img_size: int = Field(224, ge=1, le=MAX_SIZES["img_size"], description="target resolution")
+    batch_size: int = Field(64, ge=1, le=MAX_COUNT, description="target batch")
     reference: Optional[str] = "deit_tiny_patch16_224"
     """timm model measured interleaved with every trial (throughput_ratio = trial / reference)"""
-    device: str = Field("auto", pattern=_DEVICE_RE)
-    """auto, cpu, cuda, cuda:N"""
+    device: str = Field("auto", pattern=_DEVICE_RE, description="auto, cpu, cuda, cuda:N")
     dtype: Literal[DTYPES] = "float32"  # type: ignore[valid-type]
-    warmup: int = Field(2, ge=0, le=MAX_REPEATS)
-    """untimed batches per model"""
-    repeats: int = Field(5, ge=1, le=MAX_REPEATS)
-    """timed repeats per model (the median is reported)"""
-    iters: int = Field(3, ge=1, le=MAX_REPEATS)
-    """batches per timed repeat"""
+    warmup: int = Field(2, ge=0, le=MAX_REPEATS, description="untimed batches per model")
+    repeats: int = Field(5, ge=1, le=MAX_REPEATS, description="timed repeats per model (the median is reported)")
+    iters: int = Field(3, ge=1, le=MAX_REPEATS, description="batches per timed repeat")
     highres: Optional[int] = Field(None, ge=1, le=MAX_SIZES["img_size"])
     """also measure latency at this resolution (e.g. 1024), for the latency_highres metric"""
     highres_batch_size: int = Field(1, ge=1, le=MAX_COUNT)
     clock: Literal["auto", "wall", "process"] = "auto"
-    """CPU timer: process (this process's CPU time, so other processes' use of the machine does not
-    count), wall, or auto (process with one thread, wall otherwise; CUDA events on GPU)"""
+    """CPU timer: process (this process's CPU time), wall, or auto (process with one thread, wall otherwise)"""
     compile: Literal["none", "default", "max-autotune"] = "none"
-    """torch.compile mode of the measured model and the reference alike (none: eager; default: inductor;
-    max-autotune: autotuned kernels, CUDA graphs on GPU); compile time is excluded from the timing and
-    reported as compile_seconds, and compiled models are reused per architecture within a worker"""
+    """torch.compile mode of the measured model and the reference (compile time reported apart, as compile_seconds)"""
     exclusive: bool = True
-    """hold the device alone while measuring: other trials' training steps on it pause, and
-    measurements on one device run one at a time (so trials sharing a CPU or a GPU do not skew
-    each other's figures)"""
+    """hold the device alone while measuring (other trials' steps on it pause), so trials do not skew each other"""
     arch: ArchFields = Field(default_factory=dict)
-    """ArchConfig overrides for the deployed model, e.g. {patch_size: 16, embed_dim: 192, depth: 12}:
-    every sampled design is measured (speed, params, MACs, memory) at this scale, not the proxy's"""
+    """ArchConfig overrides for the deployed model, e.g. {patch_size: 16, embed_dim: 192, depth: 12}"""
 
     def deployed(self, arch: ArchConfig) -> ArchConfig:
-        """``arch`` as deployed: at ``img_size`` with the ``arch`` overrides, ImageNet's 1000 classes unless
-        they set ``num_classes`` (ValueError if it cannot be built). Exports build this network."""
+        """``arch`` as deployed: at ``img_size`` with the ``arch`` overrides, 1000 classes unless they set
+        ``num_classes`` (ValueError if it cannot be built)."""
         return arch.replace(img_size=self.img_size, **{"num_classes": DEPLOYED_NUM_CLASSES, **self.arch})
-
-
-# --------------------------------------------------------------------------- base, space
-def _field_schema() -> dict[str, Any]:
-    """JSON Schema of the ArchConfig fields, for editor completion of base and references' arch."""
-    props: dict[str, Any] = {}
-    for name in ArchConfig.field_names():
-        if name in ENUMS:
-            props[name] = {"enum": ENUMS[name]}
-        elif name in ("mlp_ratio", "drop_path_rate", "drop_rate"):
-            props[name] = {"type": "number"}
-        elif name == "img_size":
-            props[name] = {"anyOf": [{"type": "integer"}, {"type": "array", "items": {"type": "integer"},
-                                                           "minItems": 2, "maxItems": 2}]}
-        elif name == "fc1_pool":
-            props[name] = {"anyOf": [{"type": "integer", "minimum": 1}, {"const": "global"}]}
-        elif name == "dwconv_pool":
-            props[name] = {"type": "integer", "minimum": 1,
-                           "description": "1 (global) or kernel_size (the default: one summary per tap)"}
-        elif name == "dynamic_blocks":
-            props[name] = {"anyOf": [{"type": "string", "examples": ["all", "none", "every:3:1", "first:4", "last:4"]},
-                                     {"type": "array", "items": {"type": "integer", "minimum": 0}}]}
-        else:
-            props[name] = {"type": "integer"}
-    return props
-
-
-ArchFields = Annotated[dict[str, Any], WithJsonSchema({
-    "type": "object", "properties": _field_schema(), "additionalProperties": False,
-    "description": "ArchConfig fields (a null removes an entry inherited through extends)"})]
 
 
 def encode_choice(value: Any) -> Any:
@@ -372,14 +320,10 @@ class Knob(_Section):
 
     choice: Optional[list[Any]] = Field(None, min_length=1, max_length=MAX_CHOICES)
     """the values to choose from"""
-    int_: Optional[tuple[int, int]] = Field(None, alias="int")
-    """[low, high], both included"""
-    float_: Optional[tuple[float, float]] = Field(None, alias="float")
-    """[low, high]"""
-    step: Optional[float] = Field(None, gt=0)
-    """spacing of an int or float range"""
-    log: bool = False
-    """sample a range on a log scale"""
+    int_: Optional[tuple[int, int]] = Field(None, alias="int", description="[low, high], both included")
+    float_: Optional[tuple[float, float]] = Field(None, alias="float", description="[low, high]")
+    step: Optional[float] = Field(None, gt=0, description="spacing of an int or float range")
+    log: bool = Field(False, description="sample a range on a log scale")
     when: dict[str, Annotated[list[Any], BeforeValidator(lambda v: v if isinstance(v, list) else [v],
                                                          json_schema_input_type=Any)]] = Field(default_factory=dict)
     """sample this knob only when every listed field takes one of the listed values"""
@@ -387,13 +331,12 @@ class Knob(_Section):
     @field_validator("choice")
     @classmethod
     def _unique_choices(cls, v: Optional[list[Any]]) -> Optional[list[Any]]:
-        if v is not None:
-            seen: set[str] = set()
-            for c in v:  # one pass: a long list must not cost n^2
-                key = json.dumps(c, sort_keys=True, default=str)
-                if key in seen:
-                    raise ValueError(f"{c!r} is listed twice; list each choice once")
-                seen.add(key)
+        seen: set[str] = set()
+        for c in v or ():  # one pass: a long list must not cost n^2
+            key = json.dumps(c, sort_keys=True, default=str)
+            if key in seen:
+                raise ValueError(f"{c!r} is listed twice; list each choice once")
+            seen.add(key)
         return v
 
     @field_validator("int_", "float_")
@@ -432,7 +375,6 @@ class Knob(_Section):
                                  "of the step")
         return self
 
-    # ---- what the knob can take ----
     @property
     def kind(self) -> str:
         return "choice" if self.choice is not None else "int" if self.int_ is not None else "float"
@@ -448,9 +390,7 @@ class Knob(_Section):
         lo, hi = self.range
         if self.int_ is not None:
             return (hi - lo) // (self.step or 1) + 1
-        if self.step is None:
-            return None
-        return int(math.floor((hi - lo) / self.step + 1e-9)) + 1
+        return None if self.step is None else int(math.floor((hi - lo) / self.step + 1e-9)) + 1
 
     def values(self, limit: int = 256) -> Optional[list[Any]]:
         """Every value the knob can take, or None when there are more than ``limit`` (or infinitely many)."""
@@ -499,20 +439,13 @@ class Knob(_Section):
         return all(any(_same(arch_value(values, f), v) for v in allowed) for f, allowed in self.when.items())
 
 
-def _knob_shorthand(v: Any) -> Any:
-    """``[a, b]`` is short for ``{choice: [a, b]}``."""
-    return {"choice": v} if isinstance(v, list) else v
-
-
 def _same(a: Any, b: Any) -> bool:
     """Equality of YAML values that keeps 1, True, "1" and [1] apart."""
     if isinstance(a, (list, tuple)) or isinstance(b, (list, tuple)):
         return isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and list(a) == list(b)
     if isinstance(a, bool) or isinstance(b, bool):
         return a is b
-    if isinstance(a, str) != isinstance(b, str):
-        return False
-    return a == b
+    return isinstance(a, str) == isinstance(b, str) and a == b
 
 
 _ARCH_DEFAULTS = {f: ArchConfig.__dataclass_fields__[f].default for f in ArchConfig.field_names()}
@@ -527,10 +460,8 @@ class Reference(_Section):
     """A fixed model evaluated with the same proxy and measurement: an architecture or a timm model."""
 
     name: str = Field(pattern=_NAME_RE)
-    arch: Optional[ArchFields] = None
-    """ArchConfig fields applied on top of base"""
-    model: Optional[str] = None
-    """a timm model name, e.g. deit_tiny_patch16_224"""
+    arch: Optional[ArchFields] = Field(None, description="ArchConfig fields applied on top of base")
+    model: Optional[str] = Field(None, description="a timm model name, e.g. deit_tiny_patch16_224")
 
     @model_validator(mode="after")
     def _one_kind(self) -> "Reference":
@@ -550,43 +481,37 @@ class ResolvedReference:
 
 @dataclass(frozen=True)
 class SpaceSize:
-    """Size of the searched space: ``combinations`` of the discrete knob values (None: too many to
-    count), how many of them build (None: too many to decide at load time) and whether some knob is
-    a continuous range (each combination is then a continuum)."""
+    """Knob ``combinations`` (None: too many to count), how many build (None: undecided at load time),
+    and whether some knob is a continuous range."""
 
     combinations: Optional[int]
     buildable: Optional[int]
     continuous: bool
 
 
-# --------------------------------------------------------------------------- the spec
 class SpaceSpec(_Section):
     """A whole design-space study: what to search, how to rank it, how to measure speed."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True, allow_inf_nan=False,
-                              title="wfsearch design-space spec")
+    model_config = ConfigDict(title="wfsearch design-space spec")
 
     study: StudySpec = Field(default_factory=StudySpec)
     """the Optuna study: trials, sampler, objectives, constraints, storage"""
-    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
-    """what each parallel trial reserves"""
-    proxy: ProxySpec = Field(default_factory=ProxySpec)
-    """the short training that ranks architectures"""
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec, description="what each parallel trial reserves")
+    proxy: ProxySpec = Field(default_factory=ProxySpec, description="the short training that ranks architectures")
     throughput: ThroughputSpec = Field(default_factory=ThroughputSpec)
     """the deployment setting for speed measurements"""
     base: ArchFields = Field(default_factory=dict)
     """fixed ArchConfig fields, shared by every sampled architecture"""
-    space: dict[str, Annotated[Knob, BeforeValidator(_knob_shorthand, json_schema_input_type=Union[Knob, list, None])]] = Field(
+    space: dict[str, Annotated[Knob, BeforeValidator(lambda v: {"choice": v} if isinstance(v, list) else v,
+                                                     json_schema_input_type=Union[Knob, list, None])]] = Field(
         default_factory=dict, json_schema_extra={"propertyNames": {"enum": ArchConfig.field_names()}})
     """searched ArchConfig fields: {choice: [...]}, {int: [lo, hi]} or {float: [lo, hi]}, optional when"""
-    references: list[Reference] = Field(default_factory=list)
-    """fixed models every front is read against"""
+    references: list[Reference] = Field(default_factory=list, description="fixed models every front is read against")
 
     _path: str = PrivateAttr("<dict>")
     _order: tuple[str, ...] = PrivateAttr(())
     _size: Optional[SpaceSize] = PrivateAttr(None)
 
-    # ---- identity and serialization ----
     @property
     def path(self) -> str:
         """Where the spec came from (a file, or ``<dict>``)."""
@@ -595,19 +520,19 @@ class SpaceSpec(_Section):
     def to_dict(self) -> dict[str, Any]:
         """The resolved spec as plain JSON-able data; `wfsearch.space.spec_from_dict` rebuilds it."""
         d = self.model_dump(mode="json", by_alias=True)
-        d["space"] = {name: _compact_knob(k) for name, k in d["space"].items()}
+        d["space"] = {name: {k: v for k, v in knob.items() if v is not None and (v or k not in ("when", "log"))}
+                      for name, knob in d["space"].items()}
         return d
 
     @property
     def hash(self) -> str:
-        """Stable 12-hex identity of what is searched and how it is measured (everything except
-        study.trials, study.storage and resources, which may change when a study is resumed)."""
+        """Stable 12-hex identity of what is searched and how it is measured (all but study.trials,
+        study.storage and resources, which may change when a study is resumed)."""
         d = self.to_dict()
         d["study"].pop("trials"), d["study"].pop("storage"), d.pop("resources")
         blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
-    # ---- derived views ----
     @property
     def knobs(self) -> tuple[str, ...]:
         """Searched fields in sampling order (a knob after the knobs its condition reads)."""
@@ -659,13 +584,3 @@ class SpaceSpec(_Section):
                                 "cannot be searched on a grid; give it a step or use another sampler")
             out[name] = [encode_choice(v) for v in values]
         return out
-
-
-def _compact_knob(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in d.items() if v is not None and not (k == "when" and not v) and not (k == "log" and not v)}
-
-
-def _did_you_mean(word: Any, options: Any) -> str:
-    from wfsearch.suggest import did_you_mean
-
-    return did_you_mean(word, [str(o) for o in options])

@@ -1,11 +1,5 @@
-"""Is a name a timm model? Answered from a list cached per timm version, so that checking a spec's
-reference model does not import torch (about 470 MB and seconds in every `wfsearch run` driver).
-
-The list is what ``timm.list_models()`` returns for the installed timm, plus wfsearch's own registered
-sizes; it is written the first time a process needs it, under ``$XDG_CACHE_HOME/wfsearch`` (or
-``~/.cache/wfsearch``), and used as is where that folder cannot be written. Where timm is already
-imported, timm's own registry answers (it also knows models that a plugin registered).
-"""
+"""Is a name a timm model? Answered from a list cached per timm version in ``$XDG_CACHE_HOME/wfsearch``, so
+that checking a spec does not import torch (470 MB, seconds); where timm is imported, its registry answers."""
 from __future__ import annotations
 
 import functools
@@ -24,17 +18,24 @@ def cache_path() -> Path:
 
 
 def timm_model_names() -> frozenset[str]:
-    """Every architecture name timm can build here (pretrained tags stripped)."""
+    """Every architecture name timm can build here (pretrained tags stripped), wfsearch's sizes included."""
     if "timm" not in sys.modules:
         try:
             return _read(cache_path())
         except (OSError, UnicodeDecodeError):
             pass
     import timm
-
     names = frozenset(timm.list_models()) | set(MODEL_SIZES)
-    if not cache_path().is_file():  # written once per timm version, not on every check
-        _write(names)
+    path = cache_path()
+    if not path.is_file():  # written once per timm version, whole (readers see all of it or none)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+            with os.fdopen(fd, "w") as f:
+                f.write("\n".join(sorted(names)) + "\n")
+            os.replace(tmp, path)
+        except OSError:  # a read-only home: the next process asks timm again
+            pass
     return names
 
 
@@ -47,15 +48,3 @@ def _read(path: Path) -> frozenset[str]:
 def is_timm_model(name: str) -> bool:
     """``timm.is_model(name)``: the name before a pretrained tag (``deit_tiny_patch16_224.fb_in1k``) is known."""
     return str(name).split(".", 1)[0] in timm_model_names()
-
-
-def _write(names: frozenset[str]) -> None:
-    path = cache_path()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            f.write("\n".join(sorted(names)) + "\n")
-        os.replace(tmp, path)  # readers see the whole list or none
-    except OSError:  # a read-only home: the next process asks timm again
-        pass

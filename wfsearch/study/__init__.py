@@ -1,18 +1,6 @@
 """The stored-trial contract: every command that writes or reads a study goes through here.
 
 No Ray import (readers such as ``wfsearch show`` and ``report`` stay light), no torch.
-
-- `outcome`: `Proposal` (what a trial evaluates) and `Outcome` (what it produced) with their JSON forms,
-  `Status`, the metrics an outcome stores, and directions as loss signs.
-- `write`: the one writer: `write_header`, `write_proposal`, `tell`, `fail_stale_trials`.
-- `record`: `TrialRecord` (one stored trial, typed), read back from Optuna user attributes.
-- `interval`: measured values with their 90% intervals.
-- `storage`: `open_storage` (writers), `open_study` (readers), archiving.
-- `naming`: study names, the study folder, the references study.
-- `front`: the one Pareto front (one point per architecture), ranks, hypervolume.
-- `constraints`: the one constraint evaluator.
-- `snapshot`: a study read once (`read_study`), what report, export and show compute from.
-- `optuna_api`: the private Optuna APIs used, named once.
 """
 from .constraints import as_dicts, constraint_values, first_violation, holds, violations
 from .front import dominated_hypervolume, hypervolume_history, nondominated_ranks, pareto_front, pareto_order, reference_point

@@ -1,5 +1,5 @@
-"""How a study storage is connected to: bounded waits for a database server, and one line naming the
-server that did not answer."""
+"""How a study storage is connected to: bounded waits for a database server, one line naming a server that
+did not answer."""
 from __future__ import annotations
 
 from typing import Any
@@ -12,20 +12,16 @@ SQLITE_BUSY_TIMEOUT_S = 60  # how long a writer or reader waits for another proc
 
 
 def engine_options(url: str) -> dict[str, Any]:
-    """SQLAlchemy engine options for ``url``, the same for every reader and writer: a PostgreSQL connection
-    gives up after ``CONNECT_TIMEOUT_S`` (a server that accepts and never answers included) and a statement
-    after ``STATEMENT_TIMEOUT_S``; SQLite waits up to ``SQLITE_BUSY_TIMEOUT_S`` for a running search's
-    write lock."""
+    """SQLAlchemy engine options for ``url`` (bounded waits), the same for every reader and writer."""
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
     if url.startswith("postgresql"):
-        return {"pool_pre_ping": True,
-                "connect_args": {"connect_timeout": CONNECT_TIMEOUT_S,
-                                 "options": f"-c statement_timeout={STATEMENT_TIMEOUT_S * 1000}"}}
-    if url.startswith("mysql"):
-        return {"pool_pre_ping": True, "connect_args": {"connect_timeout": CONNECT_TIMEOUT_S,
-                                                        "read_timeout": STATEMENT_TIMEOUT_S}}
-    return {}
+        args = {"connect_timeout": CONNECT_TIMEOUT_S, "options": f"-c statement_timeout={STATEMENT_TIMEOUT_S * 1000}"}
+    elif url.startswith("mysql"):
+        args = {"connect_timeout": CONNECT_TIMEOUT_S, "read_timeout": STATEMENT_TIMEOUT_S}
+    else:
+        return {}
+    return {"pool_pre_ping": True, "connect_args": args}
 
 
 def server_of(url: str) -> str:

@@ -1,9 +1,6 @@
-"""The one constraint evaluator: ``metric op bound`` against a trial's numbers.
-
-Constraints are the spec's `Constraint` objects or ``{"metric", "op", "value"}`` dicts. Values
-follow Optuna's ``constraints_func`` convention (``<= 0`` satisfied), relative to the bound, so
-that the sampler sees violations of different metrics on one scale.
-"""
+"""The one constraint evaluator: ``metric op bound`` (spec `Constraint`s or ``{"metric", "op", "value"}`` dicts)
+against a trial's numbers. Values follow Optuna's ``constraints_func`` convention (``<= 0`` satisfied), relative
+to the bound, so the sampler sees violations of different metrics on one scale."""
 from __future__ import annotations
 
 import operator
@@ -28,9 +25,8 @@ def holds(value: float, op: str, bound: float) -> bool:
 
 
 def evaluate(constraints: Iterable[Any] | None, metrics: dict[str, Any]) -> tuple[list[float], list[str]]:
-    """Optuna-style constraint values (``<= 0`` satisfied) and every violation, described as
-    ``"params=1.6e+06 violates params <= 1.5e+06"``. A constraint on a metric not known yet
-    (accuracy, before training) counts as satisfied."""
+    """Optuna-style constraint values and every violation (``"params=1.6e+06 violates params <= 1.5e+06"``).
+    A constraint on a metric not known yet (accuracy, before training) counts as satisfied."""
     values: list[float] = []
     violated: list[str] = []
     for c in constraints or []:
@@ -39,8 +35,7 @@ def evaluate(constraints: Iterable[Any] | None, metrics: dict[str, Any]) -> tupl
         if v is None:
             values.append(0.0)
             continue
-        excess = (v - bound) if op in ("<=", "<") else (bound - v)
-        value = excess / (abs(bound) or 1.0)
+        value = ((v - bound) if op in ("<=", "<") else (bound - v)) / (abs(bound) or 1.0)
         if not holds(v, op, bound) and value <= 0:
             value = 1e-12  # equality violates a strict bound
         values.append(value)
@@ -56,10 +51,8 @@ def constraint_values(constraints: Iterable[Any] | None, metrics: dict[str, Any]
 
 
 def violations(constraints: Iterable[Any] | None, metrics: dict[str, Any]) -> list[str]:
-    """Every violated constraint, described."""
     return evaluate(constraints, metrics)[1]
 
 
 def first_violation(constraints: Iterable[Any] | None, metrics: dict[str, Any]) -> str | None:
-    """``"metric=value violates metric op bound"`` for the first violated constraint, else None."""
     return constraint_values(constraints, metrics)[1]

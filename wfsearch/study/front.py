@@ -1,8 +1,5 @@
-"""The Pareto front of a study (one point per architecture), non-dominated ranks and hypervolume.
-
-Values come with their directions and are turned into losses (minimization) for Optuna's own
-non-dominated sorting (``O(N log N)`` for two objectives) and hypervolume.
-"""
+"""The Pareto front of a study (one point per architecture), non-dominated ranks and hypervolume, computed on
+losses (minimization) by Optuna's own non-dominated sorting and hypervolume."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -26,15 +23,20 @@ def on_front(values: Sequence[Sequence[float]], directions: Sequence[str]) -> np
 
 
 def pareto_front(records: Sequence[TrialRecord], directions: Sequence[str]) -> list[TrialRecord]:
-    """The non-dominated trained search trials, by number, one per architecture: a later trial of an
-    architecture already trained (which reused its result) is not a second point."""
-    trials, seen = [], set()
-    for r in sorted(records, key=lambda r: r.number):
-        if r.is_search and r.trained and (r.arch_hash is None or r.arch_hash not in seen):
-            trials.append(r)
-            seen.add(r.arch_hash)
+    """The non-dominated trained search trials, by number, one per architecture."""
+    trials = one_per_arch([r for r in sorted(records, key=lambda r: r.number) if r.is_search and r.trained])
     mask = on_front([r.values for r in trials], directions)
     return [r for r, keep in zip(trials, mask) if keep]
+
+
+def one_per_arch(records: Sequence[TrialRecord]) -> list[TrialRecord]:
+    """``records`` without later trials of an architecture seen before (a repeat is not a second point)."""
+    out, seen = [], set()
+    for r in records:
+        if r.arch_hash is None or r.arch_hash not in seen:
+            out.append(r)
+            seen.add(r.arch_hash)
+    return out
 
 
 def nondominated_ranks(values: Sequence[Sequence[float]], directions: Sequence[str]) -> np.ndarray:
@@ -79,7 +81,8 @@ def reference_point(directions: Sequence[str], values: Sequence[Sequence[float]]
                  for j, d in enumerate(directions))
 
 
-def dominated_hypervolume(values: Sequence[Sequence[float]], directions: Sequence[str], reference: Sequence[float]) -> float:
+def dominated_hypervolume(values: Sequence[Sequence[float]], directions: Sequence[str],
+                          reference: Sequence[float]) -> float:
     """Hypervolume dominated by ``values`` with respect to ``reference`` (in the objectives' own units)."""
     if len(values) == 0:
         return 0.0
@@ -93,11 +96,8 @@ def dominated_hypervolume(values: Sequence[Sequence[float]], directions: Sequenc
 
 def hypervolume_history(values: Sequence[Sequence[float] | None], directions: Sequence[str],
                         reference: Sequence[float]) -> list[float]:
-    """The hypervolume after each point of ``values`` in order (None: a trial that added no point).
-
-    Two objectives: one `StaircaseArea` updated per point (``O(N log N)``); more: only the current
-    front is kept and recomputed when a point joins it.
-    """
+    """The hypervolume after each point of ``values`` in order (None: a trial that added no point). Two
+    objectives: one `StaircaseArea` (``O(N log N)``); more: the front is recomputed when a point joins it."""
     m = len(directions)
     ref = as_loss([reference], directions)[0]
     present = [v for v in values if v is not None]

@@ -1,20 +1,10 @@
-"""The normalized hypervolume: one number for how good a front is, that can tell two searches apart.
+"""The normalized hypervolume: each objective mapped to [0, 1] over a *box*, so every objective weighs the same
+whatever its unit (the raw hypervolume is essentially best accuracy x best throughput).
 
-The raw hypervolume against (0 accuracy, 0 img/s) is essentially best accuracy x best throughput:
-the corner trials decide it and the shape of the front between them hardly moves it. Here each
-objective is first mapped to [0, 1] over a *box*, so every objective weighs the same whatever its unit.
-
-A study's box (`study_box`) is fixed before its first trained trial and kept to its end, so the
-hypervolume never falls as trials arrive (a box drawn around the trials so far moves with each new
-best or worst, and the figure with it): accuracy runs linearly from chance (0) to 1; throughput is
-mapped ``r / (1 + r)`` by its ratio r to the reference model (0 at standstill, 0.5 at the reference's
-speed, 1 out of reach); any other objective likewise against its value in the study's first trained
-trial (``v / (v + s)`` maximized, ``s / (v + s)`` minimized). It is stored with the study
-(``hypervolume_box``) and printed beside the figure: `run`, `show` and the report use the same box.
-
-`HypervolumeBox.of` draws a box around given values instead (0 at the worst, 1 at the best, the
-reference point ``MARGIN`` of each range beyond the worst, the volume divided by ``(1 + MARGIN) ** m``):
-what ``benchmarks/mo_asha.py`` uses to put the finished studies it compares in one box.
+A study's box (`study_box`) is fixed before its first trained trial, so the figure never falls: accuracy runs
+linearly from chance (0) to 1; throughput maps ``r / (1 + r)`` by its ratio r to the reference model; any other
+objective likewise against its value in the first trained trial. It is stored as ``hypervolume_box``.
+`HypervolumeBox.of` draws a box around given values instead (what ``benchmarks/mo_asha.py`` uses).
 """
 from __future__ import annotations
 
@@ -32,13 +22,9 @@ BOX_ATTR = "hypervolume_box"
 
 
 class StaircaseArea:
-    """The area that two-objective losses (minimized) dominate below ``reference``, kept as points arrive.
-
-    The front is held sorted by the first loss (the second then strictly falls), with the area as a
-    sum of strips ``(x_next - x_i) * (ref_y - y_i)``. A point finds its place by bisection; the points it
-    dominates are contiguous there and each leaves once, so N points cost ``O(N log N)`` comparisons
-    (plus list moves of the front, which C does in bulk).
-    """
+    """The area that two-objective losses (minimized) dominate below ``reference``, kept as points arrive:
+    the front sorted by the first loss, the area a sum of strips ``(x_next - x_i) * (ref_y - y_i)``; a point
+    finds its place by bisection, so N points cost ``O(N log N)`` comparisons."""
 
     def __init__(self, reference: Sequence[float]):
         self.rx, self.ry = float(reference[0]), float(reference[1])
@@ -73,9 +59,8 @@ class StaircaseArea:
 
 @dataclass(frozen=True)
 class HypervolumeBox:
-    """Per objective: the values that score 0 (``worst``) and 1 (``best``) on its scale; or, for an open
-    axis (``half`` not None), the value that scores 0.5: ``v / (v + half)`` maximized, ``half / (v + half)``
-    minimized (0 scores 1)."""
+    """Per objective: the values that score 0 (``worst``) and 1 (``best``); for an open axis (``half`` set) the
+    value that scores 0.5: ``v / (v + half)`` maximized, ``half / (v + half)`` minimized."""
 
     objectives: tuple[str, ...]
     directions: tuple[str, ...]
@@ -99,8 +84,7 @@ class HypervolumeBox:
         return cls(names, tuple(directions), tuple(map(float, worst)), tuple(map(float, best)))
 
     def normalize(self, values: Sequence[Sequence[float]]) -> np.ndarray:
-        """Each value on its objective's [0, 1] scale (1 = best); an objective in which every
-        feasible trial scored the same does not separate trials and counts 1 for all."""
+        """Each value on its objective's [0, 1] scale (1 = best); a flat objective counts 1 for all."""
         arr = np.asarray(values, dtype=float).reshape(-1, len(self.directions))
         worst, best = np.asarray(self.worst), np.asarray(self.best)
         span = best - worst  # negative for a minimized objective
@@ -119,16 +103,14 @@ class HypervolumeBox:
             return 0.0
         u = self.normalize(values)
         u = u[np.all(np.isfinite(u), axis=1)]
-        ref = np.full(u.shape[1], -self.margin)
-        loss, ref_loss = -u, -ref
+        loss, ref_loss = -u, np.full(u.shape[1], self.margin)
         loss = loss[np.all(loss < ref_loss, axis=1)]
         if not len(loss):
             return 0.0
         return float(compute_hypervolume(loss, ref_loss)) / (1 + self.margin) ** u.shape[1]
 
     def history(self, values: Sequence[Sequence[float] | None]) -> list[float]:
-        """The hypervolume after each entry of ``values`` in order (None: a trial that added no point):
-        `front.hypervolume_history` of the values on the box's scale (``O(N log N)`` for two objectives)."""
+        """`front.hypervolume_history` of ``values`` on the box's scale (None: a trial that added no point)."""
         from .front import hypervolume_history
 
         m = len(self.directions)
@@ -170,9 +152,7 @@ class HypervolumeBox:
 
 def study_box(objectives: Sequence[str], directions: Sequence[str], *, chance: float | None = None,
               reference_img_s: float | None = None, first: Sequence[float] | None = None) -> HypervolumeBox | None:
-    """A study's fixed box (see the module docstring): ``chance`` is the proxy task's chance accuracy,
-    ``reference_img_s`` the reference model's images/s that the paired throughput is a ratio of, ``first``
-    the objective values of the study's first trained trial. None while an axis still needs ``first``."""
+    """A study's fixed box (``first``: its first trained trial's values); None while an axis still needs ``first``."""
     worst, best, half = [], [], []
     for j, (name, d) in enumerate(zip(objectives, directions)):
         if name == "accuracy" and loss_sign(d) < 0:

@@ -1,14 +1,8 @@
 """How sure a measured number is: distribution-free intervals for a median, Wilson intervals for an accuracy.
 
-    median_interval([61.2, 59.8, 60.5])          # Interval(value=60.5, low=59.8, high=61.2, level=0.75)
-    accuracy_interval(0.45, 600)                 # Wilson 90% interval of 270/600 correct
-    accuracy_interval(0.45, 600, seed_noise=0.027)  # widened by the proxy's seed-to-seed noise
-
-Every interval is a nominal 90% one (``LEVEL``). For a median of n repeats it is an order-statistic
-interval ``[x_(k), x_(n+1-k)]``: the true median lies in it with probability ``1 - 2 P(Bin(n, 1/2) < k)``
-whatever the distribution of the repeats; ``k`` is the largest that still reaches 90%, and with
-fewer than 5 repeats no k does, so the interval is the whole range and ``level`` says what it
-covers (75% with 3 repeats). No resampling, so the interval is the same on every read.
+Every interval is a nominal 90% one (``LEVEL``). For a median of n repeats it is the order-statistic interval
+``[x_(k), x_(n+1-k)]`` with the largest k that still covers 90% whatever the distribution; with fewer than 5
+repeats none does, so it is the whole range and ``level`` says what it covers (75% with 3). No resampling.
 """
 from __future__ import annotations
 
@@ -42,7 +36,6 @@ class Interval:
         return self.high - self.value
 
     def scaled(self, factor: float) -> "Interval":
-        """The interval of ``factor`` x the quantity (``factor`` > 0)."""
         return Interval(self.value * factor, self.low * factor, self.high * factor, self.level)
 
     def to_dict(self) -> dict[str, float]:
@@ -50,7 +43,7 @@ class Interval:
 
     @classmethod
     def from_dict(cls, d: dict | Sequence | None) -> "Interval | None":
-        """From `to_dict`'s form (or ``[low, high]`` with no value: the midpoint); None stays None."""
+        """From `to_dict`'s form (or ``[low, high]``: the midpoint); None stays None."""
         if d is None:
             return None
         if isinstance(d, dict):
@@ -66,8 +59,7 @@ class Interval:
         return f"{v} [{lo}, {hi}]{unit}"
 
 
-def _binom_cdf_half(k: int, n: int) -> float:
-    """P(Bin(n, 1/2) <= k)."""
+def _binom_cdf_half(k: int, n: int) -> float:  # P(Bin(n, 1/2) <= k)
     return sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
 
 
@@ -98,8 +90,7 @@ def spread(samples: Sequence[float]) -> float:
 
 
 def accuracy_interval(accuracy: float, n: int, seed_noise: float | None = None, level: float = LEVEL) -> Interval:
-    """Wilson score interval of an accuracy measured on ``n`` images, widened by ``seed_noise`` (the
-    standard deviation of the accuracy between training seeds) added in quadrature on each side."""
+    """Wilson interval of an accuracy on ``n`` images, widened in quadrature by ``seed_noise`` (its seed-to-seed sd)."""
     z = Z.get(level) or statistics.NormalDist().inv_cdf(0.5 + level / 2)
     p = min(1.0, max(0.0, float(accuracy)))
     if n < 1:

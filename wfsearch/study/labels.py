@@ -1,11 +1,7 @@
-"""What each stored number is, said once: the display names of the stored keys, for tables, plots,
-the export line and recipe comments.
+"""The display names of the stored keys, said once (tables, plots, the export line, recipe comments).
 
-Each speed has one name: ``throughput`` is the speed objective, paired when the study has a
-reference model (the trial's per-repeat ratio to it, measured alongside, times the reference's
-images/s measured once for the study: derived), ``throughput_img_s`` the images/s measured in the
-trial (``metrics`` and ``costs``), ``throughput_ratio`` the ratio itself. Every display says which
-one it shows.
+``throughput`` is the speed objective (paired: the ratio to the reference x the reference's img/s, derived),
+``throughput_img_s`` the images/s measured in the trial, ``throughput_ratio`` the ratio itself.
 """
 from __future__ import annotations
 
@@ -32,8 +28,7 @@ def paired(costs: dict[str, Any]) -> bool:
 
 
 def label(name: str, is_paired: bool = True) -> str:
-    """The display name of a stored number; ``throughput`` of a trial measured without a reference is
-    its measured images/s."""
+    """The display name of a stored number (``throughput`` without a reference: the images/s measured)."""
     if name == "throughput" and not is_paired:
         return MEASURED_SPEED
     return LABELS.get(name, name)

@@ -1,11 +1,7 @@
-"""One search per study: a lease kept in the study's own storage.
-
-The lease is a study user attribute (``run_lease``: owner, heartbeat, expiry) taken with an atomic
-insert and renewed or taken over with a compare-and-swap update, so two `wfsearch run` processes on
-one study, on one machine or on two machines sharing a PostgreSQL server, never both hold it. The
-holder renews it every ``RENEW_S``; a run that was killed leaves a lease that the next run takes over
-at once when the dead run was on the same machine, else ``TTL_S`` after its last renewal (and marks
-the trials it left running as failed).
+"""One search per study: a lease (study user attribute ``run_lease``: owner, heartbeat, expiry) taken with an
+atomic insert and renewed or taken over by compare-and-swap, so two runs (on one machine or sharing a server) never
+both hold it. It is renewed every ``RENEW_S``; a killed run's lease is taken over at once on the same machine,
+else ``TTL_S`` after its last renewal.
 """
 from __future__ import annotations
 
@@ -54,7 +50,6 @@ class StudyLease:
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
-    # ------------------------------------------------------------------ storage operations
     def _new_value(self) -> str:
         now = time.time()
         return json.dumps({**self.owner, "heartbeat": now, "expires": now + TTL_S})
@@ -128,7 +123,6 @@ class StudyLease:
                         self.study_name, e, TTL_S)
         self._value = None
 
-    # ------------------------------------------------------------------ helpers
     def _renew_loop(self) -> None:
         while not self._stop.wait(RENEW_S):
             try:
@@ -147,7 +141,7 @@ class StudyLease:
         except ProcessLookupError:
             return True
         except OSError:  # alive, owned by someone else
-            return False
+            pass
         return False
 
     def _is_mine(self, holder: dict) -> bool:
@@ -168,12 +162,11 @@ class StudyLease:
 
 
 def _parse(value: str | None) -> dict:
-    """A stored lease as written by `StudyLease`; a damaged one (fields of another type, an expiry further ahead
-    than a lease is ever written, such as 1e308 from a clock gone wrong) reads as expired, so it never blocks."""
+    """A stored lease; a damaged one (wrong types, an expiry further ahead than ever written) reads as expired."""
     try:
         out = json.loads(value) if value else {}
     except ValueError:
-        return {}
+        out = None
     if not isinstance(out, dict):
         return {}
     now = time.time()

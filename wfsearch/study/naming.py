@@ -1,10 +1,5 @@
-"""Study and storage names: the one check every path built from a name goes through (storage URLs are
-shown through `wfsearch.urls`, credentials masked).
-
-A name comes from a spec, a flag or a database anyone may hand over; a stored name like
-``../../tmp/x`` or ``/tmp/x`` must not steer `report` or `export` outside the study folder, so
-only a plain name (what a spec's ``study.name`` allows) is ever joined to a path.
-"""
+"""Study names: the one check every path built from a name goes through (a stored name like ``../../tmp/x``
+must not steer `report` or `export` outside the study folder)."""
 from __future__ import annotations
 
 import re
@@ -19,8 +14,7 @@ REFERENCES_SUFFIX = ":references"
 
 
 def check_study_name(name: object, origin: str = "study name") -> str:
-    """``name`` when it is a plain name (letters, digits, ``_ . -``, starting with a letter or digit);
-    otherwise one line naming where it came from."""
+    """``name`` when it is a plain name, else one line naming where it came from."""
     if not isinstance(name, str) or not PLAIN_NAME.fullmatch(name) or len(name) > MAX_NAME_LENGTH:
         shown = repr(name) if not isinstance(name, str) or len(name) <= 80 else repr(name[:80] + "...")
         raise UserError(f"{origin}: {shown}: not a plain study name; a study name uses letters, digits and "

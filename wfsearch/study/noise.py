@@ -1,16 +1,9 @@
 """A noise-aware front: which trials are *plausibly optimal* once measurement uncertainty is counted.
 
-Every objective value a trial stores comes with a 90% interval (``<metric>_low`` and ``<metric>_high``
-among its metrics: the order-statistic interval of the speed repeats, the Wilson interval of the
-accuracy; objectives without one, such as params, are exact). Trial ``j`` *clearly dominates*
-trial ``i`` when it is better by more than their combined uncertainty, that is when the intervals
-do not overlap: ``low_j >= high_i`` for each maximized objective (``high_j <= low_i`` for each
-minimized one), strictly in at least one (with exact values this is plain Pareto dominance). A trial no other trial clearly dominates is plausibly optimal: with
-other measurements it could have been on the front. Every front trial is plausibly optimal; so are
-trials dominated only within the noise.
-
-Two front trials are *indistinguishable* when their intervals overlap in every objective: which
-of them is better in any objective is then not known, so their order on the front is noise.
+Objective values come with 90% intervals (``<metric>_low``/``_high`` metrics; without one a value is exact).
+Trial j *clearly dominates* i when their intervals do not overlap: j's worst case is at least as good as i's
+best case in every objective, strictly in one. A trial nothing clearly dominates is plausibly optimal. Two front
+trials are *indistinguishable* when their intervals overlap in every objective: their order is noise.
 """
 from __future__ import annotations
 
@@ -28,8 +21,8 @@ __all__ = ["LEVEL", "NoiseSummary", "indistinguishable_groups", "noise_summary",
 
 def objective_bounds(metrics: Mapping[str, Any], names: Sequence[str],
                      values: Sequence[float]) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """(lows, highs) of a trial's objective ``values`` from its stored ``<metric>_low/_high``
-    metrics; an objective without an interval (or one that does not contain the value) is exact."""
+    """(lows, highs) of a trial's objective ``values`` from its ``<metric>_low/_high`` metrics; an objective
+    without an interval (or one that does not contain the value) is exact."""
     lows, highs = [], []
     for name, v in zip(names, values):
         lo, hi = metrics.get(f"{name}_low"), metrics.get(f"{name}_high")
@@ -41,8 +34,7 @@ def objective_bounds(metrics: Mapping[str, Any], names: Sequence[str],
 
 def _as_loss_bounds(lows: Sequence[Sequence[float]], highs: Sequence[Sequence[float]],
                     directions: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(best, worst) of each point as losses (minimization): for a maximized objective the best
-    loss is -high and the worst -low."""
+    """(best, worst) of each point as losses (for a maximized objective: -high and -low)."""
     lo = np.asarray(lows, dtype=float).reshape(-1, len(directions))
     hi = np.asarray(highs, dtype=float).reshape(-1, len(directions))
     maxi = np.array(loss_signs(directions)) < 0
@@ -55,13 +47,10 @@ def plausibly_optimal(lows: Sequence[Sequence[float]], highs: Sequence[Sequence[
                       directions: Sequence[str]) -> np.ndarray:
     """A mask of the points no other point clearly dominates (see the module docstring)."""
     best, worst = _as_loss_bounds(lows, highs, directions)
-    n = len(best)
     if len(directions) == 2 and np.all(np.isfinite(best)) and np.all(np.isfinite(worst)) and np.all(worst >= best):
         return ~_clearly_dominated_2d(best, worst)
-    out = np.ones(n, dtype=bool)
-    for i in range(n):
-        # j clearly dominates i: j's worst case is at least as good as i's best case in every
-        # objective and better in one (with exact values: plain Pareto dominance)
+    out = np.ones(len(best), dtype=bool)
+    for i in range(len(best)):
         clearly = np.all(worst <= best[i], axis=1) & np.any(worst < best[i], axis=1)
         clearly[i] = False
         out[i] = not bool(clearly.any())
@@ -69,10 +58,8 @@ def plausibly_optimal(lows: Sequence[Sequence[float]], highs: Sequence[Sequence[
 
 
 def _clearly_dominated_2d(best: np.ndarray, worst: np.ndarray) -> np.ndarray:
-    """`plausibly_optimal`'s test for two objectives in ``O(N log N)``: i is clearly dominated when some
-    j has ``worst_j <= best_i`` with ``worst_j,0 <= best_i,0`` and ``worst_j,1 < best_i,1``, or with
-    ``worst_j,0 < best_i,0`` and ``worst_j,1 <= best_i,1``: a prefix minimum of ``worst[:, 1]`` over the
-    points sorted by ``worst[:, 0]``. (No point passes its own test, as ``worst_i >= best_i``.)"""
+    """`plausibly_optimal`'s test for two objectives in ``O(N log N)``: a prefix minimum of ``worst[:, 1]`` over
+    the points sorted by ``worst[:, 0]`` (no point passes its own test, as ``worst_i >= best_i``)."""
     order = np.argsort(worst[:, 0], kind="stable")
     w0 = worst[order, 0]
     prefix_min = np.minimum.accumulate(worst[order, 1])  # min of worst[:, 1] over the first k points
@@ -89,8 +76,7 @@ def overlap_all(lo_a: Sequence[float], hi_a: Sequence[float], lo_b: Sequence[flo
 
 
 def indistinguishable_groups(lows: Sequence[Sequence[float]], highs: Sequence[Sequence[float]]) -> list[list[int]]:
-    """Groups (indices, in order) of points linked by overlapping intervals in every objective;
-    points that overlap no other point are left out."""
+    """Groups (indices, in order) of points linked by intervals overlapping in every objective (singletons left out)."""
     n = len(lows)
     parent = list(range(n))
 
@@ -112,8 +98,7 @@ def indistinguishable_groups(lows: Sequence[Sequence[float]], highs: Sequence[Se
 
 @dataclass(frozen=True)
 class NoiseSummary:
-    """The noise-aware reading of a front: which trials are plausibly optimal, which front members
-    cannot be told apart, and whether any objective had no interval at all."""
+    """The noise-aware reading of a front (trial numbers)."""
 
     front: tuple[int, ...]  # trial numbers on the plain Pareto front
     plausible: tuple[int, ...]  # trial numbers no other trial clearly dominates (the front included)
@@ -146,8 +131,7 @@ def _names(numbers: Sequence[int]) -> str:
 
 def noise_summary(trials: Sequence[tuple[int, Sequence[float], Mapping[str, Any]]], objectives: Sequence[str],
                   directions: Sequence[str], front: Sequence[int]) -> NoiseSummary:
-    """`NoiseSummary` of ``trials`` = ``(number, objective values, metrics)`` of the trained trials
-    (one per architecture) and the numbers of those on the ``front``."""
+    """`NoiseSummary` of trained ``trials`` ``(number, objective values, metrics)`` and the ``front`` numbers."""
     if not trials:
         return NoiseSummary(tuple(front), (), ())
     numbers = [n for n, _, _ in trials]

@@ -1,9 +1,5 @@
-"""The private Optuna APIs this project uses, each named here once (tests/test_private_apis.py pins them).
-
-Optuna keeps no public way to reach a study's storage and ids, to read trials with only some of their
-attributes, or to write many trials in one transaction; the non-dominated sorting and hypervolume are
-its own fast ones. Everything else uses Optuna's public API.
-"""
+"""The private Optuna APIs this project uses, each named here once (tests/test_private_apis.py pins them):
+a study's storage and ids, the RDB table models, bulk trial inserts, non-dominated sorting and hypervolume."""
 from __future__ import annotations
 
 import datetime
@@ -31,8 +27,7 @@ def n_trials(study: optuna.Study) -> int:
 
 
 def trial_id(trial: Any) -> int | None:
-    """The storage's id of a trial (`optuna.Trial` or `FrozenTrial`), unique across its studies (None
-    for a trial that is not stored, such as a `FixedTrial`)."""
+    """The storage's id of a trial (None for one not stored, such as a `FixedTrial`)."""
     return getattr(trial, "_trial_id", None)
 
 
@@ -45,9 +40,8 @@ def rdb_backend(study_or_storage: Any) -> optuna.storages.RDBStorage | None:
 
 def insert_trials(storage: optuna.storages.RDBStorage, study: int,
                   trials: list[tuple[optuna.trial.FrozenTrial, datetime.datetime, datetime.datetime]]) -> None:
-    """Insert finished trials (numbered 0, 1, ... in order) into the empty study of id ``study``, in one
-    transaction, through Optuna's own table models and value encodings (what ``add_trial`` writes, row
-    by row, committing each)."""
+    """Insert finished trials (numbered 0, 1, ...) into the empty study of id ``study`` in one transaction, with
+    Optuna's own models and encodings (what ``add_trial`` writes, committing row by row)."""
     from optuna.distributions import distribution_to_json
     from sqlalchemy import insert
 

@@ -1,11 +1,6 @@
-"""What an evaluation is asked (`Proposal`) and what it produced (`Outcome`), typed and frozen, with
-their JSON forms beside them (as Optuna keeps ``distribution_to_json`` beside its distributions).
-
-The measuring layer returns an `Outcome`, both evaluators of the search (Ray Tune trainings and the
-table replay) hand one to the one `wfsearch.study.write.tell`, and `TrialRecord` reads it back. The
-metrics an outcome stores are derived here once (`measured_metrics`, `accuracy_metrics`), whoever
-measured them. Directions become losses once, in `loss_sign`.
-"""
+"""What an evaluation is asked (`Proposal`) and what it produced (`Outcome`), typed and frozen, with their JSON
+forms; the metrics an outcome stores, derived once (`measured_metrics`, `accuracy_metrics`); directions as loss
+signs (`loss_sign`)."""
 from __future__ import annotations
 
 import math
@@ -47,15 +42,14 @@ class Status(StrEnum):
 
     @property
     def state(self) -> TrialState:
-        """The Optuna state a trial with this status is stored in (infeasible: COMPLETE, worst values)."""
+        """The Optuna state of a trial with this status (infeasible: COMPLETE, with the worst values)."""
         if self in (Status.OK, Status.INFEASIBLE):
             return TrialState.COMPLETE
         return TrialState.PRUNED if self is Status.PRUNED else TrialState.FAIL
 
 
 def loss_sign(direction: Any) -> float:
-    """-1 for a maximized objective, +1 for a minimized one (a ``"maximize"`` string or Optuna's
-    `StudyDirection`): ``value * loss_sign`` is a loss. The one place a direction becomes a sign."""
+    """-1 for a maximized objective, +1 for a minimized one: ``value * sign`` is a loss."""
     return -1.0 if str(direction).lower().endswith("maximize") else 1.0
 
 
@@ -71,9 +65,8 @@ def finite(v: Any) -> bool:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What one evaluation produced. ``values`` are the objective values as stored (set by `scored`);
-    ``seconds`` (measure, train, total) is not stored; ``extra`` holds further user attributes an
-    evaluator stores (the simulator's ``simulated``)."""
+    """What one evaluation produced: ``values`` as stored (set by `scored`); ``seconds`` is not stored; ``extra``
+    holds further user attributes (the simulator's ``simulated``)."""
 
     status: Status
     reason: str = ""  # the human-readable status_reason ("ok", "pruned at epoch 2", "infeasible: ...")
@@ -107,16 +100,9 @@ class Outcome:
                                  ("curve", [dict(c) for c in self.curve])) if v}
         return {**out, **self.extra, "status": self.status.value, "status_reason": self.reason}
 
-    @property
-    def intervals(self) -> dict[str, dict[str, float]]:
-        """The 90% interval of every metric stored with one (``<metric>_low`` and ``<metric>_high``)."""
-        m = self.metrics
-        return {k[:-4]: {"value": m[k[:-4]], "low": m[k], "high": m[k[:-4] + "_high"]} for k in m
-                if k.endswith("_low") and k[:-4] in m and k[:-4] + "_high" in m}
-
     def scored(self, objectives: Sequence[str], directions: Sequence[str]) -> "Outcome":
-        """With the values Optuna stores: the objectives of a finished evaluation, the worst values for an
-        infeasible one (so the sampler learns where the feasible region is), none otherwise."""
+        """With the values Optuna stores: the objectives when finished, the worst values when infeasible (so the
+        sampler learns where the feasible region is), none otherwise."""
         if self.status is Status.INFEASIBLE:
             values = [0.0 if loss_sign(d) < 0 else float(self.metrics[m]) if finite(self.metrics.get(m))
                       else WORST_COST for m, d in zip(objectives, directions)]
@@ -137,10 +123,9 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Proposal:
-    """One design to evaluate: the proxy network ``arch`` (trained for accuracy) and the ``deployed``
-    network (measured), or a timm model; with what is known before training: the constraint values,
-    why it is infeasible (then ``cost_metrics`` are its deployed costs), a ``known`` result of the same
-    architecture, or the Optuna trial id of a running trial of it to ``wait_for``."""
+    """One design to evaluate: the proxy network ``arch`` (trained) and the ``deployed`` one (measured), or a timm
+    model; with what is known before training: constraint values, why it is infeasible (with its deployed
+    ``cost_metrics``), a ``known`` result, or the Optuna trial id of a running trial of it to ``wait_for``."""
 
     kind: str = "search"  # "search" | "reference"
     name: str | None = None  # a reference's name
@@ -148,7 +133,7 @@ class Proposal:
     deployed: ArchConfig | None = None
     timm_model: str | None = None
     proxy: Mapping[str, Any] = field(default_factory=dict)  # the spec's proxy section, as JSON
-    constraints: Mapping[str, float] = field(default_factory=dict)  # by name: the spec's, then "buildable" (<= 0 holds)
+    constraints: Mapping[str, float] = field(default_factory=dict)  # the spec's, then "buildable" (<= 0 holds)
     infeasible: str | None = None
     cost_metrics: Mapping[str, Any] = field(default_factory=dict)
     known: Outcome | None = None
@@ -188,18 +173,15 @@ class Proposal:
         return cls(**d)
 
 
-# --------------------------------------------------------------------------- the metrics an outcome stores
 # cost key -> metric name (docs/CONTRACTS.md)
-COST_METRICS = {"params": "params", "macs": "macs", "peak_memory_bytes": "memory", "throughput_img_s": "throughput_img_s",
-                "throughput_ratio": "throughput_ratio", "latency_highres_ms": "latency_highres"}
+COST_METRICS = {"params": "params", "macs": "macs", "peak_memory_bytes": "memory",
+                "throughput_img_s": "throughput_img_s", "throughput_ratio": "throughput_ratio",
+                "latency_highres_ms": "latency_highres"}
 
 
 def paired_throughput(costs: Mapping[str, Any], reference_img_s: float | None = None) -> Interval | None:
-    """The speed objective: the median of the per-repeat ratios to the reference measured alongside,
-    times ``reference_img_s`` (the study's pooled median reference images/s; None: this measurement's
-    own reference median), so the unit stays images/s but a machine that is faster or slower during
-    this trial than during another moves both models alike and leaves the value where it was.
-    None without a reference (or for costs measured before per-repeat values were kept)."""
+    """The speed objective: median per-repeat ratio to the reference measured alongside x ``reference_img_s`` (the
+    study's scale, else this measurement's reference median): drift moves both alike. None without ratios."""
     ratios = costs.get("ratio_samples")
     scale = reference_img_s or costs.get("reference_throughput")
     if not ratios or not scale:
@@ -208,11 +190,8 @@ def paired_throughput(costs: Mapping[str, Any], reference_img_s: float | None = 
 
 
 def cost_metrics(costs: Mapping[str, Any], reference_img_s: float | None = None) -> dict[str, float]:
-    """The metrics named in CONTRACTS.md from a costs dict (absent values left out).
-
-    ``throughput`` is the speed objective: paired (`paired_throughput`, derived) when the costs have a
-    reference, else the images/s measured; ``throughput_img_s`` always the images/s measured in this trial.
-    """
+    """The metrics named in CONTRACTS.md from a costs dict (absent values left out); ``throughput`` is paired
+    (`paired_throughput`) when the costs have a reference, else the images/s measured."""
     out = {m: costs[k] for k, m in COST_METRICS.items() if costs.get(k) is not None}
     if "throughput_img_s" in out:
         paired = paired_throughput(costs, reference_img_s)
@@ -237,10 +216,7 @@ def cost_intervals(costs: Mapping[str, Any], reference_img_s: float | None = Non
 
 def interval_metrics(intervals: Mapping[str, Mapping]) -> dict[str, float]:
     """Intervals as plain metrics, ``<metric>_low`` and ``<metric>_high``: how a study stores them."""
-    out = {}
-    for metric, iv in intervals.items():
-        out[f"{metric}_low"], out[f"{metric}_high"] = float(iv["low"]), float(iv["high"])
-    return out
+    return {f"{m}_{end}": float(iv[end]) for m, iv in intervals.items() for end in ("low", "high")}
 
 
 def measured_metrics(costs: Mapping[str, Any], reference_img_s: float | None = None) -> dict[str, float]:
@@ -250,8 +226,7 @@ def measured_metrics(costs: Mapping[str, Any], reference_img_s: float | None = N
 
 def accuracy_metrics(accuracy: float, loss: float, epochs: int, n_val: int,
                      seed_noise: float | None = None) -> dict[str, float]:
-    """Accuracy, loss and epochs after a training, with the accuracy's interval (Wilson over ``n_val``
-    validation images, widened by the proxy's ``seed_noise`` when known)."""
+    """Accuracy, loss and epochs after a training, with the accuracy's interval (`accuracy_interval`)."""
     out = {"accuracy": accuracy, "loss": loss, "epochs": epochs}
     if math.isfinite(accuracy):
         out.update(interval_metrics({"accuracy": accuracy_interval(accuracy, n_val, seed_noise).to_dict()}))

@@ -1,10 +1,6 @@
-"""The stored-trial contract (docs/CONTRACTS.md) read back as a type: `TrialRecord`.
-
-Optuna holds a trial's state and values; everything else a trial produced lives in its user
-attributes (written by `wfsearch.study.write`). `TrialRecord.from_trial` reads them back into typed
-fields (studies written before the ``status`` attribute existed are read from their ``status_reason``
-text). Extra numbers (intervals, spreads ...) go in ``metrics`` by name.
-"""
+"""The stored-trial contract (docs/CONTRACTS.md) read back as a type: `TrialRecord.from_trial` reads a trial's
+user attributes (written by `wfsearch.study.write`) into typed fields; older studies without ``status`` are read
+from their ``status_reason`` text."""
 from __future__ import annotations
 
 import logging
@@ -35,9 +31,7 @@ STUDY_ATTR_TYPES: dict[str, type | tuple[type, ...]] = {
 
 @dataclass(frozen=True)
 class TrialRecord:
-    """One stored trial, typed. ``arch`` is the design at proxy scale (the network trained for
-    accuracy), ``deployed_arch`` the same design at the throughput section's scale (the network whose
-    throughput, params, MACs and memory were measured, and the one a recipe builds)."""
+    """One stored trial, typed: ``arch`` at proxy scale (trained), ``deployed_arch`` as measured (and exported)."""
 
     number: int
     state: TrialState
@@ -113,8 +107,7 @@ class TrialRecord:
         return Outcome(self.status or Status.ERROR, self.reason, self.values, self.metrics, self.costs, self.curve)
 
 
-# studies written before the rename named the measured images/s ``throughput`` in costs, ``throughput_raw`` in
-# metrics
+# older studies named the measured images/s ``throughput`` in costs, ``throughput_raw`` in metrics
 LEGACY_NAMES = {"costs": {"throughput": "throughput_img_s", "throughput_samples": "throughput_img_s_samples",
                           "throughput_interval": "throughput_img_s_interval"},
                 "metrics": {"throughput_raw": "throughput_img_s", "throughput_raw_low": "throughput_img_s_low",
@@ -134,8 +127,7 @@ def _current_names(attrs: dict[str, Any]) -> dict[str, Any]:
 
 
 def readable_attrs(attrs: dict[str, Any], types: dict[str, Any], origin: str) -> dict[str, Any]:
-    """``attrs`` without the attributes stored with another type than ``types`` says (a damaged or hand-edited
-    study): each is logged once, naming ``origin`` (``trial 3``), and read as absent."""
+    """``attrs`` without those stored with another type than ``types`` says (logged once, naming ``origin``)."""
     bad = [k for k, v in attrs.items() if v is not None and k in types and not _is_a(v, types[k])]
     if not bad:
         return attrs
@@ -167,8 +159,7 @@ def _constraints_hold(t: FrozenTrial, attrs: dict[str, Any]) -> bool:
 
 
 def known_results(records: list[TrialRecord]) -> dict[str, Outcome]:
-    """The outcome a re-sample of an architecture already trained or stopped at a rung is told, by arch
-    hash (that of its first trial)."""
+    """The outcome a re-sample of an architecture trained or stopped at a rung is told, by arch hash."""
     known: dict[str, Outcome] = {}
     for r in records:
         if r.is_search and (r.trained or r.state == TrialState.PRUNED) and r.arch_hash and r.arch_hash not in known:

@@ -1,8 +1,5 @@
-"""A study read once: its search trials as `TrialRecord`s, its Pareto front, its references.
-
-A running search keeps writing while a report or a table is built, so every reader takes one
-`StudySnapshot` and computes everything from it.
-"""
+"""A study read once (`StudySnapshot`): its search trials, Pareto front and references. A running search keeps
+writing, so every reader computes everything from one snapshot."""
 from __future__ import annotations
 
 import logging
@@ -25,8 +22,7 @@ from .storage import OpenStudy, open_study
 
 log = logging.getLogger(__name__)
 
-# "repeat": a later trial of an architecture already evaluated (a re-sample told the known result, or
-# another run of it): one point with that trial everywhere, never counted as trained twice
+# "repeat": a later trial of an architecture already evaluated: one point with that trial, never trained twice
 _REUSED = re.compile(r"same architecture as trial (\d+), not trained again")
 GROUPS = ("front", "dominated", "repeat", "infeasible", "pruned", "failed", "running")
 SPEC_SECTIONS = ("study", "resources", "proxy", "throughput", "base", "space")  # mappings in a stored spec
@@ -39,16 +35,14 @@ def chance_of(records) -> float | None:
 
 
 def at_chance(numbers: dict[str, float], chance: float | None) -> bool:
-    """Is a proxy accuracy no better than chance (its 90% interval reaches chance, or the value when it has
-    none)? A front place then says nothing about the design, only about its speed."""
+    """Is a proxy accuracy no better than chance (its 90% interval, else its value, reaches chance)?"""
     acc = numbers.get("accuracy_low", numbers.get("accuracy"))
     return chance is not None and acc is not None and acc <= chance
 
 
 def study_attrs(study: optuna.Study) -> dict:
-    """The study's user attributes as wfsearch wrote them: one of another type (`STUDY_ATTR_TYPES`), objectives
-    that are not ``{"name", "direction"}`` mappings as many as the study's directions, a speed scale or a seed
-    noise that is not a finite positive number are logged and read as absent."""
+    """The study's user attributes as wfsearch wrote them; a damaged one (another type, malformed objectives or
+    spec, a speed scale or seed noise not finite and >= 0) is logged and read as absent."""
     origin = f"study {study.study_name!r}"
     attrs = dict(readable_attrs(study.user_attrs, STUDY_ATTR_TYPES, origin))
     objs = attrs.get("objectives")
@@ -75,9 +69,7 @@ def objective_names(study: optuna.Study) -> list[str]:
     objs = study_attrs(study).get("objectives")
     if objs:
         return [o["name"] for o in objs]
-    if study.metric_names:
-        return list(study.metric_names)
-    return [f"objective{i}" for i in range(len(study.directions))]
+    return list(study.metric_names or (f"objective{i}" for i in range(len(study.directions))))
 
 
 def directions_of(study: optuna.Study) -> tuple[str, ...]:
@@ -85,8 +77,7 @@ def directions_of(study: optuna.Study) -> tuple[str, ...]:
 
 
 def read_records(study: optuna.Study, states: tuple | None = None, after_number: int | None = None) -> list[TrialRecord]:
-    """Every trial of ``study`` (of ``states``; numbered above ``after_number``) as a record, by number
-    (read by `read_trials`: four queries, no system attribute but Optuna's constraints, no intermediate value)."""
+    """Every trial of ``study`` (of ``states``; numbered above ``after_number``) as a record, by number."""
     from .rows import read_trials
 
     return [TrialRecord.from_trial(t)
@@ -125,8 +116,7 @@ class StudySnapshot:
 
     @cached_property
     def repeat_of(self) -> dict[int, int]:
-        """Trial number -> the earlier trial whose result it reused: a re-sampled architecture told the known
-        result ("... (same architecture as trial N, not trained again)"), one point with trial N everywhere."""
+        """Trial number -> the earlier trial whose result it reused ("same architecture as trial N ...")."""
         out = {}
         for t in self.trials:
             m = _REUSED.search(t.reason)
@@ -136,7 +126,7 @@ class StudySnapshot:
 
     @cached_property
     def chance(self) -> float | None:
-        """Chance accuracy of the proxy task (1 / its classes), None when the study does not say."""
+        """Chance accuracy of the proxy task (1 / its classes), None when unknown."""
         n = ((self.spec.get("proxy") or {}).get("dataset") or {}).get("num_classes")
         return chance_of(self.trials) or (1.0 / n if isinstance(n, int) and n > 1 else None)
 
@@ -166,8 +156,8 @@ class StudySnapshot:
         c = self.counts()
         runs = c["front"] + c["dominated"]
         archs = len({t.arch_hash or t.number for t in self._finished if t.number not in self.repeat_of})
-        return (f"{archs} architectures trained" + (f" ({runs} runs)" if runs != archs else "") + f", {c['pruned']} pruned, {c['failed']} failed, "
-                f"{c['infeasible']} infeasible, {c['running']} running"
+        return (f"{archs} architectures trained" + (f" ({runs} runs)" if runs != archs else "")
+                + f", {c['pruned']} pruned, {c['failed']} failed, {c['infeasible']} infeasible, {c['running']} running"
                 + (f"; {c['repeat']} repeat{'s' if c['repeat'] != 1 else ''} of an architecture already evaluated "
                    "(not trained again)" if c['repeat'] else ""))
 
@@ -189,8 +179,7 @@ class StudySnapshot:
         return {}
 
     def metrics(self, t: TrialRecord) -> dict[str, float]:
-        """Every finite number known for a trial by name (costs, metrics, then objective values); a copy
-        of what the first call found (the report asks several times per trial)."""
+        """`TrialRecord.numbers`, computed once per trial (a copy)."""
         cached = self._numbers.get(id(t))
         if cached is None or cached[0] is not t:  # the record is held, so its id is not reused
             cached = self._numbers[id(t)] = (t, t.numbers(self.objectives))
@@ -201,8 +190,8 @@ class StudySnapshot:
         return self.spec.get("throughput") or {}
 
     def deployed_arch(self, t: TrialRecord) -> dict | None:
-        """The deployed network of a trial: its stored ``deployed_arch``, else (studies written before it
-        was stored) the design with the spec's ``throughput.arch`` overrides at ``throughput.img_size``."""
+        """A trial's stored ``deployed_arch``, else (older studies) the design with the spec's ``throughput.arch``
+        overrides at ``throughput.img_size``."""
         if t.deployed_arch:
             return dict(t.deployed_arch)
         if not t.arch:
@@ -214,10 +203,7 @@ class StudySnapshot:
         return out
 
     def export_command(self, number: int) -> str:
-        if self.by_storage:
-            return (f"wfsearch export --storage {shlex.quote(self.storage_url)} --study {shlex.quote(self.name)} "
-                    f"--trial {number}")
-        return f"wfsearch export {shlex.quote(str(self.folder))} --trial {number}"
+        return f"{self.study_command('export')} --trial {number}"
 
     def study_command(self, sub: str) -> str:
         """``wfsearch <sub>`` on this study, e.g. ``study_command("report")``."""

@@ -1,11 +1,12 @@
-"""SQLite study files: damage found before Optuna touches them, read-only copies opened as such, and
-storage failures (disk full, read-only, damaged) turned into one line that says what to do.
-"""
+"""SQLite study files: damage found before Optuna touches them, read-only copies opened as such, and storage
+failures (disk full, read-only, damaged) as one line that says what to do."""
 from __future__ import annotations
 
 import errno
 import os
+import sqlite3
 import stat
+from contextlib import closing
 from pathlib import Path
 from urllib.parse import quote
 
@@ -22,12 +23,8 @@ def sqlite_path(url: str) -> Path | None:
 
 
 def check_database_file(path: Path) -> None:
-    """``path``, when it exists, must look like a whole SQLite database; otherwise one `UserError` line.
-
-    A 0-byte file (SQLite would silently start a new, empty database in it), a file of another kind,
-    and a file shorter than its header says (a truncated copy) are refused here; a damaged page
-    inside a whole-length file is found by SQLite when read (see `storage_error`).
-    """
+    """``path``, when it exists, must look like a whole SQLite database, else one `UserError` line: a 0-byte file
+    (SQLite would silently start a new database in it), another kind of file, one shorter than its header says."""
     try:
         st = path.stat()
         if stat.S_ISDIR(st.st_mode):
@@ -67,19 +64,12 @@ OPTUNA_TABLES = {"studies", "trials", "version_info"}
 
 
 def check_not_foreign(path: Path) -> None:
-    """A database that holds tables but not Optuna's belongs to another program: one `UserError` line, so that
-    a study is never written into it."""
-    import sqlite3
-    from urllib.parse import quote
-
+    """A database holding tables but not Optuna's belongs to another program: one `UserError` line, never written."""
     if not path.is_file() or path.stat().st_size == 0:
         return
     try:
-        con = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True, timeout=5)
-        try:
+        with closing(sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True, timeout=5)) as con:
             tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        finally:
-            con.close()
     except sqlite3.Error:  # locked, damaged, unreadable: the opener reports it
         return
     if tables and not OPTUNA_TABLES <= tables:
@@ -95,8 +85,8 @@ def writable(path: Path) -> bool:
 
 
 def reader_url(path: Path) -> str:
-    """A SQLAlchemy URL that reads ``path``; read-only (``immutable``) when its folder cannot be written,
-    since a WAL-mode database otherwise needs to create its shared-memory file beside it."""
+    """A SQLAlchemy URL that reads ``path``; ``immutable`` when its folder cannot be written (WAL mode would need
+    to create its shared-memory file there)."""
     if writable(path):
         return f"sqlite:///{path}"
     return f"sqlite:///file:{quote(str(path.resolve()))}?immutable=1&mode=ro&uri=true"
@@ -131,18 +121,14 @@ def storage_error(url_shown: str, e: BaseException, writing: bool = True) -> Use
 
 
 def checkpoint_wal(path: Path | None) -> None:
-    """Move a WAL-mode database's log into the file itself, so that ``optuna.db`` alone (a copy, a backup) holds
-    the whole study; a failure is logged, never raised (the log stays beside it, as valid as before)."""
+    """Move a WAL-mode database's log into the file, so ``optuna.db`` alone (a copy) holds the whole study; a
+    failure is logged, never raised."""
     import logging
-    import sqlite3
 
     if path is None or not path.is_file():
         return
     try:
-        con = sqlite3.connect(path, timeout=5)
-        try:
+        with closing(sqlite3.connect(path, timeout=5)) as con:
             con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        finally:
-            con.close()
     except sqlite3.Error as e:
         logging.getLogger(__name__).warning("%s: could not fold the write-ahead log into it (%s)", path, e)

@@ -1,8 +1,5 @@
-"""Optuna RDB storage through SQLAlchemy: SQLite (WAL, busy timeout) by default, any URL otherwise.
-
-`open_storage` is the writer's opener (creates the file and tables); `open_study` the readers'
-(``studies/<name>`` or a URL, never creates anything).
-"""
+"""Optuna RDB storage: `open_storage` for writers (creates the SQLite file, WAL mode, and tables), `open_study`
+for readers (``studies/<name>`` or a URL, never creates anything)."""
 from __future__ import annotations
 
 import datetime
@@ -11,6 +8,7 @@ import logging
 import os
 import sqlite3
 import time
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,10 +27,8 @@ log = logging.getLogger(__name__)
 
 
 def open_storage(url: str, create: bool = True) -> optuna.storages.RDBStorage:
-    """An `RDBStorage`; SQLite files get WAL journaling and a busy timeout so readers never block a run.
-
-    A damaged, empty or foreign SQLite file, a read-only place and a full disk are one `UserError` line.
-    """
+    """An `RDBStorage`; SQLite files get WAL journaling and a busy timeout so readers never block a run. A damaged,
+    empty or foreign file, a read-only place and a full disk are one `UserError` line."""
     path = sqlite_path(url)
     if path is not None:
         check_database_file(path)
@@ -45,11 +41,8 @@ def open_storage(url: str, create: bool = True) -> optuna.storages.RDBStorage:
             path.parent.mkdir(parents=True, exist_ok=True)
             if not path.exists():
                 _create_database(path)
-            con = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S)
-            try:
+            with closing(sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S)) as con:
                 con.execute("PRAGMA journal_mode=WAL")
-            finally:
-                con.close()
         except (OSError, sqlite3.Error) as e:
             raise (storage_error(str(path), e) or UserError(f"{path}: cannot open the study database ({e})")) from None
     try:
@@ -65,11 +58,8 @@ def _create_database(path: Path) -> None:
     """A new, empty WAL-mode SQLite file at ``path``, made beside it and linked into place: a run starting at the
     same moment finds no file or a whole one, never an empty one."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.new")
-    con = sqlite3.connect(tmp)
-    try:
+    with closing(sqlite3.connect(tmp)) as con:
         con.execute("PRAGMA journal_mode=WAL")
-    finally:
-        con.close()
     try:
         os.link(tmp, path)
     except FileExistsError:  # another run made it first
@@ -79,8 +69,7 @@ def _create_database(path: Path) -> None:
 
 
 def _rdb_storage(url: str, tries: int = 5) -> optuna.storages.RDBStorage:
-    """Optuna's storage on ``url``; two runs creating the tables of a new database at once race (one finds a table
-    the other has just made), so that is tried again, up to ``tries`` times."""
+    """Optuna's storage on ``url``, tried again when two runs race to create the tables of a new database."""
     for attempt in range(tries):
         try:
             return optuna.storages.RDBStorage(url, engine_kwargs=engine_options(url), skip_compatibility_check=False)
@@ -95,9 +84,8 @@ def _rdb_storage(url: str, tries: int = 5) -> optuna.storages.RDBStorage:
 
 
 def archive_study(storage: optuna.storages.BaseStorage, name: str) -> str | None:
-    """Keep an existing study (and its references study) under ``<name>-<timestamp>`` and free ``name``;
-    returns the new name. The new names are checked before anything changes, and the studies are renamed in
-    one transaction, so a failure leaves the storage as it was."""
+    """Keep an existing study (and its references study) under ``<name>-<timestamp>``, freeing ``name``; the new
+    name. Renamed in one transaction, after every check, so a failure leaves the storage as it was."""
     names = {s.study_name for s in storage.get_all_studies()}  # names only: summaries read every trial
     if name not in names:
         return None
@@ -133,11 +121,8 @@ class OpenStudy:
 
 def open_study(path: str | Path | None = None, storage: str | None = None,
                study_name: str | None = None) -> OpenStudy:
-    """Open ``studies/<name>`` (its ``optuna.db``) or any ``storage`` URL, for reading.
-
-    With several studies in one storage, ``study_name`` picks one (default: the only search study,
-    or the one named like the folder).
-    """
+    """Open ``studies/<name>`` (its ``optuna.db``) or any ``storage`` URL, for reading; ``study_name`` picks one of
+    several studies (default: the only search study, or the one named like the folder)."""
     folder = Path(path) if path is not None else None
     by_storage = storage is not None
     if storage is None and folder is not None and folder.is_file():  # studies/<name>/optuna.db itself
@@ -151,12 +136,12 @@ def open_study(path: str | Path | None = None, storage: str | None = None,
         if not db.is_file():
             raise UserError(f"{db}: no study database here; run `wfsearch run SPEC` first or pass --storage URL")
         storage = f"sqlite:///{db}"
-    url = storage
-    if sqlite_path(storage) is not None:
-        check_database_file(sqlite_path(storage))  # a FIFO, an empty or a foreign file: one line, never a wait
-        if not sqlite_path(storage).exists():
-            raise UserError(f"{sqlite_path(storage)}: no study database here; run `wfsearch run SPEC` first")
-        url = reader_url(sqlite_path(storage))  # a read-only copy is opened read-only
+    url, path = storage, sqlite_path(storage)
+    if path is not None:
+        check_database_file(path)  # a FIFO, an empty or a foreign file: one line, never a wait
+        if not path.exists():
+            raise UserError(f"{path}: no study database here; run `wfsearch run SPEC` first")
+        url = reader_url(path)  # a read-only copy is opened read-only
     try:
         rdb = optuna.storages.RDBStorage(url, engine_kwargs=engine_options(url), skip_table_creation=True)
         names = [s.study_name for s in rdb.get_all_studies()]
@@ -172,7 +157,6 @@ def open_study(path: str | Path | None = None, storage: str | None = None,
         text = str(e).lower()
         if "timeout expired" in text or "timed out" in text or "connection refused" in text:
             raise UserError(cannot_open(storage, e)) from None
-        path = sqlite_path(storage)
         err = storage_error(str(path) if path is not None else safe_url(storage), e, writing=False)
         if err is not None:
             raise err from None
@@ -190,11 +174,12 @@ def open_study(path: str | Path | None = None, storage: str | None = None,
         elif len(searches) == 1:
             study_name = searches[0]
         else:
-            raise UserError(f"--study: {safe_url(storage)} holds several studies {sorted(searches)}; pass --study NAME")
+            raise UserError(f"--study: {safe_url(storage)} holds several studies {sorted(searches)}; "
+                            "pass --study NAME")
     elif study_name not in names:
-        raise UserError(f"--study: {study_name!r}: no such study in {safe_url(storage)}; studies there: {sorted(names)}")
+        raise UserError(f"--study: {study_name!r}: no such study in {safe_url(storage)}; "
+                        f"studies there: {sorted(names)}")
     check_study_name(study_name, f"{safe_url(storage)}: study name")  # it names files and folders
     study = optuna.load_study(study_name=study_name, storage=rdb)
-    if folder is None:
-        folder = study_dir(study_name)
-    return OpenStudy(study=study, folder=folder, storage_url=safe_url(storage), by_storage=by_storage)
+    return OpenStudy(study=study, folder=folder or study_dir(study_name), storage_url=safe_url(storage),
+                     by_storage=by_storage)

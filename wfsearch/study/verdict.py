@@ -1,9 +1,6 @@
-"""The proxy's quality verdict stored with a study (``wfsearch proxy-check SPEC --record``), and the one
-line that `run`, `show` and the report print from it.
-
-The verdict is stored as the study attribute ``proxy_verdict``: ``passed``, the verdict ``line``, the
-statistics with their intervals, and ``proxy_key``, the identity of the proxy section it was measured
-on. A verdict measured on another proxy (other epochs, resolution or dataset) does not vouch for this one.
+"""The proxy's quality verdict stored with a study (``proxy-check SPEC --record``, attribute ``proxy_verdict``:
+``passed``, ``line``, the statistics and ``proxy_key``, the identity of the proxy section it was measured on),
+and the line `run`, `show` and the report print from it.
 """
 from __future__ import annotations
 
@@ -25,8 +22,7 @@ def proxy_key(proxy: Mapping[str, Any]) -> str:
 
 def verdict_line(user_attrs: Mapping[str, Any], proxy: Mapping[str, Any] | None = None,
                  spec_path: str | None = None) -> str:
-    """``proxy check: PASS ...`` / ``FAIL ...`` from a study's attributes, or the line saying there is
-    none (or that it was measured on another proxy) and the command that measures it."""
+    """``proxy check: PASS ...`` / ``FAIL ...``, or that there is none for this proxy and how to measure it."""
     v = user_attrs.get(VERDICT_ATTR)
     how = f"measure it with `wfsearch proxy-check {spec_path or 'SPEC'} --references --long-factor 4 --record`"
     if not isinstance(v, Mapping) or not isinstance(v.get("line"), str):

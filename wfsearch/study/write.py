@@ -1,10 +1,5 @@
-"""The one writer of a study: every attribute of a trial or of a study is written here.
-
-`write_header` writes what a study is (its spec, objectives, machine) for every writer (a search, its
-references, the simulator, ``proxy-check --record``); `write_proposal` what a trial evaluates, when it is
-asked; `tell` what it produced (an `Outcome`), when it ends; `fail_stale_trials` ends the trials a stopped
-run left running. Readers get it all back through `TrialRecord.from_trial`.
-"""
+"""The one writer of a study: every attribute of a trial or of a study is written here (read back by
+`TrialRecord.from_trial`)."""
 from __future__ import annotations
 
 import logging
@@ -28,19 +23,24 @@ def set_study_attrs(study: optuna.Study, **attrs: Any) -> None:
         study.set_user_attr(key, value)
 
 
+def stored_spec(spec: Any) -> dict:
+    """``spec.to_dict()`` with the storage password masked (a study's own record never holds one)."""
+    stored = spec.to_dict()
+    if stored.get("study", {}).get("storage"):
+        stored["study"]["storage"] = safe_url(stored["study"]["storage"])
+    return stored
+
+
 def write_header(study: optuna.Study, spec: Any, machine: Mapping[str, Any]) -> None:
-    """What the study is: the resolved spec (a storage password masked), its hash and path, the objectives
-    (also Optuna's metric names), this version and the ``machine`` it ran on."""
+    """What the study is: the spec (password masked), its hash and path, the objectives (also Optuna's metric
+    names), this version and the ``machine``."""
     objectives = spec.study.objectives
     with warnings.catch_warnings():  # experimental in Optuna
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names([o.name for o in objectives])
-    stored = spec.to_dict()
-    if stored.get("study", {}).get("storage"):  # the study's own record never holds a password
-        stored["study"]["storage"] = safe_url(stored["study"]["storage"])
     import wfsearch
 
-    set_study_attrs(study, spec=stored, spec_hash=spec.hash, spec_path=str(getattr(spec, "path", "") or ""),
+    set_study_attrs(study, spec=stored_spec(spec), spec_hash=spec.hash, spec_path=str(getattr(spec, "path", "") or ""),
                     wfsearch_version=wfsearch.__version__, hardware=dict(machine),
                     objectives=[{"name": o.name, "direction": o.direction} for o in objectives])
 
@@ -66,17 +66,17 @@ def tell(study: optuna.Study, trial: optuna.Trial, outcome: Outcome) -> optuna.t
 
 
 def fail_stale_trials(study: optuna.Study, reason: str = "interrupted: the run stopped while it was running") -> int:
-    """Mark trials left RUNNING by a crash or kill as FAIL, so their budget is spent again. ``reason``
-    is stored as the ``status_reason``; its status is the one it starts with (`Status.of`), else interrupted."""
+    """Mark trials left RUNNING by a crash or kill as FAIL (``reason`` their ``status_reason``, its leading word
+    the status, else interrupted), so their budget is spent again."""
     status = (Status.of(reason) or Status.INTERRUPTED).value
     storage = storage_of(study)
-    backend = rdb_backend(study) or storage  # the database itself: it filters by state, Optuna's
-    n = 0                                    # trial cache would read every trial first
-    for t in backend.get_all_trials(study_id(study), deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
+    backend = rdb_backend(study) or storage  # the database filters by state; Optuna's cache would read every trial
+    stale = backend.get_all_trials(study_id(study), deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))
+    for t in stale:
         storage.set_trial_user_attr(trial_id(t), "status_reason", reason)
         storage.set_trial_user_attr(trial_id(t), "status", status)
         storage.set_trial_state_values(trial_id(t), TrialState.FAIL)
-        n += 1
+    n = len(stale)
     if n:
         log.warning("study %s: %d trial(s) left running by an earlier run marked failed", study.study_name, n)
     return n
