@@ -100,6 +100,13 @@ class Outcome:
                                  ("curve", [dict(c) for c in self.curve])) if v}
         return {**out, **self.extra, "status": self.status.value, "status_reason": self.reason}
 
+    @property
+    def intervals(self) -> dict[str, dict[str, float]]:
+        """The 90% interval of every metric stored with one (``<metric>_low`` and ``<metric>_high``)."""
+        m = self.metrics
+        return {k[:-4]: {"value": m[k[:-4]], "low": m[k], "high": m[k[:-4] + "_high"]} for k in m
+                if k.endswith("_low") and k[:-4] in m and k[:-4] + "_high" in m}
+
     def scored(self, objectives: Sequence[str], directions: Sequence[str]) -> "Outcome":
         """With the values Optuna stores: the objectives when finished, the worst values when infeasible (so the
         sampler learns where the feasible region is), none otherwise."""
