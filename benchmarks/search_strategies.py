@@ -143,7 +143,7 @@ def strategy_spec(base, sampler: str, scheduler: str, rf: int | None):
 def run_one(spec_path: str, table_path: str, concurrent: int, draws: int, budget: float, sampler: str,
             scheduler: str, rf: int | None, seed: int) -> tuple[list[tuple[float, float]], dict]:
     """The (simulated time, true normalized hypervolume) steps of one search, and its summary."""
-    from wfsearch.search.sampler import make_sampler, resolve_sampler
+    from wfsearch.search.sampler import resolve_sampler
     from wfsearch.search.simulate import simulate
 
     ctx = _load(spec_path, table_path, concurrent, draws)
@@ -171,9 +171,7 @@ def run_one(spec_path: str, table_path: str, concurrent: int, draws: int, budget
     spec = strategy_spec(ctx["base"], sampler, scheduler, rf)
     # the sampler as `run` builds it for the spec's budget (study.trials decides `auto` and sizes TPE's start-up
     # and NSGA-II's population), not for the unbounded trial count that lets the clock alone end the search
-    seeded = spec.model_copy(update={"study": spec.study.model_copy(update={"seed": seed})})
-    _, s = simulate(spec, ctx["table"], workers=concurrent, seed=seed, max_trials=10**7,
-                    sampler=make_sampler(seeded, resolve_sampler(seeded)),
+    _, s = simulate(spec, ctx["table"], workers=concurrent, seed=seed, max_trials=10**7, resolved=resolve_sampler(spec),
                     time_budget_s=ctx["t_space"] * budget, on_complete=on_complete, stop=whole_front_found)
     return steps, {"trials": s.trials, "pruned": s.pruned, "distinct": s.distinct, "seconds": s.seconds,
                    "stopped": s.stopped_because}

@@ -151,11 +151,12 @@ class TableEvaluator:
 
 def simulate(spec: Any, table: Table, *, workers: int | None = None, seed: int | None = None,
              max_trials: int | None = None, time_budget_s: float | None = None, sampler: Any = None,
+             resolved: dict | None = None,
              on_complete: Callable[[float, optuna.trial.FrozenTrial], None] | None = None,
              stop: Callable[[], bool] | None = None) -> tuple[optuna.Study, SimSummary]:
     """Run ``spec``'s search against ``table``: the in-memory study and a summary. ``max_trials`` (default
     ``study.trials``), ``seed`` (default ``study.seed``), ``workers`` (default ``resources.max_concurrent`` or the
-    table's)."""
+    table's). ``resolved``: the sampler settings to use and store (default: resolved for ``max_trials``)."""
     t_wall = time.perf_counter()
     seed = spec.study.seed if seed is None else seed
     study_spec = spec.study.model_copy(update={"seed": seed, "trials": spec.study.trials if max_trials is None
@@ -168,7 +169,7 @@ def simulate(spec: Any, table: Table, *, workers: int | None = None, seed: int |
         raise UserError(f"{spec.path}: proxy.epochs: {rungs}: the table {table.path} has curves of "
                         f"{table_epochs} epoch(s); use rungs within them")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    resolved = resolve_sampler(spec)
+    resolved = resolved or resolve_sampler(spec)  # given: the sampler of another budget than max_trials
     study = optuna.create_study(directions=[o.direction for o in spec.study.objectives],
                                 sampler=sampler or make_sampler(spec, resolved), study_name=spec.study.name)
     write_header(study, spec, table_machine(table))
